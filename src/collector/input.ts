@@ -1,0 +1,26 @@
+import type { Logger } from '../log.js';
+import type { Pipeline } from './pipeline.js';
+
+/** What the collector hands every input. */
+export interface InputDeps {
+  pipeline: Pipeline;
+  log: Logger;
+  /** The input keeps its own state (checkpoints, pending partial lines) in a folder under here. */
+  stateDir: string;
+  hostName: string;
+  parseJson: boolean;
+  maxLineBytes: number;
+}
+
+export interface RunningInput {
+  readonly name: string;
+  /** What it listens on or follows, for the ready line (`127.0.0.1:24224`, `unix:///var/run/docker.sock`). */
+  readonly address: string;
+  /** For /readyz. */
+  ready(): boolean;
+  /**
+   * Stops taking input, writes out held split lines, and resolves once
+   * everything it accepted is in the pipeline (and acked or checkpointed).
+   */
+  stop(): Promise<void>;
+}

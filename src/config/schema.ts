@@ -1,0 +1,183 @@
+/**
+ * The whole configuration of clogs, in one place. Each key's `.describe()` text
+ * is what the README's config reference says; defaults live here and nowhere
+ * else, so the rest of the code receives a fully-defaulted `Config`.
+ */
+import { z } from 'zod';
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** `"500ms"`, `"5s"`, `"10m"`, `"1h"`, `"7d"` → milliseconds. */
+export const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const m = DURATION.exec(v);
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like "500ms", "5s", "10m", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return Number(m[1]) * UNITS[m[2]!]!;
+  });
+
+const SIZE = /^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/;
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1024 ** 2, GB: 1e9, GiB: 1024 ** 3 };
+/** `"8MiB"`, `"100MB"`, `1048576` → bytes. */
+export const byteSize = z
+  .union([z.string(), z.number().int().nonnegative()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const m = SIZE.exec(v.trim());
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: `expected a size like "8MiB" or "500MB", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return Number(m[1]) * SIZE_UNITS[m[2] ?? 'B']!;
+  });
+
+const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/;
+/** `"127.0.0.1:24224"` → { host, port } */
+export const listenAddress = z.string().transform((v, ctx) => {
+  const m = HOST_PORT.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected HOST:PORT like "127.0.0.1:24224", got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+});
+export type ListenAddress = z.infer<typeof listenAddress>;
+
+export const forwardSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Run the forward-protocol input.'),
+    listen: listenAddress
+      .default({ host: '127.0.0.1', port: 24224 })
+      .describe('TCP (and UDP heartbeat) listen address. Use "0.0.0.0:24224" to accept other hosts.'),
+    max_frame_size: byteSize.default(8 * 1024 * 1024).describe('Largest request (and decompressed chunk) accepted; larger ones close the connection.'),
+    max_record_keys: z.number().int().positive().default(1024).describe('Most keys a record may have.'),
+    max_connections: z.number().int().positive().default(1024).describe('Concurrent connections; further ones are refused.'),
+    shared_key: z.string().min(1).optional().describe('Turns on the HELO/PING/PONG handshake with this shared key. Docker cannot do it.'),
+    self_hostname: z.string().optional().describe('Hostname sent in HELO/PONG; must differ from the clients\' own.'),
+    users: z
+      .array(z.object({ username: z.string().min(1), password: z.string().min(1) }).strict())
+      .default([])
+      .describe('With shared_key: username/password pairs clients must present.'),
+    tls: z
+      .object({
+        cert: z.string().describe('PEM certificate file.'),
+        key: z.string().describe('PEM private key file.'),
+        ca: z.string().optional().describe('PEM CA file; when set, clients must present a certificate it signed.'),
+      })
+      .strict()
+      .optional()
+      .describe('Serve TLS on the listener.'),
+    partial_timeout: duration.default(5000).describe('How long a split line waits for its last piece before it is written as it is.'),
+  })
+  .strict();
+
+export const dockerSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Follow containers through the Docker Engine API when the socket is reachable.'),
+    host: z.string().optional().describe('Engine address: unix:///var/run/docker.sock (default, or DOCKER_HOST), tcp://host:2376.'),
+    tls: z
+      .object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+      .strict()
+      .optional()
+      .describe('Client certificates for a tcp:// engine.'),
+    include: z
+      .object({
+        names: z.array(z.string()).default([]),
+        labels: z.array(z.string()).default([]),
+        images: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ names: [], labels: [], images: [] })
+      .describe('Follow only containers matching any of these (globs for names and images; "key" or "key=value" for labels). Empty: all.'),
+    exclude: z
+      .object({
+        names: z.array(z.string()).default([]),
+        labels: z.array(z.string()).default([]),
+        images: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ names: [], labels: [], images: [] })
+      .describe('Never follow containers matching any of these.'),
+    opt_out_label: z.string().default('clogs.enable=false').describe('A container with this label is never followed.'),
+    fluentd_backfill: z
+      .boolean()
+      .default(false)
+      .describe('Also read containers using the fluentd driver (Docker 20.10+ dual logging) to fill gaps while the forward input was down.'),
+    removed_grace: duration.default(3_600_000).describe('How long a removed container\'s checkpoint is kept.'),
+  })
+  .strict();
+
+export const fileSinkSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Write events as NDJSON files.'),
+    dir: z.string().default('./data').describe('Directory of the files: one per container, rotated.'),
+    rotate_size: byteSize.default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size.'),
+    rotate_daily: z.boolean().default(true).describe('Start a new file each UTC day.'),
+    fsync: z.enum(['batch', 'interval', 'never']).default('batch').describe('"batch": fsync before acking each batch (no acked loss); "interval": every second; "never": leave it to the OS.'),
+  })
+  .strict();
+
+export const elasticsearchSchema = z
+  .object({
+    url: z.union([z.string().url(), z.array(z.string().url()).min(1)]).describe('One or more node URLs, e.g. http://127.0.0.1:9200.'),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    api_key: z.string().optional().describe('Base64 API key (id:key encoded), instead of username/password.'),
+    ca: z.string().optional().describe('PEM CA file for https.'),
+    fingerprint: z.string().optional().describe('SHA-256 fingerprint of the CA, instead of a CA file.'),
+    data_stream: z
+      .object({
+        dataset: z.string().regex(/^[a-z0-9_.]+$/).max(100).default('clogs'),
+        namespace: z.string().regex(/^[a-z0-9_.]+$/).max(100).default('default'),
+      })
+      .strict()
+      .default({ dataset: 'clogs', namespace: 'default' })
+      .describe('Writes to the data stream logs-<dataset>-<namespace>.'),
+    index: z.string().optional().describe('A daily index pattern like "clogs-%Y.%m.%d" instead of a data stream.'),
+    batch_size: byteSize.default(5 * 1024 * 1024).describe('Bulk request size.'),
+    batch_events: z.number().int().positive().default(5000).describe('Most events in one bulk request.'),
+    flush_interval: duration.default(1000).describe('Send a partial batch after this long.'),
+    in_flight: z.number().int().min(1).max(16).default(2).describe('Bulk requests in flight at once.'),
+    queue_max_size: byteSize.default(1024 * 1024 * 1024).describe('Disk queue bound; inputs block when it is full.'),
+    dead_letter: z.string().optional().describe('NDJSON file for documents Elasticsearch rejects for good (default <state>/dead-letter.ndjson).'),
+  })
+  .strict();
+
+export const httpSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    listen: listenAddress.default({ host: '127.0.0.1', port: 24280 }).describe('/healthz, /readyz, /metrics, /tail.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    state_dir: z.string().default('./state').describe('Where clogs keeps its queues, checkpoints and pending partial lines.'),
+    host_name: z.string().optional().describe('host.name of every event (default: the machine\'s hostname).'),
+    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),
+    max_line_size: byteSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
+    forward: forwardSchema.default(() => forwardSchema.parse({})),
+    docker: dockerSchema.default(() => dockerSchema.parse({})),
+    sinks: z
+      .object({
+        file: fileSinkSchema.default(() => fileSinkSchema.parse({})),
+        elasticsearch: elasticsearchSchema.optional(),
+      })
+      .strict()
+      .default(() => ({ file: fileSinkSchema.parse({}) })),
+    http: httpSchema.default(() => httpSchema.parse({})),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ForwardConfig = Config['forward'];
+export type DockerConfig = Config['docker'];
+export type FileSinkConfig = Config['sinks']['file'];
+export type ElasticsearchConfig = z.infer<typeof elasticsearchSchema>;
+export type HttpConfig = Config['http'];

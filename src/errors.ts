@@ -1,0 +1,26 @@
+/**
+ * One error class with fixed codes, so callers and users match on `code`
+ * rather than on message text.
+ */
+export type ClogsErrorCode =
+  | 'CLOGS_CONFIG'
+  | 'CLOGS_LISTEN'
+  | 'CLOGS_FRAME_TOO_LARGE'
+  | 'CLOGS_FRAME_MALFORMED'
+  | 'CLOGS_TOO_MANY_KEYS'
+  | 'CLOGS_AUTH'
+  | 'CLOGS_QUEUE_CLOSED'
+  | 'CLOGS_SINK'
+  | 'CLOGS_DOCKER'
+  | 'CLOGS_TAIL';
+
+export class ClogsError extends Error {
+  override name = 'ClogsError' as const;
+  constructor(
+    readonly code: ClogsErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

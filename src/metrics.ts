@@ -1,0 +1,86 @@
+/**
+ * The collector's Prometheus metrics, in one registry served on /metrics.
+ * Components import the metric they update; names follow Prometheus
+ * conventions (`_total` counters, base units).
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export const registry = new Registry();
+
+export const eventsIn = new Counter({
+  name: 'clogs_input_events_total',
+  help: 'Events produced by an input.',
+  labelNames: ['input'] as const,
+  registers: [registry],
+});
+export const bytesIn = new Counter({
+  name: 'clogs_input_bytes_total',
+  help: 'Bytes received by an input.',
+  labelNames: ['input'] as const,
+  registers: [registry],
+});
+export const inputErrors = new Counter({
+  name: 'clogs_input_errors_total',
+  help: 'Connections or streams an input closed for bad input, by reason.',
+  labelNames: ['input', 'reason'] as const,
+  registers: [registry],
+});
+export const connections = new Gauge({
+  name: 'clogs_input_connections',
+  help: 'Open connections of the forward input.',
+  labelNames: ['input'] as const,
+  registers: [registry],
+});
+export const containersFollowed = new Gauge({
+  name: 'clogs_docker_containers_followed',
+  help: 'Containers whose log stream the Docker input follows now.',
+  registers: [registry],
+});
+export const ackLatency = new Histogram({
+  name: 'clogs_forward_ack_latency_seconds',
+  help: 'From a forward request fully read to its ack written.',
+  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});
+export const eventsOut = new Counter({
+  name: 'clogs_sink_events_total',
+  help: 'Events a sink delivered (written to disk, or accepted by Elasticsearch).',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const bytesOut = new Counter({
+  name: 'clogs_sink_bytes_total',
+  help: 'Bytes a sink wrote or sent.',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const sinkErrors = new Counter({
+  name: 'clogs_sink_errors_total',
+  help: 'Failed writes or requests of a sink.',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const sinkRetries = new Counter({
+  name: 'clogs_sink_retries_total',
+  help: 'Requests or documents a sink sent again.',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const deadLettered = new Counter({
+  name: 'clogs_sink_dead_lettered_total',
+  help: 'Documents rejected for good and written to the dead-letter file, by container.',
+  labelNames: ['sink', 'container'] as const,
+  registers: [registry],
+});
+export const queueDepth = new Gauge({
+  name: 'clogs_queue_events',
+  help: 'Events in a sink\'s disk queue not yet delivered.',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const queueBytes = new Gauge({
+  name: 'clogs_queue_bytes',
+  help: 'Bytes of a sink\'s disk queue not yet delivered.',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});

@@ -1,0 +1,81 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'clogs-config-'));
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('loadConfig', () => {
+  it('gives every default with no file', () => {
+    const c = loadConfig({});
+    expect(c.forward.listen).toEqual({ host: '127.0.0.1', port: 24224 });
+    expect(c.sinks.file).toMatchObject({ enabled: true, dir: './data', fsync: 'batch', rotate_size: 100 * 1024 * 1024 });
+    expect(c.sinks.elasticsearch).toBeUndefined();
+    expect(c.docker.enabled).toBe(true);
+    expect(c.forward.partial_timeout).toBe(5000);
+  });
+
+  it('reads the shipped config file and it equals the defaults', () => {
+    expect(loadConfig({ file: 'config/clogs.yaml' })).toEqual(loadConfig({}));
+  });
+
+  it('lets the environment override the file and flags override both', () => {
+    const f = file('a.yaml', 'state_dir: /from-file\nsinks:\n  file:\n    dir: /file-dir\n');
+    const c = loadConfig({
+      file: f,
+      env: { CLOGS_STATE_DIR: '/from-env', CLOGS_FORWARD_MAX_FRAME_SIZE: '1MiB', CLOGS_SINKS_FILE_DIR: '/env-dir', CLOGS_DOCKER_ENABLED: 'false', PATH: '/bin' },
+      flags: { 'sinks.file.dir': { flag: '--file', value: '/flag-dir' } },
+    });
+    expect(c.state_dir).toBe('/from-env');
+    expect(c.forward.max_frame_size).toBe(1024 * 1024);
+    expect(c.sinks.file.dir).toBe('/flag-dir');
+    expect(c.docker.enabled).toBe(false);
+  });
+
+  it('turns on Elasticsearch from a URL alone', () => {
+    const c = loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: 'http://127.0.0.1:9200' } } });
+    expect(c.sinks.elasticsearch).toMatchObject({ url: 'http://127.0.0.1:9200', data_stream: { dataset: 'clogs', namespace: 'default' } });
+  });
+
+  it('names the file, line, key and what was expected', () => {
+    const f = file('bad.yaml', 'forward:\n  listen: nowhere\n');
+    expect(() => loadConfig({ file: f })).toThrow(`${f}:2: forward.listen: expected HOST:PORT like "127.0.0.1:24224", got "nowhere"`);
+  });
+
+  it('rejects unknown keys, naming them', () => {
+    const f = file('unknown.yaml', 'sinks:\n  file:\n    dir: x\n    rotate: 5\n');
+    expect(() => loadConfig({ file: f })).toThrow(/unknown.yaml:\d: sinks.file: unknown key "rotate"/);
+  });
+
+  it('names the variable or flag a bad value came from', () => {
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_FSYNC: 'always' } })).toThrow(/environment CLOGS_SINKS_FILE_FSYNC: sinks.file.fsync/);
+    expect(() => loadConfig({ flags: { 'forward.listen': { flag: '--forward', value: '1.2.3.4' } } })).toThrow(/flag --forward: forward.listen: expected HOST:PORT/);
+  });
+
+  it('reports bad durations, sizes and types', () => {
+    const f = file('types.yaml', 'forward:\n  partial_timeout: soon\n  max_record_keys: many\n');
+    let message = '';
+    try {
+      loadConfig({ file: f });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('forward.partial_timeout: expected a duration like "500ms", "5s", "10m", got "soon"');
+    expect(message).toContain('forward.max_record_keys: expected number');
+  });
+
+  it('reports YAML syntax errors with the line', () => {
+    const f = file('syntax.yaml', 'forward:\n  listen: [unclosed\n');
+    expect(() => loadConfig({ file: f })).toThrow(/syntax.yaml:\d+: not valid YAML/);
+  });
+
+  it('reports a missing file', () => {
+    expect(() => loadConfig({ file: join(dir, 'nope.yaml') })).toThrow(/nope.yaml: cannot read the config file \(ENOENT\)/);
+  });
+});

@@ -1,0 +1,170 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Normalizer, type RawLine } from '../../../src/collector/normalize.js';
+import type { LogEvent } from '../../../src/collector/event.js';
+
+function make(opts: Partial<ConstructorParameters<typeof Normalizer>[0]> = {}) {
+  let seq = 0;
+  const flushed: LogEvent[] = [];
+  const n = new Normalizer({
+    hostName: 'h',
+    nextSeq: () => seq++,
+    parseJson: true,
+    maxLineBytes: 1024 * 1024,
+    partialTimeoutMs: 100,
+    onTimeoutFlush: (events) => flushed.push(...events),
+    ...opts,
+  });
+  return { n, flushed };
+}
+
+const container = { id: 'c'.repeat(64), name: 'web' };
+const line = (text: string | Buffer, more: Partial<RawLine> = {}): RawLine => ({
+  input: 'forward',
+  time: { sec: 1795341190, nsec: 526990943 },
+  stream: 'stdout',
+  line: text,
+  container,
+  ...more,
+});
+
+describe('Normalizer', () => {
+  it('builds an ECS event with a 9-digit timestamp', () => {
+    const { n } = make();
+    const [e] = n.push(line('hello'));
+    expect(e).toEqual({
+      '@timestamp': '2026-11-22T09:53:10.526990943Z',
+      message: 'hello',
+      stream: 'stdout',
+      container,
+      host: { name: 'h' },
+      clogs: { input: 'forward', seq: 0, ordinal: 0 },
+    });
+  });
+
+  it('keeps leading zeros of the nanoseconds', () => {
+    const { n } = make();
+    expect(n.push(line('x', { time: { sec: 0, nsec: 5 } }))[0]!['@timestamp']).toBe('1970-01-01T00:00:00.000000005Z');
+  });
+
+  it('strips one trailing carriage return (TTY)', () => {
+    const { n } = make();
+    expect(n.push(line('tty line 1\r'))[0]!.message).toBe('tty line 1');
+    expect(n.push(line('two\r\r'))[0]!.message).toBe('two\r');
+  });
+
+  it('counts ordinals per source and stream at the same timestamp', () => {
+    const { n } = make();
+    const a = n.push(line('same'))[0]!;
+    const b = n.push(line('same'))[0]!;
+    const c = n.push(line('same', { stream: 'stderr' }))[0]!;
+    const d = n.push(line('later', { time: { sec: 1795341191, nsec: 0 } }))[0]!;
+    expect([a.clogs.ordinal, b.clogs.ordinal, c.clogs.ordinal, d.clogs.ordinal]).toEqual([0, 1, 0, 0]);
+    expect(b.clogs.seq).toBeGreaterThan(a.clogs.seq);
+  });
+
+  it('continues ordinals from a seeded checkpoint', () => {
+    const { n } = make();
+    n.seedOrdinal(container.id, 'stdout', '2026-11-22T09:53:10.526990943Z', 3);
+    expect(n.push(line('x'))[0]!.clogs.ordinal).toBe(3);
+  });
+
+  it('joins split pieces as bytes before decoding UTF-8', () => {
+    const { n } = make();
+    const text = Buffer.from('héllo ✓ wörld', 'utf8');
+    // Cut inside the three-byte check mark.
+    const cut = text.indexOf(0xe2) + 1;
+    expect(n.push(line(text.subarray(0, cut), { partial: { id: 'p', ordinal: 1, last: false } }))).toEqual([]);
+    expect(n.pending()).toBe(1);
+    const [e] = n.push(line(text.subarray(cut), { partial: { id: 'p', ordinal: 2, last: true } }));
+    expect(e!.message).toBe('héllo ✓ wörld');
+    expect(n.pending()).toBe(0);
+  });
+
+  it('ends a line of exactly 16384 bytes on an empty last piece', () => {
+    const { n } = make();
+    const big = 'x'.repeat(16384);
+    n.push(line(big, { partial: { id: 'q', ordinal: 1, last: false } }));
+    const [e] = n.push(line('', { partial: { id: 'q', ordinal: 2, last: true } }));
+    expect(e!.message).toBe(big);
+  });
+
+  it('keeps pieces of different streams and containers apart', () => {
+    const { n } = make();
+    n.push(line('out-', { partial: { id: 'a', ordinal: 1, last: false } }));
+    n.push(line('err-', { stream: 'stderr', partial: { id: 'b', ordinal: 1, last: false } }));
+    expect(n.push(line('end', { stream: 'stderr', partial: { id: 'b', ordinal: 2, last: true } }))[0]!.message).toBe('err-end');
+    expect(n.push(line('end', { partial: { id: 'a', ordinal: 2, last: true } }))[0]!.message).toBe('out-end');
+  });
+
+  it('flushes a split line that never gets its last piece after the timeout', async () => {
+    const { n, flushed } = make({ partialTimeoutMs: 60 });
+    n.push(line('stdout without newline', { partial: { id: 'z', ordinal: 1, last: false } }));
+    await vi.waitFor(() => expect(flushed.map((e) => e.message)).toEqual(['stdout without newline']), { timeout: 2000 });
+    expect(n.pending()).toBe(0);
+    n.close();
+  });
+
+  it('flushes held lines at shutdown and per source', () => {
+    const { n } = make();
+    n.push(line('a', { partial: { id: '1', ordinal: 1, last: false } }));
+    n.push(line('b', { container: { id: 'other' }, partial: { id: '2', ordinal: 1, last: false } }));
+    expect(n.flushSource('other').map((e) => e.message)).toEqual(['b']);
+    expect(n.flushAll().map((e) => e.message)).toEqual(['a']);
+  });
+
+  it('parses pino JSON lines: message, numeric level, the rest under attrs', () => {
+    const { n } = make();
+    const [e] = n.push(line('{"level":50,"time":1,"pid":7,"msg":"boom","req":{"id":1}}'));
+    expect(e!.message).toBe('boom');
+    expect(e!.log).toEqual({ level: 'error' });
+    expect(e!.attrs).toEqual({ time: 1, pid: 7, req: { id: 1 } });
+  });
+
+  it('parses logrus and zap level names', () => {
+    const { n } = make();
+    expect(n.push(line('{"level":"warning","msg":"w"}'))[0]!.log).toEqual({ level: 'warn' });
+    expect(n.push(line('{"L":"INFO","M":"zap"}'))[0]).toMatchObject({ message: 'zap', log: { level: 'info' } });
+  });
+
+  it('leaves non-JSON and non-object lines as they are', () => {
+    const { n } = make();
+    for (const text of ['{not json}', '[1,2]', '{"k":"v"', 'plain']) {
+      const [e] = n.push(line(text));
+      expect(e!.message).toBe(text);
+      expect(e!.attrs).toBeUndefined();
+    }
+  });
+
+  it('keeps a JSON line without a message field whole', () => {
+    const { n } = make();
+    const [e] = n.push(line('{"k":"v","n":1}'));
+    expect(e!.message).toBe('{"k":"v","n":1}');
+    expect(e!.attrs).toEqual({ k: 'v', n: 1 });
+  });
+
+  it('does not parse JSON when switched off', () => {
+    const { n } = make({ parseJson: false });
+    expect(n.push(line('{"msg":"x"}'))[0]!.attrs).toBeUndefined();
+  });
+
+  it('keeps every key of a non-Docker record under attrs and reads its level', () => {
+    const { n } = make();
+    const [e] = n.push({ input: 'forward', time: { sec: 1, nsec: 0 }, line: 'hi', tag: 'app.web', extra: { level: 'error', msg: 'hi', user: 'u' } });
+    expect(e).toMatchObject({ message: 'hi', log: { level: 'error' }, attrs: { level: 'error', msg: 'hi', user: 'u' }, clogs: { tag: 'app.web' } });
+    expect(e!.container).toBeUndefined();
+  });
+
+  it('cuts over-long lines into pieces at character boundaries', () => {
+    const { n } = make({ maxLineBytes: 10 });
+    const events = n.push(line('ééééééééé'));
+    expect(events.map((e) => e.clogs.piece)).toEqual([0, 1]);
+    expect(events.map((e) => e.message).join('')).toBe('ééééééééé');
+    expect(events.every((e) => Buffer.byteLength(e.message) <= 10)).toBe(true);
+    expect(events.map((e) => e.clogs.ordinal)).toEqual([0, 1]);
+  });
+
+  it('turns invalid UTF-8 into U+FFFD', () => {
+    const { n } = make();
+    expect(n.push(line(Buffer.from([0x69, 0x3a, 0x20, 0xff, 0xfe])))[0]!.message).toBe('i: \ufffd\ufffd');
+  });
+});
