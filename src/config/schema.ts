@@ -116,7 +116,7 @@ export const fileSinkSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Write events as NDJSON files.'),
     dir: z.string().default('./data').describe('Directory of the files: one per container, rotated.'),
-    rotate_size: byteSize.default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size.'),
+    rotate_size: byteSize.default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size; 0: never by size.'),
     rotate_daily: z.boolean().default(true).describe('Start a new file each UTC day.'),
     fsync: z.enum(['batch', 'interval', 'never']).default('batch').describe('"batch": fsync before acking each batch (no acked loss); "interval": every second; "never": leave it to the OS.'),
   })

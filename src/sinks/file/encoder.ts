@@ -1,0 +1,129 @@
+/**
+ * LogEvent → one NDJSON line: the JSON of `JSON.stringify(event)` (same keys
+ * and values, keys in LogEvent's declared order), then "\n".
+ *
+ * Measured (bench/file-sink.bench.ts: 1,000,000 Docker-shaped events of 655
+ * bytes, Node 20, this 2-core 2.8 GHz VM): about 2.0 µs of CPU per event from
+ * LogEvent to bytes in a Buffer, against 3.6 to 3.7 µs for JSON.stringify(event)
+ * + "\n" concatenated and converted with Buffer.from; the same encoder building
+ * a string first took 2.6 to 3.3 µs (see line-buffer.ts). Kept: this one.
+ * Why it is faster: each container's metadata (id, name, image, labels: most
+ * of a line) is rendered once per ContainerMeta object, which inputs share and
+ * never mutate, and copied as bytes; strings with nothing to escape are quoted
+ * by concatenation (the regular-expression test costs about half of
+ * JSON.stringify on a 120-character string here); large integers (`seq`) are
+ * printed in two halves, two to three times faster than one double-to-string.
+ */
+import type { ClogsFields, ContainerMeta, LogEvent } from '../../collector/event.js';
+import { LineBuffer } from './line-buffer.js';
+
+// What JSON.stringify escapes: control characters, `"`, `\`, and surrogates
+// (it escapes lone ones; strings with pairs take the slow path, still right).
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+/** JSON.stringify's rendering of a number. */
+function num(n: number): string {
+  if (n >= 1e8 && n <= Number.MAX_SAFE_INTEGER && Number.isInteger(n)) {
+    const high = Math.floor(n / 1e8);
+    const low = '' + (n - high * 1e8);
+    return '' + high + '00000000'.slice(low.length) + low;
+  }
+  return Number.isFinite(n) ? '' + n : 'null';
+}
+
+const containerJson = new WeakMap<ContainerMeta, Buffer>();
+// Events of one batch mostly come from one container in a row: one comparison
+// instead of a WeakMap lookup.
+let lastContainer: ContainerMeta | undefined;
+let lastContainerJson: Buffer = Buffer.alloc(0);
+
+function containerFragment(c: ContainerMeta): Buffer {
+  if (c === lastContainer) return lastContainerJson;
+  let json = containerJson.get(c);
+  if (json === undefined) {
+    json = Buffer.from(',"container":' + JSON.stringify(c));
+    containerJson.set(c, json);
+  }
+  lastContainer = c;
+  lastContainerJson = json;
+  return json;
+}
+
+// Inputs may build a new `host` object per event, but its name is the same.
+let lastHostName: string | undefined;
+let lastHostJson = '';
+
+function hostFragment(host: { name: string }): string {
+  if (host.name !== lastHostName) {
+    lastHostName = host.name;
+    lastHostJson = ',"host":' + JSON.stringify(host);
+  }
+  return lastHostJson;
+}
+
+let lastTag: string | undefined;
+let lastTagJson = '';
+
+function clogsFragment(c: ClogsFields): string {
+  let s = c.input === 'forward' ? ',"clogs":{"input":"forward"' : c.input === 'docker' ? ',"clogs":{"input":"docker"' : ',"clogs":{"input":' + quote(c.input);
+  const tag = c.tag;
+  if (tag !== undefined) {
+    if (tag !== lastTag) {
+      lastTag = tag;
+      lastTagJson = ',"tag":' + quote(tag);
+    }
+    s += lastTagJson;
+  }
+  s += ',"seq":' + num(c.seq) + ',"ordinal":' + num(c.ordinal);
+  if (c.piece !== undefined) s += ',"piece":' + num(c.piece);
+  return s + '}';
+}
+
+/**
+ * Attributes come from decoded records. msgpack can hold 64-bit integers that
+ * arrive as BigInt, which JSON.stringify refuses: they become decimal strings.
+ * Nothing decoded can fail otherwise; if something still does, the event is
+ * kept with the reason in place of its attributes rather than refused, since
+ * a refused batch comes back forever.
+ */
+function attrsJson(attrs: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(attrs);
+  } catch {
+    try {
+      return JSON.stringify(attrs, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
+    } catch (err) {
+      return JSON.stringify({ clogs_unserializable: (err as Error).message });
+    }
+  }
+}
+
+/** Appends `event` as one line to `out`. */
+export function encodeEvent(event: LogEvent, out: LineBuffer): void {
+  let s = '{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message);
+  const stream = event.stream;
+  if (stream !== undefined) s += stream === 'stdout' ? ',"stream":"stdout"' : stream === 'stderr' ? ',"stream":"stderr"' : ',"stream":' + quote(stream);
+  if (event.container !== undefined) {
+    out.text(s);
+    out.raw(containerFragment(event.container));
+    s = hostFragment(event.host);
+  } else {
+    s += hostFragment(event.host);
+  }
+  const log = event.log;
+  if (log !== undefined) s += log.level === undefined ? ',"log":{}' : ',"log":{"level":' + quote(log.level) + '}';
+  if (event.attrs !== undefined) s += ',"attrs":' + attrsJson(event.attrs);
+  out.text(s + clogsFragment(event.clogs) + '}\n');
+  out.endLine();
+}
+
+/** `event` as one line, "\n" included. */
+export function encodeLine(event: LogEvent): string {
+  const out = new LineBuffer(256);
+  encodeEvent(event, out);
+  return Buffer.concat(out.take()).toString('utf8');
+}

@@ -1,0 +1,179 @@
+/**
+ * The sink's open files: one current file per source, at most `maxOpen` open
+ * at once (least recently used closed first), opened, rotated and created by
+ * the rules of layout.ts.
+ */
+import { dirname, join } from 'node:path';
+import type { Logger } from '../../log.js';
+import type { FileIo } from './io.js';
+import { fileName, listLayoutFiles } from './layout.js';
+import { repairTornTail } from './repair.js';
+
+export interface OpenFile {
+  readonly source: string;
+  readonly path: string;
+  readonly day: string;
+  readonly index: number;
+  readonly fd: number;
+  /** Bytes in the file, as this process wrote them. */
+  size: number;
+  /** Written since its last sync. */
+  dirty: boolean;
+}
+
+export interface FileTableOptions {
+  dir: string;
+  io: FileIo;
+  log: Logger;
+  maxOpen: number;
+  /** 0: no size rotation. */
+  rotateSize: number;
+  rotateDaily: boolean;
+  /** Whether files are synced before they are closed, and created entries recorded for a directory sync. */
+  durable: boolean;
+}
+
+export class FileTable {
+  /** Iteration order is recency: the first entry is the least recently used. */
+  private readonly open = new Map<string, OpenFile>();
+  private readonly dirsToSync = new Set<string>();
+
+  constructor(private readonly opts: FileTableOptions) {}
+
+  /**
+   * The file `source`'s next lines go to on `today`, opened (evicting a file
+   * not in `pinned` if the table is full) or rotated to a new day as needed.
+   */
+  async acquire(source: string, today: string, pinned: ReadonlySet<string>): Promise<OpenFile> {
+    const current = this.open.get(source);
+    if (current !== undefined) {
+      this.open.delete(source);
+      this.open.set(source, current);
+      return this.opts.rotateDaily && current.day < today ? this.rotate(current, today) : current;
+    }
+    await this.makeRoom(pinned);
+    const file = await this.openSource(source, today);
+    this.open.set(source, file);
+    return file;
+  }
+
+  /** Syncs (when durable) and closes `file`, and opens its successor in its place. */
+  async rotate(file: OpenFile, today: string): Promise<OpenFile> {
+    this.open.delete(file.source);
+    await this.release(file);
+    const day = today > file.day ? today : file.day;
+    const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
+    this.open.set(file.source, next);
+    return next;
+  }
+
+  /** Closes a file after a failed write or sync; its source is reopened (and repaired) on next use. */
+  async discard(file: OpenFile): Promise<void> {
+    if (this.open.get(file.source) === file) this.open.delete(file.source);
+    await this.opts.io.close(file.fd).catch((err: unknown) => this.opts.log.warn({ err, path: file.path }, 'file close failed'));
+  }
+
+  dirtyFiles(): OpenFile[] {
+    return [...this.open.values()].filter((f) => f.dirty);
+  }
+
+  /** Directories that got a new entry since the last call, to sync before acking. */
+  takeDirsToSync(): string[] {
+    const dirs = [...this.dirsToSync];
+    this.dirsToSync.clear();
+    return dirs;
+  }
+
+  /** Syncs what is dirty (whatever the policy: this is shutdown) and closes everything. */
+  async closeAll(): Promise<void> {
+    const files = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(
+      files.map(async (f) => {
+        if (f.dirty) await this.syncQuietly(f);
+        await this.discard(f);
+      }),
+    );
+    await Promise.all(
+      this.takeDirsToSync().map((d) => this.opts.io.syncDir(d).catch((err: unknown) => this.opts.log.error({ err, dir: d }, 'directory sync failed'))),
+    );
+  }
+
+  private async makeRoom(pinned: ReadonlySet<string>): Promise<void> {
+    for (const [source, file] of this.open) {
+      if (this.open.size < this.opts.maxOpen) return;
+      if (pinned.has(source)) continue;
+      this.open.delete(source);
+      await this.release(file).catch((err: unknown) => this.opts.log.error({ err, path: file.path }, 'file sync failed before close'));
+    }
+  }
+
+  private async release(file: OpenFile): Promise<void> {
+    try {
+      if (file.dirty && this.opts.durable) {
+        await this.opts.io.sync(file.fd);
+        file.dirty = false;
+      }
+    } finally {
+      await this.discard(file);
+    }
+  }
+
+  private async syncQuietly(file: OpenFile): Promise<void> {
+    try {
+      await this.opts.io.sync(file.fd);
+      file.dirty = false;
+    } catch (err) {
+      this.opts.log.error({ err, path: file.path }, 'file sync failed');
+    }
+  }
+
+  /** Reopens the source's newest file when it may still grow, else starts the next one. */
+  private async openSource(source: string, today: string): Promise<OpenFile> {
+    const dirPath = join(this.opts.dir, source);
+    const created = await this.opts.io.mkdirp(dirPath);
+    if (created !== undefined && this.opts.durable) {
+      // Every directory from `created` down is new: its parent's entry must be made durable.
+      for (let d = dirPath; dirname(d) !== d; d = dirname(d)) {
+        this.dirsToSync.add(dirname(d));
+        if (d === created) break;
+      }
+    }
+    const last = (await listLayoutFiles(dirPath)).at(-1);
+    if (last === undefined) return this.create(source, today, 0);
+    // A file of a later day than today (the clock stepped back) is kept, so no
+    // new name sorts before it.
+    if (!this.opts.rotateDaily || last.day >= today) {
+      const file = await this.openFile(source, last.path, last.day, last.index);
+      if (this.opts.rotateSize === 0 || file.size < this.opts.rotateSize) return file;
+      await this.release(file);
+    }
+    const day = today > last.day ? today : last.day;
+    return this.create(source, day, day === last.day ? last.index + 1 : 0);
+  }
+
+  private async create(source: string, day: string, index: number): Promise<OpenFile> {
+    const dirPath = join(this.opts.dir, source);
+    const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index);
+    if (this.opts.durable) this.dirsToSync.add(dirPath);
+    return file;
+  }
+
+  /** Opens for appending, cutting a torn last line left by a crash. */
+  private async openFile(source: string, path: string, day: string, index: number): Promise<OpenFile> {
+    const { io, log } = this.opts;
+    const fd = await io.openAppend(path);
+    try {
+      let size = await io.size(fd);
+      const removed = await repairTornTail(io, fd, size);
+      if (removed > 0) {
+        log.warn({ path, bytes: removed }, 'cut a torn last line left by a crash');
+        size -= removed;
+      }
+      return { source, path, day, index, fd, size, dirty: removed > 0 };
+    } catch (err) {
+      await io.close(fd).catch(() => undefined);
+      throw err;
+    }
+  }
+}

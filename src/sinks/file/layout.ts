@@ -1,0 +1,144 @@
+/**
+ * Where the file sink puts events, written once so the sink and `clogs tail`
+ * read the same rules.
+ *
+ *   <dir>/<source>/<YYYY-MM-DD>.<NNNN>.ndjson
+ *
+ * - `<source>`: the container name, else the container id, else the forward
+ *   tag, else the input name, made safe by `sanitizeName`. A name that needed
+ *   no change is used as it is; every changed name ends in `~` and 8 hex digits
+ *   of a hash of the original, and `~` is never kept from an original, so two
+ *   distinct sources never share a directory (short of a hash collision).
+ *   A container recreated under the same name shares its directory: every
+ *   line carries `container.id`, so readers can tell the two apart.
+ * - `<YYYY-MM-DD>`: the UTC day the sink created the file (its processing
+ *   date, not the events' timestamps: backfilled old lines go to today's file).
+ * - `<NNNN>`: the file's number within that day, from 0000, wider past 9999.
+ *
+ * What a reader may rely on:
+ * - Order: files of a source sort by (day, number), numerically, never as
+ *   plain strings; `listFilesInOrder` does it. Within a file, lines are in the
+ *   order the sink received them. A new file's name never sorts before an
+ *   existing one, even if the clock steps back.
+ * - Only the newest file of a source grows. Once a later file exists, earlier
+ *   files never change (short of a crash repair, see below).
+ * - Every line is one complete JSON object ending in "\n". While the sink is
+ *   writing, the newest file can end in a line without its "\n" yet: a reader
+ *   that follows the file must hold that tail back until the "\n" arrives.
+ *   After a crash, the sink cuts such a torn tail off when it starts, so a file
+ *   only ever loses an incomplete last line, never a complete one.
+ */
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogEvent } from '../../collector/event.js';
+
+export const FILE_SUFFIX = '.ndjson';
+
+/** Longest `<source>` kept before cutting; the hash makes it at most 109 bytes. */
+export const MAX_NAME_LENGTH = 100;
+
+/** The unsanitized name of the source an event came from. */
+export function sourceName(event: LogEvent): string {
+  const c = event.container;
+  return c?.name || c?.id || event.clogs.tag || event.clogs.input;
+}
+
+/** The directory name (one path segment) of the event's source. */
+export function sourceDirName(event: LogEvent): string {
+  return sanitizeName(sourceName(event));
+}
+
+// Docker's own alphabet for container names ([a-zA-Z0-9][a-zA-Z0-9_.-]+): names
+// Docker allows pass unchanged; anything else (/, \, NUL, control characters,
+// spaces, Windows-reserved <>:"|?*, non-ASCII, and `~`, the hash marker) becomes `_`.
+const UNSAFE_CHAR = /[^A-Za-z0-9._-]/g;
+// A leading `.` makes `.`, `..` and hidden entries; a leading `-` reads as an
+// option to shell tools; Windows drops trailing dots.
+const UNSAFE_START = /^[.-]+/;
+const UNSAFE_END = /\.+$/;
+// Device names Windows reserves in any case and with any extension (CON, CON.txt).
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\.|$)/i;
+const HASH_CHARS = 8;
+
+/**
+ * Makes `raw` a safe single path segment: never empty, never `.` or `..`, no
+ * separator, no control character, at most MAX_NAME_LENGTH + 9 ASCII bytes.
+ */
+export function sanitizeName(raw: string): string {
+  let s = raw
+    .replace(UNSAFE_CHAR, '_')
+    .replace(UNSAFE_START, (m) => '_'.repeat(m.length))
+    .replace(UNSAFE_END, (m) => '_'.repeat(m.length));
+  if (WINDOWS_DEVICE.test(s)) s = `_${s}`;
+  if (s === '') s = '_';
+  if (s === raw && s.length <= MAX_NAME_LENGTH) return s;
+  if (s.length > MAX_NAME_LENGTH) s = s.slice(0, MAX_NAME_LENGTH);
+  // UTF-16 keeps lone surrogates apart, which UTF-8 would fold into U+FFFD.
+  const hash = createHash('sha256').update(raw, 'utf16le').digest('hex').slice(0, HASH_CHARS);
+  return `${s}~${hash}`;
+}
+
+/** The UTC day of a time in milliseconds, `YYYY-MM-DD`. */
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export function fileName(day: string, index: number): string {
+  return `${day}.${String(index).padStart(4, '0')}${FILE_SUFFIX}`;
+}
+
+const FILE_NAME = /^(\d{4}-\d{2}-\d{2})\.(\d{4,})\.ndjson$/;
+
+export interface LayoutFile {
+  /** File name, `2026-11-22.0003.ndjson`. */
+  name: string;
+  path: string;
+  day: string;
+  index: number;
+}
+
+/** `{ day, index }` of a sink file name, undefined for any other name. */
+export function parseFileName(name: string): { day: string; index: number } | undefined {
+  const m = FILE_NAME.exec(name);
+  return m ? { day: m[1]!, index: Number(m[2]) } : undefined;
+}
+
+/** Orders files oldest first: by day, then by number. */
+export function compareFiles(a: { day: string; index: number }, b: { day: string; index: number }): number {
+  return a.day < b.day ? -1 : a.day > b.day ? 1 : a.index - b.index;
+}
+
+/** The source directories under the sink directory (full paths, by name); [] when it does not exist. */
+export async function listSourceDirs(dir: string): Promise<string[]> {
+  const entries = await readdirOrEmpty(dir);
+  return entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+/** A source directory's sink files with their day and number, oldest first. */
+export async function listLayoutFiles(sourceDir: string): Promise<LayoutFile[]> {
+  const files: LayoutFile[] = [];
+  for (const e of await readdirOrEmpty(sourceDir)) {
+    const parsed = e.isFile() ? parseFileName(e.name) : undefined;
+    if (parsed) files.push({ name: e.name, path: join(sourceDir, e.name), ...parsed });
+  }
+  return files.sort(compareFiles);
+}
+
+/** A source directory's files (full paths), oldest first; the last one is the one that grows. */
+export async function listFilesInOrder(sourceDir: string): Promise<string[]> {
+  return (await listLayoutFiles(sourceDir)).map((f) => f.path);
+}
+
+async function readdirOrEmpty(dir: string) {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Bytes of whole NDJSON lines, encoded straight into Buffers. Measured: building
+ * one string per batch and converting it with Buffer.from at the end cost about
+ * as much as the encoding itself (V8 flattens the concatenation ropes, then
+ * encodes UTF-8), 2.6 to 3.3 µs per event in all against about 2.0 µs when each
+ * piece is written once, where it stays (bench/file-sink.bench.ts).
+ *
+ * A line never spans two chunks, so a chunk can be cut at any "\n" in it
+ * (rotation by size cuts on line boundaries).
+ */
+const FIRST_CHUNK = 4 * 1024;
+const MAX_CHUNK = 256 * 1024;
+
+export class LineBuffer {
+  private readonly chunks: Buffer[] = [];
+  private chunk: Buffer;
+  private offset = 0;
+  private lineStart = 0;
+  /** Bytes of the complete lines held. */
+  bytes = 0;
+
+  constructor(firstChunk = FIRST_CHUNK) {
+    this.chunk = Buffer.allocUnsafe(firstChunk);
+  }
+
+  text(s: string): void {
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    if (this.chunk.length - this.offset < s.length * 3) this.grow(s.length * 3);
+    this.offset += this.chunk.write(s, this.offset);
+  }
+
+  raw(b: Buffer): void {
+    if (this.chunk.length - this.offset < b.length) this.grow(b.length);
+    this.offset += b.copy(this.chunk, this.offset);
+  }
+
+  /** Marks the bytes written so far (ending in "\n") as a complete line. */
+  endLine(): void {
+    this.bytes += this.offset - this.lineStart;
+    this.lineStart = this.offset;
+  }
+
+  /** Forgets what was written since the last complete line. */
+  dropPartialLine(): void {
+    this.offset = this.lineStart;
+  }
+
+  /** The complete lines, in order; the buffer is empty afterwards. */
+  take(): Buffer[] {
+    const out = this.chunks.splice(0);
+    if (this.lineStart > 0) out.push(this.chunk.subarray(0, this.lineStart));
+    this.chunk = this.chunk.subarray(this.lineStart);
+    this.offset -= this.lineStart;
+    this.lineStart = 0;
+    this.bytes = 0;
+    return out;
+  }
+
+  /** Moves the line being written to a new chunk with room for `need` more bytes. */
+  private grow(need: number): void {
+    const partial = this.offset - this.lineStart;
+    const size = Math.max(Math.min(this.chunk.length * 2, MAX_CHUNK), partial + need);
+    const next = Buffer.allocUnsafe(size);
+    this.chunk.copy(next, 0, this.lineStart, this.offset);
+    if (this.lineStart > 0) this.chunks.push(this.chunk.subarray(0, this.lineStart));
+    this.chunk = next;
+    this.offset = partial;
+    this.lineStart = 0;
+  }
+}

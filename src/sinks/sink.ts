@@ -1,0 +1,21 @@
+import type { LogEvent } from '../collector/event.js';
+
+/**
+ * What every sink implements.
+ *
+ * `write` resolves once the batch is durable *for this sink*: on disk and
+ * fsync'd (file sink), or appended to the sink's own disk queue (Elasticsearch).
+ * Inputs ack forward chunks and advance Docker checkpoints only after every
+ * sink's `write` resolved, so a crash never loses what was acknowledged.
+ * A sink that cannot take more (queue full) keeps the promise pending: that is
+ * the backpressure inputs feel.
+ */
+export interface Sink {
+  readonly name: string;
+  start(): Promise<void>;
+  write(events: readonly LogEvent[]): Promise<void>;
+  /** Flushes what can be flushed and releases resources; later writes reject. */
+  close(): Promise<void>;
+  /** For /readyz and metrics: whether the destination is reachable now. */
+  ready?(): boolean;
+}

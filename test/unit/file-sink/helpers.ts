@@ -1,0 +1,153 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { ContainerMeta, LogEvent } from '../../../src/collector/event.js';
+import type { FileSinkConfig } from '../../../src/config/schema.js';
+import { nodeFileIo, type FileIo } from '../../../src/sinks/file/io.js';
+import { listFilesInOrder, listSourceDirs } from '../../../src/sinks/file/layout.js';
+import { eventsOut, sinkErrors } from '../../../src/metrics.js';
+
+const made: string[] = [];
+
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'clogs-file-sink-'));
+  made.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export function config(dir: string, over: Partial<FileSinkConfig> = {}): FileSinkConfig {
+  return { enabled: true, dir, rotate_size: 100 * 1024 * 1024, rotate_daily: true, fsync: 'batch', ...over };
+}
+
+/** A pino logger whose lines land in `lines`. */
+export function captureLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { log, lines };
+}
+
+export function container(name: string | undefined, id = 'c0ffee' + (name ?? 'anon'), extra: Partial<ContainerMeta> = {}): ContainerMeta {
+  return { ...(id ? { id } : {}), ...(name !== undefined ? { name } : {}), image: { name: 'busybox:latest' }, ...extra };
+}
+
+let seq = 1_795_000_000_000_000;
+export function event(message: string, over: Partial<LogEvent> & { tag?: string } = {}): LogEvent {
+  const { tag, ...rest } = over;
+  return {
+    '@timestamp': '2026-11-22T09:53:10.526990943Z',
+    message,
+    host: { name: 'test-host' },
+    clogs: { input: 'forward', seq: seq++, ordinal: 0, ...(tag !== undefined ? { tag } : {}) },
+    ...rest,
+  };
+}
+
+/** Every line under a sink directory: per source directory name, the parsed events in file order. */
+export async function readStore(dir: string): Promise<Map<string, unknown[]>> {
+  const out = new Map<string, unknown[]>();
+  for (const sourceDir of await listSourceDirs(dir)) {
+    const events: unknown[] = [];
+    for (const file of await listFilesInOrder(sourceDir)) {
+      const text = readFileSync(file, 'utf8');
+      if (text !== '' && !text.endsWith('\n')) throw new Error(`${file} ends with a torn line`);
+      for (const line of text.split('\n').slice(0, -1)) events.push(JSON.parse(line));
+    }
+    out.set(sourceDir.slice(dir.length + 1), events);
+  }
+  return out;
+}
+
+export interface CountingIo extends FileIo {
+  counts: { sync: number; syncDir: number; open: number; close: number; writev: number };
+  /** Called before each file sync; may delay it. */
+  beforeSync?: (fd: number) => Promise<void>;
+  /** Replaces writev when set. */
+  writevOverride?: (fd: number, bufs: Buffer[]) => Promise<number>;
+  events: string[];
+}
+
+/** The real file system, counted, with hooks to delay syncs and break writes. */
+export function countingIo(): CountingIo {
+  const io: CountingIo = {
+    ...nodeFileIo,
+    counts: { sync: 0, syncDir: 0, open: 0, close: 0, writev: 0 },
+    events: [],
+    openAppend: async (path) => {
+      io.counts.open++;
+      return nodeFileIo.openAppend(path);
+    },
+    close: async (fd) => {
+      io.counts.close++;
+      return nodeFileIo.close(fd);
+    },
+    writev: async (fd, bufs) => {
+      io.counts.writev++;
+      return io.writevOverride ? io.writevOverride(fd, bufs) : nodeFileIo.writev(fd, bufs);
+    },
+    sync: async (fd) => {
+      io.counts.sync++;
+      io.events.push('sync:start');
+      if (io.beforeSync) await io.beforeSync(fd);
+      await nodeFileIo.sync(fd);
+      io.events.push('sync:done');
+    },
+    syncDir: async (path) => {
+      io.counts.syncDir++;
+      io.events.push('syncDir');
+      return nodeFileIo.syncDir(path);
+    },
+  };
+  return io;
+}
+
+export async function metric(counter: typeof eventsOut | typeof sinkErrors): Promise<number> {
+  return (await counter.get()).values.find((v) => v.labels.sink === 'file')?.value ?? 0;
+}
+
+export function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Container names and tags meant to escape or break the directory. */
+export const HOSTILE = [
+  '..',
+  '.',
+  '../../etc/passwd',
+  '../',
+  '/',
+  '/abs/path',
+  'a/../../b',
+  'a\\..\\..\\b',
+  '..\\windows',
+  'nul\u0000byte',
+  '\u0000',
+  'esc\u001b[31mred',
+  'tab\tnew\nline\rret',
+  '\u007f',
+  '.hidden',
+  '...',
+  '-rf',
+  'trailing.',
+  'CON',
+  'con.txt',
+  'Aux',
+  'LPT1',
+  'COM9.log',
+  'a:b*c?d"e<f>g|h',
+  ' spaced name ',
+  'emoji😀',
+  'lone\ud800',
+  'lone\ud801',
+  'tilde~12345678',
+  'x'.repeat(5000),
+  'x'.repeat(4999) + 'y',
+  'y'.repeat(101),
+  '',
+];

@@ -1,0 +1,434 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { LogEvent } from '../../../src/collector/event.js';
+import { ClogsError } from '../../../src/errors.js';
+import { eventsOut, sinkErrors } from '../../../src/metrics.js';
+import { createFileSink } from '../../../src/sinks/file/index.js';
+import { nodeFileIo } from '../../../src/sinks/file/io.js';
+import { dayOf, listFilesInOrder, sanitizeName } from '../../../src/sinks/file/layout.js';
+import { HOSTILE, captureLog, config, container, countingIo, deferred, event, metric, readStore, removeTempDirs, tempDir } from './helpers.js';
+
+afterAll(removeTempDirs);
+
+const DAY = 86_400_000;
+const T0 = Date.UTC(2026, 10, 22, 23, 59, 58);
+
+const messages = (events: unknown[]) => events.map((e) => (e as LogEvent).message);
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+describe('file sink: layout', () => {
+  it('writes one directory per container, falling back to id, tag, then input', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await sink.start();
+    const web = container('web', 'aaa');
+    const noName = container(undefined, 'bbb');
+    const before = await metric(eventsOut);
+    await sink.write([
+      event('w1', { container: web, stream: 'stdout' }),
+      event('i1', { container: noName }),
+      event('t1', { tag: 'app.billing' }),
+      event('f1'),
+      event('w2', { container: web, stream: 'stderr' }),
+    ]);
+    await sink.write([event('t2', { tag: 'app.billing' }), event('w3', { container: web })]);
+    await sink.close();
+    const store = await readStore(dir);
+    expect([...store.keys()].sort()).toEqual(['app.billing', 'bbb', 'forward', 'web']);
+    expect(messages(store.get('web')!)).toEqual(['w1', 'w2', 'w3']);
+    expect(messages(store.get('bbb')!)).toEqual(['i1']);
+    expect(messages(store.get('app.billing')!)).toEqual(['t1', 't2']);
+    expect(messages(store.get('forward')!)).toEqual(['f1']);
+    expect(store.get('web')![1]).toMatchObject({ stream: 'stderr', container: { id: 'aaa', name: 'web' } });
+    expect((await metric(eventsOut)) - before).toBe(7);
+    const files = await listFilesInOrder(join(dir, 'web'));
+    expect(files.map((f) => f.slice(f.lastIndexOf(sep) + 1))).toEqual([`${dayOf(Date.now())}.0000.ndjson`]);
+  });
+
+  it('keeps hostile container names and tags inside the directory, each in its own place', async () => {
+    const root = tempDir();
+    const dir = join(root, 'data');
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await sink.start();
+    await sink.write(HOSTILE.map((name, i) => event(`c${i}`, { container: container(name, name === '' ? 'fallback-id' : name) })));
+    await sink.write(HOSTILE.filter((n) => n !== '').map((name, i) => event(`t${i}`, { tag: `tag:${name}` })));
+    await sink.close();
+    expect(readdirSync(root)).toEqual(['data']);
+    const files = walk(dir);
+    for (const f of files) expect(relative(dir, f).split(sep), f).toHaveLength(2);
+    const store = await readStore(dir);
+    expect(store.size).toBe(HOSTILE.length + HOSTILE.length - 1);
+    for (const [name, events] of store) {
+      expect(name).toMatch(/^[A-Za-z0-9_][A-Za-z0-9._~-]*$/);
+      expect(events).toHaveLength(1);
+    }
+    expect(store.get(sanitizeName('../../etc/passwd'))).toHaveLength(1);
+    expect(existsSync(join(root, 'etc'))).toBe(false);
+  });
+});
+
+describe('file sink: rotation', () => {
+  it('rotates at rotate_size on line boundaries, and gives an oversized line a file of its own', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir, { rotate_size: 1000 }), { log });
+    await sink.start();
+    const c = container('web');
+    const sent: string[] = [];
+    for (let b = 0; b < 6; b++) {
+      const batch = Array.from({ length: 7 }, (_, i) => `batch ${b} line ${i} ${'x'.repeat((b * 7 + i) % 40)}`);
+      if (b === 3) batch.push('huge ' + 'y'.repeat(3000));
+      sent.push(...batch);
+      await sink.write(batch.map((m) => event(m, { container: c })));
+    }
+    await sink.close();
+    const files = await listFilesInOrder(join(dir, 'web'));
+    expect(files.length).toBeGreaterThan(5);
+    files.forEach((f, i) => {
+      expect(f.endsWith(`.${String(i).padStart(4, '0')}.ndjson`)).toBe(true);
+      const text = readFileSync(f, 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      if (text.includes('huge ')) expect(text.split('\n')).toHaveLength(2);
+      else expect(statSync(f).size).toBeLessThanOrEqual(1000);
+    });
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(sent);
+  });
+
+  it('starts a new file each UTC day of processing, whatever the events\' timestamps', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    let now = T0;
+    const sink = createFileSink(config(dir), { log, now: () => now });
+    const c = container('web');
+    await sink.write([event('day1 a', { container: c })]);
+    now += 1000;
+    await sink.write([event('day1 b', { container: c })]);
+    now += 2000;
+    // Backfilled: stamped on day 1, processed on day 2.
+    await sink.write([event('day2 a', { container: c, '@timestamp': '2026-11-22T10:00:00.000000000Z' })]);
+    await sink.close();
+    const day1 = dayOf(T0);
+    const day2 = dayOf(T0 + DAY);
+    expect(readdirSync(join(dir, 'web')).sort()).toEqual([`${day1}.0000.ndjson`, `${day2}.0000.ndjson`]);
+    expect(readFileSync(join(dir, 'web', `${day2}.0000.ndjson`), 'utf8')).toContain('day2 a');
+
+    // A restart on day 2 appends to day 2's file; a clock stepped back to day 1 does too.
+    for (const at of [T0 + 5000, T0 - 60_000]) {
+      now = at;
+      const again = createFileSink(config(dir), { log, now: () => now });
+      await again.start();
+      await again.write([event(`restart ${at}`, { container: c })]);
+      await again.close();
+    }
+    expect(readdirSync(join(dir, 'web')).sort()).toEqual([`${day1}.0000.ndjson`, `${day2}.0000.ndjson`]);
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['day1 a', 'day1 b', 'day2 a', `restart ${T0 + 5000}`, `restart ${T0 - 60_000}`]);
+  });
+
+  it('keeps appending across days when rotate_daily is off', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    let now = T0;
+    const c = container('web');
+    const sink = createFileSink(config(dir, { rotate_daily: false }), { log, now: () => now });
+    await sink.write([event('a', { container: c })]);
+    now += 3 * DAY;
+    await sink.write([event('b', { container: c })]);
+    await sink.close();
+    expect(readdirSync(join(dir, 'web'))).toEqual([`${dayOf(T0)}.0000.ndjson`]);
+  });
+
+  it('continues the newest file after a restart, or starts the next one when it is full', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const c = container('web');
+    const line = event('x'.repeat(200), { container: c });
+    const first = createFileSink(config(dir, { rotate_size: 10_000 }), { log });
+    await first.write([line, line]);
+    await first.close();
+    const second = createFileSink(config(dir, { rotate_size: 10_000 }), { log });
+    await second.start();
+    await second.write([line]);
+    await second.close();
+    const files = await listFilesInOrder(join(dir, 'web'));
+    expect(files).toHaveLength(1);
+    expect(readFileSync(files[0]!, 'utf8').split('\n')).toHaveLength(4);
+    const third = createFileSink(config(dir, { rotate_size: statSync(files[0]!).size }), { log });
+    await third.write([line]);
+    await third.close();
+    expect(await listFilesInOrder(join(dir, 'web'))).toHaveLength(2);
+  });
+});
+
+describe('file sink: group commit and fsync', () => {
+  it('coalesces writes that arrive during an fsync into the next commit', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const gate = deferred();
+    const started = deferred();
+    io.beforeSync = async () => {
+      started.resolve();
+      await gate.promise;
+    };
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    const c = container('web');
+    const first = sink.write([event('first', { container: c })]);
+    await started.promise;
+    const rest = Array.from({ length: 99 }, (_, i) => sink.write([event(`w${i}`, { container: c })]));
+    io.beforeSync = undefined;
+    gate.resolve();
+    await Promise.all([first, ...rest]);
+    expect(io.counts.sync).toBe(2);
+    expect(io.counts.writev).toBe(2);
+    const same = Array.from({ length: 50 }, (_, i) => sink.write([event(`s${i}`, { container: c })]));
+    await Promise.all(same);
+    expect(io.counts.sync).toBe(3);
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['first', ...Array.from({ length: 99 }, (_, i) => `w${i}`), ...Array.from({ length: 50 }, (_, i) => `s${i}`)]);
+  });
+
+  it('"batch": resolves only after the data and the new file\'s directory entry are synced', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const gate = deferred();
+    io.beforeSync = () => gate.promise;
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    let resolved = false;
+    const done = sink.write([event('durable', { container: container('web') })]).then(() => {
+      resolved = true;
+      io.events.push('resolved');
+    });
+    await vi.waitFor(() => expect(io.events).toContain('sync:start'));
+    await sleep(20);
+    expect(io.counts.writev).toBe(1);
+    expect(resolved).toBe(false);
+    gate.resolve();
+    await done;
+    // Then the new file's entry in web/, and web/ itself in the sink directory.
+    expect(io.events).toEqual(['sync:start', 'sync:done', 'syncDir', 'syncDir', 'resolved']);
+    await sink.close();
+  });
+
+  it('"interval": resolves after the write and syncs on a timer; "never" does not sync until close', async () => {
+    for (const fsync of ['interval', 'never'] as const) {
+      const dir = tempDir();
+      const { log } = captureLog();
+      const io = countingIo();
+      const sink = createFileSink(config(dir, { fsync }), { log, io, syncIntervalMs: 30 });
+      await sink.write([event('a', { container: container('web') })]);
+      expect(io.counts.sync).toBe(0);
+      if (fsync === 'interval') await vi.waitFor(() => expect(io.counts.sync).toBe(1));
+      else await sleep(150);
+      // Nothing new was written: later ticks have nothing to sync.
+      await sleep(100);
+      expect(io.counts.sync).toBe(fsync === 'interval' ? 1 : 0);
+      if (fsync === 'interval') expect(io.counts.syncDir).toBeGreaterThanOrEqual(1);
+      await sink.write([event('b', { container: container('web') })]);
+      await sink.close();
+      expect(io.counts.sync).toBe(fsync === 'interval' ? 2 : 1);
+      expect(messages((await readStore(dir)).get('web')!)).toEqual(['a', 'b']);
+    }
+  });
+
+  it('keeps at most maxOpenFiles descriptors open, closing the least recently used', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io, maxOpenFiles: 2 });
+    const cs = ['a', 'b', 'c', 'd', 'e'].map((n) => container(n));
+    for (let round = 0; round < 4; round++) {
+      await sink.write(cs.map((c) => event(`${c.name}${round}`, { container: c })));
+      expect(io.counts.open - io.counts.close).toBeLessThanOrEqual(2);
+      await sink.write([event(`a${round}x`, { container: cs[0]! })]);
+      expect(io.counts.open - io.counts.close).toBeLessThanOrEqual(2);
+    }
+    await sink.close();
+    expect(io.counts.open).toBe(io.counts.close);
+    const store = await readStore(dir);
+    expect(messages(store.get('a')!)).toEqual(['a0', 'a0x', 'a1', 'a1x', 'a2', 'a2x', 'a3', 'a3x']);
+    expect(messages(store.get('e')!)).toEqual(['e0', 'e1', 'e2', 'e3']);
+    for (const n of ['a', 'b', 'c', 'd', 'e']) expect(readdirSync(join(dir, n))).toHaveLength(1);
+  });
+});
+
+describe('file sink: everything at once', () => {
+  it('keeps every source\'s lines whole and in call order across concurrency, rotation, days and evictions', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    let now = T0;
+    const sink = createFileSink(config(dir, { rotate_size: 2000 }), { log, now: () => now, maxOpenFiles: 3 });
+    await sink.start();
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    const sources = Array.from({ length: 12 }, (_, i) => (i % 4 === 3 ? { tag: `app.${i}` } : { container: container(`c${i}`) }));
+    const expected = new Map<string, string[]>();
+    const writes: Promise<void>[] = [];
+    for (let w = 0; w < 300; w++) {
+      const batch = Array.from({ length: 1 + random(20) }, (_, i) => {
+        const src = sources[random(sources.length)]!;
+        const name = src.container?.name ?? src.tag!;
+        const message = `${name} w${w} e${i} ${'é'.repeat(random(120))}`;
+        expected.set(name, [...(expected.get(name) ?? []), message]);
+        return event(message, src);
+      });
+      writes.push(sink.write(batch));
+      if (random(10) === 0) now += random(3) * 1000;
+      if (random(4) === 0) await writes.at(-1);
+    }
+    await Promise.all(writes);
+    await sink.close();
+    const store = await readStore(dir);
+    expect(new Set(store.keys())).toEqual(new Set(expected.keys()));
+    for (const [name, sent] of expected) expect(messages(store.get(name)!)).toEqual(sent);
+    for (const f of walk(dir)) expect(statSync(f).size).toBeLessThanOrEqual(2000);
+    expect(new Set(walk(dir).map((f) => f.slice(f.lastIndexOf(sep) + 1, f.lastIndexOf(sep) + 11))).size).toBeGreaterThan(1);
+  });
+});
+
+describe('file sink: crash repair', () => {
+  it('cuts a torn last line on start and logs how many bytes it removed', async () => {
+    const dir = tempDir();
+    const today = dayOf(Date.now());
+    mkdirSync(join(dir, 'web'));
+    mkdirSync(join(dir, 'api'));
+    mkdirSync(join(dir, 'old'));
+    const good = JSON.stringify(event('complete')) + '\n';
+    const torn = ['{"@timestamp":"2026-11-22T09:', '{"message":"' + 'z'.repeat(200_000), '{"no newline at all"'];
+    writeFileSync(join(dir, 'web', `${today}.0000.ndjson`), good + torn[0]);
+    writeFileSync(join(dir, 'api', `${today}.0000.ndjson`), good + good + torn[1]);
+    writeFileSync(join(dir, 'old', '2020-01-01.0000.ndjson'), torn[2]!);
+    const { log, lines } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await sink.start();
+    expect(readFileSync(join(dir, 'web', `${today}.0000.ndjson`), 'utf8')).toBe(good);
+    expect(readFileSync(join(dir, 'api', `${today}.0000.ndjson`), 'utf8')).toBe(good + good);
+    expect(readFileSync(join(dir, 'old', '2020-01-01.0000.ndjson'), 'utf8')).toBe('');
+    const warnings = lines.filter((l) => l.msg === 'cut a torn last line left by a crash');
+    expect(warnings.map((w) => w.bytes).sort()).toEqual(torn.map((t) => t.length).sort());
+    expect(warnings.every((w) => w.level === 40)).toBe(true);
+    await sink.write([event('after', { container: container('web') })]);
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['complete', 'after']);
+  });
+
+  it('repairs a file it reopens to append to', async () => {
+    const dir = tempDir();
+    const { log, lines } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await sink.start();
+    mkdirSync(join(dir, 'web'));
+    const file = join(dir, 'web', `${dayOf(Date.now())}.0000.ndjson`);
+    writeFileSync(file, JSON.stringify(event('before')) + '\n{"torn');
+    await sink.write([event('after', { container: container('web') })]);
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['before', 'after']);
+    expect(lines.find((l) => l.msg === 'cut a torn last line left by a crash')).toMatchObject({ path: file, bytes: '{"torn'.length });
+  });
+});
+
+describe('file sink: errors and shutdown', () => {
+  it('flushes what was handed in on close, then rejects writes with CLOGS_QUEUE_CLOSED', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    const pending = [sink.write([event('a', { container: container('web') })]), sink.write([event('b', { container: container('web') })])];
+    const closed = sink.close();
+    await expect(sink.write([event('late')])).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
+    await Promise.all(pending);
+    await closed;
+    await expect(sink.write([event('later')])).rejects.toBeInstanceOf(ClogsError);
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['a', 'b']);
+  });
+
+  it('rejects a batch holding an event that breaks the LogEvent type, without a broken line', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    const c = container('web');
+    const broken = { ...event('broken', { container: c }), host: undefined } as unknown as LogEvent;
+    const bad = sink.write([event('ok1', { container: c }), broken]);
+    const good = sink.write([event('ok2', { container: c })]);
+    await expect(bad).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('cannot encode') });
+    await expect(good).resolves.toBeUndefined();
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['ok1', 'ok2']);
+  });
+
+  it('rejects with CLOGS_SINK when the directory cannot be created (its parent is a file), and goes on', async () => {
+    const root = tempDir();
+    writeFileSync(join(root, 'file'), '');
+    const dir = join(root, 'file', 'data');
+    const { log, lines } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await expect(sink.start()).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('ENOTDIR') });
+    const errorsBefore = await metric(sinkErrors);
+    const err = await sink.write([event('x', { container: container('web') })]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClogsError);
+    expect(err).toMatchObject({ code: 'CLOGS_SINK', message: expect.stringMatching(/ENOTDIR.*|.*ENOTDIR/) });
+    expect((err as Error).message).toContain(join(dir, 'web'));
+    expect((await metric(sinkErrors)) - errorsBefore).toBe(1);
+    expect(sink.ready!()).toBe(false);
+    expect(lines.some((l) => l.msg === 'file write failed' && l.level === 50)).toBe(true);
+    await expect(sink.write([event('y', { container: container('web') })])).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    await sink.close();
+  });
+
+  it('fails only the writes that touched a broken source', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'blocked'), 'a file where a directory should be');
+    const { log } = captureLog();
+    const sink = createFileSink(config(dir), { log });
+    await sink.start();
+    const blocked = sink.write([event('b', { container: container('blocked') }), event('ok1', { container: container('ok') })]);
+    const fine = sink.write([event('ok2', { container: container('ok') })]);
+    await expect(blocked).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    await expect(fine).resolves.toBeUndefined();
+    await sink.close();
+    expect(messages((await readStore(dir)).get('ok')!)).toEqual(['ok1', 'ok2']);
+  });
+
+  it('on a full disk (ENOSPC after a partial write) rejects, leaves no torn line, and recovers', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    const c = container('web');
+    await sink.write([event('before', { container: c })]);
+    let calls = 0;
+    io.writevOverride = async (fd, bufs) => {
+      if (calls++ === 0) {
+        const all = Buffer.concat(bufs);
+        // Half of the data reaches the disk, cutting a line in the middle.
+        return nodeFileIo.writev(fd, [all.subarray(0, Math.floor(all.length / 2) + 3)]);
+      }
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    };
+    const full = sink.write(Array.from({ length: 10 }, (_, i) => event(`lost ${i} ${'p'.repeat(50)}`, { container: c })));
+    await expect(full).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('ENOSPC') });
+    expect(sink.ready!()).toBe(false);
+    const file = (await listFilesInOrder(join(dir, 'web')))[0]!;
+    expect(readFileSync(file, 'utf8').endsWith('\n')).toBe(true);
+    io.writevOverride = undefined;
+    await sink.write([event('after', { container: c })]);
+    expect(sink.ready!()).toBe(true);
+    await sink.close();
+    const got = messages((await readStore(dir)).get('web')!);
+    expect(got[0]).toBe('before');
+    expect(got.at(-1)).toBe('after');
+    expect(got.length).toBeGreaterThan(2);
+  });
+});
