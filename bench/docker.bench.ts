@@ -1,0 +1,404 @@
+/**
+ * Docker input, end to end: real containers (busybox, json-file) → the engine
+ * → `clogs collect` (its own process, file sink with fsync per batch).
+ *
+ *   burst   N containers, each writes L numbered ~120-byte lines as fast as
+ *           awk can, all released at once (they wait for a go file on a
+ *           mounted folder, so container start-up is not timed)
+ *   rate    N containers at a fixed rate (R lines/s each, for S seconds)
+ *   idle    N containers that wrote one line and sleep: the collector's RSS
+ *           with them followed, minus its RSS following none
+ *
+ * Reports lines/s collected (first line released → last line in the sink),
+ * the collector's CPU seconds per 100,000 lines (/proc/<pid>/stat
+ * utime+stime), its RSS (VmRSS now, VmHWM peak), and the lag between a line's
+ * Docker timestamp and when the bench saw it in the sink files (polled every
+ * 10 ms, so lags carry up to ~10 ms of polling). Everything shares the
+ * machine: dockerd, the containers, the collector and this process.
+ *
+ *   npm run build && node dist/bench/docker.bench.js [burst|rate|idle|all]
+ *   CLOGS_BENCH_DOCKER_LINES (lines per container in burst-10, default 20000;
+ *   burst-100 writes a tenth of it per container)
+ *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+const CLI = join(process.cwd(), 'dist/src/cli.js');
+const IMAGE = 'clogs-busybox:latest';
+const CLK_TCK = 100;
+const LINES = Number(process.env.CLOGS_BENCH_DOCKER_LINES ?? 20_000);
+const PAYLOAD = 'GET /api/v1/orders user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f35';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function docker(...args: string[]): Promise<string> {
+  const { stdout } = await execFileP('docker', args, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+interface Collector {
+  child: ChildProcess;
+  httpAddress: string;
+  stop(): Promise<void>;
+}
+
+async function startCollector(files: string, state: string, config: string): Promise<Collector> {
+  const nodeArgs = process.env.CLOGS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'collect', '--config', config, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', files, '--state', state], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('collector not ready after 30 s'));
+    }, 30_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        if (parsed.msg === 'ready') {
+          clearTimeout(timer);
+          resolve(parsed);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`collector exited (${code}) before ready`)));
+  });
+  return {
+    child,
+    httpAddress: String(ready.http),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+function cpuSeconds(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
+}
+
+function memory(pid: number): { rssMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+async function followed(httpAddress: string): Promise<number> {
+  const text = await (await fetch(`http://${httpAddress}/metrics`)).text();
+  return Number(/^clogs_docker_containers_followed (\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/**
+ * Reads the sink's NDJSON files as they grow: counts lines, and samples the
+ * lag of every line (Docker timestamp → seen here).
+ */
+class SinkTail {
+  private readonly offsets = new Map<string, number>();
+  private readonly partial = new Map<string, string>();
+  count = 0;
+  readonly lagsMs: number[] = [];
+  firstSeenMs = 0;
+  lastSeenMs = 0;
+
+  constructor(private readonly dir: string) {}
+
+  poll(): void {
+    const now = Date.now();
+    for (const file of this.files(this.dir)) {
+      const size = statSync(file).size;
+      const at = this.offsets.get(file) ?? 0;
+      if (size <= at) continue;
+      const buf = Buffer.allocUnsafe(size - at);
+      const fd = openSync(file, 'r');
+      const n = readSync(fd, buf, 0, buf.length, at);
+      closeSync(fd);
+      this.offsets.set(file, at + n);
+      const text = (this.partial.get(file) ?? '') + buf.toString('utf8', 0, n);
+      const lines = text.split('\n');
+      this.partial.set(file, lines.pop()!);
+      for (const line of lines) {
+        const ts = /^\{"@timestamp":"([^"]+)"/.exec(line)?.[1];
+        if (!ts || !line.includes('"input":"docker"')) continue;
+        this.count++;
+        if (this.firstSeenMs === 0) this.firstSeenMs = now;
+        this.lastSeenMs = now;
+        this.lagsMs.push(now - tsMs(ts));
+      }
+    }
+  }
+
+  private files(dir: string): string[] {
+    const out: string[] = [];
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) out.push(...this.files(p));
+      else if (name.endsWith('.ndjson')) out.push(p);
+    }
+    return out;
+  }
+}
+
+/** ms since the epoch with the sub-millisecond part kept as a fraction. */
+function tsMs(ts: string): number {
+  return Date.parse(ts.slice(0, 19) + 'Z') + Number(ts.slice(20, 29)) / 1e6;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+}
+
+interface Setup {
+  prefix: string;
+  files: string;
+  state: string;
+  go: string;
+  collector: Collector;
+  tail: SinkTail;
+  cleanup(): Promise<void>;
+}
+
+async function setup(part: string): Promise<Setup> {
+  const prefix = `clogs-bench-${part}-${process.pid}`;
+  const root = mkdtempSync(join(tmpdir(), `clogs-bench-docker-${part}-`));
+  const files = join(root, 'files');
+  const state = join(root, 'state');
+  const go = join(root, 'go');
+  const config = join(root, 'clogs.yaml');
+  writeFileSync(config, `docker:\n  include:\n    names: ["${prefix}*"]\n`);
+  mkdirSync(files);
+  mkdirSync(go);
+  const collector = await startCollector(files, state, config);
+  return {
+    prefix,
+    files,
+    state,
+    go,
+    collector,
+    tail: new SinkTail(files),
+    cleanup: async () => {
+      await collector.stop();
+      const ids = (await docker('ps', '-aq', '--filter', `name=^/${prefix}`)).split('\n').filter(Boolean);
+      for (let i = 0; i < ids.length; i += 50) await docker('rm', '-f', ...ids.slice(i, i + 50));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates and starts containers with bounded parallelism (dockerd serializes much of it anyway). */
+async function startContainers(s: Setup, n: number, script: string): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      await docker('run', '-d', '--name', `${s.prefix}-${i}`, '-v', `${s.go}:/go:ro`, IMAGE, 'sh', '-c', script);
+    }
+  };
+  await Promise.all(Array.from({ length: 6 }, worker));
+  const deadline = Date.now() + 120_000;
+  while ((await followed(s.collector.httpAddress)) < n) {
+    if (Date.now() > deadline) throw new Error(`the collector follows fewer than ${n} containers after 120 s`);
+    await sleep(200);
+  }
+}
+
+const waitForGo = 'while [ ! -e /go/go ]; do sleep 0.05; done; ';
+
+async function measure(s: Setup, expected: number, timeoutMs: number): Promise<string> {
+  const pid = s.collector.child.pid!;
+  const cpu0 = cpuSeconds(pid);
+  const t0 = Date.now();
+  writeFileSync(join(s.go, 'go'), '');
+  while (s.tail.count < expected) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`only ${s.tail.count} of ${expected} lines after ${timeoutMs} ms`);
+    await sleep(10);
+    s.tail.poll();
+  }
+  const seconds = (s.tail.lastSeenMs - t0) / 1000;
+  const cpu1 = cpuSeconds(pid);
+  const user = cpu1.user - cpu0.user;
+  const system = cpu1.system - cpu0.system;
+  const per100k = (x: number) => ((x * 100_000) / expected).toFixed(2);
+  const mem = memory(pid);
+  const lags = s.tail.lagsMs.sort((a, b) => a - b);
+  return (
+    `${Math.round(expected / seconds).toLocaleString('en')} lines/s (${expected.toLocaleString('en')} in ${seconds.toFixed(2)} s), ` +
+    `CPU ${per100k(user + system)} s per 100k lines (user ${per100k(user)}, system ${per100k(system)}), RSS ${mem.rssMb.toFixed(0)} MB (peak ${mem.peakMb.toFixed(0)} MB), ` +
+    `lag p50 ${percentile(lags, 50).toFixed(0)} ms, p99 ${percentile(lags, 99).toFixed(0)} ms`
+  );
+}
+
+async function burst(n: number, perContainer: number): Promise<string> {
+  const s = await setup(`burst${n}`);
+  try {
+    const script = `${waitForGo}busybox awk 'BEGIN { for (i = 1; i <= ${perContainer}; i++) printf "%08d ${PAYLOAD}\\n", i }'; sleep 3600`;
+    await startContainers(s, n, script);
+    return `burst, ${n} containers × ${perContainer} lines: ${await measure(s, n * perContainer, 600_000)}`;
+  } finally {
+    await s.cleanup();
+  }
+}
+
+async function rate(n: number, perSecond: number, seconds: number): Promise<string> {
+  const s = await setup(`rate${n}`);
+  try {
+    // 10 lines, then a pause: a shell loop with one sleep per line would spend its time forking.
+    const rounds = (perSecond * seconds) / 10;
+    const pause = (10 / perSecond).toFixed(3);
+    const script = `${waitForGo}r=0; while [ $r -lt ${rounds} ]; do for k in 0 1 2 3 4 5 6 7 8 9; do echo "$r.$k ${PAYLOAD}"; done; r=$((r+1)); sleep ${pause}; done; sleep 3600`;
+    await startContainers(s, n, script);
+    return `rate, ${n} containers × ~${perSecond} lines/s for ${seconds} s: ${await measure(s, n * perSecond * seconds, 600_000)}`;
+  } finally {
+    await s.cleanup();
+  }
+}
+
+async function idle(n: number): Promise<string> {
+  const s = await setup(`idle${n}`);
+  try {
+    await startContainers(s, n, 'echo "one line"; sleep 3600');
+    await sleep(3000);
+    const mem = memory(s.collector.child.pid!);
+    return `idle, ${n} containers followed by the collector: RSS ${mem.rssMb.toFixed(0)} MB (peak ${mem.peakMb.toFixed(0)} MB)`;
+  } finally {
+    await s.cleanup();
+  }
+}
+
+/**
+ * RSS moves with the garbage collector by more than a few idle followers
+ * weigh, so the per-container figure is taken in a child process that can
+ * force a collection: the input in-process, heap + external memory with 0
+ * and then n idle containers followed.
+ */
+async function idlePerContainer(n: number): Promise<string> {
+  const { stdout } = await execFileP(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), 'idle-child', String(n)], { maxBuffer: 1 << 20 });
+  return stdout.trim();
+}
+
+async function idleChild(n: number): Promise<void> {
+  const { Pipeline } = await import('../src/collector/pipeline.js');
+  const { startDockerInput } = await import('../src/collector/docker/index.js');
+  const { dockerSchema } = await import('../src/config/schema.js');
+  const { createLogger } = await import('../src/log.js');
+  const { containersFollowed } = await import('../src/metrics.js');
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  const used = () => {
+    gc();
+    gc();
+    const m = process.memoryUsage();
+    return { heap: m.heapUsed + m.external, rss: m.rss };
+  };
+  const prefix = `clogs-bench-idlechild-${process.pid}`;
+  const state = mkdtempSync(join(tmpdir(), 'clogs-bench-idle-'));
+  const pipeline = new Pipeline([{ name: 'null', start: async () => {}, write: async () => {}, close: async () => {} }]);
+  const input = await startDockerInput(dockerSchema.parse({ include: { names: [`${prefix}*`] } }), {
+    pipeline,
+    log: createLogger('warn'),
+    stateDir: state,
+    hostName: 'bench',
+    parseJson: true,
+    maxLineBytes: 1 << 20,
+  });
+  try {
+    await sleep(1000);
+    const before = used();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        while (next < n) await docker('run', '-d', '--name', `${prefix}-${next++}`, IMAGE, 'sh', '-c', 'echo "one line"; sleep 3600');
+      }),
+    );
+    const deadline = Date.now() + 120_000;
+    while ((await containersFollowed.get()).values[0]?.value !== n && Date.now() < deadline) await sleep(200);
+    await sleep(2000);
+    const after = used();
+    console.log(
+      `idle, ${n} containers followed (in-process, after gc): heap+external +${(((after.heap - before.heap) / n) / 1024).toFixed(1)} KB per followed container (RSS ${(before.rss / 2 ** 20).toFixed(0)} → ${(after.rss / 2 ** 20).toFixed(0)} MB)`,
+    );
+  } finally {
+    await input?.stop();
+    const ids = (await docker('ps', '-aq', '--filter', `name=^/${prefix}`)).split('\n').filter(Boolean);
+    for (let i = 0; i < ids.length; i += 50) await docker('rm', '-f', ...ids.slice(i, i + 50));
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+/**
+ * In-process, CPU time: the frame parser alone and parser + Normalizer on
+ * 200,000 multiplexed frames, fed one frame per read (Docker's live shape:
+ * the engine flushes every message) and in 64 KiB reads (catching up).
+ */
+async function micro(): Promise<string[]> {
+  const { LogStreamParser } = await import('../src/collector/docker/frames.js');
+  const { Normalizer } = await import('../src/collector/normalize.js');
+  const { formatNanoTime } = await import('../src/collector/time.js');
+  const total = 200_000;
+  const frames: Buffer[] = [];
+  for (let i = 0; i < total; i++) {
+    const body = Buffer.from(`${formatNanoTime(1_795_341_258 + Math.floor(i / 1000), (i % 1000) * 1_000_000 + 123)} ${String(i).padStart(8, '0')} ${PAYLOAD}\n`);
+    const header = Buffer.alloc(8);
+    header[0] = i % 5 === 0 ? 2 : 1;
+    header.writeUInt32BE(body.length, 4);
+    frames.push(header, body);
+  }
+  const whole = Buffer.concat(frames);
+  const perFrame: Buffer[] = [];
+  for (let i = 0; i < frames.length; i += 2) perFrame.push(Buffer.concat([frames[i]!, frames[i + 1]!]));
+  const big: Buffer[] = [];
+  for (let at = 0; at < whole.length; at += 65536) big.push(whole.subarray(at, at + 65536));
+  const meta = Object.freeze({ id: 'c'.repeat(64), name: 'bench' });
+  const time = (chunks: Buffer[], normalize: boolean, expected = total): number => {
+    const parser = new LogStreamParser({ tty: false, maxLineBytes: 1 << 20, onDaemonError: () => undefined });
+    const norm = new Normalizer({ hostName: 'h', nextSeq: () => 1, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
+    const t0 = process.cpuUsage();
+    let n = 0;
+    for (const c of chunks) {
+      for (const line of parser.push(c)) {
+        n++;
+        if (normalize) norm.push({ input: 'docker', time: line.time, stream: line.stream, line: line.bytes, container: meta });
+      }
+    }
+    const t = process.cpuUsage(t0);
+    if (n !== expected) throw new Error(`parsed ${n} of ${expected}`);
+    return ((t.user + t.system) * 1000) / expected;
+  };
+  time(perFrame.slice(0, 20_000), true, 20_000);
+  return [
+    `micro, frames only: ${time(perFrame, false).toFixed(0)} ns/line one frame per read, ${time(big, false).toFixed(0)} ns/line in 64 KiB reads`,
+    `micro, frames + Normalizer: ${time(perFrame, true).toFixed(0)} ns/line one frame per read, ${time(big, true).toFixed(0)} ns/line in 64 KiB reads`,
+  ];
+}
+
+export async function run(which: string = 'all'): Promise<void> {
+  if (which === 'all' || which === 'micro') for (const line of await micro()) console.log(line);
+  await docker('image', 'inspect', IMAGE).catch(() => {
+    throw new Error(`the ${IMAGE} image is missing: run scripts/docker.sh ensure`);
+  });
+  if (which === 'all' || which === 'burst') {
+    console.log(await burst(10, LINES));
+    console.log(await burst(100, Math.round(LINES / 10)));
+  }
+  if (which === 'all' || which === 'rate') {
+    console.log(await rate(10, 500, 10));
+    console.log(await rate(100, 50, 10));
+  }
+  if (which === 'all' || which === 'idle') {
+    console.log(await idle(100));
+    console.log(await idlePerContainer(100));
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === 'idle-child') await idleChild(Number(process.argv[3]));
+  else await run(process.argv[2]);
+}

@@ -1,0 +1,208 @@
+/**
+ * Fluentd-driver backfill (`docker.fluentd_backfill`): containers that log
+ * through the fluentd driver reach clogs' forward input live, but lose lines
+ * while that input is down (async mode drops its buffer, a sync driver gives
+ * up after its retries: fixtures/docker MANIFEST §1, f3 and g2). Docker 20.10+
+ * also keeps a local copy of every driver's output ("dual logging"), which the
+ * logs API reads. So the Docker input follows these containers too, but
+ * through this gate: each line read from the API is held for `holdMs`, and
+ * dropped if the forward input delivered the same line meanwhile (same
+ * container, stream, second and message: the driver sends whole seconds
+ * unless `fluentd-sub-second-precision` is set). Only the lines the forward
+ * input never delivered go on to the Shipper. Checkpoints advance either way,
+ * in order, once the lines are decided; followers hand lines over one at a
+ * time here, so a checkpoint can stop exactly at an undecided line.
+ *
+ * Forward deliveries are taken from the pipeline's subscribers, which see a
+ * batch only once the sinks have it: a line the gate drops is already stored.
+ */
+import type { LogEvent } from '../event.js';
+import type { Pipeline } from '../pipeline.js';
+import type { Positions } from './checkpoints.js';
+import type { LineSink, Shipper } from './shipper.js';
+
+export interface BackfillOptions {
+  shipper: Shipper;
+  pipeline: Pipeline;
+  /** How long a line read from the API waits for the forward input to deliver it. */
+  holdMs: number;
+  /** How long a forward delivery is remembered for matching. */
+  windowMs: number;
+  /** Bound on lines held; the followers pause beyond it. */
+  maxHeldEvents: number;
+  /** Bound on forward deliveries remembered; the oldest are forgotten first. */
+  maxRemembered: number;
+}
+
+interface Held {
+  id: string;
+  name: string;
+  events: LogEvent[];
+  bytes: number;
+  streams: Positions;
+  at: number;
+}
+
+export class BackfillGate implements LineSink {
+  private readonly watched = new Set<string>();
+  /** Per container: match key → how many forward deliveries are not yet matched. */
+  private readonly delivered = new Map<string, Map<string, number>>();
+  /** Forward deliveries in arrival order, for expiry. */
+  private readonly remembered: { id: string; key: string; at: number }[] = [];
+  private rememberedHead = 0;
+  private held: Held[] = [];
+  private heldHead = 0;
+  private heldEvents = 0;
+  private readonly waiting = new Set<() => void>();
+  private cancelShipperWait: (() => void) | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly opts: BackfillOptions) {
+    this.unsubscribe = opts.pipeline.subscribe((events) => this.noteForward(events));
+    this.timer = setInterval(() => this.release(), Math.max(50, Math.min(1000, opts.holdMs / 4)));
+    this.timer.unref();
+  }
+
+  /** Starts remembering forward deliveries for this container. */
+  watch(id: string): void {
+    this.watched.add(id);
+  }
+
+  unwatch(id: string): void {
+    this.watched.delete(id);
+    this.delivered.delete(id);
+    this.drop(id);
+  }
+
+  /** Forgets the held lines of a container that will read them again (its follower was rewound). */
+  drop(id: string): void {
+    const keep = this.held.slice(this.heldHead).filter((h) => h.id !== id);
+    this.held = keep;
+    this.heldHead = 0;
+    this.heldEvents = keep.reduce((n, h) => n + h.events.length, 0);
+  }
+
+  add(containerId: string, name: string, events: LogEvent[], bytes: number, streams: Positions): boolean {
+    this.held.push({ id: containerId, name, events, bytes, streams, at: Date.now() });
+    this.heldEvents += events.length;
+    return this.hasRoom();
+  }
+
+  hasRoom(): boolean {
+    return this.heldEvents < this.opts.maxHeldEvents;
+  }
+
+  whenDrained(fn: () => void): () => void {
+    this.waiting.add(fn);
+    return () => this.waiting.delete(fn);
+  }
+
+  /**
+   * Shutdown: hands on the held lines the forward input did deliver, up to
+   * the first one it did not; that one and everything after stay unread (no
+   * checkpoint), to be held again after the restart, when the driver may
+   * still deliver them from its buffer.
+   */
+  settle(): void {
+    while (this.heldHead < this.held.length) {
+      const h = this.held[this.heldHead]!;
+      const m = this.delivered.get(h.id);
+      if (!m || !h.events.every((e) => (m.get(matchKey(e)) ?? 0) > 0)) break;
+      for (const e of h.events) this.consume(m, matchKey(e));
+      this.heldHead++;
+      this.heldEvents -= h.events.length;
+      this.opts.shipper.add(h.id, h.name, [], h.bytes, h.streams);
+    }
+    this.held = [];
+    this.heldHead = 0;
+    this.heldEvents = 0;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.unsubscribe();
+    this.cancelShipperWait?.();
+  }
+
+  private noteForward(events: readonly LogEvent[]): void {
+    const now = Date.now();
+    for (const e of events) {
+      if (e.clogs.input !== 'forward') continue;
+      const id = e.container?.id;
+      if (id === undefined || !this.watched.has(id)) continue;
+      const key = matchKey(e);
+      let m = this.delivered.get(id);
+      if (!m) this.delivered.set(id, (m = new Map()));
+      m.set(key, (m.get(key) ?? 0) + 1);
+      this.remembered.push({ id, key, at: now });
+    }
+    this.expire(now);
+  }
+
+  private expire(now: number): void {
+    const oldest = now - this.opts.windowMs;
+    const list = this.remembered;
+    while (this.rememberedHead < list.length) {
+      const r = list[this.rememberedHead]!;
+      if (r.at >= oldest && list.length - this.rememberedHead <= this.opts.maxRemembered) break;
+      this.rememberedHead++;
+      // May forget a newer identical delivery instead of this one: the worst
+      // case is a line written twice, never one lost.
+      const m = this.delivered.get(r.id);
+      const n = m?.get(r.key) ?? 0;
+      if (m && n > 1) m.set(r.key, n - 1);
+      else m?.delete(r.key);
+    }
+    if (this.rememberedHead > 1024 && this.rememberedHead * 2 > list.length) {
+      list.splice(0, this.rememberedHead);
+      this.rememberedHead = 0;
+    }
+  }
+
+  private release(): void {
+    const cutoff = Date.now() - this.opts.holdMs;
+    this.expire(Date.now());
+    while (this.heldHead < this.held.length) {
+      const h = this.held[this.heldHead]!;
+      if (h.at > cutoff) break;
+      if (!this.opts.shipper.hasRoom()) {
+        this.cancelShipperWait ??= this.opts.shipper.whenDrained(() => {
+          this.cancelShipperWait = undefined;
+          this.release();
+        });
+        break;
+      }
+      this.heldHead++;
+      this.heldEvents -= h.events.length;
+      const m = this.delivered.get(h.id);
+      const missing = m ? h.events.filter((e) => !this.consume(m, matchKey(e))) : h.events;
+      this.opts.shipper.add(h.id, h.name, missing, h.bytes, h.streams);
+    }
+    if (this.heldHead === this.held.length) {
+      this.held = [];
+      this.heldHead = 0;
+    } else if (this.heldHead > 1024 && this.heldHead * 2 > this.held.length) {
+      this.held.splice(0, this.heldHead);
+      this.heldHead = 0;
+    }
+    if (this.hasRoom() && this.waiting.size > 0) {
+      const fns = [...this.waiting];
+      this.waiting.clear();
+      for (const fn of fns) fn();
+    }
+  }
+
+  private consume(m: Map<string, number>, key: string): boolean {
+    const n = m.get(key);
+    if (n === undefined) return false;
+    if (n > 1) m.set(key, n - 1);
+    else m.delete(key);
+    return true;
+  }
+}
+
+/** Same container (the map it is in), stream, whole second and message. */
+function matchKey(e: LogEvent): string {
+  return `${e.stream ?? ''}\0${e['@timestamp'].slice(0, 19)}\0${e.message}`;
+}

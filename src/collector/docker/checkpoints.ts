@@ -1,0 +1,312 @@
+/**
+ * Where each container's log was read up to, kept across restarts so clogs
+ * neither loses nor repeats a line.
+ *
+ * A position is per container and stream: the last emitted Docker timestamp
+ * (9 fractional digits, as the engine prints it) and how many lines were
+ * emitted at exactly that timestamp (pieces of a split line share one, and
+ * whole-second clocks repeat them). A restart asks the engine for
+ * `since=<sec.nsec of the earliest stream position>` — inclusive, nanosecond
+ * precision (fixtures/docker/api/f-since-probe.json) — and skips what was
+ * already emitted. Per stream, because the engine stamps stdout and stderr in
+ * separate goroutines: within one stream timestamps only grow, across the two
+ * they may interleave out of order.
+ *
+ * All containers live in one file, replaced atomically (write a temp file,
+ * fsync, rename). The temp file is written before the sinks get the batch,
+ * and renamed as soon as they all have it durably: a kill -9 between the two
+ * leaves the previous checkpoint, never one ahead of the sinks, and costs at
+ * most that one batch written again.
+ */
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../log.js';
+import type { Stream } from '../event.js';
+import { parseDockerTime } from './frames.js';
+
+export interface StreamPosition {
+  /** Docker's timestamp of the last emitted line. */
+  ts: string;
+  /** Lines emitted at exactly `ts`: the ones to skip on resume. */
+  lines: number;
+  /** Events the Normalizer numbered at `ts` (a line cut into pieces makes several): seeds its ordinals. */
+  ords: number;
+}
+
+export type Positions = Partial<Record<Stream, StreamPosition>>;
+
+export interface CheckpointEntry {
+  streams: Positions;
+  /** For people reading the file. */
+  name?: string;
+  /** When the container was seen removed (ms); forgotten `removed_grace` later. */
+  removedAt?: number;
+}
+
+interface CheckpointFile {
+  version: 1;
+  /** The last time a running clogs wrote this file (ms since the epoch). */
+  aliveAt: number;
+  containers: Record<string, CheckpointEntry>;
+}
+
+const FILE = 'checkpoints.json';
+const DIR_SYNC_INTERVAL_MS = 1000;
+
+/** A checkpoint written to its temp file, waiting for the sinks. */
+export interface PreparedCheckpoint {
+  /** The sinks have the batch: make the new checkpoint the current one (a rename). */
+  commit(): Promise<void>;
+  /** The batch failed: keep the previous checkpoint. */
+  discard(): void;
+}
+
+type StagedChange = { removedAt: number } | 'restore';
+
+export class CheckpointStore {
+  private entries: Map<string, CheckpointEntry>;
+  /** `"id":{…}` of every entry, so a checkpoint re-renders only what changed. */
+  private fragments: Map<string, string>;
+  private readonly staged = new Map<string, StagedChange>();
+  private preparing = false;
+  private dirSync: Promise<void> | undefined;
+  private lastDirSync = 0;
+
+  private constructor(
+    private readonly dir: string,
+    entries: Map<string, CheckpointEntry>,
+    /** aliveAt of the previous run; undefined when there was none. */
+    readonly previousAliveAt: number | undefined,
+    private readonly graceMs: number,
+    private readonly log: Logger,
+  ) {
+    this.entries = entries;
+    this.fragments = new Map([...entries].map(([id, e]) => [id, `${JSON.stringify(id)}:${JSON.stringify(e)}`]));
+  }
+
+  static async open(dir: string, graceMs: number, log: Logger): Promise<CheckpointStore> {
+    await mkdir(dir, { recursive: true });
+    let text: string;
+    try {
+      text = await readFile(join(dir, FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+    }
+    let parsed: CheckpointFile;
+    try {
+      parsed = JSON.parse(text) as CheckpointFile;
+      if (parsed.version !== 1 || typeof parsed.containers !== 'object') throw new Error(`unknown layout (version ${String(parsed.version)})`);
+    } catch (err) {
+      // Only a foreign or hand-edited file gets here: ours are replaced by rename.
+      const aside = join(dir, `${FILE}.unreadable-${Date.now()}`);
+      await rename(join(dir, FILE), aside);
+      log.error({ err, movedTo: aside }, 'docker checkpoint file unreadable; starting without checkpoints');
+      return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+    }
+    return new CheckpointStore(dir, new Map(Object.entries(parsed.containers)), parsed.aliveAt, graceMs, log);
+  }
+
+  get(id: string): CheckpointEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  ids(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Goes into the next checkpoint written. */
+  markRemoved(id: string, at = Date.now()): void {
+    if (this.entries.get(id)?.removedAt === undefined) this.staged.set(id, { removedAt: at });
+  }
+
+  /** The container exists after all (it came back in a list): cancels a removal mark. */
+  markPresent(id: string): void {
+    if (this.entries.get(id)?.removedAt !== undefined || this.staged.has(id)) this.staged.set(id, 'restore');
+  }
+
+  hasStaged(): boolean {
+    return this.staged.size > 0;
+  }
+
+  /**
+   * Writes (and fsyncs) the temp file of the checkpoint that `updates` lead
+   * to. One at a time: the caller commits or discards before the next.
+   */
+  async prepare(updates: ReadonlyMap<string, { name: string; streams: Positions }>): Promise<PreparedCheckpoint> {
+    if (this.preparing) throw new Error('CheckpointStore.prepare: the previous checkpoint is neither committed nor discarded');
+    this.preparing = true;
+    const now = Date.now();
+    const staged = new Map(this.staged);
+    this.staged.clear();
+    const next = new Map(this.entries);
+    const fragments = new Map(this.fragments);
+    const set = (id: string, e: CheckpointEntry) => {
+      next.set(id, e);
+      fragments.set(id, `${JSON.stringify(id)}:${JSON.stringify(e)}`);
+    };
+    for (const [id, change] of staged) {
+      const cur = next.get(id);
+      if (!cur) continue;
+      if (change === 'restore') set(id, withoutRemoved(cur));
+      else set(id, { ...cur, removedAt: change.removedAt });
+    }
+    for (const [id, u] of updates) {
+      const cur = next.get(id);
+      set(id, { ...(cur ? withoutRemoved(cur) : {}), name: u.name, streams: { ...cur?.streams, ...u.streams } });
+    }
+    for (const [id, e] of next) {
+      if (e.removedAt !== undefined && now - e.removedAt > this.graceMs) {
+        next.delete(id);
+        fragments.delete(id);
+      }
+    }
+    // Measured: with hundreds of containers, re-rendering only the entries
+    // that changed keeps this well under the cost of one fsync.
+    const text = `{"version":1,"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
+    const tmp = join(this.dir, `${FILE}.tmp`);
+    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      this.preparing = false;
+      this.restage(staged);
+      throw err;
+    }
+    let settled = false;
+    return {
+      commit: async () => {
+        if (settled) return;
+        settled = true;
+        try {
+          await rename(tmp, join(this.dir, FILE));
+        } catch (err) {
+          this.preparing = false;
+          this.restage(staged);
+          throw err;
+        }
+        this.entries = next;
+        this.fragments = fragments;
+        this.preparing = false;
+        this.syncDirSoon();
+      },
+      discard: () => {
+        if (settled) return;
+        settled = true;
+        this.preparing = false;
+        this.restage(staged);
+        unlink(tmp).catch(() => undefined);
+      },
+    };
+  }
+
+  private restage(staged: Map<string, StagedChange>): void {
+    for (const [id, change] of staged) if (!this.staged.has(id)) this.staged.set(id, change);
+  }
+
+  /**
+   * Makes the renames survive a power loss, at most once a second: a process
+   * crash needs nothing more, and a power loss then costs at most a second of
+   * repeated lines (the previous checkpoint), never lost ones.
+   */
+  private syncDirSoon(): void {
+    if (this.dirSync) return;
+    const wait = Math.max(0, this.lastDirSync + DIR_SYNC_INTERVAL_MS - Date.now());
+    this.dirSync = new Promise<void>((resolve) => setTimeout(resolve, wait).unref())
+      .then(() => open(this.dir, 'r'))
+      .then(async (fh) => {
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      })
+      .catch((err: unknown) => this.log.debug({ err }, 'docker checkpoint directory fsync failed'))
+      .finally(() => {
+        this.lastDirSync = Date.now();
+        this.dirSync = undefined;
+      });
+  }
+}
+
+function withoutRemoved(e: CheckpointEntry): CheckpointEntry {
+  const { removedAt: _removed, ...rest } = e;
+  return rest;
+}
+
+/** `2026-11-22T09:54:18.128352973Z` → `1795341258.128352973`, the engine's `since` format. */
+export function sinceParam(ts: string): string {
+  const t = parseDockerTime(ts);
+  if (!t) throw new Error(`not a Docker timestamp: ${ts}`);
+  return `${t.sec}.${String(t.nsec).padStart(9, '0')}`;
+}
+
+/** The `since` that covers every stream's position: the earliest one. */
+export function resumeSince(positions: Positions): string | undefined {
+  let min: string | undefined;
+  for (const p of Object.values(positions)) if (p && (min === undefined || p.ts < min)) min = p.ts;
+  return min === undefined ? undefined : sinceParam(min);
+}
+
+/**
+ * Drops the lines a resumed read returns that were emitted before. Timestamps
+ * are fixed-width RFC 3339 UTC, so string order is time order.
+ *
+ * A resumed read starts with the checkpoint's own line. When it does not
+ * (json-file rotated it away while clogs was down), lines between it and the
+ * oldest one left may be gone: `onGap` says so.
+ */
+export class ResumeFilter {
+  private readonly left = new Map<Stream, { ts: string; skip: number; lines: number; seen: boolean }>();
+
+  constructor(
+    positions: Positions,
+    private readonly onGap?: (stream: Stream, checkpoint: string, first: string) => void,
+  ) {
+    for (const [stream, p] of Object.entries(positions) as [Stream, StreamPosition | undefined][]) {
+      if (p) this.left.set(stream, { ts: p.ts, skip: p.lines, lines: p.lines, seen: false });
+    }
+  }
+
+  admit(stream: Stream, ts: string): boolean {
+    const p = this.left.get(stream);
+    if (!p) return true;
+    if (ts < p.ts) {
+      p.seen = true;
+      return false;
+    }
+    if (ts === p.ts && p.skip > 0) {
+      p.seen = true;
+      p.skip--;
+      return false;
+    }
+    if (!p.seen && p.lines > 0 && ts > p.ts) this.onGap?.(stream, p.ts, ts);
+    // Past the checkpoint: from here on every line of this stream is new.
+    this.left.delete(stream);
+    return true;
+  }
+}
+
+/** Moves a position past one emitted line. */
+export function recordLine(positions: Positions, stream: Stream, ts: string): void {
+  const p = positions[stream];
+  if (p && p.ts === ts) p.lines++;
+  else positions[stream] = { ts, lines: 1, ords: 0 };
+}
+
+/** Notes the ordinal the Normalizer gave an event at `ts`. */
+export function recordOrdinal(positions: Positions, stream: Stream, ts: string, ordinal: number): void {
+  const p = positions[stream];
+  if (p && p.ts === ts && ordinal + 1 > p.ords) p.ords = ordinal + 1;
+}
+
+export function copyPositions(positions: Positions): Positions {
+  const out: Positions = {};
+  for (const [stream, p] of Object.entries(positions) as [Stream, StreamPosition | undefined][]) if (p) out[stream] = { ...p };
+  return out;
+}

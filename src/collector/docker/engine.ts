@@ -1,0 +1,89 @@
+/**
+ * Which Docker engine to talk to, and the dockerode client for it:
+ * `docker.host` from the config, else DOCKER_HOST, else the local socket.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import type { DockerConfig } from '../../config/schema.js';
+import { ClogsError } from '../../errors.js';
+
+export const DEFAULT_ENGINE = 'unix:///var/run/docker.sock';
+
+export interface Engine {
+  /** For logs and the ready line: `unix:///var/run/docker.sock`, `tcp://10.0.0.5:2376`. */
+  address: string;
+  /** Set by config or DOCKER_HOST: keep trying when it does not answer, instead of switching the input off. */
+  explicit: boolean;
+  docker: Docker;
+}
+
+export function connectEngine(cfg: Pick<DockerConfig, 'host' | 'tls'>, env: NodeJS.ProcessEnv = process.env): Engine {
+  const configured = cfg.host ?? env.DOCKER_HOST;
+  const address = configured ?? DEFAULT_ENGINE;
+  // Every connection key is given, even when undefined: dockerode merges our
+  // options over what it derives from DOCKER_HOST itself.
+  const base = { host: undefined, port: undefined, socketPath: undefined, ca: undefined, cert: undefined, key: undefined, version: undefined };
+  if (address.startsWith('unix://')) {
+    return { address, explicit: configured !== undefined, docker: new Docker({ ...base, socketPath: address.slice('unix://'.length), protocol: 'http' }) };
+  }
+  let url: URL;
+  try {
+    url = new URL(/^[a-z]+:\/\//.test(address) ? address : `tcp://${address}`);
+  } catch (err) {
+    throw new ClogsError('CLOGS_CONFIG', `docker.host: expected unix:///path or tcp://host:port, got ${JSON.stringify(address)}`, { cause: err });
+  }
+  if (!['tcp:', 'http:', 'https:'].includes(url.protocol)) {
+    throw new ClogsError('CLOGS_CONFIG', `docker.host: unsupported scheme ${url.protocol} in ${JSON.stringify(address)} (use unix:// or tcp://)`);
+  }
+  const tls = tlsFiles(cfg, env);
+  const https = url.protocol === 'https:' || tls !== undefined;
+  const port = url.port || (https ? '2376' : '2375');
+  return {
+    address,
+    explicit: true,
+    docker: new Docker({ ...base, host: url.hostname, port, protocol: https ? 'https' : 'http', ...tls }),
+  };
+}
+
+function tlsFiles(cfg: Pick<DockerConfig, 'tls'>, env: NodeJS.ProcessEnv): { ca?: Buffer; cert?: Buffer; key?: Buffer } | undefined {
+  const read = (file: string | undefined, what: string): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ClogsError('CLOGS_CONFIG', `docker.tls.${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  if (cfg.tls) {
+    const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+    const ca = read(cfg.tls.ca, 'ca');
+    const cert = read(cfg.tls.cert, 'cert');
+    const key = read(cfg.tls.key, 'key');
+    if (ca) out.ca = ca;
+    if (cert) out.cert = cert;
+    if (key) out.key = key;
+    return out;
+  }
+  // The docker CLI's own convention, so a shell set up for `docker` works as is.
+  if (env.DOCKER_TLS_VERIFY === '1' && env.DOCKER_CERT_PATH) {
+    const dir = env.DOCKER_CERT_PATH;
+    return { ca: read(join(dir, 'ca.pem'), 'ca'), cert: read(join(dir, 'cert.pem'), 'cert'), key: read(join(dir, 'key.pem'), 'key') } as { ca: Buffer; cert: Buffer; key: Buffer };
+  }
+  return undefined;
+}
+
+/** Whether the engine answers `GET /_ping` within the time. */
+export async function pingEngine(docker: Docker, timeoutMs: number): Promise<boolean> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    // dockerode takes an abortSignal here; its typings do not say so.
+    await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, { abortSignal: ac.signal });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

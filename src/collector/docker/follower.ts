@@ -1,0 +1,216 @@
+/**
+ * One container's log stream:
+ * `GET /containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=<position>`,
+ * parsed by frames.ts, trimmed of what was emitted before, normalized, and
+ * handed to the Shipper (or the backfill gate). It pauses the HTTP stream
+ * while that is full.
+ *
+ * What to do when the stream ends (the container stopped, the engine went
+ * away) is the caller's decision (`onEnded`): only it knows the container's
+ * state and whether the engine is reachable.
+ */
+import type Docker from 'dockerode';
+import type { Logger } from '../../log.js';
+import { bytesIn, inputErrors } from '../../metrics.js';
+import type { LogEvent, Stream } from '../event.js';
+import type { Normalizer } from '../normalize.js';
+import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions } from './checkpoints.js';
+import { LogStreamParser, type LogLine } from './frames.js';
+import type { ContainerInfo } from './metadata.js';
+import type { LineSink } from './shipper.js';
+
+// Bound once: prom-client resolves label values on every inc() otherwise.
+const bytesInDocker = bytesIn.labels({ input: 'docker' });
+
+export interface FollowerDeps {
+  docker: Docker;
+  normalizer: Normalizer;
+  sink: LineSink;
+  log: Logger;
+  maxLineBytes: number;
+  /**
+   * Hand each line to the sink with its own positions (the backfill gate
+   * decides line by line), instead of one call per socket read.
+   */
+  perLine: boolean;
+  /** The stream ended by itself: `eof` (the engine closed it) or `error`. */
+  onEnded(follower: Follower, how: 'eof' | 'error', err?: unknown): void;
+}
+
+export type FollowerState = 'idle' | 'following' | 'done';
+
+export class Follower {
+  readonly id: string;
+  private stateNow: FollowerState = 'idle';
+  /** Where the log stands after the last line handed on. */
+  private positions: Positions;
+  private parser: LogStreamParser | undefined;
+  private filter: ResumeFilter | undefined;
+  private abort: AbortController | undefined;
+  private cancelDrainWait: (() => void) | undefined;
+  /** Bumped on every (re)start and stop, so callbacks of an old stream do nothing. */
+  private generation = 0;
+  private readonly log: Logger;
+  /** Consecutive failed attempts, for the caller's backoff. */
+  failures = 0;
+
+  constructor(
+    public info: ContainerInfo,
+    positions: Positions,
+    private readonly deps: FollowerDeps,
+  ) {
+    this.id = info.id;
+    this.positions = copyPositions(positions);
+    this.log = deps.log.child({ container: info.id.slice(0, 12) });
+  }
+
+  get state(): FollowerState {
+    return this.stateNow;
+  }
+
+  /** Opens the stream from the current positions. */
+  async start(): Promise<void> {
+    this.halt();
+    const generation = this.generation;
+    const ac = new AbortController();
+    this.abort = ac;
+    this.stateNow = 'following';
+    this.filter = new ResumeFilter(this.positions, (stream, checkpoint, first) => {
+      inputErrors.inc({ input: 'docker', reason: 'rotated' });
+      this.log.warn({ stream, checkpoint, first }, 'container log rotated past the checkpoint: lines written in between may be lost');
+    });
+    this.parser = new LogStreamParser({
+      tty: this.info.tty,
+      maxLineBytes: this.deps.maxLineBytes,
+      onDaemonError: (message) => {
+        inputErrors.inc({ input: 'docker', reason: 'daemon_error' });
+        this.log.warn({ daemonError: message }, 'docker engine reported an error in a log stream');
+      },
+    });
+    for (const [stream, p] of Object.entries(this.positions) as [Stream, Positions[Stream]][]) {
+      if (p) this.deps.normalizer.seedOrdinal(this.id, stream, p.ts, p.ords);
+    }
+    const since = resumeSince(this.positions);
+    let body: NodeJS.ReadableStream;
+    try {
+      body = await this.deps.docker.getContainer(this.id).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ...(since !== undefined ? { since } : {}),
+        abortSignal: ac.signal,
+      });
+    } catch (err) {
+      if (generation !== this.generation) return;
+      this.stateNow = 'idle';
+      this.deps.onEnded(this, 'error', err);
+      return;
+    }
+    if (generation !== this.generation) {
+      destroy(body);
+      return;
+    }
+    this.log.debug({ since, tty: this.info.tty }, 'following container log');
+    body.on('data', (chunk: Buffer) => {
+      if (generation !== this.generation) return;
+      if (!this.onChunk(chunk)) {
+        body.pause();
+        this.cancelDrainWait = this.deps.sink.whenDrained(() => {
+          this.cancelDrainWait = undefined;
+          if (generation === this.generation) body.resume();
+        });
+      }
+    });
+    body.once('end', () => {
+      if (generation !== this.generation) return;
+      this.stateNow = 'idle';
+      this.deps.onEnded(this, 'eof');
+    });
+    body.once('error', (err: Error) => {
+      if (generation !== this.generation) return;
+      this.stateNow = 'idle';
+      this.deps.onEnded(this, 'error', err);
+    });
+  }
+
+  /**
+   * The container stopped and its stream ended: a last line without `\n` is
+   * complete, hand it out.
+   */
+  finish(): void {
+    if (this.parser) this.ship(this.parser.end(), 0);
+    this.halt();
+    this.stateNow = 'done';
+  }
+
+  /** Closes the stream; pieces of an unfinished line are dropped (they will be read again, whole). */
+  stop(): void {
+    this.halt();
+    this.stateNow = 'idle';
+  }
+
+  /** Forgets what was read after the last checkpoint: those events were lost by a failed write. */
+  rewind(committed: Positions): void {
+    this.halt();
+    this.positions = copyPositions(committed);
+    this.stateNow = 'idle';
+  }
+
+  private halt(): void {
+    this.generation++;
+    this.abort?.abort();
+    this.abort = undefined;
+    this.cancelDrainWait?.();
+    this.cancelDrainWait = undefined;
+    this.parser = undefined;
+    this.filter = undefined;
+  }
+
+  /** Returns false when the sink wants this stream paused. */
+  private onChunk(chunk: Buffer): boolean {
+    bytesInDocker.inc(chunk.length);
+    let lines: LogLine[];
+    try {
+      lines = this.parser!.push(chunk);
+    } catch (err) {
+      inputErrors.inc({ input: 'docker', reason: (err as { code?: string }).code === 'CLOGS_FRAME_TOO_LARGE' ? 'frame_too_large' : 'malformed' });
+      this.log.warn({ err }, 'closing a docker log stream with bad data');
+      this.halt();
+      this.stateNow = 'idle';
+      this.deps.onEnded(this, 'error', err);
+      return true;
+    }
+    this.failures = 0;
+    return this.ship(lines, chunk.length);
+  }
+
+  private ship(lines: LogLine[], bytes: number): boolean {
+    const filter = this.filter;
+    const { normalizer, sink, perLine } = this.deps;
+    const meta = this.info.meta;
+    let events: LogEvent[] = [];
+    let admitted = 0;
+    let room = true;
+    for (const line of lines) {
+      if (filter && !filter.admit(line.stream, line.timestamp)) continue;
+      admitted++;
+      recordLine(this.positions, line.stream, line.timestamp);
+      for (const e of normalizer.push({ input: 'docker', time: line.time, stream: line.stream, line: line.bytes, container: meta })) {
+        recordOrdinal(this.positions, line.stream, line.timestamp, e.clogs.ordinal);
+        events.push(e);
+      }
+      if (perLine) {
+        room = sink.add(this.id, this.info.name, events, line.bytes.length, copyPositions(this.positions));
+        events = [];
+      }
+    }
+    if (perLine) return room;
+    if (admitted === 0) return sink.hasRoom();
+    return sink.add(this.id, this.info.name, events, bytes, copyPositions(this.positions));
+  }
+}
+
+function destroy(body: NodeJS.ReadableStream): void {
+  (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+}
