@@ -133,22 +133,26 @@ export class Normalizer {
   private build(raw: RawLine, text: string | Buffer): LogEvent[] {
     const line = typeof text === 'string' ? text : text.toString('utf8');
     const stripped = line.endsWith('\r') ? line.slice(0, -1) : line;
+    const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
+    const ordinal = this.nextOrdinal(raw, timestamp);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
+      // The pieces are one line: they share its ordinal and differ by `piece`.
       return cutUtf8(Buffer.from(stripped, 'utf8'), this.opts.maxLineBytes).map((piece, i) =>
-        this.event(raw, piece.toString('utf8'), i),
+        this.event(raw, timestamp, ordinal, piece.toString('utf8'), i),
       );
     }
-    return [this.event(raw, stripped, undefined)];
+    return [this.event(raw, timestamp, ordinal, stripped, undefined)];
   }
 
-  private event(raw: RawLine, line: string, piece: number | undefined): LogEvent {
-    const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
-    const source = sourceOf(raw);
-    const ordKey = `${source}\0${raw.stream ?? ''}`;
-    const ord = this.ordinals.get(ordKey);
-    let ordinal = 0;
-    if (ord && ord.timestamp === timestamp) ordinal = ++ord.count - 1;
-    else this.ordinals.set(ordKey, { timestamp, count: 1 });
+  private nextOrdinal(raw: RawLine, timestamp: string): number {
+    const key = `${sourceOf(raw)}\0${raw.stream ?? ''}`;
+    const ord = this.ordinals.get(key);
+    if (ord && ord.timestamp === timestamp) return ord.count++;
+    this.ordinals.set(key, { timestamp, count: 1 });
+    return 0;
+  }
+
+  private event(raw: RawLine, timestamp: string, ordinal: number, line: string, piece: number | undefined): LogEvent {
 
     let message = line;
     let level: string | undefined;

@@ -39,6 +39,7 @@ import { FileTable, type OpenFile } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
 import { dayOf, sanitizeName } from './layout.js';
 import { repairDirectory } from './repair.js';
+import { ReplayGuard } from './replay.js';
 
 export interface FileSinkDeps {
   log: Logger;
@@ -103,6 +104,10 @@ export class FileSink implements Sink {
   private lastErrorLog = 0;
   private suppressedErrors = 0;
 
+  private readonly replay: ReplayGuard;
+  /** Writes waiting for a source's file tail to be read; later writes queue behind them to keep order. */
+  private gate: Promise<void> = Promise.resolve();
+  private gated = 0;
   private readonly containerDirs = new WeakMap<ContainerMeta, string>();
   private readonly otherDirs = new Map<string, string>();
   private lastContainer: ContainerMeta | undefined;
@@ -117,6 +122,7 @@ export class FileSink implements Sink {
     this.io = deps.io ?? nodeFileIo;
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
+    this.replay = new ReplayGuard(this.io, cfg.dir);
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,
@@ -155,6 +161,30 @@ export class FileSink implements Sink {
 
   write(events: readonly LogEvent[]): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
+    if (events.length === 0) return Promise.resolve();
+    const unchecked = this.replay.unchecked(events.map((e) => this.sourceOf(e)));
+    if (unchecked.length === 0 && this.gated === 0) return this.enqueue(this.withoutReplay(events));
+    this.gated++;
+    let durable: Promise<void> = Promise.resolve();
+    // The gate opens once this write is queued, not once it is durable, so
+    // writes behind it still share commits.
+    const queued = this.gate
+      .then(() => Promise.all(unchecked.map((s) => this.replay.load(s).catch((err: unknown) => this.log.warn({ err, source: s }, 'cannot read a file tail to drop a replayed batch')))))
+      .then(() => {
+        durable = this.enqueue(this.withoutReplay(events));
+      })
+      .finally(() => this.gated--);
+    this.gate = queued;
+    return queued.then(() => durable);
+  }
+
+  private withoutReplay(events: readonly LogEvent[]): readonly LogEvent[] {
+    const { kept, dropped } = this.replay.drop(events, (e) => this.sourceOf(e));
+    if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
+    return kept;
+  }
+
+  private enqueue(events: readonly LogEvent[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const caller: Caller = { resolve, reject };
@@ -195,6 +225,7 @@ export class FileSink implements Sink {
     this.closing ??= (async () => {
       clearInterval(this.timer);
       await this.startup.catch(() => undefined);
+      await this.gate;
       while (this.running) await this.drained;
       await this.files.closeAll();
       this.log.info({ dir: this.cfg.dir }, 'file sink closed');

@@ -160,7 +160,8 @@ describe('Normalizer', () => {
     expect(events.map((e) => e.clogs.piece)).toEqual([0, 1]);
     expect(events.map((e) => e.message).join('')).toBe('ééééééééé');
     expect(events.every((e) => Buffer.byteLength(e.message) <= 10)).toBe(true);
-    expect(events.map((e) => e.clogs.ordinal)).toEqual([0, 1]);
+    expect(events.map((e) => e.clogs.ordinal)).toEqual([0, 0]);
+    expect(n.push(line('next'))[0]!.clogs.ordinal).toBe(1);
   });
 
   it('turns invalid UTF-8 into U+FFFD', () => {

@@ -1,0 +1,102 @@
+/**
+ * Drops a batch that is written a second time after a crash.
+ *
+ * An input moves its checkpoint (or acks) only after the sink's write
+ * resolved, so a kill -9 between the write reaching the file and the
+ * checkpoint reaching the disk makes the input send that batch again on
+ * restart. Elasticsearch drops such a replay by `_id`; here, on the first
+ * write of each source after start, the tail of its newest file is read and
+ * events already there (same stream, timestamp, ordinal, piece and message) are
+ * dropped, per stream, until the first event that is not there: a replay
+ * comes first, in the order it was written.
+ *
+ * Bound: at most TAIL_BYTES of each source's file are read, once per source
+ * per process, and their identities kept only until that source's replay ends.
+ */
+import type { LogEvent } from '../../collector/event.js';
+import type { FileIo } from './io.js';
+import { listLayoutFiles } from './layout.js';
+
+/** Larger than one input batch of one container (the Docker input's is at most 8 MiB for all of them). */
+const TAIL_BYTES = 8 * 1024 * 1024;
+
+function identity(e: LogEvent): string {
+  return `${e['@timestamp']}\0${e.clogs.ordinal}\0${e.clogs.piece ?? ''}\0${e.message}`;
+}
+
+export class ReplayGuard {
+  /** source → stream → identities of the events at the end of its file. */
+  private readonly tails = new Map<string, Map<string, Set<string>>>();
+  private readonly checked = new Set<string>();
+
+  constructor(
+    private readonly io: FileIo,
+    private readonly dir: string,
+  ) {}
+
+  /** Sources of `sources` whose file tail has not been read yet. */
+  unchecked(sources: Iterable<string>): string[] {
+    const out = new Set<string>();
+    for (const s of sources) if (!this.checked.has(s)) out.add(s);
+    return [...out];
+  }
+
+  async load(source: string): Promise<void> {
+    if (this.checked.has(source)) return;
+    this.checked.add(source);
+    const newest = (await listLayoutFiles(`${this.dir}/${source}`)).at(-1);
+    if (!newest) return;
+    const fd = await this.io.openExisting(newest.path);
+    let text: string;
+    try {
+      const size = await this.io.size(fd);
+      const start = Math.max(0, size - TAIL_BYTES);
+      const buf = Buffer.allocUnsafe(size - start);
+      let got = 0;
+      while (got < buf.length) {
+        const n = await this.io.read(fd, buf.subarray(got), start + got);
+        if (n === 0) break;
+        got += n;
+      }
+      text = buf.toString('utf8', 0, got);
+      // Reading from the middle of the file: the first line is likely cut.
+      if (start > 0) text = text.slice(text.indexOf('\n') + 1);
+    } finally {
+      await this.io.close(fd);
+    }
+    const streams = new Map<string, Set<string>>();
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let e: LogEvent;
+      try {
+        e = JSON.parse(line) as LogEvent;
+      } catch {
+        continue;
+      }
+      const stream = e.stream ?? '';
+      let set = streams.get(stream);
+      if (!set) streams.set(stream, (set = new Set()));
+      set.add(identity(e));
+    }
+    if (streams.size > 0) this.tails.set(source, streams);
+  }
+
+  /** The events minus those already at the end of their source's file. */
+  drop(events: readonly LogEvent[], sourceOf: (e: LogEvent) => string): { kept: readonly LogEvent[]; dropped: number } {
+    if (this.tails.size === 0) return { kept: events, dropped: 0 };
+    const kept: LogEvent[] = [];
+    for (const e of events) {
+      const source = sourceOf(e);
+      const streams = this.tails.get(source);
+      const stream = e.stream ?? '';
+      const set = streams?.get(stream);
+      if (set?.has(identity(e))) continue;
+      if (set) {
+        streams!.delete(stream);
+        if (streams!.size === 0) this.tails.delete(source);
+      }
+      kept.push(e);
+    }
+    return { kept, dropped: events.length - kept.length };
+  }
+}
