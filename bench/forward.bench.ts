@@ -1,0 +1,311 @@
+/**
+ * Forward input throughput.
+ *
+ * End to end: 1,000,000 Docker-shaped records (20 containers, ~120-byte `log`,
+ * 1 in 4 a JSON line, EventTime) pre-encoded as PackedForward requests of
+ * 1000 records, each with a `chunk`, streamed over one loopback connection
+ * into `clogs collect` with the file sink (fsync per batch). The clock stops
+ * at the last ack, which the collector sends only once that line is fsync'd.
+ * Reports records/s, the child's CPU seconds (/proc/<pid>/stat utime+stime)
+ * and its peak RSS (/proc/<pid>/status VmHWM), and the rate of the same bytes
+ * into a process that discards them (the ceiling of one loopback connection).
+ * A second run sends 200,000 Message-mode requests, one record and one chunk
+ * each, pipelined: Docker's driver's shape, where per-request cost counts.
+ *
+ * Micro: the decoder alone (framer + decode) and decoder + Normalizer, in
+ * process, on the same PackedForward requests, in CPU time (steadier than
+ * wall time on a shared machine).
+ *
+ *   npm run build && node dist/bench/forward.bench.js [e2e|packed|message|micro]
+ *   CLOGS_BENCH_RECORDS (default 1000000)
+ *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector,
+ *   CLOGS_BENCH_CHILD_LOG=FILE keeps its stdout (with --trace-gc: heap sizes)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { encodeMsgpack } from '../src/collector/forward/encode.js';
+import { decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
+import { Framer } from '../src/collector/forward/framer.js';
+import { RecordMapper } from '../src/collector/forward/records.js';
+import { Normalizer } from '../src/collector/normalize.js';
+
+const TOTAL = Number(process.env.CLOGS_BENCH_RECORDS ?? 1_000_000);
+const PER_REQUEST = 1000;
+const MESSAGE_MODE_TOTAL = Math.min(TOTAL, 200_000);
+const CONTAINERS = 20;
+const LIMITS = { maxFrameSize: 8 * 1024 * 1024, maxRecordKeys: 1024 };
+const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLK_TCK = 100;
+
+const WORDS = 'GET POST /api/v1/orders /healthz user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f3577b34da6 retry=0 region=eu-west-1'.split(' ');
+
+const containerIds = Array.from({ length: CONTAINERS }, (_, i) => (i.toString(16).padStart(4, '0') + 'a1b2c3d4e5f6').repeat(4).slice(0, 64));
+
+/** ~120 bytes: plain, or (1 in 4) a pino-style JSON line. */
+function logLine(n: number): string {
+  let s = `${n} `;
+  for (let k = n; s.length < 120; k = (k * 7 + 3) % WORDS.length) s += WORDS[k]! + ' ';
+  if (n % 4 !== 0) return s.slice(0, 120);
+  return JSON.stringify({ level: n % 8 === 0 ? 30 : 50, time: 1795000000000 + n, pid: 4242, msg: s.slice(0, 50), req: { url: `/api/v1/orders/${n}` } });
+}
+
+function str(s: string): Buffer {
+  const b = Buffer.from(s);
+  if (b.length < 32) return Buffer.concat([Buffer.of(0xa0 | b.length), b]);
+  if (b.length < 256) return Buffer.concat([Buffer.of(0xd9, b.length), b]);
+  return Buffer.concat([Buffer.of(0xda, b.length >> 8, b.length & 0xff), b]);
+}
+
+/** `[EventTime, {container_id, container_name, source, log}]`, as Docker's driver would fill it. */
+function entry(n: number, c: number): Buffer {
+  const t = Buffer.alloc(10);
+  t[0] = 0xd7;
+  t[1] = 0;
+  t.writeUInt32BE(1_795_000_000 + Math.floor(n / 1000), 2);
+  t.writeUInt32BE((n * 7919) % 1_000_000_000, 6);
+  return Buffer.concat([
+    Buffer.of(0x92),
+    t,
+    Buffer.of(0x84),
+    str('container_id'),
+    str(containerIds[c]!),
+    str('container_name'),
+    str(`/shop-svc${c % 7}-${c}`),
+    str('source'),
+    str(n % 9 === 0 ? 'stderr' : 'stdout'),
+    str('log'),
+    str(logLine(n)),
+  ]);
+}
+
+function bin32(b: Buffer): Buffer {
+  const h = Buffer.alloc(5);
+  h[0] = 0xc6;
+  h.writeUInt32BE(b.length, 1);
+  return Buffer.concat([h, b]);
+}
+
+/** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
+function packedRequests(total: number): { requests: Buffer[]; lastChunk: string } {
+  const requests: Buffer[] = [];
+  for (let r = 0, n = 0; n < total; r++) {
+    const c = r % CONTAINERS;
+    const entries: Buffer[] = [];
+    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(entry(n, c));
+    const stream = Buffer.concat(entries);
+    requests.push(
+      Buffer.concat([Buffer.of(0x93), str(`docker.${containerIds[c]!.slice(0, 12)}`), bin32(stream), encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })]),
+    );
+  }
+  return { requests, lastChunk: `bench-${requests.length - 1}` };
+}
+
+/** Message-mode requests `[tag, time, record, {chunk}]`, one record each. */
+function messageRequests(total: number): { requests: Buffer[]; lastChunk: string } {
+  const requests: Buffer[] = [];
+  for (let n = 0; n < total; n++) {
+    const c = n % CONTAINERS;
+    const e = entry(n, c);
+    requests.push(Buffer.concat([Buffer.of(0x94), str(containerIds[c]!.slice(0, 12)), e.subarray(1), encodeMsgpack({ chunk: `m-${n}` })]));
+  }
+  return { requests, lastChunk: `m-${total - 1}` };
+}
+
+function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function procPeakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+interface Collector {
+  child: ChildProcess;
+  port: number;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+async function startCollector(): Promise<Collector> {
+  const root = mkdtempSync(join(tmpdir(), 'clogs-bench-forward-'));
+  const dataDir = join(root, 'data');
+  const nodeArgs = process.env.CLOGS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'collect', '--no-docker', '--forward', '127.0.0.1:0', '--file', dataDir, '--state', join(root, 'state'), '--http', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const ready = await new Promise<{ forward: string }>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const tee = process.env.CLOGS_BENCH_CHILD_LOG;
+    lines.on('line', (line) => {
+      if (tee) appendFileSync(tee, line + '\n');
+      if (!line.includes('"msg":"ready"')) return;
+      resolve(JSON.parse(line) as { forward: string });
+    });
+    child.once('exit', (code) => reject(new Error(`collector exited with ${code} before it was ready`)));
+  });
+  return {
+    child,
+    port: Number(ready.forward.split(':').pop()),
+    dataDir,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Writes every request as fast as the socket takes them; resolves at the ack of `lastChunk`. */
+function stream(port: number, requests: Buffer[], lastChunk: string, expectAcks: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect({ host: '127.0.0.1', port });
+    const framer = new Framer(LIMITS.maxFrameSize);
+    const acks: Buffer[] = [];
+    let count = 0;
+    let t0 = 0n;
+    const lastAck = Buffer.concat([Buffer.of(0x81, 0xa3), Buffer.from('ack'), str(lastChunk)]);
+    socket.on('data', (d: Buffer) => {
+      framer.push(d, acks);
+      count += acks.length;
+      const last = acks[acks.length - 1];
+      acks.length = 0;
+      if (count === expectAcks) {
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        if (!last?.equals(lastAck)) reject(new Error(`last ack is ${last?.toString('latin1')}, expected ${lastChunk}`));
+        socket.end();
+        resolve(seconds);
+      }
+    });
+    socket.on('error', reject);
+    socket.once('connect', () => {
+      t0 = process.hrtime.bigint();
+      let i = 0;
+      const pump = (): void => {
+        while (i < requests.length) if (!socket.write(requests[i++]!)) return void socket.once('drain', pump);
+      };
+      pump();
+    });
+  });
+}
+
+/** The same bytes into a process that reads and drops them; it answers one byte when all arrived. */
+async function ceiling(requests: Buffer[]): Promise<number> {
+  const total = requests.reduce((s, r) => s + r.length, 0);
+  const child = spawn(
+    process.execPath,
+    ['-e', `const n=${total};let got=0;require('net').createServer(s=>s.on('data',d=>{got+=d.length;if(got===n)s.write('.')})).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve) => createInterface({ input: child.stdout! }).once('line', (l) => resolve(Number(l))));
+  const seconds = await new Promise<number>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let t0 = 0n;
+    socket.once('data', () => {
+      resolve(Number(process.hrtime.bigint() - t0) / 1e9);
+      socket.destroy();
+    });
+    socket.on('error', reject);
+    socket.once('connect', () => {
+      t0 = process.hrtime.bigint();
+      let i = 0;
+      const pump = (): void => {
+        while (i < requests.length) if (!socket.write(requests[i++]!)) return void socket.once('drain', pump);
+      };
+      pump();
+    });
+  });
+  child.kill();
+  return seconds;
+}
+
+function countLines(dir: string): number {
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) n += countLines(p);
+    else if (name.endsWith('.ndjson')) {
+      const b = readFileSync(p);
+      for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+    }
+  }
+  return n;
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en');
+
+async function endToEnd(label: string, records: number, built: { requests: Buffer[]; lastChunk: string }): Promise<void> {
+  const bytes = built.requests.reduce((s, r) => s + r.length, 0);
+  const collector = await startCollector();
+  try {
+    const pid = collector.child.pid!;
+    const cpu0 = procCpuSeconds(pid);
+    const seconds = await stream(collector.port, built.requests, built.lastChunk, built.requests.length);
+    const cpu = procCpuSeconds(pid) - cpu0;
+    const rss = procPeakRssMb(pid);
+    const lines = countLines(collector.dataDir);
+    if (lines !== records) throw new Error(`${lines} lines on disk, expected ${records}`);
+    const top = await ceiling(built.requests);
+    console.log(
+      `forward ${label}: ${fmt(records)} records in ${seconds.toFixed(2)} s = ${fmt(records / seconds)} records/s end to end ` +
+        `(ceiling, same bytes into a discarding process: ${fmt(records / top)} records/s); ` +
+        `collector CPU ${cpu.toFixed(2)} s, peak RSS ${rss.toFixed(0)} MB; ${(bytes / 1e6).toFixed(0)} MB in ${fmt(built.requests.length)} requests, all lines on disk`,
+    );
+  } finally {
+    await collector.stop();
+  }
+}
+
+function micro(built: { requests: Buffer[] }, records: number): void {
+  const run = (withNormalizer: boolean): number => {
+    const framer = new Framer(LIMITS.maxFrameSize);
+    const mapper = new RecordMapper();
+    const normalizer = new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
+    const frames: Buffer[] = [];
+    let seen = 0;
+    const cpu0 = process.cpuUsage();
+    for (const r of built.requests) {
+      framer.push(r, frames);
+      for (const f of frames) {
+        const m = decodeRequest(f, LIMITS);
+        if (m.mode !== 'PackedForward') throw new Error(m.mode);
+        for (const e of decodeEntries(m.entries, LIMITS)) {
+          seen++;
+          if (withNormalizer) normalizer.push(mapper.toRawLine(e, m.tag));
+        }
+      }
+      frames.length = 0;
+    }
+    if (seen !== records) throw new Error(`decoded ${seen}`);
+    normalizer.close();
+    const cpu = process.cpuUsage(cpu0);
+    return ((cpu.user + cpu.system) * 1000) / records;
+  };
+  run(false);
+  const decodeNs = run(false);
+  run(true);
+  const normalizeNs = run(true);
+  console.log(
+    `forward micro (CPU time, one core): decode ${decodeNs.toFixed(0)} ns/record (${fmt(1e9 / decodeNs)} records/s); ` +
+      `decode + map + Normalizer ${normalizeNs.toFixed(0)} ns/record (${fmt(1e9 / normalizeNs)} records/s)`,
+  );
+}
+
+export async function run(which: string = 'all'): Promise<void> {
+  const packed = packedRequests(TOTAL);
+  if (which === 'all' || which === 'micro') micro(packed, TOTAL);
+  if (which === 'all' || which === 'e2e' || which === 'packed') await endToEnd(`PackedForward x${PER_REQUEST}`, TOTAL, packed);
+  if (which === 'all' || which === 'e2e' || which === 'message') {
+    await endToEnd('Message mode, one chunk per record', MESSAGE_MODE_TOTAL, messageRequests(MESSAGE_MODE_TOTAL));
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await run(process.argv[2]);

@@ -1,0 +1,87 @@
+/**
+ * Acks (spec v1 "Response"): `{"ack": <chunk>}` with the chunk value echoed
+ * byte for byte, and the memory of which chunks were already made durable.
+ *
+ * Docker's driver resends a request whose ack it did not get, byte-identical
+ * and on a new connection (MANIFEST "No ack"); Fluentd's out_forward and
+ * fluent-logger retry the same way. A chunk already written is acked again
+ * without writing its events twice.
+ */
+
+/** `fixmap(1)`, `fixstr(3) "ack"`; the chunk's own msgpack bytes follow. */
+const ACK_PREFIX = Buffer.from([0x81, 0xa3, 0x61, 0x63, 0x6b]);
+
+/** The acks of several chunks, back to back, in one buffer (one socket write). */
+export function encodeAcks(chunks: readonly Buffer[]): Buffer {
+  let size = 0;
+  for (const c of chunks) size += ACK_PREFIX.length + c.length;
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  for (const c of chunks) {
+    pos += ACK_PREFIX.copy(out, pos);
+    pos += c.copy(out, pos);
+  }
+  return out;
+}
+
+type Latin1Slice = (this: Buffer, start: number, end: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
+
+/** The key a chunk is remembered by: its bytes, one char each. */
+export function chunkKey(chunk: Buffer): string {
+  return latin1Slice.call(chunk, 0, chunk.length);
+}
+
+/** A chunk whose write is under way; resends of it wait for the outcome. */
+export class PendingChunk {
+  private waiters: Array<(ok: boolean) => void> | undefined;
+
+  /** Resolves true when the first copy became durable, false when its write failed. */
+  outcome(): Promise<boolean> {
+    return new Promise((resolve) => (this.waiters ??= []).push(resolve));
+  }
+
+  settle(ok: boolean): void {
+    for (const resolve of this.waiters ?? []) resolve(ok);
+    this.waiters = undefined;
+  }
+}
+
+/**
+ * Chunks acked recently (bounded, oldest forgotten first), and chunks being
+ * written now, so a resend that overtakes the first copy waits for it instead
+ * of writing it again. Chunks being written are bounded by the connections'
+ * in-flight bytes, not here.
+ */
+export class ChunkLedger {
+  private readonly acked = new Set<string>();
+  private readonly pending = new Map<string, PendingChunk>();
+
+  /** `max` acked chunk ids kept: ~24-byte keys, so the default costs about 1 MB. */
+  constructor(private readonly max = 8192) {}
+
+  /** `true` when acked already, the pending write when one is under way, else undefined. */
+  lookup(key: string): PendingChunk | true | undefined {
+    return this.pending.get(key) ?? (this.acked.has(key) || undefined);
+  }
+
+  begin(key: string): PendingChunk {
+    const pending = new PendingChunk();
+    this.pending.set(key, pending);
+    return pending;
+  }
+
+  settle(key: string, pending: PendingChunk, ok: boolean): void {
+    if (this.pending.get(key) === pending) this.pending.delete(key);
+    if (ok) this.acked.add(key);
+    pending.settle(ok);
+    // Forget in steps of a quarter, so the iterator is not made per chunk.
+    if (this.acked.size > this.max + (this.max >> 2)) {
+      let drop = this.acked.size - this.max;
+      for (const k of this.acked) {
+        if (drop-- <= 0) break;
+        this.acked.delete(k);
+      }
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The forward-protocol input: Docker's fluentd log driver, fluent-logger,
+ * Fluent Bit and Fluentd send here.
+ *
+ *   socket ─ connection.ts ─ framer.ts ─ decoder.ts ─ records.ts ─ Normalizer ─ Pipeline
+ *      ▲                                                                          │ durable
+ *      └──────────────────────── ack (acks.ts) ◄──────────────────────────────────┘
+ *
+ * One Normalizer for the whole input, so the pieces of a split line find each
+ * other even when Docker resends on a new connection; one ChunkLedger, so a
+ * resent chunk is acked without being written twice.
+ */
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import type { ForwardConfig } from '../../config/schema.js';
+import { eventsIn } from '../../metrics.js';
+import type { LogEvent } from '../event.js';
+import type { InputDeps, RunningInput } from '../input.js';
+import { Normalizer } from '../normalize.js';
+import { ChunkLedger } from './acks.js';
+import { ForwardConnection, type ConnectionContext } from './connection.js';
+import { PartialStore } from './partials.js';
+import { RecordMapper } from './records.js';
+import { listen, type Listener } from './server.js';
+
+export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningInput> {
+  const input = new ForwardInput(cfg, deps);
+  await input.start();
+  return input;
+}
+
+class ForwardInput implements RunningInput {
+  readonly name = 'forward';
+  private listener: Listener | undefined;
+  private readonly ctx: ConnectionContext;
+  private readonly connections = new Set<ForwardConnection>();
+  /** Writes of split lines the Normalizer let go on its own (timeout). */
+  private readonly flushes = new Set<Promise<void>>();
+  private nextConnId = 1;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly cfg: ForwardConfig,
+    private readonly deps: InputDeps,
+  ) {
+    const normalizer = new Normalizer({
+      hostName: deps.hostName,
+      nextSeq: () => deps.pipeline.nextSeq(),
+      parseJson: deps.parseJson,
+      maxLineBytes: deps.maxLineBytes,
+      partialTimeoutMs: cfg.partial_timeout,
+      onTimeoutFlush: (events) => this.writeFlushed(events),
+    });
+    this.ctx = {
+      limits: { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys },
+      pipeline: deps.pipeline,
+      normalizer,
+      mapper: new RecordMapper(),
+      ledger: new ChunkLedger(),
+      partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
+      handshake: cfg.shared_key
+        ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
+        : undefined,
+      log: deps.log,
+    };
+  }
+
+  get address(): string {
+    return this.listener?.address ?? '';
+  }
+
+  async start(): Promise<void> {
+    for (const piece of await this.ctx.partials.load()) {
+      const events = this.ctx.normalizer.push(piece);
+      if (events.length > 0) this.writeFlushed(events);
+    }
+    this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
+    this.deps.log.info(
+      { address: this.listener.address, tls: this.cfg.tls !== undefined, handshake: this.ctx.handshake !== undefined },
+      'forward input listening',
+    );
+  }
+
+  ready(): boolean {
+    return this.listener !== undefined && this.stopping === undefined;
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private onSocket(socket: Socket): void {
+    if (this.stopping !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const conn = new ForwardConnection(socket, this.ctx, this.nextConnId++);
+    this.connections.add(conn);
+    void conn.closed.then(() => this.connections.delete(conn));
+  }
+
+  private writeFlushed(events: LogEvent[]): void {
+    eventsIn.inc({ input: 'forward' }, events.length);
+    const done = this.ctx.pipeline
+      .write(events)
+      .then(() => this.ctx.partials.completeFlushed(events))
+      .catch((err: unknown) => this.deps.log.error({ err, events: events.length }, 'could not write split lines flushed after partial_timeout'));
+    this.flushes.add(done);
+    void done.finally(() => this.flushes.delete(done));
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.listener?.close();
+    await Promise.all([...this.connections].map((c) => c.shutdown()));
+    const { normalizer, partials, pipeline } = this.ctx;
+    const held = normalizer.flushAll();
+    try {
+      if (held.length > 0) {
+        eventsIn.inc({ input: 'forward' }, held.length);
+        await pipeline.write(held);
+        await partials.completeFlushed(held);
+      }
+      await Promise.all(this.flushes);
+    } finally {
+      normalizer.close();
+    }
+    this.deps.log.info({ flushedSplitLines: held.length }, 'forward input stopped');
+  }
+}

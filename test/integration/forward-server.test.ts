@@ -1,0 +1,344 @@
+/**
+ * The forward input as a server: listening, UDP heartbeat, TLS, acks and
+ * their order, resends, split lines under acks (and after a crash), stop and
+ * backpressure. In process, real sockets, a capturing sink.
+ */
+import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import fluentLogger from 'fluent-logger';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClogsError } from '../../src/errors.js';
+import { inputErrors, registry } from '../../src/metrics.js';
+import { encodeMsgpack } from '../../src/collector/forward/encode.js';
+import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/connection.js';
+import { CONTAINER_ID, decodeReplies, dockerRecord, mp, rawClient, startTestInput, until, type TestInput } from '../helpers/forward.js';
+import { tempDir } from '../helpers/services.js';
+
+const T = 1795341190;
+const FIXTURES = join(process.cwd(), '../shared/fixtures/docker/fluentd');
+const request = (log: string, chunk?: string, tag = 'web'): Buffer =>
+  mp.arr(mp.str(tag), mp.int32(T), dockerRecord(log), chunk === undefined ? mp.map([]) : encodeMsgpack({ chunk }));
+
+async function errorCount(reason: string): Promise<number> {
+  return (await inputErrors.get()).values.find((v) => v.labels.input === 'forward' && v.labels.reason === reason)?.value ?? 0;
+}
+
+const started: TestInput[] = [];
+async function start(...args: Parameters<typeof startTestInput>): Promise<TestInput> {
+  const t = await startTestInput(...args);
+  started.push(t);
+  return t;
+}
+afterEach(async () => {
+  for (const t of started.splice(0)) {
+    t.sink.release();
+    await t.stop();
+  }
+});
+
+describe('listening', () => {
+  it('reports the bound port when asked for port 0', async () => {
+    const t = await start();
+    expect(t.input.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(t.port).toBeGreaterThan(0);
+    expect(t.input.ready()).toBe(true);
+  });
+
+  it('fails to start with CLOGS_LISTEN when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await expect(startTestInput({ listen: `127.0.0.1:${port}` })).rejects.toSatisfy(
+        (err: unknown) => err instanceof ClogsError && err.code === 'CLOGS_LISTEN' && err.message.startsWith(`cannot listen on 127.0.0.1:${port}: address in use`),
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('answers a UDP heartbeat on the same port with one zero byte', async () => {
+    const t = await start();
+    const udp = createSocket('udp4');
+    const reply = new Promise<Buffer>((resolve) => udp.once('message', (m) => resolve(m)));
+    udp.send(Buffer.from([0]), t.port, '127.0.0.1');
+    expect(await reply).toEqual(Buffer.from([0]));
+    udp.close();
+  });
+
+  it('serves TLS with a certificate, to fluent-logger and to a raw client', async () => {
+    const dir = tempDir('forward-tls');
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    const t = await start({ tls: { cert, key } });
+    const ca = readFileSync(cert);
+
+    const s = fluentLogger.createFluentSender<Record<string, unknown>>('tls', {
+      host: '127.0.0.1',
+      port: t.port,
+      tls: true,
+      tlsOptions: { ca, servername: 'localhost' },
+      requireAckResponse: true,
+      enableReconnect: false,
+      internalLogger: { info: () => undefined, error: () => undefined },
+    } as fluentLogger.Options);
+    await new Promise<void>((resolve, reject) => s.emit('x', { msg: 'over tls' }, (err) => (err ? reject(err) : resolve())));
+    s.end(undefined as unknown as string, undefined as unknown as Record<string, unknown>, () => undefined);
+
+    const socket = tlsConnect({ host: '127.0.0.1', port: t.port, ca, servername: 'localhost' });
+    const data: Buffer[] = [];
+    socket.on('data', (d: Buffer) => data.push(d));
+    await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+    socket.write(request('raw tls', 'tls-1'));
+    await until(() => decodeReplies(Buffer.concat(data)).length === 1, 5000, 'the TLS ack');
+    expect(decodeReplies(Buffer.concat(data))).toEqual([{ ack: 'tls-1' }]);
+    socket.end();
+    expect(t.sink.events.map((e) => e.message).sort()).toEqual(['over tls', 'raw tls']);
+  });
+});
+
+describe('limits and metrics', () => {
+  it('refuses connections beyond max_connections, logged and counted', async () => {
+    const t = await start({ max_connections: 2 });
+    const a = await rawClient(t.port);
+    const b = await rawClient(t.port);
+    await a.send(request('a', 'a1'));
+    await b.send(request('b', 'b1'));
+    await Promise.all([a.waitReplies(1), b.waitReplies(1)]);
+    const c = await rawClient(t.port);
+    await c.closed;
+    await until(() => t.logs.some((l) => l.msg === 'refusing forward connection: max_connections reached'), 5000, 'the refusal log');
+    expect(await errorCount('connection_limit')).toBeGreaterThanOrEqual(1);
+    a.socket.end();
+    b.socket.end();
+  });
+
+  it('counts events, bytes, connections and ack latency', async () => {
+    const t = await start();
+    const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values as Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>;
+    const eventsBefore = (await metric('clogs_input_events_total')).find((v) => v.labels.input === 'forward')?.value ?? 0;
+    const acksBefore = (await metric('clogs_forward_ack_latency_seconds')).find((v) => v.metricName === 'clogs_forward_ack_latency_seconds_count')?.value ?? 0;
+    const c = await rawClient(t.port);
+    await c.send(Buffer.concat([request('m1', 'k1'), request('m2', 'k2')]));
+    await c.waitReplies(2);
+    expect((await metric('clogs_input_connections')).find((v) => v.labels.input === 'forward')?.value).toBeGreaterThanOrEqual(1);
+    c.socket.end();
+    await c.closed;
+    expect((await metric('clogs_input_events_total')).find((v) => v.labels.input === 'forward')?.value).toBe(eventsBefore + 2);
+    expect((await metric('clogs_input_bytes_total')).find((v) => v.labels.input === 'forward')?.value).toBeGreaterThan(0);
+    expect((await metric('clogs_forward_ack_latency_seconds')).find((v) => v.metricName === 'clogs_forward_ack_latency_seconds_count')?.value).toBe(acksBefore + 2);
+    await until(() => t.logs.some((l) => l.msg === 'forward connection closed'), 5000, 'the close');
+  });
+});
+
+describe('acks', () => {
+  it('echoes the chunk byte for byte (Docker capture g1) and maps Docker records', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(readFileSync(join(FIXTURES, 'g1-request-ack-answered.bin')));
+    await c.waitReplies(3);
+    expect(c.received()).toEqual(readFileSync(join(FIXTURES, 'g1-request-ack-answered.reply.bin')));
+    const e = t.sink.events[1]!;
+    expect(e).toMatchObject({
+      message: 'ack line 2',
+      stream: 'stderr',
+      container: { id: '525fbef00bf190f5f7fb56badfd7154814cc3972b599c0bebe0759b27d07a4aa', name: 'clogs-cap-g1-request-ack-answered' },
+      clogs: { input: 'forward', tag: '525fbef00bf1' },
+      '@timestamp': '2026-11-22T09:53:42.000000000Z',
+    });
+    expect(t.sink.events[0]!.container).toBe(t.sink.events[2]!.container);
+    c.socket.end();
+  });
+
+  it('acks a resent chunk again without writing it twice (Docker capture g2: same bytes on three connections)', async () => {
+    const t = await start();
+    for (const name of ['g2-request-ack-withheld.bin', 'g2-request-ack-withheld.conn2.bin', 'g2-request-ack-withheld.conn3.bin']) {
+      const c = await rawClient(t.port);
+      await c.send(readFileSync(join(FIXTURES, name)));
+      expect(await c.waitReplies(1)).toEqual([{ ack: 'qLsCawAAAABbtUTqHID9tg==' }]);
+      c.socket.end();
+    }
+    expect(t.sink.events.map((e) => e.message)).toEqual(['unacked line 1']);
+  });
+
+  it('a resend that overtakes a write still under way waits for it and is not written twice', async () => {
+    const t = await start();
+    t.sink.hold();
+    const a = await rawClient(t.port);
+    const b = await rawClient(t.port);
+    await a.send(request('only once', 'same-chunk'));
+    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await b.send(request('only once', 'same-chunk'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a.replies()).toEqual([]);
+    expect(b.replies()).toEqual([]);
+    t.sink.release();
+    expect(await a.waitReplies(1)).toEqual([{ ack: 'same-chunk' }]);
+    expect(await b.waitReplies(1)).toEqual([{ ack: 'same-chunk' }]);
+    expect(t.sink.events.map((e) => e.message)).toEqual(['only once']);
+  });
+
+  it('acks pipelined requests in order, grouping them into few writes', async () => {
+    const t = await start();
+    t.sink.hold();
+    const c = await rawClient(t.port);
+    await c.send(Buffer.concat(Array.from({ length: 200 }, (_, i) => request(`line ${i}`, `c${i}`))));
+    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await new Promise((r) => setTimeout(r, 50));
+    t.sink.release();
+    const acks = await c.waitReplies(200);
+    expect(acks).toEqual(Array.from({ length: 200 }, (_, i) => ({ ack: `c${i}` })));
+    expect(t.sink.events.map((e) => e.message)).toEqual(Array.from({ length: 200 }, (_, i) => `line ${i}`));
+    expect(t.sink.writes).toBeLessThanOrEqual(3);
+    c.socket.end();
+  });
+
+  it('acks in request order even when a later write is durable first', async () => {
+    const t = await start();
+    t.sink.hold();
+    const c = await rawClient(t.port);
+    await c.send(request('first', 'o1'));
+    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await c.send(request('second', 'o2'));
+    await until(() => t.sink.pendingWrites === 2, 5000, 'the second write');
+    t.sink.releaseNewest();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.replies()).toEqual([]);
+    t.sink.release();
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'o1' }, { ack: 'o2' }]);
+    c.socket.end();
+  });
+
+  it('acks metrics and traces requests (fluent_signal) without writing them', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(mp.arr(mp.str('metrics'), mp.bin(mp.arr(mp.int32(T), mp.map([]))), encodeMsgpack({ chunk: 'm1', fluent_signal: 1 })));
+    expect(await c.waitReplies(1)).toEqual([{ ack: 'm1' }]);
+    expect(t.sink.events).toHaveLength(0);
+    c.socket.end();
+  });
+
+  it('closes unacked when the sink fails, and the resend is written', async () => {
+    const t = await start();
+    t.sink.failNext = new Error('disk full');
+    const c = await rawClient(t.port);
+    await c.send(request('retry me', 'r1'));
+    await c.closed;
+    expect(c.replies()).toEqual([]);
+    const again = await rawClient(t.port);
+    await again.send(request('retry me', 'r1'));
+    expect(await again.waitReplies(1)).toEqual([{ ack: 'r1' }]);
+    expect(t.sink.events.map((e) => e.message)).toEqual(['retry me']);
+    again.socket.end();
+  });
+});
+
+describe('split lines under acks', () => {
+  const pid = 'f181013f40a025714573b5b580c00c5746615071966a3130b4efa657a2a38c36';
+  const piece = (log: Buffer | string, ordinal: number, last: boolean, chunk: string): Buffer =>
+    mp.arr(
+      mp.str('web'),
+      mp.int32(T),
+      mp.map([
+        ['container_id', mp.str(CONTAINER_ID)],
+        ['container_name', mp.str('/web-1')],
+        ['source', mp.str('stdout')],
+        ['log', mp.str(log)],
+        ['partial_message', mp.str('true')],
+        ['partial_id', mp.str(pid)],
+        ['partial_ordinal', mp.str(String(ordinal))],
+        ['partial_last', mp.str(String(last))],
+      ]),
+      encodeMsgpack({ chunk }),
+    );
+  // "✓" is e2 9c 93: the split cuts through it.
+  const check = Buffer.from('✓');
+  const part1 = Buffer.concat([Buffer.from('a'.repeat(100)), check.subarray(0, 2)]);
+  const part2 = Buffer.concat([check.subarray(2), Buffer.from(' done')]);
+  const whole = 'a'.repeat(100) + '✓ done';
+  const storeDir = (t: TestInput): string => join(t.stateDir, 'forward-partials');
+
+  it('acks piece 1 before the line is complete, stored on disk until the line is written', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(piece(part1, 1, false, 'p1'));
+    expect(await c.waitReplies(1)).toEqual([{ ack: 'p1' }]);
+    expect(t.sink.events).toHaveLength(0);
+    expect(readdirSync(storeDir(t))).toEqual([pid]);
+    await c.send(piece(part2, 2, true, 'p2'));
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
+    expect(t.sink.events.map((e) => e.message)).toEqual([whole]);
+    await until(() => readdirSync(storeDir(t)).length === 0, 5000, 'the stored piece deleted');
+    c.socket.end();
+  });
+
+  it('finds piece 1 again after a crash, when piece 2 comes to the restarted input', async () => {
+    const first = await start();
+    const c = await rawClient(first.port);
+    await c.send(piece(part1, 1, false, 'p1'));
+    await c.waitReplies(1);
+    c.socket.destroy();
+    // The "crash": a second input on the same state, as after a restart; the first never gets to flush.
+    const second = await start({}, { stateDir: first.stateDir });
+    const d = await rawClient(second.port);
+    await d.send(piece(part2, 2, true, 'p2'));
+    expect(await d.waitReplies(1)).toEqual([{ ack: 'p2' }]);
+    expect(second.sink.events.map((e) => e.message)).toEqual([whole]);
+    expect(second.sink.events[0]!.container).toEqual({ id: CONTAINER_ID, name: 'web-1' });
+    d.socket.end();
+  });
+
+  it('writes a piece whose last piece never comes after partial_timeout, and forgets it on disk', async () => {
+    const t = await start({ partial_timeout: '200ms' });
+    const c = await rawClient(t.port);
+    await c.send(piece('no newline at exit', 1, false, 'p1'));
+    await c.waitReplies(1);
+    await until(() => t.sink.events.length === 1, 5000, 'the timeout flush');
+    expect(t.sink.events[0]!.message).toBe('no newline at exit');
+    await until(() => !existsSync(join(storeDir(t), pid)), 5000, 'the stored piece deleted');
+    c.socket.end();
+  });
+});
+
+describe('stop and backpressure', () => {
+  it('stop() lets in-flight requests finish and ack, and writes held split lines', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(mp.arr(mp.str('web'), mp.int32(T), mp.strMap({ container_id: CONTAINER_ID, source: 'stdout', log: 'held', partial_message: 'true', partial_id: 'x1', partial_ordinal: '1', partial_last: 'false' }), mp.map([])));
+    t.sink.hold();
+    await c.send(request('in flight', 's1'));
+    await until(() => t.sink.pendingWrites === 1, 5000, 'the held write');
+    let stopped = false;
+    const stopping = t.input.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stopped).toBe(false);
+    expect(t.input.ready()).toBe(false);
+    t.sink.release();
+    await stopping;
+    expect(c.replies()).toEqual([{ ack: 's1' }]);
+    await c.closed;
+    expect(t.sink.events.map((e) => e.message)).toEqual(['in flight', 'held']);
+  });
+
+  it('stops reading a client whose requests wait for a slow sink, and catches up after', async () => {
+    const t = await start();
+    t.sink.hold();
+    const c = await rawClient(t.port);
+    const line = 'x'.repeat(1000);
+    const n = 30_000; // ~34 MB
+    const big = Buffer.concat(Array.from({ length: n }, (_, i) => request(line, `b${i}`)));
+    c.socket.write(big);
+    await new Promise((r) => setTimeout(r, 500));
+    // The server read at most its bound (plus socket buffers): the rest waits in the client.
+    expect(c.socket.writableLength).toBeGreaterThan(big.length - MAX_IN_FLIGHT_BYTES - 16 * 1024 * 1024);
+    t.sink.release();
+    await c.waitReplies(n, 60_000);
+    expect(t.sink.events).toHaveLength(n);
+    c.socket.end();
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * Hostile and broken clients against a running forward input: each bad
+ * connection is closed with a logged reason, a good connection next to it
+ * keeps working, and the process goes on.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inputErrors } from '../../../src/metrics.js';
+import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
+import { dockerRecord, mp, rawClient, startTestInput, until, type RawClient, type TestInput } from '../../helpers/forward.js';
+
+const T = 1795341190;
+const MAX_FRAME = 64 * 1024;
+let running: TestInput;
+
+beforeAll(async () => {
+  running = await startTestInput({ max_frame_size: MAX_FRAME, max_record_keys: 16 });
+});
+afterAll(async () => {
+  await running.stop();
+});
+
+const request = (log: string, chunk: string): Buffer => mp.arr(mp.str('good'), mp.int32(T), dockerRecord(log), encodeMsgpack({ chunk }));
+
+async function errorCount(reason: string): Promise<number> {
+  const m = await inputErrors.get();
+  return m.values.find((v) => v.labels.input === 'forward' && v.labels.reason === reason)?.value ?? 0;
+}
+
+/**
+ * Sends `bad` on one connection while a good connection sends a request
+ * before and after; expects the bad one closed with `reason` logged and both
+ * good requests written and acked.
+ */
+async function expectRejected(bad: Buffer | ((c: RawClient) => Promise<void>), reason: RegExp, metric: string): Promise<RawClient> {
+  const before = await errorCount(metric);
+  const logsBefore = running.logs.length;
+  const good = await rawClient(running.port);
+  const tag = `g${Math.random().toString(36).slice(2)}`;
+  await good.send(request(`${tag} 1`, `${tag}-1`));
+  await good.waitReplies(1);
+
+  const c = await rawClient(running.port);
+  if (Buffer.isBuffer(bad)) await c.send(bad).catch(() => undefined);
+  else await bad(c);
+  await c.closed;
+
+  await good.send(request(`${tag} 2`, `${tag}-2`));
+  expect(await good.waitReplies(2)).toEqual([{ ack: `${tag}-1` }, { ack: `${tag}-2` }]);
+  good.socket.end();
+  await until(() => running.sink.events.filter((e) => e.message.startsWith(tag)).length === 2, 5000, 'both good lines');
+
+  const closeLog = running.logs.slice(logsBefore).find((l) => l.msg === 'closing forward connection: bad input');
+  expect(closeLog?.reason).toMatch(reason);
+  expect(await errorCount(metric)).toBe(before + 1);
+  return c;
+}
+
+describe('bad input closes only its own connection', () => {
+  it('random bytes', async () => {
+    // 0xc1 is never valid msgpack; the rest is noise.
+    const noise = Buffer.concat([Buffer.from([0x94, 0xa1, 0x61, 0xc1]), Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 73 + 11) & 0xff))]);
+    await expectRejected(noise, /not a msgpack type/, 'malformed');
+  });
+
+  it('a request that is not an array', async () => {
+    await expectRejected(mp.str('GET / HTTP/1.1'), /not an array or nil/, 'malformed');
+  });
+
+  it('wrong types inside a request', async () => {
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), mp.arr(mp.str('record?'))), /record .* not a map/, 'malformed');
+    await expectRejected(mp.arr(mp.fixint(5), mp.int32(T), dockerRecord('x')), /tag is an integer/, 'malformed');
+    await expectRejected(mp.arr(mp.str('t'), mp.bool(true), dockerRecord('x')), /time .* is a boolean/, 'malformed');
+    await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.from([0x92, 0x01])), mp.nil()), /truncated/, 'malformed');
+  });
+
+  it('huge declared lengths, rejected from the header alone', async () => {
+    await expectRejected(Buffer.from([0x93, 0xa1, 0x74, 0xc6, 0xff, 0xff, 0xff, 0xff]), /max_frame_size/, 'frame_too_large');
+    await expectRejected(Buffer.from([0xdd, 0x7f, 0xff, 0xff, 0xff]), /items/, 'frame_too_large');
+  });
+
+  it('a request over max_frame_size', async () => {
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), dockerRecord('x'.repeat(MAX_FRAME))), /max_frame_size/, 'frame_too_large');
+  });
+
+  it('a gzip chunk that inflates over max_frame_size', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const entries = Buffer.concat(Array.from({ length: 50 }, () => mp.arr(mp.int32(T), dockerRecord('z'.repeat(4000)))));
+    await expectRejected(mp.arr(mp.str('t'), mp.bin(gzipSync(entries)), encodeMsgpack({ compressed: 'gzip' })), /inflates/, 'frame_too_large');
+  });
+
+  it('too many record keys', async () => {
+    const keys = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'v']));
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), mp.strMap(keys)), /max_record_keys/, 'too_many_keys');
+  });
+
+  it('zstd compression, with a reason that says what to do', async () => {
+    await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.from([1])), encodeMsgpack({ compressed: 'zstd' })), /zstd.*send gzip/, 'malformed');
+  });
+
+  it('a truncated request followed by a close', async () => {
+    const whole = request('cut short', 'never');
+    await expectRejected(
+      async (c) => {
+        await c.send(whole.subarray(0, whole.length - 5));
+        c.socket.end();
+      },
+      /middle of a request/,
+      'malformed',
+    );
+  });
+
+  it('acks the good requests sent before the bad one on the same connection', async () => {
+    const c = await rawClient(running.port);
+    await c.send(Buffer.concat([request('before the junk', 'pre-1'), Buffer.from([0xc1, 0xc1])]));
+    await c.closed;
+    expect(c.replies()).toEqual([{ ack: 'pre-1' }]);
+    expect(running.sink.events.some((e) => e.message === 'before the junk')).toBe(true);
+  });
+});
+
+describe('awkward but valid clients', () => {
+  it('a slow client sending one byte at a time', async () => {
+    const c = await rawClient(running.port);
+    const good = await rawClient(running.port);
+    const bytes = Buffer.concat([request('slow 1', 'slow-1'), mp.nil(), request('slow 2', 'slow-2')]);
+    for (let i = 0; i < bytes.length; i++) {
+      await c.send(bytes.subarray(i, i + 1));
+      if (i === 100) {
+        await good.send(request('fast while slow', 'fast-1'));
+        expect(await good.waitReplies(1)).toEqual([{ ack: 'fast-1' }]);
+      }
+    }
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'slow-1' }, { ack: 'slow-2' }]);
+    c.socket.end();
+    good.socket.end();
+  });
+
+  it('connect-then-close and TCP nil heartbeats are no errors', async () => {
+    const before = running.logs.filter((l) => l.msg === 'closing forward connection: bad input').length;
+    const empty = await rawClient(running.port);
+    empty.socket.end();
+    await empty.closed;
+    const hb = await rawClient(running.port);
+    await hb.send(Buffer.concat([mp.nil(), mp.nil(), request('after heartbeats', 'hb-1'), mp.nil()]));
+    expect(await hb.waitReplies(1)).toEqual([{ ack: 'hb-1' }]);
+    hb.socket.end();
+    await hb.closed;
+    expect(running.logs.filter((l) => l.msg === 'closing forward connection: bad input').length).toBe(before);
+  });
+});
