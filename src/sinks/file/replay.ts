@@ -34,11 +34,14 @@ export class ReplayGuard {
     private readonly dir: string,
   ) {}
 
-  /** Sources of `sources` whose file tail has not been read yet. */
-  unchecked(sources: Iterable<string>): string[] {
-    const out = new Set<string>();
-    for (const s of sources) if (!this.checked.has(s)) out.add(s);
-    return [...out];
+  /** Sources of these events whose file tail has not been read yet. */
+  unchecked(events: readonly LogEvent[], sourceOf: (e: LogEvent) => string): string[] {
+    let out: Set<string> | undefined;
+    for (const e of events) {
+      const s = sourceOf(e);
+      if (!this.checked.has(s)) (out ??= new Set()).add(s);
+    }
+    return out ? [...out] : [];
   }
 
   async load(source: string): Promise<void> {

@@ -162,7 +162,7 @@ export class FileSink implements Sink {
   write(events: readonly LogEvent[]): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
     if (events.length === 0) return Promise.resolve();
-    const unchecked = this.replay.unchecked(events.map((e) => this.sourceOf(e)));
+    const unchecked = this.replay.unchecked(events, (e) => this.sourceOf(e));
     if (unchecked.length === 0 && this.gated === 0) return this.enqueue(this.withoutReplay(events));
     this.gated++;
     let durable: Promise<void> = Promise.resolve();

@@ -68,6 +68,14 @@ describe('Normalizer', () => {
     expect(n.push(line('x'))[0]!.clogs.ordinal).toBe(3);
   });
 
+  it('takes a new seed for a source it has seen (a stream read again from its checkpoint)', () => {
+    const { n } = make();
+    n.push(line('a'));
+    n.push(line('b'));
+    n.seedOrdinal(container.id, 'stdout', '2026-11-22T09:53:10.526990943Z', 1);
+    expect(n.push(line('b'))[0]!.clogs.ordinal).toBe(1);
+  });
+
   it('joins split pieces as bytes before decoding UTF-8', () => {
     const { n } = make();
     const text = Buffer.from('héllo ✓ wörld', 'utf8');
