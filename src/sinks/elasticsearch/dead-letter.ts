@@ -1,0 +1,85 @@
+/**
+ * Documents Elasticsearch rejected for good (a 400 mapping conflict, a
+ * document that alone exceeds the request size) leave the queue only after
+ * they are fsync'd here, one NDJSON line each, with the reason:
+ *
+ *   {"time":"…","status":400,"error":{"type":"document_parsing_exception",…},
+ *    "index":"logs-clogs-default","_id":"…","event":{…the document…}}
+ *
+ * The file is what the user replays after fixing the mapping, so the event
+ * is kept exactly as it was sent. It grows without bound: rejections are
+ * rare, counted per container (clogs_sink_dead_lettered_total), and a file
+ * the user must notice is better than a cap that drops them.
+ */
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export interface Rejected {
+  /** The queue entry: action line and document line. */
+  entry: Buffer;
+  status: number;
+  error: unknown;
+}
+
+export class DeadLetterFile {
+  private handle: FileHandle | undefined;
+  private writing: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly path: string) {}
+
+  /**
+   * Appends the rejected documents and fsyncs; resolves with the source of
+   * each (container name, else id, else tag, else input) for the per-container count.
+   */
+  write(rejected: readonly Rejected[]): Promise<string[]> {
+    const run = this.writing.then(() => this.append(rejected));
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    await this.writing;
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private async append(rejected: readonly Rejected[]): Promise<string[]> {
+    if (!this.handle) {
+      await mkdir(dirname(this.path), { recursive: true });
+      this.handle = await open(this.path, 'a');
+    }
+    const time = new Date().toISOString();
+    const sources: string[] = [];
+    let out = '';
+    for (const r of rejected) {
+      const text = r.entry.toString('utf8');
+      const nl = text.indexOf('\n');
+      const doc = text.slice(nl + 1).trimEnd();
+      const target = parseAction(text.slice(0, nl));
+      sources.push(sourceOf(doc));
+      out += `{"time":"${time}","status":${r.status},"error":${JSON.stringify(r.error ?? null)},"index":${JSON.stringify(target.index)},"_id":${JSON.stringify(target.id)},"event":${doc}}\n`;
+    }
+    await this.handle.write(out);
+    await this.handle.datasync();
+    return sources;
+  }
+}
+
+function parseAction(line: string): { index: string | null; id: string | null } {
+  try {
+    const op = Object.values(JSON.parse(line) as Record<string, { _index?: string; _id?: string }>)[0];
+    return { index: op?._index ?? null, id: op?._id ?? null };
+  } catch {
+    return { index: null, id: null };
+  }
+}
+
+function sourceOf(doc: string): string {
+  try {
+    const e = JSON.parse(doc) as { container?: { name?: unknown; id?: unknown }; clogs?: { tag?: unknown; input?: unknown } };
+    const s = e.container?.name ?? e.container?.id ?? e.clogs?.tag ?? e.clogs?.input;
+    return typeof s === 'string' ? s : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

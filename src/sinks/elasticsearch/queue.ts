@@ -1,0 +1,605 @@
+/**
+ * The Elasticsearch sink's durable queue: append-only segment files and a
+ * read cursor.
+ *
+ * `append()` resolves once the events are on disk (fdatasync), which is what
+ * lets the forward input ack and the Docker input checkpoint; the sender
+ * reads behind it and `release()`s only what Elasticsearch has taken, which
+ * advances the cursor. After a crash everything past the cursor is sent
+ * again: at least once, and the deterministic `_id` with `op_type: create`
+ * turns the repeats into 409s, so Elasticsearch holds each line once.
+ *
+ * Why segment files rather than an embedded store (SQLite, LevelDB): the
+ * access pattern is a pure FIFO, written once and read once in order, which
+ * is what append-only files do best (sequential I/O, one fdatasync per group
+ * commit, deleting a whole file frees space at once, no compaction or
+ * vacuum), and it needs no native module in a collector that must build
+ * anywhere Node runs. What an embedded store would add (random access,
+ * updates, transactions) the queue does not use; the one thing it needs
+ * besides appends, a crash-safe read position, is a 40-byte file replaced
+ * atomically by rename.
+ *
+ * Layout of the queue directory:
+ *   0000000000000001.seg  records, appended; a new segment per `segmentBytes`
+ *                         and per start (never appends after a possibly torn tail)
+ *   cursor.json           {segment, offset, skip}: the first record not fully
+ *                         delivered and how many of its events were
+ *   lock                  pid of the process using the queue
+ * Record: 16-byte header (magic, payload length, event count, CRC-32 of the
+ * payload; u32 little-endian) and the payload, the bulk lines of `count`
+ * events, two "\n"-terminated lines each.
+ *
+ * Bounds: undelivered bytes ≤ `maxBytes` (appends wait for room; one append
+ * larger than the bound is let into an empty queue rather than deadlock);
+ * memory holds the batches being sent plus one read chunk (1 MiB, or one
+ * record when larger), never the queue.
+ */
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from '../../log.js';
+import { ClogsError } from '../../errors.js';
+
+const MAGIC = 0x31514c43; // "CLQ1"
+const HEADER = 16;
+const READ_CHUNK = 1024 * 1024;
+const SEGMENT_SUFFIX = '.seg';
+
+export interface QueueOptions {
+  dir: string;
+  /** Bound on undelivered payload bytes; appends wait beyond it. */
+  maxBytes: number;
+  /** Roll to a new segment file past this size (default: maxBytes/8 within 1–64 MiB). */
+  segmentBytes?: number;
+  log: Logger;
+  /** Called whenever the undelivered totals change (metrics). */
+  onChange?: (events: number, bytes: number) => void;
+}
+
+/** Where the next event is: a record's offset in a segment and how many of its events come before. */
+export interface QueuePosition {
+  segment: number;
+  offset: number;
+  skip: number;
+}
+
+export interface QueueBatch {
+  /** One Buffer per event: its action line and document line. */
+  readonly entries: Buffer[];
+  readonly bytes: number;
+  readonly end: QueuePosition;
+  done: boolean;
+}
+
+interface LoadedRecord {
+  segment: number;
+  offset: number;
+  next: number;
+  payload: Buffer;
+  count: number;
+  taken: number;
+  pos: number;
+}
+
+interface PendingAppend {
+  header: Buffer;
+  payload: Buffer;
+  count: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+const openDirs = new Set<string>();
+
+export class DiskQueue {
+  private readonly dir: string;
+  private readonly maxBytes: number;
+  private readonly segmentBytes: number;
+  private readonly log: Logger;
+  private readonly onChange: ((events: number, bytes: number) => void) | undefined;
+
+  /** Sizes of live segments; the write segment's is its committed (fsync'd) size. */
+  private readonly segments = new Map<number, number>();
+  private writeSegment = 0;
+  private writeHandle: FileHandle | undefined;
+
+  private cursor: QueuePosition = { segment: 0, offset: 0, skip: 0 };
+  private readPos: QueuePosition = { segment: 0, offset: 0, skip: 0 };
+  private record: LoadedRecord | undefined;
+  private readHandle: { segment: number; handle: FileHandle } | undefined;
+  private chunk: { segment: number; start: number; buf: Buffer } | undefined;
+
+  private events = 0;
+  private bytes = 0;
+  private unreadEvents = 0;
+  private unreadBytes = 0;
+  private unreadSince = 0;
+
+  private readonly outstanding: QueueBatch[] = [];
+  private readonly pending: PendingAppend[] = [];
+  private committing: Promise<void> | undefined;
+  private readonly spaceWaiters: { bytes: number; events: number; resolve(): void; reject(err: unknown): void }[] = [];
+  private dataWaiters: (() => void)[] = [];
+  private cursorWrite: Promise<void> = Promise.resolve();
+  private cursorDirty = false;
+  private closed = false;
+
+  private constructor(opts: QueueOptions) {
+    this.dir = resolve(opts.dir);
+    this.maxBytes = opts.maxBytes;
+    this.segmentBytes = opts.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(opts.maxBytes / 8)));
+    this.log = opts.log;
+    this.onChange = opts.onChange;
+  }
+
+  static async open(opts: QueueOptions): Promise<DiskQueue> {
+    const queue = new DiskQueue(opts);
+    await queue.recover();
+    return queue;
+  }
+
+  /** Undelivered events and payload bytes (read or not). */
+  get depth(): { events: number; bytes: number } {
+    return { events: this.events, bytes: this.bytes };
+  }
+
+  /** Events on disk the sender has not read yet, and since when some have been waiting (ms epoch). */
+  unread(): { events: number; bytes: number; since: number } {
+    return { events: this.unreadEvents, bytes: this.unreadBytes, since: this.unreadSince };
+  }
+
+  /**
+   * Appends the bulk lines of `count` events as one record and resolves once
+   * they are fsync'd. Waits while the queue is full; rejects once closed.
+   */
+  async append(payload: Buffer, count: number): Promise<void> {
+    if (this.closed) throw new ClogsError('CLOGS_QUEUE_CLOSED', 'the elasticsearch queue is closed');
+    if (count === 0) return;
+    if (this.spaceWaiters.length > 0 || !this.hasRoom(payload.length)) {
+      // Waiters are admitted in order and their room is reserved on admission.
+      await new Promise<void>((resolve, reject) => {
+        this.spaceWaiters.push({ bytes: payload.length, events: count, resolve, reject });
+        this.admitWaiters();
+      });
+      if (this.closed) {
+        this.reserve(-payload.length, -count);
+        throw new ClogsError('CLOGS_QUEUE_CLOSED', 'the elasticsearch queue closed while waiting for room');
+      }
+    } else this.reserve(payload.length, count);
+    const header = Buffer.allocUnsafe(HEADER);
+    header.writeUInt32LE(MAGIC, 0);
+    header.writeUInt32LE(payload.length, 4);
+    header.writeUInt32LE(count, 8);
+    header.writeUInt32LE(crc32(payload), 12);
+    await new Promise<void>((resolve, reject) => {
+      this.pending.push({ header, payload, count, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /**
+   * Resolves when something new is committed, after `timeoutMs`, on
+   * `wakeReaders()`, or at close.
+   */
+  waitForData(timeoutMs?: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.dataWaiters.push(done);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.dataWaiters = this.dataWaiters.filter((fn) => fn !== done);
+          resolve();
+        }, Math.max(0, timeoutMs));
+      }
+    });
+  }
+
+  wakeReaders(): void {
+    for (const fn of this.dataWaiters.splice(0)) fn();
+  }
+
+  /**
+   * Reads up to `maxEvents` events and `maxBytes` bytes (at least one event)
+   * past what earlier batches took, or undefined when none is on disk yet.
+   */
+  async read(maxEvents: number, maxBytes: number): Promise<QueueBatch | undefined> {
+    if (this.unreadEvents === 0 || this.closed) return undefined;
+    const entries: Buffer[] = [];
+    let bytes = 0;
+    fill: while (entries.length < maxEvents) {
+      if (!this.record) {
+        this.record = await this.loadRecord();
+        if (!this.record) break;
+      }
+      const rec = this.record;
+      while (rec.taken < rec.count) {
+        if (entries.length >= maxEvents) break fill;
+        const end = entryEnd(rec.payload, rec.pos);
+        const len = end - rec.pos;
+        if (entries.length > 0 && bytes + len > maxBytes) break fill;
+        entries.push(rec.payload.subarray(rec.pos, end));
+        bytes += len;
+        rec.pos = end;
+        rec.taken++;
+      }
+      this.record = undefined;
+      this.readPos = { segment: rec.segment, offset: rec.next, skip: 0 };
+    }
+    if (this.record) this.readPos = { segment: this.record.segment, offset: this.record.offset, skip: this.record.taken };
+    if (entries.length === 0) return undefined;
+    this.unreadEvents -= entries.length;
+    this.unreadBytes -= bytes;
+    if (this.unreadEvents === 0) this.unreadSince = 0;
+    const batch: QueueBatch = { entries, bytes, end: { ...this.readPos }, done: false };
+    this.outstanding.push(batch);
+    return batch;
+  }
+
+  /**
+   * Marks a batch delivered. The cursor moves over the longest delivered
+   * prefix (batches complete out of order with several requests in flight),
+   * and segments behind it are deleted.
+   */
+  release(batch: QueueBatch): void {
+    if (batch.done) return;
+    batch.done = true;
+    this.events -= batch.entries.length;
+    this.bytes -= batch.bytes;
+    this.changed();
+    let moved = false;
+    while (this.outstanding[0]?.done) {
+      this.cursor = this.outstanding.shift()!.end;
+      moved = true;
+    }
+    if (moved) this.persistCursor();
+    this.admitWaiters();
+  }
+
+  /**
+   * Stops taking appends (waiting ones reject), finishes the commits already
+   * started, and records the cursor. Unreleased batches stay queued.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.spaceWaiters.splice(0)) w.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'the elasticsearch queue closed while waiting for room'));
+    this.wakeReaders();
+    while (this.committing) await this.committing;
+    this.persistCursor();
+    await this.cursorWrite;
+    await this.writeHandle?.close();
+    await this.readHandle?.handle.close();
+    this.writeHandle = undefined;
+    this.readHandle = undefined;
+    await rm(join(this.dir, 'lock'), { force: true });
+    openDirs.delete(this.dir);
+  }
+
+  // --- recovery -------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    await this.lock();
+    const ids = (await readdir(this.dir))
+      .filter((f) => f.endsWith(SEGMENT_SUFFIX))
+      .map((f) => Number(f.slice(0, -SEGMENT_SUFFIX.length)))
+      .filter((n) => Number.isSafeInteger(n) && n > 0)
+      .sort((a, b) => a - b);
+    let cursor = await this.readCursor();
+    // A cursor naming a missing segment (a power cut lost the cursor's rename
+    // but not the deletions behind it): replay what remains from its start.
+    if (cursor && !ids.includes(cursor.segment)) cursor = undefined;
+    for (const id of ids) {
+      const size = (await stat(this.segmentPath(id))).size;
+      // Behind the cursor is delivered; empty ones are left by earlier starts.
+      if ((cursor && id < cursor.segment) || size === 0) await rm(this.segmentPath(id), { force: true });
+      else this.segments.set(id, size);
+    }
+    if (cursor && !this.segments.has(cursor.segment)) cursor = undefined;
+    const live = [...this.segments.keys()];
+    cursor ??= { segment: live[0] ?? 1, offset: 0, skip: 0 };
+    for (const id of live) cursor = await this.scanSegment(id, cursor);
+
+    this.cursor = cursor;
+    this.readPos = { ...cursor };
+    await this.openWriteSegment(Math.max(cursor.segment, ...live) + (live.length > 0 ? 1 : 0));
+    this.unreadEvents = this.events;
+    this.unreadBytes = this.bytes;
+    this.unreadSince = this.events > 0 ? 1 : 0; // a backlog is due at once
+    this.changed();
+    if (this.events > 0) this.log.info({ events: this.events, bytes: this.bytes }, 'queue recovered undelivered events');
+  }
+
+  /**
+   * Walks a segment's record headers, counts the events past the cursor,
+   * and cuts off an incomplete tail (a crash during an append, which was
+   * therefore never acknowledged). Returns the cursor, moved to the
+   * segment's start if it does not fall on a record of it.
+   */
+  private async scanSegment(id: number, cursor: QueuePosition): Promise<QueuePosition> {
+    const size = this.segments.get(id)!;
+    const inCursorSegment = id === cursor.segment;
+    let counted = !inCursorSegment || cursor.offset === 0;
+    let events = 0;
+    let bytes = 0;
+    let offset = 0;
+    while (offset < size) {
+      const header = offset + HEADER <= size ? await this.readBytes(id, offset, HEADER, size) : undefined;
+      const len = header?.readUInt32LE(4) ?? 0;
+      if (!header || header.readUInt32LE(0) !== MAGIC || offset + HEADER + len > size) {
+        this.log.warn({ segment: id, offset, droppedBytes: size - offset }, 'queue segment ends in an incomplete record; cut off (a crash during an append, never acknowledged)');
+        await this.truncateSegment(id, offset);
+        break;
+      }
+      let count = header.readUInt32LE(8);
+      let recordBytes = len;
+      if (inCursorSegment && offset === cursor.offset) {
+        counted = true;
+        if (cursor.skip > 0) {
+          const payload = await this.readBytes(id, offset + HEADER, len, size);
+          let pos = 0;
+          for (let i = 0; i < Math.min(cursor.skip, count); i++) pos = entryEnd(payload, pos);
+          recordBytes -= pos;
+          count = Math.max(0, count - cursor.skip);
+        }
+      }
+      if (counted) {
+        events += count;
+        bytes += recordBytes;
+      }
+      offset += HEADER + len;
+    }
+    if (!counted && cursor.offset !== offset) {
+      this.log.warn({ segment: id, offset: cursor.offset }, 'queue cursor does not point at a record; replaying its segment');
+      this.chunk = undefined;
+      return this.scanSegment(id, { segment: id, offset: 0, skip: 0 });
+    }
+    this.events += events;
+    this.bytes += bytes;
+    return cursor;
+  }
+
+  private async truncateSegment(id: number, size: number): Promise<void> {
+    const fh = await open(this.segmentPath(id), 'r+');
+    try {
+      await fh.truncate(size);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    this.segments.set(id, size);
+    this.chunk = undefined;
+  }
+
+  private async lock(): Promise<void> {
+    const path = join(this.dir, 'lock');
+    if (openDirs.has(this.dir)) throw new ClogsError('CLOGS_SINK', `the elasticsearch queue ${this.dir} is already open in this process`);
+    const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      throw new ClogsError(
+        'CLOGS_SINK',
+        `the elasticsearch queue ${this.dir} is in use by process ${owner}: run one clogs per state directory (if no clogs runs there, delete ${path})`,
+      );
+    }
+    await writeFile(path, `${process.pid}\n`);
+    openDirs.add(this.dir);
+  }
+
+  private async readCursor(): Promise<QueuePosition | undefined> {
+    try {
+      const v = JSON.parse(await readFile(join(this.dir, 'cursor.json'), 'utf8')) as Partial<QueuePosition>;
+      if (Number.isSafeInteger(v.segment) && Number.isSafeInteger(v.offset) && Number.isSafeInteger(v.skip)) {
+        return { segment: v.segment!, offset: v.offset!, skip: v.skip! };
+      }
+    } catch {
+      // Missing (first start) or unreadable: replay from the oldest segment, 409s absorb the repeats.
+    }
+    return undefined;
+  }
+
+  // --- writing --------------------------------------------------------------
+
+  /** Group commit: every append that arrived while the previous fsync ran shares the next one. */
+  private kick(): void {
+    if (this.committing) return;
+    this.committing = this.commit().finally(() => {
+      this.committing = undefined;
+      // Appends that arrived after the loop's last look at `pending`.
+      if (this.pending.length > 0) this.kick();
+    });
+  }
+
+  private async commit(): Promise<void> {
+    while (this.pending.length > 0) {
+        const group = this.pending.splice(0);
+        try {
+          if (this.segments.get(this.writeSegment)! >= this.segmentBytes) await this.openWriteSegment(this.writeSegment + 1);
+          const at = this.segments.get(this.writeSegment)!;
+          const bufs: Buffer[] = [];
+          let total = 0;
+          let events = 0;
+          let payloadBytes = 0;
+          for (const a of group) {
+            bufs.push(a.header, a.payload);
+            total += HEADER + a.payload.length;
+            events += a.count;
+            payloadBytes += a.payload.length;
+          }
+          await this.writeHandle!.writev(bufs, at);
+          await this.writeHandle!.datasync();
+          this.segments.set(this.writeSegment, at + total);
+          if (this.unreadEvents === 0) this.unreadSince = Date.now();
+          this.unreadEvents += events;
+          this.unreadBytes += payloadBytes;
+          for (const a of group) a.resolve();
+          this.wakeReaders();
+        } catch (err) {
+          // Not durable, so not acknowledged: the input keeps the data and
+          // resends. A later commit overwrites whatever part reached the disk.
+          for (const a of group) {
+            this.events -= a.count;
+            this.bytes -= a.payload.length;
+            a.reject(new ClogsError('CLOGS_SINK', `cannot write the elasticsearch queue in ${this.dir}: ${(err as Error).message}`, { cause: err }));
+          }
+          this.changed();
+          this.admitWaiters();
+        }
+    }
+  }
+
+  private async openWriteSegment(id: number): Promise<void> {
+    await this.writeHandle?.close();
+    this.writeHandle = await open(this.segmentPath(id), 'w');
+    this.writeSegment = id;
+    this.segments.set(id, 0);
+    // The new file's directory entry must be durable too, or a power cut could lose the whole segment.
+    const dir = await open(this.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+
+  private hasRoom(bytes: number): boolean {
+    return this.bytes === 0 || this.bytes + bytes <= this.maxBytes;
+  }
+
+  private reserve(bytes: number, events: number): void {
+    this.bytes += bytes;
+    this.events += events;
+    this.changed();
+  }
+
+  private admitWaiters(): void {
+    while (this.spaceWaiters.length > 0 && this.hasRoom(this.spaceWaiters[0]!.bytes)) {
+      const w = this.spaceWaiters.shift()!;
+      this.reserve(w.bytes, w.events);
+      w.resolve();
+    }
+  }
+
+  // --- reading --------------------------------------------------------------
+
+  /** The record at the read position, with `skip` events already stepped over; undefined at the end of the data. */
+  private async loadRecord(): Promise<LoadedRecord | undefined> {
+    for (;;) {
+      const { segment, offset, skip } = this.readPos;
+      const size = this.segments.get(segment);
+      if (size === undefined || offset >= size) {
+        const next = [...this.segments.keys()].filter((id) => id > segment).sort((a, b) => a - b)[0];
+        if (next === undefined || segment === this.writeSegment) return undefined;
+        this.readPos = { segment: next, offset: 0, skip: 0 };
+        continue;
+      }
+      const header = await this.readBytes(segment, offset, HEADER, size);
+      const len = header.readUInt32LE(4);
+      const count = header.readUInt32LE(8);
+      const payload = await this.readBytes(segment, offset + HEADER, len, size);
+      const next = offset + HEADER + len;
+      if (crc32(payload) !== header.readUInt32LE(12)) {
+        const lost = Math.max(0, count - skip);
+        this.log.error({ segment, offset, events: lost }, 'queue record fails its checksum (disk corruption); its events are skipped');
+        this.unreadEvents -= lost;
+        this.events -= lost;
+        this.bytes -= Math.min(this.bytes, len);
+        this.unreadBytes -= Math.min(this.unreadBytes, len);
+        this.changed();
+        this.readPos = { segment, offset: next, skip: 0 };
+        continue;
+      }
+      const rec: LoadedRecord = { segment, offset, next, payload, count, taken: 0, pos: 0 };
+      while (rec.taken < Math.min(skip, count)) {
+        rec.pos = entryEnd(payload, rec.pos);
+        rec.taken++;
+      }
+      if (rec.taken >= count) {
+        this.readPos = { segment, offset: next, skip: 0 };
+        continue;
+      }
+      return rec;
+    }
+  }
+
+  /** `len` bytes at `offset` of a segment, through a 1 MiB read-ahead chunk. */
+  private async readBytes(segment: number, offset: number, len: number, size: number): Promise<Buffer> {
+    const c = this.chunk;
+    if (c && c.segment === segment && offset >= c.start && offset + len <= c.start + c.buf.length) {
+      return c.buf.subarray(offset - c.start, offset - c.start + len);
+    }
+    if (this.readHandle?.segment !== segment) {
+      await this.readHandle?.handle.close();
+      this.readHandle = { segment, handle: await open(this.segmentPath(segment), 'r') };
+    }
+    const want = Math.max(len, Math.min(READ_CHUNK, size - offset));
+    // A fresh buffer per chunk: batches in flight keep slices of the old one.
+    const buf = Buffer.allocUnsafe(want);
+    let got = 0;
+    while (got < want) {
+      const { bytesRead } = await this.readHandle.handle.read(buf, got, want - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got < len) throw new ClogsError('CLOGS_SINK', `queue segment ${segment} is shorter than recorded (${offset + got} < ${offset + len})`);
+    this.chunk = { segment, start: offset, buf: buf.subarray(0, got) };
+    return buf.subarray(0, len);
+  }
+
+  // --- cursor ---------------------------------------------------------------
+
+  /**
+   * Writes the cursor by rename, without fsync: a cursor that lags after a
+   * power cut only resends delivered events, which Elasticsearch answers with 409.
+   */
+  private persistCursor(): void {
+    if (this.cursorDirty) return;
+    this.cursorDirty = true;
+    this.cursorWrite = this.cursorWrite.then(async () => {
+      this.cursorDirty = false;
+      const cursor = this.cursor;
+      const tmp = join(this.dir, 'cursor.json.tmp');
+      try {
+        await writeFile(tmp, JSON.stringify(cursor));
+        await rename(tmp, join(this.dir, 'cursor.json'));
+        for (const id of [...this.segments.keys()]) {
+          if (id < cursor.segment && id !== this.writeSegment) {
+            this.segments.delete(id);
+            await rm(this.segmentPath(id), { force: true });
+          }
+        }
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'cannot record the queue cursor; delivered events may be sent again after a restart');
+      }
+    });
+  }
+
+  private segmentPath(id: number): string {
+    return join(this.dir, String(id).padStart(16, '0') + SEGMENT_SUFFIX);
+  }
+
+  private changed(): void {
+    this.onChange?.(this.events, this.bytes);
+  }
+}
+
+/** The end of the entry starting at `pos`: just past its second "\n". */
+function entryEnd(payload: Buffer, pos: number): number {
+  const first = payload.indexOf(10, pos);
+  const second = first < 0 ? -1 : payload.indexOf(10, first + 1);
+  if (second < 0) throw new ClogsError('CLOGS_SINK', 'queue record holds an incomplete entry');
+  return second + 1;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

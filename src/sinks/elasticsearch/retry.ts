@@ -1,0 +1,138 @@
+/**
+ * What to do with a bulk response: pure verdicts, no I/O, so every rule is
+ * unit-tested on its own (after Vector's `src/sinks/elasticsearch/retry.rs`).
+ *
+ * Nothing here ever drops data: a document leaves the queue only as accepted
+ * (2xx), already there (409 on `create` with a deterministic `_id`), or
+ * rejected for good and written to the dead-letter file. Everything that may
+ * be the cluster's or the configuration's fault (down, overloaded,
+ * credentials, a missing index) is retried with backoff, and the data stays queued.
+ */
+
+/** How one `_bulk` request ended, as the sender saw it. */
+export type RequestOutcome =
+  | { kind: 'response'; status: number; body?: unknown }
+  | { kind: 'connection'; message: string }
+  | { kind: 'timeout'; message: string }
+  | { kind: 'not_elasticsearch'; message: string };
+
+/** Why a whole request is sent again; each reason gets its own log message. */
+export type RetryReason =
+  | 'connection'
+  | 'timeout'
+  | 'throttled'
+  | 'server'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'index_missing'
+  | 'not_elasticsearch'
+  | 'unexpected';
+
+export type RequestVerdict =
+  /** 2xx: the items say what happened to each document. */
+  | { action: 'items' }
+  /** Send the same documents again after a backoff. */
+  | { action: 'retry'; reason: RetryReason }
+  /**
+   * The request as a whole was refused (400 malformed, 413 too large): halve
+   * it to isolate the document at fault; a single document is rejected for good.
+   */
+  | { action: 'split' };
+
+export function requestVerdict(outcome: RequestOutcome): RequestVerdict {
+  switch (outcome.kind) {
+    case 'connection':
+      return { action: 'retry', reason: 'connection' };
+    case 'timeout':
+      return { action: 'retry', reason: 'timeout' };
+    case 'not_elasticsearch':
+      return { action: 'retry', reason: 'not_elasticsearch' };
+    case 'response':
+      break;
+  }
+  const status = outcome.status;
+  if (status >= 200 && status < 300) return { action: 'items' };
+  if (status === 429) return { action: 'retry', reason: 'throttled' };
+  if (status >= 500) return { action: 'retry', reason: 'server' };
+  if (status === 401) return { action: 'retry', reason: 'unauthorized' };
+  if (status === 403) return { action: 'retry', reason: 'forbidden' };
+  // A proxy in front of the cluster, or a path prefix missing from the URL.
+  if (status === 404) return { action: 'retry', reason: 'not_found' };
+  if (status === 400 || status === 413) return { action: 'split' };
+  return { action: 'retry', reason: 'unexpected' };
+}
+
+export type ItemVerdict =
+  | 'accepted'
+  /** 409 on `create`: the document with this `_id` is already indexed. */
+  | 'duplicate'
+  | 'retry'
+  | 'dead_letter';
+
+export function itemVerdict(status: number): ItemVerdict {
+  if (status >= 200 && status < 300) return 'accepted';
+  if (status === 409) return 'duplicate';
+  if (status === 429 || status >= 500) return 'retry';
+  // Not the document's fault: credentials, privileges, or an index that
+  // cannot be auto-created (action.auto_create_index). Fixing the cluster
+  // or the config lets these through.
+  if (status === 401 || status === 403 || status === 404 || status === 408) return 'retry';
+  return 'dead_letter';
+}
+
+/** Why items of a 2xx response are sent again, for the log. */
+export function itemRetryReason(status: number): RetryReason {
+  if (status === 429) return 'throttled';
+  if (status >= 500) return 'server';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  if (status === 404) return 'index_missing';
+  return 'timeout';
+}
+
+/** One `items[]` element of a `_bulk` response, reduced by `filter_path`. */
+export interface BulkItemResult {
+  status: number;
+  error?: unknown;
+}
+
+/**
+ * The item results of a bulk response body, in request order, or undefined
+ * when the body does not have one result per document sent (a proxy's reply,
+ * a truncated body): the sender then treats the request as failed.
+ */
+export function bulkItems(body: unknown, sent: number): BulkItemResult[] | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { errors, items } = body as { errors?: unknown; items?: unknown };
+  // With filter_path, an all-success response carries `errors: false` and no items.
+  if (errors === false && items === undefined) return new Array<BulkItemResult>(sent).fill({ status: 201 });
+  if (!Array.isArray(items) || items.length !== sent) return undefined;
+  const out: BulkItemResult[] = [];
+  for (const item of items) {
+    const op = typeof item === 'object' && item !== null ? (Object.values(item)[0] as { status?: unknown; error?: unknown } | undefined) : undefined;
+    if (!op || typeof op.status !== 'number') return undefined;
+    out.push(op.error === undefined ? { status: op.status } : { status: op.status, error: op.error });
+  }
+  return out;
+}
+
+export interface BackoffPolicy {
+  /** First delay, ms. */
+  initialMs: number;
+  /** Largest delay, ms. */
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000 };
+
+/**
+ * Exponential backoff with "equal jitter": half the capped delay is fixed,
+ * half random, so retries of many requests spread out but never collapse to
+ * zero (AWS Architecture Blog, "Exponential Backoff And Jitter").
+ * `attempt` counts from 1; `random` is in [0, 1).
+ */
+export function backoffDelay(attempt: number, random: number, policy: BackoffPolicy = DEFAULT_BACKOFF): number {
+  const exp = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
+  return Math.round(exp / 2 + (exp / 2) * random);
+}

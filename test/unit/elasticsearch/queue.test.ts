@@ -1,0 +1,217 @@
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DiskQueue, type QueueOptions } from '../../../src/sinks/elasticsearch/queue.js';
+import { memoryLogger } from '../../helpers/elasticsearch.js';
+import { tempDir } from '../../helpers/services.js';
+
+/** `n` fake queue entries (two lines each), numbered from `from`. */
+function entries(n: number, from = 0, pad = 0): Buffer {
+  let s = '';
+  for (let i = from; i < from + n; i++) s += `{"create":{"_id":"${i}"}}\n{"n":${i}${pad ? `,"pad":"${'x'.repeat(pad)}"` : ''}}\n`;
+  return Buffer.from(s);
+}
+
+const numbers = (bufs: Buffer[]): number[] => bufs.map((b) => Number(/"_id":"(\d+)"/.exec(b.toString())![1]));
+
+function opts(dir: string, over: Partial<QueueOptions> = {}): QueueOptions {
+  return { dir, maxBytes: 1024 * 1024, log: memoryLogger().log, ...over };
+}
+
+async function drain(q: DiskQueue, max = 1000): Promise<number[]> {
+  const out: number[] = [];
+  for (;;) {
+    const b = await q.read(max, 1 << 30);
+    if (!b) return out;
+    out.push(...numbers(b.entries));
+    q.release(b);
+  }
+}
+
+const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.seg'));
+
+describe('DiskQueue', () => {
+  it('reads back what was appended, in order, across records', async () => {
+    const q = await DiskQueue.open(opts(tempDir('q')));
+    await q.append(entries(3), 3);
+    await q.append(entries(2, 3), 2);
+    expect(q.depth.events).toBe(5);
+    expect(q.unread().events).toBe(5);
+    const b = (await q.read(4, 1 << 30))!;
+    expect(numbers(b.entries)).toEqual([0, 1, 2, 3]);
+    expect(q.unread().events).toBe(1);
+    q.release(b);
+    expect(q.depth.events).toBe(1);
+    expect(await drain(q)).toEqual([4]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(await q.read(10, 1 << 30)).toBeUndefined();
+    await q.close();
+  });
+
+  it('limits a batch by bytes but always returns at least one event', async () => {
+    const q = await DiskQueue.open(opts(tempDir('q')));
+    await q.append(entries(5, 0, 100), 5);
+    const one = (await q.read(100, 10))!;
+    expect(one.entries).toHaveLength(1);
+    const two = (await q.read(100, one.bytes * 2 + 1))!;
+    expect(two.entries).toHaveLength(2);
+    await q.close();
+  });
+
+  it('replays everything not released after a restart, from the middle of a record', async () => {
+    const dir = tempDir('q');
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(10), 10);
+    await q.append(entries(5, 10), 5);
+    const b = (await q.read(4, 1 << 30))!;
+    q.release(b);
+    await q.read(3, 1 << 30); // read but never released: must come back
+    await q.close();
+
+    q = await DiskQueue.open(opts(dir));
+    expect(q.depth.events).toBe(11);
+    expect(q.depth.bytes).toBe(entries(6, 4).length + entries(5, 10).length);
+    expect(await drain(q, 3)).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    await q.close();
+    q = await DiskQueue.open(opts(dir));
+    expect(q.depth.events).toBe(0);
+    await q.close();
+  });
+
+  it('moves the cursor only over the delivered prefix when batches finish out of order', async () => {
+    const dir = tempDir('q');
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(6), 6);
+    const first = (await q.read(2, 1 << 30))!;
+    const second = (await q.read(2, 1 << 30))!;
+    q.release(second);
+    expect(q.depth.events).toBe(4);
+    await q.close();
+    q = await DiskQueue.open(opts(dir));
+    // `first` was never released, so the restart replays it and everything after.
+    expect(await drain(q)).toEqual([0, 1, 2, 3, 4, 5]);
+    await q.close();
+    expect(numbers(first.entries)).toEqual([0, 1]);
+  });
+
+  it('rolls segments and deletes the ones behind the cursor', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir, { segmentBytes: 2048 }));
+    for (let i = 0; i < 20; i++) await q.append(entries(10, i * 10), 10);
+    expect(segments(dir).length).toBeGreaterThan(2);
+    const got = await drain(q, 7);
+    expect(got).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    await q.close();
+    // Only the last (write) segment may remain.
+    expect(segments(dir).length).toBeLessThanOrEqual(2);
+  });
+
+  it('starts a new segment per start and leaves no empty ones behind', async () => {
+    const dir = tempDir('q');
+    for (let i = 0; i < 4; i++) await (await DiskQueue.open(opts(dir))).close();
+    expect(segments(dir).length).toBe(1);
+  });
+
+  it('cuts off a torn tail left by a crash in the middle of an append', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(3), 3);
+    await q.close();
+    const seg = join(dir, segments(dir).sort().at(-1)!);
+    const good = statSync(seg).size;
+    const rec = readFileSync(seg);
+    appendFileSync(seg, rec.subarray(0, 20)); // a header and the start of a payload
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(statSync(seg).size).toBe(good);
+    expect(mem.lines.some((l) => String(l.msg).startsWith('queue segment ends in an incomplete record'))).toBe(true);
+    await q.append(entries(1, 3), 1);
+    expect(await drain(q)).toEqual([0, 1, 2, 3]);
+    await q.close();
+  });
+
+  it('skips a record whose checksum fails, with an error, and goes on', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(2), 2);
+    await q.append(entries(2, 2), 2);
+    await q.close();
+    const seg = join(dir, segments(dir).sort()[0]!);
+    const bytes = readFileSync(seg);
+    bytes[20] = bytes[20]! ^ 0xff; // inside the first record's payload
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(await drain(q)).toEqual([2, 3]);
+    expect(mem.lines.some((l) => String(l.msg).startsWith('queue record fails its checksum') && l.events === 2)).toBe(true);
+    expect(q.depth.events).toBe(0);
+    await q.close();
+  });
+
+  it('replays from the oldest segment when the cursor file is lost or garbage', async () => {
+    const dir = tempDir('q');
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(4), 4);
+    const b = (await q.read(2, 1 << 30))!;
+    q.release(b);
+    await q.close();
+    writeFileSync(join(dir, 'cursor.json'), '{"segment":1,"offset":7,"skip":0}');
+    q = await DiskQueue.open(opts(dir));
+    expect(await drain(q)).toEqual([0, 1, 2, 3]);
+    await q.close();
+  });
+
+  it('makes append wait while full, admits it after a release, and rejects waiters on close', async () => {
+    const one = entries(10, 0, 50);
+    const q = await DiskQueue.open(opts(tempDir('q'), { maxBytes: one.length * 2 + 100 }));
+    await q.append(one, 10);
+    await q.append(entries(10, 10, 50), 10);
+    let admitted = false;
+    const third = q.append(entries(10, 20, 50), 10).then(() => {
+      admitted = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(admitted).toBe(false);
+    const b = (await q.read(10, 1 << 30))!;
+    q.release(b);
+    await third;
+    expect(admitted).toBe(true);
+    const fourth = expect(q.append(entries(10, 30, 50), 10)).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
+    await q.close();
+    await fourth;
+    await expect(q.append(entries(1), 1)).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
+  });
+
+  it('lets one append larger than the bound into an empty queue', async () => {
+    const q = await DiskQueue.open(opts(tempDir('q'), { maxBytes: 10 }));
+    await q.append(entries(5), 5);
+    expect(q.depth.events).toBe(5);
+    await q.close();
+  });
+
+  it('commits concurrent appends together, each resolving once durable', async () => {
+    const q = await DiskQueue.open(opts(tempDir('q')));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => q.append(entries(2, i * 2), 2)));
+    expect(q.depth.events).toBe(100);
+    expect((await drain(q)).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    await q.close();
+  });
+
+  it('refuses a directory another open queue holds', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir));
+    await expect(DiskQueue.open(opts(dir))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    await q.close();
+    await (await DiskQueue.open(opts(dir))).close();
+  });
+
+  it('wakes a reader waiting for data on append', async () => {
+    const q = await DiskQueue.open(opts(tempDir('q')));
+    const waiting = q.waitForData();
+    await q.append(entries(1), 1);
+    await waiting;
+    expect(q.unread().events).toBe(1);
+    await q.waitForData(10); // times out quietly
+    await q.close();
+  });
+});

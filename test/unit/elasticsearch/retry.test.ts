@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { backoffDelay, bulkItems, itemRetryReason, itemVerdict, requestVerdict } from '../../../src/sinks/elasticsearch/retry.js';
+
+describe('requestVerdict', () => {
+  it.each([
+    [200, { action: 'items' }],
+    [201, { action: 'items' }],
+    [429, { action: 'retry', reason: 'throttled' }],
+    [500, { action: 'retry', reason: 'server' }],
+    [502, { action: 'retry', reason: 'server' }],
+    [503, { action: 'retry', reason: 'server' }],
+    [504, { action: 'retry', reason: 'server' }],
+    [401, { action: 'retry', reason: 'unauthorized' }],
+    [403, { action: 'retry', reason: 'forbidden' }],
+    [404, { action: 'retry', reason: 'not_found' }],
+    [400, { action: 'split' }],
+    [413, { action: 'split' }],
+    [418, { action: 'retry', reason: 'unexpected' }],
+  ])('HTTP %i → %o', (status, verdict) => {
+    expect(requestVerdict({ kind: 'response', status })).toEqual(verdict);
+  });
+
+  it('retries connection errors, timeouts and servers that are not Elasticsearch', () => {
+    expect(requestVerdict({ kind: 'connection', message: 'ECONNREFUSED' })).toEqual({ action: 'retry', reason: 'connection' });
+    expect(requestVerdict({ kind: 'timeout', message: 'Request timed out' })).toEqual({ action: 'retry', reason: 'timeout' });
+    expect(requestVerdict({ kind: 'not_elasticsearch', message: 'x' })).toEqual({ action: 'retry', reason: 'not_elasticsearch' });
+  });
+});
+
+describe('itemVerdict', () => {
+  it.each([
+    [200, 'accepted'],
+    [201, 'accepted'],
+    [409, 'duplicate'],
+    [429, 'retry'],
+    [500, 'retry'],
+    [503, 'retry'],
+    [401, 'retry'],
+    [403, 'retry'],
+    [404, 'retry'],
+    [408, 'retry'],
+    [400, 'dead_letter'],
+    [413, 'dead_letter'],
+    [422, 'dead_letter'],
+  ])('item status %i → %s', (status, verdict) => {
+    expect(itemVerdict(status)).toBe(verdict);
+  });
+});
+
+describe('itemRetryReason', () => {
+  it.each([
+    [429, 'throttled'],
+    [503, 'server'],
+    [401, 'unauthorized'],
+    [403, 'forbidden'],
+    [404, 'index_missing'],
+    [408, 'timeout'],
+  ])('item status %i is logged as %s', (status, reason) => {
+    expect(itemRetryReason(status)).toBe(reason);
+  });
+});
+
+describe('bulkItems', () => {
+  it('reads item statuses in request order', () => {
+    const body = {
+      errors: true,
+      items: [{ create: { status: 201 } }, { create: { status: 409, error: { type: 'version_conflict_engine_exception' } } }, { create: { status: 429 } }],
+    };
+    expect(bulkItems(body, 3)).toEqual([{ status: 201 }, { status: 409, error: { type: 'version_conflict_engine_exception' } }, { status: 429 }]);
+  });
+
+  it('treats a filtered all-success body as every item accepted', () => {
+    expect(bulkItems({ errors: false }, 2)).toEqual([{ status: 201 }, { status: 201 }]);
+  });
+
+  it('refuses a body whose items do not match what was sent', () => {
+    expect(bulkItems({ errors: true, items: [{ create: { status: 201 } }] }, 2)).toBeUndefined();
+    expect(bulkItems('<html>proxy error</html>', 1)).toBeUndefined();
+    expect(bulkItems({ errors: true, items: [{ create: {} }] }, 1)).toBeUndefined();
+    expect(bulkItems(null, 1)).toBeUndefined();
+  });
+});
+
+describe('backoffDelay', () => {
+  const policy = { initialMs: 100, maxMs: 30_000 };
+
+  it('doubles from the initial delay, with half of it jittered', () => {
+    expect(backoffDelay(1, 0, policy)).toBe(50);
+    expect(backoffDelay(1, 0.999999, policy)).toBe(100);
+    expect(backoffDelay(2, 0, policy)).toBe(100);
+    expect(backoffDelay(3, 0, policy)).toBe(200);
+    expect(backoffDelay(4, 0.5, policy)).toBe(600);
+  });
+
+  it('stays within the cap however many attempts', () => {
+    for (const attempt of [10, 20, 100, 10_000]) {
+      expect(backoffDelay(attempt, 0, policy)).toBe(15_000);
+      expect(backoffDelay(attempt, 0.999999, policy)).toBeLessThanOrEqual(30_000);
+    }
+  });
+
+  it('never returns zero or a negative delay', () => {
+    expect(backoffDelay(0, 0, policy)).toBe(50);
+    expect(backoffDelay(-3, 0, policy)).toBe(50);
+  });
+});
