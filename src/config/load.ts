@@ -3,7 +3,8 @@
  * Later sources win. Every error names where the value came from (file and
  * line, variable or flag), the key, and what was expected.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { LineCounter, parseDocument } from 'yaml';
 import { configSchema, type Config } from './schema.js';
@@ -12,6 +13,15 @@ import { ClogsError } from '../errors.js';
 type Plain = Record<string, unknown>;
 type Origin = { kind: 'env' | 'flag'; name: string };
 type FileOrigin = { file: string; lines: LineCounter; doc: ReturnType<typeof parseDocument> };
+
+/** The config shipped with clogs, used when neither --config nor ./config/clogs.yaml exists. */
+const EMBEDDED_CONFIG = fileURLToPath(new URL('../../../config/clogs.yaml', import.meta.url));
+
+/** The config file to read: the one named, else ./config/clogs.yaml, else the embedded one. */
+export function configFile(named: string | undefined): string {
+  if (named !== undefined) return named;
+  return existsSync('config/clogs.yaml') ? 'config/clogs.yaml' : EMBEDDED_CONFIG;
+}
 
 export interface LoadOptions {
   /** Path of the YAML file; absent means defaults only. */

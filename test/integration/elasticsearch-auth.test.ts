@@ -59,7 +59,7 @@ describe('elasticsearch sink: authentication', () => {
     expect(line.level).toBe(50);
     expect(line.status).toBe(401);
     expect(line.urls).toEqual([ES_SECURE_URL]);
-    expect(wrong.ready()).toBe(false);
+    expect(wrong.ready!()).toBe(false);
     await wrong.close();
     expect(mem.text()).not.toContain('not-the-password');
     expect(mem.text()).not.toContain(ES_SECURE_PASSWORD);
@@ -68,7 +68,7 @@ describe('elasticsearch sink: authentication', () => {
     const right = sink({ username: ES_SECURE_USER, password: ES_SECURE_PASSWORD, data_stream: { dataset, namespace: 'default' } }, state);
     await right.start();
     await waitForCount(admin, `logs-${dataset}-default`, 50);
-    await until(() => right.ready(), 5000, 'ready');
+    await until(() => right.ready!(), 5000, 'ready');
     await right.close();
     expect(await count(admin, `logs-${dataset}-default`)).toBe(50);
   });

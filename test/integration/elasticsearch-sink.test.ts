@@ -122,7 +122,7 @@ describe('elasticsearch sink: data stream', () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' } });
     await s.start();
     await s.write(events);
-    await until(() => s.ready(), 10_000, 'sink ready');
+    await until(() => s.ready!(), 10_000, 'sink ready');
     await s.close();
     expect(await count(client, stream)).toBe(events.length);
   });
@@ -241,7 +241,7 @@ describe('elasticsearch sink: disk queue', () => {
     await down.write(makeEvents(300));
     await down.write(makeEvents(200, 300));
     await until(() => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000, 'connection error logged');
-    expect(down.ready()).toBe(false);
+    expect(down.ready!()).toBe(false);
     await down.close();
     expect(mem.lines.some((l) => l.msg === 'elasticsearch sink closed; undelivered events stay queued for the next start' && l.events === 500)).toBe(true);
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs and starts what the tests need
+# where it is missing (Docker engine and test image, Elasticsearch), builds, and
+# runs every test. Tests that need Docker or Elasticsearch fail, never skip,
+# when the service is not there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/docker.sh ensure
+bash scripts/elasticsearch.sh ensure
+npm run build --silent
+npm run typecheck --silent
+
+report=$(mktemp)
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' "$report" || true
+rm -f "$report"
+exit $status

@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+/**
+ * The `clogs` command: parses flags and hands over. `collect` runs the
+ * collector; `tail`, `ps` and `search` read what it collected.
+ */
+import { Command, Option } from 'commander';
+import { configFile, loadConfig } from './config/load.js';
+import { createLogger } from './log.js';
+import { ClogsError } from './errors.js';
+import { registerTailCommands } from './tail/index.js';
+
+interface CollectFlags {
+  config?: string;
+  forward?: string;
+  file?: string;
+  state?: string;
+  docker: boolean;
+  es?: string;
+  http?: string;
+  logLevel?: string;
+}
+
+function collectFlags(flags: CollectFlags): Record<string, { flag: string; value: unknown }> {
+  const out: Record<string, { flag: string; value: unknown }> = {};
+  if (flags.forward !== undefined) out['forward.listen'] = { flag: '--forward', value: flags.forward };
+  if (flags.file !== undefined) out['sinks.file.dir'] = { flag: '--file', value: flags.file };
+  if (flags.state !== undefined) out['state_dir'] = { flag: '--state', value: flags.state };
+  if (!flags.docker) out['docker.enabled'] = { flag: '--no-docker', value: false };
+  if (flags.es !== undefined) out['sinks.elasticsearch.url'] = { flag: '--es', value: flags.es };
+  if (flags.http !== undefined) out['http.listen'] = { flag: '--http', value: flags.http };
+  if (flags.logLevel !== undefined) out['log_level'] = { flag: '--log-level', value: flags.logLevel };
+  return out;
+}
+
+async function collect(flags: CollectFlags): Promise<void> {
+  const file = configFile(flags.config);
+  const load = () => loadConfig({ file, env: process.env, flags: collectFlags(flags) });
+  const config = load();
+  const log = createLogger(config.log_level);
+  // Loaded here, not at the top: tail, ps and search need none of the collector.
+  const { Collector } = await import('./collector/collect.js');
+  const collector = new Collector(log);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    collector.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    let next;
+    try {
+      next = load();
+    } catch (err) {
+      log.error({ file, reason: err instanceof Error ? err.message : String(err) }, 'config reload rejected: keeping the running config');
+      return;
+    }
+    collector.reload(next).catch((err: unknown) => log.error({ err }, 'config reload failed'));
+  });
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+
+  await collector.start(config);
+}
+
+const program = new Command()
+  .name('clogs')
+  .description('Collects container logs (Fluentd forward protocol, Docker Engine API) into Elasticsearch and files.')
+  .showHelpAfterError();
+
+program
+  .command('collect')
+  .description('run the collector')
+  .option('-c, --config <file>', 'YAML config file (default: ./config/clogs.yaml, else the embedded default)')
+  .option('--forward <host:port>', 'forward-protocol listen address (forward.listen)')
+  .option('--file <dir>', 'file sink directory (sinks.file.dir)')
+  .option('--state <dir>', 'where clogs keeps queues and checkpoints (state_dir)')
+  .option('--no-docker', 'do not follow containers through the Docker Engine API')
+  .option('--es <url>', 'ship to Elasticsearch at this URL (sinks.elasticsearch.url)')
+  .option('--http <host:port>', 'health, metrics and live-tail endpoint (http.listen)')
+  .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+  .action(collect);
+
+registerTailCommands(program);
+
+program.parseAsync().catch((err: unknown) => {
+  const message = err instanceof ClogsError || err instanceof Error ? err.message : String(err);
+  process.stderr.write(`clogs: ${message}\n`);
+  process.exit(err instanceof ClogsError && err.code === 'CLOGS_CONFIG' ? 2 : 1);
+});

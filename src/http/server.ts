@@ -1,0 +1,150 @@
+/**
+ * The collector's own HTTP endpoint (node:http, no framework):
+ *
+ *   GET /healthz   200 while the process serves requests (liveness)
+ *   GET /readyz    200 when every input and sink is ready, else 503 with which is not
+ *   GET /metrics   Prometheus text format, from the shared registry
+ *   GET /tail      server-sent events of the live stream (see sse.ts)
+ *
+ * Bound to 127.0.0.1 by default: /tail shows every container's output, so
+ * exposing it is a decision the operator makes in the config.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HttpConfig } from '../config/schema.js';
+import type { Pipeline } from '../collector/pipeline.js';
+import type { RunningInput } from '../collector/input.js';
+import type { Sink } from '../sinks/sink.js';
+import type { Logger } from '../log.js';
+import { ClogsError } from '../errors.js';
+import { registry } from '../metrics.js';
+import { createTailStreams } from './sse.js';
+import { parseTailFilter } from './tail-filter.js';
+
+export interface HttpDeps {
+  log: Logger;
+  pipeline: Pipeline;
+  inputs: () => RunningInput[];
+  /** Read on every /readyz: a config reload replaces the sinks. */
+  sinks: () => readonly Sink[];
+}
+
+export interface RunningHttpServer {
+  /** `127.0.0.1:24280`, with the port actually bound when 0 was asked. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<RunningHttpServer> {
+  const { log } = deps;
+  const tails = createTailStreams(deps.pipeline, log);
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ err, url: req.url }, 'http request failed');
+      if (!res.headersSent) reply(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (err, socket) => {
+    log.debug({ err: err.message }, 'http client error');
+    socket.destroy();
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      reply(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://clogs');
+    switch (url.pathname) {
+      case '/healthz':
+        reply(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+        return;
+      case '/readyz': {
+        const body = readiness(deps.inputs(), deps.sinks());
+        reply(res, body.ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
+        return;
+      }
+      case '/metrics':
+        reply(res, 200, registry.contentType, await registry.metrics());
+        return;
+      case '/tail': {
+        if (req.method === 'HEAD') {
+          reply(res, 200, 'text/event-stream; charset=utf-8', '');
+          return;
+        }
+        const filter = parseTailFilter(url.searchParams);
+        if (typeof filter === 'string') {
+          reply(res, 400, 'text/plain; charset=utf-8', filter + '\n');
+          return;
+        }
+        tails.serve(req, res, filter);
+        return;
+      }
+      default:
+        reply(res, 404, 'text/plain; charset=utf-8', 'not found: try /healthz, /readyz, /metrics or /tail\n');
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        new ClogsError('CLOGS_LISTEN', `http: cannot listen on ${cfg.listen.host}:${cfg.listen.port} (${err.code ?? err.message}); set http.listen or --http`, {
+          cause: err,
+        }),
+      );
+    };
+    server.once('error', onError);
+    server.listen(cfg.listen.port, cfg.listen.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => log.error({ err }, 'http server error'));
+
+  const bound = server.address() as AddressInfo;
+  const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  log.debug({ address }, 'http listening');
+
+  return {
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        tails.closeAll();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+interface Readiness {
+  ready: boolean;
+  inputs: Record<string, boolean>;
+  sinks: Record<string, boolean>;
+  /** What keeps the collector unready, e.g. `["sink elasticsearch"]`. */
+  not_ready: string[];
+}
+
+function readiness(inputs: readonly RunningInput[], sinks: readonly Sink[]): Readiness {
+  const body: Readiness = { ready: true, inputs: {}, sinks: {}, not_ready: [] };
+  for (const input of inputs) {
+    const ok = input.ready();
+    body.inputs[input.name] = ok;
+    if (!ok) body.not_ready.push(`input ${input.name}`);
+  }
+  for (const sink of sinks) {
+    // A sink without ready() has no remote end to lose (the file sink).
+    const ok = sink.ready?.() !== false;
+    body.sinks[sink.name] = ok;
+    if (!ok) body.not_ready.push(`sink ${sink.name}`);
+  }
+  body.ready = body.not_ready.length === 0;
+  return body;
+}
+
+function reply(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,103 @@
+/**
+ * `GET /tail` as server-sent events: the live, normalized stream.
+ *
+ * Each event is one `id:` line (`@timestamp/seq`, what `clogs tail` dedupes
+ * on when it switches from the store to live) and one `data:` line with the
+ * event's JSON (JSON escapes newlines, so one line always suffices).
+ *
+ * The pipeline publishes synchronously and must never wait for a reader, so
+ * each client has a bounded send buffer: a client that lets more than
+ * CLIENT_BUFFER_BYTES pile up is sent a final comment and dropped. A dropped
+ * client loses nothing it cannot get back: every event it was sent is already
+ * durable in the store.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LogEvent } from '../collector/event.js';
+import type { Pipeline } from '../collector/pipeline.js';
+import type { Logger } from '../log.js';
+import { matchesTailFilter, type TailFilter } from './tail-filter.js';
+
+/** Bytes a client may have queued in the socket before it is dropped. */
+export const CLIENT_BUFFER_BYTES = 1024 * 1024;
+/** A comment this often keeps proxies from closing an idle stream and finds dead clients. */
+const KEEPALIVE_MS = 15_000;
+/** How long a dropped client gets to take its final comment before the socket is destroyed. */
+const DROP_GRACE_MS = 5_000;
+
+/** The comment that opens every stream: once a client has read it, it is subscribed. */
+const SUBSCRIBED_COMMENT = ': subscribed\n\n';
+export const DROPPED_COMMENT = ': dropped: client too slow; reconnect and resume from the store\n\n';
+
+export interface TailStreams {
+  serve(req: IncomingMessage, res: ServerResponse, filter: TailFilter): void;
+  /** Ends every open stream (server shutdown). */
+  closeAll(): void;
+  readonly size: number;
+}
+
+export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams {
+  const open = new Set<() => void>();
+
+  function serve(req: IncomingMessage, res: ServerResponse, filter: TailFilter): void {
+    let ended = false;
+    const finish = (): void => {
+      if (ended) return;
+      ended = true;
+      unsubscribe();
+      clearInterval(keepalive);
+      open.delete(endStream);
+    };
+    const drop = (): void => {
+      finish();
+      log.warn({ remote: req.socket.remoteAddress, queued: res.writableLength }, 'tail client dropped: too slow');
+      res.end(DROPPED_COMMENT);
+      setTimeout(() => res.destroy(), DROP_GRACE_MS).unref();
+    };
+    const send = (chunk: string): void => {
+      res.write(chunk);
+      if (res.writableLength > CLIENT_BUFFER_BYTES) drop();
+    };
+    const endStream = (): void => {
+      finish();
+      res.end();
+    };
+
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    // Subscribed before the opening comment is written, so a client that has
+    // read the comment knows every later durable event will reach it.
+    const unsubscribe = pipeline.subscribe((events) => {
+      const chunk = renderEvents(events, filter);
+      if (chunk.length > 0) send(chunk);
+    });
+    const keepalive = setInterval(() => send(': keepalive\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    open.add(endStream);
+    res.on('close', finish);
+    res.write(SUBSCRIBED_COMMENT);
+    log.debug({ remote: req.socket.remoteAddress, filter }, 'tail client subscribed');
+  }
+
+  return {
+    serve,
+    closeAll: () => {
+      for (const end of [...open]) end();
+    },
+    get size() {
+      return open.size;
+    },
+  };
+}
+
+function renderEvents(events: readonly LogEvent[], filter: TailFilter): string {
+  let out = '';
+  for (const event of events) {
+    if (!matchesTailFilter(filter, event)) continue;
+    out += `id: ${event['@timestamp']}/${event.clogs.seq}\ndata: ${JSON.stringify(event)}\n\n`;
+  }
+  return out;
+}

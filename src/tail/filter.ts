@@ -1,0 +1,83 @@
+/**
+ * The line filters every store applies the same way: time range, stream,
+ * minimum level and a pattern on the message. The stores may also narrow
+ * their reads with them (skip files, ES range queries), but this predicate
+ * is the rule, so both stores print the same lines.
+ */
+import type { LogEvent, Stream } from '../collector/event.js';
+import { ClogsError } from '../errors.js';
+
+export interface EventFilter {
+  /** Inclusive lower bound, a 9-digit `@timestamp`. */
+  since?: string;
+  /** Exclusive upper bound, a 9-digit `@timestamp`. */
+  until?: string;
+  stream?: Stream;
+  /** Minimum severity (see LEVEL_RANK); events without a level are left out. */
+  minLevel?: number;
+  /** `--grep`, tested against `message`. */
+  pattern?: RegExp;
+  /** `clogs search`'s query where the store has no query language (files), tested against `message`. */
+  text?: RegExp;
+}
+
+/** The normalizer writes these names; the aliases cover other writers. */
+const LEVEL_RANK: Record<string, number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  information: 30,
+  notice: 35,
+  warn: 40,
+  warning: 40,
+  error: 50,
+  err: 50,
+  fatal: 60,
+  critical: 60,
+  crit: 60,
+  alert: 60,
+  emerg: 60,
+  panic: 60,
+  dpanic: 60,
+};
+
+export function parseLevel(text: string): number {
+  const rank = LEVEL_RANK[text.toLowerCase()];
+  if (rank === undefined) {
+    throw new ClogsError('CLOGS_TAIL', `--level: expected one of trace, debug, info, warn, error, fatal; got ${JSON.stringify(text)}`);
+  }
+  return rank;
+}
+
+export function levelRank(level: string | undefined): number | undefined {
+  return level === undefined ? undefined : LEVEL_RANK[level.toLowerCase()];
+}
+
+/** Level names at or above a rank, for stores that filter by term. */
+export function levelsAtLeast(rank: number): string[] {
+  return Object.entries(LEVEL_RANK)
+    .filter(([, r]) => r >= rank)
+    .map(([name]) => name);
+}
+
+export function parsePattern(flag: string, source: string, ignoreCase = false): RegExp {
+  try {
+    return new RegExp(source, ignoreCase ? 'i' : '');
+  } catch (err) {
+    throw new ClogsError('CLOGS_TAIL', `${flag}: not a valid regular expression: ${(err as Error).message}`);
+  }
+}
+
+export function matchesFilter(f: EventFilter, e: LogEvent): boolean {
+  const ts = e['@timestamp'];
+  if (f.since !== undefined && ts < f.since) return false;
+  if (f.until !== undefined && ts >= f.until) return false;
+  if (f.stream !== undefined && e.stream !== f.stream) return false;
+  if (f.minLevel !== undefined) {
+    const rank = levelRank(e.log?.level);
+    if (rank === undefined || rank < f.minLevel) return false;
+  }
+  if (f.pattern !== undefined && !f.pattern.test(e.message)) return false;
+  if (f.text !== undefined && !f.text.test(e.message)) return false;
+  return true;
+}

@@ -1,0 +1,110 @@
+/**
+ * `clogs ps`: the sources a store holds, with first and last line, line
+ * counts by stream, and whether the container still exists and runs (asked
+ * of the Docker engine when it answers; `?` when it does not).
+ */
+import { readFileSync } from 'node:fs';
+import type Docker from 'dockerode';
+import type { DockerConfig } from '../config/schema.js';
+import type { SourceStats } from './store.js';
+
+const DOCKER_TIMEOUT_MS = 2000;
+
+/** Container id → Docker state (`running`, `exited`, ...); undefined when no engine answers. */
+export async function containerStates(cfg: DockerConfig, env: NodeJS.ProcessEnv = process.env): Promise<Map<string, string> | undefined> {
+  try {
+    // Loaded on demand, as only `ps` needs it.
+    const { default: Dockerode } = await import('dockerode');
+    const docker = new Dockerode(dockerOptions(cfg.host ?? env.DOCKER_HOST, cfg));
+    const list = await docker.listContainers({ all: true });
+    return new Map(list.map((c) => [c.Id, c.State]));
+  } catch {
+    return undefined;
+  }
+}
+
+function dockerOptions(host: string | undefined, cfg: DockerConfig): Docker.DockerOptions {
+  const opts: Docker.DockerOptions = { timeout: DOCKER_TIMEOUT_MS };
+  if (host === undefined || host.startsWith('unix://')) {
+    opts.socketPath = host === undefined ? '/var/run/docker.sock' : host.slice('unix://'.length);
+    return opts;
+  }
+  const url = new URL(host.replace(/^tcp:/, cfg.tls ? 'https:' : 'http:'));
+  opts.host = url.hostname;
+  opts.port = url.port || (cfg.tls ? '2376' : '2375');
+  opts.protocol = cfg.tls ? 'https' : 'http';
+  if (cfg.tls?.ca) opts.ca = readFileSync(cfg.tls.ca);
+  if (cfg.tls?.cert) opts.cert = readFileSync(cfg.tls.cert);
+  if (cfg.tls?.key) opts.key = readFileSync(cfg.tls.key);
+  return opts;
+}
+
+export interface PsRow {
+  name: string;
+  id: string | null;
+  image: string | null;
+  project: string | null;
+  service: string | null;
+  tag: string | null;
+  first_seen: string;
+  last_seen: string;
+  stdout: number;
+  stderr: number;
+  /** Lines without a stream (records a forward client sent). */
+  other: number;
+  /** Docker's state, `removed` when the engine no longer knows the id, `?` when no engine answers, `-` for a tag. */
+  state: string;
+}
+
+export function psRows(stats: readonly SourceStats[], states: Map<string, string> | undefined): PsRow[] {
+  return stats
+    .map((s): PsRow => {
+      const i = s.info;
+      let state = '-';
+      if (i.id !== undefined) state = states === undefined ? '?' : (states.get(i.id) ?? 'removed');
+      return {
+        name: i.name ?? i.tag ?? i.id?.slice(0, 12) ?? '?',
+        id: i.id ?? null,
+        image: i.image ?? null,
+        project: i.project ?? null,
+        service: i.service ?? null,
+        tag: i.tag ?? null,
+        first_seen: s.first,
+        last_seen: s.last,
+        stdout: s.stdout,
+        stderr: s.stderr,
+        other: s.other,
+        state,
+      };
+    })
+    .sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : a.name.localeCompare(b.name)));
+}
+
+/** A table like `docker ps`: columns padded to their widest cell; OTHER only when some source has such lines. */
+export function formatPsTable(rows: readonly PsRow[]): string {
+  const withOther = rows.some((r) => r.other > 0);
+  const header = ['NAME', 'CONTAINER ID', 'IMAGE', 'FIRST SEEN', 'LAST SEEN', 'STDOUT', 'STDERR', ...(withOther ? ['OTHER'] : []), 'STATE'];
+  const cells = rows.map((r) => [
+    r.name,
+    r.id?.slice(0, 12) ?? '-',
+    r.image ?? '-',
+    shortTime(r.first_seen),
+    shortTime(r.last_seen),
+    String(r.stdout),
+    String(r.stderr),
+    ...(withOther ? [String(r.other)] : []),
+    r.state,
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
+  const line = (row: readonly string[]): string =>
+    row
+      .map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]!)))
+      .join('   ')
+      .trimEnd() + '\n';
+  return line(header) + cells.map(line).join('');
+}
+
+/** `2026-11-22T09:53:10.526990943Z` → `2026-11-22 09:53:10` (UTC). */
+function shortTime(ts: string): string {
+  return ts === '' ? '-' : ts.slice(0, 19).replace('T', ' ');
+}

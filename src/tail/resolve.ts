@@ -1,0 +1,162 @@
+/**
+ * `<id>` → which sources to show.
+ *
+ * Tried in Docker's order, most specific first: a full container id, a
+ * container name, a compose service, a forward tag (for records that came
+ * without a container), then a unique id prefix. A name or service can cover
+ * several container ids (a container re-created by compose keeps its name):
+ * their lines are shown together, in time order. Anything ambiguous or
+ * unknown is an error that lists the close matches.
+ */
+import type { LogEvent } from '../collector/event.js';
+import { ClogsError } from '../errors.js';
+
+/** One source of lines in a store: a container, or a forward tag without one. */
+export interface SourceInfo {
+  id?: string;
+  name?: string;
+  image?: string;
+  project?: string;
+  service?: string;
+  /** Only for sources without a container. */
+  tag?: string;
+}
+
+export type Selection =
+  | { kind: 'all' }
+  | { kind: 'id'; value: string }
+  | { kind: 'name'; value: string }
+  | { kind: 'service'; value: string; project?: string }
+  | { kind: 'tag'; value: string };
+
+export interface Resolved {
+  selection: Selection;
+  matched: SourceInfo[];
+}
+
+const MAX_SUGGESTIONS = 5;
+
+export function resolveSource(query: string, sources: readonly SourceInfo[]): Resolved {
+  const q = query.startsWith('/') ? query.slice(1) : query;
+  if (q.length === 0) throw new ClogsError('CLOGS_TAIL', 'expected a container id, name, compose service or tag; got an empty string');
+
+  const byId = sources.filter((s) => s.id === q);
+  if (byId.length > 0) return { selection: { kind: 'id', value: q }, matched: byId };
+
+  const byName = sources.filter((s) => s.name === q);
+  if (byName.length > 0) return { selection: { kind: 'name', value: q }, matched: byName };
+
+  const byService = sources.filter((s) => s.service === q);
+  if (byService.length > 0) {
+    const projects = new Set(byService.map((s) => s.project));
+    if (projects.size > 1) {
+      throw ambiguous(query, byService, `a compose service in ${projects.size} projects`, 'give the container name instead');
+    }
+    const project = byService[0]!.project;
+    return { selection: project === undefined ? { kind: 'service', value: q } : { kind: 'service', value: q, project }, matched: byService };
+  }
+
+  const byTag = sources.filter((s) => s.tag === q);
+  if (byTag.length > 0) return { selection: { kind: 'tag', value: q }, matched: byTag };
+
+  const lower = q.toLowerCase();
+  const byPrefix = sources.filter((s) => s.id?.startsWith(lower));
+  const ids = new Set(byPrefix.map((s) => s.id));
+  if (ids.size === 1) return { selection: { kind: 'id', value: byPrefix[0]!.id! }, matched: byPrefix };
+  if (ids.size > 1) throw ambiguous(query, byPrefix, `the start of ${ids.size} container ids`, 'give more of the id, or the name');
+
+  const close = closeMatches(q, sources);
+  const hint = close.length > 0 ? `; close matches:\n${close.map((s) => `  ${describeSource(s)}`).join('\n')}` : '';
+  throw new ClogsError(
+    'CLOGS_TAIL',
+    `no container, compose service or tag matches ${JSON.stringify(query)} among the ${sources.length} sources in the store${hint}\n(run "clogs ps" to list them)`,
+  );
+}
+
+function ambiguous(query: string, matches: readonly SourceInfo[], what: string, fix: string): ClogsError {
+  const listed = matches.slice(0, 10).map((s) => `  ${describeSource(s)}`);
+  if (matches.length > 10) listed.push(`  ... and ${matches.length - 10} more`);
+  return new ClogsError('CLOGS_TAIL', `${JSON.stringify(query)} is ambiguous: it is ${what}; ${fix}:\n${listed.join('\n')}`);
+}
+
+/** True when nothing in `sources` could match the query (resolution would fail as unknown, not ambiguous). */
+export function isUnknown(query: string, sources: readonly SourceInfo[]): boolean {
+  const q = query.startsWith('/') ? query.slice(1) : query;
+  const lower = q.toLowerCase();
+  return !sources.some((s) => s.id?.startsWith(lower) || s.id === q || s.name === q || s.service === q || s.tag === q);
+}
+
+export function describeSource(s: SourceInfo): string {
+  const parts: string[] = [];
+  if (s.id) parts.push(`id ${s.id.slice(0, 12)}`);
+  if (s.service) parts.push(`service ${s.project ? `${s.project}/` : ''}${s.service}`);
+  if (s.image) parts.push(`image ${s.image}`);
+  const label = s.name ?? (s.tag !== undefined ? `tag ${s.tag}` : s.id?.slice(0, 12) ?? '?');
+  return parts.length > 0 ? `${label} (${parts.join(', ')})` : label;
+}
+
+/** What a source is called in output: its name, else its tag, else its short id. */
+export function sourceLabel(e: LogEvent): string {
+  return e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;
+}
+
+export function sourceOfEvent(e: LogEvent): SourceInfo {
+  const c = e.container;
+  const s: SourceInfo = {};
+  if (c?.id !== undefined) s.id = c.id;
+  if (c?.name !== undefined) s.name = c.name;
+  if (c?.image?.name !== undefined) s.image = c.image.name;
+  if (c?.compose?.project !== undefined) s.project = c.compose.project;
+  if (c?.compose?.service !== undefined) s.service = c.compose.service;
+  if (c?.id === undefined && e.clogs.tag !== undefined) s.tag = e.clogs.tag;
+  return s;
+}
+
+export function matchesSelection(sel: Selection, e: LogEvent): boolean {
+  const c = e.container;
+  switch (sel.kind) {
+    case 'all':
+      return true;
+    case 'id':
+      return c?.id === sel.value;
+    case 'name':
+      return c?.name === sel.value;
+    case 'service':
+      return c?.compose?.service === sel.value && (sel.project === undefined || c.compose.project === sel.project);
+    case 'tag':
+      return c?.id === undefined && e.clogs.tag === sel.value;
+  }
+}
+
+/** Names, services, tags and ids near the query: a shared substring or a small edit distance. */
+export function closeMatches(query: string, sources: readonly SourceInfo[]): SourceInfo[] {
+  const q = query.toLowerCase();
+  const scored: { s: SourceInfo; score: number }[] = [];
+  for (const s of sources) {
+    let best = Infinity;
+    for (const candidate of [s.name, s.service, s.tag, s.id?.slice(0, Math.max(12, q.length))]) {
+      if (candidate === undefined) continue;
+      const c = candidate.toLowerCase();
+      const score = c.includes(q) || q.includes(c) ? 0 : editDistance(q, c);
+      best = Math.min(best, score);
+    }
+    if (best <= Math.max(2, Math.floor(q.length / 3))) scored.push({ s, score: best });
+  }
+  scored.sort((a, b) => a.score - b.score);
+  return scored.slice(0, MAX_SUGGESTIONS).map((x) => x.s);
+}
+
+/** Edit distance counting a swap of two neighbours as one edit ("wbe" → "web"), as typos go. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}

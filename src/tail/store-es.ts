@@ -1,0 +1,370 @@
+/**
+ * Reads events back from Elasticsearch: the data stream `logs-<dataset>-<namespace>`
+ * (or the daily indices of `sinks.elasticsearch.index`) the sink writes.
+ *
+ * Order is the sort (`@timestamp` as date_nanos, then `clogs.seq`), paged with
+ * `search_after`. `@timestamp` sort values are asked for as RFC 3339 strings:
+ * as numbers, nanoseconds since 1970 exceed what a JSON double holds exactly.
+ *
+ * Follow polls. A document becomes searchable only at the next refresh, and
+ * bulk requests in flight together can become visible out of order, so each
+ * poll looks back FOLLOW_OVERLAP before the newest line seen and skips the
+ * keys it already returned. Polls fetch only the sort keys; sources are
+ * fetched for new keys alone, so the look-back costs little.
+ */
+import type { Client, estypes } from '@elastic/elasticsearch';
+import type { LogEvent } from '../collector/event.js';
+import { formatNanoTime, parseRfc3339 } from '../collector/time.js';
+import type { ElasticsearchConfig } from '../config/schema.js';
+import { ClogsError } from '../errors.js';
+import { resolveTarget } from '../sinks/elasticsearch/bulk.js';
+import { createClient, safeUrls } from '../sinks/elasticsearch/client.js';
+import { levelsAtLeast, matchesFilter, type EventFilter } from './filter.js';
+import { eventKey, type StoredEvent } from './order.js';
+import type { Selection, SourceInfo } from './resolve.js';
+import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
+import { shiftTimestamp } from './timespec.js';
+
+const PAGE = 1000;
+/** See StoreReader.recentKeys. */
+const RECENT_LINES = 1000;
+const FOLLOW_OVERLAP_NS = 5_000_000_000n;
+const POLL_MS = 1000;
+const MAX_BACKOFF_MS = 10_000;
+const NANOS_FORMAT = 'strict_date_optional_time_nanos';
+
+type Query = estypes.QueryDslQueryContainer;
+type Hit = estypes.SearchHit<LogEvent>;
+
+/** The target the sink writes to, as a search expression: the data stream, or every daily index. */
+function esTarget(cfg: ElasticsearchConfig): string {
+  const target = resolveTarget(cfg);
+  return target.kind === 'data_stream' ? target.name : target.pattern.replace(/%[Ymd]/g, '*');
+}
+
+function sort(order: 'asc' | 'desc'): estypes.Sort {
+  return [{ '@timestamp': { order, format: NANOS_FORMAT } }, { 'clogs.seq': { order, unmapped_type: 'long' } }];
+}
+
+function selectionQuery(sel: Selection): Query[] {
+  switch (sel.kind) {
+    case 'all':
+      return [];
+    case 'id':
+      return [{ term: { 'container.id': sel.value } }];
+    case 'name':
+      return [{ term: { 'container.name': sel.value } }];
+    case 'service': {
+      const q: Query[] = [{ term: { 'container.compose.service': sel.value } }];
+      if (sel.project !== undefined) q.push({ term: { 'container.compose.project': sel.project } });
+      return q;
+    }
+    case 'tag':
+      return [{ bool: { filter: [{ term: { 'clogs.tag': sel.value } }], must_not: [{ exists: { field: 'container.id' } }] } }];
+  }
+}
+
+/** The filters Elasticsearch can apply itself; the message pattern stays client-side (regexp queries match terms, not lines). */
+function filterQuery(f: EventFilter): Query[] {
+  const q: Query[] = [];
+  if (f.since !== undefined || f.until !== undefined) {
+    const range: estypes.QueryDslDateRangeQuery = { format: NANOS_FORMAT };
+    if (f.since !== undefined) range.gte = f.since;
+    if (f.until !== undefined) range.lt = f.until;
+    q.push({ range: { '@timestamp': range } });
+  }
+  if (f.stream !== undefined) q.push({ term: { stream: f.stream } });
+  if (f.minLevel !== undefined) q.push({ terms: { 'log.level': levelsAtLeast(f.minLevel) } });
+  return q;
+}
+
+/** A sort value or `_source` timestamp as the stored 9-digit form. */
+function normalizeTimestamp(value: unknown): string {
+  const t = typeof value === 'string' ? parseRfc3339(value) : undefined;
+  if (!t) throw new ClogsError('CLOGS_TAIL', `Elasticsearch returned a sort value that is not a timestamp: ${JSON.stringify(value)}`);
+  return formatNanoTime(t.sec, t.nsec);
+}
+
+function keyOfHit(hit: Hit): { key: string; ts: string } {
+  const [ts, seq] = hit.sort ?? [];
+  const stamp = normalizeTimestamp(ts);
+  return { key: `${stamp}/${String(seq)}`, ts: stamp };
+}
+
+function stored(hit: Hit): StoredEvent | undefined {
+  const event = hit._source;
+  if (!event || typeof event['@timestamp'] !== 'string' || typeof event.clogs?.seq !== 'number') return undefined;
+  return { event, raw: JSON.stringify(event) };
+}
+
+export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Client = createClient(cfg)): Store {
+  const index = esTarget(cfg);
+  // Without credentials: the URL appears in messages.
+  const url = safeUrls(cfg).join(',');
+
+  async function search(query: Query[], order: 'asc' | 'desc', after: estypes.SortResults | undefined, withSource: boolean) {
+    try {
+      return await client.search<LogEvent>({
+        index,
+        ignore_unavailable: true,
+        allow_no_indices: true,
+        size: PAGE,
+        query: { bool: { filter: query } },
+        sort: sort(order),
+        track_total_hits: false,
+        _source: withSource,
+        ...(after ? { search_after: after } : {}),
+      });
+    } catch (err) {
+      throw describeError(err, url, index);
+    }
+  }
+
+  /** Pages through every hit of a query in sort order. */
+  async function* pages(query: Query[], order: 'asc' | 'desc', withSource: boolean, start?: estypes.SortResults): AsyncGenerator<Hit> {
+    let after = start;
+    for (;;) {
+      const res = await search(query, order, after, withSource);
+      const hits = res.hits.hits;
+      yield* hits;
+      if (hits.length < PAGE) return;
+      after = hits[hits.length - 1]!.sort;
+    }
+  }
+
+  async function stats(): Promise<SourceStats[]> {
+    const bySource = new Map<string, SourceStats>();
+    let after: Record<string, estypes.FieldValue> | undefined;
+    for (;;) {
+      let res;
+      try {
+        res = await client.search({
+          index,
+          ignore_unavailable: true,
+          allow_no_indices: true,
+          size: 0,
+          aggs: {
+            sources: {
+              composite: {
+                size: PAGE,
+                sources: [{ id: { terms: { field: 'container.id', missing_bucket: true } } }, { tag: { terms: { field: 'clogs.tag', missing_bucket: true } } }],
+                ...(after ? { after } : {}),
+              },
+              aggs: {
+                first: { min: { field: '@timestamp', format: NANOS_FORMAT } },
+                last: { max: { field: '@timestamp', format: NANOS_FORMAT } },
+                streams: { terms: { field: 'stream', size: 10 } },
+                meta: { top_hits: { size: 1, sort: sort('desc'), _source: { includes: ['container', 'clogs', '@timestamp', 'message'] } } },
+              },
+            },
+          },
+        });
+      } catch (err) {
+        throw describeError(err, url, index);
+      }
+      const agg = res.aggregations?.sources as estypes.AggregationsCompositeAggregate | undefined;
+      const buckets = (agg?.buckets ?? []) as unknown as CompositeBucket[];
+      for (const b of buckets) mergeBucket(bySource, b);
+      if (buckets.length < PAGE || !agg?.after_key) break;
+      after = agg.after_key as Record<string, estypes.FieldValue>;
+    }
+    return [...bySource.values()];
+  }
+
+  return {
+    kind: 'es',
+    sourcesComplete: true,
+    description: `Elasticsearch ${index} at ${url}`,
+
+    async sources() {
+      return (await stats()).map((s) => s.info);
+    },
+
+    stats,
+
+    async open(req) {
+      const base = [...selectionQuery(req.selection), ...(req.queryString === undefined ? [] : [queryStringQuery(req.queryString)])];
+      const narrowed = [...base, ...filterQuery(req.filter)];
+      // The moment the reader opens: the newest key now, and the keys just
+      // before it (within the follow overlap, and at least RECENT_LINES),
+      // which a poll or the live stream would deliver again.
+      const known = new Map<string, string>();
+      let startKey: string | undefined;
+      let startTs: string | undefined;
+      for await (const hit of pages(narrowed, 'desc', false)) {
+        const { key, ts } = keyOfHit(hit);
+        if (startTs === undefined) {
+          startKey = key;
+          startTs = ts;
+        } else if (ts < shiftTimestamp(startTs, -FOLLOW_OVERLAP_NS) && known.size >= RECENT_LINES) break;
+        known.set(key, ts);
+      }
+      const reader: StoreReader = {
+        recentKeys: [...known.keys()],
+        history: () => history(req, narrowed, startKey),
+        follow: (signal) => follow(req, narrowed, startTs, known, signal),
+      };
+      return reader;
+    },
+
+    close: () => client.close(),
+  };
+
+  async function* history(req: ReadRequest, query: Query[], startKey: string | undefined): AsyncGenerator<StoredEvent> {
+    if (startKey === undefined || req.limit <= 0) return;
+    const upTo = startKey;
+    const notAfterStart = (e: StoredEvent) => compareKeyTo(e.event, upTo) <= 0;
+    if (req.limit === Infinity) {
+      for await (const hit of pages(query, 'asc', true)) {
+        const e = stored(hit);
+        if (!e) continue;
+        if (!notAfterStart(e)) return;
+        if (matchesFilter(req.filter, e.event)) yield e;
+      }
+      return;
+    }
+    const found: StoredEvent[] = [];
+    for await (const hit of pages(query, 'desc', true)) {
+      const e = stored(hit);
+      if (!e || !notAfterStart(e) || !matchesFilter(req.filter, e.event)) continue;
+      found.push(e);
+      if (found.length >= req.limit) break;
+    }
+    yield* found.reverse();
+  }
+
+  async function* follow(
+    req: ReadRequest,
+    query: Query[],
+    startTs: string | undefined,
+    known: Map<string, string>,
+    signal: AbortSignal,
+  ): AsyncGenerator<StoredEvent> {
+    let newest = startTs;
+    let failing = false;
+    let backoff = POLL_MS;
+    while (!signal.aborted) {
+      try {
+        const low = newest === undefined ? req.filter.since : shiftTimestamp(newest, -FOLLOW_OVERLAP_NS);
+        const window = low === undefined ? query : [...query, { range: { '@timestamp': { gte: low, format: NANOS_FORMAT } } }];
+        let fresh: Hit[] = [];
+        for await (const hit of pages(window, 'asc', false)) {
+          const { key, ts } = keyOfHit(hit);
+          if (known.has(key)) continue;
+          known.set(key, ts);
+          fresh.push(hit);
+          if (newest === undefined || ts > newest) newest = ts;
+          // Sources a page at a time: after an outage a poll can find very many new lines.
+          if (fresh.length === PAGE) {
+            for (const e of await fetchSources(fresh)) if (matchesFilter(req.filter, e.event)) yield e;
+            fresh = [];
+          }
+        }
+        for (const e of await fetchSources(fresh)) if (matchesFilter(req.filter, e.event)) yield e;
+        if (newest !== undefined) {
+          const floor = shiftTimestamp(newest, -FOLLOW_OVERLAP_NS);
+          for (const [key, ts] of known) if (ts < floor) known.delete(key);
+        }
+        if (failing) warn(`${url}: Elasticsearch answers again; following`);
+        failing = false;
+        backoff = POLL_MS;
+      } catch (err) {
+        if (!failing) warn(`${(err as Error).message}; retrying`);
+        failing = true;
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+      await sleep(failing ? backoff : POLL_MS, signal);
+    }
+  }
+
+  async function fetchSources(hits: readonly Hit[]): Promise<StoredEvent[]> {
+    if (hits.length === 0) return [];
+    let res;
+    try {
+      res = await client.mget<LogEvent>({ docs: hits.map((h) => ({ _index: h._index, _id: h._id! })) });
+    } catch (err) {
+      throw describeError(err, url, index);
+    }
+    const out: StoredEvent[] = [];
+    for (const doc of res.docs) {
+      if (!('found' in doc) || !doc.found || !doc._source) continue;
+      const e = stored(doc as Hit);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+}
+
+interface CompositeBucket {
+  key: { id: string | null; tag: string | null };
+  doc_count: number;
+  first: { value_as_string?: string };
+  last: { value_as_string?: string };
+  streams: { buckets: { key: string; doc_count: number }[] };
+  meta: { hits: { hits: { _source?: Partial<LogEvent> }[] } };
+}
+
+function mergeBucket(bySource: Map<string, SourceStats>, b: CompositeBucket): void {
+  const source = b.meta.hits.hits[0]?._source;
+  const c = source?.container;
+  const info: SourceInfo = {};
+  if (c?.id !== undefined) info.id = c.id;
+  if (c?.name !== undefined) info.name = c.name;
+  if (c?.image?.name !== undefined) info.image = c.image.name;
+  if (c?.compose?.project !== undefined) info.project = c.compose.project;
+  if (c?.compose?.service !== undefined) info.service = c.compose.service;
+  if (c?.id === undefined && b.key.tag !== null) info.tag = b.key.tag;
+  const key = b.key.id ?? `tag\0${b.key.tag ?? ''}`;
+  const stdout = b.streams.buckets.find((s) => s.key === 'stdout')?.doc_count ?? 0;
+  const stderr = b.streams.buckets.find((s) => s.key === 'stderr')?.doc_count ?? 0;
+  const first = b.first.value_as_string ? normalizeTimestamp(b.first.value_as_string) : '';
+  const last = b.last.value_as_string ? normalizeTimestamp(b.last.value_as_string) : '';
+  const prev = bySource.get(key);
+  if (!prev) {
+    bySource.set(key, { info, first, last, stdout, stderr, other: b.doc_count - stdout - stderr });
+    return;
+  }
+  // One container under two tags: two buckets, one source.
+  if (last > prev.last) prev.info = info;
+  prev.first = prev.first < first ? prev.first : first;
+  prev.last = prev.last > last ? prev.last : last;
+  prev.stdout += stdout;
+  prev.stderr += stderr;
+  prev.other += b.doc_count - stdout - stderr;
+}
+
+function queryStringQuery(text: string): Query {
+  return { query_string: { query: text, default_field: 'message' } };
+}
+
+function compareKeyTo(e: LogEvent, key: string): number {
+  const k = eventKey(e);
+  if (k === key) return 0;
+  const [ts, seq] = key.split('/');
+  if (e['@timestamp'] !== ts) return e['@timestamp'] < ts! ? -1 : 1;
+  return e.clogs.seq - Number(seq);
+}
+
+function describeError(err: unknown, url: string, index: string): ClogsError {
+  const e = err as { meta?: { statusCode?: number; body?: { error?: { type?: string; reason?: string } } }; message?: string; name?: string };
+  const status = e.meta?.statusCode;
+  const reason = e.meta?.body?.error?.reason ?? e.message ?? String(err);
+  if (status === 401 || status === 403) {
+    return new ClogsError('CLOGS_AUTH', `Elasticsearch at ${url} refused the credentials (HTTP ${status}): set sinks.elasticsearch.username/password or api_key`);
+  }
+  if (!status) return new ClogsError('CLOGS_TAIL', `Elasticsearch at ${url} is not reachable (${e.name ?? 'error'}: ${reason})`, { cause: err });
+  return new ClogsError('CLOGS_TAIL', `Elasticsearch ${index} at ${url}: HTTP ${status}: ${reason}`, { cause: err });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

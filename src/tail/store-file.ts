@@ -1,0 +1,419 @@
+/**
+ * Reads the file sink's NDJSON store (layout in src/sinks/file/layout.ts:
+ * `<dir>/<source>/<day>.<number>.ndjson`, one complete JSON event per line,
+ * only the newest file of a source grows).
+ *
+ * Costs, for a store of S source directories:
+ * - resolving `<id>`: the first and last line of every file, never whole files;
+ * - `tail -n N`: files read backwards from the end until N lines matched (and a
+ *   bounded margin more, see below), so the size of the store does not matter;
+ * - `--since`, `-n all`, `search`: a forward scan that skips files ending
+ *   before `--since`, holding at most REORDER_WINDOW events per directory;
+ * - `ps`: every line of every file (it counts them).
+ *
+ * Order: a file is in the order the sink received its lines, which is time
+ * order up to small swaps (a container's stdout and stderr interleave). Reads
+ * sort within a margin of REORDER_SLACK_NS around the bounds they stop at; a line
+ * written more than that out of order is shown where the file has it.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { LogEvent } from '../collector/event.js';
+import { compareFiles, listFilesInOrder, listLayoutFiles, listSourceDirs, parseFileName, sanitizeName } from '../sinks/file/layout.js';
+import { matchesFilter } from './filter.js';
+import { completeLinesEnd, firstLine, lastLine, readLinesBackward, readLinesForward } from './lines.js';
+import { compareStored, eventKey, mergeOrdered, reorderWindow, type StoredEvent } from './order.js';
+import { matchesSelection, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
+import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
+import { shiftTimestamp } from './timespec.js';
+
+/** How far out of time order a line may sit in a file and still be sorted into place. */
+const REORDER_SLACK_NS = 10_000_000_000n;
+/** Lines read past the N-th match of `-n N` looking for out-of-order newer ones. */
+const EXTRA_LINES_PAST_LIMIT = 10_000;
+/** Events each directory's forward scan holds to sort them (see reorderWindow). */
+const REORDER_WINDOW = 4096;
+/**
+ * How much of the newest history `tail -f` remembers to fold with the live
+ * stream: the lines published between its subscription and its snapshot, a
+ * few milliseconds' worth. Counted in lines, not by timestamp: a line's time
+ * is when the app wrote it, which can be long before it was published.
+ */
+const RECENT_LINES = 5000;
+/** Follow re-checks files this often even when no file-system event came (watchers can miss some). */
+const POLL_MS = 1000;
+
+interface IndexEntry {
+  info: SourceInfo;
+  /** `@timestamp` of the line `info` was taken from: the newest metadata wins. */
+  seen: string;
+  dirs: Set<string>;
+}
+
+interface FileSnapshot {
+  path: string;
+  /** End of the complete lines when the reader opened. */
+  end: number;
+}
+
+interface DirSnapshot {
+  dir: string;
+  files: FileSnapshot[];
+}
+
+export function createFileStore(root: string, warn: Warn): Store {
+  let index: Map<string, IndexEntry> | undefined;
+  const badFiles = new Set<string>();
+
+  const parse = (line: string, file: string): LogEvent | undefined => {
+    const event = parseEventLine(line);
+    if (!event && !badFiles.has(file)) {
+      badFiles.add(file);
+      warn(`${file}: skipped a line that is not a clogs event`);
+    }
+    return event;
+  };
+
+  async function buildIndex(): Promise<Map<string, IndexEntry>> {
+    const next = new Map<string, IndexEntry>();
+    for (const dir of await listSourceDirs(root)) {
+      for (const path of await listFilesInOrder(dir)) {
+        const size = await sizeOf(path);
+        if (size === undefined) continue;
+        for (const line of [await firstLine(path, size), await lastLine(path, size)]) {
+          const event = line === undefined ? undefined : parse(line, path);
+          if (event) addToIndex(next, event, dir);
+        }
+      }
+    }
+    index = next;
+    return next;
+  }
+
+  async function dirsFor(req: ReadRequest): Promise<string[]> {
+    const sel = req.selection;
+    if (sel.kind === 'all') return listSourceDirs(root);
+    // The sink names a directory after the container name, else the id or tag.
+    if (sel.kind === 'name' || sel.kind === 'tag') return [join(root, sanitizeName(sel.value))];
+    const idx = index ?? (await buildIndex());
+    const dirs = new Set<string>();
+    for (const s of req.matched) {
+      const entry = idx.get(indexKey(s));
+      for (const d of entry?.dirs ?? []) dirs.add(d);
+      if (entry === undefined) dirs.add(join(root, sanitizeName(s.name || s.id || s.tag || '')));
+    }
+    // Nothing resolved up front: read every directory and let the selection filter.
+    return dirs.size > 0 ? [...dirs] : listSourceDirs(root);
+  }
+
+  return {
+    kind: 'file',
+    // From the first and last line of each file: a container re-created
+    // under the same name in the middle of a file is only found by stats().
+    sourcesComplete: false,
+    description: `file store ${root}`,
+
+    async sources() {
+      return [...(await buildIndex()).values()].map((e) => e.info);
+    },
+
+    async stats() {
+      const stats = new Map<string, SourceStats & { seen: string }>();
+      const next = new Map<string, IndexEntry>();
+      for (const dir of await listSourceDirs(root)) {
+        for (const path of await listFilesInOrder(dir)) {
+          const size = await sizeOf(path);
+          if (size === undefined) continue;
+          for await (const { line } of readLinesForward(path, 0, size)) {
+            const event = parse(line, path);
+            if (!event) continue;
+            addToIndex(next, event, dir);
+            const ts = event['@timestamp'];
+            const key = indexKey(sourceOfEvent(event));
+            let s = stats.get(key);
+            if (!s) {
+              s = { info: sourceOfEvent(event), first: ts, last: ts, stdout: 0, stderr: 0, other: 0, seen: ts };
+              stats.set(key, s);
+            }
+            if (ts < s.first) s.first = ts;
+            if (ts > s.last) s.last = ts;
+            if (ts >= s.seen) {
+              s.seen = ts;
+              s.info = sourceOfEvent(event);
+            }
+            if (event.stream === 'stdout') s.stdout++;
+            else if (event.stream === 'stderr') s.stderr++;
+            else s.other++;
+          }
+        }
+      }
+      index = next;
+      return [...stats.values()].map(({ seen: _seen, ...s }) => s);
+    },
+
+    async open(req) {
+      const dirs = await dirsFor(req);
+      const snapshots = await Promise.all(dirs.map(snapshotDir));
+      const existing = new Set(await listSourceDirs(root));
+      const reader: StoreReader = {
+        recentKeys: await recentKeys(snapshots, req.selection, parse),
+        history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse) : scanBackward(snapshots, req, parse)),
+        follow: (signal) => followDirs(root, snapshots, existing, req, parse, signal),
+      };
+      return reader;
+    },
+
+    async close() {},
+  };
+}
+
+/** A stored line as an event, or undefined when it is not one (a foreign or damaged line). */
+function parseEventLine(line: string): LogEvent | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const e = v as Partial<LogEvent>;
+  if (typeof e['@timestamp'] !== 'string' || typeof e.message !== 'string' || typeof e.clogs?.seq !== 'number') return undefined;
+  return e as LogEvent;
+}
+
+function indexKey(s: SourceInfo): string {
+  return s.id ?? `tag\0${s.tag ?? s.name ?? ''}`;
+}
+
+function addToIndex(index: Map<string, IndexEntry>, event: LogEvent, dir: string): void {
+  const info = sourceOfEvent(event);
+  const key = indexKey(info);
+  const ts = event['@timestamp'];
+  const entry = index.get(key);
+  if (!entry) index.set(key, { info, seen: ts, dirs: new Set([dir]) });
+  else {
+    entry.dirs.add(dir);
+    if (ts >= entry.seen) {
+      entry.info = info;
+      entry.seen = ts;
+    }
+  }
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function snapshotDir(dir: string): Promise<DirSnapshot> {
+  const files: FileSnapshot[] = [];
+  for (const path of await listFilesInOrder(dir)) {
+    const size = await sizeOf(path);
+    if (size !== undefined) files.push({ path, end: await completeLinesEnd(path, size) });
+  }
+  return { dir, files };
+}
+
+type Parse = (line: string, file: string) => LogEvent | undefined;
+
+/** The keys of the last RECENT_LINES lines of each directory (file order is publication order). */
+async function recentKeys(snapshots: readonly DirSnapshot[], selection: Selection, parse: Parse): Promise<string[]> {
+  const keys: string[] = [];
+  for (const snap of snapshots) {
+    let count = 0;
+    dir: for (let i = snap.files.length - 1; i >= 0; i--) {
+      const file = snap.files[i]!;
+      for await (const raw of readLinesBackward(file.path, file.end)) {
+        const event = parse(raw, file.path);
+        if (!event || !matchesSelection(selection, event)) continue;
+        if (++count > RECENT_LINES) break dir;
+        keys.push(eventKey(event));
+      }
+    }
+  }
+  return keys;
+}
+
+/** `-n N`: each directory read from its end until N matches and a margin, then the newest N overall. */
+async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
+  if (req.limit <= 0) return;
+  const { filter, selection } = req;
+  const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
+  const found: StoredEvent[] = [];
+  for (const snap of snapshots) {
+    let matches = 0;
+    let stopBelow: string | undefined;
+    let extra = 0;
+    dir: for (let i = snap.files.length - 1; i >= 0; i--) {
+      const file = snap.files[i]!;
+      for await (const raw of readLinesBackward(file.path, file.end)) {
+        const event = parse(raw, file.path);
+        if (!event) continue;
+        const ts = event['@timestamp'];
+        if (sinceFloor !== undefined && ts < sinceFloor) break dir;
+        if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
+        if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
+        found.push({ event, raw });
+        if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
+      }
+    }
+  }
+  found.sort(compareStored);
+  yield* found.slice(Math.max(0, found.length - req.limit));
+}
+
+/** Everything matching, in order: each directory scanned forwards, the directories merged. */
+function scanForward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
+  return mergeOrdered(snapshots.map((snap) => reorderWindow(scanDir(snap, req, parse), REORDER_WINDOW)));
+}
+
+async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
+  const { filter, selection } = req;
+  const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
+  const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
+  for (const file of snap.files) {
+    if (sinceFloor !== undefined) {
+      const last = await lastLine(file.path, file.end);
+      const lastEvent = last === undefined ? undefined : parse(last, file.path);
+      if (lastEvent && lastEvent['@timestamp'] < sinceFloor) continue;
+    }
+    for await (const { line } of readLinesForward(file.path, 0, file.end)) {
+      const event = parse(line, file.path);
+      if (!event) continue;
+      if (untilCeiling !== undefined && event['@timestamp'] >= untilCeiling) return;
+      if (matchesSelection(selection, event) && matchesFilter(filter, event)) yield { event, raw: line };
+    }
+  }
+}
+
+interface Follower {
+  dir: string;
+  /** The file being read; undefined until the directory has one. */
+  file: string | undefined;
+  /** Where the next unread complete line starts. */
+  offset: number;
+  watcher: FSWatcher | undefined;
+}
+
+/**
+ * Lines appended after the snapshot, directory by directory, as they arrive:
+ * woken by file-system events and a poll, it reads each directory's current
+ * file to its last complete line and moves on to the next file once the sink
+ * rotated (an earlier file never grows once a later one exists).
+ */
+async function* followDirs(
+  root: string,
+  snapshots: readonly DirSnapshot[],
+  existingAtOpen: ReadonlySet<string>,
+  req: ReadRequest,
+  parse: Parse,
+  signal: AbortSignal,
+): AsyncGenerator<StoredEvent> {
+  const followers = new Map<string, Follower>();
+  for (const snap of snapshots) {
+    const last = snap.files[snap.files.length - 1];
+    followers.set(snap.dir, { dir: snap.dir, file: last?.path, offset: last?.end ?? 0, watcher: undefined });
+  }
+  // Sources that can gain directories while we follow: a compose service's new
+  // replica, a renamed container. A name or tag always maps to one directory.
+  const canGrow = req.selection.kind !== 'name' && req.selection.kind !== 'tag';
+  const rejected = new Set<string>();
+
+  let dirty = true;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    dirty = true;
+    wake?.();
+  };
+  const watchOrUndefined = (path: string): FSWatcher | undefined => {
+    try {
+      return watch(path, { persistent: false }, poke).on('error', () => undefined);
+    } catch {
+      return undefined;
+    }
+  };
+  const rootWatcher = watchOrUndefined(root);
+  const timer = setInterval(poke, POLL_MS);
+  signal.addEventListener('abort', poke, { once: true });
+
+  try {
+    while (!signal.aborted) {
+      if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      if (signal.aborted) return;
+      dirty = false;
+      if (canGrow) await discover(root, followers, existingAtOpen, rejected, req.selection, parse);
+      for (const f of followers.values()) {
+        f.watcher ??= watchOrUndefined(f.dir);
+        for await (const e of readNew(f, parse)) {
+          if (matchesSelection(req.selection, e.event) && matchesFilter(req.filter, e.event)) yield e;
+        }
+      }
+    }
+  } finally {
+    clearInterval(timer);
+    signal.removeEventListener('abort', poke);
+    rootWatcher?.close();
+    for (const f of followers.values()) f.watcher?.close();
+  }
+}
+
+async function discover(
+  root: string,
+  followers: Map<string, Follower>,
+  existingAtOpen: ReadonlySet<string>,
+  rejected: Set<string>,
+  selection: Selection,
+  parse: Parse,
+): Promise<void> {
+  for (const dir of await listSourceDirs(root)) {
+    if (followers.has(dir) || rejected.has(dir) || existingAtOpen.has(dir)) continue;
+    const first = (await listFilesInOrder(dir))[0];
+    const size = first === undefined ? undefined : await sizeOf(first);
+    const line = first === undefined || size === undefined ? undefined : await firstLine(first, size);
+    if (line === undefined) continue; // no line yet: look again next time
+    const event = parse(line, first!);
+    if (event && matchesSelection(selection, event)) followers.set(dir, { dir, file: undefined, offset: 0, watcher: undefined });
+    else rejected.add(dir);
+  }
+}
+
+async function* readNew(f: Follower, parse: Parse): AsyncGenerator<StoredEvent> {
+  for (;;) {
+    // Listed before the size is taken: if a later file exists at listing time,
+    // the current one was final before the stat, so reading to its end is complete.
+    const files = await listLayoutFiles(f.dir);
+    if (files.length === 0) return;
+    let idx = f.file === undefined ? -1 : files.findIndex((x) => x.path === f.file);
+    if (f.file === undefined) {
+      idx = 0;
+      f.file = files[0]!.path;
+      f.offset = 0;
+    } else if (idx === -1) {
+      // The file went away (removed by hand or by retention): go on with the next one.
+      const current = parseFileName(basename(f.file));
+      idx = current === undefined ? -1 : files.findIndex((x) => compareFiles(x, current) > 0);
+      if (idx === -1) return;
+      f.file = files[idx]!.path;
+      f.offset = 0;
+    }
+    const size = await sizeOf(f.file);
+    if (size !== undefined && size > f.offset) {
+      for await (const { line, next } of readLinesForward(f.file, f.offset, size)) {
+        f.offset = next;
+        const event = parse(line, f.file);
+        if (event) yield { event, raw: line };
+      }
+    }
+    if (size !== undefined && idx === files.length - 1) return;
+    const after = files[idx + 1];
+    if (!after) return;
+    f.file = after.path;
+    f.offset = 0;
+  }
+}

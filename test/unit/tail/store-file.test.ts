@@ -1,0 +1,194 @@
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LogEvent } from '../../../src/collector/event.js';
+import { fileName } from '../../../src/sinks/file/layout.js';
+import type { EventFilter } from '../../../src/tail/filter.js';
+import type { StoredEvent } from '../../../src/tail/order.js';
+import type { Selection } from '../../../src/tail/resolve.js';
+import { createFileStore } from '../../../src/tail/store-file.js';
+import { appendToStore, container, fakeId, makeEvent } from '../../helpers/tail.js';
+
+const T0 = 1795341190;
+const WEB = container(fakeId('aa'), 'web', { compose: { project: 'shop', service: 'web' } });
+const WEB2 = container(fakeId('ab'), 'web-2', { compose: { project: 'shop', service: 'web' } });
+const DB = container(fakeId('bb'), 'db');
+const OLD_DB = container(fakeId('cc'), 'db');
+
+async function collect(it: AsyncIterable<StoredEvent>, max = Infinity): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of it) {
+    out.push(e.event.message);
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
+function newStore(): { dir: string; warnings: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'clogs-store-'));
+  dirs.push(dir);
+  return { dir, warnings: [] };
+}
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function read(dir: string, selection: Selection, filter: EventFilter = {}, limit = Infinity) {
+  const warnings: string[] = [];
+  const store = createFileStore(dir, (m) => warnings.push(m));
+  const open = async () => {
+    const matched = (await store.sources()).filter((s) =>
+      selection.kind === 'id' ? s.id === selection.value : selection.kind === 'service' ? s.service === selection.value : false,
+    );
+    return store.open({ selection, matched, filter, limit });
+  };
+  return { store, warnings, open };
+}
+
+/** web: 30 lines over 3 files, stdout/stderr interleaved with one stderr line 1 ns out of order. */
+function seed(dir: string): void {
+  let seq = 100;
+  for (let file = 0; file < 3; file++) {
+    const events: LogEvent[] = [];
+    for (let i = 0; i < 10; i++) {
+      const n = file * 10 + i;
+      events.push(makeEvent({ container: WEB, sec: T0 + n, seq: seq++, message: `web ${n}`, stream: n % 3 === 0 ? 'stderr' : 'stdout', level: n % 5 === 0 ? 'error' : 'info' }));
+    }
+    appendToStore(dir, events, file);
+  }
+  // Written after "web 29" but stamped earlier: the reader must sort it into place.
+  appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 28, nsec: 500, seq: seq++, message: 'web 28.5', stream: 'stderr' })], 2);
+  appendToStore(dir, [
+    makeEvent({ container: OLD_DB, sec: T0, seq: 1, message: 'old db 0', stream: 'stdout' }),
+    makeEvent({ container: OLD_DB, sec: T0 + 1, seq: 2, message: 'old db 1', stream: 'stdout' }),
+    makeEvent({ container: DB, sec: T0 + 2, seq: 3, message: 'db 2', stream: 'stdout' }),
+  ]);
+  appendToStore(dir, [makeEvent({ tag: 'app.pay', sec: T0 + 5, seq: 7, message: 'pay 5' })]);
+}
+
+describe('file store: history', () => {
+  it('-n N: the last N lines in time order, across rotated files', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const r = read(dir, { kind: 'name', value: 'web' }, {}, 4);
+    expect(await collect((await r.open()).history())).toEqual(['web 27', 'web 28', 'web 28.5', 'web 29']);
+  });
+
+  it('-n N larger than the store: every line', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const r = read(dir, { kind: 'name', value: 'web' }, {}, 1000);
+    const all = await collect((await r.open()).history());
+    expect(all).toHaveLength(31);
+    expect(all[0]).toBe('web 0');
+  });
+
+  it('time window, stream, level and grep filters', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const since = new Date((T0 + 10) * 1000).toISOString().replace('Z', '000000Z');
+    const until = new Date((T0 + 20) * 1000).toISOString().replace('Z', '000000Z');
+    const window = read(dir, { kind: 'name', value: 'web' }, { since, until });
+    expect(await collect((await window.open()).history())).toEqual(Array.from({ length: 10 }, (_, i) => `web ${10 + i}`));
+    const stderr = read(dir, { kind: 'name', value: 'web' }, { stream: 'stderr' }, 3);
+    expect(await collect((await stderr.open()).history())).toEqual(['web 24', 'web 27', 'web 28.5']);
+    const errors = read(dir, { kind: 'name', value: 'web' }, { minLevel: 50 });
+    expect(await collect((await errors.open()).history())).toEqual(['web 0', 'web 5', 'web 10', 'web 15', 'web 20', 'web 25']);
+    const grep = read(dir, { kind: 'name', value: 'web' }, { pattern: /^web 1\d$/ }, 2);
+    expect(await collect((await grep.open()).history())).toEqual(['web 18', 'web 19']);
+  });
+
+  it('tells apart two containers that shared a name (and a directory) by id', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const old = read(dir, { kind: 'id', value: OLD_DB.id! });
+    expect(await collect((await old.open()).history())).toEqual(['old db 0', 'old db 1']);
+    const byName = read(dir, { kind: 'name', value: 'db' }, {}, 10);
+    expect(await collect((await byName.open()).history())).toEqual(['old db 0', 'old db 1', 'db 2']);
+  });
+
+  it('skips a foreign or torn line with one warning and goes on', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    appendFileSync(join(dir, 'web', fileName('2026-11-22', 2)), 'not json\n{"half":');
+    const r = read(dir, { kind: 'name', value: 'web' }, {}, 2);
+    expect(await collect((await r.open()).history())).toEqual(['web 28.5', 'web 29']);
+    expect(r.warnings).toEqual([expect.stringContaining('skipped a line that is not a clogs event')]);
+  });
+});
+
+describe('file store: sources and stats', () => {
+  it('finds sources from the first and last lines of the files', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const sources = await createFileStore(dir, () => undefined).sources();
+    expect(sources.map((s) => s.name ?? s.tag).sort()).toEqual(['app.pay', 'db', 'db', 'web']);
+    expect(sources.find((s) => s.id === WEB.id)).toMatchObject({ name: 'web', project: 'shop', service: 'web' });
+  });
+
+  it('counts every line by stream', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const stats = await createFileStore(dir, () => undefined).stats();
+    const web = stats.find((s) => s.info.id === WEB.id)!;
+    expect(web).toMatchObject({ stdout: 20, stderr: 11, other: 0 });
+    expect(web.first).toBe('2026-11-22T09:53:10.000000000Z');
+    expect(web.last).toBe('2026-11-22T09:53:39.000000000Z');
+    expect(stats.find((s) => s.info.tag === 'app.pay')).toMatchObject({ stdout: 0, stderr: 0, other: 1 });
+  });
+});
+
+describe('file store: follow', () => {
+  it('returns lines written after the reader opened, through rotation, and holds back a line until its "\\n"', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const r = read(dir, { kind: 'name', value: 'web' }, {}, 1);
+    const reader = await r.open();
+    expect(await collect(reader.history())).toEqual(['web 29']);
+    const ac = new AbortController();
+    const got = collect(reader.follow(ac.signal), 4);
+    const file2 = join(dir, 'web', fileName('2026-11-22', 2));
+    appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 40, seq: 500, message: 'new 1' })], 2);
+    await new Promise((r) => setTimeout(r, 50));
+    // Rotation: the sink starts file 3; a torn line in it is completed later.
+    const next = makeEvent({ container: WEB, sec: T0 + 41, seq: 501, message: 'new 2' });
+    appendToStore(dir, [next], 3);
+    const torn = JSON.stringify(makeEvent({ container: WEB, sec: T0 + 42, seq: 502, message: 'new 3' }));
+    appendFileSync(join(dir, 'web', fileName('2026-11-22', 3)), torn.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    appendFileSync(join(dir, 'web', fileName('2026-11-22', 3)), torn.slice(20) + '\n');
+    // The old file is removed while we follow (retention); a new day begins.
+    rmSync(file2);
+    appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 43, seq: 503, message: 'new 4' })], 0, '2026-11-23');
+    expect(await got).toEqual(['new 1', 'new 2', 'new 3', 'new 4']);
+    ac.abort();
+  });
+
+  it('picks up a directory that appears later for a growing selection (a new compose replica)', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const r = read(dir, { kind: 'service', value: 'web', project: 'shop' }, {}, 0);
+    const reader = await r.open();
+    expect(await collect(reader.history())).toEqual([]);
+    const ac = new AbortController();
+    const got = collect(reader.follow(ac.signal), 2);
+    await new Promise((r) => setTimeout(r, 50));
+    appendToStore(dir, [makeEvent({ container: WEB2, sec: T0 + 50, seq: 600, message: 'replica 2' })]);
+    appendToStore(dir, [makeEvent({ container: DB, sec: T0 + 50, seq: 601, message: 'not web' })]);
+    appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 51, seq: 602, message: 'replica 1' })], 2);
+    expect((await got).sort()).toEqual(['replica 1', 'replica 2']);
+    ac.abort();
+  });
+
+  it('ends the follow when the signal aborts', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const reader = await read(dir, { kind: 'name', value: 'web' }, {}, 0).open();
+    const ac = new AbortController();
+    const done = collect(reader.follow(ac.signal));
+    setTimeout(() => ac.abort(), 50);
+    expect(await done).toEqual([]);
+  });
+});
