@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, mkdirSync, copyFileSync, symlinkSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { LogEvent } from '../../src/collector/event.js';
+import type { Sink } from '../../src/sinks/sink.js';
 
 const execFileP = promisify(execFile);
 
@@ -71,4 +73,24 @@ export async function waitExited(name: string, timeoutMs = 30_000): Promise<void
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`container ${name} did not exit within ${timeoutMs} ms`);
+}
+
+/** A sink that keeps every event in memory, for in-process input tests. */
+export class CaptureSink implements Sink {
+  readonly name = 'capture';
+  readonly events: LogEvent[] = [];
+  async start(): Promise<void> {}
+  async write(events: readonly LogEvent[]): Promise<void> {
+    this.events.push(...events);
+  }
+  async close(): Promise<void> {}
+}
+
+/** Polls `cond` every 50 ms; throws, naming `what`, after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

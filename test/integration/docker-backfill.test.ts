@@ -9,38 +9,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
 import { startDockerInput } from '../../src/collector/docker/index.js';
 import { startForwardInput } from '../../src/collector/forward/index.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema, forwardSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
+import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('backfill');
 const dir = mkdtempSync(join(tmpdir(), 'clogs-backfill-'));
 
-class Capture {
-  readonly name = 'capture';
-  readonly events: LogEvent[] = [];
-  async start(): Promise<void> {}
-  async write(events: readonly LogEvent[]): Promise<void> {
-    this.events.push(...events);
-  }
-  async close(): Promise<void> {}
-}
 
-async function until(what: string, cond: () => boolean, timeoutMs = 40_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
-async function startBoth(capture: Capture, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
+async function startBoth(capture: CaptureSink, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
   const pipeline = new Pipeline([capture]);
   const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, maxLineBytes: 1 << 20 });
   const forward = await startForwardInput(forwardSchema.parse({ listen }), deps('forward'));
@@ -61,14 +44,14 @@ afterAll(async () => {
 
 describe('fluentd-driver backfill', () => {
   it('fills the gap left while clogs was down, without repeating what the forward input delivered', async () => {
-    const first = new Capture();
+    const first = new CaptureSink();
     let inputs = await startBoth(first, '127.0.0.1:0');
     const port = Number(inputs.forward.address.split(':').pop());
     const name = `${prefix}-async`;
     const id = await runContainer(name, 'i=1; while [ $i -le 30 ]; do echo "b $i"; i=$((i+1)); sleep 0.1; done', {
       args: ['--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${port}`, '--log-opt', 'fluentd-async=true', '--log-opt', 'fluentd-sub-second-precision=true'],
     });
-    await until('some lines through the forward input', () => first.events.filter((e) => e.container?.id === id).length >= 8);
+    await until('some lines through the forward input', () => first.events.filter((e) => e.container?.id === id).length >= 8, 40_000);
     // clogs goes down; the container finishes while nothing listens, so the
     // driver discards the rest of its buffer.
     await inputs.forward.stop();
@@ -81,11 +64,11 @@ describe('fluentd-driver backfill', () => {
     expect(before.every((e) => e.clogs.input === 'forward')).toBe(true);
     expect(before.length).toBeLessThan(30);
 
-    const second = new Capture();
+    const second = new CaptureSink();
     inputs = await startBoth(second, `127.0.0.1:${port}`);
     try {
       // Lines read back wait 15 s for a forward delivery before they are written.
-      await until('the backfill', () => before.length + second.events.filter((e) => e.container?.id === id).length >= 30);
+      await until('the backfill', () => before.length + second.events.filter((e) => e.container?.id === id).length >= 30, 40_000);
       await new Promise((r) => setTimeout(r, 1000));
       const after = second.events.filter((e) => e.container?.id === id);
       expect(after.every((e) => e.clogs.input === 'docker')).toBe(true);

@@ -14,9 +14,8 @@ import { startDockerInput } from '../../src/collector/docker/index.js';
 import { createLogger } from '../../src/log.js';
 import { inputErrors } from '../../src/metrics.js';
 import { createFileSink } from '../../src/sinks/file/index.js';
-import type { Sink } from '../../src/sinks/sink.js';
 import { readFileStore } from '../helpers/services.js';
-import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
+import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('follow');
@@ -28,15 +27,6 @@ interface Harness {
   stop(): Promise<void>;
 }
 
-class CaptureSink implements Sink {
-  readonly name = 'capture';
-  readonly events: LogEvent[] = [];
-  async start(): Promise<void> {}
-  async write(events: readonly LogEvent[]): Promise<void> {
-    this.events.push(...events);
-  }
-  async close(): Promise<void> {}
-}
 
 const dirs: string[] = [];
 function tempDir(part: string): string {
@@ -64,13 +54,6 @@ async function startInput(stateDir: string, overrides: Partial<DockerConfig> = {
   };
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const of = (events: LogEvent[], id: string) => events.filter((e) => e.container?.id === id);
 const messages = (events: LogEvent[], id: string) => of(events, id).map((e) => e.message);

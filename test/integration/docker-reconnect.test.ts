@@ -8,13 +8,12 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LogEvent } from '../../src/collector/event.js';
 import { startDockerInput } from '../../src/collector/docker/index.js';
 import { connectEngine, DEFAULT_ENGINE } from '../../src/collector/docker/engine.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
+import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('reconnect');
@@ -52,23 +51,7 @@ class Relay {
   }
 }
 
-class Capture {
-  readonly name = 'capture';
-  readonly events: LogEvent[] = [];
-  async start(): Promise<void> {}
-  async write(events: readonly LogEvent[]): Promise<void> {
-    this.events.push(...events);
-  }
-  async close(): Promise<void> {}
-}
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   await requireDockerEngine();
@@ -85,7 +68,7 @@ describe('Docker input when the engine goes away', () => {
     expect(connectEngine({}, {})).toMatchObject({ address: DEFAULT_ENGINE, explicit: false });
     expect(connectEngine({}, { DOCKER_HOST: 'tcp://10.1.2.3:2375' })).toMatchObject({ address: 'tcp://10.1.2.3:2375', explicit: true });
     const disabled = await startDockerInput(dockerSchema.parse({ enabled: false }), {
-      pipeline: new Pipeline([new Capture()]),
+      pipeline: new Pipeline([new CaptureSink()]),
       log,
       stateDir: dir,
       hostName: 'h',
@@ -97,7 +80,7 @@ describe('Docker input when the engine goes away', () => {
 
   it('keeps retrying an explicitly configured engine, and loses nothing across a connection loss', async () => {
     const relay = new Relay(join(dir, 'engine.sock'));
-    const capture = new Capture();
+    const capture = new CaptureSink();
     const input = await startDockerInput(dockerSchema.parse({ host: `unix://${relay.path}`, include: { names: [`${prefix}*`] } }), {
       pipeline: new Pipeline([capture]),
       log,
