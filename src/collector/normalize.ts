@@ -120,7 +120,7 @@ export class Normalizer {
       this.seeds.set(`${source}\0${stream ?? ''}`, { timestamp, count });
       return;
     }
-    const ord = stream === 'stdout' ? streams.stdout : stream === 'stderr' ? streams.stderr : streams.none;
+    const ord = ordinalOf(streams, stream);
     ord.timestamp = timestamp;
     ord.count = count;
   }
@@ -177,7 +177,7 @@ export class Normalizer {
       streams = this.otherOrdinals.get(source);
       if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(raw)));
     }
-    const ord = raw.stream === 'stdout' ? streams.stdout : raw.stream === 'stderr' ? streams.stderr : streams.none;
+    const ord = ordinalOf(streams, raw.stream);
     if (ord.timestamp === timestamp) return ord.count++;
     ord.timestamp = timestamp;
     ord.count = 1;
@@ -254,6 +254,10 @@ export class Normalizer {
     this.stopTimerIfIdle();
     if (out.length > 0) this.opts.onTimeoutFlush(out);
   }
+}
+
+function ordinalOf(streams: StreamOrdinals, stream: string | undefined): { timestamp: string; count: number } {
+  return stream === 'stdout' ? streams.stdout : stream === 'stderr' ? streams.stderr : streams.none;
 }
 
 function hasKeys(o: object): boolean {

@@ -49,7 +49,7 @@ export function uniquePrefix(part: string): string {
 }
 
 export async function docker(...args: string[]): Promise<string> {
-  const { stdout } = await execFileP('docker', args, { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileP('docker', args, { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
   return stdout.trim();
 }
 

@@ -3,24 +3,22 @@
  * scripts/test.sh installs and starts Docker and Elasticsearch; when one is
  * missing these helpers throw, so the tests that need it fail loudly.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import type { LogEvent } from '../../src/collector/event.js';
+import { BUSYBOX_IMAGE, docker } from './docker.js';
 
-const run = promisify(execFile);
-
+export { BUSYBOX_IMAGE as TEST_IMAGE, docker } from './docker.js';
 export const CLI = join(process.cwd(), 'dist/src/cli.js');
-export const TEST_IMAGE = 'clogs-busybox:latest';
 
 export async function requireDocker(): Promise<void> {
   try {
-    await run('docker', ['image', 'inspect', TEST_IMAGE], { timeout: 15_000 });
+    await docker('image', 'inspect', BUSYBOX_IMAGE);
   } catch (err) {
-    throw new Error(`Docker engine or the ${TEST_IMAGE} image is missing: run scripts/docker.sh ensure (${(err as Error).message.split('\n')[0]})`);
+    throw new Error(`Docker engine or the ${BUSYBOX_IMAGE} image is missing: run scripts/docker.sh ensure (${(err as Error).message.split('\n')[0]})`);
   }
 }
 
@@ -97,11 +95,6 @@ export function startCollector(args: string[], env: NodeJS.ProcessEnv = {}): Pro
       reject(new Error(`collector exited (${code}) before ready; stderr: ${stderr}; stdout: ${JSON.stringify(lines)}`));
     });
   });
-}
-
-export async function docker(...args: string[]): Promise<string> {
-  const { stdout } = await run('docker', args, { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 });
-  return stdout;
 }
 
 /** Every event in a file-sink directory, whatever its layout, in file order. */

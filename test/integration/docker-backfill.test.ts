@@ -21,8 +21,6 @@ const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('backfill');
 const dir = mkdtempSync(join(tmpdir(), 'clogs-backfill-'));
 
-
-
 async function startBoth(capture: CaptureSink, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
   const pipeline = new Pipeline([capture]);
   const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, maxLineBytes: 1 << 20 });

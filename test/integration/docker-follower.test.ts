@@ -27,7 +27,6 @@ interface Harness {
   stop(): Promise<void>;
 }
 
-
 const dirs: string[] = [];
 function tempDir(part: string): string {
   const d = mkdtempSync(join(tmpdir(), `clogs-docker-${part}-`));
@@ -53,7 +52,6 @@ async function startInput(stateDir: string, overrides: Partial<DockerConfig> = {
     },
   };
 }
-
 
 const of = (events: LogEvent[], id: string) => events.filter((e) => e.container?.id === id);
 const messages = (events: LogEvent[], id: string) => of(events, id).map((e) => e.message);

@@ -51,8 +51,6 @@ class Relay {
   }
 }
 
-
-
 beforeAll(async () => {
   await requireDockerEngine();
   ensureBusyboxImage();

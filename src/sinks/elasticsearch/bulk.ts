@@ -15,7 +15,7 @@
  * first delivery and a redelivery of the same line.
  */
 import { hash } from 'node:crypto';
-import type { ContainerMeta, LogEvent } from '../../collector/event.js';
+import { sourceKey, type ContainerMeta, type LogEvent } from '../../collector/event.js';
 import { ClogsError } from '../../errors.js';
 
 /** Where documents go: one data stream, or an index per UTC day. */
@@ -59,7 +59,7 @@ const ID_LENGTH = 22;
  * choice of message or tag can make two different lines hash the same input.
  */
 export function documentId(event: LogEvent, attrsJson: string | undefined): string {
-  const source = event.container?.id ?? event.clogs.tag ?? event.clogs.input;
+  const source = sourceKey(event);
   const level = event.log?.level ?? '';
   const key =
     `${source.length}:${source}|${event['@timestamp']}|${event.stream ?? ''}|${event.clogs.ordinal}|${event.clogs.piece ?? ''}|` +
