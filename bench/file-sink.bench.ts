@@ -16,8 +16,8 @@ import type { ContainerMeta, LogEvent } from '../src/collector/event.js';
 import { formatNanoTime } from '../src/collector/time.js';
 import { createLogger } from '../src/log.js';
 import { bytesOut } from '../src/metrics.js';
-import { encodeEvent } from '../src/sinks/file/encoder.js';
-import { LineBuffer } from '../src/sinks/file/line-buffer.js';
+import { encodeEvent } from '../src/collector/event-json.js';
+import { LineBuffer } from '../src/collector/line-buffer.js';
 import { createFileSink } from '../src/sinks/file/index.js';
 
 const TOTAL = 1_000_000;

@@ -12,9 +12,10 @@
  * A second run sends 200,000 Message-mode requests, one record and one chunk
  * each, pipelined: Docker's driver's shape, where per-request cost counts.
  *
- * Micro: the decoder alone (framer + decode) and decoder + Normalizer, in
- * process, on the same PackedForward requests, in CPU time (steadier than
- * wall time on a shared machine).
+ * Micro: in process, on the same PackedForward requests, in CPU time
+ * (steadier than wall time on a shared machine): the decoder alone, the
+ * general path to NDJSON lines (decoder, records.ts, Normalizer,
+ * event-json.ts) and the fast path (packed-lines.ts).
  *
  *   npm run build && node dist/bench/forward.bench.js [e2e|packed|message|micro]
  *   CLOGS_BENCH_RECORDS (default 1000000)
@@ -29,7 +30,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { encodeMsgpack } from '../src/collector/forward/encode.js';
-import { decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
+import { EncodedBatch } from '../src/collector/encoded.js';
+import { DecodeCache, decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
+import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
@@ -265,10 +268,11 @@ async function endToEnd(label: string, records: number, built: { requests: Buffe
 }
 
 function micro(built: { requests: Buffer[] }, records: number): void {
-  const run = (withNormalizer: boolean): number => {
+  const newNormalizer = (): Normalizer =>
+    new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
+  /** CPU ns per record of `each` over every PackedForward request. */
+  const measure = (each: (tag: string, entries: Buffer) => number): number => {
     const framer = new Framer(LIMITS.maxFrameSize);
-    const mapper = new RecordMapper();
-    const normalizer = new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
     const frames: Buffer[] = [];
     let seen = 0;
     const cpu0 = process.cpuUsage();
@@ -277,25 +281,44 @@ function micro(built: { requests: Buffer[] }, records: number): void {
       for (const f of frames) {
         const m = decodeRequest(f, LIMITS);
         if (m.mode !== 'PackedForward') throw new Error(m.mode);
-        for (const e of decodeEntries(m.entries, LIMITS)) {
-          seen++;
-          if (withNormalizer) normalizer.push(mapper.toRawLine(e, m.tag));
-        }
+        seen += each(m.tag, m.entries);
       }
       frames.length = 0;
     }
-    if (seen !== records) throw new Error(`decoded ${seen}`);
-    normalizer.close();
+    if (seen !== records) throw new Error(`handled ${seen}`);
     const cpu = process.cpuUsage(cpu0);
     return ((cpu.user + cpu.system) * 1000) / records;
   };
-  run(false);
-  const decodeNs = run(false);
-  run(true);
-  const normalizeNs = run(true);
+  const decode = (): number => measure((_tag, entries) => decodeEntries(entries, LIMITS).length);
+  const general = (): number => {
+    const mapper = new RecordMapper();
+    const normalizer = newNormalizer();
+    return measure((tag, entries) => {
+      const batch = new EncodedBatch();
+      for (const e of decodeEntries(entries, LIMITS)) batch.add(normalizer.push(mapper.toRawLine(e, tag)));
+      return batch.count;
+    });
+  };
+  const fast = (): number => {
+    const mapper = new RecordMapper();
+    const normalizer = newNormalizer();
+    const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
+    return measure((tag, entries) => {
+      const batch = new EncodedBatch();
+      lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
+      return batch.count;
+    });
+  };
+  decode();
+  const decodeNs = decode();
+  general();
+  const generalNs = general();
+  fast();
+  const fastNs = fast();
   console.log(
-    `forward micro (CPU time, one core): decode ${decodeNs.toFixed(0)} ns/record (${fmt(1e9 / decodeNs)} records/s); ` +
-      `decode + map + Normalizer ${normalizeNs.toFixed(0)} ns/record (${fmt(1e9 / normalizeNs)} records/s)`,
+    `forward micro (CPU time, one core, to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
+      `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
+      `fast path (packed-lines) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s)`,
   );
 }
 

@@ -8,7 +8,7 @@
  * at 16 KiB byte offsets and can split a multi-byte character in two.
  */
 import type { ContainerMeta, LogEvent, Stream } from './event.js';
-import { formatNanoTime, type NanoTime } from './time.js';
+import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 
 export interface RawLine {
   input: 'forward' | 'docker';
@@ -36,10 +36,24 @@ export interface NormalizerOptions {
   onTimeoutFlush(events: LogEvent[]): void;
 }
 
+/** The last time a source and stream carried, and how many lines carried it. */
+interface Ordinal {
+  sec: number;
+  nsec: number;
+  count: number;
+}
+
 interface StreamOrdinals {
-  stdout: { timestamp: string; count: number };
-  stderr: { timestamp: string; count: number };
-  none: { timestamp: string; count: number };
+  stdout: Ordinal;
+  stderr: Ordinal;
+  none: Ordinal;
+}
+
+/** A parsed JSON line: what becomes `message`, `log.level` and `attrs`. */
+export interface JsonLine {
+  message: string | undefined;
+  level: string | undefined;
+  fields: Record<string, unknown>;
 }
 
 interface PendingLine {
@@ -51,10 +65,13 @@ interface PendingLine {
 }
 
 // pino and bunyan write numeric levels.
-const NUMERIC_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
-const LEVEL_ALIASES: Record<string, string> = { warning: 'warn', err: 'error', critical: 'fatal', crit: 'fatal', panic: 'fatal', dpanic: 'fatal', information: 'info' };
-const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
-const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L'] as const;
+// Maps, not object literals: a level such as "constructor" must not find Object's.
+const NUMERIC_LEVELS = new Map<number, string>([[10, 'trace'], [20, 'debug'], [30, 'info'], [40, 'warn'], [50, 'error'], [60, 'fatal']]);
+const LEVEL_ALIASES = new Map<string, string>([['warning', 'warn'], ['err', 'error'], ['critical', 'fatal'], ['crit', 'fatal'], ['panic', 'fatal'], ['dpanic', 'fatal'], ['information', 'info']]);
+/** Where a JSON line keeps its message, by priority. */
+export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
+/** Where a JSON line keeps its level, by priority. */
+export const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L'] as const;
 
 export class Normalizer {
   private readonly host: { name: string };
@@ -70,11 +87,28 @@ export class Normalizer {
   /** The same objects by source name, for seedOrdinal. */
   private readonly bySource = new Map<string, StreamOrdinals>();
   /** Checkpointed ordinals, taken over when their source's first line comes. */
-  private readonly seeds = new Map<string, { timestamp: string; count: number }>();
+  private readonly seeds = new Map<string, Ordinal>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: NormalizerOptions) {
     this.host = { name: opts.hostName };
+  }
+
+  /** The `host` object every event shares. */
+  get hostField(): { name: string } {
+    return this.host;
+  }
+
+  get parseJson(): boolean {
+    return this.opts.parseJson;
+  }
+
+  get maxLineBytes(): number {
+    return this.opts.maxLineBytes;
+  }
+
+  nextSeq(): number {
+    return this.opts.nextSeq();
   }
 
   push(raw: RawLine): LogEvent[] {
@@ -115,14 +149,27 @@ export class Normalizer {
    * stream were already emitted at `timestamp`.
    */
   seedOrdinal(source: string, stream: string | undefined, timestamp: string, count: number): void {
+    const time = parseRfc3339(timestamp);
+    if (time === undefined) return;
     const streams = this.bySource.get(source);
     if (!streams) {
-      this.seeds.set(`${source}\0${stream ?? ''}`, { timestamp, count });
+      this.seeds.set(`${source}\0${stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count });
       return;
     }
     const ord = ordinalOf(streams, stream);
-    ord.timestamp = timestamp;
+    ord.sec = time.sec;
+    ord.nsec = time.nsec;
     ord.count = count;
+  }
+
+  /**
+   * The ordinal of the next line of a container's stream at this time, for
+   * inputs that render lines without going through push (forward/packed-lines.ts).
+   */
+  ordinal(container: ContainerMeta & { readonly id: string }, stream: Stream, sec: number, nsec: number): number {
+    let streams = this.containerOrdinals.get(container);
+    if (!streams) this.containerOrdinals.set(container, (streams = this.newStreams(container.id)));
+    return countOrdinal(stream === 'stdout' ? streams.stdout : streams.stderr, sec, nsec);
   }
 
   close(): void {
@@ -157,7 +204,7 @@ export class Normalizer {
     const line = typeof text === 'string' ? text : text.toString('utf8');
     const stripped = line.endsWith('\r') ? line.slice(0, -1) : line;
     const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
-    const ordinal = this.nextOrdinal(raw, timestamp);
+    const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
       // The pieces are one line: they share its ordinal and differ by `piece`.
       return cutUtf8(Buffer.from(stripped, 'utf8'), this.opts.maxLineBytes).map((piece, i) =>
@@ -167,31 +214,26 @@ export class Normalizer {
     return [this.event(raw, timestamp, ordinal, stripped, undefined)];
   }
 
-  private nextOrdinal(raw: RawLine, timestamp: string): number {
+  private nextOrdinal(raw: RawLine): number {
     let streams: StreamOrdinals | undefined;
+    const source = sourceOf(raw);
     if (raw.container) {
       streams = this.containerOrdinals.get(raw.container);
-      if (!streams) this.containerOrdinals.set(raw.container, (streams = this.newStreams(raw)));
+      if (!streams) this.containerOrdinals.set(raw.container, (streams = this.newStreams(source)));
     } else {
-      const source = sourceOf(raw);
       streams = this.otherOrdinals.get(source);
-      if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(raw)));
+      if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(source)));
     }
-    const ord = ordinalOf(streams, raw.stream);
-    if (ord.timestamp === timestamp) return ord.count++;
-    ord.timestamp = timestamp;
-    ord.count = 1;
-    return 0;
+    return countOrdinal(ordinalOf(streams, raw.stream), raw.time.sec, raw.time.nsec);
   }
 
   /** A source's first line: start from what seedOrdinal recorded for it, if anything. */
-  private newStreams(raw: RawLine): StreamOrdinals {
-    const source = sourceOf(raw);
-    const take = (stream: string): { timestamp: string; count: number } => {
+  private newStreams(source: string): StreamOrdinals {
+    const take = (stream: string): Ordinal => {
       const key = `${source}\0${stream}`;
       const seed = this.seeds.get(key);
       this.seeds.delete(key);
-      return seed ?? { timestamp: '', count: 0 };
+      return seed ?? { sec: Number.NaN, nsec: 0, count: 0 };
     };
     const streams = { stdout: take('stdout'), stderr: take('stderr'), none: take('') };
     this.bySource.set(source, streams);
@@ -203,22 +245,11 @@ export class Normalizer {
     let message = line;
     let level: string | undefined;
     let attrs: Record<string, unknown> | undefined = raw.extra;
-    // Measured: the first-character test keeps JSON.parse off plain lines,
-    // which are most lines; a failed parse costs ~10x a successful check.
-    if (this.opts.parseJson && line.charCodeAt(0) === 123 /* { */ && line.charCodeAt(line.length - 1) === 125 /* } */) {
-      const parsed = parseObject(line);
-      if (parsed) {
-        for (const k of MESSAGE_KEYS) {
-          const v = parsed[k];
-          if (typeof v === 'string') {
-            message = v;
-            delete parsed[k];
-            break;
-          }
-        }
-        level = levelOf(parsed);
-        attrs = attrs ? { ...attrs, ...parsed } : parsed;
-      }
+    const json = this.opts.parseJson ? parseJsonLine(line) : undefined;
+    if (json !== undefined) {
+      message = json.message ?? line;
+      level = json.level;
+      attrs = attrs ? { ...attrs, ...json.fields } : json.fields;
     }
     if (level === undefined && raw.extra) level = levelOf(raw.extra, false);
 
@@ -256,11 +287,41 @@ export class Normalizer {
   }
 }
 
-function ordinalOf(streams: StreamOrdinals, stream: string | undefined): { timestamp: string; count: number } {
+function ordinalOf(streams: StreamOrdinals, stream: string | undefined): Ordinal {
   return stream === 'stdout' ? streams.stdout : stream === 'stderr' ? streams.stderr : streams.none;
 }
 
-function hasKeys(o: object): boolean {
+function countOrdinal(ord: Ordinal, sec: number, nsec: number): number {
+  if (ord.sec === sec && ord.nsec === nsec) return ord.count++;
+  ord.sec = sec;
+  ord.nsec = nsec;
+  ord.count = 1;
+  return 0;
+}
+
+/**
+ * A line that is a JSON object (pino, bunyan, zap, logrus): its message and
+ * level taken out of its fields. Undefined for any other line.
+ */
+export function parseJsonLine(line: string): JsonLine | undefined {
+  // Measured: the first-character test keeps JSON.parse off plain lines,
+  // which are most lines; a failed parse costs ~10x a successful check.
+  if (line.charCodeAt(0) !== 123 /* { */ || line.charCodeAt(line.length - 1) !== 125 /* } */) return undefined;
+  const fields = parseObject(line);
+  if (!fields) return undefined;
+  let message: string | undefined;
+  for (const k of MESSAGE_KEYS) {
+    const v = fields[k];
+    if (typeof v === 'string') {
+      message = v;
+      delete fields[k];
+      break;
+    }
+  }
+  return { message, level: levelOf(fields), fields };
+}
+
+export function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
 }
@@ -281,19 +342,21 @@ function parseObject(line: string): Record<string, unknown> | undefined {
 /** Reads (and, for a parsed line, removes) the level field. */
 function levelOf(fields: Record<string, unknown>, remove = true): string | undefined {
   for (const k of LEVEL_KEYS) {
-    const v = fields[k];
-    let level: string | undefined;
-    if (typeof v === 'number') level = NUMERIC_LEVELS[v];
-    else if (typeof v === 'string' && v.length > 0 && v.length <= 16) {
-      const lower = v.toLowerCase();
-      level = LEVEL_ALIASES[lower] ?? lower;
-    }
+    const level = levelName(fields[k]);
     if (level !== undefined) {
       if (remove) delete fields[k];
       return level;
     }
   }
   return undefined;
+}
+
+/** A level field's value as a level name: pino's numbers, or a short string, lower case, aliases resolved. */
+export function levelName(v: unknown): string | undefined {
+  if (typeof v === 'number') return NUMERIC_LEVELS.get(v);
+  if (typeof v !== 'string' || v.length === 0 || v.length > 16) return undefined;
+  const lower = v.toLowerCase();
+  return LEVEL_ALIASES.get(lower) ?? lower;
 }
 
 /** Cuts bytes into pieces of at most `max` bytes, never inside a UTF-8 character. */

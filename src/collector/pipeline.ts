@@ -1,5 +1,6 @@
-import type { LogEvent } from './event.js';
 import type { Sink } from '../sinks/sink.js';
+import { EncodedBatch } from './encoded.js';
+import type { LogEvent } from './event.js';
 
 /**
  * inputs → (normalized events) → every sink.
@@ -26,10 +27,27 @@ export class Pipeline {
     return this.seq++;
   }
 
-  async write(events: readonly LogEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    if (this.sinks.length === 1) await this.sinks[0]!.write(events);
-    else await Promise.all(this.sinks.map((s) => s.write(events)));
+  /**
+   * Whether inputs should hand in EncodedBatches: every sink stores lines as
+   * they are and nobody subscribes to objects.
+   */
+  takesEncoded(): boolean {
+    return this.subscribers.size === 0 && this.sinks.every((s) => s.writeEncoded !== undefined);
+  }
+
+  async write(batch: readonly LogEvent[] | EncodedBatch): Promise<void> {
+    if (batch instanceof EncodedBatch) {
+      await Promise.all(this.sinks.map((s) => (s.writeEncoded ? s.writeEncoded(batch) : s.write(batch.events()))));
+      if (this.subscribers.size > 0) this.publish(batch.events());
+      return;
+    }
+    if (batch.length === 0) return;
+    if (this.sinks.length === 1) await this.sinks[0]!.write(batch);
+    else await Promise.all(this.sinks.map((s) => s.write(batch)));
+    this.publish(batch);
+  }
+
+  private publish(events: readonly LogEvent[]): void {
     for (const fn of this.subscribers) fn(events);
   }
 

@@ -1,3 +1,4 @@
+import type { EncodedBatch } from '../collector/encoded.js';
 import type { LogEvent } from '../collector/event.js';
 
 /**
@@ -14,6 +15,12 @@ export interface Sink {
   readonly name: string;
   start(): Promise<void>;
   write(events: readonly LogEvent[]): Promise<void>;
+  /**
+   * The same for events an input rendered as lines (collector/encoded.ts), by
+   * a sink that stores those lines as they are. Without it, the pipeline hands
+   * such a batch to write() as objects.
+   */
+  writeEncoded?(batch: EncodedBatch): Promise<void>;
   /** Flushes what can be flushed and releases resources; later writes reject. */
   close(): Promise<void>;
   /** For /readyz and metrics: whether the destination is reachable now. */

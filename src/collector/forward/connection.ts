@@ -27,6 +27,7 @@ import { gunzip } from 'node:zlib';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { ackLatency, bytesIn, connections, eventsIn, inputErrors } from '../../metrics.js';
+import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
 import type { Normalizer, RawLine } from '../normalize.js';
 import type { Pipeline } from '../pipeline.js';
@@ -35,6 +36,7 @@ import { DecodeCache, decodeEntries, decodeRequest, decodeValue } from './decode
 import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
+import { PackedLineEncoder } from './packed-lines.js';
 import type { PartialStore } from './partials.js';
 import type { RecordMapper } from './records.js';
 
@@ -76,8 +78,11 @@ export interface ConnectionContext {
   log: Logger;
 }
 
+/** What a request or a batch of them hands to the pipeline: rendered lines when the sinks take them. */
+type Events = readonly LogEvent[] | EncodedBatch;
+
 interface Job {
-  events: LogEvent[];
+  events: Events;
   /** Acked pieces of split lines, stored before the ack (see partials.ts). */
   pieces: RawLine[] | undefined;
   /** Partial ids whose line is complete in `events`. */
@@ -106,6 +111,7 @@ export class ForwardConnection {
   private readonly log: Logger;
   private readonly framer: Framer;
   private readonly cache = new DecodeCache();
+  private readonly packedLines: PackedLineEncoder;
   /** When the bytes being processed were read. */
   private readAt = 0;
   /** Requests cut but not decoded yet: more than one only while a gzip chunk inflates. */
@@ -134,6 +140,7 @@ export class ForwardConnection {
   ) {
     this.log = ctx.log.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
     this.framer = new Framer(ctx.limits.maxFrameSize);
+    this.packedLines = new PackedLineEncoder({ normalizer: ctx.normalizer, mapper: ctx.mapper, limits: ctx.limits, cache: this.cache });
     connectionsForward.inc();
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
@@ -240,7 +247,7 @@ export class ForwardConnection {
         this.accept(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
         return;
       case 'PackedForward':
-        this.accept(msg.tag, decodeEntries(msg.entries, this.ctx.limits, this.cache), msg.option, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
         return;
       case 'CompressedPackedForward':
         this.inflate(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
@@ -274,7 +281,7 @@ export class ForwardConnection {
             ? new ClogsError('CLOGS_FRAME_TOO_LARGE', `a gzip chunk inflates to more than max_frame_size (${max} bytes)`)
             : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
         }
-        this.accept(tag, decodeEntries(stream, this.ctx.limits, this.cache), option, Math.max(bytes, stream.length), receivedAt);
+        this.accept(tag, stream, option, Math.max(bytes, stream.length), receivedAt);
       } catch (e) {
         this.fail(e);
       }
@@ -285,7 +292,8 @@ export class ForwardConnection {
     });
   }
 
-  private accept(tag: string, entries: readonly ForwardEntry[], option: ForwardOption, bytes: number, receivedAt: number): void {
+  /** `entries`: decoded, or a PackedForward stream. */
+  private accept(tag: string, entries: readonly ForwardEntry[] | Buffer, option: ForwardOption, bytes: number, receivedAt: number): void {
     const chunk = option.chunk;
     const job: Job = {
       events: NO_EVENTS,
@@ -313,19 +321,29 @@ export class ForwardConnection {
       this.enqueue(job);
       return;
     }
-    const { mapper, normalizer } = this.ctx;
-    const events: LogEvent[] = [];
-    for (const entry of entries) {
+    const { mapper, normalizer, limits } = this.ctx;
+    const general = (entry: ForwardEntry): LogEvent[] => {
       const raw = mapper.toRawLine(entry, tag);
-      const out = normalizer.push(raw);
-      for (let i = 0; i < out.length; i++) events.push(out[i]!);
       const partial = raw.partial;
       if (partial !== undefined) {
         if (partial.last) (job.completed ??= []).push(partial.id);
         else if (chunk !== undefined) (job.pieces ??= []).push(raw);
       }
+      return normalizer.push(raw);
+    };
+    if (this.ctx.pipeline.takesEncoded()) {
+      const batch = new EncodedBatch();
+      if (Buffer.isBuffer(entries)) this.packedLines.encode(entries, tag, batch, general);
+      else for (const entry of entries) batch.add(general(entry));
+      job.events = batch;
+    } else {
+      const events: LogEvent[] = [];
+      for (const entry of Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries) {
+        const out = general(entry);
+        for (let i = 0; i < out.length; i++) events.push(out[i]!);
+      }
+      job.events = events;
     }
-    job.events = events;
     if (key !== undefined) {
       job.key = key;
       job.pending = this.ctx.ledger.begin(key);
@@ -345,15 +363,11 @@ export class ForwardConnection {
     this.queue = [];
     const batch: Batch = { jobs, durable: false };
     this.writes.push(batch);
-    let events: LogEvent[];
-    if (jobs.length === 1) events = jobs[0]!.events;
-    else {
-      events = [];
-      for (const job of jobs) for (let i = 0; i < job.events.length; i++) events.push(job.events[i]!);
-    }
+    const events = jobs.length === 1 ? jobs[0]!.events : merge(jobs);
     const waits: Promise<unknown>[] = [];
-    if (events.length > 0) {
-      eventsInForward.inc(events.length);
+    const count = events instanceof EncodedBatch ? events.count : events.length;
+    if (count > 0) {
+      eventsInForward.inc(count);
       waits.push(this.ctx.pipeline.write(events));
     }
     const pieces = jobs.flatMap((j) => j.pieces ?? []);
@@ -468,4 +482,17 @@ export class ForwardConnection {
     this.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     this.graceTimer.unref();
   }
+}
+
+/** The events of several requests, in order, as one write. */
+function merge(jobs: readonly Job[]): Events {
+  const batch = jobs.some((j) => j.events instanceof EncodedBatch) ? new EncodedBatch() : undefined;
+  const events: LogEvent[] = [];
+  for (const job of jobs) {
+    const e = job.events;
+    if (e instanceof EncodedBatch) batch!.append(e);
+    else if (batch !== undefined) batch.add(e);
+    else for (let i = 0; i < e.length; i++) events.push(e[i]!);
+  }
+  return batch ?? events;
 }

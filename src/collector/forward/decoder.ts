@@ -645,6 +645,13 @@ export function decodeEntries(stream: Buffer, limits: DecodeLimits, cache?: Deco
   return entries;
 }
 
+/** Decodes the `[time, record]` starting at `pos` of a PackedForward stream, and says where the next one starts. */
+export function decodeEntryAt(stream: Buffer, pos: number, limits: DecodeLimits, cache?: DecodeCache): { entry: ForwardEntry; end: number } {
+  const r = new Reader(stream, pos, stream.length, limits, cache);
+  const entry = r.entry();
+  return { entry, end: r.pos };
+}
+
 /** Decodes one whole value generically (the handshake's PING); bin stays bytes. */
 export function decodeValue(frame: Buffer, limits: DecodeLimits): unknown {
   const r = new Reader(frame, 0, frame.length, limits);

@@ -22,13 +22,15 @@ const LINE_KEYS = ['message', 'log', 'msg'] as const;
 interface KnownContainer {
   id: string;
   rawName: string | undefined;
-  meta: ContainerMeta;
+  meta: ContainerMeta & { readonly id: string };
 }
 
 export class RecordMapper {
   /** One frozen ContainerMeta per container id (and name as sent), shared by all its events: serializers cache by identity. */
   private readonly containers = new Map<string, KnownContainer>();
   private last: KnownContainer | undefined;
+  /** Changes whenever a container's object is dropped or replaced: callers caching one compare it. */
+  generation = 0;
 
   toRawLine(entry: ForwardEntry, tag: string): RawLine {
     const rec = entry.record;
@@ -58,7 +60,8 @@ export class RecordMapper {
     return { input: 'forward', time, stream: undefined, line: lineOf(extra), container: undefined, tag, partial: undefined, extra };
   }
 
-  private container(id: string, rawName: string | undefined): ContainerMeta {
+  /** The one ContainerMeta of this container id and name (as sent, with Docker's `/`). */
+  container(id: string, rawName: string | undefined): ContainerMeta & { readonly id: string } {
     const last = this.last;
     // Measured: records of one container come in runs; comparing with the
     // last one skips hashing the 64-char id, 1.8% of the collector's CPU.
@@ -71,7 +74,11 @@ export class RecordMapper {
     }
     const name = rawName?.startsWith('/') ? rawName.slice(1) : rawName;
     const entry = { id, rawName, meta: Object.freeze(name === undefined ? { id } : { id, name }) };
-    if (known === undefined && this.containers.size >= MAX_CONTAINERS) this.containers.delete(this.containers.keys().next().value!);
+    if (known !== undefined) this.generation++;
+    else if (this.containers.size >= MAX_CONTAINERS) {
+      this.containers.delete(this.containers.keys().next().value!);
+      this.generation++;
+    }
     this.containers.set(id, entry);
     this.last = entry;
     return entry.meta;

@@ -7,8 +7,8 @@
  * restart. Elasticsearch drops such a replay by `_id`; here, on the first
  * write of each source after start, the tail of its newest file is read and
  * events already there (same stream, timestamp, ordinal, piece and message) are
- * dropped, per stream, until the first event that is not there: a replay
- * comes first, in the order it was written.
+ * dropped until the first event that is not there: a replay comes first, in
+ * the order it was written.
  *
  * Bound: at most TAIL_BYTES of each source's file are read, once per source
  * per process, and their identities kept only until that source's replay ends.
@@ -42,6 +42,11 @@ export class ReplayGuard {
       if (!this.checked.has(s)) (out ??= new Set()).add(s);
     }
     return out ? [...out] : [];
+  }
+
+  /** Whether this source's writes need no check: its tail was read and its replay, if any, is over. */
+  settled(source: string): boolean {
+    return this.checked.has(source) && !this.tails.has(source);
   }
 
   async load(source: string): Promise<void> {
@@ -94,10 +99,10 @@ export class ReplayGuard {
       const stream = e.stream ?? '';
       const set = streams?.get(stream);
       if (set?.has(identity(e))) continue;
-      if (set) {
-        streams!.delete(stream);
-        if (streams!.size === 0) this.tails.delete(source);
-      }
+      // The first new line ends the source's replay on every stream: inputs
+      // resend from their oldest unacked point, so the replay of all streams
+      // comes before anything new.
+      if (streams) this.tails.delete(source);
       kept.push(e);
     }
     return { kept, dropped: events.length - kept.length };

@@ -27,14 +27,15 @@
  * behind, the promises stay pending and the inputs stop reading.
  */
 import { join } from 'node:path';
+import type { EncodedBatch } from '../../collector/encoded.js';
 import type { ContainerMeta, LogEvent } from '../../collector/event.js';
 import type { FileSinkConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { bytesOut, eventsOut, sinkErrors } from '../../metrics.js';
 import type { Sink } from '../sink.js';
-import { encodeEvent } from './encoder.js';
-import { LineBuffer } from './line-buffer.js';
+import { encodeEvent } from '../../collector/event-json.js';
+import { LineBuffer } from '../../collector/line-buffer.js';
 import { FileTable, type OpenFile } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
 import { dayOf, sanitizeName } from './layout.js';
@@ -178,6 +179,41 @@ export class FileSink implements Sink {
     return queued.then(() => durable);
   }
 
+  /** Lines rendered by an input go to their files as they are. */
+  writeEncoded(batch: EncodedBatch): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
+    const sources = [...batch.sources()];
+    // A source's first write after start is checked against its file's tail
+    // (replay.ts), which needs the events' identities: that write goes as objects.
+    if (this.gated > 0 || sources.some((s) => !this.replay.settled(this.dirOf(s.container, s.name)))) return this.write(batch.events());
+    return new Promise<void>((resolve, reject) => {
+      const caller: Caller = { resolve, reject };
+      const group = this.next;
+      group.callers.push(caller);
+      for (const s of sources) {
+        if (s.count === 0) continue;
+        const entry = this.entryFor(group, this.dirOf(s.container, s.name), caller);
+        const bytes = s.bytes;
+        entry.lines.lines(s.chunks(), bytes);
+        entry.events += s.count;
+      }
+      this.kick();
+    });
+  }
+
+  private entryFor(group: Group, source: string, caller: Caller): Entry {
+    let entry = group.entries.get(source);
+    if (entry === undefined) {
+      entry = { source, lines: new LineBuffer(), events: 0, bytes: 0, callers: [] };
+      group.entries.set(source, entry);
+    }
+    if (entry.lastCaller !== caller) {
+      entry.callers.push(caller);
+      entry.lastCaller = caller;
+    }
+    return entry;
+  }
+
   private withoutReplay(events: readonly LogEvent[]): readonly LogEvent[] {
     const { kept, dropped } = this.replay.drop(events, (e) => this.sourceOf(e));
     if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
@@ -198,15 +234,7 @@ export class FileSink implements Sink {
         for (const event of events) {
           const source = this.sourceOf(event);
           if (source !== lastSource || entry === undefined) {
-            entry = group.entries.get(source);
-            if (entry === undefined) {
-              entry = { source, lines: new LineBuffer(), events: 0, bytes: 0, callers: [] };
-              group.entries.set(source, entry);
-            }
-            if (entry.lastCaller !== caller) {
-              entry.callers.push(caller);
-              entry.lastCaller = caller;
-            }
+            entry = this.entryFor(group, source, caller);
             lastSource = source;
           }
           encodeEvent(event, entry.lines);
@@ -233,9 +261,12 @@ export class FileSink implements Sink {
     return this.closing;
   }
 
-  /** layout.sourceDirName, cached: per container object, and per tag. */
   private sourceOf(event: LogEvent): string {
-    const c = event.container;
+    return this.dirOf(event.container, event.clogs.tag || event.clogs.input);
+  }
+
+  /** The directory of a container's lines (by name, else id), or else of a tag's or input's: cached per container object and per name. */
+  private dirOf(c: ContainerMeta | undefined, name: string): string {
     if (c !== undefined && c === this.lastContainer) return this.lastContainerDir;
     if (c !== undefined && (c.name || c.id)) {
       let dir = this.containerDirs.get(c);
@@ -247,12 +278,11 @@ export class FileSink implements Sink {
       this.lastContainerDir = dir;
       return dir;
     }
-    const raw = event.clogs.tag || event.clogs.input;
-    let dir = this.otherDirs.get(raw);
+    let dir = this.otherDirs.get(name);
     if (dir === undefined) {
       if (this.otherDirs.size >= MAX_CACHED_NAMES) this.otherDirs.clear();
-      dir = sanitizeName(raw);
-      this.otherDirs.set(raw, dir);
+      dir = sanitizeName(name);
+      this.otherDirs.set(name, dir);
     }
     return dir;
   }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
 import { captureLog, config, container, event, readStore, removeTempDirs, tempDir } from './helpers.js';
 
@@ -45,6 +46,26 @@ describe('file sink: a batch written again after a crash', () => {
     await second.close();
     const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
     expect(stored).toEqual(['same', 'new', 'same']);
+  });
+
+  it('checks lines an input rendered too', async () => {
+    const dir = tempDir();
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write([line('a', 0), line('b', 1)]);
+    await first.close();
+
+    const second = createFileSink(config(dir), { log: captureLog().log });
+    await second.start();
+    const replay = new EncodedBatch();
+    replay.add([line('b', 1), line('c', 2)]);
+    await second.writeEncoded!(replay);
+    const next = new EncodedBatch();
+    next.add([line('b', 1)]);
+    await second.writeEncoded!(next);
+    await second.close();
+    const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
+    expect(stored).toEqual(['a', 'b', 'c', 'b']);
   });
 
   it('keeps a different line with the same timestamp and ordinal', async () => {

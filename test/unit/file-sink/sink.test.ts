@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { ClogsError } from '../../../src/errors.js';
 import { eventsOut, sinkErrors } from '../../../src/metrics.js';
@@ -269,7 +270,7 @@ describe('file sink: group commit and fsync', () => {
 });
 
 describe('file sink: everything at once', () => {
-  it('keeps every source\'s lines whole and in call order across concurrency, rotation, days and evictions', async () => {
+  it('keeps every source\'s lines whole and in call order across concurrency, rotation, days, evictions, objects and lines', async () => {
     const dir = tempDir();
     const { log } = captureLog();
     let now = T0;
@@ -291,7 +292,13 @@ describe('file sink: everything at once', () => {
         expected.set(name, [...(expected.get(name) ?? []), message]);
         return event(message, src);
       });
-      writes.push(sink.write(batch));
+      // Half as objects, half as lines an input rendered: one order either way.
+      if (random(2) === 0) writes.push(sink.write(batch));
+      else {
+        const encoded = new EncodedBatch();
+        encoded.add(batch);
+        writes.push(sink.writeEncoded!(encoded));
+      }
       if (random(10) === 0) now += random(3) * 1000;
       if (random(4) === 0) await writes.at(-1);
     }

@@ -134,6 +134,12 @@ describe('Normalizer', () => {
     expect(n.push(line('{"L":"INFO","M":"zap"}'))[0]).toMatchObject({ message: 'zap', log: { level: 'info' } });
   });
 
+  it('takes a level named like an Object property as a name, not as what Object has', () => {
+    const { n } = make();
+    expect(n.push(line('{"level":"constructor","msg":"c"}'))[0]!.log).toEqual({ level: 'constructor' });
+    expect(n.push(line('{"level":"toString","msg":"t"}'))[0]!.log).toEqual({ level: 'tostring' });
+  });
+
   it('leaves non-JSON and non-object lines as they are', () => {
     const { n } = make();
     for (const text of ['{not json}', '[1,2]', '{"k":"v"', 'plain']) {

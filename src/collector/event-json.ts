@@ -14,19 +14,20 @@
  * JSON.stringify on a 120-character string here); large integers (`seq`) are
  * printed in two halves, two to three times faster than one double-to-string.
  */
-import type { ClogsFields, ContainerMeta, LogEvent } from '../../collector/event.js';
+import type { ClogsFields, ContainerMeta, LogEvent } from './event.js';
 import { LineBuffer } from './line-buffer.js';
 
 // What JSON.stringify escapes: control characters, `"`, `\`, and surrogates
 // (it escapes lone ones; strings with pairs take the slow path, still right).
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
-function quote(s: string): string {
+/** JSON.stringify of a string. */
+export function quote(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
 }
 
 /** JSON.stringify's rendering of a number. */
-function num(n: number): string {
+export function num(n: number): string {
   if (n >= 1e8 && n <= Number.MAX_SAFE_INTEGER && Number.isInteger(n)) {
     const high = Math.floor(n / 1e8);
     const low = '' + (n - high * 1e8);
@@ -35,18 +36,24 @@ function num(n: number): string {
   return Number.isFinite(n) ? '' + n : 'null';
 }
 
-const containerJson = new WeakMap<ContainerMeta, Buffer>();
+export function streamJson(stream: string | undefined): string {
+  if (stream === undefined) return '';
+  return stream === 'stdout' ? ',"stream":"stdout"' : stream === 'stderr' ? ',"stream":"stderr"' : ',"stream":' + quote(stream);
+}
+
+const containerJsonCache = new WeakMap<ContainerMeta, Buffer>();
 // Events of one batch mostly come from one container in a row: one comparison
 // instead of a WeakMap lookup.
 let lastContainer: ContainerMeta | undefined;
 let lastContainerJson: Buffer = Buffer.alloc(0);
 
-function containerFragment(c: ContainerMeta): Buffer {
+/** `,"container":{...}` */
+export function containerJson(c: ContainerMeta): Buffer {
   if (c === lastContainer) return lastContainerJson;
-  let json = containerJson.get(c);
+  let json = containerJsonCache.get(c);
   if (json === undefined) {
     json = Buffer.from(',"container":' + JSON.stringify(c));
-    containerJson.set(c, json);
+    containerJsonCache.set(c, json);
   }
   lastContainer = c;
   lastContainerJson = json;
@@ -57,7 +64,8 @@ function containerFragment(c: ContainerMeta): Buffer {
 let lastHostName: string | undefined;
 let lastHostJson = '';
 
-function hostFragment(host: { name: string }): string {
+/** `,"host":{...}` */
+export function hostJson(host: { name: string }): string {
   if (host.name !== lastHostName) {
     lastHostName = host.name;
     lastHostJson = ',"host":' + JSON.stringify(host);
@@ -65,22 +73,35 @@ function hostFragment(host: { name: string }): string {
   return lastHostJson;
 }
 
-let lastTag: string | undefined;
-let lastTagJson = '';
-
-function clogsFragment(c: ClogsFields): string {
-  let s = c.input === 'forward' ? ',"clogs":{"input":"forward"' : c.input === 'docker' ? ',"clogs":{"input":"docker"' : ',"clogs":{"input":' + quote(c.input);
-  const tag = c.tag;
-  if (tag !== undefined) {
-    if (tag !== lastTag) {
-      lastTag = tag;
-      lastTagJson = ',"tag":' + quote(tag);
-    }
-    s += lastTagJson;
+/** `,"log":{...}` */
+export function levelJson(level: string | undefined): string {
+  if (level === undefined) return ',"log":{}';
+  switch (level) {
+    case 'info': return ',"log":{"level":"info"}';
+    case 'error': return ',"log":{"level":"error"}';
+    case 'warn': return ',"log":{"level":"warn"}';
+    case 'debug': return ',"log":{"level":"debug"}';
+    default: return ',"log":{"level":' + quote(level) + '}';
   }
-  s += ',"seq":' + num(c.seq) + ',"ordinal":' + num(c.ordinal);
-  if (c.piece !== undefined) s += ',"piece":' + num(c.piece);
-  return s + '}';
+}
+
+let lastInput: string | undefined;
+let lastTag: string | undefined;
+let lastHead = '';
+
+/** `,"clogs":{"input":...,"tag":...,"seq":` : what comes before the numbers. */
+export function clogsHead(input: string, tag: string | undefined): string {
+  if (input !== lastInput || tag !== lastTag) {
+    lastInput = input;
+    lastTag = tag;
+    lastHead = ',"clogs":{"input":' + quote(input) + (tag === undefined ? '' : ',"tag":' + quote(tag)) + ',"seq":';
+  }
+  return lastHead;
+}
+
+function clogsJson(c: ClogsFields): string {
+  const s = clogsHead(c.input, c.tag) + num(c.seq) + ',"ordinal":' + num(c.ordinal);
+  return c.piece === undefined ? s + '}' : s + ',"piece":' + num(c.piece) + '}';
 }
 
 /**
@@ -90,7 +111,7 @@ function clogsFragment(c: ClogsFields): string {
  * kept with the reason in place of its attributes rather than refused, since
  * a refused batch comes back forever.
  */
-function attrsJson(attrs: Record<string, unknown>): string {
+export function attrsJson(attrs: Record<string, unknown>): string {
   try {
     return JSON.stringify(attrs);
   } catch {
@@ -104,20 +125,18 @@ function attrsJson(attrs: Record<string, unknown>): string {
 
 /** Appends `event` as one line to `out`. */
 export function encodeEvent(event: LogEvent, out: LineBuffer): void {
-  let s = '{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message);
-  const stream = event.stream;
-  if (stream !== undefined) s += stream === 'stdout' ? ',"stream":"stdout"' : stream === 'stderr' ? ',"stream":"stderr"' : ',"stream":' + quote(stream);
+  let s = '{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message) + streamJson(event.stream);
   if (event.container !== undefined) {
     out.text(s);
-    out.raw(containerFragment(event.container));
-    s = hostFragment(event.host);
+    out.raw(containerJson(event.container));
+    s = hostJson(event.host);
   } else {
-    s += hostFragment(event.host);
+    s += hostJson(event.host);
   }
   const log = event.log;
-  if (log !== undefined) s += log.level === undefined ? ',"log":{}' : ',"log":{"level":' + quote(log.level) + '}';
+  if (log !== undefined) s += levelJson(log.level);
   if (event.attrs !== undefined) s += ',"attrs":' + attrsJson(event.attrs);
-  out.text(s + clogsFragment(event.clogs) + '}\n');
+  out.text(s + clogsJson(event.clogs) + '}\n');
   out.endLine();
 }
 

@@ -14,7 +14,8 @@ const MAX_CHUNK = 256 * 1024;
 export class LineBuffer {
   private readonly chunks: Buffer[] = [];
   private chunk: Buffer;
-  private offset = 0;
+  /** Where the next byte goes in the chunk room() returns. */
+  offset = 0;
   private lineStart = 0;
   /** Bytes of the complete lines held. */
   bytes = 0;
@@ -32,6 +33,27 @@ export class LineBuffer {
   raw(b: Buffer): void {
     if (this.chunk.length - this.offset < b.length) this.grow(b.length);
     this.offset += b.copy(this.chunk, this.offset);
+  }
+
+  /**
+   * The chunk with room for `n` more bytes at `offset`, for a caller that
+   * writes bytes itself and then moves `offset` past them.
+   */
+  room(n: number): Buffer {
+    if (this.chunk.length - this.offset < n) this.grow(n);
+    return this.chunk;
+  }
+
+  /** Adds chunks of whole lines after the lines held, without copying them. */
+  lines(chunks: readonly Buffer[], bytes: number): void {
+    if (this.lineStart > 0) {
+      this.chunks.push(this.chunk.subarray(0, this.lineStart));
+      this.chunk = this.chunk.subarray(this.lineStart);
+      this.offset -= this.lineStart;
+      this.lineStart = 0;
+    }
+    for (const c of chunks) this.chunks.push(c);
+    this.bytes += bytes;
   }
 
   /** Marks the bytes written so far (ending in "\n") as a complete line. */

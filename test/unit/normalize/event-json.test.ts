@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
-import { encodeEvent, encodeLine } from '../../../src/sinks/file/encoder.js';
-import { LineBuffer } from '../../../src/sinks/file/line-buffer.js';
-import { container, event } from './helpers.js';
+import { encodeEvent, encodeLine } from '../../../src/collector/event-json.js';
+import { LineBuffer } from '../../../src/collector/line-buffer.js';
+import { container, event } from '../file-sink/helpers.js';
 
 const TRICKY = [
   '',

@@ -1,0 +1,238 @@
+/**
+ * The top-level members of a JSON log line, found in its bytes, for lines that
+ * JSON.stringify(JSON.parse(line)) would write back byte for byte. Such a line's
+ * message, level and remaining fields can be copied out as they are, which
+ * costs a fraction of JSON.parse and JSON.stringify (3.5 µs together for a
+ * 130-byte pino line on this project's 2-core VM).
+ *
+ * The accepted subset is what pino, bunyan and zap write for ASCII text and
+ * integers: no whitespace outside strings; strings of printable ASCII with only
+ * the escapes JSON.stringify writes itself (\" \\ \b \f \n \r \t); integers of
+ * at most 15 digits, not -0; true, false, null; nesting up to MAX_DEPTH; no
+ * repeated key in any object (JSON.parse keeps the last value at the first
+ * place); no key starting with a digit (JSON.parse puts array-index keys
+ * first). scan() returns false for anything else, and the caller parses the
+ * line with JSON.parse as usual: this is a fast path, never a second opinion.
+ */
+
+const MAX_DEPTH = 32;
+const MAX_INT_DIGITS = 15;
+
+/** What a top-level member's value is. */
+export const KIND_STRING = 0;
+export const KIND_INTEGER = 1;
+export const KIND_OTHER = 2;
+
+export class JsonMembers {
+  /** Top-level members found by the last successful scan(). */
+  count = 0;
+  /** Per member: the key's bytes (inside the quotes), and the value's whole JSON text. */
+  keyAt = new Int32Array(16);
+  keyEnd = new Int32Array(16);
+  valueAt = new Int32Array(16);
+  valueEnd = new Int32Array(16);
+  kind = new Uint8Array(16);
+  /** Whether a string value holds a backslash escape. */
+  escaped = new Uint8Array(16);
+
+  /** Key ranges of the objects being read, innermost last, to find repeats. */
+  private openKeys = new Int32Array(256);
+  private openKeyCount = 0;
+  private lastEscaped = false;
+
+  /** Whether bytes [start, end) are one object of the subset; fills the member table if so. */
+  scan(buf: Buffer, start: number, end: number): boolean {
+    this.count = 0;
+    this.openKeyCount = 0;
+    return buf[start] === 0x7b && this.object(buf, start, end, 1, true) === end;
+  }
+
+  /** Index of the top-level member whose key is `key`'s bytes, or -1. */
+  find(buf: Buffer, key: Buffer): number {
+    for (let i = 0; i < this.count; i++) {
+      const at = this.keyAt[i]!;
+      if (this.keyEnd[i]! - at !== key.length) continue;
+      let j = 0;
+      while (j < key.length && buf[at + j] === key[j]) j++;
+      if (j === key.length) return i;
+    }
+    return -1;
+  }
+
+  /** Returns the offset after the object at `p`, or -1. */
+  private object(buf: Buffer, p: number, end: number, depth: number, top: boolean): number {
+    p++;
+    if (buf[p] === 0x7d) return p + 1;
+    const firstKey = this.openKeyCount;
+    for (;;) {
+      if (p >= end || buf[p] !== 0x22) return -1;
+      const keyAt = p + 1;
+      const first = buf[keyAt]!;
+      if (first >= 0x30 && first <= 0x39) return -1;
+      p = this.string(buf, p, end);
+      if (p < 0) return -1;
+      const keyEnd = p - 1;
+      if (!this.newKey(buf, firstKey, keyAt, keyEnd)) return -1;
+      if (buf[p] !== 0x3a) return -1;
+      const valueAt = ++p;
+      if (p >= end) return -1;
+      const b = buf[p]!;
+      let kind = KIND_OTHER;
+      if (b === 0x22) {
+        kind = KIND_STRING;
+        p = this.string(buf, p, end);
+      } else if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
+        kind = KIND_INTEGER;
+        p = integer(buf, p, end);
+      } else {
+        p = this.value(buf, p, end, depth);
+      }
+      if (p < 0) return -1;
+      if (top) this.member(keyAt, keyEnd, valueAt, p, kind);
+      const next = buf[p];
+      if (next === 0x2c) {
+        p++;
+        continue;
+      }
+      if (next !== 0x7d) return -1;
+      this.openKeyCount = firstKey;
+      return p + 1;
+    }
+  }
+
+  private array(buf: Buffer, p: number, end: number, depth: number): number {
+    p++;
+    if (buf[p] === 0x5d) return p + 1;
+    for (;;) {
+      if (p >= end) return -1;
+      p = this.value(buf, p, end, depth);
+      if (p < 0) return -1;
+      const next = buf[p];
+      if (next === 0x2c) {
+        p++;
+        continue;
+      }
+      return next === 0x5d ? p + 1 : -1;
+    }
+  }
+
+  private value(buf: Buffer, p: number, end: number, depth: number): number {
+    const b = buf[p];
+    switch (b) {
+      case 0x22:
+        return this.string(buf, p, end);
+      case 0x7b:
+        return depth >= MAX_DEPTH ? -1 : this.object(buf, p, end, depth + 1, false);
+      case 0x5b:
+        return depth >= MAX_DEPTH ? -1 : this.array(buf, p, end, depth + 1);
+      case 0x74:
+        return word(buf, p, end, TRUE);
+      case 0x66:
+        return word(buf, p, end, FALSE);
+      case 0x6e:
+        return word(buf, p, end, NULL);
+      default:
+        return b === 0x2d || (b !== undefined && b >= 0x30 && b <= 0x39) ? integer(buf, p, end) : -1;
+    }
+  }
+
+  /** The string at `p` (its opening quote); returns the offset after its closing quote, or -1. */
+  private string(buf: Buffer, p: number, end: number): number {
+    let escaped = false;
+    for (p++; p < end; p++) {
+      const b = buf[p]!;
+      if (b === 0x22) {
+        this.lastEscaped = escaped;
+        return p + 1;
+      }
+      if (b === 0x5c) {
+        const e = buf[++p];
+        // The escapes JSON.stringify writes: " \ b f n r t.
+        if (e !== 0x22 && e !== 0x5c && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74) return -1;
+        escaped = true;
+      } else if (b < 0x20 || b > 0x7f) {
+        return -1;
+      }
+    }
+    return -1;
+  }
+
+  /** Whether the key [at, end) is not already a key of the object being read (since `first`); records it. */
+  private newKey(buf: Buffer, first: number, at: number, end: number): boolean {
+    const keys = this.openKeys;
+    const len = end - at;
+    for (let i = first; i < this.openKeyCount; i++) {
+      const kAt = keys[2 * i]!;
+      if (keys[2 * i + 1]! - kAt !== len) continue;
+      let j = 0;
+      while (j < len && buf[kAt + j] === buf[at + j]) j++;
+      if (j === len) return false;
+    }
+    if (2 * this.openKeyCount + 2 > keys.length) {
+      const grown = new Int32Array(keys.length * 2);
+      grown.set(keys);
+      this.openKeys = grown;
+    }
+    this.openKeys[2 * this.openKeyCount] = at;
+    this.openKeys[2 * this.openKeyCount + 1] = end;
+    this.openKeyCount++;
+    return true;
+  }
+
+  private member(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number, kind: number): void {
+    const i = this.count++;
+    if (i === this.keyAt.length) {
+      const n = i * 2;
+      this.keyAt = grow(this.keyAt, n);
+      this.keyEnd = grow(this.keyEnd, n);
+      this.valueAt = grow(this.valueAt, n);
+      this.valueEnd = grow(this.valueEnd, n);
+      this.kind = grow(this.kind, n);
+      this.escaped = grow(this.escaped, n);
+    }
+    this.keyAt[i] = keyAt;
+    this.keyEnd[i] = keyEnd;
+    this.valueAt[i] = valueAt;
+    this.valueEnd[i] = valueEnd;
+    this.kind[i] = kind;
+    this.escaped[i] = kind === KIND_STRING && this.lastEscaped ? 1 : 0;
+  }
+}
+
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
+
+function word(buf: Buffer, p: number, end: number, w: Buffer): number {
+  if (p + w.length > end) return -1;
+  for (let i = 0; i < w.length; i++) if (buf[p + i] !== w[i]) return -1;
+  return p + w.length;
+}
+
+/** A canonical integer: -?(0|[1-9][0-9]*), at most MAX_INT_DIGITS digits, not -0, no fraction or exponent. */
+function integer(buf: Buffer, p: number, end: number): number {
+  const negative = buf[p] === 0x2d;
+  if (negative) p++;
+  const first = p;
+  while (p < end && buf[p]! >= 0x30 && buf[p]! <= 0x39) p++;
+  const digits = p - first;
+  if (digits === 0 || digits > MAX_INT_DIGITS) return -1;
+  if (buf[first] === 0x30 && (digits > 1 || negative)) return -1;
+  const next = buf[p];
+  if (next === 0x2e || next === 0x65 || next === 0x45) return -1;
+  return p;
+}
+
+function grow<T extends Int32Array | Uint8Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
+/** The value of an integer member [at, end) of at most MAX_INT_DIGITS digits. */
+export function integerAt(buf: Buffer, at: number, end: number): number {
+  const negative = buf[at] === 0x2d;
+  let n = 0;
+  for (let p = negative ? at + 1 : at; p < end; p++) n = n * 10 + (buf[p]! - 0x30);
+  return negative ? -n : n;
+}

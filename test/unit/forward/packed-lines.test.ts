@@ -1,0 +1,236 @@
+import { describe, expect, it, vi } from 'vitest';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
+import { decodeEntries, DecodeCache } from '../../../src/collector/forward/decoder.js';
+import { PackedLineEncoder } from '../../../src/collector/forward/packed-lines.js';
+import { RecordMapper } from '../../../src/collector/forward/records.js';
+import { Normalizer } from '../../../src/collector/normalize.js';
+import { LIMITS, mp } from '../../helpers/forward.js';
+
+const T = 1_795_341_190;
+const ID_A = 'a1b2c3d4e5f6'.repeat(6).slice(0, 64);
+const ID_B = 'b'.repeat(64);
+
+interface Opts {
+  parseJson?: boolean;
+  maxLineBytes?: number;
+  firstSeq?: number;
+}
+
+function normalizer(opts: Opts = {}): Normalizer {
+  let seq = opts.firstSeq ?? 1_795_000_000_000_000;
+  return new Normalizer({
+    hostName: 'host-1',
+    nextSeq: () => seq++,
+    parseJson: opts.parseJson ?? true,
+    maxLineBytes: opts.maxLineBytes ?? 1024,
+    partialTimeoutMs: 60_000,
+    onTimeoutFlush: () => undefined,
+  });
+}
+
+/** Every source's lines, keyed by container id or name, as text. */
+function linesOf(batch: EncodedBatch): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of batch.sources()) out.set(s.container?.id ?? s.name, Buffer.concat(s.chunks()).toString('utf8'));
+  return out;
+}
+
+/** The same PackedForward streams through packed-lines.ts and through the general path. */
+function both(streams: Buffer[], opts: Opts = {}, tag = 'docker.web') {
+  const fast = { n: normalizer(opts), m: new RecordMapper(), batch: new EncodedBatch() };
+  const encoder = new PackedLineEncoder({ normalizer: fast.n, mapper: fast.m, limits: LIMITS, cache: new DecodeCache() });
+  const general = { n: normalizer(opts), m: new RecordMapper(), batch: new EncodedBatch() };
+  let generalCalls = 0;
+  for (const stream of streams) {
+    encoder.encode(stream, tag, fast.batch, (entry) => {
+      generalCalls++;
+      return fast.n.push(fast.m.toRawLine(entry, tag));
+    });
+    for (const entry of decodeEntries(stream, LIMITS)) general.batch.add(general.n.push(general.m.toRawLine(entry, tag)));
+  }
+  fast.batch.add(fast.n.flushAll());
+  general.batch.add(general.n.flushAll());
+  return { fast: linesOf(fast.batch), general: linesOf(general.batch), generalCalls, count: fast.batch.count };
+}
+
+function record(log: string | Buffer, o: { id?: string; name?: string | null; source?: string; extra?: Record<string, string>; partial?: [string, number, boolean] } = {}): Buffer {
+  const entries: Array<[string, Buffer]> = [['container_id', mp.str(o.id ?? ID_A)]];
+  if (o.name !== null) entries.push(['container_name', mp.str(o.name ?? '/web-1')]);
+  entries.push(['source', mp.str(o.source ?? 'stdout')], ['log', mp.str(log)]);
+  for (const [k, v] of Object.entries(o.extra ?? {})) entries.push([k, mp.str(v)]);
+  if (o.partial) {
+    const [pid, ordinal, last] = o.partial;
+    entries.push(['partial_message', mp.str('true')], ['partial_id', mp.str(pid)], ['partial_ordinal', mp.str(String(ordinal))], ['partial_last', mp.str(String(last))]);
+  }
+  return mp.map(entries);
+}
+
+const entry = (time: Buffer, rec: Buffer): Buffer => mp.arr(time, rec);
+const at = (sec: number, nsec = 0): Buffer => mp.eventTime(sec, nsec);
+
+const JSON_LINES = [
+  '{"level":30,"time":1795000000000,"pid":4242,"hostname":"h","msg":"hello","req":{"url":"/a","n":[1,2,{"x":null}]}}',
+  '{"level":"WARNING","message":"disk low","free":12}',
+  '{"severity":"info","M":"from zap-ish","L":"ignored"}',
+  '{"lvl":"error","msg":42,"message":"second key wins when the first is not a string"}',
+  '{"level":31,"severity":"debug","msg":"unknown number falls through"}',
+  '{"level":"","msg":"empty level string falls through"}',
+  '{"level":"seventeen-chars-xx","msg":"too long a level"}',
+  '{"level":"constructor","msg":"no prototype lookups"}',
+  '{"level":"a\\"b","msg":"escaped level"}',
+  '{"msg":"escapes \\" \\\\ \\n \\t \\r \\b \\f kept","a":"\\"q\\""}',
+  '{"msg":"unicode escape \\u00e9"}',
+  '{"msg":"slash \\/ escape"}',
+  '{"msg": "whitespace"}',
+  '{"msg":"float","latency":12.5}',
+  '{"msg":"exponent","n":1e3}',
+  '{"msg":"big","n":12345678901234567890}',
+  '{"msg":"fifteen digits","n":123456789012345,"m":-42,"z":0}',
+  '{"msg":"minus zero","n":-0}',
+  '{"msg":"leading zero","n":012}',
+  '{"msg":"dup","msg":"dup2"}',
+  '{"a":{"k":1,"k":2},"msg":"nested dup"}',
+  '{"a":{"k":1},"b":{"k":2},"msg":"same key in sibling objects"}',
+  '{"1":"digit key","msg":"x"}',
+  '{"__proto__":{"x":1},"msg":"proto key"}',
+  '{"msg":"no other fields"}',
+  '{"level":30}',
+  '{}',
+  '{"text":"no message key: the line is the message \\" ok"}',
+  '{"msg":"true false null","t":true,"f":false,"n":null,"e":[],"o":{}}',
+  '{"msg":"del \u007f char"}',
+  '{"msg":"utf8 é"}',
+  '{"msg":"unterminated"',
+  '{"msg":"trailing"}x}',
+  '{not json}',
+  '{"msg":"tty"}\r',
+  '{"level":30,"msg":"' + 'deep'.repeat(3) + '","d":' + '['.repeat(40) + ']'.repeat(40) + '}',
+];
+
+const PLAIN_LINES = [
+  'plain line',
+  '',
+  'with "quotes" and \\ backslash',
+  'tab\there',
+  'tty line\r',
+  'only cr at end\r\r',
+  'utf8 é ✓ 𝄞',
+  Buffer.from([0x61, 0xff, 0xfe, 0x62]),
+  'del \u007f and nul \u0000',
+  '{ looks like json but is not',
+  'ends with brace }',
+  'x'.repeat(1024),
+  'y'.repeat(1025),
+];
+
+describe('packed-lines: the fast path writes what the general path writes', () => {
+  it('for plain and JSON lines, byte for byte', () => {
+    const entries = [...PLAIN_LINES, ...JSON_LINES].map((log, i) => entry(at(T + (i % 3), i % 2 === 0 ? 0 : 123_456_789), record(log, { source: i % 5 === 0 ? 'stderr' : 'stdout' })));
+    const r = both([Buffer.concat(entries)]);
+    expect(r.count).toBe(entries.length + 1); // the 1025-byte line is cut in two
+    expect(r.fast).toEqual(r.general);
+    for (const text of r.fast.values()) for (const line of text.trimEnd().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+  });
+
+  it('builds no event object for Docker records of printable ASCII or canonical JSON', () => {
+    const logs = ['plain', 'GET /api?x=1 200 12ms', JSON_LINES[0]!, JSON_LINES[1]!, JSON_LINES[16]!, '{"msg":"escapes \\" ok","n":-1}'];
+    const n = normalizer();
+    const push = vi.spyOn(n, 'push');
+    const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    const batch = new EncodedBatch();
+    encoder.encode(Buffer.concat(logs.map((log) => entry(at(T), record(log)))), 'tag', batch, () => {
+      throw new Error('general path taken');
+    });
+    expect(batch.count).toBe(logs.length);
+    expect(push).not.toHaveBeenCalled();
+  });
+
+  it('writes sequence numbers across a change in their number of digits', () => {
+    const stream = Buffer.concat(Array.from({ length: 30 }, (_, i) => entry(at(T), record(i % 7 === 3 ? 'ü' : `line ${i}`))));
+    for (const firstSeq of [0, 95, 99_999_990, 999_999_999_999_990]) {
+      const r = both([stream], { firstSeq });
+      expect(r.fast).toEqual(r.general);
+    }
+  });
+
+  it('with JSON parsing off', () => {
+    const stream = Buffer.concat(JSON_LINES.map((log) => entry(at(T), record(log))));
+    const r = both([stream], { parseJson: false });
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('for every shape it leaves to the general path, in order with the others', () => {
+    const stream = Buffer.concat([
+      entry(at(T), record('first')),
+      entry(mp.int32(T), record('integer time')),
+      entry(mp.uint32(T), record('uint32 time')),
+      entry(mp.f64(T + 0.5), record('float time')),
+      entry(mp.arr(at(T, 5), mp.map([])), record('v1.5 time with metadata')),
+      entry(mp.eventTime(T, 0, 'ext8'), record('ext8 time')),
+      entry(at(0, 0), record('time 0')),
+      entry(at(T), record('extra keys', { extra: { 'com.example.team': 'clogs', level: 'warn' } })),
+      entry(at(T), record('piece one ', { partial: ['p1', 1, false] })),
+      entry(at(T), record('between the pieces')),
+      entry(at(T), record('piece two', { partial: ['p1', 2, true] })),
+      entry(at(T), record('no name', { name: null })),
+      entry(at(T), record('other source', { source: 'console' })),
+      entry(at(T), record('bin value'.padEnd(40, '.'))),
+      entry(at(T), mp.map([['log', mp.str('no container')]])),
+      entry(at(T), mp.map([['container_id', mp.str(ID_A)], ['source', mp.str('stdout')], ['log', mp.bin(Buffer.from('log as bin'))]])),
+      entry(at(T), mp.map([['container_id', mp.fixint(7)], ['source', mp.str('stdout')], ['log', mp.str('id not a string')]])),
+      entry(at(T), mp.map([['log', mp.str('dup key first')], ['container_id', mp.str(ID_A)], ['source', mp.str('stdout')], ['log', mp.str('dup key wins')]])),
+      entry(at(T), record('last', { id: ID_B, name: '/other' })),
+      entry(at(T), record('back to the first container')),
+    ]);
+    const r = both([stream]);
+    expect(r.generalCalls).toBeGreaterThan(10);
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('numbers lines with the same timestamp by ordinal, across containers, streams and requests', () => {
+    const requests: Buffer[] = [];
+    for (let q = 0; q < 3; q++) {
+      const entries: Buffer[] = [];
+      for (let i = 0; i < 50; i++) {
+        const id = i % 3 === 0 ? ID_B : ID_A;
+        const log = i % 4 === 0 ? '{"msg":"json ' + i + '","level":"info"}' : i % 7 === 0 ? 'ü ' + i : 'line ' + i;
+        entries.push(entry(at(T + Math.floor(i / 20), i % 2), record(log, { id, name: id === ID_B ? '/b' : '/a', source: i % 5 === 0 ? 'stderr' : 'stdout' })));
+      }
+      requests.push(Buffer.concat(entries));
+    }
+    const r = both(requests);
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('matches on random records', () => {
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    const pieces = ['a', ' ', '"', '\\', '{', '}', '"msg":', ':', ',', '1', '-', '.', 'é', '\t', '\r', 'level', '"x"', '[', ']', 'null', '\u0001'];
+    const entries: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) {
+      let log = '';
+      if (rand(3) === 0) {
+        const fields = ['"msg":"m' + i + '"', '"level":' + (rand(2) ? '30' : '"Info"'), '"n":' + (rand(100) - 50), '"s":"' + 'q'.repeat(rand(5)) + '"', '"o":{"a":[1,"b",null]}'];
+        log = '{' + fields.filter(() => rand(2) === 0).join(',') + '}';
+      } else {
+        for (let k = rand(12); k > 0; k--) log += pieces[rand(pieces.length)];
+      }
+      entries.push(entry(at(T + rand(2), rand(3)), record(log, { id: rand(4) === 0 ? ID_B : ID_A, source: rand(2) ? 'stdout' : 'stderr' })));
+    }
+    const r = both([Buffer.concat(entries)]);
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('refuses a malformed request before the Normalizer saw any of it', () => {
+    const n = normalizer();
+    const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    const batch = new EncodedBatch();
+    const stream = Buffer.concat([entry(at(T), record('good')), entry(at(T), record('piece', { partial: ['p', 1, false] })), mp.raw(0x92, 0xc1)]);
+    expect(() => encoder.encode(stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
+    expect(batch.count).toBe(0);
+    expect(n.pending()).toBe(0);
+  });
+});
