@@ -40,8 +40,12 @@ export class JsonMembers {
   private openKeyCount = 0;
   private lastEscaped = false;
 
-  /** Whether bytes [start, end) are one object of the subset; fills the member table if so. */
-  scan(buf: Buffer, start: number, end: number): boolean {
+  /** `buf` as a DataView, for reading strings four bytes at a time. */
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+  /** Whether bytes [start, end) are one object of the subset; fills the member table if so. `view` is `buf` as a DataView. */
+  scan(buf: Buffer, view: DataView<ArrayBufferLike>, start: number, end: number): boolean {
+    this.view = view;
     this.count = 0;
     this.openKeyCount = 0;
     return buf[start] === 0x7b && this.object(buf, start, end, 1, true) === end;
@@ -139,7 +143,18 @@ export class JsonMembers {
   /** The string at `p` (its opening quote); returns the offset after its closing quote, or -1. */
   private string(buf: Buffer, p: number, end: number): number {
     let escaped = false;
-    for (p++; p < end; p++) {
+    p++;
+    // Runs of plain characters four at a time: no byte is `"`, `\`, below
+    // 0x20 or above 0x7f (see plain() in forward/packed-lines.ts).
+    const view = this.view;
+    while (p + 4 <= end) {
+      const x = view.getUint32(p);
+      const q = x ^ 0x22222222;
+      const b = x ^ 0x5c5c5c5c;
+      if (((x & 0x80808080) | ((x - 0x20202020) & ~x & 0x80808080) | ((q - 0x01010101) & ~q & 0x80808080) | ((b - 0x01010101) & ~b & 0x80808080)) !== 0) break;
+      p += 4;
+    }
+    for (; p < end; p++) {
       const b = buf[p]!;
       if (b === 0x22) {
         this.lastEscaped = escaped;
