@@ -34,19 +34,16 @@ export class ReplayGuard {
     private readonly dir: string,
   ) {}
 
-  /** Sources of these events whose file tail has not been read yet. */
-  unchecked(events: readonly LogEvent[], sourceOf: (e: LogEvent) => string): string[] {
+  /** Those of these sources whose file tail has not been read yet. */
+  unchecked(sources: readonly string[]): string[] {
     let out: Set<string> | undefined;
-    for (const e of events) {
-      const s = sourceOf(e);
-      if (!this.checked.has(s)) (out ??= new Set()).add(s);
-    }
+    for (const s of sources) if (!this.checked.has(s)) (out ??= new Set()).add(s);
     return out ? [...out] : [];
   }
 
-  /** Whether this source's writes need no check: its tail was read and its replay, if any, is over. */
-  settled(source: string): boolean {
-    return this.checked.has(source) && !this.tails.has(source);
+  /** Whether writes of this source may still be a replay of its file's tail. */
+  pending(source: string): boolean {
+    return this.tails.has(source);
   }
 
   async load(source: string): Promise<void> {

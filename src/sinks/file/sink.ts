@@ -27,7 +27,7 @@
  * behind, the promises stay pending and the inputs stop reading.
  */
 import { join } from 'node:path';
-import type { EncodedBatch } from '../../collector/encoded.js';
+import type { EncodedBatch, EncodedSource } from '../../collector/encoded.js';
 import type { ContainerMeta, LogEvent } from '../../collector/event.js';
 import type { FileSinkConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
@@ -163,8 +163,29 @@ export class FileSink implements Sink {
   write(events: readonly LogEvent[]): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
     if (events.length === 0) return Promise.resolve();
-    const unchecked = this.replay.unchecked(events, (e) => this.sourceOf(e));
-    if (unchecked.length === 0 && this.gated === 0) return this.enqueue(this.withoutReplay(events));
+    return this.afterTails(this.replay.unchecked(events.map((e) => this.sourceOf(e))), () => this.enqueue(this.withoutReplay(events)));
+  }
+
+  /** Lines rendered by an input go to their files as they are. */
+  writeEncoded(batch: EncodedBatch): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
+    const sources = [...batch.sources()].filter((s) => s.count > 0);
+    if (sources.length === 0) return Promise.resolve();
+    const dirs = sources.map((s) => this.dirOf(s.container, s.name));
+    return this.afterTails(this.replay.unchecked(dirs), () =>
+      // A replay is recognised by the events' identities: only a source with
+      // a file tail still to compare against takes the object path.
+      dirs.some((d) => this.replay.pending(d)) ? this.enqueue(this.withoutReplay(batch.events())) : this.enqueueLines(sources, dirs),
+    );
+  }
+
+  /**
+   * Runs `enqueue` once the file tails of the `unchecked` sources were read
+   * (replay.ts: the first write of each source after start), keeping the
+   * order of writes.
+   */
+  private afterTails(unchecked: readonly string[], enqueue: () => Promise<void>): Promise<void> {
+    if (unchecked.length === 0 && this.gated === 0) return enqueue();
     this.gated++;
     let durable: Promise<void> = Promise.resolve();
     // The gate opens once this write is queued, not once it is durable, so
@@ -172,31 +193,24 @@ export class FileSink implements Sink {
     const queued = this.gate
       .then(() => Promise.all(unchecked.map((s) => this.replay.load(s).catch((err: unknown) => this.log.warn({ err, source: s }, 'cannot read a file tail to drop a replayed batch')))))
       .then(() => {
-        durable = this.enqueue(this.withoutReplay(events));
+        durable = enqueue();
       })
       .finally(() => this.gated--);
     this.gate = queued;
     return queued.then(() => durable);
   }
 
-  /** Lines rendered by an input go to their files as they are. */
-  writeEncoded(batch: EncodedBatch): Promise<void> {
-    if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
-    const sources = [...batch.sources()];
-    // A source's first write after start is checked against its file's tail
-    // (replay.ts), which needs the events' identities: that write goes as objects.
-    if (this.gated > 0 || sources.some((s) => !this.replay.settled(this.dirOf(s.container, s.name)))) return this.write(batch.events());
+  private enqueueLines(sources: readonly EncodedSource[], dirs: readonly string[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const caller: Caller = { resolve, reject };
       const group = this.next;
       group.callers.push(caller);
-      for (const s of sources) {
-        if (s.count === 0) continue;
-        const entry = this.entryFor(group, this.dirOf(s.container, s.name), caller);
+      sources.forEach((s, i) => {
+        const entry = this.entryFor(group, dirs[i]!, caller);
         const bytes = s.bytes;
         entry.lines.lines(s.chunks(), bytes);
         entry.events += s.count;
-      }
+      });
       this.kick();
     });
   }

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
 import { captureLog, config, container, event, readStore, removeTempDirs, tempDir } from './helpers.js';
@@ -66,6 +66,19 @@ describe('file sink: a batch written again after a crash', () => {
     await second.close();
     const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
     expect(stored).toEqual(['a', 'b', 'c', 'b']);
+  });
+
+  it('passes rendered lines through as they are when the source has no tail to compare with', async () => {
+    const dir = tempDir();
+    const sink = createFileSink(config(dir), { log: captureLog().log });
+    await sink.start();
+    const batch = new EncodedBatch();
+    batch.add([line('a', 0), line('b', 1)]);
+    const events = vi.spyOn(batch, 'events');
+    await sink.writeEncoded!(batch);
+    await sink.close();
+    expect(events).not.toHaveBeenCalled();
+    expect((await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message)).toEqual(['a', 'b']);
   });
 
   it('keeps a different line with the same timestamp and ordinal', async () => {
