@@ -11,9 +11,11 @@
  * older batch are durable.
  *
  * Memory per connection is bounded: at most MAX_IN_FLIGHT_BYTES of decoded
- * requests (wire size, or decompressed size) wait for their write before the
- * socket is paused, plus the request being received (at most max_frame_size).
- * A paused socket stops the client through TCP flow control.
+ * requests (wire size, or decompressed size, plus REQUEST_OVERHEAD_BYTES
+ * each) wait for their write before the socket is paused, with their events
+ * (as rendered lines, about 1.5 times the wire size for Docker records), plus
+ * the request being received (at most max_frame_size). A paused socket stops
+ * the client through TCP flow control.
  *
  * Bad input (malformed or over-limit request, failed handshake) closes this
  * connection only: requests before it are still written and acked, nothing
@@ -78,14 +80,10 @@ export interface ConnectionContext {
   log: Logger;
 }
 
-/** What a request or a batch of them hands to the pipeline: rendered lines when the sinks take them. */
-type Events = readonly LogEvent[] | EncodedBatch;
-
 interface Job {
-  events: Events;
   /** Acked pieces of split lines, stored before the ack (see partials.ts). */
   pieces: RawLine[] | undefined;
-  /** Partial ids whose line is complete in `events`. */
+  /** Partial ids whose line is complete in this request's events. */
   completed: string[] | undefined;
   /** The chunk to ack, as it was encoded. */
   chunk: Buffer | undefined;
@@ -103,7 +101,12 @@ interface Batch {
   durable: boolean;
 }
 
-const NO_EVENTS: LogEvent[] = [];
+/**
+ * What a request costs besides its bytes while it waits (its job, its ledger
+ * entry, its share of the line buffers), counted against MAX_IN_FLIGHT_BYTES
+ * so that many tiny requests (Message mode) are bounded too.
+ */
+const REQUEST_OVERHEAD_BYTES = 1024;
 
 export class ForwardConnection {
   /** Resolves once the socket is closed. */
@@ -120,6 +123,8 @@ export class ForwardConnection {
   private frameBytes = 0;
   private inflating = false;
   private queue: Job[] = [];
+  /** The events of the queued requests, handed to the pipeline together by flush(). */
+  private queuedEvents: LogEvent[] | EncodedBatch | undefined;
   /** Batches handed to the pipeline, oldest first; acked from the front, in order. */
   private writes: Batch[] = [];
   private inFlightBytes = 0;
@@ -296,14 +301,13 @@ export class ForwardConnection {
   private accept(tag: string, entries: readonly ForwardEntry[] | Buffer, option: ForwardOption, bytes: number, receivedAt: number): void {
     const chunk = option.chunk;
     const job: Job = {
-      events: NO_EVENTS,
       pieces: undefined,
       completed: undefined,
       chunk,
       key: undefined,
       pending: undefined,
       wait: undefined,
-      bytes,
+      bytes: bytes + REQUEST_OVERHEAD_BYTES,
       receivedAt,
     };
     const key = chunk === undefined ? undefined : chunkKey(chunk);
@@ -331,18 +335,18 @@ export class ForwardConnection {
       }
       return normalizer.push(raw);
     };
-    if (this.ctx.pipeline.takesEncoded()) {
-      const batch = new EncodedBatch();
-      if (Buffer.isBuffer(entries)) this.packedLines.encode(entries, tag, batch, general);
-      else for (const entry of entries) batch.add(general(entry));
-      job.events = batch;
+    // Rendered lines when every sink takes them. Either way a malformed
+    // request throws before any of its events is added: packed-lines.ts and
+    // decodeEntries read every entry first.
+    const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
+    if (out instanceof EncodedBatch) {
+      if (Buffer.isBuffer(entries)) this.packedLines.encode(entries, tag, out, general);
+      else for (const entry of entries) out.add(general(entry));
     } else {
-      const events: LogEvent[] = [];
       for (const entry of Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries) {
-        const out = general(entry);
-        for (let i = 0; i < out.length; i++) events.push(out[i]!);
+        const events = general(entry);
+        for (let i = 0; i < events.length; i++) out.push(events[i]!);
       }
-      job.events = events;
     }
     if (key !== undefined) {
       job.key = key;
@@ -363,10 +367,11 @@ export class ForwardConnection {
     this.queue = [];
     const batch: Batch = { jobs, durable: false };
     this.writes.push(batch);
-    const events = jobs.length === 1 ? jobs[0]!.events : merge(jobs);
+    const events = this.queuedEvents;
+    this.queuedEvents = undefined;
     const waits: Promise<unknown>[] = [];
-    const count = events instanceof EncodedBatch ? events.count : events.length;
-    if (count > 0) {
+    const count = events === undefined ? 0 : events instanceof EncodedBatch ? events.count : events.length;
+    if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
       waits.push(this.ctx.pipeline.write(events));
     }
@@ -428,6 +433,7 @@ export class ForwardConnection {
     this.writes = [];
     this.settleFailed(this.queue);
     this.queue = [];
+    this.queuedEvents = undefined;
     this.log.warn({ err }, 'closing forward connection unacked: the sinks did not take its events (the client will resend)');
     inputErrors.inc({ input: 'forward', reason: 'sink' });
     this.failed = true;
@@ -482,17 +488,4 @@ export class ForwardConnection {
     this.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     this.graceTimer.unref();
   }
-}
-
-/** The events of several requests, in order, as one write. */
-function merge(jobs: readonly Job[]): Events {
-  const batch = jobs.some((j) => j.events instanceof EncodedBatch) ? new EncodedBatch() : undefined;
-  const events: LogEvent[] = [];
-  for (const job of jobs) {
-    const e = job.events;
-    if (e instanceof EncodedBatch) batch!.append(e);
-    else if (batch !== undefined) batch.add(e);
-    else for (let i = 0; i < e.length; i++) events.push(e[i]!);
-  }
-  return batch ?? events;
 }
