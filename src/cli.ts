@@ -3,6 +3,7 @@
  * The `clogs` command: parses flags and hands over. `collect` runs the
  * collector; `tail`, `ps` and `search` read what it collected.
  */
+import './threadpool.js';
 import { Command, Option } from 'commander';
 import { configFile, loadConfig } from './config/load.js';
 import { createLogger } from './log.js';

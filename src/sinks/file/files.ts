@@ -19,6 +19,8 @@ export interface OpenFile {
   size: number;
   /** Written since its last sync. */
   dirty: boolean;
+  /** Opened with O_DSYNC: a write that returned is durable, and leaves the file clean. */
+  readonly syncWrites: boolean;
 }
 
 export interface FileTableOptions {
@@ -31,6 +33,8 @@ export interface FileTableOptions {
   rotateDaily: boolean;
   /** Whether files are synced before they are closed, and created entries recorded for a directory sync. */
   durable: boolean;
+  /** Whether files are opened with O_DSYNC (io.ts). */
+  syncWrites: boolean;
 }
 
 export class FileTable {
@@ -162,7 +166,7 @@ export class FileTable {
   /** Opens for appending, cutting a torn last line left by a crash. */
   private async openFile(source: string, path: string, day: string, index: number): Promise<OpenFile> {
     const { io, log } = this.opts;
-    const fd = await io.openAppend(path);
+    const fd = await io.openAppend(path, this.opts.syncWrites);
     try {
       let size = await io.size(fd);
       const removed = await repairTornTail(io, fd, size);
@@ -170,7 +174,8 @@ export class FileTable {
         log.warn({ path, bytes: removed }, 'cut a torn last line left by a crash');
         size -= removed;
       }
-      return { source, path, day, index, fd, size, dirty: removed > 0 };
+      // A repair truncated: that is not a write O_DSYNC makes durable.
+      return { source, path, day, index, fd, size, dirty: removed > 0, syncWrites: this.opts.syncWrites };
     } catch (err) {
       await io.close(fd).catch(() => undefined);
       throw err;

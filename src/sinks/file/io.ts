@@ -9,8 +9,12 @@ import * as fs from 'node:fs';
 export interface FileIo {
   /** Creates `path` and missing parents; returns the first directory it created, if any. */
   mkdirp(path: string): Promise<string | undefined>;
-  /** Opens for reading and appending, creating the file when missing. */
-  openAppend(path: string): Promise<number>;
+  /**
+   * Opens for reading and appending, creating the file when missing. With
+   * `syncWrites` (O_DSYNC) each write returns once its data is durable: what
+   * an fdatasync after it would do, in the same system call.
+   */
+  openAppend(path: string, syncWrites: boolean): Promise<number>;
   /** Opens an existing file for reading and writing (for repairs only). */
   openExisting(path: string): Promise<number>;
   size(fd: number): Promise<number>;
@@ -26,6 +30,8 @@ export interface FileIo {
 }
 
 const FILE_MODE = 0o640;
+/** 'a+' */
+const APPEND = fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT;
 const DIR_MODE = 0o750;
 
 function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
@@ -34,7 +40,7 @@ function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void)
 
 export const nodeFileIo: FileIo = {
   mkdirp: (path) => call((cb) => fs.mkdir(path, { recursive: true, mode: DIR_MODE }, cb)),
-  openAppend: (path) => call((cb) => fs.open(path, 'a+', FILE_MODE, cb)),
+  openAppend: (path, syncWrites) => call((cb) => fs.open(path, syncWrites ? APPEND | fs.constants.O_DSYNC : APPEND, FILE_MODE, cb)),
   openExisting: (path) => call((cb) => fs.open(path, 'r+', cb)),
   size: (fd) => call<fs.Stats>((cb) => fs.fstat(fd, cb)).then((st) => st.size),
   read: (fd, buf, position) => call((cb) => fs.read(fd, buf, 0, buf.length, position, cb)),

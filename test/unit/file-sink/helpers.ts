@@ -63,9 +63,11 @@ export async function readStore(dir: string): Promise<Map<string, unknown[]>> {
 }
 
 export interface CountingIo extends FileIo {
-  counts: { sync: number; syncDir: number; open: number; close: number; writev: number };
+  counts: { sync: number; syncDir: number; open: number; syncWritesOpen: number; close: number; writev: number };
   /** Called before each file sync; may delay it. */
   beforeSync?: (fd: number) => Promise<void>;
+  /** Called before each write; may delay it. */
+  beforeWrite?: (fd: number) => Promise<void>;
   /** Replaces writev when set. */
   writevOverride?: (fd: number, bufs: Buffer[]) => Promise<number>;
   events: string[];
@@ -75,11 +77,12 @@ export interface CountingIo extends FileIo {
 export function countingIo(): CountingIo {
   const io: CountingIo = {
     ...nodeFileIo,
-    counts: { sync: 0, syncDir: 0, open: 0, close: 0, writev: 0 },
+    counts: { sync: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0 },
     events: [],
-    openAppend: async (path) => {
+    openAppend: async (path, syncWrites) => {
       io.counts.open++;
-      return nodeFileIo.openAppend(path);
+      if (syncWrites) io.counts.syncWritesOpen++;
+      return nodeFileIo.openAppend(path, syncWrites);
     },
     close: async (fd) => {
       io.counts.close++;
@@ -87,7 +90,11 @@ export function countingIo(): CountingIo {
     },
     writev: async (fd, bufs) => {
       io.counts.writev++;
-      return io.writevOverride ? io.writevOverride(fd, bufs) : nodeFileIo.writev(fd, bufs);
+      io.events.push('write:start');
+      if (io.beforeWrite) await io.beforeWrite(fd);
+      const n = await (io.writevOverride ? io.writevOverride(fd, bufs) : nodeFileIo.writev(fd, bufs));
+      io.events.push('write:done');
+      return n;
     },
     sync: async (fd) => {
       io.counts.sync++;
