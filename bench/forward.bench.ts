@@ -15,10 +15,11 @@
  * Micro: in process, on the same PackedForward requests, in CPU time
  * (steadier than wall time on a shared machine): the decoder alone, the
  * general path to NDJSON lines (decoder, records.ts, Normalizer,
- * event-json.ts) and the fast path (packed-lines.ts).
+ * event-json.ts) and the fast path (packed-lines.ts), also on requests of
+ * plain lines only and of JSON lines only.
  *
  *   npm run build && node dist/bench/forward.bench.js [e2e|packed|message|micro]
- *   CLOGS_BENCH_RECORDS (default 1000000)
+ *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3)
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector,
  *   CLOGS_BENCH_CHILD_LOG=FILE keeps its stdout (with --trace-gc: heap sizes)
  */
@@ -38,6 +39,8 @@ import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
 
 const TOTAL = Number(process.env.CLOGS_BENCH_RECORDS ?? 1_000_000);
+/** End-to-end runs per mode: the development VM's rate varies by a quarter from run to run. */
+const RUNS = Number(process.env.CLOGS_BENCH_RUNS ?? 3);
 const PER_REQUEST = 1000;
 const MESSAGE_MODE_TOTAL = Math.min(TOTAL, 200_000);
 const CONTAINERS = 20;
@@ -49,11 +52,14 @@ const WORDS = 'GET POST /api/v1/orders /healthz user=alice latency_ms=12 status=
 
 const containerIds = Array.from({ length: CONTAINERS }, (_, i) => (i.toString(16).padStart(4, '0') + 'a1b2c3d4e5f6').repeat(4).slice(0, 64));
 
-/** ~120 bytes: plain, or (1 in 4) a pino-style JSON line. */
-function logLine(n: number): string {
+/** Which lines the records carry: the mix (1 in 4 JSON), or only one kind (micro). */
+type Lines = 'mix' | 'plain' | 'json';
+
+/** ~120 bytes: plain, or (1 in 4 in the mix) a pino-style JSON line. */
+function logLine(n: number, lines: Lines): string {
   let s = `${n} `;
   for (let k = n; s.length < 120; k = (k * 7 + 3) % WORDS.length) s += WORDS[k]! + ' ';
-  if (n % 4 !== 0) return s.slice(0, 120);
+  if (lines === 'plain' || (lines === 'mix' && n % 4 !== 0)) return s.slice(0, 120);
   return JSON.stringify({ level: n % 8 === 0 ? 30 : 50, time: 1795000000000 + n, pid: 4242, msg: s.slice(0, 50), req: { url: `/api/v1/orders/${n}` } });
 }
 
@@ -65,7 +71,7 @@ function str(s: string): Buffer {
 }
 
 /** `[EventTime, {container_id, container_name, source, log}]`, as Docker's driver would fill it. */
-function entry(n: number, c: number): Buffer {
+function entry(n: number, c: number, lines: Lines = 'mix'): Buffer {
   const t = Buffer.alloc(10);
   t[0] = 0xd7;
   t[1] = 0;
@@ -82,7 +88,7 @@ function entry(n: number, c: number): Buffer {
     str('source'),
     str(n % 9 === 0 ? 'stderr' : 'stdout'),
     str('log'),
-    str(logLine(n)),
+    str(logLine(n, lines)),
   ]);
 }
 
@@ -94,12 +100,12 @@ function bin32(b: Buffer): Buffer {
 }
 
 /** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
-function packedRequests(total: number): { requests: Buffer[]; lastChunk: string } {
+function packedRequests(total: number, lines: Lines = 'mix'): { requests: Buffer[]; lastChunk: string } {
   const requests: Buffer[] = [];
   for (let r = 0, n = 0; n < total; r++) {
     const c = r % CONTAINERS;
     const entries: Buffer[] = [];
-    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(entry(n, c));
+    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(entry(n, c, lines));
     const stream = Buffer.concat(entries);
     requests.push(
       Buffer.concat([Buffer.of(0x93), str(`docker.${containerIds[c]!.slice(0, 12)}`), bin32(stream), encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })]),
@@ -245,7 +251,17 @@ function countLines(dir: string): number {
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
 
+/** CLOGS_BENCH_RUNS runs, each against a fresh collector; with more than one, their median too. */
 async function endToEnd(label: string, records: number, built: { requests: Buffer[]; lastChunk: string }): Promise<void> {
+  const rates: number[] = [];
+  for (let i = 0; i < RUNS; i++) rates.push(await endToEndOnce(label, records, built));
+  if (RUNS > 1) {
+    const sorted = [...rates].sort((a, b) => a - b);
+    console.log(`forward ${label}: median of ${RUNS} runs ${fmt(sorted[Math.floor(RUNS / 2)]!)} records/s (range ${fmt(sorted[0]!)}-${fmt(sorted[RUNS - 1]!)})`);
+  }
+}
+
+async function endToEndOnce(label: string, records: number, built: { requests: Buffer[]; lastChunk: string }): Promise<number> {
   const bytes = built.requests.reduce((s, r) => s + r.length, 0);
   const collector = await startCollector();
   try {
@@ -262,21 +278,23 @@ async function endToEnd(label: string, records: number, built: { requests: Buffe
         `(ceiling, same bytes into a discarding process: ${fmt(records / top)} records/s); ` +
         `collector CPU ${cpu.toFixed(2)} s, peak RSS ${rss.toFixed(0)} MB; ${(bytes / 1e6).toFixed(0)} MB in ${fmt(built.requests.length)} requests, all lines on disk`,
     );
+    return records / seconds;
   } finally {
     await collector.stop();
   }
 }
 
-function micro(built: { requests: Buffer[] }, records: number): void {
+function micro(records: number): void {
+  const built = packedRequests(records);
   const newNormalizer = (): Normalizer =>
     new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
   /** CPU ns per record of `each` over every PackedForward request. */
-  const measure = (each: (tag: string, entries: Buffer) => number): number => {
+  const measure = (requests: Buffer[], each: (tag: string, entries: Buffer) => number): number => {
     const framer = new Framer(LIMITS.maxFrameSize);
     const frames: Buffer[] = [];
     let seen = 0;
     const cpu0 = process.cpuUsage();
-    for (const r of built.requests) {
+    for (const r of requests) {
       framer.push(r, frames);
       for (const f of frames) {
         const m = decodeRequest(f, LIMITS);
@@ -289,21 +307,21 @@ function micro(built: { requests: Buffer[] }, records: number): void {
     const cpu = process.cpuUsage(cpu0);
     return ((cpu.user + cpu.system) * 1000) / records;
   };
-  const decode = (): number => measure((_tag, entries) => decodeEntries(entries, LIMITS).length);
+  const decode = (): number => measure(built.requests, (_tag, entries) => decodeEntries(entries, LIMITS).length);
   const general = (): number => {
     const mapper = new RecordMapper();
     const normalizer = newNormalizer();
-    return measure((tag, entries) => {
+    return measure(built.requests, (tag, entries) => {
       const batch = new EncodedBatch();
       for (const e of decodeEntries(entries, LIMITS)) batch.add(normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
     });
   };
-  const fast = (): number => {
+  const fast = (requests = built.requests): number => {
     const mapper = new RecordMapper();
     const normalizer = newNormalizer();
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
-    return measure((tag, entries) => {
+    return measure(requests, (tag, entries) => {
       const batch = new EncodedBatch();
       lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
@@ -315,17 +333,23 @@ function micro(built: { requests: Buffer[] }, records: number): void {
   const generalNs = general();
   fast();
   const fastNs = fast();
+  const plain = packedRequests(records, 'plain').requests;
+  fast(plain);
+  const plainNs = fast(plain);
+  const json = packedRequests(records, 'json').requests;
+  fast(json);
+  const jsonNs = fast(json);
   console.log(
     `forward micro (CPU time, one core, to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
-      `fast path (packed-lines) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s)`,
+      `fast path (packed-lines) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s): ` +
+      `plain lines only ${plainNs.toFixed(0)} ns, pino JSON lines only ${jsonNs.toFixed(0)} ns`,
   );
 }
 
 export async function run(which: string = 'all'): Promise<void> {
-  const packed = packedRequests(TOTAL);
-  if (which === 'all' || which === 'micro') micro(packed, TOTAL);
-  if (which === 'all' || which === 'e2e' || which === 'packed') await endToEnd(`PackedForward x${PER_REQUEST}`, TOTAL, packed);
+  if (which === 'all' || which === 'micro') micro(TOTAL);
+  if (which === 'all' || which === 'e2e' || which === 'packed') await endToEnd(`PackedForward x${PER_REQUEST}`, TOTAL, packedRequests(TOTAL));
   if (which === 'all' || which === 'e2e' || which === 'message') {
     await endToEnd('Message mode, one chunk per record', MESSAGE_MODE_TOTAL, messageRequests(MESSAGE_MODE_TOTAL));
   }
