@@ -3,8 +3,8 @@
  * Fluent Bit and Fluentd send here.
  *
  *   socket ─ connection.ts ─ framer.ts ─ decoder.ts ─ records.ts ─ Normalizer ─ Pipeline
- *      ▲                                                                          │ durable
- *      └──────────────────────── ack (acks.ts) ◄──────────────────────────────────┘
+ *      ▲                           └─ packed-lines.ts (Docker records → lines) ─┘     │ durable
+ *      └──────────────────────── ack (acks.ts) ◄──────────────────────────────────────┘
  *
  * One Normalizer for the whole input, so the pieces of a split line find each
  * other even when Docker resends on a new connection; one ChunkLedger, so a
