@@ -144,16 +144,9 @@ export class JsonMembers {
   private string(buf: Buffer, p: number, end: number): number {
     let escaped = false;
     p++;
-    // Runs of plain characters four at a time: no byte is `"`, `\`, below
-    // 0x20 or above 0x7f (see plain() in forward/packed-lines.ts).
+    // Runs of plain characters four at a time.
     const view = this.view;
-    while (p + 4 <= end) {
-      const x = view.getUint32(p);
-      const q = x ^ 0x22222222;
-      const b = x ^ 0x5c5c5c5c;
-      if (((x & 0x80808080) | ((x - 0x20202020) & ~x & 0x80808080) | ((q - 0x01010101) & ~q & 0x80808080) | ((b - 0x01010101) & ~b & 0x80808080)) !== 0) break;
-      p += 4;
-    }
+    while (p + 4 <= end && plainWord(view.getUint32(p))) p += 4;
     for (; p < end; p++) {
       const b = buf[p]!;
       if (b === 0x22) {
@@ -212,6 +205,18 @@ export class JsonMembers {
     this.kind[i] = kind;
     this.escaped[i] = kind === KIND_STRING && this.lastEscaped ? 1 : 0;
   }
+}
+
+/**
+ * Whether none of the four bytes of `x` (read from a DataView) needs an
+ * escape in a JSON string or is outside ASCII: each is 0x20 to 0x7f and not
+ * `"` or `\`. All four tested at once with hasless/haszero from "Bit
+ * Twiddling Hacks" (exact as a yes/no; 32-bit wrap-around is what they need).
+ */
+export function plainWord(x: number): boolean {
+  const q = x ^ 0x22222222;
+  const b = x ^ 0x5c5c5c5c;
+  return ((x & 0x80808080) | ((x - 0x20202020) & ~x & 0x80808080) | ((q - 0x01010101) & ~q & 0x80808080) | ((b - 0x01010101) & ~b & 0x80808080)) === 0;
 }
 
 const TRUE = Buffer.from('true');

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { JsonMembers, KIND_INTEGER, KIND_OTHER, KIND_STRING, plainWord } from '../../../src/collector/json-members.js';
+
+const needsEscape = (b: number): boolean => b < 0x20 || b > 0x7f || b === 0x22 || b === 0x5c;
+
+function scan(text: string): { ok: boolean; members: Array<[string, string, number]> } {
+  const buf = Buffer.from(`xx${text}yy`);
+  const m = new JsonMembers();
+  const ok = m.scan(buf, new DataView(buf.buffer, buf.byteOffset, buf.length), 2, buf.length - 2);
+  const members: Array<[string, string, number]> = [];
+  for (let i = 0; ok && i < m.count; i++) members.push([buf.toString('latin1', m.keyAt[i], m.keyEnd[i]), buf.toString('latin1', m.valueAt[i], m.valueEnd[i]), m.kind[i]!]);
+  return { ok, members };
+}
+
+describe('plainWord', () => {
+  it('agrees with the byte rule on every mix of the edge bytes', () => {
+    const edges = [0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0x81, 0xfe, 0xff, 0x41];
+    for (const a of edges) for (const b of edges) for (const c of edges) for (const d of edges) {
+      const x = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+      expect(plainWord(x)).toBe(![a, b, c, d].some(needsEscape));
+    }
+  });
+});
+
+describe('JsonMembers', () => {
+  it('finds the top-level members of a pino line, with their kinds', () => {
+    const r = scan('{"level":30,"time":1795000000000,"msg":"a \\"b\\"","req":{"url":"/x","n":[1,null,true]},"neg":-5}');
+    expect(r.ok).toBe(true);
+    expect(r.members).toEqual([
+      ['level', '30', KIND_INTEGER],
+      ['time', '1795000000000', KIND_INTEGER],
+      ['msg', '"a \\"b\\""', KIND_STRING],
+      ['req', '{"url":"/x","n":[1,null,true]}', KIND_OTHER],
+      ['neg', '-5', KIND_INTEGER],
+    ]);
+  });
+
+  it('accepts only what JSON.stringify(JSON.parse(line)) writes back unchanged', () => {
+    const accepted = ['{}', '{"a":""}', '{"a":"\\n\\t\\r\\b\\f\\\\\\""}', '{"a":0,"b":-1,"c":123456789012345}', '{"a":{"a":1},"b":{"a":2}}', '{"a":[]}', '{"a":"\u007f"}'];
+    for (const text of accepted) {
+      expect(scan(text).ok, text).toBe(true);
+      expect(JSON.stringify(JSON.parse(text)), text).toBe(text);
+    }
+    const refused = [
+      '{"a": 1}', '{"a":1.5}', '{"a":1e3}', '{"a":-0}', '{"a":01}', '{"a":1234567890123456}', '{"a":"\\u0041"}', '{"a":"\\/"}',
+      '{"a":"é"}', '{"a":"tab\there"}', '{"a":1,"a":2}', '{"o":{"k":1,"k":2}}', '{"1":1}', '{"a":1', '{"a":1}}', '{"a":tru}', '[1]',
+      `{"d":${'['.repeat(40)}${']'.repeat(40)}}`,
+    ];
+    for (const text of refused) expect(scan(text).ok, text).toBe(false);
+  });
+});
