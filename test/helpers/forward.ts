@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
+import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
@@ -183,6 +184,14 @@ export class CaptureSink implements Sink {
     if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
     done();
     return Promise.resolve();
+  }
+
+  /**
+   * Takes rendered lines, as the file sink does, so inputs take the path they
+   * take in production; keeps them as the events they stand for.
+   */
+  writeEncoded(batch: EncodedBatch): Promise<void> {
+    return this.write(batch.events());
   }
 
   hold(): void {
