@@ -38,6 +38,12 @@ export class EncodedSource {
   get bytes(): number {
     return this.doneBytes + this.lines.bytes;
   }
+
+  /** Adds these lines after those `to` holds, without copying them. */
+  appendTo(to: LineBuffer): void {
+    const chunks = this.chunks();
+    to.lines(chunks, this.doneBytes);
+  }
 }
 
 export class EncodedBatch {
@@ -86,8 +92,7 @@ export class EncodedBatch {
   append(other: EncodedBatch): void {
     for (const o of other.sources()) {
       const s = this.source(o.container, o.name);
-      const bytes = o.bytes;
-      s.lines.lines(o.chunks(), bytes);
+      o.appendTo(s.lines);
       s.count += o.count;
     }
   }

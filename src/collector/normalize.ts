@@ -167,9 +167,7 @@ export class Normalizer {
    * inputs that render lines without going through push (forward/packed-lines.ts).
    */
   ordinal(container: ContainerMeta & { readonly id: string }, stream: Stream, sec: number, nsec: number): number {
-    let streams = this.containerOrdinals.get(container);
-    if (!streams) this.containerOrdinals.set(container, (streams = this.newStreams(container.id)));
-    return countOrdinal(stream === 'stdout' ? streams.stdout : streams.stderr, sec, nsec);
+    return countOrdinal(ordinalOf(this.containerStreams(container, container.id), stream), sec, nsec);
   }
 
   close(): void {
@@ -215,16 +213,20 @@ export class Normalizer {
   }
 
   private nextOrdinal(raw: RawLine): number {
-    let streams: StreamOrdinals | undefined;
     const source = sourceOf(raw);
-    if (raw.container) {
-      streams = this.containerOrdinals.get(raw.container);
-      if (!streams) this.containerOrdinals.set(raw.container, (streams = this.newStreams(source)));
-    } else {
+    let streams: StreamOrdinals | undefined;
+    if (raw.container) streams = this.containerStreams(raw.container, source);
+    else {
       streams = this.otherOrdinals.get(source);
       if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(source)));
     }
     return countOrdinal(ordinalOf(streams, raw.stream), raw.time.sec, raw.time.nsec);
+  }
+
+  private containerStreams(container: ContainerMeta, source: string): StreamOrdinals {
+    let streams = this.containerOrdinals.get(container);
+    if (!streams) this.containerOrdinals.set(container, (streams = this.newStreams(source)));
+    return streams;
   }
 
   /** A source's first line: start from what seedOrdinal recorded for it, if anything. */
@@ -321,7 +323,7 @@ export function parseJsonLine(line: string): JsonLine | undefined {
   return { message, level: levelOf(fields), fields };
 }
 
-export function hasKeys(o: object): boolean {
+function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
 }

@@ -34,10 +34,10 @@ const EMPTY_OPTION: ForwardOption = Object.freeze({ chunk: undefined, compressed
 
 // Docker's fixed record keys, recognised from their bytes without making a string.
 const K_OTHER = 0;
-const K_CONTAINER_ID = 1;
-const K_CONTAINER_NAME = 2;
-const K_SOURCE = 3;
-const K_LOG = 4;
+export const K_CONTAINER_ID = 1;
+export const K_CONTAINER_NAME = 2;
+export const K_SOURCE = 3;
+export const K_LOG = 4;
 const K_PARTIAL_MESSAGE = 5;
 const K_PARTIAL_ID = 6;
 const K_PARTIAL_ORDINAL = 7;
@@ -123,36 +123,27 @@ class Reader {
 
   /** Array length, or -1 (nothing consumed) when the next value is not an array. */
   arrayLen(): number {
-    const b = this.peek();
-    if (b === undefined) return -1;
-    if (b >= 0x90 && b <= 0x9f) {
-      this.pos++;
-      return b & 0x0f;
-    }
-    if (b === 0xdc) {
-      this.pos++;
-      return this.u16();
-    }
-    if (b === 0xdd) {
-      this.pos++;
-      return this.u32();
-    }
-    return -1;
+    return this.count(0x90, 0xdc, 0xdd);
   }
 
   /** Map size, or -1 (nothing consumed) when the next value is not a map. */
   mapLen(): number {
+    return this.count(0x80, 0xde, 0xdf);
+  }
+
+  /** Item count of an array or map (fix format from `fix`, then 16- and 32-bit forms), or -1. */
+  private count(fix: number, c16: number, c32: number): number {
     const b = this.peek();
     if (b === undefined) return -1;
-    if (b >= 0x80 && b <= 0x8f) {
+    if (b >= fix && b <= fix + 0x0f) {
       this.pos++;
       return b & 0x0f;
     }
-    if (b === 0xde) {
+    if (b === c16) {
       this.pos++;
       return this.u16();
     }
-    if (b === 0xdf) {
+    if (b === c32) {
       this.pos++;
       return this.u32();
     }
@@ -518,7 +509,7 @@ class Reader {
 }
 
 /** Which of Docker's keys the bytes spell: length and first byte rule out all but one. */
-function keyKind(buf: Buffer, pos: number, len: number): number {
+export function keyKind(buf: Buffer, pos: number, len: number): number {
   let want: readonly [number, Buffer] | undefined;
   const first = buf[pos];
   switch (len) {
@@ -533,7 +524,7 @@ function keyKind(buf: Buffer, pos: number, len: number): number {
   return bytesEqual(buf, pos, len, want[1]) ? want[0] : K_OTHER;
 }
 
-function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
+export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
   if (len !== want.length) return false;
   for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
   return true;

@@ -24,14 +24,10 @@ import { clogsHead, containerJson, hostJson, levelJson, streamJson } from '../ev
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING, plainWord } from '../json-members.js';
 import { LEVEL_KEYS, levelName, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
-import { decodeEntryAt, type DecodeCache } from './decoder.js';
+import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import type { RecordMapper } from './records.js';
 
-const CONTAINER_ID = Buffer.from('container_id');
-const CONTAINER_NAME = Buffer.from('container_name');
-const SOURCE = Buffer.from('source');
-const LOG = Buffer.from('log');
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
 
@@ -236,26 +232,32 @@ export class PackedLineEncoder {
       }
       p = at + len;
       if (p > end) return -1;
-      if (keyLen === 3 && same(buf, keyAt, LOG)) {
-        logAt = at;
-        logEnd = p;
-      } else if (keyLen === 6 && same(buf, keyAt, SOURCE)) {
-        sourceAt = at;
-        sourceEnd = p;
-      } else if (keyLen === 12 && same(buf, keyAt, CONTAINER_ID)) {
-        idAt = at;
-        idEnd = p;
-      } else if (keyLen === 14 && same(buf, keyAt, CONTAINER_NAME)) {
-        nameAt = at;
-        nameEnd = p;
-      } else {
-        return -1;
+      // Any other key, split-line keys included, leaves the record to the general path.
+      switch (keyKind(buf, keyAt, keyLen)) {
+        case K_LOG:
+          logAt = at;
+          logEnd = p;
+          break;
+        case K_SOURCE:
+          sourceAt = at;
+          sourceEnd = p;
+          break;
+        case K_CONTAINER_ID:
+          idAt = at;
+          idEnd = p;
+          break;
+        case K_CONTAINER_NAME:
+          nameAt = at;
+          nameEnd = p;
+          break;
+        default:
+          return -1;
       }
     }
-    if (idAt < 0 || logAt < 0 || sourceEnd - sourceAt !== 6) return -1;
+    if (idAt < 0 || logAt < 0) return -1;
     let stream: number;
-    if (same(buf, sourceAt, STDOUT)) stream = STREAM_STDOUT;
-    else if (same(buf, sourceAt, STDERR)) stream = STREAM_STDERR;
+    if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDOUT)) stream = STREAM_STDOUT;
+    else if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDERR)) stream = STREAM_STDERR;
     else return -1;
     const slots = this.slots;
     // Stored as int32, read back unsigned.
@@ -494,11 +496,6 @@ export class PackedLineEncoder {
     this.lastPartsTag = tag;
     return (this.lastParts = parts);
   }
-}
-
-function same(buf: Buffer, at: number, want: Buffer): boolean {
-  for (let i = 0; i < want.length; i++) if (buf[at + i] !== want[i]) return false;
-  return true;
 }
 
 function copyView(buf: Buffer, start: number, end: number): DataView<ArrayBufferLike> {

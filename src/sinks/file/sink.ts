@@ -213,8 +213,7 @@ export class FileSink implements Sink {
       group.callers.push(caller);
       sources.forEach((s, i) => {
         const entry = this.entryFor(group, dirs[i]!, caller);
-        const bytes = s.bytes;
-        entry.lines.lines(s.chunks(), bytes);
+        s.appendTo(entry.lines);
         entry.events += s.count;
       });
       this.kick();
