@@ -22,17 +22,17 @@
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { cpuSeconds, memoryMb } from './proc.js';
 
 const execFileP = promisify(execFile);
 const CLI = join(process.cwd(), 'dist/src/cli.js');
 const IMAGE = 'clogs-busybox:latest';
-const CLK_TCK = 100;
 const LINES = Number(process.env.CLOGS_BENCH_DOCKER_LINES ?? 20_000);
 const PAYLOAD = 'GET /api/v1/orders user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f35';
 
@@ -80,17 +80,6 @@ async function startCollector(files: string, state: string, config: string): Pro
       await new Promise((r) => child.once('exit', r));
     },
   };
-}
-
-function cpuSeconds(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
-}
-
-function memory(pid: number): { rssMb: number; peakMb: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
 }
 
 async function followed(httpAddress: string): Promise<number> {
@@ -228,7 +217,7 @@ async function measure(s: Setup, expected: number, timeoutMs: number): Promise<s
   const user = cpu1.user - cpu0.user;
   const system = cpu1.system - cpu0.system;
   const per100k = (x: number) => ((x * 100_000) / expected).toFixed(2);
-  const mem = memory(pid);
+  const mem = memoryMb(pid);
   const lags = s.tail.lagsMs.sort((a, b) => a - b);
   return (
     `${Math.round(expected / seconds).toLocaleString('en')} lines/s (${expected.toLocaleString('en')} in ${seconds.toFixed(2)} s), ` +
@@ -267,7 +256,7 @@ async function idle(n: number): Promise<string> {
   try {
     await startContainers(s, n, 'echo "one line"; sleep 3600');
     await sleep(3000);
-    const mem = memory(s.collector.child.pid!);
+    const mem = memoryMb(s.collector.child.pid!);
     return `idle, ${n} containers followed by the collector: RSS ${mem.rssMb.toFixed(0)} MB (peak ${mem.peakMb.toFixed(0)} MB)`;
   } finally {
     await s.cleanup();

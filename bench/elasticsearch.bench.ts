@@ -27,14 +27,14 @@
  *   CLOGS_BENCH_COLLECTOR=0 skips the whole-collector run
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@elastic/elasticsearch';
-import type { ContainerMeta, LogEvent } from '../src/collector/event.js';
+import type { LogEvent } from '../src/collector/event.js';
 import { encodeMsgpack } from '../src/collector/forward/encode.js';
 import { formatNanoTime } from '../src/collector/time.js';
 import { elasticsearchSchema } from '../src/config/schema.js';
@@ -44,6 +44,8 @@ import { documentId, resolveTarget } from '../src/sinks/elasticsearch/bulk.js';
 import { createElasticsearchSink } from '../src/sinks/elasticsearch/index.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { ensureTemplate } from '../src/sinks/elasticsearch/template.js';
+import { cpuSeconds } from './proc.js';
+import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
 
 const URL = process.env.CLOGS_BENCH_ES_URL ?? 'http://127.0.0.1:9200';
 const TOTAL = Number(process.env.CLOGS_BENCH_EVENTS ?? 1_000_000);
@@ -54,25 +56,8 @@ const defaults = elasticsearchSchema.parse({ url: URL });
 const BATCH_EVENTS = defaults.batch_events;
 const IN_FLIGHT = defaults.in_flight;
 
-const WORDS = 'GET POST /api/v1/orders /healthz user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f3577b34da6 retry=0 region=eu-west-1'.split(' ');
-
-const metas: ContainerMeta[] = Array.from({ length: CONTAINERS }, (_, i) => {
-  const service = `svc${i % 7}`;
-  return {
-    id: (i.toString(16).padStart(4, '0') + 'a1b2c3d4e5f6').repeat(4).slice(0, 64),
-    name: `shop-${service}-${i}`,
-    image: { name: `registry.example.com/shop/${service}:1.${i}` },
-    labels: { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': service, team: 'payments' },
-    compose: { project: 'shop', service },
-  };
-});
+const metas = sampleContainers(CONTAINERS);
 const host = { name: 'bench-host' };
-
-function message(n: number): string {
-  let s = `${n} `;
-  for (let k = n; s.length < 120; k = (k * 7 + 3) % WORDS.length) s += WORDS[k]! + ' ';
-  return s.slice(0, 120);
-}
 
 /** Events [from, from+count): every one distinct, so none is a 409. Built on demand to keep memory flat. */
 function makeEvents(from: number, count: number): LogEvent[] {
@@ -80,7 +65,7 @@ function makeEvents(from: number, count: number): LogEvent[] {
   for (let n = from; n < from + count; n++) {
     const event: LogEvent = {
       '@timestamp': formatNanoTime(1_795_000_000 + Math.floor(n / 1000), (n * 7919) % 1_000_000_000),
-      message: message(n),
+      message: sampleLine(n),
       stream: n % 9 === 0 ? 'stderr' : 'stdout',
       container: metas[n % CONTAINERS]!,
       host,
@@ -219,14 +204,6 @@ async function sideBySide(client: Client, tag: string): Promise<{ direct: Figure
 // --- the whole collector ------------------------------------------------------
 
 const CLI = join(process.cwd(), 'dist/src/cli.js');
-const CLK_TCK = 100;
-
-function mpStr(text: string): Buffer {
-  const b = Buffer.from(text);
-  if (b.length < 32) return Buffer.concat([Buffer.of(0xa0 | b.length), b]);
-  if (b.length < 256) return Buffer.concat([Buffer.of(0xd9, b.length), b]);
-  return Buffer.concat([Buffer.of(0xda, b.length >> 8, b.length & 0xff), b]);
-}
 
 /** PackedForward requests of 1000 Docker-driver records each (EventTime, container_id/name, source, log), one container per request. */
 function forwardRequests(total: number): Buffer[] {
@@ -235,38 +212,15 @@ function forwardRequests(total: number): Buffer[] {
     const c = r % CONTAINERS;
     const meta = metas[c]!;
     const entries: Buffer[] = [];
-    for (let i = 0; i < WRITE_BATCH && n < total; i++, n++) {
-      const t = Buffer.alloc(10);
-      t[0] = 0xd7;
-      t.writeUInt32BE(1_795_000_000 + Math.floor(n / 1000), 2);
-      t.writeUInt32BE((n * 7919) % 1_000_000_000, 6);
-      entries.push(
-        Buffer.of(0x92),
-        t,
-        Buffer.of(0x84),
-        mpStr('container_id'),
-        mpStr(meta.id!),
-        mpStr('container_name'),
-        mpStr(`/${meta.name!}`),
-        mpStr('source'),
-        mpStr(n % 9 === 0 ? 'stderr' : 'stdout'),
-        mpStr('log'),
-        mpStr(message(n)),
-      );
-    }
-    const body = Buffer.concat(entries);
-    const len = Buffer.alloc(5);
-    len[0] = 0xc6;
-    len.writeUInt32BE(body.length, 1);
-    requests.push(Buffer.concat([Buffer.of(0x93), mpStr(`docker.${meta.id!.slice(0, 12)}`), len, body, encodeMsgpack({ chunk: `b-${r}` })]));
+    for (let i = 0; i < WRITE_BATCH && n < total; i++, n++) entries.push(dockerEntry(n, meta, sampleLine(n)));
+    requests.push(packedRequest(`docker.${meta.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `b-${r}` })));
   }
   return requests;
 }
 
 function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const { user, system } = cpuSeconds(pid);
+  return user + system;
 }
 
 async function deliveredByCollector(http: string): Promise<number> {
@@ -305,13 +259,7 @@ async function throughCollector(client: Client, dataset: string): Promise<Figure
         }
       });
       socket.on('error', reject);
-      socket.once('connect', () => {
-        let i = 0;
-        const pump = (): void => {
-          while (i < requests.length) if (!socket.write(requests[i++]!)) return void socket.once('drain', pump);
-        };
-        pump();
-      });
+      socket.once('connect', () => sendAll(socket, requests));
     });
     while ((await deliveredByCollector(ready.http)) < TOTAL) await new Promise((r) => setTimeout(r, 50));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -12,13 +12,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ContainerMeta, LogEvent } from '../src/collector/event.js';
+import type { LogEvent } from '../src/collector/event.js';
 import { formatNanoTime } from '../src/collector/time.js';
 import { createLogger } from '../src/log.js';
 import { bytesOut } from '../src/metrics.js';
 import { encodeEvent } from '../src/collector/event-json.js';
 import { LineBuffer } from '../src/collector/line-buffer.js';
 import { createFileSink } from '../src/sinks/file/index.js';
+import { sampleContainers, sampleLine } from './samples.js';
 
 const TOTAL = 1_000_000;
 const BATCH = 1000;
@@ -27,29 +28,8 @@ const CONTAINERS = 20;
 // measure the garbage collector more than the sink.
 const POOL_BATCHES = 50;
 
-const WORDS = 'GET POST /api/v1/orders /healthz user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f3577b34da6 retry=0 region=eu-west-1'.split(' ');
-
-function containers(): ContainerMeta[] {
-  return Array.from({ length: CONTAINERS }, (_, i) => {
-    const service = `svc${i % 7}`;
-    return {
-      id: (i.toString(16).padStart(4, '0') + 'a1b2c3d4e5f6').repeat(4).slice(0, 64),
-      name: `shop-${service}-${i}`,
-      image: { name: `registry.example.com/shop/${service}:1.${i}` },
-      labels: { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': service, team: 'payments' },
-      compose: { project: 'shop', service },
-    };
-  });
-}
-
-function message(n: number): string {
-  let s = `${n} `;
-  for (let k = n; s.length < 120; k = (k * 7 + 3) % WORDS.length) s += WORDS[k]! + ' ';
-  return s.slice(0, 120);
-}
-
 function makeBatches(): LogEvent[][] {
-  const metas = containers();
+  const metas = sampleContainers(CONTAINERS);
   const host = { name: 'bench-host' };
   const batches: LogEvent[][] = [];
   let n = 0;
@@ -58,7 +38,7 @@ function makeBatches(): LogEvent[][] {
     for (let i = 0; i < BATCH; i++, n++) {
       const event: LogEvent = {
         '@timestamp': formatNanoTime(1_795_000_000 + Math.floor(n / 1000), (n * 7919) % 1_000_000_000),
-        message: message(n),
+        message: sampleLine(n),
         host,
         clogs: { input: 'forward', seq: 1_795_000_000_000_000 + n, ordinal: 0 },
       };

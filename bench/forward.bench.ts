@@ -37,6 +37,8 @@ import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
+import { cpuSeconds, memoryMb } from './proc.js';
+import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
 
 const TOTAL = Number(process.env.CLOGS_BENCH_RECORDS ?? 1_000_000);
 /** End-to-end runs per mode: the development VM's rate varies by a quarter from run to run. */
@@ -46,58 +48,19 @@ const MESSAGE_MODE_TOTAL = Math.min(TOTAL, 200_000);
 const CONTAINERS = 20;
 const LIMITS = { maxFrameSize: 8 * 1024 * 1024, maxRecordKeys: 1024 };
 const CLI = join(process.cwd(), 'dist/src/cli.js');
-const CLK_TCK = 100;
-
-const WORDS = 'GET POST /api/v1/orders /healthz user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f3577b34da6 retry=0 region=eu-west-1'.split(' ');
-
-const containerIds = Array.from({ length: CONTAINERS }, (_, i) => (i.toString(16).padStart(4, '0') + 'a1b2c3d4e5f6').repeat(4).slice(0, 64));
+const containers = sampleContainers(CONTAINERS);
 
 /** Which lines the records carry: the mix (1 in 4 JSON), or only one kind (micro). */
 type Lines = 'mix' | 'plain' | 'json';
 
 /** ~120 bytes: plain, or (1 in 4 in the mix) a pino-style JSON line. */
 function logLine(n: number, lines: Lines): string {
-  let s = `${n} `;
-  for (let k = n; s.length < 120; k = (k * 7 + 3) % WORDS.length) s += WORDS[k]! + ' ';
-  if (lines === 'plain' || (lines === 'mix' && n % 4 !== 0)) return s.slice(0, 120);
+  const s = sampleLine(n);
+  if (lines === 'plain' || (lines === 'mix' && n % 4 !== 0)) return s;
   return JSON.stringify({ level: n % 8 === 0 ? 30 : 50, time: 1795000000000 + n, pid: 4242, msg: s.slice(0, 50), req: { url: `/api/v1/orders/${n}` } });
 }
 
-function str(s: string): Buffer {
-  const b = Buffer.from(s);
-  if (b.length < 32) return Buffer.concat([Buffer.of(0xa0 | b.length), b]);
-  if (b.length < 256) return Buffer.concat([Buffer.of(0xd9, b.length), b]);
-  return Buffer.concat([Buffer.of(0xda, b.length >> 8, b.length & 0xff), b]);
-}
-
-/** `[EventTime, {container_id, container_name, source, log}]`, as Docker's driver would fill it. */
-function entry(n: number, c: number, lines: Lines = 'mix'): Buffer {
-  const t = Buffer.alloc(10);
-  t[0] = 0xd7;
-  t[1] = 0;
-  t.writeUInt32BE(1_795_000_000 + Math.floor(n / 1000), 2);
-  t.writeUInt32BE((n * 7919) % 1_000_000_000, 6);
-  return Buffer.concat([
-    Buffer.of(0x92),
-    t,
-    Buffer.of(0x84),
-    str('container_id'),
-    str(containerIds[c]!),
-    str('container_name'),
-    str(`/shop-svc${c % 7}-${c}`),
-    str('source'),
-    str(n % 9 === 0 ? 'stderr' : 'stdout'),
-    str('log'),
-    str(logLine(n, lines)),
-  ]);
-}
-
-function bin32(b: Buffer): Buffer {
-  const h = Buffer.alloc(5);
-  h[0] = 0xc6;
-  h.writeUInt32BE(b.length, 1);
-  return Buffer.concat([h, b]);
-}
+const entry = (n: number, c: number, lines: Lines = 'mix'): Buffer => dockerEntry(n, containers[c]!, logLine(n, lines));
 
 /** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
 function packedRequests(total: number, lines: Lines = 'mix'): { requests: Buffer[]; lastChunk: string } {
@@ -106,10 +69,7 @@ function packedRequests(total: number, lines: Lines = 'mix'): { requests: Buffer
     const c = r % CONTAINERS;
     const entries: Buffer[] = [];
     for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(entry(n, c, lines));
-    const stream = Buffer.concat(entries);
-    requests.push(
-      Buffer.concat([Buffer.of(0x93), str(`docker.${containerIds[c]!.slice(0, 12)}`), bin32(stream), encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })]),
-    );
+    requests.push(packedRequest(`docker.${containers[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
   }
   return { requests, lastChunk: `bench-${requests.length - 1}` };
 }
@@ -120,20 +80,9 @@ function messageRequests(total: number): { requests: Buffer[]; lastChunk: string
   for (let n = 0; n < total; n++) {
     const c = n % CONTAINERS;
     const e = entry(n, c);
-    requests.push(Buffer.concat([Buffer.of(0x94), str(containerIds[c]!.slice(0, 12)), e.subarray(1), encodeMsgpack({ chunk: `m-${n}` })]));
+    requests.push(Buffer.concat([Buffer.of(0x94), mpStr(containers[c]!.id!.slice(0, 12)), e.subarray(1), encodeMsgpack({ chunk: `m-${n}` })]));
   }
   return { requests, lastChunk: `m-${total - 1}` };
-}
-
-function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-function procPeakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
 }
 
 interface Collector {
@@ -181,7 +130,7 @@ function stream(port: number, requests: Buffer[], lastChunk: string, expectAcks:
     const acks: Buffer[] = [];
     let count = 0;
     let t0 = 0n;
-    const lastAck = Buffer.concat([Buffer.of(0x81, 0xa3), Buffer.from('ack'), str(lastChunk)]);
+    const lastAck = Buffer.concat([Buffer.of(0x81, 0xa3), Buffer.from('ack'), mpStr(lastChunk)]);
     socket.on('data', (d: Buffer) => {
       framer.push(d, acks);
       count += acks.length;
@@ -197,11 +146,7 @@ function stream(port: number, requests: Buffer[], lastChunk: string, expectAcks:
     socket.on('error', reject);
     socket.once('connect', () => {
       t0 = process.hrtime.bigint();
-      let i = 0;
-      const pump = (): void => {
-        while (i < requests.length) if (!socket.write(requests[i++]!)) return void socket.once('drain', pump);
-      };
-      pump();
+      sendAll(socket, requests);
     });
   });
 }
@@ -225,11 +170,7 @@ async function ceiling(requests: Buffer[]): Promise<number> {
     socket.on('error', reject);
     socket.once('connect', () => {
       t0 = process.hrtime.bigint();
-      let i = 0;
-      const pump = (): void => {
-        while (i < requests.length) if (!socket.write(requests[i++]!)) return void socket.once('drain', pump);
-      };
-      pump();
+      sendAll(socket, requests);
     });
   });
   child.kill();
@@ -266,10 +207,11 @@ async function endToEndOnce(label: string, records: number, built: { requests: B
   const collector = await startCollector();
   try {
     const pid = collector.child.pid!;
-    const cpu0 = procCpuSeconds(pid);
+    const cpu0 = cpuSeconds(pid);
     const seconds = await stream(collector.port, built.requests, built.lastChunk, built.requests.length);
-    const cpu = procCpuSeconds(pid) - cpu0;
-    const rss = procPeakRssMb(pid);
+    const cpu1 = cpuSeconds(pid);
+    const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+    const rss = memoryMb(pid).peakMb;
     const lines = countLines(collector.dataDir);
     if (lines !== records) throw new Error(`${lines} lines on disk, expected ${records}`);
     const top = await ceiling(built.requests);
