@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fluentLogger from 'fluent-logger';
+import { expect } from 'vitest';
 import type { ContainerMeta, LogEvent, Stream } from '../../src/collector/event.js';
 import { formatNanoTime } from '../../src/collector/time.js';
 import { fileName, sourceDirName } from '../../src/sinks/file/layout.js';
@@ -100,6 +101,27 @@ export interface CliProcess {
   /** Resolves once stdout contains `text` (rejects after `timeoutMs`). */
   waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** The non-empty lines of a command's output. */
+export const outputLines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
+
+/**
+ * A `tail -f -n 5` that started while a sender wrote `line 0` to
+ * `line <total-1>`: once the last line showed and `settleMs` passed (for the
+ * store follower to deliver what the live stream already showed), it printed
+ * every line from about the 45th on, each once, in order, nothing on stderr,
+ * and it did use the collector's live stream, not only the store.
+ */
+export async function expectFollowedIntoLive(tail: CliProcess, collectorLines: readonly Record<string, unknown>[], total: number, settleMs: number): Promise<void> {
+  await tail.waitFor(`line ${total - 1}\n`);
+  await new Promise((r) => setTimeout(r, settleMs));
+  const out = outputLines(tail.stdout());
+  const first = Number(out[0]!.split(' ')[1]);
+  expect(first).toBeGreaterThanOrEqual(45);
+  expect(out).toEqual(Array.from({ length: total - first }, (_, k) => `line ${first + k}`));
+  expect(tail.stderr()).toBe('');
+  expect(collectorLines.some((l) => l.msg === 'tail client subscribed')).toBe(true);
 }
 
 /** Starts `node dist/src/cli.js ARGS` and leaves it running (`tail -f`). */

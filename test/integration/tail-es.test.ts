@@ -13,7 +13,7 @@ import type { Sink } from '../../src/sinks/sink.js';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
 import { ES_URL, esClient, memoryLogger, requireNode, sinkConfig, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
 import { startCollector } from '../helpers/services.js';
-import { container, emitRecord, endSender, fakeId, fluentSender, makeEvent, runCli, startCli } from '../helpers/tail.js';
+import { container, emitRecord, endSender, expectFollowedIntoLive, fakeId, fluentSender, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
 
 const WEB1 = container(fakeId('a1b2'), 'shop-web-1', { compose: { project: 'shop', service: 'web' } });
 const WEB2 = container(fakeId('a1c3'), 'shop-web-2', { compose: { project: 'shop', service: 'web' } });
@@ -85,57 +85,56 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
 describe('clogs tail on Elasticsearch', () => {
   it('prints the last 10 lines of a container by default, in order', async () => {
     const r = await clogs('tail', 'shop-web-1');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(lines(r.stdout)).toEqual(['web1 21', 'web1 22', 'web1 23', 'web1 24', 'web1 25', 'web1 26', 'web1 27', 'web1 28', 'ERROR web1 29', 'web1 boom']);
+    expect(outputLines(r.stdout)).toEqual(['web1 21', 'web1 22', 'web1 23', 'web1 24', 'web1 25', 'web1 26', 'web1 27', 'web1 28', 'ERROR web1 29', 'web1 boom']);
   });
 
   it('-n and -t: the last N lines with their 9-digit timestamps', async () => {
     const r = await clogs('tail', 'shop-web-1', '-n', '2', '-t');
-    const out = lines(r.stdout);
+    const out = outputLines(r.stdout);
     expect(out).toHaveLength(2);
     expect(out[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.123456789Z ERROR web1 29$/);
   });
 
   it('orders by nanosecond timestamp, then by sequence', async () => {
     const r = await clogs('tail', 'shop-db-1', '-n', '5');
-    expect(lines(r.stdout)).toEqual(['same 1', 'same 2', 'same 3', 'ns 1', 'ns 2']);
+    expect(outputLines(r.stdout)).toEqual(['same 1', 'same 2', 'same 3', 'ns 1', 'ns 2']);
   });
 
   it('time window: --since as a duration and --until as an RFC 3339 time', async () => {
     const until = new Date((T0 + 5 * 60) * 1000).toISOString();
     const r = await clogs('tail', 'shop-web-1', '--since', '2h', '--until', until);
-    expect(lines(r.stdout)).toEqual(['web1 0', 'web1 1', 'web1 2', 'web1 3', 'web1 4']);
+    expect(outputLines(r.stdout)).toEqual(['web1 0', 'web1 1', 'web1 2', 'web1 3', 'web1 4']);
     // Half-way between "web1 19" and "web1 20", as a duration back from now.
     const back = Math.round(Date.now() / 1000 - (T0 + 19 * 60 + 30));
     const recent = await clogs('tail', 'shop-web-1', '--since', `${back}s`);
-    expect(lines(recent.stdout)[0]).toBe('web1 20');
-    expect(lines(recent.stdout)).toHaveLength(11);
+    expect(outputLines(recent.stdout)[0]).toBe('web1 20');
+    expect(outputLines(recent.stdout)).toHaveLength(11);
   });
 
   it('filters by stream, level and regular expression', async () => {
-    expect(lines((await clogs('tail', 'shop-web-1', '--stream', 'stderr', '-n', '3')).stdout)).toEqual(['ERROR web1 19', 'web1 24', 'ERROR web1 29']);
-    expect(lines((await clogs('tail', 'shop-web-1', '--level', 'error')).stdout)).toEqual(['ERROR web1 9', 'ERROR web1 19', 'ERROR web1 29']);
-    expect(lines((await clogs('tail', 'shop-web-1', '--grep', '^web1 1[0-2]$')).stdout)).toEqual(['web1 10', 'web1 11', 'web1 12']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--stream', 'stderr', '-n', '3')).stdout)).toEqual(['ERROR web1 19', 'web1 24', 'ERROR web1 29']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--level', 'error')).stdout)).toEqual(['ERROR web1 9', 'ERROR web1 19', 'ERROR web1 29']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--grep', '^web1 1[0-2]$')).stdout)).toEqual(['web1 10', 'web1 11', 'web1 12']);
   });
 
   it('-o json prints the stored events', async () => {
     const r = await clogs('tail', 'shop-db-1', '-n', '2', '-o', 'json');
-    const events = lines(r.stdout).map((l) => JSON.parse(l) as LogEvent);
+    const events = outputLines(r.stdout).map((l) => JSON.parse(l) as LogEvent);
     expect(events.map((e) => e.message)).toEqual(['ns 1', 'ns 2']);
     expect(events[0]).toMatchObject({ container: { id: DB.id, name: 'shop-db-1' }, stream: 'stdout', clogs: { input: 'docker' } });
   });
 
   it('resolves a unique id prefix, a compose service, a tag; refuses ambiguous and unknown ids', async () => {
-    expect(lines((await clogs('tail', 'A1B', '-n', '1')).stdout)).toEqual(['web1 boom']);
+    expect(outputLines((await clogs('tail', 'A1B', '-n', '1')).stdout)).toEqual(['web1 boom']);
     const service = await clogs('tail', 'web', '-n', '2');
-    expect(lines(service.stdout)).toEqual(['shop-web-1 | ERROR web1 29', 'shop-web-1 | web1 boom']);
-    expect(lines((await clogs('tail', 'app.pay')).stdout)).toEqual(['payment ok']);
+    expect(outputLines(service.stdout)).toEqual(['shop-web-1 | ERROR web1 29', 'shop-web-1 | web1 boom']);
+    expect(outputLines((await clogs('tail', 'app.pay')).stdout)).toEqual(['payment ok']);
     const ambiguous = await clogs('tail', 'a1');
     expect(ambiguous.code).toBe(1);
     expect(ambiguous.stderr).toMatch(/"a1" is ambiguous: it is the start of 2 container ids/);
@@ -151,11 +150,11 @@ describe('clogs tail on Elasticsearch', () => {
   it('reads a container that no longer exists, and ps says so', async () => {
     const r = await clogs('ps');
     expect(r.code).toBe(0);
-    const rows = lines(r.stdout);
+    const rows = outputLines(r.stdout);
     expect(rows[0]).toMatch(/^NAME\s+CONTAINER ID\s+IMAGE\s+FIRST SEEN\s+LAST SEEN\s+STDOUT\s+STDERR\s+OTHER\s+STATE$/);
     const web1 = rows.find((l) => l.startsWith('shop-web-1 '))!;
     expect(web1.split(/\s{2,}/)).toEqual(['shop-web-1', 'a1b200000000', 'clogs-busybox:latest', expect.any(String), expect.any(String), '25', '6', '0', expect.stringMatching(/^(removed|\?)$/)]);
-    const json = lines((await clogs('ps', '-o', 'json')).stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const json = outputLines((await clogs('ps', '-o', 'json')).stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(json.find((j) => j.tag === 'app.pay')).toMatchObject({ name: 'app.pay', id: null, other: 1, state: '-' });
     expect(json.find((j) => j.name === 'shop-db-1')).toMatchObject({ stdout: 7, stderr: 0, service: 'db', project: 'shop' });
   });
@@ -164,11 +163,11 @@ describe('clogs tail on Elasticsearch', () => {
 describe('clogs search on Elasticsearch', () => {
   it('runs a query string over every container, in time order with the source named', async () => {
     const r = await clogs('search', 'boom');
-    expect(lines(r.stdout)).toEqual(['shop-db-1 | db boom one', 'shop-web-1 | web1 boom']);
+    expect(outputLines(r.stdout)).toEqual(['shop-db-1 | db boom one', 'shop-web-1 | web1 boom']);
     const field = await clogs('search', 'stream:stderr AND container.name:shop-web-1', '-n', '1');
-    expect(lines(field.stdout)).toEqual(['shop-web-1 | ERROR web1 29']);
+    expect(outputLines(field.stdout)).toEqual(['shop-web-1 | ERROR web1 29']);
     const one = await clogs('search', 'boom', '--container', 'shop-db-1');
-    expect(lines(one.stdout)).toEqual(['db boom one']);
+    expect(outputLines(one.stdout)).toEqual(['db boom one']);
   });
 });
 
@@ -187,7 +186,7 @@ describe('clogs tail -f on Elasticsearch', () => {
       const end = await tail.stop('SIGINT');
       expect(end.code === 130 || end.code === 0 || end.signal === 'SIGINT').toBe(true);
     }
-    expect(lines(tail.stdout())).toEqual(['ns 2', 'live 1', 'live 2', 'late 0', 'live 3']);
+    expect(outputLines(tail.stdout())).toEqual(['ns 2', 'live 1', 'live 2', 'late 0', 'live 3']);
     expect(tail.stderr()).toBe('');
   });
 });
@@ -214,14 +213,7 @@ describe('clogs tail -f on Elasticsearch with a running collector', () => {
       })();
       tail = startCli(['tail', '-f', 'app.live', '-n', '5', '--config', cfg, '--http', collector.ready.http!]);
       await producing;
-      await tail.waitFor('line 299\n');
-      await new Promise((r) => setTimeout(r, 3000));
-      const out = lines(tail.stdout());
-      const first = Number(out[0]!.split(' ')[1]);
-      expect(first).toBeGreaterThanOrEqual(45);
-      expect(out).toEqual(Array.from({ length: 300 - first }, (_, k) => `line ${first + k}`));
-      expect(tail.stderr()).toBe('');
-      expect(collector.lines.some((l) => l.msg === 'tail client subscribed')).toBe(true);
+      await expectFollowedIntoLive(tail, collector.lines, 300, 3000);
     } finally {
       await tail?.stop('SIGINT');
       await endSender(s);

@@ -16,7 +16,7 @@ import { createFileSink } from '../../src/sinks/file/index.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import { docker, removeContainers, uniquePrefix, waitExited } from '../helpers/docker.js';
 import { CLI, requireDocker, startCollector, type RunningCollector } from '../helpers/services.js';
-import { container, emitRecord, endSender, fakeId, fluentSender, makeEvent, runCli, startCli } from '../helpers/tail.js';
+import { container, emitRecord, endSender, expectFollowedIntoLive, fakeId, fluentSender, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
 
 const WEB1 = container(fakeId('a1b2'), 'shop-web-1', { compose: { project: 'shop', service: 'web' } });
 const WEB2 = container(fakeId('a1c3'), 'shop-web-2', { compose: { project: 'shop', service: 'web' } });
@@ -44,7 +44,6 @@ let seq = 1;
 const ev = (meta: typeof WEB1, sec: number, message: string, more: { stream?: 'stdout' | 'stderr'; level?: string; nsec?: number } = {}): LogEvent =>
   makeEvent({ container: meta, sec: T0 + sec, nsec: more.nsec ?? 123456789, seq: seq++, message, stream: more.stream ?? 'stdout', ...(more.level ? { level: more.level } : {}) });
 
-const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
 describe('clogs tail on the file store', () => {
   let store: string;
@@ -68,39 +67,39 @@ describe('clogs tail on the file store', () => {
     const r = await clogs('tail', 'shop-web-1');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(lines(r.stdout)).toEqual(['web1 21', 'web1 22', 'web1 23', 'web1 24', 'web1 25', 'web1 26', 'web1 27', 'web1 28', 'ERROR web1 29', 'web1 Boom']);
+    expect(outputLines(r.stdout)).toEqual(['web1 21', 'web1 22', 'web1 23', 'web1 24', 'web1 25', 'web1 26', 'web1 27', 'web1 28', 'ERROR web1 29', 'web1 Boom']);
   });
 
   it('-n, -t, and nanosecond order', async () => {
-    expect(lines((await clogs('tail', 'shop-web-1', '-n', '1', '-t')).stdout)[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.123456789Z web1 Boom$/);
-    expect(lines((await clogs('tail', 'shop-db-1', '-n', '2')).stdout)).toEqual(['ns 1', 'ns 2']);
-    expect(lines((await clogs('tail', 'shop-web-1', '-n', 'all')).stdout)).toHaveLength(31);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '-n', '1', '-t')).stdout)[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.123456789Z web1 Boom$/);
+    expect(outputLines((await clogs('tail', 'shop-db-1', '-n', '2')).stdout)).toEqual(['ns 1', 'ns 2']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '-n', 'all')).stdout)).toHaveLength(31);
   });
 
   it('time window: --since and --until', async () => {
     const until = new Date((T0 + 5 * 60) * 1000).toISOString();
-    expect(lines((await clogs('tail', 'shop-web-1', '--since', '2h', '--until', until)).stdout)).toEqual(['web1 0', 'web1 1', 'web1 2', 'web1 3', 'web1 4']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--since', '2h', '--until', until)).stdout)).toEqual(['web1 0', 'web1 1', 'web1 2', 'web1 3', 'web1 4']);
     const back = Math.round(Date.now() / 1000 - (T0 + 19 * 60 + 30));
-    const recent = lines((await clogs('tail', 'shop-web-1', '--since', `${back}s`)).stdout);
+    const recent = outputLines((await clogs('tail', 'shop-web-1', '--since', `${back}s`)).stdout);
     expect(recent[0]).toBe('web1 20');
     expect(recent).toHaveLength(11);
   });
 
   it('filters by stream, level and regular expression', async () => {
-    expect(lines((await clogs('tail', 'shop-web-1', '--stream', 'stderr', '-n', '3')).stdout)).toEqual(['ERROR web1 19', 'web1 24', 'ERROR web1 29']);
-    expect(lines((await clogs('tail', 'shop-web-1', '--level', 'error')).stdout)).toEqual(['ERROR web1 9', 'ERROR web1 19', 'ERROR web1 29']);
-    expect(lines((await clogs('tail', 'shop-web-1', '--grep', '^web1 1[0-2]$')).stdout)).toEqual(['web1 10', 'web1 11', 'web1 12']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--stream', 'stderr', '-n', '3')).stdout)).toEqual(['ERROR web1 19', 'web1 24', 'ERROR web1 29']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--level', 'error')).stdout)).toEqual(['ERROR web1 9', 'ERROR web1 19', 'ERROR web1 29']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '--grep', '^web1 1[0-2]$')).stdout)).toEqual(['web1 10', 'web1 11', 'web1 12']);
   });
 
   it('-o json prints each line exactly as stored; -o raw the message alone', async () => {
-    const json = lines((await clogs('tail', 'shop-db-1', '-n', '1', '-o', 'json')).stdout);
+    const json = outputLines((await clogs('tail', 'shop-db-1', '-n', '1', '-o', 'json')).stdout);
     expect(JSON.parse(json[0]!)).toMatchObject({ message: 'ns 2', container: { id: DB.id } });
-    expect(lines((await clogs('tail', 'shop-web-1', '-n', '1', '-o', 'raw', '-t')).stdout)).toEqual(['web1 Boom']);
+    expect(outputLines((await clogs('tail', 'shop-web-1', '-n', '1', '-o', 'raw', '-t')).stdout)).toEqual(['web1 Boom']);
   });
 
   it('resolves an id prefix and a compose service; refuses ambiguous and unknown ids with close matches', async () => {
-    expect(lines((await clogs('tail', 'a1b', '-n', '1')).stdout)).toEqual(['web1 Boom']);
-    expect(lines((await clogs('tail', 'web', '-n', '2')).stdout)).toEqual(['shop-web-1 | ERROR web1 29', 'shop-web-1 | web1 Boom']);
+    expect(outputLines((await clogs('tail', 'a1b', '-n', '1')).stdout)).toEqual(['web1 Boom']);
+    expect(outputLines((await clogs('tail', 'web', '-n', '2')).stdout)).toEqual(['shop-web-1 | ERROR web1 29', 'shop-web-1 | web1 Boom']);
     const ambiguous = await clogs('tail', 'a1');
     expect(ambiguous.code).toBe(1);
     expect(ambiguous.stderr).toMatch(/^clogs: "a1" is ambiguous: it is the start of 2 container ids; give more of the id, or the name:\n {2}shop-web-1 \(id a1b200000000[^\n]*\n {2}shop-web-2 \(id a1c300000000/);
@@ -111,7 +110,7 @@ describe('clogs tail on the file store', () => {
   });
 
   it('ps lists every container with its line counts', async () => {
-    const rows = lines((await clogs('ps')).stdout);
+    const rows = outputLines((await clogs('ps')).stdout);
     expect(rows[0]).toMatch(/^NAME\s+CONTAINER ID\s+IMAGE\s+FIRST SEEN\s+LAST SEEN\s+STDOUT\s+STDERR\s+STATE$/);
     expect(rows.find((l) => l.startsWith('shop-web-1 '))!.split(/\s{2,}/)).toEqual([
       'shop-web-1',
@@ -127,10 +126,10 @@ describe('clogs tail on the file store', () => {
   });
 
   it('search: substring, regular expression, ignoring case, one container', async () => {
-    expect(lines((await clogs('search', 'boom')).stdout)).toEqual(['shop-db-1 | db boom one']);
-    expect(lines((await clogs('search', 'boom', '-i')).stdout)).toEqual(['shop-db-1 | db boom one', 'shop-web-1 | web1 Boom']);
-    expect(lines((await clogs('search', '^web2 [34]$', '--regex')).stdout)).toEqual(['shop-web-2 | web2 3', 'shop-web-2 | web2 4']);
-    expect(lines((await clogs('search', 'o', '--container', 'shop-db-1', '-n', '1')).stdout)).toEqual(['db boom one']);
+    expect(outputLines((await clogs('search', 'boom')).stdout)).toEqual(['shop-db-1 | db boom one']);
+    expect(outputLines((await clogs('search', 'boom', '-i')).stdout)).toEqual(['shop-db-1 | db boom one', 'shop-web-1 | web1 Boom']);
+    expect(outputLines((await clogs('search', '^web2 [34]$', '--regex')).stdout)).toEqual(['shop-web-2 | web2 3', 'shop-web-2 | web2 4']);
+    expect(outputLines((await clogs('search', 'o', '--container', 'shop-db-1', '-n', '1')).stdout)).toEqual(['db boom one']);
   });
 
   it('stops quietly on a closed pipe', async () => {
@@ -146,7 +145,7 @@ describe('clogs tail on the file store', () => {
       sh.stderr.on('data', (d: Buffer) => (err += d.toString()));
       sh.on('close', (code) => resolve({ out, err, code }));
     });
-    expect(lines(result.out)).toEqual([expect.stringMatching(/^line 0 x+$/), expect.stringMatching(/^line 1 x+$/), 'status=0']);
+    expect(outputLines(result.out)).toEqual([expect.stringMatching(/^line 0 x+$/), expect.stringMatching(/^line 1 x+$/), 'status=0']);
     expect(result.err).toBe('');
   });
 });
@@ -171,7 +170,7 @@ describe('clogs tail -f on the file store', () => {
       expect(end.code).toBe(130);
     }
     expect(readdirSync(join(dir, 'shop-db-1')).length).toBeGreaterThan(10);
-    expect(lines(tail.stdout())).toEqual(['before', ...Array.from({ length: 200 }, (_, i) => `follow ${i} ${'y'.repeat(50)}`)]);
+    expect(outputLines(tail.stdout())).toEqual(['before', ...Array.from({ length: 200 }, (_, i) => `follow ${i} ${'y'.repeat(50)}`)]);
     expect(tail.stderr()).toBe('');
   });
 
@@ -192,16 +191,7 @@ describe('clogs tail -f on the file store', () => {
       })();
       tail = startCli(['tail', '-f', 'app.switch', '-n', '5', '--file', join(dir, 'data'), '--http', collector.ready.http!]);
       await producing;
-      await tail.waitFor('line 399\n');
-      // Long enough for the store follower to deliver what live already showed.
-      await new Promise((r) => setTimeout(r, 1500));
-      const out = lines(tail.stdout());
-      const first = Number(out[0]!.split(' ')[1]);
-      expect(first).toBeGreaterThanOrEqual(45);
-      expect(out).toEqual(Array.from({ length: 400 - first }, (_, k) => `line ${first + k}`));
-      expect(tail.stderr()).toBe('');
-      // It did use the live stream, not only the files.
-      expect(collector.lines.some((l) => l.msg === 'tail client subscribed')).toBe(true);
+      await expectFollowedIntoLive(tail, collector.lines, 400, 1500);
     } finally {
       await tail?.stop('SIGINT');
       await endSender(s);
@@ -227,10 +217,10 @@ describe('clogs tail for a removed container (real Docker)', () => {
       const store = ['--file', join(dir, 'data')];
       const deadline = Date.now() + 10_000;
       let r = await runCli(['tail', name, ...store]);
-      while (lines(r.stdout).length < 3 && Date.now() < deadline) r = await runCli(['tail', name, ...store]);
-      expect(lines(r.stdout)).toEqual(['one', 'two', 'three']);
-      expect(lines((await runCli(['tail', id.slice(0, 6), '--stream', 'stderr', ...store])).stdout)).toEqual(['two']);
-      const ps = lines((await runCli(['ps', ...store])).stdout);
+      while (outputLines(r.stdout).length < 3 && Date.now() < deadline) r = await runCli(['tail', name, ...store]);
+      expect(outputLines(r.stdout)).toEqual(['one', 'two', 'three']);
+      expect(outputLines((await runCli(['tail', id.slice(0, 6), '--stream', 'stderr', ...store])).stdout)).toEqual(['two']);
+      const ps = outputLines((await runCli(['ps', ...store])).stdout);
       // Docker's fluentd driver sends no image name.
       expect(ps.find((l) => l.startsWith(name))!.split(/\s{2,}/)).toEqual([name, id.slice(0, 12), '-', expect.any(String), expect.any(String), '2', '1', 'removed']);
     } finally {
