@@ -19,7 +19,7 @@ import { CONTAINER_ID, decodeReplies, dockerRecord, mp, rawClient, startTestInpu
 import { tempDir } from '../helpers/services.js';
 
 const T = 1795341190;
-const FIXTURES = join(process.cwd(), '../shared/fixtures/docker/fluentd');
+const FIXTURES = join(process.cwd(), 'test/fixtures/docker/fluentd');
 const request = (log: string, chunk?: string, tag = 'web'): Buffer =>
   mp.arr(mp.str(tag), mp.int32(T), dockerRecord(log), chunk === undefined ? mp.map([]) : encodeMsgpack({ chunk }));
 

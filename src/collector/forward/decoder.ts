@@ -4,7 +4,7 @@
  * in, values out, no socket.
  *
  * Hand-written rather than msgpackr, for three reasons found in the captures
- * (../shared/fixtures/docker/MANIFEST.md): msgpackr drops ext type 0, which is
+ * (test/fixtures/docker/MANIFEST.md): msgpackr drops ext type 0, which is
  * Fluentd's EventTime; it turns invalid UTF-8 into U+FFFD before the pieces of
  * a split line can be joined; and it builds a generic object per record, where
  * this decoder pulls Docker's fixed keys straight into fields.

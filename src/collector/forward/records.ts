@@ -4,7 +4,7 @@
  * Docker's fluentd driver sends `container_id`, `container_name` (with
  * Docker's leading `/`), `source`, `log`, the `partial_*` keys of split lines
  * (all strings), and configured labels and env vars as extra top-level keys
- * (../shared/research/docker-fluentd-driver.md §2). Any other record (an app
+ * (test/fixtures/docker/MANIFEST.md §1). Any other record (an app
  * logging `{level, msg}` through fluent-logger) has no container: its line is
  * its `message`, `log` or `msg`, or else the record's JSON, and all its keys
  * are kept under `extra`, which the Normalizer puts under `attrs`.

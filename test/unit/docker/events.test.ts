@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EventStreamParser, MAX_EVENT_BYTES, parseEvent, type ContainerEvent } from '../../../src/collector/docker/events.js';
 
-const bytes = readFileSync(join(process.cwd(), '../shared/fixtures/docker/events/events-stream.bin'));
+const bytes = readFileSync(join(process.cwd(), 'test/fixtures/docker/events/events-stream.bin'));
 const ID = '0ec64f8cbc0382482a42b64e809c07265559bdf2b245b7f42ba9d72f91dc62be';
 
 // The 15 events of the capture, minus the actions clogs does not act on

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { compileFilter, detectOwnContainerIds, globToRegExp, imageWithoutTag, type FilterSubject } from '../../../src/collector/docker/filters.js';
 import { buildMeta, containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
 import { dockerSchema } from '../../../src/config/schema.js';
-import inspectFixture from '../../../../shared/fixtures/docker/events/container-inspect.json' with { type: 'json' };
+import inspectFixture from '../../fixtures/docker/events/container-inspect.json' with { type: 'json' };
 
 const ID = '0ec64f8cbc0382482a42b64e809c07265559bdf2b245b7f42ba9d72f91dc62be';
 const subject = (over: Partial<FilterSubject> = {}): FilterSubject => ({ id: ID, name: 'web-1', image: 'nginx:1.25', labels: {}, ...over });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LogStreamParser, MAX_FRAME_BYTES, type LogLine } from '../../../src/collector/docker/frames.js';
 
-const API = join(process.cwd(), '../shared/fixtures/docker/api');
+const API = join(process.cwd(), 'test/fixtures/docker/api');
 
 interface DecodedFrame {
   stream?: string;

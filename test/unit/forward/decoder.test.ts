@@ -8,7 +8,7 @@ import { decodeEntries, decodeRequest, decodeValue } from '../../../src/collecto
 import type { ForwardRecord } from '../../../src/collector/forward/messages.js';
 import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, mp, type Decoded } from '../../helpers/forward.js';
 
-const FIXTURES = join(process.cwd(), '../shared/fixtures/docker/fluentd');
+const FIXTURES = join(process.cwd(), 'test/fixtures/docker/fluentd');
 
 interface FixtureFrame {
   offset: number;
