@@ -19,6 +19,7 @@ interface CollectFlags {
   es?: string;
   http?: string;
   logLevel?: string;
+  logFormat?: string;
 }
 
 function collectFlags(flags: CollectFlags): Record<string, { flag: string; value: unknown }> {
@@ -30,6 +31,7 @@ function collectFlags(flags: CollectFlags): Record<string, { flag: string; value
   if (flags.es !== undefined) out['sinks.elasticsearch.url'] = { flag: '--es', value: flags.es };
   if (flags.http !== undefined) out['http.listen'] = { flag: '--http', value: flags.http };
   if (flags.logLevel !== undefined) out['log_level'] = { flag: '--log-level', value: flags.logLevel };
+  if (flags.logFormat !== undefined) out['log_format'] = { flag: '--log-format', value: flags.logFormat };
   return out;
 }
 
@@ -37,7 +39,7 @@ async function collect(flags: CollectFlags): Promise<void> {
   const file = configFile(flags.config);
   const load = () => loadConfig({ file, env: process.env, flags: collectFlags(flags) });
   const config = load();
-  const log = createLogger(config.log_level);
+  const log = createLogger(config.log_level, config.log_format);
   // Loaded here, not at the top: tail, ps and search need none of the collector.
   const { Collector } = await import('./collector/collect.js');
   const collector = new Collector(log);
@@ -94,6 +96,7 @@ program
   .option('--es <url>', 'ship to Elasticsearch at this URL (sinks.elasticsearch.url)')
   .option('--http <host:port>', 'health, metrics and live-tail endpoint (http.listen)')
   .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
+  .addOption(new Option('--log-format <format>', 'the collector\'s own log: pretty on a terminal, else JSON lines (log_format)').choices(['auto', 'pretty', 'json']))
   .action(collect);
 
 registerTailCommands(program);

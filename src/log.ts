@@ -1,19 +1,39 @@
 import pino, { type Logger } from 'pino';
+import { PinoPretty } from 'pino-pretty';
+
+/**
+ * How the collector's own log is written: `json` lines for machines and log
+ * shippers, `pretty` coloured lines for a person, `auto` picks pretty only
+ * when stdout is a terminal, so a pipe or a container log keeps JSON.
+ */
+export type LogFormat = 'auto' | 'pretty' | 'json';
 
 /**
  * The collector's own logger. Components take a child with their name bound
  * (`logger.child({ component: 'forward' })`) and log fixed `msg` strings with
  * the variable parts as fields. Credentials are redacted wherever they appear.
  */
-export function createLogger(level: string = process.env.CLOGS_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+export function createLogger(level: string = process.env.CLOGS_LOG_LEVEL ?? 'info', format: LogFormat = 'json'): Logger {
+  const options = {
     level,
     base: { pid: process.pid },
     redact: {
       paths: ['*.password', '*.apiKey', '*.api_key', '*.shared_key', '*.sharedKey', '*.authorization', '*.auth'],
       censor: '[redacted]',
     },
-  });
+  };
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  if (!pretty) return pino(options);
+  // In process and synchronous, not a transport thread: the collector logs
+  // little, and a line must be out before a crash or process.exit.
+  return pino(options, PinoPretty({
+    colorize: process.stdout.isTTY === true && !process.env.NO_COLOR,
+    sync: true,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,component',
+    messageFormat: '{if component}{component}: {end}{msg}',
+  }));
 }
 
 export type { Logger };

@@ -160,6 +160,7 @@ export const configSchema = z
     state_dir: z.string().default('./state').describe('Where clogs keeps its queues, checkpoints and pending partial lines.'),
     host_name: z.string().optional().describe('host.name of every event (default: the machine\'s hostname).'),
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    log_format: z.enum(['auto', 'pretty', 'json']).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
     parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),
     max_line_size: byteSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
     forward: forwardSchema.default(() => forwardSchema.parse({})),
