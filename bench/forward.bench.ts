@@ -1,34 +1,41 @@
 /**
- * Forward input throughput.
+ * Forward input throughput and memory, side by side with Fluent Bit.
  *
- * End to end: 1,000,000 Docker-shaped records (20 containers, ~120-byte `log`,
- * 1 in 4 a JSON line, EventTime) pre-encoded as PackedForward requests of
- * 1000 records, each with a `chunk`, streamed over one loopback connection
- * into `clogs collect` with the file sink (fsync per batch). The clock stops
- * at the last ack, which the collector sends only once that line is fsync'd.
- * Reports records/s, the child's CPU seconds (/proc/<pid>/stat utime+stime)
- * and its peak RSS (/proc/<pid>/status VmHWM), and the rate of the same bytes
- * into a process that discards them (the ceiling of one loopback connection).
- * A second run sends 200,000 Message-mode requests, one record and one chunk
- * each, pipelined: Docker's driver's shape, where per-request cost counts.
+ * End to end (`packed`, `message`): 1,000,000 Docker-shaped records from 20
+ * containers whose lines are the realistic mix of samples.ts, pre-encoded once
+ * and streamed over one loopback connection into `clogs collect` (file sink,
+ * fsync per batch) and into Fluent Bit (in_forward → out_file), alternately,
+ * CLOGS_BENCH_RUNS times each. The clock stops when the last line is on disk,
+ * for both. Fluent Bit acks on ingest into memory and flushes once a second;
+ * clogs writes each batch durably (O_DSYNC) before it acks, so it does strictly
+ * more per record. The ratio that counts is clogs/Fluent Bit, pair by pair:
+ * it survives the machine's drift, an absolute figure does not.
+ *   packed   PackedForward requests of 1000 records, each with a `chunk` (acked)
+ *   message  Message mode as Docker's fluentd driver sends it by default:
+ *            `[tag, EventTime, record, {}]`, one record per request, no ack
+ *
+ * clogs against itself:
+ *   tail     PackedForward with one `/tail` client attached (following a
+ *            container that is not in the stream) vs without: the ratio
+ *   es       200,000 records, file sink plus the Elasticsearch sink vs the
+ *            file sink alone: the collector's CPU until every record is
+ *            delivered, and the ratio (needs Elasticsearch at CLOGS_BENCH_ES_URL,
+ *            default http://127.0.0.1:9200)
+ *   tiny     two connections at once, each one legal PackedForward request of
+ *            just under 8 MiB of `[0, {}]` entries (3 bytes each): peak RSS
  *
  * Micro: in process, on the same PackedForward requests, in CPU time
  * (steadier than wall time on a shared machine): the decoder alone, the
  * general path to NDJSON lines (decoder, records.ts, Normalizer,
- * event-json.ts) and the fast path (packed-lines.ts), also on requests of
- * plain lines only and of JSON lines only.
+ * event-json.ts) and the fast path (packed-lines.ts).
  *
- *   npm run build && node dist/bench/forward.bench.js [e2e|packed|message|micro]
- *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3)
- *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector,
- *   CLOGS_BENCH_CHILD_LOG=FILE keeps its stdout (with --trace-gc: heap sizes)
+ *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|tail|es|tiny]
+ *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
+ *   FLUENT_BIT (default ../shared/tools/fluent-bit/fluent-bit; without it clogs runs alone)
+ *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { encodeMsgpack } from '../src/collector/forward/encode.js';
 import { EncodedBatch } from '../src/collector/encoded.js';
@@ -38,200 +45,179 @@ import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
 import { cpuSeconds, memoryMb } from './proc.js';
+import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
 import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
 
 const TOTAL = Number(process.env.CLOGS_BENCH_RECORDS ?? 1_000_000);
-/** End-to-end runs per mode: the development VM's rate varies by a quarter from run to run. */
+/** Runs per receiver: the development VM's rate varies by a quarter from run to run. */
 const RUNS = Number(process.env.CLOGS_BENCH_RUNS ?? 3);
+const ES_TOTAL = Math.min(TOTAL, 200_000);
+const ES_URL = process.env.CLOGS_BENCH_ES_URL ?? 'http://127.0.0.1:9200';
 const PER_REQUEST = 1000;
-const MESSAGE_MODE_TOTAL = Math.min(TOTAL, 200_000);
 const CONTAINERS = 20;
-const LIMITS = { maxFrameSize: 8 * 1024 * 1024, maxRecordKeys: 1024 };
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const MAX_FRAME = 8 * 1024 * 1024;
+const LIMITS = { maxFrameSize: MAX_FRAME, maxRecordKeys: 1024 };
 const containers = sampleContainers(CONTAINERS);
 
-/** Which lines the records carry: the mix (1 in 4 JSON), or only one kind (micro). */
-type Lines = 'mix' | 'plain' | 'json';
-
-/** ~120 bytes: plain, or (1 in 4 in the mix) a pino-style JSON line. */
-function logLine(n: number, lines: Lines): string {
-  const s = sampleLine(n);
-  if (lines === 'plain' || (lines === 'mix' && n % 4 !== 0)) return s;
-  return JSON.stringify({ level: n % 8 === 0 ? 30 : 50, time: 1795000000000 + n, pid: 4242, msg: s.slice(0, 50), req: { url: `/api/v1/orders/${n}` } });
-}
-
-const entry = (n: number, c: number, lines: Lines = 'mix'): Buffer => dockerEntry(n, containers[c]!, logLine(n, lines));
+const entry = (n: number): Buffer => dockerEntry(n, containers[n % CONTAINERS]!, sampleLine(n));
 
 /** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
-function packedRequests(total: number, lines: Lines = 'mix'): { requests: Buffer[]; lastChunk: string } {
+function packedRequests(total: number): Buffer[] {
   const requests: Buffer[] = [];
   for (let r = 0, n = 0; n < total; r++) {
     const c = r % CONTAINERS;
     const entries: Buffer[] = [];
-    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(entry(n, c, lines));
+    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(dockerEntry(n, containers[c]!, sampleLine(n)));
     requests.push(packedRequest(`docker.${containers[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
   }
-  return { requests, lastChunk: `bench-${requests.length - 1}` };
+  return requests;
 }
 
-/** Message-mode requests `[tag, time, record, {chunk}]`, one record each. */
-function messageRequests(total: number): { requests: Buffer[]; lastChunk: string } {
+/** Message-mode requests as Docker's driver sends them by default: `[tag, time, record, {}]`. */
+function messageRequests(total: number): Buffer[] {
   const requests: Buffer[] = [];
   for (let n = 0; n < total; n++) {
-    const c = n % CONTAINERS;
-    const e = entry(n, c);
-    requests.push(Buffer.concat([Buffer.of(0x94), mpStr(containers[c]!.id!.slice(0, 12)), e.subarray(1), encodeMsgpack({ chunk: `m-${n}` })]));
+    requests.push(Buffer.concat([Buffer.of(0x94), mpStr(containers[n % CONTAINERS]!.id!.slice(0, 12)), entry(n).subarray(1), Buffer.of(0x80)]));
   }
-  return { requests, lastChunk: `m-${total - 1}` };
+  return requests;
 }
 
-interface Collector {
-  child: ChildProcess;
-  port: number;
-  dataDir: string;
-  stop(): Promise<void>;
+/** Two requests of just under MAX_FRAME bytes of `[0, {}]` entries: the most records a legal request can hold. */
+function tinyRequests(): { requests: Buffer[]; records: number } {
+  const tiny = Buffer.of(0x92, 0x00, 0x80);
+  const records = Math.floor((MAX_FRAME - 64) / tiny.length);
+  const body = Buffer.alloc(records * tiny.length);
+  for (let i = 0; i < records; i++) tiny.copy(body, i * tiny.length);
+  const make = (chunk: string) => packedRequest('tiny', [body], encodeMsgpack({ chunk }));
+  return { requests: [make('tiny-a'), make('tiny-b')], records };
 }
 
-async function startCollector(): Promise<Collector> {
-  const root = mkdtempSync(join(tmpdir(), 'clogs-bench-forward-'));
-  const dataDir = join(root, 'data');
-  const nodeArgs = process.env.CLOGS_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'collect', '--no-docker', '--forward', '127.0.0.1:0', '--file', dataDir, '--state', join(root, 'state'), '--http', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = await new Promise<{ forward: string }>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    const tee = process.env.CLOGS_BENCH_CHILD_LOG;
-    lines.on('line', (line) => {
-      if (tee) appendFileSync(tee, line + '\n');
-      if (!line.includes('"msg":"ready"')) return;
-      resolve(JSON.parse(line) as { forward: string });
-    });
-    child.once('exit', (code) => reject(new Error(`collector exited with ${code} before it was ready`)));
-  });
-  return {
-    child,
-    port: Number(ready.forward.split(':').pop()),
-    dataDir,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+interface Figure {
+  rate: number;
+  seconds: number;
+  cpu: number;
+  peakMb: number;
 }
 
-/** Writes every request as fast as the socket takes them; resolves at the ack of `lastChunk`. */
-function stream(port: number, requests: Buffer[], lastChunk: string, expectAcks: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket: Socket = connect({ host: '127.0.0.1', port });
-    const framer = new Framer(LIMITS.maxFrameSize);
-    const acks: Buffer[] = [];
-    let count = 0;
-    let t0 = 0n;
-    const lastAck = Buffer.concat([Buffer.of(0x81, 0xa3), Buffer.from('ack'), mpStr(lastChunk)]);
-    socket.on('data', (d: Buffer) => {
-      framer.push(d, acks);
-      count += acks.length;
-      const last = acks[acks.length - 1];
-      acks.length = 0;
-      if (count === expectAcks) {
-        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        if (!last?.equals(lastAck)) reject(new Error(`last ack is ${last?.toString('latin1')}, expected ${lastChunk}`));
-        socket.end();
-        resolve(seconds);
-      }
-    });
-    socket.on('error', reject);
-    socket.once('connect', () => {
-      t0 = process.hrtime.bigint();
-      sendAll(socket, requests);
-    });
-  });
-}
-
-/** The same bytes into a process that reads and drops them; it answers one byte when all arrived. */
-async function ceiling(requests: Buffer[]): Promise<number> {
-  const total = requests.reduce((s, r) => s + r.length, 0);
-  const child = spawn(
-    process.execPath,
-    ['-e', `const n=${total};let got=0;require('net').createServer(s=>s.on('data',d=>{got+=d.length;if(got===n)s.write('.')})).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const port = await new Promise<number>((resolve) => createInterface({ input: child.stdout! }).once('line', (l) => resolve(Number(l))));
-  const seconds = await new Promise<number>((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let t0 = 0n;
-    socket.once('data', () => {
-      resolve(Number(process.hrtime.bigint() - t0) / 1e9);
-      socket.destroy();
-    });
-    socket.on('error', reject);
-    socket.once('connect', () => {
-      t0 = process.hrtime.bigint();
-      sendAll(socket, requests);
-    });
-  });
-  child.kill();
-  return seconds;
-}
-
-function countLines(dir: string): number {
-  let n = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) n += countLines(p);
-    else if (name.endsWith('.ndjson')) {
-      const b = readFileSync(p);
-      for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
-    }
+/** Streams every request over one connection and waits for the last line on disk. */
+async function measure(receiver: Receiver, requests: readonly Buffer[], records: number, connections = 1): Promise<Figure> {
+  const lines = new DiskLines(receiver.dataDir);
+  const cpu0 = cpuSeconds(receiver.pid);
+  const sockets: Socket[] = [];
+  const t0 = process.hrtime.bigint();
+  const per = Math.ceil(requests.length / connections);
+  for (let c = 0; c < connections; c++) {
+    const socket = connect({ host: '127.0.0.1', port: receiver.port });
+    socket.on('data', () => undefined);
+    socket.on('error', (err) => process.stderr.write(`${receiver.name} connection: ${err.message}\n`));
+    socket.once('connect', () => sendAll(socket, requests.slice(c * per, (c + 1) * per)));
+    sockets.push(socket);
   }
-  return n;
+  while (lines.poll() < records) await new Promise((r) => setTimeout(r, 25));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu1 = cpuSeconds(receiver.pid);
+  const peakMb = memoryMb(receiver.pid).peakMb;
+  for (const s of sockets) s.destroy();
+  if (lines.count !== records) throw new Error(`${receiver.name}: ${lines.count} lines on disk, expected ${records}`);
+  return { rate: records / seconds, seconds, cpu: cpu1.user + cpu1.system - cpu0.user - cpu0.system, peakMb };
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const range = (xs: readonly number[]): string => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
 
-/** CLOGS_BENCH_RUNS runs, each against a fresh collector; with more than one, their median too. */
-async function endToEnd(label: string, records: number, built: { requests: Buffer[]; lastChunk: string }): Promise<void> {
-  const rates: number[] = [];
-  for (let i = 0; i < RUNS; i++) rates.push(await endToEndOnce(label, records, built));
-  if (RUNS > 1) {
-    const sorted = [...rates].sort((a, b) => a - b);
-    console.log(`forward ${label}: median of ${RUNS} runs ${fmt(sorted[Math.floor(RUNS / 2)]!)} records/s (range ${fmt(sorted[0]!)}-${fmt(sorted[RUNS - 1]!)})`);
+function describe(name: string, figures: readonly Figure[]): string {
+  const rates = figures.map((f) => f.rate);
+  return (
+    `${name} median ${fmt(median(rates))} records/s (${range(rates)}), ` +
+    `CPU ${median(figures.map((f) => f.cpu)).toFixed(1)} s, peak RSS ${fmt(median(figures.map((f) => f.peakMb)))} MB`
+  );
+}
+
+/** Runs A and B in turn, RUNS times each, and prints both and the median of the pairwise ratios A/B. */
+async function pairwise(label: string, a: { name: string; run: () => Promise<Figure> }, b: { name: string; run: () => Promise<Figure> }): Promise<void> {
+  const fa: Figure[] = [];
+  const fb: Figure[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    fa.push(await a.run());
+    fb.push(await b.run());
+  }
+  const ratios = fa.map((f, i) => f.rate / fb[i]!.rate);
+  console.log(`forward ${label}: ${describe(a.name, fa)}; ${describe(b.name, fb)}`);
+  console.log(`forward ${label}: ${a.name}/${b.name} = ${median(ratios).toFixed(2)} (median of ${RUNS} pairs, ${ratios.map((r) => r.toFixed(2)).join(' ')})`);
+}
+
+async function once(start: () => Promise<Receiver>, requests: readonly Buffer[], records: number, connections = 1): Promise<Figure> {
+  const receiver = await start();
+  try {
+    return await measure(receiver, requests, records, connections);
+  } finally {
+    await receiver.stop();
   }
 }
 
-async function endToEndOnce(label: string, records: number, built: { requests: Buffer[]; lastChunk: string }): Promise<number> {
-  const bytes = built.requests.reduce((s, r) => s + r.length, 0);
-  const collector = await startCollector();
+/** clogs against Fluent Bit on the same bytes; clogs alone when no Fluent Bit binary is there. */
+async function versusFluentBit(label: string, requests: readonly Buffer[], records: number): Promise<void> {
+  const clogs = { name: 'clogs', run: () => once(() => startClogs(), requests, records) };
+  const binary = fluentBitBinary();
+  if (binary === undefined) {
+    console.log(`forward ${label}: no Fluent Bit binary (set FLUENT_BIT): clogs alone`);
+    const figures: Figure[] = [];
+    for (let i = 0; i < RUNS; i++) figures.push(await clogs.run());
+    console.log(`forward ${label}: ${describe('clogs', figures)}`);
+    return;
+  }
+  await pairwise(label, clogs, { name: 'fluent-bit', run: () => once(() => startFluentBit(binary), requests, records) });
+}
+
+/** A `/tail` client following a container that is not in the stream: the live path runs for every batch, and sends nothing. */
+function attachTail(http: string): () => void {
+  const req = request({ host: http.split(':')[0], port: Number(http.split(':').pop()), path: '/tail?container=not-in-the-stream' });
+  req.on('response', (res) => res.resume());
+  req.on('error', () => undefined);
+  req.end();
+  return () => req.destroy();
+}
+
+async function withTail(requests: readonly Buffer[], records: number): Promise<Figure> {
+  const receiver = await startClogs();
+  const detach = attachTail(receiver.http!);
   try {
-    const pid = collector.child.pid!;
-    const cpu0 = cpuSeconds(pid);
-    const seconds = await stream(collector.port, built.requests, built.lastChunk, built.requests.length);
-    const cpu1 = cpuSeconds(pid);
-    const cpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
-    const rss = memoryMb(pid).peakMb;
-    const lines = countLines(collector.dataDir);
-    if (lines !== records) throw new Error(`${lines} lines on disk, expected ${records}`);
-    const top = await ceiling(built.requests);
-    console.log(
-      `forward ${label}: ${fmt(records)} records in ${seconds.toFixed(2)} s = ${fmt(records / seconds)} records/s end to end ` +
-        `(ceiling, same bytes into a discarding process: ${fmt(records / top)} records/s); ` +
-        `collector CPU ${cpu.toFixed(2)} s, peak RSS ${rss.toFixed(0)} MB; ${(bytes / 1e6).toFixed(0)} MB in ${fmt(built.requests.length)} requests, all lines on disk`,
-    );
-    return records / seconds;
+    // Let the subscription register before the first request arrives.
+    await new Promise((r) => setTimeout(r, 200));
+    return await measure(receiver, requests, records);
   } finally {
-    await collector.stop();
+    detach();
+    await receiver.stop();
+  }
+}
+
+async function sinkEventsDelivered(http: string, sink: string): Promise<number> {
+  const text = await (await fetch(`http://${http}/metrics`)).text();
+  return Number(new RegExp(`^clogs_sink_events_total\\{sink="${sink}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+}
+
+/** CPU of the collector until every record is in the files and, with `es`, delivered to Elasticsearch too. */
+async function collectorCpu(requests: readonly Buffer[], records: number, es: boolean): Promise<number> {
+  const dataset = `benchforward${Date.now().toString(36)}`;
+  const receiver = await startClogs(es ? ['--es', ES_URL] : [], es ? { CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: dataset } : {});
+  try {
+    const cpu0 = cpuSeconds(receiver.pid);
+    await measure(receiver, requests, records);
+    if (es) while ((await sinkEventsDelivered(receiver.http!, 'elasticsearch')) < records) await new Promise((r) => setTimeout(r, 100));
+    const cpu1 = cpuSeconds(receiver.pid);
+    return cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+  } finally {
+    await receiver.stop();
   }
 }
 
 function micro(records: number): void {
-  const built = packedRequests(records);
+  const requests = packedRequests(records);
   const newNormalizer = (): Normalizer =>
     new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
   /** CPU ns per record of `each` over every PackedForward request. */
-  const measure = (requests: Buffer[], each: (tag: string, entries: Buffer) => number): number => {
+  const cpuPerRecord = (each: (tag: string, entries: Buffer) => number): number => {
     const framer = new Framer(LIMITS.maxFrameSize);
     const frames: Buffer[] = [];
     let seen = 0;
@@ -249,51 +235,75 @@ function micro(records: number): void {
     const cpu = process.cpuUsage(cpu0);
     return ((cpu.user + cpu.system) * 1000) / records;
   };
-  const decode = (): number => measure(built.requests, (_tag, entries) => decodeEntries(entries, LIMITS).length);
+  const decode = (): number => cpuPerRecord((_tag, entries) => decodeEntries(entries, LIMITS).length);
   const general = (): number => {
     const mapper = new RecordMapper();
     const normalizer = newNormalizer();
-    return measure(built.requests, (tag, entries) => {
+    return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
       for (const e of decodeEntries(entries, LIMITS)) batch.add(normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
     });
   };
-  const fast = (requests = built.requests): number => {
+  const fast = (): number => {
     const mapper = new RecordMapper();
     const normalizer = newNormalizer();
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
-    return measure(requests, (tag, entries) => {
+    return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
       lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
     });
   };
+  // Each measured after one warm-up pass, so the JIT has seen the path.
   decode();
   const decodeNs = decode();
   general();
   const generalNs = general();
   fast();
   const fastNs = fast();
-  const plain = packedRequests(records, 'plain').requests;
-  fast(plain);
-  const plainNs = fast(plain);
-  const json = packedRequests(records, 'json').requests;
-  fast(json);
-  const jsonNs = fast(json);
   console.log(
-    `forward micro (CPU time, one core, to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
+    `forward micro (CPU time, one core, realistic mix to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
-      `fast path (packed-lines) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s): ` +
-      `plain lines only ${plainNs.toFixed(0)} ns, pino JSON lines only ${jsonNs.toFixed(0)} ns`,
+      `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s)`,
   );
 }
 
 export async function run(which: string = 'all'): Promise<void> {
-  if (which === 'all' || which === 'micro') micro(TOTAL);
-  if (which === 'all' || which === 'e2e' || which === 'packed') await endToEnd(`PackedForward x${PER_REQUEST}`, TOTAL, packedRequests(TOTAL));
-  if (which === 'all' || which === 'e2e' || which === 'message') {
-    await endToEnd('Message mode, one chunk per record', MESSAGE_MODE_TOTAL, messageRequests(MESSAGE_MODE_TOTAL));
+  const all = which === 'all';
+  if (all || which === 'micro') micro(TOTAL);
+  if (all || which === 'packed') await versusFluentBit(`PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records`, packedRequests(TOTAL), TOTAL);
+  if (all || which === 'message') await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(TOTAL)} records`, messageRequests(TOTAL), TOTAL);
+  if (all || which === 'tail') {
+    const requests = packedRequests(TOTAL);
+    await pairwise(
+      `PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records, live /tail client`,
+      { name: 'with /tail', run: () => withTail(requests, TOTAL) },
+      { name: 'without', run: () => once(() => startClogs(), requests, TOTAL) },
+    );
+  }
+  if (all || which === 'es') {
+    const requests = packedRequests(ES_TOTAL);
+    const fileOnly: number[] = [];
+    const withEs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      fileOnly.push(await collectorCpu(requests, ES_TOTAL, false));
+      withEs.push(await collectorCpu(requests, ES_TOTAL, true));
+    }
+    const per1M = (cpu: number) => ((cpu * 1_000_000) / ES_TOTAL).toFixed(1);
+    console.log(
+      `forward PackedForward x${PER_REQUEST}, ${fmt(ES_TOTAL)} records, collector CPU per 1M records until delivered: ` +
+        `file sink ${per1M(median(fileOnly))} s, file + Elasticsearch ${per1M(median(withEs))} s; ` +
+        `ratio ${(median(withEs) / median(fileOnly)).toFixed(2)} (medians of ${RUNS})`,
+    );
+  }
+  if (all || which === 'tiny') {
+    const { requests, records } = tinyRequests();
+    const f = await once(() => startClogs(), requests, requests.length * records, requests.length);
+    console.log(
+      `forward tiny records: ${requests.length} connections x 1 request of ${fmt(records)} [0,{}] entries (${(requests[0]!.length / 1048576).toFixed(2)} MiB): ` +
+        `all ${fmt(requests.length * records)} lines on disk in ${f.seconds.toFixed(1)} s, collector peak RSS ${fmt(f.peakMb)} MB`,
+    );
   }
 }
 
