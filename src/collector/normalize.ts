@@ -8,6 +8,7 @@
  * at 16 KiB byte offsets and can split a multi-byte character in two.
  */
 import type { ContainerMeta, LogEvent, Stream } from './event.js';
+import { levelName } from './levels.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 
 export interface RawLine {
@@ -64,10 +65,6 @@ interface PendingLine {
   since: number;
 }
 
-// pino and bunyan write numeric levels.
-// Maps, not object literals: a level such as "constructor" must not find Object's.
-const NUMERIC_LEVELS = new Map<number, string>([[10, 'trace'], [20, 'debug'], [30, 'info'], [40, 'warn'], [50, 'error'], [60, 'fatal']]);
-const LEVEL_ALIASES = new Map<string, string>([['warning', 'warn'], ['err', 'error'], ['critical', 'fatal'], ['crit', 'fatal'], ['panic', 'fatal'], ['dpanic', 'fatal'], ['information', 'info']]);
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
 /** Where a JSON line keeps its level, by priority. */
@@ -351,14 +348,6 @@ function levelOf(fields: Record<string, unknown>, remove = true): string | undef
     }
   }
   return undefined;
-}
-
-/** A level field's value as a level name: pino's numbers, or a short string, lower case, aliases resolved. */
-export function levelName(v: unknown): string | undefined {
-  if (typeof v === 'number') return NUMERIC_LEVELS.get(v);
-  if (typeof v !== 'string' || v.length === 0 || v.length > 16) return undefined;
-  const lower = v.toLowerCase();
-  return LEVEL_ALIASES.get(lower) ?? lower;
 }
 
 /** Cuts bytes into pieces of at most `max` bytes, never inside a UTF-8 character. */

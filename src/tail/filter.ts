@@ -5,6 +5,7 @@
  * is the rule, so both stores print the same lines.
  */
 import type { LogEvent, Stream } from '../collector/event.js';
+import { LEVEL_NAMES, levelRank } from '../collector/levels.js';
 import { ClogsError } from '../errors.js';
 
 export interface EventFilter {
@@ -13,7 +14,7 @@ export interface EventFilter {
   /** Exclusive upper bound, a 9-digit `@timestamp`. */
   until?: string;
   stream?: Stream;
-  /** Minimum severity (see LEVEL_RANK); events without a level are left out. */
+  /** Minimum severity (a rank of collector/levels.ts); events without a level are left out. */
   minLevel?: number;
   /** `--grep`, tested against `message`. */
   pattern?: RegExp;
@@ -21,43 +22,12 @@ export interface EventFilter {
   text?: RegExp;
 }
 
-/** The normalizer writes these names; the aliases cover other writers. */
-const LEVEL_RANK: Record<string, number> = {
-  trace: 10,
-  debug: 20,
-  info: 30,
-  information: 30,
-  notice: 35,
-  warn: 40,
-  warning: 40,
-  error: 50,
-  err: 50,
-  fatal: 60,
-  critical: 60,
-  crit: 60,
-  alert: 60,
-  emerg: 60,
-  panic: 60,
-  dpanic: 60,
-};
-
 export function parseLevel(text: string): number {
-  const rank = LEVEL_RANK[text.toLowerCase()];
+  const rank = levelRank(text);
   if (rank === undefined) {
-    throw new ClogsError('CLOGS_TAIL', `--level: expected one of trace, debug, info, warn, error, fatal; got ${JSON.stringify(text)}`);
+    throw new ClogsError('CLOGS_TAIL', `--level: expected one of ${LEVEL_NAMES.join(', ')}; got ${JSON.stringify(text)}`);
   }
   return rank;
-}
-
-export function levelRank(level: string | undefined): number | undefined {
-  return level === undefined ? undefined : LEVEL_RANK[level.toLowerCase()];
-}
-
-/** Level names at or above a rank, for stores that filter by term. */
-export function levelsAtLeast(rank: number): string[] {
-  return Object.entries(LEVEL_RANK)
-    .filter(([, r]) => r >= rank)
-    .map(([name]) => name);
 }
 
 export function parsePattern(flag: string, source: string, ignoreCase = false): RegExp {

@@ -10,7 +10,7 @@
  * and trace dim, timestamps dim, source names cyan.
  */
 import type { LogEvent } from '../collector/event.js';
-import { levelRank } from './filter.js';
+import { levelRank } from '../collector/levels.js';
 import type { StoredEvent } from './order.js';
 import { sourceLabel } from './resolve.js';
 

@@ -1,0 +1,56 @@
+/**
+ * Log levels: the one table the normalizer writes `log.level` from and every
+ * reader filters and colours by. Ranks are pino's numbers. Maps, not object
+ * literals: a level such as "constructor" must not find Object's prototype.
+ */
+export const LEVEL_NAMES = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LevelName = (typeof LEVEL_NAMES)[number];
+
+const RANKS = new Map<string, number>([
+  ['trace', 10],
+  ['debug', 20],
+  ['info', 30],
+  ['warn', 40],
+  ['error', 50],
+  ['fatal', 60],
+]);
+
+/** Other writers' names (syslog, zap, logrus, .NET) for the same levels. */
+const ALIASES = new Map<string, LevelName>([
+  ['warning', 'warn'],
+  ['information', 'info'],
+  ['notice', 'info'],
+  ['err', 'error'],
+  ['critical', 'fatal'],
+  ['crit', 'fatal'],
+  ['alert', 'fatal'],
+  ['emerg', 'fatal'],
+  ['panic', 'fatal'],
+  ['dpanic', 'fatal'],
+]);
+
+const BY_NUMBER = new Map<number, LevelName>([...RANKS].map(([name, rank]) => [rank, name as LevelName]));
+
+/**
+ * A level field's value as the name clogs stores: pino's numbers, or a short
+ * string, lower case, aliases resolved; another short word is kept as it is
+ * (lower case) rather than lost.
+ */
+export function levelName(v: unknown): string | undefined {
+  if (typeof v === 'number') return BY_NUMBER.get(v);
+  if (typeof v !== 'string' || v.length === 0 || v.length > 16) return undefined;
+  const lower = v.toLowerCase();
+  return ALIASES.get(lower) ?? lower;
+}
+
+/** The rank of a level name or alias, any case; undefined for a word that is no level. */
+export function levelRank(level: string | undefined): number | undefined {
+  if (level === undefined) return undefined;
+  const lower = level.toLowerCase();
+  return RANKS.get(ALIASES.get(lower) ?? lower);
+}
+
+/** Every name and alias at or above a rank, for stores that filter by term. */
+export function levelsAtLeast(rank: number): string[] {
+  return [...RANKS.keys(), ...ALIASES.keys()].filter((name) => levelRank(name)! >= rank);
+}
