@@ -183,6 +183,42 @@ describe('acks', () => {
     expect(t.sink.events.map((e) => e.message)).toEqual(['only once']);
   });
 
+  it('writes every record of two clients that reuse the same chunk ids, and of one that restarts its numbering', async () => {
+    const t = await start();
+    // Chunk ids 1..20 on every start, as hand-written clients number them.
+    const send = async (client: string): Promise<void> => {
+      const c = await rawClient(t.port);
+      const requests = Array.from({ length: 20 }, (_, i) => {
+        const entries = Array.from({ length: 10 }, (_, j) => mp.arr(mp.int32(T), mp.strMap({ log: `${client} ${i * 10 + j}` })));
+        return mp.arr(mp.str('app'), mp.bin(Buffer.concat(entries)), encodeMsgpack({ chunk: String(i + 1) }));
+      });
+      await c.send(Buffer.concat(requests));
+      expect(await c.waitReplies(20)).toEqual(Array.from({ length: 20 }, (_, i) => ({ ack: String(i + 1) })));
+      c.socket.end();
+    };
+    await Promise.all([send('a'), send('b')]);
+    await send('a restarted');
+    const want = ['a', 'b', 'a restarted'].flatMap((client) => Array.from({ length: 200 }, (_, n) => `${client} ${n}`));
+    expect(t.sink.events.map((e) => e.message).sort()).toEqual(want.sort());
+  });
+
+  it('writes a reused chunk id with other bytes while the first request with that id is still being written', async () => {
+    const t = await start();
+    t.sink.hold();
+    const a = await rawClient(t.port);
+    const b = await rawClient(t.port);
+    await a.send(request('from a', 'same-id'));
+    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await b.send(request('from b', 'same-id'));
+    await until(() => t.sink.pendingWrites === 2, 5000, 'the second write');
+    t.sink.release();
+    expect(await a.waitReplies(1)).toEqual([{ ack: 'same-id' }]);
+    expect(await b.waitReplies(1)).toEqual([{ ack: 'same-id' }]);
+    expect(t.sink.events.map((e) => e.message).sort()).toEqual(['from a', 'from b']);
+    a.socket.end();
+    b.socket.end();
+  });
+
   it('acks pipelined requests in order, grouping them into few writes', async () => {
     const t = await start();
     t.sink.hold();
