@@ -263,7 +263,7 @@ export class ForwardConnection {
   }
 
   private onPing(frame: Buffer, secrets: HandshakeSecrets): void {
-    const verdict = checkPing(decodeValue(frame, this.ctx.limits), this.ctx.handshake!, secrets);
+    const verdict = checkPing(decodeValue(frame, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
     this.socket.write(verdict.pong);
     if (!verdict.ok) {
       this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`));
