@@ -166,21 +166,46 @@ describe('acks', () => {
     expect(t.sink.events.map((e) => e.message)).toEqual(['unacked line 1']);
   });
 
-  it('a resend that overtakes a write still under way waits for it and is not written twice', async () => {
+  it.each([
+    ['a byte-identical resend overtaking it waits for that write and is not written twice', 'first copy', 1],
+    ['the same chunk id with other bytes is new data: written and acked too', 'other bytes', 2],
+  ] as const)('while a chunk is being written, %s', async (_what, second, writes) => {
     const t = await start();
     t.sink.hold();
     const a = await rawClient(t.port);
     const b = await rawClient(t.port);
-    await a.send(request('only once', 'same-chunk'));
+    await a.send(request('first copy', 'same-chunk'));
     await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
-    await b.send(request('only once', 'same-chunk'));
-    await new Promise((r) => setTimeout(r, 100));
+    await b.send(request(second, 'same-chunk'));
+    if (writes === 2) await until(() => t.sink.pendingWrites === 2, 5000, 'the second write');
+    else await new Promise((r) => setTimeout(r, 100));
     expect(a.replies()).toEqual([]);
     expect(b.replies()).toEqual([]);
     t.sink.release();
     expect(await a.waitReplies(1)).toEqual([{ ack: 'same-chunk' }]);
     expect(await b.waitReplies(1)).toEqual([{ ack: 'same-chunk' }]);
-    expect(t.sink.events.map((e) => e.message)).toEqual(['only once']);
+    expect(t.sink.events.map((e) => e.message)).toEqual([...new Set(['first copy', second])]);
+    a.socket.end();
+    b.socket.end();
+  });
+
+  it('writes every record of two clients that reuse the same chunk ids, and of one that restarts its numbering', async () => {
+    const t = await start();
+    // Chunk ids 1..20 on every start, as hand-written clients number them.
+    const send = async (client: string): Promise<void> => {
+      const c = await rawClient(t.port);
+      const requests = Array.from({ length: 20 }, (_, i) => {
+        const entries = Array.from({ length: 10 }, (_, j) => mp.arr(mp.int32(T), mp.strMap({ log: `${client} ${i * 10 + j}` })));
+        return mp.arr(mp.str('app'), mp.bin(Buffer.concat(entries)), encodeMsgpack({ chunk: String(i + 1) }));
+      });
+      await c.send(Buffer.concat(requests));
+      expect(await c.waitReplies(20)).toEqual(Array.from({ length: 20 }, (_, i) => ({ ack: String(i + 1) })));
+      c.socket.end();
+    };
+    await Promise.all([send('a'), send('b')]);
+    await send('a restarted');
+    const want = ['a', 'b', 'a restarted'].flatMap((client) => Array.from({ length: 200 }, (_, n) => `${client} ${n}`));
+    expect(t.sink.events.map((e) => e.message).sort()).toEqual(want.sort());
   });
 
   it('acks pipelined requests in order, grouping them into few writes', async () => {

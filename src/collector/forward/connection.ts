@@ -242,26 +242,28 @@ export class ForwardConnection {
     }
     const receivedAt = this.readAt;
     const msg = decodeRequest(frame, this.ctx.limits, this.cache);
+    if (msg.mode === 'Heartbeat') return;
+    // Keyed on the bytes as received: what a resend repeats byte for byte.
+    const chunk = msg.option.chunk;
+    const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
-      case 'Heartbeat':
-        return;
       case 'Message':
-        this.accept(msg.tag, [msg.entry], msg.option, frame.length, receivedAt);
+        this.accept(msg.tag, [msg.entry], msg.option, key, frame.length, receivedAt);
         return;
       case 'Forward':
-        this.accept(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
         return;
       case 'PackedForward':
-        this.accept(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
         return;
       case 'CompressedPackedForward':
-        this.inflate(msg.tag, msg.entries, msg.option, frame.length, receivedAt);
+        this.inflate(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
         return;
     }
   }
 
   private onPing(frame: Buffer, secrets: HandshakeSecrets): void {
-    const verdict = checkPing(decodeValue(frame, this.ctx.limits), this.ctx.handshake!, secrets);
+    const verdict = checkPing(decodeValue(frame, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
     this.socket.write(verdict.pong);
     if (!verdict.ok) {
       this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`));
@@ -272,7 +274,7 @@ export class ForwardConnection {
     this.log.debug({ client: verdict.clientHostname, user: verdict.username || undefined }, 'forward handshake done');
   }
 
-  private inflate(tag: string, gz: Buffer, option: ForwardOption, bytes: number, receivedAt: number): void {
+  private inflate(tag: string, gz: Buffer, option: ForwardOption, key: string | undefined, bytes: number, receivedAt: number): void {
     const max = this.ctx.limits.maxFrameSize;
     this.inflating = true;
     // Off the main thread (zlib's thread pool), on a copy (the Framer may
@@ -286,7 +288,7 @@ export class ForwardConnection {
             ? new ClogsError('CLOGS_FRAME_TOO_LARGE', `a gzip chunk inflates to more than max_frame_size (${max} bytes)`)
             : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
         }
-        this.accept(tag, stream, option, Math.max(bytes, stream.length), receivedAt);
+        this.accept(tag, stream, option, key, Math.max(bytes, stream.length), receivedAt);
       } catch (e) {
         this.fail(e);
       }
@@ -297,8 +299,15 @@ export class ForwardConnection {
     });
   }
 
-  /** `entries`: decoded, or a PackedForward stream. */
-  private accept(tag: string, entries: readonly ForwardEntry[] | Buffer, option: ForwardOption, bytes: number, receivedAt: number): void {
+  /** `entries`: decoded, or a PackedForward stream; `key`: the chunk's ledger key, when the request has a chunk. */
+  private accept(
+    tag: string,
+    entries: readonly ForwardEntry[] | Buffer,
+    option: ForwardOption,
+    key: string | undefined,
+    bytes: number,
+    receivedAt: number,
+  ): void {
     const chunk = option.chunk;
     const job: Job = {
       pieces: undefined,
@@ -310,7 +319,6 @@ export class ForwardConnection {
       bytes: bytes + REQUEST_OVERHEAD_BYTES,
       receivedAt,
     };
-    const key = chunk === undefined ? undefined : chunkKey(chunk);
     if (key !== undefined) {
       const seen = this.ctx.ledger.lookup(key);
       if (seen !== undefined) {

@@ -375,9 +375,9 @@ class Reader {
    * Any value as plain JSON-friendly data: str and bin become strings (Fluentd
    * sends binary-encoded Ruby strings as bin), EventTime an RFC 3339 string,
    * 64-bit integers beyond 2^53 a decimal string, other ext `{ext, data}`.
-   * With `binAsBuffer` (the handshake, whose salts are bytes) bin stays a Buffer.
+   * `bytes` says which of str and bin stay Buffers instead (see RawBytes).
    */
-  value(depth: number, binAsBuffer = false): unknown {
+  value(depth: number, bytes: RawBytes = 'none'): unknown {
     const b = this.peek();
     if (b === undefined) throw malformed(`request truncated at offset ${this.pos}`);
     if (b <= 0x7f) {
@@ -388,7 +388,7 @@ class Reader {
       this.pos++;
       return b - 0x100;
     }
-    if (b >= 0xa0 && b <= 0xbf) return this.string();
+    if (b >= 0xa0 && b <= 0xbf && bytes !== 'all') return this.string();
     if (depth > MAX_DEPTH && (b <= 0x9f || (b >= 0xdc && b <= 0xdf))) {
       throw malformed(`value at offset ${this.pos} is nested deeper than ${MAX_DEPTH} levels`);
     }
@@ -400,8 +400,8 @@ class Reader {
       }
       const obj: Record<string, unknown> = {};
       for (let i = 0; i < m; i++) {
-        const k = this.value(depth + 1, binAsBuffer);
-        setKey(obj, typeof k === 'string' ? k : Buffer.isBuffer(k) ? k.toString('utf8') : String(k), this.value(depth + 1, binAsBuffer));
+        const k = this.value(depth + 1, bytes);
+        setKey(obj, typeof k === 'string' ? k : Buffer.isBuffer(k) ? k.toString('utf8') : String(k), this.value(depth + 1, bytes));
       }
       return obj;
     }
@@ -409,12 +409,12 @@ class Reader {
     if (a >= 0) {
       if (a > this.end - this.pos) throw malformed(`array at offset ${at} declares ${a} items in ${this.end - this.pos} bytes`);
       const arr: unknown[] = [];
-      for (let i = 0; i < a; i++) arr.push(this.value(depth + 1, binAsBuffer));
+      for (let i = 0; i < a; i++) arr.push(this.value(depth + 1, bytes));
       return arr;
     }
-    if (b >= 0xc4 && b <= 0xc6) {
+    if (bytes === 'all' || (bytes === 'bin' && b >= 0xc4 && b <= 0xc6)) {
       const n = this.strLen();
-      return binAsBuffer ? Buffer.from(this.buf.subarray(this.strPos, this.strPos + n)) : utf8(this.buf, this.strPos, this.strPos + n);
+      if (n >= 0) return Buffer.from(this.buf.subarray(this.strPos, this.strPos + n));
     }
     const s = this.string();
     if (s !== undefined) return s;
@@ -643,10 +643,18 @@ export function decodeEntryAt(stream: Buffer, pos: number, limits: DecodeLimits,
   return { entry, end: r.pos };
 }
 
-/** Decodes one whole value generically (the handshake's PING); bin stays bytes. */
-export function decodeValue(frame: Buffer, limits: DecodeLimits): unknown {
+/**
+ * Which str and bin payloads a generic decode hands out as Buffers rather than
+ * UTF-8 text: `none`; `bin` (replies: HELO's nonce and salt, bin chunk ids);
+ * `all` (the PING, whose salt Fluent Bit sends as a str of 16 random bytes,
+ * and whose other fields enter digests byte for byte). Map keys are text.
+ */
+export type RawBytes = 'none' | 'bin' | 'all';
+
+/** Decodes one whole value generically (HELO, PING, PONG, acks); bin stays bytes, str too with `all`. */
+export function decodeValue(frame: Buffer, limits: DecodeLimits, bytes: RawBytes = 'bin'): unknown {
   const r = new Reader(frame, 0, frame.length, limits);
-  return r.value(0, true);
+  return r.value(0, bytes);
 }
 
 function isArray(b: number | undefined): boolean {

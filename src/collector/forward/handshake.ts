@@ -12,6 +12,11 @@
  * `+` is byte concatenation of the raw values (Fluentd's in_forward
  * `check_ping`, out_forward's handshake_protocol.rb); digests are lowercase hex.
  * On failure the server answers `["PONG", false, reason, "", ""]` and closes.
+ *
+ * A PING's values are bytes, whether sent as str or bin: Fluent Bit's
+ * out_forward sends its salt as a str holding 16 random bytes, not UTF-8, so
+ * the PING is decoded with every str kept raw and digests are computed over
+ * exactly the bytes received.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { encodeMsgpack } from './encode.js';
@@ -36,11 +41,11 @@ export type PingVerdict =
 
 type Bytes = string | Buffer;
 
-export function sharedKeyDigest(salt: Bytes, hostname: string, nonce: Bytes, sharedKey: string): string {
+export function sharedKeyDigest(salt: Bytes, hostname: Bytes, nonce: Bytes, sharedKey: string): string {
   return createHash('sha512').update(salt).update(hostname).update(nonce).update(sharedKey).digest('hex');
 }
 
-export function passwordDigest(authSalt: Bytes, username: string, password: string): string {
+export function passwordDigest(authSalt: Bytes, username: Bytes, password: string): string {
   return createHash('sha512').update(authSalt).update(username).update(password).digest('hex');
 }
 
@@ -53,32 +58,42 @@ function refuse(reason: string): PingVerdict {
   return { ok: false, reason, pong: encodeMsgpack(['PONG', false, reason, '', '']) };
 }
 
-function digestEquals(given: string, expected: string): boolean {
-  const a = Buffer.from(given, 'latin1');
-  const b = Buffer.from(expected, 'latin1');
-  return a.length === b.length && timingSafeEqual(a, b);
+/** A PING field as its bytes: str and bin alike (a string is taken as UTF-8), nil as empty. */
+function bytesOf(v: unknown, nilAsEmpty = false): Buffer | undefined {
+  if (Buffer.isBuffer(v)) return v;
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  return v === null && nilAsEmpty ? Buffer.alloc(0) : undefined;
 }
 
-/** Checks a decoded PING (bin values as Buffers) and builds the PONG. */
+function digestEquals(given: Buffer, expected: string): boolean {
+  const b = Buffer.from(expected, 'latin1');
+  return given.length === b.length && timingSafeEqual(given, b);
+}
+
+const PING = Buffer.from('PING');
+
+/** Checks a PING decoded with str and bin as Buffers (decodeValue's `all`), and builds the PONG. */
 export function checkPing(ping: unknown, cfg: HandshakeConfig, secrets: HandshakeSecrets): PingVerdict {
-  if (!Array.isArray(ping) || ping[0] !== 'PING') return refuse('expected PING');
+  if (!Array.isArray(ping) || !bytesOf(ping[0])?.equals(PING)) return refuse('expected PING');
   if (ping.length !== 6) return refuse(`PING has ${ping.length} elements, expected 6`);
-  const [, hostname, salt, digest] = ping as unknown[];
+  const hostname = bytesOf(ping[1]);
+  const salt = bytesOf(ping[2]);
+  const digest = bytesOf(ping[3]);
   // fluent-logger sends nil for a username it was not given.
-  const username = ping[4] ?? '';
-  const password = ping[5] ?? '';
-  if (typeof hostname !== 'string') return refuse('PING client_hostname is not a string');
-  if (typeof salt !== 'string' && !Buffer.isBuffer(salt)) return refuse('PING shared_key_salt is not a string');
-  if (typeof digest !== 'string') return refuse('PING shared_key_hexdigest is not a string');
-  if (typeof username !== 'string' || typeof password !== 'string') return refuse('PING username or password is not a string');
-  if (hostname === cfg.selfHostname) return refuse('same hostname between input and output: invalid configuration');
+  const username = bytesOf(ping[4], true);
+  const password = bytesOf(ping[5], true);
+  if (hostname === undefined) return refuse('PING client_hostname is not a string');
+  if (salt === undefined) return refuse('PING shared_key_salt is not a string');
+  if (digest === undefined) return refuse('PING shared_key_hexdigest is not a string');
+  if (username === undefined || password === undefined) return refuse('PING username or password is not a string');
+  if (hostname.equals(Buffer.from(cfg.selfHostname))) return refuse('same hostname between input and output: invalid configuration');
   if (!digestEquals(digest, sharedKeyDigest(salt, hostname, secrets.nonce, cfg.sharedKey))) return refuse('shared_key mismatch');
   if (cfg.users.length > 0) {
-    const user = cfg.users.find((u) => u.username === username);
-    if (user === undefined || !digestEquals(password, passwordDigest(secrets.authSalt, user.username, user.password))) {
+    const user = cfg.users.find((u) => username.equals(Buffer.from(u.username)));
+    if (user === undefined || !digestEquals(password, passwordDigest(secrets.authSalt, username, user.password))) {
       return refuse('username/password mismatch');
     }
   }
   const pong = encodeMsgpack(['PONG', true, '', cfg.selfHostname, sharedKeyDigest(salt, cfg.selfHostname, secrets.nonce, cfg.sharedKey)]);
-  return { ok: true, pong, clientHostname: hostname, username };
+  return { ok: true, pong, clientHostname: hostname.toString('utf8'), username: username.toString('utf8') };
 }

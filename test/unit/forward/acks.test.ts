@@ -10,9 +10,20 @@ describe('acks', () => {
     expect(decodeReplies(out)).toEqual([{ ack: 'p8n9gmxTQVC8/nh2wlKKeQ==\n' }, { ack: 'x' }, { ack: Buffer.from([0, 255, 1]) }]);
   });
 
-  it('keys chunks by their exact bytes', () => {
-    expect(chunkKey(mp.str('a'))).not.toBe(chunkKey(mp.bin(Buffer.from('a'))));
-    expect(chunkKey(Buffer.from([0xff, 0x00]))).toBe('\u00ff\u0000');
+  it('keys chunks by their exact bytes and the CRC-32 of the whole request', () => {
+    const request = Buffer.from('the request');
+    expect(chunkKey(mp.str('a'), request)).not.toBe(chunkKey(mp.bin(Buffer.from('a')), request));
+    // zlib's check value: CRC-32 of "123456789" is cbf43926.
+    expect(chunkKey(Buffer.from([0xff, 0x00]), Buffer.from('123456789'))).toBe('cbf43926\u00ff\u0000');
+    expect(chunkKey(Buffer.from([0x01]), Buffer.alloc(0))).toBe('00000000\u0001');
+  });
+
+  it('tells a true resend from a reused chunk id with other bytes', () => {
+    const chunk = mp.str('1');
+    const first = mp.arr(mp.str('app'), mp.int32(1), mp.strMap({ log: 'client A record 0' }), mp.map([['chunk', chunk]]));
+    const other = mp.arr(mp.str('app'), mp.int32(1), mp.strMap({ log: 'client B record 0' }), mp.map([['chunk', chunk]]));
+    expect(chunkKey(chunk, Buffer.from(first))).toBe(chunkKey(chunk, first));
+    expect(chunkKey(chunk, other)).not.toBe(chunkKey(chunk, first));
   });
 });
 
@@ -32,6 +43,20 @@ describe('ChunkLedger', () => {
     ledger.settle('b', p2, false);
     expect(await o2).toBe(false);
     expect(ledger.lookup('b')).toBeUndefined();
+  });
+
+  it('skips only the byte-identical resend of an acked chunk, not its id reused for other data', () => {
+    const ledger = new ChunkLedger(10);
+    const chunk = mp.str('1');
+    const request = (log: string): Buffer => mp.arr(mp.str('app'), mp.int32(1), mp.strMap({ log }), mp.map([['chunk', chunk]]));
+    const first = chunkKey(chunk, request('first start'));
+    ledger.settle(first, ledger.begin(first), true);
+    expect(ledger.lookup(chunkKey(chunk, request('first start')))).toBe(true);
+    const restarted = chunkKey(chunk, request('after a restart'));
+    expect(ledger.lookup(restarted)).toBeUndefined();
+    const pending = ledger.begin(restarted);
+    expect(ledger.lookup(first)).toBe(true);
+    expect(ledger.lookup(restarted)).toBe(pending);
   });
 
   it('forgets the oldest acked chunks beyond its bound, never a pending one', () => {

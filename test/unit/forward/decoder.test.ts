@@ -340,3 +340,22 @@ describe('decoder: bad input', () => {
     }
   });
 });
+
+describe('decodeValue: which str and bin stay bytes', () => {
+  const raw = Buffer.from([0xff, 0x80, 0x00]);
+  const value = mp.arr(mp.str('PING'), mp.str(raw), mp.str(raw, 'str8'), mp.bin(raw), mp.map([['k', mp.str(raw)]]));
+
+  it('none: both as UTF-8 text', () => {
+    const text = raw.toString('utf8');
+    expect(decodeValue(value, LIMITS, 'none')).toEqual(['PING', text, text, text, { k: text }]);
+  });
+
+  it('bin (the default): bin as bytes, str as text', () => {
+    const text = raw.toString('utf8');
+    expect(decodeValue(value, LIMITS)).toEqual(['PING', text, text, raw, { k: text }]);
+  });
+
+  it('all: every str and bin as the bytes received, map keys as text', () => {
+    expect(decodeValue(value, LIMITS, 'all')).toEqual([Buffer.from('PING'), raw, raw, raw, { k: raw }]);
+  });
+});

@@ -15,6 +15,16 @@ const SHARED_DIGEST =
 const PASSWORD_DIGEST =
   '9b8f0290fe81bd206f3f3eed02663522e66b0a5da9c796404ec49c02d468ad3f0a73cc2c86018062f8632adb43ee44d72d997a9d98f8cb517eccd342e35967ea';
 
+// Fluent Bit's out_forward: 16 random bytes sent as a msgpack str; these are not UTF-8.
+const RAW_SALT = Buffer.from([0xff, 0xfe, 0x80, 0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x90, 0x28, 0xbc, 0x00, 0x7f]);
+const RAW_SALT_DIGEST =
+  'ee8687460309fa3ef3cc4e858b7d8350f16fd93493642c8bb4c7fba18780bb923f0314860ef22bcf4cf0eb21222239f80c5d391d48e31cc92e77320df949a75c';
+const RAW_SALT_PONG_DIGEST =
+  '422900281a01ef65223bd980179f336c09f02873277eeb2b95cdce1a43888beadc5e23b3ffb46aba8be5bb3c9dc3cb176e1de57d587fdbc7afe66a82f8c634af';
+/** A PING as Fluent Bit encodes it: every field a str, the salt raw bytes. */
+const rawSaltPing = (digest = RAW_SALT_DIGEST): Buffer =>
+  mp.arr(mp.str('PING'), mp.str('fluent-bit.test'), mp.str(RAW_SALT), mp.str(digest), mp.str(''), mp.str(''));
+
 const cfg: HandshakeConfig = { sharedKey: 'secret', selfHostname: 'clogs.example', users: [] };
 const secrets = { nonce: NONCE, authSalt: AUTH_SALT };
 const ping = (over: Partial<Record<number, unknown>> = {}): unknown[] => {
@@ -42,6 +52,34 @@ describe('handshake digests and PING checks', () => {
 
   it('accepts a salt sent as bin', () => {
     expect(checkPing(ping({ 2: Buffer.from(SALT) }), cfg, secrets).ok).toBe(true);
+  });
+
+  it('accepts a salt of 16 non-UTF-8 bytes sent as str (Fluent Bit), digests over the bytes received', () => {
+    const decoded = decodeValue(rawSaltPing(), LIMITS, 'all');
+    expect((decoded as unknown[])[2]).toEqual(RAW_SALT);
+    const v = checkPing(decoded, cfg, secrets);
+    expect(v.ok).toBe(true);
+    expect(v.ok && v.clientHostname).toBe('fluent-bit.test');
+    expect(decodeValue(v.pong, LIMITS)).toEqual(['PONG', true, '', 'clogs.example', RAW_SALT_PONG_DIGEST]);
+    // The same salt as bin: the same bytes, the same answer.
+    const asBin = mp.arr(mp.str('PING'), mp.str('fluent-bit.test'), mp.bin(RAW_SALT), mp.str(RAW_SALT_DIGEST), mp.str(''), mp.str(''));
+    expect(checkPing(decodeValue(asBin, LIMITS, 'all'), cfg, secrets).ok).toBe(true);
+    expect(checkPing(decodeValue(rawSaltPing('00'.repeat(64)), LIMITS, 'all'), cfg, secrets)).toMatchObject({ ok: false, reason: 'shared_key mismatch' });
+  });
+
+  it('checks user auth over the raw bytes of a non-UTF-8 username sent as str', () => {
+    const name = Buffer.from([0x61, 0xe9]); // "a" then Latin-1 "é": not UTF-8
+    const withUsers = { ...cfg, users: [{ username: name.toString('latin1'), password: 'pw' }] };
+    const ping = mp.arr(mp.str('PING'), mp.str('c'), mp.str(RAW_SALT), mp.str(sharedKeyDigest(RAW_SALT, 'c', NONCE, 'secret')), mp.str(name), mp.str(''));
+    // The configured name is UTF-8 text: its bytes differ from the client's Latin-1 bytes.
+    expect(checkPing(decodeValue(ping, LIMITS, 'all'), withUsers, secrets)).toMatchObject({ ok: false, reason: 'username/password mismatch' });
+    const utf8Name = Buffer.from('a\u00e9');
+    const good = mp.arr(
+      mp.str('PING'), mp.str('c'), mp.str(RAW_SALT), mp.str(sharedKeyDigest(RAW_SALT, 'c', NONCE, 'secret')),
+      mp.str(utf8Name), mp.str(passwordDigest(AUTH_SALT, utf8Name, 'pw')),
+    );
+    const v = checkPing(decodeValue(good, LIMITS, 'all'), { ...cfg, users: [{ username: 'a\u00e9', password: 'pw' }] }, secrets);
+    expect(v).toMatchObject({ ok: true, username: 'a\u00e9' });
   });
 
   it.each([
@@ -122,6 +160,21 @@ describe('handshake with fluent-logger as the client', () => {
       expect(running.sink.events).toHaveLength(0);
     });
   }
+
+  it('lets in a raw client whose salt is 16 non-UTF-8 bytes sent as str, as Fluent Bit does', async () => {
+    running = await startTestInput({ shared_key: 'secret', self_hostname: 'clogs.example' });
+    const c = await rawClient(running.port);
+    const [helo] = (await c.waitReplies(1)) as Array<[string, { nonce: Buffer }]>;
+    const nonce = helo![1].nonce;
+    const digest = sharedKeyDigest(RAW_SALT, 'fluent-bit.test', nonce, 'secret');
+    await c.send(mp.arr(mp.str('PING'), mp.str('fluent-bit.test'), mp.str(RAW_SALT), mp.str(digest), mp.str(''), mp.str('')));
+    const replies = await c.waitReplies(2);
+    expect(replies[1]).toEqual(['PONG', true, '', 'clogs.example', sharedKeyDigest(RAW_SALT, 'clogs.example', nonce, 'secret')]);
+    await c.send(mp.arr(mp.str('t'), mp.int32(1), dockerRecord('after a raw salt'), encodeMsgpack({ chunk: 'k1' })));
+    expect((await c.waitReplies(3))[2]).toEqual({ ack: 'k1' });
+    expect(running.sink.events.map((e) => e.message)).toEqual(['after a raw salt']);
+    c.socket.end();
+  });
 
   it('refuses a client that skips the handshake', async () => {
     running = await startTestInput({ shared_key: 'secret' });
