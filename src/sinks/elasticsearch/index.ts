@@ -23,7 +23,7 @@ import { createClient, safeUrls } from './client.js';
 import { DeadLetterFile } from './dead-letter.js';
 import { DiskQueue } from './queue.js';
 import { SINK, Sender } from './sender.js';
-import type { BackoffPolicy } from './retry.js';
+import type { BackoffPolicy } from '../backoff.js';
 
 /** How long close() keeps sending before it leaves the rest queued for the next start. */
 export const CLOSE_GRACE_MS = 1500;
