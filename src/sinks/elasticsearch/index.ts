@@ -74,6 +74,7 @@ class ElasticsearchSink implements Sink {
         dir: join(this.dir, 'queue'),
         maxBytes: this.cfg.queue_max_size,
         log: this.log,
+        sink: SINK,
         onChange: (events, bytes) => {
           queueDepth.set({ sink: SINK }, events);
           queueBytes.set({ sink: SINK }, bytes);
@@ -129,6 +130,10 @@ class ElasticsearchSink implements Sink {
   }
 
   ready(): boolean {
-    return this.sender?.ready() ?? false;
+    return (this.sender?.ready() ?? false) && this.queue?.blockedReason() === undefined;
+  }
+
+  notReadyReason(): string | undefined {
+    return this.queue?.blockedReason();
   }
 }
