@@ -511,7 +511,9 @@ export class FileSink implements Sink {
     // A failed entry's file may already be closed (its descriptor number reused).
     if (file === undefined || entry.error !== undefined || !file.dirty) return;
     try {
-      await this.io.sync(file.fd);
+      // O_DSYNC made the lines durable already: what this sync adds (a
+      // truncation's new size) is safe to sync again after a failed attempt.
+      await this.disk.run(file.path, () => this.io.sync(file.fd));
       file.dirty = false;
     } catch (err) {
       this.fail(entry, err, 'fsync', file.path);

@@ -108,8 +108,14 @@ describe('file sink: a full disk', () => {
       if (failures-- > 0) throw diskError('EIO');
       return n;
     };
+    // The cut is synced after the write succeeds; that sync fails once too.
+    let syncFailures = 1;
+    io.beforeSync = async () => {
+      if (syncFailures-- > 0) throw diskError('EIO');
+    };
     await sink.write([event('one', { container: c }), event('two', { container: c })]);
     expect(io.counts.writev).toBe(4);
+    expect(syncFailures).toBe(-1);
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['before', 'one', 'two']);
   });
