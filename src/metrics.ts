@@ -66,6 +66,18 @@ export const sinkRetries = new Counter({
   labelNames: ['sink'] as const,
   registers: [registry],
 });
+export const sinkWriteRetries = new Counter({
+  name: 'clogs_sink_write_retries_total',
+  help: 'Disk writes of a sink tried again after a full or failing disk, by error code (ENOSPC, EDQUOT, EIO).',
+  labelNames: ['sink', 'reason'] as const,
+  registers: [registry],
+});
+export const sinkBlocked = new Gauge({
+  name: 'clogs_sink_blocked',
+  help: '1 while a sink\'s disk writes wait for a full or failing disk (its inputs stop reading), by error code.',
+  labelNames: ['sink', 'reason'] as const,
+  registers: [registry],
+});
 export const deadLettered = new Counter({
   name: 'clogs_sink_dead_lettered_total',
   help: 'Documents rejected for good and written to the dead-letter file, by container.',

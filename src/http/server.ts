@@ -123,7 +123,7 @@ interface Readiness {
   ready: boolean;
   inputs: Record<string, boolean>;
   sinks: Record<string, boolean>;
-  /** What keeps the collector unready, e.g. `["sink elasticsearch"]`. */
+  /** What keeps the collector unready, e.g. `["sink elasticsearch", "sink file: disk full: ENOSPC on PATH"]`. */
   not_ready: string[];
 }
 
@@ -135,10 +135,11 @@ function readiness(inputs: readonly RunningInput[], sinks: readonly Sink[]): Rea
     if (!ok) body.not_ready.push(`input ${input.name}`);
   }
   for (const sink of sinks) {
-    // A sink without ready() has no remote end to lose (the file sink).
     const ok = sink.ready?.() !== false;
     body.sinks[sink.name] = ok;
-    if (!ok) body.not_ready.push(`sink ${sink.name}`);
+    if (ok) continue;
+    const why = sink.notReadyReason?.();
+    body.not_ready.push(why === undefined ? `sink ${sink.name}` : `sink ${sink.name}: ${why}`);
   }
   body.ready = body.not_ready.length === 0;
   return body;

@@ -8,8 +8,8 @@ import type { LogEvent } from '../collector/event.js';
  * fsync'd (file sink), or appended to the sink's own disk queue (Elasticsearch).
  * Inputs ack forward chunks and advance Docker checkpoints only after every
  * sink's `write` resolved, so a crash never loses what was acknowledged.
- * A sink that cannot take more (queue full) keeps the promise pending: that is
- * the backpressure inputs feel.
+ * A sink that cannot take more (queue full, disk full) keeps the promise
+ * pending: that is the backpressure inputs feel.
  */
 export interface Sink {
   readonly name: string;
@@ -25,4 +25,6 @@ export interface Sink {
   close(): Promise<void>;
   /** For /readyz and metrics: whether the destination is reachable now. */
   ready?(): boolean;
+  /** While not ready, why, when the sink can tell (`disk full: ENOSPC on PATH`), for /readyz. */
+  notReadyReason?(): string | undefined;
 }

@@ -133,6 +133,16 @@ export async function searchAll<T = Record<string, unknown>>(client: Client, ind
   return res.hits.hits.map((h) => h._source!);
 }
 
+/** Every message of the stream (by scrolling): the test's exactly-once check. */
+export async function allMessages(client: Client, index: string): Promise<string[]> {
+  await client.indices.refresh({ index });
+  const out: string[] = [];
+  for await (const doc of client.helpers.scrollDocuments<{ message: string }>({ index, size: 5000, _source: ['message'], query: { match_all: {} } })) {
+    out.push(doc.message);
+  }
+  return out;
+}
+
 /** A TCP port nothing listens on (bound, then closed). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -6,12 +6,11 @@
  * the shared one stays up), and `kill -9` of clogs in the middle of bulk sends.
  */
 import fluentLogger from 'fluent-logger';
-import type { Client } from '@elastic/elasticsearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { formatNanoTime } from '../../src/collector/time.js';
 import { docker, readFileStore, requireDocker, startCollector, tempDir, TEST_IMAGE, type RunningCollector } from '../helpers/services.js';
-import { count, ES_URL, esClient, esScript, freePort, requireNode, searchAll, uniqueDataset, until, waitForCount } from '../helpers/elasticsearch.js';
+import { allMessages, count, ES_URL, esClient, esScript, freePort, requireNode, searchAll, uniqueDataset, until, waitForCount } from '../helpers/elasticsearch.js';
 
 type Sender = ReturnType<typeof fluentLogger.createFluentSender<Record<string, unknown>>>;
 const EventTime = fluentLogger.EventTime as unknown as new (sec: number, nsec: number) => unknown;
@@ -104,16 +103,6 @@ class Producer {
       if (this.pauseMs > 0) await sleep(this.pauseMs);
     }
   }
-}
-
-/** Every message of the stream (by scrolling): the test's exactly-once check. */
-async function allMessages(client: Client, index: string): Promise<string[]> {
-  await client.indices.refresh({ index });
-  const out: string[] = [];
-  for await (const doc of client.helpers.scrollDocuments<{ message: string }>({ index, size: 5000, _source: ['message'], query: { match_all: {} } })) {
-    out.push(doc.message);
-  }
-  return out;
 }
 
 function expectExactlyOnce(messages: string[], label: string, produced: number): void {

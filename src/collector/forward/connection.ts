@@ -20,7 +20,10 @@
  * Bad input (malformed or over-limit request, failed handshake) closes this
  * connection only: requests before it are still written and acked, nothing
  * after it is read. A failed sink write closes it without acks, so the client
- * resends.
+ * resends; what it had read and not yet handed over is dropped, which a
+ * client without acks never sees again. A full disk is therefore not a
+ * failed write: the sinks keep the write pending until the disk takes it
+ * (sinks/disk-retry.ts), and this connection stays open and paused.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';

@@ -23,7 +23,7 @@ import { createClient, safeUrls } from './client.js';
 import { DeadLetterFile } from './dead-letter.js';
 import { DiskQueue } from './queue.js';
 import { SINK, Sender } from './sender.js';
-import type { BackoffPolicy } from './retry.js';
+import type { BackoffPolicy } from '../backoff.js';
 
 /** How long close() keeps sending before it leaves the rest queued for the next start. */
 export const CLOSE_GRACE_MS = 1500;
@@ -74,6 +74,7 @@ class ElasticsearchSink implements Sink {
         dir: join(this.dir, 'queue'),
         maxBytes: this.cfg.queue_max_size,
         log: this.log,
+        sink: SINK,
         onChange: (events, bytes) => {
           queueDepth.set({ sink: SINK }, events);
           queueBytes.set({ sink: SINK }, bytes);
@@ -129,6 +130,10 @@ class ElasticsearchSink implements Sink {
   }
 
   ready(): boolean {
-    return this.sender?.ready() ?? false;
+    return (this.sender?.ready() ?? false) && this.queue?.blockedReason() === undefined;
+  }
+
+  notReadyReason(): string | undefined {
+    return this.queue?.blockedReason();
   }
 }

@@ -33,12 +33,20 @@
  * larger than the bound is let into an empty queue rather than deadlock);
  * memory holds the batches being sent plus one read chunk (1 MiB, or one
  * record when larger), never the queue.
+ *
+ * A full or failing disk (ENOSPC, EDQUOT, EIO) rejects no append: the commit
+ * cuts the segment back to its committed size, so no torn record is ever
+ * left behind for a restart to take or skip, and writes the same group again
+ * with backoff (disk-retry.ts) until the disk takes it; the appends stay
+ * pending meanwhile, and so do the inputs.
  */
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import { ClogsError } from '../../errors.js';
+import type { BackoffPolicy } from '../backoff.js';
+import { DiskRetry } from '../disk-retry.js';
 
 const MAGIC = 0x31514c43; // "CLQ1"
 const HEADER = 16;
@@ -54,6 +62,12 @@ export interface QueueOptions {
   log: Logger;
   /** Called whenever the undelivered totals change (metrics). */
   onChange?: (events: number, bytes: number) => void;
+  /** The sink's name, for the metrics of a full disk. @default 'elasticsearch' */
+  sink?: string;
+  /** Retries on a full disk; tests shorten them. @default DISK_BACKOFF */
+  diskBackoff?: BackoffPolicy;
+  /** Opens a segment for writing; tests break its writes the way a full disk does. @default open(path, 'w') */
+  openSegment?: (path: string) => Promise<FileHandle>;
 }
 
 /** Where the next event is: a record's offset in a segment and how many of its events come before. */
@@ -97,6 +111,8 @@ export class DiskQueue {
   private readonly segmentBytes: number;
   private readonly log: Logger;
   private readonly onChange: ((events: number, bytes: number) => void) | undefined;
+  private readonly disk: DiskRetry;
+  private readonly openSegment: (path: string) => Promise<FileHandle>;
 
   /** Sizes of live segments; the write segment's is its committed (fsync'd) size. */
   private readonly segments = new Map<number, number>();
@@ -118,6 +134,8 @@ export class DiskQueue {
   private readonly outstanding: QueueBatch[] = [];
   private readonly pending: PendingAppend[] = [];
   private committing: Promise<void> | undefined;
+  /** A failed append may have left bytes past the write segment's committed size. */
+  private cutPending = false;
   private readonly spaceWaiters: { bytes: number; events: number; resolve(): void; reject(err: unknown): void }[] = [];
   private dataWaiters: (() => void)[] = [];
   private cursorWrite: Promise<void> = Promise.resolve();
@@ -130,6 +148,8 @@ export class DiskQueue {
     this.segmentBytes = opts.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(opts.maxBytes / 8)));
     this.log = opts.log;
     this.onChange = opts.onChange;
+    this.disk = new DiskRetry({ sink: opts.sink ?? 'elasticsearch', log: opts.log, ...(opts.diskBackoff ? { backoff: opts.diskBackoff } : {}) });
+    this.openSegment = opts.openSegment ?? ((path) => open(path, 'w'));
   }
 
   static async open(opts: QueueOptions): Promise<DiskQueue> {
@@ -141,6 +161,11 @@ export class DiskQueue {
   /** Undelivered events and payload bytes (read or not). */
   get depth(): { events: number; bytes: number } {
     return { events: this.events, bytes: this.bytes };
+  }
+
+  /** While appends wait for a full or failing disk, why: `disk full: ENOSPC on DIR`. */
+  blockedReason(): string | undefined {
+    return this.disk.reason();
   }
 
   /** Events on disk the sender has not read yet, and since when some have been waiting (ms epoch). */
@@ -416,54 +441,97 @@ export class DiskQueue {
 
   private async commit(): Promise<void> {
     while (this.pending.length > 0) {
-        const group = this.pending.splice(0);
-        try {
-          if (this.segments.get(this.writeSegment)! >= this.segmentBytes) await this.openWriteSegment(this.writeSegment + 1);
-          const at = this.segments.get(this.writeSegment)!;
-          const bufs: Buffer[] = [];
-          let total = 0;
-          let events = 0;
-          let payloadBytes = 0;
-          for (const a of group) {
-            bufs.push(a.header, a.payload);
-            total += HEADER + a.payload.length;
-            events += a.count;
-            payloadBytes += a.payload.length;
-          }
-          await this.writeHandle!.writev(bufs, at);
-          await this.writeHandle!.datasync();
-          this.segments.set(this.writeSegment, at + total);
-          if (this.unreadEvents === 0) this.unreadSince = Date.now();
-          this.unreadEvents += events;
-          this.unreadBytes += payloadBytes;
-          for (const a of group) a.resolve();
-          this.wakeReaders();
-        } catch (err) {
-          // Not durable, so not acknowledged: the input keeps the data and
-          // resends. A later commit overwrites whatever part reached the disk.
-          for (const a of group) {
-            this.events -= a.count;
-            this.bytes -= a.payload.length;
-            a.reject(new ClogsError('CLOGS_SINK', `cannot write the elasticsearch queue in ${this.dir}: ${(err as Error).message}`, { cause: err }));
-          }
-          this.changed();
-          this.admitWaiters();
+      const group = this.pending.splice(0);
+      try {
+        await this.disk.run(this.dir, () => this.writeGroup(group));
+        for (const a of group) a.resolve();
+        this.wakeReaders();
+      } catch (err) {
+        // Not durable, so not acknowledged: the input keeps the data and resends.
+        for (const a of group) {
+          this.events -= a.count;
+          this.bytes -= a.payload.length;
+          a.reject(new ClogsError('CLOGS_SINK', `cannot write the elasticsearch queue in ${this.dir}: ${(err as Error).message}`, { cause: err }));
         }
+        this.changed();
+        this.admitWaiters();
+      }
     }
   }
 
+  /**
+   * One attempt at writing and syncing a group as records at the committed
+   * end of the write segment, completing short writes. A failed attempt cuts
+   * the segment back to that end: whatever a write or a failed datasync left
+   * past it was never committed, and a datasync that failed (EIO) may have
+   * dropped the pages it was to write, so the next attempt writes them again.
+   */
+  private async writeGroup(group: readonly PendingAppend[]): Promise<void> {
+    if (this.cutPending) {
+      await this.cutWriteSegment();
+      this.cutPending = false;
+    }
+    if (this.segments.get(this.writeSegment)! >= this.segmentBytes) await this.openWriteSegment(this.writeSegment + 1);
+    const at = this.segments.get(this.writeSegment)!;
+    const bufs: Buffer[] = [];
+    let total = 0;
+    let events = 0;
+    let payloadBytes = 0;
+    for (const a of group) {
+      bufs.push(a.header, a.payload);
+      total += HEADER + a.payload.length;
+      events += a.count;
+      payloadBytes += a.payload.length;
+    }
+    try {
+      let written = 0;
+      while (written < total) {
+        const { bytesWritten } = await this.writeHandle!.writev(written === 0 ? bufs : remainder(bufs, written), at + written);
+        if (bytesWritten <= 0) throw new Error(`writev wrote ${bytesWritten} bytes`);
+        written += bytesWritten;
+      }
+      await this.writeHandle!.datasync();
+    } catch (err) {
+      // Cut now, so no restart finds records of an append that was never
+      // acknowledged; if the cut fails too, the next attempt starts with it.
+      this.cutPending = true;
+      await this.cutWriteSegment().then(
+        () => (this.cutPending = false),
+        () => undefined,
+      );
+      throw err;
+    }
+    this.segments.set(this.writeSegment, at + total);
+    if (this.unreadEvents === 0) this.unreadSince = Date.now();
+    this.unreadEvents += events;
+    this.unreadBytes += payloadBytes;
+  }
+
+  /** Truncates the write segment to its committed size. */
+  private async cutWriteSegment(): Promise<void> {
+    await this.writeHandle!.truncate(this.segments.get(this.writeSegment)!);
+  }
+
+  /** Starts segment `id`; safe to run again after it failed part-way. */
   private async openWriteSegment(id: number): Promise<void> {
-    await this.writeHandle?.close();
-    this.writeHandle = await open(this.segmentPath(id), 'w');
+    const handle = await this.openSegment(this.segmentPath(id));
+    try {
+      // The new file's directory entry must be durable too, or a power cut could lose the whole segment.
+      const dir = await open(this.dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    const previous = this.writeHandle;
+    this.writeHandle = handle;
     this.writeSegment = id;
     this.segments.set(id, 0);
-    // The new file's directory entry must be durable too, or a power cut could lose the whole segment.
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await previous?.close();
   }
 
   private hasRoom(bytes: number): boolean {
@@ -585,6 +653,19 @@ export class DiskQueue {
   private changed(): void {
     this.onChange?.(this.events, this.bytes);
   }
+}
+
+/** `bufs` without their first `skip` bytes. */
+function remainder(bufs: readonly Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) skip -= b.length;
+    else {
+      out.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+  }
+  return out;
 }
 
 /** The end of the entry starting at `pos`: just past its second "\n". */

@@ -8,6 +8,7 @@
  * be the cluster's or the configuration's fault (down, overloaded,
  * credentials, a missing index) is retried with backoff, and the data stays queued.
  */
+import type { BackoffPolicy } from '../backoff.js';
 
 /** How one `_bulk` request ended, as the sender saw it. */
 export type RequestOutcome =
@@ -117,22 +118,5 @@ export function bulkItems(body: unknown, sent: number): BulkItemResult[] | undef
   return out;
 }
 
-export interface BackoffPolicy {
-  /** First delay, ms. */
-  initialMs: number;
-  /** Largest delay, ms. */
-  maxMs: number;
-}
-
+/** The sender's backoff: 100 ms doubling to 30 s. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 30_000 };
-
-/**
- * Exponential backoff with "equal jitter": half the capped delay is fixed,
- * half random, so retries of many requests spread out but never collapse to
- * zero (AWS Architecture Blog, "Exponential Backoff And Jitter").
- * `attempt` counts from 1; `random` is in [0, 1).
- */
-export function backoffDelay(attempt: number, random: number, policy: BackoffPolicy = DEFAULT_BACKOFF): number {
-  const exp = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
-  return Math.round(exp / 2 + (exp / 2) * random);
-}

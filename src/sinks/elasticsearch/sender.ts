@@ -21,17 +21,8 @@ import type { Target } from './bulk.js';
 import { errorReason, outcomeOf } from './client.js';
 import type { DeadLetterFile, Rejected } from './dead-letter.js';
 import type { DiskQueue, QueueBatch } from './queue.js';
-import {
-  backoffDelay,
-  bulkItems,
-  DEFAULT_BACKOFF,
-  itemRetryReason,
-  itemVerdict,
-  requestVerdict,
-  type BackoffPolicy,
-  type RequestOutcome,
-  type RetryReason,
-} from './retry.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
+import { bulkItems, DEFAULT_BACKOFF, itemRetryReason, itemVerdict, requestVerdict, type RequestOutcome, type RetryReason } from './retry.js';
 import { ensureTemplate, templateName } from './template.js';
 
 export const SINK = 'elasticsearch';

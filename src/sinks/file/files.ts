@@ -61,10 +61,16 @@ export class FileTable {
     return file;
   }
 
-  /** Syncs (when durable) and closes `file`, and opens its successor in its place. */
+  /**
+   * Syncs (when durable) and closes `file`, and opens its successor in its
+   * place. Safe to call again after it failed: a file already released is
+   * not closed twice (its descriptor number may be another file's by then).
+   */
   async rotate(file: OpenFile, today: string): Promise<OpenFile> {
-    this.open.delete(file.source);
-    await this.release(file);
+    if (this.open.get(file.source) === file) {
+      this.open.delete(file.source);
+      await this.release(file);
+    }
     const day = today > file.day ? today : file.day;
     const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
     this.open.set(file.source, next);

@@ -19,9 +19,13 @@
  * trip that waits for the busy main thread. "interval" settles after
  * writev(2) and syncs every second; "never" leaves it to the OS. close()
  * syncs in every policy.
- * A write that touched a source whose open, write or sync failed is rejected
- * (CLOGS_SINK); its lines that reached other sources stay, so a sender's
- * retry can duplicate them: delivery is at least once.
+ * A full or failing disk (ENOSPC, EDQUOT, EIO) fails no write: the loop
+ * keeps the group, cuts a file back to its last whole line, and retries the
+ * open, write or directory sync with backoff (disk-retry.ts) until the disk
+ * takes it, so the write promises stay pending and the inputs stop reading.
+ * Any other error rejects (CLOGS_SINK) the writes that touched a source
+ * whose open, write or sync failed; their lines that reached other sources
+ * stay, so a sender's retry can duplicate them: delivery is at least once.
  *
  * Memory bound: the sink has no queue of its own. It holds the encoded lines
  * of the writes whose promises are pending, in two groups at most (the one on
@@ -38,6 +42,8 @@ import type { FileSinkConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { bytesOut, eventsOut, sinkErrors } from '../../metrics.js';
+import { DiskRetry, diskErrorCode } from '../disk-retry.js';
+import type { BackoffPolicy } from '../backoff.js';
 import type { Sink } from '../sink.js';
 import { encodeEvent } from '../../collector/event-json.js';
 import { LineBuffer } from '../../collector/line-buffer.js';
@@ -56,6 +62,8 @@ export interface FileSinkDeps {
   maxOpenFiles?: number;
   /** Period of the "interval" fsync policy, ms. @default 1000 */
   syncIntervalMs?: number;
+  /** Retries on a full disk; tests shorten them. @default DISK_BACKOFF */
+  diskBackoff?: BackoffPolicy;
 }
 
 interface Caller {
@@ -95,6 +103,7 @@ export class FileSink implements Sink {
   private readonly now: () => number;
   private readonly maxOpen: number;
   private readonly files: FileTable;
+  private readonly disk: DiskRetry;
   private readonly eventsOut = eventsOut.labels({ sink: 'file' });
   private readonly bytesOut = bytesOut.labels({ sink: 'file' });
   private readonly errors = sinkErrors.labels({ sink: 'file' });
@@ -129,6 +138,7 @@ export class FileSink implements Sink {
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
     this.replay = new ReplayGuard(this.io, cfg.dir);
+    this.disk = new DiskRetry({ sink: 'file', log: this.log, ...(deps.diskBackoff ? { backoff: deps.diskBackoff } : {}) });
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,
@@ -163,7 +173,11 @@ export class FileSink implements Sink {
   }
 
   ready(): boolean {
-    return this.healthy;
+    return this.healthy && this.disk.reason() === undefined;
+  }
+
+  notReadyReason(): string | undefined {
+    return this.disk.reason();
   }
 
   write(events: readonly LogEvent[]): Promise<void> {
@@ -350,7 +364,7 @@ export class FileSink implements Sink {
       const pinned = new Set(slice.map((e) => e.source));
       for (const entry of slice) {
         try {
-          entry.file = await this.files.acquire(entry.source, today, pinned);
+          entry.file = await this.disk.run(join(this.cfg.dir, entry.source), () => this.files.acquire(entry.source, today, pinned));
         } catch (err) {
           this.fail(entry, err, 'open a file in', join(this.cfg.dir, entry.source));
         }
@@ -395,7 +409,7 @@ export class FileSink implements Sink {
       batchBytes = 0;
       file = entry.file = await next();
     };
-    const rotate = () => this.files.rotate(file, today);
+    const rotate = () => this.disk.run(file.path, () => this.files.rotate(file, today));
     try {
       for (const chunk of entry.lines.take()) {
         let off = 0;
@@ -430,39 +444,65 @@ export class FileSink implements Sink {
   }
 
   /**
-   * writev(2) until everything is written. A write that fails part-way (a full
-   * disk) leaves a torn line: it is cut off so readers never see it.
+   * writev(2) until everything is written. A write that fails part-way leaves
+   * a torn line: it is cut off so readers never see it. On a full or failing
+   * disk the write is retried from that line once the file is cut back to
+   * it, which also drops what an O_DSYNC write that failed its sync (EIO)
+   * may have appended without saying so: the file's real end is not known
+   * then, the last whole line this process wrote is.
    */
   private async writeAll(file: OpenFile, bufs: Buffer[]): Promise<void> {
     let i = 0;
     let off = 0;
-    try {
-      while (i < bufs.length) {
-        const n = await this.io.writev(file.fd, off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)]);
-        if (n <= 0) throw new Error(`writev wrote ${n} bytes`);
-        file.size += n;
-        if (!file.syncWrites) file.dirty = true;
-        let left = n;
-        while (i < bufs.length && left >= bufs[i]!.length - off) {
-          left -= bufs[i]!.length - off;
-          i++;
-          off = 0;
-        }
-        off += left;
+    let cut = false;
+    await this.disk.run(file.path, async () => {
+      if (cut) {
+        await this.cutBack(file);
+        cut = false;
       }
-    } catch (err) {
-      // Every buffer holds whole lines: the torn part is the current buffer's bytes since its last "\n".
-      const torn = off > 0 ? off - (bufs[i]!.lastIndexOf(NEWLINE, off - 1) + 1) : 0;
-      if (torn > 0) {
-        try {
-          await this.io.truncate(file.fd, file.size - torn);
-          file.size -= torn;
-        } catch {
-          await this.files.discard(file);
+      try {
+        while (i < bufs.length) {
+          const n = await this.io.writev(file.fd, off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)]);
+          if (n <= 0) throw new Error(`writev wrote ${n} bytes`);
+          file.size += n;
+          if (!file.syncWrites) file.dirty = true;
+          let left = n;
+          while (i < bufs.length && left >= bufs[i]!.length - off) {
+            left -= bufs[i]!.length - off;
+            i++;
+            off = 0;
+          }
+          off += left;
         }
+      } catch (err) {
+        // Every buffer holds whole lines: the torn part is the current buffer's bytes since its last "\n".
+        const torn = off > 0 ? off - (bufs[i]!.lastIndexOf(NEWLINE, off - 1) + 1) : 0;
+        off -= torn;
+        file.size -= torn;
+        if (diskErrorCode(err) !== undefined) {
+          // Cut now, so the file ends in a whole line while the disk is full;
+          // if the cut fails too, the next attempt starts with it.
+          cut = true;
+          await this.cutBack(file).then(
+            () => (cut = false),
+            () => undefined,
+          );
+        } else if (torn > 0) {
+          try {
+            await this.cutBack(file);
+          } catch {
+            await this.files.discard(file);
+          }
+        }
+        throw err;
       }
-      throw err;
-    }
+    });
+  }
+
+  /** Truncates `file` to the size this process wrote; O_DSYNC does not cover a truncation, so it is synced with the next entry sync. */
+  private async cutBack(file: OpenFile): Promise<void> {
+    await this.io.truncate(file.fd, file.size);
+    file.dirty = true;
   }
 
   /** "batch": the entry's lines are durable before its callers settle. */
@@ -471,7 +511,9 @@ export class FileSink implements Sink {
     // A failed entry's file may already be closed (its descriptor number reused).
     if (file === undefined || entry.error !== undefined || !file.dirty) return;
     try {
-      await this.io.sync(file.fd);
+      // O_DSYNC made the lines durable already: what this sync adds (a
+      // truncation's new size) is safe to sync again after a failed attempt.
+      await this.disk.run(file.path, () => this.io.sync(file.fd));
       file.dirty = false;
     } catch (err) {
       this.fail(entry, err, 'fsync', file.path);
@@ -484,7 +526,7 @@ export class FileSink implements Sink {
     await Promise.all(
       this.files.takeDirsToSync().map(async (dir) => {
         try {
-          await this.io.syncDir(dir);
+          await this.disk.run(dir, () => this.io.syncDir(dir));
         } catch (err) {
           for (const entry of slice) this.fail(entry, err, 'fsync the directory', dir);
         }

@@ -1,6 +1,8 @@
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { sinkWriteRetries } from '../../../src/metrics.js';
 import { DiskQueue, type QueueOptions } from '../../../src/sinks/elasticsearch/queue.js';
 import { memoryLogger } from '../../helpers/elasticsearch.js';
 import { tempDir } from '../../helpers/services.js';
@@ -29,6 +31,33 @@ async function drain(q: DiskQueue, max = 1000): Promise<number[]> {
 }
 
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith('.seg'));
+
+const diskError = (code: string): Error => Object.assign(new Error(`${code}: injected`), { code });
+
+interface Faults {
+  /** Replaces a segment's positional writev; `real` writes for it. */
+  writev?: (real: FileHandle, bufs: Buffer[], position: number) => Promise<{ bytesWritten: number; buffers: Buffer[] }>;
+  datasync?: (real: FileHandle) => Promise<void>;
+}
+
+/** Opens segments for real, with their writes and syncs going through `faults` when set. */
+function faultySegments(faults: Faults): (path: string) => Promise<FileHandle> {
+  return async (path) => {
+    const real = await open(path, 'w');
+    return new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'writev' && faults.writev) return (bufs: Buffer[], position: number) => faults.writev!(target, bufs, position);
+        if (prop === 'datasync' && faults.datasync) return () => faults.datasync!(target);
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  };
+}
+
+async function queueRetries(reason: string): Promise<number> {
+  return (await sinkWriteRetries.get()).values.find((v) => v.labels.sink === 'elasticsearch' && v.labels.reason === reason)?.value ?? 0;
+}
 
 describe('DiskQueue', () => {
   it('reads back what was appended, in order, across records', async () => {
@@ -212,6 +241,92 @@ describe('DiskQueue', () => {
     await waiting;
     expect(q.unread().events).toBe(1);
     await q.waitForData(10); // times out quietly
+    await q.close();
+  });
+
+  it('holds an append through ENOSPC after a short write, leaves no torn record, and commits it once when space returns', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    const faults: Faults = {};
+    const q = await DiskQueue.open(opts(dir, { log: mem.log, diskBackoff: { initialMs: 5, maxMs: 20 }, openSegment: faultySegments(faults) }));
+    await q.append(entries(3), 3);
+    const seg = join(dir, segments(dir).sort().at(-1)!);
+    const committed = statSync(seg).size;
+    let short = true;
+    faults.writev = async (real, bufs, position) => {
+      if (short) {
+        short = false;
+        // Half of the group reaches the file: the kernel reports the short count.
+        const all = Buffer.concat(bufs);
+        return real.writev([all.subarray(0, all.length >> 1)], position);
+      }
+      throw diskError('ENOSPC');
+    };
+    const before = await queueRetries('ENOSPC');
+    let settled = false;
+    const held = q.append(entries(5, 3), 5).finally(() => (settled = true));
+    await vi.waitFor(async () => expect(await queueRetries('ENOSPC')).toBeGreaterThanOrEqual(before + 4));
+    expect(settled).toBe(false);
+    expect(q.blockedReason()).toBe(`disk full: ENOSPC on ${dir}`);
+    // Cut back to the committed records while the disk is full.
+    expect(statSync(seg).size).toBe(committed);
+    faults.writev = undefined;
+    await held;
+    expect(q.blockedReason()).toBeUndefined();
+    expect(mem.lines.filter((l) => l.code === 'ENOSPC' && l.level === 40)).toHaveLength(1);
+    expect(mem.lines.filter((l) => l.msg === 'the disk takes writes again; what waited is written')).toHaveLength(1);
+    await q.close();
+    const again = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(await drain(again)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(mem.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    await again.close();
+  });
+
+  it('completes a short write that was not an error', async () => {
+    const dir = tempDir('q');
+    const faults: Faults = {};
+    const q = await DiskQueue.open(opts(dir, { openSegment: faultySegments(faults) }));
+    faults.writev = (real, bufs, position) => real.writev([Buffer.concat(bufs).subarray(0, 7)], position);
+    await q.append(entries(4), 4);
+    faults.writev = undefined;
+    await q.close();
+    const again = await DiskQueue.open(opts(dir));
+    expect(await drain(again)).toEqual([0, 1, 2, 3]);
+    await again.close();
+  });
+
+  it('writes a group again after its datasync failed with EIO, once', async () => {
+    const dir = tempDir('q');
+    const faults: Faults = {};
+    const q = await DiskQueue.open(opts(dir, { diskBackoff: { initialMs: 5, maxMs: 20 }, openSegment: faultySegments(faults) }));
+    let failures = 2;
+    let writes = 0;
+    faults.writev = (real, bufs, position) => {
+      writes++;
+      return real.writev(bufs, position);
+    };
+    faults.datasync = async (real) => {
+      if (failures-- > 0) throw diskError('EIO');
+      await real.datasync();
+    };
+    await q.append(entries(3), 3);
+    expect(writes).toBe(3);
+    await q.append(entries(2, 3), 2);
+    await q.close();
+    const again = await DiskQueue.open(opts(dir));
+    expect(await drain(again)).toEqual([0, 1, 2, 3, 4]);
+    await again.close();
+  });
+
+  it('still rejects an append on an error a retry would not fix', async () => {
+    const faults: Faults = {};
+    const q = await DiskQueue.open(opts(tempDir('q'), { openSegment: faultySegments(faults) }));
+    faults.writev = () => Promise.reject(diskError('EBADF'));
+    await expect(q.append(entries(1), 1)).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('EBADF') });
+    expect(q.depth.events).toBe(0);
+    faults.writev = undefined;
+    await q.append(entries(1, 1), 1);
+    expect(await drain(q)).toEqual([1]);
     await q.close();
   });
 });

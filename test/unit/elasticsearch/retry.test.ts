@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, bulkItems, itemRetryReason, itemVerdict, requestVerdict } from '../../../src/sinks/elasticsearch/retry.js';
+import { bulkItems, itemRetryReason, itemVerdict, requestVerdict } from '../../../src/sinks/elasticsearch/retry.js';
 
 describe('requestVerdict', () => {
   it.each([
@@ -78,29 +78,5 @@ describe('bulkItems', () => {
     expect(bulkItems('<html>proxy error</html>', 1)).toBeUndefined();
     expect(bulkItems({ errors: true, items: [{ create: {} }] }, 1)).toBeUndefined();
     expect(bulkItems(null, 1)).toBeUndefined();
-  });
-});
-
-describe('backoffDelay', () => {
-  const policy = { initialMs: 100, maxMs: 30_000 };
-
-  it('doubles from the initial delay, with half of it jittered', () => {
-    expect(backoffDelay(1, 0, policy)).toBe(50);
-    expect(backoffDelay(1, 0.999999, policy)).toBe(100);
-    expect(backoffDelay(2, 0, policy)).toBe(100);
-    expect(backoffDelay(3, 0, policy)).toBe(200);
-    expect(backoffDelay(4, 0.5, policy)).toBe(600);
-  });
-
-  it('stays within the cap however many attempts', () => {
-    for (const attempt of [10, 20, 100, 10_000]) {
-      expect(backoffDelay(attempt, 0, policy)).toBe(15_000);
-      expect(backoffDelay(attempt, 0.999999, policy)).toBeLessThanOrEqual(30_000);
-    }
-  });
-
-  it('never returns zero or a negative delay', () => {
-    expect(backoffDelay(0, 0, policy)).toBe(50);
-    expect(backoffDelay(-3, 0, policy)).toBe(50);
   });
 });

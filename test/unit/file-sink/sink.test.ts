@@ -7,7 +7,6 @@ import type { LogEvent } from '../../../src/collector/event.js';
 import { ClogsError } from '../../../src/errors.js';
 import { eventsOut, sinkErrors } from '../../../src/metrics.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
-import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { dayOf, listFilesInOrder, sanitizeName } from '../../../src/sinks/file/layout.js';
 import { HOSTILE, captureLog, config, container, countingIo, deferred, event, metric, readStore, removeTempDirs, tempDir } from './helpers.js';
 
@@ -413,37 +412,5 @@ describe('file sink: errors and shutdown', () => {
     await expect(fine).resolves.toBeUndefined();
     await sink.close();
     expect(messages((await readStore(dir)).get('ok')!)).toEqual(['ok1', 'ok2']);
-  });
-
-  it('on a full disk (ENOSPC after a partial write) rejects, leaves no torn line, and recovers', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io });
-    await sink.start();
-    const c = container('web');
-    await sink.write([event('before', { container: c })]);
-    let calls = 0;
-    io.writevOverride = async (fd, bufs) => {
-      if (calls++ === 0) {
-        const all = Buffer.concat(bufs);
-        // Half of the data reaches the disk, cutting a line in the middle.
-        return nodeFileIo.writev(fd, [all.subarray(0, Math.floor(all.length / 2) + 3)]);
-      }
-      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    };
-    const full = sink.write(Array.from({ length: 10 }, (_, i) => event(`lost ${i} ${'p'.repeat(50)}`, { container: c })));
-    await expect(full).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('ENOSPC') });
-    expect(sink.ready!()).toBe(false);
-    const file = (await listFilesInOrder(join(dir, 'web')))[0]!;
-    expect(readFileSync(file, 'utf8').endsWith('\n')).toBe(true);
-    io.writevOverride = undefined;
-    await sink.write([event('after', { container: c })]);
-    expect(sink.ready!()).toBe(true);
-    await sink.close();
-    const got = messages((await readStore(dir)).get('web')!);
-    expect(got[0]).toBe('before');
-    expect(got.at(-1)).toBe('after');
-    expect(got.length).toBeGreaterThan(2);
   });
 });
