@@ -35,6 +35,8 @@ export interface FileTableOptions {
   durable: boolean;
   /** Whether files are opened with O_DSYNC (io.ts). */
   syncWrites: boolean;
+  /** Called once a new file exists: the one before it, if any, is closed for good. */
+  onCreate?: () => void;
 }
 
 export class FileTable {
@@ -147,7 +149,8 @@ export class FileTable {
     if (last === undefined) return this.create(source, today, 0);
     // A file of a later day than today (the clock stepped back) is kept, so no
     // new name sorts before it.
-    if (!this.opts.rotateDaily || last.day >= today) {
+    // A compressed file is never appended to.
+    if (!last.compressed && (!this.opts.rotateDaily || last.day >= today)) {
       const file = await this.openFile(source, last.path, last.day, last.index);
       if (this.opts.rotateSize === 0 || file.size < this.opts.rotateSize) return file;
       await this.release(file);
@@ -160,6 +163,7 @@ export class FileTable {
     const dirPath = join(this.opts.dir, source);
     const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index);
     if (this.opts.durable) this.dirsToSync.add(dirPath);
+    this.opts.onCreate?.();
     return file;
   }
 

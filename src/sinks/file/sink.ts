@@ -44,6 +44,7 @@ import { LineBuffer } from '../../collector/line-buffer.js';
 import { FileTable, type OpenFile } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
 import { dayOf, sanitizeName } from './layout.js';
+import { StoreMaintenance } from './maintenance.js';
 import { repairDirectory } from './repair.js';
 import { ReplayGuard } from './replay.js';
 
@@ -111,6 +112,8 @@ export class FileSink implements Sink {
   private suppressedErrors = 0;
 
   private readonly replay: ReplayGuard;
+  /** Compression and retention of rotated files, in the background. */
+  private readonly maintenance: StoreMaintenance;
   /** Writes waiting for a source's file tail to be read; later writes queue behind them to keep order. */
   private gate: Promise<void> = Promise.resolve();
   private gated = 0;
@@ -128,7 +131,9 @@ export class FileSink implements Sink {
     this.io = deps.io ?? nodeFileIo;
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
-    this.replay = new ReplayGuard(this.io, cfg.dir);
+    this.replay = new ReplayGuard(cfg.dir);
+    const durable = cfg.fsync !== 'never';
+    this.maintenance = new StoreMaintenance({ dir: cfg.dir, io: this.io, log: this.log, compress: cfg.compress, retention: cfg.retention, durable });
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,
@@ -136,8 +141,9 @@ export class FileSink implements Sink {
       maxOpen: this.maxOpen,
       rotateSize: cfg.rotate_size,
       rotateDaily: cfg.rotate_daily,
-      durable: cfg.fsync !== 'never',
+      durable,
       syncWrites: cfg.fsync === 'batch',
+      onCreate: () => this.maintenance.poke(),
     });
     if (cfg.fsync === 'interval') {
       this.timer = setInterval(() => {
@@ -157,6 +163,7 @@ export class FileSink implements Sink {
         throw new ClogsError('CLOGS_SINK', `file sink: cannot create the directory ${this.cfg.dir}: ${(err as Error).message}`, { cause: err });
       }
       await repairDirectory(this.io, this.cfg.dir, this.log, this.cfg.fsync !== 'never');
+      this.maintenance.start();
       this.log.info({ dir: this.cfg.dir, fsync: this.cfg.fsync }, 'file sink started');
     })();
     return this.startup;
@@ -275,6 +282,7 @@ export class FileSink implements Sink {
       await this.gate;
       while (this.running) await this.drained;
       await this.files.closeAll();
+      await this.maintenance.stop();
       this.log.info({ dir: this.cfg.dir }, 'file sink closed');
     })();
     return this.closing;
