@@ -414,16 +414,10 @@ async function* readNew(f: Follower, parse: Parse): AsyncGenerator<StoredEvent> 
     // Compressed or removed since the listing: list again.
     if (end === undefined) continue;
     if (end > f.offset) {
-      try {
-        for await (const { line, next } of readLinesForward(file.path, f.offset, end)) {
-          f.offset = next;
-          const event = parse(line, file.path);
-          if (event) yield { event, raw: line };
-        }
-      } catch (err) {
-        // Removed by retention while we read: list again.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
+      for await (const { line, next } of readLinesForward(file.path, f.offset, end)) {
+        f.offset = next;
+        const event = parse(line, file.path);
+        if (event) yield { event, raw: line };
       }
     }
     const after = files[idx + 1];

@@ -4,13 +4,12 @@
  * file's bytes), so a reader that read part of a file goes on in its `.gz`.
  *
  * A reader given a plain file's path that the compressor replaced meanwhile
- * reads the `.gz` instead. Random access into a `.gz` costs decompressing
+ * reads the `.gz` instead; a file retention deleted meanwhile reads as empty. Random access into a `.gz` costs decompressing
  * from its start: forwards that is one pass; backwards (`tail -n`) it is one
  * pass for the last window and one more per earlier window (BACKWARD_WINDOW),
  * so reading a whole rotated file backwards costs a few passes over it, and
  * memory stays at one window.
  */
-import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -37,9 +36,8 @@ export async function contentEnd(path: string): Promise<number | undefined> {
   return (await contentEnd(path + GZIP_SUFFIX)) === undefined ? undefined : Infinity;
 }
 
-/** The plain file open for reading, or undefined when only its `.gz` is left (compressed meanwhile). */
-async function openPlain(path: string): Promise<FileHandle | undefined> {
-  if (isCompressed(path)) return undefined;
+/** The file open for reading, undefined when it is gone. */
+async function openIfThere(path: string): Promise<FileHandle | undefined> {
   try {
     return await open(path, 'r');
   } catch (err) {
@@ -47,6 +45,9 @@ async function openPlain(path: string): Promise<FileHandle | undefined> {
     throw err;
   }
 }
+
+/** The plain file open for reading, or undefined when only its `.gz` is left (compressed meanwhile), or nothing. */
+const openPlain = (path: string): Promise<FileHandle | undefined> => (isCompressed(path) ? Promise.resolve(undefined) : openIfThere(path));
 
 const gzipPath = (path: string): string => (isCompressed(path) ? path : path + GZIP_SUFFIX);
 
@@ -95,9 +96,11 @@ export async function* readContentBackward(path: string, end: number): AsyncGene
 
 /** The plain content of a `.gz` in [start, end), decompressed as a stream. */
 async function* gunzipRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  const fh = await openIfThere(path);
+  if (fh === undefined) return;
   const gunzip = createGunzip();
   // pipeline closes the file when the reader stops early (destroying gunzip) or fails.
-  pipeline(createReadStream(path), gunzip, () => undefined);
+  pipeline(fh.createReadStream(), gunzip, () => undefined);
   let pos = 0;
   for await (const chunk of gunzip as AsyncIterable<Buffer>) {
     const from = Math.max(0, start - pos);

@@ -74,4 +74,11 @@ describe('lines', () => {
     expect(await lastLine(gz, Infinity)).toBe(many.at(-1));
     expect(await firstLine(plain, Infinity)).toBe(many[0]);
   });
+
+  it('reads a file deleted meanwhile (by retention) as empty', async () => {
+    const gone = join(dir, 'gone.ndjson');
+    expect(await collect(readLinesBackward(gone, 100))).toEqual([]);
+    expect(await collect(readLinesForward(gone, 0, 100))).toEqual([]);
+    expect(await collect(readLinesForward(gone + '.gz', 0, Infinity))).toEqual([]);
+  });
 });
