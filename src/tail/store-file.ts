@@ -295,9 +295,8 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
 async function lastTimestamp(files: readonly FileSnapshot[], i: number, parse: Parse): Promise<string | undefined> {
   const file = files[i]!;
   const after = files[i + 1];
-  const line = file.compressed && after !== undefined ? await firstLine(after.path, after.end) : await lastLine(file.path, file.end);
-  const source = file.compressed && after !== undefined ? after.path : file.path;
-  return line === undefined ? undefined : parse(line, source)?.['@timestamp'];
+  const [path, line] = file.compressed && after !== undefined ? [after.path, await firstLine(after.path, after.end)] : [file.path, await lastLine(file.path, file.end)];
+  return line === undefined ? undefined : parse(line, path)?.['@timestamp'];
 }
 
 interface Follower {

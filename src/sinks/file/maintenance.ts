@@ -124,14 +124,16 @@ export class StoreMaintenance {
   }
 
   private async clearLeftovers(dirs: readonly string[]): Promise<void> {
+    const removed: string[] = [];
     for (const dir of dirs) {
       for (const path of await leftovers(dir)) {
         await unlink(path).catch((err: unknown) => {
           if (!isMissing(err)) throw err;
         });
-        this.opts.log.info({ path }, 'removed what an interrupted compression left');
+        removed.push(path);
       }
     }
+    if (removed.length > 0) this.opts.log.info({ files: removed }, 'removed what interrupted compressions left');
   }
 }
 
