@@ -117,7 +117,10 @@ export const retentionSchema = z
     max_age: duration.optional().describe('Delete files last written longer ago than this ("7d"). Unset: no age limit.'),
     max_total_size: byteSize.optional().describe('Delete the oldest files while the whole store (compressed sizes) is larger than this. Unset: no limit.'),
     max_container_size: byteSize.optional().describe('The same limit for each source folder (one container, tag or input). Unset: no limit.'),
-    check_interval: duration.default(30_000).describe('How often the store is checked, besides after each rotation.'),
+    check_interval: duration
+      .pipe(z.number().min(1000, 'expected at least 1s'))
+      .default(30_000)
+      .describe('How often the store is checked, besides after each rotation.'),
   })
   .strict();
 

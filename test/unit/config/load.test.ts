@@ -30,6 +30,7 @@ describe('loadConfig', () => {
     expect(c.sinks.file.retention).toEqual({ max_age: 7 * 86_400_000, max_container_size: 1024 ** 3, max_total_size: 20 * 1024 ** 3, check_interval: 30_000 });
     const bad = file('bad-retention.yaml', 'sinks:\n  file:\n    retention:\n      max_age: a week\n');
     expect(() => loadConfig({ file: bad })).toThrow(/sinks\.file\.retention\.max_age[\s\S]*duration/);
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_CHECK_INTERVAL: '10ms' } })).toThrow(/sinks\.file\.retention\.check_interval: expected at least 1s/);
   });
 
   it('reads the shipped config file and it equals the defaults', () => {
