@@ -3,6 +3,8 @@
  * the same bytes). Crash-safe in any order of events: the `.gz` is written
  * under a temporary name, made durable, renamed, and only then is the plain
  * file removed, so at every moment one complete copy has a layout name.
+ * Always synced, whatever the sink's fsync policy: the plain file was on
+ * disk, and compression, off the write path, must never lose it.
  * What a crash leaves (a temporary file; a plain file next to its `.gz`) is
  * what `leftovers` finds, for the sink to remove at start.
  */
@@ -19,8 +21,6 @@ const FILE_MODE = 0o640;
 
 export interface CompressOptions {
   io: FileIo;
-  /** Sync the `.gz` and the directory before the plain file goes. */
-  durable: boolean;
   /** Stops a compression at shutdown; the plain file stays and is compressed at next start. */
   signal?: AbortSignal;
 }
@@ -42,13 +42,11 @@ export async function compressFile(path: string, opts: CompressOptions): Promise
   try {
     const options = opts.signal ? { signal: opts.signal } : {};
     await pipeline(createReadStream(path), createGzip(), createWriteStream(temp, { mode: FILE_MODE }), options);
-    if (opts.durable) {
-      const fh = await open(temp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+    const fh = await open(temp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
     await utimes(temp, before.atime, before.mtime);
     await rename(temp, gz);
@@ -56,7 +54,7 @@ export async function compressFile(path: string, opts: CompressOptions): Promise
     await unlink(temp).catch(() => undefined);
     throw err;
   }
-  if (opts.durable) await opts.io.syncDir(dirname(path));
+  await opts.io.syncDir(dirname(path));
   await unlink(path);
   return (await stat(gz)).size;
 }

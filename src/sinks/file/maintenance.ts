@@ -24,8 +24,6 @@ export interface MaintenanceOptions {
   log: Logger;
   compress: boolean;
   retention: RetentionConfig;
-  /** Sync a compressed file before its plain one is removed. */
-  durable: boolean;
 }
 
 interface ScannedFile extends StoredFile {
@@ -93,7 +91,7 @@ export class StoreMaintenance {
       for (const f of files) {
         if (this.stopping) break;
         if (f.compressed || f.newest) continue;
-        f.size = await compressFile(f.path, { io: this.opts.io, durable: this.opts.durable, signal: this.abort.signal });
+        f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
         f.compressed = true;
         filesCompressed.inc();
       }

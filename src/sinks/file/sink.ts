@@ -132,8 +132,7 @@ export class FileSink implements Sink {
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
     this.replay = new ReplayGuard(cfg.dir);
-    const durable = cfg.fsync !== 'never';
-    this.maintenance = new StoreMaintenance({ dir: cfg.dir, io: this.io, log: this.log, compress: cfg.compress, retention: cfg.retention, durable });
+    this.maintenance = new StoreMaintenance({ dir: cfg.dir, io: this.io, log: this.log, compress: cfg.compress, retention: cfg.retention });
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,
@@ -141,7 +140,7 @@ export class FileSink implements Sink {
       maxOpen: this.maxOpen,
       rotateSize: cfg.rotate_size,
       rotateDaily: cfg.rotate_daily,
-      durable,
+      durable: cfg.fsync !== 'never',
       syncWrites: cfg.fsync === 'batch',
       onCreate: () => this.maintenance.poke(),
     });

@@ -196,7 +196,7 @@ describe('file store: follow', () => {
 });
 
 /** Gzips file `index` of web the way the sink's compressor does (the real one). */
-const compress = (dir: string, index: number) => compressFile(join(dir, 'web', fileName('2026-11-22', index)), { io: nodeFileIo, durable: false });
+const compress = (dir: string, index: number) => compressFile(join(dir, 'web', fileName('2026-11-22', index)), { io: nodeFileIo });
 
 describe('file store: compressed rotated files', () => {
   it('-n N across compressed and plain files reads them in order, as if plain', async () => {
