@@ -56,7 +56,7 @@ describe('file sink: compression of rotated files', () => {
     expect(messages((await readStore(dir)).get('web')!)).toEqual(sent);
   });
 
-  it('at start, finishes what a crash interrupted and compresses closed files, then appends to the newest', async () => {
+  it('at start, finishes what a crash interrupted and compresses closed files, then appends to the newest, replay guard and all', async () => {
     const dir = tempDir();
     const web = join(dir, 'web');
     mkdirSync(web);
@@ -73,7 +73,8 @@ describe('file sink: compression of rotated files', () => {
     await sink.start();
     await until(() => names(web).length === 4 && allRotatedCompressed(dir), 30_000, 'the store repaired');
     expect(names(web)).toEqual(['2026-11-22.0000.ndjson.gz', '2026-11-22.0001.ndjson.gz', '2026-11-22.0002.ndjson.gz', '2026-11-22.0003.ndjson']);
-    await sink.write([event('e', { container: WEB })]);
+    // An input's retry after the crash: 'd' again (dropped by the replay guard), then a new line.
+    await sink.write([event('d', { container: WEB }), event('e', { container: WEB })]);
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['a', 'b', 'c', 'd', 'e']);
     const cleared = lines.filter((l) => l.msg === 'removed what interrupted compressions left');
