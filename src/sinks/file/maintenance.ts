@@ -94,6 +94,9 @@ export class StoreMaintenance {
         f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
         f.compressed = true;
         filesCompressed.inc();
+        // A backlog (the first start over an old store) can take long: a
+        // rotation or a check due meanwhile starts a new pass, retention first.
+        if (this.again) break;
       }
     }
     storeBytes.set(files.reduce((sum, f) => sum + f.size, 0));
