@@ -134,7 +134,7 @@ export const fileSinkSchema = z
     compress: z.boolean().default(true).describe('Gzip each file once it is rotated (<name>.ndjson.gz); clogs tail, ps and search read both.'),
     retention: retentionSchema
       .default(() => retentionSchema.parse({}))
-      .describe('Deletes the oldest files, never a source\'s newest one. No key set: nothing is deleted.'),
+      .describe('Deletes the oldest files, never the file a source writes today. No key set: nothing is deleted.'),
   })
   .strict();
 

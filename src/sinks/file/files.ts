@@ -43,6 +43,10 @@ export class FileTable {
   /** Iteration order is recency: the first entry is the least recently used. */
   private readonly open = new Map<string, OpenFile>();
   private readonly dirsToSync = new Set<string>();
+  /** Sources being opened or rotated: their newest file may be about to be appended to or closed. */
+  private readonly opening = new Set<string>();
+  /** Sources whose newest file retention is deleting: opening waits for it. */
+  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: FileTableOptions) {}
 
@@ -57,20 +61,49 @@ export class FileTable {
       this.open.set(source, current);
       return this.opts.rotateDaily && current.day < today ? this.rotate(current, today) : current;
     }
-    await this.makeRoom(pinned);
-    const file = await this.openSource(source, today);
-    this.open.set(source, file);
-    return file;
+    this.opening.add(source);
+    try {
+      await this.deleting.get(source);
+      await this.makeRoom(pinned);
+      const file = await this.openSource(source, today);
+      this.open.set(source, file);
+      return file;
+    } finally {
+      this.opening.delete(source);
+    }
+  }
+
+  /**
+   * Runs `remove` (retention deleting the source's newest file) unless the
+   * source has a file open or being opened; opening the source waits until
+   * it is done, so the sink never appends to a file being deleted. Returns
+   * whether it ran. `remove` must not reject.
+   */
+  async whileClosed(source: string, remove: () => Promise<void>): Promise<boolean> {
+    if (this.open.has(source) || this.opening.has(source)) return false;
+    const run = remove();
+    this.deleting.set(source, run);
+    try {
+      await run;
+    } finally {
+      this.deleting.delete(source);
+    }
+    return true;
   }
 
   /** Syncs (when durable) and closes `file`, and opens its successor in its place. */
   async rotate(file: OpenFile, today: string): Promise<OpenFile> {
     this.open.delete(file.source);
-    await this.release(file);
-    const day = today > file.day ? today : file.day;
-    const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
-    this.open.set(file.source, next);
-    return next;
+    this.opening.add(file.source);
+    try {
+      await this.release(file);
+      const day = today > file.day ? today : file.day;
+      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
+      this.open.set(file.source, next);
+      return next;
+    } finally {
+      this.opening.delete(file.source);
+    }
   }
 
   /** Closes a file after a failed write or sync; its source is reopened (and repaired) on next use. */

@@ -28,7 +28,8 @@
  * - Only the newest file of a source grows. Once a later file exists, earlier
  *   files never change (short of a crash repair, see below), except to be
  *   compressed or deleted by retention (retention.ts). The newest file of a
- *   source is never compressed or deleted.
+ *   source is never compressed; retention deletes it only once it is of an
+ *   earlier day than today and closed, so the source's next file sorts after it.
  * - Every line is one complete JSON object ending in "\n". While the sink is
  *   writing, the newest file can end in a line without its "\n" yet: a reader
  *   that follows the file must hold that tail back until the "\n" arrives.

@@ -4,9 +4,12 @@
  * store, deletes what retention.ts decides, then gzips the rotated files
  * still plain (compress.ts), one file at a time, oldest first.
  *
- * It never touches a source's newest file, the only one the sink writes or
- * reopens, so it needs no lock with the write loop: a file is closed for
- * good before the sink creates the one after it (files.ts).
+ * Compression never touches a source's newest file, the only one the sink
+ * writes or reopens, so it needs no lock with the write loop: a file is
+ * closed for good before the sink creates the one after it (files.ts).
+ * Retention may delete a newest file of an earlier day (retention.ts); it
+ * does so through `whileClosed`, which the sink's file table grants only
+ * while the source has no file open, and which opening the source waits for.
  */
 import { stat, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -24,10 +27,16 @@ export interface MaintenanceOptions {
   log: Logger;
   compress: boolean;
   retention: RetentionConfig;
+  /** The sink's UTC day, `YYYY-MM-DD`: a newest file of an earlier day is no longer current. */
+  today: () => string;
+  /** Runs the deletion of a source's newest file only while the sink has none of its files open; false when it did not run. */
+  whileClosed: (source: string, remove: () => Promise<void>) => Promise<boolean>;
 }
 
 interface ScannedFile extends StoredFile {
   compressed: boolean;
+  /** The newest file of its source (current, or of an earlier day). */
+  newest: boolean;
 }
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
@@ -82,7 +91,7 @@ export class StoreMaintenance {
       await this.clearLeftovers(dirs);
       this.cleared = true;
     }
-    let files = await scan(dirs);
+    let files = await scan(dirs, this.opts.today());
     if (hasLimits(this.opts.retention)) {
       const doomed = new Set(await this.delete(planDeletions(files, this.opts.retention, Date.now())));
       files = files.filter((f) => !doomed.has(f));
@@ -107,18 +116,23 @@ export class StoreMaintenance {
     const done: ScannedFile[] = [];
     let bytes = 0;
     for (const f of doomed) {
-      try {
-        await unlink(f.path);
-        bytes += f.size;
-        filesDeleted.inc();
-        bytesDeleted.inc(f.size);
-      } catch (err) {
-        if (!isMissing(err)) {
-          this.opts.log.warn({ err, path: f.path }, 'retention cannot delete a file');
-          continue;
+      let deleted = false;
+      const remove = async (): Promise<void> => {
+        try {
+          await unlink(f.path);
+          bytes += f.size;
+          filesDeleted.inc();
+          bytesDeleted.inc(f.size);
+          deleted = true;
+        } catch (err) {
+          if (isMissing(err)) deleted = true;
+          else this.opts.log.warn({ err, path: f.path }, 'retention cannot delete a file');
         }
-      }
-      done.push(f);
+      };
+      // A newest file the sink opened since the scan is kept: it is current again.
+      if (f.newest) await this.opts.whileClosed(f.source, remove);
+      else await remove();
+      if (deleted) done.push(f);
     }
     if (done.length > 0) this.opts.log.info({ files: done.length, bytes, oldest: done[0]!.path, newest: done.at(-1)!.path }, 'retention deleted the oldest files');
     return done;
@@ -139,14 +153,16 @@ export class StoreMaintenance {
 }
 
 /** Every file of the store with its size and last write, oldest first within each source. */
-async function scan(dirs: readonly string[]): Promise<ScannedFile[]> {
+async function scan(dirs: readonly string[], today: string): Promise<ScannedFile[]> {
   const out: ScannedFile[] = [];
   for (const dir of dirs) {
     const files = await listLayoutFiles(dir);
     for (const [i, f] of files.entries()) {
       try {
         const st = await stat(f.path);
-        out.push({ path: f.path, source: basename(dir), day: f.day, index: f.index, size: st.size, mtimeMs: st.mtimeMs, newest: i === files.length - 1, compressed: f.compressed });
+        const newest = i === files.length - 1;
+        const current = newest && f.day >= today;
+        out.push({ path: f.path, source: basename(dir), day: f.day, index: f.index, size: st.size, mtimeMs: st.mtimeMs, newest, current, compressed: f.compressed });
       } catch (err) {
         if (!isMissing(err)) throw err;
       }

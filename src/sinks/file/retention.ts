@@ -2,9 +2,12 @@
  * Which store files retention deletes: a pure decision over a listing, so
  * the rules are tested without a disk.
  *
- * - A source's newest file is never deleted: it is the one the sink writes
- *   or may reopen to append to, and a new file must never sort before a
- *   deleted one (a follower would miss it).
+ * - A source's newest file of today is never deleted: it is the one the
+ *   sink writes or may reopen to append to, and the sink's next file for the
+ *   source would get a name sorting before it (a follower would miss it).
+ *   A newest file of an earlier day (a container gone quiet) may go: the
+ *   source's next file is today's, so it sorts after; the sink checks the
+ *   file is not open as it deletes it (files.ts).
  * - Oldest first, by the time of a file's last write (a rotated file keeps
  *   it when compressed), ties by source and name.
  * - `max_age` deletes every file last written before now - max_age; then
@@ -24,8 +27,8 @@ export interface StoredFile {
   size: number;
   /** Last write, ms since the epoch. */
   mtimeMs: number;
-  /** The newest file of its source: kept whatever the limits. */
-  newest: boolean;
+  /** The newest file of its source, created today: kept whatever the limits. */
+  current: boolean;
 }
 
 export type RetentionPolicy = Pick<RetentionConfig, 'max_age' | 'max_total_size' | 'max_container_size'>;
@@ -41,7 +44,7 @@ function oldestFirst(a: StoredFile, b: StoredFile): number {
 
 /** The files to delete, oldest first. */
 export function planDeletions<F extends StoredFile>(files: readonly F[], policy: RetentionPolicy, nowMs: number): F[] {
-  const candidates = files.filter((f) => !f.newest).sort(oldestFirst);
+  const candidates = files.filter((f) => !f.current).sort(oldestFirst);
   const doomed = new Set<F>();
   if (policy.max_age !== undefined) {
     const cutoff = nowMs - policy.max_age;

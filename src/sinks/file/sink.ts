@@ -132,7 +132,15 @@ export class FileSink implements Sink {
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
     this.replay = new ReplayGuard(cfg.dir);
-    this.maintenance = new StoreMaintenance({ dir: cfg.dir, io: this.io, log: this.log, compress: cfg.compress, retention: cfg.retention });
+    this.maintenance = new StoreMaintenance({
+      dir: cfg.dir,
+      io: this.io,
+      log: this.log,
+      compress: cfg.compress,
+      retention: cfg.retention,
+      today: () => dayOf(this.now()),
+      whileClosed: (source, remove) => this.files.whileClosed(source, remove),
+    });
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,

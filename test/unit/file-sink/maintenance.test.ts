@@ -3,14 +3,17 @@
  * system: the store it leaves, the metrics, the log.
  */
 import { mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { bytesDeleted, filesDeleted, storeBytes } from '../../../src/metrics.js';
+import { FileTable } from '../../../src/sinks/file/files.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
+import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { until } from '../../helpers/elasticsearch.js';
-import { captureLog, config, container, event, readStore, removeTempDirs, tempDir } from './helpers.js';
+import { captureLog, config, container, deferred, event, readStore, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
@@ -158,5 +161,58 @@ describe('file sink: retention', () => {
     await until(() => names(web).length === 1, 30_000, 'old files deleted');
     await again.close();
     expect(names(web)).toEqual([before.at(-1)]);
+  });
+
+  it('deletes the newest file of a source quiet since an earlier day, and the source\'s next file sorts after it', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const yesterday = Date.now() - 86_400_000;
+    const retention = { max_age: 3_600_000, check_interval: 30_000 };
+    const before = createFileSink(config(dir, { retention }), { log, now: () => yesterday });
+    await before.start();
+    await before.write([event('quiet', { container: DB }), event('busy', { container: WEB })]);
+    await before.close();
+    const twoHoursAgo = new Date(Date.now() - 7_200_000);
+    for (const source of ['db', 'web']) for (const f of names(join(dir, source))) utimesSync(join(dir, source, f), twoHoursAgo, twoHoursAgo);
+    const sink = createFileSink(config(dir, { retention }), { log });
+    await sink.start();
+    // web writes again at once: its file of yesterday is open, or replaced by today's, never written after deletion.
+    await sink.write([event('today', { container: WEB })]);
+    await until(() => names(join(dir, 'db')).length === 0, 30_000, 'the quiet source\'s file deleted');
+    await sink.write([event('back', { container: DB })]);
+    await sink.close();
+    const store = await readStore(dir);
+    expect(messages(store.get('db')!)).toEqual(['back']);
+    expect(names(join(dir, 'db'))).toEqual([expect.stringMatching(new RegExp(`^${new Date().toISOString().slice(0, 10)}\\.0000\\.ndjson$`))]);
+    expect(messages(store.get('web')!).at(-1)).toBe('today');
+  });
+});
+
+describe('file table: retention of a newest file', () => {
+  it('refuses while the source is open, and opening waits for a deletion under way', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const table = new FileTable({ dir, io: nodeFileIo, log, maxOpen: 4, rotateSize: 0, rotateDaily: true, durable: false, syncWrites: false });
+    const file = await table.acquire('web', '2026-11-22', new Set());
+    expect(await table.whileClosed('web', async () => undefined)).toBe(false);
+    await table.closeAll();
+    const gate = deferred();
+    const order: string[] = [];
+    const deletion = table.whileClosed('web', async () => {
+      await gate.promise;
+      await unlink(file.path);
+      order.push('deleted');
+    });
+    const reopened = table.acquire('web', '2026-11-23', new Set()).then((f) => {
+      order.push('opened');
+      return f;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(order).toEqual([]);
+    gate.resolve();
+    expect(await deletion).toBe(true);
+    expect((await reopened).path).toBe(join(dir, 'web', '2026-11-23.0000.ndjson'));
+    expect(order).toEqual(['deleted', 'opened']);
+    await table.closeAll();
   });
 });

@@ -4,7 +4,7 @@ import { planDeletions, type StoredFile } from '../../../src/sinks/file/retentio
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 29);
 
-/** Files of `source`, numbered from 0, each `size` bytes, the k-th last written at `times[k]`; the last is the newest. */
+/** Files of `source`, numbered from 0, each `size` bytes, the k-th last written at `times[k]`; the last is the current one. */
 function files(source: string, size: number, times: readonly number[]): StoredFile[] {
   return times.map((mtimeMs, index) => ({
     path: `/store/${source}/2026-11-22.${String(index).padStart(4, '0')}.ndjson`,
@@ -13,7 +13,7 @@ function files(source: string, size: number, times: readonly number[]): StoredFi
     index,
     size,
     mtimeMs,
-    newest: index === times.length - 1,
+    current: index === times.length - 1,
   }));
 }
 
@@ -24,7 +24,7 @@ describe('retention decisions', () => {
     expect(planDeletions(files('web', 100, [NOW - 30 * DAY, NOW - 20 * DAY, NOW]), {}, NOW)).toEqual([]);
   });
 
-  it('max_age: every file last written before the cutoff, never a source\'s newest', () => {
+  it('max_age: every file last written before the cutoff, never a source\'s current one', () => {
     const store = [...files('web', 10, [NOW - 9 * DAY, NOW - 8 * DAY, NOW - 1 * DAY]), ...files('old', 10, [NOW - 40 * DAY, NOW - 30 * DAY])];
     expect(names(planDeletions(store, { max_age: 7 * DAY }, NOW))).toEqual(['old/0', 'web/0', 'web/1']);
   });
@@ -36,7 +36,7 @@ describe('retention decisions', () => {
     expect(planDeletions(store, { max_total_size: 600 }, NOW)).toEqual([]);
   });
 
-  it('max_total_size below the newest files: all but the newest go, the newest stay', () => {
+  it('max_total_size below the current files: all others go, the current ones stay', () => {
     const store = [...files('web', 100, [NOW - 50, NOW - 30]), ...files('db', 100, [NOW - 40, NOW])];
     expect(names(planDeletions(store, { max_total_size: 10 }, NOW))).toEqual(['web/0', 'db/0']);
   });
