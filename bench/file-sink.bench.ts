@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LogEvent } from '../src/collector/event.js';
 import { formatNanoTime } from '../src/collector/time.js';
+import { fileSinkSchema } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { bytesOut } from '../src/metrics.js';
 import { encodeEvent } from '../src/collector/event-json.js';
@@ -88,7 +89,7 @@ const viaStringify = (batch: LogEvent[]): Buffer[] => {
 async function timeSink(batches: LogEvent[][], inFlight: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'clogs-bench-file-'));
   try {
-    const sink = createFileSink({ enabled: true, dir, rotate_size: 100 * 1024 * 1024, rotate_daily: true, fsync: 'batch' }, { log: createLogger('warn') });
+    const sink = createFileSink(fileSinkSchema.parse({ dir }), { log: createLogger('warn') });
     await sink.start();
     const bytesBefore = (await bytesOut.get()).values.find((v) => v.labels.sink === 'file')?.value ?? 0;
     const cpu0 = process.cpuUsage();

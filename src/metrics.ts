@@ -96,3 +96,23 @@ export const queueBytes = new Gauge({
   labelNames: ['sink'] as const,
   registers: [registry],
 });
+export const storeBytes = new Gauge({
+  name: 'clogs_file_store_bytes',
+  help: 'Bytes of the file sink\'s files on disk (compressed ones at their compressed size), at the last check.',
+  registers: [registry],
+});
+export const filesCompressed = new Counter({
+  name: 'clogs_file_compressed_files_total',
+  help: 'Rotated files the file sink gzipped.',
+  registers: [registry],
+});
+export const filesDeleted = new Counter({
+  name: 'clogs_file_retention_deleted_files_total',
+  help: 'Files the file sink\'s retention deleted.',
+  registers: [registry],
+});
+export const bytesDeleted = new Counter({
+  name: 'clogs_file_retention_deleted_bytes_total',
+  help: 'Bytes of the files the file sink\'s retention deleted.',
+  registers: [registry],
+});

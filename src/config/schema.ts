@@ -112,6 +112,18 @@ export const dockerSchema = z
   })
   .strict();
 
+export const retentionSchema = z
+  .object({
+    max_age: duration.optional().describe('Delete files last written longer ago than this ("7d"). Unset: no age limit.'),
+    max_total_size: byteSize.optional().describe('Delete the oldest files while the whole store (compressed sizes) is larger than this. Unset: no limit.'),
+    max_container_size: byteSize.optional().describe('The same limit for each source folder (one container, tag or input). Unset: no limit.'),
+    check_interval: duration
+      .pipe(z.number().min(1000, 'expected at least 1s'))
+      .default(30_000)
+      .describe('How often the store is checked, besides after each rotation.'),
+  })
+  .strict();
+
 export const fileSinkSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Write events as NDJSON files.'),
@@ -119,6 +131,10 @@ export const fileSinkSchema = z
     rotate_size: byteSize.default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size; 0: never by size.'),
     rotate_daily: z.boolean().default(true).describe('Start a new file each UTC day.'),
     fsync: z.enum(['batch', 'interval', 'never']).default('batch').describe('"batch": fsync before acking each batch (no acked loss); "interval": every second; "never": leave it to the OS.'),
+    compress: z.boolean().default(true).describe('Gzip each file once it is rotated (<name>.ndjson.gz); clogs tail, ps and search read both.'),
+    retention: retentionSchema
+      .default(() => retentionSchema.parse({}))
+      .describe('Deletes the oldest files, never the file a source writes today. No key set: nothing is deleted.'),
   })
   .strict();
 
@@ -180,5 +196,6 @@ export type Config = z.infer<typeof configSchema>;
 export type ForwardConfig = Config['forward'];
 export type DockerConfig = Config['docker'];
 export type FileSinkConfig = Config['sinks']['file'];
+export type RetentionConfig = FileSinkConfig['retention'];
 export type ElasticsearchConfig = z.infer<typeof elasticsearchSchema>;
 export type HttpConfig = Config['http'];

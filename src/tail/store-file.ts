@@ -4,12 +4,17 @@
  * only the newest file of a source grows).
  *
  * Costs, for a store of S source directories:
- * - resolving `<id>`: the first and last line of every file, never whole files;
+ * - resolving `<id>`: the first and last line of every plain file and the first
+ *   line of every compressed one (its last line would cost decompressing it
+ *   whole), never whole files;
  * - `tail -n N`: files read backwards from the end until N lines matched (and a
  *   bounded margin more, see below), so the size of the store does not matter;
  * - `--since`, `-n all`, `search`: a forward scan that skips files ending
  *   before `--since`, holding at most REORDER_WINDOW events per directory;
  * - `ps`: every line of every file (it counts them).
+ * Rotated files may be gzipped (`.ndjson.gz`, see layout.ts): they read as
+ * if plain, in their place in the order; reading one backwards or skipping
+ * into it costs decompressing it (content.ts).
  *
  * Order: a file is in the order the sink received its lines, which is time
  * order up to small swaps (a container's stdout and stderr interleave). Reads
@@ -17,10 +22,10 @@
  * written more than that out of order is shown where the file has it.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { LogEvent } from '../collector/event.js';
-import { compareFiles, listFilesInOrder, listLayoutFiles, listSourceDirs, parseFileName, sanitizeName } from '../sinks/file/layout.js';
+import { contentEnd } from '../sinks/file/content.js';
+import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type LayoutFile } from '../sinks/file/layout.js';
 import { matchesFilter } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, readLinesBackward, readLinesForward } from './lines.js';
 import { compareStored, eventKey, mergeOrdered, reorderWindow, type StoredEvent } from './order.js';
@@ -51,9 +56,8 @@ interface IndexEntry {
   dirs: Set<string>;
 }
 
-interface FileSnapshot {
-  path: string;
-  /** End of the complete lines when the reader opened. */
+interface FileSnapshot extends LayoutFile {
+  /** End of the complete lines when the reader opened (Infinity: a compressed file, all of it). */
   end: number;
 }
 
@@ -78,10 +82,12 @@ export function createFileStore(root: string, warn: Warn): Store {
   async function buildIndex(): Promise<Map<string, IndexEntry>> {
     const next = new Map<string, IndexEntry>();
     for (const dir of await listSourceDirs(root)) {
-      for (const path of await listFilesInOrder(dir)) {
-        const size = await sizeOf(path);
-        if (size === undefined) continue;
-        for (const line of [await firstLine(path, size), await lastLine(path, size)]) {
+      for (const { path, compressed } of await listLayoutFiles(dir)) {
+        const end = await contentEnd(path);
+        if (end === undefined) continue;
+        const lines = [await firstLine(path, end)];
+        if (!compressed) lines.push(await lastLine(path, end));
+        for (const line of lines) {
           const event = line === undefined ? undefined : parse(line, path);
           if (event) addToIndex(next, event, dir);
         }
@@ -122,10 +128,10 @@ export function createFileStore(root: string, warn: Warn): Store {
       const stats = new Map<string, SourceStats & { seen: string }>();
       const next = new Map<string, IndexEntry>();
       for (const dir of await listSourceDirs(root)) {
-        for (const path of await listFilesInOrder(dir)) {
-          const size = await sizeOf(path);
-          if (size === undefined) continue;
-          for await (const { line } of readLinesForward(path, 0, size)) {
+        for (const { path } of await listLayoutFiles(dir)) {
+          const end = await contentEnd(path);
+          if (end === undefined) continue;
+          for await (const { line } of readLinesForward(path, 0, end)) {
             const event = parse(line, path);
             if (!event) continue;
             addToIndex(next, event, dir);
@@ -201,20 +207,11 @@ function addToIndex(index: Map<string, IndexEntry>, event: LogEvent, dir: string
   }
 }
 
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 async function snapshotDir(dir: string): Promise<DirSnapshot> {
   const files: FileSnapshot[] = [];
-  for (const path of await listFilesInOrder(dir)) {
-    const size = await sizeOf(path);
-    if (size !== undefined) files.push({ path, end: await completeLinesEnd(path, size) });
+  for (const file of await listLayoutFiles(dir)) {
+    const end = await contentEnd(file.path);
+    if (end !== undefined) files.push({ ...file, end: await completeLinesEnd(file.path, end) });
   }
   return { dir, files };
 }
@@ -276,11 +273,10 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
-  for (const file of snap.files) {
+  for (const [i, file] of snap.files.entries()) {
     if (sinceFloor !== undefined) {
-      const last = await lastLine(file.path, file.end);
-      const lastEvent = last === undefined ? undefined : parse(last, file.path);
-      if (lastEvent && lastEvent['@timestamp'] < sinceFloor) continue;
+      const last = await lastTimestamp(snap.files, i, parse);
+      if (last !== undefined && last < sinceFloor) continue;
     }
     for await (const { line } of readLinesForward(file.path, 0, file.end)) {
       const event = parse(line, file.path);
@@ -291,10 +287,22 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
   }
 }
 
+/**
+ * About the time of a file's last line: read from it when it is plain; for a
+ * compressed file, the first line of the file after it (the last line of a
+ * `.gz` costs decompressing all of it).
+ */
+async function lastTimestamp(files: readonly FileSnapshot[], i: number, parse: Parse): Promise<string | undefined> {
+  const file = files[i]!;
+  const after = files[i + 1];
+  const [path, line] = file.compressed && after !== undefined ? [after.path, await firstLine(after.path, after.end)] : [file.path, await lastLine(file.path, file.end)];
+  return line === undefined ? undefined : parse(line, path)?.['@timestamp'];
+}
+
 interface Follower {
   dir: string;
-  /** The file being read; undefined until the directory has one. */
-  file: string | undefined;
+  /** The file being read (by day and number: it may be compressed while read); undefined until the directory has one. */
+  file: LayoutFile | undefined;
   /** Where the next unread complete line starts. */
   offset: number;
   watcher: FSWatcher | undefined;
@@ -317,7 +325,7 @@ async function* followDirs(
   const followers = new Map<string, Follower>();
   for (const snap of snapshots) {
     const last = snap.files[snap.files.length - 1];
-    followers.set(snap.dir, { dir: snap.dir, file: last?.path, offset: last?.end ?? 0, watcher: undefined });
+    followers.set(snap.dir, { dir: snap.dir, file: last, offset: last?.end ?? 0, watcher: undefined });
   }
   // Sources that can gain directories while we follow: a compose service's new
   // replica, a renamed container. A name or tag always maps to one directory.
@@ -373,9 +381,9 @@ async function discover(
 ): Promise<void> {
   for (const dir of await listSourceDirs(root)) {
     if (followers.has(dir) || rejected.has(dir) || existingAtOpen.has(dir)) continue;
-    const first = (await listFilesInOrder(dir))[0];
-    const size = first === undefined ? undefined : await sizeOf(first);
-    const line = first === undefined || size === undefined ? undefined : await firstLine(first, size);
+    const first = (await listLayoutFiles(dir))[0]?.path;
+    const end = first === undefined ? undefined : await contentEnd(first);
+    const line = first === undefined || end === undefined ? undefined : await firstLine(first, end);
     if (line === undefined) continue; // no line yet: look again next time
     const event = parse(line, first!);
     if (event && matchesSelection(selection, event)) followers.set(dir, { dir, file: undefined, offset: 0, watcher: undefined });
@@ -383,37 +391,37 @@ async function discover(
   }
 }
 
+/**
+ * A follower's new complete lines. A file is known by its day and number, so
+ * when the sink's compressor replaces the plain file with its `.gz` the
+ * follower goes on in the `.gz` at the same offset (the same content).
+ */
 async function* readNew(f: Follower, parse: Parse): AsyncGenerator<StoredEvent> {
   for (;;) {
-    // Listed before the size is taken: if a later file exists at listing time,
-    // the current one was final before the stat, so reading to its end is complete.
+    // Listed before the end is taken: if a later file exists at listing time,
+    // the current one was final before, so reading to its end is complete.
     const files = await listLayoutFiles(f.dir);
     if (files.length === 0) return;
-    let idx = f.file === undefined ? -1 : files.findIndex((x) => x.path === f.file);
-    if (f.file === undefined) {
-      idx = 0;
-      f.file = files[0]!.path;
-      f.offset = 0;
-    } else if (idx === -1) {
-      // The file went away (removed by hand or by retention): go on with the next one.
-      const current = parseFileName(basename(f.file));
-      idx = current === undefined ? -1 : files.findIndex((x) => compareFiles(x, current) > 0);
-      if (idx === -1) return;
-      f.file = files[idx]!.path;
-      f.offset = 0;
-    }
-    const size = await sizeOf(f.file);
-    if (size !== undefined && size > f.offset) {
-      for await (const { line, next } of readLinesForward(f.file, f.offset, size)) {
+    const current = f.file;
+    const idx = current === undefined ? 0 : files.findIndex((x) => compareFiles(x, current) >= 0);
+    if (idx === -1) return;
+    const file = files[idx]!;
+    // The file went away (removed by hand or by retention): go on with the next one from its start.
+    if (current === undefined || compareFiles(file, current) !== 0) f.offset = 0;
+    f.file = file;
+    const end = await contentEnd(file.path);
+    // Compressed or removed since the listing: list again.
+    if (end === undefined) continue;
+    if (end > f.offset) {
+      for await (const { line, next } of readLinesForward(file.path, f.offset, end)) {
         f.offset = next;
-        const event = parse(line, f.file);
+        const event = parse(line, file.path);
         if (event) yield { event, raw: line };
       }
     }
-    if (size !== undefined && idx === files.length - 1) return;
     const after = files[idx + 1];
     if (!after) return;
-    f.file = after.path;
+    f.file = after;
     f.offset = 0;
   }
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { gunzipSync } from 'node:zlib';
 import type { LogEvent } from '../../src/collector/event.js';
 import { BUSYBOX_IMAGE, docker } from './docker.js';
 
@@ -97,15 +98,16 @@ export function startCollector(args: string[], env: NodeJS.ProcessEnv = {}): Pro
   });
 }
 
-/** Every event in a file-sink directory, whatever its layout, in file order. */
+/** Every event in a file-sink directory, whatever its layout, in file order (a rotated file may be gzipped). */
 export function readFileStore(dir: string): LogEvent[] {
   const out: LogEvent[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(d).sort()) {
       const p = join(d, name);
       if (statSync(p).isDirectory()) walk(p);
-      else if (name.endsWith('.ndjson')) {
-        for (const line of readFileSync(p, 'utf8').split('\n')) if (line) out.push(JSON.parse(line));
+      else if (name.endsWith('.ndjson') || name.endsWith('.ndjson.gz')) {
+        const text = name.endsWith('.gz') ? gunzipSync(readFileSync(p)).toString('utf8') : readFileSync(p, 'utf8');
+        for (const line of text.split('\n')) if (line) out.push(JSON.parse(line));
       }
     }
   };

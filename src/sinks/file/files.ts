@@ -35,12 +35,18 @@ export interface FileTableOptions {
   durable: boolean;
   /** Whether files are opened with O_DSYNC (io.ts). */
   syncWrites: boolean;
+  /** Called once a new file exists: the one before it, if any, is closed for good. */
+  onCreate?: () => void;
 }
 
 export class FileTable {
   /** Iteration order is recency: the first entry is the least recently used. */
   private readonly open = new Map<string, OpenFile>();
   private readonly dirsToSync = new Set<string>();
+  /** Sources being opened or rotated: their newest file may be about to be appended to or closed. */
+  private readonly opening = new Set<string>();
+  /** Sources whose newest file retention is deleting: opening waits for it. */
+  private readonly deleting = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: FileTableOptions) {}
 
@@ -55,10 +61,34 @@ export class FileTable {
       this.open.set(source, current);
       return this.opts.rotateDaily && current.day < today ? this.rotate(current, today) : current;
     }
-    await this.makeRoom(pinned);
-    const file = await this.openSource(source, today);
-    this.open.set(source, file);
-    return file;
+    this.opening.add(source);
+    try {
+      await this.deleting.get(source);
+      await this.makeRoom(pinned);
+      const file = await this.openSource(source, today);
+      this.open.set(source, file);
+      return file;
+    } finally {
+      this.opening.delete(source);
+    }
+  }
+
+  /**
+   * Runs `remove` (retention deleting the source's newest file) unless the
+   * source has a file open or being opened; opening the source waits until
+   * it is done, so the sink never appends to a file being deleted. Returns
+   * whether it ran. `remove` must not reject.
+   */
+  async whileClosed(source: string, remove: () => Promise<void>): Promise<boolean> {
+    if (this.open.has(source) || this.opening.has(source)) return false;
+    const run = remove();
+    this.deleting.set(source, run);
+    try {
+      await run;
+    } finally {
+      this.deleting.delete(source);
+    }
+    return true;
   }
 
   /**
@@ -67,14 +97,19 @@ export class FileTable {
    * not closed twice (its descriptor number may be another file's by then).
    */
   async rotate(file: OpenFile, today: string): Promise<OpenFile> {
-    if (this.open.get(file.source) === file) {
-      this.open.delete(file.source);
-      await this.release(file);
+    this.opening.add(file.source);
+    try {
+      if (this.open.get(file.source) === file) {
+        this.open.delete(file.source);
+        await this.release(file);
+      }
+      const day = today > file.day ? today : file.day;
+      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
+      this.open.set(file.source, next);
+      return next;
+    } finally {
+      this.opening.delete(file.source);
     }
-    const day = today > file.day ? today : file.day;
-    const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
-    this.open.set(file.source, next);
-    return next;
   }
 
   /** Closes a file after a failed write or sync; its source is reopened (and repaired) on next use. */
@@ -153,7 +188,8 @@ export class FileTable {
     if (last === undefined) return this.create(source, today, 0);
     // A file of a later day than today (the clock stepped back) is kept, so no
     // new name sorts before it.
-    if (!this.opts.rotateDaily || last.day >= today) {
+    // A compressed file is never appended to.
+    if (!last.compressed && (!this.opts.rotateDaily || last.day >= today)) {
       const file = await this.openFile(source, last.path, last.day, last.index);
       if (this.opts.rotateSize === 0 || file.size < this.opts.rotateSize) return file;
       await this.release(file);
@@ -166,6 +202,7 @@ export class FileTable {
     const dirPath = join(this.opts.dir, source);
     const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index);
     if (this.opts.durable) this.dirsToSync.add(dirPath);
+    this.opts.onCreate?.();
     return file;
   }
 

@@ -14,6 +14,11 @@
  * - `<YYYY-MM-DD>`: the UTC day the sink created the file (its processing
  *   date, not the events' timestamps: backfilled old lines go to today's file).
  * - `<NNNN>`: the file's number within that day, from 0000, wider past 9999.
+ * - A file the sink rotated away from may be compressed (compress.ts):
+ *   `<YYYY-MM-DD>.<NNNN>.ndjson.gz` holds exactly the bytes the plain file
+ *   held, so an offset into one is the same line in the other. The `.gz`
+ *   appears whole (renamed from a temporary name) before the plain file is
+ *   removed; while both exist they are one file, read as the `.gz`.
  *
  * What a reader may rely on:
  * - Order: files of a source sort by (day, number), numerically, never as
@@ -21,7 +26,10 @@
  *   order the sink received them. A new file's name never sorts before an
  *   existing one, even if the clock steps back.
  * - Only the newest file of a source grows. Once a later file exists, earlier
- *   files never change (short of a crash repair, see below).
+ *   files never change (short of a crash repair, see below), except to be
+ *   compressed or deleted by retention (retention.ts). The newest file of a
+ *   source is never compressed; retention deletes it only once it is of an
+ *   earlier day than today and closed, so the source's next file sorts after it.
  * - Every line is one complete JSON object ending in "\n". While the sink is
  *   writing, the newest file can end in a line without its "\n" yet: a reader
  *   that follows the file must hold that tail back until the "\n" arrives.
@@ -34,6 +42,8 @@ import { join } from 'node:path';
 import type { LogEvent } from '../../collector/event.js';
 
 export const FILE_SUFFIX = '.ndjson';
+/** Appended to a rotated file's name once it is gzipped. */
+export const GZIP_SUFFIX = '.gz';
 
 /** Longest `<source>` kept before cutting; the hash makes it at most 109 bytes. */
 export const MAX_NAME_LENGTH = 100;
@@ -88,20 +98,27 @@ export function fileName(day: string, index: number): string {
   return `${day}.${String(index).padStart(4, '0')}${FILE_SUFFIX}`;
 }
 
-const FILE_NAME = /^(\d{4}-\d{2}-\d{2})\.(\d{4,})\.ndjson$/;
+const FILE_NAME = /^(\d{4}-\d{2}-\d{2})\.(\d{4,})\.ndjson(\.gz)?$/;
 
 export interface LayoutFile {
-  /** File name, `2026-11-22.0003.ndjson`. */
+  /** File name, `2026-11-22.0003.ndjson` or `2026-11-22.0003.ndjson.gz`. */
   name: string;
   path: string;
   day: string;
   index: number;
+  /** Gzipped: its content is the plain file's, decompressed. */
+  compressed: boolean;
 }
 
-/** `{ day, index }` of a sink file name, undefined for any other name. */
-export function parseFileName(name: string): { day: string; index: number } | undefined {
+/** `{ day, index, compressed }` of a sink file name, undefined for any other name. */
+export function parseFileName(name: string): { day: string; index: number; compressed: boolean } | undefined {
   const m = FILE_NAME.exec(name);
-  return m ? { day: m[1]!, index: Number(m[2]) } : undefined;
+  return m ? { day: m[1]!, index: Number(m[2]), compressed: m[3] !== undefined } : undefined;
+}
+
+/** Whether a path names a gzipped store file. */
+export function isCompressed(path: string): boolean {
+  return path.endsWith(FILE_SUFFIX + GZIP_SUFFIX);
 }
 
 /** Orders files oldest first: by day, then by number. */
@@ -119,14 +136,26 @@ export async function listSourceDirs(dir: string): Promise<string[]> {
     .map((name) => join(dir, name));
 }
 
-/** A source directory's sink files with their day and number, oldest first. */
-export async function listLayoutFiles(sourceDir: string): Promise<LayoutFile[]> {
+/**
+ * Every sink file name in a source directory, oldest first, a file's plain
+ * name right before its `.gz` while both exist (a compression not finished).
+ */
+export async function listLayoutEntries(sourceDir: string): Promise<LayoutFile[]> {
   const files: LayoutFile[] = [];
   for (const e of await readdirOrEmpty(sourceDir)) {
     const parsed = e.isFile() ? parseFileName(e.name) : undefined;
     if (parsed) files.push({ name: e.name, path: join(sourceDir, e.name), ...parsed });
   }
-  return files.sort(compareFiles);
+  return files.sort((a, b) => compareFiles(a, b) || Number(a.compressed) - Number(b.compressed));
+}
+
+/** A source directory's sink files with their day and number, oldest first, one entry per file (its `.gz` once there is one). */
+export async function listLayoutFiles(sourceDir: string): Promise<LayoutFile[]> {
+  const entries = await listLayoutEntries(sourceDir);
+  return entries.filter((f, i) => {
+    const next = entries[i + 1];
+    return next === undefined || compareFiles(f, next) !== 0;
+  });
 }
 
 /** A source directory's files (full paths), oldest first; the last one is the one that grows. */

@@ -55,7 +55,8 @@ async function readFully(io: FileIo, fd: number, buf: Buffer, position: number):
  */
 export async function repairDirectory(io: FileIo, dir: string, log: Logger, sync: boolean): Promise<void> {
   for (const sourceDir of await listSourceDirs(dir)) {
-    for (const file of (await listLayoutFiles(sourceDir)).slice(-2)) {
+    // A compressed file was complete before it was compressed; its bytes are not lines.
+    for (const file of (await listLayoutFiles(sourceDir)).slice(-2).filter((f) => !f.compressed)) {
       try {
         const fd = await io.openExisting(file.path);
         try {

@@ -14,7 +14,7 @@
  * per process, and their identities kept only until that source's replay ends.
  */
 import type { LogEvent } from '../../collector/event.js';
-import type { FileIo } from './io.js';
+import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
 /** Larger than one input batch of one container (the Docker input's is at most 8 MiB for all of them). */
@@ -29,10 +29,7 @@ export class ReplayGuard {
   private readonly tails = new Map<string, Map<string, Set<string>>>();
   private readonly checked = new Set<string>();
 
-  constructor(
-    private readonly io: FileIo,
-    private readonly dir: string,
-  ) {}
+  constructor(private readonly dir: string) {}
 
   /** Those of these sources whose file tail has not been read yet. */
   unchecked(sources: readonly string[]): string[] {
@@ -51,24 +48,19 @@ export class ReplayGuard {
     this.checked.add(source);
     const newest = (await listLayoutFiles(`${this.dir}/${source}`)).at(-1);
     if (!newest) return;
-    const fd = await this.io.openExisting(newest.path);
-    let text: string;
-    try {
-      const size = await this.io.size(fd);
-      const start = Math.max(0, size - TAIL_BYTES);
-      const buf = Buffer.allocUnsafe(size - start);
-      let got = 0;
-      while (got < buf.length) {
-        const n = await this.io.read(fd, buf.subarray(got), start + got);
-        if (n === 0) break;
-        got += n;
-      }
-      text = buf.toString('utf8', 0, got);
-      // Reading from the middle of the file: the first line is likely cut.
-      if (start > 0) text = text.slice(text.indexOf('\n') + 1);
-    } finally {
-      await this.io.close(fd);
+    // The newest file is plain while the sink runs; read through content.ts all the same, should it be a `.gz`.
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of readContentBackward(newest.path, Infinity)) {
+      chunks.unshift(chunk);
+      bytes += chunk.length;
+      if (bytes >= TAIL_BYTES) break;
     }
+    const tail = Buffer.concat(chunks);
+    const start = Math.max(0, tail.length - TAIL_BYTES);
+    let text = tail.toString('utf8', start);
+    // Reading from the middle of the file: the first line is likely cut.
+    if (start > 0) text = text.slice(text.indexOf('\n') + 1);
     const streams = new Map<string, Set<string>>();
     for (const line of text.split('\n')) {
       if (line === '') continue;

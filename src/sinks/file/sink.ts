@@ -50,6 +50,7 @@ import { LineBuffer } from '../../collector/line-buffer.js';
 import { FileTable, type OpenFile } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
 import { dayOf, sanitizeName } from './layout.js';
+import { StoreMaintenance } from './maintenance.js';
 import { repairDirectory } from './repair.js';
 import { ReplayGuard } from './replay.js';
 
@@ -120,6 +121,8 @@ export class FileSink implements Sink {
   private suppressedErrors = 0;
 
   private readonly replay: ReplayGuard;
+  /** Compression and retention of rotated files, in the background. */
+  private readonly maintenance: StoreMaintenance;
   /** Writes waiting for a source's file tail to be read; later writes queue behind them to keep order. */
   private gate: Promise<void> = Promise.resolve();
   private gated = 0;
@@ -137,8 +140,17 @@ export class FileSink implements Sink {
     this.io = deps.io ?? nodeFileIo;
     this.now = deps.now ?? Date.now;
     this.maxOpen = deps.maxOpenFiles ?? 128;
-    this.replay = new ReplayGuard(this.io, cfg.dir);
+    this.replay = new ReplayGuard(cfg.dir);
     this.disk = new DiskRetry({ sink: 'file', log: this.log, ...(deps.diskBackoff ? { backoff: deps.diskBackoff } : {}) });
+    this.maintenance = new StoreMaintenance({
+      dir: cfg.dir,
+      io: this.io,
+      log: this.log,
+      compress: cfg.compress,
+      retention: cfg.retention,
+      today: () => dayOf(this.now()),
+      whileClosed: (source, remove) => this.files.whileClosed(source, remove),
+    });
     this.files = new FileTable({
       dir: cfg.dir,
       io: this.io,
@@ -148,6 +160,7 @@ export class FileSink implements Sink {
       rotateDaily: cfg.rotate_daily,
       durable: cfg.fsync !== 'never',
       syncWrites: cfg.fsync === 'batch',
+      onCreate: () => this.maintenance.poke(),
     });
     if (cfg.fsync === 'interval') {
       this.timer = setInterval(() => {
@@ -167,6 +180,7 @@ export class FileSink implements Sink {
         throw new ClogsError('CLOGS_SINK', `file sink: cannot create the directory ${this.cfg.dir}: ${(err as Error).message}`, { cause: err });
       }
       await repairDirectory(this.io, this.cfg.dir, this.log, this.cfg.fsync !== 'never');
+      this.maintenance.start();
       this.log.info({ dir: this.cfg.dir, fsync: this.cfg.fsync }, 'file sink started');
     })();
     return this.startup;
@@ -289,6 +303,7 @@ export class FileSink implements Sink {
       await this.gate;
       while (this.running) await this.drained;
       await this.files.closeAll();
+      await this.maintenance.stop();
       this.log.info({ dir: this.cfg.dir }, 'file sink closed');
     })();
     return this.closing;

@@ -21,6 +21,18 @@ describe('loadConfig', () => {
     expect(c.forward.partial_timeout).toBe(5000);
   });
 
+  it('reads compression and retention: off limits by default, days as durations, from the file or the environment', () => {
+    expect(loadConfig({}).sinks.file).toMatchObject({ compress: true, retention: { check_interval: 30_000 } });
+    expect(loadConfig({}).sinks.file.retention.max_total_size).toBeUndefined();
+    const f = file('retention.yaml', 'sinks:\n  file:\n    compress: false\n    retention:\n      max_age: 7d\n      max_container_size: 1GiB\n');
+    const c = loadConfig({ file: f, env: { CLOGS_SINKS_FILE_RETENTION_MAX_TOTAL_SIZE: '20GiB' } });
+    expect(c.sinks.file.compress).toBe(false);
+    expect(c.sinks.file.retention).toEqual({ max_age: 7 * 86_400_000, max_container_size: 1024 ** 3, max_total_size: 20 * 1024 ** 3, check_interval: 30_000 });
+    const bad = file('bad-retention.yaml', 'sinks:\n  file:\n    retention:\n      max_age: a week\n');
+    expect(() => loadConfig({ file: bad })).toThrow(/sinks\.file\.retention\.max_age[\s\S]*duration/);
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_CHECK_INTERVAL: '10ms' } })).toThrow(/sinks\.file\.retention\.check_interval: expected at least 1s/);
+  });
+
   it('reads the shipped config file and it equals the defaults', () => {
     expect(loadConfig({ file: 'config/clogs.yaml' })).toEqual(loadConfig({}));
   });

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import type { ContainerMeta, LogEvent } from '../../../src/collector/event.js';
 import type { FileSinkConfig } from '../../../src/config/schema.js';
@@ -21,7 +22,7 @@ export function removeTempDirs(): void {
 }
 
 export function config(dir: string, over: Partial<FileSinkConfig> = {}): FileSinkConfig {
-  return { enabled: true, dir, rotate_size: 100 * 1024 * 1024, rotate_daily: true, fsync: 'batch', ...over };
+  return { enabled: true, dir, rotate_size: 100 * 1024 * 1024, rotate_daily: true, fsync: 'batch', compress: false, retention: { check_interval: 30_000 }, ...over };
 }
 
 /** A pino logger whose lines land in `lines`. */
@@ -53,7 +54,7 @@ export async function readStore(dir: string): Promise<Map<string, unknown[]>> {
   for (const sourceDir of await listSourceDirs(dir)) {
     const events: unknown[] = [];
     for (const file of await listFilesInOrder(sourceDir)) {
-      const text = readFileSync(file, 'utf8');
+      const text = file.endsWith('.gz') ? gunzipSync(readFileSync(file)).toString('utf8') : readFileSync(file, 'utf8');
       if (text !== '' && !text.endsWith('\n')) throw new Error(`${file} ends with a torn line`);
       for (const line of text.split('\n').slice(0, -1)) events.push(JSON.parse(line));
     }

@@ -61,8 +61,10 @@ describe('file names', () => {
   it('round-trips and orders by day then number, numerically', () => {
     expect(fileName('2026-11-22', 3)).toBe('2026-11-22.0003.ndjson');
     expect(fileName('2026-11-22', 12345)).toBe('2026-11-22.12345.ndjson');
-    expect(parseFileName('2026-11-22.12345.ndjson')).toEqual({ day: '2026-11-22', index: 12345 });
-    for (const bad of ['2026-11-22.ndjson', 'x.0001.ndjson', '2026-11-22.001.ndjson', '2026-11-22.0001.ndjson.tmp']) expect(parseFileName(bad)).toBeUndefined();
+    expect(parseFileName('2026-11-22.12345.ndjson')).toEqual({ day: '2026-11-22', index: 12345, compressed: false });
+    expect(parseFileName('2026-11-22.0003.ndjson.gz')).toEqual({ day: '2026-11-22', index: 3, compressed: true });
+    for (const bad of ['2026-11-22.ndjson', 'x.0001.ndjson', '2026-11-22.001.ndjson', '2026-11-22.0001.ndjson.tmp', '.2026-11-22.0001.ndjson.gz.tmp', '2026-11-22.0001.gz'])
+      expect(parseFileName(bad)).toBeUndefined();
     const sorted = [
       { day: '2026-11-23', index: 0 },
       { day: '2026-11-22', index: 10000 },
@@ -84,5 +86,12 @@ describe('file names', () => {
     );
     expect(await listSourceDirs(join(dir, 'missing'))).toEqual([]);
     expect(await listFilesInOrder(join(dir, 'missing'))).toEqual([]);
+  });
+
+  it('lists a compressed file in the plain one\'s place, once while both exist', async () => {
+    const dir = tempDir();
+    const names = ['2026-11-22.0002.ndjson', '2026-11-22.0001.ndjson.gz', '2026-11-22.0001.ndjson', '2026-11-22.0000.ndjson.gz', '.2026-11-22.0001.ndjson.gz.tmp'];
+    for (const f of names) writeFileSync(join(dir, f), '');
+    expect(await listFilesInOrder(dir)).toEqual(['2026-11-22.0000.ndjson.gz', '2026-11-22.0001.ndjson.gz', '2026-11-22.0002.ndjson'].map((f) => join(dir, f)));
   });
 });

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -53,5 +54,31 @@ describe('lines', () => {
   it('skips empty lines', async () => {
     const path = file('e.ndjson', 'a\n\nb\n');
     expect(await collect(readLinesBackward(path, 5))).toEqual(['b', 'a']);
+  });
+
+  it('reads a .gz as if plain, forwards from an offset and backwards across several decompression windows', async () => {
+    // About 10 MiB of content: the backward read decompresses it in windows of 4 MiB.
+    const many = Array.from({ length: 100_000 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(i % 150)}"}`);
+    const body = many.join('\n') + '\n';
+    const plain = file('big.ndjson', body);
+    const gz = file('big.ndjson.gz', '');
+    writeFileSync(gz, gzipSync(body));
+    unlinkSync(plain);
+    expect(await collect(readLinesBackward(gz, Infinity))).toEqual([...many].reverse());
+    const forward = await collect(readLinesForward(gz, 0, Infinity));
+    expect(forward.map((g) => g.line)).toEqual(many);
+    // An offset into the plain file is the same line in its .gz, read under either name.
+    const from = forward[49_999]!.next;
+    expect((await collect(readLinesForward(plain, from, Buffer.byteLength(body)))).map((g) => g.line)).toEqual(many.slice(50_000));
+    expect(await completeLinesEnd(gz, Infinity)).toBe(Infinity);
+    expect(await lastLine(gz, Infinity)).toBe(many.at(-1));
+    expect(await firstLine(plain, Infinity)).toBe(many[0]);
+  });
+
+  it('reads a file deleted meanwhile (by retention) as empty', async () => {
+    const gone = join(dir, 'gone.ndjson');
+    expect(await collect(readLinesBackward(gone, 100))).toEqual([]);
+    expect(await collect(readLinesForward(gone, 0, 100))).toEqual([]);
+    expect(await collect(readLinesForward(gone + '.gz', 0, Infinity))).toEqual([]);
   });
 });

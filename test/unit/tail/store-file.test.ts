@@ -1,8 +1,10 @@
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
+import { compressFile } from '../../../src/sinks/file/compress.js';
+import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { fileName } from '../../../src/sinks/file/layout.js';
 import type { EventFilter } from '../../../src/tail/filter.js';
 import type { StoredEvent } from '../../../src/tail/order.js';
@@ -190,5 +192,78 @@ describe('file store: follow', () => {
     const done = collect(reader.follow(ac.signal));
     setTimeout(() => ac.abort(), 50);
     expect(await done).toEqual([]);
+  });
+});
+
+/** Gzips file `index` of web the way the sink's compressor does (the real one). */
+const compress = (dir: string, index: number) => compressFile(join(dir, 'web', fileName('2026-11-22', index)), { io: nodeFileIo });
+
+describe('file store: compressed rotated files', () => {
+  it('-n N across compressed and plain files reads them in order, as if plain', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    await compress(dir, 0);
+    await compress(dir, 1);
+    expect(readdirSync(join(dir, 'web')).sort()).toEqual(['2026-11-22.0000.ndjson.gz', '2026-11-22.0001.ndjson.gz', '2026-11-22.0002.ndjson']);
+    const r = read(dir, { kind: 'name', value: 'web' }, {}, 15);
+    expect(await collect((await r.open()).history())).toEqual([...Array.from({ length: 14 }, (_, i) => `web ${16 + i}`)].toSpliced(13, 0, 'web 28.5'));
+    const all = read(dir, { kind: 'name', value: 'web' }, {}, 1000);
+    expect(await collect((await all.open()).history())).toEqual([...Array.from({ length: 30 }, (_, i) => `web ${i}`)].toSpliced(29, 0, 'web 28.5'));
+    expect(r.warnings).toEqual([]);
+  });
+
+  it('a time window, ps counts and source lookup see compressed files', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    await compress(dir, 0);
+    await compress(dir, 1);
+    const since = new Date((T0 + 5) * 1000).toISOString().replace('Z', '000000Z');
+    const until = new Date((T0 + 15) * 1000).toISOString().replace('Z', '000000Z');
+    const window = read(dir, { kind: 'name', value: 'web' }, { since, until });
+    expect(await collect((await window.open()).history())).toEqual(Array.from({ length: 10 }, (_, i) => `web ${5 + i}`));
+    const store = createFileStore(dir, () => undefined);
+    expect((await store.stats()).find((s) => s.info.id === WEB.id)).toMatchObject({ stdout: 20, stderr: 11, other: 0 });
+    expect((await store.sources()).find((s) => s.id === WEB.id)).toMatchObject({ name: 'web' });
+    const byId = read(dir, { kind: 'id', value: WEB.id! }, {}, 2);
+    expect(await collect((await byId.open()).history())).toEqual(['web 28.5', 'web 29']);
+  });
+
+  it('follow: a file rotated and compressed before the follower read its end loses nothing and repeats nothing', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const reader = await read(dir, { kind: 'name', value: 'web' }, {}, 1).open();
+    expect(await collect(reader.history())).toEqual(['web 29']);
+    // Written to file 2 after the snapshot, then the sink rotates to file 3 and compresses file 2.
+    appendToStore(dir, [1, 2, 3].map((k) => makeEvent({ container: WEB, sec: T0 + 40 + k, seq: 700 + k, message: `late ${k}` })), 2);
+    appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 50, seq: 710, message: 'next 1' })], 3);
+    await compress(dir, 2);
+    const ac = new AbortController();
+    expect(await collect(reader.follow(ac.signal), 4)).toEqual(['late 1', 'late 2', 'late 3', 'next 1']);
+    ac.abort();
+  });
+
+  it('follow: a file compressed while the follower is part-way through goes on in the .gz at the same line', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const reader = await read(dir, { kind: 'name', value: 'web' }, {}, 1).open();
+    await collect(reader.history());
+    const ac = new AbortController();
+    const follow = reader.follow(ac.signal)[Symbol.asyncIterator]();
+    const line = (k: number) => makeEvent({ container: WEB, sec: T0 + 40 + k, seq: 800 + k, message: `line ${k}` });
+    appendToStore(dir, [line(1), line(2)], 2);
+    const got: string[] = [];
+    for (let i = 0; i < 2; i++) got.push((await follow.next()).value!.event.message);
+    // The follower is suspended after line 2, its offset in the plain file. Now: more lines, rotation, compression.
+    appendToStore(dir, [line(3), line(4)], 2);
+    appendToStore(dir, [line(5)], 3);
+    await compress(dir, 2);
+    expect(existsSync(join(dir, 'web', fileName('2026-11-22', 2)))).toBe(false);
+    for (let i = 0; i < 3; i++) got.push((await follow.next()).value!.event.message);
+    // One more line after the rotation: nothing from the old file comes again before it.
+    appendToStore(dir, [line(6)], 3);
+    got.push((await follow.next()).value!.event.message);
+    expect(got).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6']);
+    ac.abort();
+    await follow.return?.(undefined);
   });
 });

@@ -1,0 +1,172 @@
+/**
+ * Keeps the file store's size in the background, off the write path: after
+ * each rotation and every `retention.check_interval`, one pass lists the
+ * store, deletes what retention.ts decides, then gzips the rotated files
+ * still plain (compress.ts), one file at a time, oldest first.
+ *
+ * Compression never touches a source's newest file, the only one the sink
+ * writes or reopens, so it needs no lock with the write loop: a file is
+ * closed for good before the sink creates the one after it (files.ts).
+ * Retention may delete a newest file of an earlier day (retention.ts); it
+ * does so through `whileClosed`, which the sink's file table grants only
+ * while the source has no file open, and which opening the source waits for.
+ */
+import { stat, unlink } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { RetentionConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { bytesDeleted, filesCompressed, filesDeleted, storeBytes } from '../../metrics.js';
+import { compressFile, leftovers } from './compress.js';
+import type { FileIo } from './io.js';
+import { listLayoutFiles, listSourceDirs } from './layout.js';
+import { hasLimits, planDeletions, type StoredFile } from './retention.js';
+
+export interface MaintenanceOptions {
+  dir: string;
+  io: FileIo;
+  log: Logger;
+  compress: boolean;
+  retention: RetentionConfig;
+  /** The sink's UTC day, `YYYY-MM-DD`: a newest file of an earlier day is no longer current. */
+  today: () => string;
+  /** Runs the deletion of a source's newest file only while the sink has none of its files open; false when it did not run. */
+  whileClosed: (source: string, remove: () => Promise<void>) => Promise<boolean>;
+}
+
+interface ScannedFile extends StoredFile {
+  compressed: boolean;
+  /** The newest file of its source (current, or of an earlier day). */
+  newest: boolean;
+}
+
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+export class StoreMaintenance {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopping = false;
+  /** Leftovers of a compression a crash interrupted are cleared by the first pass. */
+  private cleared = false;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly opts: MaintenanceOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.poke(), this.opts.retention.check_interval);
+    this.timer.unref();
+    this.poke();
+  }
+
+  /** Asks for a pass (a file was rotated): one runs at a time, and one more after it if asked meanwhile. */
+  poke(): void {
+    if (this.stopping) return;
+    this.again = true;
+    this.running ??= this.loop();
+  }
+
+  /** Stops a compression in progress (its plain file stays, for the next start) and waits for the pass to end. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.again && !this.stopping) {
+      this.again = false;
+      try {
+        await this.pass();
+      } catch (err) {
+        if (!this.stopping) this.opts.log.warn({ err }, 'file store maintenance failed; next check retries');
+      }
+    }
+    this.running = undefined;
+  }
+
+  private async pass(): Promise<void> {
+    const dirs = await listSourceDirs(this.opts.dir);
+    if (!this.cleared) {
+      await this.clearLeftovers(dirs);
+      this.cleared = true;
+    }
+    let files = await scan(dirs, this.opts.today());
+    if (hasLimits(this.opts.retention)) {
+      const doomed = new Set(await this.delete(planDeletions(files, this.opts.retention, Date.now())));
+      files = files.filter((f) => !doomed.has(f));
+    }
+    if (this.opts.compress) {
+      for (const f of files) {
+        if (this.stopping) break;
+        if (f.compressed || f.newest) continue;
+        f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
+        f.compressed = true;
+        filesCompressed.inc();
+        // A backlog (the first start over an old store) can take long: a
+        // rotation or a check due meanwhile starts a new pass, retention first.
+        if (this.again) break;
+      }
+    }
+    storeBytes.set(files.reduce((sum, f) => sum + f.size, 0));
+  }
+
+  /** Deletes the files, one log line for all; returns those it deleted (or found gone). */
+  private async delete(doomed: readonly ScannedFile[]): Promise<ScannedFile[]> {
+    const done: ScannedFile[] = [];
+    let bytes = 0;
+    for (const f of doomed) {
+      let deleted = false;
+      const remove = async (): Promise<void> => {
+        try {
+          await unlink(f.path);
+          bytes += f.size;
+          filesDeleted.inc();
+          bytesDeleted.inc(f.size);
+          deleted = true;
+        } catch (err) {
+          if (isMissing(err)) deleted = true;
+          else this.opts.log.warn({ err, path: f.path }, 'retention cannot delete a file');
+        }
+      };
+      // A newest file the sink opened since the scan is kept: it is current again.
+      if (f.newest) await this.opts.whileClosed(f.source, remove);
+      else await remove();
+      if (deleted) done.push(f);
+    }
+    if (done.length > 0) this.opts.log.info({ files: done.length, bytes, oldest: done[0]!.path, newest: done.at(-1)!.path }, 'retention deleted the oldest files');
+    return done;
+  }
+
+  private async clearLeftovers(dirs: readonly string[]): Promise<void> {
+    const removed: string[] = [];
+    for (const dir of dirs) {
+      for (const path of await leftovers(dir)) {
+        await unlink(path).catch((err: unknown) => {
+          if (!isMissing(err)) throw err;
+        });
+        removed.push(path);
+      }
+    }
+    if (removed.length > 0) this.opts.log.info({ files: removed }, 'removed what interrupted compressions left');
+  }
+}
+
+/** Every file of the store with its size and last write, oldest first within each source. */
+async function scan(dirs: readonly string[], today: string): Promise<ScannedFile[]> {
+  const out: ScannedFile[] = [];
+  for (const dir of dirs) {
+    const files = await listLayoutFiles(dir);
+    for (const [i, f] of files.entries()) {
+      try {
+        const st = await stat(f.path);
+        const newest = i === files.length - 1;
+        const current = newest && f.day >= today;
+        out.push({ path: f.path, source: basename(dir), day: f.day, index: f.index, size: st.size, mtimeMs: st.mtimeMs, newest, current, compressed: f.compressed });
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+  }
+  return out;
+}
