@@ -100,7 +100,7 @@ export async function startFluentBit(binary: string): Promise<Receiver> {
     conf,
     ['[SERVICE]', '    flush 1', '    log_level warn', '[INPUT]', '    name forward', '    listen 127.0.0.1', `    port ${port}`, '[OUTPUT]', '    name file', '    match *', `    path ${dataDir}`, ''].join('\n'),
   );
-  const child = spawn(binary, ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(binary, ['--quiet', '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
   child.once('error', (err) => process.stderr.write(`fluent-bit: ${err.message}\n`));
   await accepting(port);
   return {
