@@ -41,7 +41,7 @@ async function collect(flags: CollectFlags): Promise<void> {
   const config = load();
   const log = createLogger(config.log_level, config.log_format);
   // Loaded here, not at the top: tail, ps and search need none of the collector.
-  const { Collector } = await import('./collector/collect.js');
+  const { Collector } = await import('./collect.js');
   const collector = new Collector(log);
 
   let stopping = false;

@@ -1,21 +1,22 @@
 /**
- * `clogs collect`: builds sinks, the pipeline, inputs and the HTTP endpoint
- * from a Config, runs them, reloads them on SIGHUP and stops them in order on
- * SIGTERM/SIGINT (inputs first, so everything they accepted reaches the sinks;
+ * `clogs collect`, the composition root: the one module that knows every
+ * input, sink and the HTTP endpoint (they know only the pipeline's
+ * interfaces). Builds them and the pipeline between them from a Config, runs
+ * them, reloads them on SIGHUP and stops them in order on SIGTERM/SIGINT (inputs first, so everything they accepted reaches the sinks;
  * sinks last, so what is queued stays queued).
  */
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log.js';
-import { ClogsError } from '../errors.js';
-import type { Sink } from '../sinks/sink.js';
-import { createFileSink } from '../sinks/file/index.js';
-import { startHttpServer } from '../http/server.js';
-import { Pipeline } from './pipeline.js';
-import type { InputDeps, RunningInput } from './input.js';
-import { startForwardInput } from './forward/index.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { ClogsError } from './errors.js';
+import type { Sink } from './sinks/sink.js';
+import { createFileSink } from './sinks/file/index.js';
+import { startHttpServer } from './http/server.js';
+import { Pipeline } from './collector/pipeline.js';
+import type { InputDeps, RunningInput } from './collector/input.js';
+import { startForwardInput } from './collector/forward/index.js';
 
 interface Running {
   config: Config;
@@ -116,7 +117,7 @@ export class Collector {
     if (config.sinks.file.enabled) sinks.push(createFileSink(config.sinks.file, { log: this.log.child({ component: 'sink', sink: 'file' }) }));
     if (config.sinks.elasticsearch) {
       // Loaded only when configured: the client is about 20 MB of the idle RSS.
-      const { createElasticsearchSink } = await import('../sinks/elasticsearch/index.js');
+      const { createElasticsearchSink } = await import('./sinks/elasticsearch/index.js');
       sinks.push(
         createElasticsearchSink(config.sinks.elasticsearch, {
           log: this.log.child({ component: 'sink', sink: 'elasticsearch' }),
@@ -151,7 +152,7 @@ export class Collector {
       if (config.forward.enabled) inputs.push(await startForwardInput(config.forward, deps('forward')));
       if (config.docker.enabled) {
         // Loaded only when enabled: dockerode is about 12 MB of the idle RSS.
-        const { startDockerInput } = await import('./docker/index.js');
+        const { startDockerInput } = await import('./collector/docker/index.js');
         const docker = await startDockerInput(config.docker, deps('docker'));
         if (docker) inputs.push(docker);
       }
