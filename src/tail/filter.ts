@@ -68,6 +68,11 @@ export function parsePattern(flag: string, source: string, ignoreCase = false): 
   }
 }
 
+/** A pattern that matches `text` itself, every character literal. */
+export function literalPattern(text: string, ignoreCase: boolean): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), ignoreCase ? 'i' : '');
+}
+
 export function matchesFilter(f: EventFilter, e: LogEvent): boolean {
   const ts = e['@timestamp'];
   if (f.since !== undefined && ts < f.since) return false;

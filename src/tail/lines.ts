@@ -104,3 +104,24 @@ export async function lastLine(path: string, end: number): Promise<string | unde
   for await (const line of readLinesBackward(path, end)) return line;
   return undefined;
 }
+
+/**
+ * The first complete line starting after byte `from` (past the next "\n") and
+ * before `limit`, with its start; undefined when none lies within one chunk.
+ */
+export async function lineAfter(path: string, from: number, limit: number): Promise<{ line: string; start: number } | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const size = Math.min(CHUNK_BYTES, limit - from);
+    if (size <= 0) return undefined;
+    const chunk = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fh.read(chunk, 0, size, from);
+    const buf = chunk.subarray(0, bytesRead);
+    const nl = buf.indexOf(NEWLINE);
+    const end = nl === -1 ? -1 : buf.indexOf(NEWLINE, nl + 1);
+    if (end === -1) return undefined;
+    return { line: buf.toString('utf8', nl + 1, end), start: from + nl + 1 };
+  } finally {
+    await fh.close();
+  }
+}
