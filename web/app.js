@@ -129,6 +129,7 @@ class View {
     this.showSource = view.containers.length !== 1 || view.q !== '';
     this.list = $('lines');
     this.list.replaceChildren();
+    this.list.classList.toggle('one-source', !this.showSource);
     $('latest').hidden = true;
     $('older').textContent = '';
   }
