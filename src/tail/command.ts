@@ -3,7 +3,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ClogsError } from '../errors.js';
-import { literalPattern, parseLevel, parsePattern, type EventFilter } from './filter.js';
+import { parseLevel, parsePattern, searchText, type EventFilter } from './filter.js';
 import { createFormatter, shouldColor, type OutputMode } from './format.js';
 import { runTail } from './follow.js';
 import { createOutput, exitQuietlyOnSignals, warnToStderr } from './output.js';
@@ -153,7 +153,8 @@ async function search(query: string, flags: SearchFlags): Promise<void> {
         throw new ClogsError('CLOGS_TAIL', '--regex and -i apply to the file store; Elasticsearch takes <query> as a query string (message:/regex/ works there)');
       }
       request.queryString = query;
-    } else filter.text = flags.regex ? parsePattern('<query>', query, flags.ignoreCase === true) : literalPattern(query, flags.ignoreCase === true);
+    } else if (flags.regex) filter.text = parsePattern('<query>', query, flags.ignoreCase === true);
+    else searchText(filter, query, flags.ignoreCase === true);
     await runTail({
       store: target.store,
       request,

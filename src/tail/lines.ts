@@ -12,36 +12,49 @@ const CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 
 /**
- * Complete lines of `path` before byte `end`, last line first. Bytes after the
- * last "\n" before `end` (a line still being written) are not returned.
+ * The complete lines of `path` before byte `end`, in blocks of about one read
+ * chunk, the last block first: each block is whole lines in file order, joined
+ * by "\n". A scan can test a block at once and split only the blocks that may
+ * hold what it looks for. Bytes after the last "\n" before `end` (a line still
+ * being written) are in no block.
  */
-export async function* readLinesBackward(path: string, end: number): AsyncGenerator<string> {
+export async function* readBlocksBackward(path: string, end: number): AsyncGenerator<string> {
   const fh = await open(path, 'r');
   try {
     let pos = end;
-    // Bytes of the line that started before the chunk read last.
+    // The start of a line whose end was in the chunk read last.
     let carry: Buffer = Buffer.alloc(0);
-    let seenNewline = false;
+    let foundEnd = false;
     while (pos > 0) {
       const size = Math.min(CHUNK_BYTES, pos);
       pos -= size;
       const chunk = Buffer.allocUnsafe(size);
       const { bytesRead } = await fh.read(chunk, 0, size, pos);
-      let buf = carry.length > 0 ? Buffer.concat([chunk.subarray(0, bytesRead), carry]) : chunk.subarray(0, bytesRead);
+      const buf = carry.length > 0 ? Buffer.concat([chunk.subarray(0, bytesRead), carry]) : chunk.subarray(0, bytesRead);
       let stop = buf.length;
-      for (let i = buf.length - 1; i >= 0; i--) {
-        if (buf[i] !== NEWLINE) continue;
-        // The bytes after the last newline are an unfinished line: skip them.
-        if (seenNewline && stop > i + 1) yield buf.toString('utf8', i + 1, stop);
-        seenNewline = true;
-        stop = i;
+      if (!foundEnd) {
+        stop = buf.lastIndexOf(NEWLINE);
+        // Every byte read so far belongs to the unfinished last line.
+        if (stop === -1) continue;
+        foundEnd = true;
       }
-      buf = buf.subarray(0, stop);
-      carry = seenNewline ? Buffer.from(buf) : Buffer.alloc(0);
+      const first = buf.indexOf(NEWLINE);
+      if (first !== -1 && first < stop) {
+        if (stop > first + 1) yield buf.toString('utf8', first + 1, stop);
+        carry = Buffer.from(buf.subarray(0, first));
+      } else carry = Buffer.from(buf.subarray(0, stop));
     }
-    if (seenNewline && carry.length > 0) yield carry.toString('utf8');
+    if (foundEnd && carry.length > 0) yield carry.toString('utf8');
   } finally {
     await fh.close();
+  }
+}
+
+/** Complete lines of `path` before byte `end`, last line first (see readBlocksBackward); empty lines are skipped. */
+export async function* readLinesBackward(path: string, end: number): AsyncGenerator<string> {
+  for await (const block of readBlocksBackward(path, end)) {
+    const lines = block.split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) if (lines[i] !== '') yield lines[i]!;
   }
 }
 

@@ -4,8 +4,7 @@
  * page ends where the next one begins: its cursor is the key of its oldest
  * line, and the stores read only what lies before it (see ReadRequest.before).
  */
-import type { EventFilter } from './filter.js';
-import { literalPattern } from './filter.js';
+import { searchText, type EventFilter } from './filter.js';
 import { compareStored, eventKey, mergeOrdered, type StoredEvent } from './order.js';
 import { resolveInStore, type Resolved } from './resolve.js';
 import type { ReadRequest, Store } from './store.js';
@@ -65,7 +64,7 @@ async function requestsFor(store: Store, query: LinesQuery, limit: number): Prom
     const req: ReadRequest = { selection: r.selection, matched: r.matched, filter: { ...query.filter }, limit };
     if (query.search !== undefined && query.search !== '') {
       if (store.kind === 'es') req.queryString = query.search;
-      else req.filter.text = literalPattern(query.search, true);
+      else searchText(req.filter, query.search, true);
     }
     return req;
   });

@@ -21,8 +21,8 @@ import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { LogEvent } from '../collector/event.js';
 import { compareFiles, listFilesInOrder, listLayoutFiles, listSourceDirs, parseFileName, sanitizeName } from '../sinks/file/layout.js';
-import { matchesFilter } from './filter.js';
-import { completeLinesEnd, firstLine, lastLine, lineAfter, readLinesBackward, readLinesForward } from './lines.js';
+import { matchesFilter, storedLineTest } from './filter.js';
+import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
 import { compareStored, compareToKey, eventKey, mergeOrdered, parseKey, reorderWindow, type StoredEvent } from './order.js';
 import { matchesSelection, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
@@ -230,6 +230,21 @@ export function createFileStore(root: string, warn: Warn): Store {
   };
 }
 
+const TIMESTAMP_PREFIX = '{"@timestamp":"';
+const TIMESTAMP_LENGTH = '2026-11-22T09:53:10.526990943Z'.length;
+
+/** The `@timestamp` of a line the sink wrote (it comes first), without parsing the line. */
+function leadingTimestamp(line: string): string | undefined {
+  const end = TIMESTAMP_PREFIX.length + TIMESTAMP_LENGTH;
+  return line.startsWith(TIMESTAMP_PREFIX) && line.charCodeAt(end) === 0x22 ? line.slice(TIMESTAMP_PREFIX.length, end) : undefined;
+}
+
+function countLines(block: string): number {
+  let n = 1;
+  for (let i = block.indexOf('\n'); i !== -1; i = block.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 /** A stored line as an event, or undefined when it is not one (a foreign or damaged line). */
 function parseEventLine(line: string): LogEvent | undefined {
   let v: unknown;
@@ -308,6 +323,7 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const before = req.before === undefined ? undefined : parseKey(req.before);
   const beforeCeiling = before === undefined ? undefined : shiftTimestamp(before.ts, REORDER_SLACK_NS);
+  const lineTest = storedLineTest(filter);
   const found: StoredEvent[] = [];
   for (const snap of snapshots) {
     let matches = 0;
@@ -316,16 +332,31 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
     dir: for (let i = snap.files.length - 1; i >= 0; i--) {
       const file = snap.files[i]!;
       const end = beforeCeiling === undefined ? file.end : await endBefore(file, beforeCeiling, parse);
-      for await (const raw of readLinesBackward(file.path, end)) {
-        const event = parse(raw, file.path);
-        if (!event) continue;
-        const ts = event['@timestamp'];
-        if (sinceFloor !== undefined && ts < sinceFloor) break dir;
-        if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
-        if (before !== undefined && compareToKey(event, before) >= 0) continue;
-        if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
-        found.push({ event, raw });
-        if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
+      for await (const block of readBlocksBackward(file.path, end)) {
+        if (lineTest !== undefined && !lineTest.test(block)) {
+          // No line of the block can match (a search): only its time bounds the
+          // scan, and its first line is its oldest.
+          const ts = leadingTimestamp(block);
+          if (ts !== undefined && sinceFloor !== undefined && ts < sinceFloor) break dir;
+          if (stopBelow !== undefined && ((ts !== undefined && ts < stopBelow) || (extra += countLines(block)) > EXTRA_LINES_PAST_LIMIT)) break dir;
+          continue;
+        }
+        const lines = block.split('\n');
+        for (let j = lines.length - 1; j >= 0; j--) {
+          const raw = lines[j]!;
+          const skip = raw === '' || (lineTest !== undefined && !lineTest.test(raw));
+          const event = skip ? undefined : parse(raw, file.path);
+          // A line the test skipped still bounds the scan by its time.
+          const ts = event?.['@timestamp'] ?? (skip ? leadingTimestamp(raw) : undefined);
+          if (ts === undefined) continue;
+          if (sinceFloor !== undefined && ts < sinceFloor) break dir;
+          if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
+          if (!event) continue;
+          if (before !== undefined && compareToKey(event, before) >= 0) continue;
+          if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
+          found.push({ event, raw });
+          if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
+        }
       }
     }
   }
@@ -362,6 +393,7 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
+  const lineTest = storedLineTest(filter);
   for (const file of snap.files) {
     if (sinceFloor !== undefined) {
       const last = await lastLine(file.path, file.end);
@@ -369,6 +401,11 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
       if (lastEvent && lastEvent['@timestamp'] < sinceFloor) continue;
     }
     for await (const { line } of readLinesForward(file.path, 0, file.end)) {
+      if (lineTest !== undefined && !lineTest.test(line)) {
+        const ts = leadingTimestamp(line);
+        if (untilCeiling !== undefined && ts !== undefined && ts >= untilCeiling) return;
+        continue;
+      }
       const event = parse(line, file.path);
       if (!event) continue;
       if (untilCeiling !== undefined && event['@timestamp'] >= untilCeiling) return;

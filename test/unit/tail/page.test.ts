@@ -81,6 +81,15 @@ describe('readPage', () => {
     expect(warn.messages).toEqual(['web 52', 'web 56']);
   });
 
+  it('searches messages only, also for text JSON escapes', async () => {
+    const quoted = makeEvent({ container: DB, sec: T0 + 500, seq: 900, message: 'said "hi"\tthere' });
+    const { store } = storeWith([...seed(), [quoted]]);
+    const search = async (text: string) => (await readPage(store, { containers: [], filter: {}, search: text }, 10)).events.map((e) => e.event.message);
+    expect(await search('"HI"\tthere')).toEqual(['said "hi"\tthere']);
+    // In every stored line (the container's name), in no message.
+    expect(await search('web-1')).toEqual([]);
+  });
+
   it('finds its place in a large file by the timestamps', async () => {
     let seq = 1;
     const big = Array.from({ length: 20_000 }, (_, n) =>
