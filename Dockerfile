@@ -1,4 +1,6 @@
 # clogs as a container: `docker build -t clogs .`, then see compose.yaml.
+# The HTTP endpoint listens on 0.0.0.0 inside the container, so clogs requires
+# a token for its web page and /tail: `-e CLOGS_HTTP_AUTH_TOKEN=<16+ chars>`.
 #
 # node runs as PID 1 directly (no shell wrapper, no init): clogs installs
 # SIGTERM/SIGINT handlers, so `docker stop` makes it stop its inputs, flush,

@@ -87,7 +87,9 @@ function renderLine(e, showSource) {
     const open = li.querySelector('.fields');
     if (open) return open.remove();
     const table = el('table', 'fields');
-    const rows = flatten(e, '', []);
+    // What the line says first, then where it came from.
+    const { '@timestamp': ts, message, log, attrs, stream, container, ...rest } = e;
+    const rows = flatten({ '@timestamp': ts, message, log, attrs, stream, container, ...rest }, '', []).filter(([, v]) => v !== undefined);
     const inner = messageObject(e.message);
     if (inner) rows.push(...flatten(inner, 'message', []));
     for (const [k, v] of rows) {
