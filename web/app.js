@@ -220,6 +220,19 @@ class View {
     return body;
   }
 
+  /** The lines not shown yet, rendered. */
+  render(events) {
+    const frag = document.createDocumentFragment();
+    for (const e of events) {
+      const key = keyOf(e);
+      if (this.keys.has(key)) continue;
+      this.keys.add(key);
+      frag.append(renderLine(e, this.showSource));
+      if (!this.newest || compare(e, this.newest) > 0) this.newest = e;
+    }
+    return frag;
+  }
+
   append(events) {
     if (events.length === 0) return;
     if (this.detached) {
@@ -230,15 +243,7 @@ class View {
     }
     const follow = atEnd();
     this.list.querySelector('.empty')?.remove();
-    const frag = document.createDocumentFragment();
-    for (const e of events) {
-      const key = keyOf(e);
-      if (this.keys.has(key)) continue;
-      this.keys.add(key);
-      frag.append(renderLine(e, this.showSource));
-      if (!this.newest || compare(e, this.newest) > 0) this.newest = e;
-    }
-    this.list.append(frag);
+    this.list.append(this.render(events));
     // Bounded: the oldest lines go; scrolling back reads them again from the store.
     let dropped = false;
     while (this.list.children.length > MAX_LINES) {
@@ -255,15 +260,7 @@ class View {
   prepend(events) {
     const scroller = $('scroller');
     const before = scroller.scrollHeight;
-    const frag = document.createDocumentFragment();
-    for (const e of events) {
-      const key = keyOf(e);
-      if (this.keys.has(key)) continue;
-      this.keys.add(key);
-      frag.append(renderLine(e, this.showSource));
-      if (!this.newest || compare(e, this.newest) > 0) this.newest = e;
-    }
-    this.list.prepend(frag);
+    this.list.prepend(this.render(events));
     while (this.list.children.length > MAX_LINES) {
       const last = this.list.lastElementChild;
       this.keys.delete(last.dataset.key);
