@@ -42,11 +42,6 @@ function writeAddress() {
 // ---- lines -----------------------------------------------------------------
 
 const keyOf = (e) => `${e['@timestamp']}/${e.clogs.seq}`;
-/** Collected order: timestamp (fixed width, so string order is time order), then seq. */
-function compare(a, b) {
-  if (a['@timestamp'] !== b['@timestamp']) return a['@timestamp'] < b['@timestamp'] ? -1 : 1;
-  return a.clogs.seq - b.clogs.seq;
-}
 const sourceName = (e) => e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;
 
 /** The fields of an event, flattened to `a.b.c` paths, for the opened line. */
@@ -123,7 +118,6 @@ class View {
   constructor() {
     this.abort = new AbortController();
     this.keys = new Set();
-    this.newest = undefined; // the newest event shown
     this.cursor = undefined; // where the next older page starts; undefined: nothing older
     this.loadingOlder = false;
     this.detached = false; // scrolled back so far that the newest lines were dropped
@@ -154,14 +148,19 @@ class View {
       if (this.abort.signal.aborted) return;
       this.prepend(page.events);
       this.cursor = page.next ?? undefined;
-      this.append(held.filter((e) => !this.newest || compare(e, this.newest) > 0));
+      // Lines both in the history and live are shown once (by key); the rest are new.
+      this.append(held);
       held = undefined;
       this.scrollToEnd();
       if (this.list.children.length === 0) this.list.append(el('li', 'empty', searching ? 'No line matches.' : 'No lines yet.'));
       this.idleStatus();
       this.watchOlder();
     } catch (err) {
-      if (!this.abort.signal.aborted) status(`${searching ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
+      if (this.abort.signal.aborted) return;
+      status(`${searching ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
+      // Without its history the view takes no live line either (held ones would pile up).
+      this.source?.close();
+      this.source = undefined;
     }
   }
 
@@ -207,7 +206,7 @@ class View {
   async catchUp() {
     try {
       const page = await this.fetchPage();
-      this.append(page.events.filter((e) => !this.newest || compare(e, this.newest) > 0));
+      this.append(page.events);
     } catch {
       // The next reconnection tries again.
     }
@@ -228,7 +227,6 @@ class View {
       if (this.keys.has(key)) continue;
       this.keys.add(key);
       frag.append(renderLine(e, this.showSource));
-      if (!this.newest || compare(e, this.newest) > 0) this.newest = e;
     }
     return frag;
   }

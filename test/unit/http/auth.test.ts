@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator, TOKEN_COOKIE } from '../../../src/http/auth.js';
+import { liveAuthorization } from '../../../src/tail/live.js';
 
 const TOKEN = 'the-token-0123456789';
 const request = (headers: Record<string, string>): IncomingMessage => ({ headers }) as unknown as IncomingMessage;
@@ -45,6 +46,14 @@ describe('http.auth', () => {
     expect(auth.allows(request({ authorization: basic('ops', '') }))).toBe(false);
     expect(auth.allows(request({ authorization: 'Basic bm9jb2xvbg==' }))).toBe(false);
     expect(auth.allows(request({ authorization: 'Bearer pw1' }))).toBe(false);
+  });
+
+  it('accepts what clogs tail -f sends from the same config', () => {
+    for (const cfg of [{ token: TOKEN, users: [] }, { users: [{ username: 'ops', password: 'pw1' }] }]) {
+      const authorization = liveAuthorization(cfg)!;
+      expect(createAuthenticator(cfg).allows(request({ authorization }))).toBe(true);
+    }
+    expect(liveAuthorization(undefined)).toBeUndefined();
   });
 
   it('answers 401 with a Basic challenge, so a browser asks for it', () => {
