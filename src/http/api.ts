@@ -10,7 +10,7 @@
  * (minimum), `since` and `until` (as `clogs tail` takes them: `10m`, RFC
  * 3339, a date); `/api/lines` also `before` (the cursor) and `limit`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { ClogsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseLevel, type EventFilter } from '../tail/filter.js';
@@ -30,7 +30,7 @@ export interface LogReader {
 
 export interface Api {
   /** Answers a request under /api/; false when the path is not one of the API's. */
-  handle(path: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  handle(path: string, url: URL, res: ServerResponse): Promise<boolean>;
 }
 
 const DEFAULT_PAGE = 200;
@@ -87,7 +87,7 @@ export function createApi(reader: LogReader, log: Logger): Api {
   }
 
   return {
-    async handle(path, url, _req, res) {
+    async handle(path, url, res) {
       const route = ROUTES[path];
       if (route === undefined) return false;
       const store = reader.store();

@@ -80,7 +80,7 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
         await web.serve(path, req, res);
         return;
       }
-      if (await api.handle(path, url, req, res)) return;
+      if (await api.handle(path, url, res)) return;
     }
     switch (path) {
       case '/healthz':
