@@ -1,4 +1,6 @@
 # clogs as a container: `docker build -t clogs .`, then see compose.yaml.
+# The HTTP endpoint listens on 0.0.0.0 inside the container, so clogs requires
+# a token for its web page and /tail: `-e CLOGS_HTTP_AUTH_TOKEN=<16+ chars>`.
 #
 # node runs as PID 1 directly (no shell wrapper, no init): clogs installs
 # SIGTERM/SIGINT handlers, so `docker stop` makes it stop its inputs, flush,
@@ -13,7 +15,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY bench ./bench
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+COPY web ./web
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-slim
 ENV NODE_ENV=production
@@ -21,6 +24,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/web ./dist/web
 COPY config ./config
 RUN mkdir -p /var/lib/clogs && chown node:node /var/lib/clogs
 VOLUME /var/lib/clogs

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs and starts what the tests need
-# where it is missing (Docker engine and test image, Elasticsearch), builds, and
-# runs every test. Tests that need Docker or Elasticsearch fail, never skip,
-# when the service is not there.
+# where it is missing (Docker engine and test image, Elasticsearch, chromium), builds, and
+# runs every test. Tests that need Docker, Elasticsearch or chromium fail, never
+# skip, when it is not there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/docker.sh ensure
 bash scripts/elasticsearch.sh ensure
+bash scripts/chromium.sh ensure
 npm run build --silent
 npm run typecheck --silent
 

@@ -94,7 +94,7 @@ program
   .option('--state <dir>', 'where clogs keeps queues and checkpoints (state_dir)')
   .option('--no-docker', 'do not follow containers through the Docker Engine API')
   .option('--es <url>', 'ship to Elasticsearch at this URL (sinks.elasticsearch.url)')
-  .option('--http <host:port>', 'health, metrics and live-tail endpoint (http.listen)')
+  .option('--http <host:port>', 'the web page, live-tail, health and metrics endpoint (http.listen)')
   .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
   .addOption(new Option('--log-format <format>', 'the collector\'s own log: pretty on a terminal, else JSON lines (log_format)').choices(['auto', 'pretty', 'json']))
   .action(collect);

@@ -14,6 +14,9 @@ import { ClogsError } from './errors.js';
 import type { Sink } from './sinks/sink.js';
 import { createFileSink } from './sinks/file/index.js';
 import { startHttpServer } from './http/server.js';
+import { containerStates } from './tail/ps.js';
+import type { Store } from './tail/store.js';
+import { configuredStore, openStore } from './tail/target.js';
 import { Pipeline } from './collector/pipeline.js';
 import type { InputDeps, RunningInput } from './collector/input.js';
 import { startForwardInput } from './collector/forward/index.js';
@@ -28,6 +31,8 @@ export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
   private readonly pipeline = new Pipeline([]);
+  /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
+  private store: Store | undefined;
   private reloading: Promise<void> = Promise.resolve();
 
   constructor(private readonly log: Logger) {}
@@ -45,11 +50,16 @@ export class Collector {
     }
     this.running = { config, sinks, inputs };
     if (config.http.enabled) {
+      this.store = await this.openStore(config);
       this.http = await startHttpServer(config.http, {
         log: this.log.child({ component: 'http' }),
         pipeline: this.pipeline,
         inputs: () => this.running?.inputs ?? [],
         sinks: () => this.pipeline.sinkList,
+        reader: {
+          store: () => this.store,
+          containerStates: () => containerStates(this.running?.config.docker ?? config.docker),
+        },
       });
     }
     const forward = inputs.find((i) => i.name === 'forward');
@@ -77,6 +87,7 @@ export class Collector {
     if (!running) return;
     await Promise.allSettled(running.inputs.map((i) => i.stop()));
     await this.http?.close();
+    await this.store?.close();
     const closed = await Promise.allSettled(running.sinks.map((s) => s.close()));
     for (const c of closed) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
   }
@@ -106,10 +117,20 @@ export class Collector {
       await Promise.allSettled(cur.sinks.map((s) => s.close()));
       sinks = await this.startSinks(next);
       this.pipeline.replaceSinks(sinks);
+      if (this.http) {
+        const old = this.store;
+        this.store = await this.openStore(next);
+        await old?.close();
+      }
     }
     const inputs = await this.startInputs(next);
     this.running = { config: next, sinks, inputs };
     this.log.info({ restarted: sinksChanged ? 'inputs and sinks' : 'inputs', sinks: sinks.map((s) => s.name) }, 'config reloaded');
+  }
+
+  private async openStore(config: Config): Promise<Store> {
+    const log = this.log.child({ component: 'http' });
+    return openStore(config, configuredStore(config), (message) => log.warn({ store: message }, 'reading the store'));
   }
 
   private async startSinks(config: Config): Promise<Sink[]> {

@@ -164,12 +164,44 @@ export const elasticsearchSchema = z
   })
   .strict();
 
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost';
+}
+
+export const httpAuthSchema = z
+  .object({
+    token: z
+      .string()
+      .min(16, 'expected a token of at least 16 characters')
+      .optional()
+      .describe('A secret clients send as "Authorization: Bearer TOKEN" (or as the password of Basic auth, any user name).'),
+    users: z
+      .array(z.object({ username: z.string().min(1), password: z.string().min(1) }).strict())
+      .default([])
+      .describe('username/password pairs accepted as HTTP Basic auth.'),
+  })
+  .strict();
+
 export const httpSchema = z
   .object({
     enabled: z.boolean().default(true),
-    listen: listenAddress.default({ host: '127.0.0.1', port: 24280 }).describe('/healthz, /readyz, /metrics, /tail.'),
+    listen: listenAddress.default({ host: '127.0.0.1', port: 24280 }).describe('The web page, /api, /tail, /healthz, /readyz, /metrics.'),
+    auth: httpAuthSchema
+      .optional()
+      .describe('When set, the page, /api and /tail require it. Required when listen is not a loopback address.'),
   })
-  .strict();
+  .strict()
+  .superRefine((http, ctx) => {
+    const open = http.auth === undefined || (http.auth.token === undefined && http.auth.users.length === 0);
+    if (http.enabled && open && !isLoopbackHost(http.listen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth'],
+        message: `required because http.listen ${http.listen.host}:${http.listen.port} is not a loopback address (the page and /tail show every log line): set http.auth.token (CLOGS_HTTP_AUTH_TOKEN) or http.auth.users, or listen on 127.0.0.1`,
+      });
+    }
+  });
 
 export const configSchema = z
   .object({
@@ -199,3 +231,4 @@ export type FileSinkConfig = Config['sinks']['file'];
 export type RetentionConfig = FileSinkConfig['retention'];
 export type ElasticsearchConfig = z.infer<typeof elasticsearchSchema>;
 export type HttpConfig = Config['http'];
+export type HttpAuthConfig = z.infer<typeof httpAuthSchema>;

@@ -1,13 +1,16 @@
 /**
  * The collector's own HTTP endpoint (node:http, no framework):
  *
+ *   GET /          the web page (web-files.ts), with /ui/app.js and /ui/style.css
+ *   GET /api/...   the JSON API the page reads (api.ts)
+ *   GET /tail      server-sent events of the live stream (see sse.ts)
  *   GET /healthz   200 while the process serves requests (liveness)
  *   GET /readyz    200 when every input and sink is ready, else 503 with which is not
  *   GET /metrics   Prometheus text format, from the shared registry
- *   GET /tail      server-sent events of the live stream (see sse.ts)
  *
- * Bound to 127.0.0.1 by default: /tail shows every container's output, so
- * exposing it is a decision the operator makes in the config.
+ * Bound to 127.0.0.1 by default: the page and /tail show every container's
+ * output. With `http.auth` (required off loopback) they need credentials
+ * (auth.ts); the health and metrics paths hold no log line and stay open.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +21,10 @@ import type { Sink } from '../sinks/sink.js';
 import type { Logger } from '../log.js';
 import { ClogsError } from '../errors.js';
 import { registry } from '../metrics.js';
+import { createApi, type LogReader } from './api.js';
+import { createAuthenticator } from './auth.js';
 import { createTailStreams } from './sse.js';
+import { createWebFiles } from './web-files.js';
 import { parseTailFilter } from './tail-filter.js';
 
 export interface HttpDeps {
@@ -27,6 +33,8 @@ export interface HttpDeps {
   inputs: () => RunningInput[];
   /** Read on every /readyz: a config reload replaces the sinks. */
   sinks: () => readonly Sink[];
+  /** The store the page and /api read. */
+  reader: LogReader;
 }
 
 export interface RunningHttpServer {
@@ -38,6 +46,9 @@ export interface RunningHttpServer {
 export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<RunningHttpServer> {
   const { log } = deps;
   const tails = createTailStreams(deps.pipeline, log);
+  const auth = createAuthenticator(cfg.auth);
+  const api = createApi(deps.reader, log);
+  const web = createWebFiles();
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -58,7 +69,20 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
       return;
     }
     const url = new URL(req.url ?? '/', 'http://clogs');
-    switch (url.pathname) {
+    const path = url.pathname;
+    if (web.has(path) || path.startsWith('/api/') || path === '/tail') {
+      if (path === '/' && auth.acceptTokenLink(url, res)) return;
+      if (!auth.allows(req)) {
+        auth.refuse(res);
+        return;
+      }
+      if (web.has(path)) {
+        await web.serve(path, req, res);
+        return;
+      }
+      if (await api.handle(path, url, res)) return;
+    }
+    switch (path) {
       case '/healthz':
         reply(res, 200, 'text/plain; charset=utf-8', 'ok\n');
         return;
@@ -84,7 +108,7 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
         return;
       }
       default:
-        reply(res, 404, 'text/plain; charset=utf-8', 'not found: try /healthz, /readyz, /metrics or /tail\n');
+        reply(res, 404, 'text/plain; charset=utf-8', 'not found: try /, /tail, /healthz, /readyz or /metrics\n');
     }
   }
 

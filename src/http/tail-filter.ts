@@ -3,6 +3,9 @@
  * per-event check in the pipeline's publish path is a few comparisons.
  */
 import type { LogEvent, Stream } from '../collector/event.js';
+import { ClogsError } from '../errors.js';
+import { levelRank } from '../collector/levels.js';
+import { parseLevel } from '../tail/filter.js';
 
 export interface TailFilter {
   /**
@@ -11,19 +14,36 @@ export interface TailFilter {
    */
   containers: readonly string[];
   stream?: Stream;
+  /** `level`: the minimum severity; events without a level are left out. */
+  minLevel?: number;
+  /** `q`: a substring of the message, lower case (matched ignoring case). */
+  text?: string;
 }
 
 export function parseTailFilter(params: URLSearchParams): TailFilter | string {
-  const containers = params.getAll('container').filter((c) => c.length > 0);
+  const filter: TailFilter = { containers: params.getAll('container').filter((c) => c.length > 0) };
   const stream = params.get('stream');
-  if (stream !== null && stream !== 'stdout' && stream !== 'stderr') {
-    return `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`;
+  if (stream !== null && stream !== '') {
+    if (stream !== 'stdout' && stream !== 'stderr') return `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`;
+    filter.stream = stream;
   }
-  return stream === null ? { containers } : { containers, stream };
+  const level = params.get('level');
+  if (level !== null && level !== '') {
+    try {
+      filter.minLevel = parseLevel(level);
+    } catch (err) {
+      return err instanceof ClogsError ? err.message.replace(/^--level/, 'level') : String(err);
+    }
+  }
+  const q = params.get('q');
+  if (q !== null && q !== '') filter.text = q.toLowerCase();
+  return filter;
 }
 
 export function matchesTailFilter(filter: TailFilter, event: LogEvent): boolean {
   if (filter.stream !== undefined && event.stream !== filter.stream) return false;
+  if (filter.minLevel !== undefined && !((levelRank(event.log?.level) ?? -1) >= filter.minLevel)) return false;
+  if (filter.text !== undefined && !event.message.toLowerCase().includes(filter.text)) return false;
   if (filter.containers.length === 0) return true;
   const c = event.container;
   const tag = event.clogs.tag;

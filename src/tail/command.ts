@@ -3,13 +3,13 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ClogsError } from '../errors.js';
-import { parseLevel, parsePattern, type EventFilter } from './filter.js';
+import { parseLevel, parsePattern, searchText, type EventFilter } from './filter.js';
 import { createFormatter, shouldColor, type OutputMode } from './format.js';
 import { runTail } from './follow.js';
 import { createOutput, exitQuietlyOnSignals, warnToStderr } from './output.js';
 import { containerStates, formatPsTable, psRows } from './ps.js';
-import { isUnknown, resolveSource, type Resolved } from './resolve.js';
-import type { ReadRequest, Store } from './store.js';
+import { resolveInStore, type Resolved } from './resolve.js';
+import type { ReadRequest } from './store.js';
 import { loadTarget, type StoreFlags } from './target.js';
 import { parseTimeSpec } from './timespec.js';
 
@@ -111,16 +111,6 @@ function formatterOf(flags: ReadFlags, prefix: boolean) {
   return createFormatter({ mode: flags.output, timestamps: flags.timestamps === true, color, prefix });
 }
 
-/** Resolves `<id>`; when the cheap source list knows nothing like it, asks again after a full scan. */
-async function resolve(store: Store, query: string): Promise<Resolved> {
-  let sources = await store.sources();
-  if (sources.length === 0) {
-    throw new ClogsError('CLOGS_TAIL', `the ${store.description} holds no lines yet: is clogs collect writing there? (point at a store with --file DIR, --es URL or --config FILE)`);
-  }
-  if (isUnknown(query, sources) && !store.sourcesComplete) sources = (await store.stats()).map((s) => s.info);
-  return resolveSource(query, sources);
-}
-
 /** Several containers' lines mix: prefix each line with its source. */
 function mixesSources(resolved: Resolved): boolean {
   const labels = new Set(resolved.matched.map((s) => s.name ?? s.tag ?? s.id));
@@ -133,7 +123,7 @@ async function tail(id: string, flags: TailFlags): Promise<void> {
   const filter = filterOf(flags);
   const target = await loadTarget(flags, warnToStderr);
   try {
-    const resolved = await resolve(target.store, id);
+    const resolved = await resolveInStore(target.store, id);
     const limit = flags.lines ?? (filter.since !== undefined || filter.until !== undefined ? Infinity : 10);
     const live = flags.follow ? target.live : undefined;
     await runTail({
@@ -141,6 +131,7 @@ async function tail(id: string, flags: TailFlags): Promise<void> {
       request: { selection: resolved.selection, matched: resolved.matched, filter, limit },
       follow: flags.follow === true,
       ...(live === undefined ? {} : { live }),
+      ...(target.liveAuthorization === undefined ? {} : { liveAuthorization: target.liveAuthorization }),
       format: formatterOf(flags, mixesSources(resolved)),
       output: createOutput(),
       warn: warnToStderr,
@@ -155,14 +146,15 @@ async function search(query: string, flags: SearchFlags): Promise<void> {
   const filter = filterOf(flags);
   const target = await loadTarget(flags, warnToStderr);
   try {
-    const resolved: Resolved = flags.container === undefined ? { selection: { kind: 'all' }, matched: [] } : await resolve(target.store, flags.container);
+    const resolved: Resolved = flags.container === undefined ? { selection: { kind: 'all' }, matched: [] } : await resolveInStore(target.store, flags.container);
     const request: ReadRequest = { selection: resolved.selection, matched: resolved.matched, filter, limit: flags.lines ?? Infinity };
     if (target.store.kind === 'es') {
       if (flags.regex || flags.ignoreCase) {
         throw new ClogsError('CLOGS_TAIL', '--regex and -i apply to the file store; Elasticsearch takes <query> as a query string (message:/regex/ works there)');
       }
       request.queryString = query;
-    } else filter.text = parsePattern('<query>', flags.regex ? query : escapeRegExp(query), flags.ignoreCase === true);
+    } else if (flags.regex) filter.text = parsePattern('<query>', query, flags.ignoreCase === true);
+    else searchText(filter, query, flags.ignoreCase === true);
     await runTail({
       store: target.store,
       request,
@@ -191,8 +183,4 @@ async function ps(flags: PsFlags): Promise<void> {
   } finally {
     await target.store.close();
   }
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

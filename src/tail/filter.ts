@@ -20,6 +20,12 @@ export interface EventFilter {
   pattern?: RegExp;
   /** `clogs search`'s query where the store has no query language (files), tested against `message`. */
   text?: RegExp;
+  /**
+   * Set by searchText when `text` finds a literal that JSON writes unescaped:
+   * then it also finds the message in the stored JSON line, which the file
+   * store tests before parsing the line (see storedLineTest).
+   */
+  textInStoredLine?: boolean;
 }
 
 export function parseLevel(text: string): number {
@@ -36,6 +42,24 @@ export function parsePattern(flag: string, source: string, ignoreCase = false): 
   } catch (err) {
     throw new ClogsError('CLOGS_TAIL', `${flag}: not a valid regular expression: ${(err as Error).message}`);
   }
+}
+
+/** What JSON writes escaped; a text without any appears in a stored line as it is. */
+const ESCAPED_IN_JSON = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** Sets the filter's `text` to find `text` itself in messages, every character literal. */
+export function searchText(filter: EventFilter, text: string, ignoreCase: boolean): void {
+  filter.text = new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), ignoreCase ? 'i' : '');
+  filter.textInStoredLine = !ESCAPED_IN_JSON.test(text);
+}
+
+/**
+ * A test every stored JSON line of a matching event passes, far cheaper than
+ * parsing it. Lines that pass are parsed and matched as usual (the text may
+ * be in another field). Undefined when there is no such test.
+ */
+export function storedLineTest(f: EventFilter): RegExp | undefined {
+  return f.textInStoredLine === true ? f.text : undefined;
 }
 
 export function matchesFilter(f: EventFilter, e: LogEvent): boolean {

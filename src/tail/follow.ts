@@ -42,6 +42,8 @@ export interface TailRun {
   follow: boolean;
   /** `HOST:PORT` of the collector's HTTP endpoint; undefined: store only. */
   live?: string;
+  /** The Authorization header its `http.auth` asks for. */
+  liveAuthorization?: string;
   format(e: StoredEvent): string;
   output: Output;
   warn: Warn;
@@ -75,7 +77,7 @@ export async function runTail(run: TailRun): Promise<void> {
   const connect = async (): Promise<void> => {
     if (run.live === undefined || signal.aborted || live || connecting) return;
     connecting = true;
-    live = await connectLive(run.live, liveParams(req.selection, req.filter.stream), onLive, () => merge.resumed());
+    live = await connectLive(run.live, run.liveAuthorization, liveParams(req.selection, req.filter.stream), onLive, () => merge.resumed());
     connecting = false;
     if (!live) return;
     merge.connected();
@@ -90,7 +92,7 @@ export async function runTail(run: TailRun): Promise<void> {
 
   try {
     const reader = await store.open(req);
-    merge.seed(reader.recentKeys);
+    merge.seed(await reader.recentKeys());
     for await (const e of reader.history()) {
       const full = print(e);
       if (full) await full;

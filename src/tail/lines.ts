@@ -10,30 +10,44 @@
 import { readContent, readContentBackward } from '../sinks/file/content.js';
 
 const NEWLINE = 0x0a;
+/** How far lineAfter looks: a probe of a binary search reads no more. */
+const LINE_AFTER_BYTES = 64 * 1024;
 
 /**
- * Complete lines of `path` before byte `end` (Infinity: to its end), last line
- * first. Bytes after the last "\n" before `end` (a line still being written)
- * are not returned.
+ * The complete lines of `path` before byte `end` (Infinity: to its end), in
+ * blocks of about one read chunk, the last block first: each block is whole
+ * lines in file order, joined by "\n". A scan can test a block at once and
+ * split only the blocks that may hold what it looks for. Bytes after the last
+ * "\n" before `end` (a line still being written) are in no block.
  */
-export async function* readLinesBackward(path: string, end: number): AsyncGenerator<string> {
-  // Bytes of the line that started before the chunk read last.
+export async function* readBlocksBackward(path: string, end: number): AsyncGenerator<string> {
+  // The start of a line whose end was in the chunk read last.
   let carry: Buffer = Buffer.alloc(0);
-  let seenNewline = false;
+  let foundEnd = false;
   for await (const chunk of readContentBackward(path, end)) {
-    let buf = carry.length > 0 ? Buffer.concat([chunk, carry]) : chunk;
+    const buf = carry.length > 0 ? Buffer.concat([chunk, carry]) : chunk;
     let stop = buf.length;
-    for (let i = buf.length - 1; i >= 0; i--) {
-      if (buf[i] !== NEWLINE) continue;
-      // The bytes after the last newline are an unfinished line: skip them.
-      if (seenNewline && stop > i + 1) yield buf.toString('utf8', i + 1, stop);
-      seenNewline = true;
-      stop = i;
+    if (!foundEnd) {
+      stop = buf.lastIndexOf(NEWLINE);
+      // Every byte read so far belongs to the unfinished last line.
+      if (stop === -1) continue;
+      foundEnd = true;
     }
-    buf = buf.subarray(0, stop);
-    carry = seenNewline ? Buffer.from(buf) : Buffer.alloc(0);
+    const first = buf.indexOf(NEWLINE);
+    if (first !== -1 && first < stop) {
+      if (stop > first + 1) yield buf.toString('utf8', first + 1, stop);
+      carry = Buffer.from(buf.subarray(0, first));
+    } else carry = Buffer.from(buf.subarray(0, stop));
   }
-  if (seenNewline && carry.length > 0) yield carry.toString('utf8');
+  if (foundEnd && carry.length > 0) yield carry.toString('utf8');
+}
+
+/** Complete lines of `path` before byte `end`, last line first (see readBlocksBackward); empty lines are skipped. */
+export async function* readLinesBackward(path: string, end: number): AsyncGenerator<string> {
+  for await (const block of readBlocksBackward(path, end)) {
+    const lines = block.split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) if (lines[i] !== '') yield lines[i]!;
+  }
 }
 
 /** Complete lines of `path` in [start, end), first line first, each with the offset after its "\n". */
@@ -79,4 +93,20 @@ export async function firstLine(path: string, end: number): Promise<string | und
 export async function lastLine(path: string, end: number): Promise<string | undefined> {
   for await (const line of readLinesBackward(path, end)) return line;
   return undefined;
+}
+
+/**
+ * The first complete line starting after byte `from` (past the next "\n") and
+ * before `limit`, with its start; undefined when none lies within one chunk.
+ */
+export async function lineAfter(path: string, from: number, limit: number): Promise<{ line: string; start: number } | undefined> {
+  const size = Math.min(LINE_AFTER_BYTES, limit - from);
+  if (size <= 0) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of readContent(path, from, from + size)) chunks.push(chunk);
+  const buf = Buffer.concat(chunks);
+  const nl = buf.indexOf(NEWLINE);
+  const end = nl === -1 ? -1 : buf.indexOf(NEWLINE, nl + 1);
+  if (end === -1) return undefined;
+  return { line: buf.toString('utf8', nl + 1, end), start: from + nl + 1 };
 }

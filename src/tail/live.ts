@@ -8,7 +8,7 @@
  */
 import { request, type IncomingMessage } from 'node:http';
 import type { LogEvent } from '../collector/event.js';
-import type { ListenAddress } from '../config/schema.js';
+import type { HttpAuthConfig, ListenAddress } from '../config/schema.js';
 import type { StoredEvent } from './order.js';
 
 export interface LiveStream {
@@ -30,12 +30,20 @@ export function liveAddress(listen: ListenAddress): string {
   return host.includes(':') ? `[${host}]:${listen.port}` : `${host}:${listen.port}`;
 }
 
+/** The Authorization header the collector's `http.auth` accepts: its token, else its first user. */
+export function liveAuthorization(auth: HttpAuthConfig | undefined): string | undefined {
+  if (auth?.token !== undefined) return `Bearer ${auth.token}`;
+  const user = auth?.users[0];
+  return user === undefined ? undefined : `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+}
+
 /**
  * Subscribes to `/tail` at `address` (`HOST:PORT`). Resolves undefined when
  * nothing answers there, or something that is not a clogs collector does.
  */
 export function connectLive(
   address: string,
+  authorization: string | undefined,
   params: URLSearchParams,
   onEvent: LiveSink,
   resume: () => Promise<void>,
@@ -46,7 +54,10 @@ export function connectLive(
     let finish!: (reason: string) => void;
     const ended = new Promise<string>((r) => (finish = r));
     const query = params.toString();
-    const req = request(`http://${address}/tail${query ? `?${query}` : ''}`, { headers: { accept: 'text/event-stream' }, agent: false });
+    const req = request(`http://${address}/tail${query ? `?${query}` : ''}`, {
+      headers: { accept: 'text/event-stream', ...(authorization === undefined ? {} : { authorization }) },
+      agent: false,
+    });
     const timer = setTimeout(() => req.destroy(new Error('timeout')), CONNECT_TIMEOUT_MS);
     const settle = (value: LiveStream | undefined): void => {
       if (settled) return;

@@ -19,6 +19,21 @@ export function eventKey(event: LogEvent): string {
   return `${event['@timestamp']}/${event.clogs.seq}`;
 }
 
+/** `@timestamp/seq` → its parts; undefined when the text is not a key. */
+export function parseKey(key: string): { ts: string; seq: number } | undefined {
+  const slash = key.lastIndexOf('/');
+  const seq = Number(key.slice(slash + 1));
+  if (slash <= 0 || !Number.isSafeInteger(seq)) return undefined;
+  return { ts: key.slice(0, slash), seq };
+}
+
+/** Where an event sorts relative to a key: negative before it, 0 at it, positive after. */
+export function compareToKey(e: LogEvent, key: { ts: string; seq: number }): number {
+  const ts = e['@timestamp'];
+  if (ts !== key.ts) return ts < key.ts ? -1 : 1;
+  return e.clogs.seq - key.seq;
+}
+
 export function compareEvents(a: LogEvent, b: LogEvent): number {
   const ta = a['@timestamp'];
   const tb = b['@timestamp'];

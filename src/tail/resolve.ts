@@ -10,6 +10,7 @@
  */
 import type { LogEvent } from '../collector/event.js';
 import { ClogsError } from '../errors.js';
+import type { Store } from './store.js';
 
 /** One source of lines in a store: a container, or a forward tag without one. */
 export interface SourceInfo {
@@ -71,6 +72,16 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
     'CLOGS_TAIL',
     `no container, compose service or tag matches ${JSON.stringify(query)} among the ${sources.length} sources in the store${hint}\n(run "clogs ps" to list them)`,
   );
+}
+
+/** Resolves `<id>` in a store; when the cheap source list knows nothing like it, asks again after a full scan. */
+export async function resolveInStore(store: Store, query: string): Promise<Resolved> {
+  let sources = await store.sources();
+  if (sources.length === 0) {
+    throw new ClogsError('CLOGS_TAIL', `the ${store.description} holds no lines yet: is clogs collect writing there? (point at a store with --file DIR, --es URL or --config FILE)`);
+  }
+  if (isUnknown(query, sources) && !store.sourcesComplete) sources = (await store.stats()).map((s) => s.info);
+  return resolveSource(query, sources);
 }
 
 function ambiguous(query: string, matches: readonly SourceInfo[], what: string, fix: string): ClogsError {

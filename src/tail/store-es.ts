@@ -21,7 +21,7 @@ import { resolveTarget } from '../sinks/elasticsearch/bulk.js';
 import { createClient, safeUrls } from '../sinks/elasticsearch/client.js';
 import { levelsAtLeast } from '../collector/levels.js';
 import { matchesFilter, type EventFilter } from './filter.js';
-import { eventKey, type StoredEvent } from './order.js';
+import { compareToKey, parseKey, type StoredEvent } from './order.js';
 import type { Selection, SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -200,8 +200,9 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
         } else if (ts < shiftTimestamp(startTs, -FOLLOW_OVERLAP_NS) && known.size >= RECENT_LINES) break;
         known.set(key, ts);
       }
+      const recent = [...known.keys()];
       const reader: StoreReader = {
-        recentKeys: [...known.keys()],
+        recentKeys: async () => recent,
         history: () => history(req, narrowed, startKey),
         follow: (signal) => follow(req, narrowed, startTs, known, signal),
       };
@@ -212,9 +213,9 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
   };
 
   async function* history(req: ReadRequest, query: Query[], startKey: string | undefined): AsyncGenerator<StoredEvent> {
-    if (startKey === undefined || req.limit <= 0) return;
-    const upTo = startKey;
-    const notAfterStart = (e: StoredEvent) => compareKeyTo(e.event, upTo) <= 0;
+    const upTo = startKey === undefined ? undefined : parseKey(startKey);
+    if (upTo === undefined || req.limit <= 0) return;
+    const notAfterStart = (e: StoredEvent) => compareToKey(e.event, upTo) <= 0;
     if (req.limit === Infinity) {
       for await (const hit of pages(query, 'asc', true)) {
         const e = stored(hit);
@@ -224,8 +225,11 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
       }
       return;
     }
+    const before = req.before === undefined ? undefined : parseKey(req.before);
+    // search_after takes the sort values of the last hit seen: the cursor's, as the sort renders them.
+    const start = before === undefined ? undefined : [before.ts, before.seq];
     const found: StoredEvent[] = [];
-    for await (const hit of pages(query, 'desc', true)) {
+    for await (const hit of pages(query, 'desc', true, start)) {
       const e = stored(hit);
       if (!e || !notAfterStart(e) || !matchesFilter(req.filter, e.event)) continue;
       found.push(e);
@@ -336,14 +340,6 @@ function mergeBucket(bySource: Map<string, SourceStats>, b: CompositeBucket): vo
 
 function queryStringQuery(text: string): Query {
   return { query_string: { query: text, default_field: 'message' } };
-}
-
-function compareKeyTo(e: LogEvent, key: string): number {
-  const k = eventKey(e);
-  if (k === key) return 0;
-  const [ts, seq] = key.split('/');
-  if (e['@timestamp'] !== ts) return e['@timestamp'] < ts! ? -1 : 1;
-  return e.clogs.seq - Number(seq);
 }
 
 function describeError(err: unknown, url: string, index: string): ClogsError {

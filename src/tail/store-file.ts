@@ -26,9 +26,9 @@ import { join } from 'node:path';
 import type { LogEvent } from '../collector/event.js';
 import { contentEnd } from '../sinks/file/content.js';
 import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type LayoutFile } from '../sinks/file/layout.js';
-import { matchesFilter } from './filter.js';
-import { completeLinesEnd, firstLine, lastLine, readLinesBackward, readLinesForward } from './lines.js';
-import { compareStored, eventKey, mergeOrdered, reorderWindow, type StoredEvent } from './order.js';
+import { matchesFilter, storedLineTest } from './filter.js';
+import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
+import { compareStored, compareToKey, eventKey, mergeOrdered, parseKey, reorderWindow, type StoredEvent } from './order.js';
 import { matchesSelection, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -46,6 +46,8 @@ const REORDER_WINDOW = 4096;
  * is when the app wrote it, which can be long before it was published.
  */
 const RECENT_LINES = 5000;
+/** Below this many bytes the binary search of endBefore stops and the rest is read. */
+const PROBE_MIN_BYTES = 64 * 1024;
 /** Follow re-checks files this often even when no file-system event came (watchers can miss some). */
 const POLL_MS = 1000;
 
@@ -54,6 +56,52 @@ interface IndexEntry {
   /** `@timestamp` of the line `info` was taken from: the newest metadata wins. */
   seen: string;
   dirs: Set<string>;
+}
+
+type CountedSource = SourceStats & { seen: string };
+
+interface FileCounts {
+  /** Where the lines not counted yet start. */
+  offset: number;
+  sources: Map<string, CountedSource>;
+}
+
+function countEvent(sources: Map<string, CountedSource>, event: LogEvent): void {
+  const ts = event['@timestamp'];
+  const info = sourceOfEvent(event);
+  const key = indexKey(info);
+  let s = sources.get(key);
+  if (!s) {
+    s = { info, first: ts, last: ts, stdout: 0, stderr: 0, other: 0, seen: ts };
+    sources.set(key, s);
+  }
+  if (ts < s.first) s.first = ts;
+  if (ts > s.last) s.last = ts;
+  if (ts >= s.seen) {
+    s.seen = ts;
+    s.info = info;
+  }
+  if (event.stream === 'stdout') s.stdout++;
+  else if (event.stream === 'stderr') s.stderr++;
+  else s.other++;
+}
+
+/** Adds one file's counts of a source to the totals. */
+function mergeCounts(totals: Map<string, CountedSource>, key: string, s: CountedSource): void {
+  const t = totals.get(key);
+  if (!t) {
+    totals.set(key, { ...s });
+    return;
+  }
+  if (s.first < t.first) t.first = s.first;
+  if (s.last > t.last) t.last = s.last;
+  if (s.seen >= t.seen) {
+    t.seen = s.seen;
+    t.info = s.info;
+  }
+  t.stdout += s.stdout;
+  t.stderr += s.stderr;
+  t.other += s.other;
 }
 
 interface FileSnapshot extends LayoutFile {
@@ -69,6 +117,8 @@ interface DirSnapshot {
 export function createFileStore(root: string, warn: Warn): Store {
   let index: Map<string, IndexEntry> | undefined;
   const badFiles = new Set<string>();
+  // Line counts per file, kept between stats() calls: only a file's new lines are read again.
+  const counts = new Map<string, FileCounts>();
 
   const parse = (line: string, file: string): LogEvent | undefined => {
     const event = parseEventLine(line);
@@ -95,6 +145,25 @@ export function createFileStore(root: string, warn: Warn): Store {
     }
     index = next;
     return next;
+  }
+
+  /** `end`: Infinity for a compressed file, which never changes once there: it is counted once. */
+  async function countFile(path: string, end: number, compressed: boolean): Promise<Map<string, CountedSource>> {
+    let c = counts.get(path);
+    if (c && compressed) return c.sources;
+    // A file that shrank was replaced: count it again.
+    if (!c || end < c.offset) {
+      c = { offset: 0, sources: new Map() };
+      counts.set(path, c);
+    }
+    if (end > c.offset) {
+      for await (const { line, next } of readLinesForward(path, c.offset, end)) {
+        c.offset = next;
+        const event = parse(line, path);
+        if (event) countEvent(c.sources, event);
+      }
+    }
+    return c.sources;
   }
 
   async function dirsFor(req: ReadRequest): Promise<string[]> {
@@ -125,37 +194,32 @@ export function createFileStore(root: string, warn: Warn): Store {
     },
 
     async stats() {
-      const stats = new Map<string, SourceStats & { seen: string }>();
+      const totals = new Map<string, CountedSource>();
       const next = new Map<string, IndexEntry>();
+      const seenFiles = new Set<string>();
       for (const dir of await listSourceDirs(root)) {
-        for (const { path } of await listLayoutFiles(dir)) {
+        for (const { path, compressed } of await listLayoutFiles(dir)) {
           const end = await contentEnd(path);
           if (end === undefined) continue;
-          for await (const { line } of readLinesForward(path, 0, end)) {
-            const event = parse(line, path);
-            if (!event) continue;
-            addToIndex(next, event, dir);
-            const ts = event['@timestamp'];
-            const key = indexKey(sourceOfEvent(event));
-            let s = stats.get(key);
-            if (!s) {
-              s = { info: sourceOfEvent(event), first: ts, last: ts, stdout: 0, stderr: 0, other: 0, seen: ts };
-              stats.set(key, s);
+          seenFiles.add(path);
+          const counted = await countFile(path, end, compressed);
+          for (const [key, s] of counted) {
+            mergeCounts(totals, key, s);
+            const entry = next.get(key);
+            if (!entry) next.set(key, { info: s.info, seen: s.seen, dirs: new Set([dir]) });
+            else {
+              entry.dirs.add(dir);
+              if (s.seen >= entry.seen) {
+                entry.info = s.info;
+                entry.seen = s.seen;
+              }
             }
-            if (ts < s.first) s.first = ts;
-            if (ts > s.last) s.last = ts;
-            if (ts >= s.seen) {
-              s.seen = ts;
-              s.info = sourceOfEvent(event);
-            }
-            if (event.stream === 'stdout') s.stdout++;
-            else if (event.stream === 'stderr') s.stderr++;
-            else s.other++;
           }
         }
       }
+      for (const path of counts.keys()) if (!seenFiles.has(path)) counts.delete(path);
       index = next;
-      return [...stats.values()].map(({ seen: _seen, ...s }) => s);
+      return [...totals.values()].map(({ seen: _seen, ...s }) => s);
     },
 
     async open(req) {
@@ -163,7 +227,7 @@ export function createFileStore(root: string, warn: Warn): Store {
       const snapshots = await Promise.all(dirs.map(snapshotDir));
       const existing = new Set(await listSourceDirs(root));
       const reader: StoreReader = {
-        recentKeys: await recentKeys(snapshots, req.selection, parse),
+        recentKeys: () => recentKeys(snapshots, req.selection, parse),
         history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse) : scanBackward(snapshots, req, parse)),
         follow: (signal) => followDirs(root, snapshots, existing, req, parse, signal),
       };
@@ -172,6 +236,21 @@ export function createFileStore(root: string, warn: Warn): Store {
 
     async close() {},
   };
+}
+
+const TIMESTAMP_PREFIX = '{"@timestamp":"';
+const TIMESTAMP_LENGTH = '2026-11-22T09:53:10.526990943Z'.length;
+
+/** The `@timestamp` of a line the sink wrote (it comes first), without parsing the line. */
+function leadingTimestamp(line: string): string | undefined {
+  const end = TIMESTAMP_PREFIX.length + TIMESTAMP_LENGTH;
+  return line.startsWith(TIMESTAMP_PREFIX) && line.charCodeAt(end) === 0x22 ? line.slice(TIMESTAMP_PREFIX.length, end) : undefined;
+}
+
+function countLines(block: string): number {
+  let n = 1;
+  for (let i = block.indexOf('\n'); i !== -1; i = block.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** A stored line as an event, or undefined when it is not one (a foreign or damaged line). */
@@ -241,6 +320,9 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
   if (req.limit <= 0) return;
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
+  const before = req.before === undefined ? undefined : parseKey(req.before);
+  const beforeCeiling = before === undefined ? undefined : shiftTimestamp(before.ts, REORDER_SLACK_NS);
+  const lineTest = storedLineTest(filter);
   const found: StoredEvent[] = [];
   for (const snap of snapshots) {
     let matches = 0;
@@ -248,20 +330,59 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
     let extra = 0;
     dir: for (let i = snap.files.length - 1; i >= 0; i--) {
       const file = snap.files[i]!;
-      for await (const raw of readLinesBackward(file.path, file.end)) {
-        const event = parse(raw, file.path);
-        if (!event) continue;
-        const ts = event['@timestamp'];
-        if (sinceFloor !== undefined && ts < sinceFloor) break dir;
-        if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
-        if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
-        found.push({ event, raw });
-        if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
+      const end = beforeCeiling === undefined ? file.end : await endBefore(file, beforeCeiling, parse);
+      for await (const block of readBlocksBackward(file.path, end)) {
+        if (lineTest !== undefined && !lineTest.test(block)) {
+          // No line of the block can match (a search): only its time bounds the
+          // scan, and its first line is its oldest.
+          const ts = leadingTimestamp(block);
+          if (ts !== undefined && sinceFloor !== undefined && ts < sinceFloor) break dir;
+          if (stopBelow !== undefined && ((ts !== undefined && ts < stopBelow) || (extra += countLines(block)) > EXTRA_LINES_PAST_LIMIT)) break dir;
+          continue;
+        }
+        const lines = block.split('\n');
+        for (let j = lines.length - 1; j >= 0; j--) {
+          const raw = lines[j]!;
+          const skip = raw === '' || (lineTest !== undefined && !lineTest.test(raw));
+          const event = skip ? undefined : parse(raw, file.path);
+          // A line the test skipped still bounds the scan by its time.
+          const ts = event?.['@timestamp'] ?? (skip ? leadingTimestamp(raw) : undefined);
+          if (ts === undefined) continue;
+          if (sinceFloor !== undefined && ts < sinceFloor) break dir;
+          if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
+          if (!event) continue;
+          if (before !== undefined && compareToKey(event, before) >= 0) continue;
+          if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
+          found.push({ event, raw });
+          if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
+        }
       }
     }
   }
   found.sort(compareStored);
   yield* found.slice(Math.max(0, found.length - req.limit));
+}
+
+/**
+ * Where to start reading a file backwards so that every line after that point
+ * is at or after `ts`: a binary search on the lines' timestamps, so a page deep
+ * in a large file costs a few reads to find. Files are in time order within
+ * REORDER_SLACK_NS, which the caller adds to `ts`; a probe that finds no whole
+ * line or no event moves the search later, reading more rather than missing lines.
+ */
+async function endBefore(file: FileSnapshot, ts: string, parse: Parse): Promise<number> {
+  // A compressed file has no byte positions to probe without decompressing: read it whole.
+  if (file.compressed) return file.end;
+  let lo = 0;
+  let hi = file.end;
+  while (hi - lo > PROBE_MIN_BYTES) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    const probe = await lineAfter(file.path, mid, hi);
+    const event = probe === undefined ? undefined : parse(probe.line, file.path);
+    if (probe === undefined || event === undefined || event['@timestamp'] < ts) lo = mid;
+    else hi = probe.start;
+  }
+  return hi;
 }
 
 /** Everything matching, in order: each directory scanned forwards, the directories merged. */
@@ -273,12 +394,18 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
+  const lineTest = storedLineTest(filter);
   for (const [i, file] of snap.files.entries()) {
     if (sinceFloor !== undefined) {
       const last = await lastTimestamp(snap.files, i, parse);
       if (last !== undefined && last < sinceFloor) continue;
     }
     for await (const { line } of readLinesForward(file.path, 0, file.end)) {
+      if (lineTest !== undefined && !lineTest.test(line)) {
+        const ts = leadingTimestamp(line);
+        if (untilCeiling !== undefined && ts !== undefined && ts >= untilCeiling) return;
+        continue;
+      }
       const event = parse(line, file.path);
       if (!event) continue;
       if (untilCeiling !== undefined && event['@timestamp'] >= untilCeiling) return;

@@ -30,6 +30,11 @@ export interface ReadRequest {
   queryString?: string;
   /** The last `limit` matching events; Infinity for all of them. */
   limit: number;
+  /**
+   * Only events before this key (`@timestamp/seq`, exclusive): the cursor of
+   * history read a page at a time, going backwards. Only with a finite limit.
+   */
+  before?: string;
 }
 
 /**
@@ -43,7 +48,7 @@ export interface StoreReader {
    * reader opened, a bounded number of them: the lines a live stream opened
    * just before may deliver again, printed or not by `history`.
    */
-  readonly recentKeys: readonly string[];
+  recentKeys(): Promise<readonly string[]>;
   /** Matching events stored before the reader opened, oldest first. */
   history(): AsyncIterable<StoredEvent>;
   /** Matching events stored since, in arrival order, until `signal` aborts. */

@@ -10,8 +10,12 @@ import fluentLogger from 'fluent-logger';
 import { expect } from 'vitest';
 import type { ContainerMeta, LogEvent, Stream } from '../../src/collector/event.js';
 import { formatNanoTime } from '../../src/collector/time.js';
+import type { LogReader } from '../../src/http/api.js';
 import { fileName, sourceDirName } from '../../src/sinks/file/layout.js';
 import { CLI } from './services.js';
+
+/** For an HTTP server started in a test that reads no store: the page's API answers 503. */
+export const NO_STORE: LogReader = { store: () => undefined, containerStates: async () => undefined };
 
 export interface EventSpec {
   container?: ContainerMeta;

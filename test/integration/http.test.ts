@@ -15,7 +15,7 @@ import { CLIENT_BUFFER_BYTES, DROPPED_COMMENT } from '../../src/http/sse.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { ES_URL, freePort, memoryLogger, requireNode } from '../helpers/elasticsearch.js';
 import { startCollector, type RunningCollector } from '../helpers/services.js';
-import { emitRecord as emit, endSender, fluentSender as sender, makeEvent } from '../helpers/tail.js';
+import { emitRecord as emit, endSender, fluentSender as sender, makeEvent, NO_STORE } from '../helpers/tail.js';
 
 async function get(url: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   const res = await fetch(url, { method });
@@ -176,7 +176,7 @@ describe('/tail bound per client', () => {
   it('drops a client that stops reading, with a final comment, and never holds up the pipeline', async () => {
     const { log, lines } = memoryLogger();
     const pipeline = new Pipeline([{ name: 'null', start: async () => undefined, close: async () => undefined, write: async () => undefined }]);
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline, inputs: () => [], sinks: () => pipeline.sinkList });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline, inputs: () => [], sinks: () => pipeline.sinkList, reader: NO_STORE });
     try {
       const [host, port] = http.address.split(':');
       const socket = connect(Number(port), host!);

@@ -13,6 +13,8 @@ import type { Sink } from '../../src/sinks/sink.js';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
 import { ES_URL, esClient, memoryLogger, requireNode, sinkConfig, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
 import { startCollector } from '../helpers/services.js';
+import { readPage } from '../../src/tail/page.js';
+import { createEsStore } from '../../src/tail/store-es.js';
 import { container, emitRecord, endSender, expectFollowedIntoLive, fakeId, fluentSender, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
 
 const WEB1 = container(fakeId('a1b2'), 'shop-web-1', { compose: { project: 'shop', service: 'web' } });
@@ -27,6 +29,7 @@ let config: string;
 let client: Client;
 let sink: Sink;
 let index: string;
+let dataset: string;
 let total = 0;
 let seq = 1;
 
@@ -53,7 +56,7 @@ const clogs = (command: string, ...args: string[]) => runCli([command, '--config
 beforeAll(async () => {
   await requireNode(ES_URL);
   dir = mkdtempSync(join(tmpdir(), 'clogs-tail-es-'));
-  const dataset = uniqueDataset('tail');
+  dataset = uniqueDataset('tail');
   index = `logs-${dataset}-default`;
   config = join(dir, 'clogs.yaml');
   // No live endpoint: these tests read Elasticsearch alone.
@@ -168,6 +171,28 @@ describe('clogs search on Elasticsearch', () => {
     expect(outputLines(field.stdout)).toEqual(['shop-web-1 | ERROR web1 29']);
     const one = await clogs('search', 'boom', '--container', 'shop-db-1');
     expect(outputLines(one.stdout)).toEqual(['db boom one']);
+  });
+});
+
+describe('the web page\'s pages on Elasticsearch', () => {
+  it('pages a container backwards with search_after, each line once, and searches with a query string', async () => {
+    const store = createEsStore(sinkConfig({ data_stream: { dataset, namespace: 'default' } }), () => undefined);
+    try {
+      const messages: string[] = [];
+      let before: string | undefined;
+      for (let pages = 0; pages < 20; pages++) {
+        const page = await readPage(store, { containers: ['shop-db-1'], filter: {} }, 2, before);
+        messages.unshift(...page.events.map((e) => e.event.message));
+        if (page.next === undefined) break;
+        before = page.next;
+      }
+      expect(messages).toEqual(['db boom one', 'db fine', 'same 1', 'same 2', 'same 3', 'ns 1', 'ns 2']);
+      const found = await readPage(store, { containers: [], filter: {}, search: 'boom' }, 10);
+      expect(found.events.map((e) => e.event.message)).toEqual(['db boom one', 'web1 boom']);
+      await expect(readPage(store, { containers: [], filter: {}, search: 'message:(' }, 10)).rejects.toThrow(/HTTP 400/);
+    } finally {
+      await store.close();
+    }
   });
 });
 

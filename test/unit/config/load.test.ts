@@ -87,6 +87,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: f })).toThrow(/syntax.yaml:\d+: not valid YAML/);
   });
 
+  it('requires http.auth when http.listen is not a loopback address', () => {
+    const wide = { 'http.listen': { flag: '--http', value: '0.0.0.0:24280' } };
+    expect(() => loadConfig({ flags: wide })).toThrow(/http\.auth: required because http\.listen 0\.0\.0\.0:24280 is not a loopback address/);
+    expect(() => loadConfig({ flags: wide, env: { CLOGS_HTTP_AUTH_TOKEN: 'short' } })).toThrow(/environment CLOGS_HTTP_AUTH_TOKEN: http\.auth\.token: expected a token of at least 16 characters/);
+    expect(loadConfig({ flags: wide, env: { CLOGS_HTTP_AUTH_TOKEN: 'a-token-long-enough' } }).http.auth?.token).toBe('a-token-long-enough');
+    const users = file('users.yaml', 'http:\n  listen: 10.0.0.5:24280\n  auth:\n    users:\n      - { username: ops, password: s3cret }\n');
+    expect(loadConfig({ file: users }).http.auth?.users).toEqual([{ username: 'ops', password: 's3cret' }]);
+    for (const host of ['127.0.0.1', '127.1.2.3', '[::1]', 'localhost']) {
+      expect(loadConfig({ flags: { 'http.listen': { flag: '--http', value: `${host}:24280` } } }).http.auth).toBeUndefined();
+    }
+    expect(loadConfig({ flags: { ...wide, 'http.enabled': { flag: '--no-http', value: false } } }).http.enabled).toBe(false);
+  });
+
   it('reports a missing file', () => {
     expect(() => loadConfig({ file: join(dir, 'nope.yaml') })).toThrow(/nope.yaml: cannot read the config file \(ENOENT\)/);
   });

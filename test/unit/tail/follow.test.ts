@@ -16,7 +16,7 @@ import { runTail } from '../../../src/tail/follow.js';
 import type { Output } from '../../../src/tail/output.js';
 import type { Store } from '../../../src/tail/store.js';
 import { createFileStore } from '../../../src/tail/store-file.js';
-import { appendToStore, container, fakeId, makeEvent } from '../../helpers/tail.js';
+import { appendToStore, container, fakeId, makeEvent, NO_STORE } from '../../helpers/tail.js';
 
 const WEB = container(fakeId('aa'), 'web');
 const OTHER = container(fakeId('bb'), 'other');
@@ -59,7 +59,7 @@ describe('runTail -f', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const pipeline = new Pipeline([storeSink(dir)]);
     const log = createLogger('silent');
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline, inputs: () => [], sinks: () => pipeline.sinkList });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline, inputs: () => [], sinks: () => pipeline.sinkList, reader: NO_STORE });
     cleanups.push(() => http.close());
 
     let seq = 1;
@@ -113,7 +113,7 @@ describe('runTail -f', () => {
     await pipeline.write([ev('first')]);
 
     // A port nothing listens on yet: bind, note it, close.
-    const probe = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [] });
+    const probe = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE });
     await probe.close();
 
     const output = capture();
@@ -132,7 +132,7 @@ describe('runTail -f', () => {
     await pipeline.write([ev('from the store')]);
     await until(() => output.lines().includes('from the store'), 'the store follower');
     const [host, port] = [probe.address.split(':')[0]!, Number(probe.address.split(':')[1])];
-    const http = await startHttpServer({ enabled: true, listen: { host, port } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [] });
+    const http = await startHttpServer({ enabled: true, listen: { host, port } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE });
     cleanups.push(() => http.close());
     await new Promise((r) => setTimeout(r, 2500));
     for (let i = 0; i < 5; i++) await pipeline.write([ev(`live ${i}`)]);
@@ -154,7 +154,7 @@ describe('runTail -f', () => {
       write: async (events) => void setTimeout(() => appendToStore(dir, events), 300),
     };
     const pipeline = new Pipeline([lagging]);
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [] });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE });
     cleanups.push(() => http.close());
     let seq = 1;
     const ev = (message: string): LogEvent => makeEvent({ container: WEB, sec: T0 + seq, seq: seq++, message, stream: 'stdout' });

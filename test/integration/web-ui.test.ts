@@ -1,0 +1,201 @@
+/// <reference lib="dom" />
+/**
+ * The web page in a real browser: Debian's chromium driven by puppeteer-core,
+ * the built `clogs collect` following real containers through the Docker
+ * engine into the file store.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LogEvent } from '../../src/collector/event.js';
+import { launchChromium } from '../helpers/browser.js';
+import { docker, removeContainers, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
+import { requireDocker, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+
+/** The product asks for a new line within 1 s; the test allows for a busy machine. */
+const LIVE_LINE_TIMEOUT_MS = 5000;
+/** The container list refreshes every 5 s. */
+const LIST_TIMEOUT_MS = 20_000;
+const TOKEN = 'web-ui-test-token-0123456789';
+
+const prefix = uniquePrefix('web');
+const app = `${prefix}-app`;
+const gone = `${prefix}-gone`;
+const needle = `needle-${Math.random().toString(36).slice(2, 10)}`;
+const dir = tempDir('web');
+let collector: RunningCollector;
+let browser: Browser;
+let page: Page;
+let base: string;
+
+const SCRIPT_LINE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
+
+beforeAll(async () => {
+  await requireDocker();
+  browser = await launchChromium();
+  collector = await startCollector(
+    ['--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', join(dir, 'data'), '--state', join(dir, 'state')],
+    { CLOGS_DOCKER_INCLUDE_NAMES: `[${prefix}-*]` },
+  );
+  base = `http://${collector.ready.http}`;
+  page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await collector?.stop();
+  await removeContainers(prefix);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const linesText = (): Promise<string> => page.$eval('#lines', (e) => e.textContent ?? '');
+const waitForText = (text: string, timeout = 30_000) =>
+  page.waitForFunction((t) => document.getElementById('lines')?.textContent?.includes(t), { timeout }, text);
+
+/** Lines of `/api/lines` (as the page reads them) once the store has them. */
+async function storedMessages(query: string): Promise<string[]> {
+  const res = await fetch(`${base}/api/lines?${query}`);
+  const body = (await res.json()) as { events: LogEvent[] };
+  return body.events.map((e) => e.message);
+}
+
+describe('the web page', () => {
+  it('lists a container started during the test and shows a new line of it live', async () => {
+    await page.goto(base + '/');
+    await runContainer(
+      app,
+      `echo '{"level":"info","msg":"hello info"}'; echo '{"level":"warn","msg":"careful warn","user":{"id":42}}'; echo '${SCRIPT_LINE}'; exec sleep 3600`,
+    );
+    await page.waitForFunction((name) => [...document.querySelectorAll('#containers .name')].some((b) => b.textContent === name), { timeout: LIST_TIMEOUT_MS }, app);
+    const row = await page.$$eval('#containers tbody tr', (rows, name) => rows.find((r) => r.textContent?.includes(name))?.textContent, app);
+    expect(row).toContain('running');
+
+    await page.$$eval('#containers .name', (buttons, name) => (buttons.find((b) => b.textContent === name) as HTMLButtonElement | undefined)?.click(), app);
+    await waitForText('careful warn');
+    expect(new URL(page.url()).searchParams.get('container')).toBe(app);
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('live'));
+
+    await docker('exec', app, 'sh', '-c', 'echo fresh live line > /proc/1/fd/1');
+    await waitForText('fresh live line', LIVE_LINE_TIMEOUT_MS);
+  });
+
+  it('shows a line holding <script> as text and runs nothing', async () => {
+    expect(await linesText()).toContain(SCRIPT_LINE);
+    expect(await page.$$('#lines img, #lines script')).toHaveLength(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
+  it('opens a JSON line as its fields', async () => {
+    await page.$$eval('#lines .line', (lines) => lines.find((l) => l.textContent?.includes('careful warn'))?.dispatchEvent(new MouseEvent('click', { bubbles: true })));
+    const fields = await page.waitForSelector('#lines .fields');
+    const rows = await fields!.$$eval('tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    expect(rows).toContainEqual(['attrs.user.id', '42']);
+    expect(rows).toContainEqual(['log.level', 'warn']);
+    expect(rows).toContainEqual(['message', 'careful warn']);
+  });
+
+  it('hides info lines under a level filter, and downloads only the filtered lines', async () => {
+    expect(await linesText()).toContain('hello info');
+    await page.select('#level', 'warn');
+    await page.waitForFunction(() => {
+      const text = document.getElementById('lines')?.textContent ?? '';
+      return text.includes('careful warn') && !text.includes('hello info');
+    });
+    expect(new URL(page.url()).searchParams.get('level')).toBe('warn');
+
+    const ndjson = await page.evaluate(async () => (await fetch((document.getElementById('dl-ndjson') as HTMLAnchorElement).href)).text());
+    const events = ndjson.trim().split('\n').map((l) => JSON.parse(l) as LogEvent);
+    expect(events.map((e) => e.message)).toEqual(['careful warn']);
+    const text = await page.evaluate(async () => (await fetch((document.getElementById('dl-text') as HTMLAnchorElement).href)).text());
+    expect(text).toMatch(new RegExp(`^\\S+Z ${app} \\| WARN  careful warn\\n$`));
+  });
+
+  it('finds a line of a container already removed, from the search box and from a link', async () => {
+    await runContainer(gone, `echo 'before'; echo 'the ${needle} is here'; echo 'after'`);
+    await waitExited(gone);
+    let found: string[] = [];
+    const deadline = Date.now() + 30_000;
+    while (found.length === 0 && Date.now() < deadline) {
+      found = await storedMessages(`q=${needle}`);
+      if (found.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(found).toEqual([`the ${needle} is here`]);
+    await docker('rm', gone);
+
+    await page.goto(base + '/');
+    await page.type('#q', needle);
+    await page.keyboard.press('Enter');
+    await waitForText(`the ${needle} is here`);
+    expect(await linesText()).toContain(gone);
+    expect(new URL(page.url()).searchParams.get('q')).toBe(needle);
+    expect(await page.$eval('#status', (e) => e.textContent)).toContain('1 match');
+
+    await page.goto(`${base}/?q=${needle}`);
+    await waitForText(`the ${needle} is here`);
+    const state = await page.$$eval('#containers tbody tr', (rows, name) => rows.find((r) => r.textContent?.includes(name))?.textContent, gone);
+    expect(state).toContain('removed');
+  });
+
+  it('says why a search failed', async () => {
+    await page.goto(`${base}/?q=anything&since=yesterday-ish`);
+    await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'));
+    expect(await page.$eval('#status', (e) => e.textContent)).toMatch(/^Search failed: since: expected a duration/);
+  });
+});
+
+describe('off loopback', () => {
+  let guarded: RunningCollector | undefined;
+  afterAll(async () => {
+    await guarded?.stop();
+  });
+
+  it('refuses to start without http.auth', async () => {
+    const err = await startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '0.0.0.0:0', '--file', join(dir, 'open'), '--state', join(dir, 'open-state')]).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/exited \(2\)/);
+    expect(err?.message).toMatch(/http\.auth: required because http\.listen 0\.0\.0\.0:0 is not a loopback address/);
+  });
+
+  it('answers 401 on the page and /tail without the token, and serves them with it', async () => {
+    guarded = await startCollector(
+      ['--no-docker', '--forward', '127.0.0.1:0', '--http', '0.0.0.0:0', '--file', join(dir, 'guarded'), '--state', join(dir, 'guarded-state')],
+      { CLOGS_HTTP_AUTH_TOKEN: TOKEN },
+    );
+    const port = guarded.ready.http!.split(':').pop();
+    const url = `http://127.0.0.1:${port}`;
+    for (const path of ['/', '/ui/app.js', '/api/lines', '/api/containers', '/tail', '/?token=not-the-token-at-all']) {
+      const res = await fetch(url + path);
+      expect(res.status, path).toBe(401);
+      expect(res.headers.get('www-authenticate'), path).toBe('Basic realm="clogs", charset="UTF-8"');
+    }
+    expect((await fetch(`${url}/tail`, { headers: { authorization: 'Bearer wrong-token-of-some-length' } })).status).toBe(401);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const tail = await fetch(`${url}/tail`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(tail.status).toBe(200);
+    await tail.body?.cancel();
+
+    // The browser's own prompt: any user name, the token as the password.
+    const prompted = await browser.newPage();
+    try {
+      await prompted.authenticate({ username: 'me', password: TOKEN });
+      expect((await prompted.goto(`${url}/`))?.status()).toBe(200);
+      await prompted.waitForFunction(() => document.getElementById('status')?.textContent?.includes('live'));
+    } finally {
+      await prompted.close();
+    }
+
+    // A link with the token sets a cookie and leaves the token out of the address.
+    const linked = await (await browser.createBrowserContext()).newPage();
+    try {
+      expect((await linked.goto(`${url}/?token=${TOKEN}`))?.status()).toBe(200);
+      expect(linked.url()).toBe(`${url}/`);
+      await linked.waitForFunction(() => document.getElementById('status')?.textContent?.includes('live'));
+    } finally {
+      await linked.browserContext().close();
+    }
+  });
+});

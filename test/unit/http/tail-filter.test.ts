@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { matchesTailFilter, parseTailFilter, type TailFilter } from '../../../src/http/tail-filter.js';
+import { container, fakeId, makeEvent } from '../../helpers/tail.js';
+
+const WEB = container(fakeId('aa'), 'web-1', { compose: { project: 'shop', service: 'web' } });
+const parse = (q: string): TailFilter => {
+  const f = parseTailFilter(new URLSearchParams(q));
+  if (typeof f === 'string') throw new Error(f);
+  return f;
+};
+
+describe('/tail filter', () => {
+  const info = makeEvent({ container: WEB, sec: 1, seq: 1, message: 'Order Placed', stream: 'stdout', level: 'info' });
+  const warn = makeEvent({ container: WEB, sec: 1, seq: 2, message: 'slow query', stream: 'stderr', level: 'warn' });
+  const plain = makeEvent({ container: WEB, sec: 1, seq: 3, message: 'no level here', stream: 'stdout' });
+
+  it('keeps lines at or above a level, ignoring lines without one', () => {
+    const f = parse('level=warn');
+    expect([info, warn, plain].filter((e) => matchesTailFilter(f, e))).toEqual([warn]);
+  });
+
+  it('matches q as a substring of the message in any case', () => {
+    const f = parse('q=order placed&container=web');
+    expect([info, warn, plain].filter((e) => matchesTailFilter(f, e))).toEqual([info]);
+  });
+
+  it('treats empty parameters as absent and names a bad one', () => {
+    expect(parse('stream=&level=&q=')).toEqual({ containers: [] });
+    expect(parseTailFilter(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
+    expect(parseTailFilter(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
+  });
+});

@@ -1,0 +1,475 @@
+// The clogs web page: containers, their lines (history, then live), search.
+// Log lines are untrusted: they reach the page only through textContent,
+// never as markup, and the server's Content-Security-Policy runs no other script.
+
+const PAGE = 200;
+/** Lines kept in the page; older ones are dropped and read again when scrolled back to. */
+const MAX_LINES = 5000;
+const CONTAINERS_EVERY_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+/** What is shown; mirrored in the address so a view can be shared. */
+const view = { containers: [], q: '', stream: '', level: '', since: '', until: '' };
+const FILTERS = ['q', 'stream', 'level', 'since', 'until'];
+
+function readAddress() {
+  const p = new URLSearchParams(location.search);
+  view.containers = p.getAll('container').filter(Boolean);
+  for (const k of FILTERS) view[k] = p.get(k) ?? '';
+}
+
+function viewParams(extra = {}) {
+  const p = new URLSearchParams();
+  for (const c of view.containers) p.append('container', c);
+  for (const k of FILTERS) if (view[k]) p.set(k, view[k]);
+  for (const [k, v] of Object.entries(extra)) p.set(k, v);
+  return p;
+}
+
+function writeAddress() {
+  const q = viewParams().toString();
+  const next = q ? `?${q}` : location.pathname;
+  if (location.search !== (q ? `?${q}` : '')) history.pushState(null, '', next);
+}
+
+// ---- lines -----------------------------------------------------------------
+
+const keyOf = (e) => `${e['@timestamp']}/${e.clogs.seq}`;
+const sourceName = (e) => e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;
+
+/** The fields of an event, flattened to `a.b.c` paths, for the opened line. */
+function flatten(value, prefix, out) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else out.push([prefix, typeof value === 'string' ? value : JSON.stringify(value)]);
+  return out;
+}
+
+/** A message that is itself a JSON object (a line stored without parsing) opens as its fields too. */
+function messageObject(message) {
+  if (!message.startsWith('{')) return undefined;
+  try {
+    const v = JSON.parse(message);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function renderLine(e, showSource) {
+  const li = el('li', 'line');
+  const level = e.log?.level;
+  if (level) li.classList.add(`lvl-${level.toLowerCase()}`);
+  if (e.stream === 'stderr') li.classList.add('stderr');
+  const json = e.attrs !== undefined || messageObject(e.message) !== undefined;
+  if (json) li.classList.add('json');
+  const t = el('time', '', e['@timestamp'].slice(11, 23));
+  t.title = e['@timestamp'];
+  li.append(t, el('span', 'src', showSource ? sourceName(e) : ''), el('span', 'lvl', level ? level.toUpperCase() : ''));
+  const msg = el('span', 'msg');
+  highlight(msg, e.message);
+  li.append(msg);
+  li.dataset.key = keyOf(e);
+  li.addEventListener('click', (ev) => {
+    if (ev.target.closest('.fields')) return;
+    const open = li.querySelector('.fields');
+    if (open) return open.remove();
+    const table = el('table', 'fields');
+    // What the line says first, then where it came from.
+    const { '@timestamp': ts, message, log, attrs, stream, container, ...rest } = e;
+    const rows = flatten({ '@timestamp': ts, message, log, attrs, stream, container, ...rest }, '', []).filter(([, v]) => v !== undefined);
+    const inner = messageObject(e.message);
+    if (inner) rows.push(...flatten(inner, 'message', []));
+    for (const [k, v] of rows) {
+      const tr = el('tr');
+      tr.append(el('td', '', k), el('td', '', v));
+      table.append(tr);
+    }
+    li.append(table);
+  });
+  return li;
+}
+
+/** The message as text, the search term marked (text nodes only, never markup). */
+function highlight(node, text) {
+  const q = view.q.toLowerCase();
+  if (!q) return void (node.textContent = text);
+  const lower = text.toLowerCase();
+  let at = 0;
+  for (let i = lower.indexOf(q); i !== -1 && q; i = lower.indexOf(q, at)) {
+    node.append(document.createTextNode(text.slice(at, i)), el('mark', '', text.slice(i, i + q.length)));
+    at = i + q.length;
+  }
+  node.append(document.createTextNode(text.slice(at)));
+}
+
+// ---- one view: history pages, then the live stream ---------------------------
+
+let current; // the running view; replaced on every change
+
+class View {
+  constructor() {
+    this.abort = new AbortController();
+    this.keys = new Set();
+    this.cursor = undefined; // where the next older page starts; undefined: nothing older
+    this.loadingOlder = false;
+    this.detached = false; // scrolled back so far that the newest lines were dropped
+    this.missed = 0;
+    this.showSource = view.containers.length !== 1 || view.q !== '';
+    this.list = $('lines');
+    this.list.replaceChildren();
+    this.list.classList.toggle('one-source', !this.showSource);
+    $('latest').hidden = true;
+    $('older').textContent = '';
+  }
+
+  get isLive() {
+    return view.q === '' && view.until === '' && !paused;
+  }
+
+  async start() {
+    const searching = view.q !== '';
+    status(searching ? 'Searching…' : 'Loading…', 'busy');
+    let held = [];
+    if (this.isLive) {
+      // Subscribed before the history is read: a line stored in between comes on
+      // both sides and is shown once; live lines wait until the history is in.
+      await this.openLive((e) => (held ? held.push(e) : this.append([e])));
+    }
+    try {
+      const page = await this.fetchPage();
+      if (this.abort.signal.aborted) return;
+      this.prepend(page.events);
+      this.cursor = page.next ?? undefined;
+      // Lines both in the history and live are shown once (by key); the rest are new.
+      this.append(held);
+      held = undefined;
+      this.scrollToEnd();
+      if (this.list.children.length === 0) this.list.append(el('li', 'empty', searching ? 'No line matches.' : 'No lines yet.'));
+      this.idleStatus();
+      this.watchOlder();
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      status(`${searching ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
+      // Without its history the view takes no live line either (held ones would pile up).
+      this.source?.close();
+      this.source = undefined;
+    }
+  }
+
+  idleStatus() {
+    const n = this.keys.size;
+    const what = view.q ? `${n} match${n === 1 ? '' : 'es'}${this.cursor ? ' so far (scroll up for more)' : ''}` : `${n} line${n === 1 ? '' : 's'}`;
+    if (this.source && this.source.readyState === EventSource.OPEN) status(`${what} · live`, 'live');
+    else if (this.source) status(`${what} · live stream reconnecting…`, 'busy');
+    else status(what + (paused && !view.q ? ' · paused' : ''));
+  }
+
+  openLive(onEvent) {
+    const params = viewParams();
+    params.delete('since');
+    params.delete('until');
+    const source = new EventSource(`/tail?${params}`);
+    this.source = source;
+    this.abort.signal.addEventListener('abort', () => source.close());
+    let reconnecting = false;
+    source.onmessage = (m) => {
+      try {
+        onEvent(JSON.parse(m.data));
+      } catch {
+        // Not an event: nothing to show.
+      }
+    };
+    return new Promise((resolve) => {
+      source.onopen = () => {
+        resolve();
+        if (reconnecting) void this.catchUp();
+        reconnecting = false;
+        if (this.list.children.length > 0) this.idleStatus();
+      };
+      source.onerror = () => {
+        resolve();
+        reconnecting = true;
+        if (this.list.children.length > 0) this.idleStatus();
+      };
+    });
+  }
+
+  /** After the live stream was down: the lines it missed, from the store. */
+  async catchUp() {
+    try {
+      const page = await this.fetchPage();
+      this.append(page.events);
+    } catch {
+      // The next reconnection tries again.
+    }
+  }
+
+  async fetchPage(before) {
+    const res = await fetch(`/api/lines?${viewParams({ limit: String(PAGE), ...(before ? { before } : {}) })}`, { signal: this.abort.signal });
+    const body = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+    if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+    return body;
+  }
+
+  /** The lines not shown yet, rendered. */
+  render(events) {
+    const frag = document.createDocumentFragment();
+    for (const e of events) {
+      const key = keyOf(e);
+      if (this.keys.has(key)) continue;
+      this.keys.add(key);
+      frag.append(renderLine(e, this.showSource));
+    }
+    return frag;
+  }
+
+  append(events) {
+    if (events.length === 0) return;
+    if (this.detached) {
+      this.missed += events.length;
+      $('latest').hidden = false;
+      $('latest').textContent = `${this.missed} new line${this.missed === 1 ? '' : 's'}: jump to the latest`;
+      return;
+    }
+    const follow = atEnd();
+    this.list.querySelector('.empty')?.remove();
+    this.list.append(this.render(events));
+    // Bounded: the oldest lines go; scrolling back reads them again from the store.
+    let dropped = false;
+    while (this.list.children.length > MAX_LINES) {
+      const first = this.list.firstElementChild;
+      this.keys.delete(first.dataset.key);
+      first.remove();
+      dropped = true;
+    }
+    if (dropped) this.cursor = this.list.firstElementChild.dataset.key;
+    if (follow) this.scrollToEnd();
+    if (this.list.children.length > 0) this.idleStatus();
+  }
+
+  prepend(events) {
+    const scroller = $('scroller');
+    const before = scroller.scrollHeight;
+    this.list.prepend(this.render(events));
+    while (this.list.children.length > MAX_LINES) {
+      const last = this.list.lastElementChild;
+      this.keys.delete(last.dataset.key);
+      last.remove();
+      this.detached = true;
+    }
+    scroller.scrollTop += scroller.scrollHeight - before;
+  }
+
+  watchOlder() {
+    const older = $('older');
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) void this.loadOlder();
+    }, { root: $('scroller'), rootMargin: '400px 0px 0px 0px' });
+    observer.observe(older);
+    this.abort.signal.addEventListener('abort', () => observer.disconnect());
+    this.showOlderState();
+  }
+
+  showOlderState() {
+    $('older').textContent = this.cursor ? 'Scroll up for older lines' : this.keys.size > 0 ? 'The beginning: nothing older matches.' : '';
+  }
+
+  async loadOlder() {
+    if (!this.cursor || this.loadingOlder) return;
+    this.loadingOlder = true;
+    $('older').textContent = 'Loading older lines…';
+    status(view.q ? 'Searching older lines…' : 'Loading older lines…', 'busy');
+    try {
+      const page = await this.fetchPage(this.cursor);
+      if (this.abort.signal.aborted) return;
+      this.cursor = page.next ?? undefined;
+      this.prepend(page.events);
+      this.idleStatus();
+    } catch (err) {
+      if (!this.abort.signal.aborted) status(`${view.q ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
+    } finally {
+      this.loadingOlder = false;
+      this.showOlderState();
+    }
+    // Still at the top (short pages): keep going.
+    if (this.cursor && $('scroller').scrollTop < 400 && !this.abort.signal.aborted) void this.loadOlder();
+  }
+
+  scrollToEnd() {
+    const s = $('scroller');
+    s.scrollTop = s.scrollHeight;
+  }
+
+  stop() {
+    this.abort.abort();
+  }
+}
+
+function atEnd() {
+  const s = $('scroller');
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
+}
+
+function status(text, kind = '') {
+  const s = $('status');
+  s.textContent = text;
+  s.className = kind;
+}
+
+let paused = false;
+
+function show() {
+  current?.stop();
+  for (const k of FILTERS) if ($(k).value !== view[k]) $(k).value = view[k];
+  const names = view.containers;
+  const where = names.length === 0 ? 'all containers' : names.join(' + ');
+  $('title').textContent = view.q ? `Search “${view.q}” in ${where}` : names.length === 0 ? 'All containers' : where;
+  document.title = `${view.q ? `“${view.q}”` : names.length === 0 ? 'all' : names.join(' + ')} · clogs`;
+  $('live').hidden = view.q !== '' || view.until !== '';
+  $('live').textContent = paused ? 'Resume live' : 'Pause';
+  $('dl-ndjson').href = `/api/export?${viewParams({ format: 'ndjson' })}`;
+  $('dl-text').href = `/api/export?${viewParams({ format: 'text' })}`;
+  markSelected();
+  current = new View();
+  void current.start();
+}
+
+function change(mutate) {
+  mutate();
+  writeAddress();
+  show();
+}
+
+// ---- containers ------------------------------------------------------------
+
+let containers = [];
+
+function ago(ts) {
+  if (!ts) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return ts.slice(0, 10);
+}
+
+/** How a container is asked for: its name, else its tag, else its id. */
+const handle = (c) => c.name ?? c.tag ?? c.id;
+
+function renderContainers() {
+  const body = $('containers').tBodies[0];
+  const rows = containers.map((c) => {
+    const tr = el('tr');
+    tr.dataset.handle = handle(c);
+    const pick = el('input');
+    pick.type = 'checkbox';
+    pick.title = 'Show together with the others ticked';
+    pick.checked = view.containers.includes(handle(c));
+    pick.addEventListener('change', () =>
+      change(() => {
+        view.q = '';
+        const set = new Set(view.containers);
+        if (pick.checked) set.add(handle(c));
+        else set.delete(handle(c));
+        view.containers = [...set];
+      }),
+    );
+    const name = el('button', 'name', c.name);
+    name.type = 'button';
+    name.addEventListener('click', () =>
+      change(() => {
+        view.q = '';
+        view.containers = [handle(c)];
+      }),
+    );
+    const cell = el('td');
+    cell.append(name);
+    const sub = el('div', 'sub', c.image ?? (c.tag ? `tag ${c.tag}` : ''));
+    if (c.service) {
+      const svc = el('button', '', `service ${c.service}`);
+      svc.type = 'button';
+      svc.title = 'Every replica of this compose service, merged';
+      svc.addEventListener('click', () =>
+        change(() => {
+          view.q = '';
+          view.containers = [c.service];
+        }),
+      );
+      sub.append(' · ', svc);
+    }
+    cell.append(sub);
+    const check = el('td');
+    check.append(pick);
+    const state = el('td');
+    state.append(el('span', `state ${c.state}`, c.state));
+    const last = el('td', 'num', ago(c.last_seen));
+    last.title = c.last_seen;
+    const lines = el('td', 'num', `${c.stdout} / ${c.stderr}`);
+    tr.append(check, cell, state, last, lines);
+    return tr;
+  });
+  body.replaceChildren(...rows);
+  markSelected();
+}
+
+function markSelected() {
+  for (const tr of $('containers').tBodies[0].rows) tr.classList.toggle('selected', view.containers.includes(tr.dataset.handle));
+}
+
+async function loadContainers() {
+  try {
+    const res = await fetch('/api/containers');
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+    containers = body.containers;
+    $('store').textContent = `${containers.length} source${containers.length === 1 ? '' : 's'} in the ${body.store}`;
+    renderContainers();
+  } catch (err) {
+    $('store').textContent = `Cannot list containers: ${err.message}`;
+  }
+}
+
+// ---- controls --------------------------------------------------------------
+
+$('search').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  change(() => (view.q = $('q').value.trim()));
+});
+$('q').addEventListener('search', () => {
+  if ($('q').value === '' && view.q !== '') change(() => (view.q = ''));
+});
+for (const k of ['stream', 'level', 'since', 'until']) {
+  $(k).addEventListener('change', () => change(() => (view[k] = $(k).value.trim())));
+}
+$('all').addEventListener('click', () => change(() => (view.containers = [])));
+$('home').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  change(() => {
+    view.containers = [];
+    for (const k of FILTERS) view[k] = '';
+  });
+});
+$('live').addEventListener('click', () => {
+  paused = !paused;
+  show();
+});
+$('latest').addEventListener('click', () => show());
+window.addEventListener('popstate', () => {
+  readAddress();
+  show();
+});
+
+readAddress();
+show();
+void loadContainers();
+setInterval(() => {
+  if (!document.hidden) void loadContainers();
+}, CONTAINERS_EVERY_MS);
