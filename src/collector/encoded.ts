@@ -11,6 +11,7 @@
 import type { ContainerMeta, LogEvent } from './event.js';
 import { encodeEvent } from './event-json.js';
 import { LineBuffer } from './line-buffer.js';
+import { looseSourceName } from './source.js';
 
 /** The lines of one source: a container, or else a forward tag or an input name. */
 export class EncodedSource {
@@ -82,7 +83,7 @@ export class EncodedBatch {
 
   add(events: readonly LogEvent[]): void {
     for (const e of events) {
-      const s = this.source(e.container, e.clogs.tag || e.clogs.input);
+      const s = this.source(e.container, looseSourceName(e.clogs.tag, e.clogs.input));
       encodeEvent(e, s.lines);
       s.count++;
     }

@@ -58,8 +58,3 @@ export interface ClogsFields {
   /** Set when clogs cut an over-long line into pieces: the piece's index. */
   piece?: number;
 }
-
-/** The identity of the source an event came from, for ordinals and file names. */
-export function sourceKey(event: LogEvent): string {
-  return event.container?.id ?? event.clogs.tag ?? event.clogs.input;
-}

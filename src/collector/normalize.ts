@@ -9,6 +9,7 @@
  */
 import type { ContainerMeta, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
+import { sourceId } from './source.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 
 export interface RawLine {
@@ -326,7 +327,7 @@ function hasKeys(o: object): boolean {
 }
 
 function sourceOf(raw: RawLine): string {
-  return raw.container?.id ?? raw.tag ?? raw.input;
+  return sourceId(raw.container, raw.tag, raw.input);
 }
 
 function parseObject(line: string): Record<string, unknown> | undefined {

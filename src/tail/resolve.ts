@@ -9,6 +9,7 @@
  * unknown is an error that lists the close matches.
  */
 import type { LogEvent } from '../collector/event.js';
+import { eventSourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -106,9 +107,10 @@ export function describeSource(s: SourceInfo): string {
   return parts.length > 0 ? `${label} (${parts.join(', ')})` : label;
 }
 
-/** What a source is called in output: its name, else its tag, else its short id. */
+/** What a source is called in output: its sourceName, with a container id cut to Docker's short form. */
 export function sourceLabel(e: LogEvent): string {
-  return e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;
+  const name = eventSourceName(e);
+  return e.container?.name || name !== e.container?.id ? name : name.slice(0, 12);
 }
 
 export function sourceOfEvent(e: LogEvent): SourceInfo {

@@ -24,6 +24,7 @@ import { clogsHead, containerJson, hostJson, levelJson, streamJson } from '../ev
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING, plainWord } from '../json-members.js';
 import { levelName } from '../levels.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
+import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
 import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
@@ -288,7 +289,7 @@ export class PackedLineEncoder {
     const normalizer = this.normalizer;
     if (end - logAt <= normalizer.maxLineBytes) {
       const jsonLike = normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d; /* } */
-      const source = out.source(container, tag || 'forward');
+      const source = out.source(container, looseSourceName(tag, 'forward'));
       const parts = this.parts(container, stream, tag);
       const done = jsonLike
         ? this.members.scan(buf, this.srcView, logAt, end) && this.json(buf, logAt, end, source, parts, container, stream, sec, nsec)

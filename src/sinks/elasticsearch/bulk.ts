@@ -15,7 +15,8 @@
  * first delivery and a redelivery of the same line.
  */
 import { hash } from 'node:crypto';
-import { sourceKey, type ContainerMeta, type LogEvent } from '../../collector/event.js';
+import type { ContainerMeta, LogEvent } from '../../collector/event.js';
+import { eventSourceId } from '../../collector/source.js';
 import { ClogsError } from '../../errors.js';
 
 /** Where documents go: one data stream, or an index per UTC day. */
@@ -59,7 +60,7 @@ const ID_LENGTH = 22;
  * choice of message or tag can make two different lines hash the same input.
  */
 export function documentId(event: LogEvent, attrsJson: string | undefined): string {
-  const source = sourceKey(event);
+  const source = eventSourceId(event);
   const level = event.log?.level ?? '';
   const key =
     `${source.length}:${source}|${event['@timestamp']}|${event.stream ?? ''}|${event.clogs.ordinal}|${event.clogs.piece ?? ''}|` +

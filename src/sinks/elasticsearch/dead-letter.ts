@@ -13,6 +13,7 @@
  */
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { sourceName } from '../../collector/source.js';
 
 export interface Rejected {
   /** The queue entry: action line and document line. */
@@ -75,10 +76,12 @@ function parseAction(line: string): { index: string | null; id: string | null } 
 }
 
 function sourceOf(doc: string): string {
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   try {
     const e = JSON.parse(doc) as { container?: { name?: unknown; id?: unknown }; clogs?: { tag?: unknown; input?: unknown } };
-    const s = e.container?.name ?? e.container?.id ?? e.clogs?.tag ?? e.clogs?.input;
-    return typeof s === 'string' ? s : 'unknown';
+    const name = text(e.container?.name);
+    const id = text(e.container?.id);
+    return sourceName({ ...(name ? { name } : {}), ...(id ? { id } : {}) }, text(e.clogs?.tag), text(e.clogs?.input) ?? 'unknown');
   } catch {
     return 'unknown';
   }

@@ -40,6 +40,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogEvent } from '../../collector/event.js';
+import { eventSourceName } from '../../collector/source.js';
 
 export const FILE_SUFFIX = '.ndjson';
 /** Appended to a rotated file's name once it is gzipped. */
@@ -48,15 +49,9 @@ export const GZIP_SUFFIX = '.gz';
 /** Longest `<source>` kept before cutting; the hash makes it at most 109 bytes. */
 export const MAX_NAME_LENGTH = 100;
 
-/** The unsanitized name of the source an event came from. */
-export function sourceName(event: LogEvent): string {
-  const c = event.container;
-  return c?.name || c?.id || event.clogs.tag || event.clogs.input;
-}
-
 /** The directory name (one path segment) of the event's source. */
 export function sourceDirName(event: LogEvent): string {
-  return sanitizeName(sourceName(event));
+  return sanitizeName(eventSourceName(event));
 }
 
 // Docker's own alphabet for container names ([a-zA-Z0-9][a-zA-Z0-9_.-]+): names

@@ -47,6 +47,7 @@ import type { BackoffPolicy } from '../backoff.js';
 import type { Sink } from '../sink.js';
 import { encodeEvent } from '../../collector/event-json.js';
 import { LineBuffer } from '../../collector/line-buffer.js';
+import { looseSourceName, sourceName } from '../../collector/source.js';
 import { FileTable, type OpenFile } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
 import { dayOf, sanitizeName } from './layout.js';
@@ -310,16 +311,20 @@ export class FileSink implements Sink {
   }
 
   private sourceOf(event: LogEvent): string {
-    return this.dirOf(event.container, event.clogs.tag || event.clogs.input);
+    return this.dirOf(event.container, looseSourceName(event.clogs.tag, event.clogs.input));
   }
 
-  /** The directory of a container's lines (by name, else id), or else of a tag's or input's: cached per container object and per name. */
+  /**
+   * The directory of a source's lines (layout.ts: its sanitized sourceName),
+   * from its container, or else its loose name (tag or input): cached per
+   * container object and per name.
+   */
   private dirOf(c: ContainerMeta | undefined, name: string): string {
     if (c !== undefined && c === this.lastContainer) return this.lastContainerDir;
     if (c !== undefined && (c.name || c.id)) {
       let dir = this.containerDirs.get(c);
       if (dir === undefined) {
-        dir = sanitizeName((c.name || c.id)!);
+        dir = sanitizeName(sourceName(c, undefined, name));
         this.containerDirs.set(c, dir);
       }
       this.lastContainer = c;
