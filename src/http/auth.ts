@@ -42,8 +42,12 @@ export function createAuthenticator(cfg: HttpAuthConfig | undefined): Authentica
   const tokenMatches = (given: string): boolean => token !== undefined && sameSecret(given, token);
   const userMatches = (name: string, password: string): boolean => {
     let ok = false;
-    // Every entry is compared, so the time taken does not tell which user exists.
-    for (const u of users) ok = (sameSecret(name, u.user) && sameSecret(password, u.password)) || ok;
+    // Every name and password is compared, so the time taken does not tell which user exists.
+    for (const u of users) {
+      const nameOk = sameSecret(name, u.user);
+      const passwordOk = sameSecret(password, u.password);
+      ok = (nameOk && passwordOk) || ok;
+    }
     return ok;
   };
 
