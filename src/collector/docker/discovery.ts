@@ -23,11 +23,13 @@ import type { CheckpointStore, Positions } from './checkpoints.js';
 import { EventStreamParser, WATCHED_ACTIONS, type ContainerEvent } from './events.js';
 import type { ContainerFilter } from './filters.js';
 import { Follower, type FollowerDeps } from './follower.js';
+import type { OpenLogs } from './log-stream.js';
 import { API_TIMEOUT_MS, type ContainerInfo, type MetadataCache } from './metadata.js';
 import type { Shipper } from './shipper.js';
 
 export interface DiscoveryDeps {
   docker: Docker;
+  openLogs: OpenLogs;
   cache: MetadataCache;
   store: CheckpointStore;
   shipper: Shipper;
@@ -69,7 +71,7 @@ export class Discovery {
 
   constructor(private readonly deps: DiscoveryDeps) {
     this.followerDeps = {
-      docker: deps.docker,
+      openLogs: deps.openLogs,
       normalizer: deps.normalizer,
       log: deps.log,
       maxLineBytes: deps.maxLineBytes,

@@ -6,6 +6,7 @@
  *   engine.ts      which engine, dockerode client
  *   discovery.ts   list + /events → which containers to follow
  *   follower.ts    one container's log stream
+ *   log-stream.ts  opening it: our own HTTP request (chunked.ts), dockerode over TLS
  *   frames.ts      the stream's bytes → lines
  *   metadata.ts    inspect → ContainerMeta
  *   filters.ts     include / exclude / opt-out / self
@@ -98,6 +99,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
 
   discovery = new Discovery({
     docker: engine.docker,
+    openLogs: engine.openLogs,
     cache: new MetadataCache(engine.docker),
     store,
     shipper,
