@@ -261,6 +261,7 @@ export class Discovery {
       this.followers.set(id, f);
     }
     if (f.state === 'done' && !info.running) return;
+    if (info.running) f.finalRead = false;
     this.clearRetry(id);
     await f.start();
     this.updateGauge();
@@ -300,6 +301,17 @@ export class Discovery {
       }
       f.info = info;
       if (how === 'eof' && !info.running) {
+        // The engine can end a followed stream before it has written the
+        // container's last line without "\n" (Docker 20.10: its follow ends
+        // when the container does, the copier flushes that line after): read
+        // the stopped container once more from the position before taking
+        // its log as read to its end.
+        if (!f.finalRead) {
+          f.finalRead = true;
+          await f.start();
+          this.updateGauge();
+          return;
+        }
         f.finish();
         this.updateGauge();
         this.deps.log.debug({ container: f.id.slice(0, 12) }, 'container stopped; log read to its end');

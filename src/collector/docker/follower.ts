@@ -55,6 +55,8 @@ export class Follower {
   private readonly log: Logger;
   /** Consecutive failed attempts, for the caller's backoff. */
   failures = 0;
+  /** The container stopped and its log is being read once more to its end (discovery.ts). */
+  finalRead = false;
 
   constructor(
     public info: ContainerInfo,

@@ -34,11 +34,13 @@ const BATCH_MAX_EVENTS = 10_000;
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 const HEARTBEAT_MS = 30_000;
 /**
- * Measured (bench/docker.bench.ts rate, 10 containers, ~2,500 lines/s): a
- * write every 5 ms at most cost ~15 CPU s per 100k lines, every 25 ms ~8 s;
- * the lag's p50 grows by about the same 10 ms.
+ * measured (bench/docker.bench.ts rate, ~3,700 lines/s, followers parked
+ * between cycles): 100 ms cost 4.6 CPU s per 100k lines over 10 containers
+ * and 8.6 s over 100 (20 ms: 9.8 s both), lag p99 260 and 400 ms; most of the
+ * 100-container figure is the file sink's O_DSYNC write per container file
+ * per cycle (~115 µs of CPU each), which a longer cycle cuts only by adding lag.
  */
-const MIN_CYCLE_MS = 20;
+const MIN_CYCLE_MS = 100;
 /**
  * How long a line of a fluentd-driver container waits for the forward input
  * to deliver it. Covers the driver's reconnect after clogs comes back (it
