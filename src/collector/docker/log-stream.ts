@@ -215,7 +215,6 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
           },
         },
       } as NetConnectOpts);
-      socket.setNoDelay?.(true);
       socket.once('connect', () => socket.write(request));
       socket.once('end', () => {
         if (finished) return;
