@@ -7,7 +7,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EngineHttpError, logQuery, parseResponseHead, rawLogOpener, type LogBody } from '../../../src/collector/docker/log-stream.js';
+import Docker from 'dockerode';
+import { dockerodeLogOpener, EngineHttpError, logQuery, parseResponseHead, rawLogOpener, type LogBody, type OpenLogs } from '../../../src/collector/docker/log-stream.js';
 import { until } from '../../helpers/docker.js';
 
 const dirs: string[] = [];
@@ -49,9 +50,9 @@ interface Seen {
   error?: Error;
 }
 
-async function open(path: string, since?: string): Promise<{ body: LogBody; seen: Seen }> {
+async function open(path: string, since?: string, opener: OpenLogs = rawLogOpener({ path })): Promise<{ body: LogBody; seen: Seen }> {
   const seen: Seen = { body: [], coalesce: [], ended: false };
-  const body = await rawLogOpener({ path })('abc123', since, {
+  const body = await opener('abc123', since, {
     data: (pieces, coalesce) => {
       seen.body.push(...pieces);
       seen.coalesce.push(coalesce);
@@ -129,6 +130,19 @@ describe('rawLogOpener', () => {
   it('rejects an answer that is not HTTP', async () => {
     const { path } = await engine((socket) => socket.end('SSH-2.0-OpenSSH\r\n\r\n'));
     await expect(open(path)).rejects.toThrow(/not an HTTP response/);
+  });
+});
+
+describe('dockerodeLogOpener (TLS engines)', () => {
+  it('hands on the same body, never asking to coalesce', async () => {
+    const { path, requests } = await engine((socket) => socket.end(OK + chunk('first') + chunk('second') + '0\r\n\r\n'));
+    const { body, seen } = await open(path, '12.5', dockerodeLogOpener(new Docker({ socketPath: path })));
+    expect(seen.body).toEqual([]);
+    body.resume();
+    await until('the end of the body', () => seen.ended);
+    expect(requests[0]).toMatch(/^GET \/containers\/abc123\/logs\?.*since=12\.5/);
+    expect(Buffer.concat(seen.body).toString()).toBe('firstsecond');
+    expect(seen.coalesce.every((c) => !c)).toBe(true);
   });
 });
 
