@@ -17,9 +17,10 @@ import { ChunkedDecoder } from './chunked.js';
 
 export interface LogBodyHandlers {
   /**
-   * The body pieces of one read. `coalesce`: the read took all the socket
-   * had, so pausing until the next write cycle lets the next read take many
-   * lines at once; false when more is waiting (or reads cannot be coalesced).
+   * The body pieces of one read. `coalesce`: the read was small (a slow
+   * writer), so pausing until the next write cycle lets the next read take
+   * many lines at once; false after a large read or where reads cannot be
+   * coalesced.
    */
   data(pieces: Buffer[], coalesce: boolean): void;
   /** The engine ended the body cleanly. */
@@ -54,6 +55,12 @@ export class EngineHttpError extends Error {
  */
 const READ_BUFFER_BYTES = 64 * 1024;
 const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+/**
+ * A read this large means the container writes faster than a few KiB per
+ * cycle: it is read on at once instead of parked, which would cap it at one
+ * socket buffer (~200 KiB) per cycle.
+ */
+const COALESCE_BELOW_BYTES = 16 * 1024;
 const MAX_HEAD_BYTES = 16 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
@@ -210,7 +217,7 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
             // Copied: the buffer is every socket's, and lines keep views into the read.
             const copy = Buffer.from(buf.subarray(0, n));
             if (head) onHead(copy);
-            else onBody(copy, n < READ_BUFFER_BYTES);
+            else onBody(copy, n < COALESCE_BELOW_BYTES);
             return !paused || !opened;
           },
         },
