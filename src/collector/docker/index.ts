@@ -34,11 +34,12 @@ const BATCH_MAX_EVENTS = 10_000;
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 const HEARTBEAT_MS = 30_000;
 /**
- * measured (bench/docker.bench.ts rate, ~3,700 lines/s, followers parked
- * between cycles): 100 ms cost 4.6 CPU s per 100k lines over 10 containers
- * and 8.6 s over 100 (20 ms: 9.8 s both), lag p99 260 and 400 ms; most of the
- * 100-container figure is the file sink's O_DSYNC write per container file
- * per cycle (~115 µs of CPU each), which a longer cycle cuts only by adding lag.
+ * measured (bench/docker.bench.ts rate, ~4,000 lines/s from 10 and from 100
+ * containers, followers parked between cycles): 100 ms cost 3.2 and 7.6 CPU s
+ * per 100k lines, lag p99 135 and 401 ms; 150 ms gained nothing (3.5 and 7.7
+ * s) and doubled the lag; 20 ms before parking: 9.8 s both. Over 100
+ * containers ~2.7 s of it is the file sink's O_DSYNC write per container file
+ * per cycle (~115 µs of CPU each).
  */
 const MIN_CYCLE_MS = 100;
 /**
