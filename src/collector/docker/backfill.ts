@@ -98,6 +98,10 @@ export class BackfillGate implements LineSink {
     return () => this.waiting.delete(fn);
   }
 
+  whenNextCycle(fn: () => void): () => void {
+    return this.opts.shipper.whenNextCycle(fn);
+  }
+
   /**
    * Shutdown: hands on the held lines the forward input did deliver, up to
    * the first one it did not; that one and everything after stay unread (no

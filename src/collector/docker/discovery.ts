@@ -23,11 +23,13 @@ import type { CheckpointStore, Positions } from './checkpoints.js';
 import { EventStreamParser, WATCHED_ACTIONS, type ContainerEvent } from './events.js';
 import type { ContainerFilter } from './filters.js';
 import { Follower, type FollowerDeps } from './follower.js';
+import type { OpenLogs } from './log-stream.js';
 import { API_TIMEOUT_MS, type ContainerInfo, type MetadataCache } from './metadata.js';
 import type { Shipper } from './shipper.js';
 
 export interface DiscoveryDeps {
   docker: Docker;
+  openLogs: OpenLogs;
   cache: MetadataCache;
   store: CheckpointStore;
   shipper: Shipper;
@@ -69,7 +71,7 @@ export class Discovery {
 
   constructor(private readonly deps: DiscoveryDeps) {
     this.followerDeps = {
-      docker: deps.docker,
+      openLogs: deps.openLogs,
       normalizer: deps.normalizer,
       log: deps.log,
       maxLineBytes: deps.maxLineBytes,
@@ -259,6 +261,7 @@ export class Discovery {
       this.followers.set(id, f);
     }
     if (f.state === 'done' && !info.running) return;
+    if (info.running) f.finalRead = false;
     this.clearRetry(id);
     await f.start();
     this.updateGauge();
@@ -298,6 +301,17 @@ export class Discovery {
       }
       f.info = info;
       if (how === 'eof' && !info.running) {
+        // The engine can end a followed stream before it has written the
+        // container's last line without "\n" (Docker 20.10: its follow ends
+        // when the container does, the copier flushes that line after): read
+        // the stopped container once more from the position before taking
+        // its log as read to its end.
+        if (!f.finalRead) {
+          f.finalRead = true;
+          await f.start();
+          this.updateGauge();
+          return;
+        }
         f.finish();
         this.updateGauge();
         this.deps.log.debug({ container: f.id.slice(0, 12) }, 'container stopped; log read to its end');

@@ -1,12 +1,14 @@
 /**
- * Which Docker engine to talk to, and the dockerode client for it:
- * `docker.host` from the config, else DOCKER_HOST, else the local socket.
+ * Which Docker engine to talk to, the dockerode client for it, and how its
+ * log streams are read: `docker.host` from the config, else DOCKER_HOST,
+ * else the local socket.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { DockerConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
+import { dockerodeLogOpener, rawLogOpener, type OpenLogs } from './log-stream.js';
 
 export const DEFAULT_ENGINE = 'unix:///var/run/docker.sock';
 
@@ -16,6 +18,8 @@ export interface Engine {
   /** Set by config or DOCKER_HOST: keep trying when it does not answer, instead of switching the input off. */
   explicit: boolean;
   docker: Docker;
+  /** Log streams: our own requests on a plain socket, dockerode's over TLS (log-stream.ts). */
+  openLogs: OpenLogs;
 }
 
 export function connectEngine(cfg: Pick<DockerConfig, 'host' | 'tls'>, env: NodeJS.ProcessEnv = process.env): Engine {
@@ -25,7 +29,8 @@ export function connectEngine(cfg: Pick<DockerConfig, 'host' | 'tls'>, env: Node
   // options over what it derives from DOCKER_HOST itself.
   const base = { host: undefined, port: undefined, socketPath: undefined, ca: undefined, cert: undefined, key: undefined, version: undefined };
   if (address.startsWith('unix://')) {
-    return { address, explicit: configured !== undefined, docker: new Docker({ ...base, socketPath: address.slice('unix://'.length), protocol: 'http' }) };
+    const socketPath = address.slice('unix://'.length);
+    return { address, explicit: configured !== undefined, docker: new Docker({ ...base, socketPath, protocol: 'http' }), openLogs: rawLogOpener({ path: socketPath }) };
   }
   let url: URL;
   try {
@@ -39,10 +44,12 @@ export function connectEngine(cfg: Pick<DockerConfig, 'host' | 'tls'>, env: Node
   const tls = tlsFiles(cfg, env);
   const https = url.protocol === 'https:' || tls !== undefined;
   const port = url.port || (https ? '2376' : '2375');
+  const docker = new Docker({ ...base, host: url.hostname, port, protocol: https ? 'https' : 'http', ...tls });
   return {
     address,
     explicit: true,
-    docker: new Docker({ ...base, host: url.hostname, port, protocol: https ? 'https' : 'http', ...tls }),
+    docker,
+    openLogs: https ? dockerodeLogOpener(docker) : rawLogOpener({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(port) }),
   };
 }
 

@@ -2,14 +2,14 @@
  * One container's log stream:
  * `GET /containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=<position>`,
  * parsed by frames.ts, trimmed of what was emitted before, normalized, and
- * handed to the Shipper (or the backfill gate). It pauses the HTTP stream
- * while that is full.
+ * handed to the Shipper (or the backfill gate). It pauses the stream while
+ * that is full, and after a read that emptied the socket until the next write
+ * cycle, so that the next read takes every line written meanwhile.
  *
  * What to do when the stream ends (the container stopped, the engine went
  * away) is the caller's decision (`onEnded`): only it knows the container's
  * state and whether the engine is reachable.
  */
-import type Docker from 'dockerode';
 import type { Logger } from '../../log.js';
 import { bytesIn, inputErrors } from '../../metrics.js';
 import type { LogEvent, Stream } from '../event.js';
@@ -17,13 +17,14 @@ import type { Normalizer } from '../normalize.js';
 import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions } from './checkpoints.js';
 import { LogStreamParser, type LogLine } from './frames.js';
 import type { ContainerInfo } from './metadata.js';
+import type { LogBody, OpenLogs } from './log-stream.js';
 import type { LineSink } from './shipper.js';
 
 // Bound once: prom-client resolves label values on every inc() otherwise.
 const bytesInDocker = bytesIn.labels({ input: 'docker' });
 
 export interface FollowerDeps {
-  docker: Docker;
+  openLogs: OpenLogs;
   normalizer: Normalizer;
   sink: LineSink;
   log: Logger;
@@ -46,13 +47,16 @@ export class Follower {
   private positions: Positions;
   private parser: LogStreamParser | undefined;
   private filter: ResumeFilter | undefined;
-  private abort: AbortController | undefined;
-  private cancelDrainWait: (() => void) | undefined;
+  private body: LogBody | undefined;
+  /** Cancels the wait for room in the batch or for the next write cycle. */
+  private cancelWait: (() => void) | undefined;
   /** Bumped on every (re)start and stop, so callbacks of an old stream do nothing. */
   private generation = 0;
   private readonly log: Logger;
   /** Consecutive failed attempts, for the caller's backoff. */
   failures = 0;
+  /** The container stopped and its log is being read once more to its end (discovery.ts). */
+  finalRead = false;
 
   constructor(
     public info: ContainerInfo,
@@ -72,8 +76,6 @@ export class Follower {
   async start(): Promise<void> {
     this.halt();
     const generation = this.generation;
-    const ac = new AbortController();
-    this.abort = ac;
     this.stateNow = 'following';
     this.filter = new ResumeFilter(this.positions, (stream, checkpoint, first) => {
       inputErrors.inc({ input: 'docker', reason: 'rotated' });
@@ -91,47 +93,39 @@ export class Follower {
       if (p) this.deps.normalizer.seedOrdinal(this.id, stream, p.ts, p.ords);
     }
     const since = resumeSince(this.positions);
-    let body: NodeJS.ReadableStream;
-    try {
-      body = await this.deps.docker.getContainer(this.id).logs({
-        follow: true,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        ...(since !== undefined ? { since } : {}),
-        abortSignal: ac.signal,
-      });
-    } catch (err) {
+    let body: LogBody | undefined;
+    const resume = () => {
+      this.cancelWait = undefined;
+      if (generation === this.generation) body?.resume();
+    };
+    const ended = (how: 'eof' | 'error', err?: unknown) => {
       if (generation !== this.generation) return;
       this.stateNow = 'idle';
-      this.deps.onEnded(this, 'error', err);
+      this.deps.onEnded(this, how, err);
+    };
+    try {
+      body = await this.deps.openLogs(this.id, since, {
+        data: (pieces, coalesce) => {
+          if (generation !== this.generation) return;
+          const room = this.onRead(pieces);
+          if (generation !== this.generation || (room && !coalesce)) return;
+          body!.pause();
+          this.cancelWait = room ? this.deps.sink.whenNextCycle(resume) : this.deps.sink.whenDrained(resume);
+        },
+        end: () => ended('eof'),
+        error: (err) => ended('error', err),
+      });
+    } catch (err) {
+      ended('error', err);
       return;
     }
     if (generation !== this.generation) {
-      destroy(body);
+      body.close();
       return;
     }
+    this.body = body;
     this.log.debug({ since, tty: this.info.tty }, 'following container log');
-    body.on('data', (chunk: Buffer) => {
-      if (generation !== this.generation) return;
-      if (!this.onChunk(chunk)) {
-        body.pause();
-        this.cancelDrainWait = this.deps.sink.whenDrained(() => {
-          this.cancelDrainWait = undefined;
-          if (generation === this.generation) body.resume();
-        });
-      }
-    });
-    body.once('end', () => {
-      if (generation !== this.generation) return;
-      this.stateNow = 'idle';
-      this.deps.onEnded(this, 'eof');
-    });
-    body.once('error', (err: Error) => {
-      if (generation !== this.generation) return;
-      this.stateNow = 'idle';
-      this.deps.onEnded(this, 'error', err);
-    });
+    body.resume();
   }
 
   /**
@@ -159,20 +153,23 @@ export class Follower {
 
   private halt(): void {
     this.generation++;
-    this.abort?.abort();
-    this.abort = undefined;
-    this.cancelDrainWait?.();
-    this.cancelDrainWait = undefined;
+    this.body?.close();
+    this.body = undefined;
+    this.cancelWait?.();
+    this.cancelWait = undefined;
     this.parser = undefined;
     this.filter = undefined;
   }
 
   /** Returns false when the sink wants this stream paused. */
-  private onChunk(chunk: Buffer): boolean {
-    bytesInDocker.inc(chunk.length);
-    let lines: LogLine[];
+  private onRead(pieces: Buffer[]): boolean {
+    const lines: LogLine[] = [];
+    let bytes = 0;
     try {
-      lines = this.parser!.push(chunk);
+      for (const piece of pieces) {
+        bytes += piece.length;
+        this.parser!.push(piece, lines);
+      }
     } catch (err) {
       inputErrors.inc({ input: 'docker', reason: (err as { code?: string }).code === 'CLOGS_FRAME_TOO_LARGE' ? 'frame_too_large' : 'malformed' });
       this.log.warn({ err }, 'closing a docker log stream with bad data');
@@ -181,8 +178,9 @@ export class Follower {
       this.deps.onEnded(this, 'error', err);
       return true;
     }
+    bytesInDocker.inc(bytes);
     this.failures = 0;
-    return this.ship(lines, chunk.length);
+    return this.ship(lines, bytes);
   }
 
   private ship(lines: LogLine[], bytes: number): boolean {
@@ -209,8 +207,4 @@ export class Follower {
     if (admitted === 0) return sink.hasRoom();
     return sink.add(this.id, this.info.name, events, bytes, copyPositions(this.positions));
   }
-}
-
-function destroy(body: NodeJS.ReadableStream): void {
-  (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
 }

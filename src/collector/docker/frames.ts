@@ -86,8 +86,8 @@ export class LogStreamParser {
     return n;
   }
 
-  push(chunk: Buffer): LogLine[] {
-    const out: LogLine[] = [];
+  /** Appends the lines completed by `chunk` to `out` (a new array when not given). */
+  push(chunk: Buffer, out: LogLine[] = []): LogLine[] {
     if (chunk.length === 0) return out;
     this.chunks.push(chunk);
     this.queued += chunk.length;

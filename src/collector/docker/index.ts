@@ -6,6 +6,7 @@
  *   engine.ts      which engine, dockerode client
  *   discovery.ts   list + /events → which containers to follow
  *   follower.ts    one container's log stream
+ *   log-stream.ts  opening it: our own HTTP request (chunked.ts), dockerode over TLS
  *   frames.ts      the stream's bytes → lines
  *   metadata.ts    inspect → ContainerMeta
  *   filters.ts     include / exclude / opt-out / self
@@ -33,11 +34,14 @@ const BATCH_MAX_EVENTS = 10_000;
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 const HEARTBEAT_MS = 30_000;
 /**
- * Measured (bench/docker.bench.ts rate, 10 containers, ~2,500 lines/s): a
- * write every 5 ms at most cost ~15 CPU s per 100k lines, every 25 ms ~8 s;
- * the lag's p50 grows by about the same 10 ms.
+ * measured (bench/docker.bench.ts rate, ~4,000 lines/s from 10 and from 100
+ * containers, followers parked between cycles): 100 ms cost 3.2 and 7.6 CPU s
+ * per 100k lines, lag p99 135 and 401 ms; 150 ms gained nothing (3.5 and 7.7
+ * s) and doubled the lag; 20 ms before parking: 9.8 s both. Over 100
+ * containers ~2.7 s of it is the file sink's O_DSYNC write per container file
+ * per cycle (~115 µs of CPU each).
  */
-const MIN_CYCLE_MS = 20;
+const MIN_CYCLE_MS = 100;
 /**
  * How long a line of a fluentd-driver container waits for the forward input
  * to deliver it. Covers the driver's reconnect after clogs comes back (it
@@ -98,6 +102,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
 
   discovery = new Discovery({
     docker: engine.docker,
+    openLogs: engine.openLogs,
     cache: new MetadataCache(engine.docker),
     store,
     shipper,

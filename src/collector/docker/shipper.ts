@@ -46,6 +46,11 @@ export interface LineSink {
   hasRoom(): boolean;
   /** Calls `fn` once there is room again; returns a function that cancels it. */
   whenDrained(fn: () => void): () => void;
+  /**
+   * Calls `fn` just before the next batch is taken, so that what it reads
+   * then joins that batch; returns a function that cancels it.
+   */
+  whenNextCycle(fn: () => void): () => void;
 }
 
 interface Batch {
@@ -68,6 +73,7 @@ export class Shipper implements LineSink {
   private lastCycleAt = 0;
   private heartbeatDue = false;
   private readonly waiting = new Set<() => void>();
+  private readonly parked = new Set<() => void>();
   private readonly idleWaiters: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -109,6 +115,12 @@ export class Shipper implements LineSink {
     return () => this.waiting.delete(fn);
   }
 
+  whenNextCycle(fn: () => void): () => void {
+    this.parked.add(fn);
+    this.schedule();
+    return () => this.parked.delete(fn);
+  }
+
   /** Writes a checkpoint soon even without events (a removal to record). */
   touch(): void {
     this.heartbeatDue = true;
@@ -136,10 +148,15 @@ export class Shipper implements LineSink {
       this.scheduled = false;
       void this.cycle();
     };
+    // Parked followers resume first; run() comes after the event loop's next
+    // poll, so the lines their sockets held join this batch.
+    const release = () => {
+      this.releaseParked();
+      setImmediate(run);
+    };
     const wait = this.lastCycleAt + this.opts.minCycleMs - Date.now();
-    // At least one turn of the event loop, so reads that arrived together share a batch.
-    if (wait > 0 && this.hasRoom()) setTimeout(run, wait);
-    else setImmediate(run);
+    if (wait > 0 && this.hasRoom()) setTimeout(release, wait);
+    else setImmediate(release);
   }
 
   private async cycle(): Promise<void> {
@@ -159,7 +176,7 @@ export class Shipper implements LineSink {
     } finally {
       this.inFlight = false;
     }
-    if (this.next.events.length > 0 || this.next.updates.size > 0) this.schedule();
+    if (this.next.events.length > 0 || this.next.updates.size > 0 || this.parked.size > 0) this.schedule();
     else this.settleIdle();
   }
 
@@ -202,6 +219,13 @@ export class Shipper implements LineSink {
     this.next = newBatch();
     this.opts.onLost(ids, err);
     this.wakeWaiting();
+  }
+
+  private releaseParked(): void {
+    if (this.parked.size === 0) return;
+    const fns = [...this.parked];
+    this.parked.clear();
+    for (const fn of fns) fn();
   }
 
   private wakeWaiting(): void {
