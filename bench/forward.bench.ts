@@ -41,6 +41,7 @@ import { encodeMsgpack } from '../src/collector/forward/encode.js';
 import { EncodedBatch } from '../src/collector/encoded.js';
 import { DecodeCache, decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
 import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
+import { SLICE_BYTES, SLICE_ENTRIES } from '../src/collector/forward/connection.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
@@ -251,7 +252,11 @@ function micro(records: number): void {
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
-      lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
+      // As a connection does: read through once, then render in slices.
+      lines.check(entries, SLICE_ENTRIES);
+      for (let pos = 0; pos < entries.length; ) {
+        pos = lines.encodeSlice(entries, pos, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)), SLICE_ENTRIES, SLICE_BYTES);
+      }
       return batch.count;
     });
   };

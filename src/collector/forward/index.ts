@@ -21,18 +21,25 @@ import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore } from './partials.js';
 import { RecordMapper } from './records.js';
+import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
 import { listen, type Listener } from './server.js';
 
-export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningInput> {
+export interface RunningForwardInput extends RunningInput {
+  /** Rendered bytes in flight, all connections together. */
+  readonly budget: RenderBudget;
+}
+
+export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningForwardInput> {
   const input = new ForwardInput(cfg, deps);
   await input.start();
   return input;
 }
 
-class ForwardInput implements RunningInput {
+class ForwardInput implements RunningForwardInput {
   readonly name = 'forward';
   private listener: Listener | undefined;
   private readonly ctx: ConnectionContext;
+  readonly budget = new RenderBudget(RENDER_BUDGET_BYTES);
   private readonly connections = new Set<ForwardConnection>();
   /** Writes of split lines the Normalizer let go on its own (timeout). */
   private readonly flushes = new Set<Promise<void>>();
@@ -58,6 +65,7 @@ class ForwardInput implements RunningInput {
       mapper: new RecordMapper(),
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
+      budget: this.budget,
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
