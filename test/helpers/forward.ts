@@ -204,6 +204,11 @@ export class CaptureSink implements Sink {
     for (const fn of held) fn();
   }
 
+  /** Completes the oldest held write only; the others stay held. */
+  releaseOldest(): void {
+    this.held?.shift()?.();
+  }
+
   /** Completes the newest held write only; the others stay held. */
   releaseNewest(): void {
     this.held?.pop()?.();

@@ -52,6 +52,7 @@ import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardO
 import { PackedLineEncoder } from './packed-lines.js';
 import type { PartialStore } from './partials.js';
 import type { RecordMapper } from './records.js';
+import type { RequestProgress } from './progress.js';
 import type { RenderBudget } from './render-budget.js';
 
 /** Rendered, undurable bytes (and requests waiting) per connection before it stops rendering and reading. */
@@ -102,6 +103,7 @@ export interface ConnectionContext {
   partials: PartialStore;
   /** Rendered bytes in flight, all connections together. */
   budget: RenderBudget;
+  progress: RequestProgress;
   handshake: HandshakeConfig | undefined;
   log: Logger;
 }
@@ -130,6 +132,9 @@ interface Rendering {
   pos: number;
   /** Its size on the wire (decompressed). */
   wire: number;
+  /** Records rendered so far; the first `skip` were written before a crash, and are rendered again only to be dropped (progress.ts). */
+  records: number;
+  skip: number;
   /** Whether `entries` is this connection's own copy, not the Framer's bytes. */
   owned: boolean;
   general: (entry: ForwardEntry) => LogEvent[];
@@ -140,6 +145,8 @@ interface Batch {
   durable: boolean;
   /** Bytes of its rendered events, counted in the connection's and the budget's totals. */
   rendered: number;
+  /** The request being rendered, with how many of its records are written once this batch is. */
+  progress: { key: string; records: number } | undefined;
 }
 
 /**
@@ -411,12 +418,15 @@ export class ForwardConnection {
       }
       return normalizer.push(raw);
     };
+    let skip = 0;
     if (key !== undefined) {
       job.key = key;
       job.pending = this.ctx.ledger.begin(key);
+      skip = this.ctx.progress.resumeAt(key);
+      if (skip > 0) this.log.info({ tag, records: skip }, 'resent request was partly written before: going on after its written records');
     }
     this.overheadBytes += REQUEST_OVERHEAD_BYTES;
-    this.current = { job, tag, entries, pos: 0, wire, owned: false, general };
+    this.current = { job, tag, entries, pos: 0, wire, records: 0, skip, owned: false, general };
   }
 
   /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */
@@ -435,14 +445,18 @@ export class ForwardConnection {
 
   /** Renders the next slice of `r` into the queued events; enqueues its job after the last. */
   private renderSlice(r: Rendering): void {
-    // Rendered lines when every sink takes them, else events.
-    const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
+    const skipping = r.records < r.skip;
+    const encoded = this.ctx.pipeline.takesEncoded();
+    // Rendered lines when every sink takes them, else events; records written before a crash into a batch that is dropped.
+    const out = skipping ? (encoded ? new EncodedBatch() : []) : (this.queuedEvents ??= encoded ? new EncodedBatch() : []);
+    const maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
     let bytes: number;
     let done: boolean;
     if (out instanceof EncodedBatch) {
       const before = out.bytes;
       if (Buffer.isBuffer(r.entries)) {
-        r.pos = this.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, SLICE_ENTRIES, SLICE_BYTES);
+        r.pos = this.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES);
+        r.records += this.packedLines.sliced;
         done = r.pos >= r.entries.length;
       } else {
         out.add(r.general(r.entries));
@@ -452,7 +466,7 @@ export class ForwardConnection {
     } else if (Buffer.isBuffer(r.entries)) {
       const stream = r.entries;
       bytes = 0;
-      for (let n = 0; r.pos < stream.length && n < SLICE_ENTRIES && bytes < SLICE_BYTES; n++) {
+      for (let n = 0; r.pos < stream.length && n < maxEntries && bytes < SLICE_BYTES; n++, r.records++) {
         const { entry, end } = decodeEntryAt(stream, r.pos, this.ctx.limits, this.cache);
         const events = r.general(entry);
         for (let i = 0; i < events.length; i++) out.push(events[i]!);
@@ -466,9 +480,11 @@ export class ForwardConnection {
       bytes = OBJECT_EVENT_BYTES * events.length + OBJECT_BYTES_PER_WIRE_BYTE * r.wire;
       done = true;
     }
-    this.queuedBytes += bytes;
-    this.rendered += bytes;
-    this.ctx.budget.take(bytes);
+    if (!skipping) {
+      this.queuedBytes += bytes;
+      this.rendered += bytes;
+      this.ctx.budget.take(bytes);
+    }
     if (done) {
       this.current = undefined;
       this.queue.push(r.job);
@@ -494,7 +510,9 @@ export class ForwardConnection {
     if ((this.queue.length === 0 && this.queuedEvents === undefined) || this.writes.length >= MAX_WRITES_IN_FLIGHT) return;
     const jobs = this.queue;
     this.queue = [];
-    const batch: Batch = { jobs, durable: false, rendered: this.queuedBytes };
+    const current = this.current;
+    const progress = current?.job.key !== undefined ? { key: current.job.key, records: current.records } : undefined;
+    const batch: Batch = { jobs, durable: false, rendered: this.queuedBytes, progress };
     this.writes.push(batch);
     const events = this.queuedEvents;
     this.queuedEvents = undefined;
@@ -531,12 +549,16 @@ export class ForwardConnection {
     while (this.writes[0]?.durable) {
       const done = this.writes.shift()!;
       released += done.rendered;
+      if (done.progress !== undefined) this.ctx.progress.record(done.progress.key, done.progress.records);
       const completed = done.jobs.flatMap((j) => j.completed ?? []);
       if (completed.length > 0) {
         this.ctx.partials.complete(completed).catch((err: unknown) => this.log.warn({ err }, 'could not delete stored split-line pieces'));
       }
       for (const job of done.jobs) {
-        if (job.pending !== undefined) this.ctx.ledger.settle(job.key!, job.pending, true);
+        if (job.pending !== undefined) {
+          this.ctx.ledger.settle(job.key!, job.pending, true);
+          this.ctx.progress.forget(job.key!);
+        }
         this.overheadBytes -= REQUEST_OVERHEAD_BYTES;
         if (job.chunk !== undefined && open) {
           chunks.push(job.chunk);

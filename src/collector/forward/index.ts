@@ -20,6 +20,7 @@ import { Normalizer } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore } from './partials.js';
+import { RequestProgress } from './progress.js';
 import { RecordMapper } from './records.js';
 import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
 import { listen, type Listener } from './server.js';
@@ -66,6 +67,7 @@ class ForwardInput implements RunningForwardInput {
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
       budget: this.budget,
+      progress: new RequestProgress(join(deps.stateDir, 'forward-progress'), deps.log),
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
@@ -78,6 +80,7 @@ class ForwardInput implements RunningForwardInput {
   }
 
   async start(): Promise<void> {
+    await this.ctx.progress.load();
     for (const piece of await this.ctx.partials.load()) {
       const events = this.ctx.normalizer.push(piece);
       if (events.length > 0) this.writeFlushed(events);

@@ -105,6 +105,8 @@ export class PackedLineEncoder {
   private plannedStream: Buffer | undefined;
   private plannedAt = 0;
   private plannedCount = 0;
+  /** Records the last encodeSlice() rendered. */
+  sliced = 0;
 
   private lastId: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   /** Undefined: the last record had no container_name. */
@@ -164,14 +166,16 @@ export class PackedLineEncoder {
     this.plannedStream = undefined;
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const slots = this.slots;
-    const count = this.plannedCount;
+    const count = Math.min(this.plannedCount, maxEntries);
     const limit = out.bytes + maxBytes;
     let next = pos;
-    for (let i = 0, s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
+    let i = 0;
+    for (let s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
       if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
       else this.render(stream, s, tag, out);
       next = slots[s + END]!;
     }
+    this.sliced = i;
     this.general.length = 0;
     return next;
   }
