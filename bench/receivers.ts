@@ -135,8 +135,9 @@ export class DiskLines {
       const path = join(dir, name);
       const st = statSync(path);
       if (st.isDirectory()) this.walk(path);
-      // A compressed file holds lines already counted while it was plain.
-      else if (!name.endsWith('.gz') && st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
+      // A compressed file holds lines already counted while it was plain, and
+      // one being compressed (`.tmp`) has newline bytes that are no lines.
+      else if (!name.endsWith('.gz') && !name.endsWith('.tmp') && st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
     }
   }
 
