@@ -171,15 +171,17 @@ export class CaptureSink implements Sink {
   async close(): Promise<void> {}
 
   write(events: readonly LogEvent[]): Promise<void> {
+    return this.take(() => this.events.push(...events));
+  }
+
+  /** Counts a write and runs `done` once it completes: now, or when released. */
+  protected take(done: () => void): Promise<void> {
     this.writes++;
     if (this.failNext) {
       const err = this.failNext;
       this.failNext = undefined;
       return Promise.reject(err);
     }
-    const done = (): void => {
-      this.events.push(...events);
-    };
     if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
     done();
     return Promise.resolve();

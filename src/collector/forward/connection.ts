@@ -49,7 +49,7 @@ import { checkEntries, DecodeCache, decodeEntryAt, decodeRequest, decodeValue } 
 import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
-import { PackedLineEncoder } from './packed-lines.js';
+import type { PackedLineEncoder } from './packed-lines.js';
 import type { PartialStore } from './partials.js';
 import type { RecordMapper } from './records.js';
 import type { RequestProgress } from './progress.js';
@@ -101,6 +101,12 @@ export interface ConnectionContext {
   mapper: RecordMapper;
   ledger: ChunkLedger;
   partials: PartialStore;
+  /**
+   * One for all connections: its read-ahead (up to SLICE_ENTRIES records) is
+   * kept once, not per connection; a connection's slice that finds another's
+   * reading there reads again.
+   */
+  packedLines: PackedLineEncoder;
   /** Rendered bytes in flight, all connections together. */
   budget: RenderBudget;
   progress: RequestProgress;
@@ -135,7 +141,7 @@ interface Rendering {
   /** Records rendered so far; the first `skip` were written before a crash, and are rendered again only to be dropped (progress.ts). */
   records: number;
   skip: number;
-  /** Whether `entries` is this connection's own copy, not the Framer's bytes. */
+  /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
   owned: boolean;
   general: (entry: ForwardEntry) => LogEvent[];
 }
@@ -162,7 +168,6 @@ export class ForwardConnection {
   private readonly log: Logger;
   private readonly framer: Framer;
   private readonly cache = new DecodeCache();
-  private readonly packedLines: PackedLineEncoder;
   /** When the bytes being processed were read. */
   private readAt = 0;
   /** Requests cut but not decoded yet: more than one only while a gzip chunk inflates. */
@@ -201,7 +206,6 @@ export class ForwardConnection {
   ) {
     this.log = ctx.log.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
     this.framer = new Framer(ctx.limits.maxFrameSize);
-    this.packedLines = new PackedLineEncoder({ normalizer: ctx.normalizer, mapper: ctx.mapper, limits: ctx.limits, cache: this.cache });
     connectionsForward.inc();
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
@@ -270,7 +274,7 @@ export class ForwardConnection {
     for (let i = Math.max(before, this.frameIdx); i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
     const current = this.current;
     if (current !== undefined && !current.owned && Buffer.isBuffer(current.entries)) {
-      current.entries = Buffer.from(current.entries);
+      if (!this.framer.lasts(current.entries)) current.entries = Buffer.from(current.entries);
       current.owned = true;
     }
     if (error !== undefined) this.fail(error);
@@ -405,7 +409,7 @@ export class ForwardConnection {
     // Every entry is read before the first slice: a malformed request throws
     // here, before the Normalizer saw any of it.
     if (Buffer.isBuffer(entries)) {
-      if (this.ctx.pipeline.takesEncoded()) this.packedLines.check(entries, SLICE_ENTRIES);
+      if (this.ctx.pipeline.takesEncoded()) this.ctx.packedLines.check(entries, SLICE_ENTRIES);
       else checkEntries(entries, this.ctx.limits, this.cache);
     }
     const { mapper, normalizer } = this.ctx;
@@ -455,8 +459,8 @@ export class ForwardConnection {
     if (out instanceof EncodedBatch) {
       const before = out.bytes;
       if (Buffer.isBuffer(r.entries)) {
-        r.pos = this.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES);
-        r.records += this.packedLines.sliced;
+        r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES);
+        r.records += this.ctx.packedLines.sliced;
         done = r.pos >= r.entries.length;
       } else {
         out.add(r.general(r.entries));

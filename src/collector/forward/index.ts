@@ -20,6 +20,8 @@ import { Normalizer } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore } from './partials.js';
+import { DecodeCache } from './decoder.js';
+import { PackedLineEncoder } from './packed-lines.js';
 import { RequestProgress } from './progress.js';
 import { RecordMapper } from './records.js';
 import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
@@ -59,11 +61,14 @@ class ForwardInput implements RunningForwardInput {
       partialTimeoutMs: cfg.partial_timeout,
       onTimeoutFlush: (events) => this.writeFlushed(events),
     });
+    const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
+    const mapper = new RecordMapper();
     this.ctx = {
-      limits: { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys },
+      limits,
       pipeline: deps.pipeline,
       normalizer,
-      mapper: new RecordMapper(),
+      mapper,
+      packedLines: new PackedLineEncoder({ normalizer, mapper, limits, cache: new DecodeCache() }),
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
       budget: this.budget,

@@ -188,10 +188,14 @@ export class PackedLineEncoder {
     this.general.length = 0;
     this.plannedStream = stream;
     this.plannedAt = pos;
-    if (this.slots.length < limit * SLOTS) this.slots = new Int32Array(limit * SLOTS);
     let count = 0;
     for (; pos < stream.length && count < limit; count++) {
       const s = count * SLOTS;
+      if (this.slots.length < s + SLOTS) {
+        const grown = new Int32Array(this.slots.length * 2);
+        grown.set(this.slots);
+        this.slots = grown;
+      }
       const next = this.read(stream, pos, s);
       if (next >= 0) {
         pos = next;

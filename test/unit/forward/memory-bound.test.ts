@@ -11,55 +11,27 @@ import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES } from '../../../src/collector/forward
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { RENDER_BUDGET_BYTES } from '../../../src/collector/forward/render-budget.js';
 import { forwardRenderedBytes } from '../../../src/metrics.js';
-import type { Sink } from '../../../src/sinks/sink.js';
-import { mp, rawClient, startTestInput, until, type TestInput } from '../../helpers/forward.js';
+import { CaptureSink, mp, rawClient, startTestInput, until, type TestInput } from '../../helpers/forward.js';
 
 /** `[0,{}]`: 3 bytes on the wire, a line of about 150 bytes. */
 const TINY = Buffer.from([0x92, 0x00, 0x80]);
 /** Slack for the record that ends a slice: a tiny record's line, generously. */
 const RECORD_SLACK = 4096;
 
-/** Counts what it is given, per tag, without keeping it; `hold()` keeps writes pending until released. */
-class CountingSink implements Sink {
-  readonly name = 'counting';
+/** Counts what it is given, per tag, without keeping it (nor parsing lines back). */
+class CountingSink extends CaptureSink {
   readonly lines = new Map<string, number>();
-  writes = 0;
-  private held: Array<() => void> | undefined;
 
-  constructor(readonly encoded: boolean) {}
-
-  async start(): Promise<void> {}
-  async close(): Promise<void> {}
-
-  write(events: readonly LogEvent[]): Promise<void> {
+  override write(events: readonly LogEvent[]): Promise<void> {
     return this.take(() => {
       for (const e of events) this.count(e.clogs.tag ?? '', 1);
     });
   }
 
-  get writeEncoded(): ((batch: EncodedBatch) => Promise<void>) | undefined {
-    if (!this.encoded) return undefined;
-    return (batch) =>
-      this.take(() => {
-        for (const s of batch.sources()) this.count(s.name, s.count);
-      });
-  }
-
-  hold(): void {
-    this.held ??= [];
-  }
-
-  release(): void {
-    const held = this.held ?? [];
-    this.held = undefined;
-    for (const fn of held) fn();
-  }
-
-  private take(done: () => void): Promise<void> {
-    this.writes++;
-    if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
-    done();
-    return Promise.resolve();
+  override writeEncoded(batch: EncodedBatch): Promise<void> {
+    return this.take(() => {
+      for (const s of batch.sources()) this.count(s.name, s.count);
+    });
   }
 
   private count(tag: string, n: number): void {
@@ -86,14 +58,21 @@ afterEach(async () => {
   running = undefined;
 });
 
+/** Events rather than lines reach the sinks while someone follows the live stream (/tail). */
+async function start(events: boolean): Promise<TestInput<CountingSink>> {
+  const t = await startTestInput({}, { sink: new CountingSink() });
+  if (events) t.pipeline.subscribe(() => undefined);
+  return t;
+}
+
 describe.each([
-  ['rendered lines (file sink)', true],
-  ['events (Elasticsearch sink)', false],
-])('rendered bytes in flight stay bounded: %s', (_name, encoded) => {
+  ['rendered lines', false],
+  ['events (a /tail client follows)', true],
+])('rendered bytes in flight stay bounded: %s', (_name, events) => {
   it('with 8 connections at once, each sending a request that renders to about 15 MiB, while the sink holds every write', async () => {
-    const sink = new CountingSink(encoded);
-    running = await startTestInput({}, { sink });
+    running = await start(events);
     const t = running;
+    const sink = t.sink;
     const budget = t.input.budget;
     const RECORDS = 100_000;
     const CONNECTIONS = 8;
@@ -124,8 +103,8 @@ describe.each([
   }, 180_000);
 
   it('one connection holds at most its own share, and is acked after the last slice', async () => {
-    const sink = new CountingSink(encoded);
-    running = await startTestInput({}, { sink });
+    running = await start(events);
+    const { sink } = running;
     const budget = running.input.budget;
     sink.hold();
     const c = await rawClient(running.port);
@@ -146,8 +125,8 @@ describe.each([
 
 describe('a malformed request of many slices', () => {
   it('is refused whole: none of it is written, and the connection is closed', async () => {
-    const sink = new CountingSink(true);
-    running = await startTestInput({}, { sink });
+    running = await start(false);
+    const { sink } = running;
     const c = await rawClient(running.port);
     await c.send(packed('bad', 100_000, 'bad-1', Buffer.from([0x92, 0xc1])));
     await c.closed;
