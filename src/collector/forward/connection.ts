@@ -274,7 +274,9 @@ export class ForwardConnection {
     for (let i = Math.max(before, this.frameIdx); i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
     const current = this.current;
     if (current !== undefined && !current.owned && Buffer.isBuffer(current.entries)) {
-      if (!this.framer.lasts(current.entries)) current.entries = Buffer.from(current.entries);
+      // Also a small request in a large read: the copy lets the read go.
+      const e = current.entries;
+      if (!this.framer.lasts(e) || e.buffer.byteLength > 2 * e.length) current.entries = Buffer.from(e);
       current.owned = true;
     }
     if (error !== undefined) this.fail(error);
