@@ -25,7 +25,7 @@ import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING, plainWord } from '..
 import { levelName } from '../levels.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
-import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { bytesEqual, checkEntries, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import type { RecordMapper } from './records.js';
 
@@ -139,11 +139,17 @@ export class PackedLineEncoder {
   /**
    * Reads every entry of `stream` before any is rendered: a malformed one (the
    * general decoder throws) refuses the whole request before the Normalizer
-   * saw any of it. Keeps nothing but the reading of the last `maxEntries`
-   * entries, which is the whole request when it fits in one slice.
+   * saw any of it. Keeps its reading when it fits in one slice
+   * (`maxEntries`), for encodeSlice() to go on with.
    */
   check(stream: Buffer, maxEntries: number): void {
-    for (let pos = 0; pos < stream.length; ) pos = this.plan(stream, pos, maxEntries);
+    const pos = this.plan(stream, 0, maxEntries);
+    if (pos >= stream.length) return;
+    // Several slices: the rest is read without keeping any of it (kept
+    // records would outlive young-generation collections, and be promoted).
+    this.plannedStream = undefined;
+    this.general.length = 0;
+    checkEntries(stream.subarray(pos), this.limits, this.cache);
   }
 
   /**
