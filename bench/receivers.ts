@@ -132,12 +132,15 @@ export class DiskLines {
   private walk(dir: string): void {
     if (!existsSync(dir)) return;
     for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      const st = statSync(path);
-      if (st.isDirectory()) this.walk(path);
       // A compressed file holds lines already counted while it was plain, and
       // one being compressed (`.tmp`) has newline bytes that are no lines.
-      else if (!name.endsWith('.gz') && !name.endsWith('.tmp') && st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
+      if (name.endsWith('.gz') || name.endsWith('.tmp')) continue;
+      const path = join(dir, name);
+      const st = statSync(path, { throwIfNoEntry: false });
+      // Gone since readdir: compressed, its lines counted while it was plain.
+      if (st === undefined) continue;
+      if (st.isDirectory()) this.walk(path);
+      else if (st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
     }
   }
 
