@@ -20,11 +20,7 @@ export class LineBuffer {
   /** Bytes of the complete lines held. */
   bytes = 0;
 
-  /** `tally`: counts the bytes of complete lines added here, shared by the buffers of one batch. */
-  constructor(
-    firstChunk = FIRST_CHUNK,
-    private readonly tally?: { bytes: number },
-  ) {
+  constructor(firstChunk = FIRST_CHUNK) {
     this.chunk = Buffer.allocUnsafe(firstChunk);
   }
 
@@ -58,14 +54,11 @@ export class LineBuffer {
     }
     for (const c of chunks) this.chunks.push(c);
     this.bytes += bytes;
-    if (this.tally) this.tally.bytes += bytes;
   }
 
   /** Marks the bytes written so far (ending in "\n") as a complete line. */
   endLine(): void {
-    const n = this.offset - this.lineStart;
-    this.bytes += n;
-    if (this.tally) this.tally.bytes += n;
+    this.bytes += this.offset - this.lineStart;
     this.lineStart = this.offset;
   }
 
