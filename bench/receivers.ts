@@ -133,7 +133,9 @@ export class DiskLines {
     if (!existsSync(dir)) return;
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
-      const st = statSync(path);
+      const st = statSync(path, { throwIfNoEntry: false });
+      // Gone since readdir: compressed, its lines counted while it was plain.
+      if (st === undefined) continue;
       if (st.isDirectory()) this.walk(path);
       // A compressed file (and the temporary file it is written to) holds
       // lines already counted while they were plain.
