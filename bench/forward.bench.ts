@@ -31,7 +31,7 @@
  *
  *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
- *   FLUENT_BIT (default ../shared/tools/fluent-bit/fluent-bit; without it clogs runs alone)
+ *   FLUENT_BIT (default test/tools/fluent-bit/fluent-bit)
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
  */
 import { request } from 'node:http';
@@ -156,18 +156,14 @@ async function once(start: () => Promise<Receiver>, requests: readonly Buffer[],
   }
 }
 
-/** clogs against Fluent Bit on the same bytes; clogs alone when no Fluent Bit binary is there. */
+/** clogs against Fluent Bit on the same bytes. */
 async function versusFluentBit(label: string, requests: readonly Buffer[], records: number): Promise<void> {
-  const clogs = { name: 'clogs', run: () => once(() => startClogs(), requests, records) };
   const binary = fluentBitBinary();
-  if (binary === undefined) {
-    console.log(`forward ${label}: no Fluent Bit binary (set FLUENT_BIT): clogs alone`);
-    const figures: Figure[] = [];
-    for (let i = 0; i < RUNS; i++) figures.push(await clogs.run());
-    console.log(`forward ${label}: ${describe('clogs', figures)}`);
-    return;
-  }
-  await pairwise(label, clogs, { name: 'fluent-bit', run: () => once(() => startFluentBit(binary), requests, records) });
+  await pairwise(
+    label,
+    { name: 'clogs', run: () => once(() => startClogs(), requests, records) },
+    { name: 'fluent-bit', run: () => once(() => startFluentBit(binary), requests, records) },
+  );
 }
 
 /** A `/tail` client following a container that is not in the stream: the live path runs for every batch, and sends nothing. */

@@ -60,13 +60,9 @@ export async function startClogs(args: readonly string[] = [], env: NodeJS.Proce
   };
 }
 
-/**
- * Fluent Bit, from `FLUENT_BIT` or the team's shared tools beside the
- * repository; undefined when neither is there (the bench then reports clogs alone).
- */
-export function fluentBitBinary(): string | undefined {
-  const candidates = [process.env.FLUENT_BIT, resolve(process.cwd(), '../shared/tools/fluent-bit/fluent-bit')];
-  return candidates.find((p): p is string => p !== undefined && existsSync(p));
+/** Fluent Bit: `FLUENT_BIT`, else the copy the tests run (test/tools/fluent-bit). */
+export function fluentBitBinary(): string {
+  return process.env.FLUENT_BIT || resolve(process.cwd(), 'test/tools/fluent-bit/fluent-bit');
 }
 
 async function freePort(): Promise<number> {

@@ -10,10 +10,9 @@ cd "$(dirname "$0")/.."
 bash scripts/docker.sh ensure
 bash scripts/elasticsearch.sh ensure
 bash scripts/chromium.sh ensure
-# Fluent Bit is an optional tool beside the repository (README, Development);
-# the binary there needs Debian's libyaml.
-fluent_bit=${FLUENT_BIT:-../shared/tools/fluent-bit/fluent-bit}
-if [ -x "$fluent_bit" ] && ldd "$fluent_bit" | grep -q 'libyaml.*not found'; then
+# The Fluent Bit the tests run (test/tools/fluent-bit) needs Debian's libyaml.
+fluent_bit=${FLUENT_BIT:-test/tools/fluent-bit/fluent-bit}
+if ldd "$fluent_bit" | grep -q 'libyaml.*not found'; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libyaml-0-2 >/dev/null
 fi
 npm run build --silent

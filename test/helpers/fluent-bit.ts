@@ -1,42 +1,26 @@
 /**
- * Fluent Bit as a real forward client. Its binary is an optional tool, not part
- * of the repository: env FLUENT_BIT, else `../shared/tools/fluent-bit/fluent-bit`
- * next to the repository root. When it is not there the Fluent Bit tests are
- * skipped with the reason, so a plain clone passes `npm test`; with env CI set
- * (or FLUENT_BIT naming a file that does not exist) they fail, naming where
- * they looked.
+ * Fluent Bit as a real forward client: the binary in test/tools/fluent-bit
+ * (its README says what it is), or the one env FLUENT_BIT names.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './elasticsearch.js';
 import { tempDir } from './services.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SHARED_BINARY = resolve(REPO_ROOT, '../shared/tools/fluent-bit/fluent-bit');
+const BUNDLED = fileURLToPath(new URL('../tools/fluent-bit/fluent-bit', import.meta.url));
 
-function executable(path: string): boolean {
+/** The binary to run; throws, naming it, when it is not an executable file. */
+export function fluentBitBinary(): string {
+  const path = process.env.FLUENT_BIT || BUNDLED;
   try {
     accessSync(path, constants.X_OK);
-    return true;
   } catch {
-    return false;
+    throw new Error(`Fluent Bit binary ${path} is not an executable file (FLUENT_BIT, else test/tools/fluent-bit/fluent-bit)`);
   }
-}
-
-/** The binary to run, or why the Fluent Bit tests are skipped; throws when they must not be. */
-export function locateFluentBit(): { path: string } | { skip: string } {
-  const named = process.env.FLUENT_BIT;
-  if (named !== undefined && named !== '') {
-    if (executable(named)) return { path: named };
-    throw new Error(`FLUENT_BIT=${named} is not an executable file`);
-  }
-  if (executable(SHARED_BINARY)) return { path: SHARED_BINARY };
-  const where = `no Fluent Bit binary: FLUENT_BIT is not set and ${SHARED_BINARY} does not exist`;
-  if (process.env.CI) throw new Error(`${where} (CI is set, so the Fluent Bit tests must run)`);
-  return { skip: `${where}; set FLUENT_BIT to run them` };
+  return path;
 }
 
 export interface RunningFluentBit {

@@ -3,14 +3,13 @@
  * process, file sink): 10,000 numbered records go into Fluent Bit's
  * in_forward, and every number must be in the file store exactly once, with
  * acks, with the shared-key handshake, with gzip, and with all three.
- * The binary is found by test/helpers/fluent-bit.ts (skipped without it,
- * unless CI is set).
+ * The binary is test/tools/fluent-bit's (test/helpers/fluent-bit.ts).
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
 import { until } from '../helpers/docker.js';
-import { locateFluentBit, startFluentBit, type RunningFluentBit } from '../helpers/fluent-bit.js';
+import { fluentBitBinary, startFluentBit, type RunningFluentBit } from '../helpers/fluent-bit.js';
 import { rawClient } from '../helpers/forward.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
 
@@ -18,7 +17,6 @@ const RECORDS = 10_000;
 const PER_REQUEST = 500;
 const SHARED_KEY = { shared_key: 'fluent-bit-test-key', self_hostname: 'fluent-bit.test' };
 
-const fluentBit = locateFluentBit();
 
 let collector: RunningCollector | undefined;
 let fb: RunningFluentBit | undefined;
@@ -49,10 +47,9 @@ const variants: Array<[string, Record<string, string | boolean>]> = [
   ['shared_key, require_ack_response and compress gzip', { ...SHARED_KEY, require_ack_response: true, compress: 'gzip' }],
 ];
 
-const title = 'Fluent Bit out_forward into clogs collect';
-describe.skipIf('skip' in fluentBit)('skip' in fluentBit ? `${title} (skipped: ${fluentBit.skip})` : title, () => {
+describe('Fluent Bit out_forward into clogs collect', () => {
   it.each(variants)('%s: every one of 10,000 numbered records exactly once', async (variant, options) => {
-    const binary = (fluentBit as { path: string }).path;
+    const binary = fluentBitBinary();
     const secured = 'shared_key' in options;
     const dir = tempDir('fluent-bit-store');
     const data = join(dir, 'data');
