@@ -35,12 +35,14 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@elastic/elasticsearch';
 import type { LogEvent } from '../src/collector/event.js';
+import { encodeLine } from '../src/collector/event-json.js';
 import { encodeMsgpack } from '../src/collector/forward/encode.js';
+import { LineFields } from '../src/collector/line-fields.js';
 import { formatNanoTime } from '../src/collector/time.js';
 import { elasticsearchSchema } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { eventsOut } from '../src/metrics.js';
-import { documentId, resolveTarget } from '../src/sinks/elasticsearch/bulk.js';
+import { documentIdOfLine, resolveTarget } from '../src/sinks/elasticsearch/bulk.js';
 import { createElasticsearchSink } from '../src/sinks/elasticsearch/index.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { ensureTemplate } from '../src/sinks/elasticsearch/template.js';
@@ -58,6 +60,7 @@ const IN_FLIGHT = defaults.in_flight;
 
 const metas = sampleContainers(CONTAINERS);
 const host = { name: 'bench-host' };
+const fields = new LineFields();
 
 /** Events [from, from+count): every one distinct, so none is a 409. Built on demand to keep memory flat. */
 function makeEvents(from: number, count: number): LogEvent[] {
@@ -128,7 +131,8 @@ async function directSlice(client: Client, stream: string, from: number, to: num
       const events = makeEvents(at, Math.min(BATCH_EVENTS, to - at));
       const operations: unknown[] = [];
       for (const e of events) {
-        operations.push({ create: { _index: stream, _id: documentId(e, e.attrs === undefined ? undefined : JSON.stringify(e.attrs)) } }, e);
+        fields.read(Buffer.from(encodeLine(e)), 0);
+        operations.push({ create: { _index: stream, _id: documentIdOfLine(fields, e.container) } }, e);
       }
       const res = await client.bulk({ operations: operations as never, filter_path: 'errors,items.*.status,items.*.error' });
       if (res.errors) throw new Error(`direct bulk: item errors: ${JSON.stringify(res.items.find((i) => Object.values(i)[0]?.error))}`);

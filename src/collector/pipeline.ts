@@ -10,7 +10,7 @@ import type { LogEvent } from './event.js';
  * (`/tail`) see events after they are durable, so a line shown live is a line
  * that is also in the store.
  */
-export type Subscriber = (events: readonly LogEvent[]) => void;
+export type Subscriber = (batch: EncodedBatch) => void;
 
 export class Pipeline {
   private readonly subscribers = new Set<Subscriber>();
@@ -27,28 +27,23 @@ export class Pipeline {
     return this.seq++;
   }
 
-  /**
-   * Whether inputs should hand in EncodedBatches: every sink stores lines as
-   * they are and nobody subscribes to objects.
-   */
+  /** Whether inputs should hand in EncodedBatches: every sink stores lines as they are. */
   takesEncoded(): boolean {
-    return this.subscribers.size === 0 && this.sinks.every((s) => s.writeEncoded !== undefined);
+    return this.sinks.every((s) => s.writeEncoded !== undefined);
   }
 
-  async write(batch: readonly LogEvent[] | EncodedBatch): Promise<void> {
-    if (batch instanceof EncodedBatch) {
-      await Promise.all(this.sinks.map((s) => (s.writeEncoded ? s.writeEncoded(batch) : s.write(batch.events()))));
-      if (this.subscribers.size > 0) this.publish(batch.events());
-      return;
+  /** Events are rendered here once, if an input did not render them, and everyone downstream takes the lines. */
+  async write(input: readonly LogEvent[] | EncodedBatch): Promise<void> {
+    let batch: EncodedBatch;
+    if (input instanceof EncodedBatch) batch = input;
+    else {
+      if (input.length === 0) return;
+      batch = new EncodedBatch();
+      batch.add(input);
     }
-    if (batch.length === 0) return;
-    if (this.sinks.length === 1) await this.sinks[0]!.write(batch);
-    else await Promise.all(this.sinks.map((s) => s.write(batch)));
-    this.publish(batch);
-  }
-
-  private publish(events: readonly LogEvent[]): void {
-    for (const fn of this.subscribers) fn(events);
+    if (this.sinks.length === 1) await writeTo(this.sinks[0]!, batch);
+    else await Promise.all(this.sinks.map((s) => writeTo(s, batch)));
+    for (const fn of this.subscribers) fn(batch);
   }
 
   subscribe(fn: Subscriber): () => void {
@@ -64,4 +59,8 @@ export class Pipeline {
   replaceSinks(sinks: readonly Sink[]): void {
     this.sinks = sinks;
   }
+}
+
+function writeTo(sink: Sink, batch: EncodedBatch): Promise<void> {
+  return sink.writeEncoded ? sink.writeEncoded(batch) : sink.write(batch.events());
 }

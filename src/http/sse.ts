@@ -2,8 +2,9 @@
  * `GET /tail` as server-sent events: the live, normalized stream.
  *
  * Each event is one `id:` line (`@timestamp/seq`, what `clogs tail` dedupes
- * on when it switches from the store to live) and one `data:` line with the
- * event's JSON (JSON escapes newlines, so one line always suffices).
+ * on when it switches from the store to live) and one `data:` line: the
+ * event's line as the store has it (JSON escapes newlines, so one line
+ * always suffices).
  *
  * The pipeline publishes synchronously and must never wait for a reader, so
  * each client has a bounded send buffer: a client that lets more than
@@ -12,7 +13,8 @@
  * durable in the store.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { LogEvent } from '../collector/event.js';
+import type { EncodedBatch } from '../collector/encoded.js';
+import { forEachLine, LineFields } from '../collector/line-fields.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
 import { matchesTailFilter, type TailFilter } from './tail-filter.js';
@@ -53,7 +55,7 @@ export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams 
       res.end(DROPPED_COMMENT);
       setTimeout(() => res.destroy(), DROP_GRACE_MS).unref();
     };
-    const send = (chunk: string): void => {
+    const send = (chunk: string | Buffer): void => {
       res.write(chunk);
       if (res.writableLength > CLIENT_BUFFER_BYTES) drop();
     };
@@ -70,9 +72,10 @@ export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams 
     });
     // Subscribed before the opening comment is written, so a client that has
     // read the comment knows every later durable event will reach it.
-    const unsubscribe = pipeline.subscribe((events) => {
-      const chunk = renderEvents(events, filter);
-      if (chunk.length > 0) send(chunk);
+    const fields = new LineFields();
+    const unsubscribe = pipeline.subscribe((batch) => {
+      const chunk = renderBatch(batch, filter, fields);
+      if (chunk !== undefined) send(chunk);
     });
     const keepalive = setInterval(() => send(': keepalive\n\n'), KEEPALIVE_MS);
     keepalive.unref();
@@ -93,11 +96,16 @@ export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams 
   };
 }
 
-function renderEvents(events: readonly LogEvent[], filter: TailFilter): string {
-  let out = '';
-  for (const event of events) {
-    if (!matchesTailFilter(filter, event)) continue;
-    out += `id: ${event['@timestamp']}/${event.clogs.seq}\ndata: ${JSON.stringify(event)}\n\n`;
+const DATA = Buffer.from('\ndata: ');
+const END = Buffer.from('\n\n');
+
+function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields): Buffer | undefined {
+  const out: Buffer[] = [];
+  for (const source of batch.sources()) {
+    forEachLine(source.chunks(), fields, (f) => {
+      if (!matchesTailFilter(filter, source.container, f)) return;
+      out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
+    });
   }
-  return out;
+  return out.length === 0 ? undefined : Buffer.concat(out);
 }

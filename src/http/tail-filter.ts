@@ -2,7 +2,8 @@
  * Which live events a `/tail` subscriber wants. Parsed once per request so the
  * per-event check in the pipeline's publish path is a few comparisons.
  */
-import type { LogEvent, Stream } from '../collector/event.js';
+import type { ContainerMeta, Stream } from '../collector/event.js';
+import type { LineFields } from '../collector/line-fields.js';
 import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
 import { parseLevel } from '../tail/filter.js';
@@ -40,15 +41,15 @@ export function parseTailFilter(params: URLSearchParams): TailFilter | string {
   return filter;
 }
 
-export function matchesTailFilter(filter: TailFilter, event: LogEvent): boolean {
-  if (filter.stream !== undefined && event.stream !== filter.stream) return false;
-  if (filter.minLevel !== undefined && !((levelRank(event.log?.level) ?? -1) >= filter.minLevel)) return false;
-  if (filter.text !== undefined && !event.message.toLowerCase().includes(filter.text)) return false;
+/** Whether the line `fields` was read from, whose container (if any) is `container`, passes the filter. */
+export function matchesTailFilter(filter: TailFilter, container: ContainerMeta | undefined, fields: LineFields): boolean {
+  if (filter.stream !== undefined && fields.stream !== filter.stream) return false;
+  if (filter.minLevel !== undefined && !((levelRank(fields.level()) ?? -1) >= filter.minLevel)) return false;
+  if (filter.text !== undefined && !fields.message().toLowerCase().includes(filter.text)) return false;
   if (filter.containers.length === 0) return true;
-  const c = event.container;
-  const tag = event.clogs.tag;
+  const tag = fields.tag();
   for (const want of filter.containers) {
-    if (c?.id?.startsWith(want) || c?.name === want || c?.compose?.service === want || tag === want) return true;
+    if (container?.id?.startsWith(want) || container?.name === want || container?.compose?.service === want || tag === want) return true;
   }
   return false;
 }

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import { BulkEncoder, resolveTarget } from '../../src/sinks/elasticsearch/bulk.js';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
@@ -200,7 +201,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     const queue = await DiskQueue.open({ dir: join(state, 'elasticsearch', 'queue'), maxBytes: 1 << 20, log: memoryLogger().log });
     const enc = new BulkEncoder(resolveTarget({ data_stream: { dataset, namespace: 'default' } }));
     const bad = Buffer.from(`{"create":{"_index":"logs-${dataset}-default","_id":"bad"},"oops":1}\n{"@timestamp":"2026-11-22T10:00:00.000000000Z","message":"broken"}\n`);
-    await queue.append(Buffer.concat([enc.encode(makeEvents(5)), bad, enc.encode(makeEvents(5, 5))]), 11);
+    await queue.append(Buffer.concat([enc.encode(batchOf(makeEvents(5))), bad, enc.encode(batchOf(makeEvents(5, 5)))]), 11);
     await queue.close();
 
     const s = sink({ data_stream: { dataset, namespace: 'default' } }, state);
@@ -280,3 +281,9 @@ describe('elasticsearch sink: disk queue', () => {
     await expect(s.write(makeEvents(1))).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
   });
 });
+
+function batchOf(events: LogEvent[]): EncodedBatch {
+  const b = new EncodedBatch();
+  b.add(events);
+  return b;
+}

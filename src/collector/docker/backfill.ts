@@ -16,7 +16,9 @@
  * Forward deliveries are taken from the pipeline's subscribers, which see a
  * batch only once the sinks have it: a line the gate drops is already stored.
  */
+import type { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
+import { forEachLine, LineFields } from '../line-fields.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Positions } from './checkpoints.js';
 import type { LineSink, Shipper } from './shipper.js';
@@ -57,9 +59,10 @@ export class BackfillGate implements LineSink {
   private cancelShipperWait: (() => void) | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private readonly fields = new LineFields();
 
   constructor(private readonly opts: BackfillOptions) {
-    this.unsubscribe = opts.pipeline.subscribe((events) => this.noteForward(events));
+    this.unsubscribe = opts.pipeline.subscribe((batch) => this.noteForward(batch));
     this.timer = setInterval(() => this.release(), Math.max(50, Math.min(1000, opts.holdMs / 4)));
     this.timer.unref();
   }
@@ -112,8 +115,8 @@ export class BackfillGate implements LineSink {
     while (this.heldHead < this.held.length) {
       const h = this.held[this.heldHead]!;
       const m = this.delivered.get(h.id);
-      if (!m || !h.events.every((e) => (m.get(matchKey(e)) ?? 0) > 0)) break;
-      for (const e of h.events) this.consume(m, matchKey(e));
+      if (!m || !h.events.every((e) => (m.get(eventKey(e)) ?? 0) > 0)) break;
+      for (const e of h.events) this.consume(m, eventKey(e));
       this.heldHead++;
       this.heldEvents -= h.events.length;
       this.opts.shipper.add(h.id, h.name, [], h.bytes, h.streams);
@@ -129,17 +132,19 @@ export class BackfillGate implements LineSink {
     this.cancelShipperWait?.();
   }
 
-  private noteForward(events: readonly LogEvent[]): void {
+  private noteForward(batch: EncodedBatch): void {
     const now = Date.now();
-    for (const e of events) {
-      if (e.clogs.input !== 'forward') continue;
-      const id = e.container?.id;
+    for (const source of batch.sources()) {
+      const id = source.container?.id;
       if (id === undefined || !this.watched.has(id)) continue;
-      const key = matchKey(e);
-      let m = this.delivered.get(id);
-      if (!m) this.delivered.set(id, (m = new Map()));
-      m.set(key, (m.get(key) ?? 0) + 1);
-      this.remembered.push({ id, key, at: now });
+      forEachLine(source.chunks(), this.fields, (f) => {
+        if (f.input() !== 'forward') return;
+        const key = matchKey(f.stream, f.timestamp(), f.message());
+        let m = this.delivered.get(id);
+        if (!m) this.delivered.set(id, (m = new Map()));
+        m.set(key, (m.get(key) ?? 0) + 1);
+        this.remembered.push({ id, key, at: now });
+      });
     }
     this.expire(now);
   }
@@ -180,7 +185,7 @@ export class BackfillGate implements LineSink {
       this.heldHead++;
       this.heldEvents -= h.events.length;
       const m = this.delivered.get(h.id);
-      const missing = m ? h.events.filter((e) => !this.consume(m, matchKey(e))) : h.events;
+      const missing = m ? h.events.filter((e) => !this.consume(m, eventKey(e))) : h.events;
       this.opts.shipper.add(h.id, h.name, missing, h.bytes, h.streams);
     }
     if (this.heldHead === this.held.length) {
@@ -207,6 +212,10 @@ export class BackfillGate implements LineSink {
 }
 
 /** Same container (the map it is in), stream, whole second and message. */
-function matchKey(e: LogEvent): string {
-  return `${e.stream ?? ''}\0${e['@timestamp'].slice(0, 19)}\0${e.message}`;
+function matchKey(stream: string | undefined, timestamp: string, message: string): string {
+  return `${stream ?? ''}\0${timestamp.slice(0, 19)}\0${message}`;
+}
+
+function eventKey(e: LogEvent): string {
+  return matchKey(e.stream, e['@timestamp'], e.message);
 }

@@ -1,8 +1,8 @@
 /**
- * LogEvent → `_bulk` NDJSON: one `create` action line and one document line
- * per event, with a deterministic `_id`.
+ * Rendered event lines → `_bulk` NDJSON: one `create` action line with a
+ * deterministic `_id`, then the event's line as it is.
  *
- * The pair is rendered once, when the event enters the disk queue, and sent
+ * The pair is built once, when the event enters the disk queue, and sent
  * as stored: the sender never parses or re-serializes a document, and a
  * replay after a crash sends byte-identical requests.
  *
@@ -15,8 +15,10 @@
  * first delivery and a redelivery of the same line.
  */
 import { hash } from 'node:crypto';
-import type { ContainerMeta, LogEvent } from '../../collector/event.js';
-import { eventSourceId } from '../../collector/source.js';
+import type { EncodedBatch } from '../../collector/encoded.js';
+import type { ContainerMeta } from '../../collector/event.js';
+import { forEachLine, LineFields } from '../../collector/line-fields.js';
+import { sourceId } from '../../collector/source.js';
 import { ClogsError } from '../../errors.js';
 
 /** Where documents go: one data stream, or an index per UTC day. */
@@ -56,75 +58,46 @@ export function indexName(pattern: string, timestamp: string): string {
 const ID_LENGTH = 22;
 
 /**
- * The `_id` of an event. Variable-length parts are length-prefixed so no
- * choice of message or tag can make two different lines hash the same input.
+ * The `_id` of the line `fields` was read from, whose container (if any) is
+ * `container`. Variable-length parts are length-prefixed so no choice of
+ * message or tag can make two different lines hash the same input.
  */
-export function documentId(event: LogEvent, attrsJson: string | undefined): string {
-  const source = eventSourceId(event);
-  const level = event.log?.level ?? '';
+export function documentIdOfLine(fields: LineFields, container: ContainerMeta | undefined): string {
+  const source = sourceId(container, fields.tag(), fields.input());
+  const level = fields.level() ?? '';
+  const message = fields.message();
   const key =
-    `${source.length}:${source}|${event['@timestamp']}|${event.stream ?? ''}|${event.clogs.ordinal}|${event.clogs.piece ?? ''}|` +
-    `${level.length}:${level}|${event.message.length}:${event.message}|${attrsJson ?? ''}`;
+    `${source.length}:${source}|${fields.timestamp()}|${fields.stream ?? ''}|${fields.ordinal}|${fields.piece < 0 ? '' : fields.piece}|` +
+    `${level.length}:${level}|${message.length}:${message}|${fields.attrsJson() ?? ''}`;
   return hash('sha256', key, 'base64url').slice(0, ID_LENGTH);
 }
 
 /**
- * Renders events to bulk lines. Keeps the JSON of each container's metadata,
- * which inputs share per container and never mutate (ContainerMeta), so it is
- * rendered once per container instead of once per line.
+ * Rendered lines → bulk lines: each event's `create` action, then its line
+ * exactly as the renderer wrote it.
  */
 export class BulkEncoder {
-  private readonly containerJson = new WeakMap<ContainerMeta, string>();
+  private readonly fields = new LineFields();
   private readonly actionPrefix: string | undefined;
-  private lastHostName = '';
-  private lastHostJson = '';
 
   constructor(private readonly target: Target) {
     if (target.kind === 'data_stream') this.actionPrefix = `{"create":{"_index":${JSON.stringify(target.name)},"_id":"`;
   }
 
-  /** The bulk lines of `events`, concatenated: two lines per event, each ending in "\n". */
-  encode(events: readonly LogEvent[]): Buffer {
-    let out = '';
-    for (const event of events) out += this.encodeOne(event);
-    return Buffer.from(out, 'utf8');
-  }
-
-  encodeOne(event: LogEvent): string {
-    const attrsJson = event.attrs === undefined ? undefined : JSON.stringify(event.attrs);
-    const id = documentId(event, attrsJson);
-    const action =
-      this.actionPrefix !== undefined
-        ? this.actionPrefix + id + '"}}\n'
-        : `{"create":{"_index":${JSON.stringify(indexName((this.target as { pattern: string }).pattern, event['@timestamp']))},"_id":"${id}"}}\n`;
-    return action + this.document(event, attrsJson) + '\n';
-  }
-
-  /** The document line, fields in a fixed order. */
-  private document(event: LogEvent, attrsJson: string | undefined): string {
-    let doc = `{"@timestamp":"${event['@timestamp']}","message":${JSON.stringify(event.message)}`;
-    if (event.stream !== undefined) doc += `,"stream":"${event.stream}"`;
-    if (event.container !== undefined) doc += `,"container":${this.container(event.container)}`;
-    doc += `,"host":${this.host(event.host.name)}`;
-    if (event.log !== undefined) doc += `,"log":${JSON.stringify(event.log)}`;
-    if (attrsJson !== undefined) doc += `,"attrs":${attrsJson}`;
-    return doc + `,"clogs":${JSON.stringify(event.clogs)}}`;
-  }
-
-  private container(meta: ContainerMeta): string {
-    let json = this.containerJson.get(meta);
-    if (json === undefined) {
-      json = JSON.stringify(meta);
-      this.containerJson.set(meta, json);
+  /** The bulk lines of the batch's events, concatenated: two lines per event, each ending in "\n". */
+  encode(batch: EncodedBatch): Buffer {
+    const out: Buffer[] = [];
+    for (const source of batch.sources()) {
+      forEachLine(source.chunks(), this.fields, (f) => {
+        out.push(Buffer.from(this.action(f, documentIdOfLine(f, source.container)), 'utf8'), f.buf.subarray(f.start, f.end + 1));
+      });
     }
-    return json;
+    return Buffer.concat(out);
   }
 
-  private host(name: string): string {
-    if (name !== this.lastHostName) {
-      this.lastHostName = name;
-      this.lastHostJson = JSON.stringify({ name });
-    }
-    return this.lastHostJson;
+  private action(f: LineFields, id: string): string {
+    if (this.actionPrefix !== undefined) return this.actionPrefix + id + '"}}\n';
+    const index = indexName((this.target as { pattern: string }).pattern, f.timestamp());
+    return `{"create":{"_index":${JSON.stringify(index)},"_id":"${id}"}}\n`;
   }
 }

@@ -2,7 +2,7 @@
  * The Elasticsearch sink: events → disk queue (durable on `write()`) →
  * bulk sender → a data stream `logs-<dataset>-<namespace>` or a daily index.
  *
- *   write(events) ─► BulkEncoder ─► DiskQueue.append (fsync) ─► resolves: input may ack
+ *   writeEncoded(lines) ─► BulkEncoder ─► DiskQueue.append (fsync) ─► resolves: input may ack
  *                                        │
  *                    Sender ◄── read ────┘  … release() once Elasticsearch has them
  *
@@ -12,6 +12,7 @@
  * delivery guarantees to users.
  */
 import { join } from 'node:path';
+import { EncodedBatch } from '../../collector/encoded.js';
 import type { LogEvent } from '../../collector/event.js';
 import type { ElasticsearchConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
@@ -107,12 +108,19 @@ class ElasticsearchSink implements Sink {
     );
   }
 
-  async write(events: readonly LogEvent[]): Promise<void> {
+  write(events: readonly LogEvent[]): Promise<void> {
+    const batch = new EncodedBatch();
+    batch.add(events);
+    return this.writeEncoded(batch);
+  }
+
+  async writeEncoded(batch: EncodedBatch): Promise<void> {
     if (this.state !== 'running' || !this.queue) {
       throw new ClogsError('CLOGS_QUEUE_CLOSED', `the elasticsearch sink is ${this.state === 'closed' ? 'closed' : 'not started'}`);
     }
-    if (events.length === 0) return;
-    await this.queue.append(this.encoder.encode(events), events.length);
+    const count = batch.count;
+    if (count === 0) return;
+    await this.queue.append(this.encoder.encode(batch), count);
   }
 
   async close(): Promise<void> {

@@ -5,8 +5,8 @@ import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.
 import { Shipper } from '../../../src/collector/docker/shipper.js';
 import { createLogger } from '../../../src/log.js';
 import { until } from '../../helpers/docker.js';
+import { event } from '../file-sink/helpers.js';
 
-const event = (message: string) => ({ message }) as unknown as LogEvent;
 
 /** A pipeline whose sink records each batch's messages, and a store that records each checkpoint. */
 function harness() {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerMeta, LogEvent } from '../../../src/collector/event.js';
-import { BulkEncoder, documentId, indexName, resolveTarget } from '../../../src/sinks/elasticsearch/bulk.js';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
+import { encodeLine } from '../../../src/collector/event-json.js';
+import { LineFields } from '../../../src/collector/line-fields.js';
+import { BulkEncoder, documentIdOfLine, indexName, resolveTarget } from '../../../src/sinks/elasticsearch/bulk.js';
 
 const container: ContainerMeta = { id: 'a'.repeat(64), name: 'web', image: { name: 'nginx' }, labels: { 'com.x': 'y' } };
 
@@ -16,9 +19,34 @@ function event(over: Partial<LogEvent> = {}): LogEvent {
   };
 }
 
-const id = (e: LogEvent): string => documentId(e, e.attrs === undefined ? undefined : JSON.stringify(e.attrs));
+/** The `_id` of an event's rendered line, which the sink computes. */
+function id(e: LogEvent): string {
+  const fields = new LineFields();
+  fields.read(Buffer.from(encodeLine(e)), 0);
+  return documentIdOfLine(fields, e.container);
+}
+
+function batchOf(events: LogEvent[]): EncodedBatch {
+  const b = new EncodedBatch();
+  b.add(events);
+  return b;
+}
 
 describe('documentId', () => {
+  it('keeps the rule of docs/elasticsearch.md: ids computed by earlier releases come out the same', () => {
+    // Pinned from the release that hashed event objects rather than reading lines.
+    expect(id(event())).toBe('5XvCBvy3G_qkriphTaL_-1');
+    const other = event({
+      message: 'caf\u00e9 "q" \\ \ud83d\ude00',
+      stream: 'stderr',
+      container: undefined,
+      log: { level: 'warn' },
+      attrs: { n: 1.5, o: { a: [1, 'x'] } },
+      clogs: { input: 'forward', tag: 'app.a', seq: 1, ordinal: 3, piece: 2 },
+    });
+    expect(id(other)).toBe('Q3LUtz8tFM7Hf1fF4wdVmd');
+  });
+
   it('is 22 base64url characters and the same for the same line', () => {
     const a = id(event());
     expect(a).toMatch(/^[A-Za-z0-9_-]{22}$/);
@@ -68,7 +96,7 @@ describe('documentId', () => {
 describe('BulkEncoder', () => {
   it('renders a create action and the document, two lines per event', () => {
     const enc = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } }));
-    const lines = enc.encode([event({ attrs: { k: 'v' }, log: { level: 'warn' } }), event({ message: 'second\nline' })]).toString().split('\n');
+    const lines = enc.encode(batchOf([event({ attrs: { k: 'v' }, log: { level: 'warn' } }), event({ message: 'second\nline' })])).toString().split('\n');
     expect(lines).toHaveLength(5);
     expect(lines[4]).toBe('');
     const action = JSON.parse(lines[0]!);
@@ -78,14 +106,14 @@ describe('BulkEncoder', () => {
   });
 
   it('renders the same bytes for the same events (a replay sends identical requests)', () => {
-    const a = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode([event(), event()]);
-    const b = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode([event(), event()]);
+    const a = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(batchOf([event(), event()]));
+    const b = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(batchOf([event(), event()]));
     expect(a.equals(b)).toBe(true);
   });
 
   it('picks the daily index from the event time', () => {
     const enc = new BulkEncoder(resolveTarget({ index: 'clogs-%Y.%m.%d', data_stream: { dataset: 'clogs', namespace: 'default' } }));
-    const action = JSON.parse(enc.encode([event()]).toString().split('\n')[0]!);
+    const action = JSON.parse(enc.encode(batchOf([event()])).toString().split('\n')[0]!);
     expect(action.create._index).toBe('clogs-2026.11.22');
   });
 });

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { matchesTailFilter, parseTailFilter, type TailFilter } from '../../../src/http/tail-filter.js';
+import { encodeLine } from '../../../src/collector/event-json.js';
+import type { LogEvent } from '../../../src/collector/event.js';
+import { LineFields } from '../../../src/collector/line-fields.js';
 import { container, fakeId, makeEvent } from '../../helpers/tail.js';
 
 const WEB = container(fakeId('aa'), 'web-1', { compose: { project: 'shop', service: 'web' } });
@@ -9,6 +12,13 @@ const parse = (q: string): TailFilter => {
   return f;
 };
 
+/** Whether the filter passes the event's rendered line, as the live stream reads it. */
+function matches(f: TailFilter, e: LogEvent): boolean {
+  const fields = new LineFields();
+  fields.read(Buffer.from(encodeLine(e)), 0);
+  return matchesTailFilter(f, e.container, fields);
+}
+
 describe('/tail filter', () => {
   const info = makeEvent({ container: WEB, sec: 1, seq: 1, message: 'Order Placed', stream: 'stdout', level: 'info' });
   const warn = makeEvent({ container: WEB, sec: 1, seq: 2, message: 'slow query', stream: 'stderr', level: 'warn' });
@@ -16,12 +26,20 @@ describe('/tail filter', () => {
 
   it('keeps lines at or above a level, ignoring lines without one', () => {
     const f = parse('level=warn');
-    expect([info, warn, plain].filter((e) => matchesTailFilter(f, e))).toEqual([warn]);
+    expect([info, warn, plain].filter((e) => matches(f, e))).toEqual([warn]);
   });
 
   it('matches q as a substring of the message in any case', () => {
     const f = parse('q=order placed&container=web');
-    expect([info, warn, plain].filter((e) => matchesTailFilter(f, e))).toEqual([info]);
+    expect([info, warn, plain].filter((e) => matches(f, e))).toEqual([info]);
+  });
+
+  it('matches a container by id prefix, name or compose service, and a forward tag', () => {
+    const tagged = makeEvent({ sec: 1, seq: 4, message: 'from fluent-logger', tag: 'app.orders' });
+    const untagged = makeEvent({ sec: 1, seq: 5, message: 'no tag' });
+    for (const want of ['aa', 'web-1', 'web']) expect([info, tagged].filter((e) => matches(parse(`container=${want}`), e))).toEqual([info]);
+    expect([info, tagged, untagged].filter((e) => matches(parse('container=app.orders'), e))).toEqual([tagged]);
+    expect([untagged].filter((e) => matches(parse('container=forward'), e))).toEqual([]);
   });
 
   it('treats empty parameters as absent and names a bad one', () => {
