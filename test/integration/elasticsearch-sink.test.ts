@@ -172,25 +172,28 @@ describe('elasticsearch sink: identity and rejection', () => {
     expect(await count(client, `logs-${dataset}-default`)).toBe(2);
   });
 
-  it('dead-letters a document with a conflicting type and indexes the rest of the batch', async () => {
+  it('dead-letters a document Elasticsearch refuses and indexes the rest of the batch', async () => {
     const dataset = uniqueDataset('dlq');
     const state = tempDir('es-dlq');
     const s = sink({ data_stream: { dataset, namespace: 'default' } }, state);
     await s.start();
-    const bad = makeEvent(5, { message: 'bad level', log: { level: { nested: true } as unknown as string } });
+    // Deeper than the template's flattened depth_limit (50) for attrs: a JSON line Elasticsearch refuses.
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 60; i++) deep = { d: deep };
+    const bad = makeEvent(5, { message: 'too deep', attrs: deep });
     const batch = [...makeEvents(5), bad, ...makeEvents(5, 6)];
     await s.write(batch);
     await waitForCount(client, `logs-${dataset}-default`, 10);
     const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
-    await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('bad level'), 10_000, 'dead-letter file');
+    await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('too deep'), 10_000, 'dead-letter file');
     await s.close();
     expect(await count(client, `logs-${dataset}-default`)).toBe(10);
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
     expect(lines[0].status).toBe(400);
     expect(lines[0].error.type).toMatch(/parsing_exception/);
-    expect(lines[0].event.message).toBe('bad level');
-    expect(lines[0].event.log.level).toEqual({ nested: true });
+    expect(lines[0].event.message).toBe('too deep');
+    expect(lines[0].event.attrs).toEqual(deep);
     expect(lines[0].index).toBe(`logs-${dataset}-default`);
   });
 

@@ -117,6 +117,14 @@ const PLAIN_LINES = [
   'utf8 é ✓ 𝄞',
   Buffer.from([0x61, 0xff, 0xfe, 0x62]),
   'del \u007f and nul \u0000',
+  Buffer.from([0x6f, 0xc0, 0xaf, 0x6f]),
+  Buffer.from([0x73, 0xed, 0xa0, 0x80, 0x74]),
+  Buffer.from([0x74, 0xe2, 0x82]),
+  'escape \u001b[31mred\u001b[0m',
+  'cr \r mid-line',
+  '172.18.0.5 - - [29/Nov/2026:14:03:07 +0000] "GET /api/v1/orders/12 HTTP/1.1" 200 5123 "https://shop.example.com/cart" "Mozilla/5.0 (X11; Linux x86_64)"',
+  '\tat com.example.shop.OrderService.place(OrderService.java:42)',
+  'Überweisung für Zoë abgeschlossen — 東京 🚀 "quoted" \\ done',
   '{ looks like json but is not',
   'ends with brace }',
   'x'.repeat(1024),
@@ -132,8 +140,21 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     for (const text of r.fast.values()) for (const line of text.trimEnd().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
   });
 
-  it('builds no event object for Docker records of printable ASCII or canonical JSON', () => {
-    const logs = ['plain', 'GET /api?x=1 200 12ms', JSON_LINES[0]!, JSON_LINES[1]!, JSON_LINES[16]!, '{"msg":"escapes \\" ok","n":-1}'];
+  it('builds no event object for Docker records of text, UTF-8 or canonical JSON', () => {
+    const logs = [
+      'plain',
+      'GET /api?x=1 200 12ms',
+      '10.0.0.1 - - [29/Nov/2026:14:03:07 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8.5.0"',
+      'path C:\\temp\tand a tab',
+      'café 東京 🚀',
+      JSON_LINES[0]!,
+      JSON_LINES[1]!,
+      JSON_LINES[13]!,
+      JSON_LINES[16]!,
+      JSON_LINES[30]!,
+      '{"msg":"escapes \\" ok","n":-1}',
+      '{"level":50,"msg":"boom","err":{"type":"TypeError","message":"x is \\"undefined\\"","stack":"TypeError: x\\n    at f (/app/a.js:1:2)"},"took":0.125}',
+    ];
     const n = normalizer();
     const push = vi.spyOn(n, 'push');
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { JsonMembers, KIND_INTEGER, KIND_OTHER, KIND_STRING, plainWord } from '../../../src/collector/json-members.js';
+import { plainWord, utf8End } from '../../../src/collector/json-bytes.js';
+import { JsonMembers, KIND_INTEGER, KIND_OTHER, KIND_STRING } from '../../../src/collector/json-members.js';
 
 const needsEscape = (b: number): boolean => b < 0x20 || b > 0x7f || b === 0x22 || b === 0x5c;
 
@@ -42,10 +43,52 @@ describe('JsonMembers', () => {
       expect(JSON.stringify(JSON.parse(text)), text).toBe(text);
     }
     const refused = [
-      '{"a": 1}', '{"a":1.5}', '{"a":1e3}', '{"a":-0}', '{"a":01}', '{"a":1234567890123456}', '{"a":"\\u0041"}', '{"a":"\\/"}',
-      '{"a":"é"}', '{"a":"tab\there"}', '{"a":1,"a":2}', '{"o":{"k":1,"k":2}}', '{"1":1}', '{"a":1', '{"a":1}}', '{"a":tru}', '[1]',
+      '{"a": 1}', '{"a":1e3}', '{"a":-0}', '{"a":01}', '{"a":1234567890123456}', '{"a":"\\u0041"}', '{"a":"\\/"}', '{"a":"\\u00e9"}',
+      '{"a":"\\u000a"}', '{"a":"\\u001B"}', '{"a":1.50}', '{"a":1.}', '{"a":-0.0}', '{"a":0.0000001}', '{"a":1234567890123.456}', '{"a":"tab\there"}', '{"a":1,"a":2}', '{"o":{"k":1,"k":2}}', '{"1":1}', '{"a":1', '{"a":1}}', '{"a":tru}', '[1]',
       `{"d":${'['.repeat(40)}${']'.repeat(40)}}`,
     ];
     for (const text of refused) expect(scan(text).ok, text).toBe(false);
+  });
+
+  it('accepts a number exactly when JavaScript prints it back the same', () => {
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const digits = (n: number): string => Array.from({ length: n }, () => String(rand(10))).join('');
+    for (let i = 0; i < 20_000; i++) {
+      let text = (rand(3) === 0 ? '-' : '') + (rand(4) === 0 ? '0' : String(1 + rand(9)) + digits(rand(18)));
+      if (rand(2) === 0) text += '.' + digits(1 + rand(12));
+      if (rand(20) === 0) text += 'e' + String(rand(30));
+      const line = `{"n":${text}}`;
+      let same = false;
+      try {
+        same = JSON.stringify(JSON.parse(line)) === line;
+      } catch {
+        same = false;
+      }
+      // Refusing a line that would round-trip costs speed only; accepting one that would not is a bug.
+      if (scan(line).ok) expect(same, line).toBe(true);
+      else if (same && !/\d{16}/.test(text.replace(/[-.]/g, ''))) expect.fail(`refused ${line}, which round-trips`);
+    }
+  });
+});
+
+describe('utf8End', () => {
+  it("agrees with Node's decoder on two-, three- and four-byte sequences", () => {
+    const oneCharacter = (b: Buffer): boolean => {
+      const s = b.toString('utf8');
+      return [...s].length === 1 && !s.includes('\ufffd');
+    };
+    for (let a = 0x80; a <= 0xff; a++) {
+      for (let b = 0; b <= 0xff; b++) {
+        const two = Buffer.from([a, b]);
+        expect(utf8End(two, 0, 2) === 2, two.toString('hex')).toBe(oneCharacter(two));
+        for (const c of [0x80, 0xbf, 0x41]) {
+          const four = Buffer.from([a, b, c, 0x90]);
+          expect(utf8End(four, 0, 4) === 4, four.toString('hex')).toBe(oneCharacter(four));
+          const three = Buffer.from([a, b, c]);
+          expect(utf8End(three, 0, 3) === 3, three.toString('hex')).toBe(oneCharacter(three));
+        }
+      }
+    }
   });
 });

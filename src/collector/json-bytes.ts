@@ -1,0 +1,61 @@
+/**
+ * Byte rules for writing JSON strings in place: which bytes JSON.stringify
+ * leaves as they are, and which UTF-8 it copies. The renderer and the JSON
+ * member scanner copy text from the wire into lines with them, so a line they
+ * write is the line JSON.stringify would have written, byte for byte.
+ */
+
+/**
+ * Whether none of the four bytes of `x` (read from a DataView) needs an
+ * escape in a JSON string or is outside ASCII: each is 0x20 to 0x7f and not
+ * `"` or `\`. All four tested at once with hasless/haszero from "Bit
+ * Twiddling Hacks" (exact as a yes/no; 32-bit wrap-around is what they need).
+ */
+export function plainWord(x: number): boolean {
+  const q = x ^ 0x22222222;
+  const b = x ^ 0x5c5c5c5c;
+  return ((x & 0x80808080) | ((x - 0x20202020) & ~x & 0x80808080) | ((q - 0x01010101) & ~q & 0x80808080) | ((b - 0x01010101) & ~b & 0x80808080)) === 0;
+}
+
+/**
+ * The end of the well-formed UTF-8 sequence of two to four bytes that starts
+ * at `p`, or -1 (overlong forms, surrogates, past U+10FFFF and truncated
+ * sequences are not well-formed: Node decodes them to U+FFFD, so the
+ * general path must see them).
+ */
+export function utf8End(buf: Buffer, p: number, end: number): number {
+  const b = buf[p]!;
+  if (b < 0xc2) return -1;
+  if (b < 0xe0) return p + 1 < end && (buf[p + 1]! & 0xc0) === 0x80 ? p + 2 : -1;
+  if (b < 0xf0) {
+    if (p + 2 >= end) return -1;
+    const c = buf[p + 1]!;
+    if (c < (b === 0xe0 ? 0xa0 : 0x80) || c > (b === 0xed ? 0x9f : 0xbf)) return -1;
+    return (buf[p + 2]! & 0xc0) === 0x80 ? p + 3 : -1;
+  }
+  if (b < 0xf5) {
+    if (p + 3 >= end) return -1;
+    const c = buf[p + 1]!;
+    if (c < (b === 0xf0 ? 0x90 : 0x80) || c > (b === 0xf4 ? 0x8f : 0xbf)) return -1;
+    return (buf[p + 2]! & 0xc0) === 0x80 && (buf[p + 3]! & 0xc0) === 0x80 ? p + 4 : -1;
+  }
+  return -1;
+}
+
+const HEX = Buffer.from('0123456789abcdef');
+
+/**
+ * Whether the four hex digits after a `\u` at `p` are what JSON.stringify
+ * writes itself: `\u00xx` in lower case for a control character that has no
+ * short escape. Any other `\u` (`\u00e9`, `\u0041`) is written back decoded.
+ */
+export function canonicalUnicodeEscape(buf: Buffer, p: number, end: number): boolean {
+  if (p + 4 > end || buf[p] !== 0x30 || buf[p + 1] !== 0x30) return false;
+  const hi = buf[p + 2];
+  const lo = buf[p + 3]!;
+  if (hi !== 0x30 && hi !== 0x31) return false;
+  const low = HEX.indexOf(lo);
+  if (low < 0) return false;
+  const code = (hi - 0x30) * 16 + low;
+  return code !== 0x08 && code !== 0x09 && code !== 0x0a && code !== 0x0c && code !== 0x0d;
+}
