@@ -1,16 +1,18 @@
 /**
- * The top-level members of a JSON log line, found in its bytes, for lines that
- * JSON.stringify(JSON.parse(line)) would write back byte for byte. Such a line's
- * message, level and remaining fields can be copied out as they are, which
- * costs a fraction of JSON.parse and JSON.stringify (3.5 µs together for a
- * 130-byte pino line on this project's 2-core VM).
+ * The top-level members of a JSON log line, found in its bytes. A member that
+ * JSON.stringify(JSON.parse(member)) would write back byte for byte can be
+ * copied out as it is, which costs a fraction of JSON.parse and JSON.stringify
+ * (3.5 µs together for a 130-byte pino line on this project's 2-core VM); a
+ * member that it would write differently (`\u00e9` for `é`, `1.50`, `1e3`) is
+ * marked in `rewrite`, and only that member goes through them.
  *
- * The accepted subset is what pino, bunyan and zap write: no whitespace
- * outside strings; strings of printable ASCII and well-formed UTF-8 with only
- * the escapes JSON.stringify writes itself (\" \\ \b \f \n \r \t and \u00xx for
- * other control characters); numbers in the form JavaScript prints them
+ * Copied as they are: strings of printable ASCII and well-formed UTF-8 with
+ * only the escapes JSON.stringify writes itself (\" \\ \b \f \n \r \t and \u00xx
+ * for other control characters), numbers in the form JavaScript prints them
  * (at most 15 significant digits, no exponent, no trailing zero in a
- * fraction, not -0, not below 1e-6); true, false, null; nesting up to MAX_DEPTH; no
+ * fraction, not -0, not below 1e-6), true, false, null. Rewritten: any other
+ * escape or number. The accepted lines: no whitespace outside strings;
+ * nesting up to MAX_DEPTH; no
  * repeated key in any object (JSON.parse keeps the last value at the first
  * place); no key starting with a digit (JSON.parse puts array-index keys
  * first). scan() returns false for anything else, and the caller parses the
@@ -41,11 +43,15 @@ export class JsonMembers {
   kind = new Uint8Array(16);
   /** Whether a string value holds a backslash escape. */
   escaped = new Uint8Array(16);
+  /** Whether the value is not in the form JSON.stringify writes (see above). */
+  rewrite = new Uint8Array(16);
 
   /** Key ranges of the objects being read, innermost last, to find repeats. */
   private openKeys = new Int32Array(256);
   private openKeyCount = 0;
   private lastEscaped = false;
+  /** Whether the member being read holds an escape or number to rewrite. */
+  private dirty = false;
 
   /** `buf` as a DataView, for reading strings four bytes at a time. */
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
@@ -87,14 +93,16 @@ export class JsonMembers {
       if (buf[p] !== 0x3a) return -1;
       const valueAt = ++p;
       if (p >= end) return -1;
+      if (top) this.dirty = false;
       const b = buf[p]!;
       let kind = KIND_OTHER;
       if (b === 0x22) {
         kind = KIND_STRING;
         p = this.string(buf, p, end);
       } else if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
-        p = number(buf, p, end);
-        kind = p > 0 && isInteger(buf, valueAt, p) ? KIND_INTEGER : KIND_OTHER;
+        p = this.number(buf, p, end);
+        // Only a top-level member's kind is read, and its flag starts clear.
+        kind = p > 0 && !this.dirty && isInteger(buf, valueAt, p) ? KIND_INTEGER : KIND_OTHER;
       } else {
         p = this.value(buf, p, end, depth);
       }
@@ -143,7 +151,7 @@ export class JsonMembers {
       case 0x6e:
         return word(buf, p, end, NULL);
       default:
-        return b === 0x2d || (b !== undefined && b >= 0x30 && b <= 0x39) ? number(buf, p, end) : -1;
+        return b === 0x2d || (b !== undefined && b >= 0x30 && b <= 0x39) ? this.number(buf, p, end) : -1;
     }
   }
 
@@ -164,8 +172,11 @@ export class JsonMembers {
         const e = buf[++p];
         // The escapes JSON.stringify writes: " \ b f n r t, and \u00xx.
         if (e === 0x75) {
-          if (!canonicalUnicodeEscape(buf, p + 1, end)) return -1;
+          if (!hex4(buf, p + 1, end)) return -1;
+          if (!canonicalUnicodeEscape(buf, p + 1, end)) this.dirty = true;
           p += 4;
+        } else if (e === 0x2f) {
+          this.dirty = true;
         } else if (e !== 0x22 && e !== 0x5c && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74) {
           return -1;
         }
@@ -179,6 +190,44 @@ export class JsonMembers {
       }
     }
     return -1;
+  }
+
+  /**
+   * A JSON number; returns the offset after it, or -1. Marks the member for
+   * rewriting unless JavaScript prints the number the same (see MAX_DIGITS).
+   */
+  private number(buf: Buffer, p: number, end: number): number {
+    const negative = buf[p] === 0x2d;
+    if (negative) p++;
+    const intAt = p;
+    while (p < end && isDigit(buf[p]!)) p++;
+    const intDigits = p - intAt;
+    if (intDigits === 0) return -1;
+    const zero = buf[intAt] === 0x30;
+    if (zero && intDigits > 1) return -1;
+    let canonical = intDigits <= MAX_DIGITS && !(zero && negative);
+    if (buf[p] === 0x2e) {
+      const fracAt = ++p;
+      while (p < end && isDigit(buf[p]!)) p++;
+      if (p === fracAt) return -1;
+      let significant = intDigits + (p - fracAt);
+      if (zero) {
+        let z = fracAt;
+        while (buf[z] === 0x30) z++;
+        significant = z - fracAt > MAX_LEADING_FRACTION_ZEROS ? Infinity : p - z;
+      }
+      canonical = buf[p - 1] !== 0x30 && significant <= MAX_DIGITS;
+    }
+    if (buf[p] === 0x65 || buf[p] === 0x45) {
+      p++;
+      if (buf[p] === 0x2b || buf[p] === 0x2d) p++;
+      const expAt = p;
+      while (p < end && isDigit(buf[p]!)) p++;
+      if (p === expAt) return -1;
+      canonical = false;
+    }
+    if (!canonical) this.dirty = true;
+    return p;
   }
 
   /** Whether the key [at, end) is not already a key of the object being read (since `first`); records it. */
@@ -213,6 +262,7 @@ export class JsonMembers {
       this.valueEnd = grow(this.valueEnd, n);
       this.kind = grow(this.kind, n);
       this.escaped = grow(this.escaped, n);
+      this.rewrite = grow(this.rewrite, n);
     }
     this.keyAt[i] = keyAt;
     this.keyEnd[i] = keyEnd;
@@ -220,6 +270,7 @@ export class JsonMembers {
     this.valueEnd[i] = valueEnd;
     this.kind[i] = kind;
     this.escaped[i] = kind === KIND_STRING && this.lastEscaped ? 1 : 0;
+    this.rewrite[i] = this.dirty ? 1 : 0;
   }
 }
 
@@ -233,29 +284,13 @@ function word(buf: Buffer, p: number, end: number, w: Buffer): number {
   return p + w.length;
 }
 
-/** A number as JavaScript prints it (see MAX_DIGITS); returns the offset after it, or -1. */
-function number(buf: Buffer, p: number, end: number): number {
-  const negative = buf[p] === 0x2d;
-  if (negative) p++;
-  const intAt = p;
-  while (p < end && isDigit(buf[p]!)) p++;
-  const intDigits = p - intAt;
-  if (intDigits === 0) return -1;
-  const zero = buf[intAt] === 0x30;
-  if (zero && intDigits > 1) return -1;
-  if (buf[p] === 0x65 || buf[p] === 0x45) return -1;
-  if (buf[p] !== 0x2e) return intDigits > MAX_DIGITS || (zero && negative) ? -1 : p;
-  const fracAt = ++p;
-  while (p < end && isDigit(buf[p]!)) p++;
-  if (p === fracAt || buf[p - 1] === 0x30 || buf[p] === 0x65 || buf[p] === 0x45) return -1;
-  let significant = intDigits + (p - fracAt);
-  if (zero) {
-    let z = fracAt;
-    while (buf[z] === 0x30) z++;
-    if (z - fracAt > MAX_LEADING_FRACTION_ZEROS) return -1;
-    significant = p - z;
+function hex4(buf: Buffer, p: number, end: number): boolean {
+  if (p + 4 > end) return false;
+  for (let i = p; i < p + 4; i++) {
+    const b = buf[i]!;
+    if (!(isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66))) return false;
   }
-  return significant > MAX_DIGITS ? -1 : p;
+  return true;
 }
 
 function isDigit(b: number): boolean {

@@ -381,17 +381,22 @@ export class PackedLineEncoder {
       const valueEnd = m.valueEnd[i]!;
       if (kind === KIND_INTEGER) level = levelName(integerAt(buf, at, valueEnd));
       else if (kind === KIND_STRING) level = levelName(m.escaped[i] ? (JSON.parse(buf.toString('utf8', at, valueEnd)) as string) : buf.toString('utf8', at + 1, valueEnd - 1));
+      // A number written another way (30.0, 3e1) may still name a level.
+      else if (m.rewrite[i]) return false;
       if (level !== undefined) {
         levelAt = i;
         break;
       }
     }
+    let rewrites = false;
+    for (let i = 0; i < m.count; i++) rewrites ||= m.rewrite[i] === 1;
     const lines = source.lines;
-    // The line escaped as the message, at most twice its size, when it has no message field.
-    const dst = lines.room(FIXED_BYTES + 3 * (end - start) + parts.head.length + parts.clogs.length + 64);
+    // The line escaped as the message, at most twice its size, when it has no
+    // message field; a rewritten number can take five times its size (9e20).
+    const dst = lines.room(FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + 64);
     let o = this.open(dst, lines.offset, sec, nsec);
     if (message >= 0) {
-      o = copyBytes(this.srcView, m.valueAt[message]!, m.valueEnd[message]!, this.viewOf(dst), o);
+      o = this.value(buf, message, dst, o);
     } else {
       dst[o++] = 0x22;
       for (let p = start; p < end; p++) {
@@ -413,14 +418,24 @@ export class PackedLineEncoder {
       } else {
         dst[o++] = 0x2c;
       }
-      // From the key's opening quote to the value's end.
-      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueEnd[i]!, this.viewOf(dst), o);
+      // The key with its quotes and colon, then the value.
+      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.viewOf(dst), o);
+      o = this.value(buf, i, dst, o);
     }
     if (!first) dst[o++] = 0x7d;
     dst.set(parts.clogs, o);
     o += parts.clogs.length;
     this.close(dst, o, source, container, stream, sec, nsec);
     return true;
+  }
+
+  /** Member `i`'s value as JSON.stringify writes it: copied, or parsed and written anew when json-members.ts marked it. */
+  private value(buf: Buffer, i: number, dst: Buffer, o: number): number {
+    const m = this.members;
+    const at = m.valueAt[i]!;
+    const end = m.valueEnd[i]!;
+    if (m.rewrite[i] === 0) return copyBytes(this.srcView, at, end, this.viewOf(dst), o);
+    return o + dst.write(JSON.stringify(JSON.parse(buf.toString('utf8', at, end))), o, 'utf8');
   }
 
   /** `{"@timestamp":"…","message":` */
