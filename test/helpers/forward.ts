@@ -122,7 +122,7 @@ export interface Decoded {
 export function entriesOf(message: ForwardMessage, limits: DecodeLimits = LIMITS): ForwardEntry[] {
   switch (message.mode) {
     case 'Heartbeat': return [];
-    case 'Message': return [message.entry];
+    case 'Message': return decodeEntries(message.entry, limits);
     case 'Forward': return message.entries;
     case 'PackedForward': return decodeEntries(message.entries, limits);
     case 'CompressedPackedForward': return decodeEntries(gunzipSync(message.entries), limits);

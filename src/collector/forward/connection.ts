@@ -251,7 +251,7 @@ export class ForwardConnection {
     const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
       case 'Message':
-        this.accept(msg.tag, [msg.entry], msg.option, key, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entry, msg.option, key, frame.length, receivedAt);
         return;
       case 'Forward':
         this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);

@@ -620,9 +620,15 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
     else throw malformed(`compressed ${JSON.stringify(c)} is not supported; send "gzip" or uncompressed chunks`);
   } else {
     if (n < 3) throw malformed('Message request is an array of 2, not [tag, time, record, option]');
-    const time = r.time();
-    const record = r.record();
-    message = { mode: 'Message', tag, entry: { time, record }, option: n === 4 ? r.option() : EMPTY_OPTION };
+    const at = r.pos;
+    r.skipValue();
+    r.skipValue();
+    // As a PackedForward entry, `[time, record]`, so the one path for entries
+    // reads it (forward/packed-lines.ts), and checks it as it reads.
+    const entry = Buffer.allocUnsafe(1 + r.pos - at);
+    entry[0] = 0x92;
+    frame.copy(entry, 1, at, r.pos);
+    message = { mode: 'Message', tag, entry, option: n === 4 ? r.option() : EMPTY_OPTION };
   }
   if (r.pos !== frame.length) throw malformed(`${frame.length - r.pos} bytes left over after a ${message.mode} request`);
   return message;

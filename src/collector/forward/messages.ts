@@ -54,7 +54,8 @@ export interface ForwardOption {
 export type ForwardMessage =
   /** A msgpack nil: the spec's TCP heartbeat. */
   | { mode: 'Heartbeat' }
-  | { mode: 'Message'; tag: string; entry: ForwardEntry; option: ForwardOption }
+  /** `entry`: the request's time and record as one PackedForward entry, `[time, record]` in msgpack. */
+  | { mode: 'Message'; tag: string; entry: Buffer; option: ForwardOption }
   | { mode: 'Forward'; tag: string; entries: ForwardEntry[]; option: ForwardOption }
   /** `entries`: concatenated msgpack `[time, record]` arrays, sent as bin or as str (Fluentd's str32); never UTF-8-decoded. */
   | { mode: 'PackedForward'; tag: string; entries: Buffer; option: ForwardOption }

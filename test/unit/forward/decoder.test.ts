@@ -6,7 +6,7 @@ import { ClogsError } from '../../../src/errors.js';
 import { Framer } from '../../../src/collector/forward/framer.js';
 import { decodeEntries, decodeRequest, decodeValue } from '../../../src/collector/forward/decoder.js';
 import type { ForwardRecord } from '../../../src/collector/forward/messages.js';
-import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, mp, type Decoded } from '../../helpers/forward.js';
+import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, entriesOf, mp, type Decoded } from '../../helpers/forward.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/docker/fluentd');
 
@@ -55,7 +55,7 @@ function expectMatchesFixture(decoded: Decoded[], frames: FixtureFrame[]): void 
     expect(d.message.mode).toBe(f.mode);
     if (d.message.mode !== 'Message') throw new Error('Docker sends Message mode only');
     expect(d.message.tag).toBe(f.tag);
-    const { time, record } = d.message.entry;
+    const { time, record } = d.entries[0]!;
     if (f.time.type === 'integer seconds') expect(time).toEqual({ sec: f.time.value, nsec: 0 });
     else expect(time).toEqual({ sec: f.time.seconds, nsec: f.time.nanoseconds });
     expect(plain(record)).toEqual(f.record);
@@ -113,18 +113,16 @@ describe('decoder against the Docker captures', () => {
 
   it('keeps the raw bytes of split-line pieces and of invalid UTF-8 (d-long-lines, a-defaults)', () => {
     const long = decodeStream(captures.find((c) => c.name === 'd-long-lines.bin')!.bytes);
-    const pieces = long.slice(0, 3).map((d) => (d.message.mode === 'Message' ? d.message.entry.record.log : undefined));
+    const pieces = long.slice(0, 3).map((d) => d.entries[0]!.record.log);
     for (const p of pieces) expect(Buffer.isBuffer(p)).toBe(true);
     const joined = Buffer.concat(pieces as Buffer[]).toString();
     expect(joined).toHaveLength(40000);
     expect(joined.startsWith('1,2,3,4,')).toBe(true);
     // The empty last piece of a 16384-byte line.
-    const empty = long[4]!.message;
-    expect(empty.mode === 'Message' && empty.entry.record.log).toEqual(Buffer.alloc(0));
+    expect(long[4]!.entries[0]!.record.log).toEqual(Buffer.alloc(0));
 
     const a = decodeStream(captures.find((c) => c.name === 'a-defaults.bin')!.bytes);
-    const frame7 = a[6]!.message;
-    expect(frame7.mode === 'Message' && frame7.entry.record.log).toBe('invalid utf8: \ufffd\ufffd');
+    expect(a[6]!.entries[0]!.record.log).toBe('invalid utf8: \ufffd\ufffd');
   });
 });
 
@@ -261,7 +259,9 @@ describe('decoder: bad input', () => {
     throw new Error('expected an error');
   };
   const push = (bytes: Buffer, limits = LIMITS) => () => new Framer(limits.maxFrameSize).push(bytes, []);
-  const request = (bytes: Buffer, limits = LIMITS) => () => decodeRequest(bytes, limits);
+  // A request and its entries, read as the input reads them (a Message-mode
+  // record is checked with the entries, where packed-lines.ts reads it).
+  const request = (bytes: Buffer, limits = LIMITS) => () => entriesOf(decodeRequest(bytes, limits), limits);
 
   it('rejects huge declared lengths and counts from their header alone, without allocating', () => {
     expectError(push(mp.raw(0xdb, 0xff, 0xff, 0xff, 0xff)), 'CLOGS_FRAME_TOO_LARGE');
