@@ -66,7 +66,7 @@ export function buildMeta(id: string, name: string, image: string, labels: Recor
   return Object.freeze(meta);
 }
 
-function sameLabels(a: Readonly<Record<string, string>>, b: Record<string, string>): boolean {
+export function sameLabels(a: Readonly<Record<string, string>>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
   return ka.every((k) => a[k] === b[k]);

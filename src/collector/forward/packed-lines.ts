@@ -134,15 +134,52 @@ export class PackedLineEncoder {
    * fast path does not (split lines, extra keys, other shapes) and returns its
    * events; it throws, as the decoder does, on a malformed entry.
    */
-  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[]): void {
+  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[]): Promise<void> | undefined {
     const count = this.plan(stream);
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+    const wait = this.lookups(stream, count);
+    if (wait !== undefined) {
+      this.general.length = 0;
+      return wait;
+    }
     const slots = this.slots;
     for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
       if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
       else this.render(stream, s, tag, out);
     }
     this.general.length = 0;
+    return undefined;
+  }
+
+  /**
+   * The lookups of containers the entries name and the mapper does not know
+   * yet (records.ts lookupsOf). An entry naming the same container as the one
+   * before it is passed over by comparing bytes.
+   */
+  private lookups(stream: Buffer, count: number): Promise<void> | undefined {
+    if (!this.mapper.enriches) return undefined;
+    const slots = this.slots;
+    const src = this.srcView;
+    let waits: Promise<void>[] | undefined;
+    let prevAt = -1;
+    let prevLength = -1;
+    for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
+      const at = slots[s + ID_AT]!;
+      let id: string | undefined;
+      if (at < 0) {
+        const { record } = this.general[g++]!;
+        if (record.log !== undefined) id = record.containerId;
+      } else {
+        const length = slots[s + ID_END]! - at;
+        if (length === prevLength && sameBytes(src, at, src, prevAt, length)) continue;
+        prevAt = at;
+        prevLength = length;
+        id = stream.toString('utf8', at, at + length);
+      }
+      const wait = id === undefined ? undefined : this.mapper.lookupWait(id);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waits === undefined ? undefined : Promise.all(waits).then(noop);
   }
 
   /**
@@ -523,6 +560,8 @@ function sameBytes(a: DataView, at: number, b: DataView, bt: number, len: number
   for (; i < len; i++) if (a.getUint8(at + i) !== b.getUint8(bt + i)) return false;
   return true;
 }
+
+function noop(): void {}
 
 /** Short constants: a loop beats the native copy's call cost. */
 function copy(src: Buffer, dst: Buffer, o: number): number {
