@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
+import type { ContainerDirectory } from '../../src/collector/containers.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
@@ -226,7 +227,10 @@ export interface TestInput {
   stop(): Promise<void>;
 }
 
-export async function startTestInput(overrides: Record<string, unknown> = {}, opts: { stateDir?: string; sink?: CaptureSink } = {}): Promise<TestInput> {
+export async function startTestInput(
+  overrides: Record<string, unknown> = {},
+  opts: { stateDir?: string; sink?: CaptureSink; containers?: ContainerDirectory } = {},
+): Promise<TestInput> {
   const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
   const sink = opts.sink ?? new CaptureSink();
   const pipeline = new Pipeline([sink]);
@@ -241,7 +245,15 @@ export async function startTestInput(overrides: Record<string, unknown> = {}, op
       },
     }),
   );
-  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, maxLineBytes: 1024 * 1024 });
+  const input = await startForwardInput(cfg, {
+    pipeline,
+    log,
+    stateDir,
+    hostName: 'clogs-test',
+    parseJson: true,
+    maxLineBytes: 1024 * 1024,
+    ...(opts.containers ? { containers: opts.containers } : {}),
+  });
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };
 }
 

@@ -122,6 +122,11 @@ export class EngineDirectory implements ContainerDirectory {
   lookup(id: string): Promise<void> | undefined {
     const entry = this.entries.get(id);
     if (entry !== undefined && (entry.meta !== undefined || this.now() < entry.retryAt)) return undefined;
+    return this.ask(id);
+  }
+
+  /** The inspect of this container under way, or a new one. */
+  private ask(id: string): Promise<void> | undefined {
     let running = this.inFlight.get(id);
     if (running === undefined && !this.closing.signal.aborted) {
       running = this.inspect(id).finally(() => this.inFlight.delete(id));
@@ -163,7 +168,7 @@ export class EngineDirectory implements ContainerDirectory {
     // can tell about a container the engine no longer has.
     if (e.statusCode !== 404) {
       setTimeout(() => {
-        if (this.entries.get(id)?.meta === undefined && this.entries.has(id)) void this.lookup(id);
+        if (this.entries.has(id) && this.entries.get(id)!.meta === undefined) void this.ask(id);
       }, this.failureTtlMs).unref();
     }
     const fields = { container: id.slice(0, 12), statusCode: e.statusCode, code: e.code, reason: e.message };
