@@ -14,6 +14,7 @@ import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
 import type { ContainerDirectory } from '../../src/collector/containers.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
+import type { Logger } from '../../src/log.js';
 import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import type { Sink } from '../../src/sinks/sink.js';
@@ -227,14 +228,8 @@ export interface TestInput {
   stop(): Promise<void>;
 }
 
-export async function startTestInput(
-  overrides: Record<string, unknown> = {},
-  opts: { stateDir?: string; sink?: CaptureSink; containers?: ContainerDirectory } = {},
-): Promise<TestInput> {
-  const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
-  const sink = opts.sink ?? new CaptureSink();
-  const pipeline = new Pipeline([sink]);
-  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
+/** A debug-level pino logger whose lines are kept, parsed, in `logs`. */
+export function captureLogger(): { log: Logger; logs: Array<Record<string, unknown>> } {
   const logs: Array<Record<string, unknown>> = [];
   const log = pino(
     { level: 'debug' },
@@ -245,6 +240,18 @@ export async function startTestInput(
       },
     }),
   );
+  return { log, logs };
+}
+
+export async function startTestInput(
+  overrides: Record<string, unknown> = {},
+  opts: { stateDir?: string; sink?: CaptureSink; containers?: ContainerDirectory } = {},
+): Promise<TestInput> {
+  const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
+  const sink = opts.sink ?? new CaptureSink();
+  const pipeline = new Pipeline([sink]);
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
+  const { log, logs } = captureLogger();
   const input = await startForwardInput(cfg, {
     pipeline,
     log,

@@ -28,7 +28,7 @@ import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
 import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
-import type { RecordMapper } from './records.js';
+import { waitAll, type RecordMapper } from './records.js';
 
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
@@ -179,7 +179,7 @@ export class PackedLineEncoder {
       const wait = id === undefined ? undefined : this.mapper.lookupWait(id);
       if (wait !== undefined) (waits ??= []).push(wait);
     }
-    return waits === undefined ? undefined : Promise.all(waits).then(noop);
+    return waitAll(waits);
   }
 
   /**
@@ -560,8 +560,6 @@ function sameBytes(a: DataView, at: number, b: DataView, bt: number, len: number
   for (; i < len; i++) if (a.getUint8(at + i) !== b.getUint8(bt + i)) return false;
   return true;
 }
-
-function noop(): void {}
 
 /** Short constants: a loop beats the native copy's call cost. */
 function copy(src: Buffer, dst: Buffer, o: number): number {

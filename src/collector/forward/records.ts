@@ -84,7 +84,7 @@ export class RecordMapper {
       const wait = this.lookupWait(id);
       if (wait !== undefined) (waits ??= []).push(wait);
     }
-    return waits === undefined ? undefined : Promise.all(waits).then(noop);
+    return waitAll(waits);
   }
 
   /** What the first line of this container waits for, if it is not known yet; see lookupsOf. */
@@ -187,7 +187,10 @@ function withName(id: string, name: string | undefined, known: ContainerMeta | u
   return Object.freeze(meta) as Container;
 }
 
-function noop(): void {}
+/** One promise for the lookups a request waits for; undefined for none. */
+export function waitAll(waits: Promise<void>[] | undefined): Promise<void> | undefined {
+  return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
+}
 
 /** Every key of a record, Docker's fixed ones included, as plain values. */
 function allKeys(rec: ForwardRecord): Record<string, unknown> {

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
-import pino from 'pino';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EngineDirectory, type DirectoryEngine } from '../../../src/collector/docker/directory.js';
 import type { InspectAnswer } from '../../../src/collector/docker/metadata.js';
-import { until } from '../../helpers/forward.js';
+import { captureLogger, until } from '../../helpers/forward.js';
 
 const captured = readFileSync(join(process.cwd(), 'test/fixtures/docker/events/events-stream.bin'));
 const inspected = JSON.parse(readFileSync(join(process.cwd(), 'test/fixtures/docker/events/container-inspect.json'), 'utf8')) as InspectAnswer;
@@ -43,16 +42,7 @@ function answer(id: string, name: string, image: string, labels: Record<string, 
 
 function setup(opts: { maxEntries?: number; failureTtlMs?: number; containers?: Map<string, InspectAnswer> } = {}) {
   const engine = new FakeEngine(opts.containers);
-  const logs: Array<Record<string, unknown>> = [];
-  const log = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }),
-  );
+  const { log, logs } = captureLogger();
   let now = 1_000_000;
   const directory = new EngineDirectory({
     engine,
