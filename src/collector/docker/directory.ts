@@ -22,7 +22,7 @@ import type { ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
 import { connectEngine, pingEngine } from './engine.js';
 import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
-import { buildMeta, containerInfo, sameLabels, type InspectAnswer } from './metadata.js';
+import { buildMeta, containerInfo, describes, type InspectAnswer } from './metadata.js';
 
 /** Containers kept; far more than one host runs at once. */
 export const MAX_ENTRIES = 4096;
@@ -179,7 +179,7 @@ export class EngineDirectory implements ContainerDirectory {
   private set(id: string, name: string, image: string, labels: Readonly<Record<string, string>>): void {
     const entry = this.entries.get(id);
     const meta = entry?.meta;
-    if (meta !== undefined && (meta.name ?? '') === name && (meta.image?.name ?? '') === image && sameLabels(meta.labels ?? {}, labels)) {
+    if (meta !== undefined && describes(meta, id, name, image, labels)) {
       this.known(id);
       return;
     }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EngineDirectory, type DirectoryEngine } from '../../../src/collector/docker/directory.js';
-import type { InspectAnswer } from '../../../src/collector/docker/metadata.js';
+import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
 import { captureLogger, until } from '../../helpers/forward.js';
 
 const captured = readFileSync(join(process.cwd(), 'test/fixtures/docker/events/events-stream.bin'));
@@ -150,6 +150,16 @@ describe('container directory', () => {
     expect(directory.known(CAPTURED_ID)).toBeUndefined();
     directory.sighted({ id: CAPTURED_ID, name: 'x', image: 'img', labels: { a: 'b' } });
     expect(directory.known(CAPTURED_ID)).toMatchObject({ name: 'x', image: { name: 'img' }, labels: { a: 'b' } });
+  });
+
+  it('lends its object to the Docker input\'s inspect of the same container, when the metadata is the same', async () => {
+    const { directory } = setup({ containers: new Map([[CAPTURED_ID, inspected]]) });
+    await directory.lookup(CAPTURED_ID);
+    const shared = directory.known(CAPTURED_ID)!;
+    expect(containerInfo(inspected, undefined, shared).meta).toBe(shared);
+    const relabelled = { ...inspected, Config: { ...inspected.Config, Labels: { other: 'x' } } };
+    expect(containerInfo(relabelled, undefined, shared).meta).not.toBe(shared);
+    expect(containerInfo(relabelled, undefined, shared).meta.labels).toEqual({ other: 'x' });
   });
 
   it('follows the events stream again after it ends', async () => {
