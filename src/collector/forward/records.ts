@@ -34,11 +34,6 @@ export const LOOKUP_WAIT_MS = 250;
 
 type Container = ContainerMeta & { readonly id: string };
 
-interface Wait {
-  promise: Promise<void>;
-  over: boolean;
-}
-
 interface KnownContainer {
   id: string;
   rawName: string | undefined;
@@ -51,8 +46,8 @@ export class RecordMapper {
   private last: KnownContainer | undefined;
   /** Changes whenever a container's object is dropped or replaced: callers caching one compare it. */
   generation = 0;
-  /** Lookups lines wait for, by container id, until the container's object is built. */
-  private readonly waits = new Map<string, Wait>();
+  /** Lookups lines wait for, by container id, until the container's object is built; `true` once the wait is over. */
+  private readonly waits = new Map<string, Promise<void> | true>();
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(private readonly directory?: ContainerDirectory) {
@@ -91,21 +86,18 @@ export class RecordMapper {
   lookupWait(id: string): Promise<void> | undefined {
     const directory = this.directory;
     if (directory === undefined || this.last?.id === id || this.containers.has(id) || directory.known(id) !== undefined) return undefined;
-    let wait = this.waits.get(id);
-    if (wait === undefined) {
-      const lookup = directory.lookup(id);
-      if (lookup === undefined) return undefined;
-      const w: Wait = { promise: Promise.resolve(), over: false };
-      let timer: NodeJS.Timeout | undefined;
-      w.promise = Promise.race([lookup, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOOKUP_WAIT_MS)))]).then(() => {
-        clearTimeout(timer);
-        w.over = true;
-      });
-      if (this.waits.size >= MAX_CONTAINERS) this.waits.delete(this.waits.keys().next().value!);
-      this.waits.set(id, w);
-      wait = w;
-    }
-    return wait.over ? undefined : wait.promise;
+    const waiting = this.waits.get(id);
+    if (waiting !== undefined) return waiting === true ? undefined : waiting;
+    const lookup = directory.lookup(id);
+    if (lookup === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const bounded: Promise<void> = Promise.race([lookup, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOOKUP_WAIT_MS)))]).then(() => {
+      clearTimeout(timer);
+      if (this.waits.get(id) === bounded) this.waits.set(id, true);
+    });
+    if (this.waits.size >= MAX_CONTAINERS) this.waits.delete(this.waits.keys().next().value!);
+    this.waits.set(id, bounded);
+    return bounded;
   }
 
   toRawLine(entry: ForwardEntry, tag: string): RawLine {
