@@ -15,6 +15,11 @@
  *            `[tag, EventTime, record, {}]`, one record per request, no ack
  *
  * clogs against itself:
+ *   enrich   `forward.enrich` auto vs off, PackedForward from 20 containers
+ *            the engine knows (created, never started, with the samples'
+ *            compose labels: the lookups and the metadata in every line), then
+ *            from 20 it does not know (the lookups alone); needs the Docker
+ *            engine and clogs-busybox:latest
  *   tail     PackedForward with one `/tail` client attached (following a
  *            container that is not in the stream) vs without: the ratio
  *   es       200,000 records, file sink plus the Elasticsearch sink vs the
@@ -27,13 +32,15 @@
  * Micro: in process, on the same PackedForward requests, in CPU time
  * (steadier than wall time on a shared machine): the decoder alone, the
  * general path to NDJSON lines (decoder, records.ts, Normalizer,
- * event-json.ts) and the fast path (packed-lines.ts).
+ * event-json.ts) and the fast path (packed-lines.ts), also with every
+ * container's metadata from a container directory (forward.enrich).
  *
- *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|tail|es|tiny]
+ *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|enrich|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
  *   FLUENT_BIT (default test/tools/fluent-bit/fluent-bit)
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
  */
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +50,8 @@ import { DecodeCache, decodeEntries, decodeRequest } from '../src/collector/forw
 import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
+import type { ContainerDirectory } from '../src/collector/containers.js';
+import type { ContainerMeta } from '../src/collector/event.js';
 import { Normalizer } from '../src/collector/normalize.js';
 import { cpuSeconds, memoryMb } from './proc.js';
 import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
@@ -62,15 +71,25 @@ const containers = sampleContainers(CONTAINERS);
 const entry = (n: number): Buffer => dockerEntry(n, containers[n % CONTAINERS]!, sampleLine(n));
 
 /** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
-function packedRequests(total: number): Buffer[] {
+function packedRequests(total: number, from: readonly ContainerMeta[] = containers): Buffer[] {
   const requests: Buffer[] = [];
   for (let r = 0, n = 0; n < total; r++) {
-    const c = r % CONTAINERS;
+    const c = r % from.length;
     const entries: Buffer[] = [];
-    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(dockerEntry(n, containers[c]!, sampleLine(n)));
-    requests.push(packedRequest(`docker.${containers[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
+    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(dockerEntry(n, from[c]!, sampleLine(n)));
+    requests.push(packedRequest(`docker.${from[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
   }
   return requests;
+}
+
+/** The sample containers, created in the engine (never started) with their labels: their ids as the engine gave them, the names the driver would send. */
+function createContainers(): ContainerMeta[] {
+  return containers.map((c) => {
+    const name = `clogs-bench-${process.pid}-${c.name!}`;
+    const labels = Object.entries(c.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const id = execFileSync('docker', ['create', '--name', name, ...labels, 'clogs-busybox:latest', 'true'], { encoding: 'utf8' }).trim();
+    return { ...c, id, name };
+  });
 }
 
 /** Message-mode requests as Docker's driver sends them by default: `[tag, time, record, {}]`. */
@@ -241,8 +260,8 @@ function micro(records: number): void {
       return batch.count;
     });
   };
-  const fast = (): number => {
-    const mapper = new RecordMapper();
+  const fast = (containers?: ContainerDirectory): number => {
+    const mapper = new RecordMapper(containers);
     const normalizer = newNormalizer();
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
     return cpuPerRecord((tag, entries) => {
@@ -258,10 +277,16 @@ function micro(records: number): void {
   const generalNs = general();
   fast();
   const fastNs = fast();
+  // Every container known, as the engine's answers make them: the metadata in every line.
+  const known = new Map(containers.map((c) => [c.id!, c]));
+  const directory: ContainerDirectory = { known: (id) => known.get(id), lookup: () => undefined, subscribe: () => () => undefined };
+  fast(directory);
+  const enrichedNs = fast(directory);
   console.log(
     `forward micro (CPU time, one core, realistic mix to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
-      `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s)`,
+      `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s); ` +
+      `packed-lines with container metadata (forward.enrich) ${enrichedNs.toFixed(0)} ns/record (${(enrichedNs / fastNs).toFixed(2)} of the CPU)`,
   );
 }
 
@@ -270,6 +295,23 @@ export async function run(which: string = 'all'): Promise<void> {
   if (all || which === 'micro') micro(TOTAL);
   if (all || which === 'packed') await versusFluentBit(`PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records`, packedRequests(TOTAL), TOTAL);
   if (all || which === 'message') await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(TOTAL)} records`, messageRequests(TOTAL), TOTAL);
+  if (all || which === 'enrich') {
+    const known = createContainers();
+    try {
+      // Known: every line gets the metadata. Unknown (the sample ids): every
+      // lookup fails, so the lines are as with `off` and only the lookups cost.
+      for (const [what, from] of [['the engine knows', known], ['unknown to the engine', containers]] as const) {
+        const requests = packedRequests(TOTAL, from);
+        await pairwise(
+          `PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records from containers ${what}`,
+          { name: 'enrich auto', run: () => once(() => startClogs(), requests, TOTAL) },
+          { name: 'enrich off', run: () => once(() => startClogs([], { CLOGS_FORWARD_ENRICH: 'off' }), requests, TOTAL) },
+        );
+      }
+    } finally {
+      execFileSync('docker', ['rm', '-f', ...known.map((c) => c.id!)], { stdio: 'ignore' });
+    }
+  }
   if (all || which === 'tail') {
     const requests = packedRequests(TOTAL);
     await pairwise(

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { ContainerDirectory } from './containers.js';
 import type { Pipeline } from './pipeline.js';
 
 /** What the collector hands every input. */
@@ -10,6 +11,8 @@ export interface InputDeps {
   hostName: string;
   parseJson: boolean;
   maxLineBytes: number;
+  /** Present when container metadata can be looked up (a Docker engine answers and `forward.enrich` is on). */
+  containers?: ContainerDirectory;
 }
 
 export interface RunningInput {

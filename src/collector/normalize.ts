@@ -223,7 +223,12 @@ export class Normalizer {
 
   private containerStreams(container: ContainerMeta, source: string): StreamOrdinals {
     let streams = this.containerOrdinals.get(container);
-    if (!streams) this.containerOrdinals.set(container, (streams = this.newStreams(source)));
+    if (!streams) {
+      // A container whose object was replaced (its metadata came, it was
+      // renamed) counts on: the ordinal is part of its lines' identity.
+      streams = this.bySource.get(source) ?? this.newStreams(source);
+      this.containerOrdinals.set(container, streams);
+    }
     return streams;
   }
 

@@ -73,6 +73,10 @@ export const forwardSchema = z
       .optional()
       .describe('Serve TLS on the listener.'),
     partial_timeout: duration.default(5000).describe('How long a split line waits for its last piece before it is written as it is.'),
+    enrich: z
+      .enum(['auto', 'off'])
+      .default('auto')
+      .describe('auto: give Docker records their container\'s image, labels and compose project/service from the engine at docker.host, when it answers; off: only the id and name the driver sends.'),
   })
   .strict();
 

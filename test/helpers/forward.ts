@@ -11,8 +11,10 @@ import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
 import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
+import type { ContainerDirectory } from '../../src/collector/containers.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
+import type { Logger } from '../../src/log.js';
 import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import type { Sink } from '../../src/sinks/sink.js';
@@ -226,11 +228,8 @@ export interface TestInput {
   stop(): Promise<void>;
 }
 
-export async function startTestInput(overrides: Record<string, unknown> = {}, opts: { stateDir?: string; sink?: CaptureSink } = {}): Promise<TestInput> {
-  const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
-  const sink = opts.sink ?? new CaptureSink();
-  const pipeline = new Pipeline([sink]);
-  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
+/** A debug-level pino logger whose lines are kept, parsed, in `logs`. */
+export function captureLogger(): { log: Logger; logs: Array<Record<string, unknown>> } {
   const logs: Array<Record<string, unknown>> = [];
   const log = pino(
     { level: 'debug' },
@@ -241,7 +240,27 @@ export async function startTestInput(overrides: Record<string, unknown> = {}, op
       },
     }),
   );
-  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, maxLineBytes: 1024 * 1024 });
+  return { log, logs };
+}
+
+export async function startTestInput(
+  overrides: Record<string, unknown> = {},
+  opts: { stateDir?: string; sink?: CaptureSink; containers?: ContainerDirectory } = {},
+): Promise<TestInput> {
+  const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
+  const sink = opts.sink ?? new CaptureSink();
+  const pipeline = new Pipeline([sink]);
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
+  const { log, logs } = captureLogger();
+  const input = await startForwardInput(cfg, {
+    pipeline,
+    log,
+    stateDir,
+    hostName: 'clogs-test',
+    parseJson: true,
+    maxLineBytes: 1024 * 1024,
+    ...(opts.containers ? { containers: opts.containers } : {}),
+  });
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The body of `GET /events?filters={"type":["container"]}`: one JSON object
  * per line (fixtures/docker/events/events-stream.bin). Bytes in, container
- * events out; no socket here.
+ * events out; no socket here. Two readings of a line: what the Docker input
+ * acts on (parseEvent), and what a container's metadata is (parseSighting).
  */
 import { ClogsError } from '../../errors.js';
 
@@ -19,12 +20,32 @@ export interface ContainerEvent {
 /** An event line far beyond this is not an event; labels are flattened into it, so allow some room. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
-export class EventStreamParser {
+/**
+ * The actions whose `Actor.Attributes` are the container's image, name and
+ * every label (plus the keys of NOT_LABELS): the engine copies the labels
+ * into each container event (daemon/events.go).
+ */
+export const SIGHTING_ACTIONS = ['create', 'start', 'die', 'destroy', 'rename'] as const;
+/** Attributes the engine adds besides the labels. */
+const NOT_LABELS = new Set(['image', 'name', 'exitCode', 'execDuration', 'oldName']);
+
+/** What an event says about a container: enough to label its lines after it is gone. */
+export interface ContainerSighting {
+  id: string;
+  /** Without `/`. */
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+}
+
+export class EventStreamParser<T = ContainerEvent> {
   private held: Buffer[] = [];
   private heldBytes = 0;
 
-  push(chunk: Buffer): ContainerEvent[] {
-    const out: ContainerEvent[] = [];
+  constructor(private readonly parse: (line: Buffer) => T | undefined = parseEvent as (line: Buffer) => T | undefined) {}
+
+  push(chunk: Buffer): T[] {
+    const out: T[] = [];
     let from = 0;
     for (;;) {
       const nl = chunk.indexOf(0x0a, from);
@@ -33,7 +54,7 @@ export class EventStreamParser {
       const line = this.heldBytes > 0 ? Buffer.concat([...this.held, part]) : part;
       this.held = [];
       this.heldBytes = 0;
-      const event = parseEvent(line);
+      const event = this.parse(line);
       if (event) out.push(event);
       from = nl + 1;
     }
@@ -50,6 +71,25 @@ export class EventStreamParser {
 
 /** One event line; undefined for what clogs does not act on (other types and actions). */
 export function parseEvent(line: Buffer | string): ContainerEvent | undefined {
+  const e = containerEventOf(line, WATCHED_ACTIONS);
+  if (e === undefined) return undefined;
+  const event: ContainerEvent = { action: e.action as WatchedAction, id: e.id };
+  const name = e.attributes.name;
+  if (typeof name === 'string') event.name = name.replace(/^\//, '');
+  return event;
+}
+
+/** One event line as a container's metadata; undefined for other types and actions. */
+export function parseSighting(line: Buffer | string): ContainerSighting | undefined {
+  const e = containerEventOf(line, SIGHTING_ACTIONS);
+  if (e === undefined) return undefined;
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(e.attributes)) if (!NOT_LABELS.has(k) && typeof v === 'string') labels[k] = v;
+  const { name, image } = e.attributes;
+  return { id: e.id, name: typeof name === 'string' ? name.replace(/^\//, '') : '', image: typeof image === 'string' ? image : '', labels };
+}
+
+function containerEventOf(line: Buffer | string, actions: readonly string[]): { action: string; id: string; attributes: Record<string, unknown> } | undefined {
   const text = typeof line === 'string' ? line : line.toString('utf8');
   if (text.trim() === '') return undefined;
   let raw: unknown;
@@ -61,9 +101,6 @@ export function parseEvent(line: Buffer | string): ContainerEvent | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const e = raw as { Type?: unknown; Action?: unknown; Actor?: { ID?: unknown; Attributes?: Record<string, unknown> } };
   if (e.Type !== 'container' || typeof e.Action !== 'string' || typeof e.Actor?.ID !== 'string') return undefined;
-  if (!(WATCHED_ACTIONS as readonly string[]).includes(e.Action)) return undefined;
-  const event: ContainerEvent = { action: e.Action as WatchedAction, id: e.Actor.ID };
-  const name = e.Actor.Attributes?.name;
-  if (typeof name === 'string') event.name = name.replace(/^\//, '');
-  return event;
+  if (!actions.includes(e.Action)) return undefined;
+  return { action: e.Action, id: e.Actor.ID, attributes: e.Actor.Attributes ?? {} };
 }

@@ -103,7 +103,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
   discovery = new Discovery({
     docker: engine.docker,
     openLogs: engine.openLogs,
-    cache: new MetadataCache(engine.docker),
+    cache: new MetadataCache(engine.docker, deps.containers),
     store,
     shipper,
     normalizer,

@@ -2,9 +2,12 @@
  * `GET /containers/{id}/json` → what the Docker input needs to know about a
  * container, cached per container. The ContainerMeta inside is built once per
  * name, frozen, and shared by every event of the container (serializers cache
- * its JSON by identity); a rename makes a new one.
+ * its JSON by identity); a rename makes a new one. When the container
+ * directory (directory.ts) already holds the same metadata, its object is
+ * taken, so the forward input's events of the container share it too.
  */
 import type Docker from 'dockerode';
+import type { ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
 
 export interface ContainerInfo {
@@ -32,7 +35,7 @@ export interface InspectAnswer {
   State?: { Running?: boolean; Paused?: boolean; Restarting?: boolean; FinishedAt?: string };
 }
 
-export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo): ContainerInfo {
+export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo, shared?: ContainerMeta): ContainerInfo {
   const name = (answer.Name ?? '').replace(/^\//, '');
   const image = answer.Config?.Image ?? '';
   const labels = answer.Config?.Labels ?? {};
@@ -47,7 +50,7 @@ export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo): 
     logDriver: answer.HostConfig?.LogConfig?.Type ?? 'json-file',
     running: answer.State?.Running === true || answer.State?.Restarting === true,
     finishedAtMs: Number.isNaN(finished) || finished < 0 ? 0 : finished,
-    meta: same ? previous.meta : buildMeta(answer.Id, name, image, labels),
+    meta: same ? previous.meta : shared !== undefined && describes(shared, answer.Id, name, image, labels) ? shared : buildMeta(answer.Id, name, image, labels),
   };
 }
 
@@ -66,6 +69,11 @@ export function buildMeta(id: string, name: string, image: string, labels: Recor
   return Object.freeze(meta);
 }
 
+/** Whether `meta` is what buildMeta would make of these. */
+export function describes(meta: ContainerMeta, id: string, name: string, image: string, labels: Readonly<Record<string, string>>): boolean {
+  return meta.id === id && (meta.name ?? '') === name && (meta.image?.name ?? '') === image && sameLabels(meta.labels ?? {}, labels);
+}
+
 function sameLabels(a: Readonly<Record<string, string>>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
@@ -78,7 +86,10 @@ export const API_TIMEOUT_MS = 15_000;
 export class MetadataCache {
   private readonly known = new Map<string, ContainerInfo>();
 
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly directory?: ContainerDirectory,
+  ) {}
 
   cached(id: string): ContainerInfo | undefined {
     return this.known.get(id);
@@ -96,7 +107,7 @@ export class MetadataCache {
       }
       throw err;
     }
-    const info = containerInfo(answer, this.known.get(id));
+    const info = containerInfo(answer, this.known.get(id), this.directory?.known(id));
     this.known.set(id, info);
     return info;
   }

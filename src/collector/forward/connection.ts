@@ -17,6 +17,10 @@
  * the request being received (at most max_frame_size). A paused socket stops
  * the client through TCP flow control.
  *
+ * A request naming a container the container directory does not know yet
+ * waits for its lookup (at most records.ts LOOKUP_WAIT_MS) before it is
+ * mapped; the requests behind it wait with it, in order.
+ *
  * Bad input (malformed or over-limit request, failed handshake) closes this
  * connection only: requests before it are still written and acked, nothing
  * after it is read. A failed sink write closes it without acks, so the client
@@ -125,6 +129,8 @@ export class ForwardConnection {
   private frameIdx = 0;
   private frameBytes = 0;
   private inflating = false;
+  /** A request waits for container lookups; it and those behind it are handled once they are in. */
+  private awaiting = false;
   private queue: Job[] = [];
   /** The events of the queued requests, handed to the pipeline together by flush(). */
   private queuedEvents: LogEvent[] | EncodedBatch | undefined;
@@ -188,7 +194,7 @@ export class ForwardConnection {
   }
 
   private isIdle(): boolean {
-    return this.writes.length === 0 && this.queue.length === 0 && !this.inflating && this.frameIdx >= this.frames.length;
+    return this.writes.length === 0 && this.queue.length === 0 && !this.inflating && !this.awaiting && this.frameIdx >= this.frames.length;
   }
 
   private onData(chunk: Buffer): void {
@@ -223,13 +229,24 @@ export class ForwardConnection {
   }
 
   private processFrames(): void {
-    while (this.frameIdx < this.frames.length && !this.inflating && !this.failed) {
+    while (this.frameIdx < this.frames.length && !this.inflating && !this.awaiting && !this.failed) {
       const frame = this.frames[this.frameIdx++]!;
       this.frameBytes -= frame.length;
+      let wait: Promise<void> | undefined;
       try {
-        this.handleFrame(frame);
+        wait = this.handleFrame(frame);
       } catch (err) {
         this.fail(err);
+      }
+      if (wait !== undefined) {
+        // Handled again from the start once the lookups are in: nothing of it was taken yet.
+        this.frameIdx--;
+        this.frameBytes += frame.length;
+        this.awaiting = true;
+        void wait.then(() => {
+          this.awaiting = false;
+          this.resume();
+        });
       }
     }
     if (this.frameIdx === this.frames.length) {
@@ -238,30 +255,28 @@ export class ForwardConnection {
     }
   }
 
-  private handleFrame(frame: Buffer): void {
+  /** Returns what the request waits for before it can be handled (see accept). */
+  private handleFrame(frame: Buffer): Promise<void> | undefined {
     if (this.secrets !== undefined) {
       this.onPing(frame, this.secrets);
-      return;
+      return undefined;
     }
     const receivedAt = this.readAt;
     const msg = decodeRequest(frame, this.ctx.limits, this.cache);
-    if (msg.mode === 'Heartbeat') return;
+    if (msg.mode === 'Heartbeat') return undefined;
     // Keyed on the bytes as received: what a resend repeats byte for byte.
     const chunk = msg.option.chunk;
     const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
       case 'Message':
-        this.accept(msg.tag, msg.entry, msg.option, key, frame.length, receivedAt);
-        return;
+        return this.accept(msg.tag, msg.entry, msg.option, key, frame.length, receivedAt);
       case 'Forward':
-        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
-        return;
+        return this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
       case 'PackedForward':
-        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
-        return;
+        return this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
       case 'CompressedPackedForward':
         this.inflate(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
-        return;
+        return undefined;
     }
   }
 
@@ -283,26 +298,47 @@ export class ForwardConnection {
     // Off the main thread (zlib's thread pool), on a copy (the Framer may
     // reuse the request's bytes); requests behind this one wait, in order.
     gunzip(Buffer.from(gz), { maxOutputLength: max }, (err, stream) => {
-      this.inflating = false;
-      if (this.failed) return;
-      try {
-        if (err) {
-          throw (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
-            ? new ClogsError('CLOGS_FRAME_TOO_LARGE', `a gzip chunk inflates to more than max_frame_size (${max} bytes)`)
-            : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
+      const take = (): void => {
+        if (this.failed) {
+          this.inflating = false;
+          this.maybeFinish();
+          return;
         }
-        this.accept(tag, stream, option, key, Math.max(bytes, stream.length), receivedAt);
-      } catch (e) {
-        this.fail(e);
-      }
-      this.processFrames();
-      this.flush();
-      this.applyBackpressure();
-      this.maybeFinish();
+        let wait: Promise<void> | undefined;
+        try {
+          if (err) {
+            throw (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+              ? new ClogsError('CLOGS_FRAME_TOO_LARGE', `a gzip chunk inflates to more than max_frame_size (${max} bytes)`)
+              : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
+          }
+          wait = this.accept(tag, stream, option, key, Math.max(bytes, stream.length), receivedAt);
+        } catch (e) {
+          this.fail(e);
+        }
+        // Still inflating while it waits: the requests behind it keep their order.
+        if (wait !== undefined) {
+          void wait.then(take);
+          return;
+        }
+        this.inflating = false;
+        this.resume();
+      };
+      take();
     });
   }
 
-  /** `entries`: decoded, or a PackedForward stream; `key`: the chunk's ledger key, when the request has a chunk. */
+  /** Goes on with the requests held behind an inflate or a lookup. */
+  private resume(): void {
+    this.processFrames();
+    this.flush();
+    this.applyBackpressure();
+    this.maybeFinish();
+  }
+
+  /**
+   * `entries`: decoded, or a PackedForward stream; `key`: the chunk's ledger key, when the request has a chunk.
+   * Returns, without taking any of it, what the request waits for first: lookups of containers not known yet.
+   */
   private accept(
     tag: string,
     entries: readonly ForwardEntry[] | Buffer,
@@ -310,7 +346,7 @@ export class ForwardConnection {
     key: string | undefined,
     bytes: number,
     receivedAt: number,
-  ): void {
+  ): Promise<void> | undefined {
     const chunk = option.chunk;
     const job: Job = {
       pieces: undefined,
@@ -328,13 +364,13 @@ export class ForwardConnection {
         if (seen === true) this.log.debug({ tag }, 'chunk already written: acking the resend without writing it again');
         else job.wait = seen.outcome();
         this.enqueue(job);
-        return;
+        return undefined;
       }
     }
     if (option.signal !== FLUENT_SIGNAL_LOGS) {
       this.log.debug({ tag, signal: option.signal }, 'dropping a metrics or traces request (fluent_signal); acking it');
       this.enqueue(job);
-      return;
+      return undefined;
     }
     const { mapper, normalizer, limits } = this.ctx;
     const general = (entry: ForwardEntry): LogEvent[] => {
@@ -350,20 +386,26 @@ export class ForwardConnection {
     // request throws before any of its events is added: packed-lines.ts and
     // decodeEntries read every entry first.
     const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
-    if (out instanceof EncodedBatch) {
-      if (Buffer.isBuffer(entries)) this.packedLines.encode(entries, tag, out, general);
-      else for (const entry of entries) out.add(general(entry));
+    if (out instanceof EncodedBatch && Buffer.isBuffer(entries)) {
+      const wait = this.packedLines.encode(entries, tag, out, general);
+      if (wait !== undefined) return wait;
     } else {
-      for (const entry of Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries) {
-        const events = general(entry);
-        for (let i = 0; i < events.length; i++) out.push(events[i]!);
-      }
+      const decoded = Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries;
+      const wait = mapper.lookupsOf(decoded);
+      if (wait !== undefined) return wait;
+      if (out instanceof EncodedBatch) for (const entry of decoded) out.add(general(entry));
+      else
+        for (const entry of decoded) {
+          const events = general(entry);
+          for (let i = 0; i < events.length; i++) out.push(events[i]!);
+        }
     }
     if (key !== undefined) {
       job.key = key;
       job.pending = this.ctx.ledger.begin(key);
     }
     this.enqueue(job);
+    return undefined;
   }
 
   private enqueue(job: Job): void {

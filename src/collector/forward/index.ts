@@ -8,7 +8,9 @@
  *
  * One Normalizer for the whole input, so the pieces of a split line find each
  * other even when Docker resends on a new connection; one ChunkLedger, so a
- * resent chunk is acked without being written twice.
+ * resent chunk is acked without being written twice. With a container
+ * directory (InputDeps.containers), records.ts gives Docker's records their
+ * container's image and labels.
  */
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
@@ -55,7 +57,7 @@ class ForwardInput implements RunningInput {
       limits: { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys },
       pipeline: deps.pipeline,
       normalizer,
-      mapper: new RecordMapper(),
+      mapper: new RecordMapper(deps.containers),
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
       handshake: cfg.shared_key
@@ -124,6 +126,7 @@ class ForwardInput implements RunningInput {
       await Promise.all(this.flushes);
     } finally {
       normalizer.close();
+      this.ctx.mapper.close();
     }
     this.deps.log.info({ flushedSplitLines: held.length }, 'forward input stopped');
   }

@@ -30,7 +30,7 @@ import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
 import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
-import type { RecordMapper } from './records.js';
+import { waitAll, type RecordMapper } from './records.js';
 
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
@@ -136,15 +136,52 @@ export class PackedLineEncoder {
    * fast path does not (split lines, extra keys, other shapes) and returns its
    * events; it throws, as the decoder does, on a malformed entry.
    */
-  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[]): void {
+  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[]): Promise<void> | undefined {
     const count = this.plan(stream);
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+    const wait = this.lookups(stream, count);
+    if (wait !== undefined) {
+      this.general.length = 0;
+      return wait;
+    }
     const slots = this.slots;
     for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
       if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
       else this.render(stream, s, tag, out);
     }
     this.general.length = 0;
+    return undefined;
+  }
+
+  /**
+   * The lookups of containers the entries name and the mapper does not know
+   * yet (records.ts lookupsOf). An entry naming the same container as the one
+   * before it is passed over by comparing bytes.
+   */
+  private lookups(stream: Buffer, count: number): Promise<void> | undefined {
+    if (!this.mapper.enriches) return undefined;
+    const slots = this.slots;
+    const src = this.srcView;
+    let waits: Promise<void>[] | undefined;
+    let prevAt = -1;
+    let prevLength = -1;
+    for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
+      const at = slots[s + ID_AT]!;
+      let id: string | undefined;
+      if (at < 0) {
+        const { record } = this.general[g++]!;
+        if (record.log !== undefined) id = record.containerId;
+      } else {
+        const length = slots[s + ID_END]! - at;
+        if (length === prevLength && sameBytes(src, at, src, prevAt, length)) continue;
+        prevAt = at;
+        prevLength = length;
+        id = stream.toString('utf8', at, at + length);
+      }
+      const wait = id === undefined ? undefined : this.mapper.lookupWait(id);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waitAll(waits);
   }
 
   /**

@@ -8,7 +8,13 @@
  * logging `{level, msg}` through fluent-logger) has no container: its line is
  * its `message`, `log` or `msg`, or else the record's JSON, and all its keys
  * are kept under `extra`, which the Normalizer puts under `attrs`.
+ *
+ * With a container directory (../containers.ts), a container's object also
+ * has its image, labels and compose project/service. The first line of a
+ * container the directory does not know waits for its lookup, at most
+ * LOOKUP_WAIT_MS (lookupWait); later lines get the metadata once it is in.
  */
+import type { ContainerDirectory } from '../containers.js';
 import type { ContainerMeta, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { nowNanoTime } from '../time.js';
@@ -19,10 +25,19 @@ const MAX_CONTAINERS = 4096;
 
 const LINE_KEYS = ['message', 'log', 'msg'] as const;
 
+/**
+ * How long the first line of an unknown container waits for its metadata:
+ * a local engine answers an inspect in a few ms; a busy one must not hold
+ * the client's ack longer than this.
+ */
+export const LOOKUP_WAIT_MS = 250;
+
+type Container = ContainerMeta & { readonly id: string };
+
 interface KnownContainer {
   id: string;
   rawName: string | undefined;
-  meta: ContainerMeta & { readonly id: string };
+  meta: Container;
 }
 
 export class RecordMapper {
@@ -31,6 +46,59 @@ export class RecordMapper {
   private last: KnownContainer | undefined;
   /** Changes whenever a container's object is dropped or replaced: callers caching one compare it. */
   generation = 0;
+  /** Lookups lines wait for, by container id, until the container's object is built; `true` once the wait is over. */
+  private readonly waits = new Map<string, Promise<void> | true>();
+  private readonly unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly directory?: ContainerDirectory) {
+    this.unsubscribe = directory?.subscribe((id) => this.changed(id));
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+
+  /** Whether containers get metadata from a directory, and their first lines may wait for it. */
+  get enriches(): boolean {
+    return this.directory !== undefined;
+  }
+
+  /**
+   * What the lines of these entries wait for before they are mapped: the
+   * lookups of containers not known yet, each bounded by LOOKUP_WAIT_MS.
+   * Undefined when there is nothing to wait for.
+   */
+  lookupsOf(entries: readonly ForwardEntry[]): Promise<void> | undefined {
+    if (this.directory === undefined) return undefined;
+    let waits: Promise<void>[] | undefined;
+    let prev: string | undefined;
+    for (const { record } of entries) {
+      const id = record.containerId;
+      if (id === undefined || record.log === undefined || id === prev) continue;
+      prev = id;
+      const wait = this.lookupWait(id);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    return waitAll(waits);
+  }
+
+  /** What the first line of this container waits for, if it is not known yet; see lookupsOf. */
+  lookupWait(id: string): Promise<void> | undefined {
+    const directory = this.directory;
+    if (directory === undefined || this.last?.id === id || this.containers.has(id) || directory.known(id) !== undefined) return undefined;
+    const waiting = this.waits.get(id);
+    if (waiting !== undefined) return waiting === true ? undefined : waiting;
+    const lookup = directory.lookup(id);
+    if (lookup === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const bounded: Promise<void> = Promise.race([lookup, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOOKUP_WAIT_MS)))]).then(() => {
+      clearTimeout(timer);
+      if (this.waits.get(id) === bounded) this.waits.set(id, true);
+    });
+    if (this.waits.size >= MAX_CONTAINERS) this.waits.delete(this.waits.keys().next().value!);
+    this.waits.set(id, bounded);
+    return bounded;
+  }
 
   toRawLine(entry: ForwardEntry, tag: string): RawLine {
     const rec = entry.record;
@@ -61,7 +129,7 @@ export class RecordMapper {
   }
 
   /** The one ContainerMeta of this container id and name (as sent, with Docker's `/`). */
-  container(id: string, rawName: string | undefined): ContainerMeta & { readonly id: string } {
+  container(id: string, rawName: string | undefined): Container {
     const last = this.last;
     // Measured: records of one container come in runs; comparing with the
     // last one skips hashing the 64-char id, 1.8% of the collector's CPU.
@@ -73,7 +141,8 @@ export class RecordMapper {
       return known.meta;
     }
     const name = rawName?.startsWith('/') ? rawName.slice(1) : rawName;
-    const entry = { id, rawName, meta: Object.freeze(name === undefined ? { id } : { id, name }) };
+    this.waits.delete(id);
+    const entry = { id, rawName, meta: withName(id, name, this.directory?.known(id)) };
     if (known !== undefined) this.generation++;
     else if (this.containers.size >= MAX_CONTAINERS) {
       this.containers.delete(this.containers.keys().next().value!);
@@ -83,6 +152,36 @@ export class RecordMapper {
     this.last = entry;
     return entry.meta;
   }
+
+  /** The directory's metadata of a container changed: its next line builds its object anew. */
+  private changed(id: string): void {
+    const known = this.containers.get(id);
+    if (known === undefined) return;
+    this.containers.delete(id);
+    if (this.last === known) this.last = undefined;
+    this.generation++;
+  }
+}
+
+/**
+ * The container's object: the directory's own when the name is the one sent
+ * (one object per container, whichever input made the event), else a copy
+ * with the name sent.
+ */
+function withName(id: string, name: string | undefined, known: ContainerMeta | undefined): Container {
+  if (known === undefined) return Object.freeze(name === undefined ? { id } : { id, name });
+  if (known.id === id && known.name === name) return known as Container;
+  const meta: { -readonly [K in keyof ContainerMeta]: ContainerMeta[K] } = { id };
+  if (name !== undefined) meta.name = name;
+  if (known.image !== undefined) meta.image = known.image;
+  if (known.labels !== undefined) meta.labels = known.labels;
+  if (known.compose !== undefined) meta.compose = known.compose;
+  return Object.freeze(meta) as Container;
+}
+
+/** One promise for the lookups a request waits for; undefined for none. */
+export function waitAll(waits: Promise<void>[] | undefined): Promise<void> | undefined {
+  return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
 }
 
 /** Every key of a record, Docker's fixed ones included, as plain values. */

@@ -1,0 +1,234 @@
+/**
+ * The container directory (../containers.ts) the Docker Engine answers:
+ * container id → ContainerMeta with image, labels and compose project/service.
+ *
+ * - One inspect per container id, however many lines name it; the answers
+ *   are kept for the MAX_ENTRIES containers used last.
+ * - A failed inspect (404, engine down or slow) is remembered for
+ *   FAILURE_TTL_MS, so a container that cannot be looked up costs one try per
+ *   period, and is logged once; when the engine did not answer, it is asked
+ *   again after that period.
+ * - The events stream (create/start/die/destroy/rename) carries a container's
+ *   image and every label: what it says is kept too, so a `--rm` container
+ *   that is gone before its lines are read still has its metadata.
+ *
+ * One ContainerMeta object per container, frozen, replaced only when its
+ * metadata changes (serializers cache its JSON by identity).
+ */
+import type Docker from 'dockerode';
+import type { DockerConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { ContainerDirectory } from '../containers.js';
+import type { ContainerMeta } from '../event.js';
+import { connectEngine, pingEngine } from './engine.js';
+import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
+import { buildMeta, containerInfo, describes, type InspectAnswer } from './metadata.js';
+
+/** Containers kept; far more than one host runs at once. */
+export const MAX_ENTRIES = 4096;
+/** How long a failed lookup is not retried. */
+export const FAILURE_TTL_MS = 30_000;
+/** Readers wait far less (forward/records.ts); this only bounds a hung engine's cost. */
+const INSPECT_TIMEOUT_MS = 5000;
+const PING_TIMEOUT_MS = 3000;
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 30_000;
+
+/** The two Engine API calls the directory makes; a fake engine in the unit tests. */
+export interface DirectoryEngine {
+  inspect(id: string, signal: AbortSignal): Promise<InspectAnswer>;
+  /** The body of `GET /events` for container events of SIGHTING_ACTIONS. */
+  events(signal: AbortSignal): Promise<NodeJS.ReadableStream>;
+}
+
+export interface DirectoryOptions {
+  engine: DirectoryEngine;
+  log: Logger;
+  maxEntries?: number;
+  failureTtlMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  meta: ContainerMeta | undefined;
+  /** While meta is undefined: no new lookup before this (ms). */
+  retryAt: number;
+  /** A failed lookup of this container was logged. */
+  warned: boolean;
+}
+
+/** Connects when `docker.host` (else DOCKER_HOST, else the local socket) answers; undefined when it does not. */
+export async function openContainerDirectory(cfg: DockerConfig, log: Logger): Promise<EngineDirectory | undefined> {
+  const engine = connectEngine(cfg);
+  if (!(await pingEngine(engine.docker, PING_TIMEOUT_MS))) {
+    log.info({ address: engine.address }, 'no docker engine answers; forward events get no container metadata');
+    return undefined;
+  }
+  const directory = new EngineDirectory({ engine: dockerodeEngine(engine.docker), log });
+  directory.start();
+  log.info({ address: engine.address }, 'forward events get container metadata from the docker engine');
+  return directory;
+}
+
+function dockerodeEngine(docker: Docker): DirectoryEngine {
+  return {
+    inspect: async (id, signal) => (await docker.getContainer(id).inspect({ abortSignal: signal })) as InspectAnswer,
+    events: (signal) =>
+      docker.getEvents({ filters: { type: ['container'], event: [...SIGHTING_ACTIONS] }, abortSignal: signal } as Parameters<Docker['getEvents']>[0]),
+  };
+}
+
+export class EngineDirectory implements ContainerDirectory {
+  /** In order of last use, oldest first. */
+  private readonly entries = new Map<string, Entry>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly listeners = new Set<(id: string) => void>();
+  private readonly closing = new AbortController();
+  private readonly maxEntries: number;
+  private readonly failureTtlMs: number;
+  private readonly now: () => number;
+  private reconnectDelay = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: DirectoryOptions) {
+    this.maxEntries = opts.maxEntries ?? MAX_ENTRIES;
+    this.failureTtlMs = opts.failureTtlMs ?? FAILURE_TTL_MS;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Follows the events stream, reconnecting with backoff while not closed. */
+  start(): void {
+    void this.follow();
+  }
+
+  close(): void {
+    this.closing.abort();
+    clearTimeout(this.reconnectTimer);
+    this.listeners.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  known(id: string): ContainerMeta | undefined {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return undefined;
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    return entry.meta;
+  }
+
+  lookup(id: string): Promise<void> | undefined {
+    const entry = this.entries.get(id);
+    if (entry !== undefined && (entry.meta !== undefined || this.now() < entry.retryAt)) return undefined;
+    return this.ask(id);
+  }
+
+  /** The inspect of this container under way, or a new one. */
+  private ask(id: string): Promise<void> | undefined {
+    let running = this.inFlight.get(id);
+    if (running === undefined && !this.closing.signal.aborted) {
+      running = this.inspect(id).finally(() => this.inFlight.delete(id));
+      this.inFlight.set(id, running);
+    }
+    return running;
+  }
+
+  subscribe(listener: (id: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** What an event of the engine's stream said about a container. */
+  sighted(s: ContainerSighting): void {
+    this.set(s.id, s.name, s.image, s.labels);
+  }
+
+  private async inspect(id: string): Promise<void> {
+    let answer: InspectAnswer;
+    try {
+      answer = await this.opts.engine.inspect(id, AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]));
+    } catch (err) {
+      this.failed(id, err);
+      return;
+    }
+    const info = containerInfo(answer);
+    this.set(id, info.name, info.image, info.labels);
+  }
+
+  private failed(id: string, err: unknown): void {
+    // An event may have told us meanwhile.
+    if (this.entries.get(id)?.meta !== undefined || this.closing.signal.aborted) return;
+    const warned = this.entries.get(id)?.warned === true;
+    this.put(id, { meta: undefined, retryAt: this.now() + this.failureTtlMs, warned: true });
+    const e = err as { statusCode?: number; code?: string; message?: string };
+    // The engine did not answer: ask again once the failure expires, so the
+    // container's later lines get its metadata. A 404 stays: only an event
+    // can tell about a container the engine no longer has.
+    if (e.statusCode !== 404) {
+      setTimeout(() => {
+        if (this.entries.has(id) && this.entries.get(id)!.meta === undefined) void this.ask(id);
+      }, this.failureTtlMs).unref();
+    }
+    const fields = { container: id.slice(0, 12), statusCode: e.statusCode, code: e.code, reason: e.message };
+    if (warned) this.opts.log.debug(fields, 'container lookup failed again');
+    else this.opts.log.warn(fields, 'container lookup failed; its lines go without image and labels until it succeeds');
+  }
+
+  private set(id: string, name: string, image: string, labels: Readonly<Record<string, string>>): void {
+    const entry = this.entries.get(id);
+    const meta = entry?.meta;
+    if (meta !== undefined && describes(meta, id, name, image, labels)) {
+      this.known(id);
+      return;
+    }
+    this.put(id, { meta: buildMeta(id, name, image, labels), retryAt: 0, warned: entry?.warned === true });
+    for (const listener of this.listeners) listener(id);
+  }
+
+  private put(id: string, entry: Entry): void {
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  private async follow(): Promise<void> {
+    const signal = this.closing.signal;
+    let body: NodeJS.ReadableStream;
+    try {
+      body = await this.opts.engine.events(signal);
+    } catch (err) {
+      this.reconnect(err);
+      return;
+    }
+    this.reconnectDelay = 0;
+    const parser = new EventStreamParser(parseSighting);
+    let ended = false;
+    const lost = (err?: unknown): void => {
+      if (ended) return;
+      ended = true;
+      this.reconnect(err);
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (ended) return;
+      try {
+        for (const s of parser.push(chunk)) this.sighted(s);
+      } catch (err) {
+        (body as NodeJS.ReadableStream & { destroy(): void }).destroy();
+        lost(err);
+      }
+    });
+    body.once('end', () => lost());
+    body.once('error', (err: Error) => lost(err));
+  }
+
+  private reconnect(err: unknown): void {
+    if (this.closing.signal.aborted) return;
+    this.opts.log.debug({ reason: (err as Error | undefined)?.message }, 'docker events stream lost; reconnecting');
+    this.reconnectDelay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, this.reconnectDelay * 2));
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.follow(), this.reconnectDelay);
+    this.reconnectTimer.unref();
+  }
+}

@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { EngineDirectory, type DirectoryEngine } from '../../../src/collector/docker/directory.js';
+import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
+import { captureLogger, until } from '../../helpers/forward.js';
+
+const captured = readFileSync(join(process.cwd(), 'test/fixtures/docker/events/events-stream.bin'));
+const inspected = JSON.parse(readFileSync(join(process.cwd(), 'test/fixtures/docker/events/container-inspect.json'), 'utf8')) as InspectAnswer;
+const CAPTURED_ID = '0ec64f8cbc0382482a42b64e809c07265559bdf2b245b7f42ba9d72f91dc62be';
+
+/** An engine that answers inspects from `containers` (404 for others) and hands out event streams the test writes to. */
+class FakeEngine implements DirectoryEngine {
+  readonly inspects: string[] = [];
+  readonly streams: PassThrough[] = [];
+  down = false;
+  /** While set, inspects wait for it. */
+  gate: Promise<void> | undefined;
+
+  constructor(readonly containers: Map<string, InspectAnswer> = new Map()) {}
+
+  async inspect(id: string): Promise<InspectAnswer> {
+    this.inspects.push(id);
+    await this.gate;
+    if (this.down) throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
+    const answer = this.containers.get(id);
+    if (answer === undefined) throw Object.assign(new Error(`(HTTP code 404) no such container - ${id}`), { statusCode: 404 });
+    return answer;
+  }
+
+  async events(): Promise<NodeJS.ReadableStream> {
+    const s = new PassThrough();
+    this.streams.push(s);
+    return s;
+  }
+}
+
+function answer(id: string, name: string, image: string, labels: Record<string, string>): InspectAnswer {
+  return { Id: id, Name: `/${name}`, Config: { Image: image, Labels: labels } };
+}
+
+function setup(opts: { maxEntries?: number; failureTtlMs?: number; containers?: Map<string, InspectAnswer> } = {}) {
+  const engine = new FakeEngine(opts.containers);
+  const { log, logs } = captureLogger();
+  let now = 1_000_000;
+  const directory = new EngineDirectory({
+    engine,
+    log,
+    ...(opts.maxEntries !== undefined ? { maxEntries: opts.maxEntries } : {}),
+    ...(opts.failureTtlMs !== undefined ? { failureTtlMs: opts.failureTtlMs } : {}),
+    now: () => now,
+  });
+  const changed: string[] = [];
+  directory.subscribe((id) => changed.push(id));
+  return { engine, directory, logs, changed, advance: (ms: number) => (now += ms) };
+}
+
+describe('container directory', () => {
+  it('inspects a container once, however often it is asked, and builds its metadata', async () => {
+    const { engine, directory, changed } = setup({ containers: new Map([[CAPTURED_ID, inspected]]) });
+    expect(directory.known(CAPTURED_ID)).toBeUndefined();
+    const first = directory.lookup(CAPTURED_ID);
+    expect(directory.lookup(CAPTURED_ID)).toBe(first);
+    await first;
+    expect(directory.lookup(CAPTURED_ID)).toBeUndefined();
+    expect(engine.inspects).toEqual([CAPTURED_ID]);
+    const meta = directory.known(CAPTURED_ID)!;
+    expect(meta).toEqual({
+      id: CAPTURED_ID,
+      name: 'clogs-cap-ev-renamed',
+      image: { name: 'clogs-busybox:latest' },
+      labels: { 'com.example.team': 'clogs', name: 'label-called-name' },
+    });
+    expect(Object.isFrozen(meta)).toBe(true);
+    expect(directory.known(CAPTURED_ID)).toBe(meta);
+    expect(changed).toEqual([CAPTURED_ID]);
+  });
+
+  it('keeps compose project and service apart', async () => {
+    const labels = { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': 'web', app: 'shop' };
+    const { directory } = setup({ containers: new Map([['c1', answer('c1', 'shop-web-1', 'nginx:1.27', labels)]]) });
+    await directory.lookup('c1');
+    expect(directory.known('c1')).toEqual({ id: 'c1', name: 'shop-web-1', image: { name: 'nginx:1.27' }, labels, compose: { project: 'shop', service: 'web' } });
+  });
+
+  it('keeps at most maxEntries containers, dropping the one used longest ago', async () => {
+    const containers = new Map(['a', 'b', 'c', 'd'].map((id) => [id, answer(id, id, 'img', {})]));
+    const { engine, directory } = setup({ maxEntries: 3, containers });
+    for (const id of ['a', 'b', 'c']) await directory.lookup(id);
+    directory.known('a');
+    await directory.lookup('d');
+    expect(directory.size).toBe(3);
+    expect(directory.known('b')).toBeUndefined();
+    for (const id of ['a', 'c', 'd']) expect(directory.known(id)?.name).toBe(id);
+    await directory.lookup('b');
+    expect(engine.inspects).toEqual(['a', 'b', 'c', 'd', 'b']);
+  });
+
+  it('remembers a failed lookup for failureTtlMs and logs it once per container', async () => {
+    const { engine, directory, logs, advance } = setup({ failureTtlMs: 30_000 });
+    await directory.lookup('gone');
+    expect(directory.known('gone')).toBeUndefined();
+    expect(directory.lookup('gone')).toBeUndefined();
+    advance(29_999);
+    expect(directory.lookup('gone')).toBeUndefined();
+    expect(engine.inspects).toEqual(['gone']);
+    advance(2);
+    await directory.lookup('gone');
+    expect(engine.inspects).toEqual(['gone', 'gone']);
+    const warnings = logs.filter((l) => l.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ container: 'gone', statusCode: 404 });
+  });
+
+  it('treats an engine that does not answer as a failed lookup, and asks again once it expires', async () => {
+    const { engine, directory } = setup({ failureTtlMs: 50, containers: new Map([['c1', answer('c1', 'web', 'img', { app: 'shop' })]]) });
+    engine.down = true;
+    await directory.lookup('c1');
+    expect(directory.known('c1')).toBeUndefined();
+    engine.down = false;
+    await until(() => directory.known('c1') !== undefined, 10_000, 'the retry after the failure expired');
+    expect(directory.known('c1')?.labels).toEqual({ app: 'shop' });
+  });
+
+  it('takes image and labels from the events stream, without an inspect, and keeps them after destroy', async () => {
+    const { engine, directory, changed } = setup();
+    directory.start();
+    await until(() => engine.streams.length === 1, 10_000, 'the events stream');
+    // Split at an arbitrary byte: lines cross chunks.
+    engine.streams[0]!.write(captured.subarray(0, 1000));
+    await until(() => directory.known(CAPTURED_ID) !== undefined, 10_000, 'the create event');
+    const created = directory.known(CAPTURED_ID)!;
+    expect(created).toEqual({ id: CAPTURED_ID, name: 'clogs-cap-ev', image: { name: 'clogs-busybox:latest' }, labels: { 'com.example.team': 'clogs' } });
+    engine.streams[0]!.write(captured.subarray(1000));
+    await until(() => directory.known(CAPTURED_ID)?.name === 'clogs-cap-ev-renamed', 10_000, 'the rename event');
+    // exitCode (die) and oldName (rename) are not labels.
+    expect(directory.known(CAPTURED_ID)!.labels).toEqual({ 'com.example.team': 'clogs' });
+    // One object per content: the starts and dies after create changed nothing, the rename did.
+    expect(changed).toEqual([CAPTURED_ID, CAPTURED_ID]);
+    expect(directory.lookup(CAPTURED_ID)).toBeUndefined();
+    expect(engine.inspects).toEqual([]);
+    expect(created).not.toBe(directory.known(CAPTURED_ID));
+    directory.close();
+  });
+
+  it('an event answers a lookup that failed', async () => {
+    const { directory } = setup();
+    await directory.lookup(CAPTURED_ID);
+    expect(directory.known(CAPTURED_ID)).toBeUndefined();
+    directory.sighted({ id: CAPTURED_ID, name: 'x', image: 'img', labels: { a: 'b' } });
+    expect(directory.known(CAPTURED_ID)).toMatchObject({ name: 'x', image: { name: 'img' }, labels: { a: 'b' } });
+  });
+
+  it('lends its object to the Docker input\'s inspect of the same container, when the metadata is the same', async () => {
+    const { directory } = setup({ containers: new Map([[CAPTURED_ID, inspected]]) });
+    await directory.lookup(CAPTURED_ID);
+    const shared = directory.known(CAPTURED_ID)!;
+    expect(containerInfo(inspected, undefined, shared).meta).toBe(shared);
+    const relabelled = { ...inspected, Config: { ...inspected.Config, Labels: { other: 'x' } } };
+    expect(containerInfo(relabelled, undefined, shared).meta).not.toBe(shared);
+    expect(containerInfo(relabelled, undefined, shared).meta.labels).toEqual({ other: 'x' });
+  });
+
+  it('follows the events stream again after it ends', async () => {
+    const { engine, directory } = setup();
+    directory.start();
+    await until(() => engine.streams.length === 1, 10_000, 'the events stream');
+    engine.streams[0]!.end();
+    await until(() => engine.streams.length === 2, 10_000, 'the reconnect');
+    engine.streams[1]!.write(captured.subarray(0, captured.indexOf(0x0a) + 1));
+    await until(() => directory.known(CAPTURED_ID) !== undefined, 10_000, 'an event on the new stream');
+    directory.close();
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * The forward input with a container directory (a fake one here; the real
+ * engine in test/integration/forward-enrich.test.ts): Docker records get
+ * their container's image and labels, one lookup per container, and a lookup
+ * that does not answer holds a request only briefly.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ContainerDirectory } from '../../../src/collector/containers.js';
+import type { ContainerMeta } from '../../../src/collector/event.js';
+import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
+import { CaptureSink, mp, rawClient, startTestInput, until, type TestInput } from '../../helpers/forward.js';
+
+const T = 1795341190;
+const ID_A = 'a'.repeat(64);
+const ID_B = 'b'.repeat(64);
+
+/** Answers lookups from `engine` a tick later, or never (`silent`). */
+class FakeDirectory implements ContainerDirectory {
+  readonly asked: string[] = [];
+  readonly engine = new Map<string, ContainerMeta & { id: string }>();
+  silent = false;
+  private readonly metas = new Map<string, ContainerMeta>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly listeners = new Set<(id: string) => void>();
+
+  known(id: string): ContainerMeta | undefined {
+    return this.metas.get(id);
+  }
+
+  lookup(id: string): Promise<void> | undefined {
+    if (this.metas.has(id)) return undefined;
+    let p = this.inFlight.get(id);
+    if (p === undefined) {
+      this.asked.push(id);
+      p = new Promise<void>((resolve) => {
+        if (this.silent) return;
+        setImmediate(() => {
+          const meta = this.engine.get(id);
+          if (meta !== undefined) this.learn(meta);
+          resolve();
+        });
+      });
+      this.inFlight.set(id, p);
+    }
+    return p;
+  }
+
+  subscribe(listener: (id: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** What an events stream would tell. */
+  learn(meta: ContainerMeta & { id: string }): void {
+    this.metas.set(meta.id, meta);
+    for (const l of this.listeners) l(meta.id);
+  }
+}
+
+const metaOf = (id: string, name: string, labels: Record<string, string>): ContainerMeta & { id: string } =>
+  Object.freeze({ id, name, image: { name: 'clogs-busybox:latest' }, labels, compose: { project: 'shop', service: 'web' } });
+
+const record = (id: string, name: string, log: string): Buffer =>
+  mp.map([
+    ['container_id', mp.str(id)],
+    ['container_name', mp.str(`/${name}`)],
+    ['source', mp.str('stdout')],
+    ['log', mp.str(log)],
+  ]);
+
+const message = (id: string, name: string, log: string, chunk: string): Buffer => mp.arr(mp.str('docker'), mp.int32(T), record(id, name, log), encodeMsgpack({ chunk }));
+
+const packed = (entries: Array<[string, string, string]>, chunk: string): Buffer =>
+  mp.arr(mp.str('docker'), mp.bin(Buffer.concat(entries.map(([id, name, log]) => mp.arr(mp.eventTime(T, 5), record(id, name, log))))), encodeMsgpack({ chunk }));
+
+let running: TestInput | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function start(directory: FakeDirectory, sink = new CaptureSink()): Promise<TestInput> {
+  running = await startTestInput({}, { containers: directory, sink });
+  return running;
+}
+
+describe('forward input with a container directory', () => {
+  it('gives the first line of a container its metadata, the directory\'s own object when the name matches', async () => {
+    const directory = new FakeDirectory();
+    const meta = metaOf(ID_A, 'web-1', { app: 'shop', 'com.docker.compose.service': 'web', 'com.docker.compose.project': 'shop' });
+    directory.engine.set(ID_A, meta);
+    const { port, sink } = await start(directory);
+    const c = await rawClient(port);
+    await c.send(message(ID_A, 'web-1', 'first', 'c1'));
+    await c.waitReplies(1);
+    await c.send(message(ID_A, 'web-1', 'second', 'c2'));
+    await c.waitReplies(2);
+    expect(sink.events.map((e) => e.message)).toEqual(['first', 'second']);
+    for (const e of sink.events) expect(e.container).toBe(meta);
+    expect(directory.asked).toEqual([ID_A]);
+    c.socket.end();
+  });
+
+  it('keeps the name the driver sent, with the image and labels of the directory', async () => {
+    const directory = new FakeDirectory();
+    directory.engine.set(ID_A, metaOf(ID_A, 'old-name', { app: 'shop' }));
+    const { port, sink } = await start(directory);
+    const c = await rawClient(port);
+    await c.send(message(ID_A, 'new-name', 'x', 'c1'));
+    await c.waitReplies(1);
+    expect(sink.events[0]!.container).toEqual({ id: ID_A, name: 'new-name', image: { name: 'clogs-busybox:latest' }, labels: { app: 'shop' }, compose: { project: 'shop', service: 'web' } });
+    c.socket.end();
+  });
+
+  it('does not hold a request for a lookup that does not answer; later lines get the metadata once it is in', async () => {
+    const directory = new FakeDirectory();
+    directory.silent = true;
+    const { port, sink } = await start(directory);
+    const c = await rawClient(port);
+    await c.send(message(ID_A, 'web-1', 'before', 'c1'));
+    expect(await c.waitReplies(1)).toEqual([{ ack: 'c1' }]);
+    expect(sink.events[0]!.container).toEqual({ id: ID_A, name: 'web-1' });
+    await c.send(message(ID_A, 'web-1', 'still before', 'c2'));
+    await c.waitReplies(2);
+    expect(directory.asked).toEqual([ID_A]);
+    directory.learn(metaOf(ID_A, 'web-1', { app: 'shop' }));
+    await c.send(message(ID_A, 'web-1', 'after', 'c3'));
+    await c.waitReplies(3);
+    const after = sink.events.find((e) => e.message === 'after')!;
+    expect(after.container?.image).toEqual({ name: 'clogs-busybox:latest' });
+    // The container's ordinals go on across the new object: same second, next ordinal.
+    expect(sink.events.map((e) => e.clogs.ordinal)).toEqual([0, 1, 2]);
+    c.socket.end();
+  });
+
+  it('PackedForward, rendered or as objects: one lookup per container, every line enriched, each container\'s order kept', async () => {
+    for (const rendered of [true, false]) {
+      const directory = new FakeDirectory();
+      directory.engine.set(ID_A, metaOf(ID_A, 'a', { app: 'a' }));
+      directory.engine.set(ID_B, metaOf(ID_B, 'b', { app: 'b' }));
+      const sink = new CaptureSink();
+      if (!rendered) (sink as { writeEncoded?: unknown }).writeEncoded = undefined;
+      const { port } = await start(directory, sink);
+      const c = await rawClient(port);
+      const lines: Array<[string, string, string]> = [];
+      for (let i = 0; i < 50; i++) lines.push(i % 10 < 5 ? [ID_A, 'a', `a ${i}`] : [ID_B, 'b', `b ${i}`]);
+      await c.send(packed(lines, 'p1'));
+      await c.send(packed(lines.map(([id, name, log]) => [id, name, `${log} again`]), 'p2'));
+      expect(await c.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
+      // Rendered batches group lines by container: the order that holds is each container's.
+      for (const id of [ID_A, ID_B]) {
+        const mine = lines.filter((l) => l[0] === id).map((l) => l[2]);
+        expect(sink.events.filter((e) => e.container?.id === id).map((e) => e.message)).toEqual([...mine, ...mine.map((m) => `${m} again`)]);
+      }
+      for (const e of sink.events) expect(e.container?.labels).toEqual({ app: e.container?.name });
+      expect([...directory.asked].sort()).toEqual([ID_A, ID_B]);
+      c.socket.end();
+      await running!.stop();
+      running = undefined;
+    }
+  });
+
+  it('a gzip request waits for its lookups too, and the requests behind it keep their order', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const directory = new FakeDirectory();
+    directory.engine.set(ID_A, metaOf(ID_A, 'a', { app: 'a' }));
+    const { port, sink } = await start(directory);
+    const c = await rawClient(port);
+    const gz = mp.arr(
+      mp.str('docker'),
+      mp.bin(gzipSync(mp.arr(mp.eventTime(T, 5), record(ID_A, 'a', 'zipped')))),
+      encodeMsgpack({ chunk: 'z1', compressed: 'gzip' }),
+    );
+    await c.send(Buffer.concat([gz, message(ID_B, 'b', 'plain', 'm2')]));
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'z1' }, { ack: 'm2' }]);
+    await until(() => sink.events.length === 2, 5000, 'both lines');
+    expect(sink.events.map((e) => [e.message, e.container?.image?.name])).toEqual([
+      ['zipped', 'clogs-busybox:latest'],
+      ['plain', undefined],
+    ]);
+    c.socket.end();
+  });
+});
