@@ -49,6 +49,17 @@ const FIXED_BYTES = TIMESTAMP_OPEN.length + 20 + 9 + MESSAGE_OPEN.length + 2 + 1
 
 type Container = ContainerMeta & { readonly id: string };
 
+/** A container id and name as bytes, and the object the mapper gave for them. */
+interface KnownContainer {
+  id: DataView<ArrayBufferLike>;
+  /** Undefined: records without container_name. */
+  name: DataView<ArrayBufferLike> | undefined;
+  container: Container;
+}
+
+/** Containers kept by their bytes; past this many the map starts over (the mapper keeps its own). */
+const MAX_KNOWN_CONTAINERS = 4096;
+
 // What plan() keeps per entry, SLOTS numbers from the entry's first. ID_AT is
 // -1 for an entry that takes the general path.
 const SEC = 0;
@@ -103,15 +114,18 @@ export class PackedLineEncoder {
   /** The entries that take the general path, decoded. */
   private readonly general: ForwardEntry[] = [];
 
-  private lastId: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  /** Undefined: the last record had no container_name. */
-  private lastName: DataView<ArrayBufferLike> | undefined;
+  /**
+   * Containers by a hash of their id's bytes, so a record finds its container
+   * without a string: PackedForward requests from Fluent Bit or Fluentd mix
+   * containers record by record. Measured on the bench's 20 containers in
+   * turn: a string and a copy per record were 8 % of the fast path's CPU.
+   */
+  private readonly byIdBytes = new Map<number, KnownContainer[]>();
   /** The request being rendered, and the chunk being written, as DataViews: four bytes per read or write. */
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private dstChunk: Buffer | undefined;
   private dstView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  private lastContainer: Container | undefined;
-  private lastGeneration = 0;
+  private byIdGeneration = 0;
   private readonly partsByContainer = new WeakMap<ContainerMeta, ContainerParts>();
   private lastPartsContainer: Container | undefined;
   private lastPartsStream: Stream | undefined;
@@ -510,24 +524,34 @@ export class PackedLineEncoder {
 
   /** The record's container, as records.ts maps it; compared by bytes with the last one first. */
   private container(buf: Buffer, idAt: number, idEnd: number, nameAt: number, nameEnd: number): Container {
-    const last = this.lastContainer;
-    const name = this.lastName;
-    if (
-      last !== undefined &&
-      this.lastGeneration === this.mapper.generation &&
-      idEnd - idAt === this.lastId.byteLength &&
-      sameBytes(this.srcView, idAt, this.lastId, 0, idEnd - idAt) &&
-      (nameAt < 0 ? name === undefined : name !== undefined && nameEnd - nameAt === name.byteLength && sameBytes(this.srcView, nameAt, name, 0, nameEnd - nameAt))
-    ) {
-      return last;
+    const src = this.srcView;
+    if (this.byIdGeneration !== this.mapper.generation) {
+      // Some container's object was replaced (renamed, metadata arrived): ask the mapper again.
+      this.byIdGeneration = this.mapper.generation;
+      this.byIdBytes.clear();
     }
-    const id = buf.toString('utf8', idAt, idEnd);
+    const len = idEnd - idAt;
+    const key = len >= 4 ? (src.getUint32(idAt) ^ src.getUint32(idEnd - 4) ^ len) : len;
+    let list = this.byIdBytes.get(key);
+    if (list !== undefined) {
+      for (const k of list) {
+        if (
+          k.id.byteLength === len &&
+          sameBytes(src, idAt, k.id, 0, len) &&
+          (nameAt < 0 ? k.name === undefined : k.name !== undefined && nameEnd - nameAt === k.name.byteLength && sameBytes(src, nameAt, k.name, 0, nameEnd - nameAt))
+        ) {
+          return k.container;
+        }
+      }
+    }
     const rawName = nameAt < 0 ? undefined : this.cache.containerName.get(buf, nameAt, nameEnd);
-    this.lastId = copyView(buf, idAt, idEnd);
-    this.lastName = nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd);
-    this.lastContainer = this.mapper.container(id, rawName);
-    this.lastGeneration = this.mapper.generation;
-    return this.lastContainer;
+    const container = this.mapper.container(buf.toString('utf8', idAt, idEnd), rawName);
+    // The mapper may have replaced objects while finding this one.
+    if (this.byIdGeneration !== this.mapper.generation) return container;
+    if (this.byIdBytes.size >= MAX_KNOWN_CONTAINERS) this.byIdBytes.clear();
+    if (list === undefined) this.byIdBytes.set(key, (list = []));
+    list.push({ id: copyView(buf, idAt, idEnd), name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), container });
+    return container;
   }
 
   /**
