@@ -167,6 +167,7 @@ export class Collector {
       hostName: hostNameOf(config),
       parseJson: config.parse_json,
       maxLineBytes: config.max_line_size,
+      multiline: config.multiline,
     });
     const inputs: RunningInput[] = [];
     try {

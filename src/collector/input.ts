@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { MultilineSettings } from '../config/schema.js';
 import type { Pipeline } from './pipeline.js';
 
 /** What the collector hands every input. */
@@ -10,6 +11,7 @@ export interface InputDeps {
   hostName: string;
   parseJson: boolean;
   maxLineBytes: number;
+  multiline: MultilineSettings;
 }
 
 export interface RunningInput {

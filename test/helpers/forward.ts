@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
-import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
+import { forwardSchema, multilineSchema, type ForwardConfig } from '../../src/config/schema.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
@@ -241,7 +241,7 @@ export async function startTestInput(overrides: Record<string, unknown> = {}, op
       },
     }),
   );
-  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, maxLineBytes: 1024 * 1024 });
+  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, maxLineBytes: 1024 * 1024, multiline: multilineSchema.parse({}) });
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };
 }
 
