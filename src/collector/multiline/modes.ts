@@ -8,6 +8,7 @@ import type { ContainerMeta } from '../event.js';
 import { BUILT_IN, NO, RULE_NAMES, type TraceRule } from './rules.js';
 
 export const LABEL = 'clogs.multiline';
+const MAX_LABEL_VALUES = 1024;
 
 /** The rules of a source; `anyLine`: a rule can open on any line, so no byte check can rule a line out. */
 export interface Mode {
@@ -82,6 +83,8 @@ export class ModeTable {
         this.onBadLabel(container!, value, parsed);
         mode = this.fallback;
       } else mode = parsed;
+      // Label values are few on a host; a flood of distinct ones only costs re-parsing.
+      if (this.byLabel.size >= MAX_LABEL_VALUES) this.byLabel.clear();
       this.byLabel.set(value, mode);
     }
     return mode;

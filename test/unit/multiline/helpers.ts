@@ -2,14 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { multilineSchema } from '../../../src/config/schema.js';
 import type { LogEvent } from '../../../src/collector/event.js';
-import { Normalizer, type RawLine } from '../../../src/collector/normalize.js';
+import { Normalizer, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/traces');
 
 /** A real trace from test/fixtures/traces, as its lines. */
 export const trace = (name: string): string[] => readFileSync(join(FIXTURES, name), 'utf8').replace(/\n$/, '').split('\n');
 
-export function makeNormalizer(multiline: Record<string, unknown> = {}) {
+/** A Normalizer whose timeout flushes land in `flushed`; `multiline` undefined: no joining. */
+export function makeNormalizer(multiline: Record<string, unknown> | undefined = {}, opts: Partial<NormalizerOptions> = {}) {
   let seq = 0;
   const flushed: LogEvent[] = [];
   const n = new Normalizer({
@@ -19,7 +20,8 @@ export function makeNormalizer(multiline: Record<string, unknown> = {}) {
     maxLineBytes: 1024 * 1024,
     partialTimeoutMs: 5000,
     onTimeoutFlush: (events) => flushed.push(...events),
-    multiline: multilineSchema.parse(multiline),
+    ...(multiline === undefined ? {} : { multiline: multilineSchema.parse(multiline) }),
+    ...opts,
   });
   return { n, flushed };
 }
