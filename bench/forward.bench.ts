@@ -44,6 +44,7 @@ import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import { Normalizer } from '../src/collector/normalize.js';
+import { multilineSchema } from '../src/config/schema.js';
 import { cpuSeconds, memoryMb } from './proc.js';
 import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
 import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
@@ -210,8 +211,16 @@ async function collectorCpu(requests: readonly Buffer[], records: number, es: bo
 
 function micro(records: number): void {
   const requests = packedRequests(records);
-  const newNormalizer = (): Normalizer =>
-    new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
+  const newNormalizer = (multiline: boolean): Normalizer =>
+    new Normalizer({
+      hostName: 'bench',
+      nextSeq: () => 0,
+      parseJson: true,
+      maxLineBytes: 1 << 20,
+      partialTimeoutMs: 5000,
+      onTimeoutFlush: () => undefined,
+      ...(multiline ? { multiline: multilineSchema.parse({}) } : {}),
+    });
   /** CPU ns per record of `each` over every PackedForward request. */
   const cpuPerRecord = (each: (tag: string, entries: Buffer) => number): number => {
     const framer = new Framer(LIMITS.maxFrameSize);
@@ -232,18 +241,18 @@ function micro(records: number): void {
     return ((cpu.user + cpu.system) * 1000) / records;
   };
   const decode = (): number => cpuPerRecord((_tag, entries) => decodeEntries(entries, LIMITS).length);
-  const general = (): number => {
+  const general = (multiline = false): number => {
     const mapper = new RecordMapper();
-    const normalizer = newNormalizer();
+    const normalizer = newNormalizer(multiline);
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
       for (const e of decodeEntries(entries, LIMITS)) batch.add(normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
     });
   };
-  const fast = (): number => {
+  const fast = (multiline = false): number => {
     const mapper = new RecordMapper();
-    const normalizer = newNormalizer();
+    const normalizer = newNormalizer(multiline);
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
@@ -258,10 +267,17 @@ function micro(records: number): void {
   const generalNs = general();
   fast();
   const fastNs = fast();
+  // The mix's stack traces (samples.ts TRACE_AT) joined by the multiline stage.
+  general(true);
+  const generalMlNs = general(true);
+  fast(true);
+  const fastMlNs = fast(true);
   console.log(
     `forward micro (CPU time, one core, realistic mix to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
-      `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s)`,
+      `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s); ` +
+      `with multiline auto: general ${generalMlNs.toFixed(0)} ns/record (${((generalMlNs / generalNs - 1) * 100).toFixed(1)} %), ` +
+      `packed-lines ${fastMlNs.toFixed(0)} ns/record (${((fastMlNs / fastNs - 1) * 100).toFixed(1)} %)`,
   );
 }
 

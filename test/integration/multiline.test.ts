@@ -39,14 +39,14 @@ interface Run {
   config: string;
 }
 
-function newRun(name: string): Run {
+function newRun(name: string, extraConfig = ''): Run {
   const files = tempDir(`ml-${name}-files`);
   const state = tempDir(`ml-${name}-state`);
   const etc = tempDir(`ml-${name}-config`);
   dirs.push(files, state, etc);
   const config = join(etc, 'clogs.yaml');
   // The Docker input follows the json-file containers only; fluentd-driver ones come through forward.
-  writeFileSync(config, `docker:\n  include:\n    names: ["${prefix}-dk-*"]\n`);
+  writeFileSync(config, `docker:\n  include:\n    names: ["${prefix}-dk-*"]\n${extraConfig}`);
   return { files, state, config };
 }
 
@@ -122,7 +122,8 @@ describe.each<Input>(['docker', 'fluentd'])('multiline through the %s input', (i
 
 describe('multiline under kill -9', () => {
   it('stores the trace a kill cut in two exactly once, through both inputs', async () => {
-    const r = newRun('kill');
+    // The trace pauses in the middle for as long as the restart takes: a timeout longer than that.
+    const r = newRun('kill', 'multiline:\n  timeout: 2m\n');
     const signal = tempDir('ml-signal');
     dirs.push(signal);
     mkdirSync(signal, { recursive: true });
@@ -137,7 +138,12 @@ describe('multiline under kill -9', () => {
     const port = await freePort();
     let c = await collector(r, port);
     const mount = ['-v', `${signal}:/signal`];
-    const ids = { docker: await run(c, 'docker', 'kill', script, mount), fluentd: await run(c, 'fluentd', 'kill', script, mount) };
+    // With request-ack the driver waits for each ack, so the first half is acked while held (stderr
+    // only: with request-ack Docker's stdout and stderr copiers race for each other's acks).
+    const ids = {
+      docker: await run(c, 'docker', 'kill', script, mount),
+      fluentd: await run(c, 'fluentd', 'kill', script, [...mount, '--log-opt', 'fluentd-request-ack=true']),
+    };
     // The collector has taken the first half: the forward input stored it before acking it
     // (state/forward-partials), the Docker input read its bytes.
     const firstHalfBytes = ['before the trace', ...JAVA.slice(0, half)].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
