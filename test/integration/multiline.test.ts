@@ -158,6 +158,8 @@ describe('multiline under kill -9', () => {
       await until(`container ${id.slice(0, 12)} done`, () => eventsOf(r.files, id).some((e) => e.message === 'after the trace'), 60_000);
     }
     expect(await c.stop('SIGTERM')).toBe(0);
+    // The forward input's first half came back from its store, not from a resend.
+    expect(c.lines.some((l) => l.msg === 'loaded acked lines of split lines and traces')).toBe(true);
     for (const [input, id] of Object.entries(ids)) {
       const events = eventsOf(r.files, id);
       expect({ input, messages: events.map((e) => e.message) }).toEqual({ input, messages: ['before the trace', JAVA.join('\n'), 'after the trace'] });
