@@ -7,7 +7,7 @@ import type { MultilineSettings } from '../../config/schema.js';
 import type { ContainerMeta } from '../event.js';
 import { BUILT_IN, NO, RULE_NAMES, type TraceRule } from './rules.js';
 
-export const LABEL = 'clogs.multiline';
+const LABEL = 'clogs.multiline';
 const MAX_LABEL_VALUES = 1024;
 
 /** The rules of a source; `anyLine`: a rule can open on any line, so no byte check can rule a line out. */
@@ -16,11 +16,11 @@ export interface Mode {
   anyLine: boolean;
 }
 
-export const OFF: Mode = { rules: [], anyLine: false };
+const OFF: Mode = { rules: [], anyLine: false };
 const AUTO: Mode = { rules: RULE_NAMES.map((n) => BUILT_IN[n]), anyLine: false };
 
 /** A custom rule from a start and/or a continuation pattern. */
-export function regexRule(start: RegExp | undefined, cont: RegExp | undefined): TraceRule {
+function regexRule(start: RegExp | undefined, cont: RegExp | undefined): TraceRule {
   return {
     name: 'regex',
     opens: (line) => (start === undefined || start.test(line) ? 0 : NO),
