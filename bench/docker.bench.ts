@@ -277,7 +277,7 @@ async function idlePerContainer(n: number): Promise<string> {
 async function idleChild(n: number): Promise<void> {
   const { Pipeline } = await import('../src/collector/pipeline.js');
   const { startDockerInput } = await import('../src/collector/docker/index.js');
-  const { dockerSchema } = await import('../src/config/schema.js');
+  const { dockerSchema, multilineSchema } = await import('../src/config/schema.js');
   const { createLogger } = await import('../src/log.js');
   const { containersFollowed } = await import('../src/metrics.js');
   const gc = (globalThis as { gc?: () => void }).gc!;
@@ -297,6 +297,7 @@ async function idleChild(n: number): Promise<void> {
     hostName: 'bench',
     parseJson: true,
     maxLineBytes: 1 << 20,
+    multiline: multilineSchema.parse({}),
   });
   try {
     await sleep(1000);

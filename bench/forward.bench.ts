@@ -53,6 +53,7 @@ import { RecordMapper } from '../src/collector/forward/records.js';
 import type { ContainerDirectory } from '../src/collector/containers.js';
 import type { ContainerMeta } from '../src/collector/event.js';
 import { Normalizer } from '../src/collector/normalize.js';
+import { multilineSchema } from '../src/config/schema.js';
 import { cpuSeconds, memoryMb } from './proc.js';
 import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
 import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
@@ -229,10 +230,21 @@ async function collectorCpu(requests: readonly Buffer[], records: number, es: bo
 
 function micro(records: number): void {
   const requests = packedRequests(records);
-  const newNormalizer = (): Normalizer =>
-    new Normalizer({ hostName: 'bench', nextSeq: () => 0, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
-  /** CPU ns per record of `each` over every PackedForward request. */
-  const cpuPerRecord = (each: (tag: string, entries: Buffer) => number): number => {
+  const newNormalizer = (multiline: boolean): Normalizer =>
+    new Normalizer({
+      hostName: 'bench',
+      nextSeq: () => 0,
+      parseJson: true,
+      maxLineBytes: 1 << 20,
+      partialTimeoutMs: 5000,
+      onTimeoutFlush: () => undefined,
+      ...(multiline ? { multiline: multilineSchema.parse({}) } : {}),
+    });
+  /**
+   * CPU ns per record of `each` over every PackedForward request. `each`
+   * returns the events it made: one per record, fewer when traces are joined.
+   */
+  const cpuPerRecord = (each: (tag: string, entries: Buffer) => number, joins = false): number => {
     const framer = new Framer(LIMITS.maxFrameSize);
     const frames: Buffer[] = [];
     let seen = 0;
@@ -246,29 +258,29 @@ function micro(records: number): void {
       }
       frames.length = 0;
     }
-    if (seen !== records) throw new Error(`handled ${seen}`);
+    if (joins ? seen > records || seen === 0 : seen !== records) throw new Error(`handled ${seen}`);
     const cpu = process.cpuUsage(cpu0);
     return ((cpu.user + cpu.system) * 1000) / records;
   };
   const decode = (): number => cpuPerRecord((_tag, entries) => decodeEntries(entries, LIMITS).length);
-  const general = (): number => {
+  const general = (multiline = false): number => {
     const mapper = new RecordMapper();
-    const normalizer = newNormalizer();
+    const normalizer = newNormalizer(multiline);
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
       for (const e of decodeEntries(entries, LIMITS)) batch.add(normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
-    });
+    }, multiline);
   };
-  const fast = (containers?: ContainerDirectory): number => {
+  const fast = (multiline = false, containers?: ContainerDirectory): number => {
     const mapper = new RecordMapper(containers);
-    const normalizer = newNormalizer();
+    const normalizer = newNormalizer(multiline);
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
       lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
       return batch.count;
-    });
+    }, multiline);
   };
   // Each measured after one warm-up pass, so the JIT has seen the path.
   decode();
@@ -280,13 +292,27 @@ function micro(records: number): void {
   // Every container known, as the engine's answers make them: the metadata in every line.
   const known = new Map(containers.map((c) => [c.id!, c]));
   const directory: ContainerDirectory = { known: (id) => known.get(id), lookup: () => undefined, subscribe: () => () => undefined };
-  fast(directory);
-  const enrichedNs = fast(directory);
+  fast(false, directory);
+  const enrichedNs = fast(false, directory);
+  // The mix's stack traces (samples.ts TRACE_AT) joined by the multiline stage,
+  // against the same path without it: the best of three runs each, alternating,
+  // so a busy moment of a shared machine does not land on one side only.
+  general(true);
+  fast(true);
+  let [generalOffNs, generalMlNs, fastOffNs, fastMlNs] = [Infinity, Infinity, Infinity, Infinity];
+  for (let i = 0; i < 3; i++) {
+    generalOffNs = Math.min(generalOffNs, general());
+    generalMlNs = Math.min(generalMlNs, general(true));
+    fastOffNs = Math.min(fastOffNs, fast());
+    fastMlNs = Math.min(fastMlNs, fast(true));
+  }
   console.log(
     `forward micro (CPU time, one core, realistic mix to NDJSON lines): decode alone ${decodeNs.toFixed(0)} ns/record; ` +
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
       `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s); ` +
-      `packed-lines with container metadata (forward.enrich) ${enrichedNs.toFixed(0)} ns/record (${(enrichedNs / fastNs).toFixed(2)} of the CPU)`,
+      `packed-lines with container metadata (forward.enrich) ${enrichedNs.toFixed(0)} ns/record (${(enrichedNs / fastNs).toFixed(2)} of the CPU); ` +
+      `multiline auto against off (best of 3): general ${generalMlNs.toFixed(0)} vs ${generalOffNs.toFixed(0)} ns/record (${((generalMlNs / generalOffNs - 1) * 100).toFixed(1)} %), ` +
+      `packed-lines ${fastMlNs.toFixed(0)} vs ${fastOffNs.toFixed(0)} ns/record (${((fastMlNs / fastOffNs - 1) * 100).toFixed(1)} %)`,
   );
 }
 

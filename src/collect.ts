@@ -177,6 +177,7 @@ export class Collector {
       parseJson: config.parse_json,
       maxLineBytes: config.max_line_size,
       ...(containers ? { containers } : {}),
+      multiline: config.multiline,
     });
     const inputs: RunningInput[] = [];
     try {

@@ -101,7 +101,8 @@ export function clogsHead(input: string, tag: string | undefined): string {
 
 function clogsJson(c: ClogsFields): string {
   const s = clogsHead(c.input, c.tag) + num(c.seq) + ',"ordinal":' + num(c.ordinal);
-  return c.piece === undefined ? s + '}' : s + ',"piece":' + num(c.piece) + '}';
+  const piece = c.piece === undefined ? s : s + ',"piece":' + num(c.piece);
+  return c.truncated === true ? piece + ',"truncated":true}' : piece + '}';
 }
 
 /**

@@ -57,4 +57,9 @@ export interface ClogsFields {
   ordinal: number;
   /** Set when clogs cut an over-long line into pieces: the piece's index. */
   piece?: number;
+  /**
+   * Set on a joined stack trace that reached `multiline.max_lines` or
+   * `max_bytes`: it was cut there, and its remaining lines follow as the next event.
+   */
+  truncated?: boolean;
 }

@@ -1,3 +1,4 @@
+import type { MultilineSettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ContainerDirectory } from './containers.js';
 import type { Pipeline } from './pipeline.js';
@@ -13,6 +14,7 @@ export interface InputDeps {
   maxLineBytes: number;
   /** Present when container metadata can be looked up (a Docker engine answers and `forward.enrich` is on). */
   containers?: ContainerDirectory;
+  multiline: MultilineSettings;
 }
 
 export interface RunningInput {

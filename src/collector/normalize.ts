@@ -1,14 +1,19 @@
 /**
  * Turns what an input read (a line with its time, stream and container) into
- * the shared LogEvent: puts Docker's split lines back together, strips the
- * carriage return a TTY adds, parses JSON log lines (pino, bunyan, zap,
- * logrus), and numbers each line (seq for order, ordinal for identity).
+ * the shared LogEvent: puts Docker's split lines back together, joins the
+ * lines of a stack trace (multiline/stage.ts), strips the carriage return a
+ * TTY adds, parses JSON log lines (pino, bunyan, zap, logrus), and numbers
+ * each event (seq for order, ordinal for identity).
  *
  * Bytes of a split line are joined before UTF-8 decoding, because Docker cuts
  * at 16 KiB byte offsets and can split a multi-byte character in two.
  */
+import type { Logger } from '../log.js';
 import type { ContainerMeta, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
+import type { MultilineSettings } from '../config/schema.js';
+import { configMode, ModeTable } from './multiline/modes.js';
+import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
 import { sourceId } from './source.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 
@@ -34,8 +39,12 @@ export interface NormalizerOptions {
   maxLineBytes: number;
   /** A split line whose last piece has not come after this long is written as it is. */
   partialTimeoutMs: number;
-  /** Receives split lines flushed by the timeout. */
+  /** Receives split lines and held traces flushed by their timeouts. */
   onTimeoutFlush(events: LogEvent[]): void;
+  /** Joining stack traces; without it every line is an event of its own. */
+  multiline?: MultilineSettings;
+  /** Where a bad `clogs.multiline` label is reported (once per label value). */
+  log?: Logger;
 }
 
 /** The last time a source and stream carried, and how many lines carried it. */
@@ -87,9 +96,18 @@ export class Normalizer {
   /** Checkpointed ordinals, taken over when their source's first line comes. */
   private readonly seeds = new Map<string, Ordinal>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly multiline: MultilineStage | undefined;
 
   constructor(private readonly opts: NormalizerOptions) {
     this.host = { name: opts.hostName };
+    const ml = opts.multiline;
+    // Even with `mode: off` a container's label can turn it on.
+    if (ml !== undefined) {
+      const modes = new ModeTable(configMode(ml), (container, value, reason) =>
+        opts.log?.warn({ container: container.id?.slice(0, 12), label: value, reason }, 'ignoring a bad clogs.multiline label; the multiline config applies'),
+      );
+      this.multiline = new MultilineStage({ timeoutMs: ml.timeout, maxLines: ml.max_lines, maxBytes: ml.max_bytes }, modes);
+    }
   }
 
   /** The `host` object every event shares. */
@@ -109,37 +127,48 @@ export class Normalizer {
     return this.opts.nextSeq();
   }
 
-  push(raw: RawLine): LogEvent[] {
-    if (raw.partial) return this.pushPiece(raw, raw.partial);
-    return this.build(raw, typeof raw.line === 'string' ? raw.line : raw.line.toString('utf8'));
+  /**
+   * The events a line completes (none while it is held). `watch` learns which
+   * lines stay held in a trace after the call (see HoldWatcher).
+   */
+  push(raw: RawLine, watch?: HoldWatcher): LogEvent[] {
+    if (raw.partial) return this.pushPiece(raw, raw.partial, watch);
+    return this.line(raw, raw.line, watch);
   }
 
-  /** Split lines waiting for their last piece. */
+  /**
+   * "A stage would change or hold this line": for inputs that render lines
+   * without push (forward/packed-lines.ts), which must hand such a line to
+   * push instead. `buf[start, end)` is the line without its "\n".
+   */
+  needsStages(container: ContainerMeta, stream: Stream, buf: Buffer, start: number, end: number): boolean {
+    return this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end);
+  }
+
+  /** Split lines waiting for their last piece, and traces being held. */
   pending(): number {
-    return this.pendingLines.size;
+    return this.pendingLines.size + (this.multiline?.size ?? 0);
   }
 
-  /** Writes out every held split line as it is (shutdown, container exit). */
+  /** The first line of the trace held for a source and stream, if one is. */
+  heldFirst(source: string, stream: Stream | undefined): RawLine | undefined {
+    return this.multiline?.heldFirst(source, stream);
+  }
+
+  /** Writes out every held split line and trace as it is (shutdown). */
   flushAll(): LogEvent[] {
-    const out: LogEvent[] = [];
-    for (const [key, p] of this.pendingLines) {
-      this.pendingLines.delete(key);
-      out.push(...this.finish(p));
-    }
-    this.stopTimerIfIdle();
-    return out;
+    return this.flushWhere(undefined);
   }
 
-  /** Writes out the held split lines of one source (a container that exited). */
+  /** Writes out the held split lines and traces of one source (a container that exited). */
   flushSource(source: string): LogEvent[] {
-    const out: LogEvent[] = [];
-    for (const [key, p] of this.pendingLines) {
-      if (sourceOf(p.first) !== source) continue;
-      this.pendingLines.delete(key);
-      out.push(...this.finish(p));
-    }
+    return this.flushWhere(source);
+  }
+
+  /** Forgets the traces held for a source: its input reads those lines again from an older position. */
+  dropSource(source: string): void {
+    this.multiline?.dropSource(source);
     this.stopTimerIfIdle();
-    return out;
   }
 
   /**
@@ -173,7 +202,24 @@ export class Normalizer {
     this.timer = undefined;
   }
 
-  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>): LogEvent[] {
+  private flushWhere(source: string | undefined): LogEvent[] {
+    const out: LogEvent[] = [];
+    for (const [key, p] of this.pendingLines) {
+      if (source !== undefined && sourceOf(p.first) !== source) continue;
+      this.pendingLines.delete(key);
+      out.push(...this.finish(p, undefined));
+    }
+    if (this.multiline !== undefined) {
+      const released: Released[] = [];
+      if (source === undefined) this.multiline.flushAll(released);
+      else this.multiline.flushSource(source, released);
+      out.push(...this.buildAll(released));
+    }
+    this.stopTimerIfIdle();
+    return out;
+  }
+
+  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>, watch: HoldWatcher | undefined): LogEvent[] {
     const key = `${sourceOf(raw)}\0${raw.stream ?? ''}\0${partial.id}`;
     const bytes = typeof raw.line === 'string' ? Buffer.from(raw.line, 'utf8') : raw.line;
     let p = this.pendingLines.get(key);
@@ -188,26 +234,46 @@ export class Normalizer {
     if (!partial.last) return [];
     this.pendingLines.delete(key);
     this.stopTimerIfIdle();
-    return this.finish(p);
+    return this.finish(p, watch);
   }
 
-  private finish(p: PendingLine): LogEvent[] {
+  private finish(p: PendingLine, watch: HoldWatcher | undefined): LogEvent[] {
     const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
-    return this.build(p.first, joined);
+    return this.line(p.first, joined, watch);
   }
 
-  private build(raw: RawLine, text: string | Buffer): LogEvent[] {
-    const line = typeof text === 'string' ? text : text.toString('utf8');
-    const stripped = line.endsWith('\r') ? line.slice(0, -1) : line;
+  /** A complete line: through the multiline stage when it concerns it, else straight to its event. */
+  private line(raw: RawLine, line: Buffer | string, watch: HoldWatcher | undefined): LogEvent[] {
+    const ml = this.multiline;
+    if (ml === undefined || !ml.concerns(raw.container, raw.tag, raw.input, raw.stream, line, 0, line.length)) return this.build(raw, line, false);
+    const text = stripCr(typeof line === 'string' ? line : line.toString('utf8'));
+    // A split line's pieces are one line from here on; its first piece's RawLine stands for it.
+    const whole = raw.partial === undefined ? raw : { ...raw, line, partial: undefined };
+    const released: Released[] = [];
+    ml.push(whole, text, released, watch);
+    if (ml.size > 0) this.startTimer();
+    else this.stopTimerIfIdle();
+    return this.buildAll(released);
+  }
+
+  private buildAll(released: Released[]): LogEvent[] {
+    if (released.length === 1) return this.build(released[0]!.first, released[0]!.text, released[0]!.truncated);
+    const out: LogEvent[] = [];
+    for (const r of released) for (const e of this.build(r.first, r.text, r.truncated)) out.push(e);
+    return out;
+  }
+
+  private build(raw: RawLine, text: string | Buffer, truncated: boolean): LogEvent[] {
+    const stripped = stripCr(typeof text === 'string' ? text : text.toString('utf8'));
     const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
       // The pieces are one line: they share its ordinal and differ by `piece`.
       return cutUtf8(Buffer.from(stripped, 'utf8'), this.opts.maxLineBytes).map((piece, i) =>
-        this.event(raw, timestamp, ordinal, piece.toString('utf8'), i),
+        this.event(raw, timestamp, ordinal, piece.toString('utf8'), i, truncated),
       );
     }
-    return [this.event(raw, timestamp, ordinal, stripped, undefined)];
+    return [this.event(raw, timestamp, ordinal, stripped, undefined, truncated)];
   }
 
   private nextOrdinal(raw: RawLine): number {
@@ -245,7 +311,7 @@ export class Normalizer {
     return streams;
   }
 
-  private event(raw: RawLine, timestamp: string, ordinal: number, line: string, piece: number | undefined): LogEvent {
+  private event(raw: RawLine, timestamp: string, ordinal: number, line: string, piece: number | undefined, truncated: boolean): LogEvent {
 
     let message = line;
     let level: string | undefined;
@@ -265,27 +331,35 @@ export class Normalizer {
     if (attrs && hasKeys(attrs)) event.attrs = attrs;
     if (raw.tag !== undefined) event.clogs.tag = raw.tag;
     if (piece !== undefined) event.clogs.piece = piece;
+    if (truncated) event.clogs.truncated = true;
     return event;
   }
 
   private startTimer(): void {
     if (this.timer) return;
-    const every = Math.max(50, Math.min(1000, this.opts.partialTimeoutMs / 4));
+    const shortest = Math.min(this.opts.partialTimeoutMs, this.multiline?.timeoutMs ?? Infinity);
+    const every = Math.max(50, Math.min(1000, shortest / 4));
     this.timer = setInterval(() => this.flushExpired(), every);
     this.timer.unref();
   }
 
   private stopTimerIfIdle(): void {
-    if (this.pendingLines.size === 0) this.close();
+    if (this.pending() === 0) this.close();
   }
 
   private flushExpired(): void {
-    const deadline = Date.now() - this.opts.partialTimeoutMs;
+    const now = Date.now();
+    const deadline = now - this.opts.partialTimeoutMs;
     const out: LogEvent[] = [];
     for (const [key, p] of this.pendingLines) {
       if (p.since > deadline) continue;
       this.pendingLines.delete(key);
-      out.push(...this.finish(p));
+      out.push(...this.finish(p, undefined));
+    }
+    if (this.multiline !== undefined && this.multiline.size > 0) {
+      const released: Released[] = [];
+      this.multiline.flushExpired(now, released);
+      out.push(...this.buildAll(released));
     }
     this.stopTimerIfIdle();
     if (out.length > 0) this.opts.onTimeoutFlush(out);
@@ -324,6 +398,10 @@ export function parseJsonLine(line: string): JsonLine | undefined {
     }
   }
   return { message, level: levelOf(fields), fields };
+}
+
+function stripCr(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 function hasKeys(o: object): boolean {

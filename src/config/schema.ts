@@ -4,6 +4,8 @@
  * else, so the rest of the code receives a fully-defaulted `Config`.
  */
 import { z } from 'zod';
+import { regexError } from '../collector/multiline/modes.js';
+import { RULE_NAMES } from '../collector/multiline/rules.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -79,6 +81,34 @@ export const forwardSchema = z
       .describe('auto: give Docker records their container\'s image, labels and compose project/service from the engine at docker.host, when it answers; off: only the id and name the driver sends.'),
   })
   .strict();
+
+/** A JavaScript regular expression, checked here so a bad one names its key. */
+const pattern = z.string().superRefine((v, ctx) => {
+  const err = regexError(v);
+  if (err !== undefined) ctx.addIssue({ code: 'custom', message: `expected a JavaScript regular expression: ${err}` });
+});
+
+export const multilineSchema = z
+  .object({
+    mode: z
+      .enum(['auto', 'off', ...RULE_NAMES, 'regex'])
+      .default('auto')
+      .describe('Which stack traces are joined into one event: auto (every built-in rule), off, one of java, python, go, node, ruby, dotnet, or regex (start / continue). A container\'s `clogs.multiline` label overrides it.'),
+    start: pattern.optional().describe('mode regex: a line matching this opens an event.'),
+    continue: pattern.optional().describe('mode regex: a line matching this joins the event before it. With start alone, every line up to the next start joins.'),
+    timeout: duration.default(1000).describe('A held trace is written this long after its last line.'),
+    max_lines: z.number().int().min(2).default(500).describe('Most lines in one joined event; past it the event is cut and marked clogs.truncated, and the rest follows as another event.'),
+    max_bytes: byteSize.default(1024 * 1024).describe('Most bytes in one joined event (cut and marked like max_lines).'),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.mode === 'regex' && m.start === undefined && m.continue === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['start'], message: 'mode regex needs start, continue or both' });
+    }
+    if (m.mode !== 'regex' && (m.start !== undefined || m.continue !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['mode'], message: 'start and continue apply only with mode: regex' });
+    }
+  });
 
 export const dockerSchema = z
   .object({
@@ -215,6 +245,7 @@ export const configSchema = z
     log_format: z.enum(['auto', 'pretty', 'json']).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
     parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),
     max_line_size: byteSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
+    multiline: multilineSchema.default(() => multilineSchema.parse({})),
     forward: forwardSchema.default(() => forwardSchema.parse({})),
     docker: dockerSchema.default(() => dockerSchema.parse({})),
     sinks: z
@@ -231,6 +262,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type ForwardConfig = Config['forward'];
 export type DockerConfig = Config['docker'];
+export type MultilineSettings = Config['multiline'];
 export type FileSinkConfig = Config['sinks']['file'];
 export type RetentionConfig = FileSinkConfig['retention'];
 export type ElasticsearchConfig = z.infer<typeof elasticsearchSchema>;

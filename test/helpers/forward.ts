@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import pino from 'pino';
-import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
+import { forwardSchema, multilineSchema, type ForwardConfig } from '../../src/config/schema.js';
 import type { ContainerDirectory } from '../../src/collector/containers.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
@@ -259,6 +259,7 @@ export async function startTestInput(
     hostName: 'clogs-test',
     parseJson: true,
     maxLineBytes: 1024 * 1024,
+    multiline: multilineSchema.parse({}),
     ...(opts.containers ? { containers: opts.containers } : {}),
   });
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };

@@ -13,7 +13,7 @@ import type { RunningInput } from '../../src/collector/input.js';
 import { startDockerInput } from '../../src/collector/docker/index.js';
 import { startForwardInput } from '../../src/collector/forward/index.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
-import { dockerSchema, forwardSchema } from '../../src/config/schema.js';
+import { dockerSchema, forwardSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
 
@@ -23,7 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), 'clogs-backfill-'));
 
 async function startBoth(capture: CaptureSink, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
   const pipeline = new Pipeline([capture]);
-  const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, maxLineBytes: 1 << 20 });
+  const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, maxLineBytes: 1 << 20, multiline: multilineSchema.parse({}) });
   const forward = await startForwardInput(forwardSchema.parse({ listen }), deps('forward'));
   const docker = await startDockerInput(dockerSchema.parse({ fluentd_backfill: true, include: { names: [`${prefix}*`] } }), deps('docker'));
   if (!docker) throw new Error('docker input did not start');

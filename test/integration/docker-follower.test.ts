@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { dockerSchema, fileSinkSchema, type DockerConfig } from '../../src/config/schema.js';
+import { dockerSchema, fileSinkSchema, multilineSchema, type DockerConfig } from '../../src/config/schema.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
@@ -40,7 +40,7 @@ async function startInput(stateDir: string, overrides: Partial<DockerConfig> = {
   await file.start();
   const pipeline = new Pipeline([capture, file]);
   const cfg = dockerSchema.parse({ include: { names: [`${prefix}*`] }, ...overrides });
-  const input = await startDockerInput(cfg, { pipeline, log, stateDir, hostName: 'test-host', parseJson: true, maxLineBytes: 1024 * 1024 });
+  const input = await startDockerInput(cfg, { pipeline, log, stateDir, hostName: 'test-host', parseJson: true, maxLineBytes: 1024 * 1024, multiline: multilineSchema.parse({}) });
   if (!input) throw new Error('docker input did not start');
   return {
     input,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerInput } from '../../src/collector/docker/index.js';
 import { connectEngine, DEFAULT_ENGINE } from '../../src/collector/docker/engine.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
-import { dockerSchema } from '../../src/config/schema.js';
+import { dockerSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
 
@@ -72,6 +72,7 @@ describe('Docker input when the engine goes away', () => {
       hostName: 'h',
       parseJson: false,
       maxLineBytes: 1 << 20,
+      multiline: multilineSchema.parse({}),
     });
     expect(disabled).toBeUndefined();
   });
@@ -86,6 +87,7 @@ describe('Docker input when the engine goes away', () => {
       hostName: 'h',
       parseJson: false,
       maxLineBytes: 1 << 20,
+      multiline: multilineSchema.parse({}),
     });
     try {
       expect(input).toBeDefined();

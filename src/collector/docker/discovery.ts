@@ -16,6 +16,7 @@
 import type Docker from 'dockerode';
 import type { Logger } from '../../log.js';
 import { containersFollowed, inputErrors } from '../../metrics.js';
+import type { LogEvent } from '../event.js';
 import type { Normalizer } from '../normalize.js';
 import { formatNanoTime, nowNanoTime } from '../time.js';
 import type { BackfillGate } from './backfill.js';
@@ -114,6 +115,22 @@ export class Discovery {
     let n = 0;
     for (const f of this.followers.values()) if (f.state === 'following') n++;
     return n;
+  }
+
+  /** Traces the Normalizer let go on its timeout: each to its follower, which moves its checkpoint past them. */
+  released(events: LogEvent[]): void {
+    const byContainer = new Map<string, LogEvent[]>();
+    for (const e of events) {
+      const id = e.container?.id ?? '';
+      let list = byContainer.get(id);
+      if (list === undefined) byContainer.set(id, (list = []));
+      list.push(e);
+    }
+    for (const [id, list] of byContainer) {
+      const f = this.followers.get(id);
+      if (f) f.released(list);
+      else this.deps.shipper.addLoose(list);
+    }
   }
 
   /** A failed pipeline write lost these containers' recent events: read them again from the checkpoints. */

@@ -6,6 +6,12 @@
  * that is full, and after a read that emptied the socket until the next write
  * cycle, so that the next read takes every line written meanwhile.
  *
+ * While the Normalizer holds a stack trace of a stream (multiline/stage.ts),
+ * the positions handed on for that stream stay where they were before the
+ * trace's first line: a checkpoint never passes a line whose event is not
+ * written yet, and a restart reads the whole trace again and joins it into
+ * the same event (its identity is its first line's).
+ *
  * What to do when the stream ends (the container stopped, the engine went
  * away) is the caller's decision (`onEnded`): only it knows the container's
  * state and whether the engine is reachable.
@@ -14,7 +20,7 @@ import type { Logger } from '../../log.js';
 import { bytesIn, inputErrors } from '../../metrics.js';
 import type { LogEvent, Stream } from '../event.js';
 import type { Normalizer } from '../normalize.js';
-import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions } from './checkpoints.js';
+import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions, type StreamPosition } from './checkpoints.js';
 import { LogStreamParser, type LogLine } from './frames.js';
 import type { ContainerInfo } from './metadata.js';
 import type { LogBody, OpenLogs } from './log-stream.js';
@@ -45,6 +51,8 @@ export class Follower {
   private stateNow: FollowerState = 'idle';
   /** Where the log stands after the last line handed on. */
   private positions: Positions;
+  /** Per stream with a held trace: where the log stood before its first line. */
+  private heldFrom: Positions = {};
   private parser: LogStreamParser | undefined;
   private filter: ResumeFilter | undefined;
   private body: LogBody | undefined;
@@ -135,20 +143,48 @@ export class Follower {
   finish(): void {
     if (this.parser) this.ship(this.parser.end(), 0);
     this.halt();
+    this.flushHeld();
     this.stateNow = 'done';
   }
 
-  /** Closes the stream; pieces of an unfinished line are dropped (they will be read again, whole). */
+  /**
+   * Closes the stream and writes out the traces held for it; pieces of an
+   * unfinished line are dropped (they will be read again, whole).
+   */
   stop(): void {
     this.halt();
+    this.flushHeld();
     this.stateNow = 'idle';
   }
 
   /** Forgets what was read after the last checkpoint: those events were lost by a failed write. */
   rewind(committed: Positions): void {
     this.halt();
+    this.deps.normalizer.dropSource(this.id);
+    this.heldFrom = {};
     this.positions = copyPositions(committed);
     this.stateNow = 'idle';
+  }
+
+  /** Hands on traces the Normalizer let go on its timeout, with the positions they free. */
+  released(events: LogEvent[]): void {
+    for (const stream of Object.keys(this.heldFrom) as Stream[]) {
+      if (this.deps.normalizer.heldFirst(this.id, stream) === undefined) delete this.heldFrom[stream];
+    }
+    this.deps.sink.add(this.id, this.info.name, events, 0, this.checkpointPositions());
+  }
+
+  private flushHeld(): void {
+    const events = this.deps.normalizer.flushSource(this.id);
+    this.heldFrom = {};
+    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, events, 0, copyPositions(this.positions));
+  }
+
+  /** The positions a checkpoint may take: before the first line of every held trace. */
+  private checkpointPositions(): Positions {
+    const out = copyPositions(this.positions);
+    for (const [stream, p] of Object.entries(this.heldFrom) as [Stream, StreamPosition | undefined][]) if (p) out[stream] = { ...p };
+    return out;
   }
 
   private halt(): void {
@@ -193,18 +229,35 @@ export class Follower {
     for (const line of lines) {
       if (filter && !filter.admit(line.stream, line.timestamp)) continue;
       admitted++;
-      recordLine(this.positions, line.stream, line.timestamp);
-      for (const e of normalizer.push({ input: 'docker', time: line.time, stream: line.stream, line: line.bytes, container: meta })) {
-        recordOrdinal(this.positions, line.stream, line.timestamp, e.clogs.ordinal);
+      const stream = line.stream;
+      const before = this.positions[stream];
+      const prevTs = before?.ts;
+      const prevLines = before?.lines ?? 0;
+      let prevOrds = before?.ords ?? 0;
+      recordLine(this.positions, stream, line.timestamp);
+      const raw = { input: 'docker' as const, time: line.time, stream, line: line.bytes, container: meta };
+      for (const e of normalizer.push(raw)) {
+        // A trace let go by this line carries its first line's time, not this one's.
+        const ts = e['@timestamp'];
+        recordOrdinal(this.positions, stream, ts, e.clogs.ordinal);
+        if (ts === prevTs && e.clogs.ordinal + 1 > prevOrds) prevOrds = e.clogs.ordinal + 1;
         events.push(e);
       }
+      if (normalizer.pending() > 0 || this.heldFrom[stream] !== undefined) {
+        const first = normalizer.heldFirst(this.id, stream);
+        if (first === undefined) delete this.heldFrom[stream];
+        // Held since an earlier line (a tentative one it let go may have opened it): the older position is safe.
+        else if (first === raw || this.heldFrom[stream] === undefined) {
+          this.heldFrom[stream] = prevTs === undefined ? { ts: line.timestamp, lines: 0, ords: 0 } : { ts: prevTs, lines: prevLines, ords: prevOrds };
+        }
+      }
       if (perLine) {
-        room = sink.add(this.id, this.info.name, events, line.bytes.length, copyPositions(this.positions));
+        room = sink.add(this.id, this.info.name, events, line.bytes.length, this.checkpointPositions());
         events = [];
       }
     }
     if (perLine) return room;
     if (admitted === 0) return sink.hasRoom();
-    return sink.add(this.id, this.info.name, events, bytes, copyPositions(this.positions));
+    return sink.add(this.id, this.info.name, events, bytes, this.checkpointPositions());
   }
 }

@@ -85,7 +85,9 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     // The Docker input joins split lines itself (frames.ts) and never hands
     // the Normalizer a partial piece, so this timeout never fires.
     partialTimeoutMs: 5000,
-    onTimeoutFlush: (events) => shipper.addLoose(events),
+    onTimeoutFlush: (events) => (discovery ? discovery.released(events) : shipper.addLoose(events)),
+    multiline: deps.multiline,
+    log,
   });
   const backfill = cfg.fluentd_backfill
     ? new BackfillGate({

@@ -38,7 +38,7 @@ import type { Logger } from '../../log.js';
 import { ackLatency, bytesIn, connections, eventsIn, inputErrors } from '../../metrics.js';
 import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
-import type { Normalizer, RawLine } from '../normalize.js';
+import type { Normalizer } from '../normalize.js';
 import type { Pipeline } from '../pipeline.js';
 import { ChunkLedger, PendingChunk, chunkKey, encodeAcks } from './acks.js';
 import { DecodeCache, decodeEntries, decodeRequest, decodeValue } from './decoder.js';
@@ -46,7 +46,8 @@ import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
 import { PackedLineEncoder } from './packed-lines.js';
-import type { PartialStore } from './partials.js';
+import type { HoldWatcher } from '../multiline/stage.js';
+import { pieceOf, traceId, type HeldLine, type PartialStore } from './partials.js';
 import type { RecordMapper } from './records.js';
 
 /** Decoded, unacked request bytes per connection before the socket is paused. */
@@ -88,9 +89,9 @@ export interface ConnectionContext {
 }
 
 interface Job {
-  /** Acked pieces of split lines, stored before the ack (see partials.ts). */
-  pieces: RawLine[] | undefined;
-  /** Partial ids whose line is complete in this request's events. */
+  /** Acked pieces of split lines and lines of held traces, stored before the ack (see partials.ts). */
+  held: HeldLine[] | undefined;
+  /** Ids of split lines and traces that are complete in this request's events. */
   completed: string[] | undefined;
   /** The chunk to ack, as it was encoded. */
   chunk: Buffer | undefined;
@@ -349,7 +350,7 @@ export class ForwardConnection {
   ): Promise<void> | undefined {
     const chunk = option.chunk;
     const job: Job = {
-      pieces: undefined,
+      held: undefined,
       completed: undefined,
       chunk,
       key: undefined,
@@ -373,21 +374,22 @@ export class ForwardConnection {
       return undefined;
     }
     const { mapper, normalizer, limits } = this.ctx;
+    const watch = chunk === undefined ? undefined : holdWatcher(job);
     const general = (entry: ForwardEntry): LogEvent[] => {
       const raw = mapper.toRawLine(entry, tag);
       const partial = raw.partial;
       if (partial !== undefined) {
         if (partial.last) (job.completed ??= []).push(partial.id);
-        else if (chunk !== undefined) (job.pieces ??= []).push(raw);
+        else if (chunk !== undefined) (job.held ??= []).push(pieceOf(raw));
       }
-      return normalizer.push(raw);
+      return normalizer.push(raw, watch);
     };
     // Rendered lines when every sink takes them. Either way a malformed
     // request throws before any of its events is added: packed-lines.ts and
     // decodeEntries read every entry first.
     const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
     if (out instanceof EncodedBatch && Buffer.isBuffer(entries)) {
-      const wait = this.packedLines.encode(entries, tag, out, general);
+      const wait = this.packedLines.encode(entries, tag, out, general, watch);
       if (wait !== undefined) return wait;
     } else {
       const decoded = Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries;
@@ -428,8 +430,8 @@ export class ForwardConnection {
       eventsInForward.inc(count);
       waits.push(this.ctx.pipeline.write(events));
     }
-    const pieces = jobs.flatMap((j) => j.pieces ?? []);
-    if (pieces.length > 0) waits.push(this.ctx.partials.persist(pieces));
+    const held = jobs.flatMap((j) => j.held ?? []);
+    if (held.length > 0) waits.push(this.ctx.partials.persist(held));
     for (const job of jobs) {
       if (job.wait === undefined) continue;
       waits.push(job.wait.then((ok) => (ok ? undefined : Promise.reject(new Error('the first copy of a resent chunk was not written')))));
@@ -541,4 +543,21 @@ export class ForwardConnection {
     this.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
     this.graceTimer.unref();
   }
+}
+
+/**
+ * A request's view of the traces the Normalizer holds: a line held past the
+ * ack is stored with the request; a trace let go within the request needs
+ * none of its lines stored, and the file an earlier request stored for it is
+ * deleted once this request's events are written.
+ */
+function holdWatcher(job: Job): HoldWatcher {
+  return {
+    held: (first, line) => (job.held ??= []).push({ id: traceId(first), first, line }),
+    released: (first) => {
+      const id = traceId(first);
+      if (job.held !== undefined) job.held = job.held.filter((h) => h.id !== id);
+      (job.completed ??= []).push(id);
+    },
+  };
 }

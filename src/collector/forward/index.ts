@@ -36,7 +36,7 @@ class ForwardInput implements RunningInput {
   private listener: Listener | undefined;
   private readonly ctx: ConnectionContext;
   private readonly connections = new Set<ForwardConnection>();
-  /** Writes of split lines the Normalizer let go on its own (timeout). */
+  /** Writes of split lines and traces the Normalizer let go on its own (timeout). */
   private readonly flushes = new Set<Promise<void>>();
   private nextConnId = 1;
   private stopping: Promise<void> | undefined;
@@ -52,6 +52,8 @@ class ForwardInput implements RunningInput {
       maxLineBytes: deps.maxLineBytes,
       partialTimeoutMs: cfg.partial_timeout,
       onTimeoutFlush: (events) => this.writeFlushed(events),
+      multiline: deps.multiline,
+      log: deps.log,
     });
     this.ctx = {
       limits: { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys },
@@ -107,7 +109,7 @@ class ForwardInput implements RunningInput {
     const done = this.ctx.pipeline
       .write(events)
       .then(() => this.ctx.partials.completeFlushed(events))
-      .catch((err: unknown) => this.deps.log.error({ err, events: events.length }, 'could not write split lines flushed after partial_timeout'));
+      .catch((err: unknown) => this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'));
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));
   }
@@ -128,6 +130,6 @@ class ForwardInput implements RunningInput {
       normalizer.close();
       this.ctx.mapper.close();
     }
-    this.deps.log.info({ flushedSplitLines: held.length }, 'forward input stopped');
+    this.deps.log.info({ flushedHeldEvents: held.length }, 'forward input stopped');
   }
 }

@@ -10,8 +10,9 @@
  * json-members.ts can read has its members copied out the same way.
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
- * the Normalizer, event-json.ts), and any other line goes through the
- * Normalizer from the offsets already found, so order, seq and ordinals come
+ * the Normalizer, event-json.ts), and any other line, or one a Normalizer
+ * stage would change or hold (`needsStages`), goes through the Normalizer
+ * from the offsets already found, so order, seq and ordinals come
  * out exactly as if every record had taken the general path;
  * test/unit/forward/packed-lines.test.ts compares the two byte for byte.
  *
@@ -25,6 +26,7 @@ import { clogsHead, containerJson, hostJson, levelJson, streamJson } from '../ev
 import { plainWord, utf8End } from '../json-bytes.js';
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from '../json-members.js';
 import { levelName } from '../levels.js';
+import type { HoldWatcher } from '../multiline/stage.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
@@ -148,9 +150,10 @@ export class PackedLineEncoder {
   /**
    * Renders every entry of `stream` into `out`. `general` takes an entry the
    * fast path does not (split lines, extra keys, other shapes) and returns its
-   * events; it throws, as the decoder does, on a malformed entry.
+   * events; it throws, as the decoder does, on a malformed entry. `watch`
+   * learns which lines the Normalizer holds (see HoldWatcher).
    */
-  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[]): Promise<void> | undefined {
+  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[], watch?: HoldWatcher): Promise<void> | undefined {
     const count = this.plan(stream);
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const wait = this.lookups(stream, count);
@@ -161,7 +164,7 @@ export class PackedLineEncoder {
     const slots = this.slots;
     for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
       if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
-      else this.render(stream, s, tag, out);
+      else this.render(stream, s, tag, out, watch);
     }
     this.general.length = 0;
     return undefined;
@@ -329,7 +332,7 @@ export class PackedLineEncoder {
   }
 
   /** The entry read() put in the slots at `s`, into `out`. */
-  private render(buf: Buffer, s: number, tag: string, out: EncodedBatch): void {
+  private render(buf: Buffer, s: number, tag: string, out: EncodedBatch, watch: HoldWatcher | undefined): void {
     const slots = this.slots;
     const sec = slots[s + SEC]! >>> 0;
     const nsec = slots[s + NSEC]!;
@@ -340,7 +343,7 @@ export class PackedLineEncoder {
     let end = logEnd;
     if (end > logAt && buf[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
-    if (end - logAt <= normalizer.maxLineBytes) {
+    if (end - logAt <= normalizer.maxLineBytes && !normalizer.needsStages(container, stream, buf, logAt, end)) {
       const jsonLike = normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d; /* } */
       const source = out.source(container, looseSourceName(tag, 'forward'));
       const parts = this.parts(container, stream, tag);
@@ -359,7 +362,7 @@ export class PackedLineEncoder {
         tag,
         partial: undefined,
         extra: undefined,
-      }),
+      }, watch),
     );
   }
 

@@ -1,34 +1,60 @@
 /**
- * Pieces of split lines that were acked before their line was complete.
+ * What the Normalizer holds that was acked before its event was written:
+ * pieces of split lines, and the lines of a stack trace being joined.
  *
  * Docker sends piece 1 of a long line with its own chunk and waits for the ack
- * before it sends piece 2, so a piece has to be acked while the Normalizer
- * still holds it in memory. To never ack what a crash could lose, such a piece
- * is appended (and fsync'd) to `<state>/forward-partials/<partial id>` before
- * the ack, and the file is deleted once the line has been written. At start
- * the files are read back into the Normalizer, so a piece 2 that comes after a
- * restart still finds piece 1 (or the timeout writes piece 1 alone).
+ * before it sends piece 2, and likewise sends the first line of a trace and
+ * waits before it sends the next; so a line has to be acked while the
+ * Normalizer still holds it in memory. To never ack what a crash could lose,
+ * such a line is appended (and fsync'd) to a file of its event under
+ * `<state>/forward-partials/` before the ack (named for the partial id, or
+ * for the trace's first line), and the file is deleted once the event has
+ * been written. At start the files are read back into the Normalizer, traces
+ * first, so a piece 2 or the next line of a trace that comes after a restart
+ * still finds what came before (or the timeout writes it as it is). A trace
+ * written just before a crash, whose file was not deleted yet, is written
+ * again with the same identity (its first line's), which the sinks dedupe.
  *
- * One NDJSON line per piece; a torn last line (crash during the append) was
- * never acked, and is skipped.
+ * One NDJSON line per held line; a torn last line (crash during the append)
+ * was never acked, and is skipped.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import type { LogEvent, Stream } from '../event.js';
+import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
 
 interface StoredPiece {
   t: [number, number];
   s?: Stream;
-  c?: { id?: string; name?: string };
+  c?: ContainerMeta;
   g?: string;
-  p: { id: string; ordinal: number; last: boolean };
-  /** The piece's bytes, base64. */
+  /** A piece of a split line: its partial metadata. */
+  p?: { id: string; ordinal: number; last: boolean };
+  /** A line of a trace being joined. */
+  h?: 1;
+  /** The line's bytes, base64. */
   l: string;
   x?: Record<string, unknown>;
+}
+
+/** A line to keep: `id` names its event's file, `first` is that event's first line (or piece). */
+export interface HeldLine {
+  id: string;
+  first: RawLine;
+  line: RawLine;
+}
+
+/** A piece of a split line, kept under its partial id. */
+export function pieceOf(raw: RawLine): HeldLine {
+  return { id: raw.partial!.id, first: raw, line: raw };
+}
+
+/** The id of the trace a line was held in, from the trace's first line. */
+export function traceId(first: RawLine): string {
+  return `trace\0${matchKeyOf(first)}`;
 }
 
 export class PartialStore {
@@ -42,55 +68,64 @@ export class PartialStore {
     private readonly log: Logger,
   ) {}
 
-  /** Creates the folder and returns the stored pieces, oldest first within each line. */
+  /**
+   * Creates the folder and returns the stored lines in the order the
+   * Normalizer takes them: the lines of each trace, then each split line's
+   * pieces, oldest first.
+   */
   async load(): Promise<RawLine[]> {
     await mkdir(this.dir, { recursive: true });
-    const out: RawLine[] = [];
+    const traces: RawLine[] = [];
+    const pieces: RawLine[] = [];
     for (const name of (await readdir(this.dir)).sort()) {
       const path = join(this.dir, name);
-      const pieces: RawLine[] = [];
+      const lines: RawLine[] = [];
       for (const line of (await readFile(path, 'utf8')).split('\n')) {
         if (line === '') continue;
         try {
-          pieces.push(toRawLine(JSON.parse(line) as StoredPiece));
+          lines.push(toRawLine(JSON.parse(line) as StoredPiece));
         } catch {
-          this.log.warn({ file: path }, 'skipping a torn line in a stored split-line piece');
+          this.log.warn({ file: path }, 'skipping a torn line in a stored held line');
         }
       }
-      const first = pieces[0];
-      if (first?.partial === undefined) {
+      const first = lines[0];
+      if (first === undefined) {
         await unlink(path);
         continue;
       }
-      pieces.sort((a, b) => a.partial!.ordinal - b.partial!.ordinal);
+      if (first.partial === undefined) {
+        this.files.set(traceId(first), { path, match: matchKeyOf(first) });
+        traces.push(...lines);
+        continue;
+      }
+      lines.sort((a, b) => a.partial!.ordinal - b.partial!.ordinal);
       this.files.set(first.partial.id, { path, match: matchKeyOf(first) });
-      out.push(...pieces);
+      pieces.push(...lines);
     }
-    if (out.length > 0) this.log.info({ pieces: out.length, lines: this.files.size }, 'loaded acked pieces of split lines');
-    return out;
+    if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
+    return [...traces, ...pieces];
   }
 
-  /** Appends pieces to their line's file and fsyncs; resolves once they are durable. */
-  persist(pieces: readonly RawLine[]): Promise<void> {
+  /** Appends lines to their event's file and fsyncs; resolves once they are durable. */
+  persist(held: readonly HeldLine[]): Promise<void> {
     return this.enqueue(async () => {
-      const byId = new Map<string, RawLine[]>();
-      for (const p of pieces) {
-        const id = p.partial!.id;
-        let list = byId.get(id);
-        if (list === undefined) byId.set(id, (list = []));
-        list.push(p);
+      const byId = new Map<string, HeldLine[]>();
+      for (const h of held) {
+        let list = byId.get(h.id);
+        if (list === undefined) byId.set(h.id, (list = []));
+        list.push(h);
       }
       let created = false;
       for (const [id, list] of byId) {
         let entry = this.files.get(id);
         if (entry === undefined) {
-          entry = { path: join(this.dir, fileName(id)), match: matchKeyOf(list[0]!) };
+          entry = { path: join(this.dir, fileName(id)), match: matchKeyOf(list[0]!.first) };
           this.files.set(id, entry);
           created = true;
         }
         const fh = await open(entry.path, 'a');
         try {
-          await fh.write(list.map((p) => JSON.stringify(toStored(p)) + '\n').join(''));
+          await fh.write(list.map((h) => JSON.stringify(toStored(h.line)) + '\n').join(''));
           await fh.datasync();
         } finally {
           await fh.close();
@@ -101,7 +136,7 @@ export class PartialStore {
     });
   }
 
-  /** Deletes the files of lines that were written. */
+  /** Deletes the files of events that were written. */
   complete(ids: readonly string[]): Promise<void> {
     const paths: string[] = [];
     for (const id of ids) {
@@ -114,9 +149,10 @@ export class PartialStore {
   }
 
   /**
-   * Deletes the files of lines the Normalizer wrote out incomplete (timeout,
+   * Deletes the files of events the Normalizer let go on its own (timeout,
    * shutdown). Those events carry no partial id; they are recognised by
-   * container, stream and timestamp, which all pieces of a line share.
+   * container, stream and timestamp, which all pieces of a line share and a
+   * trace takes from its first line.
    */
   completeFlushed(events: readonly LogEvent[]): Promise<void> {
     if (this.files.size === 0) return Promise.resolve();
@@ -126,7 +162,7 @@ export class PartialStore {
     return this.complete(ids);
   }
 
-  /** Held lines whose pieces are on disk. */
+  /** Held events whose lines are on disk. */
   get size(): number {
     return this.files.size;
   }
@@ -152,16 +188,18 @@ function toStored(p: RawLine): StoredPiece {
   return {
     t: [p.time.sec, p.time.nsec],
     s: p.stream,
-    c: p.container ? { id: p.container.id, name: p.container.name } : undefined,
+    // All of it: a `clogs.multiline` label decides how the line is joined after a restart.
+    c: p.container,
     g: p.tag,
-    p: p.partial!,
+    p: p.partial,
+    h: p.partial === undefined ? 1 : undefined,
     l: bytes.toString('base64'),
     x: p.extra,
   };
 }
 
 function toRawLine(s: StoredPiece): RawLine {
-  if (typeof s.p?.id !== 'string' || typeof s.l !== 'string' || !Array.isArray(s.t)) throw new Error('not a stored piece');
+  if ((typeof s.p?.id !== 'string' && s.h !== 1) || typeof s.l !== 'string' || !Array.isArray(s.t)) throw new Error('not a stored line');
   return {
     input: 'forward',
     time: { sec: s.t[0], nsec: s.t[1] },

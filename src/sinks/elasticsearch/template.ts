@@ -22,7 +22,7 @@
 import type { Client, estypes } from '@elastic/elasticsearch';
 import type { Target } from './bulk.js';
 
-export const TEMPLATE_VERSION = 1;
+export const TEMPLATE_VERSION = 2;
 
 /** Above the built-in `logs@template` (100). */
 const PRIORITY = 200;
@@ -58,6 +58,7 @@ export const MAPPINGS: estypes.MappingTypeMapping = {
         seq: { type: 'long' },
         ordinal: { type: 'integer' },
         piece: { type: 'integer' },
+        truncated: { type: 'boolean' },
       },
     },
   },

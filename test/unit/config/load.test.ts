@@ -60,6 +60,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: f })).toThrow(`${f}:2: forward.listen: expected HOST:PORT like "127.0.0.1:24224", got "nowhere"`);
   });
 
+  it('names the multiline key whose regular expression does not compile', () => {
+    const f = file('regex.yaml', 'multiline:\n  mode: regex\n  start: "^(unclosed"\n');
+    expect(() => loadConfig({ file: f })).toThrow(/regex.yaml:3: multiline.start: expected a JavaScript regular expression: .*Unterminated group/);
+  });
+
   it('rejects unknown keys, naming them', () => {
     const f = file('unknown.yaml', 'sinks:\n  file:\n    dir: x\n    rotate: 5\n');
     expect(() => loadConfig({ file: f })).toThrow(/unknown.yaml:\d: sinks.file: unknown key "rotate"/);

@@ -4,7 +4,9 @@ import { decodeEntries, DecodeCache } from '../../../src/collector/forward/decod
 import { PackedLineEncoder } from '../../../src/collector/forward/packed-lines.js';
 import { RecordMapper } from '../../../src/collector/forward/records.js';
 import { Normalizer } from '../../../src/collector/normalize.js';
+import { multilineSchema } from '../../../src/config/schema.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
+import { trace } from '../multiline/helpers.js';
 
 const T = 1_795_341_190;
 const ID_A = 'a1b2c3d4e5f6'.repeat(6).slice(0, 64);
@@ -14,6 +16,7 @@ interface Opts {
   parseJson?: boolean;
   maxLineBytes?: number;
   firstSeq?: number;
+  multiline?: boolean;
 }
 
 function normalizer(opts: Opts = {}): Normalizer {
@@ -25,6 +28,7 @@ function normalizer(opts: Opts = {}): Normalizer {
     maxLineBytes: opts.maxLineBytes ?? 1024,
     partialTimeoutMs: 60_000,
     onTimeoutFlush: () => undefined,
+    ...(opts.multiline ? { multiline: multilineSchema.parse({}) } : {}),
   });
 }
 
@@ -221,6 +225,25 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     }
     const r = both(requests);
     expect(r.fast).toEqual(r.general);
+  });
+
+  it('with stack traces among the lines, holding and joining them as the general path does', () => {
+    const traces = ['java-caused-by.txt', 'python-chained.txt', 'go-goroutines.txt', 'node-props.txt', 'ruby-nomethod.txt'].map(trace);
+    const requests: Buffer[] = [];
+    let i = 0;
+    for (const lines of traces) {
+      const entries: Buffer[] = [];
+      for (const log of ['plain before ' + i, ...lines, 'plain after ' + i, 'app.server: a dotted head that no trace follows']) {
+        i++;
+        const id = i % 3 === 0 ? ID_B : ID_A;
+        entries.push(entry(at(T + Math.floor(i / 40), i % 2), record(log, { id, name: id === ID_B ? '/b' : '/a', source: i % 5 === 0 ? 'stdout' : 'stderr' })));
+      }
+      requests.push(Buffer.concat(entries));
+    }
+    const r = both(requests, { multiline: true, maxLineBytes: 1 << 20 });
+    expect(r.fast).toEqual(r.general);
+    const messages = [...r.fast.values()].flatMap((text) => text.trimEnd().split('\n').map((l) => (JSON.parse(l) as { message: string }).message));
+    expect(messages.filter((m) => m.includes('\n')).length).toBeGreaterThan(0);
   });
 
   it('matches on random records', () => {

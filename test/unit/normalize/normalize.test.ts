@@ -1,21 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { Normalizer, type RawLine } from '../../../src/collector/normalize.js';
-import type { LogEvent } from '../../../src/collector/event.js';
+import type { NormalizerOptions, RawLine } from '../../../src/collector/normalize.js';
+import { makeNormalizer } from '../multiline/helpers.js';
 
-function make(opts: Partial<ConstructorParameters<typeof Normalizer>[0]> = {}) {
-  let seq = 0;
-  const flushed: LogEvent[] = [];
-  const n = new Normalizer({
-    hostName: 'h',
-    nextSeq: () => seq++,
-    parseJson: true,
-    maxLineBytes: 1024 * 1024,
-    partialTimeoutMs: 100,
-    onTimeoutFlush: (events) => flushed.push(...events),
-    ...opts,
-  });
-  return { n, flushed };
-}
+const make = (opts: Partial<NormalizerOptions> = {}) => makeNormalizer(undefined, { partialTimeoutMs: 100, ...opts });
 
 const container = { id: 'c'.repeat(64), name: 'web' };
 const line = (text: string | Buffer, more: Partial<RawLine> = {}): RawLine => ({

@@ -1,0 +1,223 @@
+/**
+ * The multiline stage of the Normalizer: joins the lines of a stack trace into
+ * one event, per source and stream (stdout and stderr never mix, nor do two
+ * containers).
+ *
+ * A line a rule could open a trace with is held until the next line of its
+ * source and stream shows whether the trace goes on. The held event goes out
+ * when a line that no live rule takes arrives, `timeout` after its last line,
+ * when its source ends (flushSource) and at shutdown (flushAll). Its identity
+ * is its first line's: the Normalizer builds it from that line's RawLine, and
+ * the lines joined to it consume no ordinal, so reading the same lines again
+ * gives the same event.
+ *
+ * Lines a rule takes only tentatively (MAYBE: blank lines between chained
+ * tracebacks) join once a later line confirms them; otherwise they go out as
+ * events of their own after the trace, and may open one themselves.
+ */
+import type { ContainerMeta, Stream } from '../event.js';
+import type { RawLine } from '../normalize.js';
+import { sourceId } from '../source.js';
+import type { ModeTable } from './modes.js';
+import { mayOpenTrace } from './opener.js';
+import { MAYBE, NO, type TraceRule } from './rules.js';
+
+/** What the stage lets go: a line, or the lines of a trace joined by "\n", with the RawLine of the first. */
+export interface Released {
+  first: RawLine;
+  text: string;
+  /** The trace reached max_lines or max_bytes here; its next lines start another event. */
+  truncated: boolean;
+}
+
+/**
+ * Told which lines the stage keeps across calls, for an input that acks a
+ * line before its event is written (forward/partials.ts keeps them durable).
+ */
+export interface HoldWatcher {
+  /** `line` is held in the event that `first` opens. */
+  held(first: RawLine, line: RawLine): void;
+  /** The event `first` opened was let go: its lines are in the events just returned. */
+  released(first: RawLine): void;
+}
+
+export interface StageLimits {
+  timeoutMs: number;
+  maxLines: number;
+  maxBytes: number;
+}
+
+interface Candidate {
+  rule: TraceRule;
+  state: number;
+}
+
+interface Hold {
+  key: string;
+  source: string;
+  first: RawLine;
+  lines: string[];
+  bytes: number;
+  /** Lines taken tentatively, in order, after `lines`. */
+  maybe: Array<{ raw: RawLine; text: string }>;
+  candidates: Candidate[];
+  lastAt: number;
+}
+
+export class MultilineStage {
+  private readonly holds = new Map<string, Hold>();
+
+  constructor(
+    private readonly limits: StageLimits,
+    private readonly modes: ModeTable,
+  ) {}
+
+  /** Events being held. */
+  get size(): number {
+    return this.holds.size;
+  }
+
+  get timeoutMs(): number {
+    return this.limits.timeoutMs;
+  }
+
+  /**
+   * Whether the stage has to see this line: a trace of its source and stream
+   * is held, or a rule could open one with it. `line` without its "\n".
+   */
+  concerns(container: ContainerMeta | undefined, tag: string | undefined, input: string, stream: Stream | undefined, line: Buffer | string, start: number, end: number): boolean {
+    const mode = this.modes.of(container);
+    if (mode.rules.length === 0) return false;
+    if (this.holds.size > 0 && this.holds.has(keyOf(sourceId(container, tag, input), stream))) return true;
+    if (mode.anyLine) return true;
+    if (end > start && (typeof line === 'string' ? line.charCodeAt(end - 1) : line[end - 1]) === 0x0d) end--;
+    return mayOpenTrace(line, start, end);
+  }
+
+  /** Takes a complete line (CR stripped) and appends what goes out now to `out`, in order. */
+  push(raw: RawLine, text: string, out: Released[], watch: HoldWatcher | undefined): void {
+    const source = sourceId(raw.container, raw.tag, raw.input);
+    this.take(raw, text, source, keyOf(source, raw.stream), Date.now(), out, watch);
+  }
+
+  /** The first line of the trace held for this source and stream, if one is. */
+  heldFirst(source: string, stream: Stream | undefined): RawLine | undefined {
+    return this.holds.size === 0 ? undefined : this.holds.get(keyOf(source, stream))?.first;
+  }
+
+  flushExpired(now: number, out: Released[]): void {
+    const deadline = now - this.limits.timeoutMs;
+    for (const hold of [...this.holds.values()]) if (hold.lastAt <= deadline && this.holds.get(hold.key) === hold) this.close(hold, now, out, undefined);
+  }
+
+  flushSource(source: string, out: Released[]): void {
+    this.flushWhere((h) => h.source === source, out);
+  }
+
+  flushAll(out: Released[]): void {
+    this.flushWhere(() => true, out);
+  }
+
+  /** Forgets what is held for a source without letting it go: the input reads those lines again. */
+  dropSource(source: string): void {
+    for (const [key, hold] of this.holds) if (hold.source === source) this.holds.delete(key);
+  }
+
+  private flushWhere(match: (h: Hold) => boolean, out: Released[]): void {
+    // Closing lets tentative lines go, and one of them may open a trace again.
+    for (;;) {
+      let hold: Hold | undefined;
+      for (const h of this.holds.values()) {
+        if (!match(h)) continue;
+        hold = h;
+        break;
+      }
+      if (hold === undefined) return;
+      this.close(hold, Date.now(), out, undefined);
+    }
+  }
+
+  private take(raw: RawLine, text: string, source: string, key: string, now: number, out: Released[], watch: HoldWatcher | undefined): void {
+    const hold = this.holds.get(key);
+    const json = isJsonLine(text);
+    if (hold !== undefined) {
+      if (!json && this.extend(hold, raw, text, now, out, watch)) return;
+      this.close(hold, now, out, watch);
+      // A tentative line it let go opened another trace: offer the line to that one.
+      if (this.holds.has(key)) return this.take(raw, text, source, key, now, out, watch);
+    }
+    const candidates: Candidate[] = [];
+    if (!json) {
+      for (const rule of this.modes.of(raw.container).rules) {
+        const state = rule.opens(text);
+        if (state !== NO) candidates.push({ rule, state });
+      }
+    }
+    if (candidates.length === 0) {
+      out.push({ first: raw, text, truncated: false });
+      return;
+    }
+    this.holds.set(key, { key, source, first: raw, lines: [text], bytes: Buffer.byteLength(text), maybe: [], candidates, lastAt: now });
+    watch?.held(raw, raw);
+  }
+
+  /** Offers the hold its next line; false when no live rule takes it. */
+  private extend(hold: Hold, raw: RawLine, text: string, now: number, out: Released[], watch: HoldWatcher | undefined): boolean {
+    const sure: Candidate[] = [];
+    const maybe: Candidate[] = [];
+    for (const c of hold.candidates) {
+      const next = c.rule.next(c.state, text);
+      if (next === NO) continue;
+      if (next & MAYBE) maybe.push({ rule: c.rule, state: next & ~MAYBE });
+      else sure.push({ rule: c.rule, state: next });
+    }
+    if (sure.length === 0 && maybe.length === 0) return false;
+    let current = hold;
+    if (sure.length > 0) {
+      current.candidates = sure;
+      const confirmed = current.maybe;
+      current.maybe = [];
+      for (const m of confirmed) current = this.append(current, m.raw, m.text, out, watch, true);
+      current = this.append(current, raw, text, out, watch, false);
+    } else {
+      current.candidates = maybe;
+      current.maybe.push({ raw, text });
+    }
+    current.lastAt = now;
+    watch?.held(current.first, raw);
+    return true;
+  }
+
+  /** Adds a line; past max_lines or max_bytes the event goes out cut and the line opens the next one. */
+  private append(hold: Hold, raw: RawLine, text: string, out: Released[], watch: HoldWatcher | undefined, moved: boolean): Hold {
+    const bytes = Buffer.byteLength(text);
+    if (hold.lines.length < this.limits.maxLines && hold.bytes + 1 + bytes <= this.limits.maxBytes) {
+      hold.lines.push(text);
+      hold.bytes += 1 + bytes;
+      return hold;
+    }
+    out.push({ first: hold.first, text: hold.lines.join('\n'), truncated: true });
+    watch?.released(hold.first);
+    const next: Hold = { ...hold, first: raw, lines: [text], bytes, maybe: [] };
+    this.holds.set(hold.key, next);
+    // A line held earlier now belongs to the new event: keep it under that one.
+    if (moved) watch?.held(raw, raw);
+    return next;
+  }
+
+  private close(hold: Hold, now: number, out: Released[], watch: HoldWatcher | undefined): void {
+    this.holds.delete(hold.key);
+    out.push({ first: hold.first, text: hold.lines.length === 1 ? hold.lines[0]! : hold.lines.join('\n'), truncated: false });
+    watch?.released(hold.first);
+    for (const m of hold.maybe) this.take(m.raw, m.text, hold.source, hold.key, now, out, watch);
+  }
+}
+
+function keyOf(source: string, stream: Stream | undefined): string {
+  return `${source}\0${stream ?? ''}`;
+}
+
+/** JSON lines are events of their own, whatever a rule says. */
+function isJsonLine(text: string): boolean {
+  return text.charCodeAt(0) === 0x7b /* { */ && text.charCodeAt(text.length - 1) === 0x7d; /* } */
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import type { LogEvent } from '../../../src/collector/event.js';
+import { mayOpenTrace } from '../../../src/collector/multiline/opener.js';
+import { BUILT_IN, NO } from '../../../src/collector/multiline/rules.js';
+import { makeNormalizer, raw, trace } from './helpers.js';
+
+/** Every line through push, then a flush: the messages in order. */
+function messages(lines: string[], multiline: Record<string, unknown> = {}): string[] {
+  const { n } = makeNormalizer(multiline);
+  const out: LogEvent[] = [];
+  for (const l of lines) out.push(...n.push(raw(l)));
+  out.push(...n.flushAll());
+  n.close();
+  return out.map((e) => e.message);
+}
+
+const BEFORE = '2026-11-29 17:00:01 INFO placing order A-17';
+const AFTER = '2026-11-29 17:00:02 INFO next request';
+
+const REAL: Array<[string, string]> = [
+  ['java', 'java-caused-by.txt'],
+  ['python', 'python-chained.txt'],
+  ['python', 'python-simple.txt'],
+  ['go', 'go-panic.txt'],
+  ['go', 'go-goroutines.txt'],
+  ['node', 'node-uncaught.txt'],
+  ['node', 'node-props.txt'],
+  ['node', 'node-cause.txt'],
+  ['ruby', 'ruby-nomethod.txt'],
+  ['dotnet', 'dotnet-inner.txt'],
+];
+
+describe('multiline rules on real traces', () => {
+  for (const [rule, file] of REAL) {
+    it(`${file}: one event between the plain lines, with auto and with ${rule}`, () => {
+      const lines = trace(file);
+      for (const mode of ['auto', rule]) {
+        expect(messages([BEFORE, ...lines, AFTER], { mode })).toEqual([BEFORE, lines.join('\n'), AFTER]);
+      }
+    });
+
+    it(`${file}: the byte check lets its first line through`, () => {
+      const first = trace(file)[0]!;
+      expect(mayOpenTrace(Buffer.from(first), 0, first.length)).toBe(true);
+      expect(mayOpenTrace(first, 0, first.length)).toBe(true);
+      expect(BUILT_IN[rule as keyof typeof BUILT_IN].opens(first)).not.toBe(NO);
+    });
+  }
+
+  it('two traces back to back stay two events', () => {
+    const java = trace('java-caused-by.txt');
+    const py = trace('python-simple.txt');
+    expect(messages([...java, ...py, ...java])).toEqual([java.join('\n'), py.join('\n'), java.join('\n')]);
+  });
+
+  it('a trace whose rule is off for the source is left as lines', () => {
+    const lines = trace('python-simple.txt');
+    expect(messages(lines, { mode: 'java' })).toEqual(lines);
+    expect(messages(lines, { mode: 'off' })).toEqual(lines);
+  });
+
+  it('CR line ends (a TTY) are stripped from every joined line', () => {
+    const lines = trace('go-panic.txt');
+    expect(messages(lines.map((l) => l + '\r'))).toEqual([lines.join('\n')]);
+  });
+});
+
+describe('multiline near misses stay lines of their own', () => {
+  const cases: Record<string, string[]> = {
+    'a log line with "at " mid-text': ['GET /cart 200 at 12ms', '    at the moment nothing is queued', 'done'],
+    'Error: inside a sentence': ['Upload failed with Error: disk full', '    at retry 3 of 5', 'giving up'],
+    'an Error line followed by a plain line': ['Error: config not found', 'using defaults'],
+    'an indented YAML dump after a plain line': ['config.yaml: loaded', '  server:', '    port: 8080', '    at: night'],
+    'a dotted name that is no exception': ['app.server: listening on :8080', 'ready'],
+    'a Python-looking error line alone': ['ValueError: bad input from client', 'next'],
+    'Go-looking lines without a panic': ['main.main()', '\t/app/main.go:12 +0x1d'],
+    'a Ruby-looking line alone': ['app.rb:7:in `total\': undefined method (NoMethodError)', 'recovered'],
+  };
+  for (const [name, lines] of Object.entries(cases)) {
+    it(name, () => expect(messages(lines)).toEqual(lines));
+  }
+
+  it('the byte check turns ordinary lines away without a regular expression', () => {
+    for (const l of ['2026-11-29T17:00:00Z INFO started', '[info] ready', 'GET /health 200', '{"msg":"x"}', 'level=info msg=ok', '']) {
+      expect(mayOpenTrace(Buffer.from(l), 0, l.length), l).toBe(false);
+    }
+  });
+
+  it('JSON lines', () => {
+    expect(messages(['{"level":"error","msg":"boom","err":"TypeError: x"}', '{"level":"info","msg":"    at nothing"}'])).toEqual(['boom', '    at nothing']);
+  });
+
+  it('a JSON line ends a held trace and is not joined', () => {
+    const lines = trace('java-caused-by.txt');
+    const json = '{"msg":"\\tat com.example.Foo.bar(Foo.java:1)"}';
+    const out = messages([...lines, json]);
+    expect(out).toEqual([lines.join('\n'), '\tat com.example.Foo.bar(Foo.java:1)']);
+  });
+});

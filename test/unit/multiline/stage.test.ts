@@ -1,0 +1,157 @@
+import { describe, expect, it, vi } from 'vitest';
+import { multilineSchema } from '../../../src/config/schema.js';
+import type { LogEvent } from '../../../src/collector/event.js';
+import type { HoldWatcher } from '../../../src/collector/multiline/stage.js';
+import type { RawLine } from '../../../src/collector/normalize.js';
+import { makeNormalizer, raw, trace } from './helpers.js';
+
+const JAVA = trace('java-caused-by.txt');
+const PY = trace('python-simple.txt');
+
+const other = Object.freeze({ id: 'b'.repeat(64), name: 'cart' });
+
+describe('multiline stage', () => {
+  it('keeps stdout and stderr, and two containers, apart', () => {
+    const { n } = makeNormalizer();
+    const out: LogEvent[] = [];
+    for (let i = 0; i < Math.max(JAVA.length, PY.length); i++) {
+      if (i < JAVA.length) out.push(...n.push(raw(JAVA[i]!, { stream: 'stderr' })));
+      if (i < PY.length) out.push(...n.push(raw(PY[i]!, { stream: 'stdout' })));
+      if (i < PY.length) out.push(...n.push(raw(PY[i]!, { container: other })));
+      out.push(...n.push(raw(`plain ${i}`, { stream: 'stdout', container: other })));
+    }
+    out.push(...n.flushAll());
+    n.close();
+    const of = (id: string, stream: string) => out.filter((e) => e.container?.id === id && e.stream === stream).map((e) => e.message);
+    expect(of('a'.repeat(64), 'stderr')).toEqual([JAVA.join('\n')]);
+    expect(of('a'.repeat(64), 'stdout')).toEqual([PY.join('\n')]);
+    expect(of(other.id, 'stderr')).toEqual([PY.join('\n')]);
+    expect(of(other.id, 'stdout')).toHaveLength(Math.max(JAVA.length, PY.length));
+  });
+
+  it('gives the joined event its first line\'s time and ordinal; joined lines take no ordinal', () => {
+    const { n } = makeNormalizer();
+    const time = { sec: 1795341190, nsec: 0 };
+    const out: LogEvent[] = [];
+    for (const l of ['before', ...PY, 'after']) out.push(...n.push(raw(l, { time })));
+    n.close();
+    expect(out.map((e) => [e.message, e['@timestamp'], e.clogs.ordinal])).toEqual([
+      ['before', '2026-11-22T09:53:10.000000000Z', 0],
+      [PY.join('\n'), '2026-11-22T09:53:10.000000000Z', 1],
+      ['after', '2026-11-22T09:53:10.000000000Z', 2],
+    ]);
+  });
+
+  it('writes a held trace out after the timeout, through onTimeoutFlush', async () => {
+    vi.useFakeTimers();
+    try {
+      const { n, flushed } = makeNormalizer({ timeout: '1s' });
+      for (const l of PY) expect(n.push(raw(l))).toEqual([]);
+      expect(n.pending()).toBe(1);
+      await vi.advanceTimersByTimeAsync(600);
+      expect(flushed).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(flushed.map((e) => e.message)).toEqual([PY.join('\n')]);
+      expect(n.pending()).toBe(0);
+      n.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('writes out what a source holds when it ends, and only that source', () => {
+    const { n } = makeNormalizer();
+    for (const l of JAVA) n.push(raw(l));
+    for (const l of PY) n.push(raw(l, { container: other }));
+    expect(n.flushSource(other.id).map((e) => e.message)).toEqual([PY.join('\n')]);
+    expect(n.heldFirst('a'.repeat(64), 'stderr')?.line.toString()).toBe(JAVA[0]);
+    n.dropSource('a'.repeat(64));
+    expect(n.flushAll()).toEqual([]);
+    n.close();
+  });
+
+  it('cuts at max_lines and max_bytes, marks the cut event, and keeps the rest joined', () => {
+    const byLines = makeNormalizer({ max_lines: 5 });
+    const out: LogEvent[] = [];
+    for (const l of JAVA) out.push(...byLines.n.push(raw(l)));
+    out.push(...byLines.n.flushAll());
+    byLines.n.close();
+    expect(out.map((e) => e.message)).toEqual([JAVA.slice(0, 5).join('\n'), JAVA.slice(5, 10).join('\n'), JAVA.slice(10, 15).join('\n'), JAVA.slice(15).join('\n')]);
+    expect(out.map((e) => e.clogs.truncated)).toEqual([true, true, true, undefined]);
+
+    const byBytes = makeNormalizer({ max_bytes: 200 });
+    const cut: LogEvent[] = [];
+    for (const l of JAVA) cut.push(...byBytes.n.push(raw(l)));
+    cut.push(...byBytes.n.flushAll());
+    byBytes.n.close();
+    for (const e of cut) expect(Buffer.byteLength(e.message)).toBeLessThanOrEqual(200);
+    expect(cut.map((e) => e.message).join('\n')).toBe(JAVA.join('\n'));
+    expect(cut.at(-1)!.clogs.truncated).toBeUndefined();
+    expect(cut.slice(0, -1).every((e) => e.clogs.truncated === true)).toBe(true);
+  });
+
+  it('follows the clogs.multiline label of a container over the config', () => {
+    const labelled = (value: string) => Object.freeze({ id: 'c'.repeat(64), labels: { 'clogs.multiline': value } });
+    const run = (value: string, lines: string[], mode = 'auto') => {
+      const { n } = makeNormalizer({ mode });
+      const container = labelled(value);
+      const out = lines.flatMap((l) => n.push(raw(l, { container })));
+      out.push(...n.flushAll());
+      n.close();
+      return out.map((e) => e.message);
+    };
+    expect(run('off', PY)).toEqual(PY);
+    expect(run('java', PY)).toEqual(PY);
+    expect(run('python', PY, 'off')).toEqual([PY.join('\n')]);
+    expect(run('regex:^\\d{4}-', ['2026-11-29 first', 'more of it', '  and this', '2026-11-29 second', 'tail'])).toEqual([
+      '2026-11-29 first\nmore of it\n  and this',
+      '2026-11-29 second\ntail',
+    ]);
+    // A bad label is reported once and the config applies.
+    expect(run('regex:(', PY)).toEqual([PY.join('\n')]);
+    expect(run('cobol', PY)).toEqual([PY.join('\n')]);
+  });
+
+  it('joins custom start and continuation patterns from the config', () => {
+    const { n } = makeNormalizer({ mode: 'regex', start: '^\\[\\d+\\]', continue: '^\\s' });
+    const lines = ['[1] query failed', '  select *', '  from t', 'unrelated', '  indented but after a non-start', '[2] ok'];
+    const out = lines.flatMap((l) => n.push(raw(l)));
+    out.push(...n.flushAll());
+    n.close();
+    expect(out.map((e) => e.message)).toEqual(['[1] query failed\n  select *\n  from t', 'unrelated', '  indented but after a non-start', '[2] ok']);
+  });
+
+  it('rejects bad patterns at config load, naming the key', () => {
+    const err = multilineSchema.safeParse({ mode: 'regex', start: '(' });
+    expect(err.success).toBe(false);
+    expect(err.error!.issues[0]).toMatchObject({ path: ['start'], message: expect.stringMatching(/regular expression/) });
+    expect(multilineSchema.safeParse({ mode: 'regex' }).success).toBe(false);
+    expect(multilineSchema.safeParse({ mode: 'java', continue: '^\\s' }).success).toBe(false);
+  });
+
+  it('tells the input which lines it holds and when their event goes out', () => {
+    const { n } = makeNormalizer();
+    const held: Array<[string, string]> = [];
+    const released: string[] = [];
+    const watch: HoldWatcher = {
+      held: (first: RawLine, line: RawLine) => held.push([first.line.toString(), line.line.toString()]),
+      released: (first: RawLine) => released.push(first.line.toString()),
+    };
+    for (const l of ['plain', ...PY, 'after']) n.push(raw(l), watch);
+    n.close();
+    expect(held).toEqual(PY.map((l) => [PY[0], l]));
+    expect(released).toEqual([PY[0]]);
+  });
+
+  it('asks only for lines a trace could start, or while one is held (needsStages)', () => {
+    const { n } = makeNormalizer();
+    const c = Object.freeze({ id: 'a'.repeat(64) });
+    const ask = (s: string) => n.needsStages(c, 'stderr', Buffer.from(s), 0, s.length);
+    expect(ask('2026-11-29 INFO ok')).toBe(false);
+    expect(ask(PY[0]!)).toBe(true);
+    n.push(raw(PY[0]!, { container: c }));
+    expect(ask('2026-11-29 INFO ok')).toBe(true);
+    expect(n.needsStages(c, 'stdout', Buffer.from('2026-11-29 INFO ok'), 0, 18)).toBe(false);
+    n.close();
+  });
+});
