@@ -9,6 +9,8 @@ export interface InputDeps {
   stateDir: string;
   hostName: string;
   parseJson: boolean;
+  parseLogfmt: boolean;
+  stripAnsi: boolean;
   maxLineBytes: number;
 }
 

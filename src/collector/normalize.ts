@@ -1,8 +1,11 @@
 /**
  * Turns what an input read (a line with its time, stream and container) into
  * the shared LogEvent: puts Docker's split lines back together, strips the
- * carriage return a TTY adds, parses JSON log lines (pino, bunyan, zap,
- * logrus), and numbers each line (seq for order, ordinal for identity).
+ * carriage return a TTY adds and terminal escapes (transforms/ansi.ts), parses
+ * JSON log lines (pino, bunyan, zap, logrus) and logfmt lines
+ * (transforms/logfmt.ts), reads the level a text line starts with
+ * (transforms/text-level.ts), and numbers each line (seq for order, ordinal
+ * for identity).
  *
  * Bytes of a split line are joined before UTF-8 decoding, because Docker cuts
  * at 16 KiB byte offsets and can split a multi-byte character in two.
@@ -11,6 +14,9 @@ import type { ContainerMeta, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
 import { sourceId } from './source.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
+import { stripTerminal } from './transforms/ansi.js';
+import { parseLogfmt, startsWithPair } from './transforms/logfmt.js';
+import { hasLeadingLevel, leadingLevel } from './transforms/text-level.js';
 
 export interface RawLine {
   input: 'forward' | 'docker';
@@ -30,6 +36,10 @@ export interface NormalizerOptions {
   hostName: string;
   nextSeq(): number;
   parseJson: boolean;
+  /** Parse logfmt lines (`level=info msg="..." key=value`) like JSON lines. */
+  parseLogfmt: boolean;
+  /** Remove terminal escape sequences and `\r` redraws from lines. */
+  stripAnsi: boolean;
   /** Longest line kept whole; longer ones become several events with `clogs.piece`. */
   maxLineBytes: number;
   /** A split line whose last piece has not come after this long is written as it is. */
@@ -51,7 +61,7 @@ interface StreamOrdinals {
   none: Ordinal;
 }
 
-/** A parsed JSON line: what becomes `message`, `log.level` and `attrs`. */
+/** A parsed JSON or logfmt line: what becomes `message`, `log.level` and `attrs`. */
 export interface JsonLine {
   message: string | undefined;
   level: string | undefined;
@@ -107,6 +117,17 @@ export class Normalizer {
 
   nextSeq(): number {
     return this.opts.nextSeq();
+  }
+
+  /**
+   * Whether a stage would change or hold the line in bytes [start, end) of
+   * `buf` (without its trailing CR), which the forward fast path
+   * (forward/packed-lines.ts) would otherwise render as it is. Lines with
+   * terminal escapes or a `\r` never get that far: both of its renderers
+   * refuse control bytes.
+   */
+  needsStages(_container: ContainerMeta, _stream: Stream, buf: Buffer, start: number, end: number): boolean {
+    return (this.opts.parseLogfmt && startsWithPair(buf, start, end)) || hasLeadingLevel(buf, start, end);
   }
 
   push(raw: RawLine): LogEvent[] {
@@ -198,7 +219,8 @@ export class Normalizer {
 
   private build(raw: RawLine, text: string | Buffer): LogEvent[] {
     const line = typeof text === 'string' ? text : text.toString('utf8');
-    const stripped = line.endsWith('\r') ? line.slice(0, -1) : line;
+    const unterminated = line.endsWith('\r') ? line.slice(0, -1) : line;
+    const stripped = this.opts.stripAnsi ? stripTerminal(unterminated) : unterminated;
     const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
@@ -245,13 +267,15 @@ export class Normalizer {
     let message = line;
     let level: string | undefined;
     let attrs: Record<string, unknown> | undefined = raw.extra;
-    const json = this.opts.parseJson ? parseJsonLine(line) : undefined;
-    if (json !== undefined) {
-      message = json.message ?? line;
-      level = json.level;
-      attrs = attrs ? { ...attrs, ...json.fields } : json.fields;
+    // A piece of a cut line is no whole JSON or logfmt line, and only the first starts the line.
+    const parsed = (this.opts.parseJson ? parseJsonLine(line) : undefined) ?? (this.opts.parseLogfmt && piece === undefined ? parseLogfmtLine(line) : undefined);
+    if (parsed !== undefined) {
+      message = parsed.message ?? line;
+      level = parsed.level;
+      attrs = attrs ? { ...attrs, ...parsed.fields } : parsed.fields;
     }
     if (level === undefined && raw.extra) level = levelOf(raw.extra, false);
+    if (level === undefined && parsed === undefined && !piece) level = leadingLevel(line);
 
     const event: LogEvent = { '@timestamp': timestamp, message, host: this.host, clogs: { input: raw.input, seq: this.opts.nextSeq(), ordinal } };
     if (raw.stream) event.stream = raw.stream;
@@ -308,7 +332,17 @@ export function parseJsonLine(line: string): JsonLine | undefined {
   // which are most lines; a failed parse costs ~10x a successful check.
   if (line.charCodeAt(0) !== 123 /* { */ || line.charCodeAt(line.length - 1) !== 125 /* } */) return undefined;
   const fields = parseObject(line);
-  if (!fields) return undefined;
+  return fields && structuredLine(fields);
+}
+
+/** A logfmt line (transforms/logfmt.ts) read like a JSON line; undefined for any other line. */
+export function parseLogfmtLine(line: string): JsonLine | undefined {
+  const fields = parseLogfmt(line);
+  return fields && structuredLine(fields);
+}
+
+/** A structured line's fields: the message and level taken out by the keys JSON lines use. */
+function structuredLine(fields: Record<string, unknown>): JsonLine {
   let message: string | undefined;
   for (const k of MESSAGE_KEYS) {
     const v = fields[k];

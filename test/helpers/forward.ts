@@ -241,7 +241,7 @@ export async function startTestInput(overrides: Record<string, unknown> = {}, op
       },
     }),
   );
-  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, maxLineBytes: 1024 * 1024 });
+  const input = await startForwardInput(cfg, { pipeline, log, stateDir, hostName: 'clogs-test', parseJson: true, parseLogfmt: true, stripAnsi: true, maxLineBytes: 1024 * 1024 });
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };
 }
 

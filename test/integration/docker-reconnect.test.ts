@@ -71,6 +71,8 @@ describe('Docker input when the engine goes away', () => {
       stateDir: dir,
       hostName: 'h',
       parseJson: false,
+      parseLogfmt: true,
+      stripAnsi: true,
       maxLineBytes: 1 << 20,
     });
     expect(disabled).toBeUndefined();
@@ -85,6 +87,8 @@ describe('Docker input when the engine goes away', () => {
       stateDir: join(dir, 'state'),
       hostName: 'h',
       parseJson: false,
+      parseLogfmt: true,
+      stripAnsi: true,
       maxLineBytes: 1 << 20,
     });
     try {

@@ -287,7 +287,7 @@ export class PackedLineEncoder {
     let end = logEnd;
     if (end > logAt && buf[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
-    if (end - logAt <= normalizer.maxLineBytes) {
+    if (end - logAt <= normalizer.maxLineBytes && !normalizer.needsStages(container, stream, buf, logAt, end)) {
       const jsonLike = normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d; /* } */
       const source = out.source(container, looseSourceName(tag, 'forward'));
       const parts = this.parts(container, stream, tag);

@@ -12,6 +12,8 @@ const ID_B = 'b'.repeat(64);
 
 interface Opts {
   parseJson?: boolean;
+  parseLogfmt?: boolean;
+  stripAnsi?: boolean;
   maxLineBytes?: number;
   firstSeq?: number;
 }
@@ -22,6 +24,8 @@ function normalizer(opts: Opts = {}): Normalizer {
     hostName: 'host-1',
     nextSeq: () => seq++,
     parseJson: opts.parseJson ?? true,
+    parseLogfmt: opts.parseLogfmt ?? true,
+    stripAnsi: opts.stripAnsi ?? true,
     maxLineBytes: opts.maxLineBytes ?? 1024,
     partialTimeoutMs: 60_000,
     onTimeoutFlush: () => undefined,

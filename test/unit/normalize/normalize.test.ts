@@ -9,6 +9,8 @@ function make(opts: Partial<ConstructorParameters<typeof Normalizer>[0]> = {}) {
     hostName: 'h',
     nextSeq: () => seq++,
     parseJson: true,
+    parseLogfmt: true,
+    stripAnsi: true,
     maxLineBytes: 1024 * 1024,
     partialTimeoutMs: 100,
     onTimeoutFlush: (events) => flushed.push(...events),
@@ -46,10 +48,11 @@ describe('Normalizer', () => {
     expect(n.push(line('x', { time: { sec: 0, nsec: 5 } }))[0]!['@timestamp']).toBe('1970-01-01T00:00:00.000000005Z');
   });
 
-  it('strips one trailing carriage return (TTY)', () => {
-    const { n } = make();
+  it('strips one trailing carriage return (TTY); with strip_ansi off, only that one', () => {
+    const { n } = make({ stripAnsi: false });
     expect(n.push(line('tty line 1\r'))[0]!.message).toBe('tty line 1');
     expect(n.push(line('two\r\r'))[0]!.message).toBe('two\r');
+    expect(make().n.push(line('two\r\r'))[0]!.message).toBe('two');
   });
 
   it('counts ordinals per source and stream at the same timestamp', () => {
