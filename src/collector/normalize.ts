@@ -336,7 +336,7 @@ export function parseJsonLine(line: string): JsonLine | undefined {
 }
 
 /** A logfmt line (transforms/logfmt.ts) read like a JSON line; undefined for any other line. */
-export function parseLogfmtLine(line: string): JsonLine | undefined {
+function parseLogfmtLine(line: string): JsonLine | undefined {
   const fields = parseLogfmt(line);
   return fields && structuredLine(fields);
 }
