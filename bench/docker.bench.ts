@@ -296,6 +296,8 @@ async function idleChild(n: number): Promise<void> {
     stateDir: state,
     hostName: 'bench',
     parseJson: true,
+    parseLogfmt: true,
+    stripAnsi: true,
     maxLineBytes: 1 << 20,
     multiline: multilineSchema.parse({}),
   });
@@ -349,7 +351,7 @@ async function micro(): Promise<string[]> {
   const meta = Object.freeze({ id: 'c'.repeat(64), name: 'bench' });
   const time = (chunks: Buffer[], normalize: boolean, expected = total): number => {
     const parser = new LogStreamParser({ tty: false, maxLineBytes: 1 << 20, onDaemonError: () => undefined });
-    const norm = new Normalizer({ hostName: 'h', nextSeq: () => 1, parseJson: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
+    const norm = new Normalizer({ hostName: 'h', nextSeq: () => 1, parseJson: true, parseLogfmt: true, stripAnsi: true, maxLineBytes: 1 << 20, partialTimeoutMs: 5000, onTimeoutFlush: () => undefined });
     const t0 = process.cpuUsage();
     let n = 0;
     for (const c of chunks) {

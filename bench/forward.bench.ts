@@ -235,6 +235,8 @@ function micro(records: number): void {
       hostName: 'bench',
       nextSeq: () => 0,
       parseJson: true,
+      parseLogfmt: true,
+      stripAnsi: true,
       maxLineBytes: 1 << 20,
       partialTimeoutMs: 5000,
       onTimeoutFlush: () => undefined,

@@ -105,6 +105,8 @@ export class Collector {
       !isDeepStrictEqual(cur.config.forward, next.forward) ||
       !isDeepStrictEqual(cur.config.docker, next.docker) ||
       cur.config.parse_json !== next.parse_json ||
+      cur.config.parse_logfmt !== next.parse_logfmt ||
+      cur.config.strip_ansi !== next.strip_ansi ||
       cur.config.max_line_size !== next.max_line_size ||
       cur.config.host_name !== next.host_name;
     if (!inputsChanged) {
@@ -175,6 +177,8 @@ export class Collector {
       stateDir: config.state_dir,
       hostName: hostNameOf(config),
       parseJson: config.parse_json,
+      parseLogfmt: config.parse_logfmt,
+      stripAnsi: config.strip_ansi,
       maxLineBytes: config.max_line_size,
       ...(containers ? { containers } : {}),
       multiline: config.multiline,

@@ -11,6 +11,8 @@ export interface InputDeps {
   stateDir: string;
   hostName: string;
   parseJson: boolean;
+  parseLogfmt: boolean;
+  stripAnsi: boolean;
   maxLineBytes: number;
   /** Present when container metadata can be looked up (a Docker engine answers and `forward.enrich` is on). */
   containers?: ContainerDirectory;

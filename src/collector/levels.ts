@@ -15,8 +15,24 @@ const RANKS = new Map<string, number>([
   ['fatal', 60],
 ]);
 
-/** Other writers' names (syslog, zap, logrus, .NET) for the same levels. */
+/**
+ * Other writers' names for the same levels: syslog, zap, logrus, .NET,
+ * java.util.logging (severe), log15 (dbug, eror), zerolog's console (trc, dbg,
+ * inf, wrn, ftl) and glog/klog's line letters (i, w, e, f).
+ */
 const ALIASES = new Map<string, LevelName>([
+  ['trc', 'trace'],
+  ['dbg', 'debug'],
+  ['dbug', 'debug'],
+  ['inf', 'info'],
+  ['i', 'info'],
+  ['wrn', 'warn'],
+  ['w', 'warn'],
+  ['eror', 'error'],
+  ['e', 'error'],
+  ['severe', 'error'],
+  ['ftl', 'fatal'],
+  ['f', 'fatal'],
   ['warning', 'warn'],
   ['information', 'info'],
   ['notice', 'info'],

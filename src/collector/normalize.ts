@@ -2,7 +2,9 @@
  * Turns what an input read (a line with its time, stream and container) into
  * the shared LogEvent: puts Docker's split lines back together, joins the
  * lines of a stack trace (multiline/stage.ts), strips the carriage return a
- * TTY adds, parses JSON log lines (pino, bunyan, zap, logrus), and numbers
+ * TTY adds and terminal escapes (transforms/ansi.ts), parses JSON log lines
+ * (pino, bunyan, zap, logrus) and logfmt lines (transforms/logfmt.ts), reads
+ * the level a text line starts with (transforms/text-level.ts), and numbers
  * each event (seq for order, ordinal for identity).
  *
  * Bytes of a split line are joined before UTF-8 decoding, because Docker cuts
@@ -16,6 +18,9 @@ import { configMode, ModeTable } from './multiline/modes.js';
 import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
 import { sourceId } from './source.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
+import { stripTerminal } from './transforms/ansi.js';
+import { parseLogfmt, startsWithPair } from './transforms/logfmt.js';
+import { hasLeadingLevel, leadingLevel } from './transforms/text-level.js';
 
 export interface RawLine {
   input: 'forward' | 'docker';
@@ -35,6 +40,10 @@ export interface NormalizerOptions {
   hostName: string;
   nextSeq(): number;
   parseJson: boolean;
+  /** Parse logfmt lines (`level=info msg="..." key=value`) like JSON lines. */
+  parseLogfmt: boolean;
+  /** Remove terminal escape sequences and `\r` redraws from lines. */
+  stripAnsi: boolean;
   /** Longest line kept whole; longer ones become several events with `clogs.piece`. */
   maxLineBytes: number;
   /** A split line whose last piece has not come after this long is written as it is. */
@@ -60,7 +69,7 @@ interface StreamOrdinals {
   none: Ordinal;
 }
 
-/** A parsed JSON line: what becomes `message`, `log.level` and `attrs`. */
+/** A parsed JSON or logfmt line: what becomes `message`, `log.level` and `attrs`. */
 export interface JsonLine {
   message: string | undefined;
   level: string | undefined;
@@ -139,10 +148,16 @@ export class Normalizer {
   /**
    * "A stage would change or hold this line": for inputs that render lines
    * without push (forward/packed-lines.ts), which must hand such a line to
-   * push instead. `buf[start, end)` is the line without its "\n".
+   * push instead. `buf[start, end)` is the line without its "\n" and
+   * trailing CR. Lines with terminal escapes or a `\r` never get that far:
+   * the fast path's renderers refuse control bytes other than tabs.
    */
   needsStages(container: ContainerMeta, stream: Stream, buf: Buffer, start: number, end: number): boolean {
-    return this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end);
+    return (
+      (this.opts.parseLogfmt && startsWithPair(buf, start, end)) ||
+      hasLeadingLevel(buf, start, end) ||
+      (this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end))
+    );
   }
 
   /** Split lines waiting for their last piece, and traces being held. */
@@ -264,7 +279,8 @@ export class Normalizer {
   }
 
   private build(raw: RawLine, text: string | Buffer, truncated: boolean): LogEvent[] {
-    const stripped = stripCr(typeof text === 'string' ? text : text.toString('utf8'));
+    const unterminated = stripCr(typeof text === 'string' ? text : text.toString('utf8'));
+    const stripped = this.opts.stripAnsi ? stripTerminal(unterminated) : unterminated;
     const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
@@ -316,13 +332,15 @@ export class Normalizer {
     let message = line;
     let level: string | undefined;
     let attrs: Record<string, unknown> | undefined = raw.extra;
-    const json = this.opts.parseJson ? parseJsonLine(line) : undefined;
-    if (json !== undefined) {
-      message = json.message ?? line;
-      level = json.level;
-      attrs = attrs ? { ...attrs, ...json.fields } : json.fields;
+    // A piece of a cut line is no whole JSON or logfmt line, and only the first starts the line.
+    const parsed = (this.opts.parseJson ? parseJsonLine(line) : undefined) ?? (this.opts.parseLogfmt && piece === undefined ? parseLogfmtLine(line) : undefined);
+    if (parsed !== undefined) {
+      message = parsed.message ?? line;
+      level = parsed.level;
+      attrs = attrs ? { ...attrs, ...parsed.fields } : parsed.fields;
     }
     if (level === undefined && raw.extra) level = levelOf(raw.extra, false);
+    if (level === undefined && parsed === undefined && !piece) level = leadingLevel(line);
 
     const event: LogEvent = { '@timestamp': timestamp, message, host: this.host, clogs: { input: raw.input, seq: this.opts.nextSeq(), ordinal } };
     if (raw.stream) event.stream = raw.stream;
@@ -387,7 +405,17 @@ export function parseJsonLine(line: string): JsonLine | undefined {
   // which are most lines; a failed parse costs ~10x a successful check.
   if (line.charCodeAt(0) !== 123 /* { */ || line.charCodeAt(line.length - 1) !== 125 /* } */) return undefined;
   const fields = parseObject(line);
-  if (!fields) return undefined;
+  return fields && structuredLine(fields);
+}
+
+/** A logfmt line (transforms/logfmt.ts) read like a JSON line; undefined for any other line. */
+function parseLogfmtLine(line: string): JsonLine | undefined {
+  const fields = parseLogfmt(line);
+  return fields && structuredLine(fields);
+}
+
+/** A structured line's fields: the message and level taken out by the keys JSON lines use. */
+function structuredLine(fields: Record<string, unknown>): JsonLine {
   let message: string | undefined;
   for (const k of MESSAGE_KEYS) {
     const v = fields[k];

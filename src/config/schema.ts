@@ -244,6 +244,11 @@ export const configSchema = z
     log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     log_format: z.enum(['auto', 'pretty', 'json']).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
     parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),
+    parse_logfmt: z
+      .boolean()
+      .default(true)
+      .describe('Parse logfmt lines (at least two key=value pairs and nothing else: Go slog, logrus, Heroku) like JSON lines; values stay strings.'),
+    strip_ansi: z.boolean().default(true).describe('Remove terminal escape sequences (colours, cursor moves, titles) and \\r redraws from lines; false keeps them.'),
     max_line_size: byteSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
     multiline: multilineSchema.default(() => multilineSchema.parse({})),
     forward: forwardSchema.default(() => forwardSchema.parse({})),

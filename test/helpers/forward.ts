@@ -258,6 +258,8 @@ export async function startTestInput(
     stateDir,
     hostName: 'clogs-test',
     parseJson: true,
+    parseLogfmt: true,
+    stripAnsi: true,
     maxLineBytes: 1024 * 1024,
     multiline: multilineSchema.parse({}),
     ...(opts.containers ? { containers: opts.containers } : {}),

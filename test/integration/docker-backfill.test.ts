@@ -23,7 +23,7 @@ const dir = mkdtempSync(join(tmpdir(), 'clogs-backfill-'));
 
 async function startBoth(capture: CaptureSink, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
   const pipeline = new Pipeline([capture]);
-  const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, maxLineBytes: 1 << 20, multiline: multilineSchema.parse({}) });
+  const deps = (name: string) => ({ pipeline, log: log.child({ component: name }), stateDir: join(dir, 'state'), hostName: 'h', parseJson: true, parseLogfmt: true, stripAnsi: true, maxLineBytes: 1 << 20, multiline: multilineSchema.parse({}) });
   const forward = await startForwardInput(forwardSchema.parse({ listen }), deps('forward'));
   const docker = await startDockerInput(dockerSchema.parse({ fluentd_backfill: true, include: { names: [`${prefix}*`] } }), deps('docker'));
   if (!docker) throw new Error('docker input did not start');

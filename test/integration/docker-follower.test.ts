@@ -40,7 +40,7 @@ async function startInput(stateDir: string, overrides: Partial<DockerConfig> = {
   await file.start();
   const pipeline = new Pipeline([capture, file]);
   const cfg = dockerSchema.parse({ include: { names: [`${prefix}*`] }, ...overrides });
-  const input = await startDockerInput(cfg, { pipeline, log, stateDir, hostName: 'test-host', parseJson: true, maxLineBytes: 1024 * 1024, multiline: multilineSchema.parse({}) });
+  const input = await startDockerInput(cfg, { pipeline, log, stateDir, hostName: 'test-host', parseJson: true, parseLogfmt: true, stripAnsi: true, maxLineBytes: 1024 * 1024, multiline: multilineSchema.parse({}) });
   if (!input) throw new Error('docker input did not start');
   return {
     input,

@@ -71,6 +71,8 @@ describe('Docker input when the engine goes away', () => {
       stateDir: dir,
       hostName: 'h',
       parseJson: false,
+      parseLogfmt: true,
+      stripAnsi: true,
       maxLineBytes: 1 << 20,
       multiline: multilineSchema.parse({}),
     });
@@ -86,6 +88,8 @@ describe('Docker input when the engine goes away', () => {
       stateDir: join(dir, 'state'),
       hostName: 'h',
       parseJson: false,
+      parseLogfmt: true,
+      stripAnsi: true,
       maxLineBytes: 1 << 20,
       multiline: multilineSchema.parse({}),
     });

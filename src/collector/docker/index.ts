@@ -81,6 +81,8 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     hostName: deps.hostName,
     nextSeq: () => deps.pipeline.nextSeq(),
     parseJson: deps.parseJson,
+    parseLogfmt: deps.parseLogfmt,
+    stripAnsi: deps.stripAnsi,
     maxLineBytes: deps.maxLineBytes,
     // The Docker input joins split lines itself (frames.ts) and never hands
     // the Normalizer a partial piece, so this timeout never fires.

@@ -49,6 +49,8 @@ class ForwardInput implements RunningInput {
       hostName: deps.hostName,
       nextSeq: () => deps.pipeline.nextSeq(),
       parseJson: deps.parseJson,
+      parseLogfmt: deps.parseLogfmt,
+      stripAnsi: deps.stripAnsi,
       maxLineBytes: deps.maxLineBytes,
       partialTimeoutMs: cfg.partial_timeout,
       onTimeoutFlush: (events) => this.writeFlushed(events),

@@ -14,6 +14,8 @@ const ID_B = 'b'.repeat(64);
 
 interface Opts {
   parseJson?: boolean;
+  parseLogfmt?: boolean;
+  stripAnsi?: boolean;
   maxLineBytes?: number;
   firstSeq?: number;
   multiline?: boolean;
@@ -25,6 +27,8 @@ function normalizer(opts: Opts = {}): Normalizer {
     hostName: 'host-1',
     nextSeq: () => seq++,
     parseJson: opts.parseJson ?? true,
+    parseLogfmt: opts.parseLogfmt ?? true,
+    stripAnsi: opts.stripAnsi ?? true,
     maxLineBytes: opts.maxLineBytes ?? 1024,
     partialTimeoutMs: 60_000,
     onTimeoutFlush: () => undefined,
@@ -135,7 +139,52 @@ const PLAIN_LINES = [
   'y'.repeat(1025),
 ];
 
+/** Lines the text stages change, and lines that only look like it. */
+const TEXT_LINES = [
+  '\x1b[0m\x1b[01;32ma.txt\x1b[0m',
+  'the \x1b[01;31m\x1b[Kerror\x1b[m\x1b[K was here',
+  '\r/dev/null  50%[=========>   ]\r/dev/null 100%[=============>]',
+  'dangling escape \x1b[31',
+  '2026-09-07 22:30:54.578  INFO 1 --- [           main] d.o.b.nbi.BiometricNbiApplication        : Starting',
+  '12:00:00.123 [main] ERROR c.e.App - payment failed',
+  'I0615 18:07:04.688417     906 server.go:163] Starting to listen',
+  'WARNING:root:disk almost full',
+  '[INFO] Building jar',
+  '<error> bad request',
+  'level=warn disk usage above 90%',
+  'level=info msg=hello count=3',
+  'at=info method=GET path=/ host=x.herokuapp.com fwd="67.180.77.184" status=200',
+  'retries=3',
+  'a=1 b=2 done',
+  'user said error occurred',
+  'Server INFO page',
+  'GET /healthz 200',
+  '2026-11-29 12:00:00.123 user logged in',
+  'ERRORS: 0',
+];
+
 describe('packed-lines: the fast path writes what the general path writes', () => {
+  it('for lines the text stages change, and near misses, with the stages on and off', () => {
+    const entries = TEXT_LINES.map((log, i) => entry(at(T, i), record(log)));
+    for (const opts of [{}, { stripAnsi: false }, { parseLogfmt: false }]) {
+      const r = both([Buffer.concat(entries)], opts);
+      expect(r.count).toBe(entries.length);
+      expect(r.fast).toEqual(r.general);
+    }
+  });
+
+  it('leaves a line with a leading level or a logfmt start to the Normalizer, and no other', () => {
+    const n = normalizer();
+    const push = vi.spyOn(n, 'push');
+    const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    const staged = ['ERROR x', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain'];
+    const plain = ['user said error occurred', 'GET /healthz 200', 'Error: not a token'];
+    encoder.encode(Buffer.concat([...staged, ...plain].map((log) => entry(at(T), record(log)))), 'tag', new EncodedBatch(), () => {
+      throw new Error('general path taken');
+    });
+    expect(push.mock.calls.map((c) => c[0].line)).toEqual(staged);
+  });
+
   it('for plain and JSON lines, byte for byte', () => {
     const entries = [...PLAIN_LINES, ...JSON_LINES].map((log, i) => entry(at(T + (i % 3), i % 2 === 0 ? 0 : 123_456_789), record(log, { source: i % 5 === 0 ? 'stderr' : 'stdout' })));
     const r = both([Buffer.concat(entries)]);

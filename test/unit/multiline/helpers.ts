@@ -17,6 +17,8 @@ export function makeNormalizer(multiline: Record<string, unknown> | undefined = 
     hostName: 'h',
     nextSeq: () => seq++,
     parseJson: true,
+    parseLogfmt: true,
+    stripAnsi: true,
     maxLineBytes: 1024 * 1024,
     partialTimeoutMs: 5000,
     onTimeoutFlush: (events) => flushed.push(...events),

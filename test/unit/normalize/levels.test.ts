@@ -23,6 +23,6 @@ describe('one level table for the normalizer and the readers', () => {
   });
 
   it('lists every stored spelling at or above a rank, for term queries', () => {
-    expect(levelsAtLeast(50).sort()).toEqual(['alert', 'crit', 'critical', 'dpanic', 'emerg', 'err', 'error', 'fatal', 'panic']);
+    expect(levelsAtLeast(50).sort()).toEqual(['alert', 'crit', 'critical', 'dpanic', 'e', 'emerg', 'eror', 'err', 'error', 'f', 'fatal', 'ftl', 'panic', 'severe']);
   });
 });

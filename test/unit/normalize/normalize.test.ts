@@ -33,10 +33,11 @@ describe('Normalizer', () => {
     expect(n.push(line('x', { time: { sec: 0, nsec: 5 } }))[0]!['@timestamp']).toBe('1970-01-01T00:00:00.000000005Z');
   });
 
-  it('strips one trailing carriage return (TTY)', () => {
-    const { n } = make();
+  it('strips one trailing carriage return (TTY); with strip_ansi off, only that one', () => {
+    const { n } = make({ stripAnsi: false });
     expect(n.push(line('tty line 1\r'))[0]!.message).toBe('tty line 1');
     expect(n.push(line('two\r\r'))[0]!.message).toBe('two\r');
+    expect(make().n.push(line('two\r\r'))[0]!.message).toBe('two');
   });
 
   it('counts ordinals per source and stream at the same timestamp', () => {
@@ -168,5 +169,66 @@ describe('Normalizer', () => {
   it('turns invalid UTF-8 into U+FFFD', () => {
     const { n } = make();
     expect(n.push(line(Buffer.from([0x69, 0x3a, 0x20, 0xff, 0xfe])))[0]!.message).toBe('i: \ufffd\ufffd');
+  });
+});
+
+describe('Normalizer: text lines (escapes, logfmt, leading levels)', () => {
+  it('strips escapes before reading the level: logrus TextFormatter on a terminal', () => {
+    const { n } = make();
+    const [e] = n.push(line('\x1b[33mWARN\x1b[0m[0000] containerd: low RLIMIT_NOFILE changing to max  current=1024 max=4096\r'));
+    expect(e!.message).toBe('WARN[0000] containerd: low RLIMIT_NOFILE changing to max  current=1024 max=4096');
+    expect(e!.log).toEqual({ level: 'warn' });
+  });
+
+  it('keeps escapes with strip_ansi off, and then a coloured token is no leading token', () => {
+    const { n } = make({ stripAnsi: false });
+    const [e] = n.push(line('\x1b[31mERROR\x1b[0m disk full'));
+    expect(e!.message).toBe('\x1b[31mERROR\x1b[0m disk full');
+    expect(e!.log).toBeUndefined();
+  });
+
+  it('parses a logfmt line like a JSON line: msg, level, the rest as strings under attrs', () => {
+    const { n } = make();
+    const [e] = n.push(line('time="2026-11-29T12:00:00Z" level=warning msg="cache \\"hot\\" keys" component=cache keys=4711'));
+    expect(e!.message).toBe('cache "hot" keys');
+    expect(e!.log).toEqual({ level: 'warn' });
+    expect(e!.attrs).toEqual({ time: '2026-11-29T12:00:00Z', component: 'cache', keys: '4711' });
+    const [slog] = n.push(line('time=2022-11-08T15:28:26.000-05:00 lvl=ERROR message=boom'));
+    expect(slog).toMatchObject({ message: 'boom', log: { level: 'error' }, attrs: { time: '2022-11-08T15:28:26.000-05:00' } });
+  });
+
+  it('keeps a logfmt line without msg whole as its message', () => {
+    const { n } = make();
+    const [e] = n.push(line('at=info method=GET path=/ status=200'));
+    expect(e!.message).toBe('at=info method=GET path=/ status=200');
+    expect(e!.log).toBeUndefined();
+    expect(e!.attrs).toEqual({ at: 'info', method: 'GET', path: '/', status: '200' });
+  });
+
+  it('with parse_logfmt off, keeps the line whole and reads only a leading level= pair', () => {
+    const { n } = make({ parseLogfmt: false });
+    const [e] = n.push(line('level=info msg=hello a=1'));
+    expect(e!.message).toBe('level=info msg=hello a=1');
+    expect(e!.attrs).toBeUndefined();
+    expect(e!.log).toEqual({ level: 'info' });
+  });
+
+  it('gives a text line the level it starts with, and a record level comes first', () => {
+    const { n } = make();
+    expect(n.push(line('2026-11-29 17:41:07,668 - simple_example - WARNING - warn message'))[0]!.log).toEqual({ level: 'warn' });
+    expect(n.push(line('user said error occurred'))[0]!.log).toBeUndefined();
+    const [e] = n.push({ input: 'forward', time: { sec: 1, nsec: 0 }, line: 'ERROR x', tag: 't', extra: { severity: 'debug' } });
+    expect(e!.log).toEqual({ level: 'debug' });
+  });
+
+  it('reads the level of a cut line from its first piece only', () => {
+    const { n } = make({ maxLineBytes: 10 });
+    const events = n.push(line('ERROR 1234 INFO 56789'));
+    expect(events.map((e) => e.log?.level)).toEqual(['error', undefined, undefined]);
+  });
+
+  it('never reads a JSON line as text', () => {
+    const { n } = make({ parseJson: false });
+    expect(n.push(line('{"level":"error"}'))[0]!.log).toBeUndefined();
   });
 });
