@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EngineDirectory, type DirectoryEngine } from '../../../src/collector/docker/directory.js';
+import { EngineDirectory, type DirectoryEngine, type ListedContainer } from '../../../src/collector/docker/directory.js';
 import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
 import { captureLogger, until } from '../../helpers/forward.js';
 
@@ -27,6 +27,11 @@ class FakeEngine implements DirectoryEngine {
     const answer = this.containers.get(id);
     if (answer === undefined) throw Object.assign(new Error(`(HTTP code 404) no such container - ${id}`), { statusCode: 404 });
     return answer;
+  }
+
+  async list(): Promise<ListedContainer[]> {
+    if (this.down) throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
+    return [...this.containers.values()].map((a) => ({ Id: a.Id, Names: [a.Name ?? ''], Image: a.Config?.Image ?? '', Labels: a.Config?.Labels ?? null }));
   }
 
   async events(): Promise<NodeJS.ReadableStream> {
@@ -57,6 +62,22 @@ function setup(opts: { maxEntries?: number; failureTtlMs?: number; containers?: 
 }
 
 describe('container directory', () => {
+  it('knows every listed container at start, without an inspect each', async () => {
+    const id = 'c'.repeat(64);
+    const { engine, directory } = setup({ containers: new Map([[id, answer(id, 'shop-web-1', 'nginx:1.27', { 'com.docker.compose.service': 'web' })]]) });
+    await directory.fill();
+    expect(directory.known(id)).toMatchObject({ id, name: 'shop-web-1', image: { name: 'nginx:1.27' }, compose: { service: 'web' } });
+    expect(directory.lookup(id)).toBeUndefined();
+    expect(engine.inspects).toEqual([]);
+  });
+
+  it('goes on without the list when the engine does not answer it', async () => {
+    const { engine, directory, logs } = setup();
+    engine.down = true;
+    await directory.fill();
+    expect(logs.some((l) => l.level === 40 && String(l.msg).includes('could not list'))).toBe(true);
+  });
+
   it('inspects a container once, however often it is asked, and builds its metadata', async () => {
     const { engine, directory, changed } = setup({ containers: new Map([[CAPTURED_ID, inspected]]) });
     expect(directory.known(CAPTURED_ID)).toBeUndefined();
