@@ -26,7 +26,8 @@ import { levelName } from '../levels.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
-import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { bytesEqual } from './msgpack.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import type { RecordMapper } from './records.js';
 
