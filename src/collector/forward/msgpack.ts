@@ -231,14 +231,7 @@ export class MsgpackReader {
   value(depth: number, bytes: RawBytes = 'none'): unknown {
     const b = this.peek();
     if (b === undefined) throw malformed(`request truncated at offset ${this.pos}`);
-    if (b <= 0x7f) {
-      this.pos++;
-      return b;
-    }
-    if (b >= 0xe0) {
-      this.pos++;
-      return b - 0x100;
-    }
+    if (b <= 0x7f || b >= 0xe0) return this.integer();
     if (b >= 0xa0 && b <= 0xbf && bytes !== 'all') return this.string();
     if (depth > MAX_DEPTH && (b <= 0x9f || (b >= 0xdc && b <= 0xdf))) {
       throw malformed(`value at offset ${this.pos} is nested deeper than ${MAX_DEPTH} levels`);
