@@ -9,15 +9,15 @@
  * rotation to new files (files.ts), compression and retention in the
  * background (maintenance.ts).
  */
-import { EncodedBatch, type EncodedSource } from '../../collector/encoded.js';
+import { EncodedBatch } from '../../collector/encoded.js';
 import type { LogEvent } from '../../collector/event.js';
+import { looseSourceName } from '../../collector/source.js';
 import type { FileSinkConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { DiskRetry } from '../disk-retry.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { Sink } from '../sink.js';
-import { looseSourceName } from '../../collector/source.js';
 import { CommitLoop } from './commit-loop.js';
 import { FileTable } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
@@ -155,8 +155,8 @@ export class FileSink implements Sink {
     if (sources.length === 0) return Promise.resolve();
     const dirs = sources.map((s) => this.dirs.dirOf(s.container, s.name));
     return this.afterTails(this.replay.unchecked(dirs), () =>
-      // A replay is recognised by the events' identities: only a source with
-      // a file tail still to compare against has its lines parsed.
+      // A replay is recognised by the events' identities: only a batch for a
+      // source with a file tail still to compare against is parsed back.
       dirs.some((d) => this.replay.pending(d)) ? this.withoutReplay(batch) : this.loop.add(sources, dirs),
     );
   }
@@ -188,12 +188,9 @@ export class FileSink implements Sink {
     if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
     const rest = new EncodedBatch();
     rest.add(kept);
-    const sources: EncodedSource[] = [...rest.sources()];
+    const sources = [...rest.sources()];
     if (sources.length === 0) return Promise.resolve();
-    return this.loop.add(
-      sources,
-      sources.map((s) => this.dirs.dirOf(s.container, s.name)),
-    );
+    return this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
   }
 
   /** Writes and syncs what was handed in, closes the files; later writes reject. */
