@@ -54,6 +54,7 @@ const O_CHUNK = Buffer.from('chunk');
 const O_COMPRESSED = Buffer.from('compressed');
 const O_SIGNAL = Buffer.from('fluent_signal');
 
+/** The forward protocol's values (time, record, entry, option) read on top of the msgpack reader. */
 class ForwardReader extends MsgpackReader {
   constructor(
     buf: Buffer,

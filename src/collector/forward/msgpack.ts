@@ -40,6 +40,7 @@ export function typeName(b: number | undefined): string {
  */
 export type RawBytes = 'none' | 'bin' | 'all';
 
+/** Reads values from `buf` between `pos` and `end`; a method that finds another type consumes nothing. */
 export class MsgpackReader {
   pos: number;
   /** Start of the last str/bin payload found by strLen(). */
