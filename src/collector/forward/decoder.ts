@@ -25,7 +25,7 @@ import {
   type ForwardOption,
   type ForwardRecord,
 } from './messages.js';
-import { bytesEqual, malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
+import { malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
 
 const EMPTY_OPTION: ForwardOption = Object.freeze({ chunk: undefined, compressed: undefined, signal: FLUENT_SIGNAL_LOGS });
 
@@ -254,6 +254,12 @@ export function keyKind(buf: Buffer, pos: number, len: number): number {
     default: return K_OTHER;
   }
   return bytesEqual(buf, pos, len, want[1]) ? want[0] : K_OTHER;
+}
+
+export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
+  if (len !== want.length) return false;
+  for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
+  return true;
 }
 
 /** Longest string LastString compares; longer ones are decoded every time. */

@@ -304,12 +304,6 @@ export class MsgpackReader {
   }
 }
 
-export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
-  if (len !== want.length) return false;
-  for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
-  return true;
-}
-
 /** Own keys only: a record key `__proto__` must not reach the prototype. */
 export function setKey(obj: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });

@@ -26,8 +26,7 @@ import { levelName } from '../levels.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
-import { decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
-import { bytesEqual } from './msgpack.js';
+import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import type { RecordMapper } from './records.js';
 
