@@ -85,12 +85,3 @@ export class CaptureSink implements Sink {
   }
   async close(): Promise<void> {}
 }
-
-/** Polls `cond` every 50 ms; throws, naming `what`, after `timeoutMs`. */
-export async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

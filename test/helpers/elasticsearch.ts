@@ -161,15 +161,6 @@ export async function esScript(...args: string[]): Promise<string> {
   return stdout + stderr;
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** Where scripts/elasticsearch.sh keeps a node's files (its CA certificate for a tls node: ca.crt). */
 export function esNodeDir(name: string): string {
   const cache =

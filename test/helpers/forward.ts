@@ -324,12 +324,3 @@ export function rawClient(port: number): Promise<RawClient> {
     socket.once('error', reject);
   });
 }
-
-/** Polls until `fn` returns true. */
-export async function until(fn: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!fn()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, startCollector, tempDir } from '../helpers/services.js';
-import { until } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 
 const run = promisify(execFile);
 const SOCKET = `clogs-log-test-${process.pid}`;
@@ -32,13 +32,13 @@ describe('clogs collect logs about itself', () => {
   it('as readable lines on a terminal, and as JSON there when asked', async () => {
     const command = (extra: string) => `${process.execPath} ${CLI} collect ${quickFlags('log-tty').join(' ')} ${extra}`;
     await tmux('new-session', '-d', '-s', 'pretty', '-x', '200', '-y', '20', command(''));
-    await until(async () => (await tmux('capture-pane', '-p', '-t', 'pretty')).includes('INFO: ready'), 30_000, 'the pretty ready line');
+    await until('the pretty ready line', async () => (await tmux('capture-pane', '-p', '-t', 'pretty')).includes('INFO: ready'), 30_000);
     const screen = await tmux('capture-pane', '-p', '-t', 'pretty');
     expect(screen).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: sink: file sink started \{"sink":"file",/m);
     expect(screen).not.toContain('"level":30');
 
     await tmux('new-session', '-d', '-s', 'json', '-x', '400', '-y', '20', command('--log-format json'));
-    await until(async () => (await tmux('capture-pane', '-p', '-J', '-t', 'json')).includes('"msg":"ready"'), 30_000, 'the JSON ready line');
+    await until('the JSON ready line', async () => (await tmux('capture-pane', '-p', '-J', '-t', 'json')).includes('"msg":"ready"'), 30_000);
     expect(await tmux('capture-pane', '-p', '-J', '-t', 'json')).toContain('"level":30');
   });
 });

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
-import { allMessages, ES_URL, esClient, requireNode, uniqueDataset, until, waitForCount } from '../helpers/elasticsearch.js';
+import { allMessages, ES_URL, esClient, requireNode, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 import { mp, rawClient, type RawClient } from '../helpers/forward.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
 
@@ -131,7 +132,7 @@ async function scenario(c: RunningCollector, disk: string, sink: string, blocked
   sendAll(acked, packed.requests);
 
   // Full: the sink waits and says why, once.
-  await until(() => c.lines.some((l) => l.code === 'ENOSPC' && l.level === 40), 60_000, 'the disk-full warning');
+  await until('the disk-full warning', () => c.lines.some((l) => l.code === 'ENOSPC' && l.level === 40), 60_000);
   const escaped = blockedPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const retriesAtBlock = await metric(c, 'clogs_sink_write_retries_total', { sink, reason: 'ENOSPC' });
   const blocked = await readyz(c);
@@ -139,7 +140,7 @@ async function scenario(c: RunningCollector, disk: string, sink: string, blocked
   expect(blocked.body.not_ready).toContainEqual(expect.stringMatching(new RegExp(`^sink ${sink}: disk full: ENOSPC on ${escaped}`)));
   expect(await metric(c, 'clogs_sink_blocked', { sink, reason: 'ENOSPC' })).toBe(1);
   // A few retries later the input has still not read everything: it stopped reading.
-  await until(async () => (await metric(c, 'clogs_sink_write_retries_total', { sink, reason: 'ENOSPC' })) >= retriesAtBlock + 4, 60_000, 'four more retries');
+  await until('four more retries', async () => (await metric(c, 'clogs_sink_write_retries_total', { sink, reason: 'ENOSPC' })) >= retriesAtBlock + 4, 60_000);
   expect(await metric(c, 'clogs_input_bytes_total', { input: 'forward' })).toBeLessThan(wireBytes);
   expect(acked.replies().length).toBeLessThan(PACKED_REQUESTS);
   expect((await readyz(c)).status).toBe(503);
@@ -152,7 +153,7 @@ async function scenario(c: RunningCollector, disk: string, sink: string, blocked
   // Nobody was disconnected.
   expect(plain.socket.destroyed).toBe(false);
   expect(acked.socket.destroyed).toBe(false);
-  await until(() => c.lines.some((l) => l.msg === 'the disk takes writes again; what waited is written'), 30_000, 'the recovery line');
+  await until('the recovery line', () => c.lines.some((l) => l.msg === 'the disk takes writes again; what waited is written'), 30_000);
   expect(c.lines.filter((l) => l.code === 'ENOSPC' && l.level === 40)).toHaveLength(1);
   expect(c.lines.filter((l) => l.msg === 'the disk takes writes again; what waited is written')).toHaveLength(1);
   expect(c.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
@@ -191,7 +192,7 @@ describe('a full disk loses nothing that was read', () => {
       CLOGS_LOG_LEVEL: 'info',
     });
     running.push(c);
-    await scenario(c, disk, 'file', files, (n) => until(() => countLines(files) >= n, 120_000, 'every record in the files'));
+    await scenario(c, disk, 'file', files, (n) => until('every record in the files', () => countLines(files) >= n, 120_000));
     expect((await readyz(c)).status).toBe(200);
     expect(await c.stop()).toBe(0);
     // Every line of every file parses: no torn line.

@@ -15,7 +15,8 @@ import { startForwardInput } from '../../src/collector/forward/index.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema, forwardSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
+import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('backfill');

@@ -15,7 +15,8 @@ import { createLogger } from '../../src/log.js';
 import { inputErrors } from '../../src/metrics.js';
 import { createFileSink } from '../../src/sinks/file/index.js';
 import { readFileStore } from '../helpers/services.js';
-import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
+import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('follow');

@@ -13,7 +13,8 @@ import { connectEngine, DEFAULT_ENGINE } from '../../src/collector/docker/engine
 import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink, until } from '../helpers/docker.js';
+import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('reconnect');

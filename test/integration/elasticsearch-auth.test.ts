@@ -18,9 +18,9 @@ import {
   secureAuth,
   sinkConfig,
   uniqueDataset,
-  until,
   waitForCount,
 } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 
 const admin = esClient(ES_SECURE_URL, secureAuth);
 const fastBackoff = { initialMs: 50, maxMs: 500 };
@@ -54,7 +54,7 @@ describe('elasticsearch sink: authentication', () => {
     const wrong = sink({ username: ES_SECURE_USER, password: 'not-the-password', data_stream: { dataset, namespace: 'default' } }, state, mem.log);
     await wrong.start();
     await wrong.write(makeEvents(50));
-    await until(() => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('elasticsearch rejected the credentials (401)')), 10_000, 'auth error logged');
+    await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('elasticsearch rejected the credentials (401)')), 10_000);
     const line = mem.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('elasticsearch rejected the credentials'))!;
     expect(line.level).toBe(50);
     expect(line.status).toBe(401);
@@ -68,7 +68,7 @@ describe('elasticsearch sink: authentication', () => {
     const right = sink({ username: ES_SECURE_USER, password: ES_SECURE_PASSWORD, data_stream: { dataset, namespace: 'default' } }, state);
     await right.start();
     await waitForCount(admin, `logs-${dataset}-default`, 50);
-    await until(() => right.ready!(), 5000, 'ready');
+    await until('ready', () => right.ready!(), 5000);
     await right.close();
     expect(await count(admin, `logs-${dataset}-default`)).toBe(50);
   });
@@ -81,7 +81,7 @@ describe('elasticsearch sink: authentication', () => {
     const s = sink({ url: url.toString(), data_stream: { dataset: uniqueDataset('urlauth'), namespace: 'default' } }, tempDir('es-url'), mem.log);
     await s.start();
     await s.write(makeEvents(3));
-    await until(() => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000, 'auth error logged');
+    await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000);
     await s.close();
     expect(mem.text()).not.toContain('url-secret-pw');
   });
@@ -95,7 +95,7 @@ describe('elasticsearch sink: authentication', () => {
     const s = sink({ api_key: apiKey, data_stream: { dataset: uniqueDataset('apikey'), namespace: 'default' } }, tempDir('es-key'), mem.log);
     await s.start();
     await s.write(makeEvents(5));
-    await until(() => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000, 'auth error logged');
+    await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000);
     await s.close();
     const line = mem.lines.find((l) => typeof l.msg === 'string' && l.msg.includes('(401)'))!;
     expect(String(line.reason)).toContain('API key');

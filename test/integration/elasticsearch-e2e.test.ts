@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { formatNanoTime } from '../../src/collector/time.js';
 import { docker, readFileStore, requireDocker, startCollector, tempDir, TEST_IMAGE, type RunningCollector } from '../helpers/services.js';
-import { allMessages, count, ES_URL, esClient, esScript, freePort, requireNode, searchAll, uniqueDataset, until, waitForCount } from '../helpers/elasticsearch.js';
+import { allMessages, count, ES_URL, esClient, esScript, freePort, requireNode, searchAll, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 
 type Sender = ReturnType<typeof fluentLogger.createFluentSender<Record<string, unknown>>>;
 const EventTime = fluentLogger.EventTime as unknown as new (sec: number, nsec: number) => unknown;
@@ -213,7 +214,7 @@ describe('clogs collect --es: the whole path', () => {
       const produced = await producer.stop();
       await end(s);
       await waitForCount(outageClient, stream, produced, 120_000);
-      await until(() => c.lines.some((l) => l.msg === 'elasticsearch accepts requests again'), 10_000, 'recovery logged');
+      await until('recovery logged', () => c.lines.some((l) => l.msg === 'elasticsearch accepts requests again'), 10_000);
       expectExactlyOnce(await allMessages(outageClient, stream), 'p', produced);
       await c.stop();
     } finally {
@@ -234,7 +235,7 @@ describe('clogs collect --es: the whole path', () => {
     const s = sender(port, 'kill', { eventMode: 'PackedForward', flushInterval: 10 });
     const producer = new Producer(s, 'k', 250, 0, TOTAL).start();
 
-    await until(async () => (await count(client, stream)) >= 2000, 60_000, 'bulk sends under way');
+    await until('bulk sends under way', async () => (await count(client, stream)) >= 2000, 60_000);
     expect(producer.produced).toBeLessThan(TOTAL);
     await first.stop('SIGKILL');
     const second = await startCollector(args, collectorEnv(dataset));

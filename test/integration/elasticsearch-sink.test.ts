@@ -25,9 +25,9 @@ import {
   searchAll,
   sinkConfig,
   uniqueDataset,
-  until,
   waitForCount,
 } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 
 const client = esClient();
 const fastBackoff = { initialMs: 50, maxMs: 500 };
@@ -123,7 +123,7 @@ describe('elasticsearch sink: data stream', () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' } });
     await s.start();
     await s.write(events);
-    await until(() => s.ready!(), 10_000, 'sink ready');
+    await until('sink ready', () => s.ready!(), 10_000);
     await s.close();
     expect(await count(client, stream)).toBe(events.length);
   });
@@ -141,7 +141,7 @@ describe('elasticsearch sink: index template', () => {
     let mem = memoryLogger();
     let s = sink({ data_stream: { dataset, namespace: 'default' } }, tempDir('es-tpl'), mem.log);
     await s.start();
-    await until(() => mem.lines.some((l) => l.msg === 'index template checked'), 10_000, 'template checked');
+    await until('template checked', () => mem.lines.some((l) => l.msg === 'index template checked'), 10_000);
     await s.close();
     expect(mem.lines.find((l) => l.msg === 'index template checked')!.result).toBe('installed');
     expect(await installed()).toBe(TEMPLATE_VERSION);
@@ -150,7 +150,7 @@ describe('elasticsearch sink: index template', () => {
     mem = memoryLogger();
     s = sink({ data_stream: { dataset, namespace: 'default' } }, tempDir('es-tpl'), mem.log);
     await s.start();
-    await until(() => mem.lines.some((l) => l.msg === 'index template checked'), 10_000, 'template checked');
+    await until('template checked', () => mem.lines.some((l) => l.msg === 'index template checked'), 10_000);
     await s.close();
     expect(mem.lines.find((l) => l.msg === 'index template checked')!.result).toBe('newer');
     expect(await installed()).toBe(TEMPLATE_VERSION + 10);
@@ -185,7 +185,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     await s.write(batch);
     await waitForCount(client, `logs-${dataset}-default`, 10);
     const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
-    await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('too deep'), 10_000, 'dead-letter file');
+    await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('too deep'), 10_000);
     await s.close();
     expect(await count(client, `logs-${dataset}-default`)).toBe(10);
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -211,7 +211,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     await s.start();
     await waitForCount(client, `logs-${dataset}-default`, 10);
     const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
-    await until(() => existsSync(file) && readFileSync(file, 'utf8').includes('broken'), 10_000, 'dead-letter file');
+    await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('broken'), 10_000);
     await s.close();
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
@@ -244,7 +244,7 @@ describe('elasticsearch sink: disk queue', () => {
     await down.start();
     await down.write(makeEvents(300));
     await down.write(makeEvents(200, 300));
-    await until(() => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000, 'connection error logged');
+    await until('connection error logged', () => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000);
     expect(down.ready!()).toBe(false);
     await down.close();
     expect(mem.lines.some((l) => l.msg === 'elasticsearch sink closed; undelivered events stay queued for the next start' && l.events === 500)).toBe(true);

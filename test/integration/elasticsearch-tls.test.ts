@@ -20,9 +20,9 @@ import {
   memoryLogger,
   sinkConfig,
   uniqueDataset,
-  until,
   waitForCount,
 } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 import { Client } from '@elastic/elasticsearch';
 
 let node: string;
@@ -81,7 +81,7 @@ describe('elasticsearch sink over TLS', () => {
       const s = sink({ ...overrides, data_stream: { dataset: uniqueDataset('tlsno'), namespace: 'default' } }, mem.log);
       await s.start();
       await s.write(makeEvents(3));
-      await until(() => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000, 'TLS error logged');
+      await until('TLS error logged', () => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000);
       const line = mem.lines.find((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried')!;
       expect(String(line.error)).toMatch(/certificate|fingerprint/i);
       await s.close();

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
-import { until } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
 import { fluentBitBinary, startFluentBit, type RunningFluentBit } from '../helpers/fluent-bit.js';
 import { rawClient } from '../helpers/forward.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';

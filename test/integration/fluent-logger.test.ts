@@ -4,7 +4,8 @@
  */
 import fluentLogger from 'fluent-logger';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTestInput, until, type TestInput } from '../helpers/forward.js';
+import { startTestInput, type TestInput } from '../helpers/forward.js';
+import { until } from '../helpers/until.js';
 
 const quiet = { info: () => undefined, error: () => undefined };
 
@@ -63,7 +64,7 @@ describe('fluent-logger against the forward input', () => {
     running = await startTestInput();
     const s = sender(running.port, { requireAckResponse: false });
     for (let i = 0; i < 20; i++) s.emit('plain', { message: `line ${i}` }, 1795341190);
-    await until(() => running!.sink.events.length === 20, 10_000, '20 events');
+    await until('20 events', () => running!.sink.events.length === 20, 10_000);
     await end(s);
     expect(running.sink.events.map((e) => e.message)).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i}`));
     expect(running.sink.events[0]!['@timestamp']).toBe('2026-11-22T09:53:10.000000000Z');
@@ -91,7 +92,7 @@ describe('fluent-logger against the forward input', () => {
     const s = sender(running.port);
     let acked = false;
     const done = emit(s, 'held', { msg: 'wait for it' }).then(() => (acked = true));
-    await until(() => running!.sink.pendingWrites === 1, 10_000, 'a held write');
+    await until('a held write', () => running!.sink.pendingWrites === 1, 10_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(acked).toBe(false);
     expect(running.sink.events).toHaveLength(0);

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix } from '../helpers/docker.js';
-import { startTestInput, until, type TestInput } from '../helpers/forward.js';
+import { startTestInput, type TestInput } from '../helpers/forward.js';
+import { until } from '../helpers/until.js';
 
 const prefix = uniquePrefix('fwd');
 let running: TestInput;
@@ -44,7 +45,7 @@ describe('Docker fluentd driver → forward input', () => {
       ],
     });
     await docker('wait', name);
-    await until(() => eventsOf(id).length === 4, 15_000, 'four events');
+    await until('four events', () => eventsOf(id).length === 4, 15_000);
     const events = eventsOf(id);
     const long = Array.from({ length: 20000 }, (_, i) => i + 1).join(',').slice(0, 40000);
     expect(events.map((e) => e.message)).toEqual(['line 1', long, 'json line', 'no newline']);
@@ -65,7 +66,7 @@ describe('Docker fluentd driver → forward input', () => {
       args: ['--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${running.port}`],
     });
     await docker('wait', name);
-    await until(() => eventsOf(id).length === 4, 15_000, 'four events');
+    await until('four events', () => eventsOf(id).length === 4, 15_000);
     const byStream = (s: string) => eventsOf(id).filter((e) => e.stream === s).map((e) => e.message);
     expect(byStream('stdout')).toEqual(['out', 'bad \ufffd']);
     expect(byStream('stderr')).toEqual(['héllo ✓', 'err']);

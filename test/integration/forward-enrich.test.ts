@@ -12,7 +12,7 @@ import type { LogEvent } from '../../src/collector/event.js';
 import { removeContainers, uniquePrefix } from '../helpers/docker.js';
 import { docker, readFileStore, requireDocker, startCollector, tempDir, TEST_IMAGE, type RunningCollector } from '../helpers/services.js';
 import { outputLines, runCli } from '../helpers/tail.js';
-import { until } from '../helpers/forward.js';
+import { until } from '../helpers/until.js';
 
 const prefix = uniquePrefix('enrich');
 const LINES = 20;
@@ -38,7 +38,7 @@ async function runLabelled(port: number, name: string, project: string): Promise
 
 async function storedOf(dir: string, name: string, count: number): Promise<LogEvent[]> {
   let events: LogEvent[] = [];
-  await until(() => (events = readFileStore(dir).filter((e) => e.container?.name === name)).length >= count, 30_000, `${count} events of ${name}`);
+  await until(`${count} events of ${name}`, () => (events = readFileStore(dir).filter((e) => e.container?.name === name)).length >= count, 30_000);
   return events;
 }
 

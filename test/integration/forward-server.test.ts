@@ -15,7 +15,8 @@ import { ClogsError } from '../../src/errors.js';
 import { inputErrors, registry } from '../../src/metrics.js';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
 import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/connection.js';
-import { CONTAINER_ID, decodeReplies, dockerRecord, mp, rawClient, startTestInput, until, type TestInput } from '../helpers/forward.js';
+import { CONTAINER_ID, decodeReplies, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../helpers/forward.js';
+import { until } from '../helpers/until.js';
 import { tempDir } from '../helpers/services.js';
 
 const T = 1795341190;
@@ -95,7 +96,7 @@ describe('listening', () => {
     socket.on('data', (d: Buffer) => data.push(d));
     await new Promise<void>((r) => socket.once('secureConnect', () => r()));
     socket.write(request('raw tls', 'tls-1'));
-    await until(() => decodeReplies(Buffer.concat(data)).length === 1, 5000, 'the TLS ack');
+    await until('the TLS ack', () => decodeReplies(Buffer.concat(data)).length === 1, 5000);
     expect(decodeReplies(Buffer.concat(data))).toEqual([{ ack: 'tls-1' }]);
     socket.end();
     expect(t.sink.events.map((e) => e.message).sort()).toEqual(['over tls', 'raw tls']);
@@ -112,7 +113,7 @@ describe('limits and metrics', () => {
     await Promise.all([a.waitReplies(1), b.waitReplies(1)]);
     const c = await rawClient(t.port);
     await c.closed;
-    await until(() => t.logs.some((l) => l.msg === 'refusing forward connection: max_connections reached'), 5000, 'the refusal log');
+    await until('the refusal log', () => t.logs.some((l) => l.msg === 'refusing forward connection: max_connections reached'), 5000);
     expect(await errorCount('connection_limit')).toBeGreaterThanOrEqual(1);
     a.socket.end();
     b.socket.end();
@@ -132,7 +133,7 @@ describe('limits and metrics', () => {
     expect((await metric('clogs_input_events_total')).find((v) => v.labels.input === 'forward')?.value).toBe(eventsBefore + 2);
     expect((await metric('clogs_input_bytes_total')).find((v) => v.labels.input === 'forward')?.value).toBeGreaterThan(0);
     expect((await metric('clogs_forward_ack_latency_seconds')).find((v) => v.metricName === 'clogs_forward_ack_latency_seconds_count')?.value).toBe(acksBefore + 2);
-    await until(() => t.logs.some((l) => l.msg === 'forward connection closed'), 5000, 'the close');
+    await until('the close', () => t.logs.some((l) => l.msg === 'forward connection closed'), 5000);
   });
 });
 
@@ -175,9 +176,9 @@ describe('acks', () => {
     const a = await rawClient(t.port);
     const b = await rawClient(t.port);
     await a.send(request('first copy', 'same-chunk'));
-    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await until('the first write', () => t.sink.pendingWrites === 1, 5000);
     await b.send(request(second, 'same-chunk'));
-    if (writes === 2) await until(() => t.sink.pendingWrites === 2, 5000, 'the second write');
+    if (writes === 2) await until('the second write', () => t.sink.pendingWrites === 2, 5000);
     else await new Promise((r) => setTimeout(r, 100));
     expect(a.replies()).toEqual([]);
     expect(b.replies()).toEqual([]);
@@ -213,7 +214,7 @@ describe('acks', () => {
     t.sink.hold();
     const c = await rawClient(t.port);
     await c.send(Buffer.concat(Array.from({ length: 200 }, (_, i) => request(`line ${i}`, `c${i}`))));
-    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await until('the first write', () => t.sink.pendingWrites === 1, 5000);
     await new Promise((r) => setTimeout(r, 50));
     t.sink.release();
     const acks = await c.waitReplies(200);
@@ -228,9 +229,9 @@ describe('acks', () => {
     t.sink.hold();
     const c = await rawClient(t.port);
     await c.send(request('first', 'o1'));
-    await until(() => t.sink.pendingWrites === 1, 5000, 'the first write');
+    await until('the first write', () => t.sink.pendingWrites === 1, 5000);
     await c.send(request('second', 'o2'));
-    await until(() => t.sink.pendingWrites === 2, 5000, 'the second write');
+    await until('the second write', () => t.sink.pendingWrites === 2, 5000);
     t.sink.releaseNewest();
     await new Promise((r) => setTimeout(r, 100));
     expect(c.replies()).toEqual([]);
@@ -298,7 +299,7 @@ describe('split lines under acks', () => {
     await c.send(piece(part2, 2, true, 'p2'));
     expect(await c.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
     expect(t.sink.events.map((e) => e.message)).toEqual([whole]);
-    await until(() => readdirSync(storeDir(t)).length === 0, 5000, 'the stored piece deleted');
+    await until('the stored piece deleted', () => readdirSync(storeDir(t)).length === 0, 5000);
     c.socket.end();
   });
 
@@ -323,9 +324,9 @@ describe('split lines under acks', () => {
     const c = await rawClient(t.port);
     await c.send(piece('no newline at exit', 1, false, 'p1'));
     await c.waitReplies(1);
-    await until(() => t.sink.events.length === 1, 5000, 'the timeout flush');
+    await until('the timeout flush', () => t.sink.events.length === 1, 5000);
     expect(t.sink.events[0]!.message).toBe('no newline at exit');
-    await until(() => !existsSync(join(storeDir(t), pid)), 5000, 'the stored piece deleted');
+    await until('the stored piece deleted', () => !existsSync(join(storeDir(t), pid)), 5000);
     c.socket.end();
   });
 });
@@ -337,7 +338,7 @@ describe('stop and backpressure', () => {
     await c.send(mp.arr(mp.str('web'), mp.int32(T), mp.strMap({ container_id: CONTAINER_ID, source: 'stdout', log: 'held', partial_message: 'true', partial_id: 'x1', partial_ordinal: '1', partial_last: 'false' }), mp.map([])));
     t.sink.hold();
     await c.send(request('in flight', 's1'));
-    await until(() => t.sink.pendingWrites === 1, 5000, 'the held write');
+    await until('the held write', () => t.sink.pendingWrites === 1, 5000);
     let stopped = false;
     const stopping = t.input.stop().then(() => (stopped = true));
     await new Promise((r) => setTimeout(r, 100));

@@ -11,8 +11,9 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
-import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, uniquePrefix, until, BUSYBOX_IMAGE } from '../helpers/docker.js';
-import { freePort, until as untilAsync } from '../helpers/elasticsearch.js';
+import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, uniquePrefix, BUSYBOX_IMAGE } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
+import { freePort } from '../helpers/elasticsearch.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
 import { trace } from '../unit/multiline/helpers.js';
 
@@ -149,7 +150,7 @@ describe('multiline under kill -9', () => {
     const firstHalfBytes = ['before the trace', ...JAVA.slice(0, half)].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
     const partials = join(r.state, 'forward-partials');
     await until('the first half held by both inputs', () => existsSync(partials) && readdirSync(partials).length > 0, 60_000);
-    await untilAsync(async () => (await dockerBytesIn(c)) >= firstHalfBytes, 60_000, 'the Docker input read the first half');
+    await until('the Docker input read the first half', async () => (await dockerBytesIn(c)) >= firstHalfBytes, 60_000);
     await c.stop('SIGKILL');
 
     c = await collector(r, port);

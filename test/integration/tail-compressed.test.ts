@@ -12,7 +12,7 @@ import { fileSinkSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { createFileSink } from '../../src/sinks/file/index.js';
 import type { Sink } from '../../src/sinks/sink.js';
-import { until } from '../helpers/elasticsearch.js';
+import { until } from '../helpers/until.js';
 import { container, fakeId, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
 
 const WEB = container(fakeId('e1'), 'gz-web');
@@ -42,7 +42,7 @@ describe('clogs over a store with compressed rotated files', () => {
   it('tail -n across compressed and plain files, -n all, ps and search read them in order', async () => {
     const { store, sink } = await compressingSink();
     for (let i = 0; i < 300; i += 10) await sink.write(Array.from({ length: 10 }, (_, k) => line(i + k)));
-    await until(() => compressed(store), 30_000, 'rotated files compressed');
+    await until('rotated files compressed', () => compressed(store), 30_000);
     await sink.close();
     expect(files(store).filter((f) => f.endsWith('.gz')).length).toBeGreaterThan(5);
     const clogs = (...args: string[]) => runCli([...args, '--file', store], { env });
@@ -64,7 +64,7 @@ describe('clogs over a store with compressed rotated files', () => {
       await tail.waitFor('gz 49\n');
       for (let i = 50; i < 400; i += 10) await sink.write(Array.from({ length: 10 }, (_, k) => line(i + k)));
       await tail.waitFor('gz 399\n', 30_000);
-      await until(() => compressed(store), 30_000, 'rotated files compressed');
+      await until('rotated files compressed', () => compressed(store), 30_000);
       // Whatever the follower reread after a compression would come after the last line: one more line closes the window.
       await sink.write([line(400)]);
       await tail.waitFor('gz 400\n', 30_000);

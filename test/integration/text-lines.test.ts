@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
-import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, until, waitExited } from '../helpers/docker.js';
+import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
+import { until } from '../helpers/until.js';
 
 const prefix = uniquePrefix('text');
 const dirs: string[] = [];

@@ -1,8 +1,8 @@
 /**
  * The file sink: NDJSON files, one directory per container, rotated by size
  * and by day, group-committed with a configurable fsync policy. The layout is
- * described in layout.ts (which `clogs tail` reads), the write path and the
- * memory bound in sink.ts.
+ * described in layout.ts (which `clogs tail` reads), the write path in
+ * sink.ts, the commit loop and the memory bound in commit-loop.ts.
  */
 import type { FileSinkConfig } from '../../config/schema.js';
 import type { Sink } from '../sink.js';

@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { EngineDirectory, type DirectoryEngine, type ListedContainer } from '../../../src/collector/docker/directory.js';
 import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
-import { captureLogger, until } from '../../helpers/forward.js';
+import { captureLogger } from '../../helpers/forward.js';
+import { until } from '../../helpers/until.js';
 
 const captured = readFileSync(join(process.cwd(), 'test/fixtures/docker/events/events-stream.bin'));
 const inspected = JSON.parse(readFileSync(join(process.cwd(), 'test/fixtures/docker/events/container-inspect.json'), 'utf8')) as InspectAnswer;
@@ -140,21 +141,21 @@ describe('container directory', () => {
     await directory.lookup('c1');
     expect(directory.known('c1')).toBeUndefined();
     engine.down = false;
-    await until(() => directory.known('c1') !== undefined, 10_000, 'the retry after the failure expired');
+    await until('the retry after the failure expired', () => directory.known('c1') !== undefined, 10_000);
     expect(directory.known('c1')?.labels).toEqual({ app: 'shop' });
   });
 
   it('takes image and labels from the events stream, without an inspect, and keeps them after destroy', async () => {
     const { engine, directory, changed } = setup();
     directory.start();
-    await until(() => engine.streams.length === 1, 10_000, 'the events stream');
+    await until('the events stream', () => engine.streams.length === 1, 10_000);
     // Split at an arbitrary byte: lines cross chunks.
     engine.streams[0]!.write(captured.subarray(0, 1000));
-    await until(() => directory.known(CAPTURED_ID) !== undefined, 10_000, 'the create event');
+    await until('the create event', () => directory.known(CAPTURED_ID) !== undefined, 10_000);
     const created = directory.known(CAPTURED_ID)!;
     expect(created).toEqual({ id: CAPTURED_ID, name: 'clogs-cap-ev', image: { name: 'clogs-busybox:latest' }, labels: { 'com.example.team': 'clogs' } });
     engine.streams[0]!.write(captured.subarray(1000));
-    await until(() => directory.known(CAPTURED_ID)?.name === 'clogs-cap-ev-renamed', 10_000, 'the rename event');
+    await until('the rename event', () => directory.known(CAPTURED_ID)?.name === 'clogs-cap-ev-renamed', 10_000);
     // exitCode (die) and oldName (rename) are not labels.
     expect(directory.known(CAPTURED_ID)!.labels).toEqual({ 'com.example.team': 'clogs' });
     // One object per content: the starts and dies after create changed nothing, the rename did.
@@ -186,11 +187,11 @@ describe('container directory', () => {
   it('follows the events stream again after it ends', async () => {
     const { engine, directory } = setup();
     directory.start();
-    await until(() => engine.streams.length === 1, 10_000, 'the events stream');
+    await until('the events stream', () => engine.streams.length === 1, 10_000);
     engine.streams[0]!.end();
-    await until(() => engine.streams.length === 2, 10_000, 'the reconnect');
+    await until('the reconnect', () => engine.streams.length === 2, 10_000);
     engine.streams[1]!.write(captured.subarray(0, captured.indexOf(0x0a) + 1));
-    await until(() => directory.known(CAPTURED_ID) !== undefined, 10_000, 'an event on the new stream');
+    await until('an event on the new stream', () => directory.known(CAPTURED_ID) !== undefined, 10_000);
     directory.close();
   });
 });

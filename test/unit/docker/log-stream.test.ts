@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Docker from 'dockerode';
 import { dockerodeLogOpener, EngineHttpError, logQuery, parseResponseHead, rawLogOpener, type LogBody, type OpenLogs } from '../../../src/collector/docker/log-stream.js';
-import { until } from '../../helpers/docker.js';
+import { until } from '../../helpers/until.js';
 
 const dirs: string[] = [];
 const servers: Server[] = [];

@@ -4,7 +4,7 @@ import { Pipeline } from '../../../src/collector/pipeline.js';
 import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
 import { Shipper } from '../../../src/collector/docker/shipper.js';
 import { createLogger } from '../../../src/log.js';
-import { until } from '../../helpers/docker.js';
+import { until } from '../../helpers/until.js';
 import { event } from '../file-sink/helpers.js';
 
 

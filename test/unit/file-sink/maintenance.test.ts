@@ -12,7 +12,7 @@ import { bytesDeleted, filesDeleted, storeBytes } from '../../../src/metrics.js'
 import { FileTable } from '../../../src/sinks/file/files.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
 import { nodeFileIo } from '../../../src/sinks/file/io.js';
-import { until } from '../../helpers/elasticsearch.js';
+import { until } from '../../helpers/until.js';
 import { captureLog, config, container, deferred, event, readStore, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -47,7 +47,7 @@ describe('file sink: compression of rotated files', () => {
       sent.push(...batch.map((e) => e.message));
       await sink.write(batch);
     }
-    await until(() => allRotatedCompressed(dir), 30_000, 'rotated files compressed');
+    await until('rotated files compressed', () => allRotatedCompressed(dir), 30_000);
     const files = names(join(dir, 'web'));
     expect(files.length).toBeGreaterThan(5);
     expect(files.at(-1)).toMatch(/\.ndjson$/);
@@ -74,7 +74,7 @@ describe('file sink: compression of rotated files', () => {
     const { log, lines } = captureLog();
     const sink = createFileSink(config(dir, { compress: true, rotate_daily: false }), { log });
     await sink.start();
-    await until(() => names(web).length === 4 && allRotatedCompressed(dir), 30_000, 'the store repaired');
+    await until('the store repaired', () => names(web).length === 4 && allRotatedCompressed(dir), 30_000);
     expect(names(web)).toEqual(['2026-11-22.0000.ndjson.gz', '2026-11-22.0001.ndjson.gz', '2026-11-22.0002.ndjson.gz', '2026-11-22.0003.ndjson']);
     // An input's retry after the crash: 'd' again (dropped by the replay guard), then a new line.
     await sink.write([event('d', { container: WEB }), event('e', { container: WEB })]);
@@ -125,7 +125,7 @@ describe('file sink: retention', () => {
         await sink.write(batch);
       }
     }
-    await until(() => allRotatedCompressed(dir) && storeSize(dir) <= limit, 60_000, 'the store under its limit');
+    await until('the store under its limit', () => allRotatedCompressed(dir) && storeSize(dir) <= limit, 60_000);
     await sink.close();
     expect(storeSize(dir)).toBeLessThanOrEqual(limit);
     expect(await counter(storeBytes)).toBeLessThanOrEqual(limit);
@@ -158,7 +158,7 @@ describe('file sink: retention', () => {
     for (const f of before) utimesSync(join(web, f), twoHoursAgo, twoHoursAgo);
     const again = createFileSink(config(dir, { rotate_size: 1024, retention: { max_age: 3_600_000, check_interval: 30_000 } }), { log });
     await again.start();
-    await until(() => names(web).length === 1, 30_000, 'old files deleted');
+    await until('old files deleted', () => names(web).length === 1, 30_000);
     await again.close();
     expect(names(web)).toEqual([before.at(-1)]);
   });
@@ -178,7 +178,7 @@ describe('file sink: retention', () => {
     await sink.start();
     // web writes again at once: its file of yesterday is open, or replaced by today's, never written after deletion.
     await sink.write([event('today', { container: WEB })]);
-    await until(() => names(join(dir, 'db')).length === 0, 30_000, 'the quiet source\'s file deleted');
+    await until('the quiet source\'s file deleted', () => names(join(dir, 'db')).length === 0, 30_000);
     await sink.write([event('back', { container: DB })]);
     await sink.close();
     const store = await readStore(dir);

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inputErrors } from '../../../src/metrics.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { dockerRecord, mp, rawClient, startTestInput, until, type RawClient, type TestInput } from '../../helpers/forward.js';
+import { dockerRecord, mp, rawClient, startTestInput, type RawClient, type TestInput } from '../../helpers/forward.js';
+import { until } from '../../helpers/until.js';
 
 const T = 1795341190;
 const MAX_FRAME = 64 * 1024;
@@ -47,7 +48,7 @@ async function expectRejected(bad: Buffer | ((c: RawClient) => Promise<void>), r
   await good.send(request(`${tag} 2`, `${tag}-2`));
   expect(await good.waitReplies(2)).toEqual([{ ack: `${tag}-1` }, { ack: `${tag}-2` }]);
   good.socket.end();
-  await until(() => running.sink.events.filter((e) => e.message.startsWith(tag)).length === 2, 5000, 'both good lines');
+  await until('both good lines', () => running.sink.events.filter((e) => e.message.startsWith(tag)).length === 2, 5000);
 
   const closeLog = running.logs.slice(logsBefore).find((l) => l.msg === 'closing forward connection: bad input');
   expect(closeLog?.reason).toMatch(reason);

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ContainerDirectory } from '../../../src/collector/containers.js';
 import type { ContainerMeta } from '../../../src/collector/event.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { CaptureSink, mp, rawClient, startTestInput, until, type TestInput } from '../../helpers/forward.js';
+import { CaptureSink, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
+import { until } from '../../helpers/until.js';
 
 const T = 1795341190;
 const ID_A = 'a'.repeat(64);
@@ -173,7 +174,7 @@ describe('forward input with a container directory', () => {
     );
     await c.send(Buffer.concat([gz, message(ID_B, 'b', 'plain', 'm2')]));
     expect(await c.waitReplies(2)).toEqual([{ ack: 'z1' }, { ack: 'm2' }]);
-    await until(() => sink.events.length === 2, 5000, 'both lines');
+    await until('both lines', () => sink.events.length === 2, 5000);
     expect(sink.events.map((e) => [e.message, e.container?.image?.name])).toEqual([
       ['zipped', 'clogs-busybox:latest'],
       ['plain', undefined],

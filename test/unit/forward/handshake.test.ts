@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { checkPing, encodeHelo, passwordDigest, sharedKeyDigest, type HandshakeConfig } from '../../../src/collector/forward/handshake.js';
 import { decodeValue } from '../../../src/collector/forward/decoder.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { LIMITS, dockerRecord, mp, rawClient, startTestInput, until, type TestInput } from '../../helpers/forward.js';
+import { LIMITS, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
+import { until } from '../../helpers/until.js';
 
 // Known answers computed independently (Python hashlib.sha512 of the concatenated bytes).
 const SALT = '0123456789abcdef0123456789abcdef';
@@ -155,7 +156,7 @@ describe('handshake with fluent-logger as the client', () => {
       const error = new Promise<Error>((resolve) => (s as unknown as EventEmitter).on('error', resolve));
       s.emit('a', { msg: 'refused' });
       expect((await error).message).toContain(reason);
-      await until(() => running!.logs.some((l) => l.msg === 'closing forward connection: bad input'), 5000, 'the close log');
+      await until('the close log', () => running!.logs.some((l) => l.msg === 'closing forward connection: bad input'), 5000);
       expect(running.logs.find((l) => l.msg === 'closing forward connection: bad input')).toMatchObject({ code: 'CLOGS_AUTH' });
       expect(running.sink.events).toHaveLength(0);
     });

@@ -17,6 +17,7 @@ import type { Output } from '../../../src/tail/output.js';
 import type { Store } from '../../../src/tail/store.js';
 import { createFileStore } from '../../../src/tail/store-file.js';
 import { appendToStore, container, fakeId, makeEvent, NO_STORE } from '../../helpers/tail.js';
+import { until } from '../../helpers/until.js';
 
 const WEB = container(fakeId('aa'), 'web');
 const OTHER = container(fakeId('bb'), 'other');
@@ -43,14 +44,6 @@ function capture(): Output & { lines: () => string[] } {
     full: false,
     lines: () => text.split('\n').filter((l) => l !== ''),
   };
-}
-
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe('runTail -f', () => {
@@ -91,9 +84,9 @@ describe('runTail -f', () => {
       },
       signal: ac.signal,
     });
-    await until(() => output.lines().includes('overlap 4'), 'the overlap lines');
+    await until('the overlap lines', () => output.lines().includes('overlap 4'));
     for (let i = 0; i < 20; i++) await pipeline.write([ev(`after ${i}`)]);
-    await until(() => output.lines().includes('after 19'), 'the live lines');
+    await until('the live lines', () => output.lines().includes('after 19'));
     // Let the store follower catch up with what the live stream already showed.
     await new Promise((r) => setTimeout(r, 1500));
     ac.abort();
@@ -128,15 +121,15 @@ describe('runTail -f', () => {
       warn: () => undefined,
       signal: ac.signal,
     });
-    await until(() => output.lines().includes('first'), 'history');
+    await until('history', () => output.lines().includes('first'));
     await pipeline.write([ev('from the store')]);
-    await until(() => output.lines().includes('from the store'), 'the store follower');
+    await until('the store follower', () => output.lines().includes('from the store'));
     const [host, port] = [probe.address.split(':')[0]!, Number(probe.address.split(':')[1])];
     const http = await startHttpServer({ enabled: true, listen: { host, port } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE });
     cleanups.push(() => http.close());
     await new Promise((r) => setTimeout(r, 2500));
     for (let i = 0; i < 5; i++) await pipeline.write([ev(`live ${i}`)]);
-    await until(() => output.lines().includes('live 4'), 'live lines');
+    await until('live lines', () => output.lines().includes('live 4'));
     await new Promise((r) => setTimeout(r, 1500));
     ac.abort();
     await running;
@@ -175,9 +168,9 @@ describe('runTail -f', () => {
       warn: () => undefined,
       signal: ac.signal,
     });
-    await until(() => output.lines().includes('stored 9'), 'history');
+    await until('history', () => output.lines().includes('stored 9'));
     for (let i = 0; i < 10; i++) await pipeline.write([ev(`live ${i}`)]);
-    await until(() => output.lines().includes('live 9'), 'live lines');
+    await until('live lines', () => output.lines().includes('live 9'));
     await new Promise((r) => setTimeout(r, 1500));
     ac.abort();
     await running;

@@ -1,0 +1,396 @@
+/**
+ * The file sink's commit loop: group commit of NDJSON lines into per-source
+ * files. One loop does every file operation, so no descriptor is closed under
+ * a write or sync in flight:
+ *
+ *   add(lines) ──▶ next group (per source: lines, callers)
+ *                    │ taken whole when the loop is free
+ *   loop: open/rotate ─▶ per source, in parallel: writev(2) (─▶ fdatasync)
+ *         ─▶ fsync the directories that got a new entry ─▶ settle the callers
+ *
+ * Writes that arrive while a commit is on disk join the next group, so N
+ * concurrent writers cost one sync per touched file per commit, not N.
+ * fsync policy: "batch" settles a write only after its lines are durable
+ * (forward acks depend on it): files are opened with O_DSYNC, so each
+ * writev(2) returns synced, with no fdatasync after it. Measured (forward
+ * benchmark, paired runs): 377-404k records/s against 304-357k with
+ * writev then fdatasync, since each step of a commit is a thread-pool round
+ * trip that waits for the busy main thread. "interval" settles after
+ * writev(2) and syncs every second; "never" leaves it to the OS. The sink's
+ * close() syncs in every policy.
+ * A full or failing disk (ENOSPC, EDQUOT, EIO) fails no write: the loop
+ * keeps the group, cuts a file back to its last whole line, and retries the
+ * open, write or directory sync with backoff (disk-retry.ts) until the disk
+ * takes it, so the write promises stay pending and the inputs stop reading.
+ * Any other error rejects (CLOGS_SINK) the writes that touched a source
+ * whose open, write or sync failed; their lines that reached other sources
+ * stay, so a sender's retry can duplicate them: delivery is at least once.
+ *
+ * Memory bound: the loop has no queue of its own. It holds the encoded lines
+ * of the writes whose promises are pending, in two groups at most (the one on
+ * disk and the one filling), in chunks taking at most twice the lines' JSON
+ * size plus 256 KiB per source of the group (line-buffer.ts). Callers that
+ * await the write before handing in more, as the inputs do, bound it at about
+ * 2 × (writers in flight) × (their batch's JSON size). While the disk is
+ * behind, the promises stay pending and the inputs stop reading.
+ */
+import { join } from 'node:path';
+import type { EncodedSource } from '../../collector/encoded.js';
+import { LineBuffer } from '../../collector/line-buffer.js';
+import type { FileSinkConfig } from '../../config/schema.js';
+import { ClogsError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { bytesOut, eventsOut, sinkErrors } from '../../metrics.js';
+import { diskErrorCode, type DiskRetry } from '../disk-retry.js';
+import type { FileTable, OpenFile } from './files.js';
+import type { FileIo } from './io.js';
+import { dayOf } from './layout.js';
+import { appendRotating } from './rotation.js';
+
+export interface CommitLoopOptions {
+  /** The store's root directory. */
+  dir: string;
+  fsync: FileSinkConfig['fsync'];
+  /** 0: no size rotation. */
+  rotateSize: number;
+  /** Most files open at once: a commit writes at most this many sources at a time. */
+  maxOpen: number;
+  /** Period of the "interval" fsync policy, ms. */
+  syncIntervalMs: number;
+  files: FileTable;
+  io: FileIo;
+  disk: DiskRetry;
+  log: Logger;
+  /** Wall clock in ms: the processing day that names new files. */
+  now: () => number;
+}
+
+interface Caller {
+  resolve(): void;
+  reject(err: Error): void;
+  error?: Error;
+}
+
+/** One source's share of a commit. */
+interface Entry {
+  readonly source: string;
+  readonly lines: LineBuffer;
+  events: number;
+  bytes: number;
+  readonly callers: Caller[];
+  lastCaller?: Caller;
+  file?: OpenFile;
+  error?: Error;
+}
+
+interface Group {
+  readonly entries: Map<string, Entry>;
+  readonly callers: Caller[];
+}
+
+const NEWLINE = 0x0a;
+const ERROR_LOG_INTERVAL_MS = 5000;
+
+const newGroup = (): Group => ({ entries: new Map(), callers: [] });
+
+export class CommitLoop {
+  private readonly eventsOut = eventsOut.labels({ sink: 'file' });
+  private readonly bytesOut = bytesOut.labels({ sink: 'file' });
+  private readonly errors = sinkErrors.labels({ sink: 'file' });
+
+  private next = newGroup();
+  private running = false;
+  private drained: Promise<void> = Promise.resolve();
+  private startup: Promise<void> = Promise.resolve();
+  private syncDue = false;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private lastErrorLog = 0;
+  private suppressedErrors = 0;
+  private ok = true;
+
+  constructor(private readonly opts: CommitLoopOptions) {
+    if (opts.fsync === 'interval') {
+      this.timer = setInterval(() => {
+        this.syncDue = true;
+        this.kick();
+      }, opts.syncIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Whether the last commit or interval sync succeeded everywhere. */
+  get healthy(): boolean {
+    return this.ok;
+  }
+
+  /** Commits wait for `startup` (the directory created and repaired), whether it succeeds or not. */
+  holdUntil(startup: Promise<void>): void {
+    this.startup = startup;
+  }
+
+  /**
+   * Adds the lines of these sources, `dirs[i]` naming the directory of
+   * `sources[i]`, to the next commit; resolves once they are written (and
+   * durable, with fsync "batch").
+   */
+  add(sources: readonly EncodedSource[], dirs: readonly string[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const caller: Caller = { resolve, reject };
+      const group = this.next;
+      group.callers.push(caller);
+      sources.forEach((s, i) => {
+        const entry = this.entryFor(group, dirs[i]!, caller);
+        s.appendTo(entry.lines);
+        entry.events += s.count;
+      });
+      this.kick();
+    });
+  }
+
+  stopSyncTimer(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Resolves once no commit or sync is running or due. */
+  async idle(): Promise<void> {
+    while (this.running) await this.drained;
+  }
+
+  private entryFor(group: Group, source: string, caller: Caller): Entry {
+    let entry = group.entries.get(source);
+    if (entry === undefined) {
+      entry = { source, lines: new LineBuffer(), events: 0, bytes: 0, callers: [] };
+      group.entries.set(source, entry);
+    }
+    if (entry.lastCaller !== caller) {
+      entry.callers.push(caller);
+      entry.lastCaller = caller;
+    }
+    return entry;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    this.drained = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    // Also lets writes made in the same tick join the first commit.
+    await this.startup.catch(() => undefined);
+    for (;;) {
+      if (this.next.callers.length > 0) {
+        const group = this.next;
+        this.next = newGroup();
+        try {
+          await this.commit(group);
+        } catch (err) {
+          // Not a disk error (commit turns those into rejections per source): a bug. The loop goes on.
+          this.opts.log.error({ err }, 'file sink commit failed');
+          const error = new ClogsError('CLOGS_SINK', `file sink: commit failed: ${(err as Error).message}`, { cause: err });
+          for (const caller of group.callers) caller.reject(error);
+        }
+      } else if (this.syncDue) {
+        this.syncDue = false;
+        await this.syncAll();
+      } else {
+        // Cleared in the same synchronous step as the emptiness check, so a
+        // write arriving afterwards starts a new loop.
+        this.running = false;
+        return;
+      }
+    }
+  }
+
+  private async commit(group: Group): Promise<void> {
+    const { dir, files, disk, maxOpen, fsync } = this.opts;
+    const today = dayOf(this.opts.now());
+    const entries = [...group.entries.values()];
+    // Slices of at most maxOpen sources, each written and synced before the
+    // next may evict its files.
+    for (let i = 0; i < entries.length; i += maxOpen) {
+      const slice = entries.slice(i, i + maxOpen);
+      const pinned = new Set(slice.map((e) => e.source));
+      for (const entry of slice) {
+        try {
+          entry.file = await disk.run(join(dir, entry.source), () => files.acquire(entry.source, today, pinned));
+        } catch (err) {
+          this.fail(entry, err, 'open a file in', join(dir, entry.source));
+        }
+      }
+      // Each file is synced as soon as its own write is done, while others are still writing.
+      await Promise.all(
+        slice.map(async (entry) => {
+          if (entry.file === undefined) return;
+          await this.writeEntry(entry, entry.file, today);
+          if (fsync === 'batch') await this.syncEntry(entry);
+        }),
+      );
+      if (fsync === 'batch') await this.syncDirs(slice);
+    }
+    let failed = false;
+    for (const entry of entries) {
+      if (entry.error !== undefined) {
+        failed = true;
+        continue;
+      }
+      this.eventsOut.inc(entry.events);
+      this.bytesOut.inc(entry.bytes);
+    }
+    this.ok = !failed;
+    for (const caller of group.callers) {
+      if (caller.error !== undefined) caller.reject(caller.error);
+      else caller.resolve();
+    }
+  }
+
+  /** Appends an entry's lines, rotating by size on line boundaries. */
+  private async writeEntry(entry: Entry, first: OpenFile, today: string): Promise<void> {
+    entry.bytes = entry.lines.bytes;
+    let file = first;
+    try {
+      await appendRotating(entry.lines.take(), first, this.opts.rotateSize, {
+        write: (f, bufs) => this.writeAll(f, bufs),
+        rotate: async (f) => (file = entry.file = await this.opts.disk.run(f.path, () => this.opts.files.rotate(f, today))),
+      });
+    } catch (err) {
+      this.fail(entry, err, 'write', file.path);
+    }
+  }
+
+  /**
+   * writev(2) until everything is written. A write that fails part-way leaves
+   * a torn line: it is cut off so readers never see it. On a full or failing
+   * disk the write is retried from that line once the file is cut back to
+   * it, which also drops what an O_DSYNC write that failed its sync (EIO)
+   * may have appended without saying so: the file's real end is not known
+   * then, the last whole line this process wrote is.
+   */
+  private async writeAll(file: OpenFile, bufs: Buffer[]): Promise<void> {
+    let i = 0;
+    let off = 0;
+    let cut = false;
+    await this.opts.disk.run(file.path, async () => {
+      if (cut) {
+        await this.cutBack(file);
+        cut = false;
+      }
+      try {
+        while (i < bufs.length) {
+          const n = await this.opts.io.writev(file.fd, off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)]);
+          if (n <= 0) throw new Error(`writev wrote ${n} bytes`);
+          file.size += n;
+          if (!file.syncWrites) file.dirty = true;
+          let left = n;
+          while (i < bufs.length && left >= bufs[i]!.length - off) {
+            left -= bufs[i]!.length - off;
+            i++;
+            off = 0;
+          }
+          off += left;
+        }
+      } catch (err) {
+        // Every buffer holds whole lines: the torn part is the current buffer's bytes since its last "\n".
+        const torn = off > 0 ? off - (bufs[i]!.lastIndexOf(NEWLINE, off - 1) + 1) : 0;
+        off -= torn;
+        file.size -= torn;
+        if (diskErrorCode(err) !== undefined) {
+          // Cut now, so the file ends in a whole line while the disk is full;
+          // if the cut fails too, the next attempt starts with it.
+          cut = true;
+          await this.cutBack(file).then(
+            () => (cut = false),
+            () => undefined,
+          );
+        } else if (torn > 0) {
+          try {
+            await this.cutBack(file);
+          } catch {
+            await this.opts.files.discard(file);
+          }
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** Truncates `file` to the size this process wrote; O_DSYNC does not cover a truncation, so it is synced with the next entry sync. */
+  private async cutBack(file: OpenFile): Promise<void> {
+    await this.opts.io.truncate(file.fd, file.size);
+    file.dirty = true;
+  }
+
+  /** "batch": the entry's lines are durable before its callers settle. */
+  private async syncEntry(entry: Entry): Promise<void> {
+    const file = entry.file;
+    // A failed entry's file may already be closed (its descriptor number reused).
+    if (file === undefined || entry.error !== undefined || !file.dirty) return;
+    try {
+      // O_DSYNC made the lines durable already: what this sync adds (a
+      // truncation's new size) is safe to sync again after a failed attempt.
+      await this.opts.disk.run(file.path, () => this.opts.io.sync(file.fd));
+      file.dirty = false;
+    } catch (err) {
+      this.fail(entry, err, 'fsync', file.path);
+      await this.opts.files.discard(file);
+    }
+  }
+
+  /** "batch": so are the directory entries of files and directories the slice created. */
+  private async syncDirs(slice: readonly Entry[]): Promise<void> {
+    await Promise.all(
+      this.opts.files.takeDirsToSync().map(async (dir) => {
+        try {
+          await this.opts.disk.run(dir, () => this.opts.io.syncDir(dir));
+        } catch (err) {
+          for (const entry of slice) this.fail(entry, err, 'fsync the directory', dir);
+        }
+      }),
+    );
+  }
+
+  /** "interval": everything written since the last tick. */
+  private async syncAll(): Promise<void> {
+    const { files, io } = this.opts;
+    const results = await Promise.allSettled([
+      ...files.dirtyFiles().map(async (file) => {
+        try {
+          await io.sync(file.fd);
+          file.dirty = false;
+        } catch (err) {
+          await files.discard(file);
+          throw Object.assign(err as Error, { path: file.path });
+        }
+      }),
+      ...files.takeDirsToSync().map((dir) => io.syncDir(dir)),
+    ]);
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        this.errors.inc();
+        this.ok = false;
+        this.logError(r.reason, 'file sync failed');
+      }
+    }
+  }
+
+  private fail(entry: Entry, err: unknown, op: string, path: string): void {
+    if (entry.error !== undefined) return;
+    const error = new ClogsError('CLOGS_SINK', `file sink: cannot ${op} ${path}: ${(err as Error).message}`, { cause: err });
+    entry.error = error;
+    for (const caller of entry.callers) caller.error ??= error;
+    this.errors.inc();
+    this.logError(err, 'file write failed', { path, events: entry.events });
+  }
+
+  // A full disk fails every commit until space returns: one line per interval.
+  private logError(err: unknown, msg: string, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) {
+      this.suppressedErrors++;
+      return;
+    }
+    this.opts.log.error({ err, ...fields, suppressed: this.suppressedErrors }, msg);
+    this.lastErrorLog = now;
+    this.suppressedErrors = 0;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Waiting for a condition in a test, instead of sleeping: the machine is
+ * noisy, so a test waits for what it needs and fails only when it never comes.
+ */
+
+/** Checks between polls: short, so a met condition is seen at once. */
+const POLL_MS = 20;
+
+/**
+ * Polls `cond` (sync, or async such as a query) until it holds; throws after
+ * `timeoutMs`, naming `what` and how long it waited. The arguments follow
+ * vitest's own `it(name, fn, timeout)`.
+ */
+export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
