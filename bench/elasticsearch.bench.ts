@@ -34,6 +34,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@elastic/elasticsearch';
+import { EncodedBatch } from '../src/collector/encoded.js';
 import type { LogEvent } from '../src/collector/event.js';
 import { encodeLine } from '../src/collector/event-json.js';
 import { encodeMsgpack } from '../src/collector/forward/encode.js';
@@ -155,7 +156,7 @@ async function sinkSlice(sink: Sink, from: number, to: number): Promise<void> {
       const at = next;
       if (at >= to) return;
       next += WRITE_BATCH;
-      await sink.write(makeEvents(at, Math.min(WRITE_BATCH, to - at)));
+      await sink.write(EncodedBatch.of(makeEvents(at, Math.min(WRITE_BATCH, to - at))));
     }
   };
   await Promise.all(Array.from({ length: 4 }, writer));

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EncodedBatch } from '../src/collector/encoded.js';
 import type { LogEvent } from '../src/collector/event.js';
 import { formatNanoTime } from '../src/collector/time.js';
 import { fileSinkSchema } from '../src/config/schema.js';
@@ -96,7 +97,8 @@ async function timeSink(batches: LogEvent[][], inFlight: number): Promise<string
     const t0 = process.hrtime.bigint();
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < TOTAL / BATCH) await sink.write(batches[next++ % POOL_BATCHES]!);
+      // Rendered here, as the pipeline renders events an input hands in as objects.
+      while (next < TOTAL / BATCH) await sink.write(EncodedBatch.of(batches[next++ % POOL_BATCHES]!));
     };
     await Promise.all(Array.from({ length: inFlight }, worker));
     await sink.close();

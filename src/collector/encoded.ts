@@ -1,12 +1,10 @@
 /**
- * Events that an input rendered as their NDJSON lines (event-json.ts) instead
- * of LogEvent objects, grouped by source, for sinks that store those lines as
- * they are (the file sink). Measured on the PackedForward benchmark: building,
- * holding until fsync, and serializing one object graph per record took most of
- * the collector's CPU, a sixth of it in the garbage collector.
- *
- * A consumer that needs objects gets them from events(), parsed back from the
- * lines: the lines are the events' exact JSON, so nothing is lost on the way.
+ * Events as their NDJSON lines (event-json.ts, or the forward fast path),
+ * grouped by source: what travels from the inputs to every sink and live
+ * reader. Measured on the PackedForward benchmark: building, holding until
+ * fsync, and serializing one object graph per record took most of the
+ * collector's CPU, a sixth of it in the garbage collector. What a reader needs
+ * to know of a line it reads in place (line-fields.ts).
  */
 import type { ContainerMeta, LogEvent } from './event.js';
 import { encodeEvent } from './event-json.js';
@@ -40,6 +38,13 @@ export class EncodedSource {
     return this.doneBytes + this.lines.bytes;
   }
 
+  /** Adds one whole line, "\n" included, after the others. */
+  addLine(line: Buffer): void {
+    this.lines.raw(line);
+    this.lines.endLine();
+    this.count++;
+  }
+
   /** Adds these lines after those `to` holds, without copying them. */
   appendTo(to: LineBuffer): void {
     const chunks = this.chunks();
@@ -48,10 +53,16 @@ export class EncodedSource {
 }
 
 export class EncodedBatch {
+  /** The events rendered to their lines. */
+  static of(events: readonly LogEvent[]): EncodedBatch {
+    const batch = new EncodedBatch();
+    batch.add(events);
+    return batch;
+  }
+
   private readonly byContainer = new Map<ContainerMeta, EncodedSource>();
   private readonly byName = new Map<string, EncodedSource>();
   private last: EncodedSource | undefined;
-  private parsed: LogEvent[] | undefined;
 
   /** Lines in the batch. */
   get count(): number {
@@ -84,7 +95,13 @@ export class EncodedBatch {
   add(events: readonly LogEvent[]): void {
     for (const e of events) {
       const s = this.source(e.container, looseSourceName(e.clogs.tag, e.clogs.input));
-      encodeEvent(e, s.lines);
+      try {
+        encodeEvent(e, s.lines);
+      } catch (err) {
+        // An event that breaks the LogEvent type (a bug upstream) leaves no half line behind.
+        s.lines.dropPartialLine();
+        throw err;
+      }
       s.count++;
     }
   }
@@ -96,24 +113,5 @@ export class EncodedBatch {
       o.appendTo(s.lines);
       s.count += o.count;
     }
-  }
-
-  /** The events, parsed back from their lines (once; later calls return the same array). */
-  events(): readonly LogEvent[] {
-    if (this.parsed !== undefined) return this.parsed;
-    const out: LogEvent[] = [];
-    for (const s of this.sources()) {
-      for (const chunk of s.chunks()) {
-        let start = 0;
-        for (let nl = chunk.indexOf(0x0a); nl >= 0; start = nl + 1, nl = chunk.indexOf(0x0a, start)) {
-          const event = JSON.parse(chunk.toString('utf8', start, nl)) as LogEvent;
-          // One object per container, as inputs share it: sinks cache by identity.
-          if (s.container !== undefined) event.container = s.container;
-          out.push(event);
-        }
-      }
-    }
-    this.parsed = out;
-    return out;
   }
 }

@@ -27,22 +27,12 @@ export class Pipeline {
     return this.seq++;
   }
 
-  /** Whether inputs should hand in EncodedBatches: every sink stores lines as they are. */
-  takesEncoded(): boolean {
-    return this.sinks.every((s) => s.writeEncoded !== undefined);
-  }
-
   /** Events are rendered here once, if an input did not render them, and everyone downstream takes the lines. */
   async write(input: readonly LogEvent[] | EncodedBatch): Promise<void> {
-    let batch: EncodedBatch;
-    if (input instanceof EncodedBatch) batch = input;
-    else {
-      if (input.length === 0) return;
-      batch = new EncodedBatch();
-      batch.add(input);
-    }
-    if (this.sinks.length === 1) await writeTo(this.sinks[0]!, batch);
-    else await Promise.all(this.sinks.map((s) => writeTo(s, batch)));
+    if (!(input instanceof EncodedBatch) && input.length === 0) return;
+    const batch = input instanceof EncodedBatch ? input : EncodedBatch.of(input);
+    if (this.sinks.length === 1) await this.sinks[0]!.write(batch);
+    else await Promise.all(this.sinks.map((s) => s.write(batch)));
     for (const fn of this.subscribers) fn(batch);
   }
 
@@ -59,8 +49,4 @@ export class Pipeline {
   replaceSinks(sinks: readonly Sink[]): void {
     this.sinks = sinks;
   }
-}
-
-function writeTo(sink: Sink, batch: EncodedBatch): Promise<void> {
-  return sink.writeEncoded ? sink.writeEncoded(batch) : sink.write(batch.events());
 }

@@ -1,5 +1,4 @@
 import type { EncodedBatch } from '../collector/encoded.js';
-import type { LogEvent } from '../collector/event.js';
 
 /**
  * What every sink implements.
@@ -14,13 +13,8 @@ import type { LogEvent } from '../collector/event.js';
 export interface Sink {
   readonly name: string;
   start(): Promise<void>;
-  write(events: readonly LogEvent[]): Promise<void>;
-  /**
-   * The same for events an input rendered as lines (collector/encoded.ts), by
-   * a sink that stores those lines as they are. Without it, the pipeline hands
-   * such a batch to write() as objects.
-   */
-  writeEncoded?(batch: EncodedBatch): Promise<void>;
+  /** The events as their rendered lines (collector/encoded.ts), each rendered once for every sink. */
+  write(batch: EncodedBatch): Promise<void>;
   /** Flushes what can be flushed and releases resources; later writes reject. */
   close(): Promise<void>;
   /** For /readyz and metrics: whether the destination is reachable now. */

@@ -2,6 +2,8 @@
  * Test helpers for the Docker input: the real engine, the busybox image the
  * tests run, and containers with a unique name prefix that are removed after.
  */
+import { eventsOf } from './batch.js';
+import type { EncodedBatch } from '../../src/collector/encoded.js';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, copyFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,8 +82,8 @@ export class CaptureSink implements Sink {
   readonly name = 'capture';
   readonly events: LogEvent[] = [];
   async start(): Promise<void> {}
-  async write(events: readonly LogEvent[]): Promise<void> {
-    this.events.push(...events);
+  async write(batch: EncodedBatch): Promise<void> {
+    this.events.push(...eventsOf(batch));
   }
   async close(): Promise<void> {}
 }

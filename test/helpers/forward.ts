@@ -3,6 +3,7 @@
  * exact wire format (str32, ext8, ...), an in-process input with a capturing
  * sink, and a raw TCP client that reads acks.
  */
+import { eventsOf } from './batch.js';
 import { connect, type Socket } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,7 +174,9 @@ export class CaptureSink implements Sink {
   async start(): Promise<void> {}
   async close(): Promise<void> {}
 
-  write(events: readonly LogEvent[]): Promise<void> {
+  /** Keeps the lines as the events they stand for. */
+  write(batch: EncodedBatch): Promise<void> {
+    const events = eventsOf(batch);
     this.writes++;
     if (this.failNext) {
       const err = this.failNext;
@@ -186,14 +189,6 @@ export class CaptureSink implements Sink {
     if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
     done();
     return Promise.resolve();
-  }
-
-  /**
-   * Takes rendered lines, as the file sink does, so inputs take the path they
-   * take in production; keeps them as the events they stand for.
-   */
-  writeEncoded(batch: EncodedBatch): Promise<void> {
-    return this.write(batch.events());
   }
 
   hold(): void {

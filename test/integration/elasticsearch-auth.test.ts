@@ -2,6 +2,7 @@
  * Authentication against the secured node (security on, basic auth over
  * plain HTTP; scripts/elasticsearch.sh ensure).
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
 import type { Sink } from '../../src/sinks/sink.js';
@@ -53,7 +54,7 @@ describe('elasticsearch sink: authentication', () => {
     const mem = memoryLogger();
     const wrong = sink({ username: ES_SECURE_USER, password: 'not-the-password', data_stream: { dataset, namespace: 'default' } }, state, mem.log);
     await wrong.start();
-    await wrong.write(makeEvents(50));
+    await wrong.write(EncodedBatch.of(makeEvents(50)));
     await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('elasticsearch rejected the credentials (401)')), 10_000);
     const line = mem.lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('elasticsearch rejected the credentials'))!;
     expect(line.level).toBe(50);
@@ -80,7 +81,7 @@ describe('elasticsearch sink: authentication', () => {
     url.password = 'url-secret-pw';
     const s = sink({ url: url.toString(), data_stream: { dataset: uniqueDataset('urlauth'), namespace: 'default' } }, tempDir('es-url'), mem.log);
     await s.start();
-    await s.write(makeEvents(3));
+    await s.write(EncodedBatch.of(makeEvents(3)));
     await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000);
     await s.close();
     expect(mem.text()).not.toContain('url-secret-pw');
@@ -94,7 +95,7 @@ describe('elasticsearch sink: authentication', () => {
     const apiKey = Buffer.from('clogs-key-id:clogs-key-secret').toString('base64');
     const s = sink({ api_key: apiKey, data_stream: { dataset: uniqueDataset('apikey'), namespace: 'default' } }, tempDir('es-key'), mem.log);
     await s.start();
-    await s.write(makeEvents(5));
+    await s.write(EncodedBatch.of(makeEvents(5)));
     await until('auth error logged', () => mem.lines.some((l) => typeof l.msg === 'string' && l.msg.includes('(401)')), 10_000);
     await s.close();
     const line = mem.lines.find((l) => typeof l.msg === 'string' && l.msg.includes('(401)'))!;

@@ -60,7 +60,7 @@ describe('elasticsearch sink: data stream', () => {
   beforeAll(async () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' } });
     await s.start();
-    await s.write(events);
+    await s.write(EncodedBatch.of(events));
     await waitForCount(client, stream, events.length);
     await s.close();
   });
@@ -122,7 +122,7 @@ describe('elasticsearch sink: data stream', () => {
   it('replaying the same events gives 409s, not duplicates', async () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' } });
     await s.start();
-    await s.write(events);
+    await s.write(EncodedBatch.of(events));
     await until('sink ready', () => s.ready!(), 10_000);
     await s.close();
     expect(await count(client, stream)).toBe(events.length);
@@ -164,9 +164,9 @@ describe('elasticsearch sink: identity and rejection', () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' } });
     await s.start();
     const base = { '@timestamp': '2026-11-22T10:00:00.000000000Z', message: 'same line' };
-    await s.write([makeEvent(0, { ...base, clogs: { input: 'docker', seq: 1, ordinal: 0 } }), makeEvent(0, { ...base, clogs: { input: 'docker', seq: 2, ordinal: 1 } })]);
+    await s.write(EncodedBatch.of([makeEvent(0, { ...base, clogs: { input: 'docker', seq: 1, ordinal: 0 } }), makeEvent(0, { ...base, clogs: { input: 'docker', seq: 2, ordinal: 1 } })]));
     // And the same pair again (a redelivery): still two.
-    await s.write([makeEvent(0, { ...base, clogs: { input: 'docker', seq: 3, ordinal: 0 } }), makeEvent(0, { ...base, clogs: { input: 'docker', seq: 4, ordinal: 1 } })]);
+    await s.write(EncodedBatch.of([makeEvent(0, { ...base, clogs: { input: 'docker', seq: 3, ordinal: 0 } }), makeEvent(0, { ...base, clogs: { input: 'docker', seq: 4, ordinal: 1 } })]));
     await waitForCount(client, `logs-${dataset}-default`, 2);
     await s.close();
     expect(await count(client, `logs-${dataset}-default`)).toBe(2);
@@ -182,7 +182,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     for (let i = 0; i < 60; i++) deep = { d: deep };
     const bad = makeEvent(5, { message: 'too deep', attrs: deep });
     const batch = [...makeEvents(5), bad, ...makeEvents(5, 6)];
-    await s.write(batch);
+    await s.write(EncodedBatch.of(batch));
     await waitForCount(client, `logs-${dataset}-default`, 10);
     const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
     await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('too deep'), 10_000);
@@ -223,7 +223,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     const prefix = uniqueDataset('idx');
     const s = sink({ index: `${prefix}-%Y.%m.%d` });
     await s.start();
-    await s.write([makeEvent(0, { '@timestamp': '2026-11-21T23:59:59.999999999Z' }), makeEvent(1, { '@timestamp': '2026-11-22T00:00:00.000000001Z' })]);
+    await s.write(EncodedBatch.of([makeEvent(0, { '@timestamp': '2026-11-21T23:59:59.999999999Z' }), makeEvent(1, { '@timestamp': '2026-11-22T00:00:00.000000001Z' })]));
     await waitForCount(client, `${prefix}-*`, 2);
     await s.close();
     expect(await count(client, `${prefix}-2026.11.21`)).toBe(1);
@@ -242,8 +242,8 @@ describe('elasticsearch sink: disk queue', () => {
     const mem = memoryLogger();
     const down = sink({ url: `http://127.0.0.1:${port}`, data_stream: { dataset, namespace: 'default' } }, state, mem.log);
     await down.start();
-    await down.write(makeEvents(300));
-    await down.write(makeEvents(200, 300));
+    await down.write(EncodedBatch.of(makeEvents(300)));
+    await down.write(EncodedBatch.of(makeEvents(200, 300)));
     await until('connection error logged', () => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000);
     expect(down.ready!()).toBe(false);
     await down.close();
@@ -252,7 +252,7 @@ describe('elasticsearch sink: disk queue', () => {
     const up = sink({ data_stream: { dataset, namespace: 'default' } }, state);
     await up.start();
     await waitForCount(client, `logs-${dataset}-default`, 500);
-    await up.write(makeEvents(10, 500));
+    await up.write(EncodedBatch.of(makeEvents(10, 500)));
     await waitForCount(client, `logs-${dataset}-default`, 510);
     await up.close();
     expect(await count(client, `logs-${dataset}-default`)).toBe(510);
@@ -264,9 +264,9 @@ describe('elasticsearch sink: disk queue', () => {
     const s = sink({ data_stream: { dataset, namespace: 'default' }, queue_max_size: 64 * 1024, batch_size: '1MiB', batch_events: 100_000, flush_interval: '2s' });
     await s.start();
     const first = makeEvents(150); // ~60 KiB of bulk lines
-    await s.write(first);
+    await s.write(EncodedBatch.of(first));
     let resolved = false;
-    const second = s.write(makeEvents(150, 150)).then(() => {
+    const second = s.write(EncodedBatch.of(makeEvents(150, 150))).then(() => {
       resolved = true;
     });
     await new Promise((r) => setTimeout(r, 1000));
@@ -281,7 +281,7 @@ describe('elasticsearch sink: disk queue', () => {
     const s = sink({ data_stream: { dataset: uniqueDataset('closed'), namespace: 'default' } });
     await s.start();
     await s.close();
-    await expect(s.write(makeEvents(1))).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
+    await expect(s.write(EncodedBatch.of(makeEvents(1)))).rejects.toMatchObject({ code: 'CLOGS_QUEUE_CLOSED' });
   });
 });
 

@@ -3,6 +3,7 @@
  * (scripts/elasticsearch.sh start NAME PORT tls), reached with a CA file,
  * with the CA's fingerprint, and refused without either.
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ describe('elasticsearch sink over TLS', () => {
     const dataset = uniqueDataset('tlsca');
     const s = sink({ ca: caFile, data_stream: { dataset, namespace: 'default' } });
     await s.start();
-    await s.write(makeEvents(10));
+    await s.write(EncodedBatch.of(makeEvents(10)));
     await waitForCount(admin, `logs-${dataset}-default`, 10);
     await s.close();
   });
@@ -70,7 +71,7 @@ describe('elasticsearch sink over TLS', () => {
     const fingerprint = new X509Certificate(readFileSync(caFile)).fingerprint256;
     const s = sink({ fingerprint, data_stream: { dataset, namespace: 'default' } });
     await s.start();
-    await s.write(makeEvents(10));
+    await s.write(EncodedBatch.of(makeEvents(10)));
     await waitForCount(admin, `logs-${dataset}-default`, 10);
     await s.close();
   });
@@ -80,7 +81,7 @@ describe('elasticsearch sink over TLS', () => {
       const mem = memoryLogger();
       const s = sink({ ...overrides, data_stream: { dataset: uniqueDataset('tlsno'), namespace: 'default' } }, mem.log);
       await s.start();
-      await s.write(makeEvents(3));
+      await s.write(EncodedBatch.of(makeEvents(3)));
       await until('TLS error logged', () => mem.lines.some((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried'), 10_000);
       const line = mem.lines.find((l) => l.msg === 'cannot reach elasticsearch; events stay queued and are retried')!;
       expect(String(line.error)).toMatch(/certificate|fingerprint/i);

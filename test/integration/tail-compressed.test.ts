@@ -3,6 +3,7 @@
  * rotated files the real file sink gzipped: read in order across compressed
  * and plain files, and followed while the sink rotates and compresses.
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +42,7 @@ const env = { CLOGS_HTTP_ENABLED: 'false' };
 describe('clogs over a store with compressed rotated files', () => {
   it('tail -n across compressed and plain files, -n all, ps and search read them in order', async () => {
     const { store, sink } = await compressingSink();
-    for (let i = 0; i < 300; i += 10) await sink.write(Array.from({ length: 10 }, (_, k) => line(i + k)));
+    for (let i = 0; i < 300; i += 10) await sink.write(EncodedBatch.of(Array.from({ length: 10 }, (_, k) => line(i + k))));
     await until('rotated files compressed', () => compressed(store), 30_000);
     await sink.close();
     expect(files(store).filter((f) => f.endsWith('.gz')).length).toBeGreaterThan(5);
@@ -58,15 +59,15 @@ describe('clogs over a store with compressed rotated files', () => {
 
   it('tail -f while the sink rotates and compresses prints every line once, in order', async () => {
     const { store, sink } = await compressingSink();
-    for (let i = 0; i < 50; i += 10) await sink.write(Array.from({ length: 10 }, (_, k) => line(i + k)));
+    for (let i = 0; i < 50; i += 10) await sink.write(EncodedBatch.of(Array.from({ length: 10 }, (_, k) => line(i + k))));
     const tail = startCli(['tail', 'gz-web', '-f', '-n', '1', '--file', store], { env });
     try {
       await tail.waitFor('gz 49\n');
-      for (let i = 50; i < 400; i += 10) await sink.write(Array.from({ length: 10 }, (_, k) => line(i + k)));
+      for (let i = 50; i < 400; i += 10) await sink.write(EncodedBatch.of(Array.from({ length: 10 }, (_, k) => line(i + k))));
       await tail.waitFor('gz 399\n', 30_000);
       await until('rotated files compressed', () => compressed(store), 30_000);
       // Whatever the follower reread after a compression would come after the last line: one more line closes the window.
-      await sink.write([line(400)]);
+      await sink.write(EncodedBatch.of([line(400)]));
       await tail.waitFor('gz 400\n', 30_000);
       expect(outputLines(tail.stdout())).toEqual(Array.from({ length: 352 }, (_, k) => `gz ${49 + k}`));
       expect(tail.stderr()).toBe('');

@@ -3,6 +3,7 @@
  * written by the real Elasticsearch sink into a data stream of their own.
  * Fails (never skips) when Elasticsearch does not answer at CLOGS_TEST_ES_URL.
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +47,7 @@ const ev = (meta: typeof WEB1 | undefined, sec: number, message: string, more: {
   });
 
 async function write(events: LogEvent[]): Promise<void> {
-  await sink.write(events);
+  await sink.write(EncodedBatch.of(events));
   total += events.length;
   await waitForCount(client, index, total);
 }

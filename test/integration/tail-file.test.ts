@@ -4,6 +4,7 @@
  * real fluent-logger client for the switch from history to live, and the
  * real Docker engine for a container that is gone.
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,12 +54,12 @@ describe('clogs tail on the file store', () => {
     store = tempDir('tail-file');
     const sink = await fileSink(store, 2048);
     for (let i = 0; i < 30; i++) {
-      await sink.write([ev(WEB1, i * 60, `web1 ${i}`, { stream: i % 5 === 4 ? 'stderr' : 'stdout', ...(i % 10 === 9 ? { level: 'error' } : {}) })]);
+      await sink.write(EncodedBatch.of([ev(WEB1, i * 60, `web1 ${i}`, { stream: i % 5 === 4 ? 'stderr' : 'stdout', ...(i % 10 === 9 ? { level: 'error' } : {}) })]));
     }
-    await sink.write([0, 1, 2, 3, 4].map((i) => ev(WEB2, i * 60 + 30, `web2 ${i}`)));
-    await sink.write([ev(DB, 100, 'db boom one'), ev(DB, 200, 'db fine'), ev(WEB1, 1790, 'web1 Boom')]);
+    await sink.write(EncodedBatch.of([0, 1, 2, 3, 4].map((i) => ev(WEB2, i * 60 + 30, `web2 ${i}`))));
+    await sink.write(EncodedBatch.of([ev(DB, 100, 'db boom one'), ev(DB, 200, 'db fine'), ev(WEB1, 1790, 'web1 Boom')]));
     // Written in this order, stamped the other way round: the reader sorts.
-    await sink.write([ev(DB, 400, 'ns 2', { nsec: 1_000_002 }), ev(DB, 400, 'ns 1', { nsec: 1_000_001 })]);
+    await sink.write(EncodedBatch.of([ev(DB, 400, 'ns 2', { nsec: 1_000_002 }), ev(DB, 400, 'ns 1', { nsec: 1_000_001 })]));
     await sink.close();
     expect(readdirSync(join(store, 'shop-web-1')).length).toBeGreaterThan(2);
   });
@@ -135,7 +136,7 @@ describe('clogs tail on the file store', () => {
   it('stops quietly on a closed pipe', async () => {
     const big = tempDir('tail-pipe');
     const sink = await fileSink(big, 1024 * 1024);
-    for (let b = 0; b < 20; b++) await sink.write(Array.from({ length: 1000 }, (_, i) => ev(WEB1, b * 1000 + i, `line ${b * 1000 + i} ${'x'.repeat(100)}`)));
+    for (let b = 0; b < 20; b++) await sink.write(EncodedBatch.of(Array.from({ length: 1000 }, (_, i) => ev(WEB1, b * 1000 + i, `line ${b * 1000 + i} ${'x'.repeat(100)}`))));
     await sink.close();
     const result = await new Promise<{ out: string; err: string; code: number | null }>((resolve) => {
       const sh = spawn('bash', ['-c', `node ${CLI} tail --file ${big} shop-web-1 -n all | head -n 2; echo "status=\${PIPESTATUS[0]}"`], { env: { ...process.env, CLOGS_HTTP_ENABLED: 'false' } });
@@ -154,12 +155,12 @@ describe('clogs tail -f on the file store', () => {
   it('follows the sink through rotation: every line once, in order', async () => {
     const dir = tempDir('tail-rotate');
     const sink = await fileSink(dir, 1024);
-    await sink.write([ev(DB, 0, 'before')]);
+    await sink.write(EncodedBatch.of([ev(DB, 0, 'before')]));
     const tail = startCli(['tail', '-f', 'shop-db-1', '--file', dir], { env: { CLOGS_HTTP_ENABLED: 'false' } });
     try {
       await tail.waitFor('before\n');
       for (let i = 0; i < 200; i++) {
-        await sink.write([ev(DB, 1 + i, `follow ${i} ${'y'.repeat(50)}`)]);
+        await sink.write(EncodedBatch.of([ev(DB, 1 + i, `follow ${i} ${'y'.repeat(50)}`)]));
         if (i % 20 === 0) await new Promise((r) => setTimeout(r, 20));
       }
       await tail.waitFor(/follow 199 y+\n/);

@@ -2,6 +2,7 @@
  * `clogs tail -f` on a real terminal: Debian's tmux runs it in a detached
  * session; `capture-pane -e` shows what a user would see, colours included.
  */
+import { EncodedBatch } from '../../src/collector/encoded.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'clogs-tty-'));
   sink = createFileSink(fileSinkSchema.parse({ dir }), { log: createLogger('silent') });
   await sink.start();
-  await sink.write([ev(0, 'stdout', 'history one'), ev(1, 'stdout', 'history two')]);
+  await sink.write(EncodedBatch.of([ev(0, 'stdout', 'history one'), ev(1, 'stdout', 'history two')]));
 });
 
 afterAll(async () => {
@@ -92,7 +93,7 @@ describe('clogs tail -f in a terminal (tmux)', () => {
   it('shows new lines as they arrive, colours stderr and errors, and exits on Ctrl-C without a trace', async () => {
     await session('follow', `tail -f web --file ${dir} --http 127.0.0.1:1`);
     await waitScreen('follow', (s) => s.includes('history two'), 'the history');
-    await sink.write([ev(2, 'stdout', 'plain new'), ev(3, 'stderr', 'stderr new'), ev(4, 'stdout', 'failed new', 'error'), ev(5, 'stdout', 'careful new', 'warn')]);
+    await sink.write(EncodedBatch.of([ev(2, 'stdout', 'plain new'), ev(3, 'stderr', 'stderr new'), ev(4, 'stdout', 'failed new', 'error'), ev(5, 'stdout', 'careful new', 'warn')]));
     const s = await waitScreen('follow', (t) => t.includes('careful new'), 'the new lines');
     expect(styleAt(s, 'plain new')).toEqual({ bold: false });
     expect(styleAt(s, 'stderr new')).toEqual({ fg: 31, bold: false });

@@ -41,7 +41,7 @@ import type { LogEvent } from '../event.js';
 import type { Normalizer } from '../normalize.js';
 import type { Pipeline } from '../pipeline.js';
 import { ChunkLedger, PendingChunk, chunkKey, encodeAcks } from './acks.js';
-import { DecodeCache, decodeEntries, decodeRequest, decodeValue } from './decoder.js';
+import { DecodeCache, decodeRequest, decodeValue } from './decoder.js';
 import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
@@ -134,7 +134,7 @@ export class ForwardConnection {
   private awaiting = false;
   private queue: Job[] = [];
   /** The events of the queued requests, handed to the pipeline together by flush(). */
-  private queuedEvents: LogEvent[] | EncodedBatch | undefined;
+  private queuedEvents: EncodedBatch | undefined;
   /** Batches handed to the pipeline, oldest first; acked from the front, in order. */
   private writes: Batch[] = [];
   private inFlightBytes = 0;
@@ -373,7 +373,7 @@ export class ForwardConnection {
       this.enqueue(job);
       return undefined;
     }
-    const { mapper, normalizer, limits } = this.ctx;
+    const { mapper, normalizer } = this.ctx;
     const watch = chunk === undefined ? undefined : holdWatcher(job);
     const general = (entry: ForwardEntry): LogEvent[] => {
       const raw = mapper.toRawLine(entry, tag);
@@ -384,23 +384,16 @@ export class ForwardConnection {
       }
       return normalizer.push(raw, watch);
     };
-    // Rendered lines when every sink takes them. Either way a malformed
-    // request throws before any of its events is added: packed-lines.ts and
-    // decodeEntries read every entry first.
-    const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
-    if (out instanceof EncodedBatch && Buffer.isBuffer(entries)) {
+    // A malformed request throws before any of its events is added:
+    // packed-lines.ts and decodeRequest read every entry first.
+    const out = (this.queuedEvents ??= new EncodedBatch());
+    if (Buffer.isBuffer(entries)) {
       const wait = this.packedLines.encode(entries, tag, out, general, watch);
       if (wait !== undefined) return wait;
     } else {
-      const decoded = Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries;
-      const wait = mapper.lookupsOf(decoded);
+      const wait = mapper.lookupsOf(entries);
       if (wait !== undefined) return wait;
-      if (out instanceof EncodedBatch) for (const entry of decoded) out.add(general(entry));
-      else
-        for (const entry of decoded) {
-          const events = general(entry);
-          for (let i = 0; i < events.length; i++) out.push(events[i]!);
-        }
+      for (const entry of entries) out.add(general(entry));
     }
     if (key !== undefined) {
       job.key = key;
@@ -425,7 +418,7 @@ export class ForwardConnection {
     const events = this.queuedEvents;
     this.queuedEvents = undefined;
     const waits: Promise<unknown>[] = [];
-    const count = events === undefined ? 0 : events instanceof EncodedBatch ? events.count : events.length;
+    const count = events === undefined ? 0 : events.count;
     if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
       waits.push(this.ctx.pipeline.write(events));

@@ -2,7 +2,7 @@
  * The Elasticsearch sink: events → disk queue (durable on `write()`) →
  * bulk sender → a data stream `logs-<dataset>-<namespace>` or a daily index.
  *
- *   writeEncoded(lines) ─► BulkEncoder ─► DiskQueue.append (fsync) ─► resolves: input may ack
+ *   write(lines) ─► BulkEncoder ─► DiskQueue.append (fsync) ─► resolves: input may ack
  *                                        │
  *                    Sender ◄── read ────┘  … release() once Elasticsearch has them
  *
@@ -12,8 +12,7 @@
  * delivery guarantees to users.
  */
 import { join } from 'node:path';
-import { EncodedBatch } from '../../collector/encoded.js';
-import type { LogEvent } from '../../collector/event.js';
+import type { EncodedBatch } from '../../collector/encoded.js';
 import type { ElasticsearchConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -108,13 +107,7 @@ class ElasticsearchSink implements Sink {
     );
   }
 
-  write(events: readonly LogEvent[]): Promise<void> {
-    const batch = new EncodedBatch();
-    batch.add(events);
-    return this.writeEncoded(batch);
-  }
-
-  async writeEncoded(batch: EncodedBatch): Promise<void> {
+  async write(batch: EncodedBatch): Promise<void> {
     if (this.state !== 'running' || !this.queue) {
       throw new ClogsError('CLOGS_QUEUE_CLOSED', `the elasticsearch sink is ${this.state === 'closed' ? 'closed' : 'not started'}`);
     }

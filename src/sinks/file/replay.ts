@@ -12,16 +12,20 @@
  *
  * Bound: at most TAIL_BYTES of each source's file are read, once per source
  * per process, and their identities kept only until that source's replay ends.
+ * The batch's own lines are read in place (line-fields.ts); the file's tail
+ * is parsed, as it may hold lines of an older release.
  */
+import { EncodedBatch, type EncodedSource } from '../../collector/encoded.js';
 import type { LogEvent } from '../../collector/event.js';
+import { forEachLine, LineFields } from '../../collector/line-fields.js';
 import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
 /** Larger than one input batch of one container (the Docker input's is at most 8 MiB for all of them). */
 const TAIL_BYTES = 8 * 1024 * 1024;
 
-function identity(e: LogEvent): string {
-  return `${e['@timestamp']}\0${e.clogs.ordinal}\0${e.clogs.piece ?? ''}\0${e.message}`;
+function identity(timestamp: string, ordinal: number, piece: number | undefined, message: string): string {
+  return `${timestamp}\0${ordinal}\0${piece ?? ''}\0${message}`;
 }
 
 export class ReplayGuard {
@@ -73,27 +77,34 @@ export class ReplayGuard {
       const stream = e.stream ?? '';
       let set = streams.get(stream);
       if (!set) streams.set(stream, (set = new Set()));
-      set.add(identity(e));
+      set.add(identity(e['@timestamp'], e.clogs.ordinal, e.clogs.piece, e.message));
     }
     if (streams.size > 0) this.tails.set(source, streams);
   }
 
-  /** The events minus those already at the end of their source's file. */
-  drop(events: readonly LogEvent[], sourceOf: (e: LogEvent) => string): { kept: readonly LogEvent[]; dropped: number } {
-    if (this.tails.size === 0) return { kept: events, dropped: 0 };
-    const kept: LogEvent[] = [];
-    for (const e of events) {
-      const source = sourceOf(e);
-      const streams = this.tails.get(source);
-      const stream = e.stream ?? '';
-      const set = streams?.get(stream);
-      if (set?.has(identity(e))) continue;
-      // The first new line ends the source's replay on every stream: inputs
-      // resend from their oldest unacked point, so the replay of all streams
-      // comes before anything new.
-      if (streams) this.tails.delete(source);
-      kept.push(e);
+  /** The batch minus the events already at the end of their source's file; `dirOf` names a source's directory. */
+  drop(batch: EncodedBatch, dirOf: (s: EncodedSource) => string): { kept: EncodedBatch; dropped: number } {
+    if (this.tails.size === 0) return { kept: batch, dropped: 0 };
+    const kept = new EncodedBatch();
+    const fields = new LineFields();
+    let dropped = 0;
+    for (const s of batch.sources()) {
+      const source = dirOf(s);
+      const out = kept.source(s.container, s.name);
+      forEachLine(s.chunks(), fields, (f) => {
+        const streams = this.tails.get(source);
+        const set = streams?.get(f.stream ?? '');
+        if (set?.has(identity(f.timestamp(), f.ordinal, f.piece < 0 ? undefined : f.piece, f.message()))) {
+          dropped++;
+          return;
+        }
+        // The first new line ends the source's replay on every stream: inputs
+        // resend from their oldest unacked point, so the replay of all streams
+        // comes before anything new.
+        if (streams) this.tails.delete(source);
+        out.addLine(f.buf.subarray(f.start, f.end + 1));
+      });
     }
-    return { kept, dropped: events.length - kept.length };
+    return { kept, dropped };
   }
 }

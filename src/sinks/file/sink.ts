@@ -1,17 +1,14 @@
 /**
- * The file sink: NDJSON lines into per-source files. One entry point,
- * writeEncoded(): events handed in as objects are rendered to their lines
- * first (event-json.ts), so the replay guard and the commit loop see lines
- * only. The jobs behind it live apart: which directory a source's lines go to
+ * The file sink: NDJSON lines into per-source files, appended as the
+ * renderer wrote them. The replay guard and the commit loop see lines only.
+ * The jobs behind it live apart: which directory a source's lines go to
  * (source-dirs.ts), dropping a batch replayed after a crash (replay.ts), the
  * group commit with its fsync policy, disk retries and memory bound
  * (commit-loop.ts), rotation by size (rotation.ts), the open files and
  * rotation to new files (files.ts), compression and retention in the
  * background (maintenance.ts).
  */
-import { EncodedBatch } from '../../collector/encoded.js';
-import type { LogEvent } from '../../collector/event.js';
-import { looseSourceName } from '../../collector/source.js';
+import type { EncodedBatch } from '../../collector/encoded.js';
 import type { FileSinkConfig } from '../../config/schema.js';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -127,36 +124,14 @@ export class FileSink implements Sink {
     return this.disk.reason();
   }
 
-  /**
-   * Renders the events to their lines and writes those. An event that breaks
-   * the LogEvent type (a bug upstream) rejects the write with CLOGS_SINK once
-   * the lines rendered before it are written: no broken line reaches a file.
-   */
-  write(events: readonly LogEvent[]): Promise<void> {
-    if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
-    const batch = new EncodedBatch();
-    try {
-      batch.add(events);
-    } catch (err) {
-      for (const s of batch.sources()) s.lines.dropPartialLine();
-      const error = new ClogsError('CLOGS_SINK', `file sink: cannot encode an event: ${(err as Error).message}`, { cause: err });
-      return this.writeEncoded(batch).then(
-        () => Promise.reject(error),
-        () => Promise.reject(error),
-      );
-    }
-    return this.writeEncoded(batch);
-  }
-
-  /** Lines rendered by an input go to their files as they are. */
-  writeEncoded(batch: EncodedBatch): Promise<void> {
+  write(batch: EncodedBatch): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
     const sources = [...batch.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
     const dirs = sources.map((s) => this.dirs.dirOf(s.container, s.name));
     return this.afterTails(this.replay.unchecked(dirs), () =>
-      // A replay is recognised by the events' identities: only a batch for a
-      // source with a file tail still to compare against is parsed back.
+      // A replay is recognised by the events' identities, read from the
+      // lines of a source with a file tail still to compare against.
       dirs.some((d) => this.replay.pending(d)) ? this.withoutReplay(batch) : this.loop.add(sources, dirs),
     );
   }
@@ -182,13 +157,11 @@ export class FileSink implements Sink {
     return queued.then(() => durable);
   }
 
-  /** The batch minus the events already at the end of their source's file, rendered again. */
+  /** The batch minus the events already at the end of their source's file. */
   private withoutReplay(batch: EncodedBatch): Promise<void> {
-    const { kept, dropped } = this.replay.drop(batch.events(), (e) => this.dirs.dirOf(e.container, looseSourceName(e.clogs.tag, e.clogs.input)));
+    const { kept, dropped } = this.replay.drop(batch, (s) => this.dirs.dirOf(s.container, s.name));
     if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
-    const rest = new EncodedBatch();
-    rest.add(kept);
-    const sources = [...rest.sources()];
+    const sources = [...kept.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
     return this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
   }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogEvent } from '../../../src/collector/event.js';
+import { eventsOf } from '../../helpers/batch.js';
+import type { EncodedBatch } from '../../../src/collector/encoded.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
 import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
 import { Shipper } from '../../../src/collector/docker/shipper.js';
@@ -17,7 +18,7 @@ function harness() {
       name: 'capture',
       start: async () => {},
       close: async () => {},
-      write: async (events: readonly LogEvent[]) => void batches.push(events.map((e) => e.message)),
+      write: async (batch: EncodedBatch) => void batches.push(eventsOf(batch).map((e) => e.message)),
     },
   ]);
   const store = {

@@ -4,6 +4,7 @@
  * not ready, once. The disk is the real one; its failures are injected
  * through FileIo the way the kernel reports them.
  */
+import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -42,7 +43,7 @@ describe('file sink: a full disk', () => {
     const sink = createFileSink(config(dir), { log, io, diskBackoff: BACKOFF });
     await sink.start();
     const c = container('web');
-    await sink.write([event('before', { container: c })]);
+    await sink.write(EncodedBatch.of([event('before', { container: c })]));
     const retriesBefore = await retries('ENOSPC');
     let full = true;
     let partial = true;
@@ -56,10 +57,10 @@ describe('file sink: a full disk', () => {
       }
       throw diskError('ENOSPC');
     };
-    const first = track(sink.write(Array.from({ length: 10 }, (_, i) => event(`held ${i} ${'p'.repeat(50)}`, { container: c }))));
+    const first = track(sink.write(EncodedBatch.of(Array.from({ length: 10 }, (_, i) => event(`held ${i} ${'p'.repeat(50)}`, { container: c })))));
     await vi.waitFor(async () => expect(await retries('ENOSPC')).toBeGreaterThanOrEqual(retriesBefore + 3));
     // Writes that come meanwhile queue behind it.
-    const second = track(sink.write([event('meanwhile', { container: c })]));
+    const second = track(sink.write(EncodedBatch.of([event('meanwhile', { container: c })])));
     await vi.waitFor(async () => expect(await retries('ENOSPC')).toBeGreaterThanOrEqual(retriesBefore + 6));
 
     expect(first.settled()).toBe(false);
@@ -100,7 +101,7 @@ describe('file sink: a full disk', () => {
     const sink = createFileSink(config(dir), { log, io, diskBackoff: BACKOFF });
     await sink.start();
     const c = container('web');
-    await sink.write([event('before', { container: c })]);
+    await sink.write(EncodedBatch.of([event('before', { container: c })]));
     let failures = 2;
     io.writevOverride = async (fd, bufs) => {
       const n = await nodeFileIo.writev(fd, bufs);
@@ -113,7 +114,7 @@ describe('file sink: a full disk', () => {
     io.beforeSync = async () => {
       if (syncFailures-- > 0) throw diskError('EIO');
     };
-    await sink.write([event('one', { container: c }), event('two', { container: c })]);
+    await sink.write(EncodedBatch.of([event('one', { container: c }), event('two', { container: c })]));
     expect(io.counts.writev).toBe(4);
     expect(syncFailures).toBe(-1);
     await sink.close();
@@ -148,9 +149,9 @@ describe('file sink: a full disk', () => {
     failDirSyncs = 2;
     const c = container('web');
     const sent = Array.from({ length: 12 }, (_, i) => `line ${i} ${'r'.repeat(100)}`);
-    await sink.write(sent.slice(0, 6).map((m) => event(m, { container: c })));
+    await sink.write(EncodedBatch.of(sent.slice(0, 6).map((m) => event(m, { container: c }))));
     failOpens = 2;
-    await sink.write(sent.slice(6).map((m) => event(m, { container: c })));
+    await sink.write(EncodedBatch.of(sent.slice(6).map((m) => event(m, { container: c }))));
     await sink.close();
     expect(failOpens).toBe(0);
     expect(failDirSyncs).toBe(0);
@@ -168,11 +169,11 @@ describe('file sink: a full disk', () => {
     io.writevOverride = async () => {
       throw diskError('EACCES');
     };
-    await expect(sink.write([event('x', { container: container('web') })])).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('EACCES') });
+    await expect(sink.write(EncodedBatch.of([event('x', { container: container('web') })]))).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('EACCES') });
     expect(sink.ready!()).toBe(false);
     expect(sink.notReadyReason!()).toBeUndefined();
     io.writevOverride = undefined;
-    await sink.write([event('y', { container: container('web') })]);
+    await sink.write(EncodedBatch.of([event('y', { container: container('web') })]));
     expect(sink.ready!()).toBe(true);
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['y']);

@@ -2,6 +2,7 @@
  * Compression and retention through the real file sink on the real file
  * system: the store it leaves, the metrics, the log.
  */
+import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,7 +46,7 @@ describe('file sink: compression of rotated files', () => {
     for (let b = 0; b < 20; b++) {
       const batch = Array.from({ length: 20 }, (_, i) => event(`web ${b * 20 + i} ${'x'.repeat(40)}`, { container: WEB }));
       sent.push(...batch.map((e) => e.message));
-      await sink.write(batch);
+      await sink.write(EncodedBatch.of(batch));
     }
     await until('rotated files compressed', () => allRotatedCompressed(dir), 30_000);
     const files = names(join(dir, 'web'));
@@ -53,7 +54,7 @@ describe('file sink: compression of rotated files', () => {
     expect(files.at(-1)).toMatch(/\.ndjson$/);
     expect(files.slice(0, -1).every((f) => f.endsWith('.ndjson.gz'))).toBe(true);
     // Writing goes on in the plain newest file, after the compressed ones.
-    await sink.write([event('after', { container: WEB })]);
+    await sink.write(EncodedBatch.of([event('after', { container: WEB })]));
     sent.push('after');
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(sent);
@@ -77,7 +78,7 @@ describe('file sink: compression of rotated files', () => {
     await until('the store repaired', () => names(web).length === 4 && allRotatedCompressed(dir), 30_000);
     expect(names(web)).toEqual(['2026-11-22.0000.ndjson.gz', '2026-11-22.0001.ndjson.gz', '2026-11-22.0002.ndjson.gz', '2026-11-22.0003.ndjson']);
     // An input's retry after the crash: 'd' again (dropped by the replay guard), then a new line.
-    await sink.write([event('d', { container: WEB }), event('e', { container: WEB })]);
+    await sink.write(EncodedBatch.of([event('d', { container: WEB }), event('e', { container: WEB })]));
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['a', 'b', 'c', 'd', 'e']);
     const cleared = lines.filter((l) => l.msg === 'removed what interrupted compressions left');
@@ -95,7 +96,7 @@ describe('file sink: compression of rotated files', () => {
     const sink = createFileSink(config(dir, { compress: true, rotate_daily: false }), { log });
     await sink.start();
     // An input's retry after a crash: the same events, then a new one.
-    await sink.write([...first, event('c', { container: WEB })]);
+    await sink.write(EncodedBatch.of([...first, event('c', { container: WEB })]));
     await sink.close();
     const after = names(web);
     expect(after).toHaveLength(2);
@@ -122,7 +123,7 @@ describe('file sink: retention', () => {
       for (const [meta, name] of [[WEB, 'web'], [DB, 'db']] as const) {
         const batch = Array.from({ length: 100 }, (_, i) => event(`${name} ${b * 100 + i} ${noise()}`, { container: meta }));
         sent.get(name)!.push(...batch.map((e) => e.message));
-        await sink.write(batch);
+        await sink.write(EncodedBatch.of(batch));
       }
     }
     await until('the store under its limit', () => allRotatedCompressed(dir) && storeSize(dir) <= limit, 60_000);
@@ -149,7 +150,7 @@ describe('file sink: retention', () => {
     const { log } = captureLog();
     const sink = createFileSink(config(dir, { rotate_size: 1024, retention: { max_age: 3_600_000, check_interval: 30_000 } }), { log });
     await sink.start();
-    for (let b = 0; b < 5; b++) await sink.write(Array.from({ length: 10 }, (_, i) => event(`old ${b}.${i} ${'x'.repeat(100)}`, { container: WEB })));
+    for (let b = 0; b < 5; b++) await sink.write(EncodedBatch.of(Array.from({ length: 10 }, (_, i) => event(`old ${b}.${i} ${'x'.repeat(100)}`, { container: WEB }))));
     await sink.close();
     const web = join(dir, 'web');
     const before = names(web);
@@ -170,16 +171,16 @@ describe('file sink: retention', () => {
     const retention = { max_age: 3_600_000, check_interval: 30_000 };
     const before = createFileSink(config(dir, { retention }), { log, now: () => yesterday });
     await before.start();
-    await before.write([event('quiet', { container: DB }), event('busy', { container: WEB })]);
+    await before.write(EncodedBatch.of([event('quiet', { container: DB }), event('busy', { container: WEB })]));
     await before.close();
     const twoHoursAgo = new Date(Date.now() - 7_200_000);
     for (const source of ['db', 'web']) for (const f of names(join(dir, source))) utimesSync(join(dir, source, f), twoHoursAgo, twoHoursAgo);
     const sink = createFileSink(config(dir, { retention }), { log });
     await sink.start();
     // web writes again at once: its file of yesterday is open, or replaced by today's, never written after deletion.
-    await sink.write([event('today', { container: WEB })]);
+    await sink.write(EncodedBatch.of([event('today', { container: WEB })]));
     await until('the quiet source\'s file deleted', () => names(join(dir, 'db')).length === 0, 30_000);
-    await sink.write([event('back', { container: DB })]);
+    await sink.write(EncodedBatch.of([event('back', { container: DB })]));
     await sink.close();
     const store = await readStore(dir);
     expect(messages(store.get('db')!)).toEqual(['back']);

@@ -134,31 +134,28 @@ describe('forward input with a container directory', () => {
     c.socket.end();
   });
 
-  it('PackedForward, rendered or as objects: one lookup per container, every line enriched, each container\'s order kept', async () => {
-    for (const rendered of [true, false]) {
-      const directory = new FakeDirectory();
-      directory.engine.set(ID_A, metaOf(ID_A, 'a', { app: 'a' }));
-      directory.engine.set(ID_B, metaOf(ID_B, 'b', { app: 'b' }));
-      const sink = new CaptureSink();
-      if (!rendered) (sink as { writeEncoded?: unknown }).writeEncoded = undefined;
-      const { port } = await start(directory, sink);
-      const c = await rawClient(port);
-      const lines: Array<[string, string, string]> = [];
-      for (let i = 0; i < 50; i++) lines.push(i % 10 < 5 ? [ID_A, 'a', `a ${i}`] : [ID_B, 'b', `b ${i}`]);
-      await c.send(packed(lines, 'p1'));
-      await c.send(packed(lines.map(([id, name, log]) => [id, name, `${log} again`]), 'p2'));
-      expect(await c.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
-      // Rendered batches group lines by container: the order that holds is each container's.
-      for (const id of [ID_A, ID_B]) {
-        const mine = lines.filter((l) => l[0] === id).map((l) => l[2]);
-        expect(sink.events.filter((e) => e.container?.id === id).map((e) => e.message)).toEqual([...mine, ...mine.map((m) => `${m} again`)]);
-      }
-      for (const e of sink.events) expect(e.container?.labels).toEqual({ app: e.container?.name });
-      expect([...directory.asked].sort()).toEqual([ID_A, ID_B]);
-      c.socket.end();
-      await running!.stop();
-      running = undefined;
+  it('PackedForward: one lookup per container, every line enriched, each container\'s order kept', async () => {
+    const directory = new FakeDirectory();
+    directory.engine.set(ID_A, metaOf(ID_A, 'a', { app: 'a' }));
+    directory.engine.set(ID_B, metaOf(ID_B, 'b', { app: 'b' }));
+    const sink = new CaptureSink();
+    const { port } = await start(directory, sink);
+    const c = await rawClient(port);
+    const lines: Array<[string, string, string]> = [];
+    for (let i = 0; i < 50; i++) lines.push(i % 10 < 5 ? [ID_A, 'a', `a ${i}`] : [ID_B, 'b', `b ${i}`]);
+    await c.send(packed(lines, 'p1'));
+    await c.send(packed(lines.map(([id, name, log]) => [id, name, `${log} again`]), 'p2'));
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
+    // Rendered batches group lines by container: the order that holds is each container's.
+    for (const id of [ID_A, ID_B]) {
+      const mine = lines.filter((l) => l[0] === id).map((l) => l[2]);
+      expect(sink.events.filter((e) => e.container?.id === id).map((e) => e.message)).toEqual([...mine, ...mine.map((m) => `${m} again`)]);
     }
+    for (const e of sink.events) expect(e.container?.labels).toEqual({ app: e.container?.name });
+    expect([...directory.asked].sort()).toEqual([ID_A, ID_B]);
+    c.socket.end();
+    await running!.stop();
+    running = undefined;
   });
 
   it('a gzip request waits for its lookups too, and the requests behind it keep their order', async () => {

@@ -3,6 +3,7 @@
  * store, and lines written at every point of the switch (before the live
  * subscription, between it and the store snapshot, and after both).
  */
+import { eventsOf } from '../../helpers/batch.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ afterEach(async () => {
 
 /** A sink that writes the store in the file sink's layout, synchronously (durable enough for the test). */
 function storeSink(dir: string): Sink {
-  return { name: 'file', start: async () => undefined, close: async () => undefined, write: async (events) => appendToStore(dir, events) };
+  return { name: 'file', start: async () => undefined, close: async () => undefined, write: async (batch) => appendToStore(dir, eventsOf(batch)) };
 }
 
 function capture(): Output & { lines: () => string[] } {
@@ -144,7 +145,7 @@ describe('runTail -f', () => {
       name: 'lagging',
       start: async () => undefined,
       close: async () => undefined,
-      write: async (events) => void setTimeout(() => appendToStore(dir, events), 300),
+      write: async (batch) => void setTimeout(() => appendToStore(dir, eventsOf(batch)), 300),
     };
     const pipeline = new Pipeline([lagging]);
     const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE });
