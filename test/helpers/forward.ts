@@ -13,10 +13,9 @@ import pino from 'pino';
 import { forwardSchema, type ForwardConfig } from '../../src/config/schema.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
-import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import type { Sink } from '../../src/sinks/sink.js';
-import { startForwardInput } from '../../src/collector/forward/index.js';
+import { startForwardInput, type RunningForwardInput } from '../../src/collector/forward/index.js';
 import { Framer } from '../../src/collector/forward/framer.js';
 import { decodeEntries, decodeRequest, decodeValue } from '../../src/collector/forward/decoder.js';
 import type { DecodeLimits, ForwardEntry, ForwardMessage } from '../../src/collector/forward/messages.js';
@@ -123,7 +122,7 @@ export function entriesOf(message: ForwardMessage, limits: DecodeLimits = LIMITS
   switch (message.mode) {
     case 'Heartbeat': return [];
     case 'Message': return [message.entry];
-    case 'Forward': return message.entries;
+    case 'Forward': return decodeEntries(message.entries, limits);
     case 'PackedForward': return decodeEntries(message.entries, limits);
     case 'CompressedPackedForward': return decodeEntries(gunzipSync(message.entries), limits);
   }
@@ -172,15 +171,17 @@ export class CaptureSink implements Sink {
   async close(): Promise<void> {}
 
   write(events: readonly LogEvent[]): Promise<void> {
+    return this.take(() => this.events.push(...events));
+  }
+
+  /** Counts a write and runs `done` once it completes: now, or when released. */
+  protected take(done: () => void): Promise<void> {
     this.writes++;
     if (this.failNext) {
       const err = this.failNext;
       this.failNext = undefined;
       return Promise.reject(err);
     }
-    const done = (): void => {
-      this.events.push(...events);
-    };
     if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
     done();
     return Promise.resolve();
@@ -205,6 +206,11 @@ export class CaptureSink implements Sink {
     for (const fn of held) fn();
   }
 
+  /** Completes the oldest held write only; the others stay held. */
+  releaseOldest(): void {
+    this.held?.shift()?.();
+  }
+
   /** Completes the newest held write only; the others stay held. */
   releaseNewest(): void {
     this.held?.pop()?.();
@@ -215,9 +221,9 @@ export class CaptureSink implements Sink {
   }
 }
 
-export interface TestInput {
-  input: RunningInput;
-  sink: CaptureSink;
+export interface TestInput<S extends Sink = CaptureSink> {
+  input: RunningForwardInput;
+  sink: S;
   pipeline: Pipeline;
   port: number;
   stateDir: string;
@@ -226,9 +232,9 @@ export interface TestInput {
   stop(): Promise<void>;
 }
 
-export async function startTestInput(overrides: Record<string, unknown> = {}, opts: { stateDir?: string; sink?: CaptureSink } = {}): Promise<TestInput> {
+export async function startTestInput<S extends Sink = CaptureSink>(overrides: Record<string, unknown> = {}, opts: { stateDir?: string; sink?: S } = {}): Promise<TestInput<S>> {
   const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
-  const sink = opts.sink ?? new CaptureSink();
+  const sink = opts.sink ?? (new CaptureSink() as Sink as S);
   const pipeline = new Pipeline([sink]);
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
   const logs: Array<Record<string, unknown>> = [];

@@ -10,12 +10,20 @@
  * write. Acks leave in request order: a batch is acked once it and every
  * older batch are durable.
  *
- * Memory per connection is bounded: at most MAX_IN_FLIGHT_BYTES of decoded
- * requests (wire size, or decompressed size, plus REQUEST_OVERHEAD_BYTES
- * each) wait for their write before the socket is paused, with their events
- * (as rendered lines, about 1.5 times the wire size for Docker records), plus
- * the request being received (at most max_frame_size). A paused socket stops
- * the client through TCP flow control.
+ * A request is rendered in slices (at most SLICE_ENTRIES records or about
+ * SLICE_BYTES of rendered lines each), handed to the pipeline as they come,
+ * with reading paused until its last slice is rendered; it is acked after its
+ * last slice is durable. Every request is read through once before its first
+ * slice, so a malformed one is refused whole.
+ *
+ * Memory is bounded by what requests render to, not by their wire size (a
+ * 3-byte record renders to about 150 bytes): a connection renders its next
+ * slice only while it holds less than MAX_IN_FLIGHT_BYTES of rendered,
+ * undurable lines, and only while all connections together hold less than the
+ * input's RenderBudget. The socket is paused above MAX_IN_FLIGHT_BYTES of
+ * rendered lines, requests waiting to be rendered and REQUEST_OVERHEAD_BYTES
+ * per unacked request. A paused socket stops the client through TCP flow
+ * control.
  *
  * Bad input (malformed or over-limit request, failed handshake) closes this
  * connection only: requests before it are still written and acked, nothing
@@ -37,16 +45,30 @@ import type { LogEvent } from '../event.js';
 import type { Normalizer, RawLine } from '../normalize.js';
 import type { Pipeline } from '../pipeline.js';
 import { ChunkLedger, PendingChunk, chunkKey, encodeAcks } from './acks.js';
-import { DecodeCache, decodeEntries, decodeRequest, decodeValue } from './decoder.js';
+import { checkEntries, DecodeCache, decodeEntryAt, decodeRequest, decodeValue } from './decoder.js';
 import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
-import { PackedLineEncoder } from './packed-lines.js';
+import type { PackedLineEncoder } from './packed-lines.js';
 import type { PartialStore } from './partials.js';
 import type { RecordMapper } from './records.js';
+import type { RequestProgress } from './progress.js';
+import type { RenderBudget } from './render-budget.js';
 
-/** Decoded, unacked request bytes per connection before the socket is paused. */
-export const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+/** Rendered, undurable bytes (and requests waiting) per connection before it stops rendering and reading. */
+export const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+/**
+ * A slice: at most this many records, and a record more once its lines passed
+ * SLICE_BYTES. Records, as the fast path reads ahead that many (40 bytes each).
+ */
+export const SLICE_ENTRIES = 10_000;
+export const SLICE_BYTES = 2 * 1024 * 1024;
+/**
+ * What a record costs when it stays an object (a sink takes no lines): its
+ * LogEvent, strings and attrs, estimated from its wire size.
+ */
+const OBJECT_EVENT_BYTES = 512;
+const OBJECT_BYTES_PER_WIRE_BYTE = 3;
 /**
  * Writes of one connection under way at once. The file sink encodes a write
  * when it is handed over and syncs in groups, so the next batch is encoded
@@ -79,6 +101,15 @@ export interface ConnectionContext {
   mapper: RecordMapper;
   ledger: ChunkLedger;
   partials: PartialStore;
+  /**
+   * One for all connections: its read-ahead (up to SLICE_ENTRIES records) is
+   * kept once, not per connection; a connection's slice that finds another's
+   * reading there reads again.
+   */
+  packedLines: PackedLineEncoder;
+  /** Rendered bytes in flight, all connections together. */
+  budget: RenderBudget;
+  progress: RequestProgress;
   handshake: HandshakeConfig | undefined;
   log: Logger;
 }
@@ -95,13 +126,33 @@ interface Job {
   pending: PendingChunk | undefined;
   /** The same chunk being written by another connection: ack once that write is durable. */
   wait: Promise<boolean> | undefined;
-  bytes: number;
   receivedAt: number;
+}
+
+/** A request being rendered, slice by slice. */
+interface Rendering {
+  job: Job;
+  tag: string;
+  /** A Message-mode entry, or a stream of entries (PackedForward, Forward) with where its next slice starts. */
+  entries: ForwardEntry | Buffer;
+  pos: number;
+  /** Its size on the wire (decompressed). */
+  wire: number;
+  /** Records rendered so far; the first `skip` were written before a crash, and are rendered again only to be dropped (progress.ts). */
+  records: number;
+  skip: number;
+  /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
+  owned: boolean;
+  general: (entry: ForwardEntry) => LogEvent[];
 }
 
 interface Batch {
   jobs: Job[];
   durable: boolean;
+  /** Bytes of its rendered events, counted in the connection's and the budget's totals. */
+  rendered: number;
+  /** The request being rendered, with how many of its records are written once this batch is. */
+  progress: { key: string; records: number } | undefined;
 }
 
 /**
@@ -117,7 +168,6 @@ export class ForwardConnection {
   private readonly log: Logger;
   private readonly framer: Framer;
   private readonly cache = new DecodeCache();
-  private readonly packedLines: PackedLineEncoder;
   /** When the bytes being processed were read. */
   private readAt = 0;
   /** Requests cut but not decoded yet: more than one only while a gzip chunk inflates. */
@@ -128,9 +178,17 @@ export class ForwardConnection {
   private queue: Job[] = [];
   /** The events of the queued requests, handed to the pipeline together by flush(). */
   private queuedEvents: LogEvent[] | EncodedBatch | undefined;
+  private queuedBytes = 0;
+  /** The request being rendered, while it has slices left. */
+  private current: Rendering | undefined;
+  /** Whether this connection waits in the budget's line. */
+  private waitingBudget = false;
   /** Batches handed to the pipeline, oldest first; acked from the front, in order. */
   private writes: Batch[] = [];
-  private inFlightBytes = 0;
+  /** Rendered bytes queued or being written. */
+  private rendered = 0;
+  /** REQUEST_OVERHEAD_BYTES per request not acked yet. */
+  private overheadBytes = 0;
   private paused = false;
   /** False once closing: further bytes are ignored. */
   private accepting = true;
@@ -148,7 +206,6 @@ export class ForwardConnection {
   ) {
     this.log = ctx.log.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
     this.framer = new Framer(ctx.limits.maxFrameSize);
-    this.packedLines = new PackedLineEncoder({ normalizer: ctx.normalizer, mapper: ctx.mapper, limits: ctx.limits, cache: this.cache });
     connectionsForward.inc();
     this.closed = new Promise((resolve) => {
       socket.once('close', () => {
@@ -188,7 +245,14 @@ export class ForwardConnection {
   }
 
   private isIdle(): boolean {
-    return this.writes.length === 0 && this.queue.length === 0 && !this.inflating && this.frameIdx >= this.frames.length;
+    return (
+      this.writes.length === 0 &&
+      this.queue.length === 0 &&
+      this.current === undefined &&
+      this.queuedEvents === undefined &&
+      !this.inflating &&
+      this.frameIdx >= this.frames.length
+    );
   }
 
   private onData(chunk: Buffer): void {
@@ -205,8 +269,16 @@ export class ForwardConnection {
     for (let i = before; i < this.frames.length; i++) this.frameBytes += this.frames[i]!.length;
     // Requests completed before a broken one are still good.
     this.processFrames();
-    // Requests waiting behind a gzip chunk outlive this read: the Framer may reuse their bytes.
+    // Requests waiting behind a gzip chunk or a request being rendered outlive
+    // this read: the Framer may reuse their bytes.
     for (let i = Math.max(before, this.frameIdx); i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
+    const current = this.current;
+    if (current !== undefined && !current.owned && Buffer.isBuffer(current.entries)) {
+      // Also a small request in a large read: the copy lets the read go.
+      const e = current.entries;
+      if (!this.framer.lasts(e) || e.buffer.byteLength > 2 * e.length) current.entries = Buffer.from(e);
+      current.owned = true;
+    }
     if (error !== undefined) this.fail(error);
     this.flush();
     this.applyBackpressure();
@@ -222,8 +294,17 @@ export class ForwardConnection {
     this.maybeFinish();
   }
 
+  /** Renders the current request's slices while the bounds allow, then the requests behind it. */
   private processFrames(): void {
-    while (this.frameIdx < this.frames.length && !this.inflating && !this.failed) {
+    for (;;) {
+      if (this.current !== undefined) {
+        if (!this.mayRender()) break;
+        this.renderSlice(this.current);
+        // A slice goes out as it comes; whole requests go out together after the loop.
+        if (this.current !== undefined) this.flush();
+        continue;
+      }
+      if (this.frameIdx >= this.frames.length || this.inflating || this.failed) break;
       const frame = this.frames[this.frameIdx++]!;
       this.frameBytes -= frame.length;
       try {
@@ -251,11 +332,9 @@ export class ForwardConnection {
     const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
       case 'Message':
-        this.accept(msg.tag, [msg.entry], msg.option, key, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entry, msg.option, key, frame.length, receivedAt);
         return;
       case 'Forward':
-        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
-        return;
       case 'PackedForward':
         this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
         return;
@@ -292,6 +371,8 @@ export class ForwardConnection {
             : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
         }
         this.accept(tag, stream, option, key, Math.max(bytes, stream.length), receivedAt);
+        // Inflated into a buffer of its own.
+        if (this.current !== undefined) this.current.owned = true;
       } catch (e) {
         this.fail(e);
       }
@@ -305,23 +386,14 @@ export class ForwardConnection {
   /** `entries`: decoded, or a PackedForward stream; `key`: the chunk's ledger key, when the request has a chunk. */
   private accept(
     tag: string,
-    entries: readonly ForwardEntry[] | Buffer,
+    entries: ForwardEntry | Buffer,
     option: ForwardOption,
     key: string | undefined,
-    bytes: number,
+    wire: number,
     receivedAt: number,
   ): void {
     const chunk = option.chunk;
-    const job: Job = {
-      pieces: undefined,
-      completed: undefined,
-      chunk,
-      key: undefined,
-      pending: undefined,
-      wait: undefined,
-      bytes: bytes + REQUEST_OVERHEAD_BYTES,
-      receivedAt,
-    };
+    const job: Job = { pieces: undefined, completed: undefined, chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
     if (key !== undefined) {
       const seen = this.ctx.ledger.lookup(key);
       if (seen !== undefined) {
@@ -336,7 +408,13 @@ export class ForwardConnection {
       this.enqueue(job);
       return;
     }
-    const { mapper, normalizer, limits } = this.ctx;
+    // Every entry is read before the first slice: a malformed request throws
+    // here, before the Normalizer saw any of it.
+    if (Buffer.isBuffer(entries)) {
+      if (this.ctx.pipeline.takesEncoded()) this.ctx.packedLines.check(entries, SLICE_ENTRIES);
+      else checkEntries(entries, this.ctx.limits, this.cache);
+    }
+    const { mapper, normalizer } = this.ctx;
     const general = (entry: ForwardEntry): LogEvent[] => {
       const raw = mapper.toRawLine(entry, tag);
       const partial = raw.partial;
@@ -346,40 +424,105 @@ export class ForwardConnection {
       }
       return normalizer.push(raw);
     };
-    // Rendered lines when every sink takes them. Either way a malformed
-    // request throws before any of its events is added: packed-lines.ts and
-    // decodeEntries read every entry first.
-    const out = (this.queuedEvents ??= this.ctx.pipeline.takesEncoded() ? new EncodedBatch() : []);
-    if (out instanceof EncodedBatch) {
-      if (Buffer.isBuffer(entries)) this.packedLines.encode(entries, tag, out, general);
-      else for (const entry of entries) out.add(general(entry));
-    } else {
-      for (const entry of Buffer.isBuffer(entries) ? decodeEntries(entries, limits, this.cache) : entries) {
-        const events = general(entry);
-        for (let i = 0; i < events.length; i++) out.push(events[i]!);
-      }
-    }
+    let skip = 0;
     if (key !== undefined) {
       job.key = key;
       job.pending = this.ctx.ledger.begin(key);
+      skip = this.ctx.progress.resumeAt(key);
+      if (skip > 0) this.log.info({ tag, records: skip }, 'resent request was partly written before: going on after its written records');
     }
-    this.enqueue(job);
+    this.overheadBytes += REQUEST_OVERHEAD_BYTES;
+    this.current = { job, tag, entries, pos: 0, wire, records: 0, skip, owned: false, general };
   }
 
+  /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */
+  private mayRender(): boolean {
+    if (this.rendered >= MAX_IN_FLIGHT_BYTES) return false;
+    if (this.ctx.budget.available()) return true;
+    if (!this.waitingBudget) {
+      this.waitingBudget = true;
+      this.ctx.budget.wait(() => {
+        this.waitingBudget = false;
+        this.resume();
+      });
+    }
+    return false;
+  }
+
+  /** Renders the next slice of `r` into the queued events; enqueues its job after the last. */
+  private renderSlice(r: Rendering): void {
+    const skipping = r.records < r.skip;
+    const encoded = this.ctx.pipeline.takesEncoded();
+    // Rendered lines when every sink takes them, else events; records written before a crash into a batch that is dropped.
+    const out = skipping ? (encoded ? new EncodedBatch() : []) : (this.queuedEvents ??= encoded ? new EncodedBatch() : []);
+    const maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
+    let bytes: number;
+    let done: boolean;
+    if (out instanceof EncodedBatch) {
+      const before = out.bytes;
+      if (Buffer.isBuffer(r.entries)) {
+        r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES);
+        r.records += this.ctx.packedLines.sliced;
+        done = r.pos >= r.entries.length;
+      } else {
+        out.add(r.general(r.entries));
+        done = true;
+      }
+      bytes = out.bytes - before;
+    } else if (Buffer.isBuffer(r.entries)) {
+      const stream = r.entries;
+      bytes = 0;
+      for (let n = 0; r.pos < stream.length && n < maxEntries && bytes < SLICE_BYTES; n++, r.records++) {
+        const { entry, end } = decodeEntryAt(stream, r.pos, this.ctx.limits, this.cache);
+        const events = r.general(entry);
+        for (let i = 0; i < events.length; i++) out.push(events[i]!);
+        bytes += OBJECT_EVENT_BYTES * events.length + OBJECT_BYTES_PER_WIRE_BYTE * (end - r.pos);
+        r.pos = end;
+      }
+      done = r.pos >= stream.length;
+    } else {
+      const events = r.general(r.entries);
+      for (let i = 0; i < events.length; i++) out.push(events[i]!);
+      bytes = OBJECT_EVENT_BYTES * events.length + OBJECT_BYTES_PER_WIRE_BYTE * r.wire;
+      done = true;
+    }
+    if (!skipping) {
+      this.queuedBytes += bytes;
+      this.rendered += bytes;
+      this.ctx.budget.take(bytes);
+    }
+    if (done) {
+      this.current = undefined;
+      this.queue.push(r.job);
+    }
+  }
+
+  /** Goes on once the budget has room. */
+  private resume(): void {
+    this.processFrames();
+    this.flush();
+    this.applyBackpressure();
+    this.maybeFinish();
+  }
+
+  /** A request acked without being rendered. */
   private enqueue(job: Job): void {
     this.queue.push(job);
-    this.inFlightBytes += job.bytes;
+    this.overheadBytes += REQUEST_OVERHEAD_BYTES;
   }
 
   /** Hands the queued requests to the pipeline, unless enough writes are under way already. */
   private flush(): void {
-    if (this.queue.length === 0 || this.writes.length >= MAX_WRITES_IN_FLIGHT) return;
+    if ((this.queue.length === 0 && this.queuedEvents === undefined) || this.writes.length >= MAX_WRITES_IN_FLIGHT) return;
     const jobs = this.queue;
     this.queue = [];
-    const batch: Batch = { jobs, durable: false };
+    const current = this.current;
+    const progress = current?.job.key !== undefined ? { key: current.job.key, records: current.records } : undefined;
+    const batch: Batch = { jobs, durable: false, rendered: this.queuedBytes, progress };
     this.writes.push(batch);
     const events = this.queuedEvents;
     this.queuedEvents = undefined;
+    this.queuedBytes = 0;
     const waits: Promise<unknown>[] = [];
     const count = events === undefined ? 0 : events instanceof EncodedBatch ? events.count : events.length;
     if (events !== undefined && count > 0) {
@@ -407,16 +550,22 @@ export class ForwardConnection {
     const open = !socket.destroyed && socket.writable;
     const chunks: Buffer[] = [];
     const now = performance.now();
+    let released = 0;
     // Acks leave in request order: a batch is acked only after every older one.
     while (this.writes[0]?.durable) {
       const done = this.writes.shift()!;
+      released += done.rendered;
+      if (done.progress !== undefined) this.ctx.progress.record(done.progress.key, done.progress.records);
       const completed = done.jobs.flatMap((j) => j.completed ?? []);
       if (completed.length > 0) {
         this.ctx.partials.complete(completed).catch((err: unknown) => this.log.warn({ err }, 'could not delete stored split-line pieces'));
       }
       for (const job of done.jobs) {
-        if (job.pending !== undefined) this.ctx.ledger.settle(job.key!, job.pending, true);
-        this.inFlightBytes -= job.bytes;
+        if (job.pending !== undefined) {
+          this.ctx.ledger.settle(job.key!, job.pending, true);
+          this.ctx.progress.forget(job.key!);
+        }
+        this.overheadBytes -= REQUEST_OVERHEAD_BYTES;
         if (job.chunk !== undefined && open) {
           chunks.push(job.chunk);
           ackLatency.observe((now - job.receivedAt) / 1000);
@@ -432,6 +581,8 @@ export class ForwardConnection {
     // from a server that acks every message at once; it then waits for the
     // logger's 10 s close and resends. The resend is acked without a duplicate.
     if (chunks.length > 0) socket.write(encodeAcks(chunks));
+    this.release(released);
+    this.processFrames();
     this.flush();
     this.applyBackpressure();
     this.maybeFinish();
@@ -440,11 +591,19 @@ export class ForwardConnection {
   private writeFailed(batch: Batch, err: unknown): void {
     if (!this.writes.includes(batch)) return;
     // Nothing after the failed batch may be acked either: acks are in order.
-    for (const batch of this.writes) this.settleFailed(batch.jobs);
+    let released = this.queuedBytes;
+    for (const batch of this.writes) {
+      this.settleFailed(batch.jobs);
+      released += batch.rendered;
+    }
     this.writes = [];
     this.settleFailed(this.queue);
     this.queue = [];
+    if (this.current !== undefined) this.settleFailed([this.current.job]);
+    this.current = undefined;
     this.queuedEvents = undefined;
+    this.queuedBytes = 0;
+    this.release(released);
     this.log.warn({ err }, 'closing forward connection unacked: the sinks did not take its events (the client will resend)');
     inputErrors.inc({ input: 'forward', reason: 'sink' });
     this.failed = true;
@@ -458,8 +617,14 @@ export class ForwardConnection {
     for (const job of jobs) if (job.pending !== undefined) this.ctx.ledger.settle(job.key!, job.pending, false);
   }
 
+  private release(bytes: number): void {
+    this.rendered -= bytes;
+    this.ctx.budget.release(bytes);
+  }
+
+  /** Reading stops while a request is being rendered, and above MAX_IN_FLIGHT_BYTES of what this connection holds. */
   private applyBackpressure(): void {
-    const over = this.inFlightBytes + this.frameBytes > MAX_IN_FLIGHT_BYTES;
+    const over = this.current !== undefined || this.rendered + this.overheadBytes + this.frameBytes > MAX_IN_FLIGHT_BYTES;
     if (over && !this.paused && this.accepting) {
       this.paused = true;
       this.socket.pause();

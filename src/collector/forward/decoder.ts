@@ -605,8 +605,9 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
     const count = r.arrayLen();
     // Every entry takes at least two bytes.
     if (count * 2 > frame.length - r.pos) throw malformed(`entries at offset ${at} declare ${count} items in ${frame.length - r.pos} bytes`);
-    const entries: ForwardEntry[] = [];
-    for (let i = 0; i < count; i++) entries.push(r.entry());
+    const start = r.pos;
+    for (let i = 0; i < count; i++) r.entry();
+    const entries = frame.subarray(start, r.pos);
     if (n > 3) throw malformed(`Forward request is an array of ${n}, not [tag, entries, option]`);
     message = { mode: 'Forward', tag, entries, option: n === 3 ? r.option() : EMPTY_OPTION };
   } else if (r.strLen() >= 0) {
@@ -626,6 +627,17 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
   }
   if (r.pos !== frame.length) throw malformed(`${frame.length - r.pos} bytes left over after a ${message.mode} request`);
   return message;
+}
+
+/**
+ * Reads every entry of a PackedForward stream and keeps none: throws, as
+ * decodeEntries would, on the first malformed one. Returns how many there are.
+ */
+export function checkEntries(stream: Buffer, limits: DecodeLimits, cache?: DecodeCache): number {
+  const r = new Reader(stream, 0, stream.length, limits, cache);
+  let n = 0;
+  for (; r.pos < stream.length; n++) r.entry();
+  return n;
 }
 
 /** Decodes a PackedForward stream: `[time, record]` arrays back to back. */

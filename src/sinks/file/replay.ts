@@ -17,8 +17,13 @@ import type { LogEvent } from '../../collector/event.js';
 import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
-/** Larger than one input batch of one container (the Docker input's is at most 8 MiB for all of them). */
-const TAIL_BYTES = 8 * 1024 * 1024;
+/**
+ * Larger than what an input can have had durable and not acknowledged at a
+ * crash for one container: the Docker input's batch (at most 8 MiB for all of
+ * them), a forward connection's writes under way (at most 8 MiB and a slice
+ * of 2 MiB; forward/progress.ts remembers the slices before them).
+ */
+const TAIL_BYTES = 16 * 1024 * 1024;
 
 function identity(e: LogEvent): string {
   return `${e['@timestamp']}\0${e.clogs.ordinal}\0${e.clogs.piece ?? ''}\0${e.message}`;

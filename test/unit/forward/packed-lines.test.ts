@@ -1,9 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
+import type { LogEvent } from '../../../src/collector/event.js';
 import { decodeEntries, DecodeCache } from '../../../src/collector/forward/decoder.js';
 import { PackedLineEncoder } from '../../../src/collector/forward/packed-lines.js';
 import { RecordMapper } from '../../../src/collector/forward/records.js';
 import { Normalizer } from '../../../src/collector/normalize.js';
+import type { ForwardEntry } from '../../../src/collector/forward/messages.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
 
 const T = 1_795_341_190;
@@ -28,6 +30,12 @@ function normalizer(opts: Opts = {}): Normalizer {
   });
 }
 
+/** As a connection renders a request: read through once, then in slices (small ones here, so that records cross them). */
+function encode(encoder: PackedLineEncoder, stream: Buffer, tag: string, out: EncodedBatch, general: (e: ForwardEntry) => readonly LogEvent[], sliceEntries = 3, sliceBytes = 700): void {
+  encoder.check(stream, sliceEntries);
+  for (let pos = 0; pos < stream.length; ) pos = encoder.encodeSlice(stream, pos, tag, out, general, sliceEntries, sliceBytes);
+}
+
 /** Every source's lines, keyed by container id or name, as text. */
 function linesOf(batch: EncodedBatch): Map<string, string> {
   const out = new Map<string, string>();
@@ -42,7 +50,7 @@ function both(streams: Buffer[], opts: Opts = {}, tag = 'docker.web') {
   const general = { n: normalizer(opts), m: new RecordMapper(), batch: new EncodedBatch() };
   let generalCalls = 0;
   for (const stream of streams) {
-    encoder.encode(stream, tag, fast.batch, (entry) => {
+    encode(encoder, stream, tag, fast.batch, (entry) => {
       generalCalls++;
       return fast.n.push(fast.m.toRawLine(entry, tag));
     });
@@ -138,7 +146,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const push = vi.spyOn(n, 'push');
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
     const batch = new EncodedBatch();
-    encoder.encode(Buffer.concat(logs.map((log) => entry(at(T), record(log)))), 'tag', batch, () => {
+    encode(encoder, Buffer.concat(logs.map((log) => entry(at(T), record(log)))), 'tag', batch, () => {
       throw new Error('general path taken');
     });
     expect(batch.count).toBe(logs.length);
@@ -229,7 +237,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
     const batch = new EncodedBatch();
     const stream = Buffer.concat([entry(at(T), record('good')), entry(at(T), record('piece', { partial: ['p', 1, false] })), mp.raw(0x92, 0xc1)]);
-    expect(() => encoder.encode(stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
+    expect(() => encode(encoder, stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
     expect(batch.count).toBe(0);
     expect(n.pending()).toBe(0);
   });
