@@ -1,12 +1,14 @@
 /**
  * kill -9 in the middle of a request written in slices: the real collector
  * process gets one PackedForward request of 300,000 records (about 32
- * slices), is killed with SIGKILL once the first slices are durable and
- * before the ack, and started again on the same state and file store; the
- * client resends the request byte for byte. At the end every record is in the
- * file store exactly once, in order.
+ * slices), is killed with SIGKILL once more of it is on disk than the file
+ * sink's replay guard reads back (16 MiB) and before the ack, and started
+ * again on the same state and file store; the client resends the request
+ * byte for byte. At the end every record is in the file store exactly once,
+ * in order: the stored progress, not the guard's window, carries the resend
+ * past what was written.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
@@ -16,6 +18,21 @@ import { readFileStore, startCollector, tempDir, type RunningCollector } from '.
 const T = 1795341190;
 const RECORDS = 300_000;
 const dirs: string[] = [];
+/** Beyond the replay guard's window (sinks/file/replay.ts). */
+const PAST_GUARD_BYTES = 17 * 1024 * 1024;
+
+function storeBytes(dir: string): number {
+  let bytes = 0;
+  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    try {
+      const st = statSync(join(dir, f));
+      if (st.isFile()) bytes += st.size;
+    } catch {
+      // Renamed or compressed away between readdir and stat.
+    }
+  }
+  return bytes;
+}
 
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -35,7 +52,11 @@ describe('kill -9 between the slices of a request', () => {
     const first = await start();
     const c1 = await rawClient(first.forwardPort());
     await c1.send(request);
-    await until(() => existsSync(progress) && readdirSync(progress).some((f) => !f.endsWith('.tmp')), 60_000, 'the first slices durable');
+    await until(
+      () => existsSync(progress) && readdirSync(progress).some((f) => !f.endsWith('.tmp')) && storeBytes(files) > PAST_GUARD_BYTES,
+      60_000,
+      'more than the guard reads durable',
+    );
     await first.stop('SIGKILL');
     expect(c1.replies()).toEqual([]);
     const before = readFileStore(files).length;

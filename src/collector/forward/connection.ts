@@ -18,12 +18,17 @@
  *
  * Memory is bounded by what requests render to, not by their wire size (a
  * 3-byte record renders to about 150 bytes): a connection renders its next
- * slice only while it holds less than MAX_IN_FLIGHT_BYTES of rendered,
- * undurable lines, and only while all connections together hold less than the
- * input's RenderBudget. The socket is paused above MAX_IN_FLIGHT_BYTES of
- * rendered lines, requests waiting to be rendered and REQUEST_OVERHEAD_BYTES
- * per unacked request. A paused socket stops the client through TCP flow
- * control.
+ * slice only while it holds less than MAX_IN_FLIGHT_BYTES of rendered lines
+ * in flight, and only while all connections together hold less than the
+ * input's RenderBudget. A slice of a request with a chunk id stays in flight
+ * until the progress it brings is stored (progress.ts), not only until it is
+ * durable: released at durability, it would let the next slices be written
+ * while progress records lag behind, and after a crash a resend would find
+ * its written records neither in the progress store nor in the last 16 MiB
+ * that the file sink's replay guard reads. The socket is paused above
+ * MAX_IN_FLIGHT_BYTES of rendered lines, requests waiting to be rendered and
+ * REQUEST_OVERHEAD_BYTES per unacked request. A paused socket stops the
+ * client through TCP flow control.
  *
  * Bad input (malformed or over-limit request, failed handshake) closes this
  * connection only: requests before it are still written and acked, nothing
@@ -187,6 +192,8 @@ export class ForwardConnection {
   private writes: Batch[] = [];
   /** Rendered bytes queued or being written. */
   private rendered = 0;
+  /** Durable batches whose progress is being stored (their bytes still counted). */
+  private recording = 0;
   /** REQUEST_OVERHEAD_BYTES per request not acked yet. */
   private overheadBytes = 0;
   private paused = false;
@@ -247,6 +254,7 @@ export class ForwardConnection {
   private isIdle(): boolean {
     return (
       this.writes.length === 0 &&
+      this.recording === 0 &&
       this.queue.length === 0 &&
       this.current === undefined &&
       this.queuedEvents === undefined &&
@@ -554,8 +562,8 @@ export class ForwardConnection {
     // Acks leave in request order: a batch is acked only after every older one.
     while (this.writes[0]?.durable) {
       const done = this.writes.shift()!;
-      released += done.rendered;
-      if (done.progress !== undefined) this.ctx.progress.record(done.progress.key, done.progress.records);
+      if (done.progress !== undefined) this.recordProgress(done, done.progress);
+      else released += done.rendered;
       const completed = done.jobs.flatMap((j) => j.completed ?? []);
       if (completed.length > 0) {
         this.ctx.partials.complete(completed).catch((err: unknown) => this.log.warn({ err }, 'could not delete stored split-line pieces'));
@@ -586,6 +594,16 @@ export class ForwardConnection {
     this.flush();
     this.applyBackpressure();
     this.maybeFinish();
+  }
+
+  /** Releases the batch's bytes once the progress it brings is stored: only then may further slices be written. */
+  private recordProgress(batch: Batch, progress: { key: string; records: number }): void {
+    this.recording++;
+    void this.ctx.progress.record(progress.key, progress.records).then(() => {
+      this.recording--;
+      this.release(batch.rendered);
+      this.resume();
+    });
   }
 
   private writeFailed(batch: Batch, err: unknown): void {

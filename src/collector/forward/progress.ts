@@ -9,9 +9,12 @@
  * chunk key>` (written aside, fsync'd, renamed); a resend with the same key
  * renders those records again without writing them, so split lines, ordinals
  * and the records after them come out as the first time, and goes on from
- * there. What was durable but not recorded yet (the writes under way at the
- * crash) is at the end of the file sink's files, where its replay guard drops
- * it; Elasticsearch drops it by `_id`.
+ * there. What was durable but not recorded yet is at the end of the file
+ * sink's files, where its replay guard drops it; Elasticsearch drops it by
+ * `_id`. The guard reads only the last 16 MiB of a file, so a connection
+ * counts a slice's bytes as in flight until its progress is stored here, not
+ * only until it is durable: what is durable and not recorded then stays below
+ * its share of rendered bytes in flight (connection.ts).
  *
  * A record is deleted when its request is acked; records no resend claimed
  * are deleted at start once older than MAX_AGE_MS.
@@ -55,12 +58,15 @@ export class RequestProgress {
     return this.written.get(key) ?? 0;
   }
 
-  /** Stores that the first `records` records of the request are durable. */
-  record(key: string, records: number): void {
+  /**
+   * Stores that the first `records` records of the request are durable;
+   * resolves once that is on disk (or could not be stored, which is logged).
+   */
+  record(key: string, records: number): Promise<void> {
     // A batch handed out while a resend was still skipping its written records claims fewer.
-    if (records <= (this.written.get(key) ?? 0)) return;
+    if (records <= (this.written.get(key) ?? 0)) return this.chains.get(key) ?? Promise.resolve();
     this.written.set(key, records);
-    this.then(key, async () => {
+    return this.then(key, async () => {
       const path = this.path(key);
       const tmp = `${path}.tmp`;
       const fh = await open(tmp, 'w', 0o600);
@@ -77,10 +83,10 @@ export class RequestProgress {
   /** The request is acked: its record goes. */
   forget(key: string): void {
     if (!this.written.delete(key)) return;
-    this.then(key, () => unlink(this.path(key)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))));
+    void this.then(key, () => unlink(this.path(key)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))));
   }
 
-  private then(key: string, op: () => Promise<void>): void {
+  private then(key: string, op: () => Promise<void>): Promise<void> {
     const next = (this.chains.get(key) ?? Promise.resolve())
       .then(op)
       .catch((err: unknown) => this.log.warn({ err }, 'could not store the progress of a partly written request'));
@@ -88,6 +94,7 @@ export class RequestProgress {
     void next.then(() => {
       if (this.chains.get(key) === next) this.chains.delete(key);
     });
+    return next;
   }
 
   private path(key: string): string {

@@ -20,8 +20,11 @@ import { listLayoutFiles } from './layout.js';
 /**
  * Larger than what an input can have had durable and not acknowledged at a
  * crash for one container: the Docker input's batch (at most 8 MiB for all of
- * them), a forward connection's writes under way (at most 8 MiB and a slice
- * of 2 MiB; forward/progress.ts remembers the slices before them).
+ * them), a forward connection's slices durable beyond the progress stored
+ * in forward/progress.ts (they count in its 8 MiB of rendered bytes in flight
+ * until that progress is stored, so at most 8 MiB and one slice of 2 MiB).
+ * Several forward connections writing the same source at once interleave
+ * their lines and can stretch that beyond this window.
  */
 const TAIL_BYTES = 16 * 1024 * 1024;
 
