@@ -129,8 +129,8 @@ interface Job {
   /** Its ledger key, and its entry while this job writes it. */
   key: string | undefined;
   pending: PendingChunk | undefined;
-  /** The same chunk being written by another connection: ack once that write is durable. */
-  wait: Promise<boolean> | undefined;
+  /** The same chunk being written already (by this connection or another): ack once that write is durable. */
+  wait: PendingChunk | undefined;
   receivedAt: number;
 }
 
@@ -406,7 +406,7 @@ export class ForwardConnection {
       const seen = this.ctx.ledger.lookup(key);
       if (seen !== undefined) {
         if (seen === true) this.log.debug({ tag }, 'chunk already written: acking the resend without writing it again');
-        else job.wait = seen.outcome();
+        else job.wait = seen;
         this.enqueue(job);
         return;
       }
@@ -540,8 +540,9 @@ export class ForwardConnection {
     const pieces = jobs.flatMap((j) => j.pieces ?? []);
     if (pieces.length > 0) waits.push(this.ctx.partials.persist(pieces));
     for (const job of jobs) {
-      if (job.wait === undefined) continue;
-      waits.push(job.wait.then((ok) => (ok ? undefined : Promise.reject(new Error('the first copy of a resent chunk was not written')))));
+      // A resend in the same write as its first copy is durable with it (waiting for itself, it never would be).
+      if (job.wait === undefined || jobs.some((j) => j.pending === job.wait)) continue;
+      waits.push(job.wait.outcome().then((ok) => (ok ? undefined : Promise.reject(new Error('the first copy of a resent chunk was not written')))));
     }
     const durable = waits.length === 1 ? waits[0]! : Promise.all(waits);
     durable.then(
