@@ -50,7 +50,7 @@ import type { LogEvent } from '../event.js';
 import type { Normalizer, RawLine } from '../normalize.js';
 import type { Pipeline } from '../pipeline.js';
 import { ChunkLedger, PendingChunk, chunkKey, encodeAcks } from './acks.js';
-import { checkEntries, DecodeCache, decodeEntryAt, decodeRequest, decodeValue } from './decoder.js';
+import { checkEntries, DecodeCache, decodeEntryAt, decodeRequest, decodeValue, messageSpan, type MessageSpan } from './decoder.js';
 import { Framer } from './framer.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry, type ForwardOption } from './messages.js';
@@ -179,6 +179,8 @@ export class ForwardConnection {
   private frames: Buffer[] = [];
   private frameIdx = 0;
   private frameBytes = 0;
+  /** Frames before this index go one by one: taken together, one of them was malformed. */
+  private singlesUntil = 0;
   private inflating = false;
   private queue: Job[] = [];
   /** The events of the queued requests, handed to the pipeline together by flush(). */
@@ -316,7 +318,7 @@ export class ForwardConnection {
       const frame = this.frames[this.frameIdx++]!;
       this.frameBytes -= frame.length;
       try {
-        this.handleFrame(frame);
+        if (!this.acceptMessages(frame)) this.handleFrame(frame);
       } catch (err) {
         this.fail(err);
       }
@@ -324,6 +326,7 @@ export class ForwardConnection {
     if (this.frameIdx === this.frames.length) {
       this.frames.length = 0;
       this.frameIdx = 0;
+      this.singlesUntil = 0;
     }
   }
 
@@ -350,6 +353,58 @@ export class ForwardConnection {
         this.inflate(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
         return;
     }
+  }
+
+  /**
+   * Message mode (one record per request: Docker's fluentd driver) read
+   * together: `first` and the Message-mode requests of its tag right behind
+   * it in this read become one PackedForward stream of their `[time, record]`
+   * entries, rendered by the fast path as one request, with one job, one
+   * write and one ack write. A request with a chunk goes alone (its ledger
+   * entry and its ack are its own), still as a stream. False when `first` is
+   * not Message mode, or is to go through handleFrame() alone.
+   */
+  private acceptMessages(first: Buffer): boolean {
+    const firstIdx = this.frameIdx - 1;
+    if (this.secrets !== undefined || firstIdx < this.singlesUntil) return false;
+    const { limits } = this.ctx;
+    const head = messageSpan(first, limits, this.cache);
+    if (head === undefined) return false;
+    const spans: MessageSpan[] = [head];
+    let wire = first.length;
+    let size = 1 + head.end - head.at;
+    if (head.option.chunk === undefined) {
+      while (this.frameIdx < this.frames.length && spans.length < SLICE_ENTRIES && wire < SLICE_BYTES) {
+        const next = this.frames[this.frameIdx]!;
+        const span = messageSpan(next, limits, this.cache);
+        if (span === undefined || span.tag !== head.tag || span.option.chunk !== undefined || span.option.signal !== head.option.signal) break;
+        spans.push(span);
+        this.frameIdx++;
+        this.frameBytes -= next.length;
+        wire += next.length;
+        size += 1 + span.end - span.at;
+      }
+    }
+    const stream = Buffer.allocUnsafe(size);
+    for (let i = 0, p = 0; i < spans.length; i++) {
+      const span = spans[i]!;
+      stream[p++] = 0x92;
+      p += this.frames[firstIdx + i]!.copy(stream, p, span.at, span.end);
+    }
+    const chunk = head.option.chunk;
+    try {
+      this.accept(head.tag, stream, head.option, chunk === undefined ? undefined : chunkKey(chunk, first), wire, this.readAt);
+    } catch (err) {
+      if (spans.length === 1) throw err;
+      // Requests before the malformed one are still written and acked: one by one.
+      for (let i = firstIdx + 1; i < this.frameIdx; i++) this.frameBytes += this.frames[i]!.length;
+      this.frameIdx = firstIdx + 1;
+      this.singlesUntil = firstIdx + spans.length;
+      return false;
+    }
+    // A buffer of its own: it outlives the read.
+    if (this.current !== undefined) this.current.owned = true;
+    return true;
   }
 
   private onPing(frame: Buffer, secrets: HandshakeSecrets): void {
