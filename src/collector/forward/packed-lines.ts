@@ -227,13 +227,23 @@ export class PackedLineEncoder {
     if (buf[pos] !== 0x92 || pos + 12 > end) return -1;
     let p = pos + 1;
     const t = buf[p]!;
-    if (t === 0xd7 && buf[p + 1] === 0) p += 2;
-    else if (t === 0xc7 && buf[p + 1] === 8 && buf[p + 2] === 0) p += 3;
-    else return -1;
-    if (p + 8 > end) return -1;
-    const sec = buf.readUInt32BE(p);
-    const nsec = buf.readUInt32BE(p + 4);
-    p += 8;
+    let sec: number;
+    let nsec = 0;
+    if ((t === 0xd7 && buf[p + 1] === 0) || (t === 0xc7 && buf[p + 1] === 8 && buf[p + 2] === 0)) {
+      p += t === 0xd7 ? 2 : 3;
+      if (p + 8 > end) return -1;
+      sec = buf.readUInt32BE(p);
+      nsec = buf.readUInt32BE(p + 4);
+      p += 8;
+    } else if (t === 0xd2 || t === 0xce) {
+      // Whole seconds: Docker's driver sends an int32 unless fluentd-sub-second-precision is on.
+      if (p + 5 > end) return -1;
+      sec = t === 0xd2 ? buf.readInt32BE(p + 1) : buf.readUInt32BE(p + 1);
+      if (sec < 0) return -1;
+      p += 5;
+    } else {
+      return -1;
+    }
     // Out of range, or 0 (replaced by the time of receipt): the general path decides.
     if (nsec > 999_999_999 || (sec === 0 && nsec === 0)) return -1;
     const m = buf[p];
