@@ -149,6 +149,13 @@ interface Rendering {
   /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
   owned: boolean;
   general: (entry: ForwardEntry) => LogEvent[];
+  /** Streams of the same request still to render after `entries`, each with its tag (Message-mode requests read together). */
+  more: TaggedStream[];
+}
+
+interface TaggedStream {
+  tag: string;
+  entries: Buffer;
 }
 
 interface Batch {
@@ -357,12 +364,13 @@ export class ForwardConnection {
 
   /**
    * Message mode (one record per request: Docker's fluentd driver) read
-   * together: `first` and the Message-mode requests of its tag right behind
-   * it in this read become one PackedForward stream of their `[time, record]`
-   * entries, rendered by the fast path as one request, with one job, one
-   * write and one ack write. A request with a chunk goes alone (its ledger
-   * entry and its ack are its own), still as a stream. False when `first` is
-   * not Message mode, or is to go through handleFrame() alone.
+   * together: `first` and the Message-mode requests right behind it in this
+   * read are taken as one request of PackedForward streams, one per tag (in
+   * order within a tag: a container's lines keep their order), rendered by
+   * the fast path, with one job, one write and one ack write. A request with
+   * a chunk goes alone (its ledger entry and its ack are its own), still as a
+   * stream. False when `first` is not Message mode, or is to go through
+   * handleFrame() alone.
    */
   private acceptMessages(first: Buffer): boolean {
     const firstIdx = this.frameIdx - 1;
@@ -372,28 +380,40 @@ export class ForwardConnection {
     if (head === undefined) return false;
     const spans: MessageSpan[] = [head];
     let wire = first.length;
-    let size = 1 + head.end - head.at;
     if (head.option.chunk === undefined) {
       while (this.frameIdx < this.frames.length && spans.length < SLICE_ENTRIES && wire < SLICE_BYTES) {
         const next = this.frames[this.frameIdx]!;
         const span = messageSpan(next, limits, this.cache);
-        if (span === undefined || span.tag !== head.tag || span.option.chunk !== undefined || span.option.signal !== head.option.signal) break;
+        if (span === undefined || span.option.chunk !== undefined || span.option.signal !== head.option.signal) break;
         spans.push(span);
         this.frameIdx++;
         this.frameBytes -= next.length;
         wire += next.length;
-        size += 1 + span.end - span.at;
       }
     }
-    const stream = Buffer.allocUnsafe(size);
-    for (let i = 0, p = 0; i < spans.length; i++) {
-      const span = spans[i]!;
-      stream[p++] = 0x92;
-      p += this.frames[firstIdx + i]!.copy(stream, p, span.at, span.end);
+    const byTag = new Map<string, number[]>();
+    for (let i = 0; i < spans.length; i++) {
+      const tag = spans[i]!.tag;
+      const list = byTag.get(tag);
+      if (list === undefined) byTag.set(tag, [i]);
+      else list.push(i);
+    }
+    const streams: TaggedStream[] = [];
+    for (const [tag, list] of byTag) {
+      let size = 0;
+      for (const i of list) size += 1 + spans[i]!.end - spans[i]!.at;
+      const entries = Buffer.allocUnsafe(size);
+      let p = 0;
+      for (const i of list) {
+        entries[p++] = 0x92;
+        p += this.frames[firstIdx + i]!.copy(entries, p, spans[i]!.at, spans[i]!.end);
+      }
+      streams.push({ tag, entries });
     }
     const chunk = head.option.chunk;
+    const main = streams.shift()!;
     try {
-      this.accept(head.tag, stream, head.option, chunk === undefined ? undefined : chunkKey(chunk, first), wire, this.readAt);
+      this.accept(main.tag, main.entries, head.option, chunk === undefined ? undefined : chunkKey(chunk, first), wire, this.readAt, streams);
     } catch (err) {
       if (spans.length === 1) throw err;
       // Requests before the malformed one are still written and acked: one by one.
@@ -402,7 +422,7 @@ export class ForwardConnection {
       this.singlesUntil = firstIdx + spans.length;
       return false;
     }
-    // A buffer of its own: it outlives the read.
+    // Buffers of its own: they outlive the read.
     if (this.current !== undefined) this.current.owned = true;
     return true;
   }
@@ -454,6 +474,7 @@ export class ForwardConnection {
     key: string | undefined,
     wire: number,
     receivedAt: number,
+    more: TaggedStream[] = [],
   ): void {
     const chunk = option.chunk;
     const job: Job = { pieces: undefined, completed: undefined, chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
@@ -473,20 +494,12 @@ export class ForwardConnection {
     }
     // Every entry is read before the first slice: a malformed request throws
     // here, before the Normalizer saw any of it.
-    if (Buffer.isBuffer(entries)) {
-      if (this.ctx.pipeline.takesEncoded()) this.ctx.packedLines.check(entries, SLICE_ENTRIES);
-      else checkEntries(entries, this.ctx.limits, this.cache);
+    // The first stream last: the encoder keeps its reading of the last one checked.
+    for (const stream of [...more.map((m) => m.entries), entries]) {
+      if (!Buffer.isBuffer(stream)) continue;
+      if (this.ctx.pipeline.takesEncoded()) this.ctx.packedLines.check(stream, SLICE_ENTRIES);
+      else checkEntries(stream, this.ctx.limits, this.cache);
     }
-    const { mapper, normalizer } = this.ctx;
-    const general = (entry: ForwardEntry): LogEvent[] => {
-      const raw = mapper.toRawLine(entry, tag);
-      const partial = raw.partial;
-      if (partial !== undefined) {
-        if (partial.last) (job.completed ??= []).push(partial.id);
-        else if (chunk !== undefined) (job.pieces ??= []).push(raw);
-      }
-      return normalizer.push(raw);
-    };
     let skip = 0;
     if (key !== undefined) {
       job.key = key;
@@ -495,7 +508,21 @@ export class ForwardConnection {
       if (skip > 0) this.log.info({ tag, records: skip }, 'resent request was partly written before: going on after its written records');
     }
     this.overheadBytes += REQUEST_OVERHEAD_BYTES;
-    this.current = { job, tag, entries, pos: 0, wire, records: 0, skip, owned: false, general };
+    this.current = { job, tag, entries, pos: 0, wire, records: 0, skip, owned: false, general: this.generalPath(job, tag), more };
+  }
+
+  /** Renders an entry the fast path leaves (or every entry when a sink takes events), noting split lines in `job`. */
+  private generalPath(job: Job, tag: string): (entry: ForwardEntry) => LogEvent[] {
+    const { mapper, normalizer } = this.ctx;
+    return (entry) => {
+      const raw = mapper.toRawLine(entry, tag);
+      const partial = raw.partial;
+      if (partial !== undefined) {
+        if (partial.last) (job.completed ??= []).push(partial.id);
+        else if (job.chunk !== undefined) (job.pieces ??= []).push(raw);
+      }
+      return normalizer.push(raw);
+    };
   }
 
   /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */
@@ -554,7 +581,13 @@ export class ForwardConnection {
       this.rendered += bytes;
       this.ctx.budget.take(bytes);
     }
-    if (done) {
+    const next = done ? r.more.shift() : undefined;
+    if (next !== undefined) {
+      r.tag = next.tag;
+      r.entries = next.entries;
+      r.pos = 0;
+      r.general = this.generalPath(r.job, next.tag);
+    } else if (done) {
       this.current = undefined;
       this.queue.push(r.job);
     }

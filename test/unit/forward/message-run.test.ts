@@ -29,9 +29,10 @@ async function start(overrides: Record<string, unknown> = {}): Promise<TestInput
 const shape = (e: LogEvent): unknown => ({ ...e, clogs: { ...e.clogs, seq: undefined } });
 
 describe('Message-mode requests read together', () => {
-  it('go out as one write, as the same events they make one by one', async () => {
+  it('go out as one write, as the same events they make one by one, in order per tag', async () => {
+    const tag = (i: number): string => (i % 2 === 0 ? 'docker.web' : 'docker.db');
     const requests = Array.from({ length: 200 }, (_, i) =>
-      i % 3 === 2 ? mp.arr(mp.str('docker.web'), mp.int32(T + i), dockerRecord(`int time ${i}`), mp.map([])) : message('docker.web', i, mp.map([])),
+      i % 3 === 2 ? mp.arr(mp.str(tag(i)), mp.int32(T + i), dockerRecord(`int time ${i}`), mp.map([])) : message(tag(i), i, mp.map([])),
     );
 
     const together = await start();
@@ -45,7 +46,11 @@ describe('Message-mode requests read together', () => {
     for (const r of requests) await c2.send(r);
     await until(() => alone.sink.events.length === requests.length, 10_000, 'every record');
 
-    expect(together.sink.events.map(shape)).toEqual(alone.sink.events.map(shape));
+    for (const t of ['docker.web', 'docker.db']) {
+      const ofTag = (events: LogEvent[]): unknown[] => events.filter((e) => e.clogs.tag === t).map(shape);
+      expect(ofTag(together.sink.events)).toEqual(ofTag(alone.sink.events));
+      expect(ofTag(together.sink.events)).toHaveLength(100);
+    }
     c1.socket.end();
     c2.socket.end();
   });
