@@ -26,8 +26,11 @@
  *            file sink alone: the collector's CPU until every record is
  *            delivered, and the ratio (needs Elasticsearch at CLOGS_BENCH_ES_URL,
  *            default http://127.0.0.1:9200)
- *   tiny     two connections at once, each one legal PackedForward request of
- *            just under 8 MiB of `[0, {}]` entries (3 bytes each): peak RSS
+ *   tiny     peak RSS when requests render to much more than their wire size:
+ *            two connections at once, each one legal PackedForward request of
+ *            just under 8 MiB of `[0, {}]` entries (3 bytes each); 500
+ *            connections at once, each one such request of 16 KiB; and 32
+ *            records of 1 MiB each, one per request, over two connections
  *
  * Micro: in process, on the same PackedForward requests, in CPU time
  * (steadier than wall time on a shared machine): the decoder alone, the
@@ -48,6 +51,7 @@ import { encodeMsgpack } from '../src/collector/forward/encode.js';
 import { EncodedBatch } from '../src/collector/encoded.js';
 import { DecodeCache, decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
 import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
+import { SLICE_BYTES, SLICE_ENTRIES } from '../src/collector/forward/connection.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import type { ContainerDirectory } from '../src/collector/containers.js';
@@ -64,6 +68,9 @@ const RUNS = Number(process.env.CLOGS_BENCH_RUNS ?? 3);
 const ES_TOTAL = Math.min(TOTAL, 200_000);
 const ES_URL = process.env.CLOGS_BENCH_ES_URL ?? 'http://127.0.0.1:9200';
 const PER_REQUEST = 1000;
+/** `tiny`: clients at once in its many-connections case (below max_connections), and 1 MiB records in its big-record case. */
+const MANY_CONNECTIONS = 500;
+const BIG_RECORDS = 32;
 const CONTAINERS = 20;
 const MAX_FRAME = 8 * 1024 * 1024;
 const LIMITS = { maxFrameSize: MAX_FRAME, maxRecordKeys: 1024 };
@@ -102,14 +109,20 @@ function messageRequests(total: number): Buffer[] {
   return requests;
 }
 
-/** Two requests of just under MAX_FRAME bytes of `[0, {}]` entries: the most records a legal request can hold. */
-function tinyRequests(): { requests: Buffer[]; records: number } {
+/** `count` requests of `bytes` (at most MAX_FRAME) of `[0, {}]` entries; just under MAX_FRAME is the most records a legal request can hold. */
+function tinyRequests(count: number, bytes = MAX_FRAME): { requests: Buffer[]; records: number } {
   const tiny = Buffer.of(0x92, 0x00, 0x80);
-  const records = Math.floor((MAX_FRAME - 64) / tiny.length);
+  const records = Math.floor((bytes - 64) / tiny.length);
   const body = Buffer.alloc(records * tiny.length);
   for (let i = 0; i < records; i++) tiny.copy(body, i * tiny.length);
-  const make = (chunk: string) => packedRequest('tiny', [body], encodeMsgpack({ chunk }));
-  return { requests: [make('tiny-a'), make('tiny-b')], records };
+  const requests = Array.from({ length: count }, (_, i) => packedRequest('tiny', [body], encodeMsgpack({ chunk: `tiny-${i}` })));
+  return { requests, records };
+}
+
+/** `count` requests of one Docker record each, whose line is 1 MiB of text (just under max_line_size, so one line on disk). */
+function bigRecordRequests(count: number): Buffer[] {
+  const line = 'x'.repeat(1024 * 1024 - 64);
+  return Array.from({ length: count }, (_, i) => packedRequest('big', [dockerEntry(i, containers[0]!, line)], encodeMsgpack({ chunk: `big-${i}` })));
 }
 
 interface Figure {
@@ -280,7 +293,11 @@ function micro(records: number): void {
     const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
     return cpuPerRecord((tag, entries) => {
       const batch = new EncodedBatch();
-      lines.encode(entries, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)));
+      // As a connection does: read through once, then render in slices.
+      lines.check(entries, SLICE_ENTRIES);
+      for (let pos = 0; pos < entries.length; ) {
+        pos = lines.encodeSlice(entries, pos, tag, batch, (e) => normalizer.push(mapper.toRawLine(e, tag)), SLICE_ENTRIES, SLICE_BYTES);
+      }
       return batch.count;
     }, multiline);
   };
@@ -364,11 +381,22 @@ export async function run(which: string = 'all'): Promise<void> {
     );
   }
   if (all || which === 'tiny') {
-    const { requests, records } = tinyRequests();
-    const f = await once(() => startClogs(), requests, requests.length * records, requests.length);
+    // Requests that render to far more than their wire size, and many clients at once: peak RSS.
+    const tinyCase = async (connections: number, bytes?: number): Promise<void> => {
+      const { requests, records } = tinyRequests(connections, bytes);
+      const f = await once(() => startClogs(), requests, requests.length * records, connections);
+      console.log(
+        `forward tiny records: ${connections} connections x 1 request of ${fmt(records)} [0,{}] entries (${(requests[0]!.length / 1048576).toFixed(2)} MiB): ` +
+          `all ${fmt(requests.length * records)} lines on disk in ${f.seconds.toFixed(1)} s, collector peak RSS ${fmt(f.peakMb)} MB`,
+      );
+    };
+    await tinyCase(2);
+    await tinyCase(MANY_CONNECTIONS, 16 * 1024);
+    const big = bigRecordRequests(BIG_RECORDS);
+    const f = await once(() => startClogs(), big, big.length, 2);
     console.log(
-      `forward tiny records: ${requests.length} connections x 1 request of ${fmt(records)} [0,{}] entries (${(requests[0]!.length / 1048576).toFixed(2)} MiB): ` +
-        `all ${fmt(requests.length * records)} lines on disk in ${f.seconds.toFixed(1)} s, collector peak RSS ${fmt(f.peakMb)} MB`,
+      `forward 1 MiB records: 2 connections x ${BIG_RECORDS / 2} requests of one record: ` +
+        `all ${big.length} lines on disk in ${f.seconds.toFixed(1)} s, collector peak RSS ${fmt(f.peakMb)} MB`,
     );
   }
 }

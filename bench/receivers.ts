@@ -128,14 +128,15 @@ export class DiskLines {
   private walk(dir: string): void {
     if (!existsSync(dir)) return;
     for (const name of readdirSync(dir)) {
+      // A compressed file holds lines already counted while it was plain, and
+      // one being compressed (`.tmp`) has newline bytes that are no lines.
+      if (name.endsWith('.gz') || name.endsWith('.tmp')) continue;
       const path = join(dir, name);
       const st = statSync(path, { throwIfNoEntry: false });
       // Gone since readdir: compressed, its lines counted while it was plain.
       if (st === undefined) continue;
       if (st.isDirectory()) this.walk(path);
-      // A compressed file (and the temporary file it is written to) holds
-      // lines already counted while they were plain.
-      else if (!name.includes('.gz') && st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
+      else if (st.size > (this.offsets.get(path) ?? 0)) this.readNew(path, st.size);
     }
   }
 

@@ -128,7 +128,11 @@ export function mpStr(text: string): Buffer {
   const b = Buffer.from(text);
   if (b.length < 32) return Buffer.concat([Buffer.of(0xa0 | b.length), b]);
   if (b.length < 256) return Buffer.concat([Buffer.of(0xd9, b.length), b]);
-  return Buffer.concat([Buffer.of(0xda, b.length >> 8, b.length & 0xff), b]);
+  if (b.length < 65536) return Buffer.concat([Buffer.of(0xda, b.length >> 8, b.length & 0xff), b]);
+  const header = Buffer.alloc(5);
+  header[0] = 0xdb;
+  header.writeUInt32BE(b.length, 1);
+  return Buffer.concat([header, b]);
 }
 
 /**

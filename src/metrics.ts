@@ -116,3 +116,8 @@ export const bytesDeleted = new Counter({
   help: 'Bytes of the files the file sink\'s retention deleted.',
   registers: [registry],
 });
+export const forwardRenderedBytes = new Gauge({
+  name: 'clogs_forward_rendered_bytes_in_flight',
+  help: 'Bytes of events the forward input has rendered and not yet seen durable, all connections together.',
+  registers: [registry],
+});

@@ -14,7 +14,7 @@ import { looseSourceName } from './source.js';
 /** The lines of one source: a container, or else a forward tag or an input name. */
 export class EncodedSource {
   /** Lines being written; see chunks(). */
-  readonly lines = new LineBuffer();
+  readonly lines: LineBuffer;
   count = 0;
   private readonly done: Buffer[] = [];
   private doneBytes = 0;
@@ -23,7 +23,10 @@ export class EncodedSource {
     readonly container: ContainerMeta | undefined,
     /** `clogs.tag`, else `clogs.input`, of the lines' events: names the source when there is no container. */
     readonly name: string,
-  ) {}
+    tally?: { bytes: number },
+  ) {
+    this.lines = new LineBuffer(undefined, tally);
+  }
 
   /** The whole lines so far, in order. */
   chunks(): readonly Buffer[] {
@@ -63,6 +66,12 @@ export class EncodedBatch {
   private readonly byContainer = new Map<ContainerMeta, EncodedSource>();
   private readonly byName = new Map<string, EncodedSource>();
   private last: EncodedSource | undefined;
+  private readonly tally = { bytes: 0 };
+
+  /** Bytes of the lines in the batch. */
+  get bytes(): number {
+    return this.tally.bytes;
+  }
 
   /** Lines in the batch. */
   get count(): number {
@@ -83,10 +92,10 @@ export class EncodedBatch {
     let s: EncodedSource | undefined;
     if (container !== undefined) {
       s = this.byContainer.get(container);
-      if (s === undefined) this.byContainer.set(container, (s = new EncodedSource(container, name)));
+      if (s === undefined) this.byContainer.set(container, (s = new EncodedSource(container, name, this.tally)));
     } else {
       s = this.byName.get(name);
-      if (s === undefined) this.byName.set(name, (s = new EncodedSource(undefined, name)));
+      if (s === undefined) this.byName.set(name, (s = new EncodedSource(undefined, name, this.tally)));
     }
     this.last = s;
     return s;

@@ -20,7 +20,11 @@ export class LineBuffer {
   /** Bytes of the complete lines held. */
   bytes = 0;
 
-  constructor(firstChunk = FIRST_CHUNK) {
+  /** `tally`: counts the bytes of complete lines added here, shared by the buffers of one batch. */
+  constructor(
+    firstChunk = FIRST_CHUNK,
+    private readonly tally?: { bytes: number },
+  ) {
     this.chunk = Buffer.allocUnsafe(firstChunk);
   }
 
@@ -54,11 +58,14 @@ export class LineBuffer {
     }
     for (const c of chunks) this.chunks.push(c);
     this.bytes += bytes;
+    if (this.tally) this.tally.bytes += bytes;
   }
 
   /** Marks the bytes written so far (ending in "\n") as a complete line. */
   endLine(): void {
-    this.bytes += this.offset - this.lineStart;
+    const n = this.offset - this.lineStart;
+    this.bytes += n;
+    if (this.tally) this.tally.bytes += n;
     this.lineStart = this.offset;
   }
 

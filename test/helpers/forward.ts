@@ -16,10 +16,9 @@ import type { ContainerDirectory } from '../../src/collector/containers.js';
 import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { Logger } from '../../src/log.js';
-import type { RunningInput } from '../../src/collector/input.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import type { Sink } from '../../src/sinks/sink.js';
-import { startForwardInput } from '../../src/collector/forward/index.js';
+import { startForwardInput, type RunningForwardInput } from '../../src/collector/forward/index.js';
 import { Framer } from '../../src/collector/forward/framer.js';
 import { decodeEntries, decodeRequest, decodeValue } from '../../src/collector/forward/decoder.js';
 import type { DecodeLimits, ForwardEntry, ForwardMessage } from '../../src/collector/forward/messages.js';
@@ -126,7 +125,7 @@ export function entriesOf(message: ForwardMessage, limits: DecodeLimits = LIMITS
   switch (message.mode) {
     case 'Heartbeat': return [];
     case 'Message': return decodeEntries(message.entry, limits);
-    case 'Forward': return message.entries;
+    case 'Forward': return decodeEntries(message.entries, limits);
     case 'PackedForward': return decodeEntries(message.entries, limits);
     case 'CompressedPackedForward': return decodeEntries(gunzipSync(message.entries), limits);
   }
@@ -176,16 +175,17 @@ export class CaptureSink implements Sink {
 
   /** Keeps the lines as the events they stand for. */
   write(batch: EncodedBatch): Promise<void> {
-    const events = eventsOf(batch);
+    return this.take(() => this.events.push(...eventsOf(batch)));
+  }
+
+  /** Counts a write and runs `done` once it completes: now, or when released. */
+  protected take(done: () => void): Promise<void> {
     this.writes++;
     if (this.failNext) {
       const err = this.failNext;
       this.failNext = undefined;
       return Promise.reject(err);
     }
-    const done = (): void => {
-      this.events.push(...events);
-    };
     if (this.held) return new Promise((resolve) => this.held!.push(() => (done(), resolve())));
     done();
     return Promise.resolve();
@@ -202,6 +202,11 @@ export class CaptureSink implements Sink {
     for (const fn of held) fn();
   }
 
+  /** Completes the oldest held write only; the others stay held. */
+  releaseOldest(): void {
+    this.held?.shift()?.();
+  }
+
   /** Completes the newest held write only; the others stay held. */
   releaseNewest(): void {
     this.held?.pop()?.();
@@ -212,9 +217,9 @@ export class CaptureSink implements Sink {
   }
 }
 
-export interface TestInput {
-  input: RunningInput;
-  sink: CaptureSink;
+export interface TestInput<S extends Sink = CaptureSink> {
+  input: RunningForwardInput;
+  sink: S;
   pipeline: Pipeline;
   port: number;
   stateDir: string;
@@ -238,12 +243,12 @@ export function captureLogger(): { log: Logger; logs: Array<Record<string, unkno
   return { log, logs };
 }
 
-export async function startTestInput(
+export async function startTestInput<S extends Sink = CaptureSink>(
   overrides: Record<string, unknown> = {},
-  opts: { stateDir?: string; sink?: CaptureSink; containers?: ContainerDirectory } = {},
-): Promise<TestInput> {
+  opts: { stateDir?: string; sink?: S; containers?: ContainerDirectory } = {},
+): Promise<TestInput<S>> {
   const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
-  const sink = opts.sink ?? new CaptureSink();
+  const sink = opts.sink ?? (new CaptureSink() as Sink as S);
   const pipeline = new Pipeline([sink]);
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'clogs-forward-'));
   const { log, logs } = captureLogger();

@@ -15,7 +15,7 @@ import { ClogsError } from '../../src/errors.js';
 import { inputErrors, registry } from '../../src/metrics.js';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
 import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/connection.js';
-import { CONTAINER_ID, decodeReplies, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../helpers/forward.js';
+import { CONTAINER_ID, type CaptureSink, decodeReplies, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../helpers/forward.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from '../helpers/services.js';
 
@@ -29,7 +29,7 @@ async function errorCount(reason: string): Promise<number> {
 }
 
 const started: TestInput[] = [];
-async function start(...args: Parameters<typeof startTestInput>): Promise<TestInput> {
+async function start(...args: Parameters<typeof startTestInput<CaptureSink>>): Promise<TestInput> {
   const t = await startTestInput(...args);
   started.push(t);
   return t;

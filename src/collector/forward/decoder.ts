@@ -322,8 +322,9 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
     const count = r.arrayLen();
     // Every entry takes at least two bytes.
     if (count * 2 > frame.length - r.pos) throw malformed(`entries at offset ${at} declare ${count} items in ${frame.length - r.pos} bytes`);
-    const entries: ForwardEntry[] = [];
-    for (let i = 0; i < count; i++) entries.push(r.entry());
+    const start = r.pos;
+    for (let i = 0; i < count; i++) r.entry();
+    const entries = frame.subarray(start, r.pos);
     if (n > 3) throw malformed(`Forward request is an array of ${n}, not [tag, entries, option]`);
     message = { mode: 'Forward', tag, entries, option: n === 3 ? r.option() : EMPTY_OPTION };
   } else if (r.strLen() >= 0) {
@@ -351,6 +352,53 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
   return message;
 }
 
+/** Where a Message-mode request's `time, record` lie in its bytes. */
+export interface MessageSpan {
+  tag: string;
+  at: number;
+  end: number;
+  option: ForwardOption;
+}
+
+/**
+ * When `frame` looks like a Message-mode request, its tag, where its time and
+ * record lie (not decoded: the caller renders them as a PackedForward entry
+ * and checks them then) and its option; undefined otherwise, malformed
+ * included (decodeRequest then says why).
+ */
+export function messageSpan(frame: Buffer, limits: DecodeLimits, cache?: DecodeCache): MessageSpan | undefined {
+  const n = frame[0];
+  if (n !== 0x93 && n !== 0x94) return undefined;
+  const r = new ForwardReader(frame, 1, frame.length, limits, cache);
+  try {
+    const tagLen = r.strLen();
+    if (tagLen < 0) return undefined;
+    const tag = r.cache.tag.get(frame, r.strPos, r.strPos + tagLen);
+    const second = r.peek();
+    if (second === undefined || (isArray(second) && !isWrappedTime(frame, r.pos)) || isStrOrBin(second)) return undefined;
+    const at = r.pos;
+    r.skipValue();
+    if (!isMap(r.peek())) return undefined;
+    r.skipValue();
+    const end = r.pos;
+    const option = n === 0x94 ? r.option() : EMPTY_OPTION;
+    return r.pos === frame.length ? { tag, at, end, option } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads every entry of a PackedForward stream and keeps none: throws, as
+ * decodeEntries would, on the first malformed one. Returns how many there are.
+ */
+export function checkEntries(stream: Buffer, limits: DecodeLimits, cache?: DecodeCache): number {
+  const r = new ForwardReader(stream, 0, stream.length, limits, cache);
+  let n = 0;
+  for (; r.pos < stream.length; n++) r.entry();
+  return n;
+}
+
 /** Decodes a PackedForward stream: `[time, record]` arrays back to back. */
 export function decodeEntries(stream: Buffer, limits: DecodeLimits, cache?: DecodeCache): ForwardEntry[] {
   const r = new ForwardReader(stream, 0, stream.length, limits, cache);
@@ -374,6 +422,14 @@ export function decodeValue(frame: Buffer, limits: DecodeLimits, bytes: RawBytes
 
 function isArray(b: number | undefined): boolean {
   return b !== undefined && ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd);
+}
+
+function isMap(b: number | undefined): boolean {
+  return b !== undefined && ((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf);
+}
+
+function isStrOrBin(b: number): boolean {
+  return (b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) || (b >= 0xc4 && b <= 0xc6);
 }
 
 /**

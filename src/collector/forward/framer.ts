@@ -80,6 +80,15 @@ export class Framer {
   }
 
   /**
+   * Whether a request the last push() handed out stays valid after the next
+   * one: false only for one in the buffer kept for reuse.
+   */
+  lasts(request: Buffer): boolean {
+    const lent = this.lent;
+    return lent === undefined || lent.length > MAX_REUSE || request.buffer !== lent.buffer;
+  }
+
+  /**
    * Appends every request completed by `chunk` to `out`. Throws a ClogsError
    * (`CLOGS_FRAME_TOO_LARGE`, `CLOGS_FRAME_MALFORMED`) when the stream can no
    * longer be a valid sequence of requests; requests completed before the bad

@@ -22,19 +22,29 @@ import { Normalizer } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore } from './partials.js';
+import { DecodeCache } from './decoder.js';
+import { PackedLineEncoder } from './packed-lines.js';
+import { RequestProgress } from './progress.js';
 import { RecordMapper } from './records.js';
+import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
 import { listen, type Listener } from './server.js';
 
-export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningInput> {
+export interface RunningForwardInput extends RunningInput {
+  /** Rendered bytes in flight, all connections together. */
+  readonly budget: RenderBudget;
+}
+
+export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningForwardInput> {
   const input = new ForwardInput(cfg, deps);
   await input.start();
   return input;
 }
 
-class ForwardInput implements RunningInput {
+class ForwardInput implements RunningForwardInput {
   readonly name = 'forward';
   private listener: Listener | undefined;
   private readonly ctx: ConnectionContext;
+  readonly budget = new RenderBudget(RENDER_BUDGET_BYTES);
   private readonly connections = new Set<ForwardConnection>();
   /** Writes of split lines and traces the Normalizer let go on its own (timeout). */
   private readonly flushes = new Set<Promise<void>>();
@@ -57,13 +67,18 @@ class ForwardInput implements RunningInput {
       multiline: deps.multiline,
       log: deps.log,
     });
+    const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
+    const mapper = new RecordMapper(deps.containers);
     this.ctx = {
-      limits: { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys },
+      limits,
       pipeline: deps.pipeline,
       normalizer,
-      mapper: new RecordMapper(deps.containers),
+      mapper,
+      packedLines: new PackedLineEncoder({ normalizer, mapper, limits, cache: new DecodeCache() }),
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
+      budget: this.budget,
+      progress: new RequestProgress(join(deps.stateDir, 'forward-progress'), deps.log),
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
@@ -76,6 +91,7 @@ class ForwardInput implements RunningInput {
   }
 
   async start(): Promise<void> {
+    await this.ctx.progress.load();
     for (const piece of await this.ctx.partials.load()) {
       const events = this.ctx.normalizer.push(piece);
       if (events.length > 0) this.writeFlushed(events);

@@ -56,7 +56,11 @@ export type ForwardMessage =
   | { mode: 'Heartbeat' }
   /** `entry`: the request's time and record as one PackedForward entry, `[time, record]` in msgpack. */
   | { mode: 'Message'; tag: string; entry: Buffer; option: ForwardOption }
-  | { mode: 'Forward'; tag: string; entries: ForwardEntry[]; option: ForwardOption }
+  /**
+   * `entries`: the array's items back to back, a PackedForward stream: read
+   * once to check them (decodeRequest), decoded again slice by slice.
+   */
+  | { mode: 'Forward'; tag: string; entries: Buffer; option: ForwardOption }
   /** `entries`: concatenated msgpack `[time, record]` arrays, sent as bin or as str (Fluentd's str32); never UTF-8-decoded. */
   | { mode: 'PackedForward'; tag: string; entries: Buffer; option: ForwardOption }
   /** `entries`: one or more concatenated gzip members holding a PackedForward stream. */

@@ -30,7 +30,7 @@ import type { HoldWatcher } from '../multiline/stage.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
-import { bytesEqual, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { bytesEqual, checkEntries, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import { waitAll, type RecordMapper } from './records.js';
 
@@ -73,7 +73,9 @@ const NAME_END = 5;
 const STREAM = 6;
 const LOG_AT = 7;
 const LOG_END = 8;
-const SLOTS = 9;
+/** Where the next entry starts. */
+const END = 9;
+const SLOTS = 10;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
 
@@ -115,6 +117,12 @@ export class PackedLineEncoder {
   private slots = new Int32Array(SLOTS * 1024);
   /** The entries that take the general path, decoded. */
   private readonly general: ForwardEntry[] = [];
+  /** What the slots hold: `plannedCount` entries of this stream from `plannedAt`. */
+  private plannedStream: Buffer | undefined;
+  private plannedAt = 0;
+  private plannedCount = 0;
+  /** Records the last encodeSlice() rendered. */
+  sliced = 0;
 
   /**
    * Containers by a hash of their id's bytes, so a record finds its container
@@ -148,35 +156,32 @@ export class PackedLineEncoder {
   }
 
   /**
-   * Renders every entry of `stream` into `out`. `general` takes an entry the
-   * fast path does not (split lines, extra keys, other shapes) and returns its
-   * events; it throws, as the decoder does, on a malformed entry. `watch`
-   * learns which lines the Normalizer holds (see HoldWatcher).
+   * Reads every entry of `stream` before any is rendered: a malformed one (the
+   * general decoder throws) refuses the whole request before the Normalizer
+   * saw any of it. Keeps its reading when it fits in one slice
+   * (`maxEntries`), for encodeSlice() to go on with.
    */
-  encode(stream: Buffer, tag: string, out: EncodedBatch, general: (entry: ForwardEntry) => readonly LogEvent[], watch?: HoldWatcher): Promise<void> | undefined {
-    const count = this.plan(stream);
-    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
-    const wait = this.lookups(stream, count);
-    if (wait !== undefined) {
-      this.general.length = 0;
-      return wait;
-    }
-    const slots = this.slots;
-    for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
-      if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
-      else this.render(stream, s, tag, out, watch);
-    }
+  check(stream: Buffer, maxEntries: number): void {
+    const pos = this.plan(stream, 0, maxEntries);
+    if (pos >= stream.length) return;
+    // Several slices: the rest is read without keeping any of it (kept
+    // records would outlive young-generation collections, and be promoted).
+    this.plannedStream = undefined;
     this.general.length = 0;
-    return undefined;
+    checkEntries(stream.subarray(pos), this.limits, this.cache);
   }
 
   /**
-   * The lookups of containers the entries name and the mapper does not know
-   * yet (records.ts lookupsOf). An entry naming the same container as the one
-   * before it is passed over by comparing bytes.
+   * The lookups of containers the slice of `stream` from `pos` names and the
+   * mapper does not know yet (records.ts lookupsOf), read before the slice is
+   * rendered; encodeSlice() then renders what was read here. An entry naming
+   * the same container as the one before it is passed over by comparing bytes.
    */
-  private lookups(stream: Buffer, count: number): Promise<void> | undefined {
+  lookups(stream: Buffer, pos: number, maxEntries: number): Promise<void> | undefined {
     if (!this.mapper.enriches) return undefined;
+    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries);
+    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+    const count = this.plannedCount;
     const slots = this.slots;
     const src = this.srcView;
     let waits: Promise<void>[] | undefined;
@@ -202,30 +207,70 @@ export class PackedLineEncoder {
   }
 
   /**
-   * Reads every entry before any is rendered: a malformed one (the general
-   * decoder throws) refuses the whole request before the Normalizer saw any
-   * of it, as when the request is decoded at once. Returns the entry count.
+   * Renders the entries of `stream` from `pos` on into `out`, until
+   * `maxEntries` are rendered or they took `maxBytes`, and returns where the
+   * next entry starts (`stream.length` after the last). `general` takes an
+   * entry the fast path does not (split lines, extra keys, other shapes) and
+   * returns its events. The stream must have passed check(). `watch` learns
+   * which lines the Normalizer holds (see HoldWatcher).
    */
-  private plan(stream: Buffer): number {
+  encodeSlice(
+    stream: Buffer,
+    pos: number,
+    tag: string,
+    out: EncodedBatch,
+    general: (entry: ForwardEntry) => readonly LogEvent[],
+    maxEntries: number,
+    maxBytes: number,
+    watch?: HoldWatcher,
+  ): number {
+    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries);
+    this.plannedStream = undefined;
+    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
+    const slots = this.slots;
+    const count = Math.min(this.plannedCount, maxEntries);
+    const limit = out.bytes + maxBytes;
+    let next = pos;
+    let i = 0;
+    for (let s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
+      if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
+      else this.render(stream, s, tag, out, watch);
+      next = slots[s + END]!;
+    }
+    this.sliced = i;
+    this.general.length = 0;
+    return next;
+  }
+
+  /**
+   * Reads up to `limit` entries from `pos` into the slots (and the general
+   * ones, decoded, into `general`); returns where the next entry starts.
+   */
+  private plan(stream: Buffer, pos: number, limit: number): number {
+    this.general.length = 0;
+    this.plannedStream = stream;
+    this.plannedAt = pos;
     let count = 0;
-    for (let pos = 0; pos < stream.length; count++) {
-      if (this.slots.length < (count + 1) * SLOTS) {
+    for (; pos < stream.length && count < limit; count++) {
+      const s = count * SLOTS;
+      if (this.slots.length < s + SLOTS) {
         const grown = new Int32Array(this.slots.length * 2);
         grown.set(this.slots);
         this.slots = grown;
       }
-      const s = count * SLOTS;
       const next = this.read(stream, pos, s);
       if (next >= 0) {
         pos = next;
-        continue;
+      } else {
+        const { entry, end } = decodeEntryAt(stream, pos, this.limits, this.cache);
+        this.general.push(entry);
+        this.slots[s + ID_AT] = -1;
+        pos = end;
       }
-      const { entry, end } = decodeEntryAt(stream, pos, this.limits, this.cache);
-      this.general.push(entry);
-      this.slots[s + ID_AT] = -1;
-      pos = end;
+      this.slots[s + END] = pos;
     }
-    return count;
+    this.plannedCount = count;
+    return pos;
   }
 
   /**

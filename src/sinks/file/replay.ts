@@ -21,8 +21,16 @@ import { forEachLine, LineFields } from '../../collector/line-fields.js';
 import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
-/** Larger than one input batch of one container (the Docker input's is at most 8 MiB for all of them). */
-const TAIL_BYTES = 8 * 1024 * 1024;
+/**
+ * Larger than what an input can have had durable and not acknowledged at a
+ * crash for one container: the Docker input's batch (at most 8 MiB for all of
+ * them), a forward connection's slices durable beyond the progress stored
+ * in forward/progress.ts (they count in its 8 MiB of rendered bytes in flight
+ * until that progress is stored, so at most 8 MiB and one slice of 2 MiB).
+ * Several forward connections writing the same source at once interleave
+ * their lines and can stretch that beyond this window.
+ */
+const TAIL_BYTES = 16 * 1024 * 1024;
 
 function identity(timestamp: string, ordinal: number, piece: number | undefined, message: string): string {
   return `${timestamp}\0${ordinal}\0${piece ?? ''}\0${message}`;

@@ -1,10 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
+import type { LogEvent } from '../../../src/collector/event.js';
 import { decodeEntries, DecodeCache } from '../../../src/collector/forward/decoder.js';
 import { PackedLineEncoder } from '../../../src/collector/forward/packed-lines.js';
 import { RecordMapper } from '../../../src/collector/forward/records.js';
 import { Normalizer } from '../../../src/collector/normalize.js';
 import { multilineSchema } from '../../../src/config/schema.js';
+import type { ForwardEntry } from '../../../src/collector/forward/messages.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
 import { trace } from '../multiline/helpers.js';
 
@@ -36,6 +38,12 @@ function normalizer(opts: Opts = {}): Normalizer {
   });
 }
 
+/** As a connection renders a request: read through once, then in slices (small ones here, so that records cross them). */
+function encode(encoder: PackedLineEncoder, stream: Buffer, tag: string, out: EncodedBatch, general: (e: ForwardEntry) => readonly LogEvent[], sliceEntries = 3, sliceBytes = 700): void {
+  encoder.check(stream, sliceEntries);
+  for (let pos = 0; pos < stream.length; ) pos = encoder.encodeSlice(stream, pos, tag, out, general, sliceEntries, sliceBytes);
+}
+
 /** Every source's lines, keyed by container id or name, as text. */
 function linesOf(batch: EncodedBatch): Map<string, string> {
   const out = new Map<string, string>();
@@ -50,7 +58,7 @@ function both(streams: Buffer[], opts: Opts = {}, tag = 'docker.web') {
   const general = { n: normalizer(opts), m: new RecordMapper(), batch: new EncodedBatch() };
   let generalCalls = 0;
   for (const stream of streams) {
-    encoder.encode(stream, tag, fast.batch, (entry) => {
+    encode(encoder, stream, tag, fast.batch, (entry) => {
       generalCalls++;
       return fast.n.push(fast.m.toRawLine(entry, tag));
     });
@@ -179,7 +187,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
     const staged = ['ERROR x', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain'];
     const plain = ['user said error occurred', 'GET /healthz 200', 'Error: not a token'];
-    encoder.encode(Buffer.concat([...staged, ...plain].map((log) => entry(at(T), record(log)))), 'tag', new EncodedBatch(), () => {
+    encode(encoder, Buffer.concat([...staged, ...plain].map((log) => entry(at(T), record(log)))), 'tag', new EncodedBatch(), () => {
       throw new Error('general path taken');
     });
     expect(push.mock.calls.map((c) => c[0].line)).toEqual(staged);
@@ -212,7 +220,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const push = vi.spyOn(n, 'push');
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
     const batch = new EncodedBatch();
-    encoder.encode(Buffer.concat(logs.map((log) => entry(at(T), record(log)))), 'tag', batch, () => {
+    encode(encoder, Buffer.concat(logs.map((log) => entry(at(T), record(log)))), 'tag', batch, () => {
       throw new Error('general path taken');
     });
     expect(batch.count).toBe(logs.length);
@@ -333,7 +341,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
     const batch = new EncodedBatch();
     const stream = Buffer.concat([entry(at(T), record('good')), entry(at(T), record('piece', { partial: ['p', 1, false] })), mp.raw(0x92, 0xc1)]);
-    expect(() => encoder.encode(stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
+    expect(() => encode(encoder, stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
     expect(batch.count).toBe(0);
     expect(n.pending()).toBe(0);
   });
