@@ -20,7 +20,9 @@ import { mp, rawClient, type RawClient } from '../helpers/forward.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
 
 const MESSAGE_RECORDS = 12_000;
-const PACKED_REQUESTS = 60;
+// More than a connection holds in flight (8 MiB of rendered lines and waiting
+// requests), so a blocked sink must stop its reading.
+const PACKED_REQUESTS = 180;
 const PER_REQUEST = 200;
 const PACKED_RECORDS = PACKED_REQUESTS * PER_REQUEST;
 /** Free space the filler leaves: the sinks fill it, part-way through a line, then hit ENOSPC. */
@@ -185,7 +187,7 @@ afterAll(async () => {
 
 describe('a full disk loses nothing that was read', () => {
   it('file sink: both clients blocked while full, every record once and whole after space returns', async () => {
-    const disk = mountTmpfs('16m');
+    const disk = mountTmpfs('64m');
     const files = join(disk, 'files');
     mkdirSync(files);
     const c = await startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', files, '--state', tempDir('disk-full-state')], {
@@ -204,7 +206,7 @@ describe('a full disk loses nothing that was read', () => {
     await requireNode(ES_URL);
     const client = esClient();
     try {
-      const disk = mountTmpfs('48m');
+      const disk = mountTmpfs('128m');
       const state = join(disk, 'state');
       mkdirSync(state);
       const dataset = uniqueDataset('diskfull');
