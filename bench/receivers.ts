@@ -39,7 +39,9 @@ export async function startClogs(args: readonly string[] = [], env: NodeJS.Proce
   const child = spawn(
     process.execPath,
     [...nodeArgs, CLI, 'collect', '--no-docker', '--forward', '127.0.0.1:0', '--file', dataDir, '--state', join(root, 'state'), '--http', '127.0.0.1:0', ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } },
+    // Traces stay one line per record, as Fluent Bit writes them, so counting
+    // lines tells when a run is done; `micro` measures the multiline stage.
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLOGS_MULTILINE_MODE: 'off', ...env } },
   );
   const ready = await new Promise<{ forward: string; http: string }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
