@@ -222,8 +222,8 @@ describe('clogs tail for a removed container (real Docker)', () => {
       expect(outputLines(r.stdout)).toEqual(['one', 'two', 'three']);
       expect(outputLines((await runCli(['tail', id.slice(0, 6), '--stream', 'stderr', ...store])).stdout)).toEqual(['two']);
       const ps = outputLines((await runCli(['ps', ...store])).stdout);
-      // Docker's fluentd driver sends no image name.
-      expect(ps.find((l) => l.startsWith(name))!.split(/\s{2,}/)).toEqual([name, id.slice(0, 12), '-', expect.any(String), expect.any(String), '2', '1', 'removed']);
+      // Docker's fluentd driver sends no image name: it comes from the engine (forward.enrich).
+      expect(ps.find((l) => l.startsWith(name))!.split(/\s{2,}/)).toEqual([name, id.slice(0, 12), 'clogs-busybox:latest', expect.any(String), expect.any(String), '2', '1', 'removed']);
     } finally {
       await removeContainers(name);
       await collector.stop();
