@@ -107,7 +107,8 @@ export function readFileStore(dir: string): LogEvent[] {
       if (statSync(p).isDirectory()) walk(p);
       else if (name.endsWith('.ndjson') || name.endsWith('.ndjson.gz')) {
         const text = name.endsWith('.gz') ? gunzipSync(readFileSync(p)).toString('utf8') : readFileSync(p, 'utf8');
-        for (const line of text.split('\n')) if (line) out.push(JSON.parse(line));
+        // Text after the last newline is a line the sink is writing right now.
+        for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) if (line) out.push(JSON.parse(line));
       }
     }
   };

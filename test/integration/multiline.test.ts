@@ -134,7 +134,11 @@ describe('multiline under kill -9', () => {
       heredoc(JAVA.slice(0, half), 'stderr') +
       'while [ ! -e /signal/go ]; do sleep 0.05; done\n' +
       heredoc(JAVA.slice(half), 'stderr') +
-      'echo "after the trace" >&2\n';
+      'echo "after the trace" >&2\n' +
+      // With fluentd-async, Docker's driver discards what it still queues when
+      // the container exits (ForceStopAsyncSend = async in moby's fluentd.go);
+      // with request-ack each line waits for its ack, so the queue drains first.
+      'sleep 2\n';
     // One port across the restart: the fluentd driver reconnects to it.
     const port = await freePort();
     let c = await collector(r, port);
