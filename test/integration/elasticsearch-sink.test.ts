@@ -204,7 +204,7 @@ describe('elasticsearch sink: identity and rejection', () => {
     const queue = await DiskQueue.open({ dir: join(state, 'elasticsearch', 'queue'), maxBytes: 1 << 20, log: memoryLogger().log });
     const enc = new BulkEncoder(resolveTarget({ data_stream: { dataset, namespace: 'default' } }));
     const bad = Buffer.from(`{"create":{"_index":"logs-${dataset}-default","_id":"bad"},"oops":1}\n{"@timestamp":"2026-11-22T10:00:00.000000000Z","message":"broken"}\n`);
-    await queue.append(Buffer.concat([enc.encode(batchOf(makeEvents(5))), bad, enc.encode(batchOf(makeEvents(5, 5)))]), 11);
+    await queue.append(Buffer.concat([enc.encode(EncodedBatch.of(makeEvents(5))), bad, enc.encode(EncodedBatch.of(makeEvents(5, 5)))]), 11);
     await queue.close();
 
     const s = sink({ data_stream: { dataset, namespace: 'default' } }, state);
@@ -285,8 +285,3 @@ describe('elasticsearch sink: disk queue', () => {
   });
 });
 
-function batchOf(events: LogEvent[]): EncodedBatch {
-  const b = new EncodedBatch();
-  b.add(events);
-  return b;
-}

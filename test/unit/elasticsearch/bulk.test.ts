@@ -26,11 +26,6 @@ function id(e: LogEvent): string {
   return documentIdOfLine(fields, e.container);
 }
 
-function batchOf(events: LogEvent[]): EncodedBatch {
-  const b = new EncodedBatch();
-  b.add(events);
-  return b;
-}
 
 describe('documentId', () => {
   it('keeps the rule of docs/elasticsearch.md: ids computed by earlier releases come out the same', () => {
@@ -96,7 +91,7 @@ describe('documentId', () => {
 describe('BulkEncoder', () => {
   it('renders a create action and the document, two lines per event', () => {
     const enc = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } }));
-    const lines = enc.encode(batchOf([event({ attrs: { k: 'v' }, log: { level: 'warn' } }), event({ message: 'second\nline' })])).toString().split('\n');
+    const lines = enc.encode(EncodedBatch.of([event({ attrs: { k: 'v' }, log: { level: 'warn' } }), event({ message: 'second\nline' })])).toString().split('\n');
     expect(lines).toHaveLength(5);
     expect(lines[4]).toBe('');
     const action = JSON.parse(lines[0]!);
@@ -106,14 +101,14 @@ describe('BulkEncoder', () => {
   });
 
   it('renders the same bytes for the same events (a replay sends identical requests)', () => {
-    const a = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(batchOf([event(), event()]));
-    const b = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(batchOf([event(), event()]));
+    const a = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(EncodedBatch.of([event(), event()]));
+    const b = new BulkEncoder(resolveTarget({ data_stream: { dataset: 'clogs', namespace: 'default' } })).encode(EncodedBatch.of([event(), event()]));
     expect(a.equals(b)).toBe(true);
   });
 
   it('picks the daily index from the event time', () => {
     const enc = new BulkEncoder(resolveTarget({ index: 'clogs-%Y.%m.%d', data_stream: { dataset: 'clogs', namespace: 'default' } }));
-    const action = JSON.parse(enc.encode(batchOf([event()])).toString().split('\n')[0]!);
+    const action = JSON.parse(enc.encode(EncodedBatch.of([event()])).toString().split('\n')[0]!);
     expect(action.create._index).toBe('clogs-2026.11.22');
   });
 });

@@ -10,12 +10,11 @@ import { container, event } from '../file-sink/helpers.js';
 const web = container('web');
 const db = container('db');
 
-const batchOf = (events: LogEvent[]): EncodedBatch => EncodedBatch.of(events);
 
 describe('EncodedBatch', () => {
   it('groups lines by container object, else by tag or input, in order', () => {
     const events = [event('w1', { container: web }), event('t1', { tag: 'app.a' }), event('w2', { container: web }), event('d1', { container: db }), event('i1')];
-    const b = batchOf(events);
+    const b = EncodedBatch.of(events);
     expect(b.count).toBe(5);
     const bySource = [...b.sources()].map((s) => [s.container?.name ?? s.name, Buffer.concat(s.chunks()).toString()]);
     expect(bySource).toEqual([
@@ -27,7 +26,7 @@ describe('EncodedBatch', () => {
   });
 
   it('refuses an event that breaks the LogEvent type, leaving the lines before it whole', () => {
-    const b = batchOf([event('ok1', { container: web })]);
+    const b = EncodedBatch.of([event('ok1', { container: web })]);
     const broken = { ...event('broken', { container: web }), host: undefined } as unknown as LogEvent;
     expect(() => b.add([broken])).toThrow();
     b.add([event('ok2', { container: web })]);
@@ -35,8 +34,8 @@ describe('EncodedBatch', () => {
   });
 
   it('appends another batch after its own lines', () => {
-    const a = batchOf([event('1', { container: web })]);
-    const b = batchOf([event('2', { container: web }), event('3', { container: db })]);
+    const a = EncodedBatch.of([event('1', { container: web })]);
+    const b = EncodedBatch.of([event('2', { container: web }), event('3', { container: db })]);
     a.append(b);
     expect(a.count).toBe(3);
     expect(eventsOf(a).map((e) => e.message)).toEqual(['1', '2', '3']);
