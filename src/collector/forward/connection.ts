@@ -136,8 +136,6 @@ interface Rendering {
   /** A stream of entries (PackedForward, Forward, Message) with where its next slice starts. */
   entries: Buffer;
   pos: number;
-  /** Its size on the wire (decompressed). */
-  wire: number;
   /** Records rendered so far; the first `skip` were written before a crash, and are rendered again only to be dropped (progress.ts). */
   records: number;
   skip: number;
@@ -350,14 +348,14 @@ export class ForwardConnection {
     const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
       case 'Message':
-        this.accept(msg.tag, msg.entry, msg.option, key, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entry, msg.option, key, receivedAt);
         return;
       case 'Forward':
       case 'PackedForward':
-        this.accept(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
+        this.accept(msg.tag, msg.entries, msg.option, key, receivedAt);
         return;
       case 'CompressedPackedForward':
-        this.inflate(msg.tag, msg.entries, msg.option, key, frame.length, receivedAt);
+        this.inflate(msg.tag, msg.entries, msg.option, key, receivedAt);
         return;
     }
   }
@@ -413,7 +411,7 @@ export class ForwardConnection {
     const chunk = head.option.chunk;
     const main = streams.shift()!;
     try {
-      this.accept(main.tag, main.entries, head.option, chunk === undefined ? undefined : chunkKey(chunk, first), wire, this.readAt, streams);
+      this.accept(main.tag, main.entries, head.option, chunk === undefined ? undefined : chunkKey(chunk, first), this.readAt, streams);
     } catch (err) {
       if (spans.length === 1) throw err;
       // Requests before the malformed one are still written and acked: one by one.
@@ -439,7 +437,7 @@ export class ForwardConnection {
     this.log.debug({ client: verdict.clientHostname, user: verdict.username || undefined }, 'forward handshake done');
   }
 
-  private inflate(tag: string, gz: Buffer, option: ForwardOption, key: string | undefined, bytes: number, receivedAt: number): void {
+  private inflate(tag: string, gz: Buffer, option: ForwardOption, key: string | undefined, receivedAt: number): void {
     const max = this.ctx.limits.maxFrameSize;
     this.inflating = true;
     // Off the main thread (zlib's thread pool), on a copy (the Framer may
@@ -453,7 +451,7 @@ export class ForwardConnection {
             ? new ClogsError('CLOGS_FRAME_TOO_LARGE', `a gzip chunk inflates to more than max_frame_size (${max} bytes)`)
             : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
         }
-        this.accept(tag, stream, option, key, Math.max(bytes, stream.length), receivedAt);
+        this.accept(tag, stream, option, key, receivedAt);
         // Inflated into a buffer of its own.
         if (this.current !== undefined) this.current.owned = true;
       } catch (e) {
@@ -466,13 +464,12 @@ export class ForwardConnection {
     });
   }
 
-  /** `entries`: decoded, or a PackedForward stream; `key`: the chunk's ledger key, when the request has a chunk. */
+  /** `entries`: a stream of `[time, record]` entries; `key`: the chunk's ledger key, when the request has a chunk. */
   private accept(
     tag: string,
     entries: Buffer,
     option: ForwardOption,
     key: string | undefined,
-    wire: number,
     receivedAt: number,
     more: TaggedStream[] = [],
   ): void {
@@ -505,7 +502,7 @@ export class ForwardConnection {
     }
     this.overheadBytes += REQUEST_OVERHEAD_BYTES;
     const watch = chunk === undefined ? undefined : holdWatcher(job);
-    this.current = { job, tag, entries, pos: 0, wire, records: 0, skip, owned: false, general: this.generalPath(job, tag, watch), watch, more };
+    this.current = { job, tag, entries, pos: 0, records: 0, skip, owned: false, general: this.generalPath(job, tag, watch), watch, more };
   }
 
   /** Renders an entry the fast path leaves, noting split lines in `job`. */
