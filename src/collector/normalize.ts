@@ -19,8 +19,8 @@ import { MultilineStage, type HoldWatcher, type Released } from './multiline/sta
 import { sourceId } from './source.js';
 import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 import { stripTerminal } from './transforms/ansi.js';
-import { parseLogfmt, startsWithPair } from './transforms/logfmt.js';
-import { hasLeadingLevel, leadingLevel } from './transforms/text-level.js';
+import { parseLogfmt } from './transforms/logfmt.js';
+import { leadingLevel } from './transforms/text-level.js';
 
 export interface RawLine {
   input: 'forward' | 'docker';
@@ -128,6 +128,10 @@ export class Normalizer {
     return this.opts.parseJson;
   }
 
+  get parseLogfmt(): boolean {
+    return this.opts.parseLogfmt;
+  }
+
   get maxLineBytes(): number {
     return this.opts.maxLineBytes;
   }
@@ -146,18 +150,13 @@ export class Normalizer {
   }
 
   /**
-   * "A stage would change or hold this line": for inputs that render lines
-   * without push (forward/packed-lines.ts), which must hand such a line to
-   * push instead. `buf[start, end)` is the line without its "\n" and
-   * trailing CR. Lines with terminal escapes or a `\r` never get that far:
-   * the fast path's renderers refuse control bytes other than tabs.
+   * Whether the multiline stage would hold this line or join it to others:
+   * inputs that render lines without push (forward/packed-lines.ts) hand
+   * such a line to push instead. `buf[start, end)` is the line without its
+   * "\n" and trailing CR.
    */
-  needsStages(container: ContainerMeta, stream: Stream, buf: Buffer, start: number, end: number): boolean {
-    return (
-      (this.opts.parseLogfmt && startsWithPair(buf, start, end)) ||
-      hasLeadingLevel(buf, start, end) ||
-      (this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end))
-    );
+  holds(container: ContainerMeta, stream: Stream, buf: Buffer, start: number, end: number): boolean {
+    return this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end);
   }
 
   /** Split lines waiting for their last piece, and traces being held. */

@@ -7,11 +7,13 @@
  * of its own: the date part of the time is rendered once per second, the
  * stream/container/host/tag part once per container, and the line's bytes
  * are checked, escaped and copied in one pass. A JSON line that
- * json-members.ts can read has its members copied out the same way.
+ * json-members.ts can read has its members copied out the same way, a
+ * logfmt line its pairs (transforms/logfmt.ts LogfmtPairs), and a text line
+ * gets the level it starts with (transforms/text-level.ts).
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
- * the Normalizer, event-json.ts), and any other line, or one a Normalizer
- * stage would change or hold (`needsStages`), goes through the Normalizer
+ * the Normalizer, event-json.ts), and any other line, or one the multiline
+ * stage holds (`Normalizer.holds`), goes through the Normalizer
  * from the offsets already found, so order, seq and ordinals come
  * out exactly as if every record had taken the general path;
  * test/unit/forward/packed-lines.test.ts compares the two byte for byte.
@@ -30,6 +32,8 @@ import type { HoldWatcher } from '../multiline/stage.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
 import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
+import { LogfmtPairs } from '../transforms/logfmt.js';
+import { leadingLevelOfBytes } from '../transforms/text-level.js';
 import { bytesEqual, checkEntries, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import type { DecodeLimits, ForwardEntry } from './messages.js';
 import { waitAll, type RecordMapper } from './records.js';
@@ -142,6 +146,7 @@ export class PackedLineEncoder {
   private lastPartsTag: string | undefined;
   private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0) };
   private readonly members = new JsonMembers();
+  private readonly pairs = new LogfmtPairs();
   private lastSeq = Number.NaN;
   private readonly seqDigits = Buffer.alloc(24);
   private seqLength = 0;
@@ -398,13 +403,18 @@ export class PackedLineEncoder {
     let end = logEnd;
     if (end > logAt && buf[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
-    if (end - logAt <= normalizer.maxLineBytes && !normalizer.needsStages(container, stream, buf, logAt, end)) {
-      const jsonLike = normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d; /* } */
+    if (end - logAt <= normalizer.maxLineBytes && !normalizer.holds(container, stream, buf, logAt, end)) {
       const source = out.source(container, looseSourceName(tag, 'forward'));
       const parts = this.parts(container, stream, tag);
-      const done = jsonLike
-        ? this.members.scan(buf, this.srcView, logAt, end) && this.json(buf, logAt, end, source, parts, container, stream, sec, nsec)
-        : this.plain(buf, logAt, end, source, parts, container, stream, sec, nsec);
+      let done: boolean;
+      if (normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d /* } */) {
+        done = this.members.scan(buf, this.srcView, logAt, end) && this.json(buf, logAt, end, source, parts, container, stream, sec, nsec);
+      } else if (normalizer.parseLogfmt && this.pairs.read(buf, logAt, end)) {
+        done = this.logfmt(buf, logAt, end, source, parts, container, stream, sec, nsec);
+      } else {
+        const level = leadingLevelOfBytes(buf, logAt, end);
+        done = level !== null && this.plain(buf, logAt, end, source, parts, container, stream, sec, nsec, level);
+      }
       if (done) return;
     }
     out.add(
@@ -423,15 +433,103 @@ export class PackedLineEncoder {
 
   /**
    * A line of printable ASCII, tabs and well-formed UTF-8, written as a JSON
-   * string; false (nothing written) for any other: other control characters
-   * (terminal escapes, carriage returns) and malformed UTF-8 take the
-   * Normalizer's path.
+   * string, with the level it starts with; false (nothing written) for any
+   * other: other control characters (terminal escapes, carriage returns) and
+   * malformed UTF-8 take the Normalizer's path.
    */
-  private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): boolean {
+  private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): boolean {
     const lines = source.lines;
     // An escape doubles a byte at most.
-    const dst = lines.room(FIXED_BYTES + 2 * (end - start) + parts.line.length);
+    const dst = lines.room(FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
+    let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
+    if (o < 0) return false;
+    if (level === undefined) {
+      dst.set(parts.line, o);
+      o += parts.line.length;
+    } else {
+      dst.set(parts.head, o);
+      o = copy(levelBytes(level), dst, o + parts.head.length);
+      dst.set(parts.clogs, o);
+      o += parts.clogs.length;
+    }
+    this.close(dst, o, source, container, stream, sec, nsec);
+    return true;
+  }
+
+  /**
+   * A logfmt line the pairs read, its fields as the Normalizer makes them of
+   * it (normalize.ts structuredLine): message and level taken out by the keys
+   * JSON lines use, the other pairs under attrs as strings. False (nothing
+   * written) for what only the Normalizer writes the same: escapes to decode,
+   * a repeated key, a key an object orders first (an array index), control
+   * characters or malformed UTF-8.
+   */
+  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): boolean {
+    const pairs = this.pairs;
+    const n = pairs.count;
+    for (let i = 0; i < n; i++) {
+      if (pairs.escaped[i] === 1 || isIndexKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!)) return false;
+      for (let j = 0; j < i; j++) if (sameKey(buf, pairs, i, j)) return false;
+    }
+    const message = this.pairNamed(buf, MESSAGE_KEY_BYTES);
+    let levelAt = -1;
+    let level: string | undefined;
+    for (const key of LEVEL_KEY_BYTES) {
+      const i = this.pairNamed(buf, [key]);
+      if (i < 0) continue;
+      level = levelName(buf.toString('utf8', pairs.valueAt[i]!, pairs.valueEnd[i]!));
+      if (level !== undefined) {
+        levelAt = i;
+        break;
+      }
+    }
+    const lines = source.lines;
+    // The line escaped as the message (twice its size at most), and each pair
+    // again under attrs: escaped, quoted and separated, at most three times its size.
+    const dst = lines.room(FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16);
     let o = this.open(dst, lines.offset, sec, nsec);
+    o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
+    if (o < 0) return false;
+    dst.set(parts.head, o);
+    o += parts.head.length;
+    if (level !== undefined) o = copy(levelBytes(level), dst, o);
+    let first = true;
+    for (let i = 0; i < n && o >= 0; i++) {
+      if (i === message || i === levelAt) continue;
+      if (first) {
+        o = copy(ATTRS_OPEN, dst, o);
+        first = false;
+      } else {
+        dst[o++] = 0x2c;
+      }
+      o = this.string(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!, dst, o);
+      dst[o++] = 0x3a;
+      o = this.string(buf, pairs.valueAt[i]!, pairs.valueEnd[i]!, dst, o);
+    }
+    if (o < 0) return false;
+    if (!first) dst[o++] = 0x7d;
+    dst.set(parts.clogs, o);
+    o += parts.clogs.length;
+    this.close(dst, o, source, container, stream, sec, nsec);
+    return true;
+  }
+
+  /** The first pair whose key is one of `keys`, in the order of `keys`; -1 if none. */
+  private pairNamed(buf: Buffer, keys: readonly Buffer[]): number {
+    const pairs = this.pairs;
+    for (const key of keys) {
+      for (let i = 0; i < pairs.count; i++) if (bytesEqual(buf, pairs.keyAt[i]!, pairs.keyEnd[i]! - pairs.keyAt[i]!, key)) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * Bytes [start, end) as a JSON string at `o`, as JSON.stringify writes
+   * their text, and where it ends; -1 for bytes only the Normalizer writes the
+   * same (control characters but tabs, malformed UTF-8). A negative `o` stays -1.
+   */
+  private string(buf: Buffer, start: number, end: number, dst: Buffer, o: number): number {
+    if (o < 0) return -1;
     dst[o++] = 0x22;
     const src = this.srcView;
     const out = this.viewOf(dst);
@@ -455,18 +553,15 @@ export class PackedLineEncoder {
         dst[o++] = 0x74;
         p++;
       } else if (b < 0x20) {
-        return false;
+        return -1;
       } else {
         const next = utf8End(buf, p, end);
-        if (next < 0) return false;
+        if (next < 0) return -1;
         while (p < next) dst[o++] = buf[p++]!;
       }
     }
     dst[o++] = 0x22;
-    dst.set(parts.line, o);
-    o += parts.line.length;
-    this.close(dst, o, source, container, stream, sec, nsec);
-    return true;
+    return o;
   }
 
   /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it. */
@@ -502,7 +597,7 @@ export class PackedLineEncoder {
     const lines = source.lines;
     // The line escaped as the message, at most twice its size, when it has no
     // message field; a rewritten number can take five times its size (9e20).
-    const dst = lines.room(FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + 64);
+    const dst = lines.room(FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES);
     let o = this.open(dst, lines.offset, sec, nsec);
     if (message >= 0) {
       o = this.value(buf, message, dst, o);
@@ -517,7 +612,7 @@ export class PackedLineEncoder {
     }
     dst.set(parts.head, o);
     o += parts.head.length;
-    if (level !== undefined) o += dst.write(levelJson(level), o, 'utf8');
+    if (level !== undefined) o = copy(levelBytes(level), dst, o);
     let first = true;
     for (let i = 0; i < m.count; i++) {
       if (i === message || i === levelAt) continue;
@@ -719,4 +814,36 @@ function writeUint(dst: Buffer, o: number, n: number): number {
   let digits = 1;
   for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
   return writePadded(dst, o, n, digits);
+}
+
+/**
+ * `,"log":{"level":…}` of the level names seen, written once each. A level
+ * is any short string (levels.ts), so the first few distinct ones are kept.
+ */
+const LEVEL_BYTES = new Map<string, Buffer>();
+const MAX_LEVELS_KEPT = 64;
+/** A level is at most 16 characters, each at most six bytes escaped, in `,"log":{"level":""}`. */
+const MAX_LEVEL_BYTES = 16 * 6 + 20;
+
+function levelBytes(level: string): Buffer {
+  let bytes = LEVEL_BYTES.get(level);
+  if (bytes === undefined) {
+    bytes = Buffer.from(levelJson(level));
+    if (LEVEL_BYTES.size < MAX_LEVELS_KEPT) LEVEL_BYTES.set(level, bytes);
+  }
+  return bytes;
+}
+
+/** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */
+function isIndexKey(buf: Buffer, at: number, end: number): boolean {
+  if (end - at > 10 || end === at) return false;
+  for (let i = at; i < end; i++) if (buf[i]! < 0x30 || buf[i]! > 0x39) return false;
+  if (buf[at] === 0x30 && end - at > 1) return false;
+  return Number(buf.toString('latin1', at, end)) < 4294967295;
+}
+
+function sameKey(buf: Buffer, pairs: LogfmtPairs, i: number, j: number): boolean {
+  const at = pairs.keyAt[i]!;
+  const len = pairs.keyEnd[i]! - at;
+  return pairs.keyEnd[j]! - pairs.keyAt[j]! === len && buf.compare(buf, pairs.keyAt[j]!, pairs.keyEnd[j]!, at, at + len) === 0;
 }

@@ -12,38 +12,91 @@
  */
 
 /**
+ * Where the pairs of a logfmt line are, as byte offsets: one rule for the
+ * Normalizer (parseLogfmt) and for the forward fast path, which renders a
+ * line's fields straight from the wire. Offsets stay valid until the next read.
+ */
+export class LogfmtPairs {
+  count = 0;
+  keyAt = new Int32Array(16);
+  keyEnd = new Int32Array(16);
+  /** A quoted value's offsets are inside its quotes. */
+  valueAt = new Int32Array(16);
+  valueEnd = new Int32Array(16);
+  /** 1 for a quoted value with a backslash in it (escapes to decode). */
+  escaped = new Uint8Array(16);
+
+  /** Reads bytes [start, end) of `buf`; false, with `count` meaningless, for a line that is no logfmt. */
+  read(buf: Buffer, start: number, end: number): boolean {
+    if (!startsWithPair(buf, start, end)) return false;
+    let count = 0;
+    let p = start;
+    while (p < end) {
+      const keyAt = p;
+      while (p < end && isKeyChar(buf[p]!)) p++;
+      if (p === keyAt || buf[p] !== 0x3d /* = */) return false;
+      const keyEnd = p++;
+      let valueAt = p;
+      let valueEnd: number;
+      let escaped = 0;
+      if (buf[p] === 0x22 /* " */) {
+        valueAt = ++p;
+        // A backslash escapes the byte after it; a multi-byte character's
+        // other bytes are never `"` or `\`, so bytes read as characters do.
+        for (; p < end && buf[p] !== 0x22; p++) {
+          if (buf[p] === 0x5c) {
+            escaped = 1;
+            p++;
+          }
+        }
+        if (p >= end) return false;
+        valueEnd = p++;
+      } else {
+        while (p < end && isBareChar(buf[p]!)) p++;
+        valueEnd = p;
+      }
+      if (p < end && !isSpace(buf[p]!)) return false;
+      while (p < end && isSpace(buf[p]!)) p++;
+      if (count === this.keyAt.length) this.grow();
+      this.keyAt[count] = keyAt;
+      this.keyEnd[count] = keyEnd;
+      this.valueAt[count] = valueAt;
+      this.valueEnd[count] = valueEnd;
+      this.escaped[count] = escaped;
+      count++;
+    }
+    this.count = count;
+    return count >= 2;
+  }
+
+  private grow(): void {
+    const n = this.keyAt.length * 2;
+    const more = <T extends Int32Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
+    this.keyAt = more(this.keyAt, new Int32Array(n));
+    this.keyEnd = more(this.keyEnd, new Int32Array(n));
+    this.valueAt = more(this.valueAt, new Int32Array(n));
+    this.valueEnd = more(this.valueEnd, new Int32Array(n));
+    this.escaped = more(this.escaped, new Uint8Array(n));
+  }
+}
+
+const pairs = new LogfmtPairs();
+
+/**
  * The fields of a logfmt line; a repeated key keeps its first place and its
  * last value, as JSON.parse does. Undefined for any other line.
  */
 export function parseLogfmt(line: string): Record<string, string> | undefined {
   if (!startsWithPair(line, 0, line.length)) return undefined;
+  const buf = Buffer.from(line, 'utf8');
+  if (!pairs.read(buf, 0, buf.length)) return undefined;
   // No prototype: a key such as `__proto__` is a field like any other.
   const fields = Object.create(null) as Record<string, string>;
-  const n = line.length;
-  let pairs = 0;
-  let p = 0;
-  while (p < n) {
-    const keyAt = p;
-    while (p < n && isKeyChar(line.charCodeAt(p))) p++;
-    if (p === keyAt || line.charCodeAt(p) !== 0x3d /* = */) return undefined;
-    const key = line.slice(keyAt, p++);
-    let value: string;
-    if (line.charCodeAt(p) === 0x22 /* " */) {
-      const close = closingQuote(line, p + 1);
-      if (close < 0) return undefined;
-      value = unquote(line, p + 1, close);
-      p = close + 1;
-    } else {
-      const valueAt = p;
-      while (p < n && isBareChar(line.charCodeAt(p))) p++;
-      value = line.slice(valueAt, p);
-    }
-    if (p < n && !isSpace(line.charCodeAt(p))) return undefined;
-    while (p < n && isSpace(line.charCodeAt(p))) p++;
-    fields[key] = value;
-    pairs++;
+  for (let i = 0; i < pairs.count; i++) {
+    const value = buf.toString('utf8', pairs.valueAt[i]!, pairs.valueEnd[i]!);
+    fields[buf.toString('latin1', pairs.keyAt[i]!, pairs.keyEnd[i]!)] = pairs.escaped[i] ? unquote(value) : value;
   }
-  return pairs >= 2 ? { ...fields } : undefined;
+  return { ...fields };
 }
 
 /**
@@ -72,25 +125,13 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 
-/** The index of the quote closing a value that starts at `p`, or -1. */
-function closingQuote(line: string, p: number): number {
-  for (; p < line.length; p++) {
-    const c = line.charCodeAt(p);
-    if (c === 0x5c) p++;
-    else if (c === 0x22) return p;
-  }
-  return -1;
-}
-
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', n: '\n', r: '\r', t: '\t' };
 
 /**
  * A quoted value's text: the escapes Go's strconv.Quote writes for text
  * (`\"` `\\` `\n` `\r` `\t` `\uXXXX`) decoded; any other backslash kept as written.
  */
-function unquote(line: string, start: number, end: number): string {
-  const inner = line.slice(start, end);
-  if (inner.indexOf('\\') < 0) return inner;
+function unquote(inner: string): string {
   return inner.replace(/\\(?:u([0-9a-fA-F]{4})|(.))/g, (all, hex: string | undefined, c: string | undefined) => {
     if (hex !== undefined) return String.fromCharCode(parseInt(hex, 16));
     return ESCAPES[c!] ?? all;

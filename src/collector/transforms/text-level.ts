@@ -48,13 +48,16 @@ export function leadingLevel(line: string): string | undefined {
 }
 
 /**
- * Whether the line in bytes [start, end) of `buf`, printable ASCII, starts
- * with a level: leadingLevel on its head, for the forward fast path.
+ * leadingLevel of the line in bytes [start, end) of `buf`, for the forward
+ * fast path; null when its head is not all ASCII, whose characters only the
+ * decoded line counts right.
  */
-export function hasLeadingLevel(buf: Buffer, start: number, end: number): boolean {
+export function leadingLevelOfBytes(buf: Buffer, start: number, end: number): string | undefined | null {
   const at = (i: number): number => (start + i < end ? buf[start + i]! : -1);
-  if (!mayLead(at(0), at(1), at(2), at(4))) return false;
-  return leadingLevel(buf.toString('latin1', start, Math.min(end, start + LEVEL_HEAD))) !== undefined;
+  if (!mayLead(at(0), at(1), at(2), at(4))) return undefined;
+  const headEnd = Math.min(end, start + LEVEL_HEAD);
+  for (let i = start; i < headEnd; i++) if (buf[i]! >= 0x80) return null;
+  return leadingLevel(buf.toString('latin1', start, headEnd));
 }
 
 /**

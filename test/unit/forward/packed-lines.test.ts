@@ -169,6 +169,24 @@ const TEXT_LINES = [
   'GET /healthz 200',
   '2026-11-29 12:00:00.123 user logged in',
   'ERRORS: 0',
+  'time=2026-11-29T12:00:00Z level=INFO msg="order placed" order_id=4711 total=12.50',
+  'level=error message="ünïcödé 東京 🚀" err="x is \\"undefined\\""',
+  'msg=first message=second level=warn severity=error',
+  'a=1 a=2 b=3',
+  'b=1 10=x a=2',
+  '0=a 01=b',
+  '__proto__=x constructor=y',
+  'level= lvl=debug msg=empty',
+  'level=Ünknown msg=x',
+  'level=seventeen-chars-xx msg=y',
+  'k="tab\there" v=1',
+  'k="ctl \u0001" v=1',
+  'path=C:\\dir\\file n=2',
+  'k="a\\nb" v="quoted \\"q\\""',
+  'k=éè v=ÿ',
+  '12:00:00 [' + '名'.repeat(30) + '] INFO started',
+  'ERROR ü failed',
+  'WARN\tsomething',
 ];
 
 describe('packed-lines: the fast path writes what the general path writes', () => {
@@ -181,12 +199,12 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     }
   });
 
-  it('leaves a line with a leading level or a logfmt start to the Normalizer, and no other', () => {
+  it('renders leading levels and logfmt itself, and leaves to the Normalizer only what it writes differently', () => {
     const n = normalizer();
     const push = vi.spyOn(n, 'push');
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
-    const staged = ['ERROR x', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain'];
-    const plain = ['user said error occurred', 'GET /healthz 200', 'Error: not a token'];
+    const staged = ['ERROR ü', 'k="esc\\"aped" v=1', 'a=1 a=2', '7=x y=1', 'k="\u0007" v=1'];
+    const plain = ['ERROR x', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain', 'user said error occurred', 'GET /healthz 200', 'Error: not a token'];
     encode(encoder, Buffer.concat([...staged, ...plain].map((log) => entry(at(T), record(log)))), 'tag', new EncodedBatch(), () => {
       throw new Error('general path taken');
     });
@@ -320,11 +338,16 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
       return seed % n;
     };
-    const pieces = ['a', ' ', '"', '\\', '{', '}', '"msg":', ':', ',', '1', '-', '.', 'é', '\t', '\r', 'level', '"x"', '[', ']', 'null', '\u0001'];
+    const pieces = ['a', ' ', '"', '\\', '{', '}', '"msg":', ':', ',', '1', '-', '.', 'é', '\t', '\r', 'level', '"x"', '[', ']', 'null', '\u0001', 'ERROR', '12:00:00 '];
+    const pairs = ['level=', 'msg=', 'a=', 'a=', '0=', 'lvl=', 'k='];
+    const values = ['', 'info', 'Warn', '"x y"', '"é\t"', '"q\\"q"', 'é', '12.5', 'a\\b', '"\u0001"'];
     const entries: Buffer[] = [];
     for (let i = 0; i < 3000; i++) {
       let log = '';
-      if (rand(3) === 0) {
+      if (rand(4) === 0) {
+        const n = 1 + rand(4);
+        for (let k = 0; k < n; k++) log += (k > 0 ? (rand(8) === 0 ? '\t' : ' ') : '') + pairs[rand(pairs.length)] + values[rand(values.length)];
+      } else if (rand(3) === 0) {
         const fields = ['"msg":"m' + i + '"', '"level":' + (rand(2) ? '30' : '"Info"'), '"n":' + (rand(100) - 50), '"s":"' + 'q'.repeat(rand(5)) + '"', '"o":{"a":[1,"b",null]}'];
         log = '{' + fields.filter(() => rand(2) === 0).join(',') + '}';
       } else {

@@ -1,6 +1,6 @@
 /** Leading levels of text lines, on lines copied from real programs' output. */
 import { describe, expect, it } from 'vitest';
-import { hasLeadingLevel, leadingLevel } from '../../../src/collector/transforms/text-level.js';
+import { leadingLevel, leadingLevelOfBytes } from '../../../src/collector/transforms/text-level.js';
 
 const cases: Array<[string, string, string | undefined]> = [
   // Spring Boot 2 and 3 (logback default pattern), as in `docker logs`.
@@ -79,14 +79,22 @@ describe('leadingLevel', () => {
   it('decides on bytes as on text, for the forward fast path', () => {
     for (const [, line, level] of cases) {
       const buf = Buffer.from(`xx${line}yy`.slice(0, line.length + 2), 'latin1');
-      expect(hasLeadingLevel(buf, 2, buf.length)).toBe(level !== undefined);
+      expect(leadingLevelOfBytes(buf, 2, buf.length)).toBe(level);
     }
-    for (const [, line] of nearMisses) expect(hasLeadingLevel(Buffer.from(line, 'latin1'), 0, line.length)).toBe(false);
-    expect(hasLeadingLevel(Buffer.alloc(0), 0, 0)).toBe(false);
+    for (const [, line] of nearMisses) expect(leadingLevelOfBytes(Buffer.from(line, 'latin1'), 0, line.length)).toBeUndefined();
+    expect(leadingLevelOfBytes(Buffer.alloc(0), 0, 0)).toBeUndefined();
+  });
+
+  it('leaves a head with non-ASCII bytes to the decoded line, whose characters it cannot count', () => {
+    const line = Buffer.from(`12:00:00 [${'名'.repeat(30)}] INFO started`);
+    expect(leadingLevelOfBytes(line, 0, line.length)).toBeNull();
+    expect(leadingLevel(line.toString())).toBe('info');
+    expect(leadingLevelOfBytes(Buffer.from('ERROR ü'), 0, 8)).toBeNull();
+    expect(leadingLevelOfBytes(Buffer.from('plain ü'), 0, 8)).toBeUndefined();
   });
 
   it('reads only the head of a long line', () => {
     expect(leadingLevel(`ERROR ${'x'.repeat(100_000)}`)).toBe('error');
-    expect(hasLeadingLevel(Buffer.from(`2026-11-29 12:00:00,123 - ${'n'.repeat(64)} - WARNING - ${'x'.repeat(500)}`), 0, 600)).toBe(true);
+    expect(leadingLevelOfBytes(Buffer.from(`2026-11-29 12:00:00,123 - ${'n'.repeat(64)} - WARNING - ${'x'.repeat(500)}`), 0, 600)).toBe('warn');
   });
 });
