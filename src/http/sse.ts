@@ -17,7 +17,7 @@ import type { EncodedBatch } from '../collector/encoded.js';
 import { forEachLine, LineFields } from '../collector/line-fields.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
-import { matchesTailFilter, type TailFilter } from './tail-filter.js';
+import { matchesTailFilter, mayHoldWantedTag, wantsContainer, type TailFilter } from './tail-filter.js';
 
 /** Bytes a client may have queued in the socket before it is dropped. */
 export const CLIENT_BUFFER_BYTES = 1024 * 1024;
@@ -102,10 +102,15 @@ const END = Buffer.from('\n\n');
 function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields): Buffer | undefined {
   const out: Buffer[] = [];
   for (const source of batch.sources()) {
-    forEachLine(source.chunks(), fields, (f) => {
-      if (!matchesTailFilter(filter, source.container, f)) return;
-      out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
-    });
+    const container = source.container;
+    const everyTag = wantsContainer(filter, container);
+    for (const chunk of source.chunks()) {
+      if (!everyTag && !mayHoldWantedTag(filter, chunk)) continue;
+      forEachLine([chunk], fields, (f) => {
+        if (!matchesTailFilter(filter, container, f)) return;
+        out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
+      });
+    }
   }
   return out.length === 0 ? undefined : Buffer.concat(out);
 }

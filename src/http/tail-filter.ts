@@ -19,10 +19,13 @@ export interface TailFilter {
   minLevel?: number;
   /** `q`: a substring of the message, lower case (matched ignoring case). */
   text?: string;
+  /** How each of `containers` reads as a line's tag: `,"tag":"…","seq":`, as rendered. */
+  tagMarks: readonly Buffer[];
 }
 
 export function parseTailFilter(params: URLSearchParams): TailFilter | string {
-  const filter: TailFilter = { containers: params.getAll('container').filter((c) => c.length > 0) };
+  const containers = params.getAll('container').filter((c) => c.length > 0);
+  const filter: TailFilter = { containers, tagMarks: containers.map((c) => Buffer.from(`,"tag":${JSON.stringify(c)},"seq":`)) };
   const stream = params.get('stream');
   if (stream !== null && stream !== '') {
     if (stream !== 'stdout' && stream !== 'stderr') return `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`;
@@ -46,10 +49,29 @@ export function matchesTailFilter(filter: TailFilter, container: ContainerMeta |
   if (filter.stream !== undefined && fields.stream !== filter.stream) return false;
   if (filter.minLevel !== undefined && !((levelRank(fields.level()) ?? -1) >= filter.minLevel)) return false;
   if (filter.text !== undefined && !fields.message().toLowerCase().includes(filter.text)) return false;
-  if (filter.containers.length === 0) return true;
+  if (filter.containers.length === 0 || wantsContainer(filter, container)) return true;
   const tag = fields.tag();
+  return tag !== undefined && filter.containers.includes(tag);
+}
+
+/** Whether the filter takes every line of this container, whatever its tag. */
+export function wantsContainer(filter: TailFilter, container: ContainerMeta | undefined): boolean {
+  if (filter.containers.length === 0) return true;
+  if (container === undefined) return false;
   for (const want of filter.containers) {
-    if (container?.id?.startsWith(want) || container?.name === want || container?.compose?.service === want || tag === want) return true;
+    if (container.id?.startsWith(want) || container.name === want || container.compose?.service === want) return true;
   }
+  return false;
+}
+
+/**
+ * Whether a chunk of rendered lines of a container the filter does not want
+ * may still hold a line it takes by its tag. Most live lines come from
+ * containers nobody follows: one search of the chunk's bytes for each wanted
+ * tag passes them over without reading them line by line. A match may be a
+ * field of attrs as well, so the lines are then read one by one.
+ */
+export function mayHoldWantedTag(filter: TailFilter, chunk: Buffer): boolean {
+  for (const mark of filter.tagMarks) if (chunk.indexOf(mark) >= 0) return true;
   return false;
 }

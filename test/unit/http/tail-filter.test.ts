@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { matchesTailFilter, parseTailFilter, type TailFilter } from '../../../src/http/tail-filter.js';
+import { matchesTailFilter, mayHoldWantedTag, parseTailFilter, wantsContainer, type TailFilter } from '../../../src/http/tail-filter.js';
 import { encodeLine } from '../../../src/collector/event-json.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { LineFields } from '../../../src/collector/line-fields.js';
@@ -43,8 +43,25 @@ describe('/tail filter', () => {
   });
 
   it('treats empty parameters as absent and names a bad one', () => {
-    expect(parse('stream=&level=&q=')).toEqual({ containers: [] });
+    expect(parse('stream=&level=&q=')).toEqual({ containers: [], tagMarks: [] });
     expect(parseTailFilter(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
     expect(parseTailFilter(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
+  });
+
+  it('passes over a chunk of a container it does not want unless the chunk mentions a wanted tag', () => {
+    const other = container(fakeId('bb'), 'db-1');
+    const f = parse('container=app.orders&container=web');
+    expect(wantsContainer(f, WEB)).toBe(true);
+    expect(wantsContainer(f, other)).toBe(false);
+    const chunk = (...events: LogEvent[]) => Buffer.from(events.map(encodeLine).join(''));
+    const untagged = makeEvent({ container: other, sec: 1, seq: 6, message: 'tag app.orders in the text' });
+    const tagged = makeEvent({ container: other, sec: 1, seq: 7, message: 'x', tag: 'app.orders' });
+    const inAttrs: LogEvent = { ...makeEvent({ container: other, sec: 1, seq: 8, message: 'x' }), attrs: { a: 1, tag: 'app.orders', seq: 2 } };
+    expect(mayHoldWantedTag(f, chunk(untagged, untagged))).toBe(false);
+    expect(mayHoldWantedTag(f, chunk(untagged, tagged))).toBe(true);
+    // Read line by line then, where the attrs field does not count.
+    expect(mayHoldWantedTag(f, chunk(inAttrs))).toBe(true);
+    expect(matches(f, inAttrs)).toBe(false);
+    expect(matches(f, tagged)).toBe(true);
   });
 });
