@@ -2,9 +2,10 @@
  * The forward-protocol input: Docker's fluentd log driver, fluent-logger,
  * Fluent Bit and Fluentd send here.
  *
- *   socket ─ connection.ts ─ framer.ts ─ decoder.ts ─ records.ts ─ Normalizer ─ Pipeline
- *      ▲                           └─ packed-lines.ts (Docker records → lines) ─┘     │ durable
- *      └──────────────────────── ack (acks.ts) ◄──────────────────────────────────────┘
+ *   socket ─ connection.ts ─ requests.ts ─ slices.ts ──────────── writes.ts ─ Pipeline
+ *      ▲      (its life)      framer.ts     packed-lines.ts          │            │
+ *      │                      decoder.ts    records.ts, Normalizer   │            │ durable
+ *      └────────────────── ack (acks.ts) ◄───────────────────────────┴────────────┘
  *
  * One Normalizer for the whole input, so the pieces of a split line find each
  * other even when Docker resends on a new connection; one ChunkLedger, so a

@@ -14,7 +14,7 @@
  * `_id`. The guard reads only the last 16 MiB of a file, so a connection
  * counts a slice's bytes as in flight until its progress is stored here, not
  * only until it is durable: what is durable and not recorded then stays below
- * its share of rendered bytes in flight (connection.ts).
+ * its share of rendered bytes in flight (render-budget.ts).
  *
  * A record is deleted when its request is acked; records no resend claimed
  * are deleted at start once older than MAX_AGE_MS.
