@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
+import { removeIfPresent } from './state-files.js';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
 
@@ -83,7 +84,7 @@ export class RequestProgress {
   /** The request is acked: its record goes. */
   forget(key: string): void {
     if (!this.written.delete(key)) return;
-    void this.then(key, () => unlink(this.path(key)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))));
+    void this.then(key, () => removeIfPresent(this.path(key)));
   }
 
   private then(key: string, op: () => Promise<void>): Promise<void> {
