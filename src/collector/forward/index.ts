@@ -124,26 +124,27 @@ class ForwardInput implements RunningForwardInput {
   }
 
   private writeFlushed(events: LogEvent[]): void {
-    eventsIn.inc({ input: 'forward' }, events.length);
-    const done = this.ctx.pipeline
-      .write(events)
-      .then(() => this.ctx.partials.completeFlushed(events))
-      .catch((err: unknown) => this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'));
+    const done = this.writeHeld(events).catch((err: unknown) =>
+      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'),
+    );
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));
+  }
+
+  /** Writes events the Normalizer let go without a request, then deletes the stored lines they hold. */
+  private async writeHeld(events: LogEvent[]): Promise<void> {
+    eventsIn.inc({ input: 'forward' }, events.length);
+    await this.ctx.pipeline.write(events);
+    await this.ctx.partials.completeFlushed(events);
   }
 
   private async shutdown(): Promise<void> {
     await this.listener?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
-    const { normalizer, partials, pipeline } = this.ctx;
+    const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
-      if (held.length > 0) {
-        eventsIn.inc({ input: 'forward' }, held.length);
-        await pipeline.write(held);
-        await partials.completeFlushed(held);
-      }
+      if (held.length > 0) await this.writeHeld(held);
       await Promise.all(this.flushes);
     } finally {
       normalizer.close();
