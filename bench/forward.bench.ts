@@ -51,7 +51,7 @@ import { encodeMsgpack } from '../src/collector/forward/encode.js';
 import { EncodedBatch } from '../src/collector/encoded.js';
 import { DecodeCache, decodeEntries, decodeRequest } from '../src/collector/forward/decoder.js';
 import { PackedLineEncoder } from '../src/collector/forward/packed-lines.js';
-import { SLICE_BYTES, SLICE_ENTRIES } from '../src/collector/forward/connection.js';
+import { SLICE_BYTES, SLICE_ENTRIES } from '../src/collector/forward/render-budget.js';
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import type { ContainerDirectory } from '../src/collector/containers.js';

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClogsError } from '../../src/errors.js';
 import { inputErrors, registry } from '../../src/metrics.js';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
-import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/connection.js';
+import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/render-budget.js';
 import { CONTAINER_ID, type CaptureSink, decodeReplies, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../helpers/forward.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from '../helpers/services.js';

@@ -2,9 +2,10 @@
  * The forward-protocol input: Docker's fluentd log driver, fluent-logger,
  * Fluent Bit and Fluentd send here.
  *
- *   socket ─ connection.ts ─ framer.ts ─ decoder.ts ─ records.ts ─ Normalizer ─ Pipeline
- *      ▲                           └─ packed-lines.ts (Docker records → lines) ─┘     │ durable
- *      └──────────────────────── ack (acks.ts) ◄──────────────────────────────────────┘
+ *   socket ─ connection.ts ─ requests.ts ─ slices.ts ──────────── writes.ts ─ Pipeline
+ *      ▲      (its life)      framer.ts     packed-lines.ts          │            │
+ *      │                      decoder.ts    records.ts, Normalizer   │            │ durable
+ *      └────────────────── ack (acks.ts) ◄───────────────────────────┴────────────┘
  *
  * One Normalizer for the whole input, so the pieces of a split line find each
  * other even when Docker resends on a new connection; one ChunkLedger, so a
@@ -123,26 +124,27 @@ class ForwardInput implements RunningForwardInput {
   }
 
   private writeFlushed(events: LogEvent[]): void {
-    eventsIn.inc({ input: 'forward' }, events.length);
-    const done = this.ctx.pipeline
-      .write(events)
-      .then(() => this.ctx.partials.completeFlushed(events))
-      .catch((err: unknown) => this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'));
+    const done = this.writeHeld(events).catch((err: unknown) =>
+      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'),
+    );
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));
+  }
+
+  /** Writes events the Normalizer let go without a request, then deletes the stored lines they hold. */
+  private async writeHeld(events: LogEvent[]): Promise<void> {
+    eventsIn.inc({ input: 'forward' }, events.length);
+    await this.ctx.pipeline.write(events);
+    await this.ctx.partials.completeFlushed(events);
   }
 
   private async shutdown(): Promise<void> {
     await this.listener?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
-    const { normalizer, partials, pipeline } = this.ctx;
+    const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
-      if (held.length > 0) {
-        eventsIn.inc({ input: 'forward' }, held.length);
-        await pipeline.write(held);
-        await partials.completeFlushed(held);
-      }
+      if (held.length > 0) await this.writeHeld(held);
       await Promise.all(this.flushes);
     } finally {
       normalizer.close();

@@ -66,8 +66,6 @@ export type ForwardMessage =
   /** `entries`: one or more concatenated gzip members holding a PackedForward stream. */
   | { mode: 'CompressedPackedForward'; tag: string; entries: Buffer; option: ForwardOption };
 
-export type ForwardMode = ForwardMessage['mode'];
-
 export const FLUENT_SIGNAL_LOGS = 0;
 
 export interface DecodeLimits {

@@ -25,6 +25,7 @@ import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
+import { removeIfPresent } from './state-files.js';
 
 interface StoredPiece {
   t: [number, number];
@@ -162,11 +163,6 @@ export class PartialStore {
     return this.complete(ids);
   }
 
-  /** Held events whose lines are on disk. */
-  get size(): number {
-    return this.files.size;
-  }
-
   private enqueue(op: () => Promise<void>): Promise<void> {
     const result = this.chain.then(op);
     this.chain = result.catch(() => undefined);
@@ -213,7 +209,7 @@ function toRawLine(s: StoredPiece): RawLine {
 }
 
 async function removeAll(paths: readonly string[]): Promise<void> {
-  await Promise.all(paths.map((p) => unlink(p).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)))));
+  await Promise.all(paths.map(removeIfPresent));
 }
 
 async function syncDir(dir: string): Promise<void> {

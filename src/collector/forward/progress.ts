@@ -14,7 +14,7 @@
  * `_id`. The guard reads only the last 16 MiB of a file, so a connection
  * counts a slice's bytes as in flight until its progress is stored here, not
  * only until it is durable: what is durable and not recorded then stays below
- * its share of rendered bytes in flight (connection.ts).
+ * its share of rendered bytes in flight (render-budget.ts).
  *
  * A record is deleted when its request is acked; records no resend claimed
  * are deleted at start once older than MAX_AGE_MS.
@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
+import { removeIfPresent } from './state-files.js';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
 
@@ -83,7 +84,7 @@ export class RequestProgress {
   /** The request is acked: its record goes. */
   forget(key: string): void {
     if (!this.written.delete(key)) return;
-    void this.then(key, () => unlink(this.path(key)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err))));
+    void this.then(key, () => removeIfPresent(this.path(key)));
   }
 
   private then(key: string, op: () => Promise<void>): Promise<void> {

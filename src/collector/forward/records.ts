@@ -64,25 +64,10 @@ export class RecordMapper {
   }
 
   /**
-   * What the lines of these entries wait for before they are mapped: the
-   * lookups of containers not known yet, each bounded by LOOKUP_WAIT_MS.
-   * Undefined when there is nothing to wait for.
+   * What the first line of this container waits for, if it is not known yet:
+   * its lookup, bounded by LOOKUP_WAIT_MS. Undefined when there is nothing to
+   * wait for.
    */
-  lookupsOf(entries: readonly ForwardEntry[]): Promise<void> | undefined {
-    if (this.directory === undefined) return undefined;
-    let waits: Promise<void>[] | undefined;
-    let prev: string | undefined;
-    for (const { record } of entries) {
-      const id = record.containerId;
-      if (id === undefined || record.log === undefined || id === prev) continue;
-      prev = id;
-      const wait = this.lookupWait(id);
-      if (wait !== undefined) (waits ??= []).push(wait);
-    }
-    return waitAll(waits);
-  }
-
-  /** What the first line of this container waits for, if it is not known yet; see lookupsOf. */
   lookupWait(id: string): Promise<void> | undefined {
     const directory = this.directory;
     if (directory === undefined || this.last?.id === id || this.containers.has(id) || directory.known(id) !== undefined) return undefined;

@@ -1,14 +1,35 @@
 /**
- * The bytes of events that the forward input's connections, all together,
- * have rendered and not yet seen durable. Wire bytes say little about memory:
- * a 3-byte record `[0,{}]` renders to a line of about 150 bytes, so the bound
- * is kept on what requests become.
+ * The forward input's memory bound: the bytes of events that its
+ * connections have rendered and not yet seen durable. Wire bytes say little
+ * about memory: a 3-byte record `[0,{}]` renders to a line of about 150
+ * bytes, so the bound is kept on what requests become.
  *
- * A connection renders its next slice only while the total is below the
- * limit, and otherwise waits its turn (first come, first served); rendering
- * is synchronous, so the total stays below the limit plus one slice.
+ * A request is rendered in slices (slices.ts). A connection renders its next
+ * slice only while it holds less than MAX_IN_FLIGHT_BYTES, and only while
+ * the total of all connections is below the budget's limit; otherwise it
+ * waits its turn (first come, first served). Rendering is synchronous, so
+ * the total stays below the limit plus one slice.
+ *
+ * A slice of a request with a chunk id stays in flight until the progress it
+ * brings is stored (progress.ts), not only until it is durable: released at
+ * durability, it would let the next slices be written while progress
+ * records lag behind, and after a crash a resend would find its written
+ * records neither in the progress store nor in the last 16 MiB that the file
+ * sink's replay guard reads.
  */
 import { forwardRenderedBytes } from '../../metrics.js';
+
+/**
+ * Rendered, undurable bytes per connection before it stops rendering; with
+ * the requests it read and holds, before it stops reading too.
+ */
+export const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+/**
+ * A slice: at most this many records, and a record more once its lines passed
+ * SLICE_BYTES. Records, as the fast path reads ahead that many (40 bytes each).
+ */
+export const SLICE_ENTRIES = 10_000;
+export const SLICE_BYTES = 2 * 1024 * 1024;
 
 /**
  * The forward input's limit: with slices of 2 MiB and 8 MiB per connection,

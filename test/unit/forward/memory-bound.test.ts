@@ -6,9 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EncodedBatch } from '../../../src/collector/encoded.js';
-import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES } from '../../../src/collector/forward/connection.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { RENDER_BUDGET_BYTES } from '../../../src/collector/forward/render-budget.js';
+import { MAX_IN_FLIGHT_BYTES, RENDER_BUDGET_BYTES, SLICE_BYTES } from '../../../src/collector/forward/render-budget.js';
 import { forwardRenderedBytes } from '../../../src/metrics.js';
 import { CaptureSink, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
 import { until } from '../../helpers/until.js';

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
-import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES } from '../../../src/collector/forward/connection.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { RequestProgress } from '../../../src/collector/forward/progress.js';
+import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES } from '../../../src/collector/forward/render-budget.js';
 import { CaptureSink, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
 import { until } from '../../helpers/until.js';
 

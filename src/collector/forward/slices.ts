@@ -1,0 +1,239 @@
+/**
+ * A request rendered slice by slice: at most SLICE_ENTRIES records or about
+ * SLICE_BYTES of rendered lines each, each slice into the connection's next
+ * write as it comes. The request is acked after its last slice is durable.
+ *
+ * A connection renders its next slice only while it holds less than
+ * MAX_IN_FLIGHT_BYTES of rendered lines in flight, and only while all
+ * connections together hold less than the input's RenderBudget (see
+ * render-budget.ts); a slice whose containers are being looked up waits for
+ * them (records.ts). A resend of a request that was partly written before a
+ * crash renders its written records again only to drop them (progress.ts),
+ * so split lines, ordinals and the records after them come out as the first
+ * time.
+ *
+ * Records the fast path (packed-lines.ts) leaves go through records.ts and
+ * the Normalizer; a request with a chunk notes the lines the Normalizer
+ * holds past its ack, to be stored with it (partials.ts).
+ */
+import { EncodedBatch } from '../encoded.js';
+import type { LogEvent } from '../event.js';
+import type { HoldWatcher } from '../multiline/stage.js';
+import type { Normalizer } from '../normalize.js';
+import type { ForwardEntry } from './messages.js';
+import type { PackedLineEncoder } from './packed-lines.js';
+import { pieceOf, traceId } from './partials.js';
+import type { RecordMapper } from './records.js';
+import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES, SLICE_ENTRIES, type RenderBudget } from './render-budget.js';
+import type { Job, Progress, WriteQueue } from './writes.js';
+
+/** A stream of `[time, record]` entries (PackedForward, Forward, Message) and the tag its records have. */
+export interface TaggedStream {
+  tag: string;
+  entries: Buffer;
+}
+
+export interface SliceContext {
+  normalizer: Normalizer;
+  mapper: RecordMapper;
+  /**
+   * One for all connections: its read-ahead (up to SLICE_ENTRIES records) is
+   * kept once, not per connection; a connection's slice that finds another's
+   * reading there reads again.
+   */
+  packedLines: PackedLineEncoder;
+  /** Rendered bytes in flight, all connections together. */
+  budget: RenderBudget;
+}
+
+interface Rendering {
+  job: Job;
+  tag: string;
+  /** The stream being rendered, with where its next slice starts. */
+  entries: Buffer;
+  pos: number;
+  /** Records rendered so far; the first `skip` were written before a crash, and are rendered only to be dropped. */
+  records: number;
+  skip: number;
+  /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
+  owned: boolean;
+  general: (entry: ForwardEntry) => LogEvent[];
+  /** The request's view of the traces the Normalizer holds, when it has a chunk to ack. */
+  watch: HoldWatcher | undefined;
+  /** Streams of the same request still to render after `entries` (Message-mode requests read together). */
+  more: TaggedStream[];
+}
+
+export class SliceRenderer {
+  /** The request being rendered, while it has slices left. */
+  private current: Rendering | undefined;
+  /** Whether this connection waits in the budget's line. */
+  private waitingBudget = false;
+  /** The next slice waits for lookups of its containers. */
+  private awaiting = false;
+
+  /** `wake`: called when a slice that had to wait may be rendered now. */
+  constructor(
+    private readonly ctx: SliceContext,
+    private readonly writes: WriteQueue,
+    private readonly wake: () => void,
+  ) {}
+
+  /** Whether a request has slices left to render. */
+  get rendering(): boolean {
+    return this.current !== undefined;
+  }
+
+  get idle(): boolean {
+    return this.current === undefined && !this.awaiting;
+  }
+
+  /**
+   * Reads every entry of the streams: a malformed request throws here,
+   * before the Normalizer saw any of it.
+   */
+  check(streams: readonly TaggedStream[]): void {
+    // The first stream last: the encoder keeps its reading of the last one checked.
+    for (let i = 1; i < streams.length; i++) this.ctx.packedLines.check(streams[i]!.entries, SLICE_ENTRIES);
+    this.ctx.packedLines.check(streams[0]!.entries, SLICE_ENTRIES);
+  }
+
+  /**
+   * Renders `job`'s streams from the next slice on; `skip`: its records
+   * written before a crash. `owned`: its streams are buffers of their own,
+   * not views of the bytes read.
+   */
+  start(job: Job, streams: readonly TaggedStream[], skip: number, owned: boolean): void {
+    const [first, ...more] = streams;
+    const watch = job.chunk === undefined ? undefined : holdWatcher(job);
+    this.current = {
+      job,
+      tag: first!.tag,
+      entries: first!.entries,
+      pos: 0,
+      records: 0,
+      skip,
+      owned,
+      general: this.generalPath(job, first!.tag, watch),
+      watch,
+      more,
+    };
+  }
+
+  /**
+   * Renders the next slice, unless the bounds or lookups say wait (false;
+   * `wake` follows once it may go on). After the last slice, the request
+   * goes with the next write.
+   */
+  next(): boolean {
+    const r = this.current!;
+    if (!this.mayRender() || this.waitsForLookups(r)) return false;
+    const skipping = r.records < r.skip;
+    // Records written before a crash go into a batch that is dropped.
+    const out = skipping ? new EncodedBatch() : this.writes.events();
+    const maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
+    const before = out.bytes;
+    r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);
+    r.records += this.ctx.packedLines.sliced;
+    if (!skipping) this.writes.took(out.bytes - before);
+    if (r.pos < r.entries.length) return true;
+    const next = r.more.shift();
+    if (next !== undefined) {
+      r.tag = next.tag;
+      r.entries = next.entries;
+      r.pos = 0;
+      r.general = this.generalPath(r.job, next.tag, r.watch);
+    } else {
+      this.current = undefined;
+      this.writes.ready(r.job);
+    }
+    return true;
+  }
+
+  /** How far the request being rendered got, when it has a chunk (its progress is stored). */
+  progress(): Progress | undefined {
+    const current = this.current;
+    return current?.job.key !== undefined ? { key: current.job.key, records: current.records } : undefined;
+  }
+
+  /**
+   * The bytes just read are about to be reused (`lasts`: whether a buffer
+   * stays valid, framer.ts): the request being rendered gets a copy of its
+   * own, also when it is a small part of a large read, so the read can go.
+   */
+  keep(lasts: (entries: Buffer) => boolean): void {
+    const current = this.current;
+    if (current === undefined || current.owned) return;
+    const e = current.entries;
+    if (!lasts(e) || e.buffer.byteLength > 2 * e.length) current.entries = Buffer.from(e);
+    current.owned = true;
+  }
+
+  /** Stops rendering; returns the request that was being rendered. */
+  drop(): Job | undefined {
+    const job = this.current?.job;
+    this.current = undefined;
+    return job;
+  }
+
+  /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */
+  private mayRender(): boolean {
+    if (this.writes.inFlight >= MAX_IN_FLIGHT_BYTES) return false;
+    if (this.ctx.budget.available()) return true;
+    if (!this.waitingBudget) {
+      this.waitingBudget = true;
+      this.ctx.budget.wait(() => {
+        this.waitingBudget = false;
+        this.wake();
+      });
+    }
+    return false;
+  }
+
+  /**
+   * Whether the next slice of `r` names containers whose metadata is being
+   * looked up: it then waits (at most records.ts LOOKUP_WAIT_MS) and goes on.
+   */
+  private waitsForLookups(r: Rendering): boolean {
+    if (this.awaiting) return true;
+    const wait = this.ctx.packedLines.lookups(r.entries, r.pos, SLICE_ENTRIES);
+    if (wait === undefined) return false;
+    this.awaiting = true;
+    void wait.then(() => {
+      this.awaiting = false;
+      this.wake();
+    });
+    return true;
+  }
+
+  /** Renders an entry the fast path leaves, noting split lines in `job`. */
+  private generalPath(job: Job, tag: string, watch: HoldWatcher | undefined): (entry: ForwardEntry) => LogEvent[] {
+    const { mapper, normalizer } = this.ctx;
+    return (entry) => {
+      const raw = mapper.toRawLine(entry, tag);
+      const partial = raw.partial;
+      if (partial !== undefined) {
+        if (partial.last) (job.completed ??= []).push(partial.id);
+        else if (job.chunk !== undefined) (job.held ??= []).push(pieceOf(raw));
+      }
+      return normalizer.push(raw, watch);
+    };
+  }
+}
+
+/**
+ * A request's view of the traces the Normalizer holds: a line held past the
+ * ack is stored with the request; a trace let go within the request needs
+ * none of its lines stored, and the file an earlier request stored for it is
+ * deleted once this request's events are written.
+ */
+function holdWatcher(job: Job): HoldWatcher {
+  return {
+    held: (first, line) => (job.held ??= []).push({ id: traceId(first), first, line }),
+    released: (first) => {
+      const id = traceId(first);
+      if (job.held !== undefined) job.held = job.held.filter((h) => h.id !== id);
+      (job.completed ??= []).push(id);
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * One connection's writes (writes.ts) on their own: a request is acked only
+ * once its write and every older one are durable, whatever order the writes
+ * become durable in; a failed write fails every request not acked yet, so
+ * their chunks are not taken as written and a resend writes them.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Pipeline } from '../../../src/collector/pipeline.js';
+import { ChunkLedger } from '../../../src/collector/forward/acks.js';
+import { PartialStore } from '../../../src/collector/forward/partials.js';
+import { RequestProgress } from '../../../src/collector/forward/progress.js';
+import { RENDER_BUDGET_BYTES, RenderBudget } from '../../../src/collector/forward/render-budget.js';
+import { WriteQueue, type Job } from '../../../src/collector/forward/writes.js';
+import { makeEvent } from '../../helpers/elasticsearch.js';
+import { CaptureSink, captureLogger } from '../../helpers/forward.js';
+
+function setup() {
+  const sink = new CaptureSink();
+  sink.hold();
+  const dir = mkdtempSync(join(tmpdir(), 'clogs-writes-'));
+  const { log } = captureLogger();
+  const ledger = new ChunkLedger();
+  const budget = new RenderBudget(RENDER_BUDGET_BYTES);
+  const ctx = {
+    pipeline: new Pipeline([sink]),
+    partials: new PartialStore(join(dir, 'partials'), log),
+    progress: new RequestProgress(join(dir, 'progress'), log),
+    ledger,
+    budget,
+  };
+  const acked: string[] = [];
+  const failures: unknown[] = [];
+  const writes: WriteQueue = new WriteQueue(
+    ctx,
+    { ack: (jobs) => acked.push(...jobs.map((j) => j.chunk!.toString())), failed: (err) => failures.push(err), wake: () => writes.flush(undefined) },
+    log,
+  );
+  /** A request with chunk id `chunk` and one event, rendered and handed to the pipeline as a write of its own. */
+  const request = (chunk: string, i: number): Job => {
+    const job: Job = { held: undefined, completed: undefined, chunk: Buffer.from(chunk), key: chunk, pending: ledger.begin(chunk), wait: undefined, receivedAt: 0 };
+    writes.open();
+    const out = writes.events();
+    const before = out.bytes;
+    out.add([makeEvent(i)]);
+    writes.took(out.bytes - before);
+    writes.ready(job);
+    writes.flush(undefined);
+    return job;
+  };
+  return { sink, ledger, budget, writes, acked, failures, request };
+}
+
+/** Every promise the last release settled has run its callbacks (no clock involved). */
+const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('a connection’s writes', () => {
+  it('ack in request order: a newer write durable first waits for the older one', async () => {
+    const t = setup();
+    t.request('a', 0);
+    t.request('b', 1);
+    expect(t.sink.pendingWrites).toBe(2);
+    t.sink.releaseNewest();
+    await settled();
+    expect(t.acked).toEqual([]);
+    expect(t.ledger.lookup('b')).not.toBe(true);
+    t.sink.releaseOldest();
+    await settled();
+    expect(t.acked).toEqual(['a', 'b']);
+    expect(t.ledger.lookup('a')).toBe(true);
+    expect(t.ledger.lookup('b')).toBe(true);
+    expect(t.writes.idle).toBe(true);
+    expect(t.writes.inFlight).toBe(0);
+    expect(t.budget.inFlight).toBe(0);
+  });
+
+  it('a failed write fails every request not acked yet, older ones included, and releases their bytes', async () => {
+    const t = setup();
+    t.request('a', 0);
+    t.sink.failNext = new Error('disk gone');
+    t.request('b', 1);
+    await settled();
+    expect(t.failures).toHaveLength(1);
+    // Neither chunk counts as written: a resend of either is written again.
+    expect(t.ledger.lookup('a')).toBeUndefined();
+    expect(t.ledger.lookup('b')).toBeUndefined();
+    expect(t.budget.inFlight).toBe(0);
+    // The older write becoming durable afterwards acks nothing: acks are in order, and b failed.
+    t.sink.release();
+    await settled();
+    expect(t.acked).toEqual([]);
+    expect(t.writes.idle).toBe(true);
+  });
+});
