@@ -178,7 +178,7 @@ export class PackedLineEncoder {
 
   /**
    * The lookups of containers the slice of `stream` from `pos` names and the
-   * mapper does not know yet (records.ts lookupsOf), read before the slice is
+   * mapper does not know yet (records.ts lookupWait), read before the slice is
    * rendered; encodeSlice() then renders what was read here. An entry naming
    * the same container as the one before it is passed over by comparing bytes.
    */
