@@ -99,6 +99,8 @@ export class Normalizer {
    * collector's CPU in the forward bench.
    */
   private readonly containerOrdinals = new WeakMap<ContainerMeta, StreamOrdinals>();
+  private lastContainer: ContainerMeta | undefined;
+  private lastStreams: StreamOrdinals | undefined;
   private readonly otherOrdinals = new Map<string, StreamOrdinals>();
   /** The same objects by source name, for seedOrdinal. */
   private readonly bySource = new Map<string, StreamOrdinals>();
@@ -303,6 +305,8 @@ export class Normalizer {
   }
 
   private containerStreams(container: ContainerMeta, source: string): StreamOrdinals {
+    // Lines come in runs of one container's: the last answer, before the WeakMap.
+    if (container === this.lastContainer) return this.lastStreams!;
     let streams = this.containerOrdinals.get(container);
     if (!streams) {
       // A container whose object was replaced (its metadata came, it was
@@ -310,6 +314,8 @@ export class Normalizer {
       streams = this.bySource.get(source) ?? this.newStreams(source);
       this.containerOrdinals.set(container, streams);
     }
+    this.lastContainer = container;
+    this.lastStreams = streams;
     return streams;
   }
 

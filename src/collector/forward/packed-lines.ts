@@ -135,6 +135,7 @@ export class PackedLineEncoder {
    * turn: a string and a copy per record were 8 % of the fast path's CPU.
    */
   private readonly byIdBytes = new Map<number, KnownContainer[]>();
+  private lastKnown: KnownContainer | undefined;
   /** The request being rendered, and the chunk being written, as DataViews: four bytes per read or write. */
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private dstChunk: Buffer | undefined;
@@ -694,17 +695,18 @@ export class PackedLineEncoder {
       // Some container's object was replaced (renamed, metadata arrived): ask the mapper again.
       this.byIdGeneration = this.mapper.generation;
       this.byIdBytes.clear();
+      this.lastKnown = undefined;
     }
     const len = idEnd - idAt;
+    // Records come in runs of one container's: the last one first.
+    const last = this.lastKnown;
+    if (last !== undefined && this.sameContainer(last, src, idAt, len, nameAt, nameEnd)) return last.container;
     const key = len >= 4 ? (src.getUint32(idAt) ^ src.getUint32(idEnd - 4) ^ len) : len;
     let list = this.byIdBytes.get(key);
     if (list !== undefined) {
       for (const k of list) {
-        if (
-          k.id.byteLength === len &&
-          sameBytes(src, idAt, k.id, 0, len) &&
-          (nameAt < 0 ? k.name === undefined : k.name !== undefined && nameEnd - nameAt === k.name.byteLength && sameBytes(src, nameAt, k.name, 0, nameEnd - nameAt))
-        ) {
+        if (this.sameContainer(k, src, idAt, len, nameAt, nameEnd)) {
+          this.lastKnown = k;
           return k.container;
         }
       }
@@ -715,8 +717,18 @@ export class PackedLineEncoder {
     if (this.byIdGeneration !== this.mapper.generation) return container;
     if (this.byIdBytes.size >= MAX_KNOWN_CONTAINERS) this.byIdBytes.clear();
     if (list === undefined) this.byIdBytes.set(key, (list = []));
-    list.push({ id: copyView(buf, idAt, idEnd), name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), container });
+    const known = { id: copyView(buf, idAt, idEnd), name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), container };
+    list.push(known);
+    this.lastKnown = known;
     return container;
+  }
+
+  private sameContainer(k: KnownContainer, src: DataView, idAt: number, len: number, nameAt: number, nameEnd: number): boolean {
+    return (
+      k.id.byteLength === len &&
+      sameBytes(src, idAt, k.id, 0, len) &&
+      (nameAt < 0 ? k.name === undefined : k.name !== undefined && nameEnd - nameAt === k.name.byteLength && sameBytes(src, nameAt, k.name, 0, nameEnd - nameAt))
+    );
   }
 
   /**
