@@ -457,8 +457,7 @@ export class PackedLineEncoder {
       dst.set(parts.line, o);
       o += parts.line.length;
     } else {
-      dst.set(parts.head, o);
-      o = copy(levelBytes(level), dst, o + parts.head.length);
+      o = headAndLevel(dst, o, parts, level);
       dst.set(parts.clogs, o);
       o += parts.clogs.length;
     }
@@ -500,18 +499,12 @@ export class PackedLineEncoder {
     let o = this.open(dst, lines.offset, sec, nsec);
     o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
     if (o < 0) return false;
-    dst.set(parts.head, o);
-    o += parts.head.length;
-    if (level !== undefined) o = copy(levelBytes(level), dst, o);
+    o = headAndLevel(dst, o, parts, level);
     let first = true;
     for (let i = 0; i < n && o >= 0; i++) {
       if (i === message || i === levelAt) continue;
-      if (first) {
-        o = copy(ATTRS_OPEN, dst, o);
-        first = false;
-      } else {
-        dst[o++] = 0x2c;
-      }
+      o = attrsMember(dst, o, first);
+      first = false;
       o = this.string(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!, dst, o);
       dst[o++] = 0x3a;
       o = this.string(buf, pairs.valueAt[i]!, pairs.valueEnd[i]!, dst, o);
@@ -620,18 +613,12 @@ export class PackedLineEncoder {
       }
       dst[o++] = 0x22;
     }
-    dst.set(parts.head, o);
-    o += parts.head.length;
-    if (level !== undefined) o = copy(levelBytes(level), dst, o);
+    o = headAndLevel(dst, o, parts, level);
     let first = true;
     for (let i = 0; i < m.count; i++) {
       if (i === message || i === levelAt) continue;
-      if (first) {
-        o = copy(ATTRS_OPEN, dst, o);
-        first = false;
-      } else {
-        dst[o++] = 0x2c;
-      }
+      o = attrsMember(dst, o, first);
+      first = false;
       // The key with its quotes and colon, then the value.
       o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.viewOf(dst), o);
       o = this.value(buf, i, dst, o);
@@ -856,6 +843,20 @@ function levelBytes(level: string): Buffer {
     if (LEVEL_BYTES.size < MAX_LEVELS_KEPT) LEVEL_BYTES.set(level, bytes);
   }
   return bytes;
+}
+
+/** `,"stream":…,"container":{…},"host":{…}`, then `,"log":{…}` with a level. */
+function headAndLevel(dst: Buffer, o: number, parts: Parts, level: string | undefined): number {
+  dst.set(parts.head, o);
+  o += parts.head.length;
+  return level === undefined ? o : copy(levelBytes(level), dst, o);
+}
+
+/** What goes before a member of attrs: `,"attrs":{` before the first, else a comma. */
+function attrsMember(dst: Buffer, o: number, first: boolean): number {
+  if (first) return copy(ATTRS_OPEN, dst, o);
+  dst[o] = 0x2c;
+  return o + 1;
 }
 
 /** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */
