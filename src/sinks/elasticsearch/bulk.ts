@@ -81,10 +81,12 @@ export class BulkEncoder {
     for (const source of batch.sources()) {
       forEachLine(source.chunks(), this.fields, (f) => {
         const start = this.target.kind === 'data_stream' ? this.actionStart : this.actionOfDay(f);
-        pos += start.copy(out, pos);
+        out.set(start, pos);
+        pos += start.length;
         this.ids.write(f, source.container, out, pos);
         pos += ID_LENGTH;
-        pos += ACTION_END.copy(out, pos);
+        out.set(ACTION_END, pos);
+        pos += ACTION_END.length;
         pos += f.buf.copy(out, pos, f.start, f.end + 1);
       });
     }

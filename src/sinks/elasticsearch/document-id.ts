@@ -31,8 +31,13 @@ export const ID_LENGTH = 22;
 const BACKSLASH = 0x5c;
 const BAR = 0x7c;
 const COLON = 0x3a;
+const STDOUT = Buffer.from('stdout');
+const STDERR = Buffer.from('stderr');
+/** An absent level: length 0. */
+const EMPTY = Buffer.from('0:');
+const SHORT_COPY = 48;
 /** Room for the separators, length prefixes and numbers around a line's own bytes. */
-const KEY_OVERHEAD = 128;
+const KEY_OVERHEAD = 256;
 
 export class DocumentIds {
   private key = Buffer.allocUnsafe(4096);
@@ -51,7 +56,8 @@ export class DocumentIds {
   /** Writes the `_id` into `out` at `at`, ID_LENGTH bytes. */
   write(fields: LineFields, container: ContainerMeta | undefined, out: Buffer, at: number): void {
     this.build(fields, container);
-    out.write(hash('sha256', this.key.subarray(0, this.pos), 'base64url'), at, ID_LENGTH, 'latin1');
+    const id = hash('sha256', this.key.subarray(0, this.pos), 'base64url');
+    for (let i = 0; i < ID_LENGTH; i++) out[at + i] = id.charCodeAt(i);
   }
 
   private build(f: LineFields, container: ContainerMeta | undefined): void {
@@ -70,14 +76,16 @@ export class DocumentIds {
     }
     this.copy(buf, f.timestampAt, f.timestampAt + TIMESTAMP_LENGTH);
     this.byte(BAR);
-    if (f.stream !== undefined) this.text(f.stream);
+    if (f.stream === 'stdout') this.bytes(STDOUT);
+    else if (f.stream === 'stderr') this.bytes(STDERR);
+    else if (f.stream !== undefined) this.text(f.stream);
     this.byte(BAR);
     this.decimal(f.ordinal);
     this.byte(BAR);
     if (f.piece >= 0) this.decimal(f.piece);
     this.byte(BAR);
     if (f.levelAt >= 0) this.jsonString(buf, f.levelAt, f.levelEnd);
-    else this.text('0:');
+    else this.bytes(EMPTY);
     this.byte(BAR);
     this.jsonString(buf, f.messageAt, f.messageEnd);
     this.byte(BAR);
@@ -95,15 +103,20 @@ export class DocumentIds {
 
   /** `<len>:<value>` of the JSON string at [at, end), quotes included. */
   private jsonString(buf: Buffer, at: number, end: number): void {
-    const from = at + 1;
-    const to = end - 1;
-    const backslash = buf.indexOf(BACKSLASH, from);
-    if (backslash < 0 || backslash >= to) {
-      this.decimal(utf16Length(buf, from, to));
-      this.byte(COLON);
-      this.copy(buf, from, to);
-      return;
+    let units = 0;
+    for (let i = at + 1; i < end - 1; i++) {
+      const b = buf[i]!;
+      if (b === BACKSLASH) return this.escapedString(buf, at, end);
+      // One UTF-16 unit per UTF-8 lead byte, two past U+FFFF (4-byte sequences).
+      if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
     }
+    this.decimal(units);
+    this.byte(COLON);
+    this.copy(buf, at + 1, end - 1);
+  }
+
+  /** A JSON string with escapes, decoded. */
+  private escapedString(buf: Buffer, at: number, end: number): void {
     const value = JSON.parse(buf.toString('utf8', at, end)) as string;
     this.decimal(value.length);
     this.byte(COLON);
@@ -111,11 +124,18 @@ export class DocumentIds {
   }
 
   private copy(buf: Buffer, from: number, to: number): void {
-    this.pos += buf.copy(this.key, this.pos, from, to);
+    // Buffer.copy costs a view of the source per call: short runs are cheaper byte by byte.
+    if (to - from < SHORT_COPY) {
+      const key = this.key;
+      let p = this.pos;
+      for (let i = from; i < to; i++) key[p++] = buf[i]!;
+      this.pos = p;
+    } else this.pos += buf.copy(this.key, this.pos, from, to);
   }
 
   private bytes(b: Buffer): void {
-    this.pos += b.copy(this.key, this.pos);
+    this.key.set(b, this.pos);
+    this.pos += b.length;
   }
 
   /** A decoded string: lone surrogates become U+FFFD, as they did when the key was a string. */
@@ -128,18 +148,11 @@ export class DocumentIds {
   }
 
   private decimal(n: number): void {
-    this.pos += this.key.write(String(n), this.pos, 'latin1');
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    let p = (this.pos += digits);
+    for (let rest = n; digits-- > 0; rest = Math.floor(rest / 10)) this.key[--p] = 0x30 + (rest % 10);
   }
-}
-
-/** The length in UTF-16 code units of the valid UTF-8 in [from, to): one per character, two past U+FFFF. */
-function utf16Length(buf: Buffer, from: number, to: number): number {
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const b = buf[i]!;
-    if ((b & 0xc0) !== 0x80) n += b >= 0xf0 ? 2 : 1;
-  }
-  return n;
 }
 
 const shared = new DocumentIds();
