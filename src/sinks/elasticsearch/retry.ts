@@ -148,7 +148,7 @@ export function bulkItems(body: unknown, sent: number): BulkItemResult[] | undef
   if (typeof body !== 'object' || body === null) return undefined;
   const { errors, items } = body as { errors?: unknown; items?: unknown };
   // A filter_path without the items leaves only `errors`.
-  if (errors === false && items === undefined) return new Array<BulkItemResult>(sent).fill({ status: 201 });
+  if (errors === false && items === undefined) return new Array<BulkItemResult>(sent).fill(ACCEPTED);
   if (!Array.isArray(items) || items.length !== sent) return undefined;
   const out: BulkItemResult[] = [];
   for (const item of items) {
