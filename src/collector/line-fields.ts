@@ -136,6 +136,11 @@ export class LineFields {
     return nl + 1;
   }
 
+  /** Where `@timestamp`'s TIMESTAMP_LENGTH characters start. */
+  get timestampAt(): number {
+    return this.start + TIMESTAMP_AT;
+  }
+
   /** `@timestamp`, 30 characters. */
   timestamp(): string {
     const at = this.start + TIMESTAMP_AT;

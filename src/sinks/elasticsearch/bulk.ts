@@ -1,25 +1,17 @@
 /**
  * Rendered event lines → `_bulk` NDJSON: one `create` action line with a
- * deterministic `_id`, then the event's line as it is.
+ * deterministic `_id` (document-id.ts), then the event's line as it is.
  *
  * The pair is built once, when the event enters the disk queue, and sent
  * as stored: the sender never parses or re-serializes a document, and a
- * replay after a crash sends byte-identical requests.
- *
- * `_id` rule (docs/elasticsearch.md, "Exactly once"): a hash of what identifies
- * the line itself, never of when or how often clogs saw it:
- *   source (container id, else forward tag, else input) · `@timestamp` with
- *   nanoseconds · stream · `clogs.ordinal` · `clogs.piece` · `log.level` ·
- *   message · attrs (the rest of the record or parsed JSON line).
- * `clogs.seq` and `host.name` are left out on purpose: they differ between a
- * first delivery and a redelivery of the same line.
+ * replay after a crash sends byte-identical requests. A batch's bulk lines
+ * are written into one buffer, sized up front: the queue appends it as one
+ * record.
  */
-import { hash } from 'node:crypto';
 import type { EncodedBatch } from '../../collector/encoded.js';
-import type { ContainerMeta } from '../../collector/event.js';
 import { forEachLine, LineFields } from '../../collector/line-fields.js';
-import { sourceId } from '../../collector/source.js';
 import { ClogsError } from '../../errors.js';
+import { DocumentIds, ID_LENGTH } from './document-id.js';
 
 /** Where documents go: one data stream, or an index per UTC day. */
 export type Target =
@@ -54,23 +46,9 @@ export function indexName(pattern: string, timestamp: string): string {
     .replaceAll('%d', timestamp.slice(8, 10));
 }
 
-/** 22 base64url characters = 132 bits of SHA-256: collisions are out of reach for any log volume. */
-const ID_LENGTH = 22;
-
-/**
- * The `_id` of the line `fields` was read from, whose container (if any) is
- * `container`. Variable-length parts are length-prefixed so no choice of
- * message or tag can make two different lines hash the same input.
- */
-export function documentIdOfLine(fields: LineFields, container: ContainerMeta | undefined): string {
-  const source = sourceId(container, fields.tag(), fields.input());
-  const level = fields.level() ?? '';
-  const message = fields.message();
-  const key =
-    `${source.length}:${source}|${fields.timestamp()}|${fields.stream ?? ''}|${fields.ordinal}|${fields.piece < 0 ? '' : fields.piece}|` +
-    `${level.length}:${level}|${message.length}:${message}|${fields.attrsJson() ?? ''}`;
-  return hash('sha256', key, 'base64url').slice(0, ID_LENGTH);
-}
+const ACTION_END = Buffer.from('"}}\n');
+/** Where the day is in a rendered `@timestamp`: `2026-11-22`. */
+const DAY_LENGTH = 10;
 
 /**
  * Rendered lines → bulk lines: each event's `create` action, then its line
@@ -78,26 +56,58 @@ export function documentIdOfLine(fields: LineFields, container: ContainerMeta | 
  */
 export class BulkEncoder {
   private readonly fields = new LineFields();
-  private readonly actionPrefix: string | undefined;
+  private readonly ids = new DocumentIds();
+  /** `{"create":{"_index":"…","_id":"` for the day in `day` (a data stream's is the same every day). */
+  private actionStart: Buffer;
+  private readonly day = Buffer.alloc(DAY_LENGTH);
+  /** One action line's length: the same for every event, since the date placeholders have fixed widths. */
+  private readonly actionLength: number;
 
   constructor(private readonly target: Target) {
-    if (target.kind === 'data_stream') this.actionPrefix = `{"create":{"_index":${JSON.stringify(target.name)},"_id":"`;
+    this.actionStart = target.kind === 'data_stream' ? actionStart(target.name) : this.dayAction('0000-00-00');
+    this.actionLength = this.actionStart.length + ID_LENGTH + ACTION_END.length;
   }
 
   /** The bulk lines of the batch's events, concatenated: two lines per event, each ending in "\n". */
   encode(batch: EncodedBatch): Buffer {
-    const out: Buffer[] = [];
+    let size = 0;
+    let count = 0;
+    for (const source of batch.sources()) {
+      size += source.bytes;
+      count += source.count;
+    }
+    const out = Buffer.allocUnsafe(size + count * this.actionLength);
+    let pos = 0;
     for (const source of batch.sources()) {
       forEachLine(source.chunks(), this.fields, (f) => {
-        out.push(Buffer.from(this.action(f, documentIdOfLine(f, source.container)), 'utf8'), f.buf.subarray(f.start, f.end + 1));
+        const start = this.target.kind === 'data_stream' ? this.actionStart : this.actionOfDay(f);
+        out.set(start, pos);
+        pos += start.length;
+        this.ids.write(f, source.container, out, pos);
+        pos += ID_LENGTH;
+        out.set(ACTION_END, pos);
+        pos += ACTION_END.length;
+        pos += f.buf.copy(out, pos, f.start, f.end + 1);
       });
     }
-    return Buffer.concat(out);
+    if (pos !== out.length) throw new Error(`bulk lines take ${pos} bytes, not the ${out.length} the batch's lines promised`);
+    return out;
   }
 
-  private action(f: LineFields, id: string): string {
-    if (this.actionPrefix !== undefined) return this.actionPrefix + id + '"}}\n';
-    const index = indexName((this.target as { pattern: string }).pattern, f.timestamp());
-    return `{"create":{"_index":${JSON.stringify(index)},"_id":"${id}"}}\n`;
+  private actionOfDay(f: LineFields): Buffer {
+    const at = f.timestampAt;
+    if (f.buf.compare(this.day, 0, DAY_LENGTH, at, at + DAY_LENGTH) !== 0) {
+      this.actionStart = this.dayAction(f.buf.toString('latin1', at, at + DAY_LENGTH));
+    }
+    return this.actionStart;
   }
+
+  private dayAction(day: string): Buffer {
+    this.day.write(day, 'latin1');
+    return actionStart(indexName((this.target as { pattern: string }).pattern, day));
+  }
+}
+
+function actionStart(index: string): Buffer {
+  return Buffer.from(`{"create":{"_index":${JSON.stringify(index)},"_id":"`, 'utf8');
 }

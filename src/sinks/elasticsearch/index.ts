@@ -6,7 +6,7 @@
  *                                        │
  *                    Sender ◄── read ────┘  … release() once Elasticsearch has them
  *
- * Files: bulk (NDJSON, deterministic _id), queue (segments + cursor),
+ * Files: bulk (NDJSON), document-id (the deterministic _id), queue (segments + cursor),
  * sender (the bulk loop), retry (pure verdicts), template, dead-letter,
  * client (auth, TLS, log-safe errors). docs/elasticsearch.md explains the
  * delivery guarantees to users.

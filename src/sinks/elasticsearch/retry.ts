@@ -98,6 +98,47 @@ export interface BulkItemResult {
   error?: unknown;
 }
 
+const ALL_ACCEPTED = Buffer.from('{"errors":false,"items":[');
+const ITEM_STATUS = Buffer.from('{"status":');
+const ACCEPTED: BulkItemResult = { status: 201 };
+
+/**
+ * The item results of a 2xx bulk response, from its bytes. `errors: false`
+ * means every item was accepted (a 409 is an error), so such a response is
+ * only checked to hold one status per document sent, and parsed in full only
+ * when some item failed: a 5000-item answer, parsed, cost more than its request.
+ */
+export function bulkResponseItems(raw: Buffer, sent: number): BulkItemResult[] | undefined {
+  if (startsWith(raw, ALL_ACCEPTED) && endsWith(raw, ']}') && occurrences(raw, ITEM_STATUS) === sent) {
+    return new Array<BulkItemResult>(sent).fill(ACCEPTED);
+  }
+  return bulkItems(responseBody(raw), sent);
+}
+
+/** A response body as JSON, else as text (a proxy's page): what errorReason() reads. */
+export function responseBody(raw: Buffer): unknown {
+  const text = raw.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function startsWith(buf: Buffer, prefix: Buffer): boolean {
+  return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+function endsWith(buf: Buffer, suffix: string): boolean {
+  return buf.length >= suffix.length && buf.toString('latin1', buf.length - suffix.length) === suffix;
+}
+
+function occurrences(buf: Buffer, token: Buffer): number {
+  let n = 0;
+  for (let at = buf.indexOf(token); at >= 0; at = buf.indexOf(token, at + token.length)) n++;
+  return n;
+}
+
 /**
  * The item results of a bulk response body, in request order, or undefined
  * when the body does not have one result per document sent (a proxy's reply,
@@ -106,8 +147,8 @@ export interface BulkItemResult {
 export function bulkItems(body: unknown, sent: number): BulkItemResult[] | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const { errors, items } = body as { errors?: unknown; items?: unknown };
-  // With filter_path, an all-success response carries `errors: false` and no items.
-  if (errors === false && items === undefined) return new Array<BulkItemResult>(sent).fill({ status: 201 });
+  // A filter_path without the items leaves only `errors`.
+  if (errors === false && items === undefined) return new Array<BulkItemResult>(sent).fill(ACCEPTED);
   if (!Array.isArray(items) || items.length !== sent) return undefined;
   const out: BulkItemResult[] = [];
   for (const item of items) {

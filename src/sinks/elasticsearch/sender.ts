@@ -22,7 +22,7 @@ import { errorReason, outcomeOf } from './client.js';
 import type { DeadLetterFile, Rejected } from './dead-letter.js';
 import type { DiskQueue, QueueBatch } from './queue.js';
 import { backoffDelay, type BackoffPolicy } from '../backoff.js';
-import { bulkItems, DEFAULT_BACKOFF, itemRetryReason, itemVerdict, requestVerdict, type RequestOutcome, type RetryReason } from './retry.js';
+import { bulkResponseItems, DEFAULT_BACKOFF, itemRetryReason, itemVerdict, requestVerdict, responseBody, type BulkItemResult, type RequestOutcome, type RetryReason } from './retry.js';
 import { ensureTemplate, templateName } from './template.js';
 
 export const SINK = 'elasticsearch';
@@ -65,7 +65,11 @@ export interface SenderOptions {
   backoff?: BackoffPolicy;
 }
 
-type SendResult = (RequestOutcome & { bytes: number }) | 'aborted';
+/** A bulk response larger than this is not read (no Elasticsearch answer to 5000 documents comes near it). */
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** `items`: a 2xx response's results, one per document sent, or undefined when it has not one per document. */
+type SendResult = (RequestOutcome & { bytes: number; items?: BulkItemResult[] | undefined }) | 'aborted';
 
 export class Sender {
   private readonly opts: SenderOptions;
@@ -195,7 +199,7 @@ export class Sender {
         }
         continue;
       }
-      const results = bulkItems(result.kind === 'response' ? result.body : undefined, items.length);
+      const results = result.kind === 'response' ? result.items : undefined;
       if (!results) {
         this.failed('unexpected', result);
         sinkRetries.inc(LABELS);
@@ -243,9 +247,13 @@ export class Sender {
       const res = await this.opts.client.bulk(
         // The queue holds finished NDJSON; the transport sends a Buffer body as it is (shouldSerialize).
         { operations: body as never, filter_path: FILTER_PATH, include_source_on_error: false },
-        { signal: this.abort.signal },
+        // The answer's bytes, not the transport's parse of them: most answers need no parse (bulkResponseItems).
+        { signal: this.abort.signal, asStream: true, meta: true },
       );
-      return { kind: 'response', status: 200, body: res, bytes: body.length };
+      const status = res.statusCode ?? 0;
+      const raw = await readAll(res.body as unknown as AsyncIterable<Buffer>, MAX_RESPONSE_BYTES);
+      if (status >= 200 && status < 300) return { kind: 'response', status, bytes: body.length, items: raw && bulkResponseItems(raw, items.length) };
+      return { kind: 'response', status, body: raw && responseBody(raw), bytes: body.length };
     } catch (err) {
       if (this.abort.signal.aborted) return 'aborted';
       return { ...outcomeOf(err), bytes: body.length };
@@ -334,4 +342,16 @@ export class Sender {
   private wake(): void {
     this.opts.queue.wakeReaders();
   }
+}
+
+/** A response body's bytes, or undefined past `limit` (the rest is not read). */
+async function readAll(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }

@@ -1,9 +1,11 @@
+import { hash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ContainerMeta, LogEvent } from '../../../src/collector/event.js';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { encodeLine } from '../../../src/collector/event-json.js';
 import { LineFields } from '../../../src/collector/line-fields.js';
-import { BulkEncoder, documentIdOfLine, indexName, resolveTarget } from '../../../src/sinks/elasticsearch/bulk.js';
+import { BulkEncoder, indexName, resolveTarget } from '../../../src/sinks/elasticsearch/bulk.js';
+import { documentIdOfLine } from '../../../src/sinks/elasticsearch/document-id.js';
 
 const container: ContainerMeta = { id: 'a'.repeat(64), name: 'web', image: { name: 'nginx' }, labels: { 'com.x': 'y' } };
 
@@ -40,6 +42,29 @@ describe('documentId', () => {
       clogs: { input: 'forward', tag: 'app.a', seq: 1, ordinal: 3, piece: 2 },
     });
     expect(id(other)).toBe('Q3LUtz8tFM7Hf1fF4wdVmd');
+  });
+
+  it('is the hash of the key text docs/elasticsearch.md defines, for every kind of line', () => {
+    // The rule as text, as ids in Elasticsearch were computed: the sink builds the same key from bytes.
+    const keyed = (e: LogEvent): string => {
+      const source = e.container?.id || e.clogs.tag || e.clogs.input;
+      const level = e.log?.level ?? '';
+      const key =
+        `${source.length}:${source}|${e['@timestamp']}|${e.stream ?? ''}|${e.clogs.ordinal}|${e.clogs.piece ?? ''}|` +
+        `${level.length}:${level}|${e.message.length}:${e.message}|${e.attrs === undefined ? '' : JSON.stringify(e.attrs)}`;
+      return hash('sha256', key, 'base64url').slice(0, 22);
+    };
+    const messages = ['', 'plain', 'caf\u00e9 \u4e2d\u6587 \ud83d\ude00', 'q"uote \\ back\tslash\u0001', 'lone \ud800 surrogate', '\u2028\u00ff\u07ff\u0800\uffff'];
+    const variants: LogEvent[] = [];
+    for (const message of messages) {
+      variants.push(event({ message }));
+      variants.push(event({ message, stream: undefined, log: { level: message || 'x' }, clogs: { input: 'docker', seq: 7, ordinal: 12, piece: 3 } }));
+      variants.push(event({ message, container: undefined, attrs: { m: message, n: -1.5e-7, o: { a: [true, null] } }, clogs: { input: 'forward', tag: `t.${message}`, seq: 1, ordinal: 0 } }));
+      variants.push(event({ message, container: undefined, clogs: { input: 'forward', tag: '', seq: 1, ordinal: 0 } }));
+      variants.push(event({ message, container: { id: `c\u00e9${message}`, name: 'n' } }));
+      variants.push(event({ message, container: { id: '', name: 'n' }, clogs: { input: 'forward', tag: 'tag', seq: 1, ordinal: 0 } }));
+    }
+    for (const e of variants) expect(id(e)).toBe(keyed(e));
   });
 
   it('is 22 base64url characters and the same for the same line', () => {
@@ -106,10 +131,12 @@ describe('BulkEncoder', () => {
     expect(a.equals(b)).toBe(true);
   });
 
-  it('picks the daily index from the event time', () => {
+  it('picks the daily index from each event time', () => {
     const enc = new BulkEncoder(resolveTarget({ index: 'clogs-%Y.%m.%d', data_stream: { dataset: 'clogs', namespace: 'default' } }));
-    const action = JSON.parse(enc.encode(EncodedBatch.of([event()])).toString().split('\n')[0]!);
-    expect(action.create._index).toBe('clogs-2026.11.22');
+    const days = ['2026-11-22T09:53:10.526990943Z', '2026-11-22T23:59:59.999999999Z', '2026-11-23T00:00:00.000000000Z', '2027-01-01T00:00:00.000000000Z'];
+    const lines = enc.encode(EncodedBatch.of(days.map((t) => event({ '@timestamp': t })))).toString().split('\n');
+    const indices = [0, 2, 4, 6].map((i) => JSON.parse(lines[i]!).create._index);
+    expect(indices).toEqual(['clogs-2026.11.22', 'clogs-2026.11.22', 'clogs-2026.11.23', 'clogs-2027.01.01']);
   });
 });
 

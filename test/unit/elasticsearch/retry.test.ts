@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bulkItems, itemRetryReason, itemVerdict, requestVerdict } from '../../../src/sinks/elasticsearch/retry.js';
+import { bulkItems, bulkResponseItems, itemRetryReason, itemVerdict, requestVerdict, responseBody } from '../../../src/sinks/elasticsearch/retry.js';
 
 describe('requestVerdict', () => {
   it.each([
@@ -78,5 +78,38 @@ describe('bulkItems', () => {
     expect(bulkItems('<html>proxy error</html>', 1)).toBeUndefined();
     expect(bulkItems({ errors: true, items: [{ create: {} }] }, 1)).toBeUndefined();
     expect(bulkItems(null, 1)).toBeUndefined();
+  });
+});
+
+describe('bulkResponseItems', () => {
+  const raw = (body: unknown): Buffer => Buffer.from(JSON.stringify(body));
+  // As Elasticsearch 9 answers with filter_path=errors,items.*.status,items.*.error.
+  const accepted = (n: number): Buffer => raw({ errors: false, items: Array.from({ length: n }, () => ({ create: { status: 201 } })) });
+
+  it('takes an answer without errors as every document accepted, one status per document', () => {
+    expect(bulkResponseItems(accepted(3), 3)).toEqual([{ status: 201 }, { status: 201 }, { status: 201 }]);
+  });
+
+  it('refuses an answer without errors that does not hold one status per document sent, or is cut short', () => {
+    expect(bulkResponseItems(accepted(2), 3)).toBeUndefined();
+    expect(bulkResponseItems(accepted(4), 3)).toBeUndefined();
+    const whole = accepted(3);
+    expect(bulkResponseItems(whole.subarray(0, whole.length - 2), 3)).toBeUndefined();
+    expect(bulkResponseItems(Buffer.from('<html>proxy error</html>'), 1)).toBeUndefined();
+  });
+
+  it('reads each item of an answer with errors', () => {
+    const body = {
+      errors: true,
+      items: [{ create: { status: 201 } }, { create: { status: 409, error: { type: 'version_conflict_engine_exception' } } }, { create: { status: 429 } }],
+    };
+    expect(bulkResponseItems(raw(body), 3)).toEqual([{ status: 201 }, { status: 409, error: { type: 'version_conflict_engine_exception' } }, { status: 429 }]);
+  });
+});
+
+describe('responseBody', () => {
+  it('is the JSON of the answer, else its text', () => {
+    expect(responseBody(Buffer.from('{"error":{"type":"x"}}'))).toEqual({ error: { type: 'x' } });
+    expect(responseBody(Buffer.from('<html>bad gateway</html>'))).toBe('<html>bad gateway</html>');
   });
 });

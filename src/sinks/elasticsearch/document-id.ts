@@ -1,0 +1,163 @@
+/**
+ * The `_id` of a rendered event line (docs/elasticsearch.md, "Exactly once"):
+ * a hash of what identifies the line itself, never of when or how often
+ * clogs saw it:
+ *   source (container id, else forward tag, else input) · `@timestamp` with
+ *   nanoseconds · stream · `clogs.ordinal` · `clogs.piece` · `log.level` ·
+ *   message · attrs (the rest of the record or parsed JSON line).
+ * `clogs.seq` and `host.name` are left out on purpose: they differ between a
+ * first delivery and a redelivery of the same line.
+ *
+ * The hashed key is, as text (variable-length parts are length-prefixed, in
+ * UTF-16 code units, so no choice of message or tag can make two different
+ * lines hash the same input):
+ *
+ *   <len>:<source>|<timestamp>|<stream>|<ordinal>|<piece>|<len>:<level>|<len>:<message>|<attrs JSON>
+ *
+ * Ids in Elasticsearch were computed from that text, so it must never change;
+ * the key is built here from the line's bytes instead: a JSON string without
+ * a backslash is, between its quotes, the UTF-8 of its value, and the rest
+ * (timestamp, attrs) is copied as rendered. Only strings holding escapes are
+ * decoded. Measured on `bench/forward.bench.ts es`: building the key as a
+ * string cost more than the rest of the sink.
+ */
+import { hash } from 'node:crypto';
+import type { ContainerMeta } from '../../collector/event.js';
+import { TIMESTAMP_LENGTH, type LineFields } from '../../collector/line-fields.js';
+
+/** 22 base64url characters = 132 bits of SHA-256: collisions are out of reach for any log volume. */
+export const ID_LENGTH = 22;
+
+const BACKSLASH = 0x5c;
+const BAR = 0x7c;
+const COLON = 0x3a;
+const STDOUT = Buffer.from('stdout');
+const STDERR = Buffer.from('stderr');
+/** An absent level: length 0. */
+const EMPTY = Buffer.from('0:');
+const SHORT_COPY = 48;
+/** Room for the separators, length prefixes and numbers around a line's own bytes. */
+const KEY_OVERHEAD = 256;
+
+export class DocumentIds {
+  private key = Buffer.allocUnsafe(4096);
+  private pos = 0;
+  private container: ContainerMeta | undefined;
+  private containerId = '';
+  /** `<len>:<container id>|` of `container`. */
+  private containerPart = Buffer.alloc(0);
+
+  /** The `_id` of the line `fields` was read from, whose container (if any) is `container`. */
+  of(fields: LineFields, container: ContainerMeta | undefined): string {
+    this.build(fields, container);
+    return hash('sha256', this.key.subarray(0, this.pos), 'base64url').slice(0, ID_LENGTH);
+  }
+
+  /** Writes the `_id` into `out` at `at`, ID_LENGTH bytes. */
+  write(fields: LineFields, container: ContainerMeta | undefined, out: Buffer, at: number): void {
+    this.build(fields, container);
+    const id = hash('sha256', this.key.subarray(0, this.pos), 'base64url');
+    for (let i = 0; i < ID_LENGTH; i++) out[at + i] = id.charCodeAt(i);
+  }
+
+  private build(f: LineFields, container: ContainerMeta | undefined): void {
+    const buf = f.buf;
+    const id = container?.id;
+    const room = f.end - f.start + KEY_OVERHEAD + (id?.length ?? 0) * 3;
+    if (this.key.length < room) this.key = Buffer.allocUnsafe(Math.max(room, this.key.length * 2));
+    this.pos = 0;
+
+    if (id) this.bytes(this.sourcePart(container!, id));
+    else {
+      // An empty tag counts as absent (source.ts).
+      if (f.tagAt >= 0 && f.tagEnd - f.tagAt > 2) this.jsonString(buf, f.tagAt, f.tagEnd);
+      else this.jsonString(buf, f.inputAt, f.inputEnd);
+      this.byte(BAR);
+    }
+    this.copy(buf, f.timestampAt, f.timestampAt + TIMESTAMP_LENGTH);
+    this.byte(BAR);
+    if (f.stream === 'stdout') this.bytes(STDOUT);
+    else if (f.stream === 'stderr') this.bytes(STDERR);
+    else if (f.stream !== undefined) this.text(f.stream);
+    this.byte(BAR);
+    this.decimal(f.ordinal);
+    this.byte(BAR);
+    if (f.piece >= 0) this.decimal(f.piece);
+    this.byte(BAR);
+    if (f.levelAt >= 0) this.jsonString(buf, f.levelAt, f.levelEnd);
+    else this.bytes(EMPTY);
+    this.byte(BAR);
+    this.jsonString(buf, f.messageAt, f.messageEnd);
+    this.byte(BAR);
+    if (f.attrsAt >= 0) this.copy(buf, f.attrsAt, f.attrsEnd);
+  }
+
+  private sourcePart(container: ContainerMeta, id: string): Buffer {
+    if (this.container !== container || this.containerId !== id) {
+      this.container = container;
+      this.containerId = id;
+      this.containerPart = Buffer.from(`${id.length}:${id}|`, 'utf8');
+    }
+    return this.containerPart;
+  }
+
+  /** `<len>:<value>` of the JSON string at [at, end), quotes included. */
+  private jsonString(buf: Buffer, at: number, end: number): void {
+    let units = 0;
+    for (let i = at + 1; i < end - 1; i++) {
+      const b = buf[i]!;
+      if (b === BACKSLASH) return this.escapedString(buf, at, end);
+      // One UTF-16 unit per UTF-8 lead byte, two past U+FFFF (4-byte sequences).
+      if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+    }
+    this.decimal(units);
+    this.byte(COLON);
+    this.copy(buf, at + 1, end - 1);
+  }
+
+  /** A JSON string with escapes, decoded. */
+  private escapedString(buf: Buffer, at: number, end: number): void {
+    const value = JSON.parse(buf.toString('utf8', at, end)) as string;
+    this.decimal(value.length);
+    this.byte(COLON);
+    this.text(value);
+  }
+
+  private copy(buf: Buffer, from: number, to: number): void {
+    // Buffer.copy costs a view of the source per call: short runs are cheaper byte by byte.
+    if (to - from < SHORT_COPY) {
+      const key = this.key;
+      let p = this.pos;
+      for (let i = from; i < to; i++) key[p++] = buf[i]!;
+      this.pos = p;
+    } else this.pos += buf.copy(this.key, this.pos, from, to);
+  }
+
+  private bytes(b: Buffer): void {
+    this.key.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A decoded string: lone surrogates become U+FFFD, as they did when the key was a string. */
+  private text(s: string): void {
+    this.pos += this.key.write(s, this.pos, 'utf8');
+  }
+
+  private byte(b: number): void {
+    this.key[this.pos++] = b;
+  }
+
+  private decimal(n: number): void {
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    let p = (this.pos += digits);
+    for (let rest = n; digits-- > 0; rest = Math.floor(rest / 10)) this.key[--p] = 0x30 + (rest % 10);
+  }
+}
+
+const shared = new DocumentIds();
+
+/** The `_id` of the line `fields` was read from, whose container (if any) is `container`. */
+export function documentIdOfLine(fields: LineFields, container: ContainerMeta | undefined): string {
+  return shared.of(fields, container);
+}
