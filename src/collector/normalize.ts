@@ -84,6 +84,17 @@ interface PendingLine {
   since: number;
 }
 
+/**
+ * Sources whose ordinals are kept by name. Every source that ever wrote a
+ * line used to keep its entry, so a host running short-lived containers (a CI
+ * runner) grew the maps without end. Past this many the oldest is forgotten:
+ * a container still writing keeps counting through its object
+ * (containerOrdinals); a forgotten source that writes again counts afresh,
+ * which changes an identity only if its next line carries the very
+ * timestamp of its last one.
+ */
+export const MAX_SOURCES_BY_NAME = 16_384;
+
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
 /** Where a JSON line keeps its level, by priority. */
@@ -328,6 +339,11 @@ export class Normalizer {
       return seed ?? { sec: Number.NaN, nsec: 0, count: 0 };
     };
     const streams = { stdout: take('stdout'), stderr: take('stderr'), none: take('') };
+    if (this.bySource.size >= MAX_SOURCES_BY_NAME) {
+      const oldest = this.bySource.keys().next().value!;
+      this.bySource.delete(oldest);
+      this.otherOrdinals.delete(oldest);
+    }
     this.bySource.set(source, streams);
     return streams;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { NormalizerOptions, RawLine } from '../../../src/collector/normalize.js';
+import { MAX_SOURCES_BY_NAME, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
 import { makeNormalizer } from '../multiline/helpers.js';
 
 const make = (opts: Partial<NormalizerOptions> = {}) => makeNormalizer(undefined, { partialTimeoutMs: 100, ...opts });
@@ -48,6 +48,19 @@ describe('Normalizer', () => {
     const d = n.push(line('later', { time: { sec: 1795341191, nsec: 0 } }))[0]!;
     expect([a.clogs.ordinal, b.clogs.ordinal, c.clogs.ordinal, d.clogs.ordinal]).toEqual([0, 1, 0, 0]);
     expect(b.clogs.seq).toBeGreaterThan(a.clogs.seq);
+  });
+
+  it('keeps the ordinals of a bounded number of sources by name, a container still writing counting on', () => {
+    const { n } = make();
+    const t = { sec: 1795341190, nsec: 1 };
+    const tagged = (i: number) => line('x', { container: undefined, tag: `job.${i}`, time: t });
+    expect(n.push(line('first', { time: t }))[0]!.clogs.ordinal).toBe(0);
+    expect(n.push(tagged(0))[0]!.clogs.ordinal).toBe(0);
+    expect(n.push(tagged(0))[0]!.clogs.ordinal).toBe(1);
+    for (let i = 1; i <= MAX_SOURCES_BY_NAME; i++) n.push(tagged(i));
+    // The oldest names are forgotten: job.0 counts afresh, the container through its object.
+    expect(n.push(tagged(0))[0]!.clogs.ordinal).toBe(0);
+    expect(n.push(line('second', { time: t }))[0]!.clogs.ordinal).toBe(1);
   });
 
   it('continues ordinals from a seeded checkpoint', () => {
