@@ -5,8 +5,9 @@
  *
  *   followers ──add()──▶ [next batch] ──write──▶ [in flight] ──durable──▶ checkpoint rename
  *
- * One batch is in flight at a time while the next one fills. When the next
- * one is full (maxEvents or maxBytes) `add` returns false and the follower
+ * One batch is in flight at a time while the next one fills, its events
+ * rendered as they come. When the next one is full (maxEvents, or maxBytes
+ * of rendered lines) `add` returns false and the follower
  * pauses its HTTP stream until `whenDrained` calls it back, so the engine's
  * log readers never run ahead of the sinks. Bound: two batches, plus at most
  * one socket read per follower that was already under way.
@@ -43,7 +44,7 @@ export interface ShipperOptions {
 /** What a follower hands its events to: the Shipper, or the fluentd backfill gate in front of it. */
 export interface LineSink {
   /** Returns false when the follower should pause until `whenDrained`. */
-  add(containerId: string, name: string, events: LogEvent[], bytes: number, streams: Positions): boolean;
+  add(containerId: string, name: string, events: LogEvent[], streams: Positions): boolean;
   hasRoom(): boolean;
   /** Calls `fn` once there is room again; returns a function that cancels it. */
   whenDrained(fn: () => void): () => void;
@@ -63,12 +64,11 @@ interface Batch {
    */
   lines: EncodedBatch;
   events: number;
-  bytes: number;
   /** Per container: where its log stands once these events are durable. */
   updates: Map<string, { name: string; streams: Positions }>;
 }
 
-const newBatch = (): Batch => ({ lines: new EncodedBatch(), events: 0, bytes: 0, updates: new Map() });
+const newBatch = (): Batch => ({ lines: new EncodedBatch(), events: 0, updates: new Map() });
 
 // Measured: prom-client resolves label values on every inc(); the bound
 // child skips that on the per-read path.
@@ -97,9 +97,8 @@ export class Shipper implements LineSink {
    * Adds a container's events and its positions after them. Returns false
    * when the filling batch is full: stop reading until `whenDrained`.
    */
-  add(containerId: string, name: string, events: LogEvent[], bytes: number, streams: Positions): boolean {
+  add(containerId: string, name: string, events: LogEvent[], streams: Positions): boolean {
     this.render(events);
-    this.next.bytes += bytes;
     this.next.updates.set(containerId, { name, streams });
     this.schedule();
     return this.hasRoom();
@@ -112,7 +111,7 @@ export class Shipper implements LineSink {
   }
 
   hasRoom(): boolean {
-    return this.next.events < this.opts.maxEvents && this.next.bytes < this.opts.maxBytes;
+    return this.next.events < this.opts.maxEvents && this.next.lines.bytes < this.opts.maxBytes;
   }
 
   /** Calls `fn` once the filling batch has room again. Returns a function that cancels it. */
