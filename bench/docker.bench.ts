@@ -7,7 +7,7 @@
  *           mounted folder, so container start-up is not timed)
  *   rate    N containers at a fixed rate (R lines/s each, for S seconds)
  *   idle    N containers that wrote one line and sleep: the collector's RSS
- *           with them followed, minus its RSS following none
+ *           and CPU with them followed, and its RSS per followed container
  *
  * Reports lines/s collected (first line released → last line in the sink),
  * the collector's CPU seconds per 100,000 lines (/proc/<pid>/stat
@@ -16,7 +16,8 @@
  * 10 ms, so lags carry up to ~10 ms of polling). Everything shares the
  * machine: dockerd, the containers, the collector and this process.
  *
- *   npm run build && node dist/bench/docker.bench.js [burst|rate|idle|all]
+ *   npm run build && node dist/bench/docker.bench.js [burst|rate|idle|all] [containers]
+ *   (containers: run only the burst or rate part with that many, 10 or 100)
  *   CLOGS_BENCH_DOCKER_LINES (lines per container in burst-10, default 20000;
  *   burst-100 writes a tenth of it per container)
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
@@ -35,6 +36,9 @@ const CLI = join(process.cwd(), 'dist/src/cli.js');
 const IMAGE = 'clogs-busybox:latest';
 const LINES = Number(process.env.CLOGS_BENCH_DOCKER_LINES ?? 20_000);
 const PAYLOAD = 'GET /api/v1/orders user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f35';
+
+/** How long the idle run watches the collector's CPU. */
+const IDLE_CPU_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -256,8 +260,16 @@ async function idle(n: number): Promise<string> {
   try {
     await startContainers(s, n, 'echo "one line"; sleep 3600');
     await sleep(3000);
-    const mem = memoryMb(s.collector.child.pid!);
-    return `idle, ${n} containers followed by the collector: RSS ${mem.rssMb.toFixed(0)} MB (peak ${mem.peakMb.toFixed(0)} MB)`;
+    const pid = s.collector.child.pid!;
+    const cpu0 = cpuSeconds(pid);
+    await sleep(IDLE_CPU_MS);
+    const cpu1 = cpuSeconds(pid);
+    const used = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+    const mem = memoryMb(pid);
+    return (
+      `idle, ${n} containers followed by the collector: RSS ${mem.rssMb.toFixed(0)} MB (peak ${mem.peakMb.toFixed(0)} MB), ` +
+      `CPU ${((used * 1000) / IDLE_CPU_MS).toFixed(3)} s per second over ${IDLE_CPU_MS / 1000} s`
+    );
   } finally {
     await s.cleanup();
   }
@@ -371,18 +383,19 @@ async function micro(): Promise<string[]> {
   ];
 }
 
-export async function run(which: string = 'all'): Promise<void> {
+export async function run(which: string = 'all', only?: number): Promise<void> {
+  const part = (n: number) => only === undefined || only === n;
   if (which === 'all' || which === 'micro') for (const line of await micro()) console.log(line);
   await docker('image', 'inspect', IMAGE).catch(() => {
     throw new Error(`the ${IMAGE} image is missing: run scripts/docker.sh ensure`);
   });
   if (which === 'all' || which === 'burst') {
-    console.log(await burst(10, LINES));
-    console.log(await burst(100, Math.round(LINES / 10)));
+    if (part(10)) console.log(await burst(10, LINES));
+    if (part(100)) console.log(await burst(100, Math.round(LINES / 10)));
   }
   if (which === 'all' || which === 'rate') {
-    console.log(await rate(10, 500, 10));
-    console.log(await rate(100, 50, 10));
+    if (part(10)) console.log(await rate(10, 500, 10));
+    if (part(100)) console.log(await rate(100, 50, 10));
   }
   if (which === 'all' || which === 'idle') {
     console.log(await idle(100));
@@ -392,5 +405,5 @@ export async function run(which: string = 'all'): Promise<void> {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv[2] === 'idle-child') await idleChild(Number(process.argv[3]));
-  else await run(process.argv[2]);
+  else await run(process.argv[2], process.argv[3] === undefined ? undefined : Number(process.argv[3]));
 }

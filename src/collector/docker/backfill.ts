@@ -40,7 +40,6 @@ interface Held {
   id: string;
   name: string;
   events: LogEvent[];
-  bytes: number;
   streams: Positions;
   at: number;
 }
@@ -86,8 +85,8 @@ export class BackfillGate implements LineSink {
     this.heldEvents = keep.reduce((n, h) => n + h.events.length, 0);
   }
 
-  add(containerId: string, name: string, events: LogEvent[], bytes: number, streams: Positions): boolean {
-    this.held.push({ id: containerId, name, events, bytes, streams, at: Date.now() });
+  add(containerId: string, name: string, events: LogEvent[], streams: Positions): boolean {
+    this.held.push({ id: containerId, name, events, streams, at: Date.now() });
     this.heldEvents += events.length;
     return this.hasRoom();
   }
@@ -119,7 +118,7 @@ export class BackfillGate implements LineSink {
       for (const e of h.events) this.consume(m, eventKey(e));
       this.heldHead++;
       this.heldEvents -= h.events.length;
-      this.opts.shipper.add(h.id, h.name, [], h.bytes, h.streams);
+      this.opts.shipper.add(h.id, h.name, [], h.streams);
     }
     this.held = [];
     this.heldHead = 0;
@@ -186,7 +185,7 @@ export class BackfillGate implements LineSink {
       this.heldEvents -= h.events.length;
       const m = this.delivered.get(h.id);
       const missing = m ? h.events.filter((e) => !this.consume(m, eventKey(e))) : h.events;
-      this.opts.shipper.add(h.id, h.name, missing, h.bytes, h.streams);
+      this.opts.shipper.add(h.id, h.name, missing, h.streams);
     }
     if (this.heldHead === this.held.length) {
       this.held = [];

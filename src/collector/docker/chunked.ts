@@ -7,17 +7,40 @@ import { ClogsError } from '../../errors.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
+const SEMICOLON = 0x3b;
 /** A chunk-size line is a few hex digits, maybe with extensions; a trailer line is a header. */
 const MAX_LINE_BYTES = 8 * 1024;
+/** Sizes up to 0xffffffff: more than any frame the parser takes. */
+const MAX_SIZE_DIGITS = 8;
 
 type State = 'size' | 'data' | 'data-end' | 'trailer' | 'done';
 
+/**
+ * Where a chunk-size line stands: before its digits (whitespace), in them,
+ * after them (whitespace), or in its extensions, which are skipped.
+ */
+const BEFORE = 0;
+const DIGITS = 1;
+const AFTER = 2;
+const EXTENSION = 3;
+
+/**
+ * The engine sends a followed log as one chunk per flushed message, so the
+ * size lines are read byte by byte, with no string: measured (bench/docker.bench.ts
+ * rate, 100 containers), decoding them as strings took 8 % of the main thread.
+ */
 export class ChunkedDecoder {
   private state: State = 'size';
   /** Bytes of the current chunk's data still to come. */
   private remaining = 0;
-  /** The size or trailer line read so far (without its line end). */
-  private line = '';
+  /** Bytes of the size or trailer line read so far (without its line end). */
+  private lineBytes = 0;
+  /** The size line: where it stands, its value and digits so far. */
+  private sizeAt = BEFORE;
+  private size = 0;
+  private digits = 0;
+  /** The trailer line read so far ends in a CR. */
+  private endsInCr = false;
   /** After a chunk's data: how many bytes of its CRLF were seen. */
   private endSeen = 0;
 
@@ -49,37 +72,67 @@ export class ChunkedDecoder {
           else throw malformed('no CRLF after chunk data');
           break;
         }
+        case 'size':
+          i = this.sizeLine(buf, i, n);
+          break;
         default: {
           const at = buf.indexOf(LF, i);
           const end = at < 0 ? n : at;
-          if (this.line.length + (end - i) > MAX_LINE_BYTES) throw malformed('line too long');
-          this.line += buf.toString('latin1', i, end);
-          i = end;
-          if (at < 0) break;
-          i++;
-          const line = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
-          this.line = '';
-          if (this.state === 'trailer') {
-            if (line.length === 0) this.state = 'done';
-            break;
-          }
-          const size = parseSize(line);
-          if (size === 0) this.state = 'trailer';
-          else {
-            this.remaining = size;
-            this.state = 'data';
-          }
+          if (end > i) this.endsInCr = buf[end - 1] === CR;
+          this.lineBytes += end - i;
+          if (this.lineBytes > MAX_LINE_BYTES) throw malformed('line too long');
+          if (at < 0) return;
+          // The empty line (a lone CR at most) ends the trailers.
+          if (this.lineBytes === 0 || (this.lineBytes === 1 && this.endsInCr)) this.state = 'done';
+          this.lineBytes = 0;
+          i = at + 1;
         }
       }
     }
   }
+
+  /** Reads the size line from `i`; returns where reading goes on. */
+  private sizeLine(buf: Buffer, i: number, n: number): number {
+    for (; i < n; i++) {
+      const b = buf[i]!;
+      if (b === LF) {
+        if (this.digits === 0) throw malformed(`bad chunk size line`);
+        const size = this.size;
+        this.lineBytes = 0;
+        this.sizeAt = BEFORE;
+        this.size = 0;
+        this.digits = 0;
+        if (size === 0) this.state = 'trailer';
+        else {
+          this.remaining = size;
+          this.state = 'data';
+        }
+        return i + 1;
+      }
+      if (++this.lineBytes > MAX_LINE_BYTES) throw malformed('line too long');
+      if (this.sizeAt === EXTENSION) continue;
+      const digit = hexValue(b);
+      if (digit >= 0 && this.sizeAt !== AFTER) {
+        if (++this.digits > MAX_SIZE_DIGITS) throw malformed('chunk size too large');
+        this.size = this.size * 16 + digit;
+        this.sizeAt = DIGITS;
+      } else if (b === SEMICOLON && this.sizeAt !== BEFORE) {
+        this.sizeAt = EXTENSION;
+      } else if (b === 0x20 || b === 0x09 || b === CR) {
+        if (this.sizeAt === DIGITS) this.sizeAt = AFTER;
+      } else {
+        throw malformed(`bad chunk size byte 0x${b.toString(16)}`);
+      }
+    }
+    return i;
+  }
 }
 
-function parseSize(line: string): number {
-  const semi = line.indexOf(';');
-  const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
-  if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) throw malformed(`bad chunk size ${JSON.stringify(line.slice(0, 40))}`);
-  return parseInt(hex, 16);
+function hexValue(b: number): number {
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  const lower = b | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
+  return -1;
 }
 
 function malformed(what: string): ClogsError {

@@ -301,7 +301,7 @@ export class Discovery {
     const now = nowNanoTime();
     const ts = formatNanoTime(now.sec, now.nsec);
     const start: Positions = { stdout: { ts, lines: 0, ords: 0 }, stderr: { ts, lines: 0, ords: 0 } };
-    this.deps.shipper.add(info.id, info.name, [], 0, start);
+    this.deps.shipper.add(info.id, info.name, [], start);
     return new Follower(info, start, this.backfillDeps);
   }
 

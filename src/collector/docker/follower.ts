@@ -141,7 +141,7 @@ export class Follower {
    * complete, hand it out.
    */
   finish(): void {
-    if (this.parser) this.ship(this.parser.end(), 0);
+    if (this.parser) this.ship(this.parser.end());
     this.halt();
     this.flushHeld();
     this.stateNow = 'done';
@@ -171,13 +171,13 @@ export class Follower {
     for (const stream of Object.keys(this.heldFrom) as Stream[]) {
       if (this.deps.normalizer.heldFirst(this.id, stream) === undefined) delete this.heldFrom[stream];
     }
-    this.deps.sink.add(this.id, this.info.name, events, 0, this.checkpointPositions());
+    this.deps.sink.add(this.id, this.info.name, events, this.checkpointPositions());
   }
 
   private flushHeld(): void {
     const events = this.deps.normalizer.flushSource(this.id);
     this.heldFrom = {};
-    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, events, 0, copyPositions(this.positions));
+    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, events, copyPositions(this.positions));
   }
 
   /** The positions a checkpoint may take: before the first line of every held trace. */
@@ -216,10 +216,10 @@ export class Follower {
     }
     bytesInDocker.inc(bytes);
     this.failures = 0;
-    return this.ship(lines, bytes);
+    return this.ship(lines);
   }
 
-  private ship(lines: LogLine[], bytes: number): boolean {
+  private ship(lines: LogLine[]): boolean {
     const filter = this.filter;
     const { normalizer, sink, perLine } = this.deps;
     const meta = this.info.meta;
@@ -252,12 +252,12 @@ export class Follower {
         }
       }
       if (perLine) {
-        room = sink.add(this.id, this.info.name, events, line.bytes.length, this.checkpointPositions());
+        room = sink.add(this.id, this.info.name, events, this.checkpointPositions());
         events = [];
       }
     }
     if (perLine) return room;
     if (admitted === 0) return sink.hasRoom();
-    return sink.add(this.id, this.info.name, events, bytes, this.checkpointPositions());
+    return sink.add(this.id, this.info.name, events, this.checkpointPositions());
   }
 }

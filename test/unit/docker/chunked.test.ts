@@ -55,6 +55,10 @@ describe('ChunkedDecoder', () => {
     expect(decode([Buffer.concat([Buffer.from('1A\n'), body, Buffer.from('\n0\n\n')])])).toEqual({ body, pieces: 1, done: true });
   });
 
+  it('takes whitespace around the size and skips extensions', () => {
+    expect(decode([Buffer.from(' 3 ;a="x y"\r\nabc\r\n0\t\r\n\r\n')])).toEqual({ body: Buffer.from('abc'), pieces: 1, done: true });
+  });
+
   it('ignores bytes after the end of the body', () => {
     expect(decode([Buffer.from('3\r\nabc\r\n0\r\n\r\ngarbage')]).body.toString()).toBe('abc');
   });
@@ -64,6 +68,9 @@ describe('ChunkedDecoder', () => {
     ['data not followed by CRLF', '3\r\nabcd\r\n'],
     ['a size line that never ends', 'f'.repeat(9000)],
     ['a size too large', '123456789\r\n'],
+    ['digits after whitespace', '1 2\r\n'],
+    ['an extension without a size', ';x\r\n'],
+    ['an empty size line', '\r\n'],
   ])('rejects %s', (_what, text) => {
     expect(() => decode([Buffer.from(text)])).toThrow(expect.objectContaining({ code: 'CLOGS_FRAME_MALFORMED' }));
   });
