@@ -31,5 +31,5 @@ VOLUME /var/lib/clogs
 USER node
 EXPOSE 24224/tcp 24224/udp 24280/tcp
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["node", "dist/src/clogs.cjs"]
 CMD ["collect", "--forward", "0.0.0.0:24224", "--http", "0.0.0.0:24280", "--state", "/var/lib/clogs/state", "--file", "/var/lib/clogs/data"]

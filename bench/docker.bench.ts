@@ -32,7 +32,7 @@ import { promisify } from 'node:util';
 import { cpuSeconds, memoryMb } from './proc.js';
 
 const execFileP = promisify(execFile);
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/src/clogs.cjs');
 const IMAGE = 'clogs-busybox:latest';
 const LINES = Number(process.env.CLOGS_BENCH_DOCKER_LINES ?? 20_000);
 const PAYLOAD = 'GET /api/v1/orders user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f35';

@@ -209,7 +209,7 @@ async function sideBySide(client: Client, tag: string): Promise<{ direct: Figure
 
 // --- the whole collector ------------------------------------------------------
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/src/clogs.cjs');
 
 /** PackedForward requests of 1000 Docker-driver records each (EventTime, container_id/name, source, log), one container per request. */
 function forwardRequests(total: number): Buffer[] {

@@ -22,7 +22,7 @@ export interface Receiver {
   stop(): Promise<void>;
 }
 
-const CLI = join(process.cwd(), 'dist/src/cli.js');
+const CLI = join(process.cwd(), 'dist/src/clogs.cjs');
 
 async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

@@ -1,9 +1,8 @@
-#!/usr/bin/env node
 /**
- * The `clogs` command: parses flags and hands over. `collect` runs the
- * collector; `tail`, `ps` and `search` read what it collected.
+ * The `clogs` command, loaded by clogs.cts: parses flags and hands over.
+ * `collect` runs the collector; `tail`, `ps` and `search` read what it
+ * collected.
  */
-import './threadpool.js';
 import { Command, Option } from 'commander';
 import { configFile, loadConfig } from './config/load.js';
 import { createLogger } from './log.js';

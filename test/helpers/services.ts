@@ -13,7 +13,7 @@ import type { LogEvent } from '../../src/collector/event.js';
 import { BUSYBOX_IMAGE, docker } from './docker.js';
 
 export { BUSYBOX_IMAGE as TEST_IMAGE, docker } from './docker.js';
-export const CLI = join(process.cwd(), 'dist/src/cli.js');
+export const CLI = join(process.cwd(), 'dist/src/clogs.cjs');
 
 export async function requireDocker(): Promise<void> {
   try {

@@ -75,7 +75,7 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node dist/src/cli.js ARGS` to its end. */
+/** Runs `node dist/src/clogs.cjs ARGS` to its end. */
 export function runCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
@@ -128,7 +128,7 @@ export async function expectFollowedIntoLive(tail: CliProcess, collectorLines: r
   expect(collectorLines.some((l) => l.msg === 'tail client subscribed')).toBe(true);
 }
 
-/** Starts `node dist/src/cli.js ARGS` and leaves it running (`tail -f`). */
+/** Starts `node dist/src/clogs.cjs ARGS` and leaves it running (`tail -f`). */
 export function startCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, NO_COLOR: '', ...opts.env },
