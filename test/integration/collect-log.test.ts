@@ -18,6 +18,16 @@ const quickFlags = (name: string) => {
 };
 
 afterAll(async () => {
+  // Closing the terminal sends SIGHUP, which makes clogs reload its config,
+  // not stop: stop the collectors first, as a person would with Ctrl-C.
+  const pids = await tmux('list-panes', '-a', '-F', '#{pane_pid}').catch(() => '');
+  for (const pid of pids.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+  }
   await tmux('kill-server').catch(() => undefined);
 });
 
