@@ -75,7 +75,7 @@ describe('Dockerfile', () => {
 
   it('runs node as PID 1 in exec form, so SIGTERM reaches clogs', () => {
     expect(text).toMatch(/^FROM node:20-slim$/m);
-    expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/src\/cli\.js"\]$/m);
+    expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/src\/clogs\.cjs"\]$/m);
     expect(text).toMatch(/^STOPSIGNAL SIGTERM$/m);
     expect(text).toMatch(/^CMD \["collect"/m);
   });
