@@ -27,10 +27,12 @@ export function createLogger(level: string = process.env.CLOGS_LOG_LEVEL ?? 'inf
     },
   };
   const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
-  if (!pretty) return pino(options);
-  // In process and synchronous, not a transport thread: the collector logs
+  // Synchronous, in process, not a transport thread: the collector logs
   // little, and a line must be out before a crash or process.exit.
+  const stdout = standardOutput();
+  if (!pretty) return pino(options, stdout);
   return pino(options, loadPretty().PinoPretty({
+    destination: stdout,
     colorize: process.stdout.isTTY === true && !process.env.NO_COLOR,
     sync: true,
     singleLine: true,
@@ -38,6 +40,24 @@ export function createLogger(level: string = process.env.CLOGS_LOG_LEVEL ?? 'inf
     ignore: 'pid,hostname,component',
     messageFormat: '{if component}{component}: {end}{msg}',
   }));
+}
+
+/**
+ * Standard output for the log, written synchronously, which stops writing
+ * once a write fails. pino's asynchronous destination (sonic-boom) flushes at
+ * exit and, on any error but a broken pipe (EIO from a terminal that was
+ * closed), retries that write every 100 ms forever: a collector whose
+ * terminal went away never stopped, holding its ports and its queue's lock.
+ * Written synchronously, a failed write is known at once and switches the log off.
+ */
+function standardOutput(): pino.DestinationStream {
+  const stream = pino.destination({ dest: 1, sync: true });
+  stream.on('error', () => {
+    const off = (): void => undefined;
+    stream.write = () => true;
+    Object.assign(stream, { flushSync: off, flush: off, end: off });
+  });
+  return stream;
 }
 
 export type { Logger };

@@ -51,4 +51,26 @@ describe('clogs collect logs about itself', () => {
     await until('the JSON ready line', async () => (await tmux('capture-pane', '-p', '-J', '-t', 'json')).includes('"msg":"ready"'), 30_000);
     expect(await tmux('capture-pane', '-p', '-J', '-t', 'json')).toContain('"level":30');
   });
+
+  it('still stops on SIGTERM after its terminal was closed, in either format', async () => {
+    for (const format of ['pretty', 'json']) {
+      const flags = quickFlags(`log-gone-${format}`);
+      const state = flags[flags.indexOf('--state') + 1]!;
+      await tmux('new-session', '-d', '-s', `gone-${format}`, '-x', '400', '-y', '20', `${process.execPath} ${CLI} collect ${flags.join(' ')} --log-format ${format}`);
+      await until(`the ${format} collector's ready line`, async () => /INFO: ready|"msg":"ready"/.test(await tmux('capture-pane', '-p', '-J', '-t', `gone-${format}`)), 30_000);
+      const pid = Number((await run('pgrep', ['-f', state])).stdout.trim().split('\n')[0]);
+      // The terminal goes away: SIGHUP (a reload, which logs), then every write to it fails.
+      await tmux('kill-session', '-t', `gone-${format}`);
+      process.kill(pid, 'SIGTERM');
+      await until(`the ${format} collector to exit`, () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      }, 30_000);
+    }
+  });
 });
+
