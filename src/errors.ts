@@ -24,3 +24,11 @@ export class ClogsError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Whether a file system call failed because its file or folder is not there,
+ * which callers take as "nothing yet" or "already gone".
+ */
+export function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}

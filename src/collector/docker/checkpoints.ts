@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import type { Stream } from '../event.js';
 import { parseDockerTime } from './frames.js';
+import { isMissing } from '../../errors.js';
 
 export interface StreamPosition {
   /** Docker's timestamp of the last emitted line. */
@@ -90,7 +91,7 @@ export class CheckpointStore {
     try {
       text = await readFile(join(dir, FILE), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!isMissing(err)) throw err;
       return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
     }
     let parsed: CheckpointFile;

@@ -5,11 +5,12 @@
  * was logged then.
  */
 import { unlink } from 'node:fs/promises';
+import { isMissing } from '../../errors.js';
 
 export async function removeIfPresent(path: string): Promise<void> {
   try {
     await unlink(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!isMissing(err)) throw err;
   }
 }

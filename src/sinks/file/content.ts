@@ -14,12 +14,12 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { GZIP_SUFFIX, isCompressed } from './layout.js';
+import { isMissing } from '../../errors.js';
 
 const CHUNK_BYTES = 64 * 1024;
 /** Plain content held at once when a `.gz` is read backwards. */
 const BACKWARD_WINDOW = 4 * 1024 * 1024;
 
-const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
 /**
  * How far a reader may read: the size of a plain file, Infinity for a `.gz`

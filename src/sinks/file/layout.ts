@@ -41,6 +41,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogEvent } from '../../collector/event.js';
 import { eventSourceName } from '../../collector/source.js';
+import { isMissing } from '../../errors.js';
 
 export const FILE_SUFFIX = '.ndjson';
 /** Appended to a rotated file's name once it is gzipped. */
@@ -162,7 +163,7 @@ async function readdirOrEmpty(dir: string) {
   try {
     return await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isMissing(err)) return [];
     throw err;
   }
 }

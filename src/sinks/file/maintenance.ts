@@ -20,6 +20,7 @@ import { compressFile, leftovers } from './compress.js';
 import type { FileIo } from './io.js';
 import { listLayoutFiles, listSourceDirs } from './layout.js';
 import { hasLimits, planDeletions, type StoredFile } from './retention.js';
+import { isMissing } from '../../errors.js';
 
 export interface MaintenanceOptions {
   dir: string;
@@ -39,7 +40,6 @@ interface ScannedFile extends StoredFile {
   newest: boolean;
 }
 
-const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
 export class StoreMaintenance {
   private timer: NodeJS.Timeout | undefined;
