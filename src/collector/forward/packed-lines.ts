@@ -480,11 +480,12 @@ export class PackedLineEncoder {
       if (pairs.escaped[i] === 1 || isIndexKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!)) return false;
       for (let j = 0; j < i; j++) if (sameKey(buf, pairs, i, j)) return false;
     }
-    const message = this.pairNamed(buf, MESSAGE_KEY_BYTES);
+    let message = -1;
+    for (const key of MESSAGE_KEY_BYTES) if ((message = this.pairNamed(buf, key)) >= 0) break;
     let levelAt = -1;
     let level: string | undefined;
     for (const key of LEVEL_KEY_BYTES) {
-      const i = this.pairNamed(buf, [key]);
+      const i = this.pairNamed(buf, key);
       if (i < 0) continue;
       level = levelName(buf.toString('utf8', pairs.valueAt[i]!, pairs.valueEnd[i]!));
       if (level !== undefined) {
@@ -506,6 +507,7 @@ export class PackedLineEncoder {
       o = attrsMember(dst, o, first);
       first = false;
       o = this.string(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!, dst, o);
+      if (o < 0) break;
       dst[o++] = 0x3a;
       o = this.string(buf, pairs.valueAt[i]!, pairs.valueEnd[i]!, dst, o);
     }
@@ -517,12 +519,10 @@ export class PackedLineEncoder {
     return true;
   }
 
-  /** The first pair whose key is one of `keys`, in the order of `keys`; -1 if none. */
-  private pairNamed(buf: Buffer, keys: readonly Buffer[]): number {
+  /** The pair whose key is `key`; -1 if none. */
+  private pairNamed(buf: Buffer, key: Buffer): number {
     const pairs = this.pairs;
-    for (const key of keys) {
-      for (let i = 0; i < pairs.count; i++) if (bytesEqual(buf, pairs.keyAt[i]!, pairs.keyEnd[i]! - pairs.keyAt[i]!, key)) return i;
-    }
+    for (let i = 0; i < pairs.count; i++) if (bytesEqual(buf, pairs.keyAt[i]!, pairs.keyEnd[i]! - pairs.keyAt[i]!, key)) return i;
     return -1;
   }
 
