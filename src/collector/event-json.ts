@@ -89,12 +89,17 @@ let lastInput: string | undefined;
 let lastTag: string | undefined;
 let lastHead = '';
 
+/** `,"tag":…`, inside `clogs`, right before `,"seq":` (line-fields.ts, `/tail`'s search for a tag). */
+export function tagJson(tag: string): string {
+  return ',"tag":' + quote(tag);
+}
+
 /** `,"clogs":{"input":...,"tag":...,"seq":` : what comes before the numbers. */
 export function clogsHead(input: string, tag: string | undefined): string {
   if (input !== lastInput || tag !== lastTag) {
     lastInput = input;
     lastTag = tag;
-    lastHead = ',"clogs":{"input":' + quote(input) + (tag === undefined ? '' : ',"tag":' + quote(tag)) + ',"seq":';
+    lastHead = ',"clogs":{"input":' + quote(input) + (tag === undefined ? '' : tagJson(tag)) + ',"seq":';
   }
   return lastHead;
 }

@@ -3,6 +3,7 @@
  * per-event check in the pipeline's publish path is a few comparisons.
  */
 import type { ContainerMeta, Stream } from '../collector/event.js';
+import { tagJson } from '../collector/event-json.js';
 import type { LineFields } from '../collector/line-fields.js';
 import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
@@ -25,7 +26,7 @@ export interface TailFilter {
 
 export function parseTailFilter(params: URLSearchParams): TailFilter | string {
   const containers = params.getAll('container').filter((c) => c.length > 0);
-  const filter: TailFilter = { containers, tagMarks: containers.map((c) => Buffer.from(`,"tag":${JSON.stringify(c)},"seq":`)) };
+  const filter: TailFilter = { containers, tagMarks: containers.map((c) => Buffer.from(`${tagJson(c)},"seq":`)) };
   const stream = params.get('stream');
   if (stream !== null && stream !== '') {
     if (stream !== 'stdout' && stream !== 'stderr') return `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`;
