@@ -20,6 +20,7 @@ import { configuredStore, openStore } from './tail/target.js';
 import { Pipeline } from './collector/pipeline.js';
 import type { InputDeps, RunningInput } from './collector/input.js';
 import { startForwardInput } from './collector/forward/index.js';
+import { collectProcessMetrics } from './metrics.js';
 
 interface Running {
   config: Config;
@@ -40,6 +41,7 @@ export class Collector {
   constructor(private readonly log: Logger) {}
 
   async start(config: Config): Promise<void> {
+    collectProcessMetrics();
     await mkdir(config.state_dir, { recursive: true });
     const sinks = await this.startSinks(config);
     this.pipeline.replaceSinks(sinks);

@@ -3,7 +3,7 @@
  * Components import the metric they update; names follow Prometheus
  * conventions (`_total` counters, base units).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 
@@ -121,3 +121,18 @@ export const forwardRenderedBytes = new Gauge({
   help: 'Bytes of events the forward input has rendered and not yet seen durable, all connections together.',
   registers: [registry],
 });
+
+let processMetrics = false;
+
+/**
+ * The process's own series under prom-client's standard names (CPU seconds,
+ * resident memory, open descriptors, heap, event-loop lag, GC pauses), so a
+ * collector that leaks or stalls shows on the dashboards every Node service
+ * has. Only a running collector adds them: the CLI's readers load this module
+ * too, and need no event-loop monitor.
+ */
+export function collectProcessMetrics(): void {
+  if (processMetrics) return;
+  processMetrics = true;
+  collectDefaultMetrics({ register: registry });
+}

@@ -109,6 +109,12 @@ describe('HTTP endpoint of clogs collect', () => {
     for (const name of ['clogs_input_connections', 'clogs_queue_events', 'clogs_sink_errors_total', 'clogs_sink_retries_total', 'clogs_sink_dead_lettered_total', 'clogs_docker_containers_followed']) {
       expect(types.has(name), name).toBe(true);
     }
+    // The process's own series, as every Node service has them.
+    expect(value(samples, 'process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
+    expect(value(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds', 'process_open_fds']) {
+      expect(types.has(name), name).toBe(true);
+    }
   });
 
   it('/tail streams the live normalized events as SSE, filtered by container', async () => {
