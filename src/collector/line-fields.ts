@@ -178,6 +178,19 @@ export class LineFields {
   }
 }
 
+const LINE_OPEN = Buffer.from('{"@timestamp":"');
+
+/**
+ * The `@timestamp` of the line starting at `start`, read without reading the
+ * rest (it comes first, at a fixed place); undefined for a line of another
+ * shape.
+ */
+export function timestampOf(buf: Buffer, start: number, end: number): string | undefined {
+  const from = start + TIMESTAMP_AT;
+  if (from + TIMESTAMP_LENGTH > end || !at(buf, start, LINE_OPEN)) return undefined;
+  return buf.toString('latin1', from, from + TIMESTAMP_LENGTH);
+}
+
 /** Each line of `chunks` (whole lines, as an EncodedSource holds them), read into `fields` in turn. */
 export function forEachLine(chunks: readonly Buffer[], fields: LineFields, fn: (fields: LineFields) => void): void {
   for (const chunk of chunks) {

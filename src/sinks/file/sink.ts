@@ -64,7 +64,7 @@ export class FileSink implements Sink {
     this.io = deps.io ?? nodeFileIo;
     const now = deps.now ?? Date.now;
     const maxOpen = deps.maxOpenFiles ?? 128;
-    this.replay = new ReplayGuard(cfg.dir);
+    this.replay = new ReplayGuard(cfg.dir, (source, err) => this.log.warn({ err, source }, 'cannot read a file tail to drop a replayed batch'));
     this.disk = new DiskRetry({ sink: 'file', log: this.log, ...(deps.diskBackoff ? { backoff: deps.diskBackoff } : {}) });
     this.maintenance = new StoreMaintenance({
       dir: cfg.dir,
@@ -129,41 +129,29 @@ export class FileSink implements Sink {
     const sources = [...batch.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
     const dirs = sources.map((s) => this.dirs.dirOf(s.container, s.name));
-    return this.afterTails(this.replay.unchecked(dirs), () =>
-      // A replay is recognised by the events' identities, read from the
-      // lines of a source with a file tail still to compare against.
-      dirs.some((d) => this.replay.pending(d)) ? this.withoutReplay(batch) : this.loop.add(sources, dirs),
-    );
+    if (this.gated === 0 && !this.replay.mayReplay(dirs)) return this.loop.add(sources, dirs);
+    return this.afterReplayCheck(batch);
   }
 
   /**
-   * Runs `enqueue` once the file tails of the `unchecked` sources were read
-   * (replay.ts: the first write of each source after start), keeping the
-   * order of writes.
+   * Queues the batch without the lines a restart replayed (replay.ts),
+   * keeping the order of writes: those behind it wait until it is queued.
    */
-  private afterTails(unchecked: readonly string[], enqueue: () => Promise<void>): Promise<void> {
-    if (unchecked.length === 0 && this.gated === 0) return enqueue();
+  private afterReplayCheck(batch: EncodedBatch): Promise<void> {
     this.gated++;
     let durable: Promise<void> = Promise.resolve();
     // The gate opens once this write is queued, not once it is durable, so
     // writes behind it still share commits.
     const queued = this.gate
-      .then(() => Promise.all(unchecked.map((s) => this.replay.load(s).catch((err: unknown) => this.log.warn({ err, source: s }, 'cannot read a file tail to drop a replayed batch')))))
-      .then(() => {
-        durable = enqueue();
+      .then(() => this.replay.drop(batch, (s) => this.dirs.dirOf(s.container, s.name)))
+      .then(({ kept, dropped }) => {
+        if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
+        const sources = [...kept.sources()].filter((s) => s.count > 0);
+        if (sources.length > 0) durable = this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
       })
       .finally(() => this.gated--);
-    this.gate = queued;
+    this.gate = queued.catch(() => undefined);
     return queued.then(() => durable);
-  }
-
-  /** The batch minus the events already at the end of their source's file. */
-  private withoutReplay(batch: EncodedBatch): Promise<void> {
-    const { kept, dropped } = this.replay.drop(batch, (s) => this.dirs.dirOf(s.container, s.name));
-    if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
-    const sources = [...kept.sources()].filter((s) => s.count > 0);
-    if (sources.length === 0) return Promise.resolve();
-    return this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
   }
 
   /** Writes and syncs what was handed in, closes the files; later writes reject. */

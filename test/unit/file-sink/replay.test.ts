@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
@@ -107,5 +107,59 @@ describe('file sink: a batch written again after a crash', () => {
     await sink.close();
     const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
     expect(stored).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+  });
+  it('goes on dropping across batches while every line so far was a replay', async () => {
+    const dir = tempDir();
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0), line('b', 1), line('c', 2), line('d', 3)]));
+    await first.close();
+
+    const second = createFileSink(config(dir), { log: captureLog().log });
+    await second.start();
+    await second.write(EncodedBatch.of([line('a', 0), line('b', 1)]));
+    await second.write(EncodedBatch.of([line('c', 2), line('d', 3), line('e', 4)]));
+    await second.close();
+    const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
+    expect(stored).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('looks at each source of a batch on its own', async () => {
+    const dir = tempDir();
+    const db = container('db');
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0), event('x', { container: db, stream: 'stdout' })]));
+    await first.close();
+
+    const second = createFileSink(config(dir), { log: captureLog().log });
+    await second.start();
+    const y = event('y', { container: db, stream: 'stdout' });
+    y.clogs.ordinal = 1;
+    await second.write(EncodedBatch.of([line('a', 0), y, line('b', 1)]));
+    await second.close();
+    const store = await readStore(dir);
+    expect(store.get('web')!.map((e) => (e as { message: string }).message)).toEqual(['a', 'b']);
+    expect(store.get('db')!.map((e) => (e as { message: string }).message)).toEqual(['x', 'y']);
+  });
+
+  it('recognises a line an older release wrote with its fields in another order', async () => {
+    const dir = tempDir();
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0)]));
+    await first.close();
+    const file = join(dir, 'web', readdirSync(join(dir, 'web'))[0]!);
+    const b = line('b "q" é', 1);
+    // The same event, keys in another order, non-ASCII escaped.
+    const older = { clogs: b.clogs, stream: b.stream, container: b.container, host: b.host, message: b.message, '@timestamp': b['@timestamp'] };
+    appendFileSync(file, JSON.stringify(older).replace('é', '\\u00e9') + '\n');
+
+    const second = createFileSink(config(dir), { log: captureLog().log });
+    await second.start();
+    await second.write(EncodedBatch.of([line('b "q" é', 1), line('c', 2)]));
+    await second.close();
+    const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
+    expect(stored).toEqual(['a', 'b "q" é', 'c']);
   });
 });
