@@ -1,5 +1,6 @@
 /**
- * PackedForward entries → NDJSON lines, straight from the msgpack bytes.
+ * PackedForward entries → NDJSON lines, straight from the msgpack bytes; so
+ * too runs of Message-mode requests as they were read (checkMessages()).
  *
  * The common record, Docker's keys (`container_id`, `container_name`,
  * `source`, `log`) with a stdout or stderr line of text (printable ASCII,
@@ -173,7 +174,7 @@ export class PackedLineEncoder {
   /**
    * `{"@timestamp":"` and the time to the second, of the last two seconds
    * rendered: requests read together from several containers (Message mode
-   * grouped by tag, Fluent Bit's mixed PackedForward) go back and forth
+   * in the order the requests came, Fluent Bit's mixed PackedForward) go back and forth
    * across a second's turn. Measured on the Message-mode bench with one
    * second kept: 1.3 % of the collector's CPU re-rendering them.
    */
