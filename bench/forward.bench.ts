@@ -36,7 +36,8 @@
  * (steadier than wall time on a shared machine): the decoder alone, the
  * general path to NDJSON lines (decoder, records.ts, Normalizer,
  * event-json.ts) and the fast path (packed-lines.ts), also with every
- * container's metadata from a container directory (forward.enrich).
+ * container's metadata from a container directory (forward.enrich); and the
+ * same records in Message mode, framed and rendered as a connection does.
  *
  *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|enrich|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
@@ -55,7 +56,8 @@ import { SLICE_BYTES, SLICE_ENTRIES } from '../src/collector/forward/render-budg
 import { Framer } from '../src/collector/forward/framer.js';
 import { RecordMapper } from '../src/collector/forward/records.js';
 import type { ContainerDirectory } from '../src/collector/containers.js';
-import type { ContainerMeta } from '../src/collector/event.js';
+import type { ContainerMeta, LogEvent } from '../src/collector/event.js';
+import type { ForwardEntry } from '../src/collector/forward/messages.js';
 import { Normalizer } from '../src/collector/normalize.js';
 import { multilineSchema } from '../src/config/schema.js';
 import { cpuSeconds, memoryMb } from './proc.js';
@@ -68,6 +70,8 @@ const RUNS = Number(process.env.CLOGS_BENCH_RUNS ?? 3);
 const ES_TOTAL = Math.min(TOTAL, 200_000);
 const ES_URL = process.env.CLOGS_BENCH_ES_URL ?? 'http://127.0.0.1:9200';
 const PER_REQUEST = 1000;
+/** What one socket read brings at most (libuv reads 64 KiB at a time). */
+const READ_BYTES = 64 * 1024;
 /** `tiny`: clients at once in its many-connections case (below max_connections), and 1 MiB records in its big-record case. */
 const MANY_CONNECTIONS = 500;
 const BIG_RECORDS = 32;
@@ -306,6 +310,43 @@ function micro(records: number): void {
       return batch.count;
     }, multiline);
   };
+  /**
+   * Message mode as a connection reads it (requests.ts): the same records one
+   * per request, from the 20 containers in turn, in reads of READ_BYTES,
+   * framed, and each run of requests that lie back to back in a read checked
+   * and rendered together.
+   */
+  const messages = (): number => {
+    const mapper = new RecordMapper();
+    const normalizer = newNormalizer(false);
+    const lines = new PackedLineEncoder({ normalizer, mapper, limits: LIMITS, cache: new DecodeCache() });
+    const general = (e: ForwardEntry, tag: string): LogEvent[] => normalizer.push(mapper.toRawLine(e, tag));
+    const framer = new Framer(LIMITS.maxFrameSize);
+    const frames: Buffer[] = [];
+    let seen = 0;
+    const cpu0 = process.cpuUsage();
+    for (let at = 0; at < messageBytes.length; at += READ_BYTES) {
+      framer.push(messageBytes.subarray(at, at + READ_BYTES), frames);
+      for (let i = 0; i < frames.length; ) {
+        const first = frames[i]!;
+        let size = first.length;
+        for (i++; i < frames.length && frames[i]!.buffer === first.buffer && frames[i]!.byteOffset === first.byteOffset + size; i++) size += frames[i]!.length;
+        for (let run = Buffer.from(first.buffer, first.byteOffset, size); run.length > 0; ) {
+          const part = lines.checkMessages(run, SLICE_ENTRIES);
+          if (part.length === 0) throw new Error('a request the bench sends is not taken with the others');
+          const batch = new EncodedBatch();
+          for (let pos = 0; pos < part.length; ) pos = lines.encodeSlice(part, pos, undefined, batch, general, SLICE_ENTRIES, SLICE_BYTES);
+          seen += batch.count;
+          run = run.subarray(part.length);
+        }
+      }
+      frames.length = 0;
+    }
+    if (seen !== records) throw new Error(`handled ${seen}`);
+    const cpu = process.cpuUsage(cpu0);
+    return ((cpu.user + cpu.system) * 1000) / records;
+  };
+  const messageBytes = Buffer.concat(messageRequests(records));
   // Each measured after one warm-up pass, so the JIT has seen the path.
   decode();
   const decodeNs = decode();
@@ -318,6 +359,13 @@ function micro(records: number): void {
   const directory: ContainerDirectory = { known: (id) => known.get(id), lookup: () => undefined, subscribe: () => () => undefined };
   fast(false, directory);
   const enrichedNs = fast(false, directory);
+  // Against packed-lines once more, side by side, so a busy moment does not land on one side only.
+  messages();
+  let [messageNs, packedNs] = [Infinity, Infinity];
+  for (let i = 0; i < 3; i++) {
+    messageNs = Math.min(messageNs, messages());
+    packedNs = Math.min(packedNs, fast());
+  }
   // The mix's stack traces (samples.ts TRACE_AT) joined by the multiline stage,
   // against the same path without it: the best of three runs each, alternating,
   // so a busy moment of a shared machine does not land on one side only.
@@ -335,6 +383,7 @@ function micro(records: number): void {
       `general path (decode, map, Normalizer, event-json) ${generalNs.toFixed(0)} ns/record (${fmt(1e9 / generalNs)} records/s); ` +
       `packed-lines (fast path where a line allows it) ${fastNs.toFixed(0)} ns/record (${fmt(1e9 / fastNs)} records/s); ` +
       `packed-lines with container metadata (forward.enrich) ${enrichedNs.toFixed(0)} ns/record (${(enrichedNs / fastNs).toFixed(2)} of the CPU); ` +
+      `Message mode, one record per request from the containers in turn (best of 3) ${messageNs.toFixed(0)} vs packed-lines ${packedNs.toFixed(0)} ns/record (${(messageNs / packedNs).toFixed(2)}); ` +
       `multiline auto against off (best of 3): general ${generalMlNs.toFixed(0)} vs ${generalOffNs.toFixed(0)} ns/record (${((generalMlNs / generalOffNs - 1) * 100).toFixed(1)} %), ` +
       `packed-lines ${fastMlNs.toFixed(0)} vs ${fastOffNs.toFixed(0)} ns/record (${((fastMlNs / fastOffNs - 1) * 100).toFixed(1)} %)`,
   );

@@ -14,6 +14,8 @@ const MAX_CHUNK = 256 * 1024;
 export class LineBuffer {
   private readonly chunks: Buffer[] = [];
   private chunk: Buffer;
+  /** A DataView of `chunk`, made once per chunk when asked for. */
+  private chunkView: DataView | undefined;
   /** Where the next byte goes in the chunk room() returns. */
   offset = 0;
   private lineStart = 0;
@@ -48,11 +50,21 @@ export class LineBuffer {
     return this.chunk;
   }
 
+  /**
+   * A DataView of the chunk room() returned, for a caller that writes four
+   * bytes at a time: one per chunk, not one per line, when lines go to many
+   * buffers in turn (one per container).
+   */
+  get view(): DataView {
+    return (this.chunkView ??= new DataView(this.chunk.buffer, this.chunk.byteOffset, this.chunk.byteLength));
+  }
+
   /** Adds chunks of whole lines after the lines held, without copying them. */
   lines(chunks: readonly Buffer[], bytes: number): void {
     if (this.lineStart > 0) {
       this.chunks.push(this.chunk.subarray(0, this.lineStart));
       this.chunk = this.chunk.subarray(this.lineStart);
+      this.chunkView = undefined;
       this.offset -= this.lineStart;
       this.lineStart = 0;
     }
@@ -79,6 +91,7 @@ export class LineBuffer {
     const out = this.chunks.splice(0);
     if (this.lineStart > 0) out.push(this.chunk.subarray(0, this.lineStart));
     this.chunk = this.chunk.subarray(this.lineStart);
+    this.chunkView = undefined;
     this.offset -= this.lineStart;
     this.lineStart = 0;
     this.bytes = 0;
@@ -93,6 +106,7 @@ export class LineBuffer {
     this.chunk.copy(next, 0, this.lineStart, this.offset);
     if (this.lineStart > 0) this.chunks.push(this.chunk.subarray(0, this.lineStart));
     this.chunk = next;
+    this.chunkView = undefined;
     this.offset = partial;
     this.lineStart = 0;
   }

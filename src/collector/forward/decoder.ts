@@ -352,40 +352,46 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
   return message;
 }
 
-/** Where a Message-mode request's `time, record` lie in its bytes. */
-export interface MessageSpan {
-  tag: string;
-  at: number;
-  end: number;
-  option: ForwardOption;
+/**
+ * The request at `pos` of `buf` (whole requests back to back, as the Framer
+ * cut them) when it is in Message mode: its tag, its entry, its option and
+ * where it ends; undefined for a request of another mode. Throws on a
+ * malformed one, as decodeRequest does.
+ */
+export function decodeMessageAt(
+  buf: Buffer,
+  pos: number,
+  limits: DecodeLimits,
+  cache?: DecodeCache,
+): { tag: string; entry: ForwardEntry; option: ForwardOption; end: number } | undefined {
+  const r = new ForwardReader(buf, pos, buf.length, limits, cache);
+  if (!isMessageShape(r)) return undefined;
+  r.pos = pos;
+  r.skipValue();
+  const message = decodeRequest(buf.subarray(pos, r.pos), limits, cache);
+  if (message.mode !== 'Message') return undefined;
+  return { tag: message.tag, entry: decodeEntryAt(message.entry, 0, limits, cache).entry, option: message.option, end: r.pos };
 }
 
 /**
- * When `frame` looks like a Message-mode request, its tag, where its time and
- * record lie (not decoded: the caller renders them as a PackedForward entry
- * and checks them then) and its option; undefined otherwise, malformed
- * included (decodeRequest then says why).
+ * Whether the request `r` is at reads as `[tag, time, record(, option)]`:
+ * its second item neither entries (Forward) nor a str or bin
+ * (PackedForward), so decodeRequest is not run on a Forward request only to
+ * find that out. False for a malformed header too: decodeRequest says what is
+ * wrong with it when the request is read on its own.
  */
-export function messageSpan(frame: Buffer, limits: DecodeLimits, cache?: DecodeCache): MessageSpan | undefined {
-  const n = frame[0];
-  if (n !== 0x93 && n !== 0x94) return undefined;
-  const r = new ForwardReader(frame, 1, frame.length, limits, cache);
+function isMessageShape(r: ForwardReader): boolean {
+  const buf = r.buf;
+  const n = buf[r.pos];
+  if (n !== 0x93 && n !== 0x94) return false;
+  r.pos++;
   try {
-    const tagLen = r.strLen();
-    if (tagLen < 0) return undefined;
-    const tag = r.cache.tag.get(frame, r.strPos, r.strPos + tagLen);
-    const second = r.peek();
-    if (second === undefined || (isArray(second) && !isWrappedTime(frame, r.pos)) || isStrOrBin(second)) return undefined;
-    const at = r.pos;
-    r.skipValue();
-    if (!isMap(r.peek())) return undefined;
-    r.skipValue();
-    const end = r.pos;
-    const option = n === 0x94 ? r.option() : EMPTY_OPTION;
-    return r.pos === frame.length ? { tag, at, end, option } : undefined;
+    if (r.strLen() < 0) return false;
   } catch {
-    return undefined;
+    return false;
   }
+  const second = r.peek();
+  return second !== undefined && !(isArray(second) && !isWrappedTime(buf, r.pos)) && !isStrOrBin(second);
 }
 
 /**
@@ -422,10 +428,6 @@ export function decodeValue(frame: Buffer, limits: DecodeLimits, bytes: RawBytes
 
 function isArray(b: number | undefined): boolean {
   return b !== undefined && ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd);
-}
-
-function isMap(b: number | undefined): boolean {
-  return b !== undefined && ((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf);
 }
 
 function isStrOrBin(b: number): boolean {

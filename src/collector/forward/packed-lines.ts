@@ -1,5 +1,6 @@
 /**
- * PackedForward entries → NDJSON lines, straight from the msgpack bytes.
+ * PackedForward entries → NDJSON lines, straight from the msgpack bytes; so
+ * too runs of Message-mode requests as they were read (checkMessages()).
  *
  * The common record, Docker's keys (`container_id`, `container_name`,
  * `source`, `log`) with a stdout or stderr line of text (printable ASCII,
@@ -23,6 +24,7 @@
  * for a pino JSON line, against 3.4-4.6 µs on the general path.
  */
 import type { EncodedBatch, EncodedSource } from '../encoded.js';
+import type { LineBuffer } from '../line-buffer.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import { clogsHead, containerJson, hostJson, levelJson, streamJson } from '../event-json.js';
 import { plainWord, utf8End } from '../json-bytes.js';
@@ -34,8 +36,9 @@ import { looseSourceName } from '../source.js';
 import { formatNanoTime } from '../time.js';
 import { LogfmtPairs } from '../transforms/logfmt.js';
 import { leadingLevelOfBytes } from '../transforms/text-level.js';
-import { bytesEqual, checkEntries, decodeEntryAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
-import type { DecodeLimits, ForwardEntry } from './messages.js';
+import { bytesEqual, checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
+import { utf8 } from './msgpack.js';
 import { waitAll, type RecordMapper } from './records.js';
 
 const STDOUT = Buffer.from('stdout');
@@ -65,6 +68,15 @@ interface KnownContainer {
 
 /** Containers kept by their bytes; past this many the map starts over (the mapper keeps its own). */
 const MAX_KNOWN_CONTAINERS = 4096;
+
+/** A tag as bytes, and its string. */
+interface KnownTag {
+  bytes: Buffer;
+  tag: string;
+}
+
+/** Slots of the tags kept by a hash of their bytes (a power of two). */
+const TAG_SLOTS = 4096;
 
 // What plan() keeps per entry, SLOTS numbers from the entry's first. ID_AT is
 // -1 for an entry that takes the general path.
@@ -121,6 +133,8 @@ export class PackedLineEncoder {
   private slots = new Int32Array(SLOTS * 1024);
   /** The entries that take the general path, decoded. */
   private readonly general: ForwardEntry[] = [];
+  /** Per entry of a run of Message-mode requests being encoded, its request's tag. */
+  private readonly tags: string[] = [];
   /** What the slots hold: `plannedCount` entries of this stream from `plannedAt`. */
   private plannedStream: Buffer | undefined;
   private plannedAt = 0;
@@ -141,6 +155,12 @@ export class PackedLineEncoder {
   private dstChunk: Buffer | undefined;
   private dstView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private byIdGeneration = 0;
+  /**
+   * Tags by a hash of their bytes, one per slot (a tag that lands on
+   * another's slot replaces it): Message-mode requests from several
+   * containers, each with its own tag, come interleaved on one connection.
+   */
+  private readonly tagSlots: Array<KnownTag | undefined> = new Array<KnownTag | undefined>(TAG_SLOTS).fill(undefined);
   private readonly partsByContainer = new WeakMap<ContainerMeta, ContainerParts>();
   private lastPartsContainer: Container | undefined;
   private lastPartsStream: Stream | undefined;
@@ -154,7 +174,7 @@ export class PackedLineEncoder {
   /**
    * `{"@timestamp":"` and the time to the second, of the last two seconds
    * rendered: requests read together from several containers (Message mode
-   * grouped by tag, Fluent Bit's mixed PackedForward) go back and forth
+   * in the order the requests came, Fluent Bit's mixed PackedForward) go back and forth
    * across a second's turn. Measured on the Message-mode bench with one
    * second kept: 1.3 % of the collector's CPU re-rendering them.
    */
@@ -177,7 +197,7 @@ export class PackedLineEncoder {
    * (`maxEntries`), for encodeSlice() to go on with.
    */
   check(stream: Buffer, maxEntries: number): void {
-    const pos = this.plan(stream, 0, maxEntries);
+    const pos = this.plan(stream, 0, maxEntries, false);
     if (pos >= stream.length) return;
     // Several slices: the rest is read without keeping any of it (kept
     // records would outlive young-generation collections, and be promoted).
@@ -187,14 +207,32 @@ export class PackedLineEncoder {
   }
 
   /**
+   * Reads the Message-mode requests of `run` (whole requests back to back, as
+   * the Framer cut them; at most `maxEntries`), each as the entry it carries,
+   * and returns the part of `run` that is to be rendered together: up to the
+   * first request that is in another mode or has an option that makes it a
+   * request of its own (a chunk to ack, a signal other than logs), or that is
+   * malformed. That one is left to be read on its own; when it is the first,
+   * the part is empty, or this throws (malformed). Keeps its reading for
+   * encodeSlice() with the part as its stream and no tag: each entry has its
+   * request's.
+   */
+  checkMessages(run: Buffer, maxEntries: number): Buffer {
+    const end = this.plan(run, 0, maxEntries, true);
+    const part = end === run.length ? run : run.subarray(0, end);
+    this.plannedStream = part;
+    return part;
+  }
+
+  /**
    * The lookups of containers the slice of `stream` from `pos` names and the
    * mapper does not know yet (records.ts lookupWait), read before the slice is
    * rendered; encodeSlice() then renders what was read here. An entry naming
    * the same container as the one before it is passed over by comparing bytes.
    */
-  lookups(stream: Buffer, pos: number, maxEntries: number): Promise<void> | undefined {
+  lookups(stream: Buffer, pos: number, tag: string | undefined, maxEntries: number): Promise<void> | undefined {
     if (!this.mapper.enriches) return undefined;
-    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries);
+    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries, tag === undefined);
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const count = this.plannedCount;
     const slots = this.slots;
@@ -213,6 +251,8 @@ export class PackedLineEncoder {
         if (length === prevLength && sameBytes(src, at, src, prevAt, length)) continue;
         prevAt = at;
         prevLength = length;
+        // A container a line was rendered for has nothing to wait for.
+        if (this.known(src, at, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!) !== undefined) continue;
         id = stream.toString('utf8', at, at + length);
       }
       const wait = id === undefined ? undefined : this.mapper.lookupWait(id);
@@ -224,32 +264,36 @@ export class PackedLineEncoder {
   /**
    * Renders the entries of `stream` from `pos` on into `out`, until
    * `maxEntries` are rendered or they took `maxBytes`, and returns where the
-   * next entry starts (`stream.length` after the last). `general` takes an
-   * entry the fast path does not (split lines, extra keys, other shapes) and
-   * returns its events. The stream must have passed check(). `watch` learns
+   * next entry starts (`stream.length` after the last). `tag`: the stream's,
+   * or undefined for the part of a run checkMessages() returned, each of
+   * whose entries has its request's. `general` takes an entry the fast path
+   * does not (split lines, extra keys, other shapes) and returns its events.
+   * The stream must have passed check() or checkMessages(). `watch` learns
    * which lines the Normalizer holds (see HoldWatcher).
    */
   encodeSlice(
     stream: Buffer,
     pos: number,
-    tag: string,
+    tag: string | undefined,
     out: EncodedBatch,
-    general: (entry: ForwardEntry) => readonly LogEvent[],
+    general: (entry: ForwardEntry, tag: string) => readonly LogEvent[],
     maxEntries: number,
     maxBytes: number,
     watch?: HoldWatcher,
   ): number {
-    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries);
+    if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries, tag === undefined);
     this.plannedStream = undefined;
     this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const slots = this.slots;
+    const tags = this.tags;
     const count = Math.min(this.plannedCount, maxEntries);
     const limit = out.bytes + maxBytes;
     let next = pos;
     let i = 0;
     for (let s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
-      if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!));
-      else this.render(stream, s, tag, out, watch);
+      const entryTag = tag ?? tags[i]!;
+      if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!, entryTag));
+      else this.render(stream, s, entryTag, out, watch);
       next = slots[s + END]!;
     }
     this.sliced = i;
@@ -260,8 +304,10 @@ export class PackedLineEncoder {
   /**
    * Reads up to `limit` entries from `pos` into the slots (and the general
    * ones, decoded, into `general`); returns where the next entry starts.
+   * `messages`: the stream is Message-mode requests (see checkMessages()),
+   * read up to the first that is not to be rendered with the others.
    */
-  private plan(stream: Buffer, pos: number, limit: number): number {
+  private plan(stream: Buffer, pos: number, limit: number, messages: boolean): number {
     this.general.length = 0;
     this.plannedStream = stream;
     this.plannedAt = pos;
@@ -273,9 +319,14 @@ export class PackedLineEncoder {
         grown.set(this.slots);
         this.slots = grown;
       }
-      const next = this.read(stream, pos, s);
+      const next = messages ? this.readMessage(stream, pos, s, count) : this.read(stream, pos, s);
       if (next >= 0) {
         pos = next;
+      } else if (messages) {
+        const end = this.generalMessage(stream, pos, count);
+        if (end < 0) break;
+        this.slots[s + ID_AT] = -1;
+        pos = end;
       } else {
         const { entry, end } = decodeEntryAt(stream, pos, this.limits, this.cache);
         this.general.push(entry);
@@ -289,13 +340,67 @@ export class PackedLineEncoder {
   }
 
   /**
+   * Decodes the request at `pos` of a run, the `i`th, into `general` and
+   * returns where it ends; -1 when it is not to be rendered with the requests
+   * before it. Throws when the first is malformed; a malformed one after it
+   * is left to be read, and refused, on its own.
+   */
+  private generalMessage(run: Buffer, pos: number, i: number): number {
+    let message: ReturnType<typeof decodeMessageAt>;
+    try {
+      message = decodeMessageAt(run, pos, this.limits, this.cache);
+    } catch (err) {
+      if (i === 0) throw err;
+      return -1;
+    }
+    if (message === undefined || message.option.chunk !== undefined || message.option.signal !== FLUENT_SIGNAL_LOGS) return -1;
+    this.general.push(message.entry);
+    this.tags[i] = message.tag;
+    return message.end;
+  }
+
+  /**
    * Reads the entry at `pos` into the slots at `s` when it has the fast
    * path's shape and returns where the next entry starts; -1 otherwise.
    */
   private read(buf: Buffer, pos: number, s: number): number {
+    return buf[pos] === 0x92 ? this.readPair(buf, pos + 1, s) : -1;
+  }
+
+  /**
+   * Reads the Message-mode request at `pos`, the `i`th of a run, into the
+   * slots at `s` and its tag into `tags`, when its entry has the fast path's
+   * shape and its option is empty, and returns where it ends; -1 otherwise.
+   */
+  private readMessage(buf: Buffer, pos: number, s: number, i: number): number {
+    const n = buf[pos];
+    if ((n !== 0x93 && n !== 0x94) || pos + 2 > buf.length) return -1;
+    const t = buf[pos + 1]!;
+    let tagAt: number;
+    if ((t & 0xe0) === 0xa0) tagAt = pos + 2;
+    else if (t === 0xd9 && pos + 3 <= buf.length) tagAt = pos + 3;
+    else return -1;
+    const tagEnd = tagAt + (t === 0xd9 ? buf[pos + 2]! : t & 0x1f);
+    let p = this.readPair(buf, tagEnd, s);
+    if (p < 0) return -1;
+    if (n === 0x94) {
+      const o = buf[p];
+      // `{}` or nil: a request with any option is decoded in full.
+      if (o !== 0x80 && o !== 0xc0) return -1;
+      p++;
+    }
+    this.tags[i] = this.tagOf(buf, tagAt, tagEnd);
+    return p;
+  }
+
+  /**
+   * Reads the `time, record` at `p` (an entry's items) into the slots at `s`
+   * when they have the fast path's shape and returns where they end; -1
+   * otherwise.
+   */
+  private readPair(buf: Buffer, p: number, s: number): number {
     const end = buf.length;
-    if (buf[pos] !== 0x92 || pos + 12 > end) return -1;
-    let p = pos + 1;
+    if (p + 11 > end) return -1;
     const t = buf[p]!;
     let sec: number;
     let nsec = 0;
@@ -450,7 +555,7 @@ export class PackedLineEncoder {
   private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): boolean {
     const lines = source.lines;
     // An escape doubles a byte at most.
-    const dst = lines.room(FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
+    const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
     let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
     if (o < 0) return false;
     if (level === undefined) {
@@ -496,7 +601,7 @@ export class PackedLineEncoder {
     const lines = source.lines;
     // The line escaped as the message (twice its size at most), and each pair
     // again under attrs: escaped, quoted and separated, at most three times its size.
-    const dst = lines.room(FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16);
+    const dst = this.room(lines, FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16);
     let o = this.open(dst, lines.offset, sec, nsec);
     o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
     if (o < 0) return false;
@@ -600,7 +705,7 @@ export class PackedLineEncoder {
     const lines = source.lines;
     // The line escaped as the message, at most twice its size, when it has no
     // message field; a rewritten number can take five times its size (9e20).
-    const dst = lines.room(FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES);
+    const dst = this.room(lines, FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES);
     let o = this.open(dst, lines.offset, sec, nsec);
     if (message >= 0) {
       o = this.value(buf, message, dst, o);
@@ -667,6 +772,14 @@ export class PackedLineEncoder {
     source.count++;
   }
 
+  /** `lines.room(n)`, with the DataView viewOf() gives for it. */
+  private room(lines: LineBuffer, n: number): Buffer {
+    const dst = lines.room(n);
+    this.dstChunk = dst;
+    this.dstView = lines.view;
+    return dst;
+  }
+
   private viewOf(dst: Buffer): DataView {
     if (dst !== this.dstChunk) {
       this.dstChunk = dst;
@@ -677,7 +790,24 @@ export class PackedLineEncoder {
 
   /** The record's container, as records.ts maps it; compared by bytes with the last one first. */
   private container(buf: Buffer, idAt: number, idEnd: number, nameAt: number, nameEnd: number): Container {
-    const src = this.srcView;
+    const known = this.known(this.srcView, idAt, idEnd, nameAt, nameEnd);
+    if (known !== undefined) return known.container;
+    const rawName = nameAt < 0 ? undefined : this.cache.containerName.get(buf, nameAt, nameEnd);
+    const container = this.mapper.container(buf.toString('utf8', idAt, idEnd), rawName);
+    // The mapper may have replaced objects while finding this one.
+    if (this.byIdGeneration !== this.mapper.generation) return container;
+    if (this.byIdBytes.size >= MAX_KNOWN_CONTAINERS) this.byIdBytes.clear();
+    const key = idKey(this.srcView, idAt, idEnd);
+    let list = this.byIdBytes.get(key);
+    if (list === undefined) this.byIdBytes.set(key, (list = []));
+    const entry = { id: copyView(buf, idAt, idEnd), name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), container };
+    list.push(entry);
+    this.lastKnown = entry;
+    return container;
+  }
+
+  /** The container kept for these id and name bytes of `src`, if any. */
+  private known(src: DataView, idAt: number, idEnd: number, nameAt: number, nameEnd: number): KnownContainer | undefined {
     if (this.byIdGeneration !== this.mapper.generation) {
       // Some container's object was replaced (renamed, metadata arrived): ask the mapper again.
       this.byIdGeneration = this.mapper.generation;
@@ -687,27 +817,30 @@ export class PackedLineEncoder {
     const len = idEnd - idAt;
     // Records come in runs of one container's: the last one first.
     const last = this.lastKnown;
-    if (last !== undefined && this.sameContainer(last, src, idAt, len, nameAt, nameEnd)) return last.container;
-    const key = len >= 4 ? (src.getUint32(idAt) ^ src.getUint32(idEnd - 4) ^ len) : len;
-    let list = this.byIdBytes.get(key);
-    if (list !== undefined) {
-      for (const k of list) {
-        if (this.sameContainer(k, src, idAt, len, nameAt, nameEnd)) {
-          this.lastKnown = k;
-          return k.container;
-        }
+    if (last !== undefined && this.sameContainer(last, src, idAt, len, nameAt, nameEnd)) return last;
+    const list = this.byIdBytes.get(idKey(src, idAt, idEnd));
+    if (list === undefined) return undefined;
+    for (const k of list) {
+      if (this.sameContainer(k, src, idAt, len, nameAt, nameEnd)) {
+        this.lastKnown = k;
+        return k;
       }
     }
-    const rawName = nameAt < 0 ? undefined : this.cache.containerName.get(buf, nameAt, nameEnd);
-    const container = this.mapper.container(buf.toString('utf8', idAt, idEnd), rawName);
-    // The mapper may have replaced objects while finding this one.
-    if (this.byIdGeneration !== this.mapper.generation) return container;
-    if (this.byIdBytes.size >= MAX_KNOWN_CONTAINERS) this.byIdBytes.clear();
-    if (list === undefined) this.byIdBytes.set(key, (list = []));
-    const known = { id: copyView(buf, idAt, idEnd), name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), container };
-    list.push(known);
-    this.lastKnown = known;
-    return container;
+    return undefined;
+  }
+
+  /** The tag these bytes spell. */
+  private tagOf(buf: Buffer, at: number, end: number): string {
+    // FNV-1a.
+    let h = 0x811c9dc5;
+    for (let i = at; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    const slot = h & (TAG_SLOTS - 1);
+    const len = end - at;
+    const kept = this.tagSlots[slot];
+    if (kept !== undefined && bytesEqual(buf, at, len, kept.bytes)) return kept.tag;
+    const known = { bytes: Buffer.from(buf.subarray(at, end)), tag: utf8(buf, at, end) };
+    this.tagSlots[slot] = known;
+    return known.tag;
   }
 
   private sameContainer(k: KnownContainer, src: DataView, idAt: number, len: number, nameAt: number, nameEnd: number): boolean {
@@ -759,6 +892,12 @@ export class PackedLineEncoder {
     this.lastPartsTag = tag;
     return (this.lastParts = parts);
   }
+}
+
+/** What byIdBytes keys a container id on: its first and last four bytes and its length. */
+function idKey(src: DataView, at: number, end: number): number {
+  const len = end - at;
+  return len >= 4 ? src.getUint32(at) ^ src.getUint32(end - 4) ^ len : len;
 }
 
 function copyView(buf: Buffer, start: number, end: number): DataView<ArrayBufferLike> {

@@ -15,7 +15,7 @@ import { gunzip } from 'node:zlib';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { chunkKey } from './acks.js';
-import { DecodeCache, decodeRequest, messageSpan, type MessageSpan } from './decoder.js';
+import { DecodeCache, decodeRequest } from './decoder.js';
 import { Framer } from './framer.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardOption } from './messages.js';
 import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES, SLICE_ENTRIES } from './render-budget.js';
@@ -45,8 +45,6 @@ export class RequestReader {
   private frames: Buffer[] = [];
   private frameIdx = 0;
   private frameBytes = 0;
-  /** Frames before this index go one by one: taken together, one of them was malformed. */
-  private singlesUntil = 0;
   private inflating = false;
   private stopped = false;
 
@@ -95,7 +93,7 @@ export class RequestReader {
     this.process();
     // Requests waiting behind a gzip chunk or a request being rendered outlive
     // this read: the Framer may reuse their bytes.
-    for (let i = Math.max(before, this.frameIdx); i < this.frames.length; i++) this.frames[i] = Buffer.from(this.frames[i]!);
+    keepFrames(this.frames, Math.max(before, this.frameIdx));
     this.slices.keep((entries) => this.framer.lasts(entries));
     if (error !== undefined) this.hooks.bad(error);
     this.flush();
@@ -136,7 +134,6 @@ export class RequestReader {
     if (this.frameIdx === this.frames.length) {
       this.frames.length = 0;
       this.frameIdx = 0;
-      this.singlesUntil = 0;
     }
   }
 
@@ -160,11 +157,11 @@ export class RequestReader {
     const key = chunk === undefined ? undefined : chunkKey(chunk, frame);
     switch (msg.mode) {
       case 'Message':
-        this.accept([{ tag: msg.tag, entries: msg.entry }], msg.option, key, receivedAt, false);
+        this.accept({ tag: msg.tag, entries: msg.entry }, msg.option, key, receivedAt, false);
         return;
       case 'Forward':
       case 'PackedForward':
-        this.accept([{ tag: msg.tag, entries: msg.entries }], msg.option, key, receivedAt, false);
+        this.accept({ tag: msg.tag, entries: msg.entries }, msg.option, key, receivedAt, false);
         return;
       case 'CompressedPackedForward':
         this.inflate(msg.tag, msg.entries, msg.option, key, receivedAt);
@@ -174,45 +171,38 @@ export class RequestReader {
 
   /**
    * Message mode (one record per request: Docker's fluentd driver) read
-   * together: `first` and the Message-mode requests right behind it in this
-   * read are taken as one request of PackedForward streams, one per tag (in
-   * order within a tag: a container's lines keep their order), rendered by
-   * the fast path, with one job, one write and one ack write. A request with
-   * a chunk goes alone (its ledger entry and its ack are its own), still as a
-   * stream. False when `first` is not Message mode, or is to go through
+   * together: `first` and the Message-mode requests right behind it in the
+   * same bytes (so the run of them is one view of those bytes, with no copy)
+   * are rendered as one request, each record with its own request's tag and
+   * in the order they came, with one job, one write and one ack write. They
+   * are read once, by the encoder as it plans them (packed-lines.ts
+   * checkMessages()), which stops before a request that must go alone: one
+   * with a chunk (its ledger entry and its ack are its own), another signal,
+   * another mode, or a malformed one (refused on its own, after those before
+   * it are written and acked). False when `first` is to go through
    * handleFrame() alone.
    */
   private acceptMessages(first: Buffer): boolean {
+    if (this.ping !== undefined || !isMessageHead(first)) return false;
     const firstIdx = this.frameIdx - 1;
-    if (this.ping !== undefined || firstIdx < this.singlesUntil) return false;
-    const { limits } = this.ctx;
-    const head = messageSpan(first, limits, this.cache);
-    if (head === undefined) return false;
-    const spans: MessageSpan[] = [head];
+    let last = first;
     let wire = first.length;
-    if (head.option.chunk === undefined) {
-      while (this.frameIdx < this.frames.length && spans.length < SLICE_ENTRIES && wire < SLICE_BYTES) {
-        const next = this.frames[this.frameIdx]!;
-        const span = messageSpan(next, limits, this.cache);
-        if (span === undefined || span.option.chunk !== undefined || span.option.signal !== head.option.signal) break;
-        spans.push(span);
-        this.frameIdx++;
-        this.frameBytes -= next.length;
-        wire += next.length;
-      }
+    for (let i = this.frameIdx; i < this.frames.length && i - firstIdx < SLICE_ENTRIES && wire < SLICE_BYTES; i++) {
+      const next = this.frames[i]!;
+      if (!isMessageHead(next) || next.buffer !== last.buffer || next.byteOffset !== last.byteOffset + last.length) break;
+      last = next;
+      wire += next.length;
     }
-    const chunk = head.option.chunk;
-    try {
-      // Buffers of their own: they outlive the read.
-      this.accept(streamsByTag(spans, this.frames, firstIdx), head.option, chunk === undefined ? undefined : chunkKey(chunk, first), this.readAt, true);
-    } catch (err) {
-      if (spans.length === 1) throw err;
-      // Requests before the malformed one are still written and acked: one by one.
-      for (let i = firstIdx + 1; i < this.frameIdx; i++) this.frameBytes += this.frames[i]!.length;
-      this.frameIdx = firstIdx + 1;
-      this.singlesUntil = firstIdx + spans.length;
-      return false;
+    const run = last === first ? first : Buffer.from(first.buffer, first.byteOffset, wire);
+    const stream = this.slices.checkMessages(run);
+    if (stream.entries.length === 0) return false;
+    for (let taken = first.length; taken < stream.entries.length; ) {
+      const frame = this.frames[this.frameIdx++]!;
+      this.frameBytes -= frame.length;
+      taken += frame.length;
     }
+    this.writes.open();
+    this.slices.start(newJob(undefined, this.readAt), stream, 0, false);
     return true;
   }
 
@@ -231,7 +221,7 @@ export class RequestReader {
             : new ClogsError('CLOGS_FRAME_MALFORMED', `a gzip chunk does not inflate: ${err.message}`);
         }
         // Inflated into a buffer of its own.
-        this.accept([{ tag, entries: stream }], option, key, receivedAt, true);
+        this.accept({ tag, entries: stream }, option, key, receivedAt, true);
       } catch (e) {
         this.hooks.bad(e);
       }
@@ -240,13 +230,13 @@ export class RequestReader {
   }
 
   /**
-   * Takes a request of one or more streams of `[time, record]` entries;
-   * `key`: its chunk's ledger key, when it has a chunk; `owned`: whether its
-   * streams are buffers of their own, not views of the bytes read.
+   * Takes a request of a stream of `[time, record]` entries; `key`: its
+   * chunk's ledger key, when it has a chunk; `owned`: whether its stream is a
+   * buffer of its own, not a view of the bytes read.
    */
-  private accept(streams: TaggedStream[], option: ForwardOption, key: string | undefined, receivedAt: number, owned: boolean): void {
-    const job: Job = { held: undefined, completed: undefined, chunk: option.chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
-    const tag = streams[0]!.tag;
+  private accept(stream: TaggedStream, option: ForwardOption, key: string | undefined, receivedAt: number, owned: boolean): void {
+    const job = newJob(option.chunk, receivedAt);
+    const tag = stream.tag;
     if (key !== undefined) {
       const seen = this.ctx.ledger.lookup(key);
       if (seen !== undefined) {
@@ -261,7 +251,7 @@ export class RequestReader {
       this.ackOnly(job);
       return;
     }
-    this.slices.check(streams);
+    this.slices.check(stream);
     let skip = 0;
     if (key !== undefined) {
       job.key = key;
@@ -270,7 +260,7 @@ export class RequestReader {
       if (skip > 0) this.log.info({ tag, records: skip }, 'resent request was partly written before: going on after its written records');
     }
     this.writes.open();
-    this.slices.start(job, streams, skip, owned);
+    this.slices.start(job, stream, skip, owned);
   }
 
   /** A request acked without being rendered. */
@@ -288,30 +278,36 @@ export class RequestReader {
   }
 }
 
+/** A job for a request; `chunk`: its chunk option, to be echoed in its ack. */
+function newJob(chunk: Buffer | undefined, receivedAt: number): Job {
+  return { held: undefined, completed: undefined, chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
+}
+
+/** Whether a request is an array of 3 or 4: Message mode, or PackedForward or Forward with an option. */
+function isMessageHead(frame: Buffer): boolean {
+  return frame[0] === 0x93 || frame[0] === 0x94;
+}
+
 /**
- * The Message-mode requests of `spans` (cut from `frames`, from `firstIdx`
- * on) as PackedForward streams, one per tag, in order within a tag.
+ * Copies the requests from `from` on, which outlive the bytes they were cut
+ * from: the requests that lie back to back in those bytes are copied together,
+ * so they still do in the copy (a run of Message-mode requests stays one view).
  */
-function streamsByTag(spans: readonly MessageSpan[], frames: readonly Buffer[], firstIdx: number): TaggedStream[] {
-  const byTag = new Map<string, number[]>();
-  for (let i = 0; i < spans.length; i++) {
-    const tag = spans[i]!.tag;
-    const list = byTag.get(tag);
-    if (list === undefined) byTag.set(tag, [i]);
-    else list.push(i);
-  }
-  const streams: TaggedStream[] = [];
-  for (const [tag, list] of byTag) {
-    let size = 0;
-    for (const i of list) size += 1 + spans[i]!.end - spans[i]!.at;
-    const entries = Buffer.allocUnsafe(size);
-    let p = 0;
-    for (const i of list) {
-      // fixarray(2): the span is the `time, record` pair of a `[time, record]` entry.
-      entries[p++] = 0x92;
-      p += frames[firstIdx + i]!.copy(entries, p, spans[i]!.at, spans[i]!.end);
+function keepFrames(frames: Buffer[], from: number): void {
+  for (let i = from; i < frames.length; ) {
+    const first = frames[i]!;
+    let j = i + 1;
+    let size = first.length;
+    for (; j < frames.length; j++) {
+      const f = frames[j]!;
+      if (f.buffer !== first.buffer || f.byteOffset !== first.byteOffset + size) break;
+      size += f.length;
     }
-    streams.push({ tag, entries });
+    const copy = Buffer.from(Buffer.from(first.buffer, first.byteOffset, size));
+    for (let at = 0; i < j; i++) {
+      const n = frames[i]!.length;
+      frames[i] = copy.subarray(at, at + n);
+      at += n;
+    }
   }
-  return streams;
 }

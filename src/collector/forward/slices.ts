@@ -27,9 +27,13 @@ import type { RecordMapper } from './records.js';
 import { MAX_IN_FLIGHT_BYTES, SLICE_BYTES, SLICE_ENTRIES, type RenderBudget } from './render-budget.js';
 import type { Job, Progress, WriteQueue } from './writes.js';
 
-/** A stream of `[time, record]` entries (PackedForward, Forward, Message) and the tag its records have. */
+/**
+ * A stream of `[time, record]` entries (PackedForward, Forward, Message) and
+ * the tag its records have; or, with no tag, Message-mode requests back to
+ * back as packed-lines.ts checkMessages() took them, each with its own tag.
+ */
 export interface TaggedStream {
-  tag: string;
+  tag: string | undefined;
   entries: Buffer;
 }
 
@@ -48,7 +52,7 @@ export interface SliceContext {
 
 interface Rendering {
   job: Job;
-  tag: string;
+  tag: string | undefined;
   /** The stream being rendered, with where its next slice starts. */
   entries: Buffer;
   pos: number;
@@ -57,11 +61,9 @@ interface Rendering {
   skip: number;
   /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
   owned: boolean;
-  general: (entry: ForwardEntry) => LogEvent[];
+  general: (entry: ForwardEntry, tag: string) => LogEvent[];
   /** The request's view of the traces the Normalizer holds, when it has a chunk to ack. */
   watch: HoldWatcher | undefined;
-  /** Streams of the same request still to render after `entries` (Message-mode requests read together). */
-  more: TaggedStream[];
 }
 
 export class SliceRenderer {
@@ -89,34 +91,40 @@ export class SliceRenderer {
   }
 
   /**
-   * Reads every entry of the streams: a malformed request throws here,
+   * Reads every entry of the stream: a malformed request throws here,
    * before the Normalizer saw any of it.
    */
-  check(streams: readonly TaggedStream[]): void {
-    // The first stream last: the encoder keeps its reading of the last one checked.
-    for (let i = 1; i < streams.length; i++) this.ctx.packedLines.check(streams[i]!.entries, SLICE_ENTRIES);
-    this.ctx.packedLines.check(streams[0]!.entries, SLICE_ENTRIES);
+  check(stream: TaggedStream): void {
+    this.ctx.packedLines.check(stream.entries, SLICE_ENTRIES);
   }
 
   /**
-   * Renders `job`'s streams from the next slice on; `skip`: its records
-   * written before a crash. `owned`: its streams are buffers of their own,
-   * not views of the bytes read.
+   * Message-mode requests read together (`run`: whole requests back to back,
+   * at most SLICE_ENTRIES): the stream of those of them that are rendered as
+   * one request (packed-lines.ts checkMessages()), empty when the first is
+   * to be read on its own; throws when the first is malformed.
    */
-  start(job: Job, streams: readonly TaggedStream[], skip: number, owned: boolean): void {
-    const [first, ...more] = streams;
+  checkMessages(run: Buffer): TaggedStream {
+    return { tag: undefined, entries: this.ctx.packedLines.checkMessages(run, SLICE_ENTRIES) };
+  }
+
+  /**
+   * Renders `job`'s stream from the next slice on; `skip`: its records
+   * written before a crash. `owned`: the stream is a buffer of its own,
+   * not a view of the bytes read.
+   */
+  start(job: Job, stream: TaggedStream, skip: number, owned: boolean): void {
     const watch = job.chunk === undefined ? undefined : holdWatcher(job);
     this.current = {
       job,
-      tag: first!.tag,
-      entries: first!.entries,
+      tag: stream.tag,
+      entries: stream.entries,
       pos: 0,
       records: 0,
       skip,
       owned,
-      general: this.generalPath(job, first!.tag, watch),
+      general: this.generalPath(job, watch),
       watch,
-      more,
     };
   }
 
@@ -137,16 +145,8 @@ export class SliceRenderer {
     r.records += this.ctx.packedLines.sliced;
     if (!skipping) this.writes.took(out.bytes - before);
     if (r.pos < r.entries.length) return true;
-    const next = r.more.shift();
-    if (next !== undefined) {
-      r.tag = next.tag;
-      r.entries = next.entries;
-      r.pos = 0;
-      r.general = this.generalPath(r.job, next.tag, r.watch);
-    } else {
-      this.current = undefined;
-      this.writes.ready(r.job);
-    }
+    this.current = undefined;
+    this.writes.ready(r.job);
     return true;
   }
 
@@ -196,7 +196,7 @@ export class SliceRenderer {
    */
   private waitsForLookups(r: Rendering): boolean {
     if (this.awaiting) return true;
-    const wait = this.ctx.packedLines.lookups(r.entries, r.pos, SLICE_ENTRIES);
+    const wait = this.ctx.packedLines.lookups(r.entries, r.pos, r.tag, SLICE_ENTRIES);
     if (wait === undefined) return false;
     this.awaiting = true;
     void wait.then(() => {
@@ -207,9 +207,9 @@ export class SliceRenderer {
   }
 
   /** Renders an entry the fast path leaves, noting split lines in `job`. */
-  private generalPath(job: Job, tag: string, watch: HoldWatcher | undefined): (entry: ForwardEntry) => LogEvent[] {
+  private generalPath(job: Job, watch: HoldWatcher | undefined): (entry: ForwardEntry, tag: string) => LogEvent[] {
     const { mapper, normalizer } = this.ctx;
-    return (entry) => {
+    return (entry, tag) => {
       const raw = mapper.toRawLine(entry, tag);
       const partial = raw.partial;
       if (partial !== undefined) {

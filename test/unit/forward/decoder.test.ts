@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ClogsError } from '../../../src/errors.js';
 import { Framer } from '../../../src/collector/forward/framer.js';
-import { decodeEntries, decodeRequest, decodeValue, messageSpan } from '../../../src/collector/forward/decoder.js';
+import { decodeEntries, decodeMessageAt, decodeRequest, decodeValue } from '../../../src/collector/forward/decoder.js';
 import type { ForwardRecord } from '../../../src/collector/forward/messages.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, entriesOf, mp, type Decoded } from '../../helpers/forward.js';
@@ -155,30 +155,35 @@ describe('decoder: the four modes', () => {
     expect(out[0]!.entries[0]!.record.containerId).toBe(CONTAINER_ID);
   });
 
-  it('messageSpan finds the time and record of every Message-mode shape, and of nothing else', () => {
+  it('decodeMessageAt reads every Message-mode shape from requests back to back, and nothing else', () => {
     const frames = [
       mp.arr(mp.str('a'), mp.int32(T), rec('int time')),
       mp.arr(mp.str('a'), mp.eventTime(T, 526990943), rec('fixext8'), mp.map([])),
       mp.arr(mp.str('a'), mp.f64(T + 0.25), rec('float'), encodeMsgpack({ chunk: 'c-1' })),
       mp.arr(mp.str('a'), mp.arr(mp.eventTime(T, 5), mp.map([['k', mp.str('v')]])), rec('wrapped')),
     ];
+    const run = Buffer.concat(frames);
+    let pos = 0;
     for (const frame of frames) {
-      const span = messageSpan(frame, LIMITS)!;
+      const read = decodeMessageAt(run, pos, LIMITS)!;
       const message = decodeRequest(frame, LIMITS);
       if (message.mode !== 'Message') throw new Error('not Message mode');
-      expect(span.tag).toBe('a');
-      expect(span.option).toEqual(message.option);
-      // As a PackedForward entry, the span is the request's entry.
-      expect(Buffer.concat([Buffer.of(0x92), frame.subarray(span.at, span.end)])).toEqual(message.entry);
+      expect(read.tag).toBe('a');
+      expect(read.option).toEqual(message.option);
+      expect([read.entry]).toEqual(decodeEntries(message.entry, LIMITS));
+      pos = read.end;
     }
+    expect(pos).toBe(run.length);
     const others = [
       mp.arr(mp.str('a'), mp.bin(mp.arr(mp.int32(T), rec('packed')))),
       mp.arr(mp.str('a'), mp.arr(mp.arr(mp.int32(T), rec('forward')))),
-      mp.arr(mp.str('a'), mp.int32(T), mp.str('not a record'), mp.map([])),
+      mp.arr(mp.str('a'), mp.arr(mp.arr(mp.int32(T), rec('forward'))), mp.map([])),
       mp.arr(mp.str('a'), mp.int32(T), rec('left over'), mp.map([]), mp.nil()),
-      mp.arr(mp.str('a'), mp.int32(T), rec('truncated')).subarray(0, 20),
+      mp.nil(),
     ];
-    for (const frame of others) expect(messageSpan(frame, LIMITS)).toBeUndefined();
+    for (const frame of others) expect(decodeMessageAt(frame, 0, LIMITS)).toBeUndefined();
+    // Malformed: what decodeRequest and the entry's decoder say.
+    expect(() => decodeMessageAt(mp.arr(mp.str('a'), mp.int32(T), mp.str('not a record'), mp.map([])), 0, LIMITS)).toThrow(/record at offset \d+ is a string, not a map/);
   });
 
   it('Forward mode, including [time, meta] entries and an empty entry list', () => {

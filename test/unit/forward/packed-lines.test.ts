@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
-import { decodeEntries, DecodeCache } from '../../../src/collector/forward/decoder.js';
+import { decodeEntries, decodeRequest, DecodeCache } from '../../../src/collector/forward/decoder.js';
+import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { PackedLineEncoder } from '../../../src/collector/forward/packed-lines.js';
 import { RecordMapper } from '../../../src/collector/forward/records.js';
 import { Normalizer } from '../../../src/collector/normalize.js';
@@ -367,5 +368,97 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(() => encode(encoder, stream, 'tag', batch, (e) => n.push(new RecordMapper().toRawLine(e, 'tag')))).toThrow(/not a msgpack type|time/);
     expect(batch.count).toBe(0);
     expect(n.pending()).toBe(0);
+  });
+});
+
+/** A Message-mode request: `[tag, time, record]`, with `option` when given. */
+const message = (tag: string, time: Buffer, rec: Buffer, option?: Buffer): Buffer => mp.arr(mp.str(tag), time, rec, ...(option ? [option] : []));
+
+/**
+ * Message-mode requests back to back, through checkMessages() and encodeSlice()
+ * run after run as a connection renders them, and each through the general path.
+ */
+function bothMessages(requests: Buffer[], sliceEntries = 3, sliceBytes = 700) {
+  const fast = { n: normalizer(), m: new RecordMapper(), batch: new EncodedBatch() };
+  const encoder = new PackedLineEncoder({ normalizer: fast.n, mapper: fast.m, limits: LIMITS, cache: new DecodeCache() });
+  const general = { n: normalizer(), m: new RecordMapper(), batch: new EncodedBatch() };
+  let generalCalls = 0;
+  const bytes = Buffer.concat(requests);
+  for (let pos = 0; pos < bytes.length; ) {
+    const part = encoder.checkMessages(bytes.subarray(pos), 1000);
+    expect(part.length).toBeGreaterThan(0);
+    for (let p = 0; p < part.length; ) {
+      p = encoder.encodeSlice(part, p, undefined, fast.batch, (e, tag) => {
+        generalCalls++;
+        return fast.n.push(fast.m.toRawLine(e, tag));
+      }, sliceEntries, sliceBytes);
+    }
+    pos += part.length;
+  }
+  for (const r of requests) {
+    const m = decodeRequest(r, LIMITS);
+    if (m.mode !== 'Message') throw new Error(`${m.mode} request`);
+    for (const e of decodeEntries(m.entry, LIMITS)) general.batch.add(general.n.push(general.m.toRawLine(e, m.tag)));
+  }
+  fast.batch.add(fast.n.flushAll());
+  general.batch.add(general.n.flushAll());
+  return { fast: linesOf(fast.batch), general: linesOf(general.batch), generalCalls };
+}
+
+describe('packed-lines: Message-mode requests rendered together', () => {
+  const LONG_TAG = 'docker.' + 'x'.repeat(40);
+
+  it('write what each request writes through the general path, byte for byte, each with its own tag', () => {
+    const requests: Buffer[] = [];
+    for (let i = 0; i < 60; i++) {
+      const id = i % 3 === 0 ? ID_B : ID_A;
+      const tag = id === ID_B ? 'docker.b' : i % 2 === 0 ? 'docker.a' : LONG_TAG;
+      const log = i % 4 === 0 ? '{"msg":"json ' + i + '","level":"info"}' : i % 5 === 0 ? 'level=warn msg="logfmt ' + i + '"' : 'line ' + i;
+      const time = i % 6 === 0 ? mp.int32(T + (i >> 4)) : at(T + (i >> 4), i % 2);
+      const rec = record(log, { id, name: id === ID_B ? '/b' : '/a', source: i % 7 === 0 ? 'stderr' : 'stdout' });
+      requests.push(message(tag, time, rec, i % 3 === 1 ? undefined : i % 5 === 2 ? mp.nil() : mp.map([])));
+    }
+    const r = bothMessages(requests);
+    expect(r.generalCalls).toBe(0);
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('for every shape it leaves to the general path, in order with the others', () => {
+    const requests = [
+      message('docker.a', at(T), record('first')),
+      message('docker.a', mp.f64(T + 0.5), record('float time'), mp.map([])),
+      message('docker.a', mp.arr(at(T, 5), mp.map([])), record('v1.5 time with metadata'), mp.map([])),
+      message('docker.a', at(T), record('extra keys', { extra: { level: 'warn' } }), mp.map([])),
+      message('docker.a', at(T), record('piece one ', { partial: ['p1', 1, false] }), mp.map([])),
+      message('docker.b', at(T), record('between the pieces', { id: ID_B }), mp.map([])),
+      message('docker.a', at(T), record('piece two', { partial: ['p1', 2, true] }), mp.map([])),
+      message('docker.a', at(T), record('an option of another kind'), mp.map([['size', mp.fixint(1)]])),
+      message('docker.a', at(T), mp.map([['log', mp.str('no container')]]), mp.map([])),
+      message('docker.a', at(T), record('last'), mp.map([])),
+    ];
+    const r = bothMessages(requests);
+    expect(r.generalCalls).toBeGreaterThan(6);
+    expect(r.fast).toEqual(r.general);
+  });
+
+  it('take requests up to the first that must go alone: refused there when it is the first', () => {
+    const plain = (i: number): Buffer => message('docker.a', at(T, i), record('line ' + i), mp.map([]));
+    const chunked = message('docker.a', at(T), record('chunked'), encodeMsgpack({ chunk: 'c-1' }));
+    const alone = [
+      chunked,
+      message('docker.a', at(T), record('metrics'), encodeMsgpack({ fluent_signal: 1 })),
+      mp.arr(mp.str('docker.a'), mp.str(entry(at(T), record('packed')).toString('latin1')), mp.map([])),
+      mp.arr(mp.str('docker.a'), mp.arr(entry(at(T), record('forward'))), mp.map([])),
+    ];
+    const malformed = message('docker.a', at(T), mp.str('not a record'), mp.map([]));
+    const encoder = new PackedLineEncoder({ normalizer: normalizer(), mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    for (const other of [...alone, malformed]) {
+      const part = encoder.checkMessages(Buffer.concat([plain(1), plain(2), other, plain(3)]), 1000);
+      expect(part.length).toBe(plain(1).length + plain(2).length);
+    }
+    for (const other of alone) expect(encoder.checkMessages(Buffer.concat([other, plain(1)]), 1000).length).toBe(0);
+    expect(() => encoder.checkMessages(Buffer.concat([malformed, plain(1)]), 1000)).toThrow(/record at offset \d+ is a string, not a map/);
+    // At most as many as asked for.
+    expect(encoder.checkMessages(Buffer.concat([plain(1), plain(2), plain(3)]), 2).length).toBe(plain(1).length + plain(2).length);
   });
 });
