@@ -43,6 +43,13 @@ const HEARTBEAT_MS = 30_000;
  */
 const MIN_CYCLE_MS = 100;
 /**
+ * Sinks synced and checkpoints moved at most this long after a write
+ * (shipper.ts): one fdatasync per written container file and one checkpoint
+ * file per second, instead of per cycle. A power loss costs this much
+ * re-reading, never a line.
+ */
+const DURABLE_MS = 1000;
+/**
  * How long a line of a fluentd-driver container waits for the forward input
  * to deliver it. Covers the driver's reconnect after clogs comes back (it
  * took 2.8 s in fixtures/docker fluentd/f2) with room to spare.
@@ -75,6 +82,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     maxBytes: BATCH_MAX_BYTES,
     heartbeatMs: HEARTBEAT_MS,
     minCycleMs: MIN_CYCLE_MS,
+    durableMs: DURABLE_MS,
     onLost: (ids) => discovery?.rewind(ids),
   });
   const normalizer = new Normalizer({

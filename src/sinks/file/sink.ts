@@ -14,7 +14,7 @@ import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { DiskRetry } from '../disk-retry.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Sink } from '../sink.js';
+import type { Sink, WriteOptions } from '../sink.js';
 import { CommitLoop } from './commit-loop.js';
 import { FileTable } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
@@ -124,7 +124,8 @@ export class FileSink implements Sink {
     return this.disk.reason();
   }
 
-  write(batch: EncodedBatch): Promise<void> {
+  write(batch: EncodedBatch, opts?: WriteOptions): Promise<void> {
+    const deferred = opts?.deferred === true;
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
     const sources = [...batch.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
@@ -132,8 +133,14 @@ export class FileSink implements Sink {
     return this.afterTails(this.replay.unchecked(dirs), () =>
       // A replay is recognised by the events' identities, read from the
       // lines of a source with a file tail still to compare against.
-      dirs.some((d) => this.replay.pending(d)) ? this.withoutReplay(batch) : this.loop.add(sources, dirs),
+      dirs.some((d) => this.replay.pending(d)) ? this.withoutReplay(batch, deferred) : this.loop.add(sources, dirs, deferred),
     );
+  }
+
+  /** Every write settled so far durable (fsync "batch"; commit-loop.ts). */
+  sync(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    return this.loop.sync();
   }
 
   /**
@@ -158,12 +165,12 @@ export class FileSink implements Sink {
   }
 
   /** The batch minus the events already at the end of their source's file. */
-  private withoutReplay(batch: EncodedBatch): Promise<void> {
+  private withoutReplay(batch: EncodedBatch, deferred: boolean): Promise<void> {
     const { kept, dropped } = this.replay.drop(batch, (s) => this.dirs.dirOf(s.container, s.name));
     if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
     const sources = [...kept.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
-    return this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
+    return this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)), deferred);
   }
 
   /** Writes and syncs what was handed in, closes the files; later writes reject. */
