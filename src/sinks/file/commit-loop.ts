@@ -286,7 +286,7 @@ export class CommitLoop {
     let file = first;
     try {
       await appendRotating(entry.lines.take(), first, this.opts.rotateSize, {
-        write: (f, bufs) => this.writeAll(f, bufs),
+        write: (f, bufs) => this.writeAll(f, bufs, !entry.durable && !f.syncWrites),
         rotate: async (f) => (file = entry.file = await this.opts.disk.run(f.path, () => this.opts.files.rotate(f, today))),
       });
     } catch (err) {
@@ -301,8 +301,12 @@ export class CommitLoop {
    * it, which also drops what an O_DSYNC write that failed its sync (EIO)
    * may have appended without saying so: the file's real end is not known
    * then, the last whole line this process wrote is.
+   * `onThisThread`: a deferred write to a file without O_DSYNC only copies
+   * into the page cache; measured, 6-11 µs of CPU on the calling thread
+   * against 20-31 µs for the same writev through the thread pool (handing
+   * over, waking, the callback), once per container file per cycle.
    */
-  private async writeAll(file: OpenFile, bufs: Buffer[]): Promise<void> {
+  private async writeAll(file: OpenFile, bufs: Buffer[], onThisThread: boolean): Promise<void> {
     let i = 0;
     let off = 0;
     let cut = false;
@@ -313,7 +317,8 @@ export class CommitLoop {
       }
       try {
         while (i < bufs.length) {
-          const n = await this.opts.io.writev(file.fd, off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)]);
+          const rest = off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)];
+          const n = onThisThread ? this.opts.io.writevNow(file.fd, rest) : await this.opts.io.writev(file.fd, rest);
           if (n <= 0) throw new Error(`writev wrote ${n} bytes`);
           file.size += n;
           if (!file.syncWrites) file.dirty = true;
