@@ -92,7 +92,7 @@ type Updates = Map<string, { name: string; streams: Positions }>;
 const newBatch = (): Batch => ({ lines: new EncodedBatch(), events: 0, updates: new Map() });
 
 // Measured: prom-client resolves label values on every inc(); the bound
-// child skips that on the per-read path.
+// child skips that. Counted once per batch taken, not per read.
 const eventsInDocker = eventsIn.labels({ input: 'docker' });
 
 export class Shipper implements LineSink {
@@ -187,14 +187,12 @@ export class Shipper implements LineSink {
       try {
         batch.lines.add(rest);
         batch.events += rest.length;
-        eventsInDocker.inc(rest.length);
         return;
       } catch (err) {
         // Only an event that breaks the LogEvent type (a bug upstream) gets
         // here: it is left out, the ones before it are in, the rest go on.
         const done = batch.lines.count - batch.events;
         batch.events += done;
-        eventsInDocker.inc(done);
         this.opts.log.error({ err }, 'docker event could not be rendered; left out');
         inputErrors.inc({ input: 'docker', reason: 'render' });
         rest = rest.slice(done + 1);
@@ -230,6 +228,7 @@ export class Shipper implements LineSink {
     }
     this.inFlight = true;
     this.lastCycleAt = Date.now();
+    if (batch.events > 0) eventsInDocker.inc(batch.events);
     this.next = newBatch();
     this.wakeWaiting();
     try {
