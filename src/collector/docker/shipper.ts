@@ -52,9 +52,10 @@ export interface ShipperOptions {
    */
   durableMs: number;
   /**
-   * A write failed: the events of these containers (in the failed batch and
-   * the one filling behind it) are gone from memory and must be read again
-   * from their committed checkpoints.
+   * A write or sync failed: the events of these containers (in the failed
+   * batch and the one filling behind it; after a failed sync, all written
+   * since the last durable point) may be gone and must be read again from
+   * their committed checkpoints.
    */
   onLost(containerIds: ReadonlySet<string>, err: unknown): void;
 }
