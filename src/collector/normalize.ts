@@ -25,6 +25,12 @@ import { leadingLevel } from './transforms/text-level.js';
 export interface RawLine {
   input: 'forward' | 'docker';
   time: NanoTime;
+  /**
+   * `time` as formatNanoTime renders it, when the input already has it (the
+   * Docker engine's fixed-width prefix): measured, rendering it again per
+   * line was one of the larger items of the Docker input's read path.
+   */
+  timestamp?: string;
   stream?: Stream;
   /** The line without its trailing newline. */
   line: Buffer | string;
@@ -293,7 +299,7 @@ export class Normalizer {
   private build(raw: RawLine, text: string | Buffer, truncated: boolean): LogEvent[] {
     const unterminated = stripCr(typeof text === 'string' ? text : text.toString('utf8'));
     const stripped = this.opts.stripAnsi ? stripTerminal(unterminated) : unterminated;
-    const timestamp = formatNanoTime(raw.time.sec, raw.time.nsec);
+    const timestamp = raw.timestamp ?? formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
       // The pieces are one line: they share its ordinal and differ by `piece`.

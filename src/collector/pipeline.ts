@@ -1,14 +1,15 @@
-import type { Sink } from '../sinks/sink.js';
+import type { Sink, WriteOptions } from '../sinks/sink.js';
 import { EncodedBatch } from './encoded.js';
 import type { LogEvent } from './event.js';
 
 /**
  * inputs → (normalized events) → every sink.
  *
- * Only one thing travels back: the promise that the batch is durable everywhere,
- * which inputs turn into a forward ack or a Docker checkpoint. Live subscribers
- * (`/tail`) see events after they are durable, so a line shown live is a line
- * that is also in the store.
+ * Only one thing travels back: the promise that the batch is durable everywhere
+ * (or, for a deferred write, written everywhere, durable after the next
+ * `sync()`), which inputs turn into a forward ack or a Docker checkpoint. Live
+ * subscribers (`/tail`) see events once every sink has them, so a line shown
+ * live is a line that is also in the store.
  */
 export type Subscriber = (batch: EncodedBatch) => void;
 
@@ -28,12 +29,17 @@ export class Pipeline {
   }
 
   /** Events are rendered here once, if an input did not render them, and everyone downstream takes the lines. */
-  async write(input: readonly LogEvent[] | EncodedBatch): Promise<void> {
+  async write(input: readonly LogEvent[] | EncodedBatch, opts?: WriteOptions): Promise<void> {
     if (!(input instanceof EncodedBatch) && input.length === 0) return;
     const batch = input instanceof EncodedBatch ? input : EncodedBatch.of(input);
-    if (this.sinks.length === 1) await this.sinks[0]!.write(batch);
-    else await Promise.all(this.sinks.map((s) => s.write(batch)));
+    if (this.sinks.length === 1) await this.sinks[0]!.write(batch, opts);
+    else await Promise.all(this.sinks.map((s) => s.write(batch, opts)));
     for (const fn of this.subscribers) fn(batch);
+  }
+
+  /** Makes every deferred write resolved so far durable in every sink. */
+  async sync(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.sync?.()));
   }
 
   subscribe(fn: Subscriber): () => void {

@@ -235,7 +235,7 @@ export class Follower {
       const prevLines = before?.lines ?? 0;
       let prevOrds = before?.ords ?? 0;
       recordLine(this.positions, stream, line.timestamp);
-      const raw = { input: 'docker' as const, time: line.time, stream, line: line.bytes, container: meta };
+      const raw = { input: 'docker' as const, time: line.time, timestamp: line.timestamp, stream, line: line.bytes, container: meta };
       for (const e of normalizer.push(raw)) {
         // A trace let go by this line carries its first line's time, not this one's.
         const ts = e['@timestamp'];

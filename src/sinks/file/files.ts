@@ -33,7 +33,12 @@ export interface FileTableOptions {
   rotateDaily: boolean;
   /** Whether files are synced before they are closed, and created entries recorded for a directory sync. */
   durable: boolean;
-  /** Whether files are opened with O_DSYNC (io.ts). */
+  /**
+   * Whether files whose first writes must be durable are opened with O_DSYNC
+   * (io.ts). A source written with deferred durability (the Docker input) is
+   * opened without: its writes only reach the page cache, and a sync makes
+   * them durable later, for all of them at once.
+   */
   syncWrites: boolean;
   /** Called once a new file exists: the one before it, if any, is closed for good. */
   onCreate?: () => void;
@@ -53,8 +58,12 @@ export class FileTable {
   /**
    * The file `source`'s next lines go to on `today`, opened (evicting a file
    * not in `pinned` if the table is full) or rotated to a new day as needed.
+   * `durable`: whether the writes that open it must be durable when they
+   * return (O_DSYNC under `syncWrites`). A file opened either way takes both
+   * kinds of write: a durable write to a file without O_DSYNC leaves it dirty,
+   * for the commit loop to sync.
    */
-  async acquire(source: string, today: string, pinned: ReadonlySet<string>): Promise<OpenFile> {
+  async acquire(source: string, today: string, pinned: ReadonlySet<string>, durable = true): Promise<OpenFile> {
     const current = this.open.get(source);
     if (current !== undefined) {
       this.open.delete(source);
@@ -65,7 +74,7 @@ export class FileTable {
     try {
       await this.deleting.get(source);
       await this.makeRoom(pinned);
-      const file = await this.openSource(source, today);
+      const file = await this.openSource(source, today, this.opts.syncWrites && durable);
       this.open.set(source, file);
       return file;
     } finally {
@@ -104,7 +113,7 @@ export class FileTable {
         await this.release(file);
       }
       const day = today > file.day ? today : file.day;
-      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0);
+      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0, file.syncWrites);
       this.open.set(file.source, next);
       return next;
     } finally {
@@ -174,7 +183,7 @@ export class FileTable {
   }
 
   /** Reopens the source's newest file when it may still grow, else starts the next one. */
-  private async openSource(source: string, today: string): Promise<OpenFile> {
+  private async openSource(source: string, today: string, syncWrites: boolean): Promise<OpenFile> {
     const dirPath = join(this.opts.dir, source);
     const created = await this.opts.io.mkdirp(dirPath);
     if (created !== undefined && this.opts.durable) {
@@ -185,31 +194,31 @@ export class FileTable {
       }
     }
     const last = (await listLayoutFiles(dirPath)).at(-1);
-    if (last === undefined) return this.create(source, today, 0);
+    if (last === undefined) return this.create(source, today, 0, syncWrites);
     // A file of a later day than today (the clock stepped back) is kept, so no
     // new name sorts before it.
     // A compressed file is never appended to.
     if (!last.compressed && (!this.opts.rotateDaily || last.day >= today)) {
-      const file = await this.openFile(source, last.path, last.day, last.index);
+      const file = await this.openFile(source, last.path, last.day, last.index, syncWrites);
       if (this.opts.rotateSize === 0 || file.size < this.opts.rotateSize) return file;
       await this.release(file);
     }
     const day = today > last.day ? today : last.day;
-    return this.create(source, day, day === last.day ? last.index + 1 : 0);
+    return this.create(source, day, day === last.day ? last.index + 1 : 0, syncWrites);
   }
 
-  private async create(source: string, day: string, index: number): Promise<OpenFile> {
+  private async create(source: string, day: string, index: number, syncWrites: boolean): Promise<OpenFile> {
     const dirPath = join(this.opts.dir, source);
-    const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index);
+    const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index, syncWrites);
     if (this.opts.durable) this.dirsToSync.add(dirPath);
     this.opts.onCreate?.();
     return file;
   }
 
   /** Opens for appending, cutting a torn last line left by a crash. */
-  private async openFile(source: string, path: string, day: string, index: number): Promise<OpenFile> {
+  private async openFile(source: string, path: string, day: string, index: number, syncWrites: boolean): Promise<OpenFile> {
     const { io, log } = this.opts;
-    const fd = await io.openAppend(path, this.opts.syncWrites);
+    const fd = await io.openAppend(path, syncWrites);
     try {
       let size = await io.size(fd);
       const removed = await repairTornTail(io, fd, size);
@@ -218,7 +227,7 @@ export class FileTable {
         size -= removed;
       }
       // A repair truncated: that is not a write O_DSYNC makes durable.
-      return { source, path, day, index, fd, size, dirty: removed > 0, syncWrites: this.opts.syncWrites };
+      return { source, path, day, index, fd, size, dirty: removed > 0, syncWrites };
     } catch (err) {
       await io.close(fd).catch(() => undefined);
       throw err;

@@ -21,6 +21,8 @@ export interface FileIo {
   read(fd: number, buf: Buffer, position: number): Promise<number>;
   /** One writev(2) at the end of the file: it may write fewer bytes than asked. */
   writev(fd: number, bufs: Buffer[]): Promise<number>;
+  /** The same on the calling thread: for a file without O_DSYNC, where it only copies into the page cache. */
+  writevNow(fd: number, bufs: Buffer[]): number;
   /** Makes the file's data durable. */
   sync(fd: number): Promise<void>;
   /** Makes a directory's entries (a created file or directory) durable. */
@@ -45,6 +47,7 @@ export const nodeFileIo: FileIo = {
   size: (fd) => call<fs.Stats>((cb) => fs.fstat(fd, cb)).then((st) => st.size),
   read: (fd, buf, position) => call((cb) => fs.read(fd, buf, 0, buf.length, position, cb)),
   writev: (fd, bufs) => call((cb) => fs.writev(fd, bufs, cb)),
+  writevNow: (fd, bufs) => fs.writevSync(fd, bufs),
   // fdatasync: appending changes the size, which it does write; it skips
   // mtime-only metadata updates, which nothing here needs after a crash.
   sync: (fd) => call<void>((cb) => fs.fdatasync(fd, (err) => cb(err, undefined))),

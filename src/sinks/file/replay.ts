@@ -2,7 +2,8 @@
  * Drops a batch that is written a second time after a crash.
  *
  * An input moves its checkpoint (or acks) only after the sink's write
- * resolved, so a kill -9 between the write reaching the file and the
+ * resolved (the Docker input: after the sync that follows its deferred
+ * writes), so a kill -9 between the write reaching the file and the
  * checkpoint reaching the disk makes the input send that batch again on
  * restart. Elasticsearch drops such a replay by `_id`; here, from the first
  * write of each source after start until the source sends a line that is
@@ -31,9 +32,10 @@ import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
 /**
- * Larger than what an input can have had durable and not acknowledged at a
- * crash for one container: the Docker input's batch (at most 8 MiB for all of
- * them), a forward connection's slices durable beyond the progress stored
+ * As large as what an input can have had written and not acknowledged at a
+ * crash for one container: the Docker input's lines since its last durable
+ * point (under 8 MiB for all of them) and the batch being written (at most
+ * 8 MiB more, docker/shipper.ts), a forward connection's slices durable beyond the progress stored
  * in forward/progress.ts (they count in its 8 MiB of rendered bytes in flight
  * until that progress is stored, so at most 8 MiB and one slice of 2 MiB).
  * Several forward connections writing the same source at once interleave

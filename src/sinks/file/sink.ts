@@ -14,7 +14,7 @@ import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { DiskRetry } from '../disk-retry.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Sink } from '../sink.js';
+import type { Sink, WriteOptions } from '../sink.js';
 import { CommitLoop } from './commit-loop.js';
 import { FileTable } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
@@ -124,20 +124,27 @@ export class FileSink implements Sink {
     return this.disk.reason();
   }
 
-  write(batch: EncodedBatch): Promise<void> {
+  write(batch: EncodedBatch, opts?: WriteOptions): Promise<void> {
+    const deferred = opts?.deferred === true;
     if (this.closing !== undefined) return Promise.reject(new ClogsError('CLOGS_QUEUE_CLOSED', 'file sink: closed, write refused'));
     const sources = [...batch.sources()].filter((s) => s.count > 0);
     if (sources.length === 0) return Promise.resolve();
     const dirs = sources.map((s) => this.dirs.dirOf(s.container, s.name));
-    if (this.gated === 0 && !this.replay.mayReplay(dirs)) return this.loop.add(sources, dirs);
-    return this.afterReplayCheck(batch);
+    if (this.gated === 0 && !this.replay.mayReplay(dirs)) return this.loop.add(sources, dirs, deferred);
+    return this.afterReplayCheck(batch, deferred);
+  }
+
+  /** Every write settled so far durable (fsync "batch"; commit-loop.ts). */
+  sync(): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    return this.loop.sync();
   }
 
   /**
    * Queues the batch without the lines a restart replayed (replay.ts),
    * keeping the order of writes: those behind it wait until it is queued.
    */
-  private afterReplayCheck(batch: EncodedBatch): Promise<void> {
+  private afterReplayCheck(batch: EncodedBatch, deferred: boolean): Promise<void> {
     this.gated++;
     let durable: Promise<void> = Promise.resolve();
     // The gate opens once this write is queued, not once it is durable, so
@@ -147,7 +154,7 @@ export class FileSink implements Sink {
       .then(({ kept, dropped }) => {
         if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
         const sources = [...kept.sources()].filter((s) => s.count > 0);
-        if (sources.length > 0) durable = this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)));
+        if (sources.length > 0) durable = this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)), deferred);
       })
       .finally(() => this.gated--);
     this.gate = queued.catch(() => undefined);

@@ -5,32 +5,49 @@ import type { LogEvent } from '../../../src/collector/event.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
 import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
 import { Shipper } from '../../../src/collector/docker/shipper.js';
+import type { WriteOptions } from '../../../src/sinks/sink.js';
 import { createLogger } from '../../../src/log.js';
 import { until } from '../../helpers/until.js';
 import { event } from '../file-sink/helpers.js';
 
 
-/** A pipeline whose sink records each batch's messages, and a store that records each checkpoint. */
-function harness(maxBytes = 1 << 20) {
+/**
+ * A pipeline whose sink records each batch's messages (and, in `steps`, each
+ * write and sync), and a store that records each checkpoint.
+ */
+function harness(maxBytes = 1 << 20, durableMs = 0) {
   const batches: string[][] = [];
   const checkpoints: string[][] = [];
+  const steps: string[] = [];
+  const lost: string[][] = [];
+  const control: { failSync?: Error } = {};
   const pipeline = new Pipeline([
     {
       name: 'capture',
       start: async () => {},
       close: async () => {},
-      write: async (batch: EncodedBatch) => void batches.push(eventsOf(batch).map((e) => e.message)),
+      write: async (batch: EncodedBatch, opts?: WriteOptions) => {
+        batches.push(eventsOf(batch).map((e) => e.message));
+        steps.push(opts?.deferred ? 'write deferred' : 'write');
+      },
+      sync: async () => {
+        steps.push('sync');
+        if (control.failSync) throw control.failSync;
+      },
     },
   ]);
   const store = {
     hasStaged: () => false,
     prepare: async (updates: ReadonlyMap<string, unknown>) => ({
-      commit: async () => void checkpoints.push([...updates.keys()]),
+      commit: async () => {
+        checkpoints.push([...updates.keys()]);
+        steps.push('checkpoint');
+      },
       discard: () => undefined,
     }),
   } as unknown as CheckpointStore;
-  const shipper = new Shipper({ pipeline, store, log: createLogger('silent'), maxEvents: 100, maxBytes, heartbeatMs: 60_000, minCycleMs: 50, onLost: () => undefined });
-  return { shipper, batches, checkpoints };
+  const shipper = new Shipper({ pipeline, store, log: createLogger('silent'), maxEvents: 100, maxBytes, heartbeatMs: 60_000, minCycleMs: 50, durableMs, onLost: (ids) => void lost.push([...ids]) });
+  return { shipper, batches, checkpoints, steps, lost, control };
 }
 
 const shippers: Shipper[] = [];
@@ -83,6 +100,52 @@ describe('Shipper', () => {
     await until('the batch taken', () => woken);
     await shipper.drained();
     expect(batches.map((b) => b.map((m) => m.length))).toEqual([[600, 600]]);
+  });
+
+  it('writes every cycle deferred, and syncs and checkpoints once per durable interval', async () => {
+    const { shipper, batches, checkpoints, steps } = harness(1 << 20, 60_000);
+    shippers.push(shipper);
+    shipper.add('a', 'a', [event('a1')], {});
+    await until('the first write', () => batches.length === 1);
+    shipper.add('b', 'b', [event('b1')], {});
+    await until('the second write', () => batches.length === 2);
+    expect(checkpoints).toEqual([]);
+    // Stopping asks for the durable point now: the sinks synced before the checkpoint that covers both writes.
+    await shipper.drained();
+    expect(steps).toEqual(['write deferred', 'write deferred', 'sync', 'checkpoint']);
+    expect(checkpoints).toEqual([['a', 'b']]);
+  });
+
+  it('comes to the durable point after durableMs with nothing more to write', async () => {
+    const { shipper, checkpoints, steps } = harness(1 << 20, 100);
+    shippers.push(shipper);
+    shipper.add('a', 'a', [event('a1')], {});
+    await until('the checkpoint', () => checkpoints.length === 1);
+    expect(steps).toEqual(['write deferred', 'sync', 'checkpoint']);
+  });
+
+  it('comes to the durable point sooner when the unsynced lines would exceed maxBytes', async () => {
+    const { shipper, batches, checkpoints } = harness(1000, 60_000);
+    shippers.push(shipper);
+    shipper.add('a', 'a', [event('x'.repeat(600))], {});
+    await until('the first write', () => batches.length === 1);
+    expect(checkpoints).toEqual([]);
+    shipper.add('b', 'b', [event('y'.repeat(600))], {});
+    await until('the checkpoint', () => checkpoints.length === 1);
+    expect(checkpoints).toEqual([['a', 'b']]);
+  });
+
+  it('re-reads every container written since the last durable point when the sync fails, and checkpoints none of them', async () => {
+    const { shipper, batches, checkpoints, lost, control } = harness(1 << 20, 60_000);
+    shippers.push(shipper);
+    shipper.add('a', 'a', [event('a1')], {});
+    await until('the first write', () => batches.length === 1);
+    shipper.add('b', 'b', [event('b1')], {});
+    await until('the second write', () => batches.length === 2);
+    control.failSync = new Error('EIO');
+    await shipper.drained();
+    expect(lost).toEqual([['a', 'b']]);
+    expect(checkpoints).toEqual([]);
   });
 
   it('leaves out an event that cannot be rendered and keeps the others', async () => {

@@ -64,7 +64,8 @@ export async function readStore(dir: string): Promise<Map<string, unknown[]>> {
 }
 
 export interface CountingIo extends FileIo {
-  counts: { sync: number; syncDir: number; open: number; syncWritesOpen: number; close: number; writev: number };
+  /** `writevNow`: the deferred writes made on the calling thread (no hooks: they cannot wait). */
+  counts: { sync: number; syncDir: number; open: number; syncWritesOpen: number; close: number; writev: number; writevNow: number };
   /** Called before each file sync; may delay it. */
   beforeSync?: (fd: number) => Promise<void>;
   /** Called before each write; may delay it. */
@@ -78,7 +79,7 @@ export interface CountingIo extends FileIo {
 export function countingIo(): CountingIo {
   const io: CountingIo = {
     ...nodeFileIo,
-    counts: { sync: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0 },
+    counts: { sync: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0, writevNow: 0 },
     events: [],
     openAppend: async (path, syncWrites) => {
       io.counts.open++;
@@ -96,6 +97,10 @@ export function countingIo(): CountingIo {
       const n = await (io.writevOverride ? io.writevOverride(fd, bufs) : nodeFileIo.writev(fd, bufs));
       io.events.push('write:done');
       return n;
+    },
+    writevNow: (fd, bufs) => {
+      io.counts.writevNow++;
+      return nodeFileIo.writevNow(fd, bufs);
     },
     sync: async (fd) => {
       io.counts.sync++;

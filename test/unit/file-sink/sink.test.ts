@@ -227,6 +227,50 @@ describe('file sink: group commit and fsync', () => {
     expect(io.counts.sync).toBe(0);
   });
 
+  it('"batch", deferred writes: resolve once written, and one sync() makes every file they touched durable', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    for (let i = 0; i < 3; i++) {
+      await sink.write(EncodedBatch.of([event(`w${i}`, { container: container('web') }), event(`d${i}`, { container: container('db') })]), { deferred: true });
+    }
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1', 'w2']);
+    // Opened without O_DSYNC and written on the calling thread, and nothing synced yet: not the files, not their new directory entries.
+    expect(io.counts.syncWritesOpen).toBe(0);
+    expect(io.counts).toMatchObject({ writev: 0, writevNow: 6 });
+    expect(io.counts.sync).toBe(0);
+    expect(io.counts.syncDir).toBe(0);
+    await sink.sync!();
+    expect(io.counts.sync).toBe(2);
+    expect(io.counts.syncDir).toBe(3);
+    // A durable write to a file opened for deferred ones goes through the thread pool and is synced before it resolves.
+    await sink.write(EncodedBatch.of([event('w3', { container: container('web') })]));
+    expect(io.counts).toMatchObject({ sync: 3, writev: 1, writevNow: 6 });
+    await sink.sync!();
+    expect(io.counts.sync).toBe(3);
+    await sink.close();
+  });
+
+  it('"batch", deferred writes: a failed sync rejects sync() and closes the file, which is reopened on its next write', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+    io.beforeSync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*EIO/);
+    delete io.beforeSync;
+    const opened = io.counts.open;
+    await sink.write(EncodedBatch.of([event('w1', { container: container('web') })]), { deferred: true });
+    expect(io.counts.open).toBe(opened + 1);
+    await sink.sync!();
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1']);
+  });
+
   it('"interval": resolves after the write and syncs on a timer; "never" does not sync until close', async () => {
     for (const fsync of ['interval', 'never'] as const) {
       const dir = tempDir();
