@@ -23,12 +23,14 @@
  *   CLOGS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the collector
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { isMissing } from '../src/errors.js';
 import { cpuSeconds, memoryMb } from './proc.js';
 
 const execFileP = promisify(execFile);
@@ -98,6 +100,8 @@ async function followed(httpAddress: string): Promise<number> {
 class SinkTail {
   private readonly offsets = new Map<string, number>();
   private readonly partial = new Map<string, string>();
+  /** Files read to their end from their `.gz`. */
+  private readonly finished = new Set<string>();
   count = 0;
   readonly lagsMs: number[] = [];
   firstSeenMs = 0;
@@ -107,35 +111,54 @@ class SinkTail {
 
   poll(): void {
     const now = Date.now();
-    for (const file of this.files(this.dir)) {
-      const size = statSync(file).size;
+    const listed = new Set(this.files(this.dir));
+    for (const file of listed) {
+      let size: number;
+      try {
+        size = statSync(file).size;
+      } catch (err) {
+        if (isMissing(err)) continue;
+        throw err;
+      }
       const at = this.offsets.get(file) ?? 0;
       if (size <= at) continue;
       const buf = Buffer.allocUnsafe(size - at);
       const fd = openSync(file, 'r');
       const n = readSync(fd, buf, 0, buf.length, at);
       closeSync(fd);
-      this.offsets.set(file, at + n);
-      const text = (this.partial.get(file) ?? '') + buf.toString('utf8', 0, n);
-      const lines = text.split('\n');
-      this.partial.set(file, lines.pop()!);
-      for (const line of lines) {
-        const ts = /^\{"@timestamp":"([^"]+)"/.exec(line)?.[1];
-        if (!ts || !line.includes('"input":"docker"')) continue;
-        this.count++;
-        if (this.firstSeenMs === 0) this.firstSeenMs = now;
-        this.lastSeenMs = now;
-        this.lagsMs.push(now - tsMs(ts));
-      }
+      this.take(file, buf.subarray(0, n), now);
+    }
+    // A file the sink rotated away from (at midnight UTC) may have been
+    // compressed and its plain copy removed before all of it was read: the
+    // `.gz` holds the same bytes.
+    for (const [file, at] of this.offsets) {
+      if (listed.has(file) || this.finished.has(file) || !existsSync(`${file}.gz`)) continue;
+      this.finished.add(file);
+      this.take(file, gunzipSync(readFileSync(`${file}.gz`)).subarray(at), now);
+    }
+  }
+
+  private take(file: string, bytes: Buffer, now: number): void {
+    this.offsets.set(file, (this.offsets.get(file) ?? 0) + bytes.length);
+    const text = (this.partial.get(file) ?? '') + bytes.toString('utf8');
+    const lines = text.split('\n');
+    this.partial.set(file, lines.pop()!);
+    for (const line of lines) {
+      const ts = /^\{"@timestamp":"([^"]+)"/.exec(line)?.[1];
+      if (!ts || !line.includes('"input":"docker"')) continue;
+      this.count++;
+      if (this.firstSeenMs === 0) this.firstSeenMs = now;
+      this.lastSeenMs = now;
+      this.lagsMs.push(now - tsMs(ts));
     }
   }
 
   private files(dir: string): string[] {
     const out: string[] = [];
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      if (statSync(p).isDirectory()) out.push(...this.files(p));
-      else if (name.endsWith('.ndjson')) out.push(p);
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, entry.name);
+      if (entry.isDirectory()) out.push(...this.files(p));
+      else if (entry.name.endsWith('.ndjson')) out.push(p);
     }
     return out;
   }
