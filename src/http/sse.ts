@@ -107,7 +107,7 @@ function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields
     for (const chunk of source.chunks()) {
       if (!everyTag && !mayHoldWantedTag(filter, chunk)) continue;
       forEachLine([chunk], fields, (f) => {
-        if (!matchesTailFilter(filter, container, f)) return;
+        if (!matchesTailFilter(filter, everyTag, f)) return;
         out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
       });
     }

@@ -45,12 +45,15 @@ export function parseTailFilter(params: URLSearchParams): TailFilter | string {
   return filter;
 }
 
-/** Whether the line `fields` was read from, whose container (if any) is `container`, passes the filter. */
-export function matchesTailFilter(filter: TailFilter, container: ContainerMeta | undefined, fields: LineFields): boolean {
+/**
+ * Whether the line `fields` was read from passes the filter; `containerWanted`:
+ * wantsContainer() of the line's container, decided once for all its lines.
+ */
+export function matchesTailFilter(filter: TailFilter, containerWanted: boolean, fields: LineFields): boolean {
   if (filter.stream !== undefined && fields.stream !== filter.stream) return false;
   if (filter.minLevel !== undefined && !((levelRank(fields.level()) ?? -1) >= filter.minLevel)) return false;
   if (filter.text !== undefined && !fields.message().toLowerCase().includes(filter.text)) return false;
-  if (filter.containers.length === 0 || wantsContainer(filter, container)) return true;
+  if (containerWanted) return true;
   const tag = fields.tag();
   return tag !== undefined && filter.containers.includes(tag);
 }

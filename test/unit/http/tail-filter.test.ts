@@ -16,7 +16,7 @@ const parse = (q: string): TailFilter => {
 function matches(f: TailFilter, e: LogEvent): boolean {
   const fields = new LineFields();
   fields.read(Buffer.from(encodeLine(e)), 0);
-  return matchesTailFilter(f, e.container, fields);
+  return matchesTailFilter(f, wantsContainer(f, e.container), fields);
 }
 
 describe('/tail filter', () => {
