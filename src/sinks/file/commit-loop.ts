@@ -404,6 +404,7 @@ export class CommitLoop {
         }
       }),
       ...files.takeDirsToSync().map((dir) => io.syncDir(dir)),
+      ...files.takeCloseFailures().map((err) => Promise.reject(err)),
     ]);
     let first: unknown;
     for (const r of results) {

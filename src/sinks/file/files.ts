@@ -48,6 +48,11 @@ export class FileTable {
   /** Iteration order is recency: the first entry is the least recently used. */
   private readonly open = new Map<string, OpenFile>();
   private readonly dirsToSync = new Set<string>();
+  /**
+   * Syncs that failed as a dirty file was closed to make room: its lines
+   * were written but may not be durable, and the next sync must say so.
+   */
+  private readonly closeFailures: Error[] = [];
   /** Sources being opened or rotated: their newest file may be about to be appended to or closed. */
   private readonly opening = new Set<string>();
   /** Sources whose newest file retention is deleting: opening waits for it. */
@@ -131,6 +136,11 @@ export class FileTable {
     return [...this.open.values()].filter((f) => f.dirty);
   }
 
+  /** The syncs that failed as files were closed to make room, since the last call. */
+  takeCloseFailures(): Error[] {
+    return this.closeFailures.splice(0);
+  }
+
   /** Directories that got a new entry since the last call, to sync before acking. */
   takeDirsToSync(): string[] {
     const dirs = [...this.dirsToSync];
@@ -158,7 +168,10 @@ export class FileTable {
       if (this.open.size < this.opts.maxOpen) return;
       if (pinned.has(source)) continue;
       this.open.delete(source);
-      await this.release(file).catch((err: unknown) => this.opts.log.error({ err, path: file.path }, 'file sync failed before close'));
+      await this.release(file).catch((err: unknown) => {
+        this.opts.log.error({ err, path: file.path }, 'file sync failed before close');
+        this.closeFailures.push(Object.assign(err as Error, { path: file.path }));
+      });
     }
   }
 

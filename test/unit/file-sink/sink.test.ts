@@ -271,6 +271,22 @@ describe('file sink: group commit and fsync', () => {
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1']);
   });
 
+  it('"batch", deferred writes: a file closed to make room whose sync failed makes the next sync() reject', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io, maxOpenFiles: 1 });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+    io.beforeSync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    // Opening db's file closes web's, which is dirty: its sync fails there, where no caller waits.
+    await sink.write(EncodedBatch.of([event('d0', { container: container('db') })]), { deferred: true });
+    delete io.beforeSync;
+    await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*EIO/);
+    await sink.sync!();
+    await sink.close();
+  });
+
   it('"interval": resolves after the write and syncs on a timer; "never" does not sync until close', async () => {
     for (const fsync of ['interval', 'never'] as const) {
       const dir = tempDir();
