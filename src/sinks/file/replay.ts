@@ -47,6 +47,11 @@ function identity(stream: string, timestamp: string, ordinal: number, piece: num
   return `${stream}\0${timestamp}\0${ordinal}\0${piece ?? ''}\0${message}`;
 }
 
+/** The identity of the line `f` was read from, whose `@timestamp` is `timestamp`. */
+function lineIdentity(f: LineFields, timestamp: string): string {
+  return identity(f.stream ?? '', timestamp, f.ordinal, f.piece < 0 ? undefined : f.piece, f.message());
+}
+
 /** The identities of one source's lines in a batch, by timestamp first: most tail lines are rejected on it. */
 class Wanted {
   readonly timestamps = new Set<string>();
@@ -58,7 +63,7 @@ class Wanted {
     forEachLine(s.chunks(), new LineFields(), (f) => {
       const timestamp = f.timestamp();
       this.timestamps.add(timestamp);
-      this.lines.set(identity(f.stream ?? '', timestamp, f.ordinal, f.piece < 0 ? undefined : f.piece, f.message()), i++);
+      this.lines.set(lineIdentity(f, timestamp), i++);
     });
   }
 
@@ -154,7 +159,7 @@ export class ReplayGuard {
       if (!wanted.timestamps.has(timestamp)) return;
       try {
         f.read(tail, start, end);
-        wanted.see(identity(f.stream ?? '', timestamp, f.ordinal, f.piece < 0 ? undefined : f.piece, f.message()));
+        wanted.see(lineIdentity(f, timestamp));
         return;
       } catch {
         // Not as this release renders: parsed below.
