@@ -393,6 +393,7 @@ export class CommitLoop {
   /** Everything written since the last sync ("interval": each tick; "batch": `sync()`); returns the first error. */
   private async syncAll(): Promise<unknown> {
     const { files, io } = this.opts;
+    const closeFailure = files.takeCloseFailure();
     const results = await Promise.allSettled([
       ...files.dirtyFiles().map(async (file) => {
         try {
@@ -404,7 +405,7 @@ export class CommitLoop {
         }
       }),
       ...files.takeDirsToSync().map((dir) => io.syncDir(dir)),
-      ...files.takeCloseFailures().map((err) => Promise.reject(err)),
+      ...(closeFailure === undefined ? [] : [Promise.reject(closeFailure)]),
     ]);
     let first: unknown;
     for (const r of results) {

@@ -49,10 +49,11 @@ export class FileTable {
   private readonly open = new Map<string, OpenFile>();
   private readonly dirsToSync = new Set<string>();
   /**
-   * Syncs that failed as a dirty file was closed to make room: its lines
+   * A sync that failed as a dirty file was closed to make room: its lines
    * were written but may not be durable, and the next sync must say so.
+   * One is enough to fail it; later ones are logged only.
    */
-  private readonly closeFailures: Error[] = [];
+  private closeFailure: Error | undefined;
   /** Sources being opened or rotated: their newest file may be about to be appended to or closed. */
   private readonly opening = new Set<string>();
   /** Sources whose newest file retention is deleting: opening waits for it. */
@@ -136,9 +137,11 @@ export class FileTable {
     return [...this.open.values()].filter((f) => f.dirty);
   }
 
-  /** The syncs that failed as files were closed to make room, since the last call. */
-  takeCloseFailures(): Error[] {
-    return this.closeFailures.splice(0);
+  /** A sync that failed as a file was closed to make room, since the last call. */
+  takeCloseFailure(): Error | undefined {
+    const err = this.closeFailure;
+    this.closeFailure = undefined;
+    return err;
   }
 
   /** Directories that got a new entry since the last call, to sync before acking. */
@@ -170,7 +173,7 @@ export class FileTable {
       this.open.delete(source);
       await this.release(file).catch((err: unknown) => {
         this.opts.log.error({ err, path: file.path }, 'file sync failed before close');
-        this.closeFailures.push(Object.assign(err as Error, { path: file.path }));
+        this.closeFailure ??= Object.assign(err as Error, { path: file.path });
       });
     }
   }
