@@ -287,6 +287,24 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(r.fast).toEqual(r.general);
   });
 
+  it('renders a slice past the general entries it decodes ahead, as the general path does', () => {
+    // Over 512 (packed-lines.ts GENERAL_AHEAD) general entries, between fast ones.
+    const entries: Buffer[] = [];
+    for (let i = 0; i < 1300; i++) {
+      entries.push(i % 3 === 0 ? entry(at(T, i), record('fast ' + i)) : entry(mp.f64(T + i / 1000), record('general ' + i, { extra: { n: String(i) } })));
+    }
+    const stream = Buffer.concat(entries);
+    const fast = { n: normalizer(), m: new RecordMapper(), batch: new EncodedBatch() };
+    const encoder = new PackedLineEncoder({ normalizer: fast.n, mapper: fast.m, limits: LIMITS, cache: new DecodeCache() });
+    encoder.check(stream, 10_000);
+    const end = encoder.encodeSlice(stream, 0, 'docker.web', fast.batch, (e) => fast.n.push(fast.m.toRawLine(e, 'docker.web')), 10_000, 1 << 30);
+    expect(end).toBe(stream.length);
+    expect(encoder.sliced).toBe(1300);
+    const general = { n: normalizer(), m: new RecordMapper(), batch: new EncodedBatch() };
+    for (const e of decodeEntries(stream, LIMITS)) general.batch.add(general.n.push(general.m.toRawLine(e, 'docker.web')));
+    expect(linesOf(fast.batch)).toEqual(linesOf(general.batch));
+  });
+
   it('for whole seconds as an integer, as Docker sends them without sub-second precision', () => {
     const stream = Buffer.concat([
       entry(mp.int32(T), record('int32 time')),
