@@ -177,6 +177,31 @@ describe('DiskQueue', () => {
     await q.close();
   });
 
+  it('hands over records just committed from memory, without reading them back', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir));
+    await q.append(entries(3), 3);
+    await q.append(entries(3, 3), 3);
+    // Garbage on disk: only the copies kept in memory can give these back.
+    const seg = join(dir, segments(dir).sort()[0]!);
+    writeFileSync(seg, Buffer.alloc(statSync(seg).size, 0x20));
+    const first = await q.read(2, 1 << 30);
+    expect(numbers(first!.entries)).toEqual([0, 1]);
+    expect(await drain(q)).toEqual([2, 3, 4, 5]);
+    q.release(first!);
+    await q.close();
+  });
+
+  it('reads from disk what did not fit in memory, in order with what did', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir, { maxBytes: 64 * 1024 * 1024 }));
+    // Twelve records of about 1 MiB: more than the queue keeps in memory (RECENT_BYTES).
+    for (let r = 0; r < 12; r++) await q.append(entries(4, r * 4, 256 * 1024), 4);
+    expect(await drain(q, 3)).toEqual(Array.from({ length: 48 }, (_, i) => i));
+    expect(q.depth.events).toBe(0);
+    await q.close();
+  });
+
   it('replays from the oldest segment when the cursor file is lost or garbage', async () => {
     const dir = tempDir('q');
     let q = await DiskQueue.open(opts(dir));
