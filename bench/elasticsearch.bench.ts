@@ -13,13 +13,16 @@
  *   collector  the whole `clogs collect --es` (file sink off): the same
  *           number of Docker-shaped records as PackedForward requests of 1000
  *           over one connection, forward decoding, normalizing, the sink;
- *           the clock stops when its /metrics count them all delivered.
+ *           the clock stops when its /metrics count them all delivered;
+ *   queue   the sink's disk queue alone, no Elasticsearch: the bulk lines of
+ *           the same events appended in batches of 1000, read back in
+ *           requests of `batch_events` and released; CPU per 1M events.
  *
  * Each side's clock runs, per slice, from the first event until Elasticsearch
  * accepted the last one; both write into streams created from the same index
  * template.
  *
- *   npm run build && node dist/bench/elasticsearch.bench.js
+ *   npm run build && node dist/bench/elasticsearch.bench.js [queue]
  *   CLOGS_BENCH_ES_URL (default http://127.0.0.1:9200), CLOGS_BENCH_EVENTS (default 1000000),
  *   CLOGS_BENCH_SLICES (default 10): each side's events are sent in this many
  *   slices, interleaved ABBA, so load from other work on a shared machine
@@ -43,9 +46,10 @@ import { formatNanoTime } from '../src/collector/time.js';
 import { elasticsearchSchema } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { eventsOut } from '../src/metrics.js';
-import { resolveTarget } from '../src/sinks/elasticsearch/bulk.js';
+import { BulkEncoder, resolveTarget } from '../src/sinks/elasticsearch/bulk.js';
 import { documentIdOfLine } from '../src/sinks/elasticsearch/document-id.js';
 import { createElasticsearchSink } from '../src/sinks/elasticsearch/index.js';
+import { DiskQueue } from '../src/sinks/elasticsearch/queue.js';
 import type { Sink } from '../src/sinks/sink.js';
 import { ensureTemplate } from '../src/sinks/elasticsearch/template.js';
 import { cpuSeconds } from './proc.js';
@@ -283,7 +287,35 @@ async function throughCollector(client: Client, dataset: string): Promise<Figure
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
 
+/** The disk queue's own CPU per 1M events: append (with fsync), read, take each request's body, release. */
+async function queueCpu(): Promise<number> {
+  const events = Math.min(TOTAL, 500_000);
+  const encoder = new BulkEncoder(resolveTarget(defaults));
+  const root = mkdtempSync(join(tmpdir(), 'clogs-bench-queue-'));
+  const queue = await DiskQueue.open({ dir: root, maxBytes: defaults.queue_max_size, log: createLogger('silent') });
+  try {
+    let cpu = 0;
+    for (let from = 0; from < events; from += 20 * WRITE_BATCH) {
+      const payloads: Buffer[] = [];
+      for (let at = from; at < Math.min(events, from + 20 * WRITE_BATCH); at += WRITE_BATCH) payloads.push(encoder.encode(EncodedBatch.of(makeEvents(at, WRITE_BATCH))));
+      const c0 = process.cpuUsage();
+      await Promise.all(payloads.map((p) => queue.append(p, WRITE_BATCH)));
+      for (let batch = await queue.read(BATCH_EVENTS, defaults.batch_size); batch; batch = await queue.read(BATCH_EVENTS, defaults.batch_size)) {
+        if (batch.entries.body.length === 0) throw new Error('an empty request body');
+        queue.release(batch);
+      }
+      const c = process.cpuUsage(c0);
+      cpu += (c.user + c.system) / 1e6;
+    }
+    return (cpu * 1_000_000) / events;
+  } finally {
+    await queue.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 export async function run(): Promise<void> {
+  console.log(`elasticsearch disk queue alone (append x ${WRITE_BATCH} + fsync, read x ${BATCH_EVENTS}, release): CPU ${(await queueCpu()).toFixed(2)} s per 1M events`);
   const client = new Client({ node: URL, requestTimeout: 120_000 });
   try {
     await client.cluster.health({ wait_for_status: 'yellow', timeout: '30s' });
@@ -320,4 +352,7 @@ export async function run(): Promise<void> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await run();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === 'queue') console.log(`elasticsearch disk queue alone: CPU ${(await queueCpu()).toFixed(2)} s per 1M events`);
+  else await run();
+}

@@ -48,6 +48,7 @@ import type { Logger } from '../../log.js';
 import { ClogsError } from '../../errors.js';
 import type { BackoffPolicy } from '../backoff.js';
 import { DiskRetry } from '../disk-retry.js';
+import { BulkEntries } from './entries.js';
 
 const MAGIC = 0x31514c43; // "CLQ1"
 const HEADER = 16;
@@ -88,8 +89,8 @@ export interface QueuePosition {
 }
 
 export interface QueueBatch {
-  /** One Buffer per event: its action line and document line. */
-  readonly entries: Buffer[];
+  /** The events' action and document lines. */
+  readonly entries: BulkEntries;
   readonly bytes: number;
   readonly end: QueuePosition;
   done: boolean;
@@ -255,33 +256,39 @@ export class DiskQueue {
    */
   async read(maxEvents: number, maxBytes: number): Promise<QueueBatch | undefined> {
     if (this.unreadEvents === 0 || this.closed) return undefined;
-    const entries: Buffer[] = [];
+    const ends: number[] = [];
+    const spans: Buffer[] = [];
     let bytes = 0;
-    fill: while (entries.length < maxEvents) {
+    fill: while (ends.length < maxEvents) {
       if (!this.record) {
         this.record = await this.loadRecord();
         if (!this.record) break;
       }
       const rec = this.record;
-      while (rec.taken < rec.count) {
-        if (entries.length >= maxEvents) break fill;
-        const end = entryEnd(rec.payload, rec.pos);
-        const len = end - rec.pos;
-        if (entries.length > 0 && bytes + len > maxBytes) break fill;
-        entries.push(rec.payload.subarray(rec.pos, end));
-        bytes += len;
-        rec.pos = end;
-        rec.taken++;
+      const spanStart = rec.pos;
+      try {
+        while (rec.taken < rec.count) {
+          if (ends.length >= maxEvents) break fill;
+          const end = entryEnd(rec.payload, rec.pos);
+          const len = end - rec.pos;
+          if (ends.length > 0 && bytes + len > maxBytes) break fill;
+          ends.push((bytes += len));
+          rec.pos = end;
+          rec.taken++;
+        }
+      } finally {
+        if (rec.pos > spanStart) spans.push(rec.payload.subarray(spanStart, rec.pos));
       }
       this.record = undefined;
       this.readPos = { segment: rec.segment, offset: rec.next, skip: 0 };
     }
     if (this.record) this.readPos = { segment: this.record.segment, offset: this.record.offset, skip: this.record.taken };
-    if (entries.length === 0) return undefined;
-    this.unreadEvents -= entries.length;
+    if (ends.length === 0) return undefined;
+    this.unreadEvents -= ends.length;
     this.unreadBytes -= bytes;
     if (this.unreadEvents === 0) this.unreadSince = 0;
-    const batch: QueueBatch = { entries, bytes, end: { ...this.readPos }, done: false };
+    const body = spans.length === 1 ? spans[0]! : Buffer.concat(spans, bytes);
+    const batch: QueueBatch = { entries: new BulkEntries(body, ends), bytes, end: { ...this.readPos }, done: false };
     this.outstanding.push(batch);
     return batch;
   }

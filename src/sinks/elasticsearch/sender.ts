@@ -20,6 +20,7 @@ import { bytesOut, deadLettered, eventsOut, sinkErrors, sinkRetries } from '../.
 import type { Target } from './bulk.js';
 import { errorReason, outcomeOf } from './client.js';
 import type { DeadLetterFile, Rejected } from './dead-letter.js';
+import type { BulkEntries } from './entries.js';
 import type { DiskQueue, QueueBatch } from './queue.js';
 import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import { bulkResponseItems, DEFAULT_BACKOFF, itemRetryReason, itemVerdict, requestVerdict, responseBody, type BulkItemResult, type RequestOutcome, type RetryReason } from './retry.js';
@@ -174,7 +175,7 @@ export class Sender {
 
   private async deliver(batch: QueueBatch): Promise<void> {
     // Groups of entries still to send; a split or a partial retry replaces the head.
-    const work: Buffer[][] = [batch.entries];
+    const work: BulkEntries[] = [batch.entries];
     let attempt = 0;
     while (work.length > 0) {
       const items = work[0]!;
@@ -191,11 +192,11 @@ export class Sender {
         work.shift();
         if (items.length > 1) {
           const half = Math.ceil(items.length / 2);
-          work.unshift(items.slice(0, half), items.slice(half));
+          work.unshift(items.slice(0, half), items.slice(half, items.length));
         } else {
           const status = result.kind === 'response' ? result.status : 0;
           const body = result.kind === 'response' ? result.body : undefined;
-          await this.reject([{ entry: items[0]!, status, error: (body as { error?: unknown } | undefined)?.error ?? body }]);
+          await this.reject([{ entry: items.entry(0), status, error: (body as { error?: unknown } | undefined)?.error ?? body }]);
         }
         continue;
       }
@@ -208,7 +209,7 @@ export class Sender {
       }
       this.succeeded();
       bytesOut.inc(LABELS, result.bytes);
-      const retry: Buffer[] = [];
+      const retry: number[] = [];
       const rejected: Rejected[] = [];
       let delivered = 0;
       let retryItem: { status: number; error?: unknown } | undefined;
@@ -220,11 +221,11 @@ export class Sender {
             delivered++;
             break;
           case 'retry':
-            retry.push(items[i]!);
+            retry.push(i);
             retryItem = r;
             break;
           case 'dead_letter':
-            rejected.push({ entry: items[i]!, status: r.status, error: r.error });
+            rejected.push({ entry: items.entry(i), status: r.status, error: r.error });
             break;
         }
       }
@@ -232,7 +233,7 @@ export class Sender {
       if (rejected.length > 0) await this.reject(rejected);
       work.shift();
       if (retry.length > 0) {
-        work.unshift(retry);
+        work.unshift(items.pick(retry));
         sinkRetries.inc(LABELS, retry.length);
         this.failed(itemRetryReason(retryItem!.status), { kind: 'response', status: retryItem!.status, body: { error: retryItem!.error } });
         if (!(await this.sleep(backoffDelay(++attempt, Math.random(), this.backoff)))) return;
@@ -241,8 +242,8 @@ export class Sender {
     this.opts.queue.release(batch);
   }
 
-  private async send(items: Buffer[]): Promise<SendResult> {
-    const body = items.length === 1 ? items[0]! : Buffer.concat(items);
+  private async send(items: BulkEntries): Promise<SendResult> {
+    const body = items.body;
     try {
       const res = await this.opts.client.bulk(
         // The queue holds finished NDJSON; the transport sends a Buffer body as it is (shouldSerialize).

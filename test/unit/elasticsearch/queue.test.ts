@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { sinkWriteRetries } from '../../../src/metrics.js';
+import type { BulkEntries } from '../../../src/sinks/elasticsearch/entries.js';
 import { DiskQueue, type QueueOptions } from '../../../src/sinks/elasticsearch/queue.js';
 import { memoryLogger } from '../../helpers/elasticsearch.js';
 import { tempDir } from '../../helpers/services.js';
@@ -14,7 +15,9 @@ function entries(n: number, from = 0, pad = 0): Buffer {
   return Buffer.from(s);
 }
 
-const numbers = (bufs: Buffer[]): number[] => bufs.map((b) => Number(/"_id":"(\d+)"/.exec(b.toString())![1]));
+/** The entries' numbers, each read from the entry as the sender would take it out of the batch. */
+const numbers = (entries: BulkEntries): number[] =>
+  Array.from({ length: entries.length }, (_, i) => Number(/^\{"create":\{"_id":"(\d+)"\}\}\n\{"n":\d+[^\n]*\}\n$/.exec(entries.entry(i).toString())![1]));
 
 function opts(dir: string, over: Partial<QueueOptions> = {}): QueueOptions {
   return { dir, maxBytes: 1024 * 1024, log: memoryLogger().log, ...over };
