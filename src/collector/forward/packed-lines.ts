@@ -97,11 +97,12 @@ const STREAM_STDERR = 2;
 
 /**
  * Entries of the general path decoded ahead of rendering, at most: a plan
- * stops at this many, so a slice of a request that is all general entries is
- * this long. Decoded objects held for a whole slice outlive young-generation
- * collections and are promoted; measured (bench tiny, two connections of
- * `[0, {}]` entries, which all take the general path), 10,000 of them ahead
- * kept the old generation growing to 75 MB between major collections.
+ * stops at this many, and encodeSlice() plans again to finish its slice.
+ * Decoded objects held for a whole slice outlive young-generation
+ * collections and are promoted. Measured on bench tiny's two connections of
+ * `[0, {}]` entries, which all take the general path: with a slice's 10,000
+ * decoded ahead, each scavenge kept 1.5 MB and promoted 576 KB; with 512,
+ * 420 KB and 160 KB, and peak RSS went from 211-217 MB to 183-206 MB.
  */
 const GENERAL_AHEAD = 512;
 
