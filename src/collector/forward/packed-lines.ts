@@ -163,7 +163,6 @@ export class PackedLineEncoder {
   private lastKnown: KnownContainer | undefined;
   /** The request being rendered, and the chunk being written, as DataViews: four bytes per read or write. */
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  private dstChunk: Buffer | undefined;
   private dstView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private byIdGeneration = 0;
   /**
@@ -659,7 +658,7 @@ export class PackedLineEncoder {
     if (o < 0) return -1;
     dst[o++] = 0x22;
     const src = this.srcView;
-    const out = this.viewOf(dst);
+    const out = this.dstView;
     let p = start;
     while (p < end) {
       // Runs of bytes JSON leaves as they are, four at a time: measured on a
@@ -744,7 +743,7 @@ export class PackedLineEncoder {
       o = attrsMember(dst, o, first);
       first = false;
       // The key with its quotes and colon, then the value.
-      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.viewOf(dst), o);
+      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.dstView, o);
       o = this.value(buf, i, dst, o);
     }
     if (!first) dst[o++] = 0x7d;
@@ -759,7 +758,7 @@ export class PackedLineEncoder {
     const m = this.members;
     const at = m.valueAt[i]!;
     const end = m.valueEnd[i]!;
-    if (m.rewrite[i] === 0) return copyBytes(this.srcView, at, end, this.viewOf(dst), o);
+    if (m.rewrite[i] === 0) return copyBytes(this.srcView, at, end, this.dstView, o);
     return o + dst.write(JSON.stringify(JSON.parse(buf.toString('utf8', at, end))), o, 'utf8');
   }
 
@@ -791,20 +790,11 @@ export class PackedLineEncoder {
     source.count++;
   }
 
-  /** `lines.room(n)`, with the DataView viewOf() gives for it. */
+  /** `lines.room(n)`; `dstView` is then a DataView of the same chunk, for the writes of this record. */
   private room(lines: LineBuffer, n: number): Buffer {
     const dst = lines.room(n);
-    this.dstChunk = dst;
     this.dstView = lines.view;
     return dst;
-  }
-
-  private viewOf(dst: Buffer): DataView {
-    if (dst !== this.dstChunk) {
-      this.dstChunk = dst;
-      this.dstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
-    }
-    return this.dstView;
   }
 
   /** The record's container, as records.ts maps it; compared by bytes with the last one first. */
