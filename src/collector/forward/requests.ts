@@ -189,7 +189,7 @@ export class RequestReader {
     let wire = first.length;
     for (let i = this.frameIdx; i < this.frames.length && i - firstIdx < SLICE_ENTRIES && wire < SLICE_BYTES; i++) {
       const next = this.frames[i]!;
-      if (!isMessageHead(next) || next.buffer !== last.buffer || next.byteOffset !== last.byteOffset + last.length) break;
+      if (!isMessageHead(next) || !follows(last, next)) break;
       last = next;
       wire += next.length;
     }
@@ -288,6 +288,11 @@ function isMessageHead(frame: Buffer): boolean {
   return frame[0] === 0x93 || frame[0] === 0x94;
 }
 
+/** Whether `next` starts where `prev` ends, in the same bytes. */
+function follows(prev: Buffer, next: Buffer): boolean {
+  return next.buffer === prev.buffer && next.byteOffset === prev.byteOffset + prev.length;
+}
+
 /**
  * Copies the requests from `from` on, which outlive the bytes they were cut
  * from: the requests that lie back to back in those bytes are copied together,
@@ -298,11 +303,7 @@ function keepFrames(frames: Buffer[], from: number): void {
     const first = frames[i]!;
     let j = i + 1;
     let size = first.length;
-    for (; j < frames.length; j++) {
-      const f = frames[j]!;
-      if (f.buffer !== first.buffer || f.byteOffset !== first.byteOffset + size) break;
-      size += f.length;
-    }
+    for (; j < frames.length && follows(frames[j - 1]!, frames[j]!); j++) size += frames[j]!.length;
     const copy = Buffer.from(Buffer.from(first.buffer, first.byteOffset, size));
     for (let at = 0; i < j; i++) {
       const n = frames[i]!.length;
