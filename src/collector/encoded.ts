@@ -117,10 +117,13 @@ export class EncodedBatch {
 
   /** Moves another batch's lines after this one's. */
   append(other: EncodedBatch): void {
-    for (const o of other.sources()) {
-      const s = this.source(o.container, o.name);
-      o.appendTo(s.lines);
-      s.count += o.count;
-    }
+    for (const o of other.sources()) this.appendSource(o);
+  }
+
+  /** Moves one source's lines, of another batch, after those this batch holds for the same source. */
+  appendSource(o: EncodedSource): void {
+    const s = this.source(o.container, o.name);
+    o.appendTo(s.lines);
+    s.count += o.count;
   }
 }

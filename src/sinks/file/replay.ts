@@ -95,12 +95,11 @@ export class ReplayGuard {
     let dropped = 0;
     for (const s of batch.sources()) {
       const source = dirOf(s);
-      const out = kept.source(s.container, s.name);
       if (this.settled.has(source) || s.count === 0) {
-        s.appendTo(out.lines);
-        out.count += s.count;
+        kept.appendSource(s);
         continue;
       }
+      const out = kept.source(s.container, s.name);
       const wanted = new Wanted(s);
       try {
         await this.searchTail(source, wanted);
