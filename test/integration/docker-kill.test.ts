@@ -102,7 +102,24 @@ async function finishAndRead(run: Run, id: string, n: number): Promise<{ numbers
   return result;
 }
 
+/** Covers the waits inside a test (the container's exit, finishAndRead), so a failure shows what is missing rather than a timeout. */
+const KILL_TEST_TIMEOUT_MS = 240_000;
+
 describe('Docker input under kill -9', () => {
+  it('reads a container that stopped while clogs was down, after a run killed before its first durable point', async () => {
+    const n = 300;
+    const run = newRun();
+    const name = `${prefix}-early`;
+    const c = await collector(run);
+    const id = await runContainer(name, counterScript(n));
+    // The first lines are written at once, their checkpoint only at the durable point a second later.
+    while (numbersIn(readFileStore(run.files), id).length === 0) await sleep(10);
+    await c.stop('SIGKILL');
+    await waitExited(name, 120_000);
+    const { numbers } = await finishAndRead(run, id, n);
+    expect(numbers).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  }, KILL_TEST_TIMEOUT_MS);
+
   it('loses and repeats nothing when the collector is killed at random moments', async () => {
     const n = 2500;
     const seed = Date.now() % 100_000;
@@ -124,7 +141,7 @@ describe('Docker input under kill -9', () => {
     await waitExited(name, 120_000);
     const { numbers } = await finishAndRead(run, id, n);
     expect({ seed, kills, count: numbers.length, numbers }).toEqual({ seed, kills, count: n, numbers: Array.from({ length: n }, (_, i) => i + 1) });
-  });
+  }, KILL_TEST_TIMEOUT_MS);
 
   it('loses and repeats nothing across kills and a docker restart of the container', async () => {
     const n = 2000;
@@ -145,5 +162,5 @@ describe('Docker input under kill -9', () => {
     await waitExited(name, 120_000);
     const { numbers } = await finishAndRead(run, id, n);
     expect({ seed, count: numbers.length, numbers }).toEqual({ seed, count: n, numbers: Array.from({ length: n }, (_, i) => i + 1) });
-  });
+  }, KILL_TEST_TIMEOUT_MS);
 });

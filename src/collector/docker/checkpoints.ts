@@ -92,7 +92,7 @@ export class CheckpointStore {
       text = await readFile(join(dir, FILE), 'utf8');
     } catch (err) {
       if (!isMissing(err)) throw err;
-      return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+      return CheckpointStore.first(dir, graceMs, log);
     }
     let parsed: CheckpointFile;
     try {
@@ -103,9 +103,25 @@ export class CheckpointStore {
       const aside = join(dir, `${FILE}.unreadable-${Date.now()}`);
       await rename(join(dir, FILE), aside);
       log.error({ err, movedTo: aside }, 'docker checkpoint file unreadable; starting without checkpoints');
-      return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+      return CheckpointStore.first(dir, graceMs, log);
     }
     return new CheckpointStore(dir, new Map(Object.entries(parsed.containers)), parsed.aliveAt, graceMs, log);
+  }
+
+  /**
+   * A store with no checkpoint yet writes one at once, holding only this
+   * run's start: a run killed before its first durable point still leaves
+   * its sign of life, and the next run reads in full the containers that
+   * stopped since (discovery.ts, horizonMs) instead of taking them for
+   * history. Without it, runs that were each killed within a second of
+   * following a container left no file, and the run after them never read
+   * the rest of that container's log once it had stopped (docker-kill.test.ts).
+   */
+  private static async first(dir: string, graceMs: number, log: Logger): Promise<CheckpointStore> {
+    await writeSynced(join(dir, `${FILE}.tmp`), `{"version":1,"aliveAt":${Date.now()},"containers":{}}`);
+    await rename(join(dir, `${FILE}.tmp`), join(dir, FILE));
+    await syncDir(dir);
+    return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
   }
 
   get(id: string): CheckpointEntry | undefined {
@@ -167,13 +183,7 @@ export class CheckpointStore {
     const text = `{"version":1,"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
     const tmp = join(this.dir, `${FILE}.tmp`);
     try {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeSynced(tmp, text);
     } catch (err) {
       this.preparing = false;
       this.restage(staged);
@@ -219,19 +229,31 @@ export class CheckpointStore {
     if (this.dirSync) return;
     const wait = Math.max(0, this.lastDirSync + DIR_SYNC_INTERVAL_MS - Date.now());
     this.dirSync = new Promise<void>((resolve) => setTimeout(resolve, wait).unref())
-      .then(() => open(this.dir, 'r'))
-      .then(async (fh) => {
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-      })
+      .then(() => syncDir(this.dir))
       .catch((err: unknown) => this.log.debug({ err }, 'docker checkpoint directory fsync failed'))
       .finally(() => {
         this.lastDirSync = Date.now();
         this.dirSync = undefined;
       });
+  }
+}
+
+async function writeSynced(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -89,7 +89,7 @@ describe('CheckpointStore', () => {
     expect(a.previousAliveAt).toBeUndefined();
     const prepared = await a.prepare(update({ stdout: { ts: T1, lines: 2, ords: 2 } }));
     // Not visible before the commit: a kill here keeps the previous checkpoint.
-    expect(existsSync(join(dir, 'checkpoints.json'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')).containers).toEqual({});
     expect(a.get('c1')).toBeUndefined();
     await prepared.commit();
     expect(a.get('c1')?.streams.stdout).toEqual({ ts: T1, lines: 2, ords: 2 });
@@ -109,6 +109,17 @@ describe('CheckpointStore', () => {
     expect(readdirSync(dir)).toEqual(['checkpoints.json']);
     await (await s.prepare(update({ stderr: { ts: T2, lines: 1, ords: 1 } }))).commit();
     expect(s.get('c1')?.streams).toEqual({ stdout: { ts: T1, lines: 1, ords: 1 }, stderr: { ts: T2, lines: 1, ords: 1 } });
+  });
+
+  it('leaves the start of a run that never reached a durable point, for the next run\'s horizon', async () => {
+    const dir = temp();
+    const before = Date.now();
+    await CheckpointStore.open(dir, 60_000, log);
+    const next = await CheckpointStore.open(dir, 60_000, log);
+    expect(next.previousAliveAt).toBeGreaterThanOrEqual(before);
+    expect(next.previousAliveAt).toBeLessThanOrEqual(Date.now());
+    expect(next.ids()).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['checkpoints.json']);
   });
 
   it('allows one prepared checkpoint at a time', async () => {
@@ -138,6 +149,7 @@ describe('CheckpointStore', () => {
     const s = await CheckpointStore.open(dir, 60_000, log);
     expect(s.ids()).toEqual([]);
     expect(readdirSync(dir).some((f) => f.startsWith('checkpoints.json.unreadable-'))).toBe(true);
+    expect((await CheckpointStore.open(dir, 60_000, log)).previousAliveAt).toBeTypeOf('number');
   });
 
   it('forgets removed containers after the grace period, and keeps them when they come back', async () => {
