@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 import { docker, ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
 
 const prefix = uniquePrefix('kill');
@@ -113,7 +114,7 @@ describe('Docker input under kill -9', () => {
     const c = await collector(run);
     const id = await runContainer(name, counterScript(n));
     // The first lines are written at once, their checkpoint only at the durable point a second later.
-    while (numbersIn(readFileStore(run.files), id).length === 0) await sleep(10);
+    await until('the first line in the file sink', () => numbersIn(readFileStore(run.files), id).length > 0, 30_000);
     await c.stop('SIGKILL');
     await waitExited(name, 120_000);
     const { numbers } = await finishAndRead(run, id, n);
