@@ -5,7 +5,7 @@
  * the backfill on, the Docker input reads those lines back from the engine's
  * dual-logging cache and writes only the ones the forward input never got.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,11 +16,15 @@ import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema, forwardSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink } from '../helpers/docker.js';
+import { readFileStore, startCollector } from '../helpers/services.js';
 import { until } from '../helpers/until.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
 const prefix = uniquePrefix('backfill');
 const dir = mkdtempSync(join(tmpdir(), 'clogs-backfill-'));
+
+const counter = 'i=1; while [ $i -le 30 ]; do echo "b $i"; i=$((i+1)); sleep 0.1; done';
+const fluentdTo = (port: number) => ['--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${port}`, '--log-opt', 'fluentd-async=true', '--log-opt', 'fluentd-sub-second-precision=true'];
 
 async function startBoth(capture: CaptureSink, listen: string): Promise<{ forward: RunningInput; docker: RunningInput }> {
   const pipeline = new Pipeline([capture]);
@@ -47,9 +51,7 @@ describe('fluentd-driver backfill', () => {
     let inputs = await startBoth(first, '127.0.0.1:0');
     const port = Number(inputs.forward.address.split(':').pop());
     const name = `${prefix}-async`;
-    const id = await runContainer(name, 'i=1; while [ $i -le 30 ]; do echo "b $i"; i=$((i+1)); sleep 0.1; done', {
-      args: ['--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${port}`, '--log-opt', 'fluentd-async=true', '--log-opt', 'fluentd-sub-second-precision=true'],
-    });
+    const id = await runContainer(name, counter, { args: fluentdTo(port) });
     await until('some lines through the forward input', () => first.events.filter((e) => e.container?.id === id).length >= 8, 40_000);
     // clogs goes down; the container finishes while nothing listens, so the
     // driver discards the rest of its buffer.
@@ -77,4 +79,29 @@ describe('fluentd-driver backfill', () => {
       await inputs.docker.stop();
     }
   });
+
+  it('fills the gap after a run that was killed just after it first saw the container', async () => {
+    const files = join(dir, 'early-files');
+    const state = join(dir, 'early-state');
+    const config = join(dir, 'early.yaml');
+    writeFileSync(config, `log_level: debug\ndocker:\n  fluentd_backfill: true\n  include:\n    names: ["${prefix}*"]\n`);
+    const args = (forward: string) => ['--config', config, '--forward', forward, '--http', '127.0.0.1:0', '--file', files, '--state', state];
+    const first = await startCollector(args('127.0.0.1:0'));
+    const port = first.forwardPort();
+    const name = `${prefix}-early`;
+    const id = await runContainer(name, counter, { args: fluentdTo(port) });
+    // Followed from the moment it was first seen: that start must already be durable.
+    await until('the Docker input following the container', () => first.lines.some((l) => l.msg === 'following container log' && l.container === id.slice(0, 12)), 30_000);
+    await first.stop('SIGKILL');
+    await waitExited(name);
+    const messages = () => readFileStore(files).filter((e) => e.container?.id === id).map((e) => e.message);
+    expect(messages().length).toBeLessThan(30);
+
+    const second = await startCollector(args(`127.0.0.1:${port}`));
+    // Lines read back wait 15 s for a forward delivery before they are written.
+    await until('the backfill', () => messages().length >= 30, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await second.stop()).toBe(0);
+    expect(messages()).toEqual(Array.from({ length: 30 }, (_, i) => `b ${i + 1}`));
+  }, 120_000);
 });

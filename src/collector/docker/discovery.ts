@@ -281,7 +281,8 @@ export class Discovery {
     if (!f) {
       const cp = this.deps.store.get(id);
       if (!cp && !info.running && cause === 'reconcile' && info.finishedAtMs < this.deps.horizonMs) return;
-      f = this.createFollower(info, cp?.streams);
+      f = await this.createFollower(info, cp?.streams);
+      if (this.stopping) return;
       this.followers.set(id, f);
     }
     if (f.state === 'done' && !info.running) return;
@@ -291,17 +292,19 @@ export class Discovery {
     this.updateGauge();
   }
 
-  private createFollower(info: ContainerInfo, checkpoint: Positions | undefined): Follower {
+  private async createFollower(info: ContainerInfo, checkpoint: Positions | undefined): Promise<Follower> {
     if (info.logDriver !== 'fluentd' || !this.deps.backfill || !this.backfillDeps) return new Follower(info, checkpoint ?? {}, this.followerDeps);
     this.deps.backfill.watch(info.id);
     if (checkpoint) return new Follower(info, checkpoint, this.backfillDeps);
     // Without a checkpoint the forward input has had everything so far:
-    // start from now, and record that start at once, so that a gap after it
-    // (clogs down) is read back on the next start.
+    // start from now, and make that start durable before following, so that
+    // a gap after it (clogs down, even killed a moment later) is read back
+    // on the next start. Left to the next durable point, up to a second
+    // later, a kill before it lost the gap.
     const now = nowNanoTime();
     const ts = formatNanoTime(now.sec, now.nsec);
     const start: Positions = { stdout: { ts, lines: 0, ords: 0 }, stderr: { ts, lines: 0, ords: 0 } };
-    this.deps.shipper.add(info.id, info.name, [], start);
+    await this.deps.shipper.record(info.id, info.name, start);
     return new Follower(info, start, this.backfillDeps);
   }
 

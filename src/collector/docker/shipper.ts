@@ -110,6 +110,8 @@ export class Shipper implements LineSink {
   private readonly waiting = new Set<() => void>();
   private readonly parked = new Set<() => void>();
   private readonly idleWaiters: (() => void)[] = [];
+  /** record() callers, each waiting for a durable point after its positions were added. */
+  private durableWaiters: (() => void)[] = [];
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(private readonly opts: ShipperOptions) {
@@ -129,6 +131,18 @@ export class Shipper implements LineSink {
     this.next.updates.set(containerId, { name, streams });
     this.schedule();
     return this.hasRoom();
+  }
+
+  /**
+   * Adds a container's positions with no events, and resolves once a
+   * checkpoint holds them (or their write failed). Unlike drained(), this
+   * does not wait for the other containers to go quiet.
+   */
+  record(containerId: string, name: string, streams: Positions): Promise<void> {
+    return new Promise((resolve) => {
+      this.durableWaiters.push(resolve);
+      this.add(containerId, name, [], streams);
+    });
   }
 
   /** Events with no checkpoint behind them (the Normalizer's timeout flush). */
@@ -178,7 +192,14 @@ export class Shipper implements LineSink {
 
   /** Whether the next cycle is a durable point even when it writes nothing. */
   private durableWanted(): boolean {
-    return this.heartbeatDue || this.durableDue || this.idleWaiters.length > 0 || this.opts.store.hasStaged() || this.opts.durableMs === 0;
+    return (
+      this.heartbeatDue ||
+      this.durableDue ||
+      this.idleWaiters.length > 0 ||
+      this.durableWaiters.length > 0 ||
+      this.opts.store.hasStaged() ||
+      this.opts.durableMs === 0
+    );
   }
 
   private render(events: readonly LogEvent[]): void {
@@ -232,10 +253,14 @@ export class Shipper implements LineSink {
     if (batch.events > 0) eventsInDocker.inc(batch.events);
     this.next = newBatch();
     this.wakeWaiting();
+    // Every record() so far added its positions to this batch, and this cycle is durable.
+    const recorded = this.durableWaiters;
+    this.durableWaiters = [];
     try {
       if (await this.write(batch) && durable) await this.makeDurable();
     } finally {
       this.inFlight = false;
+      for (const fn of recorded) fn();
     }
     if (this.unsynced.size > 0 && this.durableTimer === undefined && !this.durableDue) {
       this.durableTimer = setTimeout(() => {
@@ -314,6 +339,8 @@ export class Shipper implements LineSink {
     this.opts.log.error({ err, containers: ids.size, events: events + this.next.events }, 'pipeline write failed; re-reading from checkpoints');
     inputErrors.inc({ input: 'docker', reason: 'sink' });
     this.next = newBatch();
+    // Their positions went with the filling batch.
+    for (const fn of this.durableWaiters.splice(0)) fn();
     this.opts.onLost(ids, err);
     this.wakeWaiting();
   }

@@ -148,6 +148,29 @@ describe('Shipper', () => {
     expect(checkpoints).toEqual([]);
   });
 
+  it('record() resolves once a checkpoint holds the positions, while other containers keep it busy', async () => {
+    const { shipper, batches, checkpoints } = harness(1 << 20, 60_000);
+    shippers.push(shipper);
+    let n = 0;
+    const busy = setInterval(() => shipper.add('a', 'a', [event(`a${n++}`)], {}), 5);
+    try {
+      await until('a few writes', () => batches.length >= 2);
+      await shipper.record('f', 'f', { stdout: { ts: '2026-11-30T04:00:00.000000000Z', lines: 0, ords: 0 } });
+      expect(checkpoints.some((c) => c.includes('f'))).toBe(true);
+    } finally {
+      clearInterval(busy);
+    }
+  });
+
+  it('record() resolves when the write of its positions failed', async () => {
+    const { shipper, checkpoints, lost, control } = harness(1 << 20, 60_000);
+    shippers.push(shipper);
+    control.failSync = new Error('EIO');
+    await shipper.record('f', 'f', { stdout: { ts: '2026-11-30T04:00:00.000000000Z', lines: 0, ords: 0 } });
+    expect(checkpoints).toEqual([]);
+    expect(lost).toEqual([['f']]);
+  });
+
   it('leaves out an event that cannot be rendered and keeps the others', async () => {
     const { shipper, batches } = harness();
     shippers.push(shipper);
