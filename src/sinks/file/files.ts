@@ -40,8 +40,13 @@ export interface FileTableOptions {
    * them durable later, for all of them at once.
    */
   syncWrites: boolean;
-  /** Called once a new file exists: the one before it, if any, is closed for good. */
-  onCreate?: () => void;
+  /**
+   * Called once a new file follows an earlier one of its source, which is
+   * closed for good. Not for a source's first file: there is nothing new to
+   * compress or delete then, and a host starting hundreds of containers
+   * would scan the whole store once per container.
+   */
+  onRotate?: () => void;
 }
 
 export class FileTable {
@@ -119,7 +124,7 @@ export class FileTable {
         await this.release(file);
       }
       const day = today > file.day ? today : file.day;
-      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0, file.syncWrites);
+      const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0, file.syncWrites, true);
       this.open.set(file.source, next);
       return next;
     } finally {
@@ -210,7 +215,7 @@ export class FileTable {
       }
     }
     const last = (await listLayoutFiles(dirPath)).at(-1);
-    if (last === undefined) return this.create(source, today, 0, syncWrites);
+    if (last === undefined) return this.create(source, today, 0, syncWrites, false);
     // A file of a later day than today (the clock stepped back) is kept, so no
     // new name sorts before it.
     // A compressed file is never appended to.
@@ -220,14 +225,15 @@ export class FileTable {
       await this.release(file);
     }
     const day = today > last.day ? today : last.day;
-    return this.create(source, day, day === last.day ? last.index + 1 : 0, syncWrites);
+    return this.create(source, day, day === last.day ? last.index + 1 : 0, syncWrites, true);
   }
 
-  private async create(source: string, day: string, index: number, syncWrites: boolean): Promise<OpenFile> {
+  /** `follows`: an earlier file of the source exists. */
+  private async create(source: string, day: string, index: number, syncWrites: boolean, follows: boolean): Promise<OpenFile> {
     const dirPath = join(this.opts.dir, source);
     const file = await this.openFile(source, join(dirPath, fileName(day, index)), day, index, syncWrites);
     if (this.opts.durable) this.dirsToSync.add(dirPath);
-    this.opts.onCreate?.();
+    if (follows) this.opts.onRotate?.();
     return file;
   }
 

@@ -84,7 +84,7 @@ export class FileSink implements Sink {
       rotateDaily: cfg.rotate_daily,
       durable: cfg.fsync !== 'never',
       syncWrites: cfg.fsync === 'batch',
-      onCreate: () => this.maintenance.poke(),
+      onRotate: () => this.maintenance.poke(),
     });
     this.loop = new CommitLoop({
       dir: cfg.dir,

@@ -217,3 +217,22 @@ describe('file table: retention of a newest file', () => {
     await table.closeAll();
   });
 });
+
+describe('file table: what asks for a maintenance pass', () => {
+  it('a file that follows an earlier one of its source, not a source\'s first file', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    let rotations = 0;
+    const table = new FileTable({ dir, io: nodeFileIo, log, maxOpen: 4, rotateSize: 0, rotateDaily: true, durable: false, syncWrites: false, onRotate: () => rotations++ });
+    await table.acquire('web', '2026-11-22', new Set());
+    await table.acquire('api', '2026-11-22', new Set());
+    expect(rotations).toBe(0);
+    await table.closeAll();
+    await table.acquire('web', '2026-11-22', new Set());
+    expect(rotations).toBe(0);
+    await table.closeAll();
+    await table.acquire('web', '2026-11-23', new Set());
+    expect(rotations).toBe(1);
+    await table.closeAll();
+  });
+});
