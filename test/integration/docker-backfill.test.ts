@@ -78,7 +78,7 @@ describe('fluentd-driver backfill', () => {
       await inputs.forward.stop();
       await inputs.docker.stop();
     }
-  });
+  }, 120_000);
 
   it('fills the gap after a run that was killed just after it first saw the container', async () => {
     const files = join(dir, 'early-files');
