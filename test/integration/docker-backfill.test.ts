@@ -16,7 +16,7 @@ import { Pipeline } from '../../src/collector/pipeline.js';
 import { dockerSchema, forwardSchema, multilineSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited, CaptureSink } from '../helpers/docker.js';
-import { readFileStore, startCollector } from '../helpers/services.js';
+import { readFileStore, startCollector, type RunningCollector } from '../helpers/services.js';
 import { until } from '../helpers/until.js';
 
 const log = createLogger(process.env.CLOGS_TEST_LOG ?? 'silent');
@@ -40,7 +40,11 @@ beforeAll(async () => {
   ensureBusyboxImage();
 });
 
+/** Collectors started as processes: one a failed test left running is stopped here. */
+const started: RunningCollector[] = [];
+
 afterAll(async () => {
+  for (const c of started) await c.stop('SIGKILL');
   await removeContainers(prefix);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -87,6 +91,7 @@ describe('fluentd-driver backfill', () => {
     writeFileSync(config, `log_level: debug\ndocker:\n  fluentd_backfill: true\n  include:\n    names: ["${prefix}*"]\n`);
     const args = (forward: string) => ['--config', config, '--forward', forward, '--http', '127.0.0.1:0', '--file', files, '--state', state];
     const first = await startCollector(args('127.0.0.1:0'));
+    started.push(first);
     const port = first.forwardPort();
     const name = `${prefix}-early`;
     const id = await runContainer(name, counter, { args: fluentdTo(port) });
@@ -98,6 +103,7 @@ describe('fluentd-driver backfill', () => {
     expect(messages().length).toBeLessThan(30);
 
     const second = await startCollector(args(`127.0.0.1:${port}`));
+    started.push(second);
     // Lines read back wait 15 s for a forward delivery before they are written.
     await until('the backfill', () => messages().length >= 30, 60_000);
     await new Promise((r) => setTimeout(r, 1000));

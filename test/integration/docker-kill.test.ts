@@ -20,7 +20,11 @@ beforeAll(async () => {
   ensureBusyboxImage();
 });
 
+/** Every collector a test started: one that failed halfway leaves none running. */
+const started: RunningCollector[] = [];
+
 afterAll(async () => {
+  for (const c of started) await c.stop('SIGKILL');
   await removeContainers(prefix);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -57,8 +61,10 @@ function newRun(): Run {
   return { files, state, config };
 }
 
-function collector(run: Run): Promise<RunningCollector> {
-  return startCollector(['--config', run.config, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', run.files, '--state', run.state]);
+async function collector(run: Run): Promise<RunningCollector> {
+  const c = await startCollector(['--config', run.config, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', run.files, '--state', run.state]);
+  started.push(c);
+  return c;
 }
 
 function numbersIn(events: LogEvent[], id: string): number[] {
