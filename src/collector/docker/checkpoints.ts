@@ -24,6 +24,7 @@ import type { Logger } from '../../log.js';
 import type { Stream } from '../event.js';
 import { parseDockerTime } from './frames.js';
 import { isMissing } from '../../errors.js';
+import { syncDir } from '../state-files.js';
 
 export interface StreamPosition {
   /** Docker's timestamp of the last emitted line. */
@@ -242,15 +243,6 @@ async function writeSynced(path: string, text: string): Promise<void> {
   const fh = await open(path, 'w');
   try {
     await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
     await fh.sync();
   } finally {
     await fh.close();

@@ -25,7 +25,7 @@ import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
-import { removeIfPresent } from './state-files.js';
+import { removeIfPresent, syncDir } from '../state-files.js';
 
 interface StoredPiece {
   t: [number, number];
@@ -210,13 +210,4 @@ function toRawLine(s: StoredPiece): RawLine {
 
 async function removeAll(paths: readonly string[]): Promise<void> {
   await Promise.all(paths.map(removeIfPresent));
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import { removeIfPresent } from './state-files.js';
+import { removeIfPresent } from '../state-files.js';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
 
