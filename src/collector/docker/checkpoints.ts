@@ -119,10 +119,9 @@ export class CheckpointStore {
    * the rest of that container's log once it had stopped (docker-kill.test.ts).
    */
   private static async first(dir: string, graceMs: number, log: Logger): Promise<CheckpointStore> {
-    await writeSynced(join(dir, `${FILE}.tmp`), `{"version":1,"aliveAt":${Date.now()},"containers":{}}`);
-    await rename(join(dir, `${FILE}.tmp`), join(dir, FILE));
-    await syncDir(dir);
-    return new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+    const store = new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+    await (await store.prepare(new Map())).commit();
+    return store;
   }
 
   get(id: string): CheckpointEntry | undefined {
@@ -184,7 +183,13 @@ export class CheckpointStore {
     const text = `{"version":1,"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
     const tmp = join(this.dir, `${FILE}.tmp`);
     try {
-      await writeSynced(tmp, text);
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       this.preparing = false;
       this.restage(staged);
@@ -236,16 +241,6 @@ export class CheckpointStore {
         this.lastDirSync = Date.now();
         this.dirSync = undefined;
       });
-  }
-}
-
-async function writeSynced(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
