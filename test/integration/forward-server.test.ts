@@ -319,6 +319,23 @@ describe('split lines under acks', () => {
     d.socket.end();
   });
 
+  it('acks the resend of a piece whose ack a crash took, without joining the piece twice', async () => {
+    const first = await start();
+    const c = await rawClient(first.port);
+    await c.send(piece(part1, 1, false, 'p1'));
+    await c.waitReplies(1);
+    c.socket.destroy();
+    // The ack was sent, but the client never read it: it resends piece 1 to the restarted input.
+    const second = await start({}, { stateDir: first.stateDir });
+    const d = await rawClient(second.port);
+    await d.send(piece(part1, 1, false, 'p1'));
+    expect(await d.waitReplies(1)).toEqual([{ ack: 'p1' }]);
+    await d.send(piece(part2, 2, true, 'p2'));
+    expect(await d.waitReplies(2)).toEqual([{ ack: 'p1' }, { ack: 'p2' }]);
+    expect(second.sink.events.map((e) => e.message)).toEqual([whole]);
+    d.socket.end();
+  });
+
   it('writes a piece whose last piece never comes after partial_timeout, and forgets it on disk', async () => {
     const t = await start({ partial_timeout: '200ms' });
     const c = await rawClient(t.port);
@@ -327,6 +344,49 @@ describe('split lines under acks', () => {
     await until('the timeout flush', () => t.sink.events.length === 1, 5000);
     expect(t.sink.events[0]!.message).toBe('no newline at exit');
     await until('the stored piece deleted', () => !existsSync(join(storeDir(t), pid)), 5000);
+    c.socket.end();
+  });
+});
+
+describe('stack traces under acks', () => {
+  const TRACE = ['Exception in thread "main" java.lang.IllegalStateException: row missing', '\tat com.example.Repo.load(Repo.java:24)', '\tat com.example.Main.main(Main.java:10)'];
+  // Second-precision times, as Docker sends by default: lines of one trace share them.
+  const line = (log: string, chunk: string, stream: 'stdout' | 'stderr' = 'stderr'): Buffer =>
+    mp.arr(mp.str('web'), mp.int32(T), dockerRecord(log, {}, stream), encodeMsgpack({ chunk }));
+  const storeDir = (t: TestInput): string => join(t.stateDir, 'forward-partials');
+
+  it('acks the resend of a trace line whose ack a crash took, without taking the line twice', async () => {
+    const first = await start();
+    const c = await rawClient(first.port);
+    await c.send(line(TRACE[0]!, 't1'));
+    await c.waitReplies(1);
+    await c.send(line(TRACE[1]!, 't2'));
+    await c.waitReplies(2);
+    c.socket.destroy();
+    const second = await start({}, { stateDir: first.stateDir });
+    const d = await rawClient(second.port);
+    await d.send(line(TRACE[1]!, 't2'));
+    expect(await d.waitReplies(1)).toEqual([{ ack: 't2' }]);
+    await d.send(line(TRACE[2]!, 't3'));
+    await d.waitReplies(2);
+    await until('the trace written after its timeout', () => second.sink.events.length > 0, 10_000);
+    expect(second.sink.events.map((e) => e.message)).toEqual([TRACE.join('\n')]);
+    d.socket.end();
+  });
+
+  it('stores a held line only once the records before it in its request are durable', async () => {
+    const t = await start();
+    t.sink.hold();
+    const c = await rawClient(t.port);
+    const entries = Buffer.concat([mp.arr(mp.int32(T), dockerRecord('plain before', {}, 'stderr')), mp.arr(mp.int32(T), dockerRecord(TRACE[0]!, {}, 'stderr'))]);
+    await c.send(mp.arr(mp.str('web'), mp.bin(entries), encodeMsgpack({ chunk: 'k1' })));
+    await until('the write of the plain line', () => t.sink.pendingWrites === 1, 5000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readdirSync(storeDir(t))).toEqual([]);
+    expect(c.replies()).toEqual([]);
+    t.sink.release();
+    expect(await c.waitReplies(1)).toEqual([{ ack: 'k1' }]);
+    expect(readdirSync(storeDir(t))).toHaveLength(1);
     c.socket.end();
   });
 });

@@ -78,6 +78,11 @@ export class ChunkLedger {
     return this.pending.get(key) ?? (this.acked.has(key) || undefined);
   }
 
+  /** A chunk written whole before a restart (partials.ts): its resend is acked without being written. */
+  remember(key: string): void {
+    this.acked.add(key);
+  }
+
   begin(key: string): PendingChunk {
     const pending = new PendingChunk();
     this.pending.set(key, pending);

@@ -97,6 +97,7 @@ class ForwardInput implements RunningForwardInput {
       const events = this.ctx.normalizer.push(piece);
       if (events.length > 0) this.writeFlushed(events);
     }
+    for (const key of this.ctx.partials.chunks()) this.ctx.ledger.remember(key);
     this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
     this.deps.log.info(
       { address: this.listener.address, tls: this.cfg.tls !== undefined, handshake: this.ctx.handshake !== undefined },

@@ -15,6 +15,14 @@
  * written just before a crash, whose file was not deleted yet, is written
  * again with the same identity (its first line's), which the sinks dedupe.
  *
+ * A crash between storing a line and the client reading its ack brings the
+ * request again, byte for byte, to the restarted collector, which holds that
+ * line already: taken again, it would be in its event twice. So each stored
+ * line names its request's chunk key, and lines are stored only once every
+ * other record of their requests is durable (writes.ts): a request with a
+ * stored line was written whole, and the restarted input acks its resend
+ * without taking it again (`chunks()`, seeded into the ChunkLedger).
+ *
  * One NDJSON line per held line; a torn last line (crash during the append)
  * was never acked, and is skipped.
  */
@@ -39,6 +47,8 @@ interface StoredPiece {
   /** The line's bytes, base64. */
   l: string;
   x?: Record<string, unknown>;
+  /** The chunk key (acks.ts) of the request that brought the line. */
+  k?: string;
 }
 
 /** A line to keep: `id` names its event's file, `first` is that event's first line (or piece). */
@@ -46,11 +56,21 @@ export interface HeldLine {
   id: string;
   first: RawLine;
   line: RawLine;
+  /** The chunk key of the request that brought `line`. */
+  key: string;
 }
 
 /** A piece of a split line, kept under its partial id. */
-export function pieceOf(raw: RawLine): HeldLine {
-  return { id: raw.partial!.id, first: raw, line: raw };
+export function pieceOf(raw: RawLine, key: string): HeldLine {
+  return { id: raw.partial!.id, first: raw, line: raw, key };
+}
+
+interface HeldFile {
+  path: string;
+  /** The key its flushed event is recognised by. */
+  match: string;
+  /** Whether the file was created (and its name made durable). */
+  created: boolean;
 }
 
 /** The id of the trace a line was held in, from the trace's first line. */
@@ -59,8 +79,10 @@ export function traceId(first: RawLine): string {
 }
 
 export class PartialStore {
-  /** partial id → its file and the key its flushed event is recognised by. */
-  private readonly files = new Map<string, { path: string; match: string }>();
+  /** Partial or trace id → its file. */
+  private readonly files = new Map<string, HeldFile>();
+  /** Chunk keys of the requests whose lines were loaded. */
+  private readonly loadedChunks = new Set<string>();
   /** One operation at a time, in call order: a delete never overtakes the append it follows. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -84,7 +106,9 @@ export class PartialStore {
       for (const line of (await readFile(path, 'utf8')).split('\n')) {
         if (line === '') continue;
         try {
-          lines.push(toRawLine(JSON.parse(line) as StoredPiece));
+          const stored = JSON.parse(line) as StoredPiece;
+          lines.push(toRawLine(stored));
+          if (typeof stored.k === 'string') this.loadedChunks.add(stored.k);
         } catch {
           this.log.warn({ file: path }, 'skipping a torn line in a stored held line');
         }
@@ -95,46 +119,57 @@ export class PartialStore {
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first) });
+        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true });
         traces.push(...lines);
         continue;
       }
       lines.sort((a, b) => a.partial!.ordinal - b.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(first) });
+      this.files.set(first.partial.id, { path, match: matchKeyOf(first), created: true });
       pieces.push(...lines);
     }
     if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
     return [...traces, ...pieces];
   }
 
-  /** Appends lines to their event's file and fsyncs; resolves once they are durable. */
-  persist(held: readonly HeldLine[]): Promise<void> {
-    return this.enqueue(async () => {
-      const byId = new Map<string, HeldLine[]>();
-      for (const h of held) {
-        let list = byId.get(h.id);
-        if (list === undefined) byId.set(h.id, (list = []));
-        list.push(h);
-      }
-      let created = false;
-      for (const [id, list] of byId) {
-        let entry = this.files.get(id);
-        if (entry === undefined) {
-          entry = { path: join(this.dir, fileName(id)), match: matchKeyOf(list[0]!.first) };
-          this.files.set(id, entry);
-          created = true;
+  /** Chunk keys of the requests whose lines load() found: written whole before the crash. */
+  chunks(): ReadonlySet<string> {
+    return this.loadedChunks;
+  }
+
+  /**
+   * Once `after` resolves, appends lines to their event's files and fsyncs;
+   * resolves once they are durable. A line whose event is written meanwhile
+   * (complete(), completeFlushed()) is not stored: it is in that event.
+   */
+  persist(held: readonly HeldLine[], after: Promise<unknown>): Promise<void> {
+    // Known at once, so that an event written while `after` is pending finds its file to forget.
+    const byFile = new Map<HeldFile, HeldLine[]>();
+    for (const h of held) {
+      let file = this.files.get(h.id);
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: matchKeyOf(h.first), created: false }));
+      let list = byFile.get(file);
+      if (list === undefined) byFile.set(file, (list = []));
+      list.push(h);
+    }
+    // Not waited for in the chain: `after` may wait on another connection's lines behind it.
+    return after.then(() =>
+      this.enqueue(async () => {
+        let created = false;
+        for (const [file, list] of byFile) {
+          if (this.files.get(list[0]!.id) !== file) continue;
+          const fh = await open(file.path, 'a');
+          try {
+            await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key)) + '\n').join(''));
+            await fh.datasync();
+          } finally {
+            await fh.close();
+          }
+          if (!file.created) created = file.created = true;
         }
-        const fh = await open(entry.path, 'a');
-        try {
-          await fh.write(list.map((h) => JSON.stringify(toStored(h.line)) + '\n').join(''));
-          await fh.datasync();
-        } finally {
-          await fh.close();
-        }
-      }
-      // A new file's name must be durable too, or a crash could lose the whole file.
-      if (created) await syncDir(this.dir);
-    });
+        // A new file's name must be durable too, or a crash could lose the whole file.
+        if (created) await syncDir(this.dir);
+      }),
+    );
   }
 
   /** Deletes the files of events that were written. */
@@ -179,7 +214,7 @@ function fileName(id: string): string {
   return /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
 }
 
-function toStored(p: RawLine): StoredPiece {
+function toStored(p: RawLine, key: string): StoredPiece {
   const bytes = typeof p.line === 'string' ? Buffer.from(p.line, 'utf8') : p.line;
   return {
     t: [p.time.sec, p.time.nsec],
@@ -191,6 +226,7 @@ function toStored(p: RawLine): StoredPiece {
     h: p.partial === undefined ? 1 : undefined,
     l: bytes.toString('base64'),
     x: p.extra,
+    k: key,
   };
 }
 

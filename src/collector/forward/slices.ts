@@ -114,7 +114,7 @@ export class SliceRenderer {
    * not a view of the bytes read.
    */
   start(job: Job, stream: TaggedStream, skip: number, owned: boolean): void {
-    const watch = job.chunk === undefined ? undefined : holdWatcher(job);
+    const watch = job.key === undefined ? undefined : holdWatcher(job, job.key);
     this.current = {
       job,
       tag: stream.tag,
@@ -214,7 +214,7 @@ export class SliceRenderer {
       const partial = raw.partial;
       if (partial !== undefined) {
         if (partial.last) (job.completed ??= []).push(partial.id);
-        else if (job.chunk !== undefined) (job.held ??= []).push(pieceOf(raw));
+        else if (job.key !== undefined) (job.held ??= []).push(pieceOf(raw, job.key));
       }
       return normalizer.push(raw, watch);
     };
@@ -227,9 +227,9 @@ export class SliceRenderer {
  * none of its lines stored, and the file an earlier request stored for it is
  * deleted once this request's events are written.
  */
-function holdWatcher(job: Job): HoldWatcher {
+function holdWatcher(job: Job, key: string): HoldWatcher {
   return {
-    held: (first, line) => (job.held ??= []).push({ id: traceId(first), first, line }),
+    held: (first, line) => (job.held ??= []).push({ id: traceId(first), first, line, key }),
     released: (first) => {
       const id = traceId(first);
       if (job.held !== undefined) job.held = job.held.filter((h) => h.id !== id);

@@ -105,6 +105,8 @@ export class WriteQueue {
   private recording = 0;
   /** REQUEST_OVERHEAD_BYTES per request not acked yet. */
   private overheadBytes = 0;
+  /** The newest batch's way to durable: held lines wait for it (see flush()). */
+  private lastDurable: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly ctx: WriteContext,
@@ -167,14 +169,18 @@ export class WriteQueue {
       eventsInForward.inc(count);
       waits.push(this.ctx.pipeline.write(events));
     }
-    const held = jobs.flatMap((j) => j.held ?? []);
-    if (held.length > 0) waits.push(this.ctx.partials.persist(held));
     for (const job of jobs) {
       // A resend in the same write as its first copy is durable with it (waiting for itself, it never would be).
       if (job.wait === undefined || jobs.some((j) => j.pending === job.wait)) continue;
       waits.push(job.wait.outcome().then((ok) => (ok ? undefined : Promise.reject(new Error('the first copy of a resent chunk was not written')))));
     }
-    const durable = waits.length === 1 ? waits[0]! : Promise.all(waits);
+    const held = jobs.flatMap((j) => j.held ?? []);
+    let durable = waits.length === 1 ? waits[0]! : Promise.all(waits);
+    // Held lines are stored once every other record of their requests is durable
+    // (this write and the older ones): a request with stored lines is then known
+    // to be written whole, and its resend after a crash is acked (partials.ts).
+    if (held.length > 0) durable = this.ctx.partials.persist(held, Promise.all([durable, this.lastDurable]));
+    this.lastDurable = durable;
     durable.then(
       () => this.written(batch),
       (err: unknown) => this.writeFailed(batch, err),

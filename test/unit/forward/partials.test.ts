@@ -1,0 +1,75 @@
+/**
+ * The store of held lines (partials.ts) on its own: a line is stored only
+ * once what it waits for is durable, not at all when its event was written
+ * meanwhile, and the chunk keys of stored lines come back after a restart.
+ */
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PartialStore, traceId, type HeldLine } from '../../../src/collector/forward/partials.js';
+import type { RawLine } from '../../../src/collector/normalize.js';
+import { captureLogger } from '../../helpers/forward.js';
+
+const CONTAINER = { id: 'a1b2c3d4e5f6', name: 'web' };
+const raw = (line: string, nsec = 0): RawLine => ({ input: 'forward', time: { sec: 1795341190, nsec }, stream: 'stderr', line: Buffer.from(line), container: CONTAINER });
+
+function traceLine(first: RawLine, line: RawLine, key: string): HeldLine {
+  return { id: traceId(first), first, line, key };
+}
+
+function newStore(dir = mkdtempSync(join(tmpdir(), 'clogs-partials-'))): { store: PartialStore; dir: string } {
+  return { store: new PartialStore(dir, captureLogger().log), dir };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('PartialStore', () => {
+  it('stores a line once what it waits for is durable, and gives back its chunk key after a restart', async () => {
+    const { store, dir } = newStore();
+    await store.load();
+    const first = raw('Exception in thread "main" java.lang.RuntimeException');
+    const after = deferred();
+    const stored = store.persist([traceLine(first, first, 'key-1')], after.promise);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(dir)).toEqual([]);
+    after.resolve();
+    await stored;
+    expect(readdirSync(dir)).toHaveLength(1);
+
+    const again = newStore(dir).store;
+    const lines = await again.load();
+    expect(lines.map((l) => l.line.toString())).toEqual([first.line.toString()]);
+    expect([...again.chunks()]).toEqual(['key-1']);
+  });
+
+  it('does not store a line whose event was written while it waited', async () => {
+    const { store, dir } = newStore();
+    await store.load();
+    const first = raw('Exception in thread "main" java.lang.RuntimeException');
+    const after = deferred();
+    const stored = store.persist([traceLine(first, first, 'key-1')], after.promise);
+    // The timeout wrote the trace before the request's other records were durable.
+    await store.complete([traceId(first)]);
+    after.resolve();
+    await stored;
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('stores nothing when what it waits for failed, and the next lines still go', async () => {
+    const { store, dir } = newStore();
+    await store.load();
+    const a = raw('Exception in thread "a" java.lang.RuntimeException', 1);
+    const b = raw('Exception in thread "b" java.lang.RuntimeException', 2);
+    await expect(store.persist([traceLine(a, a, 'key-a')], Promise.reject(new Error('sink down')))).rejects.toThrow('sink down');
+    await store.persist([traceLine(b, b, 'key-b')], Promise.resolve());
+    expect(readdirSync(dir)).toHaveLength(1);
+    const again = newStore(dir).store;
+    expect((await again.load()).map((l) => l.line.toString())).toEqual([b.line.toString()]);
+    expect([...again.chunks()]).toEqual(['key-b']);
+  });
+});
