@@ -57,6 +57,8 @@ async function startInput(stateDir: string, overrides: Partial<DockerConfig> = {
 const of = (events: LogEvent[], id: string) => events.filter((e) => e.container?.id === id);
 const messages = (events: LogEvent[], id: string) => of(events, id).map((e) => e.message);
 const seqText = (n: number) => Array.from({ length: 20000 }, (_, i) => String(i + 1)).join(',').slice(0, n);
+/** Stream, time and the start of each message: what a timed-out wait shows. */
+const brief = (events: LogEvent[]) => events.map((e) => `${e.stream} ${e['@timestamp']} ${e.message.slice(0, 30)}`);
 
 let running: Harness[] = [];
 
@@ -100,7 +102,7 @@ describe('Docker input against the real engine', () => {
       ].join('; '),
     );
     await waitExited(`${prefix}-mixed`);
-    await until('all lines', () => of(h.events, id).length >= 10);
+    await until('all lines', () => of(h.events, id).length >= 10, 30_000, () => brief(of(h.events, id)));
     await new Promise((r) => setTimeout(r, 300));
     const evs = of(h.events, id);
     // The engine stamps stdout and stderr in separate goroutines: the order
@@ -142,7 +144,7 @@ describe('Docker input against the real engine', () => {
     const h = await started(tempDir('state'));
     const id = await runContainer(`${prefix}-tty`, 'echo "tty out"; echo "tty err" >&2; printf "tty\\ttab\\n"; busybox seq -s , 1 20000 | busybox head -c 40000; echo; printf "tty tail"', { tty: true });
     await waitExited(`${prefix}-tty`);
-    await until('tty lines', () => of(h.events, id).length >= 5);
+    await until('tty lines', () => of(h.events, id).length >= 5, 30_000, () => brief(of(h.events, id)));
     const evs = of(h.events, id);
     expect(evs.map((e) => (e.message.length > 50 ? `${e.message.length} chars` : e.message))).toEqual(['tty out', 'tty err', 'tty\ttab', '40000 chars', 'tty tail']);
     expect(evs[3]!.message).toBe(seqText(40000));

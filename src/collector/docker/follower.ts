@@ -80,6 +80,11 @@ export class Follower {
     return this.stateNow;
   }
 
+  /** Which opening of the stream is current: an end reported for an earlier one is stale. */
+  get opening(): number {
+    return this.generation;
+  }
+
   /** Opens the stream from the current positions. */
   async start(): Promise<void> {
     this.halt();

@@ -1,0 +1,132 @@
+/**
+ * Discovery (discovery.ts) against a scripted engine: which stream's end
+ * decides that a stopped container's log is read to its end. The real engine
+ * (test/integration/docker-follower.test.ts) hit this order now and then on
+ * the loaded machine; here it is forced.
+ */
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LogEvent } from '../../../src/collector/event.js';
+import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
+import { Discovery } from '../../../src/collector/docker/discovery.js';
+import type { LogBody, LogBodyHandlers } from '../../../src/collector/docker/log-stream.js';
+import type { ContainerInfo, MetadataCache } from '../../../src/collector/docker/metadata.js';
+import type { Shipper } from '../../../src/collector/docker/shipper.js';
+import { until } from '../../helpers/until.js';
+import { makeNormalizer } from '../multiline/helpers.js';
+
+const ID = 'c'.repeat(64);
+
+/** One opening of the container's log: delivers what the test says, when it says. */
+class ScriptedBody implements LogBody {
+  closed = false;
+  constructor(private readonly handlers: LogBodyHandlers) {}
+  pause(): void {}
+  resume(): void {}
+  close(): void {
+    this.closed = true;
+  }
+  deliver(text: string): void {
+    if (!this.closed) this.handlers.data([Buffer.from(text)], false);
+  }
+  end(): void {
+    if (!this.closed) this.handlers.end();
+  }
+}
+
+let discovery: Discovery | undefined;
+afterEach(async () => {
+  await discovery?.stop();
+  discovery = undefined;
+});
+
+function scriptedEngine() {
+  const events = new PassThrough();
+  const bodies: ScriptedBody[] = [];
+  const shipped: LogEvent[] = [];
+  const state = { running: true, inspectGate: Promise.resolve() };
+  const info = (): ContainerInfo => ({
+    id: ID,
+    name: 'app',
+    image: 'busybox',
+    labels: {},
+    tty: true,
+    logDriver: 'json-file',
+    running: state.running,
+    finishedAtMs: state.running ? 0 : Date.now(),
+    meta: Object.freeze({ id: ID, name: 'app' }),
+  });
+  const docker = {
+    getEvents: async () => events,
+    listContainers: async () => [{ Id: ID, Names: ['/app'], Image: 'busybox', Labels: {} }],
+  } as unknown as Docker;
+  const cache = {
+    refresh: async () => {
+      await state.inspectGate;
+      return info();
+    },
+  } as unknown as MetadataCache;
+  const store = { get: () => undefined, markPresent: () => undefined, markRemoved: () => undefined, ids: () => [], hasStaged: () => false } as unknown as CheckpointStore;
+  const shipper = {
+    add: (_id: string, _name: string, list: LogEvent[]) => (shipped.push(...list), true),
+    hasRoom: () => true,
+    whenDrained: () => () => undefined,
+    whenNextCycle: () => () => undefined,
+    touch: () => undefined,
+    addLoose: (list: LogEvent[]) => shipped.push(...list),
+  } as unknown as Shipper;
+  const d = new Discovery({
+    docker,
+    openLogs: async (_id, _since, handlers) => {
+      const body = new ScriptedBody(handlers);
+      bodies.push(body);
+      return body;
+    },
+    cache,
+    store,
+    shipper,
+    normalizer: makeNormalizer(undefined).n,
+    filter: () => undefined,
+    log: pino({ level: 'silent' }),
+    maxLineBytes: 1024 * 1024,
+    followsDriver: () => true,
+    horizonMs: 0,
+  });
+  const die = () => events.write(JSON.stringify({ Type: 'container', Action: 'die', Actor: { ID: ID, Attributes: { name: 'app' } } }) + '\n');
+  return { d, bodies, shipped, state, die };
+}
+
+describe('Discovery', () => {
+  it('takes a stopped container as read only on the end of its newest stream, not on a stale one', async () => {
+    const e = scriptedEngine();
+    discovery = e.d;
+    await e.d.start();
+    await until('the first stream', () => e.bodies.length === 1, 5000);
+    const first = e.bodies[0]!;
+    first.deliver('2026-11-30T07:00:00.000000001Z line one\r\n');
+
+    // The container stops; its die event's inspect is slow, so the first
+    // stream's end waits behind it, and the die event opens a second stream.
+    let openGate!: () => void;
+    e.state.inspectGate = new Promise<void>((r) => (openGate = r));
+    e.state.running = false;
+    e.die();
+    await new Promise((r) => setTimeout(r, 50));
+    first.end();
+    openGate();
+    await until('the second stream', () => e.bodies.length === 2, 5000);
+    const log = '2026-11-30T07:00:00.000000001Z line one\r\n2026-11-30T07:00:00.000000002Z tail';
+    e.bodies[1]!.deliver(log);
+    e.bodies[1]!.end();
+
+    // The final read: its own end, and no earlier one, finishes the container.
+    await until('the final read', () => e.bodies.length === 3, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    e.bodies[2]!.deliver(log);
+    e.bodies[2]!.end();
+    await until('the last line', () => e.shipped.some((ev) => ev.message === 'tail'), 5000, () => e.shipped.map((ev) => ev.message));
+    expect(e.shipped.map((ev) => ev.message)).toEqual(['line one', 'tail']);
+  });
+});
