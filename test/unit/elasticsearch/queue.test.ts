@@ -205,6 +205,30 @@ describe('DiskQueue', () => {
     await q.close();
   });
 
+  it('keeps the bytes of a batch in flight while later ones are read from disk, and reuses a released batch\'s body', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir, { maxBytes: 64 * 1024 * 1024 }));
+    // More than the queue keeps in memory, in records larger than one read-ahead chunk and smaller.
+    for (let r = 0; r < 12; r++) await q.append(entries(4, r * 4, r % 2 === 0 ? 400 * 1024 : 40 * 1024), 4);
+    const maxBytes = 2 * 1024 * 1024;
+    const held = (await q.read(1000, maxBytes))!;
+    const heldBytes = Buffer.from(held.entries.body);
+    const seen = numbers(held.entries);
+    const bodies = new Set<ArrayBufferLike>();
+    for (;;) {
+      const b = await q.read(1000, maxBytes);
+      if (!b) break;
+      seen.push(...numbers(b.entries));
+      bodies.add(b.entries.body.buffer);
+      q.release(b);
+    }
+    expect(seen).toEqual(Array.from({ length: 48 }, (_, i) => i));
+    expect(held.entries.body.equals(heldBytes)).toBe(true);
+    expect(bodies.size).toBeLessThan(3);
+    q.release(held);
+    await q.close();
+  });
+
   it('replays from the oldest segment when the cursor file is lost or garbage', async () => {
     const dir = tempDir('q');
     let q = await DiskQueue.open(opts(dir));
