@@ -15,7 +15,7 @@ import { ClogsError } from '../../src/errors.js';
 import { inputErrors, registry } from '../../src/metrics.js';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
 import { MAX_IN_FLIGHT_BYTES } from '../../src/collector/forward/render-budget.js';
-import { CONTAINER_ID, type CaptureSink, decodeReplies, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../helpers/forward.js';
+import { CONTAINER_ID, type CaptureSink, decodeReplies, dockerRecord, mp, rawClient, type RawClient, startTestInput, type TestInput } from '../helpers/forward.js';
 import { until } from '../helpers/until.js';
 import { tempDir } from '../helpers/services.js';
 
@@ -303,15 +303,22 @@ describe('split lines under acks', () => {
     c.socket.end();
   });
 
-  it('finds piece 1 again after a crash, when piece 2 comes to the restarted input', async () => {
+  /**
+   * Piece 1 sent and acked, then the "crash": a second input on the same
+   * state, as after a restart (the first never gets to flush); a client of it.
+   */
+  async function restartedAfterPiece1(): Promise<{ second: TestInput; d: RawClient }> {
     const first = await start();
     const c = await rawClient(first.port);
     await c.send(piece(part1, 1, false, 'p1'));
     await c.waitReplies(1);
     c.socket.destroy();
-    // The "crash": a second input on the same state, as after a restart; the first never gets to flush.
     const second = await start({}, { stateDir: first.stateDir });
-    const d = await rawClient(second.port);
+    return { second, d: await rawClient(second.port) };
+  }
+
+  it('finds piece 1 again after a crash, when piece 2 comes to the restarted input', async () => {
+    const { second, d } = await restartedAfterPiece1();
     await d.send(piece(part2, 2, true, 'p2'));
     expect(await d.waitReplies(1)).toEqual([{ ack: 'p2' }]);
     expect(second.sink.events.map((e) => e.message)).toEqual([whole]);
@@ -320,14 +327,8 @@ describe('split lines under acks', () => {
   });
 
   it('acks the resend of a piece whose ack a crash took, without joining the piece twice', async () => {
-    const first = await start();
-    const c = await rawClient(first.port);
-    await c.send(piece(part1, 1, false, 'p1'));
-    await c.waitReplies(1);
-    c.socket.destroy();
     // The ack was sent, but the client never read it: it resends piece 1 to the restarted input.
-    const second = await start({}, { stateDir: first.stateDir });
-    const d = await rawClient(second.port);
+    const { second, d } = await restartedAfterPiece1();
     await d.send(piece(part1, 1, false, 'p1'));
     expect(await d.waitReplies(1)).toEqual([{ ack: 'p1' }]);
     await d.send(piece(part2, 2, true, 'p2'));
