@@ -68,15 +68,18 @@ export class BulkEncoder {
     this.actionLength = this.actionStart.length + ID_LENGTH + ACTION_END.length;
   }
 
-  /** The bulk lines of the batch's events, concatenated: two lines per event, each ending in "\n". */
-  encode(batch: EncodedBatch): Buffer {
+  /**
+   * The bulk lines of the batch's events, concatenated: two lines per event,
+   * each ending in "\n", in a buffer from `alloc` (the queue lends its own).
+   */
+  encode(batch: EncodedBatch, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
     let size = 0;
     let count = 0;
     for (const source of batch.sources()) {
       size += source.bytes;
       count += source.count;
     }
-    const out = Buffer.allocUnsafe(size + count * this.actionLength);
+    const out = alloc(size + count * this.actionLength);
     let pos = 0;
     for (const source of batch.sources()) {
       forEachLine(source.chunks(), this.fields, (f) => {

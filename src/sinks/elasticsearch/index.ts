@@ -113,7 +113,8 @@ class ElasticsearchSink implements Sink {
     }
     const count = batch.count;
     if (count === 0) return;
-    await this.queue.append(this.encoder.encode(batch), count);
+    const queue = this.queue;
+    await queue.append(this.encoder.encode(batch, (size) => queue.payload(size)), count);
   }
 
   async close(): Promise<void> {

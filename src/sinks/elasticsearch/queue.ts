@@ -71,6 +71,15 @@ const RECENT_BYTES = 8 * 1024 * 1024;
  * events), the collector's largest cost with the sink configured.
  */
 const POOLED_BODIES = 4;
+/**
+ * Payloads (the sink's bulk lines of one write) lent by payload() and taken
+ * back once committed and read, for the same reason: they lived until the
+ * sender had read them. Kept in capacities of powers of two from
+ * MIN_POOLED_PAYLOAD, up to POOLED_PAYLOADS of them; smaller ones come from
+ * Node's own pool.
+ */
+const POOLED_PAYLOADS = 8;
+const MIN_POOLED_PAYLOAD = 64 * 1024;
 const SEGMENT_SUFFIX = '.seg';
 
 export interface QueueOptions {
@@ -159,6 +168,9 @@ export class DiskQueue {
   /** Bodies of released batches, all `bodySize` long. */
   private readonly bodies: Buffer[] = [];
   private bodySize = 0;
+  /** Payload memory lent by payload(), and what came back of it. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
+  private readonly payloads: ArrayBuffer[] = [];
   /** Records committed and not read yet, oldest first; see RECENT_BYTES. */
   private recent: CommittedRecord[] = [];
   private recentBytes = 0;
@@ -212,8 +224,21 @@ export class DiskQueue {
   }
 
   /**
+   * A buffer of `size` bytes to write a record's payload into, for append():
+   * the queue takes its memory back once the record is committed and read.
+   */
+  payload(size: number): Buffer {
+    if (size < MIN_POOLED_PAYLOAD) return Buffer.allocUnsafe(size);
+    const at = this.payloads.findIndex((ab) => ab.byteLength >= size);
+    const memory = at >= 0 ? this.payloads.splice(at, 1)[0]! : new ArrayBuffer(2 ** Math.ceil(Math.log2(size)));
+    this.lent.add(memory);
+    return Buffer.from(memory, 0, size);
+  }
+
+  /**
    * Appends the bulk lines of `count` events as one record and resolves once
    * they are fsync'd. Waits while the queue is full; rejects once closed.
+   * A payload from payload() is the queue's from here on.
    */
   async append(payload: Buffer, count: number): Promise<void> {
     if (this.closed) throw new ClogsError('CLOGS_QUEUE_CLOSED', 'the elasticsearch queue is closed');
@@ -301,6 +326,7 @@ export class DiskQueue {
         }
       }
       this.record = undefined;
+      this.takeBack(rec.payload);
       this.readPos = { segment: rec.segment, offset: rec.next, skip: 0 };
     }
     if (this.record) this.readPos = { segment: this.record.segment, offset: this.record.offset, skip: this.record.taken };
@@ -503,6 +529,7 @@ export class DiskQueue {
         for (const a of group) {
           this.events -= a.count;
           this.bytes -= a.payload.length;
+          this.takeBack(a.payload);
           a.reject(new ClogsError('CLOGS_SINK', `cannot write the elasticsearch queue in ${this.dir}: ${(err as Error).message}`, { cause: err }));
         }
         this.changed();
@@ -567,7 +594,7 @@ export class DiskQueue {
       if (this.recentBytes + a.payload.length <= RECENT_BYTES) {
         this.recent.push({ segment: this.writeSegment, offset, payload: a.payload, count: a.count });
         this.recentBytes += a.payload.length;
-      }
+      } else this.takeBack(a.payload);
       offset += HEADER + a.payload.length;
     }
   }
@@ -576,16 +603,25 @@ export class DiskQueue {
   private takeRecent(segment: number, offset: number): CommittedRecord | undefined {
     let first = this.recent[0];
     while (first !== undefined && (first.segment < segment || (first.segment === segment && first.offset < offset))) {
-      this.forgetRecent();
+      this.takeBack(this.forgetRecent().payload);
       first = this.recent[0];
     }
     if (first === undefined || first.segment !== segment || first.offset !== offset) return undefined;
-    this.forgetRecent();
-    return first;
+    return this.forgetRecent();
   }
 
-  private forgetRecent(): void {
-    this.recentBytes -= this.recent.shift()!.payload.length;
+  private forgetRecent(): CommittedRecord {
+    const rec = this.recent.shift()!;
+    this.recentBytes -= rec.payload.length;
+    return rec;
+  }
+
+  /** A payload no one reads any more: its memory goes back to payload() if it came from there. */
+  private takeBack(payload: Buffer): void {
+    const memory = payload.buffer;
+    if (!this.lent.has(memory)) return;
+    this.lent.delete(memory);
+    if (this.payloads.length < POOLED_PAYLOADS) this.payloads.push(memory as ArrayBuffer);
   }
 
   /** Truncates the write segment to its committed size. */

@@ -229,6 +229,31 @@ describe('DiskQueue', () => {
     await q.close();
   });
 
+  it('lends payload memory and takes it back only once its record is committed and read', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir, { maxBytes: 64 * 1024 * 1024 }));
+    const lines = entries(300, 0, 300);
+    const first = q.payload(lines.length);
+    lines.copy(first);
+    await q.append(first, 300);
+    // Committed, not read yet: its memory is not lent again.
+    const more = entries(300, 300, 300);
+    const second = q.payload(more.length);
+    expect(second.buffer).not.toBe(first.buffer);
+    more.copy(second);
+    await q.append(second, 300);
+    const b = (await q.read(300, 1 << 30))!;
+    expect(numbers(b.entries)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    // Read whole into the batch's body: the memory comes back, and the batch keeps its bytes.
+    const third = q.payload(lines.length);
+    expect(third.buffer).toBe(first.buffer);
+    third.fill(0x20);
+    expect(numbers(b.entries)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    q.release(b);
+    expect(await drain(q)).toEqual(Array.from({ length: 300 }, (_, i) => 300 + i));
+    await q.close();
+  });
+
   it('replays from the oldest segment when the cursor file is lost or garbage', async () => {
     const dir = tempDir('q');
     let q = await DiskQueue.open(opts(dir));
