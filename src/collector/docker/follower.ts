@@ -17,7 +17,7 @@
  * state and whether the engine is reachable.
  */
 import type { Logger } from '../../log.js';
-import { bytesIn, inputErrors } from '../../metrics.js';
+import { countBytesIn, inputErrors } from '../../metrics.js';
 import type { LogEvent, Stream } from '../event.js';
 import type { Normalizer } from '../normalize.js';
 import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions, type StreamPosition } from './checkpoints.js';
@@ -25,9 +25,6 @@ import { LogStreamParser, type LogLine } from './frames.js';
 import type { ContainerInfo } from './metadata.js';
 import type { LogBody, OpenLogs } from './log-stream.js';
 import type { LineSink } from './shipper.js';
-
-// Bound once: prom-client resolves label values on every inc() otherwise.
-const bytesInDocker = bytesIn.labels({ input: 'docker' });
 
 export interface FollowerDeps {
   openLogs: OpenLogs;
@@ -219,7 +216,7 @@ export class Follower {
       this.deps.onEnded(this, 'error', err);
       return true;
     }
-    bytesInDocker.inc(bytes);
+    countBytesIn('docker', bytes);
     this.failures = 0;
     return this.ship(lines);
   }

@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { ackLatency, bytesIn, connections, inputErrors } from '../../metrics.js';
+import { ackLatency, connections, countBytesIn, inputErrors } from '../../metrics.js';
 import { encodeAcks } from './acks.js';
 import { decodeValue } from './decoder.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
@@ -34,7 +34,6 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** After our FIN, how long the peer gets to close before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 
-const bytesInForward = bytesIn.labels({ input: 'forward' });
 const connectionsForward = connections.labels({ input: 'forward' });
 
 /** inputErrors `reason` label: a fixed set, whatever the message says. */
@@ -122,7 +121,7 @@ export class ForwardConnection {
 
   private onData(chunk: Buffer): void {
     if (!this.accepting) return;
-    bytesInForward.inc(chunk.length);
+    countBytesIn('forward', chunk.length);
     this.requests.read(chunk);
     this.applyBackpressure();
   }
