@@ -48,6 +48,7 @@ import type { Logger } from '../../log.js';
 import { ClogsError } from '../../errors.js';
 import type { BackoffPolicy } from '../backoff.js';
 import { DiskRetry } from '../disk-retry.js';
+import { BufferPool } from './buffer-pool.js';
 import { BulkEntries } from './entries.js';
 
 const MAGIC = 0x31514c43; // "CLQ1"
@@ -162,15 +163,13 @@ export class DiskQueue {
   private readPos: QueuePosition = { segment: 0, offset: 0, skip: 0 };
   private record: LoadedRecord | undefined;
   private readHandle: { segment: number; handle: FileHandle } | undefined;
-  /** The read-ahead chunk: its bytes are copied into a batch's body before the next read overwrites them. */
+  /** The read-ahead chunk: a view of `chunkBuffer`, copied into a batch's body before the next read overwrites it. */
   private chunk: { segment: number; start: number; buf: Buffer } | undefined;
   private chunkBuffer: Buffer | undefined;
-  /** Bodies of released batches, all `bodySize` long. */
-  private readonly bodies: Buffer[] = [];
-  private bodySize = 0;
-  /** Payload memory lent by payload(), and what came back of it. */
-  private readonly lent = new WeakSet<ArrayBufferLike>();
-  private readonly payloads: ArrayBuffer[] = [];
+  /** Bodies of full batches, lent by read() and given back by release(). */
+  private readonly bodies = new BufferPool(POOLED_BODIES);
+  /** Payload memory lent by payload(), given back once its record is read. */
+  private readonly payloads = new BufferPool(POOLED_PAYLOADS);
   /** Records committed and not read yet, oldest first; see RECENT_BYTES. */
   private recent: CommittedRecord[] = [];
   private recentBytes = 0;
@@ -229,10 +228,7 @@ export class DiskQueue {
    */
   payload(size: number): Buffer {
     if (size < MIN_POOLED_PAYLOAD) return Buffer.allocUnsafe(size);
-    const at = this.payloads.findIndex((ab) => ab.byteLength >= size);
-    const memory = at >= 0 ? this.payloads.splice(at, 1)[0]! : new ArrayBuffer(2 ** Math.ceil(Math.log2(size)));
-    this.lent.add(memory);
-    return Buffer.from(memory, 0, size);
+    return this.payloads.take(size, 2 ** Math.ceil(Math.log2(size)));
   }
 
   /**
@@ -326,12 +322,12 @@ export class DiskQueue {
         }
       }
       this.record = undefined;
-      this.takeBack(rec.payload);
+      this.payloads.give(rec.payload);
       this.readPos = { segment: rec.segment, offset: rec.next, skip: 0 };
     }
     if (this.record) this.readPos = { segment: this.record.segment, offset: this.record.offset, skip: this.record.taken };
     if (ends.length === 0) {
-      this.giveBody(body);
+      this.bodies.give(body);
       return undefined;
     }
     this.unreadEvents -= ends.length;
@@ -350,7 +346,7 @@ export class DiskQueue {
   release(batch: QueueBatch): void {
     if (batch.done) return;
     batch.done = true;
-    this.giveBody(batch.buffer);
+    this.bodies.give(batch.buffer);
     this.events -= batch.entries.length;
     this.bytes -= batch.bytes;
     this.changed();
@@ -529,7 +525,7 @@ export class DiskQueue {
         for (const a of group) {
           this.events -= a.count;
           this.bytes -= a.payload.length;
-          this.takeBack(a.payload);
+          this.payloads.give(a.payload);
           a.reject(new ClogsError('CLOGS_SINK', `cannot write the elasticsearch queue in ${this.dir}: ${(err as Error).message}`, { cause: err }));
         }
         this.changed();
@@ -594,7 +590,7 @@ export class DiskQueue {
       if (this.recentBytes + a.payload.length <= RECENT_BYTES) {
         this.recent.push({ segment: this.writeSegment, offset, payload: a.payload, count: a.count });
         this.recentBytes += a.payload.length;
-      } else this.takeBack(a.payload);
+      } else this.payloads.give(a.payload);
       offset += HEADER + a.payload.length;
     }
   }
@@ -603,7 +599,7 @@ export class DiskQueue {
   private takeRecent(segment: number, offset: number): CommittedRecord | undefined {
     let first = this.recent[0];
     while (first !== undefined && (first.segment < segment || (first.segment === segment && first.offset < offset))) {
-      this.takeBack(this.forgetRecent().payload);
+      this.payloads.give(this.forgetRecent().payload);
       first = this.recent[0];
     }
     if (first === undefined || first.segment !== segment || first.offset !== offset) return undefined;
@@ -614,14 +610,6 @@ export class DiskQueue {
     const rec = this.recent.shift()!;
     this.recentBytes -= rec.payload.length;
     return rec;
-  }
-
-  /** A payload no one reads any more: its memory goes back to payload() if it came from there. */
-  private takeBack(payload: Buffer): void {
-    const memory = payload.buffer;
-    if (!this.lent.has(memory)) return;
-    this.lent.delete(memory);
-    if (this.payloads.length < POOLED_PAYLOADS) this.payloads.push(memory as ArrayBuffer);
   }
 
   /** Truncates the write segment to its committed size. */
@@ -752,16 +740,7 @@ export class DiskQueue {
    * unread (the batch is short, and so is the body), else a released one.
    */
   private takeBody(maxBytes: number): Buffer {
-    if (maxBytes !== this.bodySize) {
-      this.bodies.length = 0;
-      this.bodySize = maxBytes;
-    }
-    if (this.unreadBytes < maxBytes) return Buffer.allocUnsafe(this.unreadBytes);
-    return this.bodies.pop() ?? Buffer.allocUnsafe(maxBytes);
-  }
-
-  private giveBody(body: Buffer): void {
-    if (body.length === this.bodySize && this.bodies.length < POOLED_BODIES) this.bodies.push(body);
+    return this.unreadBytes < maxBytes ? Buffer.allocUnsafe(this.unreadBytes) : this.bodies.take(maxBytes);
   }
 
   // --- cursor ---------------------------------------------------------------
@@ -814,7 +793,6 @@ function remainder(bufs: readonly Buffer[], skip: number): Buffer[] {
   return out;
 }
 
-/** The end of the entry starting at `pos`: just past its second "\n". */
 /** `body` with room for `size` bytes, its first `filled` kept: one entry was larger than a batch. */
 function grown(body: Buffer, filled: number, size: number): Buffer {
   const out = Buffer.allocUnsafe(size);
@@ -822,6 +800,7 @@ function grown(body: Buffer, filled: number, size: number): Buffer {
   return out;
 }
 
+/** The end of the entry starting at `pos`: just past its second "\n". */
 function entryEnd(payload: Buffer, pos: number): number {
   const first = payload.indexOf(10, pos);
   const second = first < 0 ? -1 : payload.indexOf(10, first + 1);
