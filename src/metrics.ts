@@ -31,7 +31,7 @@ new Counter({
   labelNames: ['input'] as const,
   registers: [registry],
   collect() {
-    for (const input of ['docker', 'forward'] as const) {
+    for (const input of Object.keys(bytesRead) as (keyof typeof bytesRead)[]) {
       if (bytesRead[input] === 0) continue;
       this.inc({ input }, bytesRead[input]);
       bytesRead[input] = 0;
