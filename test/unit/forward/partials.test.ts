@@ -28,13 +28,19 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
+/** A loaded store asked to persist a trace's first line (request `key-1`) once `after` resolves. */
+async function persistingFirstLine() {
+  const { store, dir } = newStore();
+  await store.load();
+  const first = raw('Exception in thread "main" java.lang.RuntimeException');
+  const after = deferred();
+  const stored = store.persist([traceLine(first, first, 'key-1')], after.promise);
+  return { store, dir, first, after, stored };
+}
+
 describe('PartialStore', () => {
   it('stores a line once what it waits for is durable, and gives back its chunk key after a restart', async () => {
-    const { store, dir } = newStore();
-    await store.load();
-    const first = raw('Exception in thread "main" java.lang.RuntimeException');
-    const after = deferred();
-    const stored = store.persist([traceLine(first, first, 'key-1')], after.promise);
+    const { dir, first, after, stored } = await persistingFirstLine();
     await new Promise((r) => setTimeout(r, 50));
     expect(readdirSync(dir)).toEqual([]);
     after.resolve();
@@ -48,11 +54,7 @@ describe('PartialStore', () => {
   });
 
   it('does not store a line whose event was written while it waited', async () => {
-    const { store, dir } = newStore();
-    await store.load();
-    const first = raw('Exception in thread "main" java.lang.RuntimeException');
-    const after = deferred();
-    const stored = store.persist([traceLine(first, first, 'key-1')], after.promise);
+    const { store, dir, first, after, stored } = await persistingFirstLine();
     // The timeout wrote the trace before the request's other records were durable.
     await store.complete([traceId(first)]);
     after.resolve();
