@@ -99,14 +99,24 @@ export class ReplayGuard {
         kept.appendSource(s);
         continue;
       }
-      const out = kept.source(s.container, s.name);
-      const wanted = new Wanted(s);
+      let wanted: Wanted | undefined;
       try {
-        await this.searchTail(source, wanted);
+        const newest = (await listLayoutFiles(`${this.dir}/${source}`)).at(-1);
+        // A source with no file yet has nothing to replay into: its identities are not worth building.
+        if (newest) {
+          wanted = new Wanted(s);
+          await this.searchTail(newest.path, wanted);
+        }
       } catch (err) {
         this.onTailError(source, err);
-        this.settled.add(source);
+        wanted = undefined;
       }
+      if (!wanted) {
+        this.settled.add(source);
+        kept.appendSource(s);
+        continue;
+      }
+      const out = kept.source(s.container, s.name);
       let i = 0;
       forEachLine(s.chunks(), fields, (f) => {
         if (!this.settled.has(source) && wanted.found.has(i++)) {
@@ -123,14 +133,12 @@ export class ReplayGuard {
     return { kept, dropped };
   }
 
-  /** Marks in `wanted` the lines that are in the last TAIL_BYTES of the source's newest file. */
-  private async searchTail(source: string, wanted: Wanted): Promise<void> {
-    const newest = (await listLayoutFiles(`${this.dir}/${source}`)).at(-1);
-    if (!newest) return;
+  /** Marks in `wanted` the lines that are in the last TAIL_BYTES of the source's newest file, `path`. */
+  private async searchTail(path: string, wanted: Wanted): Promise<void> {
     // The newest file is plain while the sink runs; read through content.ts all the same, should it be a `.gz`.
     const chunks: Buffer[] = [];
     let bytes = 0;
-    for await (const chunk of readContentBackward(newest.path, Infinity)) {
+    for await (const chunk of readContentBackward(path, Infinity)) {
       chunks.unshift(chunk);
       bytes += chunk.length;
       if (bytes >= TAIL_BYTES) break;
