@@ -26,6 +26,9 @@ export interface ContainerMeta {
   readonly compose?: { readonly project?: string; readonly service?: string };
 }
 
+/** A container's metadata with its id: what the inputs know every container they name by. */
+export type ContainerWithId = ContainerMeta & { readonly id: string };
+
 export interface LogEvent {
   /** RFC 3339 UTC with exactly 9 fractional digits; fixed width, so it sorts as a string. */
   '@timestamp': string;

@@ -59,3 +59,10 @@ export function canonicalUnicodeEscape(buf: Buffer, p: number, end: number): boo
   const code = (hi - 0x30) * 16 + low;
   return code !== 0x08 && code !== 0x09 && code !== 0x0a && code !== 0x0c && code !== 0x0d;
 }
+
+/** Whether the `len` bytes of `buf` at `pos` are `want`'s. */
+export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
+  if (len !== want.length) return false;
+  for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
+  return true;
+}

@@ -11,7 +11,7 @@
  * at 16 KiB byte offsets and can split a multi-byte character in two.
  */
 import type { Logger } from '../log.js';
-import type { ContainerMeta, LogEvent, Stream } from './event.js';
+import type { ContainerMeta, ContainerWithId, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
 import type { MultilineSettings } from '../config/schema.js';
 import { configMode, ModeTable } from './multiline/modes.js';
@@ -226,7 +226,7 @@ export class Normalizer {
    * The ordinal of the next line of a container's stream at this time, for
    * inputs that render lines without going through push (forward/packed-lines.ts).
    */
-  ordinal(container: ContainerMeta & { readonly id: string }, stream: Stream, sec: number, nsec: number): number {
+  ordinal(container: ContainerWithId, stream: Stream, sec: number, nsec: number): number {
     return countOrdinal(ordinalOf(this.containerStreams(container, container.id), stream), sec, nsec);
   }
 

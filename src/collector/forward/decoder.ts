@@ -16,6 +16,7 @@
 import { ClogsError } from '../../errors.js';
 import type { NanoTime } from '../time.js';
 import { formatNanoTime } from '../time.js';
+import { bytesEqual } from '../json-bytes.js';
 import {
   EVENT_TIME_EXT_TYPE,
   FLUENT_SIGNAL_LOGS,
@@ -254,12 +255,6 @@ export function keyKind(buf: Buffer, pos: number, len: number): number {
     default: return K_OTHER;
   }
   return bytesEqual(buf, pos, len, want[1]) ? want[0] : K_OTHER;
-}
-
-export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer): boolean {
-  if (len !== want.length) return false;
-  for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
-  return true;
 }
 
 /** Longest string LastString compares; longer ones are decoded every time. */

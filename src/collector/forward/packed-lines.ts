@@ -3,60 +3,34 @@
  * too runs of Message-mode requests as they were read (checkMessages()).
  *
  * The common record, Docker's keys (`container_id`, `container_name`,
- * `source`, `log`) with a stdout or stderr line of text (printable ASCII,
- * tabs, well-formed UTF-8), becomes its line without a string or an object
- * of its own: the date part of the time is rendered once per second, the
- * stream/container/host/tag part once per container, and the line's bytes
- * are checked, escaped and copied in one pass. A JSON line that
- * json-members.ts can read has its members copied out the same way, a
- * logfmt line its pairs (transforms/logfmt.ts LogfmtPairs), and a text line
- * gets the level it starts with (transforms/text-level.ts).
+ * `source`, `log`) with a stdout or stderr line, is read here in place
+ * (offsets into the request, the container found by its id's bytes) and its
+ * line written by the renderer every input shares (line-render.ts), without
+ * a string or an object of its own.
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
- * the Normalizer, event-json.ts), and any other line, or one the multiline
- * stage holds (`Normalizer.holds`), goes through the Normalizer
- * from the offsets already found, so order, seq and ordinals come
- * out exactly as if every record had taken the general path;
+ * the Normalizer, event-json.ts), and any line the renderer refuses goes
+ * through the Normalizer from the offsets already found, so order, seq and
+ * ordinals come out exactly as if every record had taken the general path;
  * test/unit/forward/packed-lines.test.ts compares the two byte for byte.
  *
  * Measured (bench/forward.bench.ts `micro`, CPU per record, framing and
  * decoding the request included): 0.6-0.85 µs for a plain line, 1.4-1.5 µs
  * for a pino JSON line, against 3.4-4.6 µs on the general path.
  */
-import type { EncodedBatch, EncodedSource } from '../encoded.js';
-import type { LineBuffer } from '../line-buffer.js';
-import type { ContainerMeta, LogEvent, Stream } from '../event.js';
-import { clogsHead, containerJson, hostJson, levelJson, streamJson } from '../event-json.js';
-import { plainWord, utf8End } from '../json-bytes.js';
-import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from '../json-members.js';
-import { levelName } from '../levels.js';
+import type { EncodedBatch } from '../encoded.js';
+import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
+import { bytesEqual } from '../json-bytes.js';
+import { LineRenderer } from '../line-render.js';
 import type { HoldWatcher } from '../multiline/stage.js';
-import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer } from '../normalize.js';
-import { looseSourceName } from '../source.js';
-import { formatNanoTime } from '../time.js';
-import { LogfmtPairs } from '../transforms/logfmt.js';
-import { leadingLevelOfBytes } from '../transforms/text-level.js';
-import { bytesEqual, checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import type { Normalizer } from '../normalize.js';
+import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
 import { utf8 } from './msgpack.js';
 import { waitAll, type RecordMapper } from './records.js';
 
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
-
-const TIMESTAMP_OPEN = '{"@timestamp":"';
-const MESSAGE_OPEN = Buffer.from('Z","message":');
-const ORDINAL = Buffer.from(',"ordinal":');
-const ATTRS_OPEN = Buffer.from(',"attrs":{');
-const MESSAGE_KEY_BYTES = MESSAGE_KEYS.map((k) => Buffer.from(k));
-const LEVEL_KEY_BYTES = LEVEL_KEYS.map((k) => Buffer.from(k));
-/**
- * Bytes of a line besides its message and its stream/container/host/tag part,
- * at most: time, the message's quotes, seq and ordinal of up to 16 digits, `}}\n`.
- */
-const FIXED_BYTES = TIMESTAMP_OPEN.length + 20 + 9 + MESSAGE_OPEN.length + 2 + 16 + ORDINAL.length + 16 + 3;
-
-type Container = ContainerMeta & { readonly id: string };
 
 /** A container id and name as bytes, and the object the mapper gave for them. */
 interface KnownContainer {
@@ -106,23 +80,6 @@ const STREAM_STDERR = 2;
  */
 const GENERAL_AHEAD = 512;
 
-/**
- * What is the same in every line of a container's stream under one tag:
- * `,"stream":…,"container":{…},"host":{…}` (head), then `,"clogs":{"input":"forward","tag":…,"seq":`
- * (clogs), and the two together (line).
- */
-interface Parts {
-  line: Buffer;
-  head: Buffer;
-  clogs: Buffer;
-}
-
-interface ContainerParts {
-  tag: string;
-  stdout: Parts | undefined;
-  stderr: Parts | undefined;
-}
-
 export interface PackedLinesDeps {
   normalizer: Normalizer;
   mapper: RecordMapper;
@@ -161,9 +118,8 @@ export class PackedLineEncoder {
    */
   private readonly byIdBytes = new Map<number, KnownContainer[]>();
   private lastKnown: KnownContainer | undefined;
-  /** The request being rendered, and the chunk being written, as DataViews: four bytes per read or write. */
+  /** The request being rendered, as a DataView: four bytes per read. */
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  private dstView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private byIdGeneration = 0;
   /**
    * Tags by a hash of their bytes, one per slot (a tag that lands on
@@ -171,33 +127,14 @@ export class PackedLineEncoder {
    * containers, each with its own tag, come interleaved on one connection.
    */
   private readonly tagSlots: Array<KnownTag | undefined> = new Array<KnownTag | undefined>(TAG_SLOTS).fill(undefined);
-  private readonly partsByContainer = new WeakMap<ContainerMeta, ContainerParts>();
-  private lastPartsContainer: Container | undefined;
-  private lastPartsStream: Stream | undefined;
-  private lastPartsTag: string | undefined;
-  private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0) };
-  private readonly members = new JsonMembers();
-  private readonly pairs = new LogfmtPairs();
-  private lastSeq = Number.NaN;
-  private readonly seqDigits = Buffer.alloc(24);
-  private seqLength = 0;
-  /**
-   * `{"@timestamp":"` and the time to the second, of the last two seconds
-   * rendered: requests read together from several containers (Message mode
-   * in the order the requests came, Fluent Bit's mixed PackedForward) go back and forth
-   * across a second's turn. Measured on the Message-mode bench with one
-   * second kept: 1.3 % of the collector's CPU re-rendering them.
-   */
-  private prefixSec = Number.NaN;
-  private prefix: Buffer = Buffer.alloc(0);
-  private otherPrefixSec = Number.NaN;
-  private otherPrefix: Buffer = Buffer.alloc(0);
+  private readonly renderer: LineRenderer;
 
   constructor(deps: PackedLinesDeps) {
     this.normalizer = deps.normalizer;
     this.mapper = deps.mapper;
     this.limits = deps.limits;
     this.cache = deps.cache;
+    this.renderer = new LineRenderer(deps.normalizer);
   }
 
   /**
@@ -533,25 +470,9 @@ export class PackedLineEncoder {
     const stream: Stream = slots[s + STREAM] === STREAM_STDOUT ? 'stdout' : 'stderr';
     const logAt = slots[s + LOG_AT]!;
     const logEnd = slots[s + LOG_END]!;
-    let end = logEnd;
-    if (end > logAt && buf[end - 1] === 0x0d) end--;
-    const normalizer = this.normalizer;
-    if (end - logAt <= normalizer.maxLineBytes && !normalizer.holds(container, stream, buf, logAt, end)) {
-      const source = out.source(container, looseSourceName(tag, 'forward'));
-      const parts = this.parts(container, stream, tag);
-      let done: boolean;
-      if (normalizer.parseJson && end > logAt && buf[logAt] === 0x7b /* { */ && buf[end - 1] === 0x7d /* } */) {
-        done = this.members.scan(buf, this.srcView, logAt, end) && this.json(buf, logAt, end, source, parts, container, stream, sec, nsec);
-      } else if (normalizer.parseLogfmt && this.pairs.read(buf, logAt, end)) {
-        done = this.logfmt(buf, logAt, end, source, parts, container, stream, sec, nsec);
-      } else {
-        const level = leadingLevelOfBytes(buf, logAt, end);
-        done = level !== null && this.plain(buf, logAt, end, source, parts, container, stream, sec, nsec, level);
-      }
-      if (done) return;
-    }
+    if (this.renderer.line(buf, logAt, logEnd, out, container, stream, sec, nsec, 'forward', tag) >= 0) return;
     out.add(
-      normalizer.push({
+      this.normalizer.push({
         input: 'forward',
         time: { sec, nsec },
         stream,
@@ -562,239 +483,6 @@ export class PackedLineEncoder {
         extra: undefined,
       }, watch),
     );
-  }
-
-  /**
-   * A line of printable ASCII, tabs and well-formed UTF-8, written as a JSON
-   * string, with the level it starts with; false (nothing written) for any
-   * other: other control characters (terminal escapes, carriage returns) and
-   * malformed UTF-8 take the Normalizer's path.
-   */
-  private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): boolean {
-    const lines = source.lines;
-    // An escape doubles a byte at most.
-    const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
-    let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
-    if (o < 0) return false;
-    if (level === undefined) {
-      dst.set(parts.line, o);
-      o += parts.line.length;
-    } else {
-      o = headAndLevel(dst, o, parts, level);
-      dst.set(parts.clogs, o);
-      o += parts.clogs.length;
-    }
-    this.close(dst, o, source, container, stream, sec, nsec);
-    return true;
-  }
-
-  /**
-   * A logfmt line the pairs read, its fields as the Normalizer makes them of
-   * it (normalize.ts structuredLine): message and level taken out by the keys
-   * JSON lines use, the other pairs under attrs as strings. False (nothing
-   * written) for what only the Normalizer writes the same: escapes to decode,
-   * a repeated key, a key an object orders first (an array index), control
-   * characters or malformed UTF-8.
-   */
-  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): boolean {
-    const pairs = this.pairs;
-    const n = pairs.count;
-    for (let i = 0; i < n; i++) {
-      if (pairs.escaped[i] === 1 || isIndexKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!)) return false;
-      for (let j = 0; j < i; j++) if (sameKey(buf, pairs, i, j)) return false;
-    }
-    let message = -1;
-    for (const key of MESSAGE_KEY_BYTES) if ((message = this.pairNamed(buf, key)) >= 0) break;
-    let levelAt = -1;
-    let level: string | undefined;
-    for (const key of LEVEL_KEY_BYTES) {
-      const i = this.pairNamed(buf, key);
-      if (i < 0) continue;
-      level = levelName(buf.toString('utf8', pairs.valueAt[i]!, pairs.valueEnd[i]!));
-      if (level !== undefined) {
-        levelAt = i;
-        break;
-      }
-    }
-    const lines = source.lines;
-    // The line escaped as the message (twice its size at most), and each pair
-    // again under attrs: escaped, quoted and separated, at most three times its size.
-    const dst = this.room(lines, FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16);
-    let o = this.open(dst, lines.offset, sec, nsec);
-    o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
-    if (o < 0) return false;
-    o = headAndLevel(dst, o, parts, level);
-    let first = true;
-    for (let i = 0; i < n && o >= 0; i++) {
-      if (i === message || i === levelAt) continue;
-      o = attrsMember(dst, o, first);
-      first = false;
-      o = this.string(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!, dst, o);
-      if (o < 0) break;
-      dst[o++] = 0x3a;
-      o = this.string(buf, pairs.valueAt[i]!, pairs.valueEnd[i]!, dst, o);
-    }
-    if (o < 0) return false;
-    if (!first) dst[o++] = 0x7d;
-    dst.set(parts.clogs, o);
-    o += parts.clogs.length;
-    this.close(dst, o, source, container, stream, sec, nsec);
-    return true;
-  }
-
-  /** The pair whose key is `key`; -1 if none. */
-  private pairNamed(buf: Buffer, key: Buffer): number {
-    const pairs = this.pairs;
-    for (let i = 0; i < pairs.count; i++) if (bytesEqual(buf, pairs.keyAt[i]!, pairs.keyEnd[i]! - pairs.keyAt[i]!, key)) return i;
-    return -1;
-  }
-
-  /**
-   * Bytes [start, end) as a JSON string at `o`, as JSON.stringify writes
-   * their text, and where it ends; -1 for bytes only the Normalizer writes the
-   * same (control characters but tabs, malformed UTF-8). A negative `o` stays -1.
-   */
-  private string(buf: Buffer, start: number, end: number, dst: Buffer, o: number): number {
-    if (o < 0) return -1;
-    dst[o++] = 0x22;
-    const src = this.srcView;
-    const out = this.dstView;
-    let p = start;
-    while (p < end) {
-      // Runs of bytes JSON leaves as they are, four at a time: measured on a
-      // 120-byte line, 185 ns against 290 for a byte loop.
-      for (; p + 4 <= end; p += 4, o += 4) {
-        const x = src.getUint32(p);
-        if (!plainWord(x)) break;
-        out.setUint32(o, x);
-      }
-      if (p >= end) break;
-      const b = buf[p]!;
-      if (b >= 0x20 && b < 0x80) {
-        if (b === 0x22 || b === 0x5c) dst[o++] = 0x5c;
-        dst[o++] = b;
-        p++;
-      } else if (b === 0x09) {
-        dst[o++] = 0x5c;
-        dst[o++] = 0x74;
-        p++;
-      } else if (b < 0x20) {
-        return -1;
-      } else {
-        const next = utf8End(buf, p, end);
-        if (next < 0) return -1;
-        while (p < next) dst[o++] = buf[p++]!;
-      }
-    }
-    dst[o++] = 0x22;
-    return o;
-  }
-
-  /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it. */
-  private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): boolean {
-    const m = this.members;
-    let message = -1;
-    for (const key of MESSAGE_KEY_BYTES) {
-      const i = m.find(buf, key);
-      if (i >= 0 && m.kind[i] === KIND_STRING) {
-        message = i;
-        break;
-      }
-    }
-    let levelAt = -1;
-    let level: string | undefined;
-    for (const key of LEVEL_KEY_BYTES) {
-      const i = m.find(buf, key);
-      if (i < 0) continue;
-      const kind = m.kind[i];
-      const at = m.valueAt[i]!;
-      const valueEnd = m.valueEnd[i]!;
-      if (kind === KIND_INTEGER) level = levelName(integerAt(buf, at, valueEnd));
-      else if (kind === KIND_STRING) level = levelName(m.escaped[i] ? (JSON.parse(buf.toString('utf8', at, valueEnd)) as string) : buf.toString('utf8', at + 1, valueEnd - 1));
-      // A number written another way (30.0, 3e1) may still name a level.
-      else if (m.rewrite[i]) return false;
-      if (level !== undefined) {
-        levelAt = i;
-        break;
-      }
-    }
-    let rewrites = false;
-    for (let i = 0; i < m.count; i++) rewrites ||= m.rewrite[i] === 1;
-    const lines = source.lines;
-    // The line escaped as the message, at most twice its size, when it has no
-    // message field; a rewritten number can take five times its size (9e20).
-    const dst = this.room(lines, FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES);
-    let o = this.open(dst, lines.offset, sec, nsec);
-    if (message >= 0) {
-      o = this.value(buf, message, dst, o);
-    } else {
-      dst[o++] = 0x22;
-      for (let p = start; p < end; p++) {
-        const b = buf[p]!;
-        if (b === 0x22 || b === 0x5c) dst[o++] = 0x5c;
-        dst[o++] = b;
-      }
-      dst[o++] = 0x22;
-    }
-    o = headAndLevel(dst, o, parts, level);
-    let first = true;
-    for (let i = 0; i < m.count; i++) {
-      if (i === message || i === levelAt) continue;
-      o = attrsMember(dst, o, first);
-      first = false;
-      // The key with its quotes and colon, then the value.
-      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.dstView, o);
-      o = this.value(buf, i, dst, o);
-    }
-    if (!first) dst[o++] = 0x7d;
-    dst.set(parts.clogs, o);
-    o += parts.clogs.length;
-    this.close(dst, o, source, container, stream, sec, nsec);
-    return true;
-  }
-
-  /** Member `i`'s value as JSON.stringify writes it: copied, or parsed and written anew when json-members.ts marked it. */
-  private value(buf: Buffer, i: number, dst: Buffer, o: number): number {
-    const m = this.members;
-    const at = m.valueAt[i]!;
-    const end = m.valueEnd[i]!;
-    if (m.rewrite[i] === 0) return copyBytes(this.srcView, at, end, this.dstView, o);
-    return o + dst.write(JSON.stringify(JSON.parse(buf.toString('utf8', at, end))), o, 'utf8');
-  }
-
-  /** `{"@timestamp":"…","message":` */
-  private open(dst: Buffer, o: number, sec: number, nsec: number): number {
-    if (sec !== this.prefixSec) {
-      const prefix = sec === this.otherPrefixSec ? this.otherPrefix : Buffer.from(TIMESTAMP_OPEN + formatNanoTime(sec, 0).slice(0, 20));
-      this.otherPrefixSec = this.prefixSec;
-      this.otherPrefix = this.prefix;
-      this.prefixSec = sec;
-      this.prefix = prefix;
-    }
-    dst.set(this.prefix, o);
-    o = writePadded(dst, o + this.prefix.length, nsec, 9);
-    return copy(MESSAGE_OPEN, dst, o);
-  }
-
-  /** The numbers after `"seq":`, the end of the line, and the line counted in. */
-  private close(dst: Buffer, o: number, source: EncodedSource, container: Container, stream: Stream, sec: number, nsec: number): void {
-    const normalizer = this.normalizer;
-    o = this.writeSeq(dst, o, normalizer.nextSeq());
-    o = copy(ORDINAL, dst, o);
-    o = writeUint(dst, o, normalizer.ordinal(container, stream, sec, nsec));
-    dst[o++] = 0x7d;
-    dst[o++] = 0x7d;
-    dst[o++] = 0x0a;
-    source.lines.offset = o;
-    source.lines.endLine();
-    source.count++;
-  }
-
-  /** `lines.room(n)`; `dstView` is then a DataView of the same chunk, for the writes of this record. */
-  private room(lines: LineBuffer, n: number): Buffer {
-    const dst = lines.room(n);
-    this.dstView = lines.view;
-    return dst;
   }
 
   /** The record's container, as records.ts maps it; compared by bytes with the last one first. */
@@ -860,47 +548,6 @@ export class PackedLineEncoder {
     );
   }
 
-  /**
-   * `seq` in decimal. Sequence numbers mostly go up by one from line to line:
-   * the last one's digits are kept and counted up in place, which saves the
-   * 16 divisions of writing it anew.
-   */
-  private writeSeq(dst: Buffer, o: number, seq: number): number {
-    const digits = this.seqDigits;
-    if (seq === this.lastSeq + 1) {
-      let i = this.seqLength - 1;
-      while (i >= 0 && digits[i] === 0x39) digits[i--] = 0x30;
-      if (i >= 0) digits[i]!++;
-      else this.seqLength = writeUint(digits, 0, seq);
-    } else {
-      this.seqLength = writeUint(digits, 0, seq);
-    }
-    this.lastSeq = seq;
-    for (let i = 0; i < this.seqLength; i++) dst[o + i] = digits[i]!;
-    return o + this.seqLength;
-  }
-
-  /** The constant parts of a container's lines on one stream under one tag. */
-  private parts(container: Container, stream: Stream, tag: string): Parts {
-    if (container === this.lastPartsContainer && stream === this.lastPartsStream && tag === this.lastPartsTag) return this.lastParts;
-    let m = this.partsByContainer.get(container);
-    if (m === undefined || m.tag !== tag) {
-      m = { tag, stdout: undefined, stderr: undefined };
-      this.partsByContainer.set(container, m);
-    }
-    let parts = stream === 'stdout' ? m.stdout : m.stderr;
-    if (parts === undefined) {
-      const head = Buffer.concat([Buffer.from(streamJson(stream)), containerJson(container), Buffer.from(hostJson(this.normalizer.hostField))]);
-      const clogs = Buffer.from(clogsHead('forward', tag));
-      parts = { line: Buffer.concat([head, clogs]), head, clogs };
-      if (stream === 'stdout') m.stdout = parts;
-      else m.stderr = parts;
-    }
-    this.lastPartsContainer = container;
-    this.lastPartsStream = stream;
-    this.lastPartsTag = tag;
-    return (this.lastParts = parts);
-  }
 }
 
 /** What byIdBytes keys a container id on: its first and last four bytes and its length. */
@@ -914,109 +561,10 @@ function copyView(buf: Buffer, start: number, end: number): DataView<ArrayBuffer
   return new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
 }
 
-/**
- * Bytes [start, end) of `src` to `dst` at `o`, four at a time. Not
- * Buffer#copy: with a range it costs ~175 ns a call here, a 120-byte line's
- * worth of this loop.
- */
-function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: number): number {
-  for (; start + 4 <= end; start += 4, o += 4) dst.setUint32(o, src.getUint32(start));
-  for (; start < end; start++, o++) dst.setUint8(o, src.getUint8(start));
-  return o;
-}
-
 /** Whether `len` bytes at `a` and at `b` are the same, four at a time. */
 function sameBytes(a: DataView, at: number, b: DataView, bt: number, len: number): boolean {
   let i = 0;
   for (; i + 4 <= len; i += 4) if (a.getUint32(at + i) !== b.getUint32(bt + i)) return false;
   for (; i < len; i++) if (a.getUint8(at + i) !== b.getUint8(bt + i)) return false;
   return true;
-}
-
-/** Short constants: a loop beats the native copy's call cost. */
-function copy(src: Buffer, dst: Buffer, o: number): number {
-  for (let i = 0; i < src.length; i++) dst[o + i] = src[i]!;
-  return o + src.length;
-}
-
-/** "00" to "99", back to back. */
-const DIGIT_PAIRS = Buffer.from(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''));
-
-/** `n` (0 <= n < 10^digits) in exactly `digits` digits. */
-function writePadded(dst: Buffer, o: number, n: number, digits: number): number {
-  // Two digits a step: half the divisions.
-  let p = o + digits;
-  while (p - o >= 2) {
-    const r = n % 100;
-    n = (n / 100) | 0;
-    dst[--p] = DIGIT_PAIRS[2 * r + 1]!;
-    dst[--p] = DIGIT_PAIRS[2 * r]!;
-  }
-  if (p > o) dst[o] = 0x30 + (n % 10);
-  return o + digits;
-}
-
-/**
- * A non-negative safe integer in decimal, as JSON.stringify writes it. Split
- * in halves below 10^8 so the digit loop runs on small integers.
- */
-function writeUint(dst: Buffer, o: number, n: number): number {
-  // Most ordinals.
-  if (n < 10) {
-    dst[o] = 0x30 + n;
-    return o + 1;
-  }
-  if (n >= 1e8) {
-    const high = Math.floor(n / 1e8);
-    return writePadded(dst, writeUint(dst, o, high), n - high * 1e8, 8);
-  }
-  let digits = 1;
-  for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
-  return writePadded(dst, o, n, digits);
-}
-
-/**
- * `,"log":{"level":…}` of the level names seen, written once each. A level
- * is any short string (levels.ts), so the first few distinct ones are kept.
- */
-const LEVEL_BYTES = new Map<string, Buffer>();
-const MAX_LEVELS_KEPT = 64;
-/** A level is at most 16 characters, each at most six bytes escaped, in `,"log":{"level":""}`. */
-const MAX_LEVEL_BYTES = 16 * 6 + 20;
-
-function levelBytes(level: string): Buffer {
-  let bytes = LEVEL_BYTES.get(level);
-  if (bytes === undefined) {
-    bytes = Buffer.from(levelJson(level));
-    if (LEVEL_BYTES.size < MAX_LEVELS_KEPT) LEVEL_BYTES.set(level, bytes);
-  }
-  return bytes;
-}
-
-/** `,"stream":…,"container":{…},"host":{…}`, then `,"log":{…}` with a level. */
-function headAndLevel(dst: Buffer, o: number, parts: Parts, level: string | undefined): number {
-  dst.set(parts.head, o);
-  o += parts.head.length;
-  return level === undefined ? o : copy(levelBytes(level), dst, o);
-}
-
-/** What goes before a member of attrs: `,"attrs":{` before the first, else a comma. */
-function attrsMember(dst: Buffer, o: number, first: boolean): number {
-  if (first) return copy(ATTRS_OPEN, dst, o);
-  dst[o] = 0x2c;
-  return o + 1;
-}
-
-/** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */
-function isIndexKey(buf: Buffer, at: number, end: number): boolean {
-  if (end - at > 10 || end === at) return false;
-  for (let i = at; i < end; i++) if (buf[i]! < 0x30 || buf[i]! > 0x39) return false;
-  if (buf[at] === 0x30 && end - at > 1) return false;
-  return Number(buf.toString('latin1', at, end)) < 4294967295;
-}
-
-function sameKey(buf: Buffer, pairs: LogfmtPairs, i: number, j: number): boolean {
-  const at = pairs.keyAt[i]!;
-  const len = pairs.keyEnd[i]! - at;
-  return pairs.keyEnd[j]! - pairs.keyAt[j]! === len && buf.compare(buf, pairs.keyAt[j]!, pairs.keyEnd[j]!, at, at + len) === 0;
 }

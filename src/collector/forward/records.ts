@@ -15,7 +15,7 @@
  * LOOKUP_WAIT_MS (lookupWait); later lines get the metadata once it is in.
  */
 import type { ContainerDirectory } from '../containers.js';
-import type { ContainerMeta, Stream } from '../event.js';
+import type { ContainerMeta, ContainerWithId as Container, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { nowNanoTime } from '../time.js';
 import type { ForwardEntry, ForwardRecord } from './messages.js';
@@ -31,8 +31,6 @@ const LINE_KEYS = ['message', 'log', 'msg'] as const;
  * the client's ack longer than this.
  */
 export const LOOKUP_WAIT_MS = 250;
-
-type Container = ContainerMeta & { readonly id: string };
 
 interface KnownContainer {
   id: string;

@@ -10,6 +10,7 @@ import { multilineSchema } from '../../../src/config/schema.js';
 import type { ForwardEntry } from '../../../src/collector/forward/messages.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
 import { trace } from '../multiline/helpers.js';
+import { JSON_LINES, PLAIN_LINES, TEXT_LINES } from '../../helpers/line-shapes.js';
 
 const T = 1_795_341_190;
 const ID_A = 'a1b2c3d4e5f6'.repeat(6).slice(0, 64);
@@ -84,111 +85,6 @@ function record(log: string | Buffer, o: { id?: string; name?: string | null; so
 
 const entry = (time: Buffer, rec: Buffer): Buffer => mp.arr(time, rec);
 const at = (sec: number, nsec = 0): Buffer => mp.eventTime(sec, nsec);
-
-const JSON_LINES = [
-  '{"level":30,"time":1795000000000,"pid":4242,"hostname":"h","msg":"hello","req":{"url":"/a","n":[1,2,{"x":null}]}}',
-  '{"level":"WARNING","message":"disk low","free":12}',
-  '{"severity":"info","M":"from zap-ish","L":"ignored"}',
-  '{"lvl":"error","msg":42,"message":"second key wins when the first is not a string"}',
-  '{"level":31,"severity":"debug","msg":"unknown number falls through"}',
-  '{"level":"","msg":"empty level string falls through"}',
-  '{"level":"seventeen-chars-xx","msg":"too long a level"}',
-  '{"level":"constructor","msg":"no prototype lookups"}',
-  '{"level":"a\\"b","msg":"escaped level"}',
-  '{"msg":"escapes \\" \\\\ \\n \\t \\r \\b \\f kept","a":"\\"q\\""}',
-  '{"msg":"unicode escape \\u00e9"}',
-  '{"msg":"slash \\/ escape"}',
-  '{"msg": "whitespace"}',
-  '{"msg":"float","latency":12.5}',
-  '{"msg":"exponent","n":1e3}',
-  '{"msg":"big","n":12345678901234567890}',
-  '{"msg":"fifteen digits","n":123456789012345,"m":-42,"z":0}',
-  '{"msg":"minus zero","n":-0}',
-  '{"msg":"leading zero","n":012}',
-  '{"msg":"dup","msg":"dup2"}',
-  '{"a":{"k":1,"k":2},"msg":"nested dup"}',
-  '{"a":{"k":1},"b":{"k":2},"msg":"same key in sibling objects"}',
-  '{"1":"digit key","msg":"x"}',
-  '{"__proto__":{"x":1},"msg":"proto key"}',
-  '{"msg":"no other fields"}',
-  '{"level":30}',
-  '{}',
-  '{"text":"no message key: the line is the message \\" ok"}',
-  '{"msg":"true false null","t":true,"f":false,"n":null,"e":[],"o":{}}',
-  '{"msg":"del \u007f char"}',
-  '{"msg":"utf8 é"}',
-  '{"msg":"unterminated"',
-  '{"msg":"trailing"}x}',
-  '{not json}',
-  '{"msg":"tty"}\r',
-  '{"level":30,"msg":"' + 'deep'.repeat(3) + '","d":' + '['.repeat(40) + ']'.repeat(40) + '}',
-];
-
-const PLAIN_LINES = [
-  'plain line',
-  '',
-  'with "quotes" and \\ backslash',
-  'tab\there',
-  'tty line\r',
-  'only cr at end\r\r',
-  'utf8 é ✓ 𝄞',
-  Buffer.from([0x61, 0xff, 0xfe, 0x62]),
-  'del \u007f and nul \u0000',
-  Buffer.from([0x6f, 0xc0, 0xaf, 0x6f]),
-  Buffer.from([0x73, 0xed, 0xa0, 0x80, 0x74]),
-  Buffer.from([0x74, 0xe2, 0x82]),
-  'escape \u001b[31mred\u001b[0m',
-  'cr \r mid-line',
-  '172.18.0.5 - - [29/Nov/2026:14:03:07 +0000] "GET /api/v1/orders/12 HTTP/1.1" 200 5123 "https://shop.example.com/cart" "Mozilla/5.0 (X11; Linux x86_64)"',
-  '\tat com.example.shop.OrderService.place(OrderService.java:42)',
-  'Überweisung für Zoë abgeschlossen — 東京 🚀 "quoted" \\ done',
-  '{ looks like json but is not',
-  'ends with brace }',
-  'x'.repeat(1024),
-  'y'.repeat(1025),
-];
-
-/** Lines the text stages change, and lines that only look like it. */
-const TEXT_LINES = [
-  '\x1b[0m\x1b[01;32ma.txt\x1b[0m',
-  'the \x1b[01;31m\x1b[Kerror\x1b[m\x1b[K was here',
-  '\r/dev/null  50%[=========>   ]\r/dev/null 100%[=============>]',
-  'dangling escape \x1b[31',
-  '2026-09-07 22:30:54.578  INFO 1 --- [           main] d.o.b.nbi.BiometricNbiApplication        : Starting',
-  '12:00:00.123 [main] ERROR c.e.App - payment failed',
-  'I0615 18:07:04.688417     906 server.go:163] Starting to listen',
-  'WARNING:root:disk almost full',
-  '[INFO] Building jar',
-  '<error> bad request',
-  'level=warn disk usage above 90%',
-  'level=info msg=hello count=3',
-  'at=info method=GET path=/ host=x.herokuapp.com fwd="67.180.77.184" status=200',
-  'retries=3',
-  'a=1 b=2 done',
-  'user said error occurred',
-  'Server INFO page',
-  'GET /healthz 200',
-  '2026-11-29 12:00:00.123 user logged in',
-  'ERRORS: 0',
-  'time=2026-11-29T12:00:00Z level=INFO msg="order placed" order_id=4711 total=12.50',
-  'level=error message="ünïcödé 東京 🚀" err="x is \\"undefined\\""',
-  'msg=first message=second level=warn severity=error',
-  'a=1 a=2 b=3',
-  'b=1 10=x a=2',
-  '0=a 01=b',
-  '__proto__=x constructor=y',
-  'level= lvl=debug msg=empty',
-  'level=Ünknown msg=x',
-  'level=seventeen-chars-xx msg=y',
-  'k="tab\there" v=1',
-  'k="ctl \u0001" v=1',
-  'path=C:\\dir\\file n=2',
-  'k="a\\nb" v="quoted \\"q\\""',
-  'k=éè v=ÿ',
-  '12:00:00 [' + '名'.repeat(30) + '] INFO started',
-  'ERROR ü failed',
-  'WARN\tsomething',
-];
 
 describe('packed-lines: the fast path writes what the general path writes', () => {
   it('for lines the text stages change, and near misses, with the stages on and off', () => {
