@@ -102,17 +102,34 @@ export class EncodedBatch {
   }
 
   add(events: readonly LogEvent[]): void {
+    for (const e of events) this.addOne(e);
+  }
+
+  /**
+   * Adds the events that can be rendered. One that cannot (it breaks the
+   * LogEvent type: a bug upstream) is left out and handed to `onBad`; the
+   * others are kept.
+   */
+  addEach(events: readonly LogEvent[], onBad: (err: unknown) => void): void {
     for (const e of events) {
-      const s = this.source(e.container, looseSourceName(e.clogs.tag, e.clogs.input));
       try {
-        encodeEvent(e, s.lines);
+        this.addOne(e);
       } catch (err) {
-        // An event that breaks the LogEvent type (a bug upstream) leaves no half line behind.
-        s.lines.dropPartialLine();
-        throw err;
+        onBad(err);
       }
-      s.count++;
     }
+  }
+
+  private addOne(e: LogEvent): void {
+    const s = this.source(e.container, looseSourceName(e.clogs.tag, e.clogs.input));
+    try {
+      encodeEvent(e, s.lines);
+    } catch (err) {
+      // Leaves no half line behind.
+      s.lines.dropPartialLine();
+      throw err;
+    }
+    s.count++;
   }
 
   /** Moves another batch's lines after this one's. */

@@ -16,8 +16,7 @@
  * Forward deliveries are taken from the pipeline's subscribers, which see a
  * batch only once the sinks have it: a line the gate drops is already stored.
  */
-import type { EncodedBatch } from '../encoded.js';
-import type { LogEvent } from '../event.js';
+import { EncodedBatch } from '../encoded.js';
 import { forEachLine, LineFields } from '../line-fields.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Positions } from './checkpoints.js';
@@ -39,7 +38,9 @@ export interface BackfillOptions {
 interface Held {
   id: string;
   name: string;
-  events: LogEvent[];
+  lines: EncodedBatch;
+  /** The match key of each of its lines, in order. */
+  keys: string[];
   streams: Positions;
   at: number;
 }
@@ -82,12 +83,14 @@ export class BackfillGate implements LineSink {
     const keep = this.held.slice(this.heldHead).filter((h) => h.id !== id);
     this.held = keep;
     this.heldHead = 0;
-    this.heldEvents = keep.reduce((n, h) => n + h.events.length, 0);
+    this.heldEvents = keep.reduce((n, h) => n + h.keys.length, 0);
   }
 
-  add(containerId: string, name: string, events: LogEvent[], streams: Positions): boolean {
-    this.held.push({ id: containerId, name, events, streams, at: Date.now() });
-    this.heldEvents += events.length;
+  add(containerId: string, name: string, lines: EncodedBatch, streams: Positions): boolean {
+    const keys: string[] = [];
+    for (const source of lines.sources()) forEachLine(source.chunks(), this.fields, (f) => void keys.push(lineKey(f)));
+    this.held.push({ id: containerId, name, lines, keys, streams, at: Date.now() });
+    this.heldEvents += keys.length;
     return this.hasRoom();
   }
 
@@ -114,11 +117,11 @@ export class BackfillGate implements LineSink {
     while (this.heldHead < this.held.length) {
       const h = this.held[this.heldHead]!;
       const m = this.delivered.get(h.id);
-      if (!m || !h.events.every((e) => (m.get(eventKey(e)) ?? 0) > 0)) break;
-      for (const e of h.events) this.consume(m, eventKey(e));
+      if (!m || !h.keys.every((k) => (m.get(k) ?? 0) > 0)) break;
+      for (const k of h.keys) this.consume(m, k);
       this.heldHead++;
-      this.heldEvents -= h.events.length;
-      this.opts.shipper.add(h.id, h.name, [], h.streams);
+      this.heldEvents -= h.keys.length;
+      this.opts.shipper.add(h.id, h.name, new EncodedBatch(), h.streams);
     }
     this.held = [];
     this.heldHead = 0;
@@ -138,7 +141,7 @@ export class BackfillGate implements LineSink {
       if (id === undefined || !this.watched.has(id)) continue;
       forEachLine(source.chunks(), this.fields, (f) => {
         if (f.input() !== 'forward') return;
-        const key = matchKey(f.stream, f.timestamp(), f.message());
+        const key = lineKey(f);
         let m = this.delivered.get(id);
         if (!m) this.delivered.set(id, (m = new Map()));
         m.set(key, (m.get(key) ?? 0) + 1);
@@ -182,10 +185,9 @@ export class BackfillGate implements LineSink {
         break;
       }
       this.heldHead++;
-      this.heldEvents -= h.events.length;
+      this.heldEvents -= h.keys.length;
       const m = this.delivered.get(h.id);
-      const missing = m ? h.events.filter((e) => !this.consume(m, eventKey(e))) : h.events;
-      this.opts.shipper.add(h.id, h.name, missing, h.streams);
+      this.opts.shipper.add(h.id, h.name, m ? this.missing(h, m) : h.lines, h.streams);
     }
     if (this.heldHead === this.held.length) {
       this.held = [];
@@ -201,6 +203,19 @@ export class BackfillGate implements LineSink {
     }
   }
 
+  /** The held lines the forward input did not deliver. */
+  private missing(h: Held, m: Map<string, number>): EncodedBatch {
+    const out = new EncodedBatch();
+    let i = 0;
+    for (const source of h.lines.sources()) {
+      const kept = out.source(source.container, source.name);
+      forEachLine(source.chunks(), this.fields, (f) => {
+        if (!this.consume(m, h.keys[i++]!)) kept.addLine(f.buf.subarray(f.start, f.end + 1));
+      });
+    }
+    return out;
+  }
+
   private consume(m: Map<string, number>, key: string): boolean {
     const n = m.get(key);
     if (n === undefined) return false;
@@ -211,10 +226,6 @@ export class BackfillGate implements LineSink {
 }
 
 /** Same container (the map it is in), stream, whole second and message. */
-function matchKey(stream: string | undefined, timestamp: string, message: string): string {
-  return `${stream ?? ''}\0${timestamp.slice(0, 19)}\0${message}`;
-}
-
-function eventKey(e: LogEvent): string {
-  return matchKey(e.stream, e['@timestamp'], e.message);
+function lineKey(f: LineFields): string {
+  return `${f.stream ?? ''}\0${f.timestamp().slice(0, 19)}\0${f.message()}`;
 }

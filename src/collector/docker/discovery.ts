@@ -17,6 +17,7 @@ import type Docker from 'dockerode';
 import type { Logger } from '../../log.js';
 import { containersFollowed, inputErrors } from '../../metrics.js';
 import type { LogEvent } from '../event.js';
+import { LineRenderer } from '../line-render.js';
 import type { Normalizer } from '../normalize.js';
 import { formatNanoTime, nowNanoTime } from '../time.js';
 import type { BackfillGate } from './backfill.js';
@@ -84,6 +85,7 @@ export class Discovery {
     this.followerDeps = {
       openLogs: deps.openLogs,
       normalizer: deps.normalizer,
+      renderer: new LineRenderer(deps.normalizer),
       log: deps.log,
       maxLineBytes: deps.maxLineBytes,
       sink: deps.shipper,

@@ -18,17 +18,21 @@
  */
 import type { Logger } from '../../log.js';
 import { countBytesIn, inputErrors } from '../../metrics.js';
+import { EncodedBatch } from '../encoded.js';
 import type { LogEvent, Stream } from '../event.js';
-import type { Normalizer } from '../normalize.js';
+import type { LineRenderer } from '../line-render.js';
+import type { Normalizer, RawLine } from '../normalize.js';
 import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, type Positions, type StreamPosition } from './checkpoints.js';
 import { LogStreamParser, type LogLine } from './frames.js';
 import type { ContainerInfo } from './metadata.js';
 import type { LogBody, OpenLogs } from './log-stream.js';
-import type { LineSink } from './shipper.js';
+import { renderFailed, type LineSink } from './shipper.js';
 
 export interface FollowerDeps {
   openLogs: OpenLogs;
   normalizer: Normalizer;
+  /** Writes the lines the Normalizer would pass through unchanged, straight from their bytes. */
+  renderer: LineRenderer;
   sink: LineSink;
   log: Logger;
   maxLineBytes: number;
@@ -173,13 +177,13 @@ export class Follower {
     for (const stream of Object.keys(this.heldFrom) as Stream[]) {
       if (this.deps.normalizer.heldFirst(this.id, stream) === undefined) delete this.heldFrom[stream];
     }
-    this.deps.sink.add(this.id, this.info.name, events, this.checkpointPositions());
+    this.deps.sink.add(this.id, this.info.name, this.render(events), this.checkpointPositions());
   }
 
   private flushHeld(): void {
     const events = this.deps.normalizer.flushSource(this.id);
     this.heldFrom = {};
-    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, events, copyPositions(this.positions));
+    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, this.render(events), copyPositions(this.positions));
   }
 
   /** The positions a checkpoint may take: before the first line of every held trace. */
@@ -223,9 +227,9 @@ export class Follower {
 
   private ship(lines: LogLine[]): boolean {
     const filter = this.filter;
-    const { normalizer, sink, perLine } = this.deps;
+    const { normalizer, renderer, sink, perLine } = this.deps;
     const meta = this.info.meta;
-    let events: LogEvent[] = [];
+    let out = new EncodedBatch();
     let admitted = 0;
     let room = true;
     for (const line of lines) {
@@ -237,13 +241,22 @@ export class Follower {
       const prevLines = before?.lines ?? 0;
       let prevOrds = before?.ords ?? 0;
       recordLine(this.positions, stream, line.timestamp);
-      const raw = { input: 'docker' as const, time: line.time, timestamp: line.timestamp, stream, line: line.bytes, container: meta };
-      for (const e of normalizer.push(raw)) {
-        // A trace let go by this line carries its first line's time, not this one's.
-        const ts = e['@timestamp'];
-        recordOrdinal(this.positions, stream, ts, e.clogs.ordinal);
-        if (ts === prevTs && e.clogs.ordinal + 1 > prevOrds) prevOrds = e.clogs.ordinal + 1;
-        events.push(e);
+      const bytes = line.bytes;
+      const ordinal = renderer.line(bytes, 0, bytes.length, out, meta, stream, line.time.sec, line.time.nsec, 'docker', undefined);
+      let raw: RawLine | undefined;
+      if (ordinal >= 0) {
+        recordOrdinal(this.positions, stream, line.timestamp, ordinal);
+        if (line.timestamp === prevTs && ordinal + 1 > prevOrds) prevOrds = ordinal + 1;
+      } else {
+        raw = { input: 'docker', time: line.time, timestamp: line.timestamp, stream, line: bytes, container: meta };
+        const events = normalizer.push(raw);
+        for (const e of events) {
+          // A trace let go by this line carries its first line's time, not this one's.
+          const ts = e['@timestamp'];
+          recordOrdinal(this.positions, stream, ts, e.clogs.ordinal);
+          if (ts === prevTs && e.clogs.ordinal + 1 > prevOrds) prevOrds = e.clogs.ordinal + 1;
+        }
+        out.addEach(events, (err) => renderFailed(this.log, err));
       }
       if (normalizer.pending() > 0 || this.heldFrom[stream] !== undefined) {
         const first = normalizer.heldFirst(this.id, stream);
@@ -254,12 +267,18 @@ export class Follower {
         }
       }
       if (perLine) {
-        room = sink.add(this.id, this.info.name, events, this.checkpointPositions());
-        events = [];
+        room = sink.add(this.id, this.info.name, out, this.checkpointPositions());
+        out = new EncodedBatch();
       }
     }
     if (perLine) return room;
     if (admitted === 0) return sink.hasRoom();
-    return sink.add(this.id, this.info.name, events, this.checkpointPositions());
+    return sink.add(this.id, this.info.name, out, this.checkpointPositions());
+  }
+
+  private render(events: readonly LogEvent[]): EncodedBatch {
+    const out = new EncodedBatch();
+    out.addEach(events, (err) => renderFailed(this.log, err));
+    return out;
   }
 }

@@ -8,7 +8,7 @@
  */
 import type Docker from 'dockerode';
 import type { ContainerDirectory } from '../containers.js';
-import type { ContainerMeta } from '../event.js';
+import type { ContainerMeta, ContainerWithId } from '../event.js';
 
 export interface ContainerInfo {
   id: string;
@@ -23,7 +23,7 @@ export interface ContainerInfo {
   running: boolean;
   /** `State.FinishedAt` in ms since the epoch; 0 when it never stopped. */
   finishedAtMs: number;
-  meta: ContainerMeta;
+  meta: ContainerWithId;
 }
 
 /** The part of an inspect answer read here (dockerode's type, loosened for missing fields). */
@@ -54,10 +54,10 @@ export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo, s
   };
 }
 
-export function buildMeta(id: string, name: string, image: string, labels: Record<string, string>): ContainerMeta {
+export function buildMeta(id: string, name: string, image: string, labels: Record<string, string>): ContainerWithId {
   const project = labels['com.docker.compose.project'];
   const service = labels['com.docker.compose.service'];
-  const meta: { -readonly [K in keyof ContainerMeta]: ContainerMeta[K] } = { id, name };
+  const meta: { -readonly [K in keyof ContainerWithId]: ContainerWithId[K] } = { id, name };
   if (image) meta.image = Object.freeze({ name: image });
   if (Object.keys(labels).length > 0) meta.labels = Object.freeze({ ...labels });
   if (project !== undefined || service !== undefined) {
@@ -70,7 +70,7 @@ export function buildMeta(id: string, name: string, image: string, labels: Recor
 }
 
 /** Whether `meta` is what buildMeta would make of these. */
-export function describes(meta: ContainerMeta, id: string, name: string, image: string, labels: Readonly<Record<string, string>>): boolean {
+export function describes(meta: ContainerMeta, id: string, name: string, image: string, labels: Readonly<Record<string, string>>): meta is ContainerWithId {
   return meta.id === id && (meta.name ?? '') === name && (meta.image?.name ?? '') === image && sameLabels(meta.labels ?? {}, labels);
 }
 

@@ -8,6 +8,8 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventsOf } from '../../helpers/batch.js';
+import type { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
 import { Discovery } from '../../../src/collector/docker/discovery.js';
@@ -70,7 +72,7 @@ function scriptedEngine() {
   } as unknown as MetadataCache;
   const store = { get: () => undefined, markPresent: () => undefined, markRemoved: () => undefined, ids: () => [], hasStaged: () => false } as unknown as CheckpointStore;
   const shipper = {
-    add: (_id: string, _name: string, list: LogEvent[]) => (shipped.push(...list), true),
+    add: (_id: string, _name: string, lines: EncodedBatch) => (shipped.push(...eventsOf(lines)), true),
     hasRoom: () => true,
     whenDrained: () => () => undefined,
     whenNextCycle: () => () => undefined,

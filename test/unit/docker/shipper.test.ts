@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventsOf } from '../../helpers/batch.js';
-import type { EncodedBatch } from '../../../src/collector/encoded.js';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
 import type { CheckpointStore } from '../../../src/collector/docker/checkpoints.js';
@@ -59,11 +59,11 @@ describe('Shipper', () => {
   it('resumes parked followers just before it takes a batch, so what they read then joins it', async () => {
     const { shipper, batches, checkpoints } = harness();
     shippers.push(shipper);
-    shipper.add('a', 'a', [event('a1')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a1')]), {});
     await until('the first write', () => checkpoints.length === 1);
-    shipper.add('a', 'a', [event('a2')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a2')]), {});
     // b's socket held a line while it was parked: it reads it when released.
-    shipper.whenNextCycle(() => shipper.add('b', 'b', [event('b1')], {}));
+    shipper.whenNextCycle(() => shipper.add('b', 'b', EncodedBatch.of([event('b1')]), {}));
     await until('the second write', () => checkpoints.length === 2);
     expect(batches).toEqual([['a1'], ['a2', 'b1']]);
     expect(checkpoints[1]).toEqual(['a', 'b']);
@@ -85,7 +85,7 @@ describe('Shipper', () => {
     let released = 0;
     const cancel = shipper.whenNextCycle(() => released++);
     cancel();
-    shipper.add('a', 'a', [event('a1')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a1')]), {});
     await until('the write', () => checkpoints.length === 1);
     expect(released).toBe(0);
   });
@@ -93,8 +93,8 @@ describe('Shipper', () => {
   it('counts the filling batch by its rendered lines, and wakes the followers once it is taken', async () => {
     const { shipper, batches } = harness(1000);
     shippers.push(shipper);
-    expect(shipper.add('a', 'a', [event('x'.repeat(600))], {})).toBe(true);
-    expect(shipper.add('a', 'a', [event('y'.repeat(600))], {})).toBe(false);
+    expect(shipper.add('a', 'a', EncodedBatch.of([event('x'.repeat(600))]), {})).toBe(true);
+    expect(shipper.add('a', 'a', EncodedBatch.of([event('y'.repeat(600))]), {})).toBe(false);
     let woken = false;
     shipper.whenDrained(() => (woken = true));
     await until('the batch taken', () => woken);
@@ -105,9 +105,9 @@ describe('Shipper', () => {
   it('writes every cycle deferred, and syncs and checkpoints once per durable interval', async () => {
     const { shipper, batches, checkpoints, steps } = harness(1 << 20, 60_000);
     shippers.push(shipper);
-    shipper.add('a', 'a', [event('a1')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a1')]), {});
     await until('the first write', () => batches.length === 1);
-    shipper.add('b', 'b', [event('b1')], {});
+    shipper.add('b', 'b', EncodedBatch.of([event('b1')]), {});
     await until('the second write', () => batches.length === 2);
     expect(checkpoints).toEqual([]);
     // Stopping asks for the durable point now: the sinks synced before the checkpoint that covers both writes.
@@ -119,7 +119,7 @@ describe('Shipper', () => {
   it('comes to the durable point after durableMs with nothing more to write', async () => {
     const { shipper, checkpoints, steps } = harness(1 << 20, 100);
     shippers.push(shipper);
-    shipper.add('a', 'a', [event('a1')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a1')]), {});
     await until('the checkpoint', () => checkpoints.length === 1);
     expect(steps).toEqual(['write deferred', 'sync', 'checkpoint']);
   });
@@ -127,10 +127,10 @@ describe('Shipper', () => {
   it('comes to the durable point sooner when the unsynced lines would exceed maxBytes', async () => {
     const { shipper, batches, checkpoints } = harness(1000, 60_000);
     shippers.push(shipper);
-    shipper.add('a', 'a', [event('x'.repeat(600))], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('x'.repeat(600))]), {});
     await until('the first write', () => batches.length === 1);
     expect(checkpoints).toEqual([]);
-    shipper.add('b', 'b', [event('y'.repeat(600))], {});
+    shipper.add('b', 'b', EncodedBatch.of([event('y'.repeat(600))]), {});
     await until('the checkpoint', () => checkpoints.length === 1);
     expect(checkpoints).toEqual([['a', 'b']]);
   });
@@ -138,9 +138,9 @@ describe('Shipper', () => {
   it('re-reads every container written since the last durable point when the sync fails, and checkpoints none of them', async () => {
     const { shipper, batches, checkpoints, lost, control } = harness(1 << 20, 60_000);
     shippers.push(shipper);
-    shipper.add('a', 'a', [event('a1')], {});
+    shipper.add('a', 'a', EncodedBatch.of([event('a1')]), {});
     await until('the first write', () => batches.length === 1);
-    shipper.add('b', 'b', [event('b1')], {});
+    shipper.add('b', 'b', EncodedBatch.of([event('b1')]), {});
     await until('the second write', () => batches.length === 2);
     control.failSync = new Error('EIO');
     await shipper.drained();
@@ -152,7 +152,7 @@ describe('Shipper', () => {
     const { shipper, batches, checkpoints } = harness(1 << 20, 60_000);
     shippers.push(shipper);
     let n = 0;
-    const busy = setInterval(() => shipper.add('a', 'a', [event(`a${n++}`)], {}), 5);
+    const busy = setInterval(() => shipper.add('a', 'a', EncodedBatch.of([event(`a${n++}`)]), {}), 5);
     try {
       await until('a few writes', () => batches.length >= 2);
       await shipper.record('f', 'f', { stdout: { ts: '2026-11-30T04:00:00.000000000Z', lines: 0, ords: 0 } });
@@ -175,7 +175,7 @@ describe('Shipper', () => {
     const { shipper, batches } = harness();
     shippers.push(shipper);
     const broken = { ...event('broken'), clogs: undefined } as unknown as LogEvent;
-    shipper.add('a', 'a', [event('a1'), broken, event('a2')], {});
+    shipper.addLoose([event('a1'), broken, event('a2')]);
     await shipper.drained();
     expect(batches).toEqual([['a1', 'a2']]);
   });
