@@ -1,5 +1,5 @@
 /**
- * Events as their NDJSON lines (event-json.ts, or the forward fast path),
+ * Events as their NDJSON lines (line-render.ts from a line's bytes, else event-json.ts),
  * grouped by source: what travels from the inputs to every sink and live
  * reader. Measured on the PackedForward benchmark: building, holding until
  * fsync, and serializing one object graph per record took most of the

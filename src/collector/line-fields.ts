@@ -2,7 +2,7 @@
  * Where the fields of a rendered event line are, without parsing it.
  *
  * Every event is rendered once, to the NDJSON line event-json.ts (and the
- * forward fast path, byte for byte the same) writes, with its fields in one
+ * line renderer, line-render.ts, byte for byte the same) writes, with its fields in one
  * fixed order:
  *
  *   {"@timestamp":"<30>","message":"…"[,"stream":"…"][,"container":{…}],"host":{…}

@@ -111,7 +111,7 @@ export class LineRenderer {
   line(line: Buffer, start: number, end: number, out: EncodedBatch, container: Container, stream: Stream, sec: number, nsec: number, input: Input, tag: string | undefined): number {
     if (end > start && line[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
-    if (end - start > normalizer.maxLineBytes || normalizer.holds(container, stream, line, start, end)) return -1;
+    if (end - start > normalizer.maxLineBytes || normalizer.holds(container, input, stream, line, start, end)) return -1;
     if (line.buffer !== this.srcMemory) {
       this.srcMemory = line.buffer;
       this.srcWhole = Buffer.from(line.buffer);

@@ -170,12 +170,12 @@ export class Normalizer {
 
   /**
    * Whether the multiline stage would hold this line or join it to others:
-   * inputs that render lines without push (forward/packed-lines.ts) hand
+   * the renderer (line-render.ts), which writes lines without push, hands
    * such a line to push instead. `buf[start, end)` is the line without its
    * "\n" and trailing CR.
    */
-  holds(container: ContainerMeta, stream: Stream, buf: Buffer, start: number, end: number): boolean {
-    return this.multiline !== undefined && this.multiline.concerns(container, undefined, 'forward', stream, buf, start, end);
+  holds(container: ContainerWithId, input: RawLine['input'], stream: Stream, buf: Buffer, start: number, end: number): boolean {
+    return this.multiline !== undefined && this.multiline.concerns(container, undefined, input, stream, buf, start, end);
   }
 
   /** Split lines waiting for their last piece, and traces being held. */
@@ -224,7 +224,7 @@ export class Normalizer {
 
   /**
    * The ordinal of the next line of a container's stream at this time, for
-   * inputs that render lines without going through push (forward/packed-lines.ts).
+   * the renderer, which writes lines without push (line-render.ts).
    */
   ordinal(container: ContainerWithId, stream: Stream, sec: number, nsec: number): number {
     return countOrdinal(ordinalOf(this.containerStreams(container, container.id), stream), sec, nsec);

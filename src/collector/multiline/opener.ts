@@ -1,7 +1,7 @@
 /**
  * A byte-level look at a line that says whether any built-in rule could open
  * a trace with it: false for nearly every ordinary line after its first word,
- * so the forward fast path (packed-lines.ts) keeps rendering them itself and
+ * so the renderer every input uses (line-render.ts) keeps writing them itself and
  * only candidates go through the rules' regular expressions.
  *
  * It must say true for every line a rule in rules.ts opens on (a superset);
