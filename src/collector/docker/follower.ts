@@ -1,10 +1,12 @@
 /**
  * One container's log stream:
  * `GET /containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=<position>`,
- * parsed by frames.ts, trimmed of what was emitted before, normalized, and
- * handed to the Shipper (or the backfill gate). It pauses the stream while
- * that is full, and after a read that emptied the socket until the next write
- * cycle, so that the next read takes every line written meanwhile.
+ * parsed by frames.ts, trimmed of what was emitted before, rendered
+ * (line-render.ts; the Normalizer takes what it refuses), and handed to the
+ * Shipper (or the backfill gate) one read's lines at a time. It pauses the
+ * stream while that is full, and after a read that emptied the socket until
+ * the next write cycle, so that the next read takes every line written
+ * meanwhile.
  *
  * While the Normalizer holds a stack trace of a stream (multiline/stage.ts),
  * the positions handed on for that stream stay where they were before the
