@@ -104,7 +104,7 @@ export class LineRenderer {
   constructor(private readonly normalizer: Normalizer) {}
 
   /**
-   * Writes the line `buf[start, end)` (without its "\n"; a trailing "\r" is
+   * Writes the line `line[start, end)` (without its "\n"; a trailing "\r" is
    * dropped) of a container's stream, at `sec`.`nsec`, into `out`, and returns
    * its ordinal; -1 when it is the Normalizer's to write (nothing written).
    */
@@ -132,8 +132,8 @@ export class LineRenderer {
 
   /**
    * A line of printable ASCII, tabs and well-formed UTF-8, written as a JSON
-   * string, with the level it starts with; false (nothing written) for any
-   * other: other control characters (terminal escapes, carriage returns) and
+   * string, with the level it starts with; its ordinal, or -1 (nothing
+   * written) for any other: other control characters (terminal escapes, carriage returns) and
    * malformed UTF-8 take the Normalizer's path.
    */
   private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): number {
@@ -156,8 +156,8 @@ export class LineRenderer {
   /**
    * A logfmt line the pairs read, its fields as the Normalizer makes them of
    * it (normalize.ts structuredLine): message and level taken out by the keys
-   * JSON lines use, the other pairs under attrs as strings. False (nothing
-   * written) for what only the Normalizer writes the same: escapes to decode,
+   * JSON lines use, the other pairs under attrs as strings; its ordinal, or
+   * -1 (nothing written) for what only the Normalizer writes the same: escapes to decode,
    * a repeated key, a key an object orders first (an array index), control
    * characters or malformed UTF-8.
    */
@@ -254,7 +254,7 @@ export class LineRenderer {
     return o;
   }
 
-  /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it. */
+  /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it; its ordinal, or -1 for a level number written another way (30.0). */
   private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): number {
     const m = this.members;
     let message = -1;

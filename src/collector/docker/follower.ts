@@ -28,7 +28,7 @@ import { copyPositions, recordLine, recordOrdinal, ResumeFilter, resumeSince, ty
 import { LogStreamParser, type LogLine } from './frames.js';
 import type { ContainerInfo } from './metadata.js';
 import type { LogBody, OpenLogs } from './log-stream.js';
-import { renderFailed, type LineSink } from './shipper.js';
+import { renderEvents, type LineSink } from './shipper.js';
 
 export interface FollowerDeps {
   openLogs: OpenLogs;
@@ -208,13 +208,13 @@ export class Follower {
     for (const stream of Object.keys(this.heldFrom) as Stream[]) {
       if (this.deps.normalizer.heldFirst(this.id, stream) === undefined) delete this.heldFrom[stream];
     }
-    this.deps.sink.add(this.id, this.info.name, this.render(events), this.checkpointPositions());
+    this.deps.sink.add(this.id, this.info.name, renderEvents(events, this.log), this.checkpointPositions());
   }
 
   private flushHeld(): void {
     const events = this.deps.normalizer.flushSource(this.id);
     this.heldFrom = {};
-    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, this.render(events), copyPositions(this.positions));
+    if (events.length > 0) this.deps.sink.add(this.id, this.info.name, renderEvents(events, this.log), copyPositions(this.positions));
   }
 
   /** The positions a checkpoint may take: before the first line of every held trace. */
@@ -287,7 +287,7 @@ export class Follower {
           recordOrdinal(this.positions, stream, ts, e.clogs.ordinal);
           if (ts === prevTs && e.clogs.ordinal + 1 > prevOrds) prevOrds = e.clogs.ordinal + 1;
         }
-        out.addEach(events, (err) => renderFailed(this.log, err));
+        renderEvents(events, this.log, out);
       }
       if (normalizer.pending() > 0 || this.heldFrom[stream] !== undefined) {
         const first = normalizer.heldFirst(this.id, stream);
@@ -305,11 +305,5 @@ export class Follower {
     if (perLine) return room;
     if (admitted === 0) return sink.hasRoom();
     return sink.add(this.id, this.info.name, out, this.checkpointPositions());
-  }
-
-  private render(events: readonly LogEvent[]): EncodedBatch {
-    const out = new EncodedBatch();
-    out.addEach(events, (err) => renderFailed(this.log, err));
-    return out;
   }
 }

@@ -127,10 +127,8 @@ export class Shipper implements LineSink {
    * when the filling batch is full: stop reading until `whenDrained`.
    */
   add(containerId: string, name: string, lines: EncodedBatch, streams: Positions): boolean {
-    const batch = this.next;
-    batch.events += lines.count;
-    batch.lines.append(lines);
-    batch.updates.set(containerId, { name, streams });
+    this.take(lines);
+    this.next.updates.set(containerId, { name, streams });
     this.schedule();
     return this.hasRoom();
   }
@@ -149,7 +147,7 @@ export class Shipper implements LineSink {
 
   /** Events with no checkpoint behind them (the Normalizer's timeout flush). */
   addLoose(events: LogEvent[]): void {
-    this.render(events);
+    this.take(renderEvents(events, this.opts.log));
     this.schedule();
   }
 
@@ -204,11 +202,9 @@ export class Shipper implements LineSink {
     );
   }
 
-  private render(events: readonly LogEvent[]): void {
-    const batch = this.next;
-    const before = batch.lines.count;
-    batch.lines.addEach(events, (err) => renderFailed(this.opts.log, err));
-    batch.events += batch.lines.count - before;
+  private take(lines: EncodedBatch): void {
+    this.next.events += lines.count;
+    this.next.lines.append(lines);
   }
 
   private schedule(): void {
@@ -354,8 +350,15 @@ export class Shipper implements LineSink {
   }
 }
 
-/** An event that breaks the LogEvent type (a bug upstream): left out, the others kept. */
-export function renderFailed(log: Logger, err: unknown): void {
-  log.error({ err }, 'docker event could not be rendered; left out');
-  inputErrors.inc({ input: 'docker', reason: 'render' });
+/**
+ * Events the Normalizer made, rendered into `into`. One that breaks the
+ * LogEvent type (a bug upstream) is left out, logged and counted; the
+ * others are kept.
+ */
+export function renderEvents(events: readonly LogEvent[], log: Logger, into = new EncodedBatch()): EncodedBatch {
+  into.addEach(events, (err) => {
+    log.error({ err }, 'docker event could not be rendered; left out');
+    inputErrors.inc({ input: 'docker', reason: 'render' });
+  });
+  return into;
 }
