@@ -21,22 +21,28 @@ import { forwardRenderedBytes } from '../../metrics.js';
 
 /**
  * Rendered, undurable bytes per connection before it stops rendering; with
- * the requests it read and holds, before it stops reading too.
+ * the requests it read and holds, before it stops reading too. Four slices:
+ * one rendering, others being written and synced. Measured (bench packed,
+ * paired runs, with 1 MiB slices): the same records/s as with 8 MiB and 2 MiB
+ * slices, peak RSS 128-130 MB against 154; Message mode within noise (3
+ * pairs); 10,000 records a slice kept, since 2,500 cost Message mode a sixth.
  */
-export const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+export const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /**
  * A slice: at most this many records, and a record more once its lines passed
  * SLICE_BYTES. Records, as the fast path reads ahead that many (40 bytes each).
  */
 export const SLICE_ENTRIES = 10_000;
-export const SLICE_BYTES = 2 * 1024 * 1024;
+export const SLICE_BYTES = 1024 * 1024;
 
 /**
- * The forward input's limit: with slices of 2 MiB and 8 MiB per connection,
+ * The forward input's limit: with slices of 1 MiB and 4 MiB per connection,
  * two connections at full speed; more share it. Measured (bench tiny, 500
- * connections at once): with 32 MiB, peak RSS 238 MB; with 16 MiB, 189 MB.
+ * connections at once): with 32 MiB, peak RSS 238 MB; with 16 MiB, 189 MB;
+ * below that the JS heap's garbage, not the rendered bytes, sets the peak
+ * (178-259 MB run to run with either 16 or 8 MiB).
  */
-export const RENDER_BUDGET_BYTES = 16 * 1024 * 1024;
+export const RENDER_BUDGET_BYTES = 8 * 1024 * 1024;
 
 export class RenderBudget {
   private used = 0;

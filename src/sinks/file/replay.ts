@@ -36,8 +36,8 @@ import { listLayoutFiles } from './layout.js';
  * crash for one container: the Docker input's lines since its last durable
  * point (under 8 MiB for all of them) and the batch being written (at most
  * 8 MiB more, docker/shipper.ts), a forward connection's slices durable beyond the progress stored
- * in forward/progress.ts (they count in its 8 MiB of rendered bytes in flight
- * until that progress is stored, so at most 8 MiB and one slice of 2 MiB).
+ * in forward/progress.ts (they count in its 4 MiB of rendered bytes in flight
+ * until that progress is stored, so at most 4 MiB and one slice of 1 MiB).
  * Several forward connections writing the same source at once interleave
  * their lines and can stretch that beyond this window.
  */
