@@ -256,6 +256,16 @@ export class Follower {
     return this.ship(lines);
   }
 
+  /**
+   * Records that a line of `stream` at `ts` got `ordinal`; returns how many
+   * ordinals of `prevTs` (the stream's time before this read's line) are now
+   * taken, starting from `prevOrds`.
+   */
+  private counted(stream: Stream, ts: string, ordinal: number, prevTs: string | undefined, prevOrds: number): number {
+    recordOrdinal(this.positions, stream, ts, ordinal);
+    return ts === prevTs && ordinal + 1 > prevOrds ? ordinal + 1 : prevOrds;
+  }
+
   private ship(lines: LogLine[]): boolean {
     const filter = this.filter;
     const { normalizer, renderer, sink, perLine } = this.deps;
@@ -276,17 +286,12 @@ export class Follower {
       const ordinal = renderer.line(bytes, 0, bytes.length, out, meta, stream, line.time.sec, line.time.nsec, 'docker', undefined);
       let raw: RawLine | undefined;
       if (ordinal >= 0) {
-        recordOrdinal(this.positions, stream, line.timestamp, ordinal);
-        if (line.timestamp === prevTs && ordinal + 1 > prevOrds) prevOrds = ordinal + 1;
+        prevOrds = this.counted(stream, line.timestamp, ordinal, prevTs, prevOrds);
       } else {
         raw = { input: 'docker', time: line.time, timestamp: line.timestamp, stream, line: bytes, container: meta };
         const events = normalizer.push(raw);
-        for (const e of events) {
-          // A trace let go by this line carries its first line's time, not this one's.
-          const ts = e['@timestamp'];
-          recordOrdinal(this.positions, stream, ts, e.clogs.ordinal);
-          if (ts === prevTs && e.clogs.ordinal + 1 > prevOrds) prevOrds = e.clogs.ordinal + 1;
-        }
+        // A trace let go by this line carries its first line's time, not this one's.
+        for (const e of events) prevOrds = this.counted(stream, e['@timestamp'], e.clogs.ordinal, prevTs, prevOrds);
         renderEvents(events, this.log, out);
       }
       if (normalizer.pending() > 0 || this.heldFrom[stream] !== undefined) {
