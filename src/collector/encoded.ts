@@ -8,7 +8,8 @@
  */
 import type { ContainerMeta, LogEvent } from './event.js';
 import { encodeEvent } from './event-json.js';
-import { LineBuffer } from './line-buffer.js';
+import type { ChunkPool } from './chunk-pool.js';
+import { LineBuffer, type PooledChunks } from './line-buffer.js';
 import { looseSourceName } from './source.js';
 
 /** The lines of one source: a container, or else a forward tag or an input name. */
@@ -24,8 +25,9 @@ export class EncodedSource {
     /** `clogs.tag`, else `clogs.input`, of the lines' events: names the source when there is no container. */
     readonly name: string,
     tally?: { bytes: number },
+    pooled?: PooledChunks,
   ) {
-    this.lines = new LineBuffer(undefined, tally);
+    this.lines = new LineBuffer(undefined, tally, pooled);
   }
 
   /** The whole lines so far, in order. */
@@ -67,6 +69,12 @@ export class EncodedBatch {
   private readonly byName = new Map<string, EncodedSource>();
   private last: EncodedSource | undefined;
   private readonly tally = { bytes: 0 };
+  private readonly pooled: PooledChunks | undefined;
+
+  /** `pool`: where its buffers take their chunks; its owner gives them back with recycle(). */
+  constructor(pool?: ChunkPool) {
+    this.pooled = pool === undefined ? undefined : { pool, taken: [] };
+  }
 
   /** Bytes of the lines in the batch. */
   get bytes(): number {
@@ -92,10 +100,10 @@ export class EncodedBatch {
     let s: EncodedSource | undefined;
     if (container !== undefined) {
       s = this.byContainer.get(container);
-      if (s === undefined) this.byContainer.set(container, (s = new EncodedSource(container, name, this.tally)));
+      if (s === undefined) this.byContainer.set(container, (s = new EncodedSource(container, name, this.tally, this.pooled)));
     } else {
       s = this.byName.get(name);
-      if (s === undefined) this.byName.set(name, (s = new EncodedSource(undefined, name, this.tally)));
+      if (s === undefined) this.byName.set(name, (s = new EncodedSource(undefined, name, this.tally, this.pooled)));
     }
     this.last = s;
     return s;
@@ -130,6 +138,18 @@ export class EncodedBatch {
       throw err;
     }
     s.count++;
+  }
+
+  /**
+   * Gives the chunks its lines were written into back to the pool. Only once
+   * nothing reads a line of this batch any more (every sink took it, the
+   * subscribers saw it), nor of a batch its lines were moved into.
+   */
+  recycle(): void {
+    const pooled = this.pooled;
+    if (pooled === undefined) return;
+    for (const chunk of pooled.taken) pooled.pool.give(chunk);
+    pooled.taken.length = 0;
   }
 
   /** Moves another batch's lines after this one's. */

@@ -8,6 +8,8 @@
  * A line never spans two chunks, so a chunk can be cut at any "\n" in it
  * (rotation by size cuts on line boundaries).
  */
+import type { ChunkPool } from './chunk-pool.js';
+
 /**
  * Under half of Buffer.poolSize, so the first chunk is a slice of node's
  * shared pool rather than an ArrayBuffer of its own. Measured (bench/docker.bench.ts
@@ -18,6 +20,12 @@
 const FIRST_CHUNK = 2 * 1024;
 const MAX_CHUNK = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
+
+/** Where a batch's buffers take their chunks, and the list of those taken, to be given back with the batch (chunk-pool.ts). */
+export interface PooledChunks {
+  pool: ChunkPool;
+  taken: Array<Buffer<ArrayBuffer>>;
+}
 
 export class LineBuffer {
   private readonly chunks: Buffer[] = [];
@@ -35,6 +43,7 @@ export class LineBuffer {
   constructor(
     private readonly firstChunk = FIRST_CHUNK,
     private readonly tally?: { bytes: number },
+    private readonly pooled?: PooledChunks,
   ) {}
 
   text(s: string): void {
@@ -109,7 +118,12 @@ export class LineBuffer {
   private grow(need: number): void {
     const partial = this.offset - this.lineStart;
     const size = Math.max(this.chunk.length === 0 ? this.firstChunk : Math.min(this.chunk.length * 2, MAX_CHUNK), partial + need);
-    const next = Buffer.allocUnsafe(size);
+    const pooled = this.pooled;
+    let next: Buffer<ArrayBuffer>;
+    if (pooled !== undefined && pooled.pool.keeps(size)) {
+      next = pooled.pool.take(size);
+      pooled.taken.push(next);
+    } else next = Buffer.allocUnsafe(size);
     this.chunk.copy(next, 0, this.lineStart, this.offset);
     if (this.lineStart > 0) this.chunks.push(this.chunk.subarray(0, this.lineStart));
     this.chunk = next;

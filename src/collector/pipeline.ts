@@ -11,6 +11,7 @@ import type { LogEvent } from './event.js';
  * subscribers (`/tail`) see events once every sink has them, so a line shown
  * live is a line that is also in the store.
  */
+/** Reads the batch's lines before it returns (copying what it keeps): the input may then reuse them (chunk-pool.ts). */
 export type Subscriber = (batch: EncodedBatch) => void;
 
 export class Pipeline {

@@ -20,7 +20,11 @@ export interface WriteOptions {
 export interface Sink {
   readonly name: string;
   start(): Promise<void>;
-  /** The events as their rendered lines (collector/encoded.ts), each rendered once for every sink. */
+  /**
+   * The events as their rendered lines (collector/encoded.ts), each rendered
+   * once for every sink. The sink reads the batch's chunks only until the
+   * promise settles: the input may then reuse them (collector/chunk-pool.ts).
+   */
   write(batch: EncodedBatch, opts?: WriteOptions): Promise<void>;
   /**
    * Makes every write resolved so far durable. A sink whose writes are always

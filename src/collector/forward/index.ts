@@ -22,6 +22,7 @@ import type { InputDeps, RunningInput } from '../input.js';
 import { Normalizer } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
+import { ChunkPool } from '../chunk-pool.js';
 import { PartialStore } from './partials.js';
 import { DecodeCache } from './decoder.js';
 import { PackedLineEncoder } from './packed-lines.js';
@@ -79,6 +80,8 @@ class ForwardInput implements RunningForwardInput {
       ledger: new ChunkLedger(),
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
       budget: this.budget,
+      // As much as the budget lets be in flight: what one turn of it takes.
+      chunks: new ChunkPool(RENDER_BUDGET_BYTES),
       progress: new RequestProgress(join(deps.stateDir, 'forward-progress'), deps.log),
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }

@@ -20,6 +20,7 @@ import type { Logger } from '../../log.js';
 import { eventsIn } from '../../metrics.js';
 import { EncodedBatch } from '../encoded.js';
 import type { Pipeline } from '../pipeline.js';
+import type { ChunkPool } from '../chunk-pool.js';
 import type { ChunkLedger, PendingChunk } from './acks.js';
 import type { HeldLine, PartialStore } from './partials.js';
 import type { RequestProgress } from './progress.js';
@@ -67,6 +68,8 @@ export interface Progress {
 
 interface Batch {
   jobs: Job[];
+  /** Its events, whose chunks go back to the pool once it is durable. */
+  events: EncodedBatch | undefined;
   durable: boolean;
   /** Bytes of its rendered events, counted in the connection's and the budget's totals. */
   rendered: number;
@@ -80,6 +83,8 @@ export interface WriteContext {
   progress: RequestProgress;
   /** Rendered bytes in flight, all connections together. */
   budget: RenderBudget;
+  /** Where rendered events take their chunks, given back once they are durable. */
+  chunks: ChunkPool;
 }
 
 export interface WriteHooks {
@@ -140,7 +145,7 @@ export class WriteQueue {
 
   /** Where the next slice is rendered. */
   events(): EncodedBatch {
-    return (this.queuedEvents ??= new EncodedBatch());
+    return (this.queuedEvents ??= new EncodedBatch(this.ctx.chunks));
   }
 
   /** Counts bytes just rendered into events(). */
@@ -158,9 +163,9 @@ export class WriteQueue {
     if ((this.queue.length === 0 && this.queuedEvents === undefined) || this.writes.length >= MAX_WRITES_IN_FLIGHT) return;
     const jobs = this.queue;
     this.queue = [];
-    const batch: Batch = { jobs, durable: false, rendered: this.queuedBytes, progress };
-    this.writes.push(batch);
     const events = this.queuedEvents;
+    const batch: Batch = { jobs, events, durable: false, rendered: this.queuedBytes, progress };
+    this.writes.push(batch);
     this.queuedEvents = undefined;
     this.queuedBytes = 0;
     const waits: Promise<unknown>[] = [];
@@ -200,6 +205,8 @@ export class WriteQueue {
     let released = 0;
     while (this.writes[0]?.durable) {
       const done = this.writes.shift()!;
+      // Every sink has these lines and the subscribers saw them: nothing reads them any more.
+      done.events?.recycle();
       if (done.progress !== undefined) this.recordProgress(done, done.progress);
       else released += done.rendered;
       const completed = done.jobs.flatMap((j) => j.completed ?? []);

@@ -8,6 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ChunkPool } from '../../../src/collector/chunk-pool.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
 import { ChunkLedger } from '../../../src/collector/forward/acks.js';
 import { PartialStore } from '../../../src/collector/forward/partials.js';
@@ -24,7 +25,9 @@ function setup() {
   const { log } = captureLogger();
   const ledger = new ChunkLedger();
   const budget = new RenderBudget(RENDER_BUDGET_BYTES);
+  const chunks = new ChunkPool(RENDER_BUDGET_BYTES);
   const ctx = {
+    chunks,
     pipeline: new Pipeline([sink]),
     partials: new PartialStore(join(dir, 'partials'), log),
     progress: new RequestProgress(join(dir, 'progress'), log),
@@ -50,7 +53,7 @@ function setup() {
     writes.flush(undefined);
     return job;
   };
-  return { sink, ledger, budget, writes, acked, failures, request };
+  return { sink, ledger, budget, chunks, writes, acked, failures, request };
 }
 
 /** Every promise the last release settled has run its callbacks (no clock involved). */
@@ -92,5 +95,24 @@ describe('a connection’s writes', () => {
     await settled();
     expect(t.acked).toEqual([]);
     expect(t.writes.idle).toBe(true);
+    // The sink may still have been reading them: the failed writes' chunks are left to the garbage collector.
+    expect(t.chunks.held).toBe(0);
+  });
+
+  it('gives a write’s chunks back to the pool once it is durable, not before', async () => {
+    const t = setup();
+    t.sink.hold();
+    t.request('a', 0);
+    await settled();
+    expect(t.chunks.held).toBe(0);
+    t.sink.release();
+    await settled();
+    expect(t.acked).toEqual(['a']);
+    expect(t.chunks.held).toBeGreaterThan(0);
+    // The next request's lines go into a chunk taken back from the pool.
+    t.request('b', 1);
+    expect(t.chunks.held).toBe(0);
+    await settled();
+    expect(t.sink.events.map((e) => e.message)).toEqual([makeEvent(0).message, makeEvent(1).message]);
   });
 });
