@@ -39,8 +39,9 @@ export const SLICE_BYTES = 1024 * 1024;
  * The forward input's limit: with slices of 1 MiB and 4 MiB per connection,
  * two connections at full speed; more share it. Measured (bench tiny, 500
  * connections at once): with 32 MiB, peak RSS 238 MB; with 16 MiB, 189 MB;
- * below that the JS heap's garbage, not the rendered bytes, sets the peak
- * (178-259 MB run to run with either 16 or 8 MiB).
+ * below that the JS heap's garbage, not the rendered bytes, set the peak
+ * (178-259 MB run to run with either 16 or 8 MiB) until rendered chunks were
+ * reused (chunk-pool.ts) and the young generation grew at once (clogs.cts).
  */
 export const RENDER_BUDGET_BYTES = 8 * 1024 * 1024;
 
