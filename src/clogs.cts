@@ -3,8 +3,9 @@
  * The `clogs` executable. CommonJS on purpose, and nothing else in it: it
  * tunes V8's young generation and sizes libuv's thread pool before the ES
  * module loader starts that pool (reading the first module is its first task,
- * and the pool keeps its size), then loads the command (cli.ts). Setting the size from an ES module came
- * too late: the collector ran with libuv's default of 4 threads.
+ * and the pool keeps its size), then loads the command (cli.ts). Setting the
+ * size from an ES module came too late: the collector ran with libuv's
+ * default of 4 threads.
  *
  * The file sink syncs every file a commit touched at once; with 4 threads the
  * fifth waits. Measured (forward benchmark, 1M records to 20 containers'

@@ -10,13 +10,18 @@
  * (two connections of `[0, {}]` entries): external memory went up and down
  * between 40 and 97 MB while 8 MiB of lines were in flight.
  *
- * Only chunks of the sizes a LineBuffer grows through (powers of two up to its
- * largest chunk) are kept, at most `maxBytes` of them; anything else is
- * left to the garbage collector. The owner of a batch gives its chunks back
+ * Only chunks of the sizes a LineBuffer grows through (powers of two from
+ * 1 KiB) are kept, at most `maxBytes` of them; anything else is left to the
+ * garbage collector. The owner of a batch gives its chunks back
  * (EncodedBatch.recycle) only when no sink or reader holds a line of it.
+ *
+ * The Elasticsearch queue's BufferPool does the same for its request bodies,
+ * but lends the first free buffer large enough and bounds their count: a
+ * line buffer's first 2 KiB chunk would then take a 256 KiB one, so these
+ * are kept by exact size and bounded in bytes.
  */
 export class ChunkPool {
-  /** Free chunks by size class, log2 of their size. */
+  /** Free chunks by their size. */
   private readonly free = new Map<number, Array<Buffer<ArrayBuffer>>>();
   private bytes = 0;
 
@@ -34,7 +39,7 @@ export class ChunkPool {
 
   /** A chunk of `size` bytes, reused when one is free. */
   take(size: number): Buffer<ArrayBuffer> {
-    const chunk = this.free.get(Math.log2(size))?.pop();
+    const chunk = this.free.get(size)?.pop();
     if (chunk === undefined) return Buffer.allocUnsafe(size);
     this.bytes -= size;
     return chunk;
@@ -43,9 +48,8 @@ export class ChunkPool {
   /** `chunk` (from take()) is no longer read by anyone. */
   give(chunk: Buffer<ArrayBuffer>): void {
     if (this.bytes + chunk.length > this.maxBytes) return;
-    const size = Math.log2(chunk.length);
-    let list = this.free.get(size);
-    if (list === undefined) this.free.set(size, (list = []));
+    let list = this.free.get(chunk.length);
+    if (list === undefined) this.free.set(chunk.length, (list = []));
     list.push(chunk);
     this.bytes += chunk.length;
   }
