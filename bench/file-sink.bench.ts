@@ -20,6 +20,7 @@ import { createLogger } from '../src/log.js';
 import { bytesOut } from '../src/metrics.js';
 import { encodeEvent } from '../src/collector/event-json.js';
 import { LineBuffer } from '../src/collector/line-buffer.js';
+import { LineMarks } from '../src/collector/line-fields.js';
 import { createFileSink } from '../src/sinks/file/index.js';
 import { sampleContainers, sampleLine } from './samples.js';
 
@@ -77,7 +78,8 @@ function timeEncoder(batches: LogEvent[][], toBuffers: (batch: LogEvent[]) => Bu
 
 const viaEncoder = (batch: LogEvent[]): Buffer[] => {
   const out = new LineBuffer();
-  for (const e of batch) encodeEvent(e, out);
+  const marks = new LineMarks();
+  for (const e of batch) encodeEvent(e, out, marks);
   return out.take();
 };
 

@@ -3,20 +3,23 @@
  * grouped by source: what travels from the inputs to every sink and live
  * reader. Measured on the PackedForward benchmark: building, holding until
  * fsync, and serializing one object graph per record took most of the
- * collector's CPU, a sixth of it in the garbage collector. What a reader needs
- * to know of a line it reads in place (line-fields.ts).
+ * collector's CPU, a sixth of it in the garbage collector. Where a line's
+ * fields are, the renderer marks beside it (line-fields.ts LineMarks), for
+ * readers to find them without reading the line.
  */
 import type { ContainerMeta, LogEvent } from './event.js';
 import { encodeEvent } from './event-json.js';
 import type { ChunkPool } from './chunk-pool.js';
 import { LineBuffer, type PooledChunks } from './line-buffer.js';
+import { forEachLine, LineMarks, type LineFields } from './line-fields.js';
 import { looseSourceName } from './source.js';
 
 /** The lines of one source: a container, or else a forward tag or an input name. */
 export class EncodedSource {
-  /** Lines being written; see chunks(). */
+  /** Lines being written; see chunks(). Whoever ends a line there marks it in `marks`. */
   readonly lines: LineBuffer;
-  count = 0;
+  /** Where each line's fields are (line-fields.ts). */
+  readonly marks = new LineMarks();
   private readonly done: Buffer[] = [];
   private doneBytes = 0;
 
@@ -43,17 +46,32 @@ export class EncodedSource {
     return this.doneBytes + this.lines.bytes;
   }
 
-  /** Adds one whole line, "\n" included, after the others. */
-  addLine(line: Buffer): void {
-    this.lines.raw(line);
+  /** Lines held. */
+  get count(): number {
+    return this.marks.count;
+  }
+
+  /** Each line, its fields in `fields` (reused line after line); `skip`: chunks passed over. */
+  forEachLine(fields: LineFields, fn: (fields: LineFields) => void, skip?: (chunk: Buffer) => boolean): void {
+    forEachLine(this.chunks(), this.marks, fields, fn, skip);
+  }
+
+  /** Adds a copy of the line `fields` holds, after the others. */
+  addLine(fields: LineFields): void {
+    this.lines.raw(fields.buf.subarray(fields.start, fields.end + 1));
     this.lines.endLine();
-    this.count++;
+    this.marks.addFields(fields);
   }
 
   /** Adds these lines after those `to` holds, without copying them. */
-  appendTo(to: LineBuffer): void {
-    const chunks = this.chunks();
-    to.lines(chunks, this.doneBytes);
+  appendTo(to: EncodedSource): void {
+    this.appendBytesTo(to.lines);
+    to.marks.append(this.marks);
+  }
+
+  /** Adds these lines' bytes, without their marks, after those `to` holds: for a writer of bytes. */
+  appendBytesTo(to: LineBuffer): void {
+    to.lines(this.chunks(), this.doneBytes);
   }
 }
 
@@ -131,13 +149,12 @@ export class EncodedBatch {
   private addOne(e: LogEvent): void {
     const s = this.source(e.container, looseSourceName(e.clogs.tag, e.clogs.input));
     try {
-      encodeEvent(e, s.lines);
+      encodeEvent(e, s.lines, s.marks);
     } catch (err) {
       // Leaves no half line behind.
       s.lines.dropPartialLine();
       throw err;
     }
-    s.count++;
   }
 
   /**
@@ -159,8 +176,6 @@ export class EncodedBatch {
 
   /** Moves one source's lines, of another batch, after those this batch holds for the same source. */
   appendSource(o: EncodedSource): void {
-    const s = this.source(o.container, o.name);
-    o.appendTo(s.lines);
-    s.count += o.count;
+    o.appendTo(this.source(o.container, o.name));
   }
 }

@@ -14,8 +14,9 @@
  * JSON.stringify on a 120-character string here); large integers (`seq`) are
  * printed in two halves, two to three times faster than one double-to-string.
  */
-import type { ClogsFields, ContainerMeta, LogEvent } from './event.js';
+import type { ContainerMeta, LogEvent } from './event.js';
 import { LineBuffer } from './line-buffer.js';
+import { LineMarks } from './line-fields.js';
 
 // What JSON.stringify escapes: control characters, `"`, `\`, and surrogates
 // (it escapes lone ones; strings with pairs take the slow path, still right).
@@ -73,6 +74,8 @@ export function hostJson(host: { name: string }): string {
   return lastHostJson;
 }
 
+const LOG_LEVEL_OPEN = ',"log":{"level":';
+
 /** `,"log":{...}` */
 export function levelJson(level: string | undefined): string {
   if (level === undefined) return ',"log":{}';
@@ -85,29 +88,14 @@ export function levelJson(level: string | undefined): string {
   }
 }
 
-let lastInput: string | undefined;
-let lastTag: string | undefined;
-let lastHead = '';
-
 /** `,"tag":…`, inside `clogs`, right before `,"seq":` (line-fields.ts, `/tail`'s search for a tag). */
 export function tagJson(tag: string): string {
   return ',"tag":' + quote(tag);
 }
 
-/** `,"clogs":{"input":...,"tag":...,"seq":` : what comes before the numbers. */
-export function clogsHead(input: string, tag: string | undefined): string {
-  if (input !== lastInput || tag !== lastTag) {
-    lastInput = input;
-    lastTag = tag;
-    lastHead = ',"clogs":{"input":' + quote(input) + (tag === undefined ? '' : tagJson(tag)) + ',"seq":';
-  }
-  return lastHead;
-}
-
-function clogsJson(c: ClogsFields): string {
-  const s = clogsHead(c.input, c.tag) + num(c.seq) + ',"ordinal":' + num(c.ordinal);
-  const piece = c.piece === undefined ? s : s + ',"piece":' + num(c.piece);
-  return c.truncated === true ? piece + ',"truncated":true}' : piece + '}';
+/** `,"clogs":{"input":…`: the clogs object up to its tag, or its seq without one. */
+export function clogsInputJson(input: string): string {
+  return ',"clogs":{"input":' + quote(input);
 }
 
 /**
@@ -129,26 +117,54 @@ export function attrsJson(attrs: Record<string, unknown>): string {
   }
 }
 
-/** Appends `event` as one line to `out`. */
-export function encodeEvent(event: LogEvent, out: LineBuffer): void {
-  let s = '{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message) + streamJson(event.stream);
-  if (event.container !== undefined) {
-    out.text(s);
-    out.raw(containerJson(event.container));
-    s = hostJson(event.host);
-  } else {
-    s += hostJson(event.host);
+/** Appends `event` as one line to `out`, and where its fields are to `marks`. */
+export function encodeEvent(event: LogEvent, out: LineBuffer, marks: LineMarks): void {
+  out.text('{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message));
+  const messageEnd = out.lineBytes;
+  out.text(streamJson(event.stream));
+  if (event.container !== undefined) out.raw(containerJson(event.container));
+  out.text(hostJson(event.host));
+  let levelAt = -1;
+  let levelEnd = -1;
+  const level = event.log === undefined ? undefined : event.log.level;
+  if (event.log !== undefined) {
+    if (level === undefined) out.text(levelJson(undefined));
+    else {
+      out.text(LOG_LEVEL_OPEN);
+      levelAt = out.lineBytes;
+      out.text(quote(level));
+      levelEnd = out.lineBytes;
+      out.text('}');
+    }
   }
-  const log = event.log;
-  if (log !== undefined) s += levelJson(log.level);
-  if (event.attrs !== undefined) s += ',"attrs":' + attrsJson(event.attrs);
-  out.text(s + clogsJson(event.clogs) + '}\n');
+  let attrsAt = -1;
+  if (event.attrs !== undefined) {
+    out.text(',"attrs":');
+    attrsAt = out.lineBytes;
+    out.text(attrsJson(event.attrs));
+  }
+  const c = event.clogs;
+  const clogsAt = out.lineBytes;
+  out.text(clogsInputJson(c.input));
+  const inputEnd = out.lineBytes;
+  let tagEnd = -1;
+  if (c.tag !== undefined) {
+    out.text(tagJson(c.tag));
+    tagEnd = out.lineBytes;
+  }
+  out.text(',"seq":' + num(c.seq));
+  const seqEnd = out.lineBytes;
+  let tail = ',"ordinal":' + num(c.ordinal);
+  if (c.piece !== undefined) tail += ',"piece":' + num(c.piece);
+  out.text(c.truncated === true ? tail + ',"truncated":true}}\n' : tail + '}}\n');
+  const length = out.lineBytes;
   out.endLine();
+  marks.add(messageEnd, event.stream, levelAt, levelEnd, attrsAt, clogsAt, inputEnd, tagEnd, seqEnd, c.ordinal, c.piece ?? -1, length);
 }
 
 /** `event` as one line, "\n" included. */
 export function encodeLine(event: LogEvent): string {
   const out = new LineBuffer(256);
-  encodeEvent(event, out);
+  encodeEvent(event, out, new LineMarks());
   return Buffer.concat(out.take()).toString('utf8');
 }

@@ -89,6 +89,11 @@ export class LineBuffer {
     if (this.tally) this.tally.bytes += bytes;
   }
 
+  /** Bytes of the line being written, so far. */
+  get lineBytes(): number {
+    return this.offset - this.lineStart;
+  }
+
   /** Marks the bytes written so far (ending in "\n") as a complete line. */
   endLine(): void {
     const n = this.offset - this.lineStart;

@@ -23,7 +23,7 @@
  */
 import type { EncodedBatch, EncodedSource } from './encoded.js';
 import type { ContainerMeta, ContainerWithId as Container, Stream } from './event.js';
-import { clogsHead, containerJson, hostJson, levelJson, streamJson } from './event-json.js';
+import { clogsInputJson, containerJson, hostJson, levelJson, streamJson, tagJson } from './event-json.js';
 import { bytesEqual, plainWord, utf8End } from './json-bytes.js';
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from './json-members.js';
 import { levelName } from './levels.js';
@@ -37,7 +37,10 @@ import { leadingLevelOfBytes } from './transforms/text-level.js';
 const TIMESTAMP_OPEN = '{"@timestamp":"';
 const MESSAGE_OPEN = Buffer.from('Z","message":');
 const ORDINAL = Buffer.from(',"ordinal":');
+const SEQ = ',"seq":';
 const ATTRS_OPEN = Buffer.from(',"attrs":{');
+/** `,"log":{"level":`, before the level's string in levelBytes(). */
+const LOG_LEVEL_OPEN_LENGTH = ',"log":{"level":'.length;
 const MESSAGE_KEY_BYTES = MESSAGE_KEYS.map((k) => Buffer.from(k));
 const LEVEL_KEY_BYTES = LEVEL_KEYS.map((k) => Buffer.from(k));
 /**
@@ -50,12 +53,15 @@ type Input = RawLine['input'];
 /**
  * What is the same in every line of a container's stream from one input
  * under one tag: `,"stream":…,"container":{…},"host":{…}` (head), then
- * `,"clogs":{"input":…[,"tag":…],"seq":` (clogs), and the two together (line).
+ * `,"clogs":{"input":…[,"tag":…],"seq":` (clogs), and the two together (line);
+ * where the input's and the tag's strings end in `clogs` (tagEnd -1: no tag).
  */
 interface Parts {
   line: Buffer;
   head: Buffer;
   clogs: Buffer;
+  inputEnd: number;
+  tagEnd: number;
 }
 
 interface ContainerParts {
@@ -83,7 +89,15 @@ export class LineRenderer {
   private lastPartsStream: Stream | undefined;
   private lastPartsInput: Input | undefined;
   private lastPartsTag: string | undefined;
-  private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0) };
+  private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0), inputEnd: 0, tagEnd: -1 };
+  // Where the line being written starts in its chunk, and where its fields
+  // went there (-1: absent), for its LineMarks record (close()).
+  private lineAt = 0;
+  private messageEnd = 0;
+  private levelAt = -1;
+  private levelEnd = -1;
+  private attrsAt = -1;
+  private clogsAt = 0;
   private readonly members = new JsonMembers();
   private readonly pairs = new LogfmtPairs();
   private lastSeq = Number.NaN;
@@ -142,15 +156,16 @@ export class LineRenderer {
     const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
     let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
     if (o < 0) return -1;
+    this.messageEnd = o;
     if (level === undefined) {
+      this.clogsAt = o + parts.head.length;
       dst.set(parts.line, o);
       o += parts.line.length;
     } else {
-      o = headAndLevel(dst, o, parts, level);
-      dst.set(parts.clogs, o);
-      o += parts.clogs.length;
+      o = this.headAndLevel(dst, o, parts, level);
+      o = this.clogs(dst, o, parts);
     }
-    return this.close(dst, o, source, container, stream, sec, nsec);
+    return this.close(dst, o, source, parts, container, stream, sec, nsec);
   }
 
   /**
@@ -188,11 +203,12 @@ export class LineRenderer {
     let o = this.open(dst, lines.offset, sec, nsec);
     o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
     if (o < 0) return -1;
-    o = headAndLevel(dst, o, parts, level);
+    this.messageEnd = o;
+    o = this.headAndLevel(dst, o, parts, level);
     let first = true;
     for (let i = 0; i < n && o >= 0; i++) {
       if (i === message || i === levelAt) continue;
-      o = attrsMember(dst, o, first);
+      o = this.attrsMember(dst, o, first);
       first = false;
       o = this.string(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!, dst, o);
       if (o < 0) break;
@@ -201,9 +217,8 @@ export class LineRenderer {
     }
     if (o < 0) return -1;
     if (!first) dst[o++] = 0x7d;
-    dst.set(parts.clogs, o);
-    o += parts.clogs.length;
-    return this.close(dst, o, source, container, stream, sec, nsec);
+    o = this.clogs(dst, o, parts);
+    return this.close(dst, o, source, parts, container, stream, sec, nsec);
   }
 
   /** The pair whose key is `key`; -1 if none. */
@@ -300,20 +315,20 @@ export class LineRenderer {
       }
       dst[o++] = 0x22;
     }
-    o = headAndLevel(dst, o, parts, level);
+    this.messageEnd = o;
+    o = this.headAndLevel(dst, o, parts, level);
     let first = true;
     for (let i = 0; i < m.count; i++) {
       if (i === message || i === levelAt) continue;
-      o = attrsMember(dst, o, first);
+      o = this.attrsMember(dst, o, first);
       first = false;
       // The key with its quotes and colon, then the value.
       o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.dstView, o);
       o = this.value(buf, i, dst, o);
     }
     if (!first) dst[o++] = 0x7d;
-    dst.set(parts.clogs, o);
-    o += parts.clogs.length;
-    return this.close(dst, o, source, container, stream, sec, nsec);
+    o = this.clogs(dst, o, parts);
+    return this.close(dst, o, source, parts, container, stream, sec, nsec);
   }
 
   /** Member `i`'s value as JSON.stringify writes it: copied, or parsed and written anew when json-members.ts marked it. */
@@ -327,6 +342,8 @@ export class LineRenderer {
 
   /** `{"@timestamp":"…","message":` */
   private open(dst: Buffer, o: number, sec: number, nsec: number): number {
+    this.lineAt = o;
+    this.levelAt = this.levelEnd = this.attrsAt = -1;
     if (sec !== this.prefixSec) {
       const prefix = sec === this.otherPrefixSec ? this.otherPrefix : Buffer.from(TIMESTAMP_OPEN + formatNanoTime(sec, 0).slice(0, 20));
       this.otherPrefixSec = this.prefixSec;
@@ -339,10 +356,11 @@ export class LineRenderer {
     return copy(MESSAGE_OPEN, dst, o);
   }
 
-  /** The numbers after `"seq":`, the end of the line, and the line counted in; returns its ordinal. */
-  private close(dst: Buffer, o: number, source: EncodedSource, container: Container, stream: Stream, sec: number, nsec: number): number {
+  /** The numbers after `"seq":`, the end of the line, and the line marked; returns its ordinal. */
+  private close(dst: Buffer, o: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): number {
     const normalizer = this.normalizer;
     o = this.writeSeq(dst, o, normalizer.nextSeq());
+    const seqEnd = o;
     o = copy(ORDINAL, dst, o);
     const ordinal = normalizer.ordinal(container, stream, sec, nsec);
     o = writeUint(dst, o, ordinal);
@@ -351,8 +369,51 @@ export class LineRenderer {
     dst[o++] = 0x0a;
     source.lines.offset = o;
     source.lines.endLine();
-    source.count++;
+    const at = this.lineAt;
+    const clogsAt = this.clogsAt - at;
+    source.marks.add(
+      this.messageEnd - at,
+      stream,
+      this.levelAt < 0 ? -1 : this.levelAt - at,
+      this.levelEnd < 0 ? -1 : this.levelEnd - at,
+      this.attrsAt < 0 ? -1 : this.attrsAt - at,
+      clogsAt,
+      clogsAt + parts.inputEnd,
+      parts.tagEnd < 0 ? -1 : clogsAt + parts.tagEnd,
+      seqEnd - at,
+      ordinal,
+      -1,
+      o - at,
+    );
     return ordinal;
+  }
+
+  /** `,"stream":…,"container":{…},"host":{…}`, then `,"log":{…}` with a level. */
+  private headAndLevel(dst: Buffer, o: number, parts: Parts, level: string | undefined): number {
+    dst.set(parts.head, o);
+    o += parts.head.length;
+    if (level === undefined) return o;
+    const bytes = levelBytes(level);
+    this.levelAt = o + LOG_LEVEL_OPEN_LENGTH;
+    this.levelEnd = o + bytes.length - 1;
+    return copy(bytes, dst, o);
+  }
+
+  /** What goes before a member of attrs: `,"attrs":{` before the first, else a comma. */
+  private attrsMember(dst: Buffer, o: number, first: boolean): number {
+    if (first) {
+      this.attrsAt = o + ATTRS_OPEN.length - 1;
+      return copy(ATTRS_OPEN, dst, o);
+    }
+    dst[o] = 0x2c;
+    return o + 1;
+  }
+
+  /** `,"clogs":{"input":…[,"tag":…],"seq":` */
+  private clogs(dst: Buffer, o: number, parts: Parts): number {
+    this.clogsAt = o;
+    dst.set(parts.clogs, o);
+    return o + parts.clogs.length;
   }
 
   /** `lines.room(n)`; `dstView` is then a DataView of the same chunk, for the writes of this record. */
@@ -393,8 +454,11 @@ export class LineRenderer {
     let parts = stream === 'stdout' ? m.stdout : m.stderr;
     if (parts === undefined) {
       const head = Buffer.concat([Buffer.from(streamJson(stream)), containerJson(container), Buffer.from(hostJson(this.normalizer.hostField))]);
-      const clogs = Buffer.from(clogsHead(input, tag));
-      parts = { line: Buffer.concat([head, clogs]), head, clogs };
+      const inputPart = Buffer.from(clogsInputJson(input));
+      const tagPart = Buffer.from(tag === undefined ? '' : tagJson(tag));
+      const clogs = Buffer.concat([inputPart, tagPart, Buffer.from(SEQ)]);
+      const tagEnd = tag === undefined ? -1 : inputPart.length + tagPart.length;
+      parts = { line: Buffer.concat([head, clogs]), head, clogs, inputEnd: inputPart.length, tagEnd };
       if (stream === 'stdout') m.stdout = parts;
       else m.stderr = parts;
     }
@@ -476,20 +540,6 @@ function levelBytes(level: string): Buffer {
     if (LEVEL_BYTES.size < MAX_LEVELS_KEPT) LEVEL_BYTES.set(level, bytes);
   }
   return bytes;
-}
-
-/** `,"stream":…,"container":{…},"host":{…}`, then `,"log":{…}` with a level. */
-function headAndLevel(dst: Buffer, o: number, parts: Parts, level: string | undefined): number {
-  dst.set(parts.head, o);
-  o += parts.head.length;
-  return level === undefined ? o : copy(levelBytes(level), dst, o);
-}
-
-/** What goes before a member of attrs: `,"attrs":{` before the first, else a comma. */
-function attrsMember(dst: Buffer, o: number, first: boolean): number {
-  if (first) return copy(ATTRS_OPEN, dst, o);
-  dst[o] = 0x2c;
-  return o + 1;
 }
 
 /** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */

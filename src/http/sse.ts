@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EncodedBatch } from '../collector/encoded.js';
-import { forEachLine, LineFields } from '../collector/line-fields.js';
+import { LineFields } from '../collector/line-fields.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
 import { matchesTailFilter, mayHoldWantedTag, wantsContainer, type TailFilter } from './tail-filter.js';
@@ -104,13 +104,13 @@ function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields
   for (const source of batch.sources()) {
     const container = source.container;
     const everyTag = wantsContainer(filter, container);
-    for (const chunk of source.chunks()) {
-      if (!everyTag && !mayHoldWantedTag(filter, chunk)) continue;
-      forEachLine([chunk], fields, (f) => {
-        if (!matchesTailFilter(filter, everyTag, f)) return;
-        out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
-      });
-    }
+    source.forEachLine(
+      fields,
+      (f) => {
+        if (matchesTailFilter(filter, everyTag, f)) out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
+      },
+      everyTag ? undefined : (chunk) => !mayHoldWantedTag(filter, chunk),
+    );
   }
   return out.length === 0 ? undefined : Buffer.concat(out);
 }

@@ -1,16 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { ChunkPool } from '../../src/collector/chunk-pool.js';
 import { EncodedBatch } from '../../src/collector/encoded.js';
+import { encodeLine } from '../../src/collector/event-json.js';
+import type { LogEvent } from '../../src/collector/event.js';
 
-const line = (i: number, bytes: number): Buffer => Buffer.from(`{"n":${i},"pad":"${'x'.repeat(bytes)}"}\n`);
+const event = (i: number, bytes: number): LogEvent => ({
+  '@timestamp': '2026-11-29T12:00:00.000000000Z',
+  message: `${i} ${'x'.repeat(bytes)}`,
+  host: { name: 'h' },
+  clogs: { input: 'forward', tag: 'app', seq: i, ordinal: 0 },
+});
 
 /** Lines whose chunks grow from the first size to several of the largest. */
 function fill(batch: EncodedBatch, count: number, from = 0): Buffer[] {
   const lines: Buffer[] = [];
   for (let i = from; i < from + count; i++) {
-    const l = line(i, 100 + (i % 7) * 300);
-    lines.push(l);
-    batch.source(undefined, 'app').addLine(l);
+    const e = event(i, 100 + (i % 7) * 300);
+    lines.push(Buffer.from(encodeLine(e)));
+    batch.add([e]);
   }
   return lines;
 }

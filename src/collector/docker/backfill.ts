@@ -17,7 +17,7 @@
  * batch only once the sinks have it: a line the gate drops is already stored.
  */
 import { EncodedBatch } from '../encoded.js';
-import { forEachLine, LineFields } from '../line-fields.js';
+import { LineFields } from '../line-fields.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Positions } from './checkpoints.js';
 import type { LineSink, Shipper } from './shipper.js';
@@ -88,7 +88,7 @@ export class BackfillGate implements LineSink {
 
   add(containerId: string, name: string, lines: EncodedBatch, streams: Positions): boolean {
     const keys: string[] = [];
-    for (const source of lines.sources()) forEachLine(source.chunks(), this.fields, (f) => void keys.push(lineKey(f)));
+    for (const source of lines.sources()) source.forEachLine(this.fields, (f) => void keys.push(lineKey(f)));
     this.held.push({ id: containerId, name, lines, keys, streams, at: Date.now() });
     this.heldEvents += keys.length;
     return this.hasRoom();
@@ -139,7 +139,7 @@ export class BackfillGate implements LineSink {
     for (const source of batch.sources()) {
       const id = source.container?.id;
       if (id === undefined || !this.watched.has(id)) continue;
-      forEachLine(source.chunks(), this.fields, (f) => {
+      source.forEachLine(this.fields, (f) => {
         if (f.input() !== 'forward') return;
         const key = lineKey(f);
         let m = this.delivered.get(id);
@@ -209,8 +209,8 @@ export class BackfillGate implements LineSink {
     let i = 0;
     for (const source of h.lines.sources()) {
       const kept = out.source(source.container, source.name);
-      forEachLine(source.chunks(), this.fields, (f) => {
-        if (!this.consume(m, h.keys[i++]!)) kept.addLine(f.buf.subarray(f.start, f.end + 1));
+      source.forEachLine(this.fields, (f) => {
+        if (!this.consume(m, h.keys[i++]!)) kept.addLine(f);
       });
     }
     return out;

@@ -9,7 +9,7 @@
  * record.
  */
 import type { EncodedBatch } from '../../collector/encoded.js';
-import { forEachLine, LineFields } from '../../collector/line-fields.js';
+import { LineFields } from '../../collector/line-fields.js';
 import { ClogsError } from '../../errors.js';
 import { DocumentIds, ID_LENGTH } from './document-id.js';
 
@@ -82,7 +82,7 @@ export class BulkEncoder {
     const out = alloc(size + count * this.actionLength);
     let pos = 0;
     for (const source of batch.sources()) {
-      forEachLine(source.chunks(), this.fields, (f) => {
+      source.forEachLine(this.fields, (f) => {
         const start = this.target.kind === 'data_stream' ? this.actionStart : this.actionOfDay(f);
         out.set(start, pos);
         pos += start.length;

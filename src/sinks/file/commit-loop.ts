@@ -153,7 +153,7 @@ export class CommitLoop {
       sources.forEach((s, i) => {
         const entry = this.entryFor(group, dirs[i]!, caller);
         if (!deferred) entry.durable = true;
-        s.appendTo(entry.lines);
+        s.appendBytesTo(entry.lines);
         entry.events += s.count;
       });
       this.kick();

@@ -27,7 +27,7 @@
  */
 import { EncodedBatch, type EncodedSource } from '../../collector/encoded.js';
 import type { LogEvent } from '../../collector/event.js';
-import { forEachLine, LineFields, timestampOf } from '../../collector/line-fields.js';
+import { LineFields, timestampOf } from '../../collector/line-fields.js';
 import { readContentBackward } from './content.js';
 import { listLayoutFiles } from './layout.js';
 
@@ -60,7 +60,7 @@ class Wanted {
 
   constructor(s: EncodedSource) {
     let i = 0;
-    forEachLine(s.chunks(), new LineFields(), (f) => {
+    s.forEachLine(new LineFields(), (f) => {
       const timestamp = f.timestamp();
       this.timestamps.add(timestamp);
       this.lines.set(lineIdentity(f, timestamp), i++);
@@ -118,7 +118,7 @@ export class ReplayGuard {
       }
       const out = kept.source(s.container, s.name);
       let i = 0;
-      forEachLine(s.chunks(), fields, (f) => {
+      s.forEachLine(fields, (f) => {
         if (!this.settled.has(source) && wanted.found.has(i++)) {
           dropped++;
           return;
@@ -127,7 +127,7 @@ export class ReplayGuard {
         // resend from their oldest unacked point, so the replay of all streams
         // comes before anything new.
         this.settled.add(source);
-        out.addLine(f.buf.subarray(f.start, f.end + 1));
+        out.addLine(f);
       });
     }
     return { kept, dropped };

@@ -17,6 +17,7 @@ import { LineRenderer } from '../../../src/collector/line-render.js';
 import type { NormalizerOptions } from '../../../src/collector/normalize.js';
 import { formatNanoTime } from '../../../src/collector/time.js';
 import { JSON_LINES, PLAIN_LINES, TEXT_LINES } from '../../helpers/line-shapes.js';
+import { checkMarks } from '../../helpers/batch.js';
 import { makeNormalizer } from '../multiline/helpers.js';
 
 const ID = 'd'.repeat(64);
@@ -64,6 +65,7 @@ async function followed(lines: Line[], multiline: Record<string, unknown> | unde
   await follower.start();
   for (let i = 0; i < lines.length; i += perRead) handlers!.data(lines.slice(i, i + perRead).map(frame), true);
   follower.finish();
+  checkMarks(out);
   return { text: Buffer.concat([...out.sources()].flatMap((s) => [...s.chunks()])).toString('utf8'), positions, pushed: pushed.mock.calls.length };
 }
 
@@ -76,6 +78,7 @@ function general(lines: Line[], multiline: Record<string, unknown> | undefined, 
     out.add(n.push({ input: 'docker', time: { sec: SEC, nsec: l.nsec }, timestamp, stream: l.stream, line: l.bytes, container: META }));
   }
   out.add(n.flushAll());
+  checkMarks(out);
   return Buffer.concat([...out.sources()].flatMap((s) => [...s.chunks()])).toString('utf8');
 }
 

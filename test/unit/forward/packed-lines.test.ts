@@ -9,6 +9,7 @@ import { Normalizer } from '../../../src/collector/normalize.js';
 import { multilineSchema } from '../../../src/config/schema.js';
 import type { ForwardEntry } from '../../../src/collector/forward/messages.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
+import { checkMarks } from '../../helpers/batch.js';
 import { trace } from '../multiline/helpers.js';
 import { JSON_LINES, PLAIN_LINES, TEXT_LINES } from '../../helpers/line-shapes.js';
 
@@ -48,6 +49,7 @@ function encode(encoder: PackedLineEncoder, stream: Buffer, tag: string, out: En
 
 /** Every source's lines, keyed by container id or name, as text. */
 function linesOf(batch: EncodedBatch): Map<string, string> {
+  checkMarks(batch);
   const out = new Map<string, string>();
   for (const s of batch.sources()) out.set(s.container?.id ?? s.name, Buffer.concat(s.chunks()).toString('utf8'));
   return out;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { encodeEvent, encodeLine } from '../../../src/collector/event-json.js';
 import { LineBuffer } from '../../../src/collector/line-buffer.js';
+import { forEachLine, LineFields, LineMarks } from '../../../src/collector/line-fields.js';
 import { container, event } from '../file-sink/helpers.js';
 
 const TRICKY = [
@@ -70,7 +71,8 @@ describe('encodeEvent', () => {
     const a = container('a');
     const b = container('b');
     const out = new LineBuffer(64);
-    for (let i = 0; i < 50; i++) encodeEvent(event(`m${i}`, { container: i % 3 === 0 ? a : b }), out);
+    const marks = new LineMarks();
+    for (let i = 0; i < 50; i++) encodeEvent(event(`m${i}`, { container: i % 3 === 0 ? a : b }), out, marks);
     const lines = Buffer.concat(out.take()).toString().split('\n').slice(0, -1).map((l) => JSON.parse(l) as LogEvent);
     expect(lines).toHaveLength(50);
     lines.forEach((e, i) => {
@@ -86,8 +88,9 @@ describe('encodeEvent', () => {
 
   it('never lets a line span two chunks', () => {
     const out = new LineBuffer(16);
+    const marks = new LineMarks();
     const messages = Array.from({ length: 200 }, (_, i) => 'é'.repeat(i * 7));
-    for (const m of messages) encodeEvent(event(m), out);
+    for (const m of messages) encodeEvent(event(m), out, marks);
     const chunks = out.take();
     expect(chunks.length).toBeGreaterThan(1);
     const all: string[] = [];
@@ -96,5 +99,9 @@ describe('encodeEvent', () => {
       all.push(...chunk.toString().split('\n').slice(0, -1));
     }
     expect(all.map((l) => (JSON.parse(l) as LogEvent).message)).toEqual(messages);
+    // The marks stay right for lines moved to a new chunk as they were written.
+    const seen: string[] = [];
+    forEachLine(chunks, marks, new LineFields(), (f) => seen.push(f.message()));
+    expect(seen).toEqual(messages);
   });
 });

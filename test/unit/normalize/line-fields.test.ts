@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { encodeLine } from '../../../src/collector/event-json.js';
+import { encodeEvent } from '../../../src/collector/event-json.js';
+import { LineBuffer } from '../../../src/collector/line-buffer.js';
 import type { ContainerMeta, LogEvent } from '../../../src/collector/event.js';
-import { forEachLine, LineFields } from '../../../src/collector/line-fields.js';
+import { forEachLine, LineFields, LineMarks } from '../../../src/collector/line-fields.js';
 
 const web: ContainerMeta = {
   id: 'c'.repeat(64),
@@ -52,10 +53,18 @@ function* events(): Generator<LogEvent> {
 describe('LineFields', () => {
   it('finds every field of rendered lines, whatever their strings hold', () => {
     const list = [...events()];
-    const buf = Buffer.from(list.map(encodeLine).join(''));
-    const fields = new LineFields();
+    const out = new LineBuffer(64);
+    const marks = new LineMarks();
+    for (const e of list) encodeEvent(e, out, marks);
+    const chunks = out.take();
+    const read = new LineFields();
     let i = 0;
-    forEachLine([buf], fields, (f) => {
+    forEachLine(chunks, marks, new LineFields(), (f) => {
+      // What the renderer marked is what reading the bytes finds.
+      read.read(f.buf, f.start);
+      for (const k of ['end', 'messageEnd', 'stream', 'levelAt', 'levelEnd', 'attrsAt', 'attrsEnd', 'inputAt', 'inputEnd', 'tagAt', 'tagEnd', 'seqAt', 'seqEnd', 'ordinal', 'piece'] as const) {
+        expect(f[k], k).toBe(read[k]);
+      }
       const e = list[i++]!;
       expect(f.timestamp()).toBe(e['@timestamp']);
       expect(f.message()).toBe(e.message);
