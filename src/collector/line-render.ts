@@ -50,6 +50,22 @@ const LEVEL_KEY_BYTES = LEVEL_KEYS.map((k) => Buffer.from(k));
 const FIXED_BYTES = TIMESTAMP_OPEN.length + 20 + 9 + MESSAGE_OPEN.length + 2 + 16 + ORDINAL.length + 16 + 3;
 
 type Input = RawLine['input'];
+
+/**
+ * A forward record's other keys with string values, which the Normalizer
+ * puts under attrs before the line's own fields (normalize.ts, RawLine
+ * `extra`): per key, four offsets in the memory of the line passed with
+ * them (key start and end, value start and end: the strings' bytes), from
+ * `first` for `count` keys.
+ */
+export interface ExtraFields {
+  offsets: Int32Array;
+  first: number;
+  count: number;
+}
+
+const NO_EXTRAS: ExtraFields = { offsets: new Int32Array(0), first: 0, count: 0 };
+const PROTO_KEY = Buffer.from('__proto__');
 /**
  * What is the same in every line of a container's stream from one input
  * under one tag: `,"stream":…,"container":{…},"host":{…}` (head), then
@@ -98,6 +114,9 @@ export class LineRenderer {
   private levelEnd = -1;
   private attrsAt = -1;
   private clogsAt = 0;
+  /** The record's other keys, for the line being written, and what to add to their offsets (its memory's offset). */
+  private extras = NO_EXTRAS;
+  private extrasShift = 0;
   private readonly members = new JsonMembers();
   private readonly pairs = new LogfmtPairs();
   private lastSeq = Number.NaN;
@@ -121,8 +140,21 @@ export class LineRenderer {
    * Writes the line `line[start, end)` (without its "\n"; a trailing "\r" is
    * dropped) of a container's stream, at `sec`.`nsec`, into `out`, and returns
    * its ordinal; -1 when it is the Normalizer's to write (nothing written).
+   * `extras`: the record's other keys, at offsets of `line`'s memory too.
    */
-  line(line: Buffer, start: number, end: number, out: EncodedBatch, container: Container, stream: Stream, sec: number, nsec: number, input: Input, tag: string | undefined): number {
+  line(
+    line: Buffer,
+    start: number,
+    end: number,
+    out: EncodedBatch,
+    container: Container,
+    stream: Stream,
+    sec: number,
+    nsec: number,
+    input: Input,
+    tag: string | undefined,
+    extras: ExtraFields = NO_EXTRAS,
+  ): number {
     if (end > start && line[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
     if (end - start > normalizer.maxLineBytes || normalizer.holds(container, input, stream, line, start, end)) return -1;
@@ -134,14 +166,92 @@ export class LineRenderer {
     const buf = this.srcWhole;
     start += line.byteOffset;
     end += line.byteOffset;
+    this.extras = extras;
+    this.extrasShift = line.byteOffset;
+    let extrasLevel: string | undefined;
+    if (extras.count > 0) {
+      if (!this.extrasWritable()) return -1;
+      extrasLevel = this.extrasLevel();
+    }
     const source = out.source(container, looseSourceName(tag, input));
     const parts = this.parts(container, stream, input, tag);
     if (normalizer.parseJson && end > start && buf[start] === 0x7b /* { */ && buf[end - 1] === 0x7d /* } */) {
-      return this.members.scan(buf, this.srcView, start, end) ? this.json(buf, start, end, source, parts, container, stream, sec, nsec) : -1;
+      return this.members.scan(buf, this.srcView, start, end) ? this.json(buf, start, end, source, parts, container, stream, sec, nsec, extrasLevel) : -1;
     }
-    if (normalizer.parseLogfmt && this.pairs.read(buf, start, end)) return this.logfmt(buf, start, end, source, parts, container, stream, sec, nsec);
-    const level = leadingLevelOfBytes(buf, start, end);
+    if (normalizer.parseLogfmt && this.pairs.read(buf, start, end)) return this.logfmt(buf, start, end, source, parts, container, stream, sec, nsec, extrasLevel);
+    // The record's level comes before the one a text line starts with (normalize.ts).
+    const level = extrasLevel ?? leadingLevelOfBytes(buf, start, end);
     return level === null ? -1 : this.plain(buf, start, end, source, parts, container, stream, sec, nsec, level);
+  }
+
+  /**
+   * Whether the record's other keys come out under attrs as the Normalizer
+   * writes them, first and in their order: no key twice, none that an object
+   * orders first (an array index) or treats apart (`__proto__`).
+   */
+  private extrasWritable(): boolean {
+    const { offsets: e, first, count } = this.extras;
+    const buf = this.srcWhole;
+    const shift = this.extrasShift;
+    for (let i = first; i < first + count; i++) {
+      const at = e[4 * i]! + shift;
+      const len = e[4 * i + 1]! + shift - at;
+      if (isIndexKey(buf, at, at + len) || bytesEqual(buf, at, len, PROTO_KEY)) return false;
+      for (let j = first; j < i; j++) if (e[4 * j + 1]! - e[4 * j]! === len && buf.compare(buf, e[4 * j]! + shift, e[4 * j + 1]! + shift, at, at + len) === 0) return false;
+    }
+    return true;
+  }
+
+  /** The level a record's other key names, by the keys a JSON line's would (normalize.ts levelOf). */
+  private extrasLevel(): string | undefined {
+    const { offsets: e, first, count } = this.extras;
+    const buf = this.srcWhole;
+    const shift = this.extrasShift;
+    for (const key of LEVEL_KEY_BYTES) {
+      for (let i = first; i < first + count; i++) {
+        const at = e[4 * i]! + shift;
+        if (!bytesEqual(buf, at, e[4 * i + 1]! + shift - at, key)) continue;
+        const level = levelName(buf.toString('utf8', e[4 * i + 2]! + shift, e[4 * i + 3]! + shift));
+        if (level !== undefined) return level;
+        break;
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether one of the record's other keys is `len` bytes at `at` of the line's memory. */
+  private isExtraKey(buf: Buffer, at: number, len: number): boolean {
+    const { offsets: e, first, count } = this.extras;
+    const shift = this.extrasShift;
+    for (let i = first; i < first + count; i++) {
+      if (e[4 * i + 1]! - e[4 * i]! === len && buf.compare(buf, e[4 * i]! + shift, e[4 * i + 1]! + shift, at, at + len) === 0) return true;
+    }
+    return false;
+  }
+
+  /** Bytes the record's other keys take under attrs, at most (each string escaped at twice its size). */
+  private extrasRoom(): number {
+    const { offsets: e, first, count } = this.extras;
+    let n = 0;
+    for (let i = first; i < first + count; i++) n += 2 * (e[4 * i + 1]! - e[4 * i]! + e[4 * i + 3]! - e[4 * i + 2]!) + 6;
+    return n + ATTRS_OPEN.length + 1;
+  }
+
+  /**
+   * The record's other keys as the first members of attrs, at `o`; returns
+   * where they end, or -1 for a string only the Normalizer writes the same.
+   */
+  private extraMembers(buf: Buffer, dst: Buffer, o: number): number {
+    const { offsets: e, first, count } = this.extras;
+    const shift = this.extrasShift;
+    for (let i = first; i < first + count && o >= 0; i++) {
+      o = this.attrsMember(dst, o, i === first);
+      o = this.string(buf, e[4 * i]! + shift, e[4 * i + 1]! + shift, dst, o);
+      if (o < 0) break;
+      dst[o++] = 0x3a;
+      o = this.string(buf, e[4 * i + 2]! + shift, e[4 * i + 3]! + shift, dst, o);
+    }
+    return o;
   }
 
   /**
@@ -153,11 +263,17 @@ export class LineRenderer {
   private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): number {
     const lines = source.lines;
     // An escape doubles a byte at most.
-    const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES);
+    const extras = this.extras.count > 0;
+    const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + (extras ? this.extrasRoom() : 0));
     let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
     if (o < 0) return -1;
     this.messageEnd = o;
-    if (level === undefined) {
+    if (extras) {
+      o = this.extraMembers(buf, dst, this.headAndLevel(dst, o, parts, level));
+      if (o < 0) return -1;
+      dst[o++] = 0x7d;
+      o = this.clogs(dst, o, parts);
+    } else if (level === undefined) {
       this.clogsAt = o + parts.head.length;
       dst.set(parts.line, o);
       o += parts.line.length;
@@ -176,13 +292,14 @@ export class LineRenderer {
    * a repeated key, a key an object orders first (an array index), control
    * characters or malformed UTF-8.
    */
-  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): number {
+  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, extrasLevel: string | undefined): number {
     const pairs = this.pairs;
     const n = pairs.count;
     for (let i = 0; i < n; i++) {
       if (pairs.escaped[i] === 1 || isIndexKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!)) return -1;
       for (let j = 0; j < i; j++) if (sameKey(buf, pairs, i, j)) return -1;
     }
+    const extras = this.extras.count > 0;
     let message = -1;
     for (const key of MESSAGE_KEY_BYTES) if ((message = this.pairNamed(buf, key)) >= 0) break;
     let levelAt = -1;
@@ -196,16 +313,25 @@ export class LineRenderer {
         break;
       }
     }
+    if (extras) {
+      level ??= extrasLevel;
+      // A pair under the key of one of the record's: the Normalizer keeps the record's place.
+      for (let i = 0; i < n; i++) if (i !== message && i !== levelAt && this.isExtraKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]! - pairs.keyAt[i]!)) return -1;
+    }
     const lines = source.lines;
     // The line escaped as the message (twice its size at most), and each pair
     // again under attrs: escaped, quoted and separated, at most three times its size.
-    const dst = this.room(lines, FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16);
+    const dst = this.room(lines, FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16 + (extras ? this.extrasRoom() : 0));
     let o = this.open(dst, lines.offset, sec, nsec);
     o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
     if (o < 0) return -1;
     this.messageEnd = o;
     o = this.headAndLevel(dst, o, parts, level);
     let first = true;
+    if (extras) {
+      o = this.extraMembers(buf, dst, o);
+      first = false;
+    }
     for (let i = 0; i < n && o >= 0; i++) {
       if (i === message || i === levelAt) continue;
       o = this.attrsMember(dst, o, first);
@@ -270,7 +396,7 @@ export class LineRenderer {
   }
 
   /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it; its ordinal, or -1 for a level number written another way (30.0). */
-  private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): number {
+  private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, extrasLevel: string | undefined): number {
     const m = this.members;
     let message = -1;
     for (const key of MESSAGE_KEY_BYTES) {
@@ -299,10 +425,22 @@ export class LineRenderer {
     }
     let rewrites = false;
     for (let i = 0; i < m.count; i++) rewrites ||= m.rewrite[i] === 1;
+    const extras = this.extras.count > 0;
+    if (extras) {
+      level ??= extrasLevel;
+      for (let i = 0; i < m.count; i++) {
+        if (i === message || i === levelAt) continue;
+        const at = m.keyAt[i]!;
+        const len = m.keyEnd[i]! - at;
+        // A member under the key of one of the record's: the Normalizer keeps the
+        // record's place. A key with escapes is compared by its bytes nowhere.
+        if (buf.subarray(at, at + len).includes(0x5c) || this.isExtraKey(buf, at, len)) return -1;
+      }
+    }
     const lines = source.lines;
     // The line escaped as the message, at most twice its size, when it has no
     // message field; a rewritten number can take five times its size (9e20).
-    const dst = this.room(lines, FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES);
+    const dst = this.room(lines, FIXED_BYTES + (rewrites ? 6 : 3) * (end - start) + parts.head.length + parts.clogs.length + MAX_LEVEL_BYTES + (extras ? this.extrasRoom() : 0));
     let o = this.open(dst, lines.offset, sec, nsec);
     if (message >= 0) {
       o = this.value(buf, message, dst, o);
@@ -318,6 +456,11 @@ export class LineRenderer {
     this.messageEnd = o;
     o = this.headAndLevel(dst, o, parts, level);
     let first = true;
+    if (extras) {
+      o = this.extraMembers(buf, dst, o);
+      if (o < 0) return -1;
+      first = false;
+    }
     for (let i = 0; i < m.count; i++) {
       if (i === message || i === levelAt) continue;
       o = this.attrsMember(dst, o, first);

@@ -31,7 +31,7 @@ import { malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from 
 const EMPTY_OPTION: ForwardOption = Object.freeze({ chunk: undefined, compressed: undefined, signal: FLUENT_SIGNAL_LOGS });
 
 // Docker's fixed record keys, recognised from their bytes without making a string.
-const K_OTHER = 0;
+export const K_OTHER = 0;
 export const K_CONTAINER_ID = 1;
 export const K_CONTAINER_NAME = 2;
 export const K_SOURCE = 3;

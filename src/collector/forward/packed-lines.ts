@@ -3,7 +3,9 @@
  * too runs of Message-mode requests as they were read (checkMessages()).
  *
  * The common record, Docker's keys (`container_id`, `container_name`,
- * `source`, `log`) with a stdout or stderr line, is read here in place
+ * `source`, `log`) with a stdout or stderr line, and other keys with string
+ * values (what the driver's `labels`, `env` and `env-regex` options add),
+ * is read here in place
  * (offsets into the request, the container found by its id's bytes) and its
  * line written by the renderer every input shares (line-render.ts), without
  * a string or an object of its own.
@@ -21,10 +23,10 @@
 import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
-import { LineRenderer } from '../line-render.js';
+import { LineRenderer, type ExtraFields } from '../line-render.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
-import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
 import { utf8 } from './msgpack.js';
 import { waitAll, type RecordMapper } from './records.js';
@@ -65,7 +67,14 @@ const LOG_AT = 7;
 const LOG_END = 8;
 /** Where the next entry starts. */
 const END = 9;
-const SLOTS = 10;
+/** Where the entry (in Message mode, its request) starts. */
+const AT = 10;
+/** The record's other keys with string values (EXTRA_COUNT of them from EXTRA_FIRST in `extras`). */
+const EXTRA_FIRST = 11;
+const EXTRA_COUNT = 12;
+const SLOTS = 13;
+/** Other keys a record may have and still be read here: Docker's driver adds one per `labels`/`env` option. */
+const MAX_EXTRAS = 32;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
 
@@ -101,6 +110,11 @@ export class PackedLineEncoder {
   private slots = new Int32Array(SLOTS * 1024);
   /** The entries that take the general path, decoded. */
   private readonly general: ForwardEntry[] = [];
+  /** Per other key of the planned records, four offsets: its key's bytes, its value's (ExtraFields). */
+  private extras = new Int32Array(4 * 64);
+  private extraCount = 0;
+  /** The other keys of the entry being rendered, as the renderer takes them. */
+  private readonly entryExtras: ExtraFields = { offsets: this.extras, first: 0, count: 0 };
   /** Per entry of a run of Message-mode requests being encoded, its request's tag. */
   private readonly tags: string[] = [];
   /** What the slots hold: `plannedCount` entries of this stream from `plannedAt`. */
@@ -240,7 +254,7 @@ export class PackedLineEncoder {
       for (let s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
         const entryTag = tag ?? tags[i]!;
         if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!, entryTag));
-        else this.render(stream, s, entryTag, out, watch);
+        else this.render(stream, s, entryTag, out, general, messages, watch);
         next = slots[s + END]!;
       }
       rendered += i;
@@ -264,6 +278,7 @@ export class PackedLineEncoder {
    */
   private plan(stream: Buffer, pos: number, limit: number, messages: boolean): number {
     this.general.length = 0;
+    this.extraCount = 0;
     this.plannedStream = stream;
     this.plannedAt = pos;
     let count = 0;
@@ -276,6 +291,7 @@ export class PackedLineEncoder {
       }
       const next = messages ? this.readMessage(stream, pos, s, count) : this.read(stream, pos, s);
       if (next >= 0) {
+        this.slots[s + AT] = pos;
         pos = next;
       } else if (messages) {
         const end = this.generalMessage(stream, pos, count);
@@ -389,6 +405,7 @@ export class PackedLineEncoder {
     let sourceEnd = -1;
     let logAt = -1;
     let logEnd = -1;
+    const extraFirst = this.extraCount;
     for (let i = 0; i < keys; i++) {
       const k = buf[p];
       if (k === undefined || (k & 0xe0) !== 0xa0) return -1;
@@ -420,7 +437,7 @@ export class PackedLineEncoder {
       }
       p = at + len;
       if (p > end) return -1;
-      // Any other key, split-line keys included, leaves the record to the general path.
+      // Split-line keys, and other keys whose value is not a string, leave the record to the general path.
       switch (keyKind(buf, keyAt, keyLen)) {
         case K_LOG:
           logAt = at;
@@ -438,10 +455,15 @@ export class PackedLineEncoder {
           nameAt = at;
           nameEnd = p;
           break;
+        case K_OTHER:
+          if (v >= 0xc4 && v <= 0xc6) return -1;
+          if (!this.addExtra(keyAt, keyAt + keyLen, at, p, extraFirst)) return -1;
+          break;
         default:
           return -1;
       }
     }
+    // A record that is not Docker's keeps its other keys to the general path (records.ts allKeys).
     if (idAt < 0 || logAt < 0) return -1;
     let stream: number;
     if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDOUT)) stream = STREAM_STDOUT;
@@ -458,11 +480,44 @@ export class PackedLineEncoder {
     slots[s + STREAM] = stream;
     slots[s + LOG_AT] = logAt;
     slots[s + LOG_END] = logEnd;
+    slots[s + EXTRA_FIRST] = extraFirst;
+    slots[s + EXTRA_COUNT] = this.extraCount - extraFirst;
     return p;
   }
 
-  /** The entry read() put in the slots at `s`, into `out`. */
-  private render(buf: Buffer, s: number, tag: string, out: EncodedBatch, watch: HoldWatcher | undefined): void {
+  /** Keeps a record's other key and its string value; false past MAX_EXTRAS of them for the record. */
+  private addExtra(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number, first: number): boolean {
+    const n = this.extraCount;
+    if (n - first >= MAX_EXTRAS) return false;
+    if (this.extras.length < 4 * (n + 1)) {
+      const grown = new Int32Array(this.extras.length * 2);
+      grown.set(this.extras);
+      this.extras = grown;
+      this.entryExtras.offsets = grown;
+    }
+    const e = this.extras;
+    e[4 * n] = keyAt;
+    e[4 * n + 1] = keyEnd;
+    e[4 * n + 2] = valueAt;
+    e[4 * n + 3] = valueEnd;
+    this.extraCount = n + 1;
+    return true;
+  }
+
+  /**
+   * The entry read() put in the slots at `s`, into `out`; a line the renderer
+   * refuses goes through the Normalizer, with its record decoded in full
+   * (`general`) when it has other keys.
+   */
+  private render(
+    buf: Buffer,
+    s: number,
+    tag: string,
+    out: EncodedBatch,
+    general: (entry: ForwardEntry, tag: string) => readonly LogEvent[],
+    messages: boolean,
+    watch: HoldWatcher | undefined,
+  ): void {
     const slots = this.slots;
     const sec = slots[s + SEC]! >>> 0;
     const nsec = slots[s + NSEC]!;
@@ -470,7 +525,15 @@ export class PackedLineEncoder {
     const stream: Stream = slots[s + STREAM] === STREAM_STDOUT ? 'stdout' : 'stderr';
     const logAt = slots[s + LOG_AT]!;
     const logEnd = slots[s + LOG_END]!;
-    if (this.renderer.line(buf, logAt, logEnd, out, container, stream, sec, nsec, 'forward', tag) >= 0) return;
+    const extras = this.entryExtras;
+    extras.first = slots[s + EXTRA_FIRST]!;
+    extras.count = slots[s + EXTRA_COUNT]!;
+    if (this.renderer.line(buf, logAt, logEnd, out, container, stream, sec, nsec, 'forward', tag, extras) >= 0) return;
+    if (extras.count > 0) {
+      const at = slots[s + AT]!;
+      out.add(general(messages ? decodeMessageAt(buf, at, this.limits, this.cache)!.entry : decodeEntryAt(buf, at, this.limits, this.cache).entry, tag));
+      return;
+    }
     out.add(
       this.normalizer.push({
         input: 'forward',

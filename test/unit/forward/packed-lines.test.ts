@@ -9,7 +9,7 @@ import { Normalizer } from '../../../src/collector/normalize.js';
 import { multilineSchema } from '../../../src/config/schema.js';
 import type { ForwardEntry } from '../../../src/collector/forward/messages.js';
 import { LIMITS, mp } from '../../helpers/forward.js';
-import { checkMarks } from '../../helpers/batch.js';
+import { checkMarks, eventsOf } from '../../helpers/batch.js';
 import { trace } from '../multiline/helpers.js';
 import { JSON_LINES, PLAIN_LINES, TEXT_LINES } from '../../helpers/line-shapes.js';
 
@@ -73,11 +73,17 @@ function both(streams: Buffer[], opts: Opts = {}, tag = 'docker.web') {
   return { fast: linesOf(fast.batch), general: linesOf(general.batch), generalCalls, count: fast.batch.count };
 }
 
-function record(log: string | Buffer, o: { id?: string; name?: string | null; source?: string; extra?: Record<string, string>; partial?: [string, number, boolean] } = {}): Buffer {
-  const entries: Array<[string, Buffer]> = [['container_id', mp.str(o.id ?? ID_A)]];
+/** `extra`: other keys, after Docker's (as the driver sends its `labels` and `env`), or before them with `extraFirst`. */
+function record(
+  log: string | Buffer,
+  o: { id?: string; name?: string | null; source?: string; extra?: Record<string, string> | Array<[string, Buffer]>; extraFirst?: boolean; partial?: [string, number, boolean] } = {},
+): Buffer {
+  const extra: Array<[string, Buffer]> = Array.isArray(o.extra) ? o.extra : Object.entries(o.extra ?? {}).map(([k, v]) => [k, mp.str(v)]);
+  const entries: Array<[string, Buffer]> = o.extraFirst ? [...extra] : [];
+  entries.push(['container_id', mp.str(o.id ?? ID_A)]);
   if (o.name !== null) entries.push(['container_name', mp.str(o.name ?? '/web-1')]);
   entries.push(['source', mp.str(o.source ?? 'stdout')], ['log', mp.str(log)]);
-  for (const [k, v] of Object.entries(o.extra ?? {})) entries.push([k, mp.str(v)]);
+  if (!o.extraFirst) entries.push(...extra);
   if (o.partial) {
     const [pid, ordinal, last] = o.partial;
     entries.push(['partial_message', mp.str('true')], ['partial_id', mp.str(pid)], ['partial_ordinal', mp.str(String(ordinal))], ['partial_last', mp.str(String(last))]);
@@ -144,6 +150,67 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(push).not.toHaveBeenCalled();
   });
 
+  it('for records with other keys (labels, env), under attrs first, as the general path orders them', () => {
+    const labels = { 'com.docker.compose.service': 'web', 'com.example.team': 'payments "core"', env: 'prod\tblue' };
+    const lines = [
+      'plain',
+      'WARN disk almost full',
+      'café 東京 🚀',
+      '{"msg":"json","level":"info","n":1.5,"o":{"a":[1,null]}}',
+      '{"msg":"no level","k":"v"}',
+      '{"message":"key of a label","env":"dev"}',
+      '{"msg":"escaped key","a\\u0062":1}',
+      '{"msg":"level of no name","level":""}',
+      'level=error msg="logfmt" k=v',
+      'msg="logfmt under a label key" env=dev',
+      'ctl \u0001 char',
+    ];
+    const extras: Array<Record<string, string> | Array<[string, Buffer]>> = [
+      labels,
+      { level: 'warn', team: 'a' },
+      { severity: 'Error' },
+      { level: '', lvl: 'debug' },
+      { level: 'not-a-level-name-at-all' },
+      [['0', mp.str('index key')]],
+      [['__proto__', mp.str('proto')]],
+      [['a', mp.str('1')], ['a', mp.str('2')]],
+      [['a', mp.str('é"\\')], ['b', mp.str('\u0001 control')]],
+      [['bin', mp.bin(Buffer.from('bytes'))]],
+      [['nil', mp.nil()]],
+      [['num', mp.fixint(7)]],
+      [['bad utf-8', mp.str(Buffer.from([0x61, 0xff]))]],
+      Array.from({ length: 40 }, (_, i): [string, Buffer] => [`k${i}`, mp.str(`v${i}`)]),
+    ];
+    const entries: Buffer[] = [];
+    for (const [i, extra] of extras.entries()) {
+      for (const [j, log] of lines.entries()) entries.push(entry(at(T, i * 100 + j), record(log, { extra, extraFirst: (i + j) % 3 === 0 })));
+    }
+    for (const opts of [{}, { parseLogfmt: false }, { parseJson: false }]) {
+      const r = both([Buffer.concat(entries)], opts);
+      expect(r.count).toBe(entries.length);
+      // The writable ones (five sets of keys, most lines) take the fast path.
+      expect(entries.length - r.generalCalls).toBeGreaterThan(30);
+      expect(r.fast).toEqual(r.general);
+    }
+  });
+
+  it('builds no event object for a record whose other keys are labels', () => {
+    const n = normalizer();
+    const push = vi.spyOn(n, 'push');
+    const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    const batch = new EncodedBatch();
+    const logs = ['plain', '{"msg":"json","n":1}', 'level=info msg=logfmt'];
+    const stream = Buffer.concat(logs.map((log) => entry(at(T), record(log, { extra: { 'com.docker.compose.service': 'web', level: 'warn' } }))));
+    encode(encoder, stream, 'tag', batch, () => {
+      throw new Error('general path taken');
+    });
+    expect(batch.count).toBe(logs.length);
+    expect(push).not.toHaveBeenCalled();
+    const attrs = eventsOf(batch).map((e) => e.attrs);
+    expect(attrs[0]).toEqual({ 'com.docker.compose.service': 'web', level: 'warn' });
+    expect(attrs[1]).toEqual({ 'com.docker.compose.service': 'web', level: 'warn', n: 1 });
+  });
+
   it('writes sequence numbers across a change in their number of digits', () => {
     const stream = Buffer.concat(Array.from({ length: 30 }, (_, i) => entry(at(T), record(i % 7 === 3 ? 'ü' : `line ${i}`))));
     for (const firstSeq of [0, 95, 99_999_990, 999_999_999_999_990]) {
@@ -167,6 +234,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       entry(mp.eventTime(T, 0, 'ext8'), record('ext8 time')),
       entry(at(0, 0), record('time 0')),
       entry(at(T), record('extra keys', { extra: { 'com.example.team': 'clogs', level: 'warn' } })),
+      entry(at(T), record('extra key of another type', { extra: [['n', mp.fixint(1)]] })),
       entry(at(T), record('piece one ', { partial: ['p1', 1, false] })),
       entry(at(T), record('between the pieces')),
       entry(at(T), record('piece two', { partial: ['p1', 2, true] })),
@@ -270,7 +338,9 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       } else {
         for (let k = rand(12); k > 0; k--) log += pieces[rand(pieces.length)];
       }
-      entries.push(entry(at(T + rand(2), rand(3)), record(log, { id: rand(4) === 0 ? ID_B : ID_A, source: rand(2) ? 'stdout' : 'stderr' })));
+      const keys = ['a', 'k', 'level', 'msg', 'lvl', '0', 'x"y'];
+      const extra = rand(3) === 0 ? Array.from({ length: 1 + rand(3) }, (): [string, Buffer] => [keys[rand(keys.length)]!, mp.str(values[rand(values.length)]!)]) : undefined;
+      entries.push(entry(at(T + rand(2), rand(3)), record(log, { id: rand(4) === 0 ? ID_B : ID_A, source: rand(2) ? 'stdout' : 'stderr', ...(extra ? { extra } : {}) })));
     }
     const r = both([Buffer.concat(entries)]);
     expect(r.fast).toEqual(r.general);
@@ -345,6 +415,7 @@ describe('packed-lines: Message-mode requests rendered together', () => {
       message('docker.a', mp.f64(T + 0.5), record('float time'), mp.map([])),
       message('docker.a', mp.arr(at(T, 5), mp.map([])), record('v1.5 time with metadata'), mp.map([])),
       message('docker.a', at(T), record('extra keys', { extra: { level: 'warn' } }), mp.map([])),
+      message('docker.a', at(T), record('extra keys it leaves', { extra: [['a', mp.str('1')], ['a', mp.str('2')]] }), mp.map([])),
       message('docker.a', at(T), record('piece one ', { partial: ['p1', 1, false] }), mp.map([])),
       message('docker.b', at(T), record('between the pieces', { id: ID_B }), mp.map([])),
       message('docker.a', at(T), record('piece two', { partial: ['p1', 2, true] }), mp.map([])),
