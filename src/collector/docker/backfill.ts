@@ -15,7 +15,16 @@
  *
  * Forward deliveries are taken from the pipeline's subscribers, which see a
  * batch only once the sinks have it: a line the gate drops is already stored.
+ *
+ * Across a stop, the deliveries not matched yet are kept in a file (save(),
+ * load()): a line the forward input delivered just before the stop, whose
+ * copy the gate reads only after the restart, is then still dropped, not
+ * written a second time. A run killed with SIGKILL saves nothing, and such a
+ * line can be stored twice.
  */
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { isMissing } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import { EncodedBatch } from '../encoded.js';
 import { LineFields } from '../line-fields.js';
 import type { Pipeline } from '../pipeline.js';
@@ -23,8 +32,11 @@ import type { Positions } from './checkpoints.js';
 import type { LineSink, Shipper } from './shipper.js';
 
 export interface BackfillOptions {
-  shipper: Shipper;
-  pipeline: Pipeline;
+  shipper: Pick<Shipper, 'add' | 'hasRoom' | 'whenDrained' | 'whenNextCycle'>;
+  pipeline: Pick<Pipeline, 'subscribe'>;
+  /** Where the deliveries not matched yet wait from a stop to the next start. */
+  memoryFile: string;
+  log: Logger;
   /** How long a line read from the API waits for the forward input to deliver it. */
   holdMs: number;
   /** How long a forward delivery is remembered for matching. */
@@ -108,24 +120,65 @@ export class BackfillGate implements LineSink {
   }
 
   /**
-   * Shutdown: hands on the held lines the forward input did deliver, up to
-   * the first one it did not; that one and everything after stay unread (no
-   * checkpoint), to be held again after the restart, when the driver may
-   * still deliver them from its buffer.
+   * Shutdown: hands on each container's held lines the forward input did
+   * deliver, up to its first one it did not; that one and the container's
+   * lines after it stay unread (no checkpoint), to be held again after the
+   * restart, when the driver may still deliver them from its buffer, and
+   * their deliveries are remembered (save()).
    */
   settle(): void {
-    while (this.heldHead < this.held.length) {
-      const h = this.held[this.heldHead]!;
+    const blocked = new Set<string>();
+    for (let i = this.heldHead; i < this.held.length; i++) {
+      const h = this.held[i]!;
+      if (blocked.has(h.id)) continue;
       const m = this.delivered.get(h.id);
-      if (!m || !h.keys.every((k) => (m.get(k) ?? 0) > 0)) break;
+      if (!m || !allDelivered(m, h.keys)) {
+        blocked.add(h.id);
+        continue;
+      }
       for (const k of h.keys) this.consume(m, k);
-      this.heldHead++;
-      this.heldEvents -= h.keys.length;
       this.opts.shipper.add(h.id, h.name, new EncodedBatch(), h.streams);
     }
     this.held = [];
     this.heldHead = 0;
     this.heldEvents = 0;
+  }
+
+  /** Keeps the deliveries not matched yet for the next start; after settle(). */
+  async save(): Promise<void> {
+    this.expire(Date.now());
+    const left = new Map<string, Map<string, number>>();
+    for (const [id, m] of this.delivered) left.set(id, new Map(m));
+    const deliveries: Array<[string, string, number]> = [];
+    // Newest first: a delivery matched since is an older one of the same line.
+    for (let i = this.remembered.length - 1; i >= this.rememberedHead; i--) {
+      const r = this.remembered[i]!;
+      const m = left.get(r.id);
+      if (m === undefined || !this.consume(m, r.key)) continue;
+      deliveries.push([r.id, r.key, r.at]);
+    }
+    const tmp = `${this.opts.memoryFile}.tmp`;
+    await writeFile(tmp, JSON.stringify({ deliveries: deliveries.reverse() }));
+    await rename(tmp, this.opts.memoryFile);
+  }
+
+  /**
+   * Takes back what save() kept, once: the file is removed, so that a later
+   * run does not match lines against deliveries already matched.
+   */
+  async load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.opts.memoryFile, 'utf8');
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    const deliveries = parseMemory(text);
+    if (deliveries === undefined) this.opts.log.warn({ file: this.opts.memoryFile }, 'backfill memory unreadable; lines delivered just before the last stop may be written twice');
+    const oldest = Date.now() - this.opts.windowMs;
+    for (const [id, key, at] of deliveries ?? []) if (at >= oldest) this.remember(id, key, at);
+    await unlink(this.opts.memoryFile);
   }
 
   close(): void {
@@ -140,12 +193,7 @@ export class BackfillGate implements LineSink {
       const id = source.container?.id;
       if (id === undefined || !this.watched.has(id)) continue;
       source.forEachLine(this.fields, (f) => {
-        if (f.input() !== 'forward') return;
-        const key = lineKey(f);
-        let m = this.delivered.get(id);
-        if (!m) this.delivered.set(id, (m = new Map()));
-        m.set(key, (m.get(key) ?? 0) + 1);
-        this.remembered.push({ id, key, at: now });
+        if (f.input() === 'forward') this.remember(id, lineKey(f), now);
       });
     }
     this.expire(now);
@@ -216,6 +264,13 @@ export class BackfillGate implements LineSink {
     return out;
   }
 
+  private remember(id: string, key: string, at: number): void {
+    let m = this.delivered.get(id);
+    if (!m) this.delivered.set(id, (m = new Map()));
+    m.set(key, (m.get(key) ?? 0) + 1);
+    this.remembered.push({ id, key, at });
+  }
+
   private consume(m: Map<string, number>, key: string): boolean {
     const n = m.get(key);
     if (n === undefined) return false;
@@ -223,6 +278,28 @@ export class BackfillGate implements LineSink {
     else m.delete(key);
     return true;
   }
+}
+
+/** Whether `m` holds a delivery for each of `keys`, one per time a key is there. */
+function allDelivered(m: Map<string, number>, keys: readonly string[]): boolean {
+  const wanted = new Map<string, number>();
+  for (const k of keys) wanted.set(k, (wanted.get(k) ?? 0) + 1);
+  for (const [k, n] of wanted) if ((m.get(k) ?? 0) < n) return false;
+  return true;
+}
+
+/** save()'s file: `{"deliveries": [[container id, line key, ms], ...]}`; undefined for anything else. */
+function parseMemory(text: string): Array<[string, string, number]> | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const list = (v as { deliveries?: unknown } | null)?.deliveries;
+  if (!Array.isArray(list)) return undefined;
+  const ok = list.every((d): d is [string, string, number] => Array.isArray(d) && typeof d[0] === 'string' && typeof d[1] === 'string' && typeof d[2] === 'number');
+  return ok ? list : undefined;
 }
 
 /** Same container (the map it is in), stream, whole second and message. */

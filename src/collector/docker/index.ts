@@ -64,6 +64,7 @@ const BACKFILL_HOLD_MS = 15_000;
 const BACKFILL_WINDOW_MS = 5 * 60_000;
 const BACKFILL_MAX_HELD = 20_000;
 const BACKFILL_MAX_REMEMBERED = 200_000;
+const BACKFILL_MEMORY_FILE = 'backfill-delivered.json';
 
 export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Promise<RunningInput | undefined> {
   const log = deps.log;
@@ -113,8 +114,11 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
         windowMs: BACKFILL_WINDOW_MS,
         maxHeldEvents: BACKFILL_MAX_HELD,
         maxRemembered: BACKFILL_MAX_REMEMBERED,
+        memoryFile: join(deps.stateDir, 'docker', BACKFILL_MEMORY_FILE),
+        log,
       })
     : undefined;
+  await backfill?.load();
   const ownIds = await detectOwnContainerIds();
   if (ownIds.length > 0) log.info({ ownContainer: ownIds }, 'running in a container; its own output is not followed');
 
@@ -146,6 +150,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
         await running.stop();
         backfill?.settle();
         backfill?.close();
+        await backfill?.save().catch((err: unknown) => log.warn({ err }, 'could not keep the backfill memory; lines delivered just before this stop may be written twice'));
         await shipper.drained();
         shipper.close();
         normalizer.close();
