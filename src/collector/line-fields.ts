@@ -185,8 +185,14 @@ export class LineMarks {
   }
 
   private grow(need: number): void {
-    const grown = new Int32Array(Math.max(need, this.slots.length * 2, SLOTS * 16));
-    grown.set(this.slots);
+    const length = Math.max(need, this.slots.length * 2, SLOTS * 16);
+    // A view of a Buffer: small ones are cut from Node's shared pool, where
+    // an Int32Array of its own is a separate allocation for the collector
+    // to track (one per container per batch: 1.4 % of the main thread in a
+    // Message-mode profile from 20 containers). Node keeps pool slices 8-aligned.
+    const bytes = Buffer.allocUnsafe(length * 4);
+    const grown = new Int32Array(bytes.buffer, bytes.byteOffset, length);
+    grown.set(this.slots.subarray(0, this.count * SLOTS));
     this.slots = grown;
   }
 }
