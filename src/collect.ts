@@ -90,7 +90,7 @@ export class Collector {
     const running = this.running;
     this.running = undefined;
     if (!running) return;
-    await Promise.allSettled(running.inputs.map((i) => i.stop()));
+    await this.stopInputs(running.inputs);
     running.containers?.close();
     await this.http?.close();
     await this.store?.close();
@@ -119,7 +119,7 @@ export class Collector {
     // Inputs stop first so every event they accepted is written before a sink
     // goes away; the sources (Docker's driver, the engine API) resume from
     // where the acks and checkpoints left them.
-    await Promise.allSettled(cur.inputs.map((i) => i.stop()));
+    await this.stopInputs(cur.inputs);
     cur.containers?.close();
     let sinks = cur.sinks;
     if (sinksChanged) {
@@ -165,6 +165,19 @@ export class Collector {
       throw failed.reason;
     }
     return sinks;
+  }
+
+  /**
+   * Stops the inputs one after another, in the order they started (forward,
+   * then Docker): the Docker input's backfill gate matches the lines it reads
+   * against the forward input's deliveries, and keeps the unmatched ones for
+   * the next start when it stops, so it must see the forward input's last
+   * writes first.
+   */
+  private async stopInputs(inputs: readonly RunningInput[]): Promise<void> {
+    for (const input of inputs) {
+      await input.stop().catch((err: unknown) => this.log.error({ err, input: input.name }, 'input stop failed'));
+    }
   }
 
   private async startInputs(config: Config): Promise<Pick<Running, 'inputs' | 'containers'>> {

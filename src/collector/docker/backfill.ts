@@ -19,8 +19,9 @@
  * Across a stop, the deliveries not matched yet are kept in a file (save(),
  * load()): a line the forward input delivered just before the stop, whose
  * copy the gate reads only after the restart, is then still dropped, not
- * written a second time. A run killed with SIGKILL saves nothing, and such a
- * line can be stored twice.
+ * written a second time. A run killed with SIGKILL saves nothing, and a stop
+ * longer than the match window (`windowMs`) outlives what it saved: such a
+ * line can then be stored twice.
  */
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { isMissing } from '../../errors.js';
@@ -164,21 +165,23 @@ export class BackfillGate implements LineSink {
 
   /**
    * Takes back what save() kept, once: the file is removed, so that a later
-   * run does not match lines against deliveries already matched.
+   * run does not match lines against deliveries already matched. A memory
+   * that cannot be read costs at most lines written twice, never the start.
    */
   async load(): Promise<void> {
-    let text: string;
+    const file = this.opts.memoryFile;
+    let deliveries: Array<[string, string, number]> | undefined;
     try {
-      text = await readFile(this.opts.memoryFile, 'utf8');
+      deliveries = parseMemory(await readFile(file, 'utf8'));
     } catch (err) {
       if (isMissing(err)) return;
-      throw err;
+      this.opts.log.warn({ err, file }, 'backfill memory unreadable; lines delivered just before the last stop may be written twice');
+      return;
     }
-    const deliveries = parseMemory(text);
-    if (deliveries === undefined) this.opts.log.warn({ file: this.opts.memoryFile }, 'backfill memory unreadable; lines delivered just before the last stop may be written twice');
+    if (deliveries === undefined) this.opts.log.warn({ file }, 'backfill memory unreadable; lines delivered just before the last stop may be written twice');
     const oldest = Date.now() - this.opts.windowMs;
     for (const [id, key, at] of deliveries ?? []) if (at >= oldest) this.remember(id, key, at);
-    await unlink(this.opts.memoryFile);
+    await unlink(file).catch((err: unknown) => this.opts.log.warn({ err, file }, 'could not remove the backfill memory; a later start may drop a line it matches again'));
   }
 
   close(): void {

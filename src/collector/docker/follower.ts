@@ -129,10 +129,9 @@ export class Follower {
       // the first 5 s): 2.76 and 3.03 CPU s per 100k lines against 3.53 to
       // 4.10, lag p99 142 against 121-126 ms. A quiet container stays
       // resumed, so its first line costs no wake-up per cycle. Backfill
-      // followers read at once: a line the forward input delivered is
-      // dropped only if the gate reads its copy before clogs stops
-      // (backfill.ts settle()); read after a restart, it would be written
-      // again.
+      // followers read at once: the gate matches a line against the forward
+      // input's deliveries sooner, and fewer of them wait for the next start
+      // in its saved memory (backfill.ts save()).
       if (!this.deps.perLine && Date.now() - lastReadAt < ACTIVE_MS) {
         setImmediate(() => {
           if (generation !== this.generation || readSinceResume || this.cancelWait !== undefined) return;
