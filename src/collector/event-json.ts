@@ -62,23 +62,28 @@ export function containerJson(c: ContainerMeta): Buffer {
 }
 
 // Inputs may build a new `host` object per event, but its name is the same.
-let lastHostName: string | undefined;
-let lastHostJson = '';
+let lastHost = { name: undefined as string | undefined, json: '', bytes: 0 };
+
+/** `,"host":{...}`, and its length in UTF-8. */
+function hostPart(host: { name: string }): { json: string; bytes: number } {
+  if (host.name !== lastHost.name) {
+    const json = ',"host":' + JSON.stringify(host);
+    lastHost = { name: host.name, json, bytes: Buffer.byteLength(json) };
+  }
+  return lastHost;
+}
 
 /** `,"host":{...}` */
 export function hostJson(host: { name: string }): string {
-  if (host.name !== lastHostName) {
-    lastHostName = host.name;
-    lastHostJson = ',"host":' + JSON.stringify(host);
-  }
-  return lastHostJson;
+  return hostPart(host).json;
 }
 
 const LOG_LEVEL_OPEN = ',"log":{"level":';
+const EMPTY_LOG = ',"log":{}';
 
 /** `,"log":{...}` */
 export function levelJson(level: string | undefined): string {
-  if (level === undefined) return ',"log":{}';
+  if (level === undefined) return EMPTY_LOG;
   switch (level) {
     case 'info': return ',"log":{"level":"info"}';
     case 'error': return ',"log":{"level":"error"}';
@@ -96,6 +101,31 @@ export function tagJson(tag: string): string {
 /** `,"clogs":{"input":…`: the clogs object up to its tag, or its seq without one. */
 export function clogsInputJson(input: string): string {
   return ',"clogs":{"input":' + quote(input);
+}
+
+/**
+ * `,"clogs":{"input":…[,"tag":…],"seq":`, its UTF-8 length, and where the
+ * input's and the tag's strings end in it (tagEnd -1: no tag). A batch's
+ * events mostly share their input and tag: the last one is kept.
+ */
+interface ClogsPart {
+  input: string;
+  tag: string | undefined;
+  json: string;
+  bytes: number;
+  inputEnd: number;
+  tagEnd: number;
+}
+
+let lastClogs: ClogsPart | undefined;
+
+function clogsPart(input: string, tag: string | undefined): ClogsPart {
+  if (lastClogs !== undefined && lastClogs.input === input && lastClogs.tag === tag) return lastClogs;
+  const inputJson = clogsInputJson(input);
+  const tagPart = tag === undefined ? '' : tagJson(tag);
+  const inputEnd = utf8Bytes(inputJson);
+  const json = inputJson + tagPart + ',"seq":';
+  return (lastClogs = { input, tag, json, bytes: utf8Bytes(json), inputEnd, tagEnd: tag === undefined ? -1 : inputEnd + utf8Bytes(tagPart) });
 }
 
 /**
@@ -117,49 +147,64 @@ export function attrsJson(attrs: Record<string, unknown>): string {
   }
 }
 
-/** Appends `event` as one line to `out`, and where its fields are to `marks`. */
+/**
+ * Appends `event` as one line to `out`, and where its fields are to `marks`.
+ * Written in three or four pieces, each `out.text` being a call into C++:
+ * one piece per field cost 0.5 µs more per event (in process, 200,000
+ * events of the bench's mix: 2.4-2.6 µs against 1.9-2.0). The offsets come
+ * from the buffer where a written piece ends (the message, the attrs) and
+ * from the UTF-8 lengths of the others (the host's and the clogs head's
+ * kept with them, as their text is).
+ */
 export function encodeEvent(event: LogEvent, out: LineBuffer, marks: LineMarks): void {
-  out.text('{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message));
-  const messageEnd = out.lineBytes;
-  out.text(streamJson(event.stream));
+  const stream = streamJson(event.stream);
+  out.text('{"@timestamp":' + quote(event['@timestamp']) + ',"message":' + quote(event.message) + stream);
+  const messageEnd = out.lineBytes - stream.length;
   if (event.container !== undefined) out.raw(containerJson(event.container));
-  out.text(hostJson(event.host));
+  // `s` is written last; `at` is where it ends in the line once written.
+  const host = hostPart(event.host);
+  let s = host.json;
+  let at = out.lineBytes + host.bytes;
   let levelAt = -1;
   let levelEnd = -1;
-  const level = event.log === undefined ? undefined : event.log.level;
-  if (event.log !== undefined) {
-    if (level === undefined) out.text(levelJson(undefined));
-    else {
-      out.text(LOG_LEVEL_OPEN);
-      levelAt = out.lineBytes;
-      out.text(quote(level));
-      levelEnd = out.lineBytes;
-      out.text('}');
+  const log = event.log;
+  if (log !== undefined) {
+    if (log.level === undefined) {
+      s += EMPTY_LOG;
+      at += EMPTY_LOG.length;
+    } else {
+      const level = levelJson(log.level);
+      levelAt = at + LOG_LEVEL_OPEN.length;
+      at += utf8Bytes(level);
+      levelEnd = at - 1;
+      s += level;
     }
   }
   let attrsAt = -1;
   if (event.attrs !== undefined) {
-    out.text(',"attrs":');
+    out.text(s + ',"attrs":');
     attrsAt = out.lineBytes;
     out.text(attrsJson(event.attrs));
+    at = out.lineBytes;
+    s = '';
   }
+  const clogsAt = at;
   const c = event.clogs;
-  const clogsAt = out.lineBytes;
-  out.text(clogsInputJson(c.input));
-  const inputEnd = out.lineBytes;
-  let tagEnd = -1;
-  if (c.tag !== undefined) {
-    out.text(tagJson(c.tag));
-    tagEnd = out.lineBytes;
-  }
-  out.text(',"seq":' + num(c.seq));
-  const seqEnd = out.lineBytes;
-  let tail = ',"ordinal":' + num(c.ordinal);
-  if (c.piece !== undefined) tail += ',"piece":' + num(c.piece);
-  out.text(c.truncated === true ? tail + ',"truncated":true}}\n' : tail + '}}\n');
+  const head = clogsPart(c.input, c.tag);
+  const seq = num(c.seq);
+  const seqEnd = clogsAt + head.bytes + seq.length;
+  s += head.json + seq + ',"ordinal":' + num(c.ordinal);
+  if (c.piece !== undefined) s += ',"piece":' + num(c.piece);
+  out.text(c.truncated === true ? s + ',"truncated":true}}\n' : s + '}}\n');
   const length = out.lineBytes;
   out.endLine();
-  marks.add(messageEnd, event.stream, levelAt, levelEnd, attrsAt, clogsAt, inputEnd, tagEnd, seqEnd, c.ordinal, c.piece ?? -1, length);
+  marks.add(messageEnd, event.stream, levelAt, levelEnd, attrsAt, clogsAt, clogsAt + head.inputEnd, head.tagEnd < 0 ? -1 : clogsAt + head.tagEnd, seqEnd, c.ordinal, c.piece ?? -1, length);
+}
+
+/** Bytes of `s` in UTF-8: its length when it is ASCII, as the short pieces measured here mostly are. */
+function utf8Bytes(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
 }
 
 /** `event` as one line, "\n" included. */

@@ -19,9 +19,9 @@
  * the marks, against 2.5-3.5 µs finding the fields by scanning each line.
  *
  * LineFields.read() finds the same fields by scanning a line's bytes, for
- * lines that come without their marks (tests check the two agree). Only
- * lines clogs rendered are read there: a line of any other shape is a bug
- * upstream, and read() throws rather than guess.
+ * lines that come without their marks: the tail of a file the file sink
+ * wrote (its replay guard), and in tests, which check that both agree. A
+ * line of any other shape makes read() throw rather than guess.
  */
 import type { Stream } from './event.js';
 
@@ -71,7 +71,7 @@ const NO_MARKS = new Int32Array(0);
  * Where the fields of each line of an EncodedSource are, in the lines' order:
  * SLOTS int32 per line, written by the renderer as it writes the line.
  * Int32Array rather than an array of numbers: half the memory per line,
- * next to lines of 150 bytes and more (bench tiny).
+ * next to lines of 110 bytes and more (150 in bench tiny).
  */
 export class LineMarks {
   private slots = NO_MARKS;
@@ -147,6 +147,8 @@ export class LineMarks {
 
   /** Line `i`'s fields, for the line that starts at `start` of `buf`; returns where the next line starts. */
   read(i: number, buf: Buffer, start: number, f: LineFields): number {
+    // A line without its marks would be read with another's, or not at all.
+    if (i >= this.count) throw new Error(`line ${i} of ${this.count} marked lines: a line was written without its marks`);
     const m = this.slots;
     const s = i * SLOTS;
     f.buf = buf;
@@ -180,7 +182,10 @@ export class LineMarks {
   linesIn(i: number, bytes: number): number {
     const m = this.slots;
     let n = 0;
-    for (let left = bytes; left > 0; n++) left -= m[(i + n) * SLOTS + M_LENGTH]!;
+    for (let left = bytes; left > 0; n++) {
+      if (i + n >= this.count) throw new Error(`line ${i + n} of ${this.count} marked lines: a line was written without its marks`);
+      left -= m[(i + n) * SLOTS + M_LENGTH]!;
+    }
     return n;
   }
 
@@ -200,7 +205,7 @@ export class LineMarks {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
-/** One line's field positions; read() refills the same object line after line. */
+/** One line's field positions; LineMarks.read() and read() refill the same object line after line. */
 export class LineFields {
   buf: Buffer = Buffer.alloc(0);
   /** The line: its first byte, and the index of its closing `}` plus one (the "\n" is not part of it). */

@@ -73,8 +73,6 @@ const AT = 10;
 const EXTRA_FIRST = 11;
 const EXTRA_COUNT = 12;
 const SLOTS = 13;
-/** Other keys a record may have and still be read here: Docker's driver adds one per `labels`/`env` option. */
-const MAX_EXTRAS = 32;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
 
@@ -393,10 +391,18 @@ export class PackedLineEncoder {
     // Out of range, or 0 (replaced by the time of receipt): the general path decides.
     if (nsec > 999_999_999 || (sec === 0 && nsec === 0)) return -1;
     const m = buf[p];
-    if (m === undefined || (m & 0xf0) !== 0x80) return -1;
-    const keys = m & 0x0f;
+    let keys: number;
+    if (m !== undefined && (m & 0xf0) === 0x80) {
+      keys = m & 0x0f;
+      p++;
+    } else if (m === 0xde && p + 3 <= end) {
+      // map16: a record with many labels or env keys.
+      keys = buf.readUInt16BE(p + 1);
+      p += 3;
+    } else {
+      return -1;
+    }
     if (keys > this.limits.maxRecordKeys) return -1;
-    p++;
     let idAt = -1;
     let idEnd = -1;
     let nameAt = -1;
@@ -457,7 +463,7 @@ export class PackedLineEncoder {
           break;
         case K_OTHER:
           if (v >= 0xc4 && v <= 0xc6) return -1;
-          if (!this.addExtra(keyAt, keyAt + keyLen, at, p, extraFirst)) return -1;
+          this.addExtra(keyAt, keyAt + keyLen, at, p);
           break;
         default:
           return -1;
@@ -485,10 +491,9 @@ export class PackedLineEncoder {
     return p;
   }
 
-  /** Keeps a record's other key and its string value; false past MAX_EXTRAS of them for the record. */
-  private addExtra(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number, first: number): boolean {
+  /** Keeps a record's other key and its string value. */
+  private addExtra(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number): void {
     const n = this.extraCount;
-    if (n - first >= MAX_EXTRAS) return false;
     if (this.extras.length < 4 * (n + 1)) {
       const grown = new Int32Array(this.extras.length * 2);
       grown.set(this.extras);
@@ -501,7 +506,6 @@ export class PackedLineEncoder {
     e[4 * n + 2] = valueAt;
     e[4 * n + 3] = valueEnd;
     this.extraCount = n + 1;
-    return true;
   }
 
   /**
