@@ -167,15 +167,9 @@ export class Collector {
     return sinks;
   }
 
-  /**
-   * Stops the inputs one after another, in the order they started (forward,
-   * then Docker): the Docker input's backfill gate matches the lines it reads
-   * against the forward input's deliveries, and keeps the unmatched ones for
-   * the next start when it stops, so it must see the forward input's last
-   * writes first.
-   */
+  /** Stops the inputs one after another, the last started first (see startInputs()). */
   private async stopInputs(inputs: readonly RunningInput[]): Promise<void> {
-    for (const input of inputs) {
+    for (const input of [...inputs].reverse()) {
       await input.stop().catch((err: unknown) => this.log.error({ err, input: input.name }, 'input stop failed'));
     }
   }
@@ -199,15 +193,20 @@ export class Collector {
       multiline: config.multiline,
     });
     const inputs: RunningInput[] = [];
+    // The Docker input starts first and stops last: its backfill gate matches
+    // the lines it reads against the forward input's deliveries, from the
+    // first one (a driver flushing its buffer as the forward port opens)
+    // to the last (written while the forward input stops), and keeps the
+    // unmatched ones for the next start when it stops.
     try {
-      if (config.forward.enabled) inputs.push(await startForwardInput(config.forward, deps('forward')));
       if (config.docker.enabled) {
         const { startDockerInput } = await import('./collector/docker/index.js');
         const docker = await startDockerInput(config.docker, deps('docker'));
         if (docker) inputs.push(docker);
       }
+      if (config.forward.enabled) inputs.push(await startForwardInput(config.forward, deps('forward')));
     } catch (err) {
-      await Promise.allSettled(inputs.map((i) => i.stop()));
+      await this.stopInputs(inputs);
       containers?.close();
       throw err;
     }
