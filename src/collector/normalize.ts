@@ -256,6 +256,10 @@ export class Normalizer {
     const key = `${sourceOf(raw)}\0${raw.stream ?? ''}\0${partial.id}`;
     const bytes = typeof raw.line === 'string' ? Buffer.from(raw.line, 'utf8') : raw.line;
     let p = this.pendingLines.get(key);
+    // A piece this line holds already: the request that brought it is being
+    // sent again, its write having failed (forward/writes.ts). Docker numbers
+    // a line's pieces from 1; a sender that does not (0) is taken as it comes.
+    if (p !== undefined && partial.ordinal > 0 && partial.ordinal <= p.lastOrdinal) return [];
     if (!p) {
       p = { first: raw, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now() };
       this.pendingLines.set(key, p);

@@ -97,6 +97,20 @@ describe('Normalizer', () => {
     expect(e!.message).toBe(big);
   });
 
+  it('takes a piece once when the request that brought it is sent again', () => {
+    const { n } = make();
+    n.push(line('one-', { partial: { id: 'r', ordinal: 1, last: false } }));
+    n.push(line('two-', { partial: { id: 'r', ordinal: 2, last: false } }));
+    // The write of those pieces' request failed; the client sends it again.
+    expect(n.push(line('one-', { partial: { id: 'r', ordinal: 1, last: false } }))).toEqual([]);
+    expect(n.push(line('two-', { partial: { id: 'r', ordinal: 2, last: false } }))).toEqual([]);
+    expect(n.push(line('end', { partial: { id: 'r', ordinal: 3, last: true } }))[0]!.message).toBe('one-two-end');
+    // Without ordinals, pieces are joined as they come.
+    n.push(line('a', { partial: { id: 's', ordinal: 0, last: false } }));
+    n.push(line('a', { partial: { id: 's', ordinal: 0, last: false } }));
+    expect(n.push(line('b', { partial: { id: 's', ordinal: 0, last: true } }))[0]!.message).toBe('aab');
+  });
+
   it('keeps pieces of different streams and containers apart', () => {
     const { n } = make();
     n.push(line('out-', { partial: { id: 'a', ordinal: 1, last: false } }));
