@@ -78,7 +78,8 @@ export function hostJson(host: { name: string }): string {
   return hostPart(host).json;
 }
 
-const LOG_LEVEL_OPEN = ',"log":{"level":';
+/** `,"log":{"level":`, before the level's string in levelJson(). */
+export const LOG_LEVEL_OPEN = ',"log":{"level":';
 const EMPTY_LOG = ',"log":{}';
 
 /** `,"log":{...}` */
@@ -98,17 +99,13 @@ export function tagJson(tag: string): string {
   return ',"tag":' + quote(tag);
 }
 
-/** `,"clogs":{"input":…`: the clogs object up to its tag, or its seq without one. */
-export function clogsInputJson(input: string): string {
-  return ',"clogs":{"input":' + quote(input);
-}
-
 /**
  * `,"clogs":{"input":…[,"tag":…],"seq":`, its UTF-8 length, and where the
- * input's and the tag's strings end in it (tagEnd -1: no tag). A batch's
+ * input's and the tag's strings end in it (tagEnd -1: no tag): what a line's
+ * marks need of it, for this encoder and the line renderer alike. A batch's
  * events mostly share their input and tag: the last one is kept.
  */
-interface ClogsPart {
+export interface ClogsHead {
   input: string;
   tag: string | undefined;
   json: string;
@@ -117,11 +114,11 @@ interface ClogsPart {
   tagEnd: number;
 }
 
-let lastClogs: ClogsPart | undefined;
+let lastClogs: ClogsHead | undefined;
 
-function clogsPart(input: string, tag: string | undefined): ClogsPart {
+export function clogsHead(input: string, tag: string | undefined): ClogsHead {
   if (lastClogs !== undefined && lastClogs.input === input && lastClogs.tag === tag) return lastClogs;
-  const inputJson = clogsInputJson(input);
+  const inputJson = ',"clogs":{"input":' + quote(input);
   const tagPart = tag === undefined ? '' : tagJson(tag);
   const inputEnd = utf8Bytes(inputJson);
   const json = inputJson + tagPart + ',"seq":';
@@ -190,7 +187,7 @@ export function encodeEvent(event: LogEvent, out: LineBuffer, marks: LineMarks):
   }
   const clogsAt = at;
   const c = event.clogs;
-  const head = clogsPart(c.input, c.tag);
+  const head = clogsHead(c.input, c.tag);
   const seq = num(c.seq);
   const seqEnd = clogsAt + head.bytes + seq.length;
   s += head.json + seq + ',"ordinal":' + num(c.ordinal);

@@ -23,7 +23,7 @@
  */
 import type { EncodedBatch, EncodedSource } from './encoded.js';
 import type { ContainerMeta, ContainerWithId as Container, Stream } from './event.js';
-import { clogsInputJson, containerJson, hostJson, levelJson, streamJson, tagJson } from './event-json.js';
+import { clogsHead, containerJson, hostJson, levelJson, LOG_LEVEL_OPEN, streamJson } from './event-json.js';
 import { bytesEqual, plainWord, utf8End } from './json-bytes.js';
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from './json-members.js';
 import { levelName } from './levels.js';
@@ -37,10 +37,7 @@ import { leadingLevelOfBytes } from './transforms/text-level.js';
 const TIMESTAMP_OPEN = '{"@timestamp":"';
 const MESSAGE_OPEN = Buffer.from('Z","message":');
 const ORDINAL = Buffer.from(',"ordinal":');
-const SEQ = ',"seq":';
 const ATTRS_OPEN = Buffer.from(',"attrs":{');
-/** `,"log":{"level":`, before the level's string in levelBytes(). */
-const LOG_LEVEL_OPEN_LENGTH = ',"log":{"level":'.length;
 const MESSAGE_KEY_BYTES = MESSAGE_KEYS.map((k) => Buffer.from(k));
 const LEVEL_KEY_BYTES = LEVEL_KEYS.map((k) => Buffer.from(k));
 /**
@@ -537,7 +534,7 @@ export class LineRenderer {
     o += parts.head.length;
     if (level === undefined) return o;
     const bytes = levelBytes(level);
-    this.levelAt = o + LOG_LEVEL_OPEN_LENGTH;
+    this.levelAt = o + LOG_LEVEL_OPEN.length;
     this.levelEnd = o + bytes.length - 1;
     return copy(bytes, dst, o);
   }
@@ -597,11 +594,9 @@ export class LineRenderer {
     let parts = stream === 'stdout' ? m.stdout : m.stderr;
     if (parts === undefined) {
       const head = Buffer.concat([Buffer.from(streamJson(stream)), containerJson(container), Buffer.from(hostJson(this.normalizer.hostField))]);
-      const inputPart = Buffer.from(clogsInputJson(input));
-      const tagPart = Buffer.from(tag === undefined ? '' : tagJson(tag));
-      const clogs = Buffer.concat([inputPart, tagPart, Buffer.from(SEQ)]);
-      const tagEnd = tag === undefined ? -1 : inputPart.length + tagPart.length;
-      parts = { line: Buffer.concat([head, clogs]), head, clogs, inputEnd: inputPart.length, tagEnd };
+      const c = clogsHead(input, tag);
+      const clogs = Buffer.from(c.json);
+      parts = { line: Buffer.concat([head, clogs]), head, clogs, inputEnd: c.inputEnd, tagEnd: c.tagEnd };
       if (stream === 'stdout') m.stdout = parts;
       else m.stderr = parts;
     }
