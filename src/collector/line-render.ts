@@ -431,7 +431,7 @@ export class LineRenderer {
         const len = m.keyEnd[i]! - at;
         // A member under the key of one of the record's: the Normalizer keeps the
         // record's place. A key with escapes is compared by its bytes nowhere.
-        if (buf.subarray(at, at + len).includes(0x5c) || this.isExtraKey(buf, at, len)) return -1;
+        if (hasBackslash(buf, at, at + len) || this.isExtraKey(buf, at, len)) return -1;
       }
     }
     const lines = source.lines;
@@ -678,6 +678,12 @@ function levelBytes(level: string): Buffer {
     if (LEVEL_BYTES.size < MAX_LEVELS_KEPT) LEVEL_BYTES.set(level, bytes);
   }
   return bytes;
+}
+
+/** Whether bytes [at, end) hold a backslash: a key's few bytes, read without a Buffer view per key. */
+function hasBackslash(buf: Buffer, at: number, end: number): boolean {
+  for (let i = at; i < end; i++) if (buf[i] === 0x5c) return true;
+  return false;
 }
 
 /** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */

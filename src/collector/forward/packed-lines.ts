@@ -287,7 +287,11 @@ export class PackedLineEncoder {
         grown.set(this.slots);
         this.slots = grown;
       }
+      const extras = this.extraCount;
       const next = messages ? this.readMessage(stream, pos, s, count) : this.read(stream, pos, s);
+      // A record refused after some of its keys were kept (a fluent-logger
+      // record of strings has no container id): they take no room.
+      if (next < 0) this.extraCount = extras;
       if (next >= 0) {
         this.slots[s + AT] = pos;
         pos = next;
