@@ -2,6 +2,9 @@ import type { Sink, WriteOptions } from '../sinks/sink.js';
 import { EncodedBatch } from './encoded.js';
 import type { LogEvent } from './event.js';
 
+/** Reads the batch's lines before it returns (copying what it keeps): the input may then reuse them (chunk-pool.ts). */
+export type Subscriber = (batch: EncodedBatch) => void;
+
 /**
  * inputs → (normalized events) → every sink.
  *
@@ -11,9 +14,6 @@ import type { LogEvent } from './event.js';
  * subscribers (`/tail`) see events once every sink has them, so a line shown
  * live is a line that is also in the store.
  */
-/** Reads the batch's lines before it returns (copying what it keeps): the input may then reuse them (chunk-pool.ts). */
-export type Subscriber = (batch: EncodedBatch) => void;
-
 export class Pipeline {
   private readonly subscribers = new Set<Subscriber>();
   private seq: number;
