@@ -178,6 +178,21 @@ export class Normalizer {
     return this.multiline !== undefined && this.multiline.concerns(container, undefined, input, stream, buf, start, end);
   }
 
+  /**
+   * Takes back stored pieces of split lines whose joined line went out in a
+   * write that failed (forward/requests.ts), so that the resent last piece
+   * finds them. Not while the multiline stage holds a trace of the line's
+   * source and stream: the joined line may be in it, and would then be in it
+   * twice.
+   */
+  restorePieces(pieces: readonly RawLine[]): void {
+    for (const raw of pieces) {
+      if (this.multiline?.heldFirst(sourceOf(raw), raw.stream) !== undefined) continue;
+      // Stored pieces are never last ones: push lets nothing go here.
+      this.push(raw);
+    }
+  }
+
   /** Split lines waiting for their last piece, and traces being held. */
   pending(): number {
     return this.pendingLines.size + (this.multiline?.size ?? 0);

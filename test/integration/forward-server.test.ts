@@ -303,6 +303,25 @@ describe('split lines under acks', () => {
     c.socket.end();
   });
 
+  it('joins the line whole when the write of its last piece fails and the client resends it', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(piece(part1, 1, false, 'p1'));
+    expect(await c.waitReplies(1)).toEqual([{ ack: 'p1' }]);
+    await until('piece 1 stored', () => readdirSync(storeDir(t)).length === 1, 5000);
+    t.sink.failNext = new Error('disk full');
+    await c.send(piece(part2, 2, true, 'p2'));
+    await c.closed;
+    expect(t.sink.events).toHaveLength(0);
+    // Piece 1 was acked: only piece 2 comes again.
+    const again = await rawClient(t.port);
+    await again.send(piece(part2, 2, true, 'p2'));
+    expect(await again.waitReplies(1)).toEqual([{ ack: 'p2' }]);
+    expect(t.sink.events.map((e) => e.message)).toEqual([whole]);
+    await until('the stored piece deleted', () => readdirSync(storeDir(t)).length === 0, 5000);
+    again.socket.end();
+  });
+
   /**
    * Piece 1 sent and acked, then the "crash": a second input on the same
    * state, as after a restart (the first never gets to flush); a client of it.

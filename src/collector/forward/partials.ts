@@ -23,6 +23,12 @@
  * stored line was written whole, and the restarted input acks its resend
  * without taking it again (`chunks()`, seeded into the ChunkLedger).
  *
+ * A failed write loses no stored piece either: the client resends the
+ * requests not acked, and the one with a line's last piece comes without the
+ * pieces acked before it, whose joined line went out in the failed write.
+ * The store keeps the pieces it made durable in memory too, and gives them
+ * back (restore()) for the Normalizer to hold again.
+ *
  * One NDJSON line per held line; a torn last line (crash during the append)
  * was never acked, and is skipped.
  */
@@ -71,6 +77,8 @@ interface HeldFile {
   match: string;
   /** Whether the file was created (and its name made durable). */
   created: boolean;
+  /** The split-line pieces durable in it, oldest first: what restore() gives back. */
+  pieces: RawLine[];
 }
 
 /** The id of the trace a line was held in, from the trace's first line. */
@@ -119,12 +127,12 @@ export class PartialStore {
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true });
+        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [] });
         traces.push(...lines);
         continue;
       }
       lines.sort((a, b) => a.partial!.ordinal - b.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(first), created: true });
+      this.files.set(first.partial.id, { path, match: matchKeyOf(first), created: true, pieces: lines });
       pieces.push(...lines);
     }
     if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
@@ -146,7 +154,7 @@ export class PartialStore {
     const byFile = new Map<HeldFile, HeldLine[]>();
     for (const h of held) {
       let file = this.files.get(h.id);
-      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: matchKeyOf(h.first), created: false }));
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: matchKeyOf(h.first), created: false, pieces: [] }));
       let list = byFile.get(file);
       if (list === undefined) byFile.set(file, (list = []));
       list.push(h);
@@ -165,11 +173,27 @@ export class PartialStore {
             await fh.close();
           }
           if (!file.created) created = file.created = true;
+          for (const h of list) if (h.line.partial !== undefined) file.pieces.push(h.line);
         }
         // A new file's name must be durable too, or a crash could lose the whole file.
         if (created) await syncDir(this.dir);
       }),
     );
+  }
+
+  /**
+   * The stored pieces of these split lines, in order: their joined lines went
+   * out in a write that failed, and the resend of the request that completed
+   * them brings only the pieces that were not acked before. The files stay
+   * until the line is written (complete()).
+   */
+  restore(ids: readonly string[]): RawLine[] {
+    const out: RawLine[] = [];
+    for (const id of ids) {
+      const file = this.files.get(id);
+      if (file !== undefined) out.push(...file.pieces);
+    }
+    return out;
   }
 
   /** Deletes the files of events that were written. */

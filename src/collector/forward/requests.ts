@@ -55,7 +55,7 @@ export class RequestReader {
   ) {
     this.framer = new Framer(ctx.limits.maxFrameSize);
     this.ping = hooks.ping;
-    this.writes = new WriteQueue(ctx, { ack: hooks.ack, wake: hooks.wake, failed: (err) => this.writeFailed(err) }, log);
+    this.writes = new WriteQueue(ctx, { ack: hooks.ack, wake: hooks.wake, failed: (err, jobs) => this.writeFailed(err, jobs) }, log);
     this.slices = new SliceRenderer(ctx, this.writes, hooks.wake);
   }
 
@@ -269,12 +269,18 @@ export class RequestReader {
     this.writes.ready(job);
   }
 
-  /** Nothing not acked yet is written: the request being rendered is dropped with the rest. */
-  private writeFailed(err: unknown): void {
+  /**
+   * Nothing not acked yet is written: the request being rendered is dropped
+   * with the rest. The split lines those requests completed went out with
+   * them; their pieces acked before are taken back, for the resend.
+   */
+  private writeFailed(err: unknown, jobs: readonly Job[]): void {
     const job = this.slices.drop();
     if (job !== undefined) this.writes.abandon([job]);
+    const completed = [...jobs, ...(job === undefined ? [] : [job])].flatMap((j) => j.completed ?? []);
+    if (completed.length > 0) this.ctx.normalizer.restorePieces(this.ctx.partials.restore(completed));
     this.stop();
-    this.hooks.failed(err);
+    this.hooks.failed(err, jobs);
   }
 }
 

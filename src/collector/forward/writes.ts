@@ -90,8 +90,8 @@ export interface WriteContext {
 export interface WriteHooks {
   /** These requests are durable, oldest first: their chunks are to be acked. */
   ack(jobs: readonly Job[]): void;
-  /** The sinks did not take a write; every request not acked yet is failed. */
-  failed(err: unknown): void;
+  /** The sinks did not take a write; every request not acked yet (`jobs`) is failed. */
+  failed(err: unknown, jobs: readonly Job[]): void;
   /** Writes finished or bytes were released: the connection may go on. */
   wake(): void;
 }
@@ -240,17 +240,20 @@ export class WriteQueue {
   private writeFailed(batch: Batch, err: unknown): void {
     if (!this.writes.includes(batch)) return;
     let released = this.queuedBytes;
+    const failed: Job[] = [];
     for (const b of this.writes) {
       this.abandon(b.jobs);
+      failed.push(...b.jobs);
       released += b.rendered;
     }
     this.writes = [];
     this.abandon(this.queue);
+    failed.push(...this.queue);
     this.queue = [];
     this.queuedEvents = undefined;
     this.queuedBytes = 0;
     this.release(released);
-    this.hooks.failed(err);
+    this.hooks.failed(err, failed);
   }
 
   private release(bytes: number): void {

@@ -59,6 +59,25 @@ describe('multiline stage', () => {
     }
   });
 
+  it('takes back the stored pieces of a split line whose write failed, unless a trace of its source may hold it', () => {
+    const piece = (text: string, ordinal: number, last: boolean) => raw(text, { partial: { id: 'p', ordinal, last }, time: { sec: 1795341191, nsec: 0 } });
+    const plain = makeNormalizer(undefined).n;
+    const first = piece('GET /a ', 1, false);
+    plain.push(first);
+    expect(plain.push(piece('200', 2, true)).map((e) => e.message)).toEqual(['GET /a 200']);
+    // That line's write failed; piece 1 had been acked and stored, and the client resends piece 2 alone.
+    plain.restorePieces([first]);
+    expect(plain.push(piece('200', 2, true)).map((e) => e.message)).toEqual(['GET /a 200']);
+    plain.close();
+
+    // The joined line may be held in the trace being joined for its container and stream: not taken again.
+    const { n } = makeNormalizer();
+    n.push(raw(JAVA[0]!));
+    n.restorePieces([first]);
+    expect(n.pending()).toBe(1);
+    n.close();
+  });
+
   it('writes out what a source holds when it ends, and only that source', () => {
     const { n } = makeNormalizer();
     for (const l of JAVA) n.push(raw(l));
