@@ -13,6 +13,9 @@
  *   packed   PackedForward requests of 1000 records, each with a `chunk` (acked)
  *   message  Message mode as Docker's fluentd driver sends it by default:
  *            `[tag, EventTime, record, {}]`, one record per request, no ack
+ *   loose    records without a container, as Fluent Bit's forward output
+ *            sends the lines its tail input read: PackedForward requests of
+ *            1000 `{log}` records under 20 file tags, each with a `chunk`
  *
  * clogs against itself:
  *   enrich   `forward.enrich` auto vs off, PackedForward from 20 containers
@@ -39,7 +42,7 @@
  * container's metadata from a container directory (forward.enrich); and the
  * same records in Message mode, framed and rendered as a connection does.
  *
- *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|enrich|tail|es|tiny]
+ *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|loose|enrich|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
  *   CLOGS_BENCH_ES_RECORDS (es: default 200000 or fewer, see ES_TOTAL),
  *   FLUENT_BIT (default test/tools/fluent-bit/fluent-bit)
@@ -63,7 +66,7 @@ import { Normalizer } from '../src/collector/normalize.js';
 import { multilineSchema } from '../src/config/schema.js';
 import { cpuSeconds, memoryMb } from './proc.js';
 import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
-import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll } from './samples.js';
+import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll, tailEntry } from './samples.js';
 
 const TOTAL = Number(process.env.CLOGS_BENCH_RECORDS ?? 1_000_000);
 /** Runs per receiver: the development VM's rate varies by a quarter from run to run. */
@@ -96,6 +99,17 @@ function packedRequests(total: number, from: readonly ContainerMeta[] = containe
     const entries: Buffer[] = [];
     for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(dockerEntry(n, from[c]!, sampleLine(n)));
     requests.push(packedRequest(`docker.${from[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
+  }
+  return requests;
+}
+
+/** PackedForward requests of PER_REQUEST records without a container, one file's tag per request. */
+function looseRequests(total: number): Buffer[] {
+  const requests: Buffer[] = [];
+  for (let r = 0, n = 0; n < total; r++) {
+    const entries: Buffer[] = [];
+    for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(tailEntry(n, sampleLine(n)));
+    requests.push(packedRequest(`tail.var.log.app-${r % CONTAINERS}.log`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
   }
   return requests;
 }
@@ -400,6 +414,7 @@ export async function run(which: string = 'all'): Promise<void> {
   if (all || which === 'micro') micro(TOTAL);
   if (all || which === 'packed') await versusFluentBit(`PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records`, packedRequests(TOTAL), TOTAL);
   if (all || which === 'message') await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(TOTAL)} records`, messageRequests(TOTAL), TOTAL);
+  if (all || which === 'loose') await versusFluentBit(`PackedForward x${PER_REQUEST} of records without a container (Fluent Bit's tail lines), ${fmt(TOTAL)} records`, looseRequests(TOTAL), TOTAL);
   if (all || which === 'enrich') {
     const known = createContainers();
     try {

@@ -161,6 +161,16 @@ export function dockerEntry(n: number, container: ContainerMeta, line: string): 
   ]);
 }
 
+/**
+ * A record without a container, as Fluent Bit's forward output sends a line
+ * its tail input read: `[EventTime, {log}]`, at the times dockerEntry() gives.
+ */
+export function tailEntry(n: number, line: string): Buffer {
+  const docker = dockerEntry(n, { id: '' }, line);
+  // The array head and the EventTime: 11 bytes.
+  return Buffer.concat([docker.subarray(0, 11), Buffer.of(0x81), mpStr('log'), mpStr(line)]);
+}
+
 /** A PackedForward request `[tag, entries as bin32, option]`. */
 export function packedRequest(tag: string, entries: readonly Buffer[], option: Buffer): Buffer {
   const body = Buffer.concat(entries);

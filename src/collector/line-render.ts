@@ -62,6 +62,9 @@ export interface ExtraFields {
 }
 
 const NO_EXTRAS: ExtraFields = { offsets: new Int32Array(0), first: 0, count: 0 };
+const NOTHING = Buffer.alloc(0);
+/** Tags whose lines' parts are kept: far more than the clients of one host use. */
+const MAX_LOOSE_PARTS = 1024;
 const PROTO_KEY = Buffer.from('__proto__');
 /**
  * What is the same in every line of a container's stream from one input
@@ -75,6 +78,8 @@ interface Parts {
   clogs: Buffer;
   inputEnd: number;
   tagEnd: number;
+  input: Input;
+  tag: string | undefined;
 }
 
 interface ContainerParts {
@@ -102,7 +107,9 @@ export class LineRenderer {
   private lastPartsStream: Stream | undefined;
   private lastPartsInput: Input | undefined;
   private lastPartsTag: string | undefined;
-  private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0), inputEnd: 0, tagEnd: -1 };
+  private lastParts: Parts = { line: Buffer.alloc(0), head: Buffer.alloc(0), clogs: Buffer.alloc(0), inputEnd: 0, tagEnd: -1, input: 'forward', tag: undefined };
+  /** The parts of lines without a container, by input and tag; started over past MAX_LOOSE_PARTS. */
+  private readonly looseParts = new Map<string, Parts>();
   // Where the line being written starts in its chunk, and where its fields
   // went there (-1: absent), for its LineMarks record (close()).
   private lineAt = 0;
@@ -137,15 +144,17 @@ export class LineRenderer {
    * Writes the line `line[start, end)` (without its "\n"; a trailing "\r" is
    * dropped) of a container's stream, at `sec`.`nsec`, into `out`, and returns
    * its ordinal; -1 when it is the Normalizer's to write (nothing written).
-   * `extras`: the record's other keys, at offsets of `line`'s memory too.
+   * Without a container (a forward client's record), the line has no stream
+   * and is its tag's. `extras`: the record's other keys, at offsets of
+   * `line`'s memory too.
    */
   line(
     line: Buffer,
     start: number,
     end: number,
     out: EncodedBatch,
-    container: Container,
-    stream: Stream,
+    container: Container | undefined,
+    stream: Stream | undefined,
     sec: number,
     nsec: number,
     input: Input,
@@ -154,7 +163,7 @@ export class LineRenderer {
   ): number {
     if (end > start && line[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
-    if (end - start > normalizer.maxLineBytes || normalizer.holds(container, input, stream, line, start, end)) return -1;
+    if (end - start > normalizer.maxLineBytes || normalizer.holds(container, tag, input, stream, line, start, end)) return -1;
     if (line.buffer !== this.srcMemory) {
       this.srcMemory = line.buffer;
       this.srcWhole = Buffer.from(line.buffer);
@@ -257,7 +266,7 @@ export class LineRenderer {
    * written) for any other: other control characters (terminal escapes, carriage returns) and
    * malformed UTF-8 take the Normalizer's path.
    */
-  private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, level: string | undefined): number {
+  private plain(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container | undefined, stream: Stream | undefined, sec: number, nsec: number, level: string | undefined): number {
     const lines = source.lines;
     // An escape doubles a byte at most.
     const extras = this.extras.count > 0;
@@ -289,7 +298,7 @@ export class LineRenderer {
    * a repeated key, a key an object orders first (an array index), control
    * characters or malformed UTF-8.
    */
-  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, extrasLevel: string | undefined): number {
+  private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container | undefined, stream: Stream | undefined, sec: number, nsec: number, extrasLevel: string | undefined): number {
     const pairs = this.pairs;
     const n = pairs.count;
     for (let i = 0; i < n; i++) {
@@ -393,7 +402,7 @@ export class LineRenderer {
   }
 
   /** A JSON line json-members.ts accepted: message, level and the other fields copied out of it; its ordinal, or -1 for a level number written another way (30.0). */
-  private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number, extrasLevel: string | undefined): number {
+  private json(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container | undefined, stream: Stream | undefined, sec: number, nsec: number, extrasLevel: string | undefined): number {
     const m = this.members;
     let message = -1;
     for (const key of MESSAGE_KEY_BYTES) {
@@ -497,12 +506,12 @@ export class LineRenderer {
   }
 
   /** The numbers after `"seq":`, the end of the line, and the line marked; returns its ordinal. */
-  private close(dst: Buffer, o: number, source: EncodedSource, parts: Parts, container: Container, stream: Stream, sec: number, nsec: number): number {
+  private close(dst: Buffer, o: number, source: EncodedSource, parts: Parts, container: Container | undefined, stream: Stream | undefined, sec: number, nsec: number): number {
     const normalizer = this.normalizer;
     o = this.writeSeq(dst, o, normalizer.nextSeq());
     const seqEnd = o;
     o = copy(ORDINAL, dst, o);
-    const ordinal = normalizer.ordinal(container, stream, sec, nsec);
+    const ordinal = normalizer.ordinal(container, parts.tag, parts.input, stream, sec, nsec);
     o = writeUint(dst, o, ordinal);
     dst[o++] = 0x7d;
     dst[o++] = 0x7d;
@@ -583,28 +592,42 @@ export class LineRenderer {
     return o + this.seqLength;
   }
 
-  /** The constant parts of a container's lines on one stream from one input under one tag. */
-  private parts(container: Container, stream: Stream, input: Input, tag: string | undefined): Parts {
+  /** The constant parts of a source's lines on one stream from one input under one tag. */
+  private parts(container: Container | undefined, stream: Stream | undefined, input: Input, tag: string | undefined): Parts {
     if (container === this.lastPartsContainer && stream === this.lastPartsStream && input === this.lastPartsInput && tag === this.lastPartsTag) return this.lastParts;
-    let m = this.partsByContainer.get(container);
-    if (m === undefined || m.input !== input || m.tag !== tag) {
-      m = { input, tag, stdout: undefined, stderr: undefined };
-      this.partsByContainer.set(container, m);
-    }
-    let parts = stream === 'stdout' ? m.stdout : m.stderr;
-    if (parts === undefined) {
-      const head = Buffer.concat([Buffer.from(streamJson(stream)), containerJson(container), Buffer.from(hostJson(this.normalizer.hostField))]);
-      const c = clogsHead(input, tag);
-      const clogs = Buffer.from(c.json);
-      parts = { line: Buffer.concat([head, clogs]), head, clogs, inputEnd: c.inputEnd, tagEnd: c.tagEnd };
-      if (stream === 'stdout') m.stdout = parts;
-      else m.stderr = parts;
+    let parts: Parts | undefined;
+    if (container === undefined) {
+      const key = `${input}\0${tag ?? ''}`;
+      parts = this.looseParts.get(key);
+      if (parts === undefined) {
+        if (this.looseParts.size >= MAX_LOOSE_PARTS) this.looseParts.clear();
+        this.looseParts.set(key, (parts = this.newParts(undefined, stream, input, tag)));
+      }
+    } else {
+      let m = this.partsByContainer.get(container);
+      if (m === undefined || m.input !== input || m.tag !== tag) {
+        m = { input, tag, stdout: undefined, stderr: undefined };
+        this.partsByContainer.set(container, m);
+      }
+      parts = stream === 'stdout' ? m.stdout : m.stderr;
+      if (parts === undefined) {
+        parts = this.newParts(container, stream, input, tag);
+        if (stream === 'stdout') m.stdout = parts;
+        else m.stderr = parts;
+      }
     }
     this.lastPartsContainer = container;
     this.lastPartsStream = stream;
     this.lastPartsInput = input;
     this.lastPartsTag = tag;
     return (this.lastParts = parts);
+  }
+
+  private newParts(container: Container | undefined, stream: Stream | undefined, input: Input, tag: string | undefined): Parts {
+    const head = Buffer.concat([Buffer.from(streamJson(stream)), container === undefined ? NOTHING : containerJson(container), Buffer.from(hostJson(this.normalizer.hostField))]);
+    const c = clogsHead(input, tag);
+    const clogs = Buffer.from(c.json);
+    return { line: Buffer.concat([head, clogs]), head, clogs, inputEnd: c.inputEnd, tagEnd: c.tagEnd, input, tag };
   }
 }
 

@@ -174,8 +174,8 @@ export class Normalizer {
    * such a line to push instead. `buf[start, end)` is the line without its
    * "\n" and trailing CR.
    */
-  holds(container: ContainerWithId, input: RawLine['input'], stream: Stream, buf: Buffer, start: number, end: number): boolean {
-    return this.multiline !== undefined && this.multiline.concerns(container, undefined, input, stream, buf, start, end);
+  holds(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, buf: Buffer, start: number, end: number): boolean {
+    return this.multiline !== undefined && this.multiline.concerns(container, tag, input, stream, buf, start, end);
   }
 
   /**
@@ -238,11 +238,12 @@ export class Normalizer {
   }
 
   /**
-   * The ordinal of the next line of a container's stream at this time, for
-   * the renderer, which writes lines without push (line-render.ts).
+   * The ordinal of the next line of a source's stream at this time, for the
+   * renderer, which writes lines without push (line-render.ts).
    */
-  ordinal(container: ContainerWithId, stream: Stream, sec: number, nsec: number): number {
-    return countOrdinal(ordinalOf(this.containerStreams(container, container.id), stream), sec, nsec);
+  ordinal(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, sec: number, nsec: number): number {
+    const streams = container !== undefined ? this.containerStreams(container, container.id) : this.looseStreams(sourceId(undefined, tag, input));
+    return countOrdinal(ordinalOf(streams, stream), sec, nsec);
   }
 
   close(): void {
@@ -331,13 +332,15 @@ export class Normalizer {
 
   private nextOrdinal(raw: RawLine): number {
     const source = sourceOf(raw);
-    let streams: StreamOrdinals | undefined;
-    if (raw.container) streams = this.containerStreams(raw.container, source);
-    else {
-      streams = this.otherOrdinals.get(source);
-      if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(source)));
-    }
+    const streams = raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source);
     return countOrdinal(ordinalOf(streams, raw.stream), raw.time.sec, raw.time.nsec);
+  }
+
+  /** The ordinals of a source without a container (its tag, else its input). */
+  private looseStreams(source: string): StreamOrdinals {
+    let streams = this.otherOrdinals.get(source);
+    if (!streams) this.otherOrdinals.set(source, (streams = this.newStreams(source)));
+    return streams;
   }
 
   private containerStreams(container: ContainerMeta, source: string): StreamOrdinals {

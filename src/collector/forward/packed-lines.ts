@@ -2,13 +2,16 @@
  * PackedForward entries → NDJSON lines, straight from the msgpack bytes; so
  * too runs of Message-mode requests as they were read (checkMessages()).
  *
- * The common record, Docker's keys (`container_id`, `container_name`,
- * `source`, `log`) with a stdout or stderr line, and other keys with string
- * values (what the driver's `labels`, `env` and `env-regex` options add),
- * is read here in place
- * (offsets into the request, the container found by its id's bytes) and its
- * line written by the renderer every input shares (line-render.ts), without
- * a string or an object of its own.
+ * The common records are read here in place (offsets into the request) and
+ * their lines written by the renderer every input shares (line-render.ts),
+ * without a string or an object of their own:
+ * - Docker's keys (`container_id`, `container_name`, `source`, `log`) with a
+ *   stdout or stderr line, and other keys with string values (what the
+ *   driver's `labels`, `env` and `env-regex` options add); the container
+ *   is found by its id's bytes;
+ * - a record without a container whose values are all strings, one of them
+ *   under `message`, `log` or `msg` (Fluent Bit's tail lines, fluent-logger's
+ *   `{message, level}`): the line of its tag, every key under attrs.
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
  * the Normalizer, event-json.ts), and any line the renderer refuses goes
@@ -55,7 +58,8 @@ interface KnownTag {
 const TAG_SLOTS = 4096;
 
 // What plan() keeps per entry, SLOTS numbers from the entry's first. ID_AT is
-// -1 for an entry that takes the general path.
+// GENERAL for an entry that takes the general path, NO_CONTAINER for a record
+// without a container (its keys all under EXTRA_*, STREAM 0).
 const SEC = 0;
 const NSEC = 1;
 const ID_AT = 2;
@@ -75,6 +79,10 @@ const EXTRA_COUNT = 12;
 const SLOTS = 13;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
+const GENERAL = -1;
+const NO_CONTAINER = -2;
+const MESSAGE_KEY = Buffer.from('message');
+const MSG_KEY = Buffer.from('msg');
 
 /**
  * Entries of the general path decoded ahead of rendering, at most: a plan
@@ -198,8 +206,9 @@ export class PackedLineEncoder {
     let prevLength = -1;
     for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
       const at = slots[s + ID_AT]!;
+      if (at === NO_CONTAINER) continue;
       let id: string | undefined;
-      if (at < 0) {
+      if (at === GENERAL) {
         const { record } = this.general[g++]!;
         if (record.log !== undefined) id = record.containerId;
       } else {
@@ -251,7 +260,7 @@ export class PackedLineEncoder {
       let i = 0;
       for (let s = 0, g = 0; i < count && out.bytes < limit; i++, s += SLOTS) {
         const entryTag = tag ?? tags[i]!;
-        if (slots[s + ID_AT]! < 0) out.add(general(this.general[g++]!, entryTag));
+        if (slots[s + ID_AT]! === GENERAL) out.add(general(this.general[g++]!, entryTag));
         else this.render(stream, s, entryTag, out, general, messages, watch);
         next = slots[s + END]!;
       }
@@ -298,12 +307,12 @@ export class PackedLineEncoder {
       } else if (messages) {
         const end = this.generalMessage(stream, pos, count);
         if (end < 0) break;
-        this.slots[s + ID_AT] = -1;
+        this.slots[s + ID_AT] = GENERAL;
         pos = end;
       } else {
         const { entry, end } = decodeEntryAt(stream, pos, this.limits, this.cache);
         this.general.push(entry);
-        this.slots[s + ID_AT] = -1;
+        this.slots[s + ID_AT] = GENERAL;
         pos = end;
       }
       this.slots[s + END] = pos;
@@ -415,6 +424,11 @@ export class PackedLineEncoder {
     let sourceEnd = -1;
     let logAt = -1;
     let logEnd = -1;
+    // Where Docker's keys are, and whether a value is bytes: what a record without a container keeps under attrs.
+    let nameKeyAt = -1;
+    let sourceKeyAt = -1;
+    let logKeyAt = -1;
+    let bin = false;
     const extraFirst = this.extraCount;
     for (let i = 0; i < keys; i++) {
       const k = buf[p];
@@ -447,13 +461,16 @@ export class PackedLineEncoder {
       }
       p = at + len;
       if (p > end) return -1;
+      if (v >= 0xc4 && v <= 0xc6) bin = true;
       // Split-line keys, and other keys whose value is not a string, leave the record to the general path.
       switch (keyKind(buf, keyAt, keyLen)) {
         case K_LOG:
+          logKeyAt = keyAt;
           logAt = at;
           logEnd = p;
           break;
         case K_SOURCE:
+          sourceKeyAt = keyAt;
           sourceAt = at;
           sourceEnd = p;
           break;
@@ -462,6 +479,7 @@ export class PackedLineEncoder {
           idEnd = p;
           break;
         case K_CONTAINER_NAME:
+          nameKeyAt = keyAt;
           nameAt = at;
           nameEnd = p;
           break;
@@ -473,12 +491,26 @@ export class PackedLineEncoder {
           return -1;
       }
     }
-    // A record that is not Docker's keeps its other keys to the general path (records.ts allKeys).
-    if (idAt < 0 || logAt < 0) return -1;
-    let stream: number;
-    if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDOUT)) stream = STREAM_STDOUT;
-    else if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDERR)) stream = STREAM_STDERR;
-    else return -1;
+    let stream = 0;
+    if (idAt < 0) {
+      // A record without a container (fluent-logger's, Fluent Bit's) keeps
+      // every key under attrs, Docker's after the others, and its line is
+      // its message, log or msg (records.ts allKeys, lineOf).
+      if (bin) return -1;
+      if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + 14, nameAt, nameEnd);
+      if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + 6, sourceAt, sourceEnd);
+      if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + 3, logAt, logEnd);
+      const line = this.looseLine(buf, extraFirst, logAt >= 0 ? this.extraCount - 1 : -1);
+      if (line < 0) return -1;
+      idAt = NO_CONTAINER;
+      logAt = this.extras[4 * line + 2]!;
+      logEnd = this.extras[4 * line + 3]!;
+    } else {
+      if (logAt < 0) return -1;
+      if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDOUT)) stream = STREAM_STDOUT;
+      else if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDERR)) stream = STREAM_STDERR;
+      else return -1;
+    }
     const slots = this.slots;
     // Stored as int32, read back unsigned.
     slots[s + SEC] = sec | 0;
@@ -493,6 +525,23 @@ export class PackedLineEncoder {
     slots[s + EXTRA_FIRST] = extraFirst;
     slots[s + EXTRA_COUNT] = this.extraCount - extraFirst;
     return p;
+  }
+
+  /**
+   * Which of the kept keys from `first` is the line of a record without a
+   * container: `message`, else `log` (kept at `log`, -1 without one), else
+   * `msg`; -1 for none.
+   */
+  private looseLine(buf: Buffer, first: number, log: number): number {
+    const e = this.extras;
+    let msg = -1;
+    for (let i = first; i < this.extraCount; i++) {
+      const at = e[4 * i]!;
+      const len = e[4 * i + 1]! - at;
+      if (bytesEqual(buf, at, len, MESSAGE_KEY)) return i;
+      if (msg < 0 && bytesEqual(buf, at, len, MSG_KEY)) msg = i;
+    }
+    return log >= 0 ? log : msg;
   }
 
   /** Keeps a record's other key and its string value. */
@@ -529,8 +578,10 @@ export class PackedLineEncoder {
     const slots = this.slots;
     const sec = slots[s + SEC]! >>> 0;
     const nsec = slots[s + NSEC]!;
-    const container = this.container(buf, slots[s + ID_AT]!, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
-    const stream: Stream = slots[s + STREAM] === STREAM_STDOUT ? 'stdout' : 'stderr';
+    const idAt = slots[s + ID_AT]!;
+    const container = idAt === NO_CONTAINER ? undefined : this.container(buf, idAt, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
+    const streamSlot = slots[s + STREAM];
+    const stream: Stream | undefined = streamSlot === STREAM_STDOUT ? 'stdout' : streamSlot === STREAM_STDERR ? 'stderr' : undefined;
     const logAt = slots[s + LOG_AT]!;
     const logEnd = slots[s + LOG_END]!;
     const extras = this.entryExtras;

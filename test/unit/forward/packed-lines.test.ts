@@ -211,6 +211,60 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(attrs[1]).toEqual({ 'com.docker.compose.service': 'web', level: 'warn', n: 1 });
   });
 
+  it('for records without a container (fluent-logger, Fluent Bit), every key under attrs, as the general path writes them', () => {
+    const s = (v: string): Buffer => mp.str(v);
+    const records: Array<Array<[string, Buffer]>> = [
+      [['log', s('Fluent Bit tail line')]],
+      [['log', s('with its stream'), ], ['source', s('stderr')]],
+      [['message', s('fluent-logger'), ], ['level', s('warn')]],
+      [['msg', s('msg key'), ], ['level', s('INFO')], ['pid', s('12')]],
+      [['log', s('log before message')], ['message', s('message wins')]],
+      [['msg', s('msg after log')], ['log', s('log wins over msg')]],
+      [['container_name', s('/named')], ['log', s('a name but no id')]],
+      [['log', s('{"msg":"json line","level":"error","n":1.5,"o":{"a":[1,null]}}')]],
+      [['log', s('{"msg":"json under a record key","log":"x"}')]],
+      [['message', s('level=info msg="logfmt" k=v')], ['app', s('shop')]],
+      [['log', s('café 東京 🚀 "quoted" \\ back')], ['team', s('é"\\')]],
+      [['log', s('ctl \u0001 char')]],
+      [['log', s('dup')], ['a', s('1')], ['a', s('2')]],
+      [['0', s('index key')], ['log', s('index')]],
+      [['__proto__', s('proto')], ['log', s('proto')]],
+      [['log', s('nested')], ['kubernetes', mp.map([['pod', s('p')]])]],
+      [['log', s('a number')], ['n', mp.fixint(3)]],
+      [['log', s('nil')], ['x', mp.nil()]],
+      [['bytes', mp.bin(Buffer.from('b'))], ['log', s('bin value')]],
+      [['level', s('info')], ['no_line', s('no line key: the record as JSON')]],
+      [['log', s('bad utf-8 follows')], ['b', mp.str(Buffer.from([0x61, 0xff]))]],
+      [['log', s('  ERROR leading level')], ['source', s('console')]],
+    ];
+    const entries = records.map((rec, i) => entry(at(T, i % 4), mp.map(rec)));
+    for (const opts of [{}, { parseLogfmt: false }, { parseJson: false }, { multiline: true }]) {
+      for (const tag of ['app.web', '']) {
+        const r = both([Buffer.concat(entries)], opts, tag);
+        expect(r.count).toBe(entries.length);
+        expect(r.fast).toEqual(r.general);
+        if (!opts.multiline) expect(entries.length - r.generalCalls).toBeGreaterThan(10);
+      }
+    }
+  });
+
+  it('builds no event object for records without a container', () => {
+    const n = normalizer();
+    const push = vi.spyOn(n, 'push');
+    const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
+    const batch = new EncodedBatch();
+    const recs = [[['log', mp.str('tail line')]], [['message', mp.str('{"msg":"json","n":1}')], ['level', mp.str('warn')]]] as Array<Array<[string, Buffer]>>;
+    encode(encoder, Buffer.concat(recs.map((r) => entry(at(T), mp.map(r)))), 'app', batch, () => {
+      throw new Error('general path taken');
+    });
+    expect(push).not.toHaveBeenCalled();
+    const events = eventsOf(batch);
+    expect(events.map((e) => [e.message, e.stream, e.container, e.clogs.tag, e.log?.level, e.attrs])).toEqual([
+      ['tail line', undefined, undefined, 'app', undefined, { log: 'tail line' }],
+      ['json', undefined, undefined, 'app', 'warn', { message: '{"msg":"json","n":1}', level: 'warn', n: 1 }],
+    ]);
+  });
+
   it('writes sequence numbers across a change in their number of digits', () => {
     const stream = Buffer.concat(Array.from({ length: 30 }, (_, i) => entry(at(T), record(i % 7 === 3 ? 'ü' : `line ${i}`))));
     for (const firstSeq of [0, 95, 99_999_990, 999_999_999_999_990]) {
@@ -241,7 +295,8 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       entry(at(T), record('no name', { name: null })),
       entry(at(T), record('other source', { source: 'console' })),
       entry(at(T), record('bin value'.padEnd(40, '.'))),
-      entry(at(T), mp.map([['log', mp.str('no container')]])),
+      entry(at(T), mp.map([['log', mp.str('no container, a number')], ['n', mp.fixint(1)]])),
+      entry(at(T), mp.map([['log', mp.bin(Buffer.from('no container, log as bin'))]])),
       entry(at(T), mp.map([['container_id', mp.str(ID_A)], ['source', mp.str('stdout')], ['log', mp.bin(Buffer.from('log as bin'))]])),
       entry(at(T), mp.map([['container_id', mp.fixint(7)], ['source', mp.str('stdout')], ['log', mp.str('id not a string')]])),
       entry(at(T), mp.map([['log', mp.str('dup key first')], ['container_id', mp.str(ID_A)], ['source', mp.str('stdout')], ['log', mp.str('dup key wins')]])),
@@ -249,7 +304,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       entry(at(T), record('back to the first container')),
     ]);
     const r = both([stream]);
-    expect(r.generalCalls).toBeGreaterThan(9);
+    expect(r.generalCalls).toBeGreaterThan(10);
     expect(r.fast).toEqual(r.general);
   });
 
@@ -340,6 +395,13 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       }
       const keys = ['a', 'k', 'level', 'msg', 'lvl', '0', 'x"y'];
       const extra = rand(3) === 0 ? Array.from({ length: 1 + rand(3) }, (): [string, Buffer] => [keys[rand(keys.length)]!, mp.str(values[rand(values.length)]!)]) : undefined;
+      if (rand(5) === 0) {
+        // A record without a container: any keys, the line under one of them or none.
+        const looseKeys = ['log', 'message', 'msg', 'level', 'a', 'source', 'container_name', 'x"y', '0'];
+        const rec = Array.from({ length: 1 + rand(4) }, (): [string, Buffer] => [looseKeys[rand(looseKeys.length)]!, mp.str(rand(2) ? log : values[rand(values.length)]!)]);
+        entries.push(entry(at(T + rand(2), rand(3)), mp.map(rec)));
+        continue;
+      }
       entries.push(entry(at(T + rand(2), rand(3)), record(log, { id: rand(4) === 0 ? ID_B : ID_A, source: rand(2) ? 'stdout' : 'stderr', ...(extra ? { extra } : {}) })));
     }
     const r = both([Buffer.concat(entries)]);
@@ -420,7 +482,8 @@ describe('packed-lines: Message-mode requests rendered together', () => {
       message('docker.b', at(T), record('between the pieces', { id: ID_B }), mp.map([])),
       message('docker.a', at(T), record('piece two', { partial: ['p1', 2, true] }), mp.map([])),
       message('docker.a', at(T), record('an option of another kind'), mp.map([['size', mp.fixint(1)]])),
-      message('docker.a', at(T), mp.map([['log', mp.str('no container')]]), mp.map([])),
+      message('docker.a', at(T), mp.map([['log', mp.str('no container, a number')], ['n', mp.fixint(1)]]), mp.map([])),
+      message('app', at(T), mp.map([['message', mp.str('no container')], ['level', mp.str('warn')]]), mp.map([])),
       message('docker.a', at(T), record('last'), mp.map([])),
     ];
     const r = bothMessages(requests);

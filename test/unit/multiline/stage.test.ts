@@ -165,12 +165,12 @@ describe('multiline stage', () => {
   it('asks only for lines a trace could start, or while one is held (holds)', () => {
     const { n } = makeNormalizer();
     const c = Object.freeze({ id: 'a'.repeat(64) });
-    const ask = (s: string) => n.holds(c, 'forward', 'stderr', Buffer.from(s), 0, s.length);
+    const ask = (s: string) => n.holds(c, undefined, 'forward', 'stderr', Buffer.from(s), 0, s.length);
     expect(ask('2026-11-29 INFO ok')).toBe(false);
     expect(ask(PY[0]!)).toBe(true);
     n.push(raw(PY[0]!, { container: c }));
     expect(ask('2026-11-29 INFO ok')).toBe(true);
-    expect(n.holds(c, 'forward', 'stdout', Buffer.from('2026-11-29 INFO ok'), 0, 18)).toBe(false);
+    expect(n.holds(c, undefined, 'forward', 'stdout', Buffer.from('2026-11-29 INFO ok'), 0, 18)).toBe(false);
     n.close();
   });
 });
