@@ -23,9 +23,10 @@
  * longer than the match window (`windowMs`) outlives what it saved: such a
  * line can then be stored twice.
  */
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { isMissing } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { replaceFile } from '../../state-files.js';
 import { EncodedBatch } from '../encoded.js';
 import { LineFields } from '../line-fields.js';
 import type { Pipeline } from '../pipeline.js';
@@ -158,9 +159,7 @@ export class BackfillGate implements LineSink {
       if (m === undefined || !this.consume(m, r.key)) continue;
       deliveries.push([r.id, r.key, r.at]);
     }
-    const tmp = `${this.opts.memoryFile}.tmp`;
-    await writeFile(tmp, JSON.stringify({ deliveries: deliveries.reverse() }));
-    await rename(tmp, this.opts.memoryFile);
+    await replaceFile(this.opts.memoryFile, JSON.stringify({ deliveries: deliveries.reverse() }), false);
   }
 
   /**

@@ -24,7 +24,7 @@ import type { Logger } from '../../log.js';
 import type { Stream } from '../event.js';
 import { parseDockerTime } from './frames.js';
 import { isMissing } from '../../errors.js';
-import { syncDir } from '../state-files.js';
+import { syncDir } from '../../state-files.js';
 
 export interface StreamPosition {
   /** Docker's timestamp of the last emitted line. */

@@ -39,7 +39,7 @@ import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
-import { removeIfPresent, syncDir } from '../state-files.js';
+import { removeIfPresent, syncDir } from '../../state-files.js';
 
 interface StoredPiece {
   t: [number, number];

@@ -20,10 +20,10 @@
  * are deleted at start once older than MAX_AGE_MS.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import { removeIfPresent } from '../state-files.js';
+import { removeIfPresent, replaceFile } from '../../state-files.js';
 
 const MAX_AGE_MS = 24 * 3600 * 1000;
 
@@ -67,18 +67,7 @@ export class RequestProgress {
     // A batch handed out while a resend was still skipping its written records claims fewer.
     if (records <= (this.written.get(key) ?? 0)) return this.chains.get(key) ?? Promise.resolve();
     this.written.set(key, records);
-    return this.then(key, async () => {
-      const path = this.path(key);
-      const tmp = `${path}.tmp`;
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify({ key, records }));
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-    });
+    return this.then(key, () => replaceFile(this.path(key), JSON.stringify({ key, records }), true));
   }
 
   /** The request is acked: its record goes. */

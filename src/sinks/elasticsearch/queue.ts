@@ -41,11 +41,12 @@
  * with backoff (disk-retry.ts) until the disk takes it; the appends stay
  * pending meanwhile, and so do the inputs.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import { ClogsError } from '../../errors.js';
+import { replaceFile } from '../../state-files.js';
 import type { BackoffPolicy } from '../backoff.js';
 import { DiskRetry } from '../disk-retry.js';
 import { BufferPool } from './buffer-pool.js';
@@ -755,10 +756,8 @@ export class DiskQueue {
     this.cursorWrite = this.cursorWrite.then(async () => {
       this.cursorDirty = false;
       const cursor = this.cursor;
-      const tmp = join(this.dir, 'cursor.json.tmp');
       try {
-        await writeFile(tmp, JSON.stringify(cursor));
-        await rename(tmp, join(this.dir, 'cursor.json'));
+        await replaceFile(join(this.dir, 'cursor.json'), JSON.stringify(cursor), false);
         for (const id of [...this.segments.keys()]) {
           if (id < cursor.segment && id !== this.writeSegment) {
             this.segments.delete(id);
