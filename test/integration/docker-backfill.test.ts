@@ -5,7 +5,7 @@
  * the backfill on, the Docker input reads those lines back from the engine's
  * dual-logging cache and writes only the ones the forward input never got.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,4 +110,16 @@ describe('fluentd-driver backfill', () => {
     expect(await second.stop()).toBe(0);
     expect(messages()).toEqual(Array.from({ length: 30 }, (_, i) => `b ${i + 1}`));
   }, 120_000);
+
+  it('removes the memory of deliveries an earlier run left when the backfill is off', async () => {
+    const state = join(dir, 'off-state');
+    const memory = join(state, 'docker', 'backfill-delivered.json');
+    mkdirSync(join(state, 'docker'), { recursive: true });
+    writeFileSync(memory, JSON.stringify({ deliveries: [['c'.repeat(64), 'k', Date.now()]] }));
+    const deps = { pipeline: new Pipeline([new CaptureSink()]), log, stateDir: state, hostName: 'h', parseJson: true, parseLogfmt: true, stripAnsi: true, maxLineBytes: 1 << 20, multiline: multilineSchema.parse({}) };
+    const docker = await startDockerInput(dockerSchema.parse({ fluentd_backfill: false, include: { names: [`${prefix}-none`] } }), deps);
+    if (!docker) throw new Error('docker input did not start');
+    await docker.stop();
+    expect(existsSync(memory)).toBe(false);
+  });
 });

@@ -16,6 +16,7 @@
  */
 import { join } from 'node:path';
 import type { DockerConfig } from '../../config/schema.js';
+import { removeIfPresent } from '../../state-files.js';
 import type { InputDeps, RunningInput } from '../input.js';
 import { Normalizer } from '../normalize.js';
 import { BackfillGate } from './backfill.js';
@@ -106,6 +107,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     multiline: deps.multiline,
     log,
   });
+  const memoryFile = join(deps.stateDir, 'docker', BACKFILL_MEMORY_FILE);
   const backfill = cfg.fluentd_backfill
     ? new BackfillGate({
         shipper,
@@ -114,11 +116,13 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
         windowMs: BACKFILL_WINDOW_MS,
         maxHeldEvents: BACKFILL_MAX_HELD,
         maxRemembered: BACKFILL_MAX_REMEMBERED,
-        memoryFile: join(deps.stateDir, 'docker', BACKFILL_MEMORY_FILE),
+        memoryFile,
         log,
       })
     : undefined;
-  await backfill?.load();
+  // A memory a run with backfill left is no use to one without: its deliveries expire long before a later run could match them.
+  if (backfill === undefined) await removeIfPresent(memoryFile).catch((err: unknown) => log.warn({ err, file: memoryFile }, 'could not remove a backfill memory left by an earlier run'));
+  else await backfill.load();
   const ownIds = await detectOwnContainerIds();
   if (ownIds.length > 0) log.info({ ownContainer: ownIds }, 'running in a container; its own output is not followed');
 
