@@ -114,6 +114,15 @@ export class LineRenderer {
   // went there (-1: absent), for its LineMarks record (close()).
   private lineAt = 0;
   private messageEnd = 0;
+  /**
+   * Where the message starts in the chunk when it is the whole line, escaped
+   * by string() (-1 otherwise), and the line's bytes in its memory: a record
+   * key holding the line (a record without a container keeps its `log` under
+   * attrs too) copies that string instead of escaping the line again.
+   */
+  private lineStringAt = -1;
+  private lineStart = 0;
+  private lineEnd = 0;
   private levelAt = -1;
   private levelEnd = -1;
   private attrsAt = -1;
@@ -172,6 +181,8 @@ export class LineRenderer {
     const buf = this.srcWhole;
     start += line.byteOffset;
     end += line.byteOffset;
+    this.lineStart = start;
+    this.lineEnd = end;
     this.extras = extras;
     this.extrasShift = line.byteOffset;
     let extrasLevel: string | undefined;
@@ -255,7 +266,14 @@ export class LineRenderer {
       o = this.string(buf, e[4 * i]! + shift, e[4 * i + 1]! + shift, dst, o);
       if (o < 0) break;
       dst[o++] = 0x3a;
-      o = this.string(buf, e[4 * i + 2]! + shift, e[4 * i + 3]! + shift, dst, o);
+      const valueAt = e[4 * i + 2]! + shift;
+      const valueEnd = e[4 * i + 3]! + shift;
+      if (this.lineStringAt >= 0 && valueAt === this.lineStart && valueEnd === this.lineEnd) {
+        dst.copyWithin(o, this.lineStringAt, this.messageEnd);
+        o += this.messageEnd - this.lineStringAt;
+      } else {
+        o = this.string(buf, valueAt, valueEnd, dst, o);
+      }
     }
     return o;
   }
@@ -271,9 +289,11 @@ export class LineRenderer {
     // An escape doubles a byte at most.
     const extras = this.extras.count > 0;
     const dst = this.room(lines, FIXED_BYTES + 2 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + (extras ? this.extrasRoom() : 0));
-    let o = this.string(buf, start, end, dst, this.open(dst, lines.offset, sec, nsec));
+    const at = this.open(dst, lines.offset, sec, nsec);
+    let o = this.string(buf, start, end, dst, at);
     if (o < 0) return -1;
     this.messageEnd = o;
+    this.lineStringAt = at;
     if (extras) {
       o = this.extraMembers(buf, dst, this.headAndLevel(dst, o, parts, level));
       if (o < 0) return -1;
@@ -329,9 +349,11 @@ export class LineRenderer {
     // again under attrs: escaped, quoted and separated, at most three times its size.
     const dst = this.room(lines, FIXED_BYTES + 6 * (end - start) + parts.line.length + MAX_LEVEL_BYTES + 16 + (extras ? this.extrasRoom() : 0));
     let o = this.open(dst, lines.offset, sec, nsec);
+    const at = o;
     o = message < 0 ? this.string(buf, start, end, dst, o) : this.string(buf, pairs.valueAt[message]!, pairs.valueEnd[message]!, dst, o);
     if (o < 0) return -1;
     this.messageEnd = o;
+    if (message < 0) this.lineStringAt = at;
     o = this.headAndLevel(dst, o, parts, level);
     let first = true;
     if (extras) {
@@ -492,7 +514,7 @@ export class LineRenderer {
   /** `{"@timestamp":"…","message":` */
   private open(dst: Buffer, o: number, sec: number, nsec: number): number {
     this.lineAt = o;
-    this.levelAt = this.levelEnd = this.attrsAt = -1;
+    this.levelAt = this.levelEnd = this.attrsAt = this.lineStringAt = -1;
     if (sec !== this.prefixSec) {
       const prefix = sec === this.otherPrefixSec ? this.otherPrefix : Buffer.from(TIMESTAMP_OPEN + formatNanoTime(sec, 0).slice(0, 20));
       this.otherPrefixSec = this.prefixSec;
