@@ -141,14 +141,9 @@ export function mpStr(text: string): Buffer {
  * 1 in 9 on stderr.
  */
 export function dockerEntry(n: number, container: ContainerMeta, line: string): Buffer {
-  const t = Buffer.alloc(10);
-  t[0] = 0xd7;
-  t[1] = 0;
-  t.writeUInt32BE(1_795_000_000 + Math.floor(n / 1000), 2);
-  t.writeUInt32BE((n * 7919) % 1_000_000_000, 6);
   return Buffer.concat([
     Buffer.of(0x92),
-    t,
+    eventTime(n),
     Buffer.of(0x84),
     mpStr('container_id'),
     mpStr(container.id!),
@@ -166,9 +161,17 @@ export function dockerEntry(n: number, container: ContainerMeta, line: string): 
  * its tail input read: `[EventTime, {log}]`, at the times dockerEntry() gives.
  */
 export function tailEntry(n: number, line: string): Buffer {
-  const docker = dockerEntry(n, { id: '' }, line);
-  // The array head and the EventTime: 11 bytes.
-  return Buffer.concat([docker.subarray(0, 11), Buffer.of(0x81), mpStr('log'), mpStr(line)]);
+  return Buffer.concat([Buffer.of(0x92), eventTime(n), Buffer.of(0x81), mpStr('log'), mpStr(line)]);
+}
+
+/** The EventTime of the `n`th record: 1000 a second. */
+function eventTime(n: number): Buffer {
+  const t = Buffer.alloc(10);
+  t[0] = 0xd7;
+  t[1] = 0;
+  t.writeUInt32BE(1_795_000_000 + Math.floor(n / 1000), 2);
+  t.writeUInt32BE((n * 7919) % 1_000_000_000, 6);
+  return t;
 }
 
 /** A PackedForward request `[tag, entries as bin32, option]`. */

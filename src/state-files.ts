@@ -30,11 +30,12 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Replaces `path` with `text` whole: written aside, then renamed over it, so
- * a reader finds the old text or the new, never part of one. `durable`: the
- * new text is on disk before the rename (fdatasync), where a file that lags
- * after a power cut would lose or repeat data; without it a lagging file
- * costs only work done again.
+ * Replaces `path` with `text` whole: written aside (mode 0600), then renamed
+ * over it, so a reader finds the old text or the new, never part of one.
+ * `durable`: the new text is on disk before the rename (fdatasync), so a
+ * power cut leaves the old file or the new one whole. The rename itself is
+ * durable only once the directory is synced (syncDir()): until then a power
+ * cut may bring back the old file, which the callers take as work to do again.
  */
 export async function replaceFile(path: string, text: string, durable: boolean): Promise<void> {
   const tmp = `${path}.tmp`;

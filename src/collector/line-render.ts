@@ -6,7 +6,7 @@
  *
  * The line is checked, escaped and copied in one pass; the date part of the
  * time is rendered once per second, and the stream/container/host/input part
- * once per container. A JSON line that json-members.ts can read has its
+ * once per container (once per tag for records without a container). A JSON line that json-members.ts can read has its
  * members copied out the same way, a logfmt line its pairs
  * (transforms/logfmt.ts LogfmtPairs), and a text line gets the level it
  * starts with (transforms/text-level.ts): the fields the Normalizer would
@@ -67,8 +67,8 @@ const NOTHING = Buffer.alloc(0);
 const MAX_LOOSE_PARTS = 1024;
 const PROTO_KEY = Buffer.from('__proto__');
 /**
- * What is the same in every line of a container's stream from one input
- * under one tag: `,"stream":…,"container":{…},"host":{…}` (head), then
+ * What is the same in every line of a container's stream (or of a tag's
+ * records without a container) from one input under one tag: `,"stream":…,"container":{…},"host":{…}` (head), then
  * `,"clogs":{"input":…[,"tag":…],"seq":` (clogs), and the two together (line);
  * where the input's and the tag's strings end in `clogs` (tagEnd -1: no tag).
  */
@@ -619,7 +619,7 @@ export class LineRenderer {
     if (container === this.lastPartsContainer && stream === this.lastPartsStream && input === this.lastPartsInput && tag === this.lastPartsTag) return this.lastParts;
     let parts: Parts | undefined;
     if (container === undefined) {
-      const key = `${input}\0${tag ?? ''}`;
+      const key = `${input}\0${stream ?? ''}\0${tag === undefined ? '' : `\0${tag}`}`;
       parts = this.looseParts.get(key);
       if (parts === undefined) {
         if (this.looseParts.size >= MAX_LOOSE_PARTS) this.looseParts.clear();

@@ -181,13 +181,15 @@ export class Normalizer {
   /**
    * Takes back stored pieces of split lines whose joined line went out in a
    * write that failed (forward/requests.ts), so that the resent last piece
-   * finds them. Not while the multiline stage holds a trace of the line's
-   * source and stream: the joined line may be in it, and would then be in it
-   * twice.
+   * finds them. Not when the multiline stage holds the joined line: every
+   * line of a source and stream is offered to the trace held for them, so a
+   * trace opened at or before the line's time took it (or was let go), and
+   * the line would be in it twice; one opened after it did not.
    */
   restorePieces(pieces: readonly RawLine[]): void {
     for (const raw of pieces) {
-      if (this.multiline?.heldFirst(sourceOf(raw), raw.stream) !== undefined) continue;
+      const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
+      if (trace !== undefined && !isLater(trace.time, raw.time)) continue;
       // Stored pieces are never last ones: push lets nothing go here.
       this.push(raw);
     }
@@ -484,6 +486,10 @@ function stripCr(line: string): string {
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
+}
+
+function isLater(a: NanoTime, b: NanoTime): boolean {
+  return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec);
 }
 
 function sourceOf(raw: RawLine): string {

@@ -27,7 +27,10 @@
  * requests not acked, and the one with a line's last piece comes without the
  * pieces acked before it, whose joined line went out in the failed write.
  * The store keeps the pieces it made durable in memory too, and gives them
- * back (restore()) for the Normalizer to hold again.
+ * back (restore()) for the Normalizer to hold again. The lines of a trace
+ * are not given back: a trace let go in a failed write loses its stored
+ * lines from the resend, and they come out, as an event of their own, at the
+ * next start.
  *
  * One NDJSON line per held line; a torn last line (crash during the append)
  * was never acked, and is skipped.

@@ -170,7 +170,7 @@ export function waitAll(waits: Promise<void>[] | undefined): Promise<void> | und
 /**
  * Every key of a record, Docker's fixed ones included, as plain values.
  * Key by key, with no table of pairs: this runs for every record without a
- * container. Measured, toRawLine on 3M `{level, msg}` records: 116-135 ns
+ * container that the fast path (packed-lines.ts) leaves. Measured, toRawLine on 3M `{level, msg}` records: 116-135 ns
  * and 200-330 scavenges, against 189-292 ns and 2,065 with nine arrays a
  * record.
  */

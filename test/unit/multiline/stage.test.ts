@@ -59,7 +59,7 @@ describe('multiline stage', () => {
     }
   });
 
-  it('takes back the stored pieces of a split line whose write failed, unless a trace of its source may hold it', () => {
+  it('takes back the stored pieces of a split line whose write failed, unless the trace held for its source holds it', () => {
     const piece = (text: string, ordinal: number, last: boolean) => raw(text, { partial: { id: 'p', ordinal, last }, time: { sec: 1795341191, nsec: 0 } });
     const plain = makeNormalizer(undefined).n;
     const first = piece('GET /a ', 1, false);
@@ -70,12 +70,18 @@ describe('multiline stage', () => {
     expect(plain.push(piece('200', 2, true)).map((e) => e.message)).toEqual(['GET /a 200']);
     plain.close();
 
-    // The joined line may be held in the trace being joined for its container and stream: not taken again.
+    // A trace of its container and stream opened before the line took it: not taken again.
     const { n } = makeNormalizer();
     n.push(raw(JAVA[0]!));
     n.restorePieces([first]);
     expect(n.pending()).toBe(1);
     n.close();
+    // One opened after it did not: the pieces are taken back beside it.
+    const later = makeNormalizer().n;
+    later.push(raw(JAVA[0]!, { time: { sec: 1795341192, nsec: 0 } }));
+    later.restorePieces([first]);
+    expect(later.pending()).toBe(2);
+    later.close();
   });
 
   it('writes out what a source holds when it ends, and only that source', () => {
