@@ -123,6 +123,13 @@ export class PackedLineEncoder {
   private readonly entryExtras: ExtraFields = { offsets: this.extras, first: 0, count: 0 };
   /** Per entry of a run of Message-mode requests being encoded, its request's tag. */
   private readonly tags: string[] = [];
+  /**
+   * Per planned entry, the container lookups() found for its id and name
+   * bytes, if it looked: render() takes it without comparing them again.
+   * Message-mode runs name a different container from one request to the
+   * next, where the last one kept does not help.
+   */
+  private readonly plannedKnown: Array<KnownContainer | undefined> = [];
   /** What the slots hold: `plannedCount` entries of this stream from `plannedAt`. */
   private plannedStream: Buffer | undefined;
   private plannedAt = 0;
@@ -217,7 +224,11 @@ export class PackedLineEncoder {
         prevAt = at;
         prevLength = length;
         // A container a line was rendered for has nothing to wait for.
-        if (this.known(src, at, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!) !== undefined) continue;
+        const known = this.known(src, at, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
+        if (known !== undefined) {
+          this.plannedKnown[i] = known;
+          continue;
+        }
         id = stream.toString('utf8', at, at + length);
       }
       const wait = id === undefined ? undefined : this.mapper.lookupWait(id);
@@ -285,6 +296,7 @@ export class PackedLineEncoder {
    */
   private plan(stream: Buffer, pos: number, limit: number, messages: boolean): number {
     this.general.length = 0;
+    this.plannedKnown.length = 0;
     this.extraCount = 0;
     this.plannedStream = stream;
     this.plannedAt = pos;
@@ -579,7 +591,13 @@ export class PackedLineEncoder {
     const sec = slots[s + SEC]! >>> 0;
     const nsec = slots[s + NSEC]!;
     const idAt = slots[s + ID_AT]!;
-    const container = idAt === NO_CONTAINER ? undefined : this.container(buf, idAt, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
+    const looked = this.plannedKnown[s / SLOTS];
+    const container =
+      idAt === NO_CONTAINER
+        ? undefined
+        : looked !== undefined && this.byIdGeneration === this.mapper.generation
+          ? looked.container
+          : this.container(buf, idAt, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
     const streamSlot = slots[s + STREAM];
     const stream: Stream | undefined = streamSlot === STREAM_STDOUT ? 'stdout' : streamSlot === STREAM_STDERR ? 'stderr' : undefined;
     const logAt = slots[s + LOG_AT]!;
