@@ -208,6 +208,8 @@ export class PackedLineEncoder {
     const count = this.plannedCount;
     const slots = this.slots;
     const src = this.srcView;
+    // Found anew: an object found by an earlier call may have been replaced since.
+    this.plannedKnown.length = 0;
     let waits: Promise<void>[] | undefined;
     let prevAt = -1;
     let prevLength = -1;

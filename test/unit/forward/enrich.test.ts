@@ -14,6 +14,7 @@ import { until } from '../../helpers/until.js';
 const T = 1795341190;
 const ID_A = 'a'.repeat(64);
 const ID_B = 'b'.repeat(64);
+const ID_D = 'd'.repeat(64);
 
 /** Answers lookups from `engine` a tick later, or never (`silent`). */
 class FakeDirectory implements ContainerDirectory {
@@ -156,6 +157,38 @@ describe('forward input with a container directory', () => {
     c.socket.end();
     await running!.stop();
     running = undefined;
+  });
+
+  it('Message mode read together: each line its own container\'s metadata, from containers in turn, also when it changes while a run waits', async () => {
+    const directory = new FakeDirectory();
+    directory.learn(metaOf(ID_A, 'a', { app: 'a' }));
+    directory.learn(metaOf(ID_B, 'b', { app: 'b' }));
+    directory.learn(metaOf(ID_D, 'd', { app: 'd' }));
+    const sink = new CaptureSink();
+    const { port } = await start(directory, sink);
+    const c = await rawClient(port);
+    const noAck = (id: string, name: string, log: string): Buffer => mp.arr(mp.str('docker'), mp.int32(T), record(id, name, log), mp.map([]));
+    const turn = (round: string): Buffer => Buffer.concat([noAck(ID_A, 'a', `a ${round}`), noAck(ID_B, 'b', `b ${round}`), noAck(ID_D, 'd', `d ${round}`)]);
+    // Each write's requests are read, looked up and rendered together; the second finds every container known.
+    await c.send(turn('1'));
+    await until('the first lines', () => sink.events.length === 3, 5000);
+    await c.send(turn('2'));
+    await until('the second lines', () => sink.events.length === 6, 5000);
+    // A's metadata changes while the run waits for the lookup of a container the engine does not answer for.
+    directory.silent = true;
+    await c.send(Buffer.concat([noAck(ID_A, 'a', 'a 3'), noAck('c'.repeat(64), 'c', 'c 3')]));
+    await new Promise((r) => setTimeout(r, 50));
+    directory.learn(metaOf(ID_A, 'a', { app: 'a2' }));
+    await until('the last lines', () => sink.events.length === 8, 5000);
+    const seen = sink.events.map((e) => [e.message, e.container?.name, e.container?.labels?.app ?? null]);
+    expect(seen.sort()).toEqual(
+      [
+        ...['1', '2'].flatMap((r) => [[`a ${r}`, 'a', 'a'], [`b ${r}`, 'b', 'b'], [`d ${r}`, 'd', 'd']]),
+        ['a 3', 'a', 'a2'],
+        ['c 3', 'c', null],
+      ].sort(),
+    );
+    c.socket.end();
   });
 
   it('a gzip request waits for its lookups too, and the requests behind it keep their order', async () => {
