@@ -168,9 +168,12 @@ export class CheckpointStore {
       if (change === 'restore') set(id, withoutRemoved(cur));
       else set(id, { ...cur, removedAt: change.removedAt });
     }
+    // Positions keep a removal mark: they are of lines read before the
+    // container went, shipped in the same or a later cycle. Only a container
+    // seen again (markPresent) loses its mark.
     for (const [id, u] of updates) {
       const cur = next.get(id);
-      set(id, { ...(cur ? withoutRemoved(cur) : {}), name: u.name, streams: { ...cur?.streams, ...u.streams } });
+      set(id, { ...cur, name: u.name, streams: { ...cur?.streams, ...u.streams } });
     }
     for (const [id, e] of next) {
       if (e.removedAt !== undefined && now - e.removedAt > this.graceMs) {

@@ -171,4 +171,19 @@ describe('CheckpointStore', () => {
     await (await s.prepare(new Map())).commit();
     expect(s.get('back')?.removedAt).toBeTypeOf('number');
   });
+
+  it('keeps a removal through the positions of lines read before it, in the same checkpoint or a later one', async () => {
+    const dir = temp();
+    const s = await CheckpointStore.open(dir, 60_000, log);
+    await (await s.prepare(new Map([['c1', { name: 'a', streams: { stdout: { ts: T1, lines: 1, ords: 1 } } }]]))).commit();
+    // The container's last lines and its destroy event come in the same cycle.
+    s.markRemoved('c1');
+    await (await s.prepare(new Map([['c1', { name: 'a', streams: { stdout: { ts: T2, lines: 1, ords: 1 } } }]]))).commit();
+    expect(s.get('c1')?.removedAt).toBeTypeOf('number');
+    expect(s.get('c1')?.streams.stdout?.ts).toBe(T2);
+    await (await s.prepare(new Map([['c1', { name: 'a', streams: { stderr: { ts: T2, lines: 1, ords: 1 } } }]]))).commit();
+    expect(s.get('c1')?.removedAt).toBeTypeOf('number');
+    const file = JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')) as { containers: Record<string, { removedAt?: number }> };
+    expect(file.containers.c1?.removedAt).toBeTypeOf('number');
+  });
 });
