@@ -49,17 +49,30 @@ const FIXED_BYTES = TIMESTAMP_OPEN.length + 20 + 9 + MESSAGE_OPEN.length + 2 + 1
 type Input = RawLine['input'];
 
 /**
- * A forward record's other keys with string values, which the Normalizer
- * puts under attrs before the line's own fields (normalize.ts, RawLine
- * `extra`): per key, four offsets in the memory of the line passed with
- * them (key start and end, value start and end: the strings' bytes), from
- * `first` for `count` keys.
+ * A forward record's other keys, which the Normalizer puts under attrs
+ * before the line's own fields (normalize.ts, RawLine `extra`): per key,
+ * EXTRA_SLOTS numbers in the memory of the line passed with them (key start
+ * and end, value start and end, the value's kind), from `first` for `count`
+ * keys. A string's value is its bytes; any other value is its msgpack bytes
+ * (an integer of at most 32 bits, a float, true, false, nil).
  */
 export interface ExtraFields {
   offsets: Int32Array;
   first: number;
   count: number;
 }
+
+export const EXTRA_SLOTS = 5;
+export const EXTRA_STRING = 0;
+export const EXTRA_NUMBER = 1;
+export const EXTRA_TRUE = 2;
+export const EXTRA_FALSE = 3;
+export const EXTRA_NULL = 4;
+/** The longest text of a number JSON.stringify writes (-1.2345678901234567e-308). */
+const NUMBER_TEXT_BYTES = 24;
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+const NULL = Buffer.from('null');
 
 const NO_EXTRAS: ExtraFields = { offsets: new Int32Array(0), first: 0, count: 0 };
 const NOTHING = Buffer.alloc(0);
@@ -211,10 +224,14 @@ export class LineRenderer {
     const buf = this.srcWhole;
     const shift = this.extrasShift;
     for (let i = first; i < first + count; i++) {
-      const at = e[4 * i]! + shift;
-      const len = e[4 * i + 1]! + shift - at;
+      const x = EXTRA_SLOTS * i;
+      const at = e[x]! + shift;
+      const len = e[x + 1]! + shift - at;
       if (isIndexKey(buf, at, at + len) || bytesEqual(buf, at, len, PROTO_KEY)) return false;
-      for (let j = first; j < i; j++) if (e[4 * j + 1]! - e[4 * j]! === len && buf.compare(buf, e[4 * j]! + shift, e[4 * j + 1]! + shift, at, at + len) === 0) return false;
+      for (let j = first; j < i; j++) {
+        const y = EXTRA_SLOTS * j;
+        if (e[y + 1]! - e[y]! === len && buf.compare(buf, e[y]! + shift, e[y + 1]! + shift, at, at + len) === 0) return false;
+      }
     }
     return true;
   }
@@ -226,9 +243,12 @@ export class LineRenderer {
     const shift = this.extrasShift;
     for (const key of LEVEL_KEY_BYTES) {
       for (let i = first; i < first + count; i++) {
-        const at = e[4 * i]! + shift;
-        if (!bytesEqual(buf, at, e[4 * i + 1]! + shift - at, key)) continue;
-        const level = levelName(buf.toString('utf8', e[4 * i + 2]! + shift, e[4 * i + 3]! + shift));
+        const x = EXTRA_SLOTS * i;
+        const at = e[x]! + shift;
+        if (!bytesEqual(buf, at, e[x + 1]! + shift - at, key)) continue;
+        const kind = e[x + 4];
+        const value = kind === EXTRA_STRING ? buf.toString('utf8', e[x + 2]! + shift, e[x + 3]! + shift) : kind === EXTRA_NUMBER ? numberAt(buf, e[x + 2]! + shift) : undefined;
+        const level = levelName(value);
         if (level !== undefined) return level;
         break;
       }
@@ -241,7 +261,8 @@ export class LineRenderer {
     const { offsets: e, first, count } = this.extras;
     const shift = this.extrasShift;
     for (let i = first; i < first + count; i++) {
-      if (e[4 * i + 1]! - e[4 * i]! === len && buf.compare(buf, e[4 * i]! + shift, e[4 * i + 1]! + shift, at, at + len) === 0) return true;
+      const x = EXTRA_SLOTS * i;
+      if (e[x + 1]! - e[x]! === len && buf.compare(buf, e[x]! + shift, e[x + 1]! + shift, at, at + len) === 0) return true;
     }
     return false;
   }
@@ -250,7 +271,10 @@ export class LineRenderer {
   private extrasRoom(): number {
     const { offsets: e, first, count } = this.extras;
     let n = 0;
-    for (let i = first; i < first + count; i++) n += 2 * (e[4 * i + 1]! - e[4 * i]! + e[4 * i + 3]! - e[4 * i + 2]!) + 6;
+    for (let i = first; i < first + count; i++) {
+      const x = EXTRA_SLOTS * i;
+      n += 2 * (e[x + 1]! - e[x]!) + (e[x + 4] === EXTRA_STRING ? 2 * (e[x + 3]! - e[x + 2]!) : NUMBER_TEXT_BYTES) + 6;
+    }
     return n + ATTRS_OPEN.length + 1;
   }
 
@@ -262,17 +286,36 @@ export class LineRenderer {
     const { offsets: e, first, count } = this.extras;
     const shift = this.extrasShift;
     for (let i = first; i < first + count && o >= 0; i++) {
+      const x = EXTRA_SLOTS * i;
       o = this.attrsMember(dst, o, i === first);
-      o = this.string(buf, e[4 * i]! + shift, e[4 * i + 1]! + shift, dst, o);
+      o = this.string(buf, e[x]! + shift, e[x + 1]! + shift, dst, o);
       if (o < 0) break;
       dst[o++] = 0x3a;
-      const valueAt = e[4 * i + 2]! + shift;
-      const valueEnd = e[4 * i + 3]! + shift;
-      if (this.lineStringAt >= 0 && valueAt === this.lineStart && valueEnd === this.lineEnd) {
-        dst.copyWithin(o, this.lineStringAt, this.messageEnd);
-        o += this.messageEnd - this.lineStringAt;
-      } else {
-        o = this.string(buf, valueAt, valueEnd, dst, o);
+      const valueAt = e[x + 2]! + shift;
+      const valueEnd = e[x + 3]! + shift;
+      switch (e[x + 4]) {
+        case EXTRA_STRING:
+          if (this.lineStringAt >= 0 && valueAt === this.lineStart && valueEnd === this.lineEnd) {
+            dst.copyWithin(o, this.lineStringAt, this.messageEnd);
+            o += this.messageEnd - this.lineStringAt;
+          } else {
+            o = this.string(buf, valueAt, valueEnd, dst, o);
+          }
+          break;
+        case EXTRA_NUMBER: {
+          // As JSON.stringify writes a number: what String() writes, null when not finite.
+          const n = numberAt(buf, valueAt);
+          o += dst.write(Number.isFinite(n) ? String(n) : 'null', o, 'latin1');
+          break;
+        }
+        case EXTRA_TRUE:
+          o = copy(TRUE, dst, o);
+          break;
+        case EXTRA_FALSE:
+          o = copy(FALSE, dst, o);
+          break;
+        default:
+          o = copy(NULL, dst, o);
       }
     }
     return o;
@@ -669,6 +712,26 @@ function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: 
 function copy(src: Buffer, dst: Buffer, o: number): number {
   for (let i = 0; i < src.length; i++) dst[o + i] = src[i]!;
   return o + src.length;
+}
+
+/**
+ * The number msgpack holds at `at`: an integer of at most 32 bits or a
+ * float, as the general path's decoder reads it (msgpack.ts value()).
+ */
+export function numberAt(buf: Buffer, at: number): number {
+  const b = buf[at]!;
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  switch (b) {
+    case 0xcc: return buf[at + 1]!;
+    case 0xcd: return buf.readUInt16BE(at + 1);
+    case 0xce: return buf.readUInt32BE(at + 1);
+    case 0xd0: return buf.readInt8(at + 1);
+    case 0xd1: return buf.readInt16BE(at + 1);
+    case 0xd2: return buf.readInt32BE(at + 1);
+    case 0xca: return buf.readFloatBE(at + 1);
+    default: return buf.readDoubleBE(at + 1);
+  }
 }
 
 /** "00" to "99", back to back. */

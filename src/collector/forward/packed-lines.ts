@@ -6,12 +6,13 @@
  * their lines written by the renderer every input shares (line-render.ts),
  * without a string or an object of their own:
  * - Docker's keys (`container_id`, `container_name`, `source`, `log`) with a
- *   stdout or stderr line, and other keys with string values (what the
- *   driver's `labels`, `env` and `env-regex` options add); the container
- *   is found by its id's bytes;
- * - a record without a container whose values are all strings, one of them
- *   under `message`, `log` or `msg` (Fluent Bit's tail lines, fluent-logger's
- *   `{message, level}`): the line of its tag, every key under attrs.
+ *   stdout or stderr line, and other keys (what the driver's `labels`, `env`
+ *   and `env-regex` options add); the container is found by its id's bytes;
+ * - a record without a container whose line is a string under `message`,
+ *   `log` or `msg` (Fluent Bit's tail lines, fluent-logger's
+ *   `{message, level, ms}`): the line of its tag, every key under attrs.
+ * Other keys may hold strings, integers of at most 32 bits, floats, booleans
+ * and nil.
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
  * the Normalizer, event-json.ts), and any line the renderer refuses goes
@@ -26,7 +27,7 @@
 import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
-import { LineRenderer, type ExtraFields } from '../line-render.js';
+import { EXTRA_NULL, EXTRA_NUMBER, EXTRA_FALSE, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, type ExtraFields } from '../line-render.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
@@ -73,12 +74,22 @@ const LOG_END = 8;
 const END = 9;
 /** Where the entry (in Message mode, its request) starts. */
 const AT = 10;
-/** The record's other keys with string values (EXTRA_COUNT of them from EXTRA_FIRST in `extras`). */
+/** The record's other keys (EXTRA_COUNT of them from EXTRA_FIRST in `extras`). */
 const EXTRA_FIRST = 11;
 const EXTRA_COUNT = 12;
 const SLOTS = 13;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
+/**
+ * Bytes of a value besides str and bin, by its type byte, that a record's
+ * other key may hold here: integers of at most 32 bits, floats, true, false
+ * and nil (0: any other, which takes the general path; 64-bit integers among
+ * them, which it may write as strings).
+ */
+const VALUE_BYTES = new Uint8Array(256);
+for (let b = 0x00; b <= 0x7f; b++) VALUE_BYTES[b] = 1;
+for (let b = 0xe0; b <= 0xff; b++) VALUE_BYTES[b] = 1;
+for (const [b, n] of [[0xc0, 1], [0xc2, 1], [0xc3, 1], [0xcc, 2], [0xcd, 3], [0xce, 5], [0xd0, 2], [0xd1, 3], [0xd2, 5], [0xca, 5], [0xcb, 9]] as const) VALUE_BYTES[b] = n;
 const GENERAL = -1;
 const NO_CONTAINER = -2;
 const MESSAGE_KEY = Buffer.from('message');
@@ -116,8 +127,8 @@ export class PackedLineEncoder {
   private slots = new Int32Array(SLOTS * 1024);
   /** The entries that take the general path, decoded. */
   private readonly general: ForwardEntry[] = [];
-  /** Per other key of the planned records, four offsets: its key's bytes, its value's (ExtraFields). */
-  private extras = new Int32Array(4 * 64);
+  /** Per other key of the planned records, EXTRA_SLOTS numbers: its key's bytes, its value's, its kind (ExtraFields). */
+  private extras = new Int32Array(EXTRA_SLOTS * 64);
   private extraCount = 0;
   /** The other keys of the entry being rendered, as the renderer takes them. */
   private readonly entryExtras: ExtraFields = { offsets: this.extras, first: 0, count: 0 };
@@ -450,10 +461,11 @@ export class PackedLineEncoder {
       const keyAt = p + 1;
       const keyLen = k & 0x1f;
       p = keyAt + keyLen;
-      // A str or bin value.
+      // A str or bin value; for other keys also a number of at most 32 bits, true, false or nil.
       const v = buf[p];
       let at: number;
       let len: number;
+      let kind = EXTRA_STRING;
       if (v === undefined) return -1;
       if ((v & 0xe0) === 0xa0) {
         at = p + 1;
@@ -471,11 +483,17 @@ export class PackedLineEncoder {
         at = p + 5;
         len = buf.readUInt32BE(p + 1);
       } else {
-        return -1;
+        // Kept from its type byte on (line-render.ts numberAt).
+        at = p;
+        len = VALUE_BYTES[v]!;
+        if (len === 0) return -1;
+        kind = v === 0xc3 ? EXTRA_TRUE : v === 0xc2 ? EXTRA_FALSE : v === 0xc0 ? EXTRA_NULL : EXTRA_NUMBER;
       }
       p = at + len;
       if (p > end) return -1;
       if (v >= 0xc4 && v <= 0xc6) bin = true;
+      // Docker's keys are strings; a record with another value there is not Docker's record, nor read here.
+      if (kind !== EXTRA_STRING && keyKind(buf, keyAt, keyLen) !== K_OTHER) return -1;
       // Split-line keys, and other keys whose value is not a string, leave the record to the general path.
       switch (keyKind(buf, keyAt, keyLen)) {
         case K_LOG:
@@ -499,7 +517,7 @@ export class PackedLineEncoder {
           break;
         case K_OTHER:
           if (v >= 0xc4 && v <= 0xc6) return -1;
-          this.addExtra(keyAt, keyAt + keyLen, at, p);
+          this.addExtra(keyAt, keyAt + keyLen, at, p, kind);
           break;
         default:
           return -1;
@@ -511,14 +529,14 @@ export class PackedLineEncoder {
       // every key under attrs, Docker's after the others, and its line is
       // its message, log or msg (records.ts allKeys, lineOf).
       if (bin) return -1;
-      if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + 14, nameAt, nameEnd);
-      if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + 6, sourceAt, sourceEnd);
-      if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + 3, logAt, logEnd);
+      if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + 14, nameAt, nameEnd, EXTRA_STRING);
+      if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + 6, sourceAt, sourceEnd, EXTRA_STRING);
+      if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + 3, logAt, logEnd, EXTRA_STRING);
       const line = this.looseLine(buf, extraFirst, logAt >= 0 ? this.extraCount - 1 : -1);
       if (line < 0) return -1;
       idAt = NO_CONTAINER;
-      logAt = this.extras[4 * line + 2]!;
-      logEnd = this.extras[4 * line + 3]!;
+      logAt = this.extras[EXTRA_SLOTS * line + 2]!;
+      logEnd = this.extras[EXTRA_SLOTS * line + 3]!;
     } else {
       if (logAt < 0) return -1;
       if (bytesEqual(buf, sourceAt, sourceEnd - sourceAt, STDOUT)) stream = STREAM_STDOUT;
@@ -543,35 +561,43 @@ export class PackedLineEncoder {
 
   /**
    * Which of the kept keys from `first` is the line of a record without a
-   * container: `message`, else `log` (kept at `log`, -1 without one), else
-   * `msg`; -1 for none.
+   * container, as records.ts lineOf() picks it: the first of `message`, `log`
+   * (kept at `log`, -1 without one) and `msg` that is not nil. -1 when none
+   * is, or when that one is not a string (the general path writes a number's
+   * or a boolean's text).
    */
   private looseLine(buf: Buffer, first: number, log: number): number {
     const e = this.extras;
+    let message = -1;
     let msg = -1;
     for (let i = first; i < this.extraCount; i++) {
-      const at = e[4 * i]!;
-      const len = e[4 * i + 1]! - at;
-      if (bytesEqual(buf, at, len, MESSAGE_KEY)) return i;
-      if (msg < 0 && bytesEqual(buf, at, len, MSG_KEY)) msg = i;
+      const at = e[EXTRA_SLOTS * i]!;
+      const len = e[EXTRA_SLOTS * i + 1]! - at;
+      if (message < 0 && bytesEqual(buf, at, len, MESSAGE_KEY)) message = i;
+      else if (msg < 0 && bytesEqual(buf, at, len, MSG_KEY)) msg = i;
     }
-    return log >= 0 ? log : msg;
+    if (message >= 0 && e[EXTRA_SLOTS * message + 4] !== EXTRA_NULL) return e[EXTRA_SLOTS * message + 4] === EXTRA_STRING ? message : -1;
+    if (log >= 0) return log;
+    if (msg >= 0 && e[EXTRA_SLOTS * msg + 4] !== EXTRA_NULL) return e[EXTRA_SLOTS * msg + 4] === EXTRA_STRING ? msg : -1;
+    return -1;
   }
 
-  /** Keeps a record's other key and its string value. */
-  private addExtra(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number): void {
+  /** Keeps a record's other key and its value. */
+  private addExtra(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number, kind: number): void {
     const n = this.extraCount;
-    if (this.extras.length < 4 * (n + 1)) {
+    if (this.extras.length < EXTRA_SLOTS * (n + 1)) {
       const grown = new Int32Array(this.extras.length * 2);
       grown.set(this.extras);
       this.extras = grown;
       this.entryExtras.offsets = grown;
     }
     const e = this.extras;
-    e[4 * n] = keyAt;
-    e[4 * n + 1] = keyEnd;
-    e[4 * n + 2] = valueAt;
-    e[4 * n + 3] = valueEnd;
+    const x = EXTRA_SLOTS * n;
+    e[x] = keyAt;
+    e[x + 1] = keyEnd;
+    e[x + 2] = valueAt;
+    e[x + 3] = valueEnd;
+    e[x + 4] = kind;
     this.extraCount = n + 1;
   }
 

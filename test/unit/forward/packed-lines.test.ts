@@ -178,6 +178,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       [['bin', mp.bin(Buffer.from('bytes'))]],
       [['nil', mp.nil()]],
       [['num', mp.fixint(7)]],
+      [['level', mp.fixint(40)], ['ratio', mp.f64(0.25)], ['on', mp.bool(true)], ['n32', mp.int32(-1)]],
       [['bad utf-8', mp.str(Buffer.from([0x61, 0xff]))]],
       Array.from({ length: 40 }, (_, i): [string, Buffer] => [`k${i}`, mp.str(`v${i}`)]),
     ];
@@ -232,6 +233,19 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       [['log', s('nested')], ['kubernetes', mp.map([['pod', s('p')]])]],
       [['log', s('a number')], ['n', mp.fixint(3)]],
       [['log', s('nil')], ['x', mp.nil()]],
+      // fluent-logger's values of every other type that is read in place.
+      [['message', s('typed')], ['count', mp.int32(-70000)], ['big', mp.uint32(4_000_000_000)], ['neg', mp.fixint(-5)], ['u8', Buffer.of(0xcc, 200)], ['i16', Buffer.of(0xd1, 0x80, 0x00)], ['u16', Buffer.of(0xcd, 0xff, 0xff)], ['i8', Buffer.of(0xd0, 0x80)]],
+      [['message', s('floats')], ['ms', mp.f64(1.5)], ['tiny', mp.f64(5e-324)], ['huge', mp.f64(1e21)], ['f32', mp.f32(0.1)], ['negzero', mp.f64(-0)], ['nan', mp.f64(Number.NaN)], ['inf', mp.f64(-Infinity)]],
+      [['message', s('booleans and nil')], ['ok', mp.bool(true)], ['retry', mp.bool(false)], ['none', mp.nil()]],
+      [['message', s('pino level number')], ['level', mp.fixint(50)]],
+      [['msg', s('level of another number')], ['level', mp.int32(35)], ['severity', s('warn')]],
+      [['message', s('{"msg":"json","n":2}')], ['level', mp.f64(30)], ['n', mp.fixint(1)]],
+      [['message', mp.fixint(42)], ['log', s('a number as message')]],
+      [['message', mp.bool(true)]],
+      [['message', mp.nil()], ['log', s('nil message, log line')]],
+      [['message', mp.nil()], ['msg', s('nil message, msg line')]],
+      [['msg', mp.fixint(7)]],
+      [['log', s('64-bit')], ['n', mp.uint64(2n ** 60n)]],
       [['bytes', mp.bin(Buffer.from('b'))], ['log', s('bin value')]],
       [['level', s('info')], ['no_line', s('no line key: the record as JSON')]],
       [['log', s('bad utf-8 follows')], ['b', mp.str(Buffer.from([0x61, 0xff]))]],
@@ -288,14 +302,15 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       entry(mp.eventTime(T, 0, 'ext8'), record('ext8 time')),
       entry(at(0, 0), record('time 0')),
       entry(at(T), record('extra keys', { extra: { 'com.example.team': 'clogs', level: 'warn' } })),
-      entry(at(T), record('extra key of another type', { extra: [['n', mp.fixint(1)]] })),
+      entry(at(T), record('extra key of a 64-bit integer', { extra: [['n', mp.uint64(1n)]] })),
+      entry(at(T), record('extra key of a map', { extra: [['m', mp.map([])]] })),
       entry(at(T), record('piece one ', { partial: ['p1', 1, false] })),
       entry(at(T), record('between the pieces')),
       entry(at(T), record('piece two', { partial: ['p1', 2, true] })),
       entry(at(T), record('no name', { name: null })),
       entry(at(T), record('other source', { source: 'console' })),
       entry(at(T), record('bin value'.padEnd(40, '.'))),
-      entry(at(T), mp.map([['log', mp.str('no container, a number')], ['n', mp.fixint(1)]])),
+      entry(at(T), mp.map([['log', mp.str('no container, a map')], ['n', mp.map([['a', mp.fixint(1)]])]])),
       entry(at(T), mp.map([['log', mp.bin(Buffer.from('no container, log as bin'))]])),
       entry(at(T), mp.map([['container_id', mp.str(ID_A)], ['source', mp.str('stdout')], ['log', mp.bin(Buffer.from('log as bin'))]])),
       entry(at(T), mp.map([['container_id', mp.fixint(7)], ['source', mp.str('stdout')], ['log', mp.str('id not a string')]])),
@@ -398,7 +413,15 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       if (rand(5) === 0) {
         // A record without a container: any keys, the line under one of them or none.
         const looseKeys = ['log', 'message', 'msg', 'level', 'a', 'source', 'container_name', 'x"y', '0'];
-        const rec = Array.from({ length: 1 + rand(4) }, (): [string, Buffer] => [looseKeys[rand(looseKeys.length)]!, mp.str(rand(2) ? log : values[rand(values.length)]!)]);
+        const value = (): Buffer => {
+          switch (rand(8)) {
+            case 0: return mp.fixint(rand(160) - 32);
+            case 1: return mp.f64((rand(2000) - 1000) / 7);
+            case 2: return [mp.nil(), mp.bool(true), mp.bool(false)][rand(3)]!;
+            default: return mp.str(rand(2) ? log : values[rand(values.length)]!);
+          }
+        };
+        const rec = Array.from({ length: 1 + rand(4) }, (): [string, Buffer] => [looseKeys[rand(looseKeys.length)]!, value()]);
         entries.push(entry(at(T + rand(2), rand(3)), mp.map(rec)));
         continue;
       }
@@ -482,7 +505,7 @@ describe('packed-lines: Message-mode requests rendered together', () => {
       message('docker.b', at(T), record('between the pieces', { id: ID_B }), mp.map([])),
       message('docker.a', at(T), record('piece two', { partial: ['p1', 2, true] }), mp.map([])),
       message('docker.a', at(T), record('an option of another kind'), mp.map([['size', mp.fixint(1)]])),
-      message('docker.a', at(T), mp.map([['log', mp.str('no container, a number')], ['n', mp.fixint(1)]]), mp.map([])),
+      message('docker.a', at(T), mp.map([['log', mp.str('no container, a 64-bit integer')], ['n', mp.uint64(2n ** 60n)]]), mp.map([])),
       message('app', at(T), mp.map([['message', mp.str('no container')], ['level', mp.str('warn')]]), mp.map([])),
       message('docker.a', at(T), record('last'), mp.map([])),
     ];
