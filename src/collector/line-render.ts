@@ -54,7 +54,8 @@ type Input = RawLine['input'];
  * EXTRA_SLOTS numbers in the memory of the line passed with them (key start
  * and end, value start and end, the value's kind), from `first` for `count`
  * keys. A string's value is its bytes; any other value is its msgpack bytes
- * (an integer of at most 32 bits, a float, true, false, nil).
+ * (an integer of at most 32 bits, a float, true, false, nil, or a map or an
+ * array of those and of strings, as packed-lines.ts skipNested() took it).
  */
 export interface ExtraFields {
   offsets: Int32Array;
@@ -68,6 +69,7 @@ export const EXTRA_NUMBER = 1;
 export const EXTRA_TRUE = 2;
 export const EXTRA_FALSE = 3;
 export const EXTRA_NULL = 4;
+export const EXTRA_NESTED = 5;
 /** The longest text of a number JSON.stringify writes (-1.2345678901234567e-308). */
 const NUMBER_TEXT_BYTES = 24;
 const TRUE = Buffer.from('true');
@@ -144,6 +146,8 @@ export class LineRenderer {
   private extras = NO_EXTRAS;
   private extrasShift = 0;
   private readonly members = new JsonMembers();
+  /** The keys of the maps nested() is in, as start and end pairs, each map's from where its own begin. */
+  private readonly nestedKeys: number[] = [];
   private readonly pairs = new LogfmtPairs();
   private lastSeq = Number.NaN;
   private readonly seqDigits = Buffer.alloc(24);
@@ -273,7 +277,10 @@ export class LineRenderer {
     let n = 0;
     for (let i = first; i < first + count; i++) {
       const x = EXTRA_SLOTS * i;
-      n += 2 * (e[x + 1]! - e[x]!) + (e[x + 4] === EXTRA_STRING ? 2 * (e[x + 3]! - e[x + 2]!) : NUMBER_TEXT_BYTES) + 6;
+      const kind = e[x + 4];
+      const valueBytes = e[x + 3]! - e[x + 2]!;
+      // A nested value's JSON: at most six bytes per msgpack byte (a 5-byte float32 writes up to 24).
+      n += 2 * (e[x + 1]! - e[x]!) + (kind === EXTRA_STRING ? 2 * valueBytes : kind === EXTRA_NESTED ? 6 * valueBytes : NUMBER_TEXT_BYTES) + 6;
     }
     return n + ATTRS_OPEN.length + 1;
   }
@@ -314,11 +321,83 @@ export class LineRenderer {
         case EXTRA_FALSE:
           o = copy(FALSE, dst, o);
           break;
+        case EXTRA_NESTED:
+          this.nestedKeys.length = 0;
+          o = this.nested(buf, valueAt, dst, o).o;
+          break;
         default:
           o = copy(NULL, dst, o);
       }
     }
     return o;
+  }
+
+  /**
+   * The map or array at `p` as JSON.stringify writes what the decoder makes
+   * of it (msgpack.ts value()), at `o`: where it ends in both (o -1 for what
+   * only the general path writes the same: a key an object orders first or
+   * treats apart, a repeated key, a string with control characters or
+   * malformed UTF-8). Scalars as extraMembers() writes them.
+   */
+  private nested(buf: Buffer, p: number, dst: Buffer, o: number): { p: number; o: number } {
+    const b = buf[p]!;
+    let n: number;
+    let map: boolean;
+    if (b <= 0x9f) {
+      n = b & 0x0f;
+      map = b <= 0x8f;
+      p++;
+    } else if (b === 0xdc || b === 0xde) {
+      n = buf.readUInt16BE(p + 1);
+      map = b === 0xde;
+      p += 3;
+    } else {
+      n = buf.readUInt32BE(p + 1);
+      map = b === 0xdf;
+      p += 5;
+    }
+    dst[o++] = map ? 0x7b : 0x5b;
+    const keys = this.nestedKeys;
+    const base = keys.length;
+    for (let i = 0; i < n; i++) {
+      if (i > 0) dst[o++] = 0x2c;
+      if (map) {
+        const k = strAt(buf, p);
+        const keyAt = k.at;
+        const len = k.end - keyAt;
+        if (isIndexKey(buf, keyAt, keyAt + len) || bytesEqual(buf, keyAt, len, PROTO_KEY)) return { p, o: -1 };
+        for (let j = base; j < keys.length; j += 2) if (keys[j + 1]! - keys[j]! === len && buf.compare(buf, keys[j]!, keys[j + 1]!, keyAt, keyAt + len) === 0) return { p, o: -1 };
+        keys.push(keyAt, k.end);
+        o = this.string(buf, keyAt, k.end, dst, o);
+        if (o < 0) return { p, o: -1 };
+        dst[o++] = 0x3a;
+        p = k.end;
+      }
+      const v = buf[p]!;
+      if ((v & 0xe0) === 0xa0 || (v >= 0xd9 && v <= 0xdb)) {
+        const str = strAt(buf, p);
+        o = this.string(buf, str.at, str.end, dst, o);
+        p = str.end;
+      } else if (v === 0xc0) {
+        o = copy(NULL, dst, o);
+        p++;
+      } else if (v === 0xc2 || v === 0xc3) {
+        o = copy(v === 0xc3 ? TRUE : FALSE, dst, o);
+        p++;
+      } else if ((v >= 0x80 && v <= 0x9f) || (v >= 0xdc && v <= 0xdf)) {
+        const inner = this.nested(buf, p, dst, o);
+        p = inner.p;
+        o = inner.o;
+      } else {
+        const x = numberAt(buf, p);
+        o += dst.write(Number.isFinite(x) ? String(x) : 'null', o, 'latin1');
+        p += SCALAR_BYTES[v]!;
+      }
+      if (o < 0) return { p, o: -1 };
+    }
+    keys.length = base;
+    dst[o++] = map ? 0x7d : 0x5d;
+    return { p, o };
   }
 
   /**
@@ -712,6 +791,21 @@ function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: 
 function copy(src: Buffer, dst: Buffer, o: number): number {
   for (let i = 0; i < src.length; i++) dst[o + i] = src[i]!;
   return o + src.length;
+}
+
+/** Bytes of a number, true, false or nil by its msgpack type byte (0: another type). */
+export const SCALAR_BYTES = new Uint8Array(256);
+for (let b = 0x00; b <= 0x7f; b++) SCALAR_BYTES[b] = 1;
+for (let b = 0xe0; b <= 0xff; b++) SCALAR_BYTES[b] = 1;
+for (const [b, n] of [[0xc0, 1], [0xc2, 1], [0xc3, 1], [0xcc, 2], [0xcd, 3], [0xce, 5], [0xd0, 2], [0xd1, 3], [0xd2, 5], [0xca, 5], [0xcb, 9]] as const) SCALAR_BYTES[b] = n;
+
+/** Where the bytes of the msgpack str at `p` start and end. */
+function strAt(buf: Buffer, p: number): { at: number; end: number } {
+  const b = buf[p]!;
+  if ((b & 0xe0) === 0xa0) return { at: p + 1, end: p + 1 + (b & 0x1f) };
+  if (b === 0xd9) return { at: p + 2, end: p + 2 + buf[p + 1]! };
+  if (b === 0xda) return { at: p + 3, end: p + 3 + buf.readUInt16BE(p + 1) };
+  return { at: p + 5, end: p + 5 + buf.readUInt32BE(p + 1) };
 }
 
 /**

@@ -11,8 +11,8 @@
  * - a record without a container whose line is a string under `message`,
  *   `log` or `msg` (Fluent Bit's tail lines, fluent-logger's
  *   `{message, level, ms}`): the line of its tag, every key under attrs.
- * Other keys may hold strings, integers of at most 32 bits, floats, booleans
- * and nil.
+ * Other keys may hold strings, integers of at most 32 bits, floats, booleans,
+ * nil, and maps and arrays of those (Fluent Bit's `kubernetes` map).
  *
  * Any other record takes the general path in place (decoder.ts, records.ts,
  * the Normalizer, event-json.ts), and any line the renderer refuses goes
@@ -27,7 +27,7 @@
 import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
-import { EXTRA_NULL, EXTRA_NUMBER, EXTRA_FALSE, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, type ExtraFields } from '../line-render.js';
+import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, SCALAR_BYTES, type ExtraFields } from '../line-render.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
@@ -81,15 +81,10 @@ const SLOTS = 13;
 const STREAM_STDOUT = 1;
 const STREAM_STDERR = 2;
 /**
- * Bytes of a value besides str and bin, by its type byte, that a record's
- * other key may hold here: integers of at most 32 bits, floats, true, false
- * and nil (0: any other, which takes the general path; 64-bit integers among
- * them, which it may write as strings).
+ * How deep maps and arrays under a record's key are read here; deeper ones
+ * take the general path (which refuses past msgpack.ts MAX_DEPTH).
  */
-const VALUE_BYTES = new Uint8Array(256);
-for (let b = 0x00; b <= 0x7f; b++) VALUE_BYTES[b] = 1;
-for (let b = 0xe0; b <= 0xff; b++) VALUE_BYTES[b] = 1;
-for (const [b, n] of [[0xc0, 1], [0xc2, 1], [0xc3, 1], [0xcc, 2], [0xcd, 3], [0xce, 5], [0xd0, 2], [0xd1, 3], [0xd2, 5], [0xca, 5], [0xcb, 9]] as const) VALUE_BYTES[b] = n;
+const MAX_NESTING = 8;
 const GENERAL = -1;
 const NO_CONTAINER = -2;
 const MESSAGE_KEY = Buffer.from('message');
@@ -483,11 +478,19 @@ export class PackedLineEncoder {
         at = p + 5;
         len = buf.readUInt32BE(p + 1);
       } else {
-        // Kept from its type byte on (line-render.ts numberAt).
+        // Kept from its type byte on (line-render.ts numberAt, nested()). A
+        // 64-bit integer, bin or ext anywhere takes the general path, which
+        // may write them as strings.
         at = p;
-        len = VALUE_BYTES[v]!;
-        if (len === 0) return -1;
-        kind = v === 0xc3 ? EXTRA_TRUE : v === 0xc2 ? EXTRA_FALSE : v === 0xc0 ? EXTRA_NULL : EXTRA_NUMBER;
+        len = SCALAR_BYTES[v]!;
+        if (len > 0) {
+          kind = v === 0xc3 ? EXTRA_TRUE : v === 0xc2 ? EXTRA_FALSE : v === 0xc0 ? EXTRA_NULL : EXTRA_NUMBER;
+        } else {
+          const nestedEnd = skipNested(buf, p, end, 1, this.limits.maxRecordKeys);
+          if (nestedEnd < 0) return -1;
+          len = nestedEnd - p;
+          kind = EXTRA_NESTED;
+        }
       }
       p = at + len;
       if (p > end) return -1;
@@ -562,9 +565,9 @@ export class PackedLineEncoder {
   /**
    * Which of the kept keys from `first` is the line of a record without a
    * container, as records.ts lineOf() picks it: the first of `message`, `log`
-   * (kept at `log`, -1 without one) and `msg` that is not nil. -1 when none
-   * is, or when that one is not a string (the general path writes a number's
-   * or a boolean's text).
+   * (kept at `log`, -1 without one) and `msg` that holds a string, a number
+   * or a boolean. -1 when none does, or when that one is not a string (the
+   * general path writes a number's or a boolean's text).
    */
   private looseLine(buf: Buffer, first: number, log: number): number {
     const e = this.extras;
@@ -576,9 +579,9 @@ export class PackedLineEncoder {
       if (message < 0 && bytesEqual(buf, at, len, MESSAGE_KEY)) message = i;
       else if (msg < 0 && bytesEqual(buf, at, len, MSG_KEY)) msg = i;
     }
-    if (message >= 0 && e[EXTRA_SLOTS * message + 4] !== EXTRA_NULL) return e[EXTRA_SLOTS * message + 4] === EXTRA_STRING ? message : -1;
+    if (message >= 0 && isLineValue(e[EXTRA_SLOTS * message + 4]!)) return e[EXTRA_SLOTS * message + 4] === EXTRA_STRING ? message : -1;
     if (log >= 0) return log;
-    if (msg >= 0 && e[EXTRA_SLOTS * msg + 4] !== EXTRA_NULL) return e[EXTRA_SLOTS * msg + 4] === EXTRA_STRING ? msg : -1;
+    if (msg >= 0 && isLineValue(e[EXTRA_SLOTS * msg + 4]!)) return e[EXTRA_SLOTS * msg + 4] === EXTRA_STRING ? msg : -1;
     return -1;
   }
 
@@ -735,4 +738,74 @@ function sameBytes(a: DataView, at: number, b: DataView, bt: number, len: number
   for (; i + 4 <= len; i += 4) if (a.getUint32(at + i) !== b.getUint32(bt + i)) return false;
   for (; i < len; i++) if (a.getUint8(at + i) !== b.getUint8(bt + i)) return false;
   return true;
+}
+
+/** Whether records.ts lineOf() takes a value of this kind as the line: a string, a number or a boolean. */
+function isLineValue(kind: number): boolean {
+  return kind !== EXTRA_NULL && kind !== EXTRA_NESTED;
+}
+
+/**
+ * Where the map or array at `p` ends, when it holds only strings, numbers of
+ * at most 32 bits, floats, booleans, nil and such maps and arrays, with
+ * string keys, at most `maxKeys` items each and MAX_NESTING deep; -1
+ * otherwise, or when it runs past `end`.
+ */
+function skipNested(buf: Buffer, p: number, end: number, depth: number, maxKeys: number): number {
+  if (depth > MAX_NESTING || p >= end) return -1;
+  const b = buf[p]!;
+  let n: number;
+  let map: boolean;
+  if (b >= 0x80 && b <= 0x9f) {
+    n = b & 0x0f;
+    map = b <= 0x8f;
+    p++;
+  } else if (b === 0xdc || b === 0xde) {
+    if (p + 3 > end) return -1;
+    n = buf.readUInt16BE(p + 1);
+    map = b === 0xde;
+    p += 3;
+  } else if (b === 0xdd || b === 0xdf) {
+    if (p + 5 > end) return -1;
+    n = buf.readUInt32BE(p + 1);
+    map = b === 0xdf;
+    p += 5;
+  } else {
+    return -1;
+  }
+  if (n > maxKeys) return -1;
+  for (let i = 0; i < n && p >= 0; i++) {
+    if (map) p = skipStr(buf, p, end);
+    if (p < 0 || p >= end) return -1;
+    const v = buf[p]!;
+    const scalar = SCALAR_BYTES[v]!;
+    if (scalar > 0) p = p + scalar > end ? -1 : p + scalar;
+    else if ((v & 0xe0) === 0xa0 || (v >= 0xd9 && v <= 0xdb)) p = skipStr(buf, p, end);
+    else p = skipNested(buf, p, end, depth + 1, maxKeys);
+  }
+  return p;
+}
+
+/** Where the msgpack str at `p` ends; -1 for another type or past `end`. */
+function skipStr(buf: Buffer, p: number, end: number): number {
+  if (p >= end) return -1;
+  const b = buf[p]!;
+  let at: number;
+  let len: number;
+  if ((b & 0xe0) === 0xa0) {
+    at = p + 1;
+    len = b & 0x1f;
+  } else if (b === 0xd9) {
+    at = p + 2;
+    len = p + 2 <= end ? buf[p + 1]! : 0;
+  } else if (b === 0xda) {
+    at = p + 3;
+    len = p + 3 <= end ? buf.readUInt16BE(p + 1) : 0;
+  } else if (b === 0xdb) {
+    at = p + 5;
+    len = p + 5 <= end ? buf.readUInt32BE(p + 1) : 0;
+  } else {
+    return -1;
+  }
+  return at + len > end ? -1 : at + len;
 }

@@ -246,6 +246,18 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       [['message', mp.nil()], ['msg', s('nil message, msg line')]],
       [['msg', mp.fixint(7)]],
       [['log', s('64-bit')], ['n', mp.uint64(2n ** 60n)]],
+      // Fluent Bit's kubernetes filter: maps and arrays under a key.
+      [['log', s('k8s')], ['stream', s('stdout')], ['kubernetes', mp.map([['pod_name', s('shop-7d9f-x2k4p')], ['labels', mp.map([['app', s('shop')], ['tier', s('web "front"')]])], ['ids', mp.arr(mp.fixint(1), mp.f64(2.5), mp.nil(), mp.bool(true), s('é'), mp.arr(), mp.map([]))]])]],
+      [['message', mp.map([['a', s('b')]])], ['log', s('a map as message: log is the line')]],
+      [['log', s('nested index key')], ['m', mp.map([['1', s('x')], ['a', s('y')]])]],
+      [['log', s('nested proto')], ['m', mp.map([['__proto__', s('x')]])]],
+      [['log', s('nested repeated key')], ['m', mp.map([['a', s('x')], ['a', s('y')]])]],
+      [['log', s('nested repeated key, other maps')], ['m', mp.map([['a', mp.map([['a', s('x')]])], ['b', mp.map([['a', s('y')]])]])]],
+      [['log', s('nested control char')], ['m', mp.arr(s('\u0001'))]],
+      [['log', s('nested bin')], ['m', mp.arr(mp.bin(Buffer.from('b')))]],
+      [['log', s('nested 64-bit')], ['m', mp.arr(mp.uint64(1n))]],
+      [['log', s('nested non-string key')], ['m', mp.map([[mp.fixint(1), s('x')]])]],
+      [['log', s('deep')], ['m', [...Array(12)].reduce((inner: Buffer) => mp.arr(inner), mp.fixint(1))]],
       [['bytes', mp.bin(Buffer.from('b'))], ['log', s('bin value')]],
       [['level', s('info')], ['no_line', s('no line key: the record as JSON')]],
       [['log', s('bad utf-8 follows')], ['b', mp.str(Buffer.from([0x61, 0xff]))]],
@@ -303,7 +315,7 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       entry(at(0, 0), record('time 0')),
       entry(at(T), record('extra keys', { extra: { 'com.example.team': 'clogs', level: 'warn' } })),
       entry(at(T), record('extra key of a 64-bit integer', { extra: [['n', mp.uint64(1n)]] })),
-      entry(at(T), record('extra key of a map', { extra: [['m', mp.map([])]] })),
+      entry(at(T), record('extra key of a map with bytes', { extra: [['m', mp.map([['b', mp.bin(Buffer.from('x'))]])]] })),
       entry(at(T), record('piece one ', { partial: ['p1', 1, false] })),
       entry(at(T), record('between the pieces')),
       entry(at(T), record('piece two', { partial: ['p1', 2, true] })),
@@ -418,6 +430,11 @@ describe('packed-lines: the fast path writes what the general path writes', () =
             case 0: return mp.fixint(rand(160) - 32);
             case 1: return mp.f64((rand(2000) - 1000) / 7);
             case 2: return [mp.nil(), mp.bool(true), mp.bool(false)][rand(3)]!;
+            case 3: {
+              const nestedKeys = ['a', 'b', 'a', '0', '__proto__', 'x"y'];
+              const items = Array.from({ length: rand(3) }, (): [string, Buffer] => [nestedKeys[rand(nestedKeys.length)]!, rand(2) ? mp.str(values[rand(values.length)]!) : mp.arr(mp.fixint(rand(100)), mp.nil())]);
+              return rand(2) ? mp.map(items) : mp.arr(...items.map(([, v]) => v));
+            }
             default: return mp.str(rand(2) ? log : values[rand(values.length)]!);
           }
         };
