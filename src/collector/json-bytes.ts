@@ -66,3 +66,13 @@ export function bytesEqual(buf: Buffer, pos: number, len: number, want: Buffer):
   for (let i = 0; i < len; i++) if (buf[pos + i] !== want[i]) return false;
   return true;
 }
+
+/**
+ * Whether `len` bytes at `a` and at `b` of `buf` are the same: keys compared
+ * with the keys before them, where Buffer#compare's call would cost more
+ * than the few bytes it compares.
+ */
+export function sameBytesAt(buf: Buffer, a: number, b: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}

@@ -27,7 +27,7 @@
 import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
-import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, SCALAR_BYTES, type ExtraFields } from '../line-render.js';
+import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, SCALAR_BYTES, type ExtraFields } from '../line-render.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
@@ -85,6 +85,12 @@ const STREAM_STDERR = 2;
  * take the general path (which refuses past msgpack.ts MAX_DEPTH).
  */
 const MAX_NESTING = 8;
+/**
+ * The largest map or array under a key read here: the renderer reserves six
+ * times its bytes for its JSON (line-render.ts extrasRoom()), where it mostly
+ * takes two. Fluent Bit's kubernetes map is a few hundred bytes.
+ */
+const MAX_NESTED_BYTES = 64 * 1024;
 const GENERAL = -1;
 const NO_CONTAINER = -2;
 const MESSAGE_KEY = Buffer.from('message');
@@ -251,7 +257,8 @@ export class PackedLineEncoder {
    * next entry starts (`stream.length` after the last). `tag`: the stream's,
    * or undefined for the part of a run checkMessages() returned, each of
    * whose entries has its request's. `general` takes an entry the fast path
-   * does not (split lines, extra keys, other shapes) and returns its events.
+   * does not (split lines, bytes or 64-bit integers, other shapes) and
+   * returns its events.
    * The stream must have passed check() or checkMessages(). `watch` learns
    * which lines the Normalizer holds (see HoldWatcher).
    */
@@ -456,7 +463,8 @@ export class PackedLineEncoder {
       const keyAt = p + 1;
       const keyLen = k & 0x1f;
       p = keyAt + keyLen;
-      // A str or bin value; for other keys also a number of at most 32 bits, true, false or nil.
+      // A str or bin value; for other keys also a number of at most 32 bits,
+      // true, false, nil, or a map or an array of those (skipNested()).
       const v = buf[p];
       let at: number;
       let len: number;
@@ -487,7 +495,7 @@ export class PackedLineEncoder {
           kind = v === 0xc3 ? EXTRA_TRUE : v === 0xc2 ? EXTRA_FALSE : v === 0xc0 ? EXTRA_NULL : EXTRA_NUMBER;
         } else {
           const nestedEnd = skipNested(buf, p, end, 1, this.limits.maxRecordKeys);
-          if (nestedEnd < 0) return -1;
+          if (nestedEnd < 0 || nestedEnd - p > MAX_NESTED_BYTES) return -1;
           len = nestedEnd - p;
           kind = EXTRA_NESTED;
         }
@@ -495,10 +503,11 @@ export class PackedLineEncoder {
       p = at + len;
       if (p > end) return -1;
       if (v >= 0xc4 && v <= 0xc6) bin = true;
+      const key = keyKind(buf, keyAt, keyLen);
       // Docker's keys are strings; a record with another value there is not Docker's record, nor read here.
-      if (kind !== EXTRA_STRING && keyKind(buf, keyAt, keyLen) !== K_OTHER) return -1;
-      // Split-line keys, and other keys whose value is not a string, leave the record to the general path.
-      switch (keyKind(buf, keyAt, keyLen)) {
+      if (kind !== EXTRA_STRING && key !== K_OTHER) return -1;
+      // Split-line keys, and other keys holding bytes, leave the record to the general path.
+      switch (key) {
         case K_LOG:
           logKeyAt = keyAt;
           logAt = at;
@@ -748,8 +757,8 @@ function isLineValue(kind: number): boolean {
 /**
  * Where the map or array at `p` ends, when it holds only strings, numbers of
  * at most 32 bits, floats, booleans, nil and such maps and arrays, with
- * string keys, at most `maxKeys` items each and MAX_NESTING deep; -1
- * otherwise, or when it runs past `end`.
+ * string keys, at most `maxKeys` items each (maps at most MAX_WRITABLE_KEYS)
+ * and MAX_NESTING deep; -1 otherwise, or when it runs past `end`.
  */
 function skipNested(buf: Buffer, p: number, end: number, depth: number, maxKeys: number): number {
   if (depth > MAX_NESTING || p >= end) return -1;
@@ -773,7 +782,7 @@ function skipNested(buf: Buffer, p: number, end: number, depth: number, maxKeys:
   } else {
     return -1;
   }
-  if (n > maxKeys) return -1;
+  if (n > maxKeys || (map && n > MAX_WRITABLE_KEYS)) return -1;
   for (let i = 0; i < n && p >= 0; i++) {
     if (map) p = skipStr(buf, p, end);
     if (p < 0 || p >= end) return -1;
