@@ -33,7 +33,7 @@ import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
 import { utf8 } from './msgpack.js';
-import { waitAll, type RecordMapper } from './records.js';
+import { LINE_KEYS, waitAll, type RecordMapper } from './records.js';
 
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
@@ -93,8 +93,7 @@ const MAX_NESTING = 8;
 const MAX_NESTED_BYTES = 64 * 1024;
 const GENERAL = -1;
 const NO_CONTAINER = -2;
-const MESSAGE_KEY = Buffer.from('message');
-const MSG_KEY = Buffer.from('msg');
+const LINE_KEY_BYTES = LINE_KEYS.map((k) => Buffer.from(k));
 
 /**
  * Entries of the general path decoded ahead of rendering, at most: a plan
@@ -502,7 +501,8 @@ export class PackedLineEncoder {
       }
       p = at + len;
       if (p > end) return -1;
-      if (v >= 0xc4 && v <= 0xc6) bin = true;
+      const isBin = v >= 0xc4 && v <= 0xc6;
+      bin ||= isBin;
       const key = keyKind(buf, keyAt, keyLen);
       // Docker's keys are strings; a record with another value there is not Docker's record, nor read here.
       if (kind !== EXTRA_STRING && key !== K_OTHER) return -1;
@@ -528,7 +528,7 @@ export class PackedLineEncoder {
           nameEnd = p;
           break;
         case K_OTHER:
-          if (v >= 0xc4 && v <= 0xc6) return -1;
+          if (isBin) return -1;
           this.addExtra(keyAt, keyAt + keyLen, at, p, kind);
           break;
         default:
@@ -544,7 +544,7 @@ export class PackedLineEncoder {
       if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + 14, nameAt, nameEnd, EXTRA_STRING);
       if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + 6, sourceAt, sourceEnd, EXTRA_STRING);
       if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + 3, logAt, logEnd, EXTRA_STRING);
-      const line = this.looseLine(buf, extraFirst, logAt >= 0 ? this.extraCount - 1 : -1);
+      const line = this.looseLine(buf, extraFirst);
       if (line < 0) return -1;
       idAt = NO_CONTAINER;
       logAt = this.extras[EXTRA_SLOTS * line + 2]!;
@@ -573,24 +573,22 @@ export class PackedLineEncoder {
 
   /**
    * Which of the kept keys from `first` is the line of a record without a
-   * container, as records.ts lineOf() picks it: the first of `message`, `log`
-   * (kept at `log`, -1 without one) and `msg` that holds a string, a number
-   * or a boolean. -1 when none does, or when that one is not a string (the
-   * general path writes a number's or a boolean's text).
+   * container, as records.ts lineOf() picks it: the first of its LINE_KEYS
+   * that holds a string, a number or a boolean. -1 when none does, or when
+   * that one is not a string (the general path writes a number's or a
+   * boolean's text).
    */
-  private looseLine(buf: Buffer, first: number, log: number): number {
+  private looseLine(buf: Buffer, first: number): number {
     const e = this.extras;
-    let message = -1;
-    let msg = -1;
-    for (let i = first; i < this.extraCount; i++) {
-      const at = e[EXTRA_SLOTS * i]!;
-      const len = e[EXTRA_SLOTS * i + 1]! - at;
-      if (message < 0 && bytesEqual(buf, at, len, MESSAGE_KEY)) message = i;
-      else if (msg < 0 && bytesEqual(buf, at, len, MSG_KEY)) msg = i;
+    for (const key of LINE_KEY_BYTES) {
+      for (let i = first; i < this.extraCount; i++) {
+        const x = EXTRA_SLOTS * i;
+        if (!bytesEqual(buf, e[x]!, e[x + 1]! - e[x]!, key)) continue;
+        const kind = e[x + 4]!;
+        if (isLineValue(kind)) return kind === EXTRA_STRING ? i : -1;
+        break;
+      }
     }
-    if (message >= 0 && isLineValue(e[EXTRA_SLOTS * message + 4]!)) return e[EXTRA_SLOTS * message + 4] === EXTRA_STRING ? message : -1;
-    if (log >= 0) return log;
-    if (msg >= 0 && isLineValue(e[EXTRA_SLOTS * msg + 4]!)) return e[EXTRA_SLOTS * msg + 4] === EXTRA_STRING ? msg : -1;
     return -1;
   }
 

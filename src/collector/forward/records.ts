@@ -23,7 +23,8 @@ import type { ForwardEntry, ForwardRecord } from './messages.js';
 /** Containers whose metadata object is kept for reuse; far more than one host runs. */
 const MAX_CONTAINERS = 4096;
 
-const LINE_KEYS = ['message', 'log', 'msg'] as const;
+/** The keys a record without a container has its line under, first found first (lineOf()); packed-lines.ts reads them so too. */
+export const LINE_KEYS = ['message', 'log', 'msg'] as const;
 
 /**
  * How long the first line of an unknown container waits for its metadata:
