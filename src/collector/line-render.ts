@@ -27,6 +27,7 @@ import { clogsHead, containerJson, hostJson, levelJson, LOG_LEVEL_OPEN, streamJs
 import { bytesEqual, plainWord, sameBytesAt, utf8End } from './json-bytes.js';
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from './json-members.js';
 import { levelName } from './levels.js';
+import { collectionCount, collectionHeaderBytes, isCollection, isMap, isStr, numberAt, SCALAR_BYTES, strEnd, strStart } from './msgpack-bytes.js';
 import type { LineBuffer } from './line-buffer.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer, type RawLine } from './normalize.js';
 import { looseSourceName } from './source.js';
@@ -55,7 +56,7 @@ type Input = RawLine['input'];
  * and end, value start and end, the value's kind), from `first` for `count`
  * keys. A string's value is its bytes; any other value is its msgpack bytes
  * (an integer of at most 32 bits, a float, true, false, nil, or a map or an
- * array of those and of strings, as packed-lines.ts skipNested() took it).
+ * array of those and of strings, as msgpack-bytes.ts skipNested() took it).
  */
 export interface ExtraFields {
   offsets: Int32Array;
@@ -352,50 +353,38 @@ export class LineRenderer {
    */
   private nested(buf: Buffer, p: number, dst: Buffer, o: number): { p: number; o: number } {
     const b = buf[p]!;
-    let n: number;
-    let map: boolean;
-    if (b <= 0x9f) {
-      n = b & 0x0f;
-      map = b <= 0x8f;
-      p++;
-    } else if (b === 0xdc || b === 0xde) {
-      n = buf.readUInt16BE(p + 1);
-      map = b === 0xde;
-      p += 3;
-    } else {
-      n = buf.readUInt32BE(p + 1);
-      map = b === 0xdf;
-      p += 5;
-    }
+    const n = collectionCount(buf, p);
+    const map = isMap(b);
+    p += collectionHeaderBytes(b);
     dst[o++] = map ? 0x7b : 0x5b;
     const keys = this.nestedKeys;
     const base = keys.length;
     for (let i = 0; i < n; i++) {
       if (i > 0) dst[o++] = 0x2c;
       if (map) {
-        const k = strAt(buf, p);
-        const keyAt = k.at;
-        const len = k.end - keyAt;
+        const keyAt = strStart(buf, p);
+        const keyEnd = strEnd(buf, p);
+        const len = keyEnd - keyAt;
         if (isIndexKey(buf, keyAt, keyAt + len) || bytesEqual(buf, keyAt, len, PROTO_KEY)) return { p, o: -1 };
         for (let j = base; j < keys.length; j += 2) if (keys[j + 1]! - keys[j]! === len && sameBytesAt(buf, keys[j]!, keyAt, len)) return { p, o: -1 };
-        keys.push(keyAt, k.end);
-        o = this.string(buf, keyAt, k.end, dst, o);
+        keys.push(keyAt, keyEnd);
+        o = this.string(buf, keyAt, keyEnd, dst, o);
         if (o < 0) return { p, o: -1 };
         dst[o++] = 0x3a;
-        p = k.end;
+        p = keyEnd;
       }
       const v = buf[p]!;
-      if ((v & 0xe0) === 0xa0 || (v >= 0xd9 && v <= 0xdb)) {
-        const str = strAt(buf, p);
-        o = this.string(buf, str.at, str.end, dst, o);
-        p = str.end;
+      if (isStr(v)) {
+        const valueEnd = strEnd(buf, p);
+        o = this.string(buf, strStart(buf, p), valueEnd, dst, o);
+        p = valueEnd;
       } else if (v === 0xc0) {
         o = copy(NULL, dst, o);
         p++;
       } else if (v === 0xc2 || v === 0xc3) {
         o = copy(v === 0xc3 ? TRUE : FALSE, dst, o);
         p++;
-      } else if ((v >= 0x80 && v <= 0x9f) || (v >= 0xdc && v <= 0xdf)) {
+      } else if (isCollection(v)) {
         const inner = this.nested(buf, p, dst, o);
         p = inner.p;
         o = inner.o;
@@ -802,41 +791,6 @@ function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: 
 function copy(src: Buffer, dst: Buffer, o: number): number {
   for (let i = 0; i < src.length; i++) dst[o + i] = src[i]!;
   return o + src.length;
-}
-
-/** Bytes of a number, true, false or nil by its msgpack type byte (0: another type). */
-export const SCALAR_BYTES = new Uint8Array(256);
-for (let b = 0x00; b <= 0x7f; b++) SCALAR_BYTES[b] = 1;
-for (let b = 0xe0; b <= 0xff; b++) SCALAR_BYTES[b] = 1;
-for (const [b, n] of [[0xc0, 1], [0xc2, 1], [0xc3, 1], [0xcc, 2], [0xcd, 3], [0xce, 5], [0xd0, 2], [0xd1, 3], [0xd2, 5], [0xca, 5], [0xcb, 9]] as const) SCALAR_BYTES[b] = n;
-
-/** Where the bytes of the msgpack str at `p` start and end. */
-function strAt(buf: Buffer, p: number): { at: number; end: number } {
-  const b = buf[p]!;
-  if ((b & 0xe0) === 0xa0) return { at: p + 1, end: p + 1 + (b & 0x1f) };
-  if (b === 0xd9) return { at: p + 2, end: p + 2 + buf[p + 1]! };
-  if (b === 0xda) return { at: p + 3, end: p + 3 + buf.readUInt16BE(p + 1) };
-  return { at: p + 5, end: p + 5 + buf.readUInt32BE(p + 1) };
-}
-
-/**
- * The number msgpack holds at `at`: an integer of at most 32 bits or a
- * float, as the general path's decoder reads it (msgpack.ts value()).
- */
-export function numberAt(buf: Buffer, at: number): number {
-  const b = buf[at]!;
-  if (b <= 0x7f) return b;
-  if (b >= 0xe0) return b - 0x100;
-  switch (b) {
-    case 0xcc: return buf[at + 1]!;
-    case 0xcd: return buf.readUInt16BE(at + 1);
-    case 0xce: return buf.readUInt32BE(at + 1);
-    case 0xd0: return buf.readInt8(at + 1);
-    case 0xd1: return buf.readInt16BE(at + 1);
-    case 0xd2: return buf.readInt32BE(at + 1);
-    case 0xca: return buf.readFloatBE(at + 1);
-    default: return buf.readDoubleBE(at + 1);
-  }
 }
 
 /** "00" to "99", back to back. */

@@ -20,26 +20,13 @@
  * buffer is grown for it.
  */
 import { ClogsError } from '../../errors.js';
+import { FIXED_PAYLOAD } from '../msgpack-bytes.js';
 
 // What the type byte is followed by, for the types that are not fixed-size.
 const LEN_PAYLOAD = 1; // str, bin: length then payload
 const LEN_EXT = 2; // ext: length, type byte, payload
 const COUNT_ARRAY = 3;
 const COUNT_MAP = 4;
-
-/** Bytes after the type byte of every fixed-size format (0 for the one-byte ones). */
-const FIXED_SKIP = new Int8Array(256).fill(-1);
-for (let b = 0x00; b <= 0x7f; b++) FIXED_SKIP[b] = 0;
-for (let b = 0xe0; b <= 0xff; b++) FIXED_SKIP[b] = 0;
-for (const [b, n] of [
-  [0xc0, 0], [0xc2, 0], [0xc3, 0], // nil, false, true
-  [0xca, 4], [0xcb, 8], // float32, float64
-  [0xcc, 1], [0xcd, 2], [0xce, 4], [0xcf, 8], // uint8..64
-  [0xd0, 1], [0xd1, 2], [0xd2, 4], [0xd3, 8], // int8..64
-  [0xd4, 2], [0xd5, 3], [0xd6, 5], [0xd7, 9], [0xd8, 17], // fixext1..16: type byte + payload
-] as const) {
-  FIXED_SKIP[b] = n;
-}
 
 /** Growth step when the final size of a spanning request is not declared yet. */
 const MIN_HOLD = 16 * 1024;
@@ -164,7 +151,7 @@ export class Framer {
       if (pos >= end) return -1;
       this.remaining--;
       const b = buf[pos++]!;
-      const fixed = FIXED_SKIP[b]!;
+      const fixed = FIXED_PAYLOAD[b]!;
       if (fixed >= 0) {
         this.skip = fixed;
       } else if (b <= 0x8f) {

@@ -27,7 +27,8 @@
 import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
-import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, SCALAR_BYTES, type ExtraFields } from '../line-render.js';
+import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, type ExtraFields } from '../line-render.js';
+import { SCALAR_BYTES, skipNested, type NestingLimits } from '../msgpack-bytes.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
@@ -166,11 +167,14 @@ export class PackedLineEncoder {
    */
   private readonly tagSlots: Array<KnownTag | undefined> = new Array<KnownTag | undefined>(TAG_SLOTS).fill(undefined);
   private readonly renderer: LineRenderer;
+  /** What a record's maps and arrays may hold to be read here. */
+  private readonly nesting: NestingLimits;
 
   constructor(deps: PackedLinesDeps) {
     this.normalizer = deps.normalizer;
     this.mapper = deps.mapper;
     this.limits = deps.limits;
+    this.nesting = { depth: MAX_NESTING, items: deps.limits.maxRecordKeys, mapKeys: MAX_WRITABLE_KEYS };
     this.cache = deps.cache;
     this.renderer = new LineRenderer(deps.normalizer);
   }
@@ -485,7 +489,7 @@ export class PackedLineEncoder {
         at = p + 5;
         len = buf.readUInt32BE(p + 1);
       } else {
-        // Kept from its type byte on (line-render.ts numberAt, nested()). A
+        // Kept from its type byte on (msgpack-bytes.ts numberAt, line-render.ts nested()). A
         // 64-bit integer, bin or ext anywhere takes the general path, which
         // may write them as strings.
         at = p;
@@ -493,7 +497,7 @@ export class PackedLineEncoder {
         if (len > 0) {
           kind = v === 0xc3 ? EXTRA_TRUE : v === 0xc2 ? EXTRA_FALSE : v === 0xc0 ? EXTRA_NULL : EXTRA_NUMBER;
         } else {
-          const nestedEnd = skipNested(buf, p, end, 1, this.limits.maxRecordKeys);
+          const nestedEnd = skipNested(buf, p, end, 1, this.nesting);
           if (nestedEnd < 0 || nestedEnd - p > MAX_NESTED_BYTES) return -1;
           len = nestedEnd - p;
           kind = EXTRA_NESTED;
@@ -750,69 +754,4 @@ function sameBytes(a: DataView, at: number, b: DataView, bt: number, len: number
 /** Whether records.ts lineOf() takes a value of this kind as the line: a string, a number or a boolean. */
 function isLineValue(kind: number): boolean {
   return kind !== EXTRA_NULL && kind !== EXTRA_NESTED;
-}
-
-/**
- * Where the map or array at `p` ends, when it holds only strings, numbers of
- * at most 32 bits, floats, booleans, nil and such maps and arrays, with
- * string keys, at most `maxKeys` items each (maps at most MAX_WRITABLE_KEYS)
- * and MAX_NESTING deep; -1 otherwise, or when it runs past `end`.
- */
-function skipNested(buf: Buffer, p: number, end: number, depth: number, maxKeys: number): number {
-  if (depth > MAX_NESTING || p >= end) return -1;
-  const b = buf[p]!;
-  let n: number;
-  let map: boolean;
-  if (b >= 0x80 && b <= 0x9f) {
-    n = b & 0x0f;
-    map = b <= 0x8f;
-    p++;
-  } else if (b === 0xdc || b === 0xde) {
-    if (p + 3 > end) return -1;
-    n = buf.readUInt16BE(p + 1);
-    map = b === 0xde;
-    p += 3;
-  } else if (b === 0xdd || b === 0xdf) {
-    if (p + 5 > end) return -1;
-    n = buf.readUInt32BE(p + 1);
-    map = b === 0xdf;
-    p += 5;
-  } else {
-    return -1;
-  }
-  if (n > maxKeys || (map && n > MAX_WRITABLE_KEYS)) return -1;
-  for (let i = 0; i < n && p >= 0; i++) {
-    if (map) p = skipStr(buf, p, end);
-    if (p < 0 || p >= end) return -1;
-    const v = buf[p]!;
-    const scalar = SCALAR_BYTES[v]!;
-    if (scalar > 0) p = p + scalar > end ? -1 : p + scalar;
-    else if ((v & 0xe0) === 0xa0 || (v >= 0xd9 && v <= 0xdb)) p = skipStr(buf, p, end);
-    else p = skipNested(buf, p, end, depth + 1, maxKeys);
-  }
-  return p;
-}
-
-/** Where the msgpack str at `p` ends; -1 for another type or past `end`. */
-function skipStr(buf: Buffer, p: number, end: number): number {
-  if (p >= end) return -1;
-  const b = buf[p]!;
-  let at: number;
-  let len: number;
-  if ((b & 0xe0) === 0xa0) {
-    at = p + 1;
-    len = b & 0x1f;
-  } else if (b === 0xd9) {
-    at = p + 2;
-    len = p + 2 <= end ? buf[p + 1]! : 0;
-  } else if (b === 0xda) {
-    at = p + 3;
-    len = p + 3 <= end ? buf.readUInt16BE(p + 1) : 0;
-  } else if (b === 0xdb) {
-    at = p + 5;
-    len = p + 5 <= end ? buf.readUInt32BE(p + 1) : 0;
-  } else {
-    return -1;
-  }
-  return at + len > end ? -1 : at + len;
 }

@@ -1,0 +1,143 @@
+/**
+ * Msgpack values read in place, by offset, without decoding them: how many
+ * bytes a type takes, where a string's bytes are, a number, where a map or
+ * an array ends. The Framer needs only sizes (forward/framer.ts); the fast
+ * path keeps a record's values as offsets (forward/packed-lines.ts) and the
+ * renderer writes them from there (line-render.ts). The general path decodes
+ * whole values with forward/msgpack.ts.
+ */
+
+/** Bytes after the type byte of every fixed-size format (0 for the one-byte ones), -1 for the others. */
+export const FIXED_PAYLOAD = new Int8Array(256).fill(-1);
+for (let b = 0x00; b <= 0x7f; b++) FIXED_PAYLOAD[b] = 0;
+for (let b = 0xe0; b <= 0xff; b++) FIXED_PAYLOAD[b] = 0;
+for (const [b, n] of [
+  [0xc0, 0], [0xc2, 0], [0xc3, 0], // nil, false, true
+  [0xca, 4], [0xcb, 8], // float32, float64
+  [0xcc, 1], [0xcd, 2], [0xce, 4], [0xcf, 8], // uint8..64
+  [0xd0, 1], [0xd1, 2], [0xd2, 4], [0xd3, 8], // int8..64
+  [0xd4, 2], [0xd5, 3], [0xd6, 5], [0xd7, 9], [0xd8, 17], // fixext1..16: type byte + payload
+] as const) {
+  FIXED_PAYLOAD[b] = n;
+}
+
+/**
+ * Bytes of a number, true, false or nil by its type byte, the type byte
+ * included; 0 for any other type. 64-bit integers count as other: JavaScript
+ * numbers do not hold them all, and the general path writes them apart.
+ */
+export const SCALAR_BYTES = new Uint8Array(256);
+for (let b = 0; b < 256; b++) {
+  const ext = b >= 0xd4 && b <= 0xd8;
+  if (FIXED_PAYLOAD[b]! >= 0 && b !== 0xcf && b !== 0xd3 && !ext) SCALAR_BYTES[b] = FIXED_PAYLOAD[b]! + 1;
+}
+
+/** Whether the type byte starts a str. */
+export function isStr(b: number): boolean {
+  return (b & 0xe0) === 0xa0 || (b >= 0xd9 && b <= 0xdb);
+}
+
+/** Whether the type byte starts a map or an array. */
+export function isCollection(b: number): boolean {
+  return (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
+}
+
+/** Whether the map-or-array type byte starts a map. */
+export function isMap(b: number): boolean {
+  return b <= 0x8f || b === 0xde || b === 0xdf;
+}
+
+/** Bytes of the header of the map or array at `p` (its type byte and count). */
+export function collectionHeaderBytes(b: number): number {
+  return b <= 0x9f ? 1 : b === 0xdc || b === 0xde ? 3 : 5;
+}
+
+/** Items of the map or array at `p` (pairs, for a map); its header must be within `buf`. */
+export function collectionCount(buf: Buffer, p: number): number {
+  const b = buf[p]!;
+  if (b <= 0x9f) return b & 0x0f;
+  return b === 0xdc || b === 0xde ? buf.readUInt16BE(p + 1) : buf.readUInt32BE(p + 1);
+}
+
+/** Where the bytes of the str at `p` start; its header must be within `buf`. */
+export function strStart(buf: Buffer, p: number): number {
+  const b = buf[p]!;
+  return (b & 0xe0) === 0xa0 ? p + 1 : b === 0xd9 ? p + 2 : b === 0xda ? p + 3 : p + 5;
+}
+
+/** Where the str at `p` ends; its header must be within `buf`. */
+export function strEnd(buf: Buffer, p: number): number {
+  const b = buf[p]!;
+  if ((b & 0xe0) === 0xa0) return p + 1 + (b & 0x1f);
+  if (b === 0xd9) return p + 2 + buf[p + 1]!;
+  if (b === 0xda) return p + 3 + buf.readUInt16BE(p + 1);
+  return p + 5 + buf.readUInt32BE(p + 1);
+}
+
+/** Where the str at `p` ends; -1 for another type, or when it runs past `end`. */
+export function skipStr(buf: Buffer, p: number, end: number): number {
+  if (p >= end || !isStr(buf[p]!)) return -1;
+  const b = buf[p]!;
+  const header = (b & 0xe0) === 0xa0 ? 1 : b === 0xd9 ? 2 : b === 0xda ? 3 : 5;
+  if (p + header > end) return -1;
+  const e = strEnd(buf, p);
+  return e > end ? -1 : e;
+}
+
+/**
+ * The number at `at`: an integer of at most 32 bits or a float (a type
+ * SCALAR_BYTES counts, but nil, true and false), as the general path's
+ * decoder reads it (forward/msgpack.ts value()).
+ */
+export function numberAt(buf: Buffer, at: number): number {
+  const b = buf[at]!;
+  if (b <= 0x7f) return b;
+  if (b >= 0xe0) return b - 0x100;
+  switch (b) {
+    case 0xcc: return buf[at + 1]!;
+    case 0xcd: return buf.readUInt16BE(at + 1);
+    case 0xce: return buf.readUInt32BE(at + 1);
+    case 0xd0: return buf.readInt8(at + 1);
+    case 0xd1: return buf.readInt16BE(at + 1);
+    case 0xd2: return buf.readInt32BE(at + 1);
+    case 0xca: return buf.readFloatBE(at + 1);
+    default: return buf.readDoubleBE(at + 1);
+  }
+}
+
+/** How deep, how long and how wide skipNested() reads. */
+export interface NestingLimits {
+  /** Levels of maps and arrays, the outermost counted 1. */
+  depth: number;
+  /** Items of a map or an array. */
+  items: number;
+  /** Keys of a map, at most. */
+  mapKeys: number;
+}
+
+/**
+ * Where the map or array at `p` ends, when it holds only strings, scalars
+ * (SCALAR_BYTES) and such maps and arrays, with string keys, within
+ * `limits`; -1 otherwise, or when it runs past `end`. `depth`: its level.
+ */
+export function skipNested(buf: Buffer, p: number, end: number, depth: number, limits: NestingLimits): number {
+  if (depth > limits.depth || p >= end) return -1;
+  const b = buf[p]!;
+  if (!isCollection(b)) return -1;
+  const header = collectionHeaderBytes(b);
+  if (p + header > end) return -1;
+  const n = collectionCount(buf, p);
+  const map = isMap(b);
+  if (n > limits.items || (map && n > limits.mapKeys)) return -1;
+  p += header;
+  for (let i = 0; i < n && p >= 0; i++) {
+    if (map) p = skipStr(buf, p, end);
+    if (p < 0 || p >= end) return -1;
+    const v = buf[p]!;
+    const scalar = SCALAR_BYTES[v]!;
+    if (scalar > 0) p = p + scalar > end ? -1 : p + scalar;
+    else if (isStr(v)) p = skipStr(buf, p, end);
+    else p = skipNested(buf, p, end, depth + 1, limits);
+  }
+  return p;
+}
