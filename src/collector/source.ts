@@ -25,10 +25,6 @@ export function sourceName(container: ContainerMeta | undefined, tag: string | u
   return container?.name || container?.id || looseSourceName(tag, input);
 }
 
-export function eventSourceId(e: LogEvent): string {
-  return sourceId(e.container, e.clogs.tag, e.clogs.input);
-}
-
 export function eventSourceName(e: LogEvent): string {
   return sourceName(e.container, e.clogs.tag, e.clogs.input);
 }
