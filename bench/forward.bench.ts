@@ -12,7 +12,10 @@
  * it survives the machine's drift, an absolute figure does not.
  *   packed   PackedForward requests of 1000 records, each with a `chunk` (acked)
  *   message  Message mode as Docker's fluentd driver sends it by default:
- *            `[tag, EventTime, record, {}]`, one record per request, no ack
+ *            `[tag, EventTime, record, {}]`, one record per request, no ack;
+ *            the 20 containers take turns on the one connection
+ *   message-conns  the same requests on 20 connections, one per container,
+ *            as Docker's driver connects (a logger per container)
  *   loose    records without a container, as Fluent Bit's forward output
  *            sends the lines its tail input read: PackedForward requests of
  *            1000 `{log}` records under 20 file tags, each with a `chunk`
@@ -42,7 +45,7 @@
  * container's metadata from a container directory (forward.enrich); and the
  * same records in Message mode, framed and rendered as a connection does.
  *
- *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|loose|enrich|tail|es|tiny]
+ *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|message-conns|loose|enrich|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
  *   CLOGS_BENCH_ES_RECORDS (es: default 200000 or fewer, see ES_TOTAL),
  *   FLUENT_BIT (default test/tools/fluent-bit/fluent-bit)
@@ -133,6 +136,14 @@ function messageRequests(total: number): Buffer[] {
   return requests;
 }
 
+/** messageRequests() grouped by container, `total / CONTAINERS` of each, for a connection per container. */
+function messageRequestsByContainer(total: number): Buffer[] {
+  const all = messageRequests(total - (total % CONTAINERS));
+  const grouped: Buffer[] = [];
+  for (let c = 0; c < CONTAINERS; c++) for (let n = c; n < all.length; n += CONTAINERS) grouped.push(all[n]!);
+  return grouped;
+}
+
 /** `count` requests of `bytes` (at most MAX_FRAME) of `[0, {}]` entries; just under MAX_FRAME is the most records a legal request can hold. */
 function tinyRequests(count: number, bytes = MAX_FRAME): { requests: Buffer[]; records: number } {
   const tiny = Buffer.of(0x92, 0x00, 0x80);
@@ -214,12 +225,12 @@ async function once(start: () => Promise<Receiver>, requests: readonly Buffer[],
 }
 
 /** clogs against Fluent Bit on the same bytes. */
-async function versusFluentBit(label: string, requests: readonly Buffer[], records: number): Promise<void> {
+async function versusFluentBit(label: string, requests: readonly Buffer[], records: number, connections = 1): Promise<void> {
   const binary = fluentBitBinary();
   await pairwise(
     label,
-    { name: 'clogs', run: () => once(() => startClogs(), requests, records) },
-    { name: 'fluent-bit', run: () => once(() => startFluentBit(binary), requests, records) },
+    { name: 'clogs', run: () => once(() => startClogs(), requests, records, connections) },
+    { name: 'fluent-bit', run: () => once(() => startFluentBit(binary), requests, records, connections) },
   );
 }
 
@@ -414,6 +425,10 @@ export async function run(which: string = 'all'): Promise<void> {
   if (all || which === 'micro') micro(TOTAL);
   if (all || which === 'packed') await versusFluentBit(`PackedForward x${PER_REQUEST}, ${fmt(TOTAL)} records`, packedRequests(TOTAL), TOTAL);
   if (all || which === 'message') await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(TOTAL)} records`, messageRequests(TOTAL), TOTAL);
+  if (all || which === 'message-conns') {
+    const requests = messageRequestsByContainer(TOTAL);
+    await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(requests.length)} records, a connection per container`, requests, requests.length, CONTAINERS);
+  }
   if (all || which === 'loose') await versusFluentBit(`PackedForward x${PER_REQUEST} of records without a container (Fluent Bit's tail lines), ${fmt(TOTAL)} records`, looseRequests(TOTAL), TOTAL);
   if (all || which === 'enrich') {
     const known = createContainers();
