@@ -17,7 +17,7 @@ import type { MultilineSettings } from '../config/schema.js';
 import { configMode, ModeTable } from './multiline/modes.js';
 import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
 import { sourceId } from './source.js';
-import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
+import { compareNanoTime, formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 import { stripTerminal } from './transforms/ansi.js';
 import { parseLogfmt } from './transforms/logfmt.js';
 import { leadingLevel } from './transforms/text-level.js';
@@ -189,7 +189,7 @@ export class Normalizer {
   restorePieces(pieces: readonly RawLine[]): void {
     for (const raw of pieces) {
       const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
-      if (trace !== undefined && !isLater(trace.time, raw.time)) continue;
+      if (trace !== undefined && compareNanoTime(trace.time, raw.time) <= 0) continue;
       // Stored pieces are never last ones: push lets nothing go here.
       this.push(raw);
     }
@@ -486,10 +486,6 @@ function stripCr(line: string): string {
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
-}
-
-function isLater(a: NanoTime, b: NanoTime): boolean {
-  return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec);
 }
 
 function sourceOf(raw: RawLine): string {

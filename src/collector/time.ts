@@ -46,3 +46,8 @@ export function parseRfc3339(text: string): NanoTime | undefined {
   const frac = (m[2] ?? '').padEnd(9, '0');
   return { sec: Math.floor(ms / 1000), nsec: Number(frac) };
 }
+
+/** Negative, zero or positive as `a` is before, at or after `b`. */
+export function compareNanoTime(a: NanoTime, b: NanoTime): number {
+  return a.sec - b.sec || a.nsec - b.nsec;
+}

@@ -19,7 +19,7 @@
  */
 import { ClogsError } from '../../errors.js';
 import type { Stream } from '../event.js';
-import { formatNanoTime, parseRfc3339, type NanoTime } from '../time.js';
+import { compareNanoTime, formatNanoTime, parseRfc3339, type NanoTime } from '../time.js';
 
 export interface LogLine {
   stream: Stream;
@@ -221,7 +221,7 @@ export class LogStreamParser {
       if (at < 0) break;
       const start = at + 1 - FIXED_PREFIX_BYTES;
       const time = start > 0 ? parseDockerTime(body.toString('latin1', start, at + 1)) : undefined;
-      if (time && (time.sec > msg.time.sec || (time.sec === msg.time.sec && time.nsec > msg.time.nsec))) {
+      if (time && compareNanoTime(time, msg.time) > 0) {
         this.addPiece(out, 'stdout', msg.timestamp, msg.time, body.subarray(0, start), false);
         this.emitPending(out, 'stdout');
         msg = { timestamp: formatNanoTime(time.sec, time.nsec), time };
