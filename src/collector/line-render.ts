@@ -243,7 +243,7 @@ export class LineRenderer {
       const x = EXTRA_SLOTS * i;
       const at = e[x]! + shift;
       const len = e[x + 1]! + shift - at;
-      if (isIndexKey(buf, at, at + len) || bytesEqual(buf, at, len, PROTO_KEY)) return false;
+      if (isSpecialKey(buf, at, len)) return false;
       for (let j = first; j < i; j++) {
         const y = EXTRA_SLOTS * j;
         if (e[y + 1]! - e[y]! === len && sameBytesAt(buf, e[y]! + shift, at, len)) return false;
@@ -312,33 +312,19 @@ export class LineRenderer {
       dst[o++] = 0x3a;
       const valueAt = e[x + 2]! + shift;
       const valueEnd = e[x + 3]! + shift;
-      switch (e[x + 4]) {
-        case EXTRA_STRING:
-          if (this.lineStringAt >= 0 && valueAt === this.lineStart && valueEnd === this.lineEnd) {
-            dst.copyWithin(o, this.lineStringAt, this.messageEnd);
-            o += this.messageEnd - this.lineStringAt;
-          } else {
-            o = this.string(buf, valueAt, valueEnd, dst, o);
-          }
-          break;
-        case EXTRA_NUMBER: {
-          // As JSON.stringify writes a number: what String() writes, null when not finite.
-          const n = numberAt(buf, valueAt);
-          o += dst.write(Number.isFinite(n) ? String(n) : 'null', o, 'latin1');
-          break;
+      const kind = e[x + 4];
+      if (kind === EXTRA_STRING) {
+        if (this.lineStringAt >= 0 && valueAt === this.lineStart && valueEnd === this.lineEnd) {
+          dst.copyWithin(o, this.lineStringAt, this.messageEnd);
+          o += this.messageEnd - this.lineStringAt;
+        } else {
+          o = this.string(buf, valueAt, valueEnd, dst, o);
         }
-        case EXTRA_TRUE:
-          o = copy(TRUE, dst, o);
-          break;
-        case EXTRA_FALSE:
-          o = copy(FALSE, dst, o);
-          break;
-        case EXTRA_NESTED:
-          this.nestedKeys.length = 0;
-          o = this.nested(buf, valueAt, dst, o).o;
-          break;
-        default:
-          o = copy(NULL, dst, o);
+      } else if (kind === EXTRA_NESTED) {
+        this.nestedKeys.length = 0;
+        o = this.nested(buf, valueAt, dst, o).o;
+      } else {
+        o = scalarJson(buf, valueAt, dst, o);
       }
     }
     return o;
@@ -365,7 +351,7 @@ export class LineRenderer {
         const keyAt = strStart(buf, p);
         const keyEnd = strEnd(buf, p);
         const len = keyEnd - keyAt;
-        if (isIndexKey(buf, keyAt, keyAt + len) || bytesEqual(buf, keyAt, len, PROTO_KEY)) return { p, o: -1 };
+        if (isSpecialKey(buf, keyAt, len)) return { p, o: -1 };
         for (let j = base; j < keys.length; j += 2) if (keys[j + 1]! - keys[j]! === len && sameBytesAt(buf, keys[j]!, keyAt, len)) return { p, o: -1 };
         keys.push(keyAt, keyEnd);
         o = this.string(buf, keyAt, keyEnd, dst, o);
@@ -378,19 +364,12 @@ export class LineRenderer {
         const valueEnd = strEnd(buf, p);
         o = this.string(buf, strStart(buf, p), valueEnd, dst, o);
         p = valueEnd;
-      } else if (v === 0xc0) {
-        o = copy(NULL, dst, o);
-        p++;
-      } else if (v === 0xc2 || v === 0xc3) {
-        o = copy(v === 0xc3 ? TRUE : FALSE, dst, o);
-        p++;
       } else if (isCollection(v)) {
         const inner = this.nested(buf, p, dst, o);
         p = inner.p;
         o = inner.o;
       } else {
-        const x = numberAt(buf, p);
-        o += dst.write(Number.isFinite(x) ? String(x) : 'null', o, 'latin1');
+        o = scalarJson(buf, p, dst, o);
         p += SCALAR_BYTES[v]!;
       }
       if (o < 0) return { p, o: -1 };
@@ -851,6 +830,24 @@ function levelBytes(level: string): Buffer {
 function hasBackslash(buf: Buffer, at: number, end: number): boolean {
   for (let i = at; i < end; i++) if (buf[i] === 0x5c) return true;
   return false;
+}
+
+/**
+ * The msgpack nil, boolean or number at `p` (SCALAR_BYTES) as JSON.stringify
+ * writes what the decoder makes of it (a number not finite: null), at `o`.
+ */
+function scalarJson(buf: Buffer, p: number, dst: Buffer, o: number): number {
+  const b = buf[p]!;
+  if (b === 0xc0) return copy(NULL, dst, o);
+  if (b === 0xc2) return copy(FALSE, dst, o);
+  if (b === 0xc3) return copy(TRUE, dst, o);
+  const n = numberAt(buf, p);
+  return o + dst.write(Number.isFinite(n) ? String(n) : 'null', o, 'latin1');
+}
+
+/** Whether a key is one an object orders first (an array index) or treats apart (`__proto__`). */
+function isSpecialKey(buf: Buffer, at: number, len: number): boolean {
+  return isIndexKey(buf, at, at + len) || bytesEqual(buf, at, len, PROTO_KEY);
 }
 
 /** Whether a key is an array index ("0" to "4294967294"), which a JavaScript object puts before its other keys. */
