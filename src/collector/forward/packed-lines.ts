@@ -95,6 +95,10 @@ const MAX_NESTED_BYTES = 64 * 1024;
 const GENERAL = -1;
 const NO_CONTAINER = -2;
 const LINE_KEY_BYTES = LINE_KEYS.map((k) => Buffer.from(k));
+// Docker's keys, as keyKind() matched them whole.
+const NAME_KEY_LENGTH = 'container_name'.length;
+const SOURCE_KEY_LENGTH = 'source'.length;
+const LOG_KEY_LENGTH = 'log'.length;
 
 /**
  * Entries of the general path decoded ahead of rendering, at most: a plan
@@ -545,9 +549,9 @@ export class PackedLineEncoder {
       // every key under attrs, Docker's after the others, and its line is
       // its message, log or msg (records.ts allKeys, lineOf).
       if (bin) return -1;
-      if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + 14, nameAt, nameEnd, EXTRA_STRING);
-      if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + 6, sourceAt, sourceEnd, EXTRA_STRING);
-      if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + 3, logAt, logEnd, EXTRA_STRING);
+      if (nameAt >= 0) this.addExtra(nameKeyAt, nameKeyAt + NAME_KEY_LENGTH, nameAt, nameEnd, EXTRA_STRING);
+      if (sourceAt >= 0) this.addExtra(sourceKeyAt, sourceKeyAt + SOURCE_KEY_LENGTH, sourceAt, sourceEnd, EXTRA_STRING);
+      if (logAt >= 0) this.addExtra(logKeyAt, logKeyAt + LOG_KEY_LENGTH, logAt, logEnd, EXTRA_STRING);
       const line = this.looseLine(buf, extraFirst);
       if (line < 0) return -1;
       idAt = NO_CONTAINER;
