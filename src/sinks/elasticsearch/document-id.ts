@@ -23,6 +23,7 @@
  */
 import { hash } from 'node:crypto';
 import type { ContainerMeta } from '../../collector/event.js';
+import { plainWord } from '../../collector/json-bytes.js';
 import { TIMESTAMP_LENGTH, type LineFields } from '../../collector/line-fields.js';
 
 /** 22 base64url characters = 132 bits of SHA-256: collisions are out of reach for any log volume. */
@@ -46,6 +47,10 @@ export class DocumentIds {
   private containerId = '';
   /** `<len>:<container id>|` of `container`. */
   private containerPart = Buffer.alloc(0);
+  private scratch = Buffer.allocUnsafe(1024);
+  private scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+  private viewBuf: Buffer | undefined;
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
   /** The `_id` of the line `fields` was read from, whose container (if any) is `container`. */
   of(fields: LineFields, container: ContainerMeta | undefined): string {
@@ -103,24 +108,91 @@ export class DocumentIds {
 
   /** `<len>:<value>` of the JSON string at [at, end), quotes included. */
   private jsonString(buf: Buffer, at: number, end: number): void {
+    const view = this.viewOf(buf);
+    const to = end - 1;
     let units = 0;
-    for (let i = at + 1; i < end - 1; i++) {
+    let i = at + 1;
+    while (i < to) {
+      // Runs of ASCII without a backslash, four bytes at a time: most of a message.
+      for (; i + 4 <= to && plainWord(view.getUint32(i)); i += 4) units += 4;
+      if (i >= to) break;
       const b = buf[i]!;
-      if (b === BACKSLASH) return this.escapedString(buf, at, end);
+      if (b === BACKSLASH) return this.escapedString(buf, at, end, i, units);
       // One UTF-16 unit per UTF-8 lead byte, two past U+FFFF (4-byte sequences).
       if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+      i++;
     }
     this.decimal(units);
     this.byte(COLON);
-    this.copy(buf, at + 1, end - 1);
+    this.copy(buf, at + 1, to);
   }
 
-  /** A JSON string with escapes, decoded. */
-  private escapedString(buf: Buffer, at: number, end: number): void {
-    const value = JSON.parse(buf.toString('utf8', at, end)) as string;
-    this.decimal(value.length);
+  /**
+   * A JSON string with escapes, decoded to the UTF-8 that writing its
+   * JSON.parse value would give: a lone surrogate becomes U+FFFD, as it did
+   * when the key was a string. Decoded into `scratch` first, since the length
+   * prefix comes before it; decoding never makes a string longer. The bytes
+   * before `from` were counted (`units`) and have no escape.
+   */
+  private escapedString(buf: Buffer, at: number, end: number, from: number, units: number): void {
+    const to = end - 1;
+    if (this.scratch.length < to - at) {
+      this.scratch = Buffer.allocUnsafe(Math.max(to - at, this.scratch.length * 2));
+      this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+    }
+    const out = this.scratch;
+    const outView = this.scratchView;
+    const view = this.viewOf(buf);
+    let o = buf.copy(out, 0, at + 1, from);
+    for (let i = from; i < to; ) {
+      for (; i + 4 <= to; i += 4, o += 4, units += 4) {
+        const x = view.getUint32(i);
+        if (!plainWord(x)) break;
+        outView.setUint32(o, x);
+      }
+      if (i >= to) break;
+      const b = buf[i]!;
+      if (b !== BACKSLASH) {
+        if ((b & 0xc0) !== 0x80) units += b >= 0xf0 ? 2 : 1;
+        out[o++] = b;
+        i++;
+        continue;
+      }
+      const e = buf[i + 1];
+      const short = e === undefined ? -1 : SHORT_ESCAPES[e]!;
+      if (short >= 0) {
+        out[o++] = short;
+        units++;
+        i += 2;
+        continue;
+      }
+      let cp = e === 0x75 /* u */ ? hex4(buf, i + 2, to) : -1;
+      if (cp < 0) throw new Error(`malformed escape in a rendered line's string at byte ${i}: ${buf.toString('utf8', at, end)}`);
+      i += 6;
+      units++;
+      if (cp >= 0xd800 && cp <= 0xdbff && buf[i] === BACKSLASH && buf[i + 1] === 0x75) {
+        const low = hex4(buf, i + 2, to);
+        if (low >= 0xdc00 && low <= 0xdfff) {
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
+          units++;
+          i += 6;
+        }
+      }
+      if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
+      o = writeUtf8(out, o, cp);
+    }
+    this.decimal(units);
     this.byte(COLON);
-    this.text(value);
+    this.copy(out, 0, o);
+  }
+
+  /** A DataView of `buf`, kept while lines come from the same chunk. */
+  private viewOf(buf: Buffer): DataView<ArrayBufferLike> {
+    if (buf !== this.viewBuf) {
+      this.viewBuf = buf;
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    return this.view;
   }
 
   private copy(buf: Buffer, from: number, to: number): void {
@@ -138,7 +210,7 @@ export class DocumentIds {
     this.pos += b.length;
   }
 
-  /** A decoded string: lone surrogates become U+FFFD, as they did when the key was a string. */
+  /** A string's UTF-8: lone surrogates become U+FFFD, as they did when the key was a string. */
   private text(s: string): void {
     this.pos += this.key.write(s, this.pos, 'utf8');
   }
@@ -153,6 +225,43 @@ export class DocumentIds {
     let p = (this.pos += digits);
     for (let rest = n; digits-- > 0; rest = Math.floor(rest / 10)) this.key[--p] = 0x30 + (rest % 10);
   }
+}
+
+/** What each byte after a backslash stands for in a JSON string (-1: none, or `\\u`). */
+const SHORT_ESCAPES = new Int16Array(256).fill(-1);
+for (const [c, v] of [['"', 0x22], ['\\', 0x5c], ['/', 0x2f], ['b', 0x08], ['f', 0x0c], ['n', 0x0a], ['r', 0x0d], ['t', 0x09]] as const) SHORT_ESCAPES[c.charCodeAt(0)] = v;
+
+/** The four hex digits at `p` (before `end`), or -1. */
+function hex4(buf: Buffer, p: number, end: number): number {
+  if (p + 4 > end) return -1;
+  let v = 0;
+  for (let i = p; i < p + 4; i++) {
+    const c = buf[i]!;
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+    if (d < 0) return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
+
+/** Code point `cp` (not a surrogate) as UTF-8 at `o`; where it ends. */
+function writeUtf8(out: Buffer, o: number, cp: number): number {
+  if (cp < 0x80) {
+    out[o++] = cp;
+  } else if (cp < 0x800) {
+    out[o++] = 0xc0 | (cp >> 6);
+    out[o++] = 0x80 | (cp & 0x3f);
+  } else if (cp < 0x10000) {
+    out[o++] = 0xe0 | (cp >> 12);
+    out[o++] = 0x80 | ((cp >> 6) & 0x3f);
+    out[o++] = 0x80 | (cp & 0x3f);
+  } else {
+    out[o++] = 0xf0 | (cp >> 18);
+    out[o++] = 0x80 | ((cp >> 12) & 0x3f);
+    out[o++] = 0x80 | ((cp >> 6) & 0x3f);
+    out[o++] = 0x80 | (cp & 0x3f);
+  }
+  return o;
 }
 
 const shared = new DocumentIds();

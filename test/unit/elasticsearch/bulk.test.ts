@@ -28,6 +28,23 @@ function id(e: LogEvent): string {
   return documentIdOfLine(fields, e.container);
 }
 
+/** The rule as text, as ids in Elasticsearch were computed: the sink builds the same key from bytes. */
+function keyed(e: LogEvent): string {
+  const source = e.container?.id || e.clogs.tag || e.clogs.input;
+  const level = e.log?.level ?? '';
+  const key =
+    `${source.length}:${source}|${e['@timestamp']}|${e.stream ?? ''}|${e.clogs.ordinal}|${e.clogs.piece ?? ''}|` +
+    `${level.length}:${level}|${e.message.length}:${e.message}|${e.attrs === undefined ? '' : JSON.stringify(e.attrs)}`;
+  return hash('sha256', key, 'base64url').slice(0, 22);
+}
+
+/** A string of `n` pieces drawn from what takes each branch of the key's decoding: escapes, surrogates alone and paired, every UTF-8 width. */
+function randomText(n: number, random: () => number): string {
+  const pieces = ['a', 'Z', ' ', '"', '\\', '/', '\b', '\f', '\n', '\r', '\t', '\u0001', '\u001f', '\u007f', '\u00e9', '\u07ff', '\u0800', '\u4e2d', '\uffff', '\ud800', '\udbff', '\udc00', '\udfff', '\ud83d\ude00', '\u2028'];
+  let s = '';
+  for (let i = 0; i < n; i++) s += pieces[Math.floor(random() * pieces.length)];
+  return s;
+}
 
 describe('documentId', () => {
   it('keeps the rule of docs/elasticsearch.md: ids computed by earlier releases come out the same', () => {
@@ -45,15 +62,6 @@ describe('documentId', () => {
   });
 
   it('is the hash of the key text docs/elasticsearch.md defines, for every kind of line', () => {
-    // The rule as text, as ids in Elasticsearch were computed: the sink builds the same key from bytes.
-    const keyed = (e: LogEvent): string => {
-      const source = e.container?.id || e.clogs.tag || e.clogs.input;
-      const level = e.log?.level ?? '';
-      const key =
-        `${source.length}:${source}|${e['@timestamp']}|${e.stream ?? ''}|${e.clogs.ordinal}|${e.clogs.piece ?? ''}|` +
-        `${level.length}:${level}|${e.message.length}:${e.message}|${e.attrs === undefined ? '' : JSON.stringify(e.attrs)}`;
-      return hash('sha256', key, 'base64url').slice(0, 22);
-    };
     const messages = ['', 'plain', 'caf\u00e9 \u4e2d\u6587 \ud83d\ude00', 'q"uote \\ back\tslash\u0001', 'lone \ud800 surrogate', '\u2028\u00ff\u07ff\u0800\uffff'];
     const variants: LogEvent[] = [];
     for (const message of messages) {
@@ -65,6 +73,16 @@ describe('documentId', () => {
       variants.push(event({ message, container: { id: '', name: 'n' }, clogs: { input: 'forward', tag: 'tag', seq: 1, ordinal: 0 } }));
     }
     for (const e of variants) expect(id(e)).toBe(keyed(e));
+  });
+
+  it('decodes any escaped message, tag and level as JSON.parse would, lone surrogates as U+FFFD', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let i = 0; i < 2000; i++) {
+      const message = randomText(1 + (i % 40), random);
+      const e = i % 2 === 0 ? event({ message, log: { level: randomText(3, random) } }) : event({ message, container: undefined, clogs: { input: 'forward', tag: randomText(5, random), seq: 1, ordinal: 0 } });
+      expect(id(e)).toBe(keyed(e));
+    }
   });
 
   it('is 22 base64url characters and the same for the same line', () => {
