@@ -1,6 +1,7 @@
 import type { MultilineSettings } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ContainerDirectory } from './containers.js';
+import type { NormalizerOptions } from './normalize.js';
 import type { Pipeline } from './pipeline.js';
 
 /** What the collector hands every input. */
@@ -17,6 +18,20 @@ export interface InputDeps {
   /** Present when container metadata can be looked up (a Docker engine answers and `forward.enrich` is on). */
   containers?: ContainerDirectory;
   multiline: MultilineSettings;
+}
+
+/** The Normalizer's settings that are the same for every input: what the collector hands it. */
+export function sharedNormalizerOptions(deps: InputDeps): Omit<NormalizerOptions, 'partialTimeoutMs' | 'onTimeoutFlush'> {
+  return {
+    hostName: deps.hostName,
+    nextSeq: () => deps.pipeline.nextSeq(),
+    parseJson: deps.parseJson,
+    parseLogfmt: deps.parseLogfmt,
+    stripAnsi: deps.stripAnsi,
+    maxLineBytes: deps.maxLineBytes,
+    multiline: deps.multiline,
+    log: deps.log,
+  };
 }
 
 export interface RunningInput {

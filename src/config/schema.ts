@@ -110,6 +110,16 @@ export const multilineSchema = z
     }
   });
 
+/** Containers to follow or to leave, by name, label or image; empty lists match none. */
+const containerMatch = z
+  .object({
+    names: z.array(z.string()).default([]),
+    labels: z.array(z.string()).default([]),
+    images: z.array(z.string()).default([]),
+  })
+  .strict()
+  .default({ names: [], labels: [], images: [] });
+
 export const dockerSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Follow containers through the Docker Engine API when the socket is reachable.'),
@@ -119,24 +129,8 @@ export const dockerSchema = z
       .strict()
       .optional()
       .describe('Client certificates for a tcp:// engine.'),
-    include: z
-      .object({
-        names: z.array(z.string()).default([]),
-        labels: z.array(z.string()).default([]),
-        images: z.array(z.string()).default([]),
-      })
-      .strict()
-      .default({ names: [], labels: [], images: [] })
-      .describe('Follow only containers matching any of these (globs for names and images; "key" or "key=value" for labels). Empty: all.'),
-    exclude: z
-      .object({
-        names: z.array(z.string()).default([]),
-        labels: z.array(z.string()).default([]),
-        images: z.array(z.string()).default([]),
-      })
-      .strict()
-      .default({ names: [], labels: [], images: [] })
-      .describe('Never follow containers matching any of these.'),
+    include: containerMatch.describe('Follow only containers matching any of these (globs for names and images; "key" or "key=value" for labels). Empty: all.'),
+    exclude: containerMatch.describe('Never follow containers matching any of these.'),
     opt_out_label: z.string().default('clogs.enable=false').describe('A container with this label is never followed.'),
     fluentd_backfill: z
       .boolean()

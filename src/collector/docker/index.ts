@@ -17,7 +17,7 @@
 import { join } from 'node:path';
 import type { DockerConfig } from '../../config/schema.js';
 import { removeIfPresent } from '../../state-files.js';
-import type { InputDeps, RunningInput } from '../input.js';
+import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../input.js';
 import { Normalizer } from '../normalize.js';
 import { BackfillGate } from './backfill.js';
 import { CheckpointStore } from './checkpoints.js';
@@ -94,18 +94,11 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     onLost: (ids) => discovery?.rewind(ids),
   });
   const normalizer = new Normalizer({
-    hostName: deps.hostName,
-    nextSeq: () => deps.pipeline.nextSeq(),
-    parseJson: deps.parseJson,
-    parseLogfmt: deps.parseLogfmt,
-    stripAnsi: deps.stripAnsi,
-    maxLineBytes: deps.maxLineBytes,
+    ...sharedNormalizerOptions(deps),
     // The Docker input joins split lines itself (frames.ts) and never hands
     // the Normalizer a partial piece, so this timeout never fires.
     partialTimeoutMs: 5000,
     onTimeoutFlush: (events) => (discovery ? discovery.released(events) : shipper.addLoose(events)),
-    multiline: deps.multiline,
-    log,
   });
   const memoryFile = join(deps.stateDir, 'docker', BACKFILL_MEMORY_FILE);
   const backfill = cfg.fluentd_backfill

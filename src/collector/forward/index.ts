@@ -19,7 +19,7 @@ import type { ForwardConfig } from '../../config/schema.js';
 import { eventsIn } from '../../metrics.js';
 import type { LogEvent } from '../event.js';
 import { ChunkPool } from '../chunk-pool.js';
-import type { InputDeps, RunningInput } from '../input.js';
+import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../input.js';
 import { Normalizer } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
@@ -58,16 +58,9 @@ class ForwardInput implements RunningForwardInput {
     private readonly deps: InputDeps,
   ) {
     const normalizer = new Normalizer({
-      hostName: deps.hostName,
-      nextSeq: () => deps.pipeline.nextSeq(),
-      parseJson: deps.parseJson,
-      parseLogfmt: deps.parseLogfmt,
-      stripAnsi: deps.stripAnsi,
-      maxLineBytes: deps.maxLineBytes,
+      ...sharedNormalizerOptions(deps),
       partialTimeoutMs: cfg.partial_timeout,
       onTimeoutFlush: (events) => this.writeFlushed(events),
-      multiline: deps.multiline,
-      log: deps.log,
     });
     const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
     const mapper = new RecordMapper(deps.containers);
