@@ -16,6 +16,9 @@
  *            the 20 containers take turns on the one connection
  *   message-conns  the same requests on 20 connections, one per container,
  *            as Docker's driver connects (a logger per container)
+ *   message-cost  clogs against itself: its CPU for message-conns against
+ *            its CPU for the same records in PackedForward, pair by pair,
+ *            on a fresh collector and again once it has run them
  *   loose    records without a container, as Fluent Bit's forward output
  *            sends the lines its tail input read: PackedForward requests of
  *            1000 `{log}` records under 20 file tags, each with a `chunk`
@@ -45,7 +48,7 @@
  * container's metadata from a container directory (forward.enrich); and the
  * same records in Message mode, framed and rendered as a connection does.
  *
- *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|message-conns|loose|enrich|tail|es|tiny]
+ *   npm run build && node dist/bench/forward.bench.js [all|micro|packed|message|message-conns|message-cost|loose|enrich|tail|es|tiny]
  *   CLOGS_BENCH_RECORDS (default 1000000), CLOGS_BENCH_RUNS (default 3),
  *   CLOGS_BENCH_ES_RECORDS (es: default 200000 or fewer, see ES_TOTAL),
  *   FLUENT_BIT (default test/tools/fluent-bit/fluent-bit)
@@ -95,13 +98,13 @@ const containers = sampleContainers(CONTAINERS);
 const entry = (n: number): Buffer => dockerEntry(n, containers[n % CONTAINERS]!, sampleLine(n));
 
 /** PackedForward requests of PER_REQUEST records, one container per request (one tag per chunk, as a relay sends them). */
-function packedRequests(total: number, from: readonly ContainerMeta[] = containers): Buffer[] {
+function packedRequests(total: number, from: readonly ContainerMeta[] = containers, chunkPrefix = 'bench'): Buffer[] {
   const requests: Buffer[] = [];
   for (let r = 0, n = 0; n < total; r++) {
     const c = r % from.length;
     const entries: Buffer[] = [];
     for (let i = 0; i < PER_REQUEST && n < total; i++, n++) entries.push(dockerEntry(n, from[c]!, sampleLine(n)));
-    requests.push(packedRequest(`docker.${from[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `bench-${r}`, size: entries.length })));
+    requests.push(packedRequest(`docker.${from[c]!.id!.slice(0, 12)}`, entries, encodeMsgpack({ chunk: `${chunkPrefix}-${r}`, size: entries.length })));
   }
   return requests;
 }
@@ -167,9 +170,13 @@ interface Figure {
   peakMb: number;
 }
 
-/** Streams every request over one connection and waits for the last line on disk. */
-async function measure(receiver: Receiver, requests: readonly Buffer[], records: number, connections = 1): Promise<Figure> {
-  const lines = new DiskLines(receiver.dataDir);
+/**
+ * Streams the requests over `connections` connections and waits for their
+ * last line on disk; `lines`: the receiver's lines counted so far, when it
+ * took requests before.
+ */
+async function measure(receiver: Receiver, requests: readonly Buffer[], records: number, connections = 1, lines = new DiskLines(receiver.dataDir)): Promise<Figure> {
+  const expected = lines.poll() + records;
   const cpu0 = cpuSeconds(receiver.pid);
   const sockets: Socket[] = [];
   const t0 = process.hrtime.bigint();
@@ -181,12 +188,12 @@ async function measure(receiver: Receiver, requests: readonly Buffer[], records:
     socket.once('connect', () => sendAll(socket, requests.slice(c * per, (c + 1) * per)));
     sockets.push(socket);
   }
-  while (lines.poll() < records) await new Promise((r) => setTimeout(r, 25));
+  while (lines.poll() < expected) await new Promise((r) => setTimeout(r, 25));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu1 = cpuSeconds(receiver.pid);
   const peakMb = memoryMb(receiver.pid).peakMb;
   for (const s of sockets) s.destroy();
-  if (lines.count !== records) throw new Error(`${receiver.name}: ${lines.count} lines on disk, expected ${records}`);
+  if (lines.count !== expected) throw new Error(`${receiver.name}: ${lines.count} lines on disk, expected ${expected}`);
   return { rate: records / seconds, seconds, cpu: cpu1.user + cpu1.system - cpu0.user - cpu0.system, peakMb };
 }
 
@@ -428,6 +435,38 @@ export async function run(which: string = 'all'): Promise<void> {
   if (all || which === 'message-conns') {
     const requests = messageRequestsByContainer(TOTAL);
     await versusFluentBit(`Message mode (Docker's shape, no ack), ${fmt(requests.length)} records, a connection per container`, requests, requests.length, CONTAINERS);
+  }
+  if (all || which === 'message-cost') {
+    // Issue 9's "Docker's shape costs per record within 20 % of PackedForward":
+    // clogs against itself, in CPU. Each collector takes the records twice:
+    // the first pass pays V8's compiling of each path's code as well (its
+    // optimizing compiler runs on threads of its own), the second is what
+    // a collector that has run a while pays per record.
+    const records = TOTAL - (TOTAL % CONTAINERS);
+    const message = messageRequestsByContainer(records);
+    const packed = [packedRequests(records), packedRequests(records, containers, 'again')];
+    const twice = async (passes: readonly (readonly Buffer[])[], connections: number): Promise<Figure[]> => {
+      const receiver = await startClogs();
+      try {
+        const lines = new DiskLines(receiver.dataDir);
+        const figures: Figure[] = [];
+        for (const requests of passes) figures.push(await measure(receiver, requests, records, connections, lines));
+        return figures;
+      } finally {
+        await receiver.stop();
+      }
+    };
+    const ratios: [number[], number[]] = [[], []];
+    for (let i = 0; i < RUNS; i++) {
+      const m = await twice([message, message], CONTAINERS);
+      const p = await twice(packed, 1);
+      for (const pass of [0, 1]) ratios[pass]!.push(m[pass]!.cpu / p[pass]!.cpu);
+    }
+    const show = (xs: readonly number[]): string => `${median(xs).toFixed(2)} (median of ${RUNS} pairs, ${xs.map((r) => r.toFixed(2)).join(' ')})`;
+    console.log(
+      `forward Message mode (a connection per container) against PackedForward x${PER_REQUEST}, ${fmt(records)} records, clogs CPU per record: ` +
+        `first pass ${show(ratios[0])}; second pass ${show(ratios[1])}`,
+    );
   }
   if (all || which === 'loose') await versusFluentBit(`PackedForward x${PER_REQUEST} of records without a container (Fluent Bit's tail lines), ${fmt(TOTAL)} records`, looseRequests(TOTAL), TOTAL);
   if (all || which === 'enrich') {
