@@ -3,6 +3,7 @@
  * connection is closed with a logged reason, a good connection next to it
  * keeps working, and the process goes on.
  */
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inputErrors } from '../../../src/metrics.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
@@ -147,5 +148,70 @@ describe('awkward but valid clients', () => {
     hb.socket.end();
     await hb.closed;
     expect(running.logs.filter((l) => l.msg === 'closing forward connection: bad input').length).toBe(before);
+  });
+});
+
+describe('mutated requests of every mode', () => {
+  it('never stop the input: a good client beside 400 of them is acked throughout', async () => {
+    let seed = 11;
+    const rand = (n: number): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n;
+    // What takes each path: Docker's lines (a trace, a split line), a record
+    // without a container with nested keys, a logfmt message with scalars.
+    const records = [
+      dockerRecord('docker line "q" \u00e9'),
+      dockerRecord('Exception in thread "main" java.lang.IllegalStateException: boom', {}, 'stderr'),
+      dockerRecord('\tat com.example.App.main(App.java:12)', {}, 'stderr'),
+      dockerRecord('part one ', { partial_message: 'true', partial_id: 'p1', partial_ordinal: '1', partial_last: 'false' }),
+      dockerRecord('part two', { partial_message: 'true', partial_id: 'p1', partial_ordinal: '2', partial_last: 'true' }),
+      encodeMsgpack({ log: '{"msg":"json","level":30,"o":{"a":[1,2.5]}}', kubernetes: { pod_name: 'p', labels: { app: 'a' } } }),
+      encodeMsgpack({ message: 'level=warn k=v msg="hi"', n: -7, f: 1.25, t: true, z: null }),
+    ];
+    const record = (): Buffer => records[rand(records.length)]!;
+    const entries = (): Buffer[] => Array.from({ length: 1 + rand(5) }, (_, i) => mp.arr(mp.eventTime(T + i, rand(1e9)), record()));
+    const anyRequest = (): Buffer => {
+      const option = rand(2) === 0 ? encodeMsgpack({ chunk: `m${rand(1e6)}` }) : mp.map([]);
+      switch (rand(4)) {
+        case 0:
+          return mp.arr(mp.str('fuzz'), mp.eventTime(T, rand(1e9)), record(), option);
+        case 1:
+          return mp.arr(mp.str('fuzz'), mp.arr(...entries()), option);
+        case 2:
+          return mp.arr(mp.str('fuzz'), mp.bin(Buffer.concat(entries())), option);
+        default:
+          return mp.arr(mp.str('fuzz'), mp.bin(gzipSync(Buffer.concat(entries()))), encodeMsgpack({ compressed: 'gzip' }));
+      }
+    };
+    // Bytes changed, cut short, inserted or dropped; sometimes behind a good request.
+    const mutate = (b: Buffer): Buffer => {
+      const at = rand(b.length);
+      switch (rand(4)) {
+        case 0: {
+          const c = Buffer.from(b);
+          for (let k = 1 + rand(4); k > 0; k--) c[rand(c.length)] = rand(256);
+          return c;
+        }
+        case 1:
+          return b.subarray(0, at);
+        case 2:
+          return Buffer.concat([b.subarray(0, at), Buffer.from([rand(256), rand(256), rand(256)]), b.subarray(at)]);
+        default:
+          return Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + rand(8))]);
+      }
+    };
+    const good = await rawClient(running.port);
+    let acked = 0;
+    for (let i = 0; i < 400; i++) {
+      const c = await rawClient(running.port);
+      const bad = mutate(anyRequest());
+      await c.send(rand(5) === 0 ? Buffer.concat([anyRequest(), bad]) : bad).catch(() => undefined);
+      c.socket.end();
+      await c.closed;
+      if (i % 50 === 49) {
+        await good.send(request(`good ${i}`, `good-${i}`));
+        expect(await good.waitReplies(++acked)).toHaveLength(acked);
+      }
+    }
+    good.socket.end();
+    await until('the good lines', () => running.sink.events.filter((e) => e.message.startsWith('good ')).length === acked, 5000);
   });
 });
