@@ -270,16 +270,13 @@ async function sinkEventsDelivered(http: string, sink: string): Promise<number> 
 }
 
 /**
- * CPU of the collector until every record is in the files and, with `es`,
- * delivered to Elasticsearch too; `ingest` is the part until the last line is
- * in the files, the rest is the sender's while Elasticsearch indexes.
+ * The collector's CPU for each pass of requests in turn (`records` each, on
+ * `connections` connections), until every record of the pass is in the files
+ * and, with `es`, delivered to Elasticsearch too; `ingest` is the part until
+ * the last line is in the files, the rest is the sender's while
+ * Elasticsearch indexes.
  */
-/**
- * The collector's CPU for each pass of requests in turn (`records` each),
- * until every record of the pass is delivered: in the files, and to
- * Elasticsearch with `es`. `ingest`: until in the files.
- */
-async function collectorCpu(passes: readonly (readonly Buffer[])[], records: number, es: boolean): Promise<{ total: number; ingest: number }[]> {
+async function collectorCpu(passes: readonly (readonly Buffer[])[], records: number, es: boolean, connections = 1): Promise<{ total: number; ingest: number }[]> {
   const dataset = `benchforward${Date.now().toString(36)}`;
   const receiver = await startClogs(es ? ['--es', ES_URL] : [], es ? { CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: dataset } : {});
   try {
@@ -287,7 +284,7 @@ async function collectorCpu(passes: readonly (readonly Buffer[])[], records: num
     const figures: { total: number; ingest: number }[] = [];
     for (const requests of passes) {
       const cpu0 = cpuSeconds(receiver.pid);
-      const { cpu: ingest } = await measure(receiver, requests, records, 1, lines);
+      const { cpu: ingest } = await measure(receiver, requests, records, connections, lines);
       const delivered = records * (figures.length + 1);
       // Asked twice a second: each /metrics answer costs the collector CPU that is the bench's, not the sink's.
       if (es) while ((await sinkEventsDelivered(receiver.http!, 'elasticsearch')) < delivered) await new Promise((r) => setTimeout(r, 500));
@@ -457,22 +454,11 @@ export async function run(which: string = 'all'): Promise<void> {
     const records = TOTAL - (TOTAL % CONTAINERS);
     const message = [messageRequestsByContainer(records), messageRequestsByContainer(records, records)];
     const packed = [packedRequests(records), packedRequests(records, containers, records)];
-    const twice = async (passes: readonly (readonly Buffer[])[], connections: number): Promise<Figure[]> => {
-      const receiver = await startClogs();
-      try {
-        const lines = new DiskLines(receiver.dataDir);
-        const figures: Figure[] = [];
-        for (const requests of passes) figures.push(await measure(receiver, requests, records, connections, lines));
-        return figures;
-      } finally {
-        await receiver.stop();
-      }
-    };
     const ratios: [number[], number[]] = [[], []];
     for (let i = 0; i < RUNS; i++) {
-      const m = await twice(message, CONTAINERS);
-      const p = await twice(packed, 1);
-      for (const pass of [0, 1]) ratios[pass]!.push(m[pass]!.cpu / p[pass]!.cpu);
+      const m = await collectorCpu(message, records, false, CONTAINERS);
+      const p = await collectorCpu(packed, records, false);
+      for (const pass of [0, 1]) ratios[pass]!.push(m[pass]!.total / p[pass]!.total);
     }
     const show = (xs: readonly number[]): string => `${median(xs).toFixed(2)} (median of ${RUNS} pairs, ${xs.map((r) => r.toFixed(2)).join(' ')})`;
     console.log(
