@@ -2,7 +2,9 @@
  * Byte rules for writing JSON strings in place: which bytes JSON.stringify
  * leaves as they are, and which UTF-8 it copies. The renderer and the JSON
  * member scanner copy text from the wire into lines with them, so a line they
- * write is the line JSON.stringify would have written, byte for byte.
+ * write is the line JSON.stringify would have written, byte for byte. Which
+ * escapes a JSON string may hold, and what they stand for, is here too: the
+ * member scanner checks them, the Elasticsearch `_id` key decodes them.
  */
 
 /**
@@ -43,6 +45,27 @@ export function utf8End(buf: Buffer, p: number, end: number): number {
 }
 
 const HEX = Buffer.from('0123456789abcdef');
+
+/**
+ * What the byte after a backslash stands for in a JSON string (`"` `\` `/`
+ * `b` `f` `n` `r` `t`); -1 for `u`, which four hex digits follow (hex4()),
+ * and for any byte JSON allows no escape of.
+ */
+export const SHORT_ESCAPES = new Int16Array(256).fill(-1);
+for (const [c, v] of [['"', 0x22], ['\\', 0x5c], ['/', 0x2f], ['b', 0x08], ['f', 0x0c], ['n', 0x0a], ['r', 0x0d], ['t', 0x09]] as const) SHORT_ESCAPES[c.charCodeAt(0)] = v;
+
+/** The value of the four hex digits at `p` (before `end`), as after a `\u`; -1 when they are not four hex digits. */
+export function hex4(buf: Buffer, p: number, end: number): number {
+  if (p + 4 > end) return -1;
+  let v = 0;
+  for (let i = p; i < p + 4; i++) {
+    const c = buf[i]!;
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+    if (d < 0) return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
 
 /**
  * Whether the four hex digits after a `\u` at `p` are what JSON.stringify

@@ -19,7 +19,7 @@
  * line with JSON.parse as usual: this is a fast path, never a second opinion.
  */
 
-import { canonicalUnicodeEscape, plainWord, utf8End } from './json-bytes.js';
+import { canonicalUnicodeEscape, hex4, plainWord, SHORT_ESCAPES, utf8End } from './json-bytes.js';
 
 const MAX_DEPTH = 32;
 /** Up to 15 significant digits, a decimal number is the shortest text of its double (DBL_DIG). */
@@ -172,12 +172,12 @@ export class JsonMembers {
         const e = buf[++p];
         // The escapes JSON.stringify writes: " \ b f n r t, and \u00xx.
         if (e === 0x75) {
-          if (!hex4(buf, p + 1, end)) return -1;
+          if (hex4(buf, p + 1, end) < 0) return -1;
           if (!canonicalUnicodeEscape(buf, p + 1, end)) this.dirty = true;
           p += 4;
         } else if (e === 0x2f) {
           this.dirty = true;
-        } else if (e !== 0x22 && e !== 0x5c && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74) {
+        } else if (e === undefined || SHORT_ESCAPES[e]! < 0) {
           return -1;
         }
         escaped = true;
@@ -282,15 +282,6 @@ function word(buf: Buffer, p: number, end: number, w: Buffer): number {
   if (p + w.length > end) return -1;
   for (let i = 0; i < w.length; i++) if (buf[p + i] !== w[i]) return -1;
   return p + w.length;
-}
-
-function hex4(buf: Buffer, p: number, end: number): boolean {
-  if (p + 4 > end) return false;
-  for (let i = p; i < p + 4; i++) {
-    const b = buf[i]!;
-    if (!(isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66))) return false;
-  }
-  return true;
 }
 
 function isDigit(b: number): boolean {

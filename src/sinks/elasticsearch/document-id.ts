@@ -23,7 +23,7 @@
  */
 import { hash } from 'node:crypto';
 import type { ContainerMeta } from '../../collector/event.js';
-import { plainWord } from '../../collector/json-bytes.js';
+import { hex4, plainWord, SHORT_ESCAPES } from '../../collector/json-bytes.js';
 import { TIMESTAMP_LENGTH, type LineFields } from '../../collector/line-fields.js';
 
 /** 22 base64url characters = 132 bits of SHA-256: collisions are out of reach for any log volume. */
@@ -225,23 +225,6 @@ export class DocumentIds {
     let p = (this.pos += digits);
     for (let rest = n; digits-- > 0; rest = Math.floor(rest / 10)) this.key[--p] = 0x30 + (rest % 10);
   }
-}
-
-/** What each byte after a backslash stands for in a JSON string (-1: none, or `\\u`). */
-const SHORT_ESCAPES = new Int16Array(256).fill(-1);
-for (const [c, v] of [['"', 0x22], ['\\', 0x5c], ['/', 0x2f], ['b', 0x08], ['f', 0x0c], ['n', 0x0a], ['r', 0x0d], ['t', 0x09]] as const) SHORT_ESCAPES[c.charCodeAt(0)] = v;
-
-/** The four hex digits at `p` (before `end`), or -1. */
-function hex4(buf: Buffer, p: number, end: number): number {
-  if (p + 4 > end) return -1;
-  let v = 0;
-  for (let i = p; i < p + 4; i++) {
-    const c = buf[i]!;
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
-    if (d < 0) return -1;
-    v = (v << 4) | d;
-  }
-  return v;
 }
 
 /** Code point `cp` (not a surrogate) as UTF-8 at `o`; where it ends. */
