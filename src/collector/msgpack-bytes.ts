@@ -47,7 +47,7 @@ export function isMap(b: number): boolean {
   return b <= 0x8f || b === 0xde || b === 0xdf;
 }
 
-/** Bytes of the header of the map or array at `p` (its type byte and count). */
+/** Bytes of the header (type byte and count) of a map or array whose type byte is `b`. */
 export function collectionHeaderBytes(b: number): number {
   return b <= 0x9f ? 1 : b === 0xdc || b === 0xde ? 3 : 5;
 }
@@ -76,10 +76,8 @@ export function strEnd(buf: Buffer, p: number): number {
 
 /** Where the str at `p` ends; -1 for another type, or when it runs past `end`. */
 export function skipStr(buf: Buffer, p: number, end: number): number {
-  if (p >= end || !isStr(buf[p]!)) return -1;
-  const b = buf[p]!;
-  const header = (b & 0xe0) === 0xa0 ? 1 : b === 0xd9 ? 2 : b === 0xda ? 3 : 5;
-  if (p + header > end) return -1;
+  // strStart() is past the header: the header must be whole before strEnd() reads its length.
+  if (p >= end || !isStr(buf[p]!) || strStart(buf, p) > end) return -1;
   const e = strEnd(buf, p);
   return e > end ? -1 : e;
 }
