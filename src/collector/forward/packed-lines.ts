@@ -161,7 +161,13 @@ export class PackedLineEncoder {
    */
   private readonly byIdBytes = new Map<number, KnownContainer[]>();
   private lastKnown: KnownContainer | undefined;
-  /** The request being rendered, as a DataView: four bytes per read. */
+  /**
+   * The stream being read, and a DataView of it for reading its numbers: a
+   * Buffer's own read methods are each found through V8's generic load IC
+   * in optimized code (Node's Buffer prototype is not one TurboFan folds),
+   * about 7 ns a read against under 1 ns for a DataView's.
+   */
+  private srcStream: Buffer | undefined;
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private byIdGeneration = 0;
   /**
@@ -223,7 +229,6 @@ export class PackedLineEncoder {
   lookups(stream: Buffer, pos: number, tag: string | undefined, maxEntries: number): Promise<void> | undefined {
     if (!this.mapper.enriches) return undefined;
     if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries, tag === undefined);
-    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const count = this.plannedCount;
     const slots = this.slots;
     const src = this.srcView;
@@ -281,7 +286,6 @@ export class PackedLineEncoder {
   ): number {
     const messages = tag === undefined;
     if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries, messages);
-    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
     const tags = this.tags;
     const limit = out.bytes + maxBytes;
     let next = pos;
@@ -322,6 +326,7 @@ export class PackedLineEncoder {
     this.extraCount = 0;
     this.plannedStream = stream;
     this.plannedAt = pos;
+    this.readFrom(stream);
     let count = 0;
     for (; pos < stream.length && count < limit && this.general.length < GENERAL_AHEAD; count++) {
       const s = count * SLOTS;
@@ -353,6 +358,12 @@ export class PackedLineEncoder {
     }
     this.plannedCount = count;
     return pos;
+  }
+
+  private readFrom(stream: Buffer): void {
+    if (stream === this.srcStream) return;
+    this.srcStream = stream;
+    this.srcView = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
   }
 
   /**
@@ -416,6 +427,7 @@ export class PackedLineEncoder {
    */
   private readPair(buf: Buffer, p: number, s: number): number {
     const end = buf.length;
+    const view = this.srcView;
     if (p + 11 > end) return -1;
     const t = buf[p]!;
     let sec: number;
@@ -423,13 +435,13 @@ export class PackedLineEncoder {
     if ((t === 0xd7 && buf[p + 1] === 0) || (t === 0xc7 && buf[p + 1] === 8 && buf[p + 2] === 0)) {
       p += t === 0xd7 ? 2 : 3;
       if (p + 8 > end) return -1;
-      sec = buf.readUInt32BE(p);
-      nsec = buf.readUInt32BE(p + 4);
+      sec = view.getUint32(p);
+      nsec = view.getUint32(p + 4);
       p += 8;
     } else if (t === 0xd2 || t === 0xce) {
       // Whole seconds: Docker's driver sends an int32 unless fluentd-sub-second-precision is on.
       if (p + 5 > end) return -1;
-      sec = t === 0xd2 ? buf.readInt32BE(p + 1) : buf.readUInt32BE(p + 1);
+      sec = t === 0xd2 ? view.getInt32(p + 1) : view.getUint32(p + 1);
       if (sec < 0) return -1;
       p += 5;
     } else {
@@ -444,7 +456,7 @@ export class PackedLineEncoder {
       p++;
     } else if (m === 0xde && p + 3 <= end) {
       // map16: a record with many labels or env keys.
-      keys = buf.readUInt16BE(p + 1);
+      keys = view.getUint16(p + 1);
       p += 3;
     } else {
       return -1;
@@ -487,11 +499,11 @@ export class PackedLineEncoder {
       } else if (v === 0xda || v === 0xc5) {
         if (p + 3 > end) return -1;
         at = p + 3;
-        len = buf.readUInt16BE(p + 1);
+        len = view.getUint16(p + 1);
       } else if (v === 0xdb || v === 0xc6) {
         if (p + 5 > end) return -1;
         at = p + 5;
-        len = buf.readUInt32BE(p + 1);
+        len = view.getUint32(p + 1);
       } else {
         // Kept from its type byte on (msgpack-bytes.ts numberAt, line-render.ts nested()). A
         // 64-bit integer, bin or ext anywhere takes the general path, which
