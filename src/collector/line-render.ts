@@ -122,7 +122,7 @@ export class LineRenderer {
    * per line (measured on the Docker input, one line per view: ~6 % of the
    * main thread in `new DataView`).
    */
-  private srcMemory: ArrayBufferLike | undefined;
+  private srcMemory: ArrayBufferLike = new ArrayBuffer(0);
   private srcWhole: Buffer = Buffer.alloc(0);
   private srcView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   /**
@@ -610,8 +610,17 @@ export class LineRenderer {
       if (i === message || i === levelAt) continue;
       o = this.attrsMember(dst, o, first);
       first = false;
+      if (m.rewrite[i] === 0) {
+        // Members in a row that are copied as they are go at once, with the
+        // commas between them: the line has no whitespace outside strings.
+        let last = i;
+        while (last + 1 < m.count && last + 1 !== message && last + 1 !== levelAt && m.rewrite[last + 1] === 0) last++;
+        o = this.copyOut(m.keyAt[i]! - 1, m.valueEnd[last]!, dst, o);
+        i = last;
+        continue;
+      }
       // The key with its quotes and colon, then the value.
-      o = copyBytes(this.srcView, m.keyAt[i]! - 1, m.valueAt[i]!, this.dstView, o);
+      o = this.copyOut(m.keyAt[i]! - 1, m.valueAt[i]!, dst, o);
       o = this.value(buf, i, dst, o);
     }
     if (!first) dst[o++] = 0x7d;
@@ -624,8 +633,19 @@ export class LineRenderer {
     const m = this.members;
     const at = m.valueAt[i]!;
     const end = m.valueEnd[i]!;
-    if (m.rewrite[i] === 0) return copyBytes(this.srcView, at, end, this.dstView, o);
+    if (m.rewrite[i] === 0) return this.copyOut(at, end, dst, o);
     return o + dst.write(JSON.stringify(JSON.parse(buf.toString('utf8', at, end))), o, 'utf8');
+  }
+
+  /**
+   * Bytes [start, end) of the lines' memory, as they are, at `o`. Measured
+   * (2026-11-30): four bytes a step through DataViews take about 0.5 ns a
+   * byte, a native copy about 47 ns whatever the size (mostly the view it
+   * needs).
+   */
+  private copyOut(start: number, end: number, dst: Buffer, o: number): number {
+    if (end - start < NATIVE_COPY_BYTES) return copyBytes(this.srcView, start, end, this.dstView, o);
+    return put(new Uint8Array(this.srcMemory, start, end - start), dst, o);
   }
 
   /** `{"@timestamp":"…","message":` */
@@ -778,6 +798,8 @@ function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: 
   return o;
 }
 
+/** From this many bytes on, copyOut() makes a view and copies natively. */
+const NATIVE_COPY_BYTES = 96;
 const typedArraySet = Uint8Array.prototype.set;
 /**
  * `dst.set(src, o)`; returns where `src` ends in `dst`. Called through the

@@ -418,8 +418,23 @@ describe('packed-lines: the fast path writes what the general path writes', () =
         const n = 1 + rand(4);
         for (let k = 0; k < n; k++) log += (k > 0 ? (rand(8) === 0 ? '\t' : ' ') : '') + pairs[rand(pairs.length)] + values[rand(values.length)];
       } else if (rand(3) === 0) {
-        const fields = ['"msg":"m' + i + '"', '"level":' + (rand(2) ? '30' : '"Info"'), '"n":' + (rand(100) - 50), '"s":"' + 'q'.repeat(rand(5)) + '"', '"o":{"a":[1,"b",null]}'];
-        log = '{' + fields.filter(() => rand(2) === 0).join(',') + '}';
+        // Members copied as they are, in runs long and short, around the message,
+        // the level and members written anew (1.50, 1e3, \u00e9).
+        const fields = [
+          '"msg":"m' + i + '"',
+          '"level":' + (rand(2) ? '30' : '"Info"'),
+          '"n":' + (rand(100) - 50),
+          '"s":"' + 'q'.repeat(rand(5)) + '"',
+          '"o":{"a":[1,"b",null]}',
+          '"f":' + ['1.50', '2.5', '1e3', '-0'][rand(4)]!,
+          '"t":"' + 'a stack line\\n\\tat x (y.js:1:2) '.repeat(rand(12)) + '"',
+          '"u":"\\u00e9' + 'é'.repeat(rand(60)) + '"',
+        ];
+        for (let k = fields.length - 1; k > 0; k--) {
+          const j = rand(k + 1);
+          [fields[k], fields[j]] = [fields[j]!, fields[k]!];
+        }
+        log = '{' + fields.filter(() => rand(3) > 0).join(',') + '}';
       } else {
         for (let k = rand(12); k > 0; k--) log += pieces[rand(pieces.length)];
       }
