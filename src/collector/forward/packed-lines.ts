@@ -237,6 +237,7 @@ export class PackedLineEncoder {
     let waits: Promise<void>[] | undefined;
     let prevAt = -1;
     let prevLength = -1;
+    let prevKnown: KnownContainer | undefined;
     for (let i = 0, s = 0, g = 0; i < count; i++, s += SLOTS) {
       const at = slots[s + ID_AT]!;
       if (at === NO_CONTAINER) continue;
@@ -246,13 +247,19 @@ export class PackedLineEncoder {
         if (record.log !== undefined) id = record.containerId;
       } else {
         const length = slots[s + ID_END]! - at;
-        if (length === prevLength && sameBytes(src, at, src, prevAt, length)) continue;
+        const nameAt = slots[s + NAME_AT]!;
+        const nameEnd = slots[s + NAME_END]!;
+        if (length === prevLength && sameBytes(src, at, src, prevAt, length)) {
+          // The record before's container, found once for the run: render() takes it from here.
+          if (prevKnown !== undefined && this.sameName(prevKnown, src, nameAt, nameEnd)) this.plannedKnown[i] = prevKnown;
+          continue;
+        }
         prevAt = at;
         prevLength = length;
         // A container a line was rendered for has nothing to wait for.
-        const known = this.known(src, at, slots[s + ID_END]!, slots[s + NAME_AT]!, slots[s + NAME_END]!);
-        if (known !== undefined) {
-          this.plannedKnown[i] = known;
+        prevKnown = this.known(src, at, slots[s + ID_END]!, nameAt, nameEnd);
+        if (prevKnown !== undefined) {
+          this.plannedKnown[i] = prevKnown;
           continue;
         }
         id = stream.toString('utf8', at, at + length);
@@ -739,11 +746,11 @@ export class PackedLineEncoder {
   }
 
   private sameContainer(k: KnownContainer, src: DataView, idAt: number, len: number, nameAt: number, nameEnd: number): boolean {
-    return (
-      k.id.byteLength === len &&
-      sameBytes(src, idAt, k.id, 0, len) &&
-      (nameAt < 0 ? k.name === undefined : k.name !== undefined && nameEnd - nameAt === k.name.byteLength && sameBytes(src, nameAt, k.name, 0, nameEnd - nameAt))
-    );
+    return k.id.byteLength === len && sameBytes(src, idAt, k.id, 0, len) && this.sameName(k, src, nameAt, nameEnd);
+  }
+
+  private sameName(k: KnownContainer, src: DataView, nameAt: number, nameEnd: number): boolean {
+    return nameAt < 0 ? k.name === undefined : k.name !== undefined && nameEnd - nameAt === k.name.byteLength && sameBytes(src, nameAt, k.name, 0, nameEnd - nameAt);
   }
 
 }
