@@ -21,6 +21,7 @@
  * and since seq and ordinals are taken from the Normalizer as the line is
  * written, order and identity come out as if every line had gone there.
  */
+import { put, putRange } from './byte-copy.js';
 import type { EncodedBatch, EncodedSource } from './encoded.js';
 import type { ContainerMeta, ContainerWithId as Container, Stream } from './event.js';
 import { clogsHead, containerJson, hostJson, levelJson, LOG_LEVEL_OPEN, streamJson } from './event-json.js';
@@ -645,7 +646,7 @@ export class LineRenderer {
    */
   private copyOut(start: number, end: number, dst: Buffer, o: number): number {
     if (end - start < NATIVE_COPY_BYTES) return copyBytes(this.srcView, start, end, this.dstView, o);
-    return put(new Uint8Array(this.srcMemory, start, end - start), dst, o);
+    return putRange(this.srcMemory, start, end, dst, o);
   }
 
   /** `{"@timestamp":"…","message":` */
@@ -800,16 +801,6 @@ function copyBytes(src: DataView, start: number, end: number, dst: DataView, o: 
 
 /** From this many bytes on, copyOut() makes a view and copies natively. */
 const NATIVE_COPY_BYTES = 96;
-const typedArraySet = Uint8Array.prototype.set;
-/**
- * `dst.set(src, o)`; returns where `src` ends in `dst`. Called through the
- * function itself: a method read off a Buffer in optimized code goes through
- * V8's generic load IC (Node's Buffer prototype is not one TurboFan folds).
- */
-function put(src: Uint8Array, dst: Buffer, o: number): number {
-  typedArraySet.call(dst, src, o);
-  return o + src.length;
-}
 
 /** Short constants: a loop beats the native copy's call cost. */
 function copy(src: Buffer, dst: Buffer, o: number): number {

@@ -8,6 +8,7 @@
  * are written into one buffer, sized up front: the queue appends it as one
  * record.
  */
+import { put, putRange } from '../../collector/byte-copy.js';
 import type { EncodedBatch } from '../../collector/encoded.js';
 import { LineFields } from '../../collector/line-fields.js';
 import { ClogsError } from '../../errors.js';
@@ -81,16 +82,22 @@ export class BulkEncoder {
     }
     const out = alloc(size + count * this.actionLength);
     let pos = 0;
+    // The chunk the lines come from, and where it starts in its memory (see byte-copy.ts).
+    let chunk: Buffer | undefined;
+    let memory: ArrayBufferLike = out.buffer;
+    let offset = 0;
     for (const source of batch.sources()) {
       source.forEachLine(this.fields, (f) => {
         const start = this.target.kind === 'data_stream' ? this.actionStart : this.actionOfDay(f);
-        out.set(start, pos);
-        pos += start.length;
+        pos = put(start, out, pos);
         this.ids.write(f, source.container, out, pos);
-        pos += ID_LENGTH;
-        out.set(ACTION_END, pos);
-        pos += ACTION_END.length;
-        pos += f.buf.copy(out, pos, f.start, f.end + 1);
+        pos = put(ACTION_END, out, pos + ID_LENGTH);
+        if (f.buf !== chunk) {
+          chunk = f.buf;
+          memory = chunk.buffer;
+          offset = chunk.byteOffset;
+        }
+        pos = putRange(memory, offset + f.start, offset + f.end + 1, out, pos);
       });
     }
     if (pos !== out.length) throw new Error(`bulk lines take ${pos} bytes, not the ${out.length} the batch's lines promised`);

@@ -22,6 +22,7 @@
  * string cost more than the rest of the sink.
  */
 import { hash } from 'node:crypto';
+import { put, putRange } from '../../collector/byte-copy.js';
 import type { ContainerMeta } from '../../collector/event.js';
 import { hex4, plainWord, SHORT_ESCAPES } from '../../collector/json-bytes.js';
 import { TIMESTAMP_LENGTH, type LineFields } from '../../collector/line-fields.js';
@@ -42,6 +43,8 @@ const KEY_OVERHEAD = 256;
 
 export class DocumentIds {
   private key = Buffer.allocUnsafe(4096);
+  private keyMemory: ArrayBufferLike = this.key.buffer;
+  private keyOffset = this.key.byteOffset;
   private pos = 0;
   private container: ContainerMeta | undefined;
   private containerId = '';
@@ -49,19 +52,22 @@ export class DocumentIds {
   private containerPart = Buffer.alloc(0);
   private scratch = Buffer.allocUnsafe(1024);
   private scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+  /** The Buffer lines are read from, as a DataView, its memory and offset there (see byte-copy.ts). */
   private viewBuf: Buffer | undefined;
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private viewMemory: ArrayBufferLike = new ArrayBuffer(0);
+  private viewOffset = 0;
 
   /** The `_id` of the line `fields` was read from, whose container (if any) is `container`. */
   of(fields: LineFields, container: ContainerMeta | undefined): string {
     this.build(fields, container);
-    return hash('sha256', this.key.subarray(0, this.pos), 'base64url').slice(0, ID_LENGTH);
+    return hash('sha256', this.keyBytes(), 'base64url').slice(0, ID_LENGTH);
   }
 
   /** Writes the `_id` into `out` at `at`, ID_LENGTH bytes. */
   write(fields: LineFields, container: ContainerMeta | undefined, out: Buffer, at: number): void {
     this.build(fields, container);
-    const id = hash('sha256', this.key.subarray(0, this.pos), 'base64url');
+    const id = hash('sha256', this.keyBytes(), 'base64url');
     for (let i = 0; i < ID_LENGTH; i++) out[at + i] = id.charCodeAt(i);
   }
 
@@ -69,7 +75,7 @@ export class DocumentIds {
     const buf = f.buf;
     const id = container?.id;
     const room = f.end - f.start + KEY_OVERHEAD + (id?.length ?? 0) * 3;
-    if (this.key.length < room) this.key = Buffer.allocUnsafe(Math.max(room, this.key.length * 2));
+    if (this.key.length < room) this.growKey(room);
     this.pos = 0;
 
     if (id) this.bytes(this.sourcePart(container!, id));
@@ -95,6 +101,17 @@ export class DocumentIds {
     this.jsonString(buf, f.messageAt, f.messageEnd);
     this.byte(BAR);
     if (f.attrsAt >= 0) this.copy(buf, f.attrsAt, f.attrsEnd);
+  }
+
+  private growKey(room: number): void {
+    this.key = Buffer.allocUnsafe(Math.max(room, this.key.length * 2));
+    this.keyMemory = this.key.buffer;
+    this.keyOffset = this.key.byteOffset;
+  }
+
+  /** The key built, as a view of `key`. */
+  private keyBytes(): Uint8Array {
+    return new Uint8Array(this.keyMemory, this.keyOffset, this.pos);
   }
 
   private sourcePart(container: ContainerMeta, id: string): Buffer {
@@ -143,7 +160,7 @@ export class DocumentIds {
     const out = this.scratch;
     const outView = this.scratchView;
     const view = this.viewOf(buf);
-    let o = buf.copy(out, 0, at + 1, from);
+    let o = putRange(this.viewMemory, this.viewOffset + at + 1, this.viewOffset + from, out, 0);
     for (let i = from; i < to; ) {
       for (; i + 4 <= to; i += 4, o += 4, units += 4) {
         const x = view.getUint32(i);
@@ -183,31 +200,36 @@ export class DocumentIds {
     }
     this.decimal(units);
     this.byte(COLON);
-    this.copy(out, 0, o);
+    this.pos = putRange(this.scratchView.buffer, this.scratchView.byteOffset, this.scratchView.byteOffset + o, this.key, this.pos);
   }
 
   /** A DataView of `buf`, kept while lines come from the same chunk. */
   private viewOf(buf: Buffer): DataView<ArrayBufferLike> {
     if (buf !== this.viewBuf) {
       this.viewBuf = buf;
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.viewMemory = buf.buffer;
+      this.viewOffset = buf.byteOffset;
+      this.view = new DataView(this.viewMemory, this.viewOffset, buf.byteLength);
     }
     return this.view;
   }
 
+  /** Bytes [from, to) of `buf`, a line's Buffer. */
   private copy(buf: Buffer, from: number, to: number): void {
-    // Buffer.copy costs a view of the source per call: short runs are cheaper byte by byte.
+    // A native copy costs a view of the source per call: short runs are cheaper byte by byte.
     if (to - from < SHORT_COPY) {
       const key = this.key;
       let p = this.pos;
       for (let i = from; i < to; i++) key[p++] = buf[i]!;
       this.pos = p;
-    } else this.pos += buf.copy(this.key, this.pos, from, to);
+      return;
+    }
+    this.viewOf(buf);
+    this.pos = putRange(this.viewMemory, this.viewOffset + from, this.viewOffset + to, this.key, this.pos);
   }
 
   private bytes(b: Buffer): void {
-    this.key.set(b, this.pos);
-    this.pos += b.length;
+    this.pos = put(b, this.key, this.pos);
   }
 
   /** A string's UTF-8: lone surrogates become U+FFFD, as they did when the key was a string. */
