@@ -53,6 +53,11 @@ export class Framer {
   /** The buffer of a request handed out by the current push(), reusable from the next. */
   private lent: Buffer | undefined;
   private spare: Buffer | undefined;
+  /**
+   * Where, in the `out` of the last push(), the requests handed out as views
+   * of its chunk begin: those from there on lie back to back in it.
+   */
+  viewsFrom = 0;
 
   constructor(private readonly maxFrameSize: number) {}
 
@@ -89,6 +94,7 @@ export class Framer {
     }
     const end = chunk.length;
     let pos = 0;
+    this.viewsFrom = out.length;
     while (pos < end) {
       if (!this.inFrame) {
         this.inFrame = true;
@@ -107,6 +113,7 @@ export class Framer {
       if (this.heldLen > 0) {
         this.hold(chunk, start, stop);
         out.push(this.held!.subarray(0, this.heldLen));
+        this.viewsFrom = out.length;
         this.lent = this.held;
         this.held = undefined;
         this.heldLen = 0;

@@ -43,6 +43,13 @@ export class RequestReader {
   private readAt = 0;
   /** Requests cut but not decoded yet: more than one only while a gzip chunk inflates or a request is rendered. */
   private frames: Buffer[] = [];
+  /**
+   * Per frame, 1 when it lies right after the frame before it in the same
+   * bytes (a run of Message-mode requests is then one view of them). Kept
+   * from what the Framer says, not from the views' `buffer` and `byteOffset`:
+   * each read of those is a call to V8's generic load IC (byte-copy.ts).
+   */
+  private joined: number[] = [];
   private frameIdx = 0;
   private frameBytes = 0;
   private inflating = false;
@@ -88,12 +95,16 @@ export class RequestReader {
     } catch (err) {
       error = err;
     }
-    for (let i = before; i < this.frames.length; i++) this.frameBytes += this.frames[i]!.length;
+    const viewsFrom = this.framer.viewsFrom;
+    for (let i = before; i < this.frames.length; i++) {
+      this.frameBytes += this.frames[i]!.length;
+      this.joined[i] = i > viewsFrom ? 1 : 0;
+    }
     // Requests completed before a broken one are still good.
     this.process();
     // Requests waiting behind a gzip chunk or a request being rendered outlive
     // this read: the Framer may reuse their bytes.
-    keepFrames(this.frames, Math.max(before, this.frameIdx));
+    keepFrames(this.frames, this.joined, Math.max(before, this.frameIdx));
     this.slices.keep((entries) => this.framer.lasts(entries));
     if (error !== undefined) this.hooks.bad(error);
     this.flush();
@@ -109,6 +120,7 @@ export class RequestReader {
   stop(): void {
     this.stopped = true;
     this.frames.length = 0;
+    this.joined.length = 0;
     this.frameIdx = 0;
     this.frameBytes = 0;
   }
@@ -133,6 +145,7 @@ export class RequestReader {
     }
     if (this.frameIdx === this.frames.length) {
       this.frames.length = 0;
+      this.joined.length = 0;
       this.frameIdx = 0;
     }
   }
@@ -185,15 +198,14 @@ export class RequestReader {
   private acceptMessages(first: Buffer): boolean {
     if (this.ping !== undefined || !isMessageHead(first)) return false;
     const firstIdx = this.frameIdx - 1;
-    let last = first;
     let wire = first.length;
-    for (let i = this.frameIdx; i < this.frames.length && i - firstIdx < SLICE_ENTRIES && wire < SLICE_BYTES; i++) {
+    let i = this.frameIdx;
+    for (; i < this.frames.length && i - firstIdx < SLICE_ENTRIES && wire < SLICE_BYTES; i++) {
       const next = this.frames[i]!;
-      if (!isMessageHead(next) || !follows(last, next)) break;
-      last = next;
+      if (!isMessageHead(next) || this.joined[i] === 0) break;
       wire += next.length;
     }
-    const run = last === first ? first : Buffer.from(first.buffer, first.byteOffset, wire);
+    const run = i === this.frameIdx ? first : Buffer.from(first.buffer, first.byteOffset, wire);
     const stream = this.slices.checkMessages(run);
     if (stream.entries.length === 0) return false;
     for (let taken = first.length; taken < stream.entries.length; ) {
@@ -294,23 +306,19 @@ function isMessageHead(frame: Buffer): boolean {
   return frame[0] === 0x93 || frame[0] === 0x94;
 }
 
-/** Whether `next` starts where `prev` ends, in the same bytes. */
-function follows(prev: Buffer, next: Buffer): boolean {
-  return next.buffer === prev.buffer && next.byteOffset === prev.byteOffset + prev.length;
-}
-
 /**
  * Copies the requests from `from` on, which outlive the bytes they were cut
  * from: the requests that lie back to back in those bytes are copied together,
  * so they still do in the copy (a run of Message-mode requests stays one view).
  */
-function keepFrames(frames: Buffer[], from: number): void {
+function keepFrames(frames: Buffer[], joined: number[], from: number): void {
   for (let i = from; i < frames.length; ) {
     const first = frames[i]!;
     let j = i + 1;
     let size = first.length;
-    for (; j < frames.length && follows(frames[j - 1]!, frames[j]!); j++) size += frames[j]!.length;
+    for (; j < frames.length && joined[j] === 1; j++) size += frames[j]!.length;
     const copy = Buffer.from(Buffer.from(first.buffer, first.byteOffset, size));
+    joined[i] = 0;
     for (let at = 0; i < j; i++) {
       const n = frames[i]!.length;
       frames[i] = copy.subarray(at, at + n);

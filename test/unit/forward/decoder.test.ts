@@ -99,9 +99,20 @@ describe('decoder against the Docker captures', () => {
           framer.push(Buffer.from(c.bytes.subarray(0, k)), out);
           // Valid until the next push.
           for (let i = 0; i < out.length; i++) out[i] = Buffer.from(out[i]!);
-          framer.push(Buffer.from(c.bytes.subarray(k)), out);
+          const before = out.length;
+          const second = Buffer.from(c.bytes.subarray(k));
+          framer.push(second, out);
           expect(framer.midFrame).toBe(false);
           if (out.length !== whole.length || out.some((f, i) => !f.equals(whole[i]!))) throw new Error(`split at ${k} cut different frames`);
+          // The requests from viewsFrom on lie back to back in the chunk; one before them there was held.
+          const v = framer.viewsFrom;
+          if (v < before || v > before + 1) throw new Error(`split at ${k}: viewsFrom ${v}, ${before} requests before the push`);
+          for (let i = before; i < out.length; i++) {
+            const f = out[i]!;
+            const inChunk = f.buffer === second.buffer && f.byteOffset >= second.byteOffset && f.byteOffset + f.length <= second.byteOffset + second.length;
+            if (inChunk !== i >= v) throw new Error(`split at ${k}: request ${i} is ${inChunk ? '' : 'not '}a view of the chunk`);
+            if (i > v && f.byteOffset !== out[i - 1]!.byteOffset + out[i - 1]!.length) throw new Error(`split at ${k}: request ${i} does not follow the one before`);
+          }
         }
       });
 
