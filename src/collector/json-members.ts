@@ -81,6 +81,9 @@ export class JsonMembers {
     p++;
     if (buf[p] === 0x7d) return p + 1;
     const firstKey = this.openKeyCount;
+    // One bit per key of this object, from its length and end bytes: a key
+    // whose bit is clear is not one before it, without comparing it with each.
+    let seen = 0;
     for (;;) {
       if (p >= end || buf[p] !== 0x22) return -1;
       const keyAt = p + 1;
@@ -89,7 +92,10 @@ export class JsonMembers {
       p = this.string(buf, p, end);
       if (p < 0) return -1;
       const keyEnd = p - 1;
-      if (!this.newKey(buf, firstKey, keyAt, keyEnd)) return -1;
+      const bit = 1 << ((7 * (keyEnd - keyAt) + 3 * first + buf[keyEnd - 1]!) & 31);
+      if ((seen & bit) !== 0 && this.repeats(buf, firstKey, keyAt, keyEnd)) return -1;
+      seen |= bit;
+      this.addKey(keyAt, keyEnd);
       if (buf[p] !== 0x3a) return -1;
       const valueAt = ++p;
       if (p >= end) return -1;
@@ -230,8 +236,8 @@ export class JsonMembers {
     return p;
   }
 
-  /** Whether the key [at, end) is not already a key of the object being read (since `first`); records it. */
-  private newKey(buf: Buffer, first: number, at: number, end: number): boolean {
+  /** Whether the key [at, end) is already a key of the object being read (since `first`). */
+  private repeats(buf: Buffer, first: number, at: number, end: number): boolean {
     const keys = this.openKeys;
     const len = end - at;
     for (let i = first; i < this.openKeyCount; i++) {
@@ -239,17 +245,21 @@ export class JsonMembers {
       if (keys[2 * i + 1]! - kAt !== len) continue;
       let j = 0;
       while (j < len && buf[kAt + j] === buf[at + j]) j++;
-      if (j === len) return false;
+      if (j === len) return true;
     }
-    if (2 * this.openKeyCount + 2 > keys.length) {
-      const grown = new Int32Array(keys.length * 2);
-      grown.set(keys);
+    return false;
+  }
+
+  /** Records the key [at, end) as one of the object being read. */
+  private addKey(at: number, end: number): void {
+    if (2 * this.openKeyCount + 2 > this.openKeys.length) {
+      const grown = new Int32Array(this.openKeys.length * 2);
+      grown.set(this.openKeys);
       this.openKeys = grown;
     }
     this.openKeys[2 * this.openKeyCount] = at;
     this.openKeys[2 * this.openKeyCount + 1] = end;
     this.openKeyCount++;
-    return true;
   }
 
   private member(keyAt: number, keyEnd: number, valueAt: number, valueEnd: number, kind: number): void {

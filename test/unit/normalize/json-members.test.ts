@@ -57,6 +57,31 @@ describe('JsonMembers', () => {
     for (const text of refused) expect(scan(text).ok, text).toBe(false);
   });
 
+  it('refuses an object with a key twice, at any depth, among keys that look alike', () => {
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    // Same lengths, same first or last bytes, the empty key: keys a cheap check could confuse.
+    const keys = ['a', 'b', 'ab', 'ba', 'aa', 'abc', 'acb', 'cba', '', 'é', 'level', 'lever', 'msg', 'mg'];
+    const object = (depth: number): string => {
+      const n = rand(6);
+      const members: string[] = [];
+      for (let i = 0; i < n; i++) members.push(`${JSON.stringify(keys[rand(keys.length)])}:${depth < 3 && rand(4) === 0 ? object(depth + 1) : String(rand(10))}`);
+      return `{${members.join(',')}}`;
+    };
+    let refused = 0;
+    for (let i = 0; i < 3000; i++) {
+      const text = object(0);
+      // Valid JSON in the form JSON.stringify writes: it writes it back unchanged unless a key repeats.
+      const unique = JSON.stringify(JSON.parse(text)) === text;
+      expect(scan(text).ok, text).toBe(unique);
+      if (!unique) refused++;
+    }
+    expect(refused).toBeGreaterThan(300);
+  });
+
   it('copies a number exactly when JavaScript prints it back the same', () => {
     let seed = 7;
     const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
