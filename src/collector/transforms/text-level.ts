@@ -48,15 +48,19 @@ export function leadingLevel(line: string): string | undefined {
 }
 
 /**
- * leadingLevel of the line in bytes [start, end) of `buf`, for the forward
- * fast path; null when its head is not all ASCII, whose characters only the
- * decoded line counts right.
+ * leadingLevel of the line in bytes [start, end) of `buf`, for the fast
+ * paths. A head that is all ASCII is read as it is; one with other bytes
+ * only as the line decoded whole, since a cut through a character (or a
+ * byte read as Latin-1, 0xa0 as a space) changes what the expressions see.
+ * Null for such a line longer than LEVEL_HEAD bytes: left to the decoded line.
  */
 export function leadingLevelOfBytes(buf: Buffer, start: number, end: number): string | undefined | null {
   const at = (i: number): number => (start + i < end ? buf[start + i]! : -1);
   if (!mayLead(at(0), at(1), at(2), at(4))) return undefined;
   const headEnd = Math.min(end, start + LEVEL_HEAD);
-  for (let i = start; i < headEnd; i++) if (buf[i]! >= 0x80) return null;
+  for (let i = start; i < headEnd; i++) {
+    if (buf[i]! >= 0x80) return end - start <= LEVEL_HEAD ? leadingLevel(buf.toString('utf8', start, end)) : null;
+  }
   return leadingLevel(buf.toString('latin1', start, headEnd));
 }
 

@@ -108,8 +108,8 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     const n = normalizer();
     const push = vi.spyOn(n, 'push');
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
-    const staged = ['ERROR ü', 'k="esc\\"aped" v=1', 'a=1 a=2', '7=x y=1', 'k="\u0007" v=1'];
-    const plain = ['ERROR x', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain', 'user said error occurred', 'GET /healthz 200', 'Error: not a token'];
+    const staged = [`ERROR ${'ü'.repeat(100)}`, 'k="esc\\"aped" v=1', 'a=1 a=2', '7=x y=1', 'k="\u0007" v=1'];
+    const plain = ['ERROR x', 'ERROR ü', 'Bestellung für Müller', '12:00:00.123 [main] INFO c.e.App - hi', 'level=info a=b', 'k=v plain', 'user said error occurred', 'GET /healthz 200', 'Error: not a token'];
     encode(encoder, Buffer.concat([...staged, ...plain].map((log) => entry(at(T), record(log)))), 'tag', new EncodedBatch(), () => {
       throw new Error('general path taken');
     });

@@ -1,6 +1,6 @@
 /** Leading levels of text lines, on lines copied from real programs' output. */
 import { describe, expect, it } from 'vitest';
-import { leadingLevel, leadingLevelOfBytes } from '../../../src/collector/transforms/text-level.js';
+import { LEVEL_HEAD, leadingLevel, leadingLevelOfBytes } from '../../../src/collector/transforms/text-level.js';
 
 const cases: Array<[string, string, string | undefined]> = [
   // Spring Boot 2 and 3 (logback default pattern), as in `docker logs`.
@@ -85,12 +85,21 @@ describe('leadingLevel', () => {
     expect(leadingLevelOfBytes(Buffer.alloc(0), 0, 0)).toBeUndefined();
   });
 
-  it('leaves a head with non-ASCII bytes to the decoded line, whose characters it cannot count', () => {
-    const line = Buffer.from(`12:00:00 [${'名'.repeat(30)}] INFO started`);
-    expect(leadingLevelOfBytes(line, 0, line.length)).toBeNull();
-    expect(leadingLevel(line.toString())).toBe('info');
-    expect(leadingLevelOfBytes(Buffer.from('ERROR ü'), 0, 8)).toBeNull();
+  it('reads a head with non-ASCII bytes as the decoded line, and leaves a long one to it', () => {
+    const long = Buffer.from(`12:00:00 [${'名'.repeat(60)}] INFO started`);
+    expect(long.length).toBeGreaterThan(LEVEL_HEAD);
+    expect(leadingLevelOfBytes(long, 0, long.length)).toBeNull();
+    expect(leadingLevel(long.toString())).toBe('info');
+    const short = Buffer.from(`12:00:00 [${'名'.repeat(30)}] INFO started`);
+    expect(leadingLevelOfBytes(short, 0, short.length)).toBe('info');
+    expect(leadingLevelOfBytes(Buffer.from('ERROR ü'), 0, 8)).toBe('error');
+    expect(leadingLevelOfBytes(Buffer.from('Bestellung für Müller'), 0, 23)).toBeUndefined();
     expect(leadingLevelOfBytes(Buffer.from('plain ü'), 0, 8)).toBeUndefined();
+    // U+00A0 is a space to the expressions; its UTF-8 bytes read as Latin-1 would be too, in the wrong place.
+    for (const line of ['ERROR\u00a0x', 'WARN\u00c2\u00a0x', '[info]\u2028x', 'ERRORé']) {
+      const bytes = Buffer.from(line);
+      expect(leadingLevelOfBytes(bytes, 0, bytes.length), line).toBe(leadingLevel(line) ?? undefined);
+    }
   });
 
   it('reads only the head of a long line', () => {
