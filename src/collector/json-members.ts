@@ -81,8 +81,9 @@ export class JsonMembers {
     p++;
     if (buf[p] === 0x7d) return p + 1;
     const firstKey = this.openKeyCount;
-    // One bit per key of this object, from its length and end bytes: a key
-    // whose bit is clear is not one before it, without comparing it with each.
+    // One bit per key of this object, from its length and its first and last
+    // bytes: a key whose bit is clear is not one before it, so it is not
+    // compared with each.
     let seen = 0;
     for (;;) {
       if (p >= end || buf[p] !== 0x22) return -1;
