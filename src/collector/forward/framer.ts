@@ -97,6 +97,12 @@ export class Framer {
     this.viewsFrom = out.length;
     while (pos < end) {
       if (!this.inFrame) {
+        const stop = wholeValueEnd(chunk, pos, end);
+        if (stop >= 0 && stop - pos <= this.maxFrameSize) {
+          out.push(chunk.subarray(pos, stop));
+          pos = stop;
+          continue;
+        }
         this.inFrame = true;
         this.remaining = 1;
         this.frameLen = 0;
@@ -218,6 +224,57 @@ export class Framer {
     chunk.copy(this.held, this.heldLen, start, stop);
     this.heldLen = need;
   }
+}
+
+/**
+ * Where the msgpack value at `p` ends, when all of it lies before `end`; -1
+ * when it does not, or when a byte is no msgpack type. The same reading as
+ * scan(), with its state in locals: a request that a read holds whole (every
+ * Message-mode request but the one cut at the read's end) is cut here, about
+ * three times as fast (a Docker record: ~14 items). Anything else is left to
+ * scan(), which keeps its place across reads and says what is wrong.
+ */
+function wholeValueEnd(buf: Buffer, p: number, end: number): number {
+  let items = 1;
+  while (items > 0) {
+    if (p >= end) return -1;
+    items--;
+    const b = buf[p++]!;
+    const fixed = FIXED_PAYLOAD[b]!;
+    if (fixed >= 0) {
+      p += fixed;
+    } else if (b <= 0x8f) {
+      items += (b & 0x0f) * 2;
+    } else if (b <= 0x9f) {
+      items += b & 0x0f;
+    } else if (b <= 0xbf) {
+      p += b & 0x1f;
+    } else {
+      // The length or count that follows, in 1, 2 or 4 bytes.
+      const size = LENGTH_BYTES[b]!;
+      if (size === 0 || p + size > end) return -1;
+      const n = size === 1 ? buf[p]! : size === 2 ? (buf[p]! << 8) | buf[p + 1]! : buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
+      p += size;
+      if (b >= 0xdc) items += b >= 0xde ? 2 * n : n;
+      else p += b >= 0xc7 && b <= 0xc9 ? n + 1 : n;
+    }
+  }
+  return p <= end ? p : -1;
+}
+
+/**
+ * Bytes of the length or count after a type byte that has one (str, bin and
+ * ext 8/16/32, array and map 16/32); 0 for the others.
+ */
+const LENGTH_BYTES = new Uint8Array(256);
+for (const [b, n] of [
+  [0xc4, 1], [0xc5, 2], [0xc6, 4], // bin
+  [0xc7, 1], [0xc8, 2], [0xc9, 4], // ext: then a type byte
+  [0xd9, 1], [0xda, 2], [0xdb, 4], // str
+  [0xdc, 2], [0xdd, 4], // array
+  [0xde, 2], [0xdf, 4], // map
+] as const) {
+  LENGTH_BYTES[b] = n;
 }
 
 function tooLarge(size: number, max: number): ClogsError {
