@@ -22,6 +22,22 @@ for (const [b, n] of [
 }
 
 /**
+ * Bytes of the length or count field after the type bytes that have one
+ * (str, bin and ext 8/16/32, array and map 16/32); 0 for the others. An ext's
+ * type byte follows the field.
+ */
+export const LENGTH_FIELD_BYTES = new Uint8Array(256);
+for (const [b, n] of [
+  [0xc4, 1], [0xc5, 2], [0xc6, 4], // bin
+  [0xc7, 1], [0xc8, 2], [0xc9, 4], // ext
+  [0xd9, 1], [0xda, 2], [0xdb, 4], // str
+  [0xdc, 2], [0xdd, 4], // array
+  [0xde, 2], [0xdf, 4], // map
+] as const) {
+  LENGTH_FIELD_BYTES[b] = n;
+}
+
+/**
  * Bytes of a number, true, false or nil by its type byte, the type byte
  * included; 0 for any other type. 64-bit integers count as other: JavaScript
  * numbers do not hold them all, and the general path writes them apart.
