@@ -37,6 +37,55 @@ for (const [b, n] of [
   LENGTH_FIELD_BYTES[b] = n;
 }
 
+// What a length or count field (LENGTH_FIELD_BYTES) is of: headerKind().
+export const LEN_PAYLOAD = 1; // str, bin: length then payload
+export const LEN_EXT = 2; // ext: length, type byte, payload
+export const COUNT_ARRAY = 3;
+export const COUNT_MAP = 4;
+
+/**
+ * Where the msgpack value at `p` ends, when all of it lies before `end`; -1
+ * when it does not, or when a byte is no msgpack type. The Framer's scan()
+ * reads the same way but keeps its place across reads (forward/framer.ts);
+ * with its state in locals this is about three times as fast on a request a
+ * read holds whole (a Docker record: ~14 items).
+ */
+export function valueEnd(buf: Buffer, p: number, end: number): number {
+  let items = 1;
+  while (items > 0) {
+    if (p >= end) return -1;
+    items--;
+    const b = buf[p++]!;
+    const fixed = FIXED_PAYLOAD[b]!;
+    if (fixed >= 0) {
+      p += fixed;
+    } else if (b <= 0x8f) {
+      items += (b & 0x0f) * 2;
+    } else if (b <= 0x9f) {
+      items += b & 0x0f;
+    } else if (b <= 0xbf) {
+      p += b & 0x1f;
+    } else {
+      const size = LENGTH_FIELD_BYTES[b]!;
+      if (size === 0 || p + size > end) return -1;
+      const n = size === 1 ? buf[p]! : size === 2 ? (buf[p]! << 8) | buf[p + 1]! : buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
+      p += size;
+      const kind = headerKind(b);
+      if (kind === COUNT_MAP) items += 2 * n;
+      else if (kind === COUNT_ARRAY) items += n;
+      else p += kind === LEN_EXT ? n + 1 : n;
+    }
+  }
+  return p <= end ? p : -1;
+}
+
+/** What the length or count field after type byte `b` (LENGTH_FIELD_BYTES) is of. */
+export function headerKind(b: number): number {
+  if (b >= 0xde) return COUNT_MAP;
+  if (b >= 0xdc) return COUNT_ARRAY;
+  return b >= 0xc7 && b <= 0xc9 ? LEN_EXT : LEN_PAYLOAD;
+}
+
 /**
  * Bytes of a number, true, false or nil by its type byte, the type byte
  * included; 0 for any other type. 64-bit integers count as other: JavaScript

@@ -7,7 +7,8 @@
  * field cut in two) between reads, so a client sending one byte at a time
  * costs about the same as one sending the whole request at once; only the
  * part of a request in the read where it starts may be read twice, first by
- * the quicker scan of a request the read holds whole (wholeValueEnd()).
+ * the quicker scan of a request the read holds whole (msgpack-bytes.ts
+ * valueEnd()).
  * Payloads (str, bin, ext) are skipped, not read: a PackedForward request is
  * a handful of headers and one skip. A request that ends inside the current
  * read is handed out as a view of that read, with no copy; one that spans
@@ -23,13 +24,7 @@
  * buffer is grown for it.
  */
 import { ClogsError } from '../../errors.js';
-import { FIXED_PAYLOAD, LENGTH_FIELD_BYTES } from '../msgpack-bytes.js';
-
-// What the type byte is followed by, for the types that are not fixed-size.
-const LEN_PAYLOAD = 1; // str, bin: length then payload
-const LEN_EXT = 2; // ext: length, type byte, payload
-const COUNT_ARRAY = 3;
-const COUNT_MAP = 4;
+import { COUNT_MAP, FIXED_PAYLOAD, headerKind, LEN_EXT, LEN_PAYLOAD, LENGTH_FIELD_BYTES, valueEnd } from '../msgpack-bytes.js';
 
 /** Growth step when the final size of a spanning request is not declared yet. */
 const MIN_HOLD = 16 * 1024;
@@ -91,50 +86,75 @@ export class Framer {
    * one to keep it longer.
    */
   push(chunk: Buffer, out: Buffer[]): void {
+    const at = this.finish(chunk, out);
+    if (at < chunk.length) this.cut(chunk, at, out);
+  }
+
+  /**
+   * The first half of push(): appends the request the last read left
+   * unfinished, when `chunk` completes it, and returns where the next one
+   * begins in `chunk` (its length when that request goes on past it, or when
+   * there was none: 0). A reader may take whole requests from there itself
+   * before it hands cut() the rest.
+   */
+  finish(chunk: Buffer, out: Buffer[]): number {
     if (this.lent !== undefined) {
       if (this.lent.length <= MAX_REUSE) this.spare = this.lent;
       this.lent = undefined;
     }
+    this.viewsFrom = out.length;
+    if (!this.inFrame) return 0;
+    const stop = this.goOn(chunk, 0, out);
+    return stop < 0 ? chunk.length : stop;
+  }
+
+  /** The second half of push(): appends the requests completed by `chunk` from `from`, where one begins. Throws as push() does. */
+  cut(chunk: Buffer, from: number, out: Buffer[]): void {
     const end = chunk.length;
     // Views of the chunk are made from its memory: Buffer.from() on it takes
     // ~40 ns a view, subarray() ~58 (a request each in Message mode).
     const memory = chunk.buffer;
     const offset = chunk.byteOffset;
-    let pos = 0;
+    let pos = from;
     this.viewsFrom = out.length;
     while (pos < end) {
-      if (!this.inFrame) {
-        const stop = wholeValueEnd(chunk, pos, end);
-        if (stop >= 0 && stop - pos <= this.maxFrameSize) {
-          out.push(Buffer.from(memory, offset + pos, stop - pos));
-          pos = stop;
-          continue;
-        }
-        this.inFrame = true;
-        this.remaining = 1;
-        this.frameLen = 0;
+      const stop = valueEnd(chunk, pos, end);
+      if (stop >= 0 && stop - pos <= this.maxFrameSize) {
+        out.push(Buffer.from(memory, offset + pos, stop - pos));
+        pos = stop;
+        continue;
       }
-      const start = pos;
-      const stop = this.scan(chunk, pos, end, this.frameLen - start);
-      if (stop < 0) {
-        this.frameLen += end - start;
-        this.hold(chunk, start, end);
-        return;
-      }
-      this.frameLen += stop - start;
-      this.inFrame = false;
-      if (this.heldLen > 0) {
-        this.hold(chunk, start, stop);
-        out.push(this.held!.subarray(0, this.heldLen));
-        this.viewsFrom = out.length;
-        this.lent = this.held;
-        this.held = undefined;
-        this.heldLen = 0;
-      } else {
-        out.push(Buffer.from(memory, offset + start, stop - start));
-      }
-      pos = stop;
+      this.inFrame = true;
+      this.remaining = 1;
+      this.frameLen = 0;
+      pos = this.goOn(chunk, pos, out);
+      if (pos < 0) return;
     }
+  }
+
+  /** Reads on in the request in progress from `pos`: appends it to `out` and returns where it ends, or -1 when it goes on past `chunk` (held). */
+  private goOn(chunk: Buffer, pos: number, out: Buffer[]): number {
+    const end = chunk.length;
+    const start = pos;
+    const stop = this.scan(chunk, pos, end, this.frameLen - start);
+    if (stop < 0) {
+      this.frameLen += end - start;
+      this.hold(chunk, start, end);
+      return -1;
+    }
+    this.frameLen += stop - start;
+    this.inFrame = false;
+    if (this.heldLen > 0) {
+      this.hold(chunk, start, stop);
+      out.push(this.held!.subarray(0, this.heldLen));
+      this.viewsFrom = out.length;
+      this.lent = this.held;
+      this.held = undefined;
+      this.heldLen = 0;
+    } else {
+      out.push(Buffer.from(chunk.buffer, chunk.byteOffset + start, stop - start));
+    }
+    return stop;
   }
 
   /**
@@ -220,50 +240,6 @@ export class Framer {
     chunk.copy(this.held, this.heldLen, start, stop);
     this.heldLen = need;
   }
-}
-
-/**
- * Where the msgpack value at `p` ends, when all of it lies before `end`; -1
- * when it does not, or when a byte is no msgpack type. The same reading as
- * scan(), with its state in locals: a request that a read holds whole (every
- * Message-mode request but the one cut at the read's end) is cut here, about
- * three times as fast (a Docker record: ~14 items). Anything else is left to
- * scan(), which keeps its place across reads and says what is wrong.
- */
-function wholeValueEnd(buf: Buffer, p: number, end: number): number {
-  let items = 1;
-  while (items > 0) {
-    if (p >= end) return -1;
-    items--;
-    const b = buf[p++]!;
-    const fixed = FIXED_PAYLOAD[b]!;
-    if (fixed >= 0) {
-      p += fixed;
-    } else if (b <= 0x8f) {
-      items += (b & 0x0f) * 2;
-    } else if (b <= 0x9f) {
-      items += b & 0x0f;
-    } else if (b <= 0xbf) {
-      p += b & 0x1f;
-    } else {
-      const size = LENGTH_FIELD_BYTES[b]!;
-      if (size === 0 || p + size > end) return -1;
-      const n = size === 1 ? buf[p]! : size === 2 ? (buf[p]! << 8) | buf[p + 1]! : buf[p]! * 0x1000000 + ((buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!);
-      p += size;
-      const kind = headerKind(b);
-      if (kind === COUNT_MAP) items += 2 * n;
-      else if (kind === COUNT_ARRAY) items += n;
-      else p += kind === LEN_EXT ? n + 1 : n;
-    }
-  }
-  return p <= end ? p : -1;
-}
-
-/** What the length or count field after type byte `b` (LENGTH_FIELD_BYTES) is of. */
-function headerKind(b: number): number {
-  if (b >= 0xde) return COUNT_MAP;
-  if (b >= 0xdc) return COUNT_ARRAY;
-  return b >= 0xc7 && b <= 0xc9 ? LEN_EXT : LEN_PAYLOAD;
 }
 
 function tooLarge(size: number, max: number): ClogsError {

@@ -28,7 +28,7 @@ import type { EncodedBatch } from '../encoded.js';
 import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js';
 import { bytesEqual } from '../json-bytes.js';
 import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, type ExtraFields } from '../line-render.js';
-import { SCALAR_BYTES, skipNested, type NestingLimits } from '../msgpack-bytes.js';
+import { SCALAR_BYTES, skipNested, valueEnd, type NestingLimits } from '../msgpack-bytes.js';
 import type { HoldWatcher } from '../multiline/stage.js';
 import type { Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
@@ -202,15 +202,16 @@ export class PackedLineEncoder {
   }
 
   /**
-   * Reads the Message-mode requests of `run` (whole requests back to back, as
-   * the Framer cut them; at most `maxEntries`), each as the entry it carries,
-   * and returns the part of `run` that is to be rendered together: up to the
-   * first request that is in another mode or has an option that makes it a
-   * request of its own (a chunk to ack, a signal other than logs), or that is
-   * malformed. That one is left to be read on its own; when it is the first,
-   * the part is empty, or this throws (malformed). Keeps its reading for
-   * encodeSlice() with the part as its stream and no tag: each entry has its
-   * request's.
+   * Reads the Message-mode requests of `run` (requests back to back, as the
+   * Framer cut them or as a read brought them, the last one maybe cut short;
+   * at most `maxEntries`), each as the entry it carries, and returns the part
+   * of `run` that is to be rendered together: up to the first request that
+   * is in another mode or has an option that makes it a request of its own (a
+   * chunk to ack, a signal other than logs), that is malformed, or that `run`
+   * does not hold whole. That one is left to be read on its own; when it is
+   * the first, the part is empty, or this throws (malformed). Keeps its
+   * reading for encodeSlice() with the part as its stream and no tag: each
+   * entry has its request's.
    */
   checkMessages(run: Buffer, maxEntries: number): Buffer {
     const end = this.plan(run, 0, maxEntries, true);
@@ -350,6 +351,10 @@ export class PackedLineEncoder {
         this.slots[s + AT] = pos;
         pos = next;
       } else if (messages) {
+        // A request cut at the end of a read (requests.ts takes runs straight
+        // from the bytes read) ends the run here, unread: decoding it would
+        // throw, once a read.
+        if (valueEnd(stream, pos, stream.length) < 0) break;
         const end = this.generalMessage(stream, pos, count);
         if (end < 0) break;
         this.slots[s + ID_AT] = GENERAL;

@@ -99,10 +99,11 @@ export class SliceRenderer {
   }
 
   /**
-   * Message-mode requests read together (`run`: whole requests back to back,
-   * at most SLICE_ENTRIES): the stream of those of them that are rendered as
-   * one request (packed-lines.ts checkMessages()), empty when the first is
-   * to be read on its own; throws when the first is malformed.
+   * Message-mode requests read together (`run`: requests back to back, the
+   * last maybe cut short; at most SLICE_ENTRIES are taken): the stream of
+   * those of them that are rendered as one request (packed-lines.ts
+   * checkMessages()), empty when the first is to be read on its own; throws
+   * when the first is malformed.
    */
   checkMessages(run: Buffer): TaggedStream {
     return { tag: undefined, entries: this.ctx.packedLines.checkMessages(run, SLICE_ENTRIES) };

@@ -8,6 +8,7 @@ import { decodeEntries, decodeMessageAt, decodeRequest, decodeValue } from '../.
 import type { ForwardRecord } from '../../../src/collector/forward/messages.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, entriesOf, mp, type Decoded } from '../../helpers/forward.js';
+import { xorshift32 } from '../../helpers/random.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/docker/fluentd');
 
@@ -291,14 +292,7 @@ describe('decoder: the four modes', () => {
 
 describe('Framer', () => {
   it('cuts values of every msgpack format, whole in a read or across reads', () => {
-    // xorshift32: every case below comes up (an LCG's low bits cycle too soon for rand(16)).
-    let x = 0x9e3779b9;
-    const rand = (n: number): number => {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      return (x >>> 0) % n;
-    };
+    const rand = xorshift32(0x9e3779b9);
     const bytes = (n: number): Buffer => Buffer.alloc(n, 0x61 + rand(26));
     const ext = (n: number, width: 1 | 2 | 4): Buffer => {
       const len = width === 1 ? mp.raw(0xc7, n) : width === 2 ? mp.raw(0xc8, n >> 8, n & 0xff) : mp.raw(0xc9, 0, 0, n >> 8, n & 0xff);
