@@ -422,6 +422,7 @@ export class PackedLineEncoder {
     let p = this.readPair(buf, tagEnd, s);
     if (p < 0) return -1;
     if (n === 0x94) {
+      if (p >= buf.length) return -1;
       const o = buf[p];
       // `{}` or nil: a request with any option is decoded in full.
       if (o !== 0x80 && o !== 0xc0) return -1;
@@ -459,10 +460,12 @@ export class PackedLineEncoder {
       return -1;
     }
     // Out of range, or 0 (replaced by the time of receipt): the general path decides.
-    if (nsec > 999_999_999 || (sec === 0 && nsec === 0)) return -1;
-    const m = buf[p];
+    // Reads stay within `buf`: a read past it (a request cut at the end of a
+    // read, requests.ts) costs a deoptimization of the optimized code.
+    if (nsec > 999_999_999 || (sec === 0 && nsec === 0) || p >= end) return -1;
+    const m = buf[p]!;
     let keys: number;
-    if (m !== undefined && (m & 0xf0) === 0x80) {
+    if ((m & 0xf0) === 0x80) {
       keys = m & 0x0f;
       p++;
     } else if (m === 0xde && p + 3 <= end) {
@@ -488,18 +491,19 @@ export class PackedLineEncoder {
     let bin = false;
     const extraFirst = this.extraCount;
     for (let i = 0; i < keys; i++) {
-      const k = buf[p];
-      if (k === undefined || (k & 0xe0) !== 0xa0) return -1;
+      if (p >= end) return -1;
+      const k = buf[p]!;
+      if ((k & 0xe0) !== 0xa0) return -1;
       const keyAt = p + 1;
       const keyLen = k & 0x1f;
       p = keyAt + keyLen;
+      if (p >= end) return -1;
       // A str or bin value; for other keys also a number of at most 32 bits,
       // true, false, nil, or a map or an array of those (skipNested()).
-      const v = buf[p];
+      const v = buf[p]!;
       let at: number;
       let len: number;
       let kind = EXTRA_STRING;
-      if (v === undefined) return -1;
       if ((v & 0xe0) === 0xa0) {
         at = p + 1;
         len = v & 0x1f;
@@ -660,7 +664,9 @@ export class PackedLineEncoder {
     const sec = slots[s + SEC]! >>> 0;
     const nsec = slots[s + NSEC]!;
     const idAt = slots[s + ID_AT]!;
-    const looked = this.plannedKnown[s / SLOTS];
+    const i = s / SLOTS;
+    // Read within its length: lookups() fills it only up to the last record it found a container for.
+    const looked = i < this.plannedKnown.length ? this.plannedKnown[i] : undefined;
     const container =
       idAt === NO_CONTAINER
         ? undefined
