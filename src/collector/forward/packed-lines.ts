@@ -52,7 +52,8 @@ const MAX_KNOWN_CONTAINERS = 4096;
 
 /** A tag as bytes, and its string. */
 interface KnownTag {
-  bytes: Buffer;
+  /** A copy of the tag's bytes. */
+  bytes: DataView;
   tag: string;
 }
 
@@ -175,6 +176,7 @@ export class PackedLineEncoder {
    * containers, each with its own tag, come interleaved on one connection.
    */
   private readonly tagSlots: Array<KnownTag | undefined> = new Array<KnownTag | undefined>(TAG_SLOTS).fill(undefined);
+  private lastTag: KnownTag | undefined;
   private readonly renderer: LineRenderer;
   /** What a record's maps and arrays may hold to be read here. */
   private readonly nesting: NestingLimits;
@@ -741,18 +743,25 @@ export class PackedLineEncoder {
     return undefined;
   }
 
-  /** The tag these bytes spell. */
+  /** The tag bytes [at, end) of `buf`, the stream being read, spell. */
   private tagOf(buf: Buffer, at: number, end: number): string {
+    const src = this.srcView;
+    const len = end - at;
+    // The requests of one connection mostly carry one tag: the last one is
+    // compared first, four bytes a step, before the hash (Message mode, one a record).
+    const last = this.lastTag;
+    if (last !== undefined && last.bytes.byteLength === len && sameBytes(src, at, last.bytes, 0, len)) return last.tag;
     // FNV-1a.
     let h = 0x811c9dc5;
     for (let i = at; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
     const slot = h & (TAG_SLOTS - 1);
-    const len = end - at;
-    const kept = this.tagSlots[slot];
-    if (kept !== undefined && bytesEqual(buf, at, len, kept.bytes)) return kept.tag;
-    const known = { bytes: Buffer.from(buf.subarray(at, end)), tag: utf8(buf, at, end) };
-    this.tagSlots[slot] = known;
-    return known.tag;
+    let kept = this.tagSlots[slot];
+    if (kept === undefined || kept.bytes.byteLength !== len || !sameBytes(src, at, kept.bytes, 0, len)) {
+      kept = { bytes: copyView(buf, at, end), tag: utf8(buf, at, end) };
+      this.tagSlots[slot] = kept;
+    }
+    this.lastTag = kept;
+    return kept.tag;
   }
 
   private sameContainer(k: KnownContainer, src: DataView, idAt: number, len: number, nameAt: number, nameEnd: number): boolean {
