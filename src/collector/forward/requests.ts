@@ -88,8 +88,7 @@ export class RequestReader {
   /** Takes the bytes read: the requests they complete are handled as far as the bounds allow. */
   read(chunk: Buffer): void {
     this.readAt = performance.now();
-    // Requests from here on are views of this read's bytes, or of the
-    // Framer's buffer: those still waiting at the end are copied.
+    // The requests this read completes, from here on.
     let keepFrom = this.frames.length;
     let from = keepFrom;
     let error: unknown;
@@ -101,7 +100,8 @@ export class RequestReader {
         this.process();
         keepFrom = Math.min(keepFrom, this.frames.length);
         from = Math.min(from, this.frames.length);
-        this.framer.cut(chunk, this.takeMessages(chunk, at), this.frames);
+        const rest = this.takeMessages(chunk, at);
+        if (!this.stopped) this.framer.cut(chunk, rest, this.frames);
       }
     } catch (err) {
       error = err;
@@ -109,6 +109,8 @@ export class RequestReader {
     // Requests completed before a broken one are still good.
     this.noteFrames(from);
     this.process();
+    // Requests waiting behind a gzip chunk or a request being rendered outlive
+    // this read: the Framer may reuse their bytes.
     keepFrames(this.frames, this.joined, Math.max(keepFrom, this.frameIdx));
     this.slices.keep((entries) => this.framer.lasts(entries));
     if (error !== undefined) this.hooks.bad(error);
