@@ -39,9 +39,9 @@ import { LINE_KEYS, waitAll, type RecordMapper } from './records.js';
 const STDOUT = Buffer.from('stdout');
 const STDERR = Buffer.from('stderr');
 
-/** A container id and name as bytes, and the object the mapper gave for them. */
 /**
- * Byte copies are kept with their lengths: in Node 20's optimized code, a
+ * A container id and name as bytes, and the object the mapper gave for them.
+ * The copies are kept with their lengths: in Node 20's optimized code, a
  * DataView's byteLength is a call to a builtin, once a record here.
  */
 interface KnownContainer {
@@ -757,13 +757,13 @@ export class PackedLineEncoder {
     // The requests of one connection mostly carry one tag: the last one is
     // compared first, four bytes a step, before the hash (Message mode, one a record).
     const last = this.lastTag;
-    if (last !== undefined && last.length === len && sameBytes(src, at, last.bytes, 0, len)) return last.tag;
+    if (spells(last, src, at, len)) return last.tag;
     // FNV-1a.
     let h = 0x811c9dc5;
     for (let i = at; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
     const slot = h & (TAG_SLOTS - 1);
     let kept = this.tagSlots[slot];
-    if (kept === undefined || kept.length !== len || !sameBytes(src, at, kept.bytes, 0, len)) {
+    if (!spells(kept, src, at, len)) {
       kept = { bytes: copyView(buf, at, end), length: len, tag: utf8(buf, at, end) };
       this.tagSlots[slot] = kept;
     }
@@ -790,6 +790,11 @@ function idKey(src: DataView, at: number, end: number): number {
 function copyView(buf: Buffer, start: number, end: number): DataView<ArrayBufferLike> {
   const copy = Buffer.from(buf.subarray(start, end));
   return new DataView(copy.buffer, copy.byteOffset, copy.byteLength);
+}
+
+/** Whether `tag` is the one the `len` bytes at `at` of `src` spell. */
+function spells(tag: KnownTag | undefined, src: DataView, at: number, len: number): tag is KnownTag {
+  return tag !== undefined && tag.length === len && sameBytes(src, at, tag.bytes, 0, len);
 }
 
 /** Whether `len` bytes at `a` and at `b` are the same, four at a time. */
