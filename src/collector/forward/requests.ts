@@ -149,8 +149,7 @@ export class RequestReader {
       }
       if (stream.entries.length === 0) break;
       at += stream.entries.length;
-      this.writes.open();
-      this.slices.start(newJob(undefined, this.readAt), stream, 0, false);
+      this.startMessages(stream);
       this.process();
     }
     return at;
@@ -259,9 +258,14 @@ export class RequestReader {
       this.frameBytes -= frame.length;
       taken += frame.length;
     }
+    this.startMessages(stream);
+    return true;
+  }
+
+  /** Renders Message-mode requests read together (checkMessages()) as one request: one job, one write. */
+  private startMessages(stream: TaggedStream): void {
     this.writes.open();
     this.slices.start(newJob(undefined, this.readAt), stream, 0, false);
-    return true;
   }
 
   private inflate(tag: string, gz: Buffer, option: ForwardOption, key: string | undefined, receivedAt: number): void {
