@@ -269,6 +269,25 @@ async function sinkEventsDelivered(http: string, sink: string): Promise<number> 
   return Number(new RegExp(`^clogs_sink_events_total\\{sink="${sink}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
 
+/** Stalled delivery fails the run: the sink retries for ever, so waiting on it would too. */
+const DELIVERY_STALL_MS = 120_000;
+
+/** Waits until Elasticsearch has taken `delivered` events, asking twice a second. */
+async function delivery(receiver: Receiver, delivered: number): Promise<void> {
+  let seen = -1;
+  let since = Date.now();
+  for (;;) {
+    // Twice a second: each /metrics answer costs the collector CPU that is the bench's, not the sink's.
+    const now = await sinkEventsDelivered(receiver.http!, 'elasticsearch');
+    if (now >= delivered) return;
+    if (now !== seen) [seen, since] = [now, Date.now()];
+    else if (Date.now() - since > DELIVERY_STALL_MS) {
+      throw new Error(`Elasticsearch took no event for ${DELIVERY_STALL_MS / 1000} s (${now} of ${delivered}); the collector's last warning: ${receiver.lastWarning?.() ?? 'none'}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /**
  * The collector's CPU for each pass of requests in turn (`records` each, on
  * `connections` connections), until every record of the pass is in the files
@@ -286,8 +305,7 @@ async function collectorCpu(passes: readonly (readonly Buffer[])[], records: num
       const cpu0 = cpuSeconds(receiver.pid);
       const { cpu: ingest } = await measure(receiver, requests, records, connections, lines);
       const delivered = records * (figures.length + 1);
-      // Asked twice a second: each /metrics answer costs the collector CPU that is the bench's, not the sink's.
-      if (es) while ((await sinkEventsDelivered(receiver.http!, 'elasticsearch')) < delivered) await new Promise((r) => setTimeout(r, 500));
+      if (es) await delivery(receiver, delivered);
       const cpu1 = cpuSeconds(receiver.pid);
       figures.push({ total: cpu1.user + cpu1.system - cpu0.user - cpu0.system, ingest });
     }

@@ -18,6 +18,8 @@ export interface Receiver {
   port: number;
   /** The collector's HTTP endpoint, for clogs. */
   http?: string;
+  /** The newest warning or error the collector logged, for clogs. */
+  lastWarning?(): string | undefined;
   dataDir: string;
   stop(): Promise<void>;
 }
@@ -43,9 +45,11 @@ export async function startClogs(args: readonly string[] = [], env: NodeJS.Proce
     // lines tells when a run is done; `micro` measures the multiline stage.
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CLOGS_MULTILINE_MODE: 'off', ...env } },
   );
+  let warning: string | undefined;
   const ready = await new Promise<{ forward: string; http: string }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.includes('"msg":"ready"')) resolve(JSON.parse(line) as { forward: string; http: string });
+      else if (/^\{"level":(?:[4-9]\d)/.test(line)) warning = line;
     });
     child.once('exit', (code) => reject(new Error(`clogs exited with ${code} before it was ready`)));
   });
@@ -54,6 +58,7 @@ export async function startClogs(args: readonly string[] = [], env: NodeJS.Proce
     pid: child.pid!,
     port: Number(ready.forward.split(':').pop()),
     http: ready.http,
+    lastWarning: () => warning,
     dataDir,
     stop: async () => {
       await stopChild(child, 'SIGTERM');

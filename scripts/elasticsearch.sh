@@ -161,6 +161,11 @@ write_config() {
     # turn indices read-only when another job fills it.
     echo "action.destructive_requires_name: false"
     echo "cluster.routing.allocation.disk.threshold_enabled: false"
+    # Data streams cannot be deleted on the integ-test distribution, so a
+    # node kept across many test and bench runs collects backing indices;
+    # at the default 1,000 shards a node, indexing then fails and the ES
+    # bench waits forever.
+    echo "cluster.max_shards_per_node: 20000"
     if [[ $kind == secure || $kind == tls ]]; then
       echo "xpack.security.enabled: true"
       echo "xpack.security.enrollment.enabled: false"
