@@ -228,18 +228,12 @@ export class Framer {
     const need = this.heldLen + n;
     if (this.held === undefined || need > this.held.length) {
       // Size from the declared payload still to come (capped, so a header
-      // promising 8 MiB that never comes costs at most MAX_AHEAD), doubling
-      // otherwise.
+      // promising 8 MiB that never comes costs at most MAX_AHEAD), doubling otherwise.
       const declared = Math.min(need + this.skip, need + MAX_AHEAD, this.maxFrameSize);
       const size = Math.max(need, declared, Math.min((this.held?.length ?? 0) * 2, this.maxFrameSize), MIN_HOLD);
       const spare = this.spare;
       this.spare = undefined;
-      // A new buffer a quarter larger: the items after the payload (a
-      // PackedForward request's option map) fit in it, and so does a next
-      // request a little longer once it is spare. Measured on the bench's
-      // requests in 64 KiB reads: two buffers a request without it, three
-      // times the wire bytes allocated.
-      const next = spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafe(Math.min(size + (size >> 2), this.maxFrameSize));
+      const next = this.held === undefined && spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafe(size);
       if (this.held !== undefined) this.held.copy(next, 0, 0, this.heldLen);
       this.held = next;
     }

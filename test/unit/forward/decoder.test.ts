@@ -347,29 +347,6 @@ describe('Framer', () => {
       for (let i = 0; i < values.length; i++) if (!out[i]!.equals(values[i]!)) throw new Error(`reads of ${size}: value ${i} differs`);
     }
   });
-
-  it('holds requests that span reads in two buffers taking turns, when their sizes are alike', () => {
-    // PackedForward-shaped: the entries' length is declared up front, the option map comes after it.
-    const rand = xorshift32(0x51ed2701);
-    const requests = Array.from({ length: 12 }, (_, i) =>
-      mp.arr(mp.str('docker.app'), mp.bin(Buffer.alloc(300_000 + rand(20_000), 0x61 + i), 'bin32'), mp.map([['chunk', mp.str(`c${i}`)], ['size', mp.fixint(1)]])),
-    );
-    const stream = Buffer.concat(requests);
-    const framer = new Framer(LIMITS.maxFrameSize);
-    const memories = new Set<ArrayBufferLike>();
-    let seen = 0;
-    for (let at = 0; at < stream.length; at += 65_536) {
-      const out: Buffer[] = [];
-      framer.push(Buffer.from(stream.subarray(at, at + 65_536)), out);
-      for (const r of out) {
-        expect(r.equals(requests[seen]!), `request ${seen}`).toBe(true);
-        memories.add(r.buffer);
-        seen++;
-      }
-    }
-    expect(seen).toBe(requests.length);
-    expect(memories.size).toBe(2);
-  });
 });
 
 describe('decoder: bad input', () => {
