@@ -12,12 +12,16 @@
  * Payloads (str, bin, ext) are skipped, not read: a PackedForward request is
  * a handful of headers and one skip. A request that ends inside the current
  * read is handed out as a view of that read, with no copy; one that spans
- * reads is copied once into a buffer sized from its declared lengths, and
- * that buffer is reused for the next spanning request: such a request is
- * valid only until the next push().
+ * reads is copied into a buffer sized from its declared lengths, which is
+ * reused for a spanning request that starts in a later read: such a request
+ * is valid only until the next push().
  * Measured: reusing it cut the collector's peak Buffer memory (arrayBuffers)
  * from 80 MB to 41 MB on the PackedForward benchmark, where every request
- * spans reads.
+ * spans reads. Back-to-back requests (the next starts in the read that ends
+ * this one) get a new buffer, and one whose declared payload is followed by
+ * more items grows once: copying each once into two buffers taking turns
+ * scavenged less than half as often and raised the benchmark's peak RSS
+ * from 139-140 MB to 146-147, for no throughput seen (git log 3ca922b).
  *
  * Bounded: no request may exceed `maxFrameSize`, and a declared length or item
  * count that could not fit is rejected when its header is read, before any
