@@ -98,6 +98,12 @@ describe('bulkResponseItems', () => {
     expect(bulkResponseItems(Buffer.from('<html>proxy error</html>'), 1)).toBeUndefined();
   });
 
+  it('reads each item of an answer without errors whose items are shaped otherwise', () => {
+    const body = { errors: false, items: [{ create: { status: 201, _id: 'a' } }, { create: { status: 201 } }] };
+    expect(bulkResponseItems(raw(body), 2)).toEqual([{ status: 201 }, { status: 201 }]);
+    expect(bulkResponseItems(raw(body), 3)).toBeUndefined();
+  });
+
   it('reads each item of an answer with errors', () => {
     const body = {
       errors: true,
