@@ -22,6 +22,7 @@ export class EncodedSource {
   readonly marks = new LineMarks();
   private readonly done: Buffer[] = [];
   private doneBytes = 0;
+  private oneName = true;
 
   constructor(
     readonly container: ContainerMeta | undefined,
@@ -51,6 +52,20 @@ export class EncodedSource {
     return this.marks.count;
   }
 
+  /**
+   * Whether every line came under `name` (source.ts looseSourceName: its
+   * tag, else its input), so a line's tag, if it has one, is `name`: a reader
+   * that wants other tags can pass these lines over without searching them.
+   */
+  get onlyName(): boolean {
+    return this.oneName;
+  }
+
+  /** A line comes under `name` too. */
+  addName(name: string): void {
+    if (name !== this.name) this.oneName = false;
+  }
+
   /** Each line, its fields in `fields` (reused line after line); `skip`: chunks passed over. */
   forEachLine(fields: LineFields, fn: (fields: LineFields) => void, skip?: (chunk: Buffer) => boolean): void {
     forEachLine(this.chunks(), this.marks, fields, fn, skip);
@@ -67,6 +82,8 @@ export class EncodedSource {
   appendTo(to: EncodedSource): void {
     this.appendBytesTo(to.lines);
     to.marks.append(this.marks);
+    if (!this.oneName) to.oneName = false;
+    to.addName(this.name);
   }
 
   /** Adds these lines' bytes, without their marks, after those `to` holds: for a writer of bytes. */
@@ -114,11 +131,15 @@ export class EncodedBatch {
   /** Where lines of this container (or, without one, of this tag or input) go. */
   source(container: ContainerMeta | undefined, name: string): EncodedSource {
     const last = this.last;
-    if (last !== undefined && last.container === container && (container !== undefined || last.name === name)) return last;
+    if (last !== undefined && last.container === container && (container !== undefined || last.name === name)) {
+      last.addName(name);
+      return last;
+    }
     let s: EncodedSource | undefined;
     if (container !== undefined) {
       s = this.byContainer.get(container);
       if (s === undefined) this.byContainer.set(container, (s = new EncodedSource(container, name, this.tally, this.pooled)));
+      else s.addName(name);
     } else {
       s = this.byName.get(name);
       if (s === undefined) this.byName.set(name, (s = new EncodedSource(undefined, name, this.tally, this.pooled)));

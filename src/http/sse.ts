@@ -104,6 +104,7 @@ function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields
   for (const source of batch.sources()) {
     const container = source.container;
     const everyTag = wantsContainer(filter, container);
+    if (!everyTag && source.onlyName && !filter.containers.includes(source.name)) continue;
     source.forEachLine(
       fields,
       (f) => {

@@ -33,6 +33,19 @@ describe('EncodedBatch', () => {
     expect(eventsOf(b).map((e) => e.message)).toEqual(['ok1', 'ok2']);
   });
 
+  it('knows whether every line of a source came under its name, through appends too', () => {
+    const only = EncodedBatch.of([event('1', { container: web, tag: 'app.a' }), event('2', { container: web, tag: 'app.a' })]);
+    expect([...only.sources()].map((s) => [s.name, s.onlyName])).toEqual([['app.a', true]]);
+    const mixed = EncodedBatch.of([event('3', { container: web, tag: 'app.a' }), event('4', { container: db }), event('5', { container: web, tag: 'app.b' })]);
+    expect([...mixed.sources()].map((s) => [s.name, s.onlyName])).toEqual([['app.a', false], ['forward', true]]);
+    const into = EncodedBatch.of([event('6', { container: web, tag: 'app.a' })]);
+    into.append(EncodedBatch.of([event('7', { container: web, tag: 'app.b' })]));
+    expect([...into.sources()].map((s) => s.onlyName)).toEqual([false]);
+    const intoSame = EncodedBatch.of([event('8', { container: web, tag: 'app.a' })]);
+    intoSame.append(mixed);
+    expect([...intoSame.sources()].map((s) => [s.name, s.onlyName])).toEqual([['app.a', false], ['forward', true]]);
+  });
+
   it('appends another batch after its own lines', () => {
     const a = EncodedBatch.of([event('1', { container: web })]);
     const b = EncodedBatch.of([event('2', { container: web }), event('3', { container: db })]);

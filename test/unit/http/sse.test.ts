@@ -1,0 +1,56 @@
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EncodedBatch } from '../../../src/collector/encoded.js';
+import { Pipeline } from '../../../src/collector/pipeline.js';
+import { createTailStreams } from '../../../src/http/sse.js';
+import { parseTailFilter, type TailFilter } from '../../../src/http/tail-filter.js';
+import { createLogger } from '../../../src/log.js';
+import { container, event } from '../file-sink/helpers.js';
+
+const web = container('web');
+const db = container('db');
+
+let server: Server | undefined;
+afterEach(() => server?.close());
+
+/** A /tail stream with `query` on a real HTTP server: the messages it was sent so far. */
+async function subscribe(pipeline: Pipeline, query: string): Promise<{ messages(): string[]; close(): void }> {
+  const streams = createTailStreams(pipeline, createLogger('silent'));
+  server = createServer((req, res) => streams.serve(req, res, parseTailFilter(new URLSearchParams(query)) as TailFilter));
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  let raw = '';
+  const req = request({ host: '127.0.0.1', port, path: `/tail?${query}` });
+  await new Promise<void>((resolve, reject) => {
+    req.on('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        raw += chunk;
+        if (raw.startsWith(': subscribed\n\n')) resolve();
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return {
+    messages: () => [...raw.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as { message: string }).message),
+    close: () => req.destroy(),
+  };
+}
+
+describe('/tail stream', () => {
+  it('finds the lines of a container it does not follow by their tag, also where the container had two tags in one batch', async () => {
+    const pipeline = new Pipeline([]);
+    const tail = await subscribe(pipeline, 'container=app.b');
+    await pipeline.write(EncodedBatch.of([event('a1', { container: web, tag: 'app.a' }), event('d1', { container: db, tag: 'app.a' })]));
+    await pipeline.write(
+      EncodedBatch.of([event('a2', { container: web, tag: 'app.a' }), event('b1', { container: web, tag: 'app.b' }), event('b2', { container: db, tag: 'app.b' })]),
+    );
+    const deadline = Date.now() + 5000;
+    while (tail.messages().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50));
+    tail.close();
+    expect(tail.messages()).toEqual(['b1', 'b2']);
+  });
+});
