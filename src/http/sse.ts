@@ -17,7 +17,7 @@ import type { EncodedBatch } from '../collector/encoded.js';
 import { LineFields } from '../collector/line-fields.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
-import { matchesTailFilter, mayHoldWantedTag, wantsContainer, type TailFilter } from './tail-filter.js';
+import { matchesTailFilter, mayHoldWantedTag, wantsContainer, wantsTag, type TailFilter } from './tail-filter.js';
 
 /** Bytes a client may have queued in the socket before it is dropped. */
 export const CLIENT_BUFFER_BYTES = 1024 * 1024;
@@ -104,7 +104,8 @@ function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields
   for (const source of batch.sources()) {
     const container = source.container;
     const everyTag = wantsContainer(filter, container);
-    if (!everyTag && source.onlyName && !filter.containers.includes(source.name)) continue;
+    // Every line came under the source's name: a tag, if any, is that name.
+    if (!everyTag && source.onlyName && !wantsTag(filter, source.name)) continue;
     source.forEachLine(
       fields,
       (f) => {

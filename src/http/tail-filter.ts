@@ -55,7 +55,12 @@ export function matchesTailFilter(filter: TailFilter, containerWanted: boolean, 
   if (filter.text !== undefined && !fields.message().toLowerCase().includes(filter.text)) return false;
   if (containerWanted) return true;
   const tag = fields.tag();
-  return tag !== undefined && filter.containers.includes(tag);
+  return tag !== undefined && wantsTag(filter, tag);
+}
+
+/** Whether the filter takes a line of a container it does not want by this tag of the line. */
+export function wantsTag(filter: TailFilter, tag: string): boolean {
+  return filter.containers.includes(tag);
 }
 
 /** Whether the filter takes every line of this container, whatever its tag. */
