@@ -101,6 +101,7 @@ export interface BulkItemResult {
 const ALL_ACCEPTED = Buffer.from('{"errors":false,"items":[');
 /** What Elasticsearch answers for each document created, with FILTER_PATH (sender.ts). */
 const CREATED = Buffer.from('{"create":{"status":201}}');
+const ITEMS_END = Buffer.from(']}');
 const ACCEPTED: BulkItemResult = { status: 201 };
 
 /**
@@ -113,8 +114,17 @@ const ACCEPTED: BulkItemResult = { status: 201 };
  * forward es, 2026-12-01).
  */
 export function bulkResponseItems(raw: Buffer, sent: number): BulkItemResult[] | undefined {
-  const whole = ALL_ACCEPTED.length + sent * (CREATED.length + 1) - 1 + 2;
-  if (sent > 0 && raw.length === whole && startsWith(raw, ALL_ACCEPTED) && endsWith(raw, ']}') && holdsAt(raw, CREATED, ALL_ACCEPTED.length) && holdsAt(raw, CREATED, whole - 2 - CREATED.length)) {
+  // The items, comma-separated, between the two ends.
+  const whole = ALL_ACCEPTED.length + sent * (CREATED.length + 1) - 1 + ITEMS_END.length;
+  const itemsEnd = whole - ITEMS_END.length;
+  if (
+    sent > 0 &&
+    raw.length === whole &&
+    holdsAt(raw, ALL_ACCEPTED, 0) &&
+    holdsAt(raw, CREATED, ALL_ACCEPTED.length) &&
+    holdsAt(raw, CREATED, itemsEnd - CREATED.length) &&
+    holdsAt(raw, ITEMS_END, itemsEnd)
+  ) {
     return new Array<BulkItemResult>(sent).fill(ACCEPTED);
   }
   return bulkItems(responseBody(raw), sent);
@@ -130,14 +140,7 @@ export function responseBody(raw: Buffer): unknown {
   }
 }
 
-function startsWith(buf: Buffer, prefix: Buffer): boolean {
-  return buf.length >= prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
-}
-
-function endsWith(buf: Buffer, suffix: string): boolean {
-  return buf.length >= suffix.length && buf.toString('latin1', buf.length - suffix.length) === suffix;
-}
-
+/** Whether `token` is at `at` of `buf`, which is long enough to hold it there. */
 function holdsAt(buf: Buffer, token: Buffer, at: number): boolean {
   return buf.compare(token, 0, token.length, at, at + token.length) === 0;
 }
