@@ -44,17 +44,18 @@ async function collect(flags: CollectFlags): Promise<void> {
   const collector = new Collector(log);
 
   let stopping = false;
-  const stop = (signal: string) => {
+  /** Stops the collector and exits with `code`, or with 1 when stopping fails. */
+  const stop = (reason: string, code: 0 | 1) => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting without waiting');
+      log.warn({ reason }, 'second signal: exiting without waiting');
       process.exit(1);
     }
     stopping = true;
-    log.info({ signal }, 'stopping');
+    log.info({ reason }, 'stopping');
     collector.stop().then(
       () => {
         log.info('stopped');
-        process.exit(0);
+        process.exit(code);
       },
       (err: unknown) => {
         log.error({ err }, 'stop failed');
@@ -62,8 +63,8 @@ async function collect(flags: CollectFlags): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
   process.on('SIGHUP', () => {
     let next;
     try {
@@ -72,7 +73,14 @@ async function collect(flags: CollectFlags): Promise<void> {
       log.error({ file, reason: err instanceof Error ? err.message : String(err) }, 'config reload rejected: keeping the running config');
       return;
     }
-    collector.reload(next).catch((err: unknown) => log.error({ err }, 'config reload failed'));
+    collector.reload(next).catch((err: unknown) => {
+      if (collector.isRunning) {
+        log.error({ err }, 'config reload failed: the config before it runs again');
+        return;
+      }
+      log.fatal({ err }, 'config reload failed, and the config before it did not start again either');
+      stop('reload failed', 1);
+    });
   });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 

@@ -30,110 +30,162 @@ interface Running {
   containers: { close(): void } | undefined;
 }
 
+/**
+ * Keys a running collector cannot change: its own logger is made once, before
+ * the config could be reloaded (Vector ignores its global options on reload
+ * the same way).
+ */
+const RESTART_ONLY = ['log_level', 'log_format'] as const;
+
 export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
   private readonly pipeline = new Pipeline([]);
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
+  /** The reload under way, if any; it never rejects, so a failed reload does not stop later ones or stop(). */
   private reloading: Promise<void> = Promise.resolve();
 
   constructor(private readonly log: Logger) {}
 
+  /** Whether inputs and sinks run: false only once a reload failed and the config before it could not be started again either. */
+  get isRunning(): boolean {
+    return this.running !== undefined;
+  }
+
   async start(config: Config): Promise<void> {
     collectProcessMetrics();
-    await mkdir(config.state_dir, { recursive: true });
-    const sinks = await this.startSinks(config);
-    this.pipeline.replaceSinks(sinks);
-    let started: Pick<Running, 'inputs' | 'containers'>;
-    try {
-      started = await this.startInputs(config);
-    } catch (err) {
-      await Promise.allSettled(sinks.map((s) => s.close()));
-      throw err;
-    }
-    const { inputs } = started;
-    this.running = { config, sinks, ...started };
-    if (config.http.enabled) {
-      this.store = await this.openStore(config);
-      this.http = await startHttpServer(config.http, {
-        log: this.log.child({ component: 'http' }),
-        pipeline: this.pipeline,
-        inputs: () => this.running?.inputs ?? [],
-        sinks: () => this.pipeline.sinkList,
-        reader: {
-          store: () => this.store,
-          containerStates: () => containerStates(this.running?.config.docker ?? config.docker),
-        },
-      });
-    }
+    await this.bringUp(config, undefined);
+    await this.startHttp(config);
+    const inputs = this.running!.inputs;
     const forward = inputs.find((i) => i.name === 'forward');
     const docker = inputs.find((i) => i.name === 'docker');
     this.log.info(
-      { forward: forward?.address, docker: docker?.address, http: this.http?.address, sinks: sinks.map((s) => s.name), state: config.state_dir },
+      { forward: forward?.address, docker: docker?.address, http: this.http?.address, sinks: this.pipeline.sinkList.map((s) => s.name), state: config.state_dir },
       'ready',
     );
   }
 
   /**
-   * Applies a new config: inputs and sinks whose settings changed are restarted,
-   * the rest keep running. Queued data stays in the sinks' disk queues and the
-   * inputs' checkpoints, so nothing is lost across the restart.
+   * Applies a new config: inputs, sinks and the HTTP endpoint whose settings
+   * changed are restarted, the rest keep running. Queued data stays in the
+   * sinks' disk queues and the inputs' checkpoints, so nothing is lost across
+   * the restart. When the new config does not start (a port taken, a state
+   * directory that cannot be written), the one before it is started again and
+   * the returned promise rejects with the reason.
    */
   reload(next: Config): Promise<void> {
-    this.reloading = this.reloading.then(() => this.applyReload(next));
-    return this.reloading;
+    const applied = this.reloading.then(() => this.applyReload(next));
+    this.reloading = applied.catch(() => undefined);
+    return applied;
   }
 
   async stop(): Promise<void> {
     await this.reloading;
     const running = this.running;
     this.running = undefined;
-    if (!running) return;
-    await this.stopInputs(running.inputs);
-    running.containers?.close();
-    await this.http?.close();
-    await this.store?.close();
-    const closed = await Promise.allSettled(running.sinks.map((s) => s.close()));
-    for (const c of closed) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
+    if (running) await this.stopInputs(running);
+    await this.stopHttp();
+    if (running) await this.closeSinks(running.sinks);
   }
 
   private async applyReload(next: Config): Promise<void> {
     const cur = this.running;
-    if (!cur) return;
+    if (!cur) {
+      this.log.warn('config reload ignored: the collector is not running');
+      return;
+    }
+    for (const key of RESTART_ONLY) {
+      if (cur.config[key] !== next[key]) this.log.warn({ key, running: cur.config[key], next: next[key] }, 'config reload: this key takes effect at the next start');
+    }
     const sinksChanged = !isDeepStrictEqual(cur.config.sinks, next.sinks) || cur.config.state_dir !== next.state_dir;
-    const inputsChanged =
-      sinksChanged ||
-      !isDeepStrictEqual(cur.config.forward, next.forward) ||
-      !isDeepStrictEqual(cur.config.docker, next.docker) ||
-      cur.config.parse_json !== next.parse_json ||
-      cur.config.parse_logfmt !== next.parse_logfmt ||
-      cur.config.strip_ansi !== next.strip_ansi ||
-      cur.config.max_line_size !== next.max_line_size ||
-      cur.config.host_name !== next.host_name;
-    if (!inputsChanged) {
+    const inputsChanged = sinksChanged || !isDeepStrictEqual(inputSettings(cur.config), inputSettings(next));
+    const httpChanged = !isDeepStrictEqual(cur.config.http, next.http);
+    if (!inputsChanged && !httpChanged) {
       this.running = { ...cur, config: next };
       this.log.info('config reloaded: nothing to restart');
       return;
     }
-    // Inputs stop first so every event they accepted is written before a sink
-    // goes away; the sources (Docker's driver, the engine API) resume from
-    // where the acks and checkpoints left them.
-    await this.stopInputs(cur.inputs);
-    cur.containers?.close();
-    let sinks = cur.sinks;
-    if (sinksChanged) {
-      await Promise.allSettled(cur.sinks.map((s) => s.close()));
-      sinks = await this.startSinks(next);
-      this.pipeline.replaceSinks(sinks);
-      if (this.http) {
-        const old = this.store;
-        this.store = await this.openStore(next);
-        await old?.close();
+    if (inputsChanged) {
+      // Inputs stop first so every event they accepted is written before a sink
+      // goes away; the sources (Docker's driver, the engine API) resume from
+      // where the acks and checkpoints left them.
+      this.running = undefined;
+      await this.stopInputs(cur);
+      if (sinksChanged) await this.closeSinks(cur.sinks);
+      const kept = sinksChanged ? undefined : cur.sinks;
+      try {
+        await this.bringUp(next, kept);
+      } catch (err) {
+        this.log.error({ err }, 'config reload failed: starting the running config again');
+        await this.bringUp(cur.config, kept);
+        throw err;
       }
+    } else this.running = { ...cur, config: next };
+    if (httpChanged) await this.restartHttp(cur.config, next);
+    else if (sinksChanged && this.http) await this.replaceStore(next);
+    this.log.info(
+      { restarted: [inputsChanged && 'inputs', sinksChanged && 'sinks', httpChanged && 'http'].filter(Boolean), sinks: this.pipeline.sinkList.map((s) => s.name) },
+      'config reloaded',
+    );
+  }
+
+  /** Starts the sinks (unless `kept`, the running ones) and the inputs of `config`; on failure leaves none of what it started running. */
+  private async bringUp(config: Config, kept: Sink[] | undefined): Promise<void> {
+    await mkdir(config.state_dir, { recursive: true });
+    const sinks = kept ?? (await this.startSinks(config));
+    this.pipeline.replaceSinks(sinks);
+    let started: Pick<Running, 'inputs' | 'containers'>;
+    try {
+      started = await this.startInputs(config);
+    } catch (err) {
+      if (!kept) await this.closeSinks(sinks);
+      throw err;
     }
-    this.running = { config: next, sinks, ...(await this.startInputs(next)) };
-    this.log.info({ restarted: sinksChanged ? 'inputs and sinks' : 'inputs', sinks: sinks.map((s) => s.name) }, 'config reloaded');
+    this.running = { config, sinks, ...started };
+  }
+
+  /** The HTTP endpoint of `next` in place of the one of `cur`; when it does not start, the one of `cur` again. */
+  private async restartHttp(cur: Config, next: Config): Promise<void> {
+    await this.stopHttp();
+    try {
+      await this.startHttp(next);
+    } catch (err) {
+      this.log.error({ err }, 'config reload failed: starting the running HTTP endpoint again');
+      await this.stopHttp();
+      await this.startHttp(cur);
+      throw err;
+    }
+  }
+
+  private async startHttp(config: Config): Promise<void> {
+    if (!config.http.enabled) return;
+    this.store = await this.openStore(config);
+    this.http = await startHttpServer(config.http, {
+      log: this.log.child({ component: 'http' }),
+      pipeline: this.pipeline,
+      inputs: () => this.running?.inputs ?? [],
+      sinks: () => this.pipeline.sinkList,
+      reader: {
+        store: () => this.store,
+        containerStates: () => containerStates(this.running?.config.docker ?? config.docker),
+      },
+    });
+  }
+
+  /** The page reads what the sinks of `config` store. */
+  private async replaceStore(config: Config): Promise<void> {
+    const old = this.store;
+    this.store = await this.openStore(config);
+    await old?.close();
+  }
+
+  private async stopHttp(): Promise<void> {
+    const [http, store] = [this.http, this.store];
+    this.http = undefined;
+    this.store = undefined;
+    await http?.close();
+    await store?.close();
   }
 
   private async openStore(config: Config): Promise<Store> {
@@ -167,11 +219,17 @@ export class Collector {
     return sinks;
   }
 
-  /** Stops the inputs one after another, the last started first (see startInputs()). */
-  private async stopInputs(inputs: readonly RunningInput[]): Promise<void> {
-    for (const input of [...inputs].reverse()) {
+  private async closeSinks(sinks: readonly Sink[]): Promise<void> {
+    const closed = await Promise.allSettled(sinks.map((s) => s.close()));
+    for (const c of closed) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
+  }
+
+  /** Stops the inputs one after another, the last started first (see startInputs()), then their container directory. */
+  private async stopInputs(running: Pick<Running, 'inputs' | 'containers'>): Promise<void> {
+    for (const input of [...running.inputs].reverse()) {
       await input.stop().catch((err: unknown) => this.log.error({ err, input: input.name }, 'input stop failed'));
     }
+    running.containers?.close();
   }
 
   private async startInputs(config: Config): Promise<Pick<Running, 'inputs' | 'containers'>> {
@@ -206,12 +264,17 @@ export class Collector {
       }
       if (config.forward.enabled) inputs.push(await startForwardInput(config.forward, deps('forward')));
     } catch (err) {
-      await this.stopInputs(inputs);
-      containers?.close();
+      await this.stopInputs({ inputs, containers });
       throw err;
     }
     return { inputs, containers };
   }
+}
+
+/** Every setting the inputs are built from: all but the sinks', the HTTP endpoint's and the collector's own log's. */
+function inputSettings(config: Config): Omit<Config, 'sinks' | 'http' | (typeof RESTART_ONLY)[number]> {
+  const { sinks: _sinks, http: _http, log_level: _level, log_format: _format, ...inputs } = config;
+  return inputs;
 }
 
 function hostNameOf(config: Config): string {

@@ -1,0 +1,77 @@
+/**
+ * SIGHUP on the real collector: a new config that does not start (its forward
+ * port is taken) leaves the one before it running, later reloads still
+ * apply, every setting the inputs are built from restarts them, and the
+ * collector still stops cleanly.
+ */
+import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encodeMsgpack } from '../../src/collector/forward/encode.js';
+import { mp, rawClient } from '../helpers/forward.js';
+import { until } from '../helpers/until.js';
+import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+
+const T = 1795341190;
+let collector: RunningCollector | undefined;
+
+afterAll(async () => {
+  await collector?.stop('SIGKILL');
+});
+
+function listening(): Promise<Server> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** Sends one acked record to the forward port and waits for its ack. */
+async function sendLine(port: number, line: string): Promise<void> {
+  const client = await rawClient(port);
+  await client.send(mp.arr(mp.str('reload'), mp.int32(T), mp.strMap({ log: line }), encodeMsgpack({ chunk: line })));
+  await client.waitReplies(1);
+  client.socket.destroy();
+}
+
+describe('clogs collect on SIGHUP', () => {
+  it('keeps the running config when the new one does not start, and applies later ones', async () => {
+    const dir = tempDir('reload');
+    const file = join(dir, 'clogs.yaml');
+    const config = (port: number, extra = ''): void =>
+      writeFileSync(
+        file,
+        `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/data\nhttp:\n  listen: 127.0.0.1:0\n${extra}`,
+      );
+    const taken = await listening();
+    const free = await listening();
+    const [takenPort, freePort] = [(taken.address() as AddressInfo).port, (free.address() as AddressInfo).port];
+    await new Promise((r) => free.close(r));
+    config(freePort);
+    collector = await startCollector(['--config', file]);
+    const c = collector;
+    const logged = (msg: string): number => c.lines.filter((l) => l.msg === msg).length;
+
+    config(takenPort);
+    c.process.kill('SIGHUP');
+    await until('the failed reload', () => logged('config reload failed: the config before it runs again') === 1);
+    await sendLine(freePort, 'after the failed reload');
+
+    await new Promise((r) => taken.close(r));
+    c.process.kill('SIGHUP');
+    await until('the reload', () => logged('config reloaded') === 1);
+    await sendLine(takenPort, 'on the new port');
+
+    config(takenPort, 'multiline:\n  mode: off\nlog_level: debug\n');
+    c.process.kill('SIGHUP');
+    await until('the multiline reload', () => logged('config reloaded') === 2);
+    expect(c.lines.find((l) => l.msg === 'config reload: this key takes effect at the next start')).toMatchObject({ key: 'log_level', next: 'debug' });
+    expect(c.lines.filter((l) => l.msg === 'config reloaded')[1]).toMatchObject({ restarted: ['inputs'] });
+    await sendLine(takenPort, 'with multiline off');
+
+    expect(await c.stop()).toBe(0);
+    collector = undefined;
+    expect(readFileStore(join(dir, 'data')).map((e) => e.message)).toEqual(['after the failed reload', 'on the new port', 'with multiline off']);
+  });
+});
