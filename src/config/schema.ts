@@ -50,6 +50,20 @@ export const listenAddress = z.string().transform((v, ctx) => {
 });
 export type ListenAddress = z.infer<typeof listenAddress>;
 
+/** Characters Elasticsearch refuses in index names (MetadataCreateIndexService.validateIndexOrAliasName). */
+const BAD_INDEX_CHARS = /[\\/*?"<>| ,#:A-Z]/;
+
+/** A daily index pattern: a name Elasticsearch takes once %Y %m %d are filled in. */
+const indexPattern = z.string().superRefine((pattern, ctx) => {
+  const sample = pattern.replace(/%[Ymd]/g, '0');
+  if (pattern.length === 0 || BAD_INDEX_CHARS.test(sample) || /^[-_+.]/.test(sample) || sample.includes('%')) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an index pattern of lowercase letters, digits, "-", "_", "." and the placeholders %Y %m %d, like "clogs-%Y.%m.%d", got ${JSON.stringify(pattern)}`,
+    });
+  }
+});
+
 export const forwardSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Run the forward-protocol input.'),
@@ -182,7 +196,7 @@ export const elasticsearchSchema = z
       .strict()
       .default({ dataset: 'clogs', namespace: 'default' })
       .describe('Writes to the data stream logs-<dataset>-<namespace>.'),
-    index: z.string().optional().describe('A daily index pattern like "clogs-%Y.%m.%d" instead of a data stream.'),
+    index: indexPattern.optional().describe('A daily index pattern like "clogs-%Y.%m.%d" instead of a data stream.'),
     batch_size: byteSize.default(5 * 1024 * 1024).describe('Bulk request size.'),
     batch_events: z.number().int().positive().default(5000).describe('Most events in one bulk request.'),
     flush_interval: duration.default(1000).describe('Send a partial batch after this long.'),

@@ -11,7 +11,6 @@
 import { put, putRange } from '../../collector/byte-copy.js';
 import type { EncodedBatch } from '../../collector/encoded.js';
 import { LineFields } from '../../collector/line-fields.js';
-import { ClogsError } from '../../errors.js';
 import { DocumentIds, ID_LENGTH } from './document-id.js';
 
 /** Where documents go: one data stream, or an index per UTC day. */
@@ -19,24 +18,11 @@ export type Target =
   | { kind: 'data_stream'; name: string; dataset: string; namespace: string }
   | { kind: 'index'; pattern: string };
 
-/** Characters Elasticsearch refuses in index names (MetadataCreateIndexService.validateIndexOrAliasName). */
-const BAD_INDEX_CHARS = /[\\/*?"<>| ,#:A-Z]/;
-
+/** Where `cfg` (validated by config/schema.ts) sends documents. */
 export function resolveTarget(cfg: { index?: string | undefined; data_stream: { dataset: string; namespace: string } }): Target {
-  if (cfg.index === undefined) {
-    const { dataset, namespace } = cfg.data_stream;
-    return { kind: 'data_stream', name: `logs-${dataset}-${namespace}`, dataset, namespace };
-  }
-  const pattern = cfg.index;
-  const sample = indexName(pattern, '2026-01-02T00:00:00.000000000Z');
-  if (pattern.length === 0 || BAD_INDEX_CHARS.test(sample) || /^[-_+.]/.test(sample) || /%[^Ymd]/.test(pattern)) {
-    throw new ClogsError(
-      'CLOGS_CONFIG',
-      `sinks.elasticsearch.index: ${JSON.stringify(pattern)} is not a valid index pattern: use lowercase letters, digits, "-", "_", "." ` +
-        `and the placeholders %Y %m %d, like "clogs-%Y.%m.%d"`,
-    );
-  }
-  return { kind: 'index', pattern };
+  if (cfg.index !== undefined) return { kind: 'index', pattern: cfg.index };
+  const { dataset, namespace } = cfg.data_stream;
+  return { kind: 'data_stream', name: `logs-${dataset}-${namespace}`, dataset, namespace };
 }
 
 /** `clogs-%Y.%m.%d` + `2026-11-22T…` → `clogs-2026.11.22` (UTC, from the event's own time). */

@@ -65,6 +65,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: f })).toThrow(/regex.yaml:3: multiline.start: expected a JavaScript regular expression: .*Unterminated group/);
   });
 
+  it('refuses index patterns Elasticsearch would refuse, with the key and an example', () => {
+    for (const bad of ['Clogs-%Y', 'clogs logs', '_clogs', 'clogs-%H', 'a*b', '']) {
+      const f = file('index.yaml', `sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    index: "${bad}"\n`);
+      expect(() => loadConfig({ file: f })).toThrow(/index.yaml:4: sinks\.elasticsearch\.index: expected an index pattern .*"clogs-%Y\.%m\.%d"/);
+    }
+    const f = file('index.yaml', 'sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    index: clogs-%Y.%m.%d\n');
+    expect(loadConfig({ file: f }).sinks.elasticsearch?.index).toBe('clogs-%Y.%m.%d');
+  });
+
   it('rejects unknown keys, naming them', () => {
     const f = file('unknown.yaml', 'sinks:\n  file:\n    dir: x\n    rotate: 5\n');
     expect(() => loadConfig({ file: f })).toThrow(/unknown.yaml:\d: sinks.file: unknown key "rotate"/);

@@ -166,10 +166,4 @@ describe('targets', () => {
   it('expands %Y %m %d', () => {
     expect(indexName('x-%Y-%m-%d', '2027-01-05T00:00:00.000000000Z')).toBe('x-2027-01-05');
   });
-
-  it('refuses index patterns Elasticsearch would refuse, with the key and an example', () => {
-    for (const bad of ['Clogs-%Y', 'clogs logs', '_clogs', 'clogs-%H', 'a*b', '']) {
-      expect(() => resolveTarget({ index: bad, data_stream: { dataset: 'c', namespace: 'd' } })).toThrow(/sinks\.elasticsearch\.index: .*clogs-%Y\.%m\.%d/);
-    }
-  });
 });
