@@ -2,7 +2,12 @@ import type { Sink, WriteOptions } from '../sinks/sink.js';
 import { EncodedBatch } from './encoded.js';
 import type { LogEvent } from './event.js';
 
-/** Reads the batch's lines before it returns (copying what it keeps): the input may then reuse them (chunk-pool.ts). */
+/**
+ * Reads the batch's lines before it returns (copying what it keeps): the input
+ * may then reuse them (chunk-pool.ts). It must not throw: the batch is
+ * durable in every sink by then, and a failed write would make the input
+ * send it again.
+ */
 export type Subscriber = (batch: EncodedBatch) => void;
 
 /**

@@ -34,7 +34,6 @@ export interface TailStreams {
   serve(req: IncomingMessage, res: ServerResponse, filter: TailFilter): void;
   /** Ends every open stream (server shutdown). */
   closeAll(): void;
-  readonly size: number;
 }
 
 export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams {
@@ -74,7 +73,15 @@ export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams 
     // read the comment knows every later durable event will reach it.
     const fields = new LineFields();
     const unsubscribe = pipeline.subscribe((batch) => {
-      const chunk = renderBatch(batch, filter, fields);
+      let chunk: Buffer | undefined;
+      try {
+        chunk = renderBatch(batch, filter, fields);
+      } catch (err) {
+        // A line this client cannot be shown ends its stream, not the write: the batch is durable already.
+        log.error({ err, remote: req.socket.remoteAddress }, 'tail client ended: a line could not be rendered for it');
+        endStream();
+        return;
+      }
       if (chunk !== undefined) send(chunk);
     });
     const keepalive = setInterval(() => send(': keepalive\n\n'), KEEPALIVE_MS);
@@ -89,9 +96,6 @@ export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams 
     serve,
     closeAll: () => {
       for (const end of [...open]) end();
-    },
-    get size() {
-      return open.size;
     },
   };
 }

@@ -15,16 +15,23 @@ let server: Server | undefined;
 afterEach(() => server?.close());
 
 /** A /tail stream with `query` on a real HTTP server: the messages it was sent so far. */
-async function subscribe(pipeline: Pipeline, query: string): Promise<{ messages(): string[]; close(): void }> {
+async function subscribe(
+  pipeline: Pipeline,
+  query: string,
+  filter = parseTailFilter(new URLSearchParams(query)) as TailFilter,
+): Promise<{ messages(): string[]; ended: Promise<void>; close(): void }> {
   const streams = createTailStreams(pipeline, createLogger('silent'));
-  server = createServer((req, res) => streams.serve(req, res, parseTailFilter(new URLSearchParams(query)) as TailFilter));
+  server = createServer((req, res) => streams.serve(req, res, filter));
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   let raw = '';
+  let ended = (): void => undefined;
+  const endedPromise = new Promise<void>((resolve) => (ended = resolve));
   const req = request({ host: '127.0.0.1', port, path: `/tail?${query}` });
   await new Promise<void>((resolve, reject) => {
     req.on('response', (res) => {
       res.setEncoding('utf8');
+      res.on('end', () => ended());
       res.on('data', (chunk: string) => {
         raw += chunk;
         if (raw.startsWith(': subscribed\n\n')) resolve();
@@ -35,6 +42,7 @@ async function subscribe(pipeline: Pipeline, query: string): Promise<{ messages(
   });
   return {
     messages: () => [...raw.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as { message: string }).message),
+    ended: endedPromise,
     close: () => req.destroy(),
   };
 }
@@ -52,5 +60,19 @@ describe('/tail stream', () => {
     await new Promise((r) => setTimeout(r, 50));
     tail.close();
     expect(tail.messages()).toEqual(['b1', 'b2']);
+  });
+
+  it('ends the stream of a client whose lines cannot be rendered, and the write still succeeds', async () => {
+    const pipeline = new Pipeline([]);
+    const broken = {
+      get containers(): readonly string[] {
+        throw new Error('a renderer bug');
+      },
+      tagMarks: [],
+    } as TailFilter;
+    const tail = await subscribe(pipeline, 'container=web', broken);
+    await expect(pipeline.write(EncodedBatch.of([event('a1', { container: web, tag: 'app.a' })]))).resolves.toBeUndefined();
+    await tail.ended;
+    expect(tail.messages()).toEqual([]);
   });
 });
