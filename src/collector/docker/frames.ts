@@ -79,13 +79,6 @@ export class LogStreamParser {
 
   constructor(private readonly opts: ParserOptions) {}
 
-  /** Bytes held that do not yet make a line. */
-  get bufferedBytes(): number {
-    let n = this.queued + (this.ttyMessage?.bodyBytes ?? 0);
-    for (const p of this.pending.values()) n += p.bytes;
-    return n;
-  }
-
   /** Appends the lines completed by `chunk` to `out` (a new array when not given). */
   push(chunk: Buffer, out: LogLine[] = []): LogLine[] {
     if (chunk.length === 0) return out;

@@ -91,10 +91,6 @@ export class MetadataCache {
     private readonly directory?: ContainerDirectory,
   ) {}
 
-  cached(id: string): ContainerInfo | undefined {
-    return this.known.get(id);
-  }
-
   /** Inspects the container again (its state changes); undefined once it is gone. */
   async refresh(id: string): Promise<ContainerInfo | undefined> {
     let answer: InspectAnswer;
