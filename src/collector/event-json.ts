@@ -126,21 +126,17 @@ export function clogsHead(input: string, tag: string | undefined): ClogsHead {
 }
 
 /**
- * Attributes come from decoded records. msgpack can hold 64-bit integers that
- * arrive as BigInt, which JSON.stringify refuses: they become decimal strings.
- * Nothing decoded can fail otherwise; if something still does, the event is
- * kept with the reason in place of its attributes rather than refused, since
- * a refused batch comes back forever.
+ * Attributes are plain JSON values (decoded records, parsed lines). A parsed
+ * JSON line can still nest deeper than JSON.stringify's recursion goes
+ * (JSON.parse has no such limit): the event is then kept with the reason in
+ * place of its attributes rather than refused, since a refused batch comes
+ * back forever.
  */
 export function attrsJson(attrs: Record<string, unknown>): string {
   try {
     return JSON.stringify(attrs);
-  } catch {
-    try {
-      return JSON.stringify(attrs, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
-    } catch (err) {
-      return JSON.stringify({ clogs_unserializable: (err as Error).message });
-    }
+  } catch (err) {
+    return JSON.stringify({ clogs_unserializable: (err as Error).message });
   }
 }
 

@@ -81,9 +81,11 @@ describe('encodeEvent', () => {
     });
   });
 
-  it('writes a BigInt attribute as a decimal string instead of losing the event', () => {
-    const e = event('big', { attrs: { id: 2n ** 64n } });
-    expect(JSON.parse(encodeLine(e)).attrs).toEqual({ id: '18446744073709551616' });
+  it('keeps an event whose attributes nest too deep to serialize, with the reason in their place', () => {
+    const deep = JSON.parse(`{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`) as Record<string, unknown>;
+    const line = JSON.parse(encodeLine(event('deep', { attrs: deep })));
+    expect(line.message).toBe('deep');
+    expect(line.attrs).toEqual({ clogs_unserializable: expect.stringMatching(/call stack/) });
   });
 
   it('never lets a line span two chunks', () => {
