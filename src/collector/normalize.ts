@@ -384,7 +384,8 @@ export class Normalizer {
     let level: string | undefined;
     let attrs: Record<string, unknown> | undefined = raw.extra;
     // A piece of a cut line is no whole JSON or logfmt line, and only the first starts the line.
-    const parsed = (this.opts.parseJson ? parseJsonLine(line) : undefined) ?? (this.opts.parseLogfmt && piece === undefined ? parseLogfmtLine(line) : undefined);
+    const whole = piece === undefined;
+    const parsed = (this.opts.parseJson && whole ? parseJsonLine(line) : undefined) ?? (this.opts.parseLogfmt && whole ? parseLogfmtLine(line) : undefined);
     if (parsed !== undefined) {
       message = parsed.message ?? line;
       level = parsed.level;
