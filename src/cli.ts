@@ -5,6 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import { configFile, loadConfig } from './config/load.js';
+import { LEVEL_NAMES } from './collector/levels.js';
+import { LOG_FORMATS } from './config/schema.js';
 import { createLogger } from './log.js';
 import { ClogsError } from './errors.js';
 import { registerTailCommands } from './tail/index.js';
@@ -102,8 +104,8 @@ program
   .option('--no-docker', 'do not follow containers through the Docker Engine API')
   .option('--es <url>', 'ship to Elasticsearch at this URL (sinks.elasticsearch.url)')
   .option('--http <host:port>', 'the web page, live-tail, health and metrics endpoint (http.listen)')
-  .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
-  .addOption(new Option('--log-format <format>', 'the collector\'s own log: pretty on a terminal, else JSON lines (log_format)').choices(['auto', 'pretty', 'json']))
+  .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(LEVEL_NAMES))
+  .addOption(new Option('--log-format <format>', 'the collector\'s own log: pretty on a terminal, else JSON lines (log_format)').choices(LOG_FORMATS))
   .action(collect);
 
 registerTailCommands(program);

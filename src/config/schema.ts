@@ -4,6 +4,7 @@
  * else, so the rest of the code receives a fully-defaulted `Config`.
  */
 import { z } from 'zod';
+import { LEVEL_NAMES } from '../collector/levels.js';
 import { regexError } from '../collector/multiline/modes.js';
 import { RULE_NAMES } from '../collector/multiline/rules.js';
 
@@ -245,12 +246,15 @@ export const httpSchema = z
     }
   });
 
+/** The collector's own log formats: the config key and the flag take the same. */
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+
 export const configSchema = z
   .object({
     state_dir: z.string().default('./state').describe('Where clogs keeps its queues, checkpoints and pending partial lines.'),
     host_name: z.string().optional().describe('host.name of every event (default: the machine\'s hostname).'),
-    log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-    log_format: z.enum(['auto', 'pretty', 'json']).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
+    log_level: z.enum(LEVEL_NAMES).default('info').describe('The collector\'s own log level (pino\'s levels, the same names as log.level).'),
+    log_format: z.enum(LOG_FORMATS).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
     parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),
     parse_logfmt: z
       .boolean()
