@@ -3,8 +3,6 @@
  * counts by stream, and whether the container still exists and runs (asked
  * of the Docker engine when it answers; `?` when it does not).
  */
-import { readFileSync } from 'node:fs';
-import type Docker from 'dockerode';
 import type { DockerConfig } from '../config/schema.js';
 import type { SourceStats } from './store.js';
 
@@ -13,30 +11,14 @@ const DOCKER_TIMEOUT_MS = 2000;
 /** Container id → Docker state (`running`, `exited`, ...); undefined when no engine answers. */
 export async function containerStates(cfg: DockerConfig, env: NodeJS.ProcessEnv = process.env): Promise<Map<string, string> | undefined> {
   try {
-    // Loaded on demand, as only `ps` needs it.
-    const { default: Dockerode } = await import('dockerode');
-    const docker = new Dockerode(dockerOptions(cfg.host ?? env.DOCKER_HOST, cfg));
-    const list = await docker.listContainers({ all: true });
+    // Loaded on demand: only `ps` and the page's container list need the engine.
+    const { connectEngine } = await import('../collector/docker/engine.js');
+    const { docker } = connectEngine(cfg, env);
+    const list = await docker.listContainers({ all: true, abortSignal: AbortSignal.timeout(DOCKER_TIMEOUT_MS) });
     return new Map(list.map((c) => [c.Id, c.State]));
   } catch {
     return undefined;
   }
-}
-
-function dockerOptions(host: string | undefined, cfg: DockerConfig): Docker.DockerOptions {
-  const opts: Docker.DockerOptions = { timeout: DOCKER_TIMEOUT_MS };
-  if (host === undefined || host.startsWith('unix://')) {
-    opts.socketPath = host === undefined ? '/var/run/docker.sock' : host.slice('unix://'.length);
-    return opts;
-  }
-  const url = new URL(host.replace(/^tcp:/, cfg.tls ? 'https:' : 'http:'));
-  opts.host = url.hostname;
-  opts.port = url.port || (cfg.tls ? '2376' : '2375');
-  opts.protocol = cfg.tls ? 'https' : 'http';
-  if (cfg.tls?.ca) opts.ca = readFileSync(cfg.tls.ca);
-  if (cfg.tls?.cert) opts.cert = readFileSync(cfg.tls.cert);
-  if (cfg.tls?.key) opts.key = readFileSync(cfg.tls.key);
-  return opts;
 }
 
 export interface PsRow {
