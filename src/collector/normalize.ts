@@ -1,6 +1,7 @@
 /**
  * Turns what an input read (a line with its time, stream and container) into
- * the shared LogEvent: puts Docker's split lines back together, joins the
+ * the shared LogEvent: puts Docker's split lines back together (one longer
+ * than maxLineBytes is written in parts as its pieces come), joins the
  * lines of a stack trace (multiline/stage.ts), strips the carriage return a
  * TTY adds and terminal escapes (transforms/ansi.ts), parses JSON log lines
  * (pino, bunyan, zap, logrus) and logfmt lines (transforms/logfmt.ts), reads
@@ -36,8 +37,12 @@ export interface RawLine {
   line: Buffer | string;
   container?: ContainerMeta;
   tag?: string;
-  /** Docker's split-line metadata (fluentd driver `partial_*` keys). */
-  partial?: { id: string; ordinal: number; last: boolean };
+  /**
+   * Docker's split-line metadata (fluentd driver `partial_*` keys). `part`:
+   * for a piece stored before a restart (forward/partials.ts), which part of
+   * an overlong line it is in (see PieceWatcher); absent for the first.
+   */
+  partial?: { id: string; ordinal: number; last: boolean; part?: number };
   /** Record keys the input did not map; they end up under `attrs`. */
   extra?: Record<string, unknown>;
 }
@@ -83,12 +88,39 @@ export interface JsonLine {
 }
 
 interface PendingLine {
-  first: RawLine;
+  source: string;
+  /** Its partial id. */
+  id: string;
+  /** The first piece of the part being joined; undefined right after a cut. */
+  first: RawLine | undefined;
   pieces: Buffer[];
   bytes: number;
   lastOrdinal: number;
   since: number;
+  /** How many times the line was cut at maxLineBytes so far: the part being joined. */
+  part: number;
 }
+
+/**
+ * Told which pieces of split lines the Normalizer keeps across calls, for an
+ * input that acks a piece before its line is written (forward/partials.ts
+ * keeps them durable). A split line longer than maxLineBytes is written in
+ * parts as its pieces come, each part one line (cut further into
+ * `clogs.piece` events like any long line), so what is held for a line
+ * never grows past maxLineBytes and a piece.
+ */
+export interface PieceWatcher {
+  /** `raw`, a piece of a split line, is held, in part `part` of its line. */
+  heldPiece(raw: RawLine, part: number): void;
+  /**
+   * The pieces of split line `id` up to part `part` are in the events just
+   * returned; `whole`: its last piece came, nothing of it is held any more.
+   */
+  releasedPieces(id: string, part: number, whole: boolean): void;
+}
+
+/** What an input that acks before its events are written learns of held lines: traces and split lines. */
+export interface LineWatcher extends HoldWatcher, PieceWatcher {}
 
 /**
  * Sources whose ordinals are kept by name. Every source that ever wrote a
@@ -101,6 +133,14 @@ interface PendingLine {
  */
 export const MAX_SOURCES_BY_NAME = 16_384;
 
+/**
+ * Bytes of split-line pieces held, all lines together, past which the line
+ * held longest is cut (written as it is so far; it goes on in a new part),
+ * or maxLineBytes when that is larger: each line holds less than
+ * maxLineBytes and a piece, but a client can open any number of them.
+ */
+export const MAX_HELD_PIECE_BYTES = 16 * 1024 * 1024;
+
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
 /** Where a JSON line keeps its level, by priority. */
@@ -108,7 +148,10 @@ export const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L'] as const;
 
 export class Normalizer {
   private readonly host: { name: string };
+  /** Split lines waiting for their last piece, the one held longest first. */
   private readonly pendingLines = new Map<string, PendingLine>();
+  /** Bytes of their pieces. */
+  private heldPieceBytes = 0;
   /**
    * Per source and stream: the last timestamp seen and how many lines carried
    * it. Keyed by the container object when there is one, so the hot path
@@ -163,7 +206,7 @@ export class Normalizer {
    * The events a line completes (none while it is held). `watch` learns which
    * lines stay held in a trace after the call (see HoldWatcher).
    */
-  push(raw: RawLine, watch?: HoldWatcher): LogEvent[] {
+  push(raw: RawLine, watch?: LineWatcher): LogEvent[] {
     if (raw.partial) return this.pushPiece(raw, raw.partial, watch);
     return this.line(raw, raw.line, watch);
   }
@@ -187,10 +230,17 @@ export class Normalizer {
    * the line would be in it twice; one opened after it did not.
    */
   restorePieces(pieces: readonly RawLine[]): void {
+    const reset = new Set<string>();
     for (const raw of pieces) {
       const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
       if (trace !== undefined && compareNanoTime(trace.time, raw.time) <= 0) continue;
-      // Stored pieces are never last ones: push lets nothing go here.
+      // What the line holds now came after the restored pieces, in requests the client sends again.
+      const key = pieceKey(raw, raw.partial!);
+      if (!reset.has(key)) {
+        reset.add(key);
+        this.forget(key);
+      }
+      // Stored pieces are never last ones, and a line restored past maxLineBytes was cut before: push lets nothing go here.
       this.push(raw);
     }
   }
@@ -256,8 +306,8 @@ export class Normalizer {
   private flushWhere(source: string | undefined): LogEvent[] {
     const out: LogEvent[] = [];
     for (const [key, p] of this.pendingLines) {
-      if (source !== undefined && sourceOf(p.first) !== source) continue;
-      this.pendingLines.delete(key);
+      if (source !== undefined && p.source !== source) continue;
+      this.forget(key);
       out.push(...this.finish(p, undefined));
     }
     if (this.multiline !== undefined) {
@@ -270,8 +320,8 @@ export class Normalizer {
     return out;
   }
 
-  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>, watch: HoldWatcher | undefined): LogEvent[] {
-    const key = `${sourceOf(raw)}\0${raw.stream ?? ''}\0${partial.id}`;
+  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>, watch: LineWatcher | undefined): LogEvent[] {
+    const key = pieceKey(raw, partial);
     const bytes = typeof raw.line === 'string' ? Buffer.from(raw.line, 'utf8') : raw.line;
     let p = this.pendingLines.get(key);
     // A piece this line holds already: the request that brought it is being
@@ -279,20 +329,59 @@ export class Normalizer {
     // a line's pieces from 1; a sender that does not (0) is taken as it comes.
     if (p !== undefined && partial.ordinal > 0 && partial.ordinal <= p.lastOrdinal) return [];
     if (!p) {
-      p = { first: raw, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now() };
+      p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
       this.pendingLines.set(key, p);
       this.startTimer();
     }
+    p.first ??= raw;
     p.pieces.push(bytes);
     p.bytes += bytes.length;
+    this.heldPieceBytes += bytes.length;
     p.lastOrdinal = partial.ordinal;
-    if (!partial.last) return [];
-    this.pendingLines.delete(key);
-    this.stopTimerIfIdle();
-    return this.finish(p, watch);
+    if (partial.last) {
+      this.forget(key);
+      this.stopTimerIfIdle();
+      // An empty last piece right after a cut ends the line written already (Docker ends a line of whole pieces so).
+      const events = p.part > 0 && p.bytes === 0 ? [] : this.finish(p, watch);
+      watch?.releasedPieces(partial.id, p.part, true);
+      return events;
+    }
+    // Long enough to be cut anyway: written now.
+    if (p.bytes >= this.opts.maxLineBytes) return this.cut(p, watch);
+    watch?.heldPiece(raw, p.part);
+    const most = Math.max(MAX_HELD_PIECE_BYTES, this.opts.maxLineBytes);
+    if (this.heldPieceBytes <= most) return [];
+    const events: LogEvent[] = [];
+    for (const held of this.pendingLines.values()) {
+      if (held.bytes > 0) events.push(...this.cut(held, watch));
+      if (this.heldPieceBytes <= most) break;
+    }
+    return events;
   }
 
+  /** Writes what a split line holds as a line of its own; the line goes on in a new part. */
+  private cut(p: PendingLine, watch: LineWatcher | undefined): LogEvent[] {
+    const events = this.finish(p, watch);
+    watch?.releasedPieces(p.id, p.part, false);
+    this.heldPieceBytes -= p.bytes;
+    p.first = undefined;
+    p.pieces = [];
+    p.bytes = 0;
+    p.part++;
+    return events;
+  }
+
+  /** Drops a split line from those held (its pieces go out, or are taken again). */
+  private forget(key: string): void {
+    const p = this.pendingLines.get(key);
+    if (p === undefined) return;
+    this.pendingLines.delete(key);
+    this.heldPieceBytes -= p.bytes;
+  }
+
+  /** The part of a split line held so far, as one line; none right after a cut. */
   private finish(p: PendingLine, watch: HoldWatcher | undefined): LogEvent[] {
+    if (p.first === undefined) return [];
     const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
     return this.line(p.first, joined, watch);
   }
@@ -423,7 +512,7 @@ export class Normalizer {
     const out: LogEvent[] = [];
     for (const [key, p] of this.pendingLines) {
       if (p.since > deadline) continue;
-      this.pendingLines.delete(key);
+      this.forget(key);
       out.push(...this.finish(p, undefined));
     }
     if (this.multiline !== undefined && this.multiline.size > 0) {
@@ -434,6 +523,11 @@ export class Normalizer {
     this.stopTimerIfIdle();
     if (out.length > 0) this.opts.onTimeoutFlush(out);
   }
+}
+
+/** Which held split line a piece belongs to: its source, stream and partial id. */
+function pieceKey(raw: RawLine, partial: NonNullable<RawLine['partial']>): string {
+  return `${sourceOf(raw)}\0${raw.stream ?? ''}\0${partial.id}`;
 }
 
 function ordinalOf(streams: StreamOrdinals, stream: string | undefined): Ordinal {

@@ -245,7 +245,7 @@ export function captureLogger(): { log: Logger; logs: Array<Record<string, unkno
 
 export async function startTestInput<S extends Sink = CaptureSink>(
   overrides: Record<string, unknown> = {},
-  opts: { stateDir?: string; sink?: S; containers?: ContainerDirectory } = {},
+  opts: { stateDir?: string; sink?: S; containers?: ContainerDirectory; maxLineBytes?: number } = {},
 ): Promise<TestInput<S>> {
   const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
   const sink = opts.sink ?? (new CaptureSink() as Sink as S);
@@ -260,7 +260,7 @@ export async function startTestInput<S extends Sink = CaptureSink>(
     parseJson: true,
     parseLogfmt: true,
     stripAnsi: true,
-    maxLineBytes: 1024 * 1024,
+    maxLineBytes: opts.maxLineBytes ?? 1024 * 1024,
     multiline: multilineSchema.parse({}),
     ...(opts.containers ? { containers: opts.containers } : {}),
   });

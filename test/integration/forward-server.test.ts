@@ -368,6 +368,85 @@ describe('split lines under acks', () => {
   });
 });
 
+describe('split lines longer than max_line_size under acks', () => {
+  const pid = 'a9d1c2e3f40a025714573b5b580c00c5746615071966a3130b4efa657a2a38c3';
+  const MAX = 256;
+  const PIECES = Array.from({ length: 10 }, (_, i) => String.fromCharCode(0x61 + i).repeat(100));
+  const WHOLE = PIECES.join('');
+  const piece = (ordinal: number, chunk = `q${ordinal}`): Buffer =>
+    mp.arr(
+      mp.str('web'),
+      mp.int32(T),
+      mp.strMap({
+        container_id: CONTAINER_ID,
+        source: 'stdout',
+        log: PIECES[ordinal - 1]!,
+        partial_message: 'true',
+        partial_id: pid,
+        partial_ordinal: String(ordinal),
+        partial_last: String(ordinal === PIECES.length),
+      }),
+      encodeMsgpack({ chunk }),
+    );
+  const storeDir = (t: TestInput): string => join(t.stateDir, 'forward-partials');
+  /** The pieces stored for the line now. */
+  const stored = (t: TestInput): string[] =>
+    readdirSync(storeDir(t)).flatMap((f) => readFileSync(join(storeDir(t), f), 'utf8').split('\n').filter(Boolean)).map((l) => Buffer.from((JSON.parse(l) as { l: string }).l, 'base64').toString());
+  /** Sends pieces `from`..`to` one at a time, each after the ack of the one before, as Docker's driver does. */
+  async function sendPieces(c: RawClient, from: number, to: number, check?: () => void): Promise<void> {
+    for (let i = from; i <= to; i++) {
+      const acked = c.replies().length;
+      await c.send(piece(i));
+      await c.waitReplies(acked + 1);
+      check?.();
+    }
+  }
+  const messages = (t: TestInput): string[] => t.sink.events.map((e) => e.message);
+
+  it('writes the line in parts as its pieces come, holding at most one part', async () => {
+    const t = await start({}, { maxLineBytes: MAX });
+    const c = await rawClient(t.port);
+    let mostStored = 0;
+    await sendPieces(c, 1, PIECES.length, () => (mostStored = Math.max(mostStored, stored(t).join('').length)));
+    expect(mostStored).toBeLessThan(MAX);
+    // Parts of 300 bytes (three pieces), each cut at MAX like any long line; the last piece is a part of its own.
+    expect(messages(t)).toEqual([WHOLE.slice(0, 256), WHOLE.slice(256, 300), WHOLE.slice(300, 556), WHOLE.slice(556, 600), WHOLE.slice(600, 856), WHOLE.slice(856, 900), WHOLE.slice(900)]);
+    expect(t.sink.events.map((e) => [e.clogs.ordinal, e.clogs.piece])).toEqual([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1], [3, undefined]]);
+    await until('the stored pieces deleted', () => readdirSync(storeDir(t)).length === 0, 5000);
+    c.socket.end();
+  });
+
+  it('goes on with the stored part after a crash, writing each byte once', async () => {
+    const first = await start({}, { maxLineBytes: MAX });
+    const c = await rawClient(first.port);
+    await sendPieces(c, 1, 5);
+    c.socket.destroy();
+    await until('piece 5 stored', () => stored(first).length === 2, 5000);
+    expect(stored(first)).toEqual([PIECES[3], PIECES[4]]);
+    const second = await start({}, { stateDir: first.stateDir, maxLineBytes: MAX });
+    const d = await rawClient(second.port);
+    await sendPieces(d, 6, PIECES.length);
+    expect([...messages(first), ...messages(second)].join('')).toBe(WHOLE);
+    expect(messages(second)[0]).toBe(PIECES.slice(3, 6).join('').slice(0, MAX));
+    d.socket.end();
+  });
+
+  it('writes the part again, whole, when the write that cut it fails and the client resends', async () => {
+    const t = await start({}, { maxLineBytes: MAX });
+    const c = await rawClient(t.port);
+    await sendPieces(c, 1, 2);
+    await until('pieces 1 and 2 stored', () => stored(t).length === 2, 5000);
+    t.sink.failNext = new Error('disk full');
+    await c.send(piece(3));
+    await c.closed;
+    const again = await rawClient(t.port);
+    await sendPieces(again, 3, PIECES.length);
+    expect(messages(t).join('')).toBe(WHOLE);
+    expect(messages(t).slice(0, 2)).toEqual([WHOLE.slice(0, 256), WHOLE.slice(256, 300)]);
+    again.socket.end();
+  });
+});
+
 describe('stack traces under acks', () => {
   const TRACE = ['Exception in thread "main" java.lang.IllegalStateException: row missing', '\tat com.example.Repo.load(Repo.java:24)', '\tat com.example.Main.main(Main.java:10)'];
   // Second-precision times, as Docker sends by default: lines of one trace share them.

@@ -29,8 +29,7 @@ import type { ContainerWithId as Container, LogEvent, Stream } from '../event.js
 import { bytesEqual } from '../json-bytes.js';
 import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, type ExtraFields } from '../line-render.js';
 import { SCALAR_BYTES, skipNested, valueEnd, type NestingLimits } from '../msgpack-bytes.js';
-import type { HoldWatcher } from '../multiline/stage.js';
-import type { Normalizer } from '../normalize.js';
+import type { LineWatcher, Normalizer } from '../normalize.js';
 import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
 import { utf8 } from './msgpack.js';
@@ -288,7 +287,7 @@ export class PackedLineEncoder {
    * does not (split lines, bytes or 64-bit integers, other shapes) and
    * returns its events.
    * The stream must have passed check() or checkMessages(). `watch` learns
-   * which lines the Normalizer holds (see HoldWatcher).
+   * which lines the Normalizer holds (see LineWatcher).
    */
   encodeSlice(
     stream: Buffer,
@@ -298,7 +297,7 @@ export class PackedLineEncoder {
     general: (entry: ForwardEntry, tag: string) => readonly LogEvent[],
     maxEntries: number,
     maxBytes: number,
-    watch?: HoldWatcher,
+    watch?: LineWatcher,
   ): number {
     const messages = tag === undefined;
     if (stream !== this.plannedStream || pos !== this.plannedAt) this.plan(stream, pos, maxEntries, messages);
@@ -667,7 +666,7 @@ export class PackedLineEncoder {
     out: EncodedBatch,
     general: (entry: ForwardEntry, tag: string) => readonly LogEvent[],
     messages: boolean,
-    watch: HoldWatcher | undefined,
+    watch: LineWatcher | undefined,
   ): void {
     const slots = this.slots;
     const sec = slots[s + SEC]! >>> 0;

@@ -32,6 +32,14 @@
  * lines from the resend, and they come out, as an event of their own, at the
  * next start.
  *
+ * A split line longer than max_line_size is written in parts as its pieces
+ * come (normalize.ts PieceWatcher); once a part's events are written, its
+ * pieces leave the file (cut(): rewritten through a temporary file, or
+ * deleted), so a file holds at most one part, as the Normalizer does. As for
+ * a line written whole (complete()), the request whose events hold the part
+ * is acked only after that (writes.ts): a crash in between brings the
+ * request again, not the pieces stored before it.
+ *
  * One NDJSON line per held line; a torn last line (crash during the append)
  * was never acked, and is skipped.
  */
@@ -42,7 +50,10 @@ import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
-import { removeIfPresent, syncDir } from '../../state-files.js';
+import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
+
+/** replaceFile()'s temporary file: never a held line of its own. */
+const TMP_SUFFIX = '.tmp';
 
 interface StoredPiece {
   t: [number, number];
@@ -53,6 +64,8 @@ interface StoredPiece {
   p?: { id: string; ordinal: number; last: boolean };
   /** A line of a trace being joined. */
   h?: 1;
+  /** The part of its split line a piece is in (normalize.ts PieceWatcher), when not the first. */
+  q?: number;
   /** The line's bytes, base64. */
   l: string;
   x?: Record<string, unknown>;
@@ -67,21 +80,37 @@ export interface HeldLine {
   line: RawLine;
   /** The chunk key of the request that brought `line`. */
   key: string;
+  /** A piece's part of its split line. */
+  part?: number;
 }
 
-/** A piece of a split line, kept under its partial id. */
-export function pieceOf(raw: RawLine, key: string): HeldLine {
-  return { id: raw.partial!.id, first: raw, line: raw, key };
+/** A piece of a split line, in part `part` of it, kept under its partial id. */
+export function pieceOf(raw: RawLine, key: string, part: number): HeldLine {
+  return { id: raw.partial!.id, first: raw, line: raw, key, part };
+}
+
+/** A split line whose parts up to `part` were written: their stored pieces are not needed any more. */
+export interface Cut {
+  id: string;
+  part: number;
+}
+
+interface StoredLine {
+  line: RawLine;
+  key: string;
+  part: number;
 }
 
 interface HeldFile {
   path: string;
-  /** The key its flushed event is recognised by. */
-  match: string;
+  /** The key its flushed event is recognised by: its first line's; undefined while it holds nothing. */
+  match: string | undefined;
   /** Whether the file was created (and its name made durable). */
   created: boolean;
   /** The split-line pieces durable in it, oldest first: what restore() gives back. */
-  pieces: RawLine[];
+  pieces: StoredLine[];
+  /** The last part of its split line that was written (cut()); -1 before any. */
+  written: number;
 }
 
 /** The id of the trace a line was held in, from the trace's first line. */
@@ -113,30 +142,35 @@ export class PartialStore {
     const pieces: RawLine[] = [];
     for (const name of (await readdir(this.dir)).sort()) {
       const path = join(this.dir, name);
-      const lines: RawLine[] = [];
+      // A rewrite a crash cut short (cut()): the file it was to replace is still whole.
+      if (name.endsWith(TMP_SUFFIX)) {
+        await unlink(path);
+        continue;
+      }
+      const lines: StoredLine[] = [];
       for (const line of (await readFile(path, 'utf8')).split('\n')) {
         if (line === '') continue;
         try {
           const stored = JSON.parse(line) as StoredPiece;
-          lines.push(toRawLine(stored));
+          lines.push({ line: toRawLine(stored), key: stored.k ?? '', part: stored.q ?? 0 });
           if (typeof stored.k === 'string') this.loadedChunks.add(stored.k);
         } catch {
           this.log.warn({ file: path }, 'skipping a torn line in a stored held line');
         }
       }
-      const first = lines[0];
+      const first = lines[0]?.line;
       if (first === undefined) {
         await unlink(path);
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [] });
-        traces.push(...lines);
+        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [], written: -1 });
+        traces.push(...lines.map((l) => l.line));
         continue;
       }
-      lines.sort((a, b) => a.partial!.ordinal - b.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(first), created: true, pieces: lines });
-      pieces.push(...lines);
+      lines.sort((a, b) => a.part - b.part || a.line.partial!.ordinal - b.line.partial!.ordinal);
+      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, pieces: lines, written: lines[0]!.part - 1 });
+      pieces.push(...lines.map((l) => l.line));
     }
     if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
     return [...traces, ...pieces];
@@ -157,7 +191,8 @@ export class PartialStore {
     const byFile = new Map<HeldFile, HeldLine[]>();
     for (const h of held) {
       let file = this.files.get(h.id);
-      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: matchKeyOf(h.first), created: false, pieces: [] }));
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, pieces: [], written: -1 }));
+      file.match ??= matchKeyOf(h.first);
       let list = byFile.get(file);
       if (list === undefined) byFile.set(file, (list = []));
       list.push(h);
@@ -166,17 +201,20 @@ export class PartialStore {
     return after.then(() =>
       this.enqueue(async () => {
         let created = false;
-        for (const [file, list] of byFile) {
-          if (this.files.get(list[0]!.id) !== file) continue;
+        for (const [file, all] of byFile) {
+          if (this.files.get(all[0]!.id) !== file) continue;
+          // A piece of a part cut meanwhile (by another request, over the bound for all lines together) is in its events.
+          const list = all.filter((h) => (h.part ?? 0) > file.written);
+          if (list.length === 0) continue;
           const fh = await open(file.path, 'a');
           try {
-            await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key)) + '\n').join(''));
+            await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key, h.part ?? 0)) + '\n').join(''));
             await fh.datasync();
           } finally {
             await fh.close();
           }
           if (!file.created) created = file.created = true;
-          for (const h of list) if (h.line.partial !== undefined) file.pieces.push(h.line);
+          for (const h of list) if (h.line.partial !== undefined) file.pieces.push({ line: h.line, key: h.key, part: h.part ?? 0 });
         }
         // A new file's name must be durable too, or a crash could lose the whole file.
         if (created) await syncDir(this.dir);
@@ -194,9 +232,42 @@ export class PartialStore {
     const out: RawLine[] = [];
     for (const id of ids) {
       const file = this.files.get(id);
-      if (file !== undefined) out.push(...file.pieces);
+      if (file !== undefined) for (const p of file.pieces) out.push(withPart(p.line, p.part));
     }
     return out;
+  }
+
+  /**
+   * Forgets the stored pieces of the parts that were written (a split line
+   * cut at maxLineBytes goes on in a new part): the file is rewritten with
+   * the pieces of later parts, or deleted when there are none, so what is
+   * stored for a line stays within one part, as what is held does.
+   */
+  cut(cuts: readonly Cut[]): Promise<void> {
+    // Forgotten at once, so that a restore() before the rewrite does not give back what was written.
+    const changed: HeldFile[] = [];
+    for (const { id, part } of cuts) {
+      const file = this.files.get(id);
+      if (file === undefined) continue;
+      file.written = Math.max(file.written, part);
+      const keep = file.pieces.filter((p) => p.part > part);
+      if (keep.length === file.pieces.length) continue;
+      file.pieces = keep;
+      file.match = keep[0] === undefined ? undefined : matchKeyOf(keep[0].line);
+      changed.push(file);
+    }
+    if (changed.length === 0) return Promise.resolve();
+    return this.enqueue(async () => {
+      for (const file of changed) {
+        // The pieces now, not at the call: an append in between went into the file and into `pieces`.
+        if (file.pieces.length > 0) {
+          await replaceFile(file.path, file.pieces.map((p) => JSON.stringify(toStored(p.line, p.key, p.part)) + '\n').join(''), true);
+        } else if (file.created) {
+          await removeIfPresent(file.path);
+          file.created = false;
+        }
+      }
+    });
   }
 
   /** Deletes the files of events that were written. */
@@ -221,7 +292,7 @@ export class PartialStore {
     if (this.files.size === 0) return Promise.resolve();
     const flushed = new Set(events.map((e) => `${e.container?.id ?? ''}\0${e.stream ?? ''}\0${e['@timestamp']}`));
     const ids: string[] = [];
-    for (const [id, entry] of this.files) if (flushed.has(entry.match)) ids.push(id);
+    for (const [id, entry] of this.files) if (entry.match !== undefined && flushed.has(entry.match)) ids.push(id);
     return this.complete(ids);
   }
 
@@ -241,7 +312,7 @@ function fileName(id: string): string {
   return /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
 }
 
-function toStored(p: RawLine, key: string): StoredPiece {
+function toStored(p: RawLine, key: string, part: number): StoredPiece {
   const bytes = typeof p.line === 'string' ? Buffer.from(p.line, 'utf8') : p.line;
   return {
     t: [p.time.sec, p.time.nsec],
@@ -249,12 +320,18 @@ function toStored(p: RawLine, key: string): StoredPiece {
     // All of it: a `clogs.multiline` label decides how the line is joined after a restart.
     c: p.container,
     g: p.tag,
-    p: p.partial,
+    p: p.partial === undefined ? undefined : { id: p.partial.id, ordinal: p.partial.ordinal, last: p.partial.last },
     h: p.partial === undefined ? 1 : undefined,
+    q: part > 0 ? part : undefined,
     l: bytes.toString('base64'),
     x: p.extra,
     k: key,
   };
+}
+
+/** A stored piece as the Normalizer takes it back: with the part it was in. */
+function withPart(line: RawLine, part: number): RawLine {
+  return part === 0 ? line : { ...line, partial: { ...line.partial!, part } };
 }
 
 function toRawLine(s: StoredPiece): RawLine {
@@ -266,7 +343,7 @@ function toRawLine(s: StoredPiece): RawLine {
     line: Buffer.from(s.l, 'base64'),
     container: s.c ? Object.freeze({ ...s.c }) : undefined,
     tag: s.g,
-    partial: s.p,
+    partial: s.p === undefined ? undefined : s.q === undefined ? s.p : { ...s.p, part: s.q },
     extra: s.x,
   };
 }

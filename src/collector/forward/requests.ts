@@ -333,14 +333,16 @@ export class RequestReader {
 
   /**
    * Nothing not acked yet is written: the request being rendered is dropped
-   * with the rest. The split lines those requests completed went out with
-   * them; their pieces acked before are taken back, for the resend.
+   * with the rest. The split lines (or parts of them) those requests
+   * completed went out with them; their pieces acked before are taken back,
+   * for the resend.
    */
   private writeFailed(err: unknown, jobs: readonly Job[]): void {
     const job = this.slices.drop();
     if (job !== undefined) this.writes.abandon([job]);
-    const completed = [...jobs, ...(job === undefined ? [] : [job])].flatMap((j) => j.completed ?? []);
-    if (completed.length > 0) this.ctx.normalizer.restorePieces(this.ctx.partials.restore(completed));
+    const all = [...jobs, ...(job === undefined ? [] : [job])];
+    const released = new Set([...all.flatMap((j) => j.completed ?? []), ...all.flatMap((j) => j.cuts ?? []).map((c) => c.id)]);
+    if (released.size > 0) this.ctx.normalizer.restorePieces(this.ctx.partials.restore([...released]));
     this.stop();
     this.hooks.failed(err, jobs);
   }
@@ -348,7 +350,7 @@ export class RequestReader {
 
 /** A job for a request; `chunk`: its chunk option, to be echoed in its ack. */
 function newJob(chunk: Buffer | undefined, receivedAt: number): Job {
-  return { held: undefined, completed: undefined, chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
+  return { held: undefined, completed: undefined, cuts: undefined, chunk, key: undefined, pending: undefined, wait: undefined, receivedAt };
 }
 
 /** Whether a request's first byte starts an array of 3 or 4: Message mode, or PackedForward or Forward with an option. */

@@ -18,8 +18,7 @@
  */
 import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
-import type { HoldWatcher } from '../multiline/stage.js';
-import type { Normalizer } from '../normalize.js';
+import type { LineWatcher, Normalizer, RawLine } from '../normalize.js';
 import type { ForwardEntry } from './messages.js';
 import type { PackedLineEncoder } from './packed-lines.js';
 import { pieceOf, traceId } from './partials.js';
@@ -62,8 +61,8 @@ interface Rendering {
   /** Whether `entries` stays valid after the Framer's next push (copied when it would not). */
   owned: boolean;
   general: (entry: ForwardEntry, tag: string) => LogEvent[];
-  /** The request's view of the traces the Normalizer holds, when it has a chunk to ack. */
-  watch: HoldWatcher | undefined;
+  /** The request's view of the lines the Normalizer holds. */
+  watch: LineWatcher;
 }
 
 export class SliceRenderer {
@@ -115,7 +114,7 @@ export class SliceRenderer {
    * not a view of the bytes read.
    */
   start(job: Job, stream: TaggedStream, skip: number, owned: boolean): void {
-    const watch = job.key === undefined ? undefined : holdWatcher(job, job.key);
+    const watch = new JobWatcher(job);
     this.current = {
       job,
       tag: stream.tag,
@@ -124,7 +123,7 @@ export class SliceRenderer {
       records: 0,
       skip,
       owned,
-      general: this.generalPath(job, watch),
+      general: this.generalPath(watch),
       watch,
     };
   }
@@ -207,34 +206,46 @@ export class SliceRenderer {
     return true;
   }
 
-  /** Renders an entry the fast path leaves, noting split lines in `job`. */
-  private generalPath(job: Job, watch: HoldWatcher | undefined): (entry: ForwardEntry, tag: string) => LogEvent[] {
+  /** Renders an entry the fast path leaves. */
+  private generalPath(watch: LineWatcher): (entry: ForwardEntry, tag: string) => LogEvent[] {
     const { mapper, normalizer } = this.ctx;
-    return (entry, tag) => {
-      const raw = mapper.toRawLine(entry, tag);
-      const partial = raw.partial;
-      if (partial !== undefined) {
-        if (partial.last) (job.completed ??= []).push(partial.id);
-        else if (job.key !== undefined) (job.held ??= []).push(pieceOf(raw, job.key));
-      }
-      return normalizer.push(raw, watch);
-    };
+    return (entry, tag) => normalizer.push(mapper.toRawLine(entry, tag), watch);
   }
 }
 
 /**
- * A request's view of the traces the Normalizer holds: a line held past the
- * ack is stored with the request; a trace let go within the request needs
- * none of its lines stored, and the file an earlier request stored for it is
- * deleted once this request's events are written.
+ * A request's view of the lines the Normalizer holds (traces, pieces of split
+ * lines): a line held past the ack is stored with the request, when it has a
+ * chunk to ack (nothing else is acked before its events are written); a line
+ * let go within the request needs none of its lines stored, and the file an
+ * earlier request stored for it is deleted (or, for a split line cut in
+ * parts, rid of the parts written) once this request's events are written.
  */
-function holdWatcher(job: Job, key: string): HoldWatcher {
-  return {
-    held: (first, line) => (job.held ??= []).push({ id: traceId(first), first, line, key }),
-    released: (first) => {
-      const id = traceId(first);
-      if (job.held !== undefined) job.held = job.held.filter((h) => h.id !== id);
-      (job.completed ??= []).push(id);
-    },
-  };
+class JobWatcher implements LineWatcher {
+  constructor(private readonly job: Job) {}
+
+  held(first: RawLine, line: RawLine): void {
+    if (this.job.key !== undefined) (this.job.held ??= []).push({ id: traceId(first), first, line, key: this.job.key });
+  }
+
+  released(first: RawLine): void {
+    const id = traceId(first);
+    this.unhold(id, Infinity);
+    (this.job.completed ??= []).push(id);
+  }
+
+  heldPiece(raw: RawLine, part: number): void {
+    if (this.job.key !== undefined) (this.job.held ??= []).push(pieceOf(raw, this.job.key, part));
+  }
+
+  releasedPieces(id: string, part: number, whole: boolean): void {
+    this.unhold(id, part);
+    if (whole) (this.job.completed ??= []).push(id);
+    else (this.job.cuts ??= []).push({ id, part });
+  }
+
+  /** The lines of `id` (up to part `upToPart`) are in this request's events: none of them is stored. */
+  private unhold(id: string, upToPart: number): void {
+    if (this.job.held !== undefined) this.job.held = this.job.held.filter((h) => h.id !== id || (h.part ?? 0) > upToPart);
+  }
 }

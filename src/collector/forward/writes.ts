@@ -22,7 +22,7 @@ import { EncodedBatch } from '../encoded.js';
 import type { Pipeline } from '../pipeline.js';
 import type { ChunkPool } from '../chunk-pool.js';
 import type { ChunkLedger, PendingChunk } from './acks.js';
-import type { HeldLine, PartialStore } from './partials.js';
+import type { Cut, HeldLine, PartialStore } from './partials.js';
 import type { RequestProgress } from './progress.js';
 import type { RenderBudget } from './render-budget.js';
 
@@ -50,6 +50,8 @@ export interface Job {
   held: HeldLine[] | undefined;
   /** Partial ids whose line is complete in this request's events. */
   completed: string[] | undefined;
+  /** Split lines written up to a part in this request's events (cut at maxLineBytes). */
+  cuts: Cut[] | undefined;
   /** The chunk to ack, as it was encoded. */
   chunk: Buffer | undefined;
   /** Its ledger key, and its entry while this job writes it. */
@@ -108,6 +110,8 @@ export class WriteQueue {
   private rendered = 0;
   /** Durable batches whose progress is being stored (their bytes still counted). */
   private recording = 0;
+  /** Durable batches whose acks wait for the partial store to forget what their events hold. */
+  private forgetting = 0;
   /** REQUEST_OVERHEAD_BYTES per request not acked yet. */
   private overheadBytes = 0;
   /** The newest batch's way to durable: held lines wait for it (see flush()). */
@@ -130,7 +134,7 @@ export class WriteQueue {
   }
 
   get idle(): boolean {
-    return this.writes.length === 0 && this.recording === 0 && this.queue.length === 0 && this.queuedEvents === undefined;
+    return this.writes.length === 0 && this.recording === 0 && this.forgetting === 0 && this.queue.length === 0 && this.queuedEvents === undefined;
   }
 
   /** A request is taken in: counted until it is acked. */
@@ -202,6 +206,7 @@ export class WriteQueue {
     if (!this.writes.includes(batch)) return;
     batch.durable = true;
     const due: Job[] = [];
+    const forgotten: Promise<void>[] = [];
     let released = 0;
     while (this.writes[0]?.durable) {
       const done = this.writes.shift()!;
@@ -211,7 +216,11 @@ export class WriteQueue {
       else released += done.rendered;
       const completed = done.jobs.flatMap((j) => j.completed ?? []);
       if (completed.length > 0) {
-        this.ctx.partials.complete(completed).catch((err: unknown) => this.log.warn({ err }, 'could not delete stored split-line pieces'));
+        forgotten.push(this.ctx.partials.complete(completed).catch((err: unknown) => this.log.warn({ err }, 'could not delete stored split-line pieces')));
+      }
+      const cuts = done.jobs.flatMap((j) => j.cuts ?? []);
+      if (cuts.length > 0) {
+        forgotten.push(this.ctx.partials.cut(cuts).catch((err: unknown) => this.log.warn({ err }, 'could not forget the written parts of stored split lines')));
       }
       for (const job of done.jobs) {
         if (job.pending !== undefined) {
@@ -222,7 +231,16 @@ export class WriteQueue {
         if (job.chunk !== undefined) due.push(job);
       }
     }
-    if (due.length > 0) this.hooks.ack(due);
+    // Acked once the store no longer holds what the events hold: a crash
+    // before that would bring those lines back from it, acked, and write them twice.
+    if (due.length > 0 && forgotten.length > 0) {
+      this.forgetting++;
+      void Promise.all(forgotten).then(() => {
+        this.forgetting--;
+        this.hooks.ack(due);
+        this.hooks.wake();
+      });
+    } else if (due.length > 0) this.hooks.ack(due);
     this.release(released);
     this.hooks.wake();
   }

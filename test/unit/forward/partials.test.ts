@@ -3,11 +3,11 @@
  * once what it waits for is durable, not at all when its event was written
  * meanwhile, and the chunk keys of stored lines come back after a restart.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PartialStore, traceId, type HeldLine } from '../../../src/collector/forward/partials.js';
+import { PartialStore, pieceOf, traceId, type HeldLine } from '../../../src/collector/forward/partials.js';
 import type { RawLine } from '../../../src/collector/normalize.js';
 import { captureLogger } from '../../helpers/forward.js';
 
@@ -73,5 +73,58 @@ describe('PartialStore', () => {
     const again = newStore(dir).store;
     expect((await again.load()).map((l) => l.line.toString())).toEqual([b.line.toString()]);
     expect([...again.chunks()]).toEqual(['key-b']);
+  });
+
+  describe('the parts of a split line cut at maxLineBytes', () => {
+    const piece = (text: string, ordinal: number): RawLine => ({ ...raw(text), partial: { id: 'long', ordinal, last: false } });
+    const texts = (lines: readonly RawLine[]) => lines.map((l) => `${l.line.toString()}:${l.partial?.part ?? 0}`);
+
+    it('forgets the pieces of the parts written, keeps the later ones, and gives them back after a restart with their part', async () => {
+      const { store, dir } = newStore();
+      await store.load();
+      await store.persist([pieceOf(piece('a', 1), 'k1', 0), pieceOf(piece('b', 2), 'k2', 0), pieceOf(piece('c', 4), 'k3', 1)], Promise.resolve());
+      expect(texts(store.restore(['long']))).toEqual(['a:0', 'b:0', 'c:1']);
+      const cut = store.cut([{ id: 'long', part: 0 }]);
+      // At once, before the file is rewritten: a failed write now must not take back the parts written.
+      expect(texts(store.restore(['long']))).toEqual(['c:1']);
+      await cut;
+      expect(readdirSync(dir)).toEqual(['long']);
+      const again = newStore(dir).store;
+      expect(texts(await again.load())).toEqual(['c:1']);
+      expect([...again.chunks()]).toEqual(['k3']);
+    });
+
+    it('deletes the file when no later part is stored, and stores the next part afresh', async () => {
+      const { store, dir } = newStore();
+      await store.load();
+      await store.persist([pieceOf(piece('a', 1), 'k1', 0)], Promise.resolve());
+      await store.cut([{ id: 'long', part: 0 }]);
+      expect(readdirSync(dir)).toEqual([]);
+      await store.persist([pieceOf(piece('d', 5), 'k5', 1)], Promise.resolve());
+      expect(texts(await newStore(dir).store.load())).toEqual(['d:1']);
+    });
+
+    it('does not store a piece of a part that was written while it waited', async () => {
+      const { store, dir } = newStore();
+      await store.load();
+      await store.persist([pieceOf(piece('a', 1), 'k1', 0)], Promise.resolve());
+      // Another connection's request holds piece 2; the bound for all lines together cut part 0 meanwhile.
+      const after = deferred();
+      const stored = store.persist([pieceOf(piece('b', 2), 'k2', 0), pieceOf(piece('c', 3), 'k2', 1)], after.promise);
+      await store.cut([{ id: 'long', part: 0 }]);
+      after.resolve();
+      await stored;
+      expect(texts(await newStore(dir).store.load())).toEqual(['c:1']);
+    });
+
+    it('takes no half-made rewrite for a held line after a crash', async () => {
+      const { store, dir } = newStore();
+      await store.load();
+      await store.persist([pieceOf(piece('a', 1), 'k1', 0)], Promise.resolve());
+      writeFileSync(join(dir, 'long.tmp'), '{"torn":');
+      const again = newStore(dir).store;
+      expect(texts(await again.load())).toEqual(['a:0']);
+      expect(readdirSync(dir)).toEqual(['long']);
+    });
   });
 });

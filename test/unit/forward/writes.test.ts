@@ -43,7 +43,7 @@ function setup() {
   );
   /** A request with chunk id `chunk` and one event, rendered and handed to the pipeline as a write of its own. */
   const request = (chunk: string, i: number): Job => {
-    const job: Job = { held: undefined, completed: undefined, chunk: Buffer.from(chunk), key: chunk, pending: ledger.begin(chunk), wait: undefined, receivedAt: 0 };
+    const job: Job = { held: undefined, completed: undefined, cuts: undefined, chunk: Buffer.from(chunk), key: chunk, pending: ledger.begin(chunk), wait: undefined, receivedAt: 0 };
     writes.open();
     const out = writes.events();
     const before = out.bytes;

@@ -1,8 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { multilineSchema } from '../../../src/config/schema.js';
 import type { LogEvent } from '../../../src/collector/event.js';
-import type { HoldWatcher } from '../../../src/collector/multiline/stage.js';
-import type { RawLine } from '../../../src/collector/normalize.js';
+import type { LineWatcher, RawLine } from '../../../src/collector/normalize.js';
 import { makeNormalizer, raw, trace } from './helpers.js';
 
 const JAVA = trace('java-caused-by.txt');
@@ -158,9 +157,11 @@ describe('multiline stage', () => {
     const { n } = makeNormalizer();
     const held: Array<[string, string]> = [];
     const released: string[] = [];
-    const watch: HoldWatcher = {
+    const watch: LineWatcher = {
       held: (first: RawLine, line: RawLine) => held.push([first.line.toString(), line.line.toString()]),
       released: (first: RawLine) => released.push(first.line.toString()),
+      heldPiece: () => undefined,
+      releasedPieces: () => undefined,
     };
     for (const l of ['plain', ...PY, 'after']) n.push(raw(l), watch);
     n.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_SOURCES_BY_NAME, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
+import { MAX_HELD_PIECE_BYTES, MAX_SOURCES_BY_NAME, type LineWatcher, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
 import { makeNormalizer } from '../multiline/helpers.js';
 
 const make = (opts: Partial<NormalizerOptions> = {}) => makeNormalizer(undefined, { partialTimeoutMs: 100, ...opts });
@@ -109,6 +109,82 @@ describe('Normalizer', () => {
     n.push(line('a', { partial: { id: 's', ordinal: 0, last: false } }));
     n.push(line('a', { partial: { id: 's', ordinal: 0, last: false } }));
     expect(n.push(line('b', { partial: { id: 's', ordinal: 0, last: true } }))[0]!.message).toBe('aab');
+  });
+
+  describe('a split line longer than maxLineBytes', () => {
+    /** A watcher that notes what it is told, as `held a:0` (piece text, part) and `released id:part[:whole]`. */
+    const watcher = (): { said: string[]; watch: LineWatcher } => {
+      const said: string[] = [];
+      return {
+        said,
+        watch: {
+          held: () => undefined,
+          released: () => undefined,
+          heldPiece: (raw, part) => said.push(`held ${raw.line.toString()}:${part}`),
+          releasedPieces: (id, part, whole) => said.push(`released ${id}:${part}${whole ? ':whole' : ''}`),
+        },
+      };
+    };
+    const piece = (text: string, ordinal: number, last = false, id = 'long'): RawLine => line(text, { partial: { id, ordinal, last } });
+
+    it('is written in parts as its pieces come, each part a line of its own', () => {
+      const { n } = make({ maxLineBytes: 8 });
+      const { said, watch } = watcher();
+      expect(n.push(piece('aaaa', 1), watch)).toEqual([]);
+      expect(n.push(piece('bbbb', 2), watch).map((e) => e.message)).toEqual(['aaaabbbb']);
+      expect(n.push(piece('cccccccccc', 3), watch).map((e) => [e.message, e.clogs.ordinal, e.clogs.piece])).toEqual([
+        ['cccccccc', 1, 0],
+        ['cc', 1, 1],
+      ]);
+      expect(n.push(piece('dd', 4), watch)).toEqual([]);
+      expect(n.push(piece('e', 5, true), watch).map((e) => [e.message, e.clogs.ordinal])).toEqual([['dde', 2]]);
+      expect(said).toEqual(['held aaaa:0', 'released long:0', 'released long:1', 'held dd:2', 'released long:2:whole']);
+      expect(n.pending()).toBe(0);
+    });
+
+    it('writes no empty line for the empty last piece that ends a line cut at its end', () => {
+      const { n } = make({ maxLineBytes: 8 });
+      expect(n.push(piece('aaaabbbb', 1)).map((e) => e.message)).toEqual(['aaaabbbb']);
+      expect(n.push(piece('', 2, true))).toEqual([]);
+      expect(n.pending()).toBe(0);
+    });
+
+    it('is cut, the one held longest first, once all lines together hold more than MAX_HELD_PIECE_BYTES', () => {
+      const { n } = make({ maxLineBytes: MAX_HELD_PIECE_BYTES / 2 });
+      const { said, watch } = watcher();
+      const big = 'x'.repeat((MAX_HELD_PIECE_BYTES * 5) / 16);
+      n.push(piece(big, 1, false, 'first'), watch);
+      n.push(piece(big, 1, false, 'second'), watch);
+      n.push(piece(big, 1, false, 'third'), watch);
+      said.length = 0;
+      const last = 'y'.repeat(MAX_HELD_PIECE_BYTES / 8);
+      const events = n.push(piece(last, 1, false, 'fourth'), watch);
+      expect(events.map((e) => e.message.length)).toEqual([big.length]);
+      expect(said.map((l) => l.replace(/[xy]+/, '…'))).toEqual(['held …:0', 'released first:0']);
+      // It goes on in a new part.
+      expect(n.push(piece('end', 2, true, 'first'), watch).map((e) => e.message)).toEqual(['end']);
+    });
+
+    it('takes back the stored pieces of a part whose write failed, in place of what it holds since', () => {
+      const { n } = make({ maxLineBytes: 8 });
+      const { watch } = watcher();
+      n.push(piece('aaaa', 1), watch);
+      n.push(piece('bbbb', 2), watch);
+      n.push(piece('cc', 3), watch);
+      // The write with part 0 failed: its stored piece comes back, and the client sends pieces 2 and 3 again.
+      n.restorePieces([piece('aaaa', 1)]);
+      expect(n.push(piece('bbbb', 2), watch).map((e) => e.message)).toEqual(['aaaabbbb']);
+      expect(n.push(piece('cc', 3), watch)).toEqual([]);
+      expect(n.push(piece('d', 4, true), watch).map((e) => e.message)).toEqual(['ccd']);
+    });
+
+    it('goes on in the part its stored pieces were in after a restart', () => {
+      const { n } = make({ maxLineBytes: 8 });
+      const { said, watch } = watcher();
+      n.restorePieces([line('cc', { partial: { id: 'long', ordinal: 3, last: false, part: 1 } })]);
+      expect(n.push(piece('dddddd', 4), watch).map((e) => e.message)).toEqual(['ccdddddd']);
+      expect(said).toEqual(['released long:1']);
+    });
   });
 
   it('keeps pieces of different streams and containers apart', () => {
