@@ -18,3 +18,8 @@ export interface ContainerDirectory {
   /** Calls `listener(id)` whenever what known(id) returns changes; returns what stops it. */
   subscribe(listener: (id: string) => void): () => void;
 }
+
+/** A container's name as people type it: Docker's engine API and its fluentd driver put a "/" before it. */
+export function containerName(dockerName: string): string {
+  return dockerName.startsWith('/') ? dockerName.slice(1) : dockerName;
+}

@@ -25,7 +25,7 @@
 import type Docker from 'dockerode';
 import type { DockerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import type { ContainerDirectory } from '../containers.js';
+import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
 import { connectEngine, pingEngine } from './engine.js';
 import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
@@ -128,7 +128,7 @@ export class EngineDirectory implements ContainerDirectory {
     try {
       const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]);
       for (const c of await this.opts.engine.list(signal)) {
-        this.set(c.Id, (c.Names?.[0] ?? '').replace(/^\//, ''), c.Image ?? '', c.Labels ?? {});
+        this.set(c.Id, containerName(c.Names?.[0] ?? ''), c.Image ?? '', c.Labels ?? {});
       }
     } catch (err) {
       this.opts.log.warn({ err }, 'could not list the containers; their metadata comes from an inspect each');

@@ -28,6 +28,7 @@ import { Follower, type FollowerDeps } from './follower.js';
 import type { OpenLogs } from './log-stream.js';
 import { API_TIMEOUT_MS, type ContainerInfo, type MetadataCache } from './metadata.js';
 import type { Shipper } from './shipper.js';
+import { containerName } from '../containers.js';
 
 export interface DiscoveryDeps {
   docker: Docker;
@@ -218,7 +219,7 @@ export class Discovery {
     for (const c of list) {
       seen.add(c.Id);
       this.deps.store.markPresent(c.Id);
-      const subject = { id: c.Id, name: (c.Names?.[0] ?? '').replace(/^\//, ''), image: c.Image ?? '', labels: c.Labels ?? {} };
+      const subject = { id: c.Id, name: containerName(c.Names?.[0] ?? ''), image: c.Image ?? '', labels: c.Labels ?? {} };
       const rejected = this.deps.filter(subject);
       if (rejected) {
         this.notFollowed(c.Id, subject.name, rejected);

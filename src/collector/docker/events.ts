@@ -5,6 +5,7 @@
  * acts on (parseEvent), and what a container's metadata is (parseSighting).
  */
 import { ClogsError } from '../../errors.js';
+import { containerName } from '../containers.js';
 
 /** The container actions the Docker input acts on. */
 export const WATCHED_ACTIONS = ['start', 'die', 'destroy', 'rename', 'pause', 'unpause'] as const;
@@ -75,7 +76,7 @@ export function parseEvent(line: Buffer | string): ContainerEvent | undefined {
   if (e === undefined) return undefined;
   const event: ContainerEvent = { action: e.action as WatchedAction, id: e.id };
   const name = e.attributes.name;
-  if (typeof name === 'string') event.name = name.replace(/^\//, '');
+  if (typeof name === 'string') event.name = containerName(name);
   return event;
 }
 
@@ -86,7 +87,7 @@ export function parseSighting(line: Buffer | string): ContainerSighting | undefi
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(e.attributes)) if (!NOT_LABELS.has(k) && typeof v === 'string') labels[k] = v;
   const { name, image } = e.attributes;
-  return { id: e.id, name: typeof name === 'string' ? name.replace(/^\//, '') : '', image: typeof image === 'string' ? image : '', labels };
+  return { id: e.id, name: typeof name === 'string' ? containerName(name) : '', image: typeof image === 'string' ? image : '', labels };
 }
 
 function containerEventOf(line: Buffer | string, actions: readonly string[]): { action: string; id: string; attributes: Record<string, unknown> } | undefined {

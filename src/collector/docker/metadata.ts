@@ -7,7 +7,7 @@
  * taken, so the forward input's events of the container share it too.
  */
 import type Docker from 'dockerode';
-import type { ContainerDirectory } from '../containers.js';
+import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta, ContainerWithId } from '../event.js';
 
 export interface ContainerInfo {
@@ -36,7 +36,7 @@ export interface InspectAnswer {
 }
 
 export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo, shared?: ContainerMeta): ContainerInfo {
-  const name = (answer.Name ?? '').replace(/^\//, '');
+  const name = containerName(answer.Name ?? '');
   const image = answer.Config?.Image ?? '';
   const labels = answer.Config?.Labels ?? {};
   const same = previous && previous.name === name && previous.image === image && sameLabels(previous.labels, labels);

@@ -14,7 +14,7 @@
  * container the directory does not know waits for its lookup, at most
  * LOOKUP_WAIT_MS (lookupWait); later lines get the metadata once it is in.
  */
-import type { ContainerDirectory } from '../containers.js';
+import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta, ContainerWithId as Container, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
 import { nowNanoTime } from '../time.js';
@@ -124,7 +124,7 @@ export class RecordMapper {
       this.last = known;
       return known.meta;
     }
-    const name = rawName?.startsWith('/') ? rawName.slice(1) : rawName;
+    const name = rawName === undefined ? undefined : containerName(rawName);
     this.waits.delete(id);
     const entry = { id, rawName, meta: withName(id, name, this.directory?.known(id)) };
     if (known !== undefined) this.generation++;
