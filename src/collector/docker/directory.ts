@@ -27,7 +27,7 @@ import type { DockerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
-import { connectEngine, pingEngine } from './engine.js';
+import { connectEngine, containerEvents, pingEngine, reconnectDelay } from './engine.js';
 import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
 import { buildMeta, containerInfo, describes, type InspectAnswer } from './metadata.js';
 
@@ -38,8 +38,6 @@ export const FAILURE_TTL_MS = 30_000;
 /** Readers wait far less (forward/records.ts); this only bounds a hung engine's cost. */
 const INSPECT_TIMEOUT_MS = 5000;
 const PING_TIMEOUT_MS = 3000;
-const RECONNECT_MIN_MS = 500;
-const RECONNECT_MAX_MS = 30_000;
 
 /** The two Engine API calls the directory makes; a fake engine in the unit tests. */
 export interface DirectoryEngine {
@@ -92,8 +90,7 @@ function dockerodeEngine(docker: Docker): DirectoryEngine {
   return {
     inspect: async (id, signal) => (await docker.getContainer(id).inspect({ abortSignal: signal })) as InspectAnswer,
     list: async (signal) => (await docker.listContainers({ all: true, abortSignal: signal })) as ListedContainer[],
-    events: (signal) =>
-      docker.getEvents({ filters: { type: ['container'], event: [...SIGHTING_ACTIONS] }, abortSignal: signal } as Parameters<Docker['getEvents']>[0]),
+    events: (signal) => containerEvents(docker, SIGHTING_ACTIONS, signal),
   };
 }
 
@@ -260,7 +257,7 @@ export class EngineDirectory implements ContainerDirectory {
   private reconnect(err: unknown): void {
     if (this.closing.signal.aborted) return;
     this.opts.log.debug({ reason: (err as Error | undefined)?.message }, 'docker events stream lost; reconnecting');
-    this.reconnectDelay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, this.reconnectDelay * 2));
+    this.reconnectDelay = reconnectDelay(this.reconnectDelay);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => void this.follow(), this.reconnectDelay);
     this.reconnectTimer.unref();

@@ -23,6 +23,7 @@ import { formatNanoTime, nowNanoTime } from '../time.js';
 import type { BackfillGate } from './backfill.js';
 import type { CheckpointStore, Positions } from './checkpoints.js';
 import { EventStreamParser, WATCHED_ACTIONS, type ContainerEvent } from './events.js';
+import { containerEvents, reconnectDelay } from './engine.js';
 import type { ContainerFilter } from './filters.js';
 import { Follower, type FollowerDeps } from './follower.js';
 import type { OpenLogs } from './log-stream.js';
@@ -52,8 +53,6 @@ export interface DiscoveryDeps {
   backfill?: BackfillGate;
 }
 
-const RECONNECT_MIN_MS = 500;
-const RECONNECT_MAX_MS = 30_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 30_000;
 /** Inspects in flight at once while reconciling hundreds of containers. */
@@ -157,7 +156,7 @@ export class Discovery {
     const ac = new AbortController();
     let body: NodeJS.ReadableStream;
     try {
-      body = await this.deps.docker.getEvents({ filters: { type: ['container'], event: [...WATCHED_ACTIONS] }, abortSignal: ac.signal } as Parameters<Docker['getEvents']>[0]);
+      body = await containerEvents(this.deps.docker, WATCHED_ACTIONS, ac.signal);
     } catch (err) {
       this.deps.log.warn({ err: brief(err) }, 'docker engine not reachable');
       return false;
@@ -203,7 +202,7 @@ export class Discovery {
 
   private scheduleReconnect(): void {
     if (this.stopping) return;
-    this.reconnectDelay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, this.reconnectDelay * 2));
+    this.reconnectDelay = reconnectDelay(this.reconnectDelay);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       void this.connect().then((ok) => {

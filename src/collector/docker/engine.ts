@@ -80,6 +80,19 @@ function tlsFiles(cfg: Pick<DockerConfig, 'tls'>, env: NodeJS.ProcessEnv): { ca?
   return undefined;
 }
 
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 30_000;
+
+/** How long to wait before connecting to the engine again after `previous`: doubling from 0.5 s to 30 s. */
+export function reconnectDelay(previous: number): number {
+  return Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, previous * 2));
+}
+
+/** The engine's stream of container events with these actions (dockerode takes filters and an abort signal; its typings do not say so). */
+export function containerEvents(docker: Docker, actions: readonly string[], signal: AbortSignal): Promise<NodeJS.ReadableStream> {
+  return docker.getEvents({ filters: { type: ['container'], event: [...actions] }, abortSignal: signal } as Parameters<Docker['getEvents']>[0]);
+}
+
 /** Whether the engine answers `GET /_ping` within the time. */
 export async function pingEngine(docker: Docker, timeoutMs: number): Promise<boolean> {
   const ac = new AbortController();
