@@ -14,6 +14,7 @@
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import type Docker from 'dockerode';
 import { ChunkedDecoder } from './chunked.js';
+import { API_TIMEOUT_MS } from './metadata.js';
 
 export interface LogBodyHandlers {
   /**
@@ -116,8 +117,13 @@ function framingOf(head: ResponseHead): BodyFraming {
   return { push: (buf, out) => void out.push(buf), done: false, endsAtClose: true };
 }
 
-/** Log bodies over our own HTTP/1.1 request on a plain socket. */
-export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
+/**
+ * Log bodies over our own HTTP/1.1 request on a plain socket. An engine that
+ * takes over `answerTimeoutMs` to answer is treated as unreachable, like one
+ * that does not take an inspect (metadata.ts): the follower retries, and a
+ * stopping collector does not wait on it for ever.
+ */
+export function rawLogOpener(endpoint: NetConnectOpts, answerTimeoutMs = API_TIMEOUT_MS): OpenLogs {
   return (containerId, since, handlers) =>
     new Promise<LogBody>((resolve, reject) => {
       const request = `GET /containers/${encodeURIComponent(containerId)}/logs?${logQuery(since)} HTTP/1.1\r\nHost: docker\r\nUser-Agent: clogs\r\n\r\n`;
@@ -134,6 +140,7 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
       const finish = (err?: Error) => {
         if (finished) return;
         finished = true;
+        clearTimeout(answerTimer);
         socket.destroy();
         if (!opened) reject(err ?? new Error('docker engine closed the connection before answering'));
         else if (err) handlers.error(err);
@@ -185,6 +192,7 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
           return;
         }
         opened = true;
+        clearTimeout(answerTimer);
         socket.pause();
         if (rest.length > 0) stash = rest;
         resolve(body);
@@ -208,6 +216,7 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
         },
       };
 
+      const answerTimer = setTimeout(() => finish(new Error(`docker engine: no answer to the log request within ${answerTimeoutMs / 1000} s`)), answerTimeoutMs);
       const socket: Socket = connect({
         ...endpoint,
         onread: {
@@ -234,18 +243,24 @@ export function rawLogOpener(endpoint: NetConnectOpts): OpenLogs {
     });
 }
 
-/** Log bodies through dockerode: the path for TLS engines. */
-export function dockerodeLogOpener(docker: Docker): OpenLogs {
+/** Log bodies through dockerode: the path for TLS engines; the same bound on the engine's answer as rawLogOpener(). */
+export function dockerodeLogOpener(docker: Docker, answerTimeoutMs = API_TIMEOUT_MS): OpenLogs {
   return async (containerId, since, handlers) => {
     const ac = new AbortController();
-    const stream = (await docker.getContainer(containerId).logs({
-      follow: true,
-      stdout: true,
-      stderr: true,
-      timestamps: true,
-      ...(since !== undefined ? { since } : {}),
-      abortSignal: ac.signal,
-    })) as NodeJS.ReadableStream & { destroy?: () => void };
+    const answerTimer = setTimeout(() => ac.abort(), answerTimeoutMs);
+    let stream: NodeJS.ReadableStream & { destroy?: () => void };
+    try {
+      stream = (await docker.getContainer(containerId).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ...(since !== undefined ? { since } : {}),
+        abortSignal: ac.signal,
+      })) as NodeJS.ReadableStream & { destroy?: () => void };
+    } finally {
+      clearTimeout(answerTimer);
+    }
     stream.pause();
     let attached = false;
     return {

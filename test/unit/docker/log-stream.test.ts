@@ -103,6 +103,12 @@ describe('rawLogOpener', () => {
     body.close();
   });
 
+  it('gives up on an engine that takes the request and never answers', async () => {
+    const { path } = await engine(() => undefined);
+    const err = await open(path, undefined, rawLogOpener({ path }, 100)).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('docker engine: no answer to the log request within 0.1 s');
+  });
+
   it('rejects with the engine message on an HTTP error', async () => {
     const msg = JSON.stringify({ message: 'No such container: abc123' });
     const { path } = await engine((socket) => socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${msg.length}\r\n\r\n${msg}`));
@@ -143,6 +149,11 @@ describe('dockerodeLogOpener (TLS engines)', () => {
     expect(requests[0]).toMatch(/^GET \/containers\/abc123\/logs\?.*since=12\.5/);
     expect(Buffer.concat(seen.body).toString()).toBe('firstsecond');
     expect(seen.coalesce.every((c) => !c)).toBe(true);
+  });
+
+  it('gives up on an engine that takes the request and never answers', async () => {
+    const { path } = await engine(() => undefined);
+    await expect(open(path, undefined, dockerodeLogOpener(new Docker({ socketPath: path }), 100))).rejects.toThrow();
   });
 });
 
