@@ -25,7 +25,7 @@ import { createApi, type LogReader } from './api.js';
 import { createAuthenticator } from './auth.js';
 import { createTailStreams } from './sse.js';
 import { createWebFiles } from './web-files.js';
-import { parseTailFilter } from './tail-filter.js';
+import { parseTailQuery, tailFilter, type TailFilter } from './tail-filter.js';
 
 export interface HttpDeps {
   log: Logger;
@@ -99,9 +99,17 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
           reply(res, 200, 'text/event-stream; charset=utf-8', '');
           return;
         }
-        const filter = parseTailFilter(url.searchParams);
-        if (typeof filter === 'string') {
-          reply(res, 400, 'text/plain; charset=utf-8', filter + '\n');
+        const query = parseTailQuery(url.searchParams);
+        if (typeof query === 'string') {
+          reply(res, 400, 'text/plain; charset=utf-8', query + '\n');
+          return;
+        }
+        let filter: TailFilter;
+        try {
+          filter = await tailFilter(query, deps.reader.store());
+        } catch (err) {
+          if (!(err instanceof ClogsError && err.code === 'CLOGS_TAIL')) throw err;
+          reply(res, 400, 'text/plain; charset=utf-8', err.message + '\n');
           return;
         }
         tails.serve(req, res, filter);

@@ -17,7 +17,7 @@ import type { EncodedBatch } from '../collector/encoded.js';
 import { LineFields } from '../collector/line-fields.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
-import { matchesTailFilter, mayHoldWantedTag, wantsContainer, wantsTag, type TailFilter } from './tail-filter.js';
+import { matchesLine, mayTakeName, takesContainer, takesTag, type TailFilter } from './tail-filter.js';
 
 /** Bytes a client may have queued in the socket before it is dropped. */
 export const CLIENT_BUFFER_BYTES = 1024 * 1024;
@@ -105,18 +105,23 @@ const END = Buffer.from('\n\n');
 
 function renderBatch(batch: EncodedBatch, filter: TailFilter, fields: LineFields): Buffer | undefined {
   const out: Buffer[] = [];
+  const send = (f: LineFields): void => {
+    out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
+  };
   for (const source of batch.sources()) {
     const container = source.container;
-    const everyTag = wantsContainer(filter, container);
-    // Every line came under the source's name: a tag, if any, is that name.
-    if (!everyTag && source.onlyName && !wantsTag(filter, source.name)) continue;
-    source.forEachLine(
-      fields,
-      (f) => {
-        if (matchesTailFilter(filter, everyTag, f)) out.push(Buffer.from(`id: ${f.timestamp()}/${f.seq()}`, 'latin1'), DATA, f.line(), END);
-      },
-      everyTag ? undefined : (chunk) => !mayHoldWantedTag(filter, chunk),
-    );
+    // A container's lines are taken or left all together: most live lines come from containers nobody follows.
+    if (container !== undefined) {
+      if (!takesContainer(filter, container)) continue;
+      source.forEachLine(fields, (f) => {
+        if (matchesLine(filter, f)) send(f);
+      });
+      continue;
+    }
+    if (source.onlyName && !mayTakeName(filter, source.name)) continue;
+    source.forEachLine(fields, (f) => {
+      if (takesTag(filter, f.tag()) && matchesLine(filter, f)) send(f);
+    });
   }
   return out.length === 0 ? undefined : Buffer.concat(out);
 }

@@ -8,7 +8,7 @@
  * their lines are shown together, in time order. Anything ambiguous or
  * unknown is an error that lists the close matches.
  */
-import type { LogEvent } from '../collector/event.js';
+import type { ContainerMeta, LogEvent } from '../collector/event.js';
 import { eventSourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
 import type { Store } from './store.js';
@@ -75,6 +75,16 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
   );
 }
 
+/**
+ * Resolves `<id>` among the sources the store lists without counting: undefined
+ * when none is like it (a container that has not written yet); throws when
+ * it is ambiguous.
+ */
+export async function resolveListed(store: Store, query: string): Promise<Resolved | undefined> {
+  const sources = await store.sources();
+  return isUnknown(query, sources) ? undefined : resolveSource(query, sources);
+}
+
 /** Resolves `<id>` in a store; when the cheap source list knows nothing like it, asks again after a full scan. */
 export async function resolveInStore(store: Store, query: string): Promise<Resolved> {
   let sources = await store.sources();
@@ -126,7 +136,15 @@ export function sourceOfEvent(e: LogEvent): SourceInfo {
 }
 
 export function matchesSelection(sel: Selection, e: LogEvent): boolean {
-  const c = e.container;
+  return selectionTakes(sel, e.container, e.clogs.tag);
+}
+
+/**
+ * Whether a line of this container (or, without one, this tag) is selected:
+ * the one rule for the history and the live stream. A tag selects the lines
+ * that have no container, as sources are listed (sourceOfEvent).
+ */
+export function selectionTakes(sel: Selection, c: ContainerMeta | undefined, tag: string | undefined): boolean {
   switch (sel.kind) {
     case 'all':
       return true;
@@ -137,7 +155,7 @@ export function matchesSelection(sel: Selection, e: LogEvent): boolean {
     case 'service':
       return c?.compose?.service === sel.value && (sel.project === undefined || c.compose.project === sel.project);
     case 'tag':
-      return c?.id === undefined && e.clogs.tag === sel.value;
+      return c?.id === undefined && tag === sel.value;
   }
 }
 

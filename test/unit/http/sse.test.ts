@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
 import { createTailStreams } from '../../../src/http/sse.js';
-import { parseTailFilter, type TailFilter } from '../../../src/http/tail-filter.js';
+import { parseTailQuery, tailFilter, type TailFilter, type TailQuery } from '../../../src/http/tail-filter.js';
 import { createLogger } from '../../../src/log.js';
 import { container, event } from '../file-sink/helpers.js';
 
@@ -18,8 +18,9 @@ afterEach(() => server?.close());
 async function subscribe(
   pipeline: Pipeline,
   query: string,
-  filter = parseTailFilter(new URLSearchParams(query)) as TailFilter,
+  filter?: TailFilter,
 ): Promise<{ messages(): string[]; ended: Promise<void>; close(): void }> {
+  filter ??= await tailFilter(parseTailQuery(new URLSearchParams(query)) as TailQuery, undefined);
   const streams = createTailStreams(pipeline, createLogger('silent'));
   server = createServer((req, res) => streams.serve(req, res, filter));
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
@@ -48,27 +49,25 @@ async function subscribe(
 }
 
 describe('/tail stream', () => {
-  it('finds the lines of a container it does not follow by their tag, also where the container had two tags in one batch', async () => {
+  it('takes the lines of a wanted container, and lines without a container by their tag', async () => {
     const pipeline = new Pipeline([]);
-    const tail = await subscribe(pipeline, 'container=app.b');
-    await pipeline.write(EncodedBatch.of([event('a1', { container: web, tag: 'app.a' }), event('d1', { container: db, tag: 'app.a' })]));
-    await pipeline.write(
-      EncodedBatch.of([event('a2', { container: web, tag: 'app.a' }), event('b1', { container: web, tag: 'app.b' }), event('b2', { container: db, tag: 'app.b' })]),
-    );
+    const tail = await subscribe(pipeline, 'container=app.b&container=web');
+    await pipeline.write(EncodedBatch.of([event('w1', { container: web, tag: 'app.a' }), event('d1', { container: db, tag: 'app.b' }), event('a1', { tag: 'app.a' })]));
+    await pipeline.write(EncodedBatch.of([event('a2', { tag: 'app.a' }), event('b1', { tag: 'app.b' }), event('w2', { container: web })]));
     const deadline = Date.now() + 5000;
-    while (tail.messages().length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (tail.messages().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 50));
     tail.close();
-    expect(tail.messages()).toEqual(['b1', 'b2']);
+    // A batch's lines go out source by source.
+    expect(tail.messages()).toEqual(['w1', 'w2', 'b1']);
   });
 
   it('ends the stream of a client whose lines cannot be rendered, and the write still succeeds', async () => {
     const pipeline = new Pipeline([]);
     const broken = {
-      get containers(): readonly string[] {
+      get selections(): TailFilter['selections'] {
         throw new Error('a renderer bug');
       },
-      tagMarks: [],
     } as TailFilter;
     const tail = await subscribe(pipeline, 'container=web', broken);
     await expect(pipeline.write(EncodedBatch.of([event('a1', { container: web, tag: 'app.a' })]))).resolves.toBeUndefined();

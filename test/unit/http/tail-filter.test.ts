@@ -1,67 +1,89 @@
 import { describe, expect, it } from 'vitest';
-import { matchesTailFilter, mayHoldWantedTag, parseTailFilter, wantsContainer, type TailFilter } from '../../../src/http/tail-filter.js';
+import { matchesLine, mayTakeName, parseTailQuery, tailFilter, takesContainer, takesTag, type TailFilter } from '../../../src/http/tail-filter.js';
 import { encodeLine } from '../../../src/collector/event-json.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { LineFields } from '../../../src/collector/line-fields.js';
+import type { SourceInfo } from '../../../src/tail/resolve.js';
+import type { Store } from '../../../src/tail/store.js';
 import { container, fakeId, makeEvent } from '../../helpers/tail.js';
 
 const WEB = container(fakeId('aa'), 'web-1', { compose: { project: 'shop', service: 'web' } });
-const parse = (q: string): TailFilter => {
-  const f = parseTailFilter(new URLSearchParams(q));
-  if (typeof f === 'string') throw new Error(f);
-  return f;
-};
+const WEB2 = container(fakeId('ab'), 'web-2', { compose: { project: 'shop', service: 'web' } });
+/** A store that lists these sources, as the page's history resolves against them. */
+const listing = (sources: SourceInfo[]): Store => ({ sources: () => Promise.resolve(sources) }) as Partial<Store> as Store;
+const STORE = listing([
+  { id: WEB.id!, name: 'web-1', project: 'shop', service: 'web' },
+  { id: WEB2.id!, name: 'web-2', project: 'shop', service: 'web' },
+  { tag: 'app.orders' },
+]);
+
+async function parse(q: string, store?: Store): Promise<TailFilter> {
+  const query = parseTailQuery(new URLSearchParams(q));
+  if (typeof query === 'string') throw new Error(query);
+  return tailFilter(query, store);
+}
 
 /** Whether the filter passes the event's rendered line, as the live stream reads it. */
 function matches(f: TailFilter, e: LogEvent): boolean {
   const fields = new LineFields();
   fields.read(Buffer.from(encodeLine(e)), 0);
-  return matchesTailFilter(f, wantsContainer(f, e.container), fields);
+  const taken = e.container !== undefined ? takesContainer(f, e.container) : takesTag(f, e.clogs.tag);
+  return taken && matchesLine(f, fields);
 }
 
 describe('/tail filter', () => {
   const info = makeEvent({ container: WEB, sec: 1, seq: 1, message: 'Order Placed', stream: 'stdout', level: 'info' });
   const warn = makeEvent({ container: WEB, sec: 1, seq: 2, message: 'slow query', stream: 'stderr', level: 'warn' });
   const plain = makeEvent({ container: WEB, sec: 1, seq: 3, message: 'no level here', stream: 'stdout' });
+  const second = makeEvent({ container: WEB2, sec: 1, seq: 4, message: 'from web-2' });
+  const tagged = makeEvent({ sec: 1, seq: 5, message: 'from fluent-logger', tag: 'app.orders' });
+  const taggedContainer = makeEvent({ container: WEB2, sec: 1, seq: 6, message: 'driver line', tag: 'app.orders' });
+  const untagged = makeEvent({ sec: 1, seq: 7, message: 'no tag' });
 
-  it('keeps lines at or above a level, ignoring lines without one', () => {
-    const f = parse('level=warn');
+  it('keeps lines at or above a level, ignoring lines without one', async () => {
+    const f = await parse('level=warn');
     expect([info, warn, plain].filter((e) => matches(f, e))).toEqual([warn]);
   });
 
-  it('matches q as a substring of the message in any case', () => {
-    const f = parse('q=order placed&container=web');
+  it('matches q as a substring of the message in any case', async () => {
+    const f = await parse('q=order placed&container=web-1', STORE);
     expect([info, warn, plain].filter((e) => matches(f, e))).toEqual([info]);
   });
 
-  it('matches a container by id prefix, name or compose service, and a forward tag', () => {
-    const tagged = makeEvent({ sec: 1, seq: 4, message: 'from fluent-logger', tag: 'app.orders' });
-    const untagged = makeEvent({ sec: 1, seq: 5, message: 'no tag' });
-    for (const want of ['aa', 'web-1', 'web']) expect([info, tagged].filter((e) => matches(parse(`container=${want}`), e))).toEqual([info]);
-    expect([info, tagged, untagged].filter((e) => matches(parse('container=app.orders'), e))).toEqual([tagged]);
-    expect([untagged].filter((e) => matches(parse('container=forward'), e))).toEqual([]);
+  it('selects what the history selects: an id, its unique start, a name, a compose service, a tag of lines without a container', async () => {
+    const all = [info, second, tagged, taggedContainer, untagged];
+    const selected = async (value: string): Promise<LogEvent[]> => {
+      const f = await parse(`container=${encodeURIComponent(value)}`, STORE);
+      return all.filter((e) => matches(f, e));
+    };
+    expect(await selected(WEB.id!)).toEqual([info]);
+    expect(await selected('aa')).toEqual([info]);
+    expect(await selected('/web-2')).toEqual([second, taggedContainer]);
+    expect(await selected('web')).toEqual([info, second, taggedContainer]);
+    expect(await selected('app.orders')).toEqual([tagged]);
+    expect(await selected('forward')).toEqual([]);
   });
 
-  it('treats empty parameters as absent and names a bad one', () => {
-    expect(parse('stream=&level=&q=')).toEqual({ containers: [], tagMarks: [] });
-    expect(parseTailFilter(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
-    expect(parseTailFilter(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
+  it('takes a container or tag the store does not list yet by its id, name, compose service or tag when it comes', async () => {
+    const f = await parse('container=web-1&container=app.orders');
+    expect([info, second, tagged, untagged].filter((e) => matches(f, e))).toEqual([info, tagged]);
+    expect((await parse('container=web')).selections.map((s) => s.kind)).toEqual(['id', 'name', 'service', 'tag']);
   });
 
-  it('passes over a chunk of a container it does not want unless the chunk mentions a wanted tag', () => {
-    const other = container(fakeId('bb'), 'db-1');
-    const f = parse('container=app.orders&container=web');
-    expect(wantsContainer(f, WEB)).toBe(true);
-    expect(wantsContainer(f, other)).toBe(false);
-    const chunk = (...events: LogEvent[]) => Buffer.from(events.map(encodeLine).join(''));
-    const untagged = makeEvent({ container: other, sec: 1, seq: 6, message: 'tag app.orders in the text' });
-    const tagged = makeEvent({ container: other, sec: 1, seq: 7, message: 'x', tag: 'app.orders' });
-    const inAttrs: LogEvent = { ...makeEvent({ container: other, sec: 1, seq: 8, message: 'x' }), attrs: { a: 1, tag: 'app.orders', seq: 2 } };
-    expect(mayHoldWantedTag(f, chunk(untagged, untagged))).toBe(false);
-    expect(mayHoldWantedTag(f, chunk(untagged, tagged))).toBe(true);
-    // Read line by line then, where the attrs field does not count.
-    expect(mayHoldWantedTag(f, chunk(inAttrs))).toBe(true);
-    expect(matches(f, inAttrs)).toBe(false);
-    expect(matches(f, tagged)).toBe(true);
+  it('refuses an ambiguous value as the history does', async () => {
+    await expect(parse('container=a', STORE)).rejects.toThrow(/"a" is ambiguous: it is the start of 2 container ids/);
+  });
+
+  it('passes over a source without a container only when it came under a name no tag selection asks for', async () => {
+    const f = await parse('container=app.orders', STORE);
+    expect(mayTakeName(f, 'app.orders')).toBe(true);
+    expect(mayTakeName(f, 'forward')).toBe(false);
+    expect(mayTakeName(await parse(''), 'forward')).toBe(true);
+  });
+
+  it('treats empty parameters as absent and names a bad one', async () => {
+    expect(await parse('stream=&level=&q=')).toEqual({ selections: [] });
+    expect(parseTailQuery(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
+    expect(parseTailQuery(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
   });
 });
