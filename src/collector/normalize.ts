@@ -59,8 +59,11 @@ export interface NormalizerOptions {
   maxLineBytes: number;
   /** A split line whose last piece has not come after this long is written as it is. */
   partialTimeoutMs: number;
-  /** Receives split lines and held traces flushed by their timeouts. */
-  onTimeoutFlush(events: LogEvent[]): void;
+  /**
+   * Receives split lines and held traces flushed by their timeouts; `cuts`:
+   * the split lines among them, each written up to a part (see PieceWatcher).
+   */
+  onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[]): void;
   /** Joining stack traces; without it every line is an event of its own. */
   multiline?: MultilineSettings;
   /** Where a bad `clogs.multiline` label is reported (once per label value). */
@@ -119,6 +122,12 @@ export interface PieceWatcher {
   releasedPieces(id: string, part: number, whole: boolean): void;
 }
 
+/** Split line `id`, written up to and including part `part`. */
+export interface LineCut {
+  id: string;
+  part: number;
+}
+
 /** What an input that acks before its events are written learns of held lines: traces and split lines. */
 export interface LineWatcher extends HoldWatcher, PieceWatcher {}
 
@@ -134,10 +143,12 @@ export interface LineWatcher extends HoldWatcher, PieceWatcher {}
 export const MAX_SOURCES_BY_NAME = 16_384;
 
 /**
- * Bytes of split-line pieces held, all lines together, past which the line
- * held longest is cut (written as it is so far; it goes on in a new part),
- * or maxLineBytes when that is larger: each line holds less than
- * maxLineBytes and a piece, but a client can open any number of them.
+ * Bytes of split-line pieces held, all lines together (or maxLineBytes, when
+ * larger), past which the line a piece comes to is cut at once (written as
+ * it is so far; it goes on in a new part): each line holds less than
+ * maxLineBytes and a piece, but a client can open any number of them. The
+ * line a piece comes to, not the one held longest: a line is cut only by a
+ * request that brings its own pieces, never by another connection's.
  */
 export const MAX_HELD_PIECE_BYTES = 16 * 1024 * 1024;
 
@@ -207,7 +218,7 @@ export class Normalizer {
    * lines stay held in a trace after the call (see HoldWatcher).
    */
   push(raw: RawLine, watch?: LineWatcher): LogEvent[] {
-    if (raw.partial) return this.pushPiece(raw, raw.partial, watch);
+    if (raw.partial) return this.pushPiece(raw, raw.partial, watch, true);
     return this.line(raw, raw.line, watch);
   }
 
@@ -222,26 +233,22 @@ export class Normalizer {
   }
 
   /**
-   * Takes back stored pieces of split lines whose joined line went out in a
-   * write that failed (forward/requests.ts), so that the resent last piece
-   * finds them. Not when the multiline stage holds the joined line: every
-   * line of a source and stream is offered to the trace held for them, so a
-   * trace opened at or before the line's time took it (or was let go), and
-   * the line would be in it twice; one opened after it did not.
+   * After a write that failed (forward/requests.ts): forgets what is held
+   * for the split lines `released` (written whole or in part by that write:
+   * the client sends the requests since again), and takes back their stored
+   * pieces, so that the resent pieces find them. Not when the multiline
+   * stage holds the joined line: every line of a source and stream is
+   * offered to the trace held for them, so a trace opened at or before the
+   * line's time took it (or was let go), and the line would be in it twice;
+   * one opened after it did not.
    */
-  restorePieces(pieces: readonly RawLine[]): void {
-    const reset = new Set<string>();
+  restorePieces(released: ReadonlySet<string>, pieces: readonly RawLine[]): void {
+    for (const [key, p] of this.pendingLines) if (released.has(p.id)) this.forget(key);
     for (const raw of pieces) {
       const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
       if (trace !== undefined && compareNanoTime(trace.time, raw.time) <= 0) continue;
-      // What the line holds now came after the restored pieces, in requests the client sends again.
-      const key = pieceKey(raw, raw.partial!);
-      if (!reset.has(key)) {
-        reset.add(key);
-        this.forget(key);
-      }
-      // Stored pieces are never last ones, and a line restored past maxLineBytes was cut before: push lets nothing go here.
-      this.push(raw);
+      // Stored pieces are never last ones, and those of one part hold less than maxLineBytes: nothing goes out here.
+      this.pushPiece(raw, raw.partial!, undefined, false);
     }
   }
 
@@ -320,7 +327,8 @@ export class Normalizer {
     return out;
   }
 
-  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>, watch: LineWatcher | undefined): LogEvent[] {
+  /** `bounded`: whether the bound for all lines together applies (not to pieces taken back, which were held before). */
+  private pushPiece(raw: RawLine, partial: NonNullable<RawLine['partial']>, watch: LineWatcher | undefined, bounded: boolean): LogEvent[] {
     const key = pieceKey(raw, partial);
     const bytes = typeof raw.line === 'string' ? Buffer.from(raw.line, 'utf8') : raw.line;
     let p = this.pendingLines.get(key);
@@ -338,6 +346,8 @@ export class Normalizer {
     p.bytes += bytes.length;
     this.heldPieceBytes += bytes.length;
     p.lastOrdinal = partial.ordinal;
+    // partial_timeout counts from the last piece: a long line sent piece by piece, each acked, may take longer.
+    p.since = Date.now();
     if (partial.last) {
       this.forget(key);
       this.stopTimerIfIdle();
@@ -346,17 +356,12 @@ export class Normalizer {
       watch?.releasedPieces(partial.id, p.part, true);
       return events;
     }
-    // Long enough to be cut anyway: written now.
-    if (p.bytes >= this.opts.maxLineBytes) return this.cut(p, watch);
-    watch?.heldPiece(raw, p.part);
-    const most = Math.max(MAX_HELD_PIECE_BYTES, this.opts.maxLineBytes);
-    if (this.heldPieceBytes <= most) return [];
-    const events: LogEvent[] = [];
-    for (const held of this.pendingLines.values()) {
-      if (held.bytes > 0) events.push(...this.cut(held, watch));
-      if (this.heldPieceBytes <= most) break;
+    // Long enough to be cut anyway, or past the bound for all lines: written now.
+    if (p.bytes >= this.opts.maxLineBytes || (bounded && this.heldPieceBytes > Math.max(MAX_HELD_PIECE_BYTES, this.opts.maxLineBytes))) {
+      return this.cut(p, watch);
     }
-    return events;
+    watch?.heldPiece(raw, p.part);
+    return [];
   }
 
   /** Writes what a split line holds as a line of its own; the line goes on in a new part. */
@@ -510,10 +515,20 @@ export class Normalizer {
     const now = Date.now();
     const deadline = now - this.opts.partialTimeoutMs;
     const out: LogEvent[] = [];
+    const cuts: LineCut[] = [];
     for (const [key, p] of this.pendingLines) {
       if (p.since > deadline) continue;
-      this.forget(key);
-      out.push(...this.finish(p, undefined));
+      // Idle since it was written: forgotten.
+      if (p.bytes === 0) {
+        this.forget(key);
+        continue;
+      }
+      // Written as a part, the line kept for one more timeout: a piece that
+      // comes late goes on in the next part, apart from the pieces stored
+      // for this one (which the input forgets by part, not by line).
+      cuts.push({ id: p.id, part: p.part });
+      out.push(...this.cut(p, undefined));
+      p.since = now;
     }
     if (this.multiline !== undefined && this.multiline.size > 0) {
       const released: Released[] = [];
@@ -521,7 +536,7 @@ export class Normalizer {
       out.push(...this.buildAll(released));
     }
     this.stopTimerIfIdle();
-    if (out.length > 0) this.opts.onTimeoutFlush(out);
+    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts);
   }
 }
 

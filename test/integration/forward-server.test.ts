@@ -366,6 +366,27 @@ describe('split lines under acks', () => {
     await until('the stored piece deleted', () => !existsSync(join(storeDir(t), pid)), 5000);
     c.socket.end();
   });
+
+  it('stores a piece that comes after the timeout wrote its line, as the next part, through a restart', async () => {
+    const first = await start({ partial_timeout: '200ms' });
+    const c = await rawClient(first.port);
+    await c.send(piece('before the pause', 1, false, 'p1'));
+    await c.waitReplies(1);
+    await until('the timeout flush', () => first.sink.events.length === 1, 5000);
+    await until('its stored piece forgotten', () => readdirSync(storeDir(first)).length === 0, 5000);
+    await c.send(piece(' and after it', 2, false, 'p2'));
+    await c.waitReplies(2);
+    await until('piece 2 stored', () => readdirSync(storeDir(first)).length === 1, 5000);
+    c.socket.destroy();
+    const second = await start({ partial_timeout: '200ms' }, { stateDir: first.stateDir });
+    const d = await rawClient(second.port);
+    await d.send(piece(', the end', 3, true, 'p3'));
+    await d.waitReplies(1);
+    expect(first.sink.events.map((e) => e.message)).toEqual(['before the pause']);
+    expect(second.sink.events.map((e) => e.message)).toEqual([' and after it, the end']);
+    await until('the stored piece deleted', () => readdirSync(storeDir(second)).length === 0, 5000);
+    d.socket.end();
+  });
 });
 
 describe('split lines longer than max_line_size under acks', () => {

@@ -20,7 +20,7 @@ import { eventsIn } from '../../metrics.js';
 import type { LogEvent } from '../event.js';
 import { ChunkPool } from '../chunk-pool.js';
 import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../input.js';
-import { Normalizer } from '../normalize.js';
+import { Normalizer, type LineCut } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore } from './partials.js';
@@ -60,7 +60,7 @@ class ForwardInput implements RunningForwardInput {
     const normalizer = new Normalizer({
       ...sharedNormalizerOptions(deps),
       partialTimeoutMs: cfg.partial_timeout,
-      onTimeoutFlush: (events) => this.writeFlushed(events),
+      onTimeoutFlush: (events, cuts) => this.writeFlushed(events, cuts),
     });
     const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
     const mapper = new RecordMapper(deps.containers);
@@ -120,19 +120,27 @@ class ForwardInput implements RunningForwardInput {
     void conn.closed.then(() => this.connections.delete(conn));
   }
 
-  private writeFlushed(events: LogEvent[]): void {
-    const done = this.writeHeld(events).catch((err: unknown) =>
+  private writeFlushed(events: LogEvent[], cuts?: readonly LineCut[]): void {
+    const done = this.writeHeld(events, cuts).catch((err: unknown) =>
       this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'),
     );
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));
   }
 
-  /** Writes events the Normalizer let go without a request, then deletes the stored lines they hold. */
-  private async writeHeld(events: LogEvent[]): Promise<void> {
-    eventsIn.inc({ input: 'forward' }, events.length);
-    await this.ctx.pipeline.write(events);
-    await this.ctx.partials.completeFlushed(events);
+  /**
+   * Writes events the Normalizer let go without a request, then deletes the
+   * stored lines they hold: after a timeout, the traces and (`cuts`) the
+   * parts of split lines written; at start and at shutdown, with no
+   * connection to bring more pieces (no `cuts`), all of them.
+   */
+  private async writeHeld(events: LogEvent[], cuts?: readonly LineCut[]): Promise<void> {
+    if (events.length > 0) {
+      eventsIn.inc({ input: 'forward' }, events.length);
+      await this.ctx.pipeline.write(events);
+    }
+    if (cuts !== undefined) await this.ctx.partials.cut(cuts);
+    await this.ctx.partials.completeFlushed(events, cuts !== undefined);
   }
 
   private async shutdown(): Promise<void> {

@@ -48,10 +48,11 @@ import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
-import type { RawLine } from '../normalize.js';
+import type { LineCut, RawLine } from '../normalize.js';
 import { formatNanoTime } from '../time.js';
 import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
 
+const TRACE_PREFIX = 'trace\0';
 /** replaceFile()'s temporary file: never a held line of its own. */
 const TMP_SUFFIX = '.tmp';
 
@@ -89,11 +90,6 @@ export function pieceOf(raw: RawLine, key: string, part: number): HeldLine {
   return { id: raw.partial!.id, first: raw, line: raw, key, part };
 }
 
-/** A split line whose parts up to `part` were written: their stored pieces are not needed any more. */
-export interface Cut {
-  id: string;
-  part: number;
-}
 
 interface StoredLine {
   line: RawLine;
@@ -109,13 +105,13 @@ interface HeldFile {
   created: boolean;
   /** The split-line pieces durable in it, oldest first: what restore() gives back. */
   pieces: StoredLine[];
-  /** The last part of its split line that was written (cut()); -1 before any. */
-  written: number;
+  /** persist() calls for it not done yet: while any is, a cut() that leaves it empty keeps it known. */
+  persisting: number;
 }
 
 /** The id of the trace a line was held in, from the trace's first line. */
 export function traceId(first: RawLine): string {
-  return `trace\0${matchKeyOf(first)}`;
+  return `${TRACE_PREFIX}${matchKeyOf(first)}`;
 }
 
 export class PartialStore {
@@ -164,12 +160,12 @@ export class PartialStore {
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [], written: -1 });
+        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [], persisting: 0 });
         traces.push(...lines.map((l) => l.line));
         continue;
       }
       lines.sort((a, b) => a.part - b.part || a.line.partial!.ordinal - b.line.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, pieces: lines, written: lines[0]!.part - 1 });
+      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, pieces: lines, persisting: 0 });
       pieces.push(...lines.map((l) => l.line));
     }
     if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
@@ -191,35 +187,45 @@ export class PartialStore {
     const byFile = new Map<HeldFile, HeldLine[]>();
     for (const h of held) {
       let file = this.files.get(h.id);
-      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, pieces: [], written: -1 }));
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, pieces: [], persisting: 0 }));
       file.match ??= matchKeyOf(h.first);
       let list = byFile.get(file);
       if (list === undefined) byFile.set(file, (list = []));
       list.push(h);
     }
+    for (const file of byFile.keys()) file.persisting++;
+    const done = (): void => {
+      for (const file of byFile.keys()) file.persisting--;
+    };
     // Not waited for in the chain: `after` may wait on another connection's lines behind it.
-    return after.then(() =>
-      this.enqueue(async () => {
-        let created = false;
-        for (const [file, all] of byFile) {
-          if (this.files.get(all[0]!.id) !== file) continue;
-          // A piece of a part cut meanwhile (by another request, over the bound for all lines together) is in its events.
-          const list = all.filter((h) => (h.part ?? 0) > file.written);
-          if (list.length === 0) continue;
-          const fh = await open(file.path, 'a');
-          try {
-            await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key, h.part ?? 0)) + '\n').join(''));
-            await fh.datasync();
-          } finally {
-            await fh.close();
-          }
-          if (!file.created) created = file.created = true;
-          for (const h of list) if (h.line.partial !== undefined) file.pieces.push({ line: h.line, key: h.key, part: h.part ?? 0 });
-        }
-        // A new file's name must be durable too, or a crash could lose the whole file.
-        if (created) await syncDir(this.dir);
-      }),
+    return after.then(
+      () => this.enqueue(() => this.append(byFile).finally(done)),
+      (err: unknown) => {
+        done();
+        throw err;
+      },
     );
+  }
+
+  /** Appends lines to their files (the part of persist() that runs in the chain). */
+  private async append(byFile: ReadonlyMap<HeldFile, HeldLine[]>): Promise<void> {
+    let created = false;
+    for (const [file, list] of byFile) {
+      if (this.files.get(list[0]!.id) !== file) continue;
+      // A cut() since the call may have found the file without pieces to match by.
+      file.match ??= matchKeyOf(list[0]!.first);
+      const fh = await open(file.path, 'a');
+      try {
+        await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key, h.part ?? 0)) + '\n').join(''));
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      if (!file.created) created = file.created = true;
+      for (const h of list) if (h.line.partial !== undefined) file.pieces.push({ line: h.line, key: h.key, part: h.part ?? 0 });
+    }
+    // A new file's name must be durable too, or a crash could lose the whole file.
+    if (created) await syncDir(this.dir);
   }
 
   /**
@@ -243,28 +249,31 @@ export class PartialStore {
    * the pieces of later parts, or deleted when there are none, so what is
    * stored for a line stays within one part, as what is held does.
    */
-  cut(cuts: readonly Cut[]): Promise<void> {
+  cut(cuts: readonly LineCut[]): Promise<void> {
     // Forgotten at once, so that a restore() before the rewrite does not give back what was written.
-    const changed: HeldFile[] = [];
+    const changed: { id: string; file: HeldFile }[] = [];
     for (const { id, part } of cuts) {
       const file = this.files.get(id);
       if (file === undefined) continue;
-      file.written = Math.max(file.written, part);
       const keep = file.pieces.filter((p) => p.part > part);
-      if (keep.length === file.pieces.length) continue;
+      if (keep.length === file.pieces.length && keep.length > 0) continue;
       file.pieces = keep;
       file.match = keep[0] === undefined ? undefined : matchKeyOf(keep[0].line);
-      changed.push(file);
+      changed.push({ id, file });
     }
     if (changed.length === 0) return Promise.resolve();
     return this.enqueue(async () => {
-      for (const file of changed) {
+      for (const { id, file } of changed) {
         // The pieces now, not at the call: an append in between went into the file and into `pieces`.
         if (file.pieces.length > 0) {
           await replaceFile(file.path, file.pieces.map((p) => JSON.stringify(toStored(p.line, p.key, p.part)) + '\n').join(''), true);
-        } else if (file.created) {
-          await removeIfPresent(file.path);
+          // The rename must be durable too, or a power cut could bring the written parts back.
+          await syncDir(this.dir);
+        } else {
+          if (file.created) await removeIfPresent(file.path);
           file.created = false;
+          // Nothing of the line is stored or on its way: forgotten, as complete() does (a line cut by its timeout may never end).
+          if (file.persisting === 0 && this.files.get(id) === file) this.files.delete(id);
         }
       }
     });
@@ -284,15 +293,20 @@ export class PartialStore {
 
   /**
    * Deletes the files of events the Normalizer let go on its own (timeout,
-   * shutdown). Those events carry no partial id; they are recognised by
-   * container, stream and timestamp, which all pieces of a line share and a
-   * trace takes from its first line.
+   * shutdown): traces, and at shutdown split lines too (after a timeout a
+   * split line may go on, and its written parts are forgotten by cut()).
+   * Those events carry no partial id; they are recognised by container,
+   * stream and timestamp, which all pieces of a line share and a trace takes
+   * from its first line.
    */
-  completeFlushed(events: readonly LogEvent[]): Promise<void> {
+  completeFlushed(events: readonly LogEvent[], tracesOnly: boolean): Promise<void> {
     if (this.files.size === 0) return Promise.resolve();
     const flushed = new Set(events.map((e) => `${e.container?.id ?? ''}\0${e.stream ?? ''}\0${e['@timestamp']}`));
     const ids: string[] = [];
-    for (const [id, entry] of this.files) if (entry.match !== undefined && flushed.has(entry.match)) ids.push(id);
+    for (const [id, entry] of this.files) {
+      if (tracesOnly && !id.startsWith(TRACE_PREFIX)) continue;
+      if (entry.match !== undefined && flushed.has(entry.match)) ids.push(id);
+    }
     return this.complete(ids);
   }
 

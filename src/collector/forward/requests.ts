@@ -342,7 +342,7 @@ export class RequestReader {
     if (job !== undefined) this.writes.abandon([job]);
     const all = [...jobs, ...(job === undefined ? [] : [job])];
     const released = new Set([...all.flatMap((j) => j.completed ?? []), ...all.flatMap((j) => j.cuts ?? []).map((c) => c.id)]);
-    if (released.size > 0) this.ctx.normalizer.restorePieces(this.ctx.partials.restore([...released]));
+    if (released.size > 0) this.ctx.normalizer.restorePieces(released, this.ctx.partials.restore([...released]));
     this.stop();
     this.hooks.failed(err, jobs);
   }

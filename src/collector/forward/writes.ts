@@ -22,7 +22,8 @@ import { EncodedBatch } from '../encoded.js';
 import type { Pipeline } from '../pipeline.js';
 import type { ChunkPool } from '../chunk-pool.js';
 import type { ChunkLedger, PendingChunk } from './acks.js';
-import type { Cut, HeldLine, PartialStore } from './partials.js';
+import type { LineCut } from '../normalize.js';
+import type { HeldLine, PartialStore } from './partials.js';
 import type { RequestProgress } from './progress.js';
 import type { RenderBudget } from './render-budget.js';
 
@@ -51,7 +52,7 @@ export interface Job {
   /** Partial ids whose line is complete in this request's events. */
   completed: string[] | undefined;
   /** Split lines written up to a part in this request's events (cut at maxLineBytes). */
-  cuts: Cut[] | undefined;
+  cuts: LineCut[] | undefined;
   /** The chunk to ack, as it was encoded. */
   chunk: Buffer | undefined;
   /** Its ledger key, and its entry while this job writes it. */
@@ -112,6 +113,8 @@ export class WriteQueue {
   private recording = 0;
   /** Durable batches whose acks wait for the partial store to forget what their events hold. */
   private forgetting = 0;
+  /** The last of those acks, while any waits: later acks go after it, so acks keep the requests' order. */
+  private lastAck: Promise<void> | undefined;
   /** REQUEST_OVERHEAD_BYTES per request not acked yet. */
   private overheadBytes = 0;
   /** The newest batch's way to durable: held lines wait for it (see flush()). */
@@ -233,13 +236,15 @@ export class WriteQueue {
     }
     // Acked once the store no longer holds what the events hold: a crash
     // before that would bring those lines back from it, acked, and write them twice.
-    if (due.length > 0 && forgotten.length > 0) {
+    if (due.length > 0 && (forgotten.length > 0 || this.lastAck !== undefined)) {
       this.forgetting++;
-      void Promise.all(forgotten).then(() => {
+      const ack: Promise<void> = Promise.all([this.lastAck, ...forgotten]).then(() => {
         this.forgetting--;
+        if (this.lastAck === ack) this.lastAck = undefined;
         this.hooks.ack(due);
         this.hooks.wake();
       });
+      this.lastAck = ack;
     } else if (due.length > 0) this.hooks.ack(due);
     this.release(released);
     this.hooks.wake();

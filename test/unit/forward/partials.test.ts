@@ -104,19 +104,6 @@ describe('PartialStore', () => {
       expect(texts(await newStore(dir).store.load())).toEqual(['d:1']);
     });
 
-    it('does not store a piece of a part that was written while it waited', async () => {
-      const { store, dir } = newStore();
-      await store.load();
-      await store.persist([pieceOf(piece('a', 1), 'k1', 0)], Promise.resolve());
-      // Another connection's request holds piece 2; the bound for all lines together cut part 0 meanwhile.
-      const after = deferred();
-      const stored = store.persist([pieceOf(piece('b', 2), 'k2', 0), pieceOf(piece('c', 3), 'k2', 1)], after.promise);
-      await store.cut([{ id: 'long', part: 0 }]);
-      after.resolve();
-      await stored;
-      expect(texts(await newStore(dir).store.load())).toEqual(['c:1']);
-    });
-
     it('takes no half-made rewrite for a held line after a crash', async () => {
       const { store, dir } = newStore();
       await store.load();

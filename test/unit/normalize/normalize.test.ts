@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_HELD_PIECE_BYTES, MAX_SOURCES_BY_NAME, type LineWatcher, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
+import { MAX_HELD_PIECE_BYTES, MAX_SOURCES_BY_NAME, type LineCut, type LineWatcher, type NormalizerOptions, type RawLine } from '../../../src/collector/normalize.js';
 import { makeNormalizer } from '../multiline/helpers.js';
 
 const make = (opts: Partial<NormalizerOptions> = {}) => makeNormalizer(undefined, { partialTimeoutMs: 100, ...opts });
@@ -149,7 +149,7 @@ describe('Normalizer', () => {
       expect(n.pending()).toBe(0);
     });
 
-    it('is cut, the one held longest first, once all lines together hold more than MAX_HELD_PIECE_BYTES', () => {
+    it('is cut at once when it would take all lines together past MAX_HELD_PIECE_BYTES', () => {
       const { n } = make({ maxLineBytes: MAX_HELD_PIECE_BYTES / 2 });
       const { said, watch } = watcher();
       const big = 'x'.repeat((MAX_HELD_PIECE_BYTES * 5) / 16);
@@ -157,12 +157,12 @@ describe('Normalizer', () => {
       n.push(piece(big, 1, false, 'second'), watch);
       n.push(piece(big, 1, false, 'third'), watch);
       said.length = 0;
-      const last = 'y'.repeat(MAX_HELD_PIECE_BYTES / 8);
-      const events = n.push(piece(last, 1, false, 'fourth'), watch);
-      expect(events.map((e) => e.message.length)).toEqual([big.length]);
-      expect(said.map((l) => l.replace(/[xy]+/, '…'))).toEqual(['held …:0', 'released first:0']);
-      // It goes on in a new part.
-      expect(n.push(piece('end', 2, true, 'first'), watch).map((e) => e.message)).toEqual(['end']);
+      const more = 'y'.repeat(MAX_HELD_PIECE_BYTES / 8);
+      // The line the piece came to, not one of the others (they may be another connection's).
+      expect(n.push(piece(more, 1, false, 'fourth'), watch).map((e) => e.message)).toEqual([more]);
+      expect(said).toEqual(['released fourth:0']);
+      expect(n.push(piece('end', 2, true, 'fourth'), watch).map((e) => e.message)).toEqual(['end']);
+      expect(n.push(piece('end', 2, true, 'first'), watch).map((e) => e.message.length)).toEqual([big.length + 3]);
     });
 
     it('takes back the stored pieces of a part whose write failed, in place of what it holds since', () => {
@@ -172,16 +172,25 @@ describe('Normalizer', () => {
       n.push(piece('bbbb', 2), watch);
       n.push(piece('cc', 3), watch);
       // The write with part 0 failed: its stored piece comes back, and the client sends pieces 2 and 3 again.
-      n.restorePieces([piece('aaaa', 1)]);
+      n.restorePieces(new Set(['long']), [piece('aaaa', 1)]);
       expect(n.push(piece('bbbb', 2), watch).map((e) => e.message)).toEqual(['aaaabbbb']);
       expect(n.push(piece('cc', 3), watch)).toEqual([]);
       expect(n.push(piece('d', 4, true), watch).map((e) => e.message)).toEqual(['ccd']);
     });
 
+    it('takes every resent piece of a part cut in a write that failed, also when none of it was stored', () => {
+      const { n } = make({ maxLineBytes: 4 });
+      const { watch } = watcher();
+      expect(n.push(piece('aaaa', 1), watch).map((e) => e.message)).toEqual(['aaaa']);
+      // That write failed, and nothing of the part was stored: the client sends piece 1 again.
+      n.restorePieces(new Set(['long']), []);
+      expect(n.push(piece('aaaa', 1), watch).map((e) => e.message)).toEqual(['aaaa']);
+    });
+
     it('goes on in the part its stored pieces were in after a restart', () => {
       const { n } = make({ maxLineBytes: 8 });
       const { said, watch } = watcher();
-      n.restorePieces([line('cc', { partial: { id: 'long', ordinal: 3, last: false, part: 1 } })]);
+      n.restorePieces(new Set(['long']), [line('cc', { partial: { id: 'long', ordinal: 3, last: false, part: 1 } })]);
       expect(n.push(piece('dddddd', 4), watch).map((e) => e.message)).toEqual(['ccdddddd']);
       expect(said).toEqual(['released long:1']);
     });
@@ -195,11 +204,38 @@ describe('Normalizer', () => {
     expect(n.push(line('end', { partial: { id: 'a', ordinal: 2, last: true } }))[0]!.message).toBe('out-end');
   });
 
-  it('flushes a split line that never gets its last piece after the timeout', async () => {
-    const { n, flushed } = make({ partialTimeoutMs: 60 });
+  it('flushes a split line that never gets its last piece after the timeout, and takes a late piece as its next part', async () => {
+    const flushed: string[] = [];
+    const cuts: LineCut[] = [];
+    const { n } = make({
+      partialTimeoutMs: 60,
+      onTimeoutFlush: (events, c) => {
+        flushed.push(...events.map((e) => e.message));
+        cuts.push(...c);
+      },
+    });
     n.push(line('stdout without newline', { partial: { id: 'z', ordinal: 1, last: false } }));
-    await vi.waitFor(() => expect(flushed.map((e) => e.message)).toEqual(['stdout without newline']), { timeout: 2000 });
-    expect(n.pending()).toBe(0);
+    await vi.waitFor(() => expect(flushed).toEqual(['stdout without newline']), { timeout: 2000 });
+    expect(cuts).toEqual([{ id: 'z', part: 0 }]);
+    expect(n.push(line(', at last', { partial: { id: 'z', ordinal: 2, last: false } }))).toEqual([]);
+    await vi.waitFor(() => expect(flushed).toEqual(['stdout without newline', ', at last']), { timeout: 2000 });
+    expect(cuts).toEqual([{ id: 'z', part: 0 }, { id: 'z', part: 1 }]);
+    // Idle after its last part was written: forgotten.
+    await vi.waitFor(() => expect(n.pending()).toBe(0), { timeout: 2000 });
+    n.close();
+  });
+
+  it('counts partial_timeout from the last piece, not the first', async () => {
+    // Pieces 50 ms apart for longer than the timeout.
+    const { n, flushed } = make({ partialTimeoutMs: 400 });
+    const started = Date.now();
+    let i = 0;
+    while (Date.now() - started < 600) {
+      n.push(line('.', { partial: { id: 'slow', ordinal: ++i, last: false } }));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(flushed).toEqual([]);
+    expect(n.push(line('end', { partial: { id: 'slow', ordinal: i + 1, last: true } }))[0]!.message).toBe('.'.repeat(i) + 'end');
     n.close();
   });
 
