@@ -77,7 +77,7 @@ async function collect(flags: CollectFlags): Promise<void> {
     }
     collector.reload(next).catch((err: unknown) => {
       if (collector.isRunning) {
-        log.error({ err }, 'config reload failed: the config before it runs again');
+        log.error({ err }, 'config reload failed: what could not start runs as before the reload');
         return;
       }
       log.fatal({ err }, 'config reload failed, and the config before it did not start again either');

@@ -40,6 +40,8 @@ const RESTART_ONLY = ['log_level', 'log_format'] as const;
 export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
+  /** The settings the HTTP endpoint runs with: a reload whose endpoint did not start keeps the old one. */
+  private httpConfig: Config['http'] | undefined;
   private readonly pipeline = new Pipeline([]);
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
@@ -100,7 +102,7 @@ export class Collector {
     }
     const sinksChanged = !isDeepStrictEqual(cur.config.sinks, next.sinks) || cur.config.state_dir !== next.state_dir;
     const inputsChanged = sinksChanged || !isDeepStrictEqual(inputSettings(cur.config), inputSettings(next));
-    const httpChanged = !isDeepStrictEqual(cur.config.http, next.http);
+    const httpChanged = !isDeepStrictEqual(this.httpConfig, next.http);
     if (!inputsChanged && !httpChanged) {
       this.running = { ...cur, config: next };
       this.log.info('config reloaded: nothing to restart');
@@ -118,11 +120,16 @@ export class Collector {
         await this.bringUp(next, kept);
       } catch (err) {
         this.log.error({ err }, 'config reload failed: starting the running config again');
-        await this.bringUp(cur.config, kept);
+        try {
+          await this.bringUp(cur.config, kept);
+        } catch (again) {
+          if (kept) await this.closeSinks(kept);
+          throw again;
+        }
         throw err;
       }
     } else this.running = { ...cur, config: next };
-    if (httpChanged) await this.restartHttp(cur.config, next);
+    if (httpChanged) await this.restartHttp(next);
     else if (sinksChanged && this.http) await this.replaceStore(next);
     this.log.info(
       { restarted: [inputsChanged && 'inputs', sinksChanged && 'sinks', httpChanged && 'http'].filter(Boolean), sinks: this.pipeline.sinkList.map((s) => s.name) },
@@ -145,20 +152,26 @@ export class Collector {
     this.running = { config, sinks, ...started };
   }
 
-  /** The HTTP endpoint of `next` in place of the one of `cur`; when it does not start, the one of `cur` again. */
-  private async restartHttp(cur: Config, next: Config): Promise<void> {
+  /**
+   * The HTTP endpoint of `next` in place of the running one; when it does not
+   * start, the running one again (its store reading what the sinks of `next`
+   * write).
+   */
+  private async restartHttp(next: Config): Promise<void> {
+    const running = this.httpConfig!;
     await this.stopHttp();
     try {
       await this.startHttp(next);
     } catch (err) {
       this.log.error({ err }, 'config reload failed: starting the running HTTP endpoint again');
       await this.stopHttp();
-      await this.startHttp(cur);
+      await this.startHttp({ ...next, http: running });
       throw err;
     }
   }
 
   private async startHttp(config: Config): Promise<void> {
+    this.httpConfig = config.http;
     if (!config.http.enabled) return;
     this.store = await this.openStore(config);
     this.http = await startHttpServer(config.http, {

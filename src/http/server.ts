@@ -106,12 +106,14 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
         }
         let filter: TailFilter;
         try {
-          filter = await tailFilter(query, deps.reader.store());
+          filter = await tailFilter(query, deps.reader.store(), log);
         } catch (err) {
           if (!(err instanceof ClogsError && err.code === 'CLOGS_TAIL')) throw err;
           reply(res, 400, 'text/plain; charset=utf-8', err.message + '\n');
           return;
         }
+        // Gone while the store was asked: nothing would unsubscribe it.
+        if (req.socket.destroyed) return;
         tails.serve(req, res, filter);
         return;
       }

@@ -10,7 +10,8 @@ import type { LineFields } from '../collector/line-fields.js';
 import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
 import { parseLevel } from '../tail/filter.js';
-import { resolveListed, selectionTakes, type Selection } from '../tail/resolve.js';
+import type { Logger } from '../log.js';
+import { resolveListed, selectionTakes, type Resolved, type Selection } from '../tail/resolve.js';
 import type { Store } from '../tail/store.js';
 
 /** What a `/tail` request asks for. */
@@ -25,8 +26,10 @@ export interface TailQuery {
 }
 
 export interface TailFilter extends Omit<TailQuery, 'containers'> {
-  /** What the `container` values stand for; an event matches when any selects it. Empty: all. */
+  /** What the `container` values stand for; an event matches when any selects it. Both empty: all. */
   selections: readonly Selection[];
+  /** Values the store did not list, as the start of a container id (lower case), as `docker ps` shows ids. */
+  idPrefixes: readonly string[];
 }
 
 export function parseTailQuery(params: URLSearchParams): TailQuery | string {
@@ -52,27 +55,38 @@ export function parseTailQuery(params: URLSearchParams): TailQuery | string {
 /**
  * The query's filter, its `container` values resolved against the sources
  * `store` lists. A value none of them is like (a container that has not
- * written yet) selects a container of that id, name or compose service, or
+ * written yet), or any value when the store cannot be read, selects a
+ * container whose id starts with it or of that name or compose service, or
  * lines of that tag, when they come. Throws (CLOGS_TAIL) on an ambiguous value.
  */
-export async function tailFilter(query: TailQuery, store: Store | undefined): Promise<TailFilter> {
+export async function tailFilter(query: TailQuery, store: Store | undefined, log: Logger): Promise<TailFilter> {
   const selections: Selection[] = [];
+  const idPrefixes: string[] = [];
   for (const value of new Set(query.containers)) {
-    const resolved = store === undefined ? undefined : await resolveListed(store, value);
+    let resolved: Resolved | undefined;
+    try {
+      resolved = store === undefined ? undefined : await resolveListed(store, value);
+    } catch (err) {
+      if (err instanceof ClogsError && err.code === 'CLOGS_TAIL') throw err;
+      log.warn({ err, container: value }, '/tail: could not read the store to resolve a container; taking the value as it is');
+    }
     if (resolved !== undefined) {
       selections.push(resolved.selection);
       continue;
     }
     const v = value.startsWith('/') ? value.slice(1) : value;
-    selections.push({ kind: 'id', value: v }, { kind: 'name', value: v }, { kind: 'service', value: v }, { kind: 'tag', value: v });
+    selections.push({ kind: 'name', value: v }, { kind: 'service', value: v }, { kind: 'tag', value: v });
+    idPrefixes.push(v.toLowerCase());
   }
   const { containers: _containers, ...rest } = query;
-  return { ...rest, selections };
+  return { ...rest, selections, idPrefixes };
 }
 
 /** Whether the filter takes the lines of this container (when it wants them by level, stream and text). */
 export function takesContainer(filter: TailFilter, container: ContainerMeta): boolean {
-  return filter.selections.length === 0 || filter.selections.some((s) => selectionTakes(s, container, undefined));
+  if (filter.selections.length === 0) return true;
+  const id = container.id;
+  return filter.selections.some((s) => selectionTakes(s, container, undefined)) || (id !== undefined && filter.idPrefixes.some((p) => id.startsWith(p)));
 }
 
 /** Whether the filter takes a line without a container that came under this tag (or none). */

@@ -39,10 +39,10 @@ describe('clogs collect on SIGHUP', () => {
   it('keeps the running config when the new one does not start, and applies later ones', async () => {
     const dir = tempDir('reload');
     const file = join(dir, 'clogs.yaml');
-    const config = (port: number, extra = ''): void =>
+    const config = (port: number, extra = '', httpPort = 0): void =>
       writeFileSync(
         file,
-        `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/data\nhttp:\n  listen: 127.0.0.1:0\n${extra}`,
+        `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/data\nhttp:\n  listen: 127.0.0.1:${httpPort}\n${extra}`,
       );
     const taken = await listening();
     const free = await listening();
@@ -55,7 +55,7 @@ describe('clogs collect on SIGHUP', () => {
 
     config(takenPort);
     c.process.kill('SIGHUP');
-    await until('the failed reload', () => logged('config reload failed: the config before it runs again') === 1);
+    await until('the failed reload', () => logged('config reload failed: what could not start runs as before the reload') === 1);
     await sendLine(freePort, 'after the failed reload');
 
     await new Promise((r) => taken.close(r));
@@ -69,6 +69,18 @@ describe('clogs collect on SIGHUP', () => {
     expect(c.lines.find((l) => l.msg === 'config reload: this key takes effect at the next start')).toMatchObject({ key: 'log_level', next: 'debug' });
     expect(c.lines.filter((l) => l.msg === 'config reloaded')[1]).toMatchObject({ restarted: ['inputs'] });
     await sendLine(takenPort, 'with multiline off');
+
+    // The HTTP endpoint's port taken: it runs as before; once the port is free, the same config applies.
+    const httpTaken = await listening();
+    const httpPort = (httpTaken.address() as AddressInfo).port;
+    config(takenPort, 'multiline:\n  mode: off\nlog_level: debug\n', httpPort);
+    c.process.kill('SIGHUP');
+    await until('the failed HTTP reload', () => logged('config reload failed: what could not start runs as before the reload') === 2);
+    await new Promise((r) => httpTaken.close(r));
+    c.process.kill('SIGHUP');
+    await until('the HTTP reload', () => logged('config reloaded') === 3);
+    expect(c.lines.filter((l) => l.msg === 'config reloaded')[2]).toMatchObject({ restarted: ['http'] });
+    expect(await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).text()).toBe('ok\n');
 
     expect(await c.stop()).toBe(0);
     collector = undefined;

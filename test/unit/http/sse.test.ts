@@ -20,7 +20,7 @@ async function subscribe(
   query: string,
   filter?: TailFilter,
 ): Promise<{ messages(): string[]; ended: Promise<void>; close(): void }> {
-  filter ??= await tailFilter(parseTailQuery(new URLSearchParams(query)) as TailQuery, undefined);
+  filter ??= await tailFilter(parseTailQuery(new URLSearchParams(query)) as TailQuery, undefined, createLogger('silent'));
   const streams = createTailStreams(pipeline, createLogger('silent'));
   server = createServer((req, res) => streams.serve(req, res, filter));
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));

@@ -5,6 +5,7 @@ import type { LogEvent } from '../../../src/collector/event.js';
 import { LineFields } from '../../../src/collector/line-fields.js';
 import type { SourceInfo } from '../../../src/tail/resolve.js';
 import type { Store } from '../../../src/tail/store.js';
+import { createLogger } from '../../../src/log.js';
 import { container, fakeId, makeEvent } from '../../helpers/tail.js';
 
 const WEB = container(fakeId('aa'), 'web-1', { compose: { project: 'shop', service: 'web' } });
@@ -20,7 +21,7 @@ const STORE = listing([
 async function parse(q: string, store?: Store): Promise<TailFilter> {
   const query = parseTailQuery(new URLSearchParams(q));
   if (typeof query === 'string') throw new Error(query);
-  return tailFilter(query, store);
+  return tailFilter(query, store, createLogger('silent'));
 }
 
 /** Whether the filter passes the event's rendered line, as the live stream reads it. */
@@ -64,10 +65,17 @@ describe('/tail filter', () => {
     expect(await selected('forward')).toEqual([]);
   });
 
-  it('takes a container or tag the store does not list yet by its id, name, compose service or tag when it comes', async () => {
+  it('takes a container or tag the store does not list yet by the start of its id, its name, compose service or tag when it comes', async () => {
     const f = await parse('container=web-1&container=app.orders');
     expect([info, second, tagged, untagged].filter((e) => matches(f, e))).toEqual([info, tagged]);
-    expect((await parse('container=web')).selections.map((s) => s.kind)).toEqual(['id', 'name', 'service', 'tag']);
+    const short = await parse(`container=${WEB2.id!.slice(0, 12)}`);
+    expect([info, second].filter((e) => matches(short, e))).toEqual([second]);
+  });
+
+  it('takes the values as they are when the store cannot be read', async () => {
+    const broken = { sources: () => Promise.reject(new Error('Elasticsearch is down')) } as Partial<Store> as Store;
+    const f = await parse('container=web', broken);
+    expect([info, second, tagged].filter((e) => matches(f, e))).toEqual([info, second]);
   });
 
   it('refuses an ambiguous value as the history does', async () => {
@@ -82,7 +90,7 @@ describe('/tail filter', () => {
   });
 
   it('treats empty parameters as absent and names a bad one', async () => {
-    expect(await parse('stream=&level=&q=')).toEqual({ selections: [] });
+    expect(await parse('stream=&level=&q=')).toEqual({ selections: [], idPrefixes: [] });
     expect(parseTailQuery(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
     expect(parseTailQuery(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
   });
