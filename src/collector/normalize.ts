@@ -340,6 +340,7 @@ export class Normalizer {
       p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
       this.pendingLines.set(key, p);
       this.startTimer();
+      if (p.part > 0) this.reserveOrdinals(raw, p.part);
     }
     p.first ??= raw;
     p.pieces.push(bytes);
@@ -430,6 +431,23 @@ export class Normalizer {
     const source = sourceOf(raw);
     const streams = raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source);
     return countOrdinal(ordinalOf(streams, raw.stream), raw.time.sec, raw.time.nsec);
+  }
+
+  /**
+   * A split line taken back in part `parts` after a restart: its earlier
+   * parts were written before it, as lines at its time (Docker gives every
+   * piece of a line the same one), with the ordinals below this part's.
+   * Counted so, the part written again has the identity it had.
+   */
+  private reserveOrdinals(raw: RawLine, parts: number): void {
+    const source = sourceOf(raw);
+    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
+    if (ord.sec !== raw.time.sec || ord.nsec !== raw.time.nsec) {
+      ord.sec = raw.time.sec;
+      ord.nsec = raw.time.nsec;
+      ord.count = 0;
+    }
+    ord.count = Math.max(ord.count, parts);
   }
 
   /** The ordinals of a source without a container (its tag, else its input). */

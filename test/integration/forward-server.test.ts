@@ -449,6 +449,8 @@ describe('split lines longer than max_line_size under acks', () => {
     await sendPieces(d, 6, PIECES.length);
     expect([...messages(first), ...messages(second)].join('')).toBe(WHOLE);
     expect(messages(second)[0]).toBe(PIECES.slice(3, 6).join('').slice(0, MAX));
+    // Part 1 goes on with the ordinal after part 0's, as it would have without the restart.
+    expect(second.sink.events.map((e) => e.clogs.ordinal)).toEqual([1, 1, 2, 2, 3]);
     d.socket.end();
   });
 
