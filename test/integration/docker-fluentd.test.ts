@@ -23,21 +23,21 @@ afterAll(async () => {
   await collector?.stop();
 });
 
-/** Runs a container with the fluentd driver pointed at clogs and waits for it to exit. */
-async function runContainer(name: string, script: string, opts: string[] = []): Promise<string> {
+/** Runs a container with the fluentd driver pointed at clogs (`to`, else the shared collector) and waits for it to exit. */
+async function runContainer(name: string, script: string, opts: string[] = [], to = collector): Promise<string> {
   const full = `${prefix}-${name}`;
   names.push(full);
   const id = (
-    await docker('run', '-d', '--name', full, '--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${collector.forwardPort()}`, ...opts, TEST_IMAGE, 'sh', '-c', script)
+    await docker('run', '-d', '--name', full, '--log-driver=fluentd', '--log-opt', `fluentd-address=127.0.0.1:${to.forwardPort()}`, ...opts, TEST_IMAGE, 'sh', '-c', script)
   ).trim();
   await docker('wait', id);
   return id;
 }
 
-async function eventsOf(id: string, count: number): Promise<LogEvent[]> {
+async function eventsOf(id: string, count: number, dir = dataDir): Promise<LogEvent[]> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const events = readFileStore(dataDir).filter((e) => e.container?.id === id);
+    const events = readFileStore(dir).filter((e) => e.container?.id === id);
     if (events.length >= count || Date.now() > deadline) return events.sort((a, b) => a.clogs.seq - b.clogs.seq);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -93,6 +93,23 @@ describe('Docker fluentd driver → clogs → files', () => {
     const expected = Array.from({ length: 20000 }, (_, i) => i + 1).join(',');
     expect(events[0]!.message).toBe(expected.slice(0, 40000));
     expect(events[1]!.message).toBe(expected.slice(0, 16384));
+  });
+
+  it('writes a line longer than max_line_size in parts as the driver sends its pieces, each acked', async () => {
+    const dir = tempDir('fluentd-parts');
+    const small = await startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', dir, '--state', tempDir('fluentd-parts-state')], {
+      CLOGS_MAX_LINE_SIZE: '32KiB',
+    });
+    try {
+      const id = await runContainer('parts', 'busybox seq -s , 1 30000 | busybox head -c 100000; echo; echo after', ['--log-opt', 'fluentd-request-ack=true'], small);
+      const events = await eventsOf(id, 5, dir);
+      // Docker's pieces are 16 KiB: a part is written every two of them.
+      expect(events.map((e) => e.message.length)).toEqual([32768, 32768, 32768, 1696, 5]);
+      expect(events.slice(0, 4).map((e) => e.message).join('')).toBe(Array.from({ length: 30000 }, (_, i) => i + 1).join(',').slice(0, 100000));
+      expect(events.slice(0, 4).map((e) => e.clogs.ordinal)).toEqual([0, 1, 2, 3]);
+    } finally {
+      await small.stop();
+    }
   });
 
   it('writes output that ends without a newline', async () => {
