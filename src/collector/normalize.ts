@@ -159,7 +159,7 @@ export const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L'] as const;
 
 export class Normalizer {
   private readonly host: { name: string };
-  /** Split lines waiting for their last piece, the one held longest first. */
+  /** Split lines waiting for their last piece. */
   private readonly pendingLines = new Map<string, PendingLine>();
   /** Bytes of their pieces. */
   private heldPieceBytes = 0;

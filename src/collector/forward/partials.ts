@@ -90,7 +90,6 @@ export function pieceOf(raw: RawLine, key: string, part: number): HeldLine {
   return { id: raw.partial!.id, first: raw, line: raw, key, part };
 }
 
-
 interface StoredLine {
   line: RawLine;
   key: string;
