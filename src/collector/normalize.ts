@@ -233,23 +233,38 @@ export class Normalizer {
   }
 
   /**
-   * After a write that failed (forward/requests.ts): forgets what is held
-   * for the split lines `released` (written whole or in part by that write:
-   * the client sends the requests since again), and takes back their stored
-   * pieces, so that the resent pieces find them. Not when the multiline
-   * stage holds the joined line: every line of a source and stream is
-   * offered to the trace held for them, so a trace opened at or before the
-   * line's time took it (or was let go), and the line would be in it twice;
-   * one opened after it did not.
+   * After a write that failed (forward/requests.ts), puts back what was held
+   * before the requests the client sends again:
+   * - forgets the traces held for the sources and streams of `dropTracesOf`
+   *   (lines of traces concerned): they may hold lines of those requests,
+   *   which would be taken twice;
+   * - forgets what is held for the split lines `released` (written whole or
+   *   in part by that write);
+   * - takes back `lines`, the stored (acked) lines of the traces and split
+   *   lines concerned, oldest trace first, so that the resent lines find
+   *   them. A split line's pieces are not taken when the multiline stage
+   *   holds the joined line: every line of a source and stream is offered
+   *   to the trace held for them, so a trace opened at or before the line's
+   *   time took it (or was let go), and the line would be in it twice.
+   * Returns the events that taking them back lets go (a stored line that
+   * opened a trace lets the one before it go): they are written like
+   * timeout flushes.
    */
-  restorePieces(released: ReadonlySet<string>, pieces: readonly RawLine[]): void {
+  restoreHeld(dropTracesOf: readonly RawLine[], released: ReadonlySet<string>, lines: readonly RawLine[]): LogEvent[] {
+    for (const raw of dropTracesOf) this.multiline?.dropHeld(sourceOf(raw), raw.stream);
     for (const [key, p] of this.pendingLines) if (released.has(p.id)) this.forget(key);
-    for (const raw of pieces) {
+    const out: LogEvent[] = [];
+    for (const raw of lines) {
+      if (raw.partial === undefined) {
+        out.push(...this.line(raw, raw.line, undefined));
+        continue;
+      }
       const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
       if (trace !== undefined && compareNanoTime(trace.time, raw.time) <= 0) continue;
       // Stored pieces are never last ones, and those of one part hold less than maxLineBytes: nothing goes out here.
-      this.pushPiece(raw, raw.partial!, undefined, false);
+      this.pushPiece(raw, raw.partial, undefined, false);
     }
+    return out;
   }
 
   /** Split lines waiting for their last piece, and traces being held. */

@@ -496,6 +496,49 @@ describe('stack traces under acks', () => {
     d.socket.end();
   });
 
+  it('writes a trace let go in a write that failed whole, when the client resends', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    for (const [i, l] of TRACE.entries()) {
+      await c.send(line(l, `t${i}`));
+      await c.waitReplies(i + 1);
+    }
+    await until('the trace stored', () => readdirSync(storeDir(t)).length === 1, 5000);
+    t.sink.failNext = new Error('disk full');
+    await c.send(line('after the trace', 'a1'));
+    await c.closed;
+    expect(t.sink.events).toEqual([]);
+    // The trace's lines were acked; only the line that let it go comes again.
+    const again = await rawClient(t.port);
+    await again.send(line('after the trace', 'a1'));
+    expect(await again.waitReplies(1)).toEqual([{ ack: 'a1' }]);
+    expect(t.sink.events.map((e) => e.message)).toEqual([TRACE.join('\n'), 'after the trace']);
+    await until('the stored trace deleted', () => readdirSync(storeDir(t)).length === 0, 5000);
+    again.socket.end();
+  });
+
+  it('takes a line of a held trace once when the write of its request failed and the client resends it', async () => {
+    const t = await start();
+    const c = await rawClient(t.port);
+    await c.send(line(TRACE[0]!, 't0'));
+    await c.waitReplies(1);
+    await until('the first line stored', () => readdirSync(storeDir(t)).length === 1, 5000);
+    // The trace's second line, and a line of the other stream whose write fails.
+    const both = (chunk: string): Buffer =>
+      mp.arr(mp.str('web'), mp.bin(Buffer.concat([mp.arr(mp.int32(T), dockerRecord(TRACE[1]!, {}, 'stderr')), mp.arr(mp.int32(T), dockerRecord('on stdout', {}, 'stdout'))])), encodeMsgpack({ chunk }));
+    t.sink.failNext = new Error('disk full');
+    await c.send(both('t1'));
+    await c.closed;
+    const again = await rawClient(t.port);
+    await again.send(both('t1'));
+    await again.waitReplies(1);
+    await again.send(line(TRACE[2]!, 't2'));
+    await again.send(line('after the trace', 'a1'));
+    await again.waitReplies(3);
+    expect(t.sink.events.map((e) => e.message)).toEqual(['on stdout', TRACE.join('\n'), 'after the trace']);
+    again.socket.end();
+  });
+
   it('stores a held line only once the records before it in its request are durable', async () => {
     const t = await start();
     t.sink.hold();

@@ -80,6 +80,7 @@ class ForwardInput implements RunningForwardInput {
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
       log: deps.log,
+      writeHeld: (events) => this.writeFlushed(events),
     };
   }
 

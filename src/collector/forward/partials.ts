@@ -23,14 +23,12 @@
  * stored line was written whole, and the restarted input acks its resend
  * without taking it again (`chunks()`, seeded into the ChunkLedger).
  *
- * A failed write loses no stored piece either: the client resends the
- * requests not acked, and the one with a line's last piece comes without the
- * pieces acked before it, whose joined line went out in the failed write.
- * The store keeps the pieces it made durable in memory too, and gives them
- * back (restore()) for the Normalizer to hold again. The lines of a trace
- * are not given back: a trace let go in a failed write loses its stored
- * lines from the resend, and they come out, as an event of their own, at the
- * next start.
+ * A failed write loses no stored line either: the client resends the
+ * requests not acked, and the one with a line's last piece (or the line that
+ * let a trace go) comes without the lines acked before it, whose event went
+ * out in the failed write. The store keeps the lines it made durable in
+ * memory too, and gives them back (restore()) for the Normalizer to hold
+ * again, as it held them before those requests (normalize.ts restoreHeld()).
  *
  * A split line longer than max_line_size is written in parts as its pieces
  * come (normalize.ts PieceWatcher); once a part's events are written, its
@@ -49,7 +47,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import type { ContainerMeta, LogEvent, Stream } from '../event.js';
 import type { LineCut, RawLine } from '../normalize.js';
-import { formatNanoTime } from '../time.js';
+import { compareNanoTime, formatNanoTime } from '../time.js';
 import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
 
 const TRACE_PREFIX = 'trace\0';
@@ -102,8 +100,8 @@ interface HeldFile {
   match: string | undefined;
   /** Whether the file was created (and its name made durable). */
   created: boolean;
-  /** The split-line pieces durable in it, oldest first: what restore() gives back. */
-  pieces: StoredLine[];
+  /** The lines durable in it, oldest first: what restore() gives back. */
+  lines: StoredLine[];
   /** persist() calls for it not done yet: while any is, a cut() that leaves it empty keeps it known. */
   persisting: number;
 }
@@ -159,12 +157,12 @@ export class PartialStore {
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, pieces: [], persisting: 0 });
+        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, lines, persisting: 0 });
         traces.push(...lines.map((l) => l.line));
         continue;
       }
       lines.sort((a, b) => a.part - b.part || a.line.partial!.ordinal - b.line.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, pieces: lines, persisting: 0 });
+      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, lines, persisting: 0 });
       pieces.push(...lines.map((l) => l.line));
     }
     if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
@@ -186,7 +184,7 @@ export class PartialStore {
     const byFile = new Map<HeldFile, HeldLine[]>();
     for (const h of held) {
       let file = this.files.get(h.id);
-      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, pieces: [], persisting: 0 }));
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, lines: [], persisting: 0 }));
       file.match ??= matchKeyOf(h.first);
       let list = byFile.get(file);
       if (list === undefined) byFile.set(file, (list = []));
@@ -221,25 +219,25 @@ export class PartialStore {
         await fh.close();
       }
       if (!file.created) created = file.created = true;
-      for (const h of list) if (h.line.partial !== undefined) file.pieces.push({ line: h.line, key: h.key, part: h.part ?? 0 });
+      for (const h of list) file.lines.push({ line: h.line, key: h.key, part: h.part ?? 0 });
     }
     // A new file's name must be durable too, or a crash could lose the whole file.
     if (created) await syncDir(this.dir);
   }
 
   /**
-   * The stored pieces of these split lines, in order: their joined lines went
-   * out in a write that failed, and the resend of the request that completed
-   * them brings only the pieces that were not acked before. The files stay
-   * until the line is written (complete()).
+   * The stored lines of these traces and split lines (their events went out
+   * in a write that failed, or hold lines of requests sent again): the
+   * traces' first, then the split lines', each oldest first, and the lines
+   * of each in order. The files stay until the events are written.
    */
   restore(ids: readonly string[]): RawLine[] {
-    const out: RawLine[] = [];
-    for (const id of ids) {
+    const held = [...new Set(ids)].flatMap((id) => {
       const file = this.files.get(id);
-      if (file !== undefined) for (const p of file.pieces) out.push(withPart(p.line, p.part));
-    }
-    return out;
+      return file === undefined || file.lines.length === 0 ? [] : [{ trace: id.startsWith(TRACE_PREFIX), lines: file.lines }];
+    });
+    held.sort((a, b) => Number(b.trace) - Number(a.trace) || compareNanoTime(a.lines[0]!.line.time, b.lines[0]!.line.time));
+    return held.flatMap((h) => h.lines.map((p) => withPart(p.line, p.part)));
   }
 
   /**
@@ -254,18 +252,18 @@ export class PartialStore {
     for (const { id, part } of cuts) {
       const file = this.files.get(id);
       if (file === undefined) continue;
-      const keep = file.pieces.filter((p) => p.part > part);
-      if (keep.length === file.pieces.length && keep.length > 0) continue;
-      file.pieces = keep;
+      const keep = file.lines.filter((p) => p.part > part);
+      if (keep.length === file.lines.length && keep.length > 0) continue;
+      file.lines = keep;
       file.match = keep[0] === undefined ? undefined : matchKeyOf(keep[0].line);
       changed.push({ id, file });
     }
     if (changed.length === 0) return Promise.resolve();
     return this.enqueue(async () => {
       for (const { id, file } of changed) {
-        // The pieces now, not at the call: an append in between went into the file and into `pieces`.
-        if (file.pieces.length > 0) {
-          await replaceFile(file.path, file.pieces.map((p) => JSON.stringify(toStored(p.line, p.key, p.part)) + '\n').join(''), true);
+        // The pieces now, not at the call: an append in between went into the file and into `lines`.
+        if (file.lines.length > 0) {
+          await replaceFile(file.path, file.lines.map((p) => JSON.stringify(toStored(p.line, p.key, p.part)) + '\n').join(''), true);
           // The rename must be durable too, or a power cut could bring the written parts back.
           await syncDir(this.dir);
         } else {

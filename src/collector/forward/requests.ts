@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { gunzip } from 'node:zlib';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { LogEvent } from '../event.js';
 import { chunkKey } from './acks.js';
 import { DecodeCache, decodeRequest } from './decoder.js';
 import { Framer } from './framer.js';
@@ -24,6 +25,8 @@ import { WriteQueue, type Job, type WriteContext, type WriteHooks } from './writ
 
 export interface RequestContext extends SliceContext, WriteContext {
   limits: DecodeLimits;
+  /** Writes events the Normalizer let go outside any request (then forgets their stored lines). */
+  writeHeld(events: LogEvent[]): void;
 }
 
 export interface RequestHooks extends WriteHooks {
@@ -333,16 +336,24 @@ export class RequestReader {
 
   /**
    * Nothing not acked yet is written: the request being rendered is dropped
-   * with the rest. The split lines (or parts of them) those requests
-   * completed went out with them; their pieces acked before are taken back,
-   * for the resend.
+   * with the rest, and the client sends them all again. The Normalizer is
+   * put back as it held lines before them: the split lines (or parts) and
+   * traces those requests let go went out with them, and the traces still
+   * held hold lines of theirs; the lines of those acked before are taken
+   * back from the store.
    */
   private writeFailed(err: unknown, jobs: readonly Job[]): void {
     const job = this.slices.drop();
     if (job !== undefined) this.writes.abandon([job]);
     const all = [...jobs, ...(job === undefined ? [] : [job])];
+    const heldAgain = all.flatMap((j) => j.held ?? []).filter((h) => h.line.partial === undefined);
     const released = new Set([...all.flatMap((j) => j.completed ?? []), ...all.flatMap((j) => j.cuts ?? []).map((c) => c.id)]);
-    if (released.size > 0) this.ctx.normalizer.restorePieces(released, this.ctx.partials.restore([...released]));
+    if (released.size > 0 || heldAgain.length > 0) {
+      const lines = this.ctx.partials.restore([...released, ...heldAgain.map((h) => h.id)]);
+      const traces = [...heldAgain.map((h) => h.first), ...lines.filter((l) => l.partial === undefined)];
+      const events = this.ctx.normalizer.restoreHeld(traces, released, lines);
+      if (events.length > 0) this.ctx.writeHeld(events);
+    }
     this.stop();
     this.hooks.failed(err, jobs);
   }

@@ -118,6 +118,11 @@ export class MultilineStage {
     this.flushWhere(() => true, out);
   }
 
+  /** Forgets the trace held for a source and stream without letting it go: its lines are taken again. */
+  dropHeld(source: string, stream: Stream | undefined): void {
+    this.holds.delete(keyOf(source, stream));
+  }
+
   /** Forgets what is held for a source without letting it go: the input reads those lines again. */
   dropSource(source: string): void {
     for (const [key, hold] of this.holds) if (hold.source === source) this.holds.delete(key);

@@ -65,20 +65,20 @@ describe('multiline stage', () => {
     plain.push(first);
     expect(plain.push(piece('200', 2, true)).map((e) => e.message)).toEqual(['GET /a 200']);
     // That line's write failed; piece 1 had been acked and stored, and the client resends piece 2 alone.
-    plain.restorePieces(new Set([first.partial!.id]), [first]);
+    plain.restoreHeld([], new Set([first.partial!.id]), [first]);
     expect(plain.push(piece('200', 2, true)).map((e) => e.message)).toEqual(['GET /a 200']);
     plain.close();
 
     // A trace of its container and stream opened before the line took it: not taken again.
     const { n } = makeNormalizer();
     n.push(raw(JAVA[0]!));
-    n.restorePieces(new Set([first.partial!.id]), [first]);
+    n.restoreHeld([], new Set([first.partial!.id]), [first]);
     expect(n.pending()).toBe(1);
     n.close();
     // One opened after it did not: the pieces are taken back beside it.
     const later = makeNormalizer().n;
     later.push(raw(JAVA[0]!, { time: { sec: 1795341192, nsec: 0 } }));
-    later.restorePieces(new Set([first.partial!.id]), [first]);
+    later.restoreHeld([], new Set([first.partial!.id]), [first]);
     expect(later.pending()).toBe(2);
     later.close();
   });

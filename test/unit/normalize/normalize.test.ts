@@ -172,7 +172,7 @@ describe('Normalizer', () => {
       n.push(piece('bbbb', 2), watch);
       n.push(piece('cc', 3), watch);
       // The write with part 0 failed: its stored piece comes back, and the client sends pieces 2 and 3 again.
-      n.restorePieces(new Set(['long']), [piece('aaaa', 1)]);
+      n.restoreHeld([], new Set(['long']), [piece('aaaa', 1)]);
       expect(n.push(piece('bbbb', 2), watch).map((e) => e.message)).toEqual(['aaaabbbb']);
       expect(n.push(piece('cc', 3), watch)).toEqual([]);
       expect(n.push(piece('d', 4, true), watch).map((e) => e.message)).toEqual(['ccd']);
@@ -183,14 +183,14 @@ describe('Normalizer', () => {
       const { watch } = watcher();
       expect(n.push(piece('aaaa', 1), watch).map((e) => e.message)).toEqual(['aaaa']);
       // That write failed, and nothing of the part was stored: the client sends piece 1 again.
-      n.restorePieces(new Set(['long']), []);
+      n.restoreHeld([], new Set(['long']), []);
       expect(n.push(piece('aaaa', 1), watch).map((e) => e.message)).toEqual(['aaaa']);
     });
 
     it('goes on in the part its stored pieces were in after a restart', () => {
       const { n } = make({ maxLineBytes: 8 });
       const { said, watch } = watcher();
-      n.restorePieces(new Set(['long']), [line('cc', { partial: { id: 'long', ordinal: 3, last: false, part: 1 } })]);
+      n.restoreHeld([], new Set(['long']), [line('cc', { partial: { id: 'long', ordinal: 3, last: false, part: 1 } })]);
       // Part 0 took ordinal 0 before the restart: part 1 is written again as it was, with ordinal 1.
       expect(n.push(piece('dddddd', 4), watch).map((e) => [e.message, e.clogs.ordinal])).toEqual([['ccdddddd', 1]]);
       expect(said).toEqual(['released long:1']);
