@@ -18,7 +18,7 @@ import type { MultilineSettings } from '../config/schema.js';
 import { configMode, ModeTable } from './multiline/modes.js';
 import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
 import { sourceId } from './source.js';
-import { compareNanoTime, formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
+import { formatNanoTime, parseRfc3339, type NanoTime } from './time.js';
 import { stripTerminal } from './transforms/ansi.js';
 import { parseLogfmt } from './transforms/logfmt.js';
 import { leadingLevel } from './transforms/text-level.js';
@@ -241,11 +241,10 @@ export class Normalizer {
    * - forgets what is held for the split lines `released` (written whole or
    *   in part by that write);
    * - takes back `lines`, the stored (acked) lines of the traces and split
-   *   lines concerned, oldest trace first, so that the resent lines find
-   *   them. A split line's pieces are not taken when the multiline stage
-   *   holds the joined line: every line of a source and stream is offered
-   *   to the trace held for them, so a trace opened at or before the line's
-   *   time took it (or was let go), and the line would be in it twice.
+   *   lines concerned, traces first, so that the resent lines find them. A
+   *   trace that took the joined line of a split line the write let go was
+   *   dropped with the others: it is rebuilt without that line, which comes
+   *   again with the resent last piece.
    * Returns the events that taking them back lets go (a stored line that
    * opened a trace lets the one before it go): they are written like
    * timeout flushes.
@@ -259,8 +258,6 @@ export class Normalizer {
         out.push(...this.line(raw, raw.line, undefined));
         continue;
       }
-      const trace = this.multiline?.heldFirst(sourceOf(raw), raw.stream);
-      if (trace !== undefined && compareNanoTime(trace.time, raw.time) <= 0) continue;
       // Stored pieces are never last ones, and those of one part hold less than maxLineBytes: nothing goes out here.
       this.pushPiece(raw, raw.partial, undefined, false);
     }

@@ -80,7 +80,8 @@ class ForwardInput implements RunningForwardInput {
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
       log: deps.log,
-      writeHeld: (events) => this.writeFlushed(events),
+      // Connections are live: split lines are forgotten by part, not by match key (see writeHeld()).
+      writeHeld: (events) => this.writeFlushed(events, []),
     };
   }
 
