@@ -89,6 +89,7 @@ export function pieceOf(raw: RawLine, key: string, part: number): HeldLine {
 }
 
 interface StoredLine {
+  /** With its part, for a piece (see withPart()). */
   line: RawLine;
   key: string;
   part: number;
@@ -104,6 +105,10 @@ interface HeldFile {
   lines: StoredLine[];
   /** persist() calls for it not done yet: while any is, a cut() that leaves it empty keeps it known. */
   persisting: number;
+}
+
+function isTraceId(id: string): boolean {
+  return id.startsWith(TRACE_PREFIX);
 }
 
 /** The id of the trace a line was held in, from the trace's first line. */
@@ -145,7 +150,8 @@ export class PartialStore {
         if (line === '') continue;
         try {
           const stored = JSON.parse(line) as StoredPiece;
-          lines.push({ line: toRawLine(stored), key: stored.k ?? '', part: stored.q ?? 0 });
+          const part = stored.q ?? 0;
+          lines.push({ line: withPart(toRawLine(stored), part), key: stored.k ?? '', part });
           if (typeof stored.k === 'string') this.loadedChunks.add(stored.k);
         } catch {
           this.log.warn({ file: path }, 'skipping a torn line in a stored held line');
@@ -211,15 +217,16 @@ export class PartialStore {
       if (this.files.get(list[0]!.id) !== file) continue;
       // A cut() since the call may have found the file without pieces to match by.
       file.match ??= matchKeyOf(list[0]!.first);
+      const lines = list.map((h): StoredLine => ({ line: withPart(h.line, h.part ?? 0), key: h.key, part: h.part ?? 0 }));
       const fh = await open(file.path, 'a');
       try {
-        await fh.write(list.map((h) => JSON.stringify(toStored(h.line, h.key, h.part ?? 0)) + '\n').join(''));
+        await fh.write(lines.map(storedText).join(''));
         await fh.datasync();
       } finally {
         await fh.close();
       }
       if (!file.created) created = file.created = true;
-      for (const h of list) file.lines.push({ line: h.line, key: h.key, part: h.part ?? 0 });
+      file.lines.push(...lines);
     }
     // A new file's name must be durable too, or a crash could lose the whole file.
     if (created) await syncDir(this.dir);
@@ -234,10 +241,10 @@ export class PartialStore {
   restore(ids: readonly string[]): RawLine[] {
     const held = [...new Set(ids)].flatMap((id) => {
       const file = this.files.get(id);
-      return file === undefined || file.lines.length === 0 ? [] : [{ trace: id.startsWith(TRACE_PREFIX), lines: file.lines }];
+      return file === undefined || file.lines.length === 0 ? [] : [{ trace: isTraceId(id), lines: file.lines }];
     });
     held.sort((a, b) => Number(b.trace) - Number(a.trace) || compareNanoTime(a.lines[0]!.line.time, b.lines[0]!.line.time));
-    return held.flatMap((h) => h.lines.map((p) => withPart(p.line, p.part)));
+    return held.flatMap((h) => h.lines.map((p) => p.line));
   }
 
   /**
@@ -263,7 +270,7 @@ export class PartialStore {
       for (const { id, file } of changed) {
         // The pieces now, not at the call: an append in between went into the file and into `lines`.
         if (file.lines.length > 0) {
-          await replaceFile(file.path, file.lines.map((p) => JSON.stringify(toStored(p.line, p.key, p.part)) + '\n').join(''), true);
+          await replaceFile(file.path, file.lines.map(storedText).join(''), true);
           // The rename must be durable too, or a power cut could bring the written parts back.
           await syncDir(this.dir);
         } else {
@@ -301,7 +308,7 @@ export class PartialStore {
     const flushed = new Set(events.map((e) => `${e.container?.id ?? ''}\0${e.stream ?? ''}\0${e['@timestamp']}`));
     const ids: string[] = [];
     for (const [id, entry] of this.files) {
-      if (tracesOnly && !id.startsWith(TRACE_PREFIX)) continue;
+      if (tracesOnly && !isTraceId(id)) continue;
       if (entry.match !== undefined && flushed.has(entry.match)) ids.push(id);
     }
     return this.complete(ids);
@@ -321,6 +328,11 @@ function matchKeyOf(p: RawLine): string {
 /** Docker's partial ids are 64 hex digits; anything else is hashed, so no id can name a path. */
 function fileName(id: string): string {
   return /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
+}
+
+/** A held line as one NDJSON line of its file. */
+function storedText({ line, key, part }: StoredLine): string {
+  return JSON.stringify(toStored(line, key, part)) + '\n';
 }
 
 function toStored(p: RawLine, key: string, part: number): StoredPiece {
@@ -354,7 +366,7 @@ function toRawLine(s: StoredPiece): RawLine {
     line: Buffer.from(s.l, 'base64'),
     container: s.c ? Object.freeze({ ...s.c }) : undefined,
     tag: s.g,
-    partial: s.p === undefined ? undefined : s.q === undefined ? s.p : { ...s.p, part: s.q },
+    partial: s.p,
     extra: s.x,
   };
 }
