@@ -440,9 +440,13 @@ export class Normalizer {
   }
 
   private nextOrdinal(raw: RawLine): number {
+    return countOrdinal(this.ordinalFor(raw), raw.time.sec, raw.time.nsec);
+  }
+
+  /** The ordinal counter of the line's source and stream. */
+  private ordinalFor(raw: RawLine): Ordinal {
     const source = sourceOf(raw);
-    const streams = raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source);
-    return countOrdinal(ordinalOf(streams, raw.stream), raw.time.sec, raw.time.nsec);
+    return ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
   }
 
   /**
@@ -452,8 +456,7 @@ export class Normalizer {
    * Counted so, the part written again has the identity it had.
    */
   private reserveOrdinals(raw: RawLine, parts: number): void {
-    const source = sourceOf(raw);
-    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
+    const ord = this.ordinalFor(raw);
     if (ord.sec !== raw.time.sec || ord.nsec !== raw.time.nsec) {
       ord.sec = raw.time.sec;
       ord.nsec = raw.time.nsec;
