@@ -226,7 +226,7 @@ export class Collector {
     const started = await Promise.allSettled(sinks.map((s) => s.start()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {
-      await Promise.allSettled(sinks.map((s) => s.close()));
+      await this.closeSinks(sinks);
       throw failed.reason;
     }
     return sinks;
