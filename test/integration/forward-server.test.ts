@@ -517,68 +517,53 @@ describe('stack traces under acks', () => {
     again.socket.end();
   });
 
+  /** A request of `record` (a line on stderr) and a line on stdout, whose write the trace's line alone would not make. */
+  const withStdout = (record: Buffer, chunk: string): Buffer =>
+    mp.arr(mp.str('web'), mp.bin(Buffer.concat([mp.arr(mp.int32(T), record), mp.arr(mp.int32(T), dockerRecord('on stdout', {}, 'stdout'))])), encodeMsgpack({ chunk }));
+
+  /** After the write of `request` failed: sends it again, ends the trace, and finds it whole, once. */
+  async function resendAndEnd(t: TestInput, request: Buffer): Promise<void> {
+    const again = await rawClient(t.port);
+    await again.send(request);
+    await again.waitReplies(1);
+    await again.send(line(TRACE[2]!, 't2'));
+    await again.send(line('after the trace', 'a1'));
+    await again.waitReplies(3);
+    expect(t.sink.events.map((e) => e.message)).toEqual(['on stdout', TRACE.join('\n'), 'after the trace']);
+    again.socket.end();
+  }
+
   it('takes a line of a held trace once when the write of its request failed and the client resends it', async () => {
     const t = await start();
     const c = await rawClient(t.port);
     await c.send(line(TRACE[0]!, 't0'));
     await c.waitReplies(1);
     await until('the first line stored', () => readdirSync(storeDir(t)).length === 1, 5000);
-    // The trace's second line, and a line of the other stream whose write fails.
-    const both = (chunk: string): Buffer =>
-      mp.arr(mp.str('web'), mp.bin(Buffer.concat([mp.arr(mp.int32(T), dockerRecord(TRACE[1]!, {}, 'stderr')), mp.arr(mp.int32(T), dockerRecord('on stdout', {}, 'stdout'))])), encodeMsgpack({ chunk }));
+    const request = withStdout(dockerRecord(TRACE[1]!, {}, 'stderr'), 't1');
     t.sink.failNext = new Error('disk full');
-    await c.send(both('t1'));
+    await c.send(request);
     await c.closed;
-    const again = await rawClient(t.port);
-    await again.send(both('t1'));
-    await again.waitReplies(1);
-    await again.send(line(TRACE[2]!, 't2'));
-    await again.send(line('after the trace', 'a1'));
-    await again.waitReplies(3);
-    expect(t.sink.events.map((e) => e.message)).toEqual(['on stdout', TRACE.join('\n'), 'after the trace']);
-    again.socket.end();
+    await resendAndEnd(t, request);
   });
 
   it('loses no acked piece of a split line whose joined line a trace took in a write that failed', async () => {
     const t = await start();
     const c = await rawClient(t.port);
     const half = TRACE[1]!.length >> 1;
-    const piece = (log: string, ordinal: number, last: boolean, chunk: string): Buffer =>
-      mp.arr(
-        mp.str('web'),
-        mp.int32(T),
-        dockerRecord(log, { partial_message: 'true', partial_id: 'f0a1', partial_ordinal: String(ordinal), partial_last: String(last) }, 'stderr'),
-        encodeMsgpack({ chunk }),
-      );
+    const piece = (log: string, ordinal: number, last: boolean): Buffer =>
+      dockerRecord(log, { partial_message: 'true', partial_id: 'f0a1', partial_ordinal: String(ordinal), partial_last: String(last) }, 'stderr');
     await c.send(line(TRACE[0]!, 't0'));
     await c.waitReplies(1);
-    await c.send(piece(TRACE[1]!.slice(0, half), 1, false, 'p1'));
+    await c.send(mp.arr(mp.str('web'), mp.int32(T), piece(TRACE[1]!.slice(0, half), 1, false), encodeMsgpack({ chunk: 'p1' })));
     await c.waitReplies(2);
     await until('the first line and piece 1 stored', () => readdirSync(storeDir(t)).length === 2, 5000);
+    // Piece 2 ends the line, which joins the trace.
+    const request = withStdout(piece(TRACE[1]!.slice(half), 2, true), 'p2');
     t.sink.failNext = new Error('disk full');
-    // Piece 2 ends the line, which joins the trace; with it, a line of the other stream makes a write, which fails.
-    const lastPiece = (chunk: string): Buffer =>
-      mp.arr(
-        mp.str('web'),
-        mp.bin(
-          Buffer.concat([
-            mp.arr(mp.int32(T), dockerRecord(TRACE[1]!.slice(half), { partial_message: 'true', partial_id: 'f0a1', partial_ordinal: '2', partial_last: 'true' }, 'stderr')),
-            mp.arr(mp.int32(T), dockerRecord('on stdout', {}, 'stdout')),
-          ]),
-        ),
-        encodeMsgpack({ chunk }),
-      );
-    await c.send(lastPiece('p2'));
+    await c.send(request);
     await c.closed;
-    const again = await rawClient(t.port);
-    await again.send(lastPiece('p2'));
-    await again.waitReplies(1);
-    await again.send(line(TRACE[2]!, 't2'));
-    await again.send(line('after the trace', 'a1'));
-    await again.waitReplies(3);
-    expect(t.sink.events.map((e) => e.message)).toEqual(['on stdout', TRACE.join('\n'), 'after the trace']);
+    await resendAndEnd(t, request);
     await until('the stored lines deleted', () => readdirSync(storeDir(t)).length === 0, 5000);
-    again.socket.end();
   });
 
   it('stores a held line only once the records before it in its request are durable', async () => {
