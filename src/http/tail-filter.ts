@@ -11,7 +11,7 @@ import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
 import { parseLevel } from '../tail/filter.js';
 import type { Logger } from '../log.js';
-import { resolveListed, selectionTakes, type Resolved, type Selection } from '../tail/resolve.js';
+import { isUnknown, resolveSource, selectionTakes, type Selection, type SourceInfo } from '../tail/resolve.js';
 import type { Store } from '../tail/store.js';
 
 /** What a `/tail` request asks for. */
@@ -62,16 +62,11 @@ export function parseTailQuery(params: URLSearchParams): TailQuery | string {
 export async function tailFilter(query: TailQuery, store: Store | undefined, log: Logger): Promise<TailFilter> {
   const selections: Selection[] = [];
   const idPrefixes: string[] = [];
-  for (const value of new Set(query.containers)) {
-    let resolved: Resolved | undefined;
-    try {
-      resolved = store === undefined ? undefined : await resolveListed(store, value);
-    } catch (err) {
-      if (err instanceof ClogsError && err.code === 'CLOGS_TAIL') throw err;
-      log.warn({ err, container: value }, '/tail: could not read the store to resolve a container; taking the value as it is');
-    }
-    if (resolved !== undefined) {
-      selections.push(resolved.selection);
+  const values = [...new Set(query.containers)];
+  const sources = values.length === 0 || store === undefined ? [] : await listedSources(store, log);
+  for (const value of values) {
+    if (!isUnknown(value, sources)) {
+      selections.push(resolveSource(value, sources).selection);
       continue;
     }
     const v = value.startsWith('/') ? value.slice(1) : value;
@@ -80,6 +75,16 @@ export async function tailFilter(query: TailQuery, store: Store | undefined, log
   }
   const { containers: _containers, ...rest } = query;
   return { ...rest, selections, idPrefixes };
+}
+
+/** The sources the store lists without counting, asked once for all values; none when it cannot be read. */
+async function listedSources(store: Store, log: Logger): Promise<readonly SourceInfo[]> {
+  try {
+    return await store.sources();
+  } catch (err) {
+    log.warn({ err }, '/tail: could not read the store to resolve containers; taking the values as they are');
+    return [];
+  }
 }
 
 /** Whether the filter takes the lines of this container (when it wants them by level, stream and text). */

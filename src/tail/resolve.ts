@@ -75,16 +75,6 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
   );
 }
 
-/**
- * Resolves `<id>` among the sources the store lists without counting: undefined
- * when none is like it (a container that has not written yet); throws when
- * it is ambiguous.
- */
-export async function resolveListed(store: Store, query: string): Promise<Resolved | undefined> {
-  const sources = await store.sources();
-  return isUnknown(query, sources) ? undefined : resolveSource(query, sources);
-}
-
 /** Resolves `<id>` in a store; when the cheap source list knows nothing like it, asks again after a full scan. */
 export async function resolveInStore(store: Store, query: string): Promise<Resolved> {
   let sources = await store.sources();
