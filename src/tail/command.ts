@@ -8,7 +8,7 @@ import { createFormatter, shouldColor, type OutputMode } from './format.js';
 import { runTail } from './follow.js';
 import { createOutput, exitQuietlyOnSignals, warnToStderr } from './output.js';
 import { containerStates, formatPsTable, psRows } from './ps.js';
-import { resolveInStore, type Resolved } from './resolve.js';
+import { resolveInStore, sourceInfoName, type Resolved } from './resolve.js';
 import type { ReadRequest } from './store.js';
 import { loadTarget, type StoreFlags } from './target.js';
 import { parseTimeSpec } from './timespec.js';
@@ -113,7 +113,7 @@ function formatterOf(flags: ReadFlags, prefix: boolean) {
 
 /** Several containers' lines mix: prefix each line with its source. */
 function mixesSources(resolved: Resolved): boolean {
-  const labels = new Set(resolved.matched.map((s) => s.name ?? s.tag ?? s.id));
+  const labels = new Set(resolved.matched.map(sourceInfoName));
   return labels.size > 1 || resolved.selection.kind === 'service';
 }
 

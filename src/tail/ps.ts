@@ -5,6 +5,7 @@
  */
 import type { DockerConfig } from '../config/schema.js';
 import type { SourceStats } from './store.js';
+import { sourceInfoLabel } from './resolve.js';
 
 const DOCKER_TIMEOUT_MS = 2000;
 
@@ -45,7 +46,7 @@ export function psRows(stats: readonly SourceStats[], states: Map<string, string
       let state = '-';
       if (i.id !== undefined) state = states === undefined ? '?' : (states.get(i.id) ?? 'removed');
       return {
-        name: i.name ?? i.tag ?? i.id?.slice(0, 12) ?? '?',
+        name: sourceInfoLabel(i) || '?',
         id: i.id ?? null,
         image: i.image ?? null,
         project: i.project ?? null,

@@ -9,7 +9,7 @@
  * unknown is an error that lists the close matches.
  */
 import type { ContainerMeta, LogEvent } from '../collector/event.js';
-import { eventSourceName } from '../collector/source.js';
+import { eventSourceName, sourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -109,8 +109,26 @@ export function describeSource(s: SourceInfo): string {
 
 /** What a source is called in output: its sourceName, with a container id cut to Docker's short form. */
 export function sourceLabel(e: LogEvent): string {
-  const name = eventSourceName(e);
-  return e.container?.name || name !== e.container?.id ? name : name.slice(0, 12);
+  return shortLabel(eventSourceName(e), e.container);
+}
+
+/** sourceLabel() of a listed source. */
+export function sourceInfoLabel(s: SourceInfo): string {
+  return shortLabel(sourceInfoName(s), s);
+}
+
+function shortLabel(name: string, container: Pick<ContainerMeta, 'id' | 'name'> | undefined): string {
+  return container?.name || name !== container?.id ? name : name.slice(0, 12);
+}
+
+/** A listed source's sourceName (source.ts), which names its directory in the file store. */
+export function sourceInfoName(s: SourceInfo): string {
+  return sourceName({ id: s.id, name: s.name }, s.tag, '');
+}
+
+/** What tells listed sources apart: the container id, else the tag (never taken for an id). */
+export function sourceInfoKey(s: SourceInfo): string {
+  return s.id ?? `tag\0${s.tag ?? ''}`;
 }
 
 export function sourceOfEvent(e: LogEvent): SourceInfo {

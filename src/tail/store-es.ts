@@ -22,7 +22,7 @@ import { createClient, safeUrls } from '../sinks/elasticsearch/client.js';
 import { levelsAtLeast } from '../collector/levels.js';
 import { matchesFilter, type EventFilter } from './filter.js';
 import { compareToKey, parseKey, type StoredEvent } from './order.js';
-import type { Selection, SourceInfo } from './resolve.js';
+import { sourceInfoKey, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
@@ -319,7 +319,7 @@ function mergeBucket(bySource: Map<string, SourceStats>, b: CompositeBucket): vo
   if (c?.compose?.project !== undefined) info.project = c.compose.project;
   if (c?.compose?.service !== undefined) info.service = c.compose.service;
   if (c?.id === undefined && b.key.tag !== null) info.tag = b.key.tag;
-  const key = b.key.id ?? `tag\0${b.key.tag ?? ''}`;
+  const key = sourceInfoKey({ id: b.key.id ?? undefined, tag: b.key.tag ?? undefined });
   const stdout = b.streams.buckets.find((s) => s.key === 'stdout')?.doc_count ?? 0;
   const stderr = b.streams.buckets.find((s) => s.key === 'stderr')?.doc_count ?? 0;
   const first = b.first.value_as_string ? normalizeTimestamp(b.first.value_as_string) : '';

@@ -29,7 +29,7 @@ import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type Layou
 import { matchesFilter, storedLineTest } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
 import { compareStored, compareToKey, eventKey, mergeOrdered, parseKey, reorderWindow, type StoredEvent } from './order.js';
-import { matchesSelection, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
+import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
@@ -69,7 +69,7 @@ interface FileCounts {
 function countEvent(sources: Map<string, CountedSource>, event: LogEvent): void {
   const ts = event['@timestamp'];
   const info = sourceOfEvent(event);
-  const key = indexKey(info);
+  const key = sourceInfoKey(info);
   let s = sources.get(key);
   if (!s) {
     s = { info, first: ts, last: ts, stdout: 0, stderr: 0, other: 0, seen: ts };
@@ -174,9 +174,9 @@ export function createFileStore(root: string, warn: Warn): Store {
     const idx = index ?? (await buildIndex());
     const dirs = new Set<string>();
     for (const s of req.matched) {
-      const entry = idx.get(indexKey(s));
+      const entry = idx.get(sourceInfoKey(s));
       for (const d of entry?.dirs ?? []) dirs.add(d);
-      if (entry === undefined) dirs.add(join(root, sanitizeName(s.name || s.id || s.tag || '')));
+      if (entry === undefined) dirs.add(join(root, sanitizeName(sourceInfoName(s))));
     }
     // Nothing resolved up front: read every directory and let the selection filter.
     return dirs.size > 0 ? [...dirs] : listSourceDirs(root);
@@ -267,13 +267,9 @@ function parseEventLine(line: string): LogEvent | undefined {
   return e as LogEvent;
 }
 
-function indexKey(s: SourceInfo): string {
-  return s.id ?? `tag\0${s.tag ?? s.name ?? ''}`;
-}
-
 function addToIndex(index: Map<string, IndexEntry>, event: LogEvent, dir: string): void {
   const info = sourceOfEvent(event);
-  const key = indexKey(info);
+  const key = sourceInfoKey(info);
   const ts = event['@timestamp'];
   const entry = index.get(key);
   if (!entry) index.set(key, { info, seen: ts, dirs: new Set([dir]) });
