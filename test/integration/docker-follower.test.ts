@@ -201,6 +201,20 @@ describe('Docker input against the real engine', () => {
     expect(removedAt()).toBeTypeOf('number');
   });
 
+  it('reads a container removed as it exits (--rm, docker rm) to the end of its stream', async () => {
+    const h = await started(tempDir('state'));
+    const script = 'echo ready; sleep 1; i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done';
+    const rmId = await runContainer(`${prefix}-autoremove`, script, { args: ['--rm'] });
+    const rmName = `${prefix}-removed`;
+    const id = await runContainer(rmName, script);
+    await until('both followed', () => messages(h.events, rmId).includes('ready') && messages(h.events, id).includes('ready'));
+    await waitExited(rmName);
+    await docker('rm', rmName);
+    // Closed at the removal, the streams lost whatever was not read yet: up to all 3000 lines.
+    await until('every line', () => of(h.events, rmId).length === 3001 && of(h.events, id).length === 3001, 30_000);
+    for (const c of [rmId, id]) expect(messages(h.events, c)).toEqual(['ready', ...Array.from({ length: 3000 }, (_, i) => `line ${i}`)]);
+  });
+
   it('applies include/exclude filters and the opt-out label', async () => {
     const h = await started(tempDir('state'), { exclude: { names: [], labels: ['test.exclude'], images: [] } });
     const optOut = await runContainer(`${prefix}-optout`, 'echo "should not be read"', { args: ['--label', 'clogs.enable=false'] });

@@ -61,6 +61,8 @@ interface Held {
 
 export class BackfillGate implements LineSink {
   private readonly watched = new Set<string>();
+  /** Unwatched containers with lines still held. */
+  private readonly leaving = new Set<string>();
   /** Per container: match key → how many forward deliveries are not yet matched. */
   private readonly delivered = new Map<string, Map<string, number>>();
   /** Forward deliveries in arrival order, for expiry. */
@@ -84,12 +86,17 @@ export class BackfillGate implements LineSink {
   /** Starts remembering forward deliveries for this container. */
   watch(id: string): void {
     this.watched.add(id);
+    this.leaving.delete(id);
   }
 
+  /**
+   * The container is gone. Its held lines are still decided as usual (the
+   * driver may have delivered them, or never will): it is forgotten once
+   * none is left.
+   */
   unwatch(id: string): void {
-    this.watched.delete(id);
-    this.delivered.delete(id);
-    this.drop(id);
+    this.leaving.add(id);
+    this.forgetLeft();
   }
 
   /** Forgets the held lines of a container that will read them again (its follower was rewound). */
@@ -246,10 +253,22 @@ export class BackfillGate implements LineSink {
       this.held.splice(0, this.heldHead);
       this.heldHead = 0;
     }
+    if (this.leaving.size > 0) this.forgetLeft();
     if (this.hasRoom() && this.waiting.size > 0) {
       const fns = [...this.waiting];
       this.waiting.clear();
       for (const fn of fns) fn();
+    }
+  }
+
+  private forgetLeft(): void {
+    const holding = new Set<string>();
+    for (let i = this.heldHead; i < this.held.length; i++) holding.add(this.held[i]!.id);
+    for (const id of this.leaving) {
+      if (holding.has(id)) continue;
+      this.leaving.delete(id);
+      this.watched.delete(id);
+      this.delivered.delete(id);
     }
   }
 

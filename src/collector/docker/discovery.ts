@@ -57,16 +57,6 @@ const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 30_000;
 /** Inspects in flight at once while reconciling hundreds of containers. */
 const RECONCILE_CONCURRENCY = 8;
-/**
- * How long after a stopped container's stream ended its log is read once
- * more. Docker 20.10's follow can end before its copier has written a last
- * line without "\n" (1 of 20 follows on the loaded machine); once inspect
- * said stopped, that line was there in every probe (35 of 35), so this wait
- * is a margin for engines that order it otherwise, not a measured need. (The
- * misses once blamed on the engine were a stale end taken for the final
- * read's, see onEnded().)
- */
-const FINAL_READ_DELAY_MS = 500;
 
 export class Discovery {
   private readonly followers = new Map<string, Follower>();
@@ -341,11 +331,11 @@ export class Discovery {
         // container's last line without "\n" (Docker 20.10: its follow ends
         // when the container does, the copier flushes that line after): read
         // the stopped container once more from the position before taking
-        // its log as read to its end.
+        // its log as read to its end. At once: once inspect said stopped,
+        // that line was there in every probe (35 of 35 on Docker 20.10), and
+        // a container run with --rm takes its log with it a moment later.
         if (!f.finalRead) {
           f.finalRead = true;
-          await new Promise((resolve) => setTimeout(resolve, FINAL_READ_DELAY_MS));
-          if (this.stopping || this.followers.get(f.id) !== f) return;
           await f.start();
           this.updateGauge();
           return;
@@ -383,11 +373,18 @@ export class Discovery {
     this.retryTimers.delete(id);
   }
 
-  /** The container is gone: stop following; its checkpoint is kept for `removed_grace`. */
+  /**
+   * The container is gone; its checkpoint is kept for `removed_grace`. A
+   * stream still open is read to its end first: the engine serves it after
+   * the removal (`docker run --rm`, `compose down`), and its end comes back
+   * here through onEnded(), whose inspect finds nothing. The follower then
+   * finishes: what it read is all there will be.
+   */
   private removed(id: string): void {
     const f = this.followers.get(id);
+    if (f?.state === 'following') return;
     if (f) {
-      f.stop();
+      f.finish();
       this.followers.delete(id);
       this.deps.log.debug({ container: id.slice(0, 12) }, 'container removed');
     }

@@ -71,6 +71,12 @@ export class Follower {
   failures = 0;
   /** The container stopped and its log is being read once more to its end (discovery.ts). */
   finalRead = false;
+  /**
+   * The last lines without `\n` that the stream before the final read ended
+   * with: written by finish() if the container is removed before the final
+   * read gets them again, dropped once it reads anything.
+   */
+  private unfinished: LogLine[] = [];
 
   constructor(
     public info: ContainerInfo,
@@ -93,6 +99,7 @@ export class Follower {
 
   /** Opens the stream from the current positions. */
   async start(): Promise<void> {
+    this.unfinished = this.finalRead && this.parser ? this.parser.end() : [];
     this.halt();
     const generation = this.generation;
     this.stateNow = 'following';
@@ -149,6 +156,7 @@ export class Follower {
       body = await this.deps.openLogs(this.id, since, {
         data: (pieces, coalesce) => {
           if (generation !== this.generation) return;
+          this.unfinished = [];
           readSinceResume = true;
           lastReadAt = Date.now();
           const room = this.onRead(pieces);
@@ -173,11 +181,13 @@ export class Follower {
   }
 
   /**
-   * The container stopped and its stream ended: a last line without `\n` is
-   * complete, hand it out.
+   * The container stopped (or is gone) and its stream ended: a last line
+   * without `\n` is complete, hand it out.
    */
   finish(): void {
     if (this.parser) this.ship(this.parser.end());
+    if (this.unfinished.length > 0) this.ship(this.unfinished);
+    this.unfinished = [];
     this.halt();
     this.flushHeld();
     this.stateNow = 'done';

@@ -98,3 +98,20 @@ describe('BackfillGate across a stop', () => {
     expect(logged.some((l) => l.level === 40 && String(l.msg).includes('backfill memory unreadable'))).toBe(true);
   });
 });
+
+describe('BackfillGate when a container is removed', () => {
+  it('still decides the lines it holds for it, against deliveries that come after the removal', async () => {
+    const { g, shipped, deliver } = gate(join(tempDir(), 'memory.json'), 50);
+    g.add(A.id!, 'a', lines(A, 'docker', ['delivered late', 1], ['never delivered', 2]), at('a2'));
+    g.unwatch(A.id!);
+    deliver(lines(A, 'forward', ['delivered late', 1]));
+    await until('the held lines are decided', () => shipped.length === 1);
+    expect(shipped).toEqual([{ id: A.id, count: 1, streams: at('a2') }]);
+    // Forgotten once nothing of it is held: a delivery now is not remembered.
+    deliver(lines(A, 'forward', ['after', 3]));
+    g.add(A.id!, 'a', lines(A, 'docker', ['after', 3]), at('a3'));
+    await until('the next line is decided', () => shipped.length === 2);
+    g.close();
+    expect(shipped[1]).toEqual({ id: A.id, count: 1, streams: at('a3') });
+  });
+});
