@@ -10,6 +10,13 @@ export interface NanoTime {
   nsec: number;
 }
 
+/**
+ * The last second EventTime can carry (2106-02-07T06:28:15Z). A forward time
+ * outside 0 ..= this, in any encoding, is malformed: past year 9999 there is
+ * no RFC 3339 text for it, and no client means it.
+ */
+export const MAX_EVENT_SECONDS = 0xffff_ffff;
+
 const pad9 = (n: number): string => {
   const s = String(n);
   return s.length >= 9 ? s : '000000000'.slice(s.length) + s;

@@ -15,7 +15,7 @@
  */
 import { ClogsError } from '../../errors.js';
 import type { NanoTime } from '../time.js';
-import { formatNanoTime } from '../time.js';
+import { formatNanoTime, MAX_EVENT_SECONDS } from '../time.js';
 import { bytesEqual } from '../json-bytes.js';
 import {
   EVENT_TIME_EXT_TYPE,
@@ -27,6 +27,12 @@ import {
   type ForwardRecord,
 } from './messages.js';
 import { malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
+
+/** `sec`, the seconds of the time at offset `at`, unless outside what a time can be (time.ts). */
+function inRange(sec: number, at: number): number {
+  if (sec < 0 || sec > MAX_EVENT_SECONDS) throw malformed(`time at offset ${at} is ${sec} s, outside 0 to ${MAX_EVENT_SECONDS} (2106)`);
+  return sec;
+}
 
 const EMPTY_OPTION: ForwardOption = Object.freeze({ chunk: undefined, compressed: undefined, signal: FLUENT_SIGNAL_LOGS });
 
@@ -80,11 +86,11 @@ class ForwardReader extends MsgpackReader {
   time(allowWrapped = true): NanoTime {
     this.more('time');
     const b = this.peek();
+    const at = this.pos;
     const int = this.integer();
-    if (int !== undefined) return { sec: int, nsec: 0 };
+    if (int !== undefined) return { sec: inRange(int, at), nsec: 0 };
     const buf = this.buf;
     if (b === 0xd7 || b === 0xc7) {
-      const at = this.pos;
       if (b === 0xc7) {
         this.pos++;
         if (this.u8() !== 8) throw malformed(`time at offset ${at} is an ext8 of ${buf[at + 1]} bytes, not an 8-byte EventTime`);
@@ -104,12 +110,11 @@ class ForwardReader extends MsgpackReader {
       this.need(b === 0xcb ? 8 : 4);
       const f = b === 0xcb ? buf.readDoubleBE(this.pos) : buf.readFloatBE(this.pos);
       this.pos += b === 0xcb ? 8 : 4;
-      if (!Number.isFinite(f)) throw malformed(`time at offset ${this.pos} is ${f}`);
-      const sec = Math.floor(f);
+      if (!Number.isFinite(f)) throw malformed(`time at offset ${at} is ${f}`);
+      const sec = inRange(Math.floor(f), at);
       return { sec, nsec: Math.min(999_999_999, Math.round((f - sec) * 1e9)) };
     }
     if (allowWrapped) {
-      const at = this.pos;
       const n = this.arrayLen();
       if (n >= 1) {
         const t = this.time(false);

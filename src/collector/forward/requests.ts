@@ -177,7 +177,19 @@ export class RequestReader {
   private process(): void {
     for (;;) {
       if (this.slices.rendering) {
-        if (!this.slices.next()) break;
+        let more: boolean;
+        try {
+          more = this.slices.next();
+        } catch (err) {
+          // Every record was read before any was rendered (slices.check()):
+          // this is clogs's fault, not the client's, but it costs that
+          // connection, never the process.
+          const job = this.slices.drop();
+          if (job !== undefined) this.writes.abandon([job]);
+          this.hooks.bad(err);
+          break;
+        }
+        if (!more) break;
         // A slice goes out as it comes; whole requests go out together after the loop.
         if (this.slices.rendering) this.flush();
         continue;

@@ -75,6 +75,15 @@ describe('bad input closes only its own connection', () => {
     await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.from([0x92, 0x01])), mp.nil()), /truncated/, 'malformed');
   });
 
+  it('times no RFC 3339 text can hold, with a chunk or without, in any encoding', async () => {
+    const withChunk = (time: Buffer) => mp.arr(mp.str('t'), time, dockerRecord('x'), encodeMsgpack({ chunk: 'bad-time' }));
+    await expectRejected(withChunk(mp.uint64(0xffff_ffff_ffff_ffffn)), /time at offset \d+ is .* outside 0 to 4294967295/, 'malformed');
+    await expectRejected(withChunk(mp.f64(1e20)), /outside 0 to 4294967295/, 'malformed');
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(-1), dockerRecord('x')), /is -1 s, outside/, 'malformed');
+    const entry = mp.arr(mp.uint64(2n ** 40n), dockerRecord('x'));
+    await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.concat([mp.arr(mp.int32(T), dockerRecord('x')), entry])), encodeMsgpack({ chunk: 'bad-packed' })), /outside/, 'malformed');
+  });
+
   it('huge declared lengths, rejected from the header alone', async () => {
     await expectRejected(Buffer.from([0x93, 0xa1, 0x74, 0xc6, 0xff, 0xff, 0xff, 0xff]), /max_frame_size/, 'frame_too_large');
     await expectRejected(Buffer.from([0xdd, 0x7f, 0xff, 0xff, 0xff]), /items/, 'frame_too_large');
