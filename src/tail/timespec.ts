@@ -22,8 +22,18 @@ const UNIT_NS: Record<string, bigint> = {
 /** Go-style compound durations: `90s`, `10m`, `1h30m`, `2d`, `1.5h`. */
 const DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d|w))+$/;
 const DURATION_PART = /(\d+)(?:\.(\d+))?(ns|us|µs|ms|s|m|h|d|w)/g;
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+/**
+ * A date (midnight UTC) or an RFC 3339 time, with `T`, `t` or a space between
+ * date and time; the fields are checked against the calendar separately.
+ */
+const CALENDAR = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2})))?$/;
 const UNIX = /^(\d{1,12})(?:\.(\d{1,9}))?$/;
+
+const NS_PER_S = 1_000_000_000n;
+// Four-digit years only: a fifth digit or a sign would make the bound sort
+// wrongly against stored timestamps, which compare as strings.
+const MIN_NS = BigInt(Date.parse('0000-01-01T00:00:00Z')) * 1_000_000n;
+const MAX_NS = BigInt(Date.parse('9999-12-31T23:59:59Z')) * 1_000_000n + NS_PER_S - 1n;
 
 /** Nanoseconds in a duration like `1h30m`, or undefined when it is not one. */
 export function parseDurationNs(text: string): bigint | undefined {
@@ -39,35 +49,70 @@ export function parseDurationNs(text: string): bigint | undefined {
 
 /**
  * A point in time: a duration back from `nowMs`, an RFC 3339 time, a date
- * (midnight UTC), or Unix seconds with an optional fraction.
+ * (midnight UTC), or Unix seconds with an optional fraction. Throws a
+ * CLOGS_TAIL error naming `flag` for anything else, for a date the calendar
+ * does not have, and for a time outside the years 0000 to 9999.
  */
 export function parseTimeSpec(flag: string, text: string, nowMs: number = Date.now()): string {
+  const ns = specNs(flag, text, nowMs);
+  if (ns < MIN_NS || ns > MAX_NS) throw new ClogsError('CLOGS_TAIL', `${flag}: expected a time in the years 0000 to 9999, got ${JSON.stringify(text)}`);
+  return formatNs(ns);
+}
+
+function specNs(flag: string, text: string, nowMs: number): bigint {
   const trimmed = text.trim();
   const back = parseDurationNs(trimmed);
-  if (back !== undefined) return formatNs(BigInt(nowMs) * 1_000_000n - back);
-  const rfc = parseRfc3339(trimmed.replace(/^(\d{4}-\d{2}-\d{2})[ t]/, '$1T').replace(/z$/, 'Z'));
-  if (rfc) return formatNanoTime(rfc.sec, rfc.nsec);
-  if (DATE_ONLY.test(trimmed)) {
-    const ms = Date.parse(`${trimmed}T00:00:00Z`);
-    if (!Number.isNaN(ms)) return formatNanoTime(ms / 1000, 0);
+  if (back !== undefined) return BigInt(nowMs) * 1_000_000n - back;
+  const cal = CALENDAR.exec(trimmed);
+  if (cal) {
+    const ns = calendarNs(cal);
+    if (ns === undefined) {
+      throw new ClogsError(
+        'CLOGS_TAIL',
+        `${flag}: expected a real date and time (month 01-12, a day the month has, hour 00-23, minutes and seconds 00-59, offset up to 23:59), got ${JSON.stringify(text)}`,
+      );
+    }
+    return ns;
   }
   const unix = UNIX.exec(trimmed);
-  if (unix) return formatNanoTime(Number(unix[1]), Number((unix[2] ?? '').padEnd(9, '0')));
+  if (unix) return BigInt(unix[1]!) * NS_PER_S + BigInt((unix[2] ?? '').padEnd(9, '0'));
   throw new ClogsError(
     'CLOGS_TAIL',
     `${flag}: expected a duration like "10m" or "1h30m", an RFC 3339 time like "2026-11-22T09:53:10Z", a date, or Unix seconds; got ${JSON.stringify(text)}`,
   );
 }
 
-/** A 9-digit `@timestamp` moved by `ns` nanoseconds (negative: earlier). */
+/** Nanoseconds since the epoch of a CALENDAR match, or undefined when a field is out of its range. */
+function calendarNs(m: RegExpExecArray): bigint | undefined {
+  const n = (group: number): number => Number(m[group] ?? '0');
+  const [year, month, day] = [n(1), n(2), n(3)];
+  // Checked here because Date.parse rolls 2026-02-30 over to March 2 and reads hour 24 as the next day.
+  const real = month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) && n(4) <= 23 && n(5) <= 59 && n(6) <= 59 && n(9) <= 23 && n(10) <= 59;
+  if (!real) return undefined;
+  const t = parseRfc3339(`${m[1]}-${m[2]}-${m[3]}T${m[4] ?? '00'}:${m[5] ?? '00'}:${m[6] ?? '00'}${m[7] ?? ''}${(m[8] ?? 'Z').toUpperCase()}`);
+  return t && BigInt(t.sec) * NS_PER_S + BigInt(t.nsec);
+}
+
+/** Proleptic Gregorian, as Date and RFC 3339 count. */
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/**
+ * A 9-digit `@timestamp` moved by `ns` nanoseconds (negative: earlier), held
+ * within the years 0000 to 9999: a year of five digits or a sign would sort
+ * before every four-digit one, turning a ceiling into a floor.
+ */
 export function shiftTimestamp(ts: string, ns: bigint): string {
   const t = parseRfc3339(ts);
   if (!t) return ts;
-  return formatNs(BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec) + ns);
+  const moved = BigInt(t.sec) * NS_PER_S + BigInt(t.nsec) + ns;
+  return formatNs(moved < MIN_NS ? MIN_NS : moved > MAX_NS ? MAX_NS : moved);
 }
 
 function formatNs(ns: bigint): string {
-  const sec = ns / 1_000_000_000n;
-  const nsec = ns % 1_000_000_000n;
-  return nsec < 0n ? formatNanoTime(Number(sec) - 1, Number(nsec + 1_000_000_000n)) : formatNanoTime(Number(sec), Number(nsec));
+  const sec = ns / NS_PER_S;
+  const nsec = ns % NS_PER_S;
+  return nsec < 0n ? formatNanoTime(Number(sec) - 1, Number(nsec + NS_PER_S)) : formatNanoTime(Number(sec), Number(nsec));
 }
