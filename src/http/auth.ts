@@ -20,6 +20,8 @@ import type { HttpAuthConfig } from '../config/schema.js';
 export const TOKEN_COOKIE = 'clogs_token';
 
 export interface Authenticator {
+  /** True when no credential is configured: every request is let through. */
+  readonly open: boolean;
   /** True when the request carries valid credentials, or none are configured. */
   allows(req: IncomingMessage): boolean;
   /** Answers 401 with the challenge that makes a browser ask for a user and password. */
@@ -52,6 +54,8 @@ export function createAuthenticator(cfg: HttpAuthConfig | undefined): Authentica
   };
 
   return {
+    open,
+
     allows(req) {
       if (open) return true;
       const header = req.headers.authorization ?? '';

@@ -11,9 +11,11 @@
  * Bound to 127.0.0.1 by default: the page and /tail show every container's
  * output. With `http.auth` (required off loopback) they need credentials
  * (auth.ts); the health and metrics paths hold no log line and stay open.
+ * Without it, every path answers only requests whose Host names this machine
+ * (see namesThisMachine), against DNS rebinding.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { BlockList, isIP, type AddressInfo } from 'node:net';
 import type { HttpConfig } from '../config/schema.js';
 import type { Pipeline } from '../collector/pipeline.js';
 import type { RunningInput } from '../collector/input.js';
@@ -26,6 +28,17 @@ import { createAuthenticator } from './auth.js';
 import { createTailStreams } from './sse.js';
 import { createWebFiles } from './web-files.js';
 import { parseTailQuery, tailFilter, type TailFilter } from './tail-filter.js';
+
+/** 127.0.0.0/8 and ::1, also when written as IPv4-mapped IPv6. */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** A Host header: `name`, `name:port`, `[v6]` or `[v6]:port`. */
+const HOST_HEADER = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]+))(?::\d*)?$/i;
+
+/** A rebinding page can ask in a loop: its refusals are logged this often at most. */
+const MISDIRECTED_LOG_INTERVAL_MS = 60_000;
 
 export interface HttpDeps {
   log: Logger;
@@ -62,13 +75,48 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
     socket.destroy();
   });
 
+  let misdirectedLoggedAt = -Infinity;
+  /** Refused since the last line logged about it, so a quiet log still tells how many. */
+  let misdirectedUnlogged = 0;
+  /**
+   * Without http.auth, a page served under a name its owner re-pointed at
+   * 127.0.0.1 is same-origin with this server in the browser, and could read
+   * every log line: such a Host gets 421 on every path.
+   */
+  function refuseMisdirected(req: IncomingMessage, res: ServerResponse): void {
+    misdirectedUnlogged++;
+    const now = Date.now();
+    if (now - misdirectedLoggedAt >= MISDIRECTED_LOG_INTERVAL_MS) {
+      log.warn({ host: req.headers.host, refused: misdirectedUnlogged }, 'http request refused: its Host is not a loopback name and http.auth is not set');
+      misdirectedLoggedAt = now;
+      misdirectedUnlogged = 0;
+    }
+    reply(
+      res,
+      421,
+      'text/plain; charset=utf-8',
+      'misdirected request: without http.auth, clogs answers only a Host that names this machine (localhost, 127.0.0.1, [::1]), so that no other site can read the logs through DNS rebinding\n',
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (auth.open && !namesThisMachine(req.headers.host, cfg.listen.host)) {
+      refuseMisdirected(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       reply(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://clogs');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://clogs');
+    } catch {
+      log.debug({ url: req.url }, 'http request refused: its target is not a URL path');
+      reply(res, 400, 'text/plain; charset=utf-8', 'bad request: the request target is not a URL path\n');
+      return;
+    }
     const path = url.pathname;
     if (web.has(path) || path.startsWith('/api/') || path === '/tail') {
       if (path === '/' && auth.acceptTokenLink(url, res)) return;
@@ -151,6 +199,26 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Whether a Host header names this machine: a loopback name or address, or
+ * the host clogs listens on. The port is not compared, so an SSH port forward
+ * to another local port still works.
+ *
+ * A request without a Host is let through: Node refuses HTTP/1.1 without one,
+ * and a browser, the only client a rebinding page can drive, always sends the
+ * name it resolved; what sends none is a local program that reaches the port
+ * anyway.
+ */
+function namesThisMachine(header: string | undefined, listenHost: string): boolean {
+  if (header === undefined || header === '') return true;
+  const m = HOST_HEADER.exec(header);
+  if (!m) return false;
+  const host = (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, '');
+  if (host === listenHost.toLowerCase() || host === 'localhost' || host.endsWith('.localhost')) return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 interface Readiness {

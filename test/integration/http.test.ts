@@ -186,7 +186,7 @@ describe('/tail bound per client', () => {
     try {
       const [host, port] = http.address.split(':');
       const socket = connect(Number(port), host!);
-      socket.write(`GET /tail HTTP/1.1\r\nHost: x\r\n\r\n`);
+      socket.write(`GET /tail HTTP/1.1\r\nHost: ${http.address}\r\n\r\n`);
       let received = '';
       await new Promise<void>((resolve) => socket.once('data', (d: Buffer) => ((received += d.toString()), resolve())));
       socket.pause();
