@@ -11,11 +11,12 @@ export interface NanoTime {
 }
 
 /**
- * The last second EventTime can carry (2106-02-07T06:28:15Z). A forward time
- * outside 0 ..= this, in any encoding, is malformed: past year 9999 there is
- * no RFC 3339 text for it, and no client means it.
+ * The seconds an RFC 3339 time can hold: years 0000 to 9999. Past them
+ * toISOString() writes a sign and more digits (or throws), and such a text
+ * sorts wrongly among stored timestamps, which compare as strings.
  */
-export const MAX_EVENT_SECONDS = 0xffff_ffff;
+export const MIN_SECONDS = Date.parse('0000-01-01T00:00:00Z') / 1000;
+export const MAX_SECONDS = Date.parse('9999-12-31T23:59:59Z') / 1000;
 
 const pad9 = (n: number): string => {
   const s = String(n);

@@ -6,7 +6,7 @@
  * file scan and in Elasticsearch range queries alike.
  */
 import { ClogsError } from '../errors.js';
-import { formatNanoTime, parseRfc3339 } from '../collector/time.js';
+import { formatNanoTime, MAX_SECONDS, MIN_SECONDS, parseRfc3339 } from '../collector/time.js';
 
 const UNIT_NS: Record<string, bigint> = {
   ns: 1n,
@@ -30,10 +30,8 @@ const CALENDAR = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1
 const UNIX = /^(\d{1,12})(?:\.(\d{1,9}))?$/;
 
 const NS_PER_S = 1_000_000_000n;
-// Four-digit years only: a fifth digit or a sign would make the bound sort
-// wrongly against stored timestamps, which compare as strings.
-const MIN_NS = BigInt(Date.parse('0000-01-01T00:00:00Z')) * 1_000_000n;
-const MAX_NS = BigInt(Date.parse('9999-12-31T23:59:59Z')) * 1_000_000n + NS_PER_S - 1n;
+const MIN_NS = BigInt(MIN_SECONDS) * NS_PER_S;
+const MAX_NS = BigInt(MAX_SECONDS) * NS_PER_S + NS_PER_S - 1n;
 
 /** Nanoseconds in a duration like `1h30m`, or undefined when it is not one. */
 export function parseDurationNs(text: string): bigint | undefined {

@@ -15,7 +15,7 @@
  */
 import { ClogsError } from '../../errors.js';
 import type { NanoTime } from '../time.js';
-import { formatNanoTime, MAX_EVENT_SECONDS } from '../time.js';
+import { formatNanoTime, MAX_SECONDS, MIN_SECONDS } from '../time.js';
 import { bytesEqual } from '../json-bytes.js';
 import {
   EVENT_TIME_EXT_TYPE,
@@ -30,7 +30,7 @@ import { malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from 
 
 /** `sec`, the seconds of the time at offset `at`, unless outside what a time can be (time.ts). */
 function inRange(sec: number, at: number): number {
-  if (sec < 0 || sec > MAX_EVENT_SECONDS) throw malformed(`time at offset ${at} is ${sec} s, outside 0 to ${MAX_EVENT_SECONDS} (2106)`);
+  if (sec < MIN_SECONDS || sec > MAX_SECONDS) throw malformed(`time at offset ${at} is ${sec} s, outside the years 0000 to 9999`);
   return sec;
 }
 
