@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { ClogsError } from '../errors.js';
 
@@ -57,10 +57,14 @@ export function loadConfig(opts: LoadOptions): Config {
     fileOrigin = { file: opts.file, lines, doc };
   }
 
+  const unknown: string[] = [];
   for (const [name, text] of Object.entries(opts.env ?? {})) {
-    if (!name.startsWith('CLOGS_') || text === undefined) continue;
+    if (!name.startsWith('CLOGS_') || NOT_CONFIG.test(name) || text === undefined) continue;
     const path = envPath(name.slice('CLOGS_'.length));
-    if (!path) continue;
+    if (!path) {
+      unknown.push(name);
+      continue;
+    }
     setPath(raw, path, parseScalar(text));
     origins.set(path.join('.'), { kind: 'env', name });
   }
@@ -71,32 +75,92 @@ export function loadConfig(opts: LoadOptions): Config {
   }
 
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
-  throw new ClogsError('CLOGS_CONFIG', result.error.issues.map((i) => describeIssue(i, origins, fileOrigin)).join('\n'));
+  // A mistyped variable is an error too: ignored, it would leave its key at the file's value or the default, unnoticed.
+  const errors = [
+    ...unknown.map(describeUnknownVariable),
+    ...(result.error?.issues.flatMap((i) => describeIssue(i, origins, fileOrigin)) ?? []),
+  ];
+  if (result.success && errors.length === 0) return result.data;
+  throw new ClogsError('CLOGS_CONFIG', errors.join('\n'));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, Origin>, file: FileOrigin | undefined): string {
+function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, Origin>, file: FileOrigin | undefined): string[] {
   const key = issue.path.join('.') || '(top level)';
-  let where = 'config';
-  for (let n = issue.path.length; n >= 0; n--) {
-    const o = origins.get(issue.path.slice(0, n).join('.'));
-    if (o) {
-      where = o.kind === 'env' ? `environment ${o.name}` : `flag ${o.name}`;
-      break;
-    }
-  }
-  if (where === 'config' && file) {
-    const node = file.doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
-    const line = node?.range ? file.lines.linePos(node.range[0]).line : undefined;
-    where = line ? `${file.file}:${line}` : file.file;
-  }
-  let message = issue.message;
+  const path = issue.path as (string | number)[];
+  // One line each: the unknown keys of a mapping can be far apart in the file, and each is found by its own line.
   if (issue.code === 'unrecognized_keys') {
-    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-  } else if (issue.code === 'invalid_type') {
-    message = `expected ${issue.expected}`;
+    return issue.keys.map((k) => `${where([...path, k], origins, file, true)}: ${key}: unknown key ${JSON.stringify(k)}`);
   }
-  return `${where}: ${key}: ${message}`;
+  const message = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.message;
+  return [`${where(path, origins, file, false)}: ${key}: ${message}`];
+}
+
+/**
+ * Where the value at `path` came from: the variable or flag that set it or a
+ * mapping above it, else the file and the line of its value, or of its key
+ * with `atKey` (an unknown key's value may start lines below it, or be empty).
+ */
+function where(path: (string | number)[], origins: Map<string, Origin>, file: FileOrigin | undefined, atKey: boolean): string {
+  for (let n = path.length; n >= 0; n--) {
+    const o = origins.get(path.slice(0, n).join('.'));
+    if (o) return o.kind === 'env' ? `environment ${o.name}` : `flag ${o.name}`;
+  }
+  if (!file) return 'config';
+  const node = atKey ? keyNode(file.doc, path) : file.doc.getIn(path, true);
+  const start = (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+  return start === undefined ? file.file : `${file.file}:${file.lines.linePos(start).line}`;
+}
+
+function keyNode(doc: FileOrigin['doc'], path: (string | number)[]): unknown {
+  const parent = doc.getIn(path.slice(0, -1), true);
+  if (!isMap(parent)) return undefined;
+  const name = String(path[path.length - 1]);
+  return parent.items.find((pair) => isScalar(pair.key) && String(pair.key.value) === name)?.key;
+}
+
+/**
+ * Not config keys, yet they reach clogs in the environments it inherits: the
+ * variables of the tests, the benchmarks and scripts/elasticsearch.sh, and
+ * compose.yaml's CLOGS_HTTP_TOKEN (which it passes on as CLOGS_HTTP_AUTH_TOKEN).
+ */
+const NOT_CONFIG = /^CLOGS_(TEST_|BENCH_|ES_|HTTP_TOKEN$)/;
+
+function describeUnknownVariable(name: string): string {
+  const rest = name.slice('CLOGS_'.length).toLowerCase();
+  const near = closest(rest, envKeys());
+  const hint =
+    near.length > 0
+      ? `did you mean ${near.map((k) => `CLOGS_${k.toUpperCase()}`).join(' or ')}?`
+      : 'expected CLOGS_ and a key path in capitals joined by "_", like CLOGS_FORWARD_LISTEN (see the configuration table in the README)';
+  return `environment ${name}: not a config key: ${hint}`;
+}
+
+/** Every key path as its variable spells it after CLOGS_, lowercase: `forward_listen`, `sinks_file`, `sinks_file_dir`. */
+function envKeys(shape = configSchema.shape as unknown as Record<string, z.ZodType>, prefix = ''): string[] {
+  return Object.entries(shape).flatMap(([key, t]) => {
+    const inner = objectShape(t);
+    return [prefix + key, ...(inner ? envKeys(inner, `${prefix + key}_`) : [])];
+  });
+}
+
+/** The candidates nearest to `word`, by edit distance, when near enough to be a typo of it. */
+function closest(word: string, candidates: string[]): string[] {
+  const scored = candidates.map((c) => ({ c, d: editDistance(word, c) }));
+  const best = Math.min(...scored.map((s) => s.d));
+  if (best > Math.max(2, Math.floor(word.length / 5))) return [];
+  return scored.filter((s) => s.d === best).map((s) => s.c);
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /**

@@ -8,35 +8,81 @@ import { LEVEL_NAMES } from '../collector/levels.js';
 import { regexError } from '../collector/multiline/modes.js';
 import { RULE_NAMES } from '../collector/multiline/rules.js';
 
+/** Bounds of a duration or size; `max` defaults to the largest integer a number holds exactly. */
+interface Range {
+  min: number;
+  max?: number;
+}
+
+/** How a kind of quantity is written in a config and named in its errors. */
+interface Measure {
+  form: string;
+  unit: string;
+  parse(text: string): number | undefined;
+  show(n: number): string;
+}
+
+/**
+ * The union has its own message because zod's, for a value of neither type,
+ * is "Invalid input", which does not say what form is wanted.
+ */
+function quantity(measure: Measure, range: Range) {
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  return z
+    .union([z.string(), z.number()], { error: (issue) => `${measure.form}, got ${JSON.stringify(issue.input)}` })
+    .transform((v, ctx) => {
+      const fail = (message: string): never => {
+        ctx.addIssue({ code: 'custom', message: `${message}, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      };
+      const n = typeof v === 'number' ? v : measure.parse(v.trim());
+      if (n === undefined) return fail(measure.form);
+      if (!Number.isInteger(n)) return fail(`must be a whole number of ${measure.unit}`);
+      if (n < range.min) return fail(range.min === 0 ? 'must not be negative' : `must be at least ${measure.show(range.min)}`);
+      if (n > max) return fail(`must be at most ${measure.show(max)}`);
+      return n;
+    });
+}
+
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-/** `"500ms"`, `"5s"`, `"10m"`, `"1h"`, `"7d"` → milliseconds. */
-export const duration = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    if (typeof v === 'number') return v;
-    const m = DURATION.exec(v);
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like "500ms", "5s", "10m", got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return Number(m[1]) * UNITS[m[2]!]!;
-  });
+const UNITS = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 } as const;
+const DURATIONS: Measure = {
+  form: 'expected a duration like 500ms, 5s, 2m or a number of milliseconds',
+  unit: 'milliseconds',
+  parse(text) {
+    const m = DURATION.exec(text);
+    return m ? Number(m[1]) * UNITS[m[2] as keyof typeof UNITS] : undefined;
+  },
+  // In the largest unit that states it exactly, as a config would write it.
+  show(ms) {
+    const [unit, size] = Object.entries(UNITS).find(([, n]) => ms >= n && ms % n === 0) ?? ['ms', 1];
+    return `${ms / size}${unit}`;
+  },
+};
 
 const SIZE = /^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$/;
 const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1024 ** 2, GB: 1e9, GiB: 1024 ** 3 };
-/** `"8MiB"`, `"100MB"`, `1048576` → bytes. */
-export const byteSize = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform((v, ctx) => {
-    if (typeof v === 'number') return v;
-    const m = SIZE.exec(v.trim());
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `expected a size like "8MiB" or "500MB", got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return Number(m[1]) * SIZE_UNITS[m[2] ?? 'B']!;
-  });
+const SIZES: Measure = {
+  form: 'expected a size like 512KiB, 16MiB or a number of bytes',
+  unit: 'bytes',
+  parse(text) {
+    const m = SIZE.exec(text);
+    return m ? Number(m[1]) * SIZE_UNITS[m[2] ?? 'B']! : undefined;
+  },
+  show: (n) => `${n} byte${n === 1 ? '' : 's'}`,
+};
+
+/** `"500ms"`, `"5s"`, `"10m"`, `"1h"`, `"7d"` or a number of milliseconds → milliseconds within `range`. */
+export const duration = (range: Range) => quantity(DURATIONS, range);
+/** `"8MiB"`, `"100MB"` or a number of bytes → bytes within `range`. */
+export const byteSize = (range: Range) => quantity(SIZES, range);
+
+/** Sizes that bound a line, a request, a batch or a store: 0 would hold nothing (max_line_size 0 cuts a line into empty pieces without end). */
+const positiveSize = byteSize({ min: 1 });
+/** Timeouts and ages: 0 would fire at once (retention.max_age 0 deletes every closed file). */
+const positiveDuration = duration({ min: 1 });
+/** The longest delay setTimeout and setInterval take: past it Node fires after 1 ms, turning the timer into a busy loop. */
+const MAX_TIMER = 24 * UNITS.d;
 
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/;
 /** `"127.0.0.1:24224"` → { host, port } */
@@ -71,7 +117,7 @@ export const forwardSchema = z
     listen: listenAddress
       .default({ host: '127.0.0.1', port: 24224 })
       .describe('TCP (and UDP heartbeat) listen address. Use "0.0.0.0:24224" to accept other hosts.'),
-    max_frame_size: byteSize.default(8 * 1024 * 1024).describe('Largest request (and decompressed chunk) accepted; larger ones close the connection.'),
+    max_frame_size: positiveSize.default(8 * 1024 * 1024).describe('Largest request (and decompressed chunk) accepted; larger ones close the connection.'),
     max_record_keys: z.number().int().positive().default(1024).describe('Most keys a record may have.'),
     max_connections: z.number().int().positive().default(1024).describe('Concurrent connections; further ones are refused.'),
     shared_key: z.string().min(1).optional().describe('Turns on the HELO/PING/PONG handshake with this shared key. Docker cannot do it.'),
@@ -89,7 +135,7 @@ export const forwardSchema = z
       .strict()
       .optional()
       .describe('Serve TLS on the listener.'),
-    partial_timeout: duration.default(5000).describe('How long a split line waits for its last piece before it is written as it is.'),
+    partial_timeout: positiveDuration.default(5000).describe('How long a split line waits for its last piece before it is written as it is.'),
     enrich: z
       .enum(['auto', 'off'])
       .default('auto')
@@ -111,9 +157,9 @@ export const multilineSchema = z
       .describe('Which stack traces are joined into one event: auto (every built-in rule), off, one of java, python, go, node, ruby, dotnet, or regex (start / continue). A container\'s `clogs.multiline` label overrides it.'),
     start: pattern.optional().describe('mode regex: a line matching this opens an event.'),
     continue: pattern.optional().describe('mode regex: a line matching this joins the event before it. With start alone, every line up to the next start joins.'),
-    timeout: duration.default(1000).describe('A held trace is written this long after its last line.'),
+    timeout: positiveDuration.default(1000).describe('A held trace is written this long after its last line.'),
     max_lines: z.number().int().min(2).default(500).describe('Most lines in one joined event; past it the event is cut and marked clogs.truncated, and the rest follows as another event.'),
-    max_bytes: byteSize.default(1024 * 1024).describe('Most bytes in one joined event (cut and marked like max_lines).'),
+    max_bytes: positiveSize.default(1024 * 1024).describe('Most bytes in one joined event (cut and marked like max_lines).'),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -151,17 +197,16 @@ export const dockerSchema = z
       .boolean()
       .default(false)
       .describe('Also read containers using the fluentd driver (Docker 20.10+ dual logging) to fill gaps while the forward input was down.'),
-    removed_grace: duration.default(3_600_000).describe('How long a removed container\'s checkpoint is kept.'),
+    removed_grace: duration({ min: 0 }).default(3_600_000).describe('How long a removed container\'s checkpoint is kept; 0: forgotten at the next checkpoint.'),
   })
   .strict();
 
 export const retentionSchema = z
   .object({
-    max_age: duration.optional().describe('Delete files last written longer ago than this ("7d"). Unset: no age limit.'),
-    max_total_size: byteSize.optional().describe('Delete the oldest files while the whole store (compressed sizes) is larger than this. Unset: no limit.'),
-    max_container_size: byteSize.optional().describe('The same limit for each source folder (one container, tag or input). Unset: no limit.'),
-    check_interval: duration
-      .pipe(z.number().min(1000, 'expected at least 1s'))
+    max_age: positiveDuration.optional().describe('Delete files last written longer ago than this ("7d"). Unset: no age limit.'),
+    max_total_size: positiveSize.optional().describe('Delete the oldest files while the whole store (compressed sizes) is larger than this. Unset: no limit.'),
+    max_container_size: positiveSize.optional().describe('The same limit for each source folder (one container, tag or input). Unset: no limit.'),
+    check_interval: duration({ min: 1000, max: MAX_TIMER })
       .default(30_000)
       .describe('How often the store is checked, besides after each rotation.'),
   })
@@ -171,7 +216,7 @@ export const fileSinkSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Write events as NDJSON files.'),
     dir: z.string().default('./data').describe('Directory of the files: one per container, rotated.'),
-    rotate_size: byteSize.default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size; 0: never by size.'),
+    rotate_size: byteSize({ min: 0 }).default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size; 0: never by size.'),
     rotate_daily: z.boolean().default(true).describe('Start a new file each UTC day.'),
     fsync: z.enum(['batch', 'interval', 'never']).default('batch').describe('"batch": fsync before acking each batch (no acked loss); "interval": every second; "never": leave it to the OS.'),
     compress: z.boolean().default(true).describe('Gzip each file once it is rotated (<name>.ndjson.gz); clogs tail, ps and search read both.'),
@@ -183,7 +228,9 @@ export const fileSinkSchema = z
 
 export const elasticsearchSchema = z
   .object({
-    url: z.union([z.string().url(), z.array(z.string().url()).min(1)]).describe('One or more node URLs, e.g. http://127.0.0.1:9200.'),
+    url: z
+      .union([z.string().url(), z.array(z.string().url()).min(1)], { error: (issue) => `expected a URL like http://127.0.0.1:9200 or a list of them, got ${JSON.stringify(issue.input)}` })
+      .describe('One or more node URLs, e.g. http://127.0.0.1:9200.'),
     username: z.string().optional(),
     password: z.string().optional(),
     api_key: z.string().optional().describe('Base64 API key (id:key encoded), instead of username/password.'),
@@ -198,11 +245,11 @@ export const elasticsearchSchema = z
       .default({ dataset: 'clogs', namespace: 'default' })
       .describe('Writes to the data stream logs-<dataset>-<namespace>.'),
     index: indexPattern.optional().describe('A daily index pattern like "clogs-%Y.%m.%d" instead of a data stream.'),
-    batch_size: byteSize.default(5 * 1024 * 1024).describe('Bulk request size.'),
+    batch_size: positiveSize.default(5 * 1024 * 1024).describe('Bulk request size.'),
     batch_events: z.number().int().positive().default(5000).describe('Most events in one bulk request.'),
-    flush_interval: duration.default(1000).describe('Send a partial batch after this long.'),
+    flush_interval: duration({ min: 0, max: MAX_TIMER }).default(1000).describe('Send a partial batch after this long; 0: as soon as events come.'),
     in_flight: z.number().int().min(1).max(16).default(2).describe('Bulk requests in flight at once.'),
-    queue_max_size: byteSize.default(1024 * 1024 * 1024).describe('Disk queue bound; inputs block when it is full.'),
+    queue_max_size: positiveSize.default(1024 * 1024 * 1024).describe('Disk queue bound; inputs block when it is full.'),
     dead_letter: z.string().optional().describe('NDJSON file for documents Elasticsearch rejects for good (default <state>/dead-letter.ndjson).'),
   })
   .strict();
@@ -261,7 +308,7 @@ export const configSchema = z
       .default(true)
       .describe('Parse logfmt lines (at least two key=value pairs and nothing else: Go slog, logrus, Heroku) like JSON lines; values stay strings.'),
     strip_ansi: z.boolean().default(true).describe('Remove terminal escape sequences (colours, cursor moves, titles) and \\r redraws from lines; false keeps them.'),
-    max_line_size: byteSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
+    max_line_size: positiveSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
     multiline: multilineSchema.default(() => multilineSchema.parse({})),
     forward: forwardSchema.default(() => forwardSchema.parse({})),
     docker: dockerSchema.default(() => dockerSchema.parse({})),

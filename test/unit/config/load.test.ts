@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { loadConfig } from '../../../src/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'clogs-config-'));
@@ -9,6 +10,16 @@ function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
+}
+
+/** The message `load` throws. */
+function errorOf(load: () => unknown): string {
+  try {
+    load();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected an error, got a config');
 }
 
 describe('loadConfig', () => {
@@ -30,7 +41,7 @@ describe('loadConfig', () => {
     expect(c.sinks.file.retention).toEqual({ max_age: 7 * 86_400_000, max_container_size: 1024 ** 3, max_total_size: 20 * 1024 ** 3, check_interval: 30_000 });
     const bad = file('bad-retention.yaml', 'sinks:\n  file:\n    retention:\n      max_age: a week\n');
     expect(() => loadConfig({ file: bad })).toThrow(/sinks\.file\.retention\.max_age[\s\S]*duration/);
-    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_CHECK_INTERVAL: '10ms' } })).toThrow(/sinks\.file\.retention\.check_interval: expected at least 1s/);
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_CHECK_INTERVAL: '10ms' } })).toThrow('environment CLOGS_SINKS_FILE_RETENTION_CHECK_INTERVAL: sinks.file.retention.check_interval: must be at least 1s, got "10ms"');
   });
 
   it('reads the shipped config file and it equals the defaults', () => {
@@ -76,7 +87,18 @@ describe('loadConfig', () => {
 
   it('rejects unknown keys, naming them', () => {
     const f = file('unknown.yaml', 'sinks:\n  file:\n    dir: x\n    rotate: 5\n');
-    expect(() => loadConfig({ file: f })).toThrow(/unknown.yaml:\d: sinks.file: unknown key "rotate"/);
+    expect(() => loadConfig({ file: f })).toThrow(`${f}:4: sinks.file: unknown key "rotate"`);
+  });
+
+  it('reports each unknown key on its own line, not its parent\'s', () => {
+    const f = file('unknowns.yaml', 'state_dir: ./state\nforward:\n  listen: 127.0.0.1:24224\n  enabled: true\n  partial_timout: 5s\n  tls_options:\n    cert: a.pem\nbogus:\n');
+    expect(errorOf(() => loadConfig({ file: f })).split('\n')).toEqual([
+      `${f}:5: forward: unknown key "partial_timout"`,
+      `${f}:6: forward: unknown key "tls_options"`,
+      `${f}:8: (top level): unknown key "bogus"`,
+    ]);
+    const inList = file('unknown-in-list.yaml', 'forward:\n  shared_key: k\n  users:\n    - username: a\n      password: b\n      role: admin\n');
+    expect(() => loadConfig({ file: inList })).toThrow(`${inList}:6: forward.users.0: unknown key "role"`);
   });
 
   it('names the variable or flag a bad value came from', () => {
@@ -86,14 +108,129 @@ describe('loadConfig', () => {
 
   it('reports bad durations, sizes and types', () => {
     const f = file('types.yaml', 'forward:\n  partial_timeout: soon\n  max_record_keys: many\n');
-    let message = '';
-    try {
-      loadConfig({ file: f });
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    expect(message).toContain('forward.partial_timeout: expected a duration like "500ms", "5s", "10m", got "soon"');
+    const message = errorOf(() => loadConfig({ file: f }));
+    expect(message).toContain(`${f}:2: forward.partial_timeout: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got "soon"`);
     expect(message).toContain('forward.max_record_keys: expected number');
+  });
+
+  it('refuses sizes and durations outside their range, saying the range', () => {
+    const cases: [string, string][] = [
+      ['max_line_size: 0\n', 'max_line_size: must be at least 1 byte, got 0'],
+      ['max_line_size: 0KiB\n', 'max_line_size: must be at least 1 byte, got "0KiB"'],
+      ['max_line_size: 1.5\n', 'max_line_size: must be a whole number of bytes, got 1.5'],
+      ['max_line_size: 99999999999999GiB\n', 'max_line_size: must be at most 9007199254740991 bytes, got "99999999999999GiB"'],
+      ['forward:\n  max_frame_size: -1\n', 'forward.max_frame_size: must be at least 1 byte, got -1'],
+      ['multiline:\n  timeout: 0.5\n', 'multiline.timeout: must be a whole number of milliseconds, got 0.5'],
+      ['multiline:\n  timeout: 0\n', 'multiline.timeout: must be at least 1ms, got 0'],
+      ['multiline:\n  max_bytes: 0\n', 'multiline.max_bytes: must be at least 1 byte, got 0'],
+      ['forward:\n  partial_timeout: 0s\n', 'forward.partial_timeout: must be at least 1ms, got "0s"'],
+      ['docker:\n  removed_grace: -5\n', 'docker.removed_grace: must not be negative, got -5'],
+      ['sinks:\n  file:\n    rotate_size: -1\n', 'sinks.file.rotate_size: must not be negative, got -1'],
+      ['sinks:\n  file:\n    retention:\n      max_age: 0\n', 'sinks.file.retention.max_age: must be at least 1ms, got 0'],
+      ['sinks:\n  file:\n    retention:\n      max_total_size: 0\n', 'sinks.file.retention.max_total_size: must be at least 1 byte, got 0'],
+      ['sinks:\n  file:\n    retention:\n      check_interval: 25d\n', 'sinks.file.retention.check_interval: must be at most 24d, got "25d"'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    batch_size: 0\n', 'sinks.elasticsearch.batch_size: must be at least 1 byte, got 0'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    flush_interval: -1ms\n', 'sinks.elasticsearch.flush_interval: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got "-1ms"'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    flush_interval: 30d\n', 'sinks.elasticsearch.flush_interval: must be at most 24d, got "30d"'],
+    ];
+    for (const [text, expected] of cases) {
+      const f = file('range.yaml', text);
+      const line = text.split('\n').length - 1;
+      expect(errorOf(() => loadConfig({ file: f }))).toBe(`${f}:${line}: ${expected}`);
+    }
+  });
+
+  it('takes the range ends and the zeros that mean something', () => {
+    const f = file('edges.yaml', [
+      'max_line_size: 1',
+      'multiline: { timeout: 1ms, max_bytes: 1 }',
+      'docker: { removed_grace: 0 }',
+      'sinks:',
+      '  file:',
+      '    rotate_size: 0',
+      '    retention: { max_age: 1, check_interval: 24d }',
+      '  elasticsearch: { url: http://127.0.0.1:9200, flush_interval: 0 }',
+      '',
+    ].join('\n'));
+    const c = loadConfig({ file: f });
+    expect(c.max_line_size).toBe(1);
+    expect(c.multiline).toMatchObject({ timeout: 1, max_bytes: 1 });
+    expect(c.docker.removed_grace).toBe(0);
+    expect(c.sinks.file.rotate_size).toBe(0);
+    expect(c.sinks.file.retention).toMatchObject({ max_age: 1, check_interval: 24 * 86_400_000 });
+    expect(c.sinks.elasticsearch?.flush_interval).toBe(0);
+  });
+
+  it('says what form a duration or a size takes when given neither a string nor a number', () => {
+    const f = file('bad.yaml', 'max_line_size: true\nmultiline:\n  timeout: true\n');
+    expect(errorOf(() => loadConfig({ file: f })).split('\n')).toEqual([
+      `${f}:1: max_line_size: expected a size like 512KiB, 16MiB or a number of bytes, got true`,
+      `${f}:3: multiline.timeout: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got true`,
+    ]);
+    expect(() => loadConfig({ env: { CLOGS_MULTILINE_TIMEOUT: '[1s]' } })).toThrow(
+      'environment CLOGS_MULTILINE_TIMEOUT: multiline.timeout: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got ["1s"]',
+    );
+    const es = file('es.yaml', 'sinks:\n  elasticsearch:\n    url: 9200\n');
+    expect(() => loadConfig({ file: es })).toThrow(`${es}:3: sinks.elasticsearch.url: expected a URL like http://127.0.0.1:9200 or a list of them, got 9200`);
+  });
+
+  it('refuses a CLOGS_ variable that names no key, suggesting the nearest', () => {
+    expect(() => loadConfig({ env: { CLOGS_HTTP_LISTN: '127.0.0.1:1' } })).toThrow('environment CLOGS_HTTP_LISTN: not a config key: did you mean CLOGS_HTTP_LISTEN?');
+    expect(() => loadConfig({ env: { CLOGS_MAXLINE_SIZE: '1MiB' } })).toThrow('environment CLOGS_MAXLINE_SIZE: not a config key: did you mean CLOGS_MAX_LINE_SIZE?');
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_DIRECTORY: '/x' } })).toThrow(/^environment CLOGS_SINKS_FILE_DIRECTORY: not a config key: expected CLOGS_ and a key path .*README/);
+    // Every unknown variable is reported, with the config's own errors.
+    const f = file('also-bad.yaml', 'forward:\n  listen: nowhere\n');
+    expect(errorOf(() => loadConfig({ file: f, env: { CLOGS_A: '1', CLOGS_B: '2' } })).split('\n')).toEqual([
+      expect.stringMatching(/^environment CLOGS_A: not a config key/),
+      expect.stringMatching(/^environment CLOGS_B: not a config key/),
+      `${f}:2: forward.listen: expected HOST:PORT like "127.0.0.1:24224", got "nowhere"`,
+    ]);
+  });
+
+  it('leaves alone the CLOGS_ variables of tests, benchmarks, scripts and compose.yaml, and takes every key variable the repository sets', () => {
+    const notConfig = { CLOGS_TEST_ES_URL: 'http://x', CLOGS_TEST_LOG: 'debug', CLOGS_BENCH_RUNS: '3', CLOGS_ES_CACHE: '/tmp', CLOGS_ES_JAVA_HOME: '/jdk', CLOGS_HTTP_TOKEN: 'compose-side' };
+    expect(loadConfig({ env: notConfig })).toEqual(loadConfig({}));
+    const c = loadConfig({
+      env: {
+        CLOGS_LOG_LEVEL: 'debug',
+        CLOGS_MAX_LINE_SIZE: '32KiB',
+        CLOGS_MULTILINE_MODE: 'off',
+        CLOGS_HTTP_ENABLED: 'false',
+        CLOGS_DOCKER_INCLUDE_NAMES: '[app-*]',
+        CLOGS_FORWARD_ENRICH: 'off',
+        CLOGS_FORWARD_SHARED_KEY: 'k',
+        CLOGS_FORWARD_SELF_HOSTNAME: 'clogs.test',
+        CLOGS_SINKS_FILE_ENABLED: 'false',
+        CLOGS_SINKS_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
+        CLOGS_SINKS_ELASTICSEARCH_PASSWORD: 'pw',
+        CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: 'bench',
+        CLOGS_SINKS_ELASTICSEARCH_FLUSH_INTERVAL: '200ms',
+      },
+    });
+    expect(c).toMatchObject({ log_level: 'debug', max_line_size: 32 * 1024, multiline: { mode: 'off' }, http: { enabled: false }, docker: { include: { names: ['app-*'] } } });
+    expect(c.sinks.elasticsearch).toMatchObject({ password: 'pw', data_stream: { dataset: 'bench' }, flush_interval: 200 });
+  });
+
+  it('loads every config file shipped in config/ and the clogs service of compose.yaml', () => {
+    for (const name of readdirSync('config').filter((n) => /\.ya?ml$/.test(n))) {
+      expect(() => loadConfig({ file: join('config', name) }), name).not.toThrow();
+    }
+    const clogs = (parse(readFileSync('compose.yaml', 'utf8')) as { services: { clogs: { command: string[]; environment: Record<string, string> } } }).services.clogs;
+    // Compose substitutes ${VAR:-default} from the host's environment; unset, the default.
+    const env = Object.fromEntries(Object.entries(clogs.environment).map(([k, v]) => [k, v.replace(/\$\{\w+:-([^}]*)\}/g, '$1')]));
+    const keyOf: Record<string, string> = { '--forward': 'forward.listen', '--http': 'http.listen', '--es': 'sinks.elasticsearch.url', '--state': 'state_dir', '--file': 'sinks.file.dir' };
+    const [command, ...args] = clogs.command;
+    expect(command).toBe('collect');
+    const flags: Record<string, { flag: string; value: unknown }> = {};
+    for (let i = 0; i < args.length; i += 2) {
+      const key = keyOf[args[i]!];
+      expect(key, `compose.yaml's clogs flag ${args[i]}`).toBeDefined();
+      flags[key!] = { flag: args[i]!, value: args[i + 1] };
+    }
+    // The host's CLOGS_HTTP_TOKEN may well be exported where clogs also runs.
+    const c = loadConfig({ env: { ...env, CLOGS_HTTP_TOKEN: 'from-the-host' }, flags });
+    expect(c.http).toMatchObject({ listen: { host: '0.0.0.0', port: 24280 }, auth: { token: 'clogs-local-demo-token' } });
+    expect(c.sinks.elasticsearch?.url).toBe('http://elasticsearch:9200');
   });
 
   it('reports YAML syntax errors with the line', () => {
