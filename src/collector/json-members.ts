@@ -11,7 +11,8 @@
  * for other control characters), numbers in the form JavaScript prints them
  * (at most 15 significant digits, no exponent, no trailing zero in a
  * fraction, not -0, not below 1e-6), true, false, null. Rewritten: any other
- * escape or number. The accepted lines: no whitespace outside strings;
+ * escape or number. The accepted lines: no whitespace outside strings; no
+ * escape in a key;
  * nesting up to MAX_DEPTH; no
  * repeated key in any object (JSON.parse keeps the last value at the first
  * place); no key starting with a digit (JSON.parse puts array-index keys
@@ -91,7 +92,9 @@ export class JsonMembers {
       const first = buf[keyAt]!;
       if (first >= 0x30 && first <= 0x39) return -1;
       p = this.string(buf, p, end);
-      if (p < 0) return -1;
+      // A key with an escape (`\u0061`, `\/`) is another key's text in other
+      // bytes: repeats and the keys clogs looks for are compared as bytes.
+      if (p < 0 || this.lastEscaped) return -1;
       const keyEnd = p - 1;
       const bit = 1 << ((7 * (keyEnd - keyAt) + 3 * first + buf[keyEnd - 1]!) & 31);
       if ((seen & bit) !== 0 && this.repeats(buf, firstKey, keyAt, keyEnd)) return -1;
