@@ -101,7 +101,7 @@ export class ForwardConnection {
     this.log.debug('forward connection opened');
     if (secrets) {
       socket.write(encodeHelo(secrets));
-      socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => this.fail(new ClogsError('CLOGS_AUTH', `no PING within ${HANDSHAKE_TIMEOUT_MS / 1000} s of HELO`)));
+      socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => this.fail(new ClogsError('CLOGS_AUTH', `no PING within ${HANDSHAKE_TIMEOUT_MS / 1000} s of HELO`), true));
     }
   }
 
@@ -140,7 +140,7 @@ export class ForwardConnection {
     const verdict = checkPing(decodeValue(frame, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
     this.socket.write(verdict.pong);
     if (!verdict.ok) {
-      this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`));
+      this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`), true);
       return;
     }
     this.socket.setTimeout(0);
@@ -196,13 +196,17 @@ export class ForwardConnection {
     }
   }
 
-  /** Bad input: log the reason, count it, stop reading, close once what came before is acked. */
-  private fail(err: unknown): void {
+  /**
+   * Bad input: log the reason, count it, stop reading, close once what came
+   * before is written and acked. `untrusted`: a refused handshake, after
+   * which nothing the client sent is taken.
+   */
+  private fail(err: unknown, untrusted = false): void {
     if (this.failed) return;
     this.failed = true;
     this.accepting = false;
     this.ending = true;
-    this.requests.stop();
+    if (untrusted) this.requests.stop();
     const code = err instanceof ClogsError ? err.code : undefined;
     const reason = err instanceof Error ? err.message : String(err);
     this.log.warn({ code, reason }, 'closing forward connection: bad input');

@@ -57,6 +57,8 @@ export class RequestReader {
   private frameBytes = 0;
   private inflating = false;
   private stopped = false;
+  /** A request was refused: nothing after it is taken. */
+  private refused = false;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -104,7 +106,7 @@ export class RequestReader {
         keepFrom = Math.min(keepFrom, this.frames.length);
         from = Math.min(from, this.frames.length);
         const rest = this.takeMessages(chunk, at);
-        if (!this.stopped) this.framer.cut(chunk, rest, this.frames);
+        if (!this.stopped && !this.refused) this.framer.cut(chunk, rest, this.frames);
       }
     } catch (err) {
       error = err;
@@ -139,7 +141,7 @@ export class RequestReader {
    * view for each request were about 90 of the 1,600 ns a record cost.
    */
   private takeMessages(chunk: Buffer, at: number): number {
-    if (this.ping !== undefined || this.stopped || this.inflating || this.frameIdx < this.frames.length) return at;
+    if (this.ping !== undefined || this.stopped || this.refused || this.inflating || this.frameIdx < this.frames.length) return at;
     // No request taken here is larger than `chunk`, so none is larger than the Framer allows.
     if (chunk.length > this.ctx.limits.maxFrameSize) return at;
     while (at < chunk.length && isMessageHead(chunk[at]) && !this.slices.rendering && !this.full) {
@@ -164,6 +166,18 @@ export class RequestReader {
     this.flush();
   }
 
+  /**
+   * The request being taken was refused: those after it are dropped, those
+   * before it still go on (the connection reads nothing more).
+   */
+  private refuse(err: unknown): void {
+    this.refused = true;
+    for (let i = this.frameIdx; i < this.frames.length; i++) this.frameBytes -= this.frames[i]!.length;
+    this.frames.length = this.frameIdx;
+    this.joined.length = this.frameIdx;
+    this.hooks.bad(err);
+  }
+
   /** Reads no further request: those not decoded yet are dropped. */
   stop(): void {
     this.stopped = true;
@@ -186,7 +200,7 @@ export class RequestReader {
           // connection, never the process.
           const job = this.slices.drop();
           if (job !== undefined) this.writes.abandon([job]);
-          this.hooks.bad(err);
+          this.refuse(err);
           break;
         }
         if (!more) break;
@@ -200,7 +214,7 @@ export class RequestReader {
       try {
         if (!this.acceptMessages(frame)) this.handleFrame(frame);
       } catch (err) {
-        this.hooks.bad(err);
+        this.refuse(err);
       }
     }
     if (this.frameIdx === this.frames.length) {
@@ -290,7 +304,10 @@ export class RequestReader {
     // reuse the request's bytes); requests behind this one wait, in order.
     gunzip(Buffer.from(gz), { maxOutputLength: max }, (err, stream) => {
       this.inflating = false;
-      if (this.stopped) return;
+      if (this.stopped) {
+        this.hooks.wake();
+        return;
+      }
       try {
         if (err) {
           throw (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
@@ -300,7 +317,7 @@ export class RequestReader {
         // Inflated into a buffer of its own.
         this.accept({ tag, entries: stream }, option, key, receivedAt, true);
       } catch (e) {
-        this.hooks.bad(e);
+        this.refuse(e);
       }
       this.hooks.wake();
     });

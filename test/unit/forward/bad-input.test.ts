@@ -127,6 +127,33 @@ describe('bad input closes only its own connection', () => {
     expect(c.replies()).toEqual([{ ack: 'pre-1' }]);
     expect(running.sink.events.some((e) => e.message === 'before the junk')).toBe(true);
   });
+
+  it('writes the requests that waited behind a gzip chunk before the bad one, and closes', async () => {
+    const c = await rawClient(running.port);
+    const entries = Buffer.concat([mp.arr(mp.int32(T), dockerRecord('inflated before the junk'))]);
+    const gz = mp.arr(mp.str('t'), mp.bin(gzipSync(entries)), encodeMsgpack({ compressed: 'gzip', chunk: 'gz-1' }));
+    // Cut with the gzip chunk, the Message-mode request waits for its inflating; then the junk.
+    await c.send(Buffer.concat([gz, mp.arr(mp.str('t'), mp.int32(T), dockerRecord('waited behind the gzip chunk')), Buffer.from([0xc1])]));
+    await c.closed;
+    expect(c.replies()).toEqual([{ ack: 'gz-1' }]);
+    const messages = running.sink.events.map((e) => e.message);
+    expect(messages).toContain('inflated before the junk');
+    expect(messages).toContain('waited behind the gzip chunk');
+  });
+
+  it('refuses a request that does not decode, and the ones behind it, but writes the ones before it', async () => {
+    const c = await rawClient(running.port);
+    const refused = mp.arr(mp.str('t'), mp.bool(true), dockerRecord('x'));
+    const entries = mp.arr(mp.int32(T), dockerRecord('inflated before the refused one'));
+    const gz = mp.arr(mp.str('t'), mp.bin(gzipSync(entries)), encodeMsgpack({ compressed: 'gzip', chunk: 'gz-2' }));
+    await c.send(Buffer.concat([gz, request('before the refused one', 'pre-2'), refused, request('after the refused one', 'post-2')]));
+    await c.closed;
+    expect(c.replies()).toEqual([{ ack: 'gz-2' }, { ack: 'pre-2' }]);
+    const messages = running.sink.events.map((e) => e.message);
+    expect(messages).toContain('inflated before the refused one');
+    expect(messages).toContain('before the refused one');
+    expect(messages).not.toContain('after the refused one');
+  });
 });
 
 describe('awkward but valid clients', () => {
