@@ -61,9 +61,10 @@ export interface NormalizerOptions {
   partialTimeoutMs: number;
   /**
    * Receives split lines and held traces flushed by their timeouts; `cuts`:
-   * the split lines among them, each written up to a part (see PieceWatcher).
+   * the split lines among them, each written up to a part (see PieceWatcher);
+   * `traces`: the first lines of the traces among them.
    */
-  onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[]): void;
+  onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[], traces: readonly RawLine[]): void;
   /** Joining stack traces; without it every line is an event of its own. */
   multiline?: MultilineSettings;
   /** Where a bad `clogs.multiline` label is reported (once per label value). */
@@ -272,6 +273,11 @@ export class Normalizer {
   /** The first line of the trace held for a source and stream, if one is. */
   heldFirst(source: string, stream: Stream | undefined): RawLine | undefined {
     return this.multiline?.heldFirst(source, stream);
+  }
+
+  /** Whether `first` is the first line of a trace held now. */
+  holdsTrace(first: RawLine): boolean {
+    return this.multiline !== undefined && this.multiline.heldFirst(sourceOf(first), first.stream) === first;
   }
 
   /** Writes out every held split line and trace as it is (shutdown). */
@@ -563,13 +569,13 @@ export class Normalizer {
       out.push(...this.cut(p, undefined));
       p.since = now;
     }
+    const released: Released[] = [];
     if (this.multiline !== undefined && this.multiline.size > 0) {
-      const released: Released[] = [];
       this.multiline.flushExpired(now, released);
       out.push(...this.buildAll(released));
     }
     this.stopTimerIfIdle();
-    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts);
+    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts, released.map((r) => r.first));
   }
 }
 

@@ -496,6 +496,24 @@ describe('stack traces under acks', () => {
     d.socket.end();
   });
 
+  it('stores a trace that opens in the second of the one it closes apart from it, through a crash', async () => {
+    const first = await start();
+    const c = await rawClient(first.port);
+    const next = ['java.lang.RuntimeException: B', '\tat com.example.B.run(B.java:7)'];
+    for (const [i, l] of [TRACE[0]!, TRACE[1]!, ...next].entries()) {
+      await c.send(line(l, `s${i}`));
+      await c.waitReplies(i + 1);
+    }
+    c.socket.destroy();
+    const second = await start({}, { stateDir: first.stateDir });
+    const d = await rawClient(second.port);
+    await d.send(line('after the trace', 's9'));
+    await d.waitReplies(1);
+    await until('the line after the trace', () => second.sink.events.some((e) => e.message === 'after the trace'), 5000);
+    expect(second.sink.events.map((e) => e.message)).toEqual([next.join('\n'), 'after the trace']);
+    d.socket.end();
+  });
+
   it('writes a trace let go in a write that failed whole, when the client resends', async () => {
     const t = await start();
     const c = await rawClient(t.port);

@@ -23,7 +23,7 @@ import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../i
 import { Normalizer, type LineCut } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
-import { PartialStore } from './partials.js';
+import { PartialStore, traceId } from './partials.js';
 import { DecodeCache } from './decoder.js';
 import { PackedLineEncoder } from './packed-lines.js';
 import { RequestProgress } from './progress.js';
@@ -50,6 +50,8 @@ class ForwardInput implements RunningForwardInput {
   private readonly connections = new Set<ForwardConnection>();
   /** Writes of split lines and traces the Normalizer let go on its own (timeout). */
   private readonly flushes = new Set<Promise<void>>();
+  /** One of them failed: its stored lines stay for the next start. */
+  private flushFailed = false;
   private nextConnId = 1;
   private stopping: Promise<void> | undefined;
 
@@ -60,7 +62,7 @@ class ForwardInput implements RunningForwardInput {
     const normalizer = new Normalizer({
       ...sharedNormalizerOptions(deps),
       partialTimeoutMs: cfg.partial_timeout,
-      onTimeoutFlush: (events, cuts) => this.writeFlushed(events, cuts),
+      onTimeoutFlush: (events, cuts, traces) => this.writeFlushed(events, cuts, traces.map(traceId)),
     });
     const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
     const mapper = new RecordMapper(deps.containers);
@@ -81,7 +83,7 @@ class ForwardInput implements RunningForwardInput {
         : undefined,
       log: deps.log,
       // Connections are live: split lines are forgotten by part, not by match key (see writeHeld()).
-      writeHeld: (events) => this.writeFlushed(events, []),
+      writeHeld: (events, traces) => this.writeFlushed(events, [], traces),
     };
   }
 
@@ -91,10 +93,10 @@ class ForwardInput implements RunningForwardInput {
 
   async start(): Promise<void> {
     await this.ctx.progress.load();
-    for (const piece of await this.ctx.partials.load()) {
-      const events = this.ctx.normalizer.push(piece);
-      if (events.length > 0) this.writeFlushed(events);
-    }
+    const { normalizer, partials } = this.ctx;
+    const events = (await partials.load()).flatMap((line) => normalizer.push(line));
+    const done = partials.tracesNotHeld(undefined, (first) => normalizer.holdsTrace(first));
+    if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done);
     for (const key of this.ctx.partials.chunks()) this.ctx.ledger.remember(key);
     this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
     this.deps.log.info(
@@ -122,27 +124,27 @@ class ForwardInput implements RunningForwardInput {
     void conn.closed.then(() => this.connections.delete(conn));
   }
 
-  private writeFlushed(events: LogEvent[], cuts?: readonly LineCut[]): void {
-    const done = this.writeHeld(events, cuts).catch((err: unknown) =>
-      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout'),
-    );
+  private writeFlushed(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[]): void {
+    const done = this.writeHeld(events, cuts, traces).catch((err: unknown) => {
+      this.flushFailed = true;
+      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout');
+    });
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));
   }
 
   /**
-   * Writes events the Normalizer let go without a request, then deletes the
-   * stored lines they hold: after a timeout, the traces and (`cuts`) the
-   * parts of split lines written; at start and at shutdown, with no
-   * connection to bring more pieces (no `cuts`), all of them.
+   * Writes events the Normalizer let go without a request, then forgets the
+   * stored lines they hold: the parts of split lines written (`cuts`) and
+   * the traces let go (`traces`, their ids).
    */
-  private async writeHeld(events: LogEvent[], cuts?: readonly LineCut[]): Promise<void> {
+  private async writeHeld(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[]): Promise<void> {
     if (events.length > 0) {
       eventsIn.inc({ input: 'forward' }, events.length);
       await this.ctx.pipeline.write(events);
     }
-    if (cuts !== undefined) await this.ctx.partials.cut(cuts);
-    await this.ctx.partials.completeFlushed(events, cuts !== undefined);
+    if (cuts.length > 0) await this.ctx.partials.cut(cuts);
+    if (traces.length > 0) await this.ctx.partials.complete(traces);
   }
 
   private async shutdown(): Promise<void> {
@@ -151,8 +153,11 @@ class ForwardInput implements RunningForwardInput {
     const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
-      if (held.length > 0) await this.writeHeld(held);
+      if (held.length > 0) await this.ctx.pipeline.write(held);
+      eventsIn.inc({ input: 'forward' }, held.length);
       await Promise.all(this.flushes);
+      // Every held line is in the events written.
+      if (!this.flushFailed) await this.ctx.partials.completeAll();
     } finally {
       normalizer.close();
       this.ctx.mapper.close();

@@ -8,8 +8,8 @@
  * Normalizer still holds it in memory. To never ack what a crash could lose,
  * such a line is appended (and fsync'd) to a file of its event under
  * `<state>/forward-partials/` before the ack (named for the partial id, or
- * for the trace's first line), and the file is deleted once the event has
- * been written. At start the files are read back into the Normalizer, traces
+ * for the trace: an id of its own, since two traces of a source can open in
+ * the same second), and the file is deleted once the event has been written. At start the files are read back into the Normalizer, traces
  * first, so a piece 2 or the next line of a trace that comes after a restart
  * still finds what came before (or the timeout writes it as it is). A trace
  * written just before a crash, whose file was not deleted yet, is written
@@ -41,13 +41,13 @@
  * One NDJSON line per held line; a torn last line (crash during the append)
  * was never acked, and is skipped.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import type { ContainerMeta, LogEvent, Stream } from '../event.js';
+import type { ContainerMeta, Stream } from '../event.js';
 import type { LineCut, RawLine } from '../normalize.js';
-import { compareNanoTime, formatNanoTime } from '../time.js';
+import { compareNanoTime } from '../time.js';
 import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
 
 const TRACE_PREFIX = 'trace\0';
@@ -97,8 +97,6 @@ interface StoredLine {
 
 interface HeldFile {
   path: string;
-  /** The key its flushed event is recognised by: its first line's; undefined while it holds nothing. */
-  match: string | undefined;
   /** Whether the file was created (and its name made durable). */
   created: boolean;
   /** The lines durable in it, oldest first: what restore() gives back. */
@@ -111,9 +109,17 @@ function isTraceId(id: string): boolean {
   return id.startsWith(TRACE_PREFIX);
 }
 
-/** The id of the trace a line was held in, from the trace's first line. */
+const traceIds = new WeakMap<RawLine, string>();
+
+/**
+ * The id of the trace whose first line is `first`: the multiline stage keeps
+ * that object while it holds the trace, and the store gives it back at
+ * load() and restore(), so the id lasts as long as the trace is held.
+ */
 export function traceId(first: RawLine): string {
-  return `${TRACE_PREFIX}${matchKeyOf(first)}`;
+  let id = traceIds.get(first);
+  if (id === undefined) traceIds.set(first, (id = `${TRACE_PREFIX}${randomUUID()}`));
+  return id;
 }
 
 export class PartialStore {
@@ -136,7 +142,7 @@ export class PartialStore {
    */
   async load(): Promise<RawLine[]> {
     await mkdir(this.dir, { recursive: true });
-    const traces: RawLine[] = [];
+    const traces: StoredLine[][] = [];
     const pieces: RawLine[] = [];
     for (const name of (await readdir(this.dir)).sort()) {
       const path = join(this.dir, name);
@@ -163,16 +169,19 @@ export class PartialStore {
         continue;
       }
       if (first.partial === undefined) {
-        this.files.set(traceId(first), { path, match: matchKeyOf(first), created: true, lines, persisting: 0 });
-        traces.push(...lines.map((l) => l.line));
+        this.files.set(traceId(first), { path, created: true, lines, persisting: 0 });
+        traces.push(lines);
         continue;
       }
       lines.sort((a, b) => a.part - b.part || a.line.partial!.ordinal - b.line.partial!.ordinal);
-      this.files.set(first.partial.id, { path, match: matchKeyOf(lines[0]!.line), created: true, lines, persisting: 0 });
+      this.files.set(first.partial.id, { path, created: true, lines, persisting: 0 });
       pieces.push(...lines.map((l) => l.line));
     }
-    if (this.files.size > 0) this.log.info({ lines: traces.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
-    return [...traces, ...pieces];
+    // Oldest first: a trace written just before a crash comes back before the one its last line opened.
+    traces.sort((a, b) => compareNanoTime(a[0]!.line.time, b[0]!.line.time));
+    const traceLines = traces.flatMap((lines) => lines.map((l) => l.line));
+    if (this.files.size > 0) this.log.info({ lines: traceLines.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
+    return [...traceLines, ...pieces];
   }
 
   /** Chunk keys of the requests whose lines load() found: written whole before the crash. */
@@ -190,8 +199,7 @@ export class PartialStore {
     const byFile = new Map<HeldFile, HeldLine[]>();
     for (const h of held) {
       let file = this.files.get(h.id);
-      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), match: undefined, created: false, lines: [], persisting: 0 }));
-      file.match ??= matchKeyOf(h.first);
+      if (file === undefined) this.files.set(h.id, (file = { path: join(this.dir, fileName(h.id)), created: false, lines: [], persisting: 0 }));
       let list = byFile.get(file);
       if (list === undefined) byFile.set(file, (list = []));
       list.push(h);
@@ -215,8 +223,6 @@ export class PartialStore {
     let created = false;
     for (const [file, list] of byFile) {
       if (this.files.get(list[0]!.id) !== file) continue;
-      // A cut() since the call may have found the file without pieces to match by.
-      file.match ??= matchKeyOf(list[0]!.first);
       const lines = list.map((h): StoredLine => ({ line: withPart(h.line, h.part ?? 0), key: h.key, part: h.part ?? 0 }));
       const fh = await open(file.path, 'a');
       try {
@@ -262,7 +268,6 @@ export class PartialStore {
       const keep = file.lines.filter((p) => p.part > part);
       if (keep.length === file.lines.length && keep.length > 0) continue;
       file.lines = keep;
-      file.match = keep[0] === undefined ? undefined : matchKeyOf(keep[0].line);
       changed.push({ id, file });
     }
     if (changed.length === 0) return Promise.resolve();
@@ -296,22 +301,21 @@ export class PartialStore {
   }
 
   /**
-   * Deletes the files of events the Normalizer let go on its own (timeout,
-   * shutdown): traces, and at shutdown split lines too (after a timeout a
-   * split line may go on, and its written parts are forgotten by cut()).
-   * Those events carry no partial id; they are recognised by container,
-   * stream and timestamp, which all pieces of a line share and a trace takes
-   * from its first line.
+   * Of the traces `ids` (all, when undefined), those whose first line the
+   * Normalizer took back and does not hold (`holds`): it let them go, or
+   * never held them again (its multiline settings changed), so their files
+   * go once the events that let them go are written.
    */
-  completeFlushed(events: readonly LogEvent[], tracesOnly: boolean): Promise<void> {
-    if (this.files.size === 0) return Promise.resolve();
-    const flushed = new Set(events.map((e) => `${e.container?.id ?? ''}\0${e.stream ?? ''}\0${e['@timestamp']}`));
-    const ids: string[] = [];
-    for (const [id, entry] of this.files) {
-      if (tracesOnly && !isTraceId(id)) continue;
-      if (entry.match !== undefined && flushed.has(entry.match)) ids.push(id);
-    }
-    return this.complete(ids);
+  tracesNotHeld(ids: readonly string[] | undefined, holds: (first: RawLine) => boolean): string[] {
+    return (ids ?? [...this.files.keys()]).filter((id) => {
+      const first = isTraceId(id) ? this.files.get(id)?.lines[0]?.line : undefined;
+      return first !== undefined && !holds(first);
+    });
+  }
+
+  /** Deletes every file: the events of all held lines were written (shutdown). */
+  completeAll(): Promise<void> {
+    return this.complete([...this.files.keys()]);
   }
 
   private enqueue(op: () => Promise<void>): Promise<void> {
@@ -319,10 +323,6 @@ export class PartialStore {
     this.chain = result.catch(() => undefined);
     return result;
   }
-}
-
-function matchKeyOf(p: RawLine): string {
-  return `${p.container?.id ?? ''}\0${p.stream ?? ''}\0${formatNanoTime(p.time.sec, p.time.nsec)}`;
 }
 
 /** Docker's partial ids are 64 hex digits; anything else is hashed, so no id can name a path. */

@@ -25,8 +25,8 @@ import { WriteQueue, type Job, type WriteContext, type WriteHooks } from './writ
 
 export interface RequestContext extends SliceContext, WriteContext {
   limits: DecodeLimits;
-  /** Writes events the Normalizer let go outside any request (then forgets their stored lines). */
-  writeHeld(events: LogEvent[]): void;
+  /** Writes events the Normalizer let go outside any request, then forgets the stored lines of `traces` (ids). */
+  writeHeld(events: LogEvent[], traces: readonly string[]): void;
 }
 
 export interface RequestHooks extends WriteHooks {
@@ -378,10 +378,13 @@ export class RequestReader {
     const heldAgain = all.flatMap((j) => j.held ?? []).filter((h) => h.line.partial === undefined);
     const released = new Set([...all.flatMap((j) => j.completed ?? []), ...all.flatMap((j) => j.cuts ?? []).map((c) => c.id)]);
     if (released.size > 0 || heldAgain.length > 0) {
-      const lines = this.ctx.partials.restore([...released, ...heldAgain.map((h) => h.id)]);
+      const { normalizer, partials } = this.ctx;
+      const restored = [...released, ...heldAgain.map((h) => h.id)];
+      const lines = partials.restore(restored);
       const traces = [...heldAgain.map((h) => h.first), ...lines.filter((l) => l.partial === undefined)];
-      const events = this.ctx.normalizer.restoreHeld(traces, released, lines);
-      if (events.length > 0) this.ctx.writeHeld(events);
+      const events = normalizer.restoreHeld(traces, released, lines);
+      const done = partials.tracesNotHeld(restored, (first) => normalizer.holdsTrace(first));
+      if (events.length > 0 || done.length > 0) this.ctx.writeHeld(events, done);
     }
     this.stop();
     this.hooks.failed(err, jobs);
