@@ -30,6 +30,12 @@ export type RuleName = (typeof RULE_NAMES)[number];
 
 const isBlank = (line: string): boolean => line.trim() === '';
 
+/**
+ * What `.` does not match. A pattern taken apart into searches (isGoCall,
+ * isRubyHead) never matched a line holding one, and must not start to.
+ */
+const LINE_BREAK = /[\n\r\u2028\u2029]/;
+
 // Java: Throwable.printStackTrace and logback/log4j (Spring) layouts.
 const JAVA_HEAD = /^(?:Exception in thread "[^"]*" )?(?:[a-zA-Z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:: .*|:)?$/;
 const JAVA_BODY = /^(?:\s+at [\w$<>./-]+[.(]|\s+\.\.\. \d+ (?:more|common frames omitted)$|\s*Caused by: \S|\s+Suppressed: \S|\s*Common frames omitted$)/;
@@ -80,14 +86,35 @@ export const python: TraceRule = {
 // Go: a panic or fatal error with the runtime's goroutine dump.
 const GO_HEAD = /^(?:panic: |fatal error: |goroutine \d+ \[[^\]]+\]:$)/;
 const GO_BODY =
-  /^(?:goroutine \d+ \[[^\]]+\]:$|\t.+:\d+(?: \+0x[0-9a-f]+)?$|[\w.\-/]+\.[\w.\-()*[\]{}, ]+\(.*\)$|created by \S|\[signal |\tpanic: |panic: .* \[recovered\]|\.\.\.additional frames elided\.\.\.$|\.\.\. \d+ frames? elided|exit status \d+$|runtime stack:$|\[originating from goroutine \d+\]:$)/;
+  /^(?:goroutine \d+ \[[^\]]+\]:$|\t.+:\d+(?: \+0x[0-9a-f]+)?$|created by \S|\[signal |\tpanic: |panic: .* \[recovered\]|\.\.\.additional frames elided\.\.\.$|\.\.\. \d+ frames? elided|exit status \d+$|runtime stack:$|\[originating from goroutine \d+\]:$)/;
+const GO_PACKAGE = /^[\w.\-/]*/;
+const GO_FUNC = /^[\w.\-()*[\]{}, ]+$/;
+
+/**
+ * A frame's call, `path/pkg.Func(args)` or `pkg.(*T).Method(...)`: the lines
+ * /^[\w.\-/]+\.[\w.\-()*[\]{}, ]+\(.*\)$/ matches, without its backtracking
+ * (every '.' tried against every '(' after it: quadratic on a long run of
+ * `a.`, cubic with parentheses in it). Each piece is searched for once: the
+ * name cannot hold a '/', so the '.' before it is the first one after the
+ * path's last '/' (the earliest leaves the name the most room), and the
+ * arguments open at the first '(' past the name's first character (a name
+ * that cannot reach that one reaches none after it).
+ */
+function isGoCall(line: string): boolean {
+  if (!line.endsWith(')') || LINE_BREAK.test(line)) return false;
+  const path = GO_PACKAGE.exec(line)![0].length;
+  const dot = line.indexOf('.', Math.max(1, line.lastIndexOf('/', path - 1) + 1));
+  if (dot === -1 || dot >= path) return false;
+  const args = line.indexOf('(', dot + 2);
+  return args !== -1 && GO_FUNC.test(line.slice(dot + 1, args));
+}
 
 export const go: TraceRule = {
   name: 'go',
   opens: (line) => (GO_HEAD.test(line) ? 0 : NO),
   next: (_state, line) => {
     if (isBlank(line)) return MAYBE;
-    return GO_BODY.test(line) ? 1 : NO;
+    return GO_BODY.test(line) || isGoCall(line) ? 1 : NO;
   },
 };
 
@@ -137,7 +164,8 @@ export const node: TraceRule = {
 
 // Ruby: the interpreter's report of an uncaught exception, with
 // error_highlight's excerpt (Ruby 3.1+) when it has one.
-const RUBY_HEAD = /^\S.*:\d+:in [`'].*': .* \([A-Z][\w:]*\)$/;
+const RUBY_CLASS = / \([A-Z][\w:]*\)$/;
+const RUBY_PLACE = /:\d+:in [`']/g;
 const RUBY_FROM = /^\tfrom \S.*:\d+:in [`']/;
 const enum Ruby {
   Head = 0,
@@ -146,9 +174,28 @@ const enum Ruby {
   Frames = 3,
 }
 
+/**
+ * `app.rb:7:in 'total': message (NoMethodError)`: the lines
+ * /^\S.*:\d+:in [`'].*': .* \([A-Z][\w:]*\)$/ matches. Its three `.*` tried
+ * every split of a line between them (cubic on a long run of `:1:in 'x': `);
+ * the fixed pieces are found once each instead. The class is where the line
+ * ends; the earliest place and the earliest `': ` after it leave the most room
+ * for the rest, which is free text.
+ */
+function isRubyHead(line: string): boolean {
+  if (!line.endsWith(')') || !/^\S/.test(line) || LINE_BREAK.test(line)) return false;
+  const cls = RUBY_CLASS.exec(line);
+  if (cls === null) return false;
+  // The place follows at least the one character the line starts with.
+  RUBY_PLACE.lastIndex = 1;
+  if (RUBY_PLACE.exec(line) === null) return false;
+  const message = line.indexOf("': ", RUBY_PLACE.lastIndex);
+  return message !== -1 && message + 3 <= cls.index;
+}
+
 export const ruby: TraceRule = {
   name: 'ruby',
-  opens: (line) => (RUBY_HEAD.test(line) ? Ruby.Head : NO),
+  opens: (line) => (isRubyHead(line) ? Ruby.Head : NO),
   next: (state, line) => {
     if (RUBY_FROM.test(line) && state !== Ruby.Blank && state !== Ruby.Excerpt) return Ruby.Frames;
     if (state === Ruby.Head) return isBlank(line) ? MAYBE | Ruby.Blank : NO;

@@ -13,7 +13,9 @@
  *
  * Lines a rule takes only tentatively (MAYBE: blank lines between chained
  * tracebacks) join once a later line confirms them; otherwise they go out as
- * events of their own after the trace, and may open one themselves.
+ * events of their own after the trace, and may open one themselves. They
+ * count toward max_lines and max_bytes but do not put the timeout off: a
+ * program printing blank lines without end must not hold its trace forever.
  */
 import type { ContainerMeta, Stream } from '../event.js';
 import type { RawLine } from '../normalize.js';
@@ -60,7 +62,10 @@ interface Hold {
   bytes: number;
   /** Lines taken tentatively, in order, after `lines`. */
   maybe: Array<{ raw: RawLine; text: string }>;
+  /** What `maybe` would add to `bytes`. */
+  maybeBytes: number;
   candidates: Candidate[];
+  /** When a line last joined; not a tentative one, or blank lines coming on and on would hold the trace forever. */
   lastAt: number;
 }
 
@@ -162,11 +167,11 @@ export class MultilineStage {
       out.push({ first: raw, text, truncated: false });
       return;
     }
-    this.holds.set(key, { key, source, first: raw, lines: [text], bytes: Buffer.byteLength(text), maybe: [], candidates, lastAt: now });
+    this.holds.set(key, { key, source, first: raw, lines: [text], bytes: Buffer.byteLength(text), maybe: [], maybeBytes: 0, candidates, lastAt: now });
     watch?.held(raw, raw);
   }
 
-  /** Offers the hold its next line; false when no live rule takes it. */
+  /** Offers the hold its next line; false when no live rule takes it, or a tentative line would pass a limit. */
   private extend(hold: Hold, raw: RawLine, text: string, now: number, out: Released[], watch: HoldWatcher | undefined): boolean {
     const sure: Candidate[] = [];
     const maybe: Candidate[] = [];
@@ -182,13 +187,20 @@ export class MultilineStage {
       current.candidates = sure;
       const confirmed = current.maybe;
       current.maybe = [];
+      current.maybeBytes = 0;
       for (const m of confirmed) current = this.append(current, m.raw, m.text, out, watch, true);
       current = this.append(current, raw, text, out, watch, false);
+      current.lastAt = now;
     } else {
+      // Not cut as append() cuts: the next part would open with lines that may
+      // belong to no trace. The trace ends as it is, and the tentative lines go
+      // out as they would without it.
+      const bytes = 1 + Buffer.byteLength(text);
+      if (current.lines.length + current.maybe.length >= this.limits.maxLines || current.bytes + current.maybeBytes + bytes > this.limits.maxBytes) return false;
       current.candidates = maybe;
       current.maybe.push({ raw, text });
+      current.maybeBytes += bytes;
     }
-    current.lastAt = now;
     watch?.held(current.first, raw);
     return true;
   }
@@ -203,7 +215,7 @@ export class MultilineStage {
     }
     out.push({ first: hold.first, text: hold.lines.join('\n'), truncated: true });
     watch?.released(hold.first);
-    const next: Hold = { ...hold, first: raw, lines: [text], bytes, maybe: [] };
+    const next: Hold = { ...hold, first: raw, lines: [text], bytes, maybe: [], maybeBytes: 0 };
     this.holds.set(hold.key, next);
     // A line held earlier now belongs to the new event: keep it under that one.
     if (moved) watch?.held(raw, raw);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { mayOpenTrace } from '../../../src/collector/multiline/opener.js';
-import { BUILT_IN, NO } from '../../../src/collector/multiline/rules.js';
+import { BUILT_IN, NO, type RuleName } from '../../../src/collector/multiline/rules.js';
 import { makeNormalizer, raw, trace } from './helpers.js';
 
 /** Every line through push, then a flush: the messages in order. */
@@ -95,5 +95,74 @@ describe('multiline near misses stay lines of their own', () => {
     const json = '{"msg":"\\tat com.example.Foo.bar(Foo.java:1)"}';
     const out = messages([...lines, json]);
     expect(out).toEqual([lines.join('\n'), '\tat com.example.Foo.bar(Foo.java:1)']);
+  });
+});
+
+describe('multiline rules on adversarial lines', () => {
+  // A unit repeated between a head and a tail, built so that a backtracking
+  // pattern would try every split of the line. About 1 MB, the longest line
+  // the stage is given (maxLineBytes): at 200 KB the quadratic pattern the Go
+  // rule had still finished within vitest's timeout; at this size it takes
+  // minutes, a cubic one days. The results are those the rules gave before.
+  const line = (head: string, unit: string, tail: string): string => head + unit.repeat(Math.ceil(1_000_000 / unit.length)) + tail;
+  /** A rule's function the stage calls: `opens`, or `next` from a state (rules.ts numbers them). */
+  const cases: Array<[RuleName, 'opens' | number, [string, string, string], number]> = [
+    ['java', 'opens', ['', 'a.', '!'], NO],
+    ['java', 'opens', ['', 'a.', 'B:  : : :'], 0],
+    ['java', 'opens', ['Exception in thread "', '" ', '!'], NO],
+    ['java', 0, ['\tat ', 'a/', '!'], NO],
+    ['java', 0, ['\tat ', 'a/', '.'], 1],
+    ['java', 0, ['', ' ', '!'], NO],
+    ['dotnet', 'opens', ['', 'A.', '!'], NO],
+    ['dotnet', 'opens', ['Unhandled exception. ', 'A.', 'B: x'], 0],
+    ['dotnet', 0, ['', ' ', 'at x'], NO],
+    ['python', 'opens', ['', ' ', '+ Exception Group Traceback (most recent call last):!'], NO],
+    ['python', 'opens', ['', ' ', '+ Exception Group Traceback (most recent call last):'], 0],
+    ['python', 0 /* Body */, ['', '\t', '^!'], NO],
+    ['python', 0 /* Body */, ['', 'a.', '!'], NO],
+    ['python', 0 /* Body */, ['', 'a.', 'b: :'], 1],
+    ['go', 'opens', ['goroutine 1 [', '[', ']'], NO],
+    ['go', 'opens', ['goroutine ', '1', ' [running]:'], 0],
+    ['go', 1, ['', 'a.', '!'], NO],
+    ['go', 1, ['', 'a.', 'b()'], 1],
+    ['go', 1, ['', 'a.(', '!'], NO],
+    ['go', 1, ['', 'a.(', ')'], 1],
+    ['go', 1, ['', 'a/', 'b.c()'], 1],
+    ['go', 1, ['', 'a/.(', ')'], NO],
+    ['go', 1, ['\t', ':1', ' +0x1!'], NO],
+    ['go', 1, ['\t', ':1', ' +0x1'], 1],
+    ['go', 1, ['panic: ', ' [recovered', '!'], NO],
+    ['node', 'opens', ['', 'Error', '!'], NO],
+    ['node', 'opens', ['Uncaught ', 'Error', ''], 3],
+    ['node', 'opens', ['/', '.js:1', '!'], NO],
+    ['node', 'opens', ['/a', '.js:1', ''], 0],
+    ['node', 1 /* Excerpt */, ['', ' ', '^!'], NO],
+    ['node', 4 /* Stack */, ['', ' ', '...'], NO],
+    ['node', 4 /* Stack */, ['', ' ', 'at x'], 4],
+    ['node', 5 /* Props */, ['', ' ', ''], 5],
+    ['node', 6 /* Done */, ['Node.js v', '1.', ''], NO],
+    ['ruby', 'opens', ['Error: ', ":1:in 'x': y", '!'], NO],
+    ['ruby', 'opens', ['Error: ', ":1:in 'x': y", ' (A)'], 0],
+    ['ruby', 'opens', ['a', ':1', ":in 'x': y (A)"], 0],
+    ['ruby', 'opens', ['a:1:in `x', "': ", ' (A'], NO],
+    ['ruby', 'opens', ['a:1:in `x', "': ", ' (A)'], 0],
+    ['ruby', 'opens', ['a', ' (A', ')'], NO],
+    ['ruby', 3 /* Frames */, ['\tfrom a', ':1', ':in'], NO],
+    ['ruby', 3 /* Frames */, ['\tfrom a', ':1', ":in '"], 3],
+    ['ruby', 2 /* Excerpt */, ['', ' ', '^!'], NO],
+  ];
+  for (const [name, call, [head, unit, tail], expected] of cases) {
+    const shown = `${JSON.stringify(head + unit)}… ${JSON.stringify(tail)}`;
+    it(`${name} ${call === 'opens' ? 'opens' : `next from ${call}`} ${shown}: ${expected === NO ? 'no' : expected}`, () => {
+      const rule = BUILT_IN[name];
+      const l = line(head, unit, tail);
+      expect(call === 'opens' ? rule.opens(l) : rule.next(call, l)).toBe(expected);
+    });
+  }
+
+  it('the lines that hung the event loop go through the stage as they are', () => {
+    const ruby = line('Error: ', ":1:in 'x': y", '!');
+    const go = line('', 'a.', '!');
+    expect(messages([ruby, 'panic: boom', go, ruby])).toEqual([ruby, 'panic: boom', go, ruby]);
   });
 });

@@ -9,6 +9,9 @@ const PY = trace('python-simple.txt');
 
 const other = Object.freeze({ id: 'b'.repeat(64), name: 'cart' });
 
+/** Each event from a line of its own, in the order of the lines (raw() gives each line a later time). */
+const inOrder = (events: LogEvent[]): boolean => events.every((e, i) => i === 0 || e['@timestamp'] > events[i - 1]!['@timestamp']);
+
 describe('multiline stage', () => {
   it('keeps stdout and stderr, and two containers, apart', () => {
     const { n } = makeNormalizer();
@@ -170,6 +173,82 @@ describe('multiline stage', () => {
     n.close();
     expect(held).toEqual(PY.map((l) => [PY[0], l]));
     expect(released).toEqual([PY[0]]);
+  });
+
+  it('lets blank lines after a trace go once they would pass max_lines, in order, each line once', () => {
+    const { n } = makeNormalizer();
+    const lines = ['panic: boom', ...Array.from({ length: 20_000 }, () => '')];
+    const out: LogEvent[] = [];
+    const outAfter: number[] = [];
+    for (const l of lines) {
+      out.push(...n.push(raw(l)));
+      outAfter.push(out.length);
+    }
+    // max_lines (500) counts the trace's line and 499 tentative ones; the next one ends it.
+    expect(outAfter.findIndex((c) => c > 0)).toBe(500);
+    expect(outAfter[500]).toBe(501);
+    expect(n.pending()).toBe(0);
+    expect(n.flushAll()).toEqual([]);
+    n.close();
+    expect(out.map((e) => e.message)).toEqual(lines);
+    expect(inOrder(out)).toBe(true);
+    expect(out.some((e) => e.clogs.truncated)).toBe(false);
+  });
+
+  it('ends a trace as it is when a tentative line would pass max_lines or max_bytes, and tells the input', () => {
+    const { n } = makeNormalizer({ max_lines: 5 });
+    const held: Array<[string, string]> = [];
+    const released: string[] = [];
+    const watch: LineWatcher = {
+      held: (first: RawLine, line: RawLine) => held.push([first.line.toString(), line.line.toString()]),
+      released: (first: RawLine) => released.push(first.line.toString()),
+      heldPiece: () => undefined,
+      releasedPieces: () => undefined,
+    };
+    const goroutine = 'goroutine 1 [running]:';
+    const out = ['panic: boom', '', '', goroutine, '', '\t', 'after'].flatMap((l) => n.push(raw(l), watch));
+    n.close();
+    // The blank lines before the goroutine were confirmed; the two after it would make six lines.
+    expect(out.map((e) => [e.message, e.clogs.truncated])).toEqual([
+      [`panic: boom\n\n\n${goroutine}`, undefined],
+      ['', undefined],
+      ['\t', undefined],
+      ['after', undefined],
+    ]);
+    expect(held).toEqual(['panic: boom', '', '', goroutine, ''].map((l) => ['panic: boom', l]));
+    expect(released).toEqual(['panic: boom']);
+
+    const byBytes = makeNormalizer({ max_bytes: 30 });
+    const spaces = ' '.repeat(9);
+    const cut = ['panic: boom', spaces, spaces, 'after'].flatMap((l) => byBytes.n.push(raw(l)));
+    byBytes.n.close();
+    // 11 bytes, then 10 with its "\n": the second would make 31.
+    expect(cut.map((e) => e.message)).toEqual(['panic: boom', spaces, spaces, 'after']);
+  });
+
+  it('writes a trace out after its timeout while blank lines keep coming; they follow as events of their own', async () => {
+    vi.useFakeTimers();
+    try {
+      const events: LogEvent[] = [];
+      const { n } = makeNormalizer({ timeout: '1s' }, { onTimeoutFlush: (flushed) => events.push(...flushed) });
+      events.push(...n.push(raw('panic: boom')));
+      let traceAt: number | undefined;
+      // A blank line every 100 ms for 3 s, far past the timeout.
+      for (let ms = 100; ms <= 3000; ms += 100) {
+        await vi.advanceTimersByTimeAsync(100);
+        if (traceAt === undefined && events.length > 0) traceAt = ms;
+        events.push(...n.push(raw('')));
+      }
+      expect(traceAt).toBeGreaterThanOrEqual(1000);
+      expect(traceAt).toBeLessThan(2000);
+      expect(n.pending()).toBe(0);
+      expect(n.flushAll()).toEqual([]);
+      n.close();
+      expect(events.map((e) => e.message)).toEqual(['panic: boom', ...Array.from({ length: 30 }, () => '')]);
+      expect(inOrder(events)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('asks only for lines a trace could start, or while one is held (holds)', () => {
