@@ -62,17 +62,37 @@ export class PendingChunk {
 }
 
 /**
- * Chunks acked recently (bounded, oldest forgotten first), and chunks being
- * written now, so a resend that overtakes the first copy waits for it instead
- * of writing it again. Chunks being written are bounded by the connections'
- * in-flight bytes, not here.
+ * How long an acked chunk is remembered at least. A client resends a request
+ * whose ack it did not get: Docker's driver as soon as it has reconnected
+ * (fixtures MANIFEST g2), Fluentd's out_forward after ack_response_timeout
+ * (190 s by default). A bound by count alone forgot chunks within seconds
+ * on a busy host: at 1,000 acked requests a second, 8,192 keys last 8 s.
+ */
+export const REMEMBER_ACKED_MS = 5 * 60_000;
+/**
+ * At most this many acked chunks, however young: ~100 bytes each with the
+ * map's entry, so about 13 MB; it covers REMEMBER_ACKED_MS up to about 440
+ * acked requests a second.
+ */
+export const MAX_REMEMBERED_ACKS = 131_072;
+
+/**
+ * Chunks acked recently (oldest forgotten first, see REMEMBER_ACKED_MS), and
+ * chunks being written now, so a resend that overtakes the first copy waits
+ * for it instead of writing it again. Chunks being written are bounded by the
+ * connections' in-flight bytes, not here.
  */
 export class ChunkLedger {
-  private readonly acked = new Set<string>();
+  /** Acked chunk key → when it was acked (ms), oldest first. */
+  private readonly acked = new Map<string, number>();
   private readonly pending = new Map<string, PendingChunk>();
+  private nextForgetAt = 0;
 
-  /** `max` acked chunks kept: ~32-char keys, so the default costs about 1 MB. */
-  constructor(private readonly max = 8192) {}
+  constructor(
+    private readonly max = MAX_REMEMBERED_ACKS,
+    private readonly keepMs = REMEMBER_ACKED_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** `true` when acked already, the pending write when one is under way, else undefined. */
   lookup(key: string): PendingChunk | true | undefined {
@@ -81,7 +101,7 @@ export class ChunkLedger {
 
   /** A chunk written whole before a restart (partials.ts): its resend is acked without being written. */
   remember(key: string): void {
-    this.acked.add(key);
+    this.acked.set(key, this.now());
   }
 
   begin(key: string): PendingChunk {
@@ -92,15 +112,25 @@ export class ChunkLedger {
 
   settle(key: string, pending: PendingChunk, ok: boolean): void {
     if (this.pending.get(key) === pending) this.pending.delete(key);
-    if (ok) this.acked.add(key);
-    pending.settle(ok);
-    // Forget in steps of a quarter, so the iterator is not made per chunk.
-    if (this.acked.size > this.max + (this.max >> 2)) {
-      let drop = this.acked.size - this.max;
-      for (const k of this.acked) {
-        if (drop-- <= 0) break;
-        this.acked.delete(k);
+    if (ok) {
+      const now = this.now();
+      // Deleted first, so that a chunk acked again goes to the back, with its new time.
+      this.acked.delete(key);
+      this.acked.set(key, now);
+      // By age once a second: an iterator per ack would cost Message mode with acks.
+      if (this.acked.size > this.max || now >= this.nextForgetAt) {
+        this.forget(now);
+        this.nextForgetAt = now + 1000;
       }
+    }
+    pending.settle(ok);
+  }
+
+  private forget(now: number): void {
+    const oldest = now - this.keepMs;
+    for (const [k, at] of this.acked) {
+      if (this.acked.size <= this.max && at >= oldest) break;
+      this.acked.delete(k);
     }
   }
 }
