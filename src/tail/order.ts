@@ -85,13 +85,17 @@ export class Deduper {
   }
 }
 
-/** A binary min-heap; the merge and the reorder window below need nothing more. */
+/** A binary min-heap; the merge and the newest-events keeper below need nothing more. */
 class MinHeap<T> {
   private readonly items: T[] = [];
   constructor(private readonly less: (a: T, b: T) => boolean) {}
 
   get size(): number {
     return this.items.length;
+  }
+
+  peek(): T | undefined {
+    return this.items[0];
   }
 
   push(item: T): void {
@@ -127,39 +131,79 @@ class MinHeap<T> {
   }
 }
 
-/**
- * Sorts a stream that is already nearly in order (a file is in write order;
- * a container's stdout and stderr can interleave slightly out of time order)
- * while holding at most `window` events.
- */
-export async function* reorderWindow(events: AsyncIterable<StoredEvent>, window = 4096): AsyncGenerator<StoredEvent> {
-  const heap = new MinHeap<StoredEvent>((a, b) => compareStored(a, b) < 0);
-  for await (const e of events) {
-    heap.push(e);
-    if (heap.size > window) yield heap.pop()!;
-  }
-  while (heap.size > 0) yield heap.pop()!;
-}
+const lessStored = (a: StoredEvent, b: StoredEvent): boolean => compareStored(a, b) < 0;
 
-/** Merges streams that are each in order into one stream in order. */
-export async function* mergeOrdered(streams: readonly AsyncIterable<StoredEvent>[]): AsyncGenerator<StoredEvent> {
-  if (streams.length === 1) {
-    yield* streams[0]!;
-    return;
-  }
+/**
+ * Merges streams into one stream in order.
+ *
+ * Streams each in order merge exactly with `window` 0. Streams only nearly in
+ * order (a store file is in write order; a container's stdout and stderr can
+ * interleave slightly out of time order) merge by their heads as they come,
+ * and one window of `window` events sorts the merged stream: the output is in
+ * order as long as no event has more than `window` events that sort after it
+ * before it in that merge, from its own stream or from any other.
+ *
+ * Holds at most `window` events plus one head per stream, however many
+ * streams there are: a window per stream would hold `window` times the number
+ * of streams.
+ */
+export async function* mergeOrdered(streams: readonly AsyncIterable<StoredEvent>[], window = 0): AsyncGenerator<StoredEvent> {
   const iterators = streams.map((s) => s[Symbol.asyncIterator]());
   type Head = { e: StoredEvent; it: AsyncIterator<StoredEvent> };
-  const heap = new MinHeap<Head>((a, b) => compareStored(a.e, b.e) < 0);
+  const heads = new MinHeap<Head>((a, b) => lessStored(a.e, b.e));
+  const pending = new MinHeap<StoredEvent>(lessStored);
+  const take = async (it: AsyncIterator<StoredEvent>): Promise<void> => {
+    const r = await it.next();
+    if (!r.done) heads.push({ e: r.value, it });
+  };
   try {
-    const firsts = await Promise.all(iterators.map(async (it) => ({ it, r: await it.next() })));
-    for (const { it, r } of firsts) if (!r.done) heap.push({ e: r.value, it });
-    while (heap.size > 0) {
-      const head = heap.pop()!;
-      yield head.e;
-      const r = await head.it.next();
-      if (!r.done) heap.push({ e: r.value, it: head.it });
+    await Promise.all(iterators.map(take));
+    while (heads.size > 0) {
+      const head = heads.pop()!;
+      pending.push(head.e);
+      if (pending.size > window) yield pending.pop()!;
+      await take(head.it);
     }
+    while (pending.size > 0) yield pending.pop()!;
   } finally {
     await Promise.allSettled(iterators.map((it) => it.return?.()));
+  }
+}
+
+/**
+ * The newest `max` of the events added, holding no more than that: what a
+ * read of the last `max` events across many sources keeps of everything it
+ * looked at. Of equal events (same `@timestamp` and seq) the ones added last
+ * count as newer, as a stable sort of all of them would have it, so the
+ * result is the same as sorting everything and keeping the end.
+ */
+export class NewestEvents {
+  private readonly heap = new MinHeap<{ e: StoredEvent; n: number }>((a, b) => {
+    const c = compareStored(a.e, b.e);
+    return c !== 0 ? c < 0 : a.n < b.n;
+  });
+  private added = 0;
+  constructor(private readonly max: number) {}
+
+  add(e: StoredEvent): void {
+    const item = { e, n: this.added++ };
+    if (this.heap.size >= this.max) {
+      const oldest = this.heap.peek();
+      if (oldest === undefined || compareStored(e, oldest.e) < 0) return;
+      // Equal to the oldest kept: added later, so newer (see above).
+      this.heap.pop();
+    }
+    this.heap.push(item);
+  }
+
+  get size(): number {
+    return this.heap.size;
+  }
+
+  /** The events kept, oldest first; empties the keeper. */
+  drain(): StoredEvent[] {
+    const out: StoredEvent[] = [];
+    for (let x = this.heap.pop(); x !== undefined; x = this.heap.pop()) out.push(x.e);
+    return out;
   }
 }

@@ -8,9 +8,11 @@
  *   line of every compressed one (its last line would cost decompressing it
  *   whole), never whole files;
  * - `tail -n N`: files read backwards from the end until N lines matched (and a
- *   bounded margin more, see below), so the size of the store does not matter;
+ *   bounded margin more, see below), so the size of the store does not matter,
+ *   holding the newest N events read from all directories together;
  * - `--since`, `-n all`, `search`: a forward scan that skips files ending
- *   before `--since`, holding at most REORDER_WINDOW events per directory;
+ *   before `--since`, holding at most MERGE_WINDOW events in all, plus one
+ *   event and one open file (with its read chunk) per directory;
  * - `ps`: every line of every file (it counts them).
  * Rotated files may be gzipped (`.ndjson.gz`, see layout.ts): they read as
  * if plain, in their place in the order; reading one backwards or skipping
@@ -28,7 +30,7 @@ import { contentEnd } from '../sinks/file/content.js';
 import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type LayoutFile } from '../sinks/file/layout.js';
 import { matchesFilter, storedLineTest } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
-import { compareStored, compareToKey, eventKey, mergeOrdered, parseKey, reorderWindow, type StoredEvent } from './order.js';
+import { compareToKey, eventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from './order.js';
 import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -37,8 +39,22 @@ import { shiftTimestamp } from './timespec.js';
 const REORDER_SLACK_NS = 10_000_000_000n;
 /** Lines read past the N-th match of `-n N` looking for out-of-order newer ones. */
 const EXTRA_LINES_PAST_LIMIT = 10_000;
-/** Events each directory's forward scan holds to sort them (see reorderWindow). */
-const REORDER_WINDOW = 4096;
+/**
+ * Events a forward scan holds to sort the lines of all its directories, in
+ * total (see mergeOrdered): the directories' lines are merged as their files
+ * have them and sorted once within this window, so a scan holds at most this
+ * many plus one per directory. One window per directory (4096 each, before)
+ * grew with the store: the review measured 71 MB held for 20 directories
+ * before the first line came out, about 870 bytes an event, so 1,000
+ * directories would have held about 3.6 GB. At that size this is about 14 MB.
+ *
+ * A line is sorted into place when fewer than this many lines of the scan,
+ * from every directory, are stamped between its time and that of the newest
+ * line its file has before it. For one directory that is 4 times the 4096
+ * lines it had; across directories it is shared by where the lines are, so a
+ * busy source's stdout/stderr swaps stay sorted among many quiet sources.
+ */
+export const MERGE_WINDOW = 16_384;
 /**
  * How much of the newest history `tail -f` remembers to fold with the live
  * stream: the lines published between its subscription and its snapshot, a
@@ -114,7 +130,16 @@ interface DirSnapshot {
   files: FileSnapshot[];
 }
 
-export function createFileStore(root: string, warn: Warn): Store {
+export interface FileStoreOptions {
+  /**
+   * Told +1 for each event a history read takes from a file and -1 for each
+   * it lets go of unreturned: less the events returned, what the read holds
+   * at any moment, wherever it holds them (tests check the bounds above).
+   */
+  onHeld?: (change: number) => void;
+}
+
+export function createFileStore(root: string, warn: Warn, options: FileStoreOptions = {}): Store {
   let index: Map<string, IndexEntry> | undefined;
   const badFiles = new Set<string>();
   // Line counts per file, kept between stats() calls: only a file's new lines are read again.
@@ -228,7 +253,7 @@ export function createFileStore(root: string, warn: Warn): Store {
       const existing = new Set(await listSourceDirs(root));
       const reader: StoreReader = {
         recentKeys: () => recentKeys(snapshots, req.selection, parse),
-        history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse) : scanBackward(snapshots, req, parse)),
+        history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse, options.onHeld) : scanBackward(snapshots, req, parse, options.onHeld)),
         follow: (signal) => followDirs(root, snapshots, existing, req, parse, signal),
       };
       return reader;
@@ -311,15 +336,21 @@ async function recentKeys(snapshots: readonly DirSnapshot[], selection: Selectio
   return keys;
 }
 
-/** `-n N`: each directory read from its end until N matches and a margin, then the newest N overall. */
-async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
+/**
+ * `-n N`: each directory read from its end until N matches and a margin, then
+ * the newest N overall. Only the newest N read so far, from all directories,
+ * are kept: an event older than N others can never be among the newest N, and
+ * keeping every directory's matches (up to N + EXTRA_LINES_PAST_LIMIT each)
+ * grew with the number of directories.
+ */
+async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse, onHeld?: (change: number) => void): AsyncGenerator<StoredEvent> {
   if (req.limit <= 0) return;
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const before = req.before === undefined ? undefined : parseKey(req.before);
   const beforeCeiling = before === undefined ? undefined : shiftTimestamp(before.ts, REORDER_SLACK_NS);
   const lineTest = storedLineTest(filter);
-  const found: StoredEvent[] = [];
+  const found = new NewestEvents(req.limit);
   for (const snap of snapshots) {
     let matches = 0;
     let stopBelow: string | undefined;
@@ -349,14 +380,15 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
           if (!event) continue;
           if (before !== undefined && compareToKey(event, before) >= 0) continue;
           if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
-          found.push({ event, raw });
+          const held = found.size;
+          found.add({ event, raw });
+          onHeld?.(found.size - held);
           if (++matches === req.limit) stopBelow = shiftTimestamp(ts, -REORDER_SLACK_NS);
         }
       }
     }
   }
-  found.sort(compareStored);
-  yield* found.slice(Math.max(0, found.length - req.limit));
+  yield* found.drain();
 }
 
 /**
@@ -381,12 +413,12 @@ async function endBefore(file: FileSnapshot, ts: string, parse: Parse): Promise<
   return hi;
 }
 
-/** Everything matching, in order: each directory scanned forwards, the directories merged. */
-function scanForward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
-  return mergeOrdered(snapshots.map((snap) => reorderWindow(scanDir(snap, req, parse), REORDER_WINDOW)));
+/** Everything matching, in order: each directory scanned forwards, the directories merged and sorted in one window. */
+function scanForward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse, onHeld?: (change: number) => void): AsyncGenerator<StoredEvent> {
+  return mergeOrdered(snapshots.map((snap) => scanDir(snap, req, parse, onHeld)), MERGE_WINDOW);
 }
 
-async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): AsyncGenerator<StoredEvent> {
+async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse, onHeld?: (change: number) => void): AsyncGenerator<StoredEvent> {
   const { filter, selection } = req;
   const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
@@ -405,7 +437,9 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse): Asyn
       const event = parse(line, file.path);
       if (!event) continue;
       if (untilCeiling !== undefined && event['@timestamp'] >= untilCeiling) return;
-      if (matchesSelection(selection, event) && matchesFilter(filter, event)) yield { event, raw: line };
+      if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
+      onHeld?.(1);
+      yield { event, raw: line };
     }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareEvents, Deduper, eventKey, mergeOrdered, reorderWindow, type StoredEvent } from '../../../src/tail/order.js';
+import { compareEvents, compareStored, Deduper, eventKey, mergeOrdered, NewestEvents, type StoredEvent } from '../../../src/tail/order.js';
 import { makeEvent } from '../../helpers/tail.js';
 
 const ev = (sec: number, nsec: number, seq: number): StoredEvent => {
@@ -31,10 +31,39 @@ describe('order', () => {
     expect(eventKey(ev(1795341190, 42, 7).event)).toBe('2026-11-22T09:53:10.000000042Z/7');
   });
 
-  it('reorderWindow puts nearly sorted input in order with a bounded window', async () => {
+  it('mergeOrdered with a window puts a nearly sorted stream in order', async () => {
     const input = [ev(1, 0, 1), ev(3, 0, 3), ev(2, 0, 2), ev(4, 0, 5), ev(4, 0, 4), ev(5, 0, 6)];
-    const out = await collect(reorderWindow(from(input), 2));
+    const out = await collect(mergeOrdered([from(input)], 2));
     expect(out.map((e) => e.event.clogs.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    // Without one, the swaps stay.
+    expect((await collect(mergeOrdered([from(input)]))).map((e) => e.event.clogs.seq)).toEqual([1, 3, 2, 5, 4, 6]);
+  });
+
+  it('mergeOrdered sorts nearly sorted streams in one window: at most window + one head per stream held', async () => {
+    // 50 streams interleaved in time, each with neighbours swapped every 5 lines.
+    const streams = Array.from({ length: 50 }, (_, s) => {
+      const lines = Array.from({ length: 40 }, (_, i) => ev(i, s, s * 100 + i));
+      for (let i = 2; i + 1 < lines.length; i += 5) [lines[i], lines[i + 1]] = [lines[i + 1]!, lines[i]!];
+      return lines;
+    });
+    const sorted = streams.flat().sort(compareStored);
+    // Held: taken from the streams and not returned yet.
+    let held = 0;
+    let most = 0;
+    async function* counted(items: readonly StoredEvent[]): AsyncGenerator<StoredEvent> {
+      for (const x of items) {
+        most = Math.max(most, ++held);
+        yield x;
+      }
+    }
+    const out: StoredEvent[] = [];
+    for await (const e of mergeOrdered(streams.map(counted), 200)) {
+      held--;
+      out.push(e);
+    }
+    expect(out).toEqual(sorted);
+    expect(most).toBeGreaterThan(200);
+    expect(most).toBeLessThanOrEqual(200 + 50);
   });
 
   it('mergeOrdered merges sorted streams into one sorted stream', async () => {
@@ -42,6 +71,20 @@ describe('order', () => {
     const b = [ev(2, 0, 2), ev(3, 0, 3), ev(5, 0, 5)];
     const out = await collect(mergeOrdered([from(a), from(b), from([])]));
     expect(out.map((e) => e.event.clogs.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('NewestEvents keeps what sorting all and keeping the end keeps, ties included, holding no more', () => {
+    // Equal events (same timestamp and seq) told apart by their raw text.
+    const input = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9].map((sec, i) => ({ ...ev(sec, 0, 0), raw: `#${i}` }));
+    for (const max of [0, 1, 4, 7, 15, 20]) {
+      const newest = new NewestEvents(max);
+      for (const e of input) {
+        newest.add(e);
+        expect(newest.size).toBeLessThanOrEqual(max);
+      }
+      const expected = [...input].sort(compareStored).slice(Math.max(0, input.length - max));
+      expect(newest.drain().map((e) => e.raw)).toEqual(expected.map((e) => e.raw));
+    }
   });
 });
 

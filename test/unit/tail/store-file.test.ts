@@ -1,15 +1,15 @@
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { compressFile } from '../../../src/sinks/file/compress.js';
 import { nodeFileIo } from '../../../src/sinks/file/io.js';
-import { fileName } from '../../../src/sinks/file/layout.js';
+import { fileName, sourceDirName } from '../../../src/sinks/file/layout.js';
 import type { EventFilter } from '../../../src/tail/filter.js';
-import type { StoredEvent } from '../../../src/tail/order.js';
+import { compareStored, mergeOrdered, type StoredEvent } from '../../../src/tail/order.js';
 import type { Selection } from '../../../src/tail/resolve.js';
-import { createFileStore } from '../../../src/tail/store-file.js';
+import { createFileStore, MERGE_WINDOW } from '../../../src/tail/store-file.js';
 import { appendToStore, container, fakeId, makeEvent } from '../../helpers/tail.js';
 
 const T0 = 1795341190;
@@ -267,3 +267,85 @@ describe('file store: compressed rotated files', () => {
     await follow.return?.(undefined);
   });
 });
+
+describe('file store: memory of a read across many directories', () => {
+  const SOURCES = 200;
+  const LINES = 250;
+  let dir: string;
+  /** Each source's events in the order its files have them. */
+  let written: StoredEvent[][];
+  let sorted: StoredEvent[];
+
+  async function* from(events: readonly StoredEvent[]): AsyncGenerator<StoredEvent> {
+    yield* events;
+  }
+
+  // Sources write 1 ms apart, interleaved with each other. In each file, every
+  // tenth line is written after the next one (a stdout/stderr swap) and line 100
+  // after line 120; two files per source (a rotation at line 125).
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'clogs-store-'));
+    written = Array.from({ length: SOURCES }, (_, s) => {
+      const c = container(fakeId(s.toString(16).padStart(4, '0')), `svc-${s}`);
+      const events = Array.from({ length: LINES }, (_, i) => {
+        const event = makeEvent({ container: c, sec: T0, nsec: i * 1_000_000 + s * 1000, seq: s * 1000 + i, message: `${s}/${i}`, stream: i % 10 === 4 ? 'stderr' : 'stdout' });
+        return { event, raw: JSON.stringify(event) };
+      });
+      for (let i = 3; i + 1 < LINES; i += 10) [events[i], events[i + 1]] = [events[i + 1]!, events[i]!];
+      events.splice(120, 0, ...events.splice(100, 1));
+      const sub = join(dir, sourceDirName(events[0]!.event));
+      mkdirSync(sub);
+      const file = (part: StoredEvent[]) => part.map((e) => e.raw + '\n').join('');
+      writeFileSync(join(sub, fileName('2026-11-22', 0)), file(events.slice(0, 125)));
+      writeFileSync(join(sub, fileName('2026-11-22', 1)), file(events.slice(125)));
+      return events;
+    });
+    sorted = written.flat().sort(compareStored);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The events read, and the most the read held at once: taken from files, not let go of, not returned yet. */
+  async function readHistory(limit: number): Promise<{ out: StoredEvent[]; most: number }> {
+    let held = 0;
+    let most = 0;
+    const onHeld = (change: number) => {
+      held += change;
+      most = Math.max(most, held);
+    };
+    const reader = await createFileStore(dir, () => undefined, { onHeld }).open({ selection: { kind: 'all' }, matched: [], filter: {}, limit });
+    const out: StoredEvent[] = [];
+    for await (const e of reader.history()) {
+      held--;
+      out.push(e);
+    }
+    expect(held).toBe(0);
+    return { out, most };
+  }
+
+  it('forwards: the order a window of 4096 per directory gave, holding at most MERGE_WINDOW + one event per directory', async () => {
+    // What the reader did before: each directory sorted in its own window, then merged.
+    const before = await collectEvents(mergeOrdered(written.map((events) => mergeOrdered([from(events)], 4096))));
+    expect(before).toEqual(sorted);
+    // The files alone are out of order: the window is what sorts them.
+    expect(await collectEvents(mergeOrdered(written.map(from)))).not.toEqual(sorted);
+    const { out, most } = await readHistory(Infinity);
+    expect(out.map((e) => e.raw)).toEqual(sorted.map((e) => e.raw));
+    // Before, every directory's window took in all its 250 lines before the first line came out: 50,000.
+    expect(most).toBeGreaterThan(MERGE_WINDOW);
+    expect(most).toBeLessThanOrEqual(MERGE_WINDOW + SOURCES);
+  });
+
+  it('backwards (-n N): the newest N of all directories, holding at most N events', async () => {
+    const limit = 300;
+    const { out, most } = await readHistory(limit);
+    expect(out.map((e) => e.raw)).toEqual(sorted.slice(-limit).map((e) => e.raw));
+    // Before, every directory kept its matches (all 250 of each, fewer than N): 50,000.
+    expect(most).toBe(limit);
+  });
+});
+
+async function collectEvents(it: AsyncIterable<StoredEvent>): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+}
