@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dockerSchema, fileSinkSchema, multilineSchema, type DockerConfig } from '../../src/config/schema.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { RunningInput } from '../../src/collector/input.js';
+import type { Positions } from '../../src/collector/docker/checkpoints.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import { startDockerInput } from '../../src/collector/docker/index.js';
 import { createLogger } from '../../src/log.js';
@@ -256,6 +257,46 @@ describe('Docker input against the real engine', () => {
     // Ids stay deterministic: ordinals continue from the checkpoint.
     const keys = readFileStore(files).filter((e) => e.container?.id === id).map((e) => `${e['@timestamp']}/${e.stream}/${e.clogs.ordinal}`);
     expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('keeps a split line that a stream never finished before a stop, when the other stream wrote on after it', async () => {
+    const state = tempDir('state');
+    const name = `${prefix}-held-pieces`;
+    // stderr's first line: its first 16 KiB piece, then "b" on stdout, then
+    // (once the test says so, after the restart) the piece that ends the line.
+    const script = [
+      'echo a',
+      'sleep 1',
+      "printf '%16384s' | tr ' ' x >&2",
+      'sleep 1',
+      'echo b',
+      'while [ ! -e /tmp/go ]; do sleep 0.05; done',
+      'echo >&2',
+      'echo y >&2',
+      'echo c',
+    ].join('; ');
+    const first = await started(state);
+    const id = await runContainer(name, script);
+    await until('b', () => messages(first.events, id).includes('b'), 30_000, () => brief(of(first.events, id)));
+    const bAt = of(first.events, id).find((e) => e.message === 'b')!['@timestamp'];
+    const checkpointed = (): unknown =>
+      (JSON.parse(readFileSync(join(state, 'docker', 'checkpoints.json'), 'utf8')) as { containers: Record<string, { streams: Positions }> }).containers[id]?.streams.stdout?.ts;
+    await until('b in the checkpoint', () => checkpointed() === bAt, 15_000, checkpointed);
+    await first.stop();
+    running = running.filter((r) => r !== first);
+    // The line was still unfinished at the stop.
+    expect(of(first.events, id).filter((e) => e.stream === 'stderr')).toEqual([]);
+
+    const h = await started(state);
+    await docker('exec', name, 'touch', '/tmp/go');
+    await waitExited(name);
+    await until('c', () => messages(h.events, id).includes('c'), 30_000, () => brief(of(h.events, id)));
+    await new Promise((r) => setTimeout(r, 300));
+    const all = [...first.events, ...h.events].filter((e) => e.container?.id === id);
+    const short = (m: string) => (m.length > 50 ? `${m.length} chars` : m);
+    expect(all.filter((e) => e.stream === 'stdout').map((e) => e.message)).toEqual(['a', 'b', 'c']);
+    expect(all.filter((e) => e.stream === 'stderr').map((e) => short(e.message))).toEqual(['16384 chars', 'y']);
+    expect(all.find((e) => e.stream === 'stderr')!.message).toBe('x'.repeat(16384));
   });
 
   it('says so when json-file rotated past the checkpoint while it was down, and reads what is left', async () => {

@@ -143,15 +143,24 @@ export class Discovery {
 
   private async connect(): Promise<boolean> {
     if (this.stopping) return false;
+    // Kept before the request, which has no timeout: a stop() while a slow
+    // or hung engine has not answered aborts it instead of leaving its
+    // stream open for the life of the process once it does answer.
     const ac = new AbortController();
+    this.eventsAbort = ac;
     let body: NodeJS.ReadableStream;
     try {
       body = await containerEvents(this.deps.docker, WATCHED_ACTIONS, ac.signal);
     } catch (err) {
-      this.deps.log.warn({ err: brief(err) }, 'docker engine not reachable');
+      if (this.eventsAbort === ac) this.eventsAbort = undefined;
+      if (!this.stopping) this.deps.log.warn({ err: brief(err) }, 'docker engine not reachable');
       return false;
     }
-    this.eventsAbort = ac;
+    // Stopped as the engine answered: the abort closes the answer's stream.
+    if (this.stopping) {
+      ac.abort();
+      return false;
+    }
     const parser = new EventStreamParser();
     const lost = (err?: unknown) => {
       if (this.eventsAbort !== ac || this.stopping) return;

@@ -51,11 +51,16 @@ export type FollowerState = 'idle' | 'following' | 'done';
 
 /** A container that gave lines this recently counts as writing: it is read at the write cycles only. */
 const ACTIVE_MS = 1000;
+const STREAMS: readonly Stream[] = ['stdout', 'stderr'];
 
 export class Follower {
   readonly id: string;
   private stateNow: FollowerState = 'idle';
-  /** Where the log stands after the last line handed on. */
+  /**
+   * Where the log stands after the last line handed on; for a stream that
+   * has handed on none, before the pieces of its first line when the parser
+   * holds them (notePieces).
+   */
   private positions: Positions;
   /** Per stream with a held trace: where the log stood before its first line. */
   private heldFrom: Positions = {};
@@ -262,7 +267,26 @@ export class Follower {
     }
     countBytesIn('docker', bytes);
     this.failures = 0;
+    this.notePieces(this.parser!, lines);
     return this.ship(lines);
+  }
+
+  /**
+   * A stream with no position yet whose first line the parser holds in
+   * pieces (a line over 16 KiB whose end has not come) gets the position
+   * just before them. Otherwise, once the other stream's position passes
+   * them, nothing keeps the `since` of the next opening (the earliest
+   * position) at or before them: the engine would never send that line
+   * again. A stream with a position needs none, its pieces come after it;
+   * nor does one with lines in this read, which give it one (set now, it
+   * would pass them before a per-line sink has them).
+   */
+  private notePieces(parser: LogStreamParser, lines: readonly LogLine[]): void {
+    for (const stream of STREAMS) {
+      if (this.positions[stream] !== undefined) continue;
+      const ts = parser.heldTimestamp(stream);
+      if (ts !== undefined && !lines.some((l) => l.stream === stream)) this.positions[stream] = { ts, lines: 0, ords: 0 };
+    }
   }
 
   /**

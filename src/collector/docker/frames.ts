@@ -90,6 +90,15 @@ export class LogStreamParser {
   }
 
   /**
+   * The timestamp of the line of `stream` whose pieces are held, waiting for
+   * their last one: the engine sends them again only to a `since` at or
+   * before it.
+   */
+  heldTimestamp(stream: Stream): string | undefined {
+    return this.pending.get(stream)?.timestamp;
+  }
+
+  /**
    * The stream ended because the container stopped: a last line without `\n`
    * is complete now. (Not to be called when the stream broke for another
    * reason: the pieces will come again, whole, on the next read.)

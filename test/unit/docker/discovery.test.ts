@@ -4,7 +4,7 @@
  * (test/integration/docker-follower.test.ts) hit this order now and then on
  * the loaded machine; here it is forced.
  */
-import { PassThrough } from 'node:stream';
+import { addAbortSignal, PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -44,11 +44,13 @@ afterEach(async () => {
   discovery = undefined;
 });
 
-function scriptedEngine() {
+type GetEvents = (opts: { abortSignal: AbortSignal }) => Promise<NodeJS.ReadableStream>;
+
+function scriptedEngine(getEvents?: GetEvents) {
   const events = new PassThrough();
   const bodies: ScriptedBody[] = [];
   const shipped: LogEvent[] = [];
-  const state = { running: true, inspectGate: Promise.resolve() };
+  const state = { running: true, inspectGate: Promise.resolve(), listed: 0 };
   const info = (): ContainerInfo => ({
     id: ID,
     name: 'app',
@@ -61,8 +63,11 @@ function scriptedEngine() {
     meta: Object.freeze({ id: ID, name: 'app' }),
   });
   const docker = {
-    getEvents: async () => events,
-    listContainers: async () => [{ Id: ID, Names: ['/app'], Image: 'busybox', Labels: {} }],
+    getEvents: getEvents ?? (async () => events),
+    listContainers: async () => {
+      state.listed++;
+      return [{ Id: ID, Names: ['/app'], Image: 'busybox', Labels: {} }];
+    },
   } as unknown as Docker;
   const cache = {
     refresh: async () => {
@@ -130,5 +135,37 @@ describe('Discovery', () => {
     e.bodies[2]!.end();
     await until('the last line', () => e.shipped.some((ev) => ev.message === 'tail'), 5000, () => e.shipped.map((ev) => ev.message));
     expect(e.shipped.map((ev) => ev.message)).toEqual(['line one', 'tail']);
+  });
+
+  it('stopped while the engine has not answered the events request, aborts it and keeps no stream', async () => {
+    for (const answeredFirst of [false, true]) {
+      const requests: Array<{ signal: AbortSignal; answer(): void }> = [];
+      const streams: PassThrough[] = [];
+      // As node's HTTP client does: an aborted request rejects, and an
+      // answered one's stream is destroyed by the abort.
+      const e = scriptedEngine(
+        ({ abortSignal: signal }) =>
+          new Promise((resolve, reject) => {
+            signal.addEventListener('abort', () => reject(signal.reason));
+            const answer = () => {
+              if (signal.aborted) return;
+              const stream = addAbortSignal(signal, new PassThrough());
+              streams.push(stream);
+              resolve(stream);
+            };
+            requests.push({ signal, answer });
+          }),
+      );
+      discovery = e.d;
+      const started = e.d.start();
+      await until('the events request', () => requests.length === 1, 5000);
+      if (answeredFirst) requests[0]!.answer();
+      await e.d.stop();
+      requests[0]!.answer();
+      await started;
+      expect(requests[0]!.signal.aborted, `answered first: ${answeredFirst}`).toBe(true);
+      expect(streams.every((stream) => stream.destroyed), `answered first: ${answeredFirst}`).toBe(true);
+      expect(e.state.listed, `answered first: ${answeredFirst}`).toBe(0);
+    }
   });
 });

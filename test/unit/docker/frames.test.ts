@@ -211,6 +211,16 @@ describe('LogStreamParser details', () => {
     ]);
   });
 
+  it('says per stream the timestamp of the line whose pieces it holds', () => {
+    const ts = '2026-11-22T09:54:13.000000001Z';
+    const p = parser(false);
+    p.push(Buffer.concat([frame(2, `${ts} ${'x'.repeat(16384)}`), frame(1, '2026-11-22T09:54:13.000000002Z out\n')]));
+    expect(p.heldTimestamp('stderr')).toBe(ts);
+    expect(p.heldTimestamp('stdout')).toBeUndefined();
+    expect(p.push(frame(2, `${ts} \n`)).map((l) => l.bytes.length)).toEqual([16384]);
+    expect(p.heldTimestamp('stderr')).toBeUndefined();
+  });
+
   it('reports a type-3 frame as a daemon error, not data, and keeps parsing', () => {
     const errors: string[] = [];
     const p = parser(false, errors);
