@@ -120,10 +120,13 @@ function keyNode(doc: FileOrigin['doc'], path: (string | number)[]): unknown {
 
 /**
  * Not config keys, yet they reach clogs in the environments it inherits: the
- * variables of the tests, the benchmarks and scripts/elasticsearch.sh, and
- * compose.yaml's CLOGS_HTTP_TOKEN (which it passes on as CLOGS_HTTP_AUTH_TOKEN).
+ * variables of the tests, the benchmarks and scripts/elasticsearch.sh,
+ * compose.yaml's CLOGS_HTTP_TOKEN (which it passes on as CLOGS_HTTP_AUTH_TOKEN),
+ * and those Kubernetes gives every pod for a Service named clogs
+ * (CLOGS_SERVICE_HOST, CLOGS_PORT_24224_TCP, ...) and Docker for a link
+ * (CLOGS_NAME, CLOGS_ENV_...): no key starts with any of these.
  */
-const NOT_CONFIG = /^CLOGS_(TEST_|BENCH_|ES_|HTTP_TOKEN$)/;
+const NOT_CONFIG = /^CLOGS_(TEST_|BENCH_|ES_|HTTP_TOKEN$|SERVICE_|PORT$|PORT_|NAME$|ENV_)/;
 
 function describeUnknownVariable(name: string): string {
   const rest = name.slice('CLOGS_'.length).toLowerCase();

@@ -188,7 +188,23 @@ describe('loadConfig', () => {
   });
 
   it('leaves alone the CLOGS_ variables of tests, benchmarks, scripts and compose.yaml, and takes every key variable the repository sets', () => {
-    const notConfig = { CLOGS_TEST_ES_URL: 'http://x', CLOGS_TEST_LOG: 'debug', CLOGS_BENCH_RUNS: '3', CLOGS_ES_CACHE: '/tmp', CLOGS_ES_JAVA_HOME: '/jdk', CLOGS_HTTP_TOKEN: 'compose-side' };
+    const notConfig = {
+      CLOGS_TEST_ES_URL: 'http://x',
+      CLOGS_TEST_LOG: 'debug',
+      CLOGS_BENCH_RUNS: '3',
+      CLOGS_ES_CACHE: '/tmp',
+      CLOGS_ES_JAVA_HOME: '/jdk',
+      CLOGS_HTTP_TOKEN: 'compose-side',
+      // A Kubernetes Service named clogs in the pod's namespace, and a Docker link.
+      CLOGS_SERVICE_HOST: '10.0.0.7',
+      CLOGS_SERVICE_PORT: '24224',
+      CLOGS_SERVICE_PORT_FORWARD: '24224',
+      CLOGS_PORT: 'tcp://10.0.0.7:24224',
+      CLOGS_PORT_24224_TCP: 'tcp://10.0.0.7:24224',
+      CLOGS_PORT_24224_TCP_PROTO: 'tcp',
+      CLOGS_NAME: '/web/clogs',
+      CLOGS_ENV_TZ: 'UTC',
+    };
     expect(loadConfig({ env: notConfig })).toEqual(loadConfig({}));
     const c = loadConfig({
       env: {
