@@ -8,12 +8,14 @@
  * Normalizer still holds it in memory. To never ack what a crash could lose,
  * such a line is appended (and fsync'd) to a file of its event under
  * `<state>/forward-partials/` before the ack (named for the partial id, or
- * for the trace: an id of its own, since two traces of a source can open in
- * the same second), and the file is deleted once the event has been written. At start the files are read back into the Normalizer, traces
- * first, so a piece 2 or the next line of a trace that comes after a restart
- * still finds what came before (or the timeout writes it as it is). A trace
- * written just before a crash, whose file was not deleted yet, is written
- * again with the same identity (its first line's), which the sinks dedupe.
+ * for the trace: an id of its own, in the order traces open, since two
+ * traces of a source can open in the same second), and the file is deleted
+ * once the event has been written. At start the files are read back into the
+ * Normalizer, traces first and in the order they opened, so a piece 2 or the
+ * next line of a trace that comes after a restart still finds what came
+ * before (or the timeout writes it as it is). A trace written just before a
+ * crash, whose file was not deleted yet, is written again with the same
+ * identity (its first line's), which the sinks dedupe.
  *
  * A crash between storing a line and the client reading its ack brings the
  * request again, byte for byte, to the restarted collector, which holds that
@@ -50,7 +52,10 @@ import type { LineCut, RawLine } from '../normalize.js';
 import { compareNanoTime } from '../time.js';
 import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
 
+/** In a trace's id: Docker's partial ids are hex, and a client's would need a NUL to look like one. */
 const TRACE_PREFIX = 'trace\0';
+/** Its file's name; a partial id named so is hashed like any other unusual one. */
+const TRACE_FILE_PREFIX = 'trace-';
 /** replaceFile()'s temporary file: never a held line of its own. */
 const TMP_SUFFIX = '.tmp';
 
@@ -110,6 +115,7 @@ function isTraceId(id: string): boolean {
 }
 
 const traceIds = new WeakMap<RawLine, string>();
+let tracesOpened = 0;
 
 /**
  * The id of the trace whose first line is `first`: the multiline stage keeps
@@ -118,7 +124,11 @@ const traceIds = new WeakMap<RawLine, string>();
  */
 export function traceId(first: RawLine): string {
   let id = traceIds.get(first);
-  if (id === undefined) traceIds.set(first, (id = `${TRACE_PREFIX}${randomUUID()}`));
+  if (id === undefined) {
+    // Its file's name sorts in the order traces opened (a second's traces tie on time at load()); the random part keeps names apart if the clock goes back.
+    const opened = `${String(Date.now()).padStart(15, '0')}-${String(tracesOpened++).padStart(12, '0')}`;
+    traceIds.set(first, (id = `${TRACE_PREFIX}${opened}-${randomUUID()}`));
+  }
   return id;
 }
 
@@ -177,7 +187,9 @@ export class PartialStore {
       this.files.set(first.partial.id, { path, created: true, lines, persisting: 0 });
       pieces.push(...lines.map((l) => l.line));
     }
-    // Oldest first: a trace written just before a crash comes back before the one its last line opened.
+    // Oldest first: a trace written just before a crash comes back before the
+    // one its last line opened; traces of one second keep their files' order
+    // (names sort as they opened: see traceId()).
     traces.sort((a, b) => compareNanoTime(a[0]!.line.time, b[0]!.line.time));
     const traceLines = traces.flatMap((lines) => lines.map((l) => l.line));
     if (this.files.size > 0) this.log.info({ lines: traceLines.length + pieces.length, events: this.files.size }, 'loaded acked lines of split lines and traces');
@@ -192,7 +204,7 @@ export class PartialStore {
   /**
    * Once `after` resolves, appends lines to their event's files and fsyncs;
    * resolves once they are durable. A line whose event is written meanwhile
-   * (complete(), completeFlushed()) is not stored: it is in that event.
+   * (complete(), completeAll()) is not stored: it is in that event.
    */
   persist(held: readonly HeldLine[], after: Promise<unknown>): Promise<void> {
     // Known at once, so that an event written while `after` is pending finds its file to forget.
@@ -213,6 +225,11 @@ export class PartialStore {
       () => this.enqueue(() => this.append(byFile).finally(done)),
       (err: unknown) => {
         done();
+        // Created for these lines alone: a resend opens its trace under a new id.
+        for (const [file, list] of byFile) {
+          const id = list[0]!.id;
+          if (!file.created && file.lines.length === 0 && file.persisting === 0 && this.files.get(id) === file) this.files.delete(id);
+        }
         throw err;
       },
     );
@@ -327,7 +344,8 @@ export class PartialStore {
 
 /** Docker's partial ids are 64 hex digits; anything else is hashed, so no id can name a path. */
 function fileName(id: string): string {
-  return /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
+  if (isTraceId(id)) return `${TRACE_FILE_PREFIX}${id.slice(TRACE_PREFIX.length)}`;
+  return /^[A-Za-z0-9_-]{1,128}$/.test(id) && !id.startsWith(TRACE_FILE_PREFIX) ? id : createHash('sha256').update(id).digest('hex');
 }
 
 /** A held line as one NDJSON line of its file. */

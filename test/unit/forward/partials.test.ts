@@ -53,6 +53,19 @@ describe('PartialStore', () => {
     expect([...again.chunks()]).toEqual(['key-1']);
   });
 
+  it('gives back traces of the same second in the order they opened, many times over', async () => {
+    for (let round = 0; round < 20; round++) {
+      const { store, dir } = newStore();
+      await store.load();
+      const a = raw('Exception in thread "main" java.lang.IllegalStateException: A');
+      const b = raw('java.lang.RuntimeException: B');
+      await store.persist([traceLine(a, a, 'k1'), traceLine(a, raw('\tat A.main(A.java:1)'), 'k2')], Promise.resolve());
+      await store.persist([traceLine(b, b, 'k3')], Promise.resolve());
+      const lines = await newStore(dir).store.load();
+      expect(lines.map((l) => l.line.toString())).toEqual([a.line.toString(), '\tat A.main(A.java:1)', b.line.toString()]);
+    }
+  });
+
   it('does not store a line whose event was written while it waited', async () => {
     const { store, dir, first, after, stored } = await persistingFirstLine();
     // The timeout wrote the trace before the request's other records were durable.
