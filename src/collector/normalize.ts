@@ -62,7 +62,7 @@ export interface NormalizerOptions {
   /**
    * Receives split lines and held traces flushed by their timeouts; `cuts`:
    * the split lines among them, each written up to a part (see PieceWatcher);
-   * `traces`: the first lines of the traces among them.
+   * `traces`: the first lines of the traces held before that are let go.
    */
   onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[], traces: readonly RawLine[]): void;
   /** Joining stack traces; without it every line is an event of its own. */
@@ -553,6 +553,8 @@ export class Normalizer {
   private flushExpired(): void {
     const now = Date.now();
     const deadline = now - this.opts.partialTimeoutMs;
+    // A split line written at its timeout may close a trace too, not only the trace's own timeout.
+    const heldBefore = this.multiline?.heldFirsts() ?? [];
     const out: LogEvent[] = [];
     const cuts: LineCut[] = [];
     for (const [key, p] of this.pendingLines) {
@@ -569,13 +571,13 @@ export class Normalizer {
       out.push(...this.cut(p, undefined));
       p.since = now;
     }
-    const released: Released[] = [];
     if (this.multiline !== undefined && this.multiline.size > 0) {
+      const released: Released[] = [];
       this.multiline.flushExpired(now, released);
       out.push(...this.buildAll(released));
     }
     this.stopTimerIfIdle();
-    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts, released.map((r) => r.first));
+    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts, heldBefore.filter((first) => !this.holdsTrace(first)));
   }
 }
 

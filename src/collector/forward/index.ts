@@ -127,7 +127,7 @@ class ForwardInput implements RunningForwardInput {
   private writeFlushed(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[]): void {
     const done = this.writeHeld(events, cuts, traces).catch((err: unknown) => {
       this.flushFailed = true;
-      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces flushed after their timeout');
+      this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces let go outside a request');
     });
     this.flushes.add(done);
     void done.finally(() => this.flushes.delete(done));

@@ -110,6 +110,11 @@ export class MultilineStage {
     return this.holds.size === 0 ? undefined : this.holds.get(keyOf(source, stream))?.first;
   }
 
+  /** The first lines of the traces held now. */
+  heldFirsts(): RawLine[] {
+    return [...this.holds.values()].map((h) => h.first);
+  }
+
   flushExpired(now: number, out: Released[]): void {
     const deadline = now - this.limits.timeoutMs;
     for (const hold of [...this.holds.values()]) if (hold.lastAt <= deadline && this.holds.get(hold.key) === hold) this.close(hold, now, out, undefined);

@@ -226,6 +226,27 @@ describe('Normalizer', () => {
     n.close();
   });
 
+  it('tells which held trace a split line written at its timeout let go', async () => {
+    const traces: RawLine[] = [];
+    const flushed: string[] = [];
+    const { n } = makeNormalizer(
+      { timeout: '1h' },
+      {
+        partialTimeoutMs: 60,
+        onTimeoutFlush: (events, _cuts, t) => {
+          flushed.push(...events.map((e) => e.message));
+          traces.push(...t);
+        },
+      },
+    );
+    const head = line('Exception in thread "main" java.lang.IllegalStateException: boom');
+    expect(n.push(head)).toEqual([]);
+    expect(n.push(line('no newline yet', { partial: { id: 'p', ordinal: 1, last: false } }))).toEqual([]);
+    await vi.waitFor(() => expect(flushed).toEqual([head.line, 'no newline yet']), { timeout: 2000 });
+    expect(traces).toEqual([head]);
+    n.close();
+  });
+
   it('counts partial_timeout from the last piece, not the first', async () => {
     // Pieces 50 ms apart for longer than the timeout.
     const { n, flushed } = make({ partialTimeoutMs: 400 });
