@@ -345,6 +345,7 @@ export class Discovery {
         // a container run with --rm takes its log with it a moment later.
         if (!f.finalRead) {
           f.finalRead = true;
+          f.keepUnfinished();
           await f.start();
           this.updateGauge();
           return;

@@ -78,8 +78,8 @@ export class Follower {
   finalRead = false;
   /**
    * The last lines without `\n` that the stream before the final read ended
-   * with: written by finish() if the container is removed before the final
-   * read gets them again, dropped once it reads anything.
+   * with (keepUnfinished()): written by finish() if the container is removed
+   * before the final read gets them again, dropped once it reads anything.
    */
   private unfinished: LogLine[] = [];
 
@@ -104,7 +104,6 @@ export class Follower {
 
   /** Opens the stream from the current positions. */
   async start(): Promise<void> {
-    this.unfinished = this.finalRead && this.parser ? this.parser.end() : [];
     this.halt();
     const generation = this.generation;
     this.stateNow = 'following';
@@ -183,6 +182,15 @@ export class Follower {
     this.body = body;
     this.log.debug({ since, tty: this.info.tty }, 'following container log');
     body.resume();
+  }
+
+  /**
+   * The container stopped and its stream ended: the last lines without `\n`
+   * it ended with are kept for finish(), in case the container is gone
+   * before the final read (discovery.ts) can read them again.
+   */
+  keepUnfinished(): void {
+    if (this.parser) this.unfinished = this.parser.end();
   }
 
   /**
