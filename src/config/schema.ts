@@ -73,9 +73,9 @@ const SIZES: Measure = {
 };
 
 /** `"500ms"`, `"5s"`, `"10m"`, `"1h"`, `"7d"` or a number of milliseconds → milliseconds within `range`. */
-export const duration = (range: Range) => quantity(DURATIONS, range);
+const duration = (range: Range) => quantity(DURATIONS, range);
 /** `"8MiB"`, `"100MB"` or a number of bytes → bytes within `range`. */
-export const byteSize = (range: Range) => quantity(SIZES, range);
+const byteSize = (range: Range) => quantity(SIZES, range);
 
 /** Sizes that bound a line, a request, a batch or a store: 0 would hold nothing (max_line_size 0 cuts a line into empty pieces without end). */
 const positiveSize = byteSize({ min: 1 });

@@ -68,13 +68,13 @@ export class PendingChunk {
  * (190 s by default). A bound by count alone forgot chunks within seconds
  * on a busy host: at 1,000 acked requests a second, 8,192 keys last 8 s.
  */
-export const REMEMBER_ACKED_MS = 5 * 60_000;
+const REMEMBER_ACKED_MS = 5 * 60_000;
 /**
  * At most this many acked chunks, however young: ~100 bytes each with the
  * map's entry, so about 13 MB; it covers REMEMBER_ACKED_MS up to about 440
  * acked requests a second.
  */
-export const MAX_REMEMBERED_ACKS = 131_072;
+const MAX_REMEMBERED_ACKS = 131_072;
 
 /**
  * Chunks acked recently (oldest forgotten first, see REMEMBER_ACKED_MS), and
