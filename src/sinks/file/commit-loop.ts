@@ -26,6 +26,9 @@
  * keeps the group, cuts a file back to its last whole line, and retries the
  * open, write or directory sync with backoff (disk-retry.ts) until the disk
  * takes it, so the write promises stay pending and the inputs stop reading.
+ * Not so an fdatasync of lines written without O_DSYNC: once it failed, the
+ * kernel may have dropped them, and a retry would succeed on nothing. The
+ * writes waiting on it fail, and so does the next sync() (syncEntry).
  * Any other error rejects (CLOGS_SINK) the writes that touched a source
  * whose open, write or sync failed; their lines that reached other sources
  * stay, so a sender's retry can duplicate them: delivery is at least once.
@@ -217,24 +220,31 @@ export class CommitLoop {
           const error = new ClogsError('CLOGS_SINK', `file sink: commit failed: ${(err as Error).message}`, { cause: err });
           for (const caller of group.callers) caller.reject(error);
         }
-      } else if (this.syncWaiters.length > 0) {
-        const waiters = this.syncWaiters;
-        this.syncWaiters = [];
-        const err = await this.syncAll();
-        if (err === undefined) for (const w of waiters) w.resolve();
-        else {
-          const error = new ClogsError('CLOGS_SINK', `file sink: cannot fsync ${(err as { path?: string }).path ?? 'a directory'}: ${(err as Error).message}`, { cause: err });
-          for (const w of waiters) w.reject(error);
-        }
-      } else if (this.syncDue) {
-        this.syncDue = false;
-        await this.syncAll();
-      } else {
-        // Cleared in the same synchronous step as the emptiness check, so a
-        // write arriving afterwards starts a new loop.
+      }
+      // A sync asked for meanwhile goes before the next group, so it waits
+      // for one commit at most: writers that await each write and write
+      // again refill `next` before the loop looks, and a sync that waited
+      // for an empty `next` waited as long as they kept writing.
+      if (this.syncWaiters.length > 0 || this.syncDue) await this.syncNow();
+      else if (this.next.callers.length === 0) {
+        // Cleared in the same synchronous step as the emptiness checks, so a
+        // write or sync arriving afterwards starts a new loop.
         this.running = false;
         return;
       }
+    }
+  }
+
+  /** Syncs for the waiters and the interval tick pending now. */
+  private async syncNow(): Promise<void> {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncDue = false;
+    const err = await this.syncAll();
+    if (err === undefined) for (const w of waiters) w.resolve();
+    else {
+      const error = new ClogsError('CLOGS_SINK', `file sink: cannot fsync ${(err as { path?: string }).path ?? 'a directory'}: ${(err as Error).message}`, { cause: err });
+      for (const w of waiters) w.reject(error);
     }
   }
 
@@ -284,10 +294,21 @@ export class CommitLoop {
   private async writeEntry(entry: Entry, first: OpenFile, today: string): Promise<void> {
     entry.bytes = entry.lines.bytes;
     let file = first;
+    let written: OpenFile | undefined;
     try {
       await appendRotating(entry.lines.take(), first, this.opts.rotateSize, {
-        write: (f, bufs) => this.writeAll(f, bufs, !entry.durable && !f.syncWrites),
-        rotate: async (f) => (file = entry.file = await this.opts.disk.run(f.path, () => this.opts.files.rotate(f, today))),
+        write: (f, bufs) => {
+          written = f;
+          return this.writeAll(f, bufs, !entry.durable && !f.syncWrites);
+        },
+        rotate: async (f) => {
+          // This entry's callers wait on the lines it put in `f`: synced here, where a failure is theirs, not as rotate() closes it.
+          if (written === f && this.opts.fsync === 'batch' && entry.durable) {
+            await this.syncEntry(entry);
+            if (entry.error !== undefined) throw entry.error;
+          }
+          return (file = entry.file = await this.opts.disk.run(f.path, () => this.opts.files.rotate(f, today)));
+        },
       });
     } catch (err) {
       this.fail(entry, err, 'write', file.path);
@@ -366,13 +387,19 @@ export class CommitLoop {
     const file = entry.file;
     // A failed entry's file may already be closed (its descriptor number reused).
     if (file === undefined || entry.error !== undefined || !file.dirty) return;
+    const sync = () => this.opts.io.sync(file.fd);
     try {
-      // O_DSYNC made the lines durable already: what this sync adds (a
+      // With O_DSYNC the lines are durable already: what this sync adds (a
       // truncation's new size) is safe to sync again after a failed attempt.
-      await this.opts.disk.run(file.path, () => this.opts.io.sync(file.fd));
+      // Without, it covers lines only in the page cache, which a failed
+      // fdatasync may have dropped while marking them clean, so that a
+      // retry succeeds on nothing: the lines are failed instead.
+      await (file.syncWrites ? this.opts.disk.run(file.path, sync) : sync());
       file.dirty = false;
     } catch (err) {
       this.fail(entry, err, 'fsync', file.path);
+      // Deferred writes' lines since the last sync may be in the file too.
+      if (!file.syncWrites) this.opts.files.syncFailed(file, err);
       await this.opts.files.discard(file);
     }
   }

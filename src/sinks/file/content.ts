@@ -94,6 +94,46 @@ export async function* readContentBackward(path: string, end: number): AsyncGene
   }
 }
 
+/**
+ * The last `max` bytes of the content (all of it when shorter), and whether
+ * that is all of it. A `.gz` is decompressed in one pass holding `max`
+ * bytes; readContentBackward would hold one window but decompress once more
+ * per earlier window.
+ */
+export async function readContentTail(path: string, max: number): Promise<{ tail: Buffer; whole: boolean }> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let whole = true;
+  const fh = await openPlain(path);
+  if (fh === undefined) {
+    for await (const chunk of gunzipRange(gzipPath(path), 0, Infinity)) {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      while (bytes - chunks[0]!.length >= max) {
+        bytes -= chunks.shift()!.length;
+        whole = false;
+      }
+    }
+  } else {
+    try {
+      let pos = (await fh.stat()).size;
+      while (pos > 0 && bytes < max) {
+        const size = Math.min(CHUNK_BYTES, pos);
+        pos -= size;
+        const chunk = Buffer.allocUnsafe(size);
+        const { bytesRead } = await fh.read(chunk, 0, size, pos);
+        chunks.unshift(chunk.subarray(0, bytesRead));
+        bytes += bytesRead;
+      }
+      whole = pos === 0;
+    } finally {
+      await fh.close();
+    }
+  }
+  const all = Buffer.concat(chunks);
+  return all.length > max ? { tail: all.subarray(all.length - max), whole: false } : { tail: all, whole };
+}
+
 /** The plain content of a `.gz` in [start, end), decompressed as a stream. */
 async function* gunzipRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
   const fh = await openIfThere(path);

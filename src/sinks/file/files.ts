@@ -54,9 +54,11 @@ export class FileTable {
   private readonly open = new Map<string, OpenFile>();
   private readonly dirsToSync = new Set<string>();
   /**
-   * A sync that failed as a dirty file was closed to make room: its lines
-   * were written but may not be durable, and the next sync must say so.
-   * One is enough to fail it; later ones are logged only.
+   * A sync that failed where no sync() waited for it: as a dirty file was
+   * closed (to make room, or rotated), or as a durable write's sync covered
+   * deferred writes' lines too. Those lines were written but may not be
+   * durable, and the next sync must say so. One is enough to fail it; later
+   * ones are logged only.
    */
   private closeFailure: Error | undefined;
   /** Sources being opened or rotated: their newest file may be about to be appended to or closed. */
@@ -113,15 +115,17 @@ export class FileTable {
 
   /**
    * Syncs (when durable) and closes `file`, and opens its successor in its
-   * place. Safe to call again after it failed: a file already released is
-   * not closed twice (its descriptor number may be another file's by then).
+   * place; a failed sync fails the next sync(). Safe to call again after it
+   * failed: a file already released is not closed twice (its descriptor
+   * number may be another file's by then).
    */
   async rotate(file: OpenFile, today: string): Promise<OpenFile> {
     this.opening.add(file.source);
     try {
       if (this.open.get(file.source) === file) {
         this.open.delete(file.source);
-        await this.release(file);
+        // Not thrown: a retry of the rotation would find the file released, and the failure lost.
+        await this.retire(file);
       }
       const day = today > file.day ? today : file.day;
       const next = await this.create(file.source, day, day === file.day ? file.index + 1 : 0, file.syncWrites, true);
@@ -142,7 +146,12 @@ export class FileTable {
     return [...this.open.values()].filter((f) => f.dirty);
   }
 
-  /** A sync that failed as a file was closed to make room, since the last call. */
+  /** Makes the next sync fail: a sync of `file` failed, and lines no caller waits on now may be lost with it. */
+  syncFailed(file: OpenFile, err: unknown): void {
+    this.closeFailure ??= Object.assign(err as Error, { path: file.path });
+  }
+
+  /** The first syncFailed() since the last call. */
   takeCloseFailure(): Error | undefined {
     const err = this.closeFailure;
     this.closeFailure = undefined;
@@ -176,11 +185,16 @@ export class FileTable {
       if (this.open.size < this.opts.maxOpen) return;
       if (pinned.has(source)) continue;
       this.open.delete(source);
-      await this.release(file).catch((err: unknown) => {
-        this.opts.log.error({ err, path: file.path }, 'file sync failed before close');
-        this.closeFailure ??= Object.assign(err as Error, { path: file.path });
-      });
+      await this.retire(file);
     }
+  }
+
+  /** Releases a file no caller waits on: a failed sync is the next sync's failure. */
+  private async retire(file: OpenFile): Promise<void> {
+    await this.release(file).catch((err: unknown) => {
+      this.opts.log.error({ err, path: file.path }, 'file sync failed before close');
+      this.syncFailed(file, err);
+    });
   }
 
   private async release(file: OpenFile): Promise<void> {

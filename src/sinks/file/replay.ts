@@ -7,10 +7,22 @@
  * checkpoint reaching the disk makes the input send that batch again on
  * restart. Elasticsearch drops such a replay by `_id`; here, from the first
  * write of each source after start until the source sends a line that is
- * not at the end of its newest file, the batch's lines of that source are
- * looked for in that file's tail (same stream, timestamp, ordinal, piece and
+ * not at the end of its files, the batch's lines of that source are looked
+ * for in the tail of its files (same stream, timestamp, ordinal, piece and
  * message), and dropped until the first one that is not there: a replay
  * comes first, in the order it was written.
+ *
+ * The tail runs back from the newest file into the files before it: a
+ * replay can begin in an earlier file when the sink rotated inside the
+ * batch (rotate_size) or after it (a new day), before the crash. Such an
+ * earlier file may be compressed by then (compression starts at each
+ * rotation and again at start, maintenance.ts), and is read through its
+ * `.gz`: one pass over the whole file, measured at 0.26 s of CPU (0.66 s
+ * in a fresh process) for a 100 MiB file of 320-byte lines, 6.7 MiB gzipped.
+ * The earlier files are read only while the batch's first line has not been
+ * found (once it is, the rest of a replay comes after it), so a batch that
+ * is no replay, the first of most sources after a restart, reads them up to
+ * the bound below.
  *
  * The tail is searched for the batch, not the batch for the tail: what is
  * held is the identities of the batch's own lines (bounded by the batch) and
@@ -22,14 +34,14 @@
  * containers stalled for a minute. A tail line of another shape (an older
  * release) is parsed.
  *
- * Bound: at most TAIL_BYTES of each source's newest file are read, for each
- * batch written while the source may still be replaying.
+ * Bound: at most TAIL_BYTES of each source's files, newest first, are read
+ * for each batch written while the source may still be replaying.
  */
 import { EncodedBatch, type EncodedSource } from '../../collector/encoded.js';
 import type { LogEvent } from '../../collector/event.js';
 import { LineFields, timestampOf } from '../../collector/line-fields.js';
-import { readContentBackward } from './content.js';
-import { listLayoutFiles } from './layout.js';
+import { readContentTail } from './content.js';
+import { listLayoutFiles, type LayoutFile } from './layout.js';
 
 /**
  * As large as what an input can have had written and not acknowledged at a
@@ -88,7 +100,7 @@ export class ReplayGuard {
     return sources.some((s) => !this.settled.has(s));
   }
 
-  /** The batch minus the events already at the end of their source's file; `dirOf` names a source's directory. */
+  /** The batch minus the events already at the end of their source's files; `dirOf` names a source's directory. */
   async drop(batch: EncodedBatch, dirOf: (s: EncodedSource) => string): Promise<{ kept: EncodedBatch; dropped: number }> {
     const kept = new EncodedBatch();
     const fields = new LineFields();
@@ -101,11 +113,11 @@ export class ReplayGuard {
       }
       let wanted: Wanted | undefined;
       try {
-        const newest = (await listLayoutFiles(`${this.dir}/${source}`)).at(-1);
+        const files = await listLayoutFiles(`${this.dir}/${source}`);
         // A source with no file yet has nothing to replay into: its identities are not worth building.
-        if (newest) {
+        if (files.length > 0) {
           wanted = new Wanted(s);
-          await this.searchTail(newest.path, wanted);
+          await this.searchTail(files, wanted);
         }
       } catch (err) {
         this.onTailError(source, err);
@@ -133,30 +145,27 @@ export class ReplayGuard {
     return { kept, dropped };
   }
 
-  /** Marks in `wanted` the lines that are in the last TAIL_BYTES of the source's newest file, `path`. */
-  private async searchTail(path: string, wanted: Wanted): Promise<void> {
-    // The newest file is plain while the sink runs; read through content.ts all the same, should it be a `.gz`.
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of readContentBackward(path, Infinity)) {
-      chunks.unshift(chunk);
-      bytes += chunk.length;
-      if (bytes >= TAIL_BYTES) break;
-    }
-    const tail = Buffer.concat(chunks);
-    let p = Math.max(0, tail.length - TAIL_BYTES);
-    if (p > 0) {
-      // Reading from the middle of the file: the first line is likely cut.
-      const nl = tail.indexOf(0x0a, p);
-      if (nl < 0) return;
-      p = nl + 1;
-    }
+  /** Marks in `wanted` the lines that are in the last TAIL_BYTES of the source's `files` (oldest first), read newest first. */
+  private async searchTail(files: readonly LayoutFile[], wanted: Wanted): Promise<void> {
     const fields = new LineFields();
-    while (p < tail.length) {
-      let nl = tail.indexOf(0x0a, p);
-      if (nl < 0) nl = tail.length;
-      if (nl > p) this.see(tail, p, nl, fields, wanted);
-      p = nl + 1;
+    let budget = TAIL_BYTES;
+    for (let k = files.length - 1; k >= 0 && budget > 0 && !wanted.found.has(0); k--) {
+      // Through content.ts: the newest file is plain while the sink runs, an earlier one may be (or become) a `.gz`.
+      const { tail, whole } = await readContentTail(files[k]!.path, budget);
+      budget -= tail.length;
+      let p = 0;
+      if (!whole) {
+        // Reading from the middle of the file: the first line is likely cut.
+        const nl = tail.indexOf(0x0a);
+        if (nl < 0) return;
+        p = nl + 1;
+      }
+      while (p < tail.length) {
+        let nl = tail.indexOf(0x0a, p);
+        if (nl < 0) nl = tail.length;
+        if (nl > p) this.see(tail, p, nl, fields, wanted);
+        p = nl + 1;
+      }
     }
   }
 

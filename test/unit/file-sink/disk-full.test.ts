@@ -179,3 +179,67 @@ describe('file sink: a full disk', () => {
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['y']);
   });
 });
+
+describe('file sink: a failed fdatasync of lines written without O_DSYNC', () => {
+  const web = container('web');
+  /** Makes the next `n` file syncs fail with EIO; returns how many were attempted. */
+  function failSyncs(io: ReturnType<typeof countingIo>, n: number): () => number {
+    let attempts = 0;
+    io.beforeSync = async () => {
+      attempts++;
+      if (n-- > 0) throw diskError('EIO');
+    };
+    return () => attempts;
+  }
+
+  it('fails the durable write it covered instead of retrying it, and the next sync()', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io, diskBackoff: BACKOFF });
+    await sink.start();
+    // A deferred write opens web's file without O_DSYNC.
+    await sink.write(EncodedBatch.of([event('w0', { container: web })]), { deferred: true });
+    const attempts = failSyncs(io, 1);
+    await expect(sink.write(EncodedBatch.of([event('w1', { container: web })]))).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringMatching(/cannot fsync .*web.*EIO/) });
+    expect(attempts()).toBe(1);
+    // w0 was in the same pages.
+    await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*EIO/);
+    await sink.write(EncodedBatch.of([event('w2', { container: web })]));
+    await sink.sync!();
+    await sink.close();
+  });
+
+  it('fails a durable write whose file was synced as it rotated inside the write', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir, { rotate_size: 600 }), { log, io, diskBackoff: BACKOFF });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w0', { container: web })]), { deferred: true });
+    failSyncs(io, 1);
+    const write = sink.write(EncodedBatch.of(Array.from({ length: 4 }, (_, i) => event(`d${i}`, { container: web }))));
+    await expect(write).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringMatching(/cannot fsync .*web.*0000\.ndjson.*EIO/) });
+    await expect(sink.sync!()).rejects.toThrow(/EIO/);
+    await sink.close();
+  });
+
+  it('fails the next sync(), not the write, when a file of deferred writes fails its sync as the write rotates it', async () => {
+    for (const deferred of [true, false]) {
+      const dir = tempDir();
+      const { log } = captureLog();
+      const io = countingIo();
+      const sink = createFileSink(config(dir, { rotate_size: 600 }), { log, io, diskBackoff: BACKOFF });
+      await sink.start();
+      await sink.write(EncodedBatch.of([event('w0', { container: web }), event('w1', { container: web })]), { deferred: true });
+      const attempts = failSyncs(io, 1);
+      // Does not fit: the file is synced and closed, and the line goes to the next one.
+      await sink.write(EncodedBatch.of([event('w2', { container: web })]), { deferred });
+      expect(attempts(), `deferred: ${deferred}`).toBe(deferred ? 1 : 2);
+      expect(await listFilesInOrder(join(dir, 'web'))).toHaveLength(2);
+      await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*0000\.ndjson.*EIO/);
+      await sink.sync!();
+      await sink.close();
+    }
+  });
+});

@@ -1,8 +1,11 @@
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
+import type { LogEvent } from '../../../src/collector/event.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
+import { listFilesInOrder } from '../../../src/sinks/file/layout.js';
 import { captureLog, config, container, event, readStore, removeTempDirs, tempDir } from './helpers.js';
 
 afterEach(removeTempDirs);
@@ -13,6 +16,8 @@ const line = (message: string, ordinal: number, stream: 'stdout' | 'stderr' = 's
   e.clogs.ordinal = ordinal;
   return e;
 };
+/** The lines as the sink writes them. */
+const rendered = (events: LogEvent[]): Buffer => Buffer.concat([...EncodedBatch.of(events).sources()].flatMap((s) => [...s.chunks()]));
 
 describe('file sink: a batch written again after a crash', () => {
   it('is dropped when it is already at the end of the file, and what follows is kept', async () => {
@@ -161,5 +166,57 @@ describe('file sink: a batch written again after a crash', () => {
     await second.close();
     const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
     expect(stored).toEqual(['a', 'b "q" é', 'c']);
+  });
+  it('is dropped when it begins in an earlier file: the sink rotated by size inside the batch', async () => {
+    const dir = tempDir();
+    const cfg = config(dir, { rotate_size: 600 });
+    const batch = () => EncodedBatch.of([line('a', 0), line('b', 1), line('c', 2), line('d', 3)]);
+    const first = createFileSink(cfg, { log: captureLog().log });
+    await first.start();
+    await first.write(batch());
+    await first.close();
+    const files = await listFilesInOrder(join(dir, 'web'));
+    expect(files.length).toBeGreaterThan(1);
+
+    const { log, lines } = captureLog();
+    const second = createFileSink(cfg, { log });
+    await second.start();
+    await second.write(batch());
+    await second.write(EncodedBatch.of([line('e', 4)]));
+    await second.close();
+    const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
+    expect(stored).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(lines.some((l) => l.msg === 'dropped a batch already written before a restart' && l.dropped === 4)).toBe(true);
+  });
+
+  it('is dropped when it is all in a compressed earlier file: a new day\'s file was created just before the crash', async () => {
+    const dir = tempDir();
+    const web = join(dir, 'web');
+    mkdirSync(web);
+    writeFileSync(join(web, '2026-11-22.0000.ndjson.gz'), gzipSync(rendered([line('a', 0), line('b', 1), line('c', 2)])));
+    writeFileSync(join(web, '2026-11-23.0000.ndjson'), '');
+    const second = createFileSink(config(dir, { rotate_daily: false }), { log: captureLog().log });
+    await second.start();
+    await second.write(EncodedBatch.of([line('b', 1), line('c', 2), line('d', 3)]));
+    await second.close();
+    const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
+    expect(stored).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('reads no earlier file once the batch\'s first line is found in the newest one', async () => {
+    const dir = tempDir();
+    const web = join(dir, 'web');
+    mkdirSync(web);
+    // Not gzip: reading it would fail, and a failed read keeps the whole batch.
+    writeFileSync(join(web, '2026-11-22.0000.ndjson.gz'), 'not gzip');
+    writeFileSync(join(web, '2026-11-22.0001.ndjson'), rendered([line('a', 0), line('b', 1)]));
+    const { log, lines } = captureLog();
+    const second = createFileSink(config(dir, { rotate_daily: false }), { log });
+    await second.start();
+    await second.write(EncodedBatch.of([line('a', 0), line('b', 1), line('c', 2)]));
+    await second.close();
+    expect(lines.filter((l) => l.msg === 'cannot read a file tail to drop a replayed batch')).toEqual([]);
+    const newest = readFileSync(join(web, '2026-11-22.0001.ndjson'), 'utf8').split('\n').slice(0, -1);
+    expect(newest.map((l) => (JSON.parse(l) as LogEvent).message)).toEqual(['a', 'b', 'c']);
   });
 });

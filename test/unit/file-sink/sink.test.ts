@@ -287,6 +287,48 @@ describe('file sink: group commit and fsync', () => {
     await sink.close();
   });
 
+  it('"batch": a sync() asked for while durable writes keep coming waits for one commit at most', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    let stop = false;
+    // Each writer writes again as soon as its write resolved, as a forward connection with one batch in flight does.
+    const writers = [0, 1, 2].map(async (w) => {
+      for (let n = 0; !stop; n++) await sink.write(EncodedBatch.of([event(`w${w} ${n}`, { container: container('fwd') })]));
+    });
+    await sink.write(EncodedBatch.of([event('d', { container: container('dock') })]), { deferred: true });
+    // Durable writes go through writev, one per commit here (one source); the deferred one went through writevNow.
+    const commitsBefore = io.counts.writev;
+    let commitsWaited: number | undefined;
+    const synced = sink.sync!().then(() => (commitsWaited = io.counts.writev - commitsBefore));
+    await vi.waitFor(() => expect(commitsWaited !== undefined || io.counts.writev - commitsBefore >= 50).toBe(true), { timeout: 10_000 });
+    stop = true;
+    await Promise.all([synced, ...writers]);
+    expect(commitsWaited).toBeLessThanOrEqual(1);
+    await sink.close();
+  });
+
+  it('"interval": syncs on its timer while writes keep coming', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir, { fsync: 'interval' }), { log, io, syncIntervalMs: 20 });
+    await sink.start();
+    let stop = false;
+    const writers = [0, 1, 2].map(async (w) => {
+      for (let n = 0; !stop; n++) await sink.write(EncodedBatch.of([event(`w${w} ${n}`, { container: container('fwd') })]));
+    });
+    try {
+      await vi.waitFor(() => expect(io.counts.sync).toBeGreaterThanOrEqual(3), { timeout: 3000 });
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+    }
+    await sink.close();
+  });
+
   it('"interval": resolves after the write and syncs on a timer; "never" does not sync until close', async () => {
     for (const fsync of ['interval', 'never'] as const) {
       const dir = tempDir();
