@@ -250,7 +250,7 @@ export const elasticsearchSchema = z
     flush_interval: duration({ min: 0, max: MAX_TIMER }).default(1000).describe('Send a partial batch after this long; 0: as soon as events come.'),
     in_flight: z.number().int().min(1).max(16).default(2).describe('Bulk requests in flight at once.'),
     queue_max_size: positiveSize.default(1024 * 1024 * 1024).describe('Disk queue bound; inputs block when it is full.'),
-    dead_letter: z.string().optional().describe('NDJSON file for documents Elasticsearch rejects for good (default <state>/dead-letter.ndjson).'),
+    dead_letter: z.string().optional().describe('NDJSON file for documents Elasticsearch rejects for good (default <state_dir>/elasticsearch/dead-letter.ndjson).'),
   })
   .strict();
 

@@ -25,6 +25,8 @@ export interface Rejected {
 export class DeadLetterFile {
   private handle: FileHandle | undefined;
   private writing: Promise<unknown> = Promise.resolve();
+  /** The size to cut the file back to before the next append: a failed append's cut failed too. */
+  private cutTo: number | undefined;
 
   constructor(readonly path: string) {}
 
@@ -44,10 +46,19 @@ export class DeadLetterFile {
     this.handle = undefined;
   }
 
+  /**
+   * Appends whole lines, or fails (and the batch stays queued) with none of
+   * them left in the file: a half line would make the next one unreadable.
+   */
   private async append(rejected: readonly Rejected[]): Promise<string[]> {
     if (!this.handle) {
       await mkdir(dirname(this.path), { recursive: true });
       this.handle = await open(this.path, 'a');
+    }
+    const handle = this.handle;
+    if (this.cutTo !== undefined) {
+      await handle.truncate(this.cutTo);
+      this.cutTo = undefined;
     }
     const time = new Date().toISOString();
     const sources: string[] = [];
@@ -60,8 +71,26 @@ export class DeadLetterFile {
       sources.push(sourceOf(doc));
       out += `{"time":"${time}","status":${r.status},"error":${JSON.stringify(r.error ?? null)},"index":${JSON.stringify(target.index)},"_id":${JSON.stringify(target.id)},"event":${doc}}\n`;
     }
-    await this.handle.write(out);
-    await this.handle.datasync();
+    const bytes = Buffer.from(out);
+    // Asked each time: the user may empty the file once they replayed it.
+    const before = (await handle.stat()).size;
+    try {
+      let written = 0;
+      while (written < bytes.length) {
+        // A write may take fewer bytes than asked without an error: the file size limit or a quota reached part-way.
+        const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+        if (bytesWritten <= 0) throw new Error(`write wrote ${bytesWritten} bytes`);
+        written += bytesWritten;
+      }
+      await handle.datasync();
+    } catch (err) {
+      this.cutTo = before;
+      await handle.truncate(before).then(
+        () => (this.cutTo = undefined),
+        () => undefined,
+      );
+      throw err;
+    }
     return sources;
   }
 }

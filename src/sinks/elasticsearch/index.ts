@@ -136,6 +136,6 @@ class ElasticsearchSink implements Sink {
   }
 
   notReadyReason(): string | undefined {
-    return this.queue?.blockedReason();
+    return this.queue?.blockedReason() ?? this.sender?.notReadyReason();
   }
 }

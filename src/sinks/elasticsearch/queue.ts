@@ -21,13 +21,24 @@
  *
  * Layout of the queue directory:
  *   0000000000000001.seg  records, appended; a new segment per `segmentBytes`
- *                         and per start (never appends after a possibly torn tail)
+ *                         and per start (never appends after a possibly torn
+ *                         tail), numbered past every segment and cursor before
  *   cursor.json           {segment, offset, skip}: the first record not fully
  *                         delivered and how many of its events were
  *   lock                  pid of the process using the queue
  * Record: 16-byte header (magic, payload length, event count, CRC-32 of the
  * payload; u32 little-endian) and the payload, the bulk lines of `count`
  * events, two "\n"-terminated lines each.
+ *
+ * Damage: only the last segment written can end in a torn record (a crash
+ * during an append, never acknowledged), which the next start cuts off. A
+ * bad header anywhere else (no magic, a length past the segment's end) is
+ * damage: the queue goes on at the next intact record, a magic whose
+ * payload passes the checksum, and logs the stretch it skips. The checksum
+ * does not cover the header: a record's events are the entries of its
+ * payload, whatever its header counts. (A header checksum would change the
+ * format, which an older clogs reading the queue after a downgrade would
+ * take for damage.)
  *
  * Bounds: undelivered bytes ≤ `maxBytes` (appends wait for room; one append
  * larger than the bound is let into an empty queue rather than deadlock);
@@ -46,13 +57,14 @@ import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../log.js';
 import { ClogsError } from '../../errors.js';
-import { replaceFile } from '../../state-files.js';
+import { replaceFile, syncDir } from '../../state-files.js';
 import type { BackoffPolicy } from '../backoff.js';
 import { DiskRetry } from '../disk-retry.js';
 import { BufferPool } from './buffer-pool.js';
 import { BulkEntries } from './entries.js';
 
 const MAGIC = 0x31514c43; // "CLQ1"
+const MAGIC_BYTES = Buffer.from([0x43, 0x4c, 0x51, 0x31]);
 const HEADER = 16;
 const READ_CHUNK = 1024 * 1024;
 /**
@@ -128,6 +140,12 @@ interface LoadedRecord {
   pos: number;
 }
 
+/** Events and their payload bytes. */
+interface Totals {
+  events: number;
+  bytes: number;
+}
+
 /** A record as committed: where it is, and its payload. */
 interface CommittedRecord {
   segment: number;
@@ -163,6 +181,12 @@ export class DiskQueue {
   private cursor: QueuePosition = { segment: 0, offset: 0, skip: 0 };
   private readPos: QueuePosition = { segment: 0, offset: 0, skip: 0 };
   private record: LoadedRecord | undefined;
+  /**
+   * Damaged stretches recovery stepped over, by segment: where each starts →
+   * where the next intact record does. The reader steps over the same ones,
+   * so it meets the records recovery counted, no more, no fewer.
+   */
+  private readonly gaps = new Map<number, Map<number, number>>();
   private readHandle: { segment: number; handle: FileHandle } | undefined;
   /** The read-ahead chunk: a view of `chunkBuffer`, copied into a batch's body before the next read overwrites it. */
   private chunk: { segment: number; start: number; buf: Buffer } | undefined;
@@ -290,7 +314,8 @@ export class DiskQueue {
 
   /**
    * Reads up to `maxEvents` events and `maxBytes` bytes (at least one event)
-   * past what earlier batches took, or undefined when none is on disk yet.
+   * past what earlier batches took, or undefined when none is left: none on
+   * disk yet, or what was unread turned out damaged and was skipped.
    */
   async read(maxEvents: number, maxBytes: number): Promise<QueueBatch | undefined> {
     if (this.unreadEvents === 0 || this.closed) return undefined;
@@ -300,7 +325,10 @@ export class DiskQueue {
     fill: while (ends.length < maxEvents) {
       if (!this.record) {
         this.record = await this.loadRecord();
-        if (!this.record) break;
+        if (!this.record) {
+          if (this.caughtUp()) this.dropLost(this.unreadEvents - ends.length, this.unreadBytes - bytes);
+          break;
+        }
       }
       const rec = this.record;
       const spanStart = rec.pos;
@@ -390,10 +418,10 @@ export class DiskQueue {
       .map((f) => Number(f.slice(0, -SEGMENT_SUFFIX.length)))
       .filter((n) => Number.isSafeInteger(n) && n > 0)
       .sort((a, b) => a - b);
-    let cursor = await this.readCursor();
+    const saved = await this.readCursor();
     // A cursor naming a missing segment (a power cut lost the cursor's rename
     // but not the deletions behind it): replay what remains from its start.
-    if (cursor && !ids.includes(cursor.segment)) cursor = undefined;
+    let cursor = saved && ids.includes(saved.segment) ? saved : undefined;
     for (const id of ids) {
       const size = (await stat(this.segmentPath(id))).size;
       // Behind the cursor is delivered; empty ones are left by earlier starts.
@@ -402,12 +430,22 @@ export class DiskQueue {
     }
     if (cursor && !this.segments.has(cursor.segment)) cursor = undefined;
     const live = [...this.segments.keys()];
-    cursor ??= { segment: live[0] ?? 1, offset: 0, skip: 0 };
-    for (const id of live) cursor = await this.scanSegment(id, cursor);
+    // Past the cursor file's segment too, even one found missing: a segment
+    // taking that number would make a start that still reads the old cursor
+    // delete every segment before it as delivered.
+    const writeSegment = Math.max(0, saved?.segment ?? 0, ...ids) + 1;
+    cursor ??= { segment: live[0] ?? writeSegment, offset: 0, skip: 0 };
+    for (const id of live) cursor = await this.scanSegment(id, cursor, id === live.at(-1));
 
     this.cursor = cursor;
     this.readPos = { ...cursor };
-    await this.openWriteSegment(Math.max(cursor.segment, ...live) + (live.length > 0 ? 1 : 0));
+    if (!saved || saved.segment !== cursor.segment || saved.offset !== cursor.offset || saved.skip !== cursor.skip) {
+      // Durable before any append is acknowledged, for the same reason: a
+      // power cut must not bring back a cursor past segments still to deliver.
+      await replaceFile(join(this.dir, 'cursor.json'), JSON.stringify(cursor), true);
+      await syncDir(this.dir);
+    }
+    await this.openWriteSegment(writeSegment);
     this.unreadEvents = this.events;
     this.unreadBytes = this.bytes;
     this.unreadSince = this.events > 0 ? 1 : 0; // a backlog is due at once
@@ -416,52 +454,98 @@ export class DiskQueue {
   }
 
   /**
-   * Walks a segment's record headers, counts the events past the cursor,
-   * and cuts off an incomplete tail (a crash during an append, which was
-   * therefore never acknowledged). Returns the cursor, moved to the
-   * segment's start if it does not fall on a record of it.
+   * Walks a segment's record headers and counts the events past the cursor.
+   * A header that cannot be right ends the walk only at the end of the last
+   * segment (`last`), where it is a torn tail, cut off; anywhere else the
+   * walk goes on at the next intact record, and the reader is left the
+   * stretch to step over. Returns the cursor, moved to the segment's start
+   * if it falls on neither a record nor a damaged stretch of it.
    */
-  private async scanSegment(id: number, cursor: QueuePosition): Promise<QueuePosition> {
+  private async scanSegment(id: number, cursor: QueuePosition, last: boolean): Promise<QueuePosition> {
     const size = this.segments.get(id)!;
     const inCursorSegment = id === cursor.segment;
-    let counted = !inCursorSegment || cursor.offset === 0;
-    let events = 0;
-    let bytes = 0;
+    // Which total counts is known only at the end: everything, if the cursor is not found.
+    const all: Totals = { events: 0, bytes: 0 };
+    const past: Totals = { events: 0, bytes: 0 };
+    let counting = !inCursorSegment;
+    // The last record walked, and what it added to each total (none to `past` before the cursor).
+    let prev: { offset: number; all: Totals; past: Totals } | undefined;
     let offset = 0;
     while (offset < size) {
+      if (inCursorSegment && offset === cursor.offset) counting = true;
       const header = offset + HEADER <= size ? await this.readBytes(id, offset, HEADER, size) : undefined;
-      const len = header?.readUInt32LE(4) ?? 0;
-      if (!header || header.readUInt32LE(0) !== MAGIC || offset + HEADER + len > size) {
-        this.log.warn({ segment: id, offset, droppedBytes: size - offset }, 'queue segment ends in an incomplete record; cut off (a crash during an append, never acknowledged)');
-        await this.truncateSegment(id, offset);
-        break;
-      }
-      let count = header.readUInt32LE(8);
-      let recordBytes = len;
-      if (inCursorSegment && offset === cursor.offset) {
-        counted = true;
-        if (cursor.skip > 0) {
-          const payload = await this.readBytes(id, offset + HEADER, len, size);
-          let pos = 0;
-          for (let i = 0; i < Math.min(cursor.skip, count); i++) pos = entryEnd(payload, pos);
-          recordBytes -= pos;
-          count = Math.max(0, count - cursor.skip);
+      if (!header || !isHeader(header, offset, size)) {
+        // The length that led here may be what is damaged: an intact record may start inside the previous one.
+        const next = await this.nextIntact(id, (prev?.offset ?? offset) + 1, size);
+        if (next === undefined && last) {
+          this.log.warn({ segment: id, offset, droppedBytes: size - offset }, 'queue segment ends in an incomplete record; cut off (a crash during an append, never acknowledged)');
+          await this.truncateSegment(id, offset);
+          break;
         }
+        const end = next ?? size;
+        let from = offset;
+        if (prev && end < offset) {
+          from = prev.offset;
+          subtract(all, prev.all);
+          subtract(past, prev.past);
+        }
+        this.logGap(id, from, end);
+        let segmentGaps = this.gaps.get(id);
+        if (!segmentGaps) this.gaps.set(id, (segmentGaps = new Map()));
+        segmentGaps.set(from, end);
+        offset = end;
+        prev = undefined;
+        continue;
       }
-      if (counted) {
-        events += count;
-        bytes += recordBytes;
-      }
+      const len = header.readUInt32LE(4);
+      const count = header.readUInt32LE(8);
+      prev = { offset, all: { events: count, bytes: len }, past: { events: 0, bytes: 0 } };
+      if (inCursorSegment && offset === cursor.offset && cursor.skip > 0) {
+        // Not checked yet: the reader skips a damaged payload and takes off what is counted here, reckoned the same way.
+        const payload = await this.readBytes(id, offset + HEADER, len, size);
+        prev.past = { events: Math.max(0, count - cursor.skip), bytes: len - pastEntries(payload, cursor.skip) };
+      } else if (counting) prev.past = prev.all;
+      add(all, prev.all);
+      add(past, prev.past);
       offset += HEADER + len;
     }
-    if (!counted && cursor.offset !== offset) {
+    if (inCursorSegment && offset === cursor.offset) counting = true;
+    if (!counting) {
       this.log.warn({ segment: id, offset: cursor.offset }, 'queue cursor does not point at a record; replaying its segment');
-      this.chunk = undefined;
-      return this.scanSegment(id, { segment: id, offset: 0, skip: 0 });
+      this.events += all.events;
+      this.bytes += all.bytes;
+      return { segment: id, offset: 0, skip: 0 };
     }
-    this.events += events;
-    this.bytes += bytes;
+    this.events += past.events;
+    this.bytes += past.bytes;
     return cursor;
+  }
+
+  /** The offset of the first intact record at or after `from` (its magic, and a payload that passes the checksum), if any. */
+  private async nextIntact(segment: number, from: number, size: number): Promise<number | undefined> {
+    let pos = from;
+    while (pos + HEADER <= size) {
+      const window = await this.readBytes(segment, pos, Math.min(READ_CHUNK, size - pos), size);
+      const at = window.indexOf(MAGIC_BYTES);
+      if (at < 0) {
+        // A magic cut off by the window's end is in the next one.
+        pos += Math.max(1, window.length - MAGIC_BYTES.length + 1);
+        continue;
+      }
+      const candidate = pos + at;
+      if (candidate + HEADER > size) return undefined;
+      const header = await this.readBytes(segment, candidate, HEADER, size);
+      if (isHeader(header, candidate, size)) {
+        const crc = header.readUInt32LE(12);
+        if (crc32(await this.readBytes(segment, candidate + HEADER, header.readUInt32LE(4), size)) === crc) return candidate;
+      }
+      pos = candidate + 1;
+    }
+    return undefined;
+  }
+
+  private logGap(segment: number, from: number, to: number): void {
+    this.log.error({ segment, from, to, droppedBytes: to - from }, 'queue segment has a damaged stretch (disk corruption); the records in it are skipped');
   }
 
   private async truncateSegment(id: number, size: number): Promise<void> {
@@ -671,6 +755,11 @@ export class DiskQueue {
         this.readPos = { segment: next, offset: 0, skip: 0 };
         continue;
       }
+      const gapEnd = this.gaps.get(segment)?.get(offset);
+      if (gapEnd !== undefined) {
+        this.readPos = { segment, offset: gapEnd, skip: 0 };
+        continue;
+      }
       const kept = this.takeRecent(segment, offset);
       if (kept !== undefined) {
         const rec = this.loaded(segment, offset, offset + HEADER + kept.payload.length, kept.payload, kept.count, skip);
@@ -678,38 +767,72 @@ export class DiskQueue {
         continue;
       }
       // Read out before the payload's read, which may reuse the chunk the header is in.
-      const header = await this.readBytes(segment, offset, HEADER, size);
+      const header = offset + HEADER <= size ? await this.readBytes(segment, offset, HEADER, size) : undefined;
+      if (!header || !isHeader(header, offset, size)) {
+        // Damaged since it was written in this run (recovery stepped over what it found):
+        // what the records in the stretch counted is dropped once the reader catches up.
+        const next = (await this.nextIntact(segment, offset + 1, size)) ?? size;
+        this.logGap(segment, offset, next);
+        this.readPos = { segment, offset: next, skip: 0 };
+        continue;
+      }
       const len = header.readUInt32LE(4);
       const count = header.readUInt32LE(8);
       const crc = header.readUInt32LE(12);
       const payload = await this.readBytes(segment, offset + HEADER, len, size);
       const next = offset + HEADER + len;
       if (crc32(payload) !== crc) {
+        // Takes off what recovery or the commit counted for it, reckoned the same way.
         const lost = Math.max(0, count - skip);
         this.log.error({ segment, offset, events: lost }, 'queue record fails its checksum (disk corruption); its events are skipped');
-        this.unreadEvents -= lost;
-        this.events -= lost;
-        this.bytes -= Math.min(this.bytes, len);
-        this.unreadBytes -= Math.min(this.unreadBytes, len);
-        this.changed();
+        this.dropUnread(lost, len - pastEntries(payload, skip));
         this.readPos = { segment, offset: next, skip: 0 };
         continue;
       }
-      const rec = this.loaded(segment, offset, next, payload, count, skip);
+      const events = countEntries(payload);
+      if (events !== count) {
+        // The checksum vouches for the payload, not for the header.
+        this.log.error({ segment, offset, header: count, events }, 'queue record header miscounts its events (disk corruption); the events of its payload are sent');
+        this.dropUnread(Math.max(0, count - skip) - Math.max(0, events - skip), 0);
+      }
+      const rec = this.loaded(segment, offset, next, payload, events, skip);
       if (rec !== undefined) return rec;
     }
   }
 
   /** A record read, past its first `skip` events; undefined (and the read position past it) when that leaves none. */
   private loaded(segment: number, offset: number, next: number, payload: Buffer, count: number, skip: number): LoadedRecord | undefined {
-    const rec: LoadedRecord = { segment, offset, next, payload, count, taken: 0, pos: 0 };
-    while (rec.taken < Math.min(skip, count)) {
-      rec.pos = entryEnd(payload, rec.pos);
-      rec.taken++;
-    }
-    if (rec.taken < count) return rec;
+    const taken = Math.min(skip, count);
+    if (taken < count) return { segment, offset, next, payload, count, taken, pos: pastEntries(payload, taken) };
     this.readPos = { segment, offset: next, skip: 0 };
     return undefined;
+  }
+
+  /** Whether the reader is at the committed end of the write segment. */
+  private caughtUp(): boolean {
+    return this.readPos.segment === this.writeSegment && this.readPos.offset >= this.segments.get(this.writeSegment)!;
+  }
+
+  /**
+   * Once caught up, whatever is still counted unread was in a stretch found
+   * damaged while reading, which recovery had not walked: its records' counts
+   * are unknown until now.
+   */
+  private dropLost(events: number, bytes: number): void {
+    if (events === 0 && bytes === 0) return;
+    this.log.error({ events, bytes }, 'queue events lost in a damaged stretch are taken off its counts');
+    this.dropUnread(events, bytes);
+  }
+
+  /** Takes events and bytes that will never be read (lost to damage) off the counts; negative ones add what was found. */
+  private dropUnread(events: number, bytes: number): void {
+    this.unreadEvents -= events;
+    this.unreadBytes -= bytes;
+    this.events -= events;
+    this.bytes -= bytes;
+    if (this.unreadEvents === 0) this.unreadSince = 0;
+    this.changed();
+    this.admitWaiters();
   }
 
   /** `len` bytes at `offset` of a segment, through a 1 MiB read-ahead chunk. */
@@ -761,6 +884,7 @@ export class DiskQueue {
         for (const id of [...this.segments.keys()]) {
           if (id < cursor.segment && id !== this.writeSegment) {
             this.segments.delete(id);
+            this.gaps.delete(id);
             await rm(this.segmentPath(id), { force: true });
           }
         }
@@ -797,6 +921,39 @@ function grown(body: Buffer, filled: number, size: number): Buffer {
   const out = Buffer.allocUnsafe(size);
   body.copy(out, 0, 0, filled);
   return out;
+}
+
+function add(to: Totals, t: Totals): void {
+  to.events += t.events;
+  to.bytes += t.bytes;
+}
+
+function subtract(from: Totals, t: Totals): void {
+  from.events -= t.events;
+  from.bytes -= t.bytes;
+}
+
+/** Whether a record header at `offset` can be right: its magic, and a payload that ends within the segment. */
+function isHeader(header: Buffer, offset: number, size: number): boolean {
+  const len = header.readUInt32LE(4);
+  return header.readUInt32LE(0) === MAGIC && len > 0 && offset + HEADER + len <= size;
+}
+
+/** How many whole entries (two lines each) a payload holds. */
+function countEntries(payload: Buffer): number {
+  let lines = 0;
+  for (let at = payload.indexOf(10); at >= 0; at = payload.indexOf(10, at + 1)) lines++;
+  return lines >> 1;
+}
+
+/** Where the entries after the first `n` of a payload start; a damaged one with fewer stops after its last whole entry. */
+function pastEntries(payload: Buffer, n: number): number {
+  let pos = 0;
+  let lines = 0;
+  for (let at = payload.indexOf(10); at >= 0 && lines < 2 * n; at = payload.indexOf(10, at + 1)) {
+    if (++lines % 2 === 0) pos = at + 1;
+  }
+  return pos;
 }
 
 /** The end of the entry starting at `pos`: just past its second "\n". */

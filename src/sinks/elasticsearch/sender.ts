@@ -6,6 +6,7 @@
  *        │                         │                        400 ──► dead-letter file
  *        └─ by size, count, or     └─ connection, timeout, 429, 5xx, 401/403 ──► backoff, resend all
  *           flushInterval              400/413 for the whole request ──► split in halves
+ *           (a failed read: backoff, not ready, read again)
  *
  * `client.bulk` is called directly rather than through the client's bulk
  * helper, which keeps documents only in memory, retries only item-level 429
@@ -34,6 +35,12 @@ const FILTER_PATH = 'errors,items.*.status,items.*.error';
 
 /** While a failure lasts, it is logged again at most this often. */
 const REPEAT_LOG_MS = 30_000;
+
+/**
+ * Refusals of the index template that are asked again: credentials, a timeout
+ * and overload can change. Any other 4xx answers the same every time.
+ */
+const TEMPLATE_RETRIED = new Set([401, 408, 429]);
 
 const FAILURE_MESSAGES: Record<RetryReason, string> = {
   connection: 'cannot reach elasticsearch; events stay queued and are retried',
@@ -83,6 +90,8 @@ export class Sender {
   private running: Promise<void> | undefined;
   private ok = false;
   private failure: { reason: RetryReason; since: number; loggedAt: number; count: number } | undefined;
+  /** While the queue cannot be read: why, for /readyz. */
+  private readFailure: { reason: string; loggedAt: number; count: number } | undefined;
 
   constructor(opts: SenderOptions) {
     this.opts = opts;
@@ -94,9 +103,14 @@ export class Sender {
     this.running = this.run();
   }
 
-  /** Whether the last request reached Elasticsearch and was accepted. */
+  /** Whether the last request reached Elasticsearch and was accepted, and the queue can be read. */
   ready(): boolean {
-    return this.ok;
+    return this.ok && this.readFailure === undefined;
+  }
+
+  /** While the queue cannot be read, why: `cannot read the elasticsearch queue: EIO: …`. */
+  notReadyReason(): string | undefined {
+    return this.readFailure?.reason;
   }
 
   /**
@@ -149,9 +163,42 @@ export class Sender {
       const due = unread.since + flushIntervalMs;
       const now = Date.now();
       if (unread.events >= batchEvents || unread.bytes >= batchBytes || this.draining || now >= due) {
-        return queue.read(batchEvents, batchBytes);
+        const batch = await this.read();
+        // None, with none unread left: what was unread was damaged and skipped. Wait for more, as when empty.
+        if (batch || queue.unread().events > 0) return batch;
+        continue;
       }
       await queue.waitForData(due - now);
+    }
+  }
+
+  /**
+   * The next batch from the queue, or undefined when there is none or the
+   * sender is stopped. A failed read (EIO, EMFILE) is tried again after a
+   * backoff: the events stay on disk, and the sink is not ready meanwhile.
+   */
+  private async read(): Promise<QueueBatch | undefined> {
+    const { queue, batchEvents, batchBytes } = this.opts;
+    for (;;) {
+      try {
+        const batch = await queue.read(batchEvents, batchBytes);
+        if (this.readFailure) {
+          this.log.info({ failures: this.readFailure.count }, 'the elasticsearch queue can be read again');
+          this.readFailure = undefined;
+        }
+        return batch;
+      } catch (err) {
+        const message = (err as Error).message;
+        const now = Date.now();
+        const f = (this.readFailure ??= { reason: '', loggedAt: 0, count: 0 });
+        f.reason = `cannot read the elasticsearch queue: ${message}`;
+        f.count++;
+        if (now - f.loggedAt >= REPEAT_LOG_MS) {
+          f.loggedAt = now;
+          this.log.error({ err: message, failures: f.count, queued: queue.depth.events }, 'cannot read the elasticsearch queue; retrying');
+        }
+        if (!(await this.sleep(backoffDelay(f.count, Math.random(), this.backoff)))) return undefined;
+      }
     }
   }
 
@@ -288,6 +335,15 @@ export class Sender {
         if (outcome.kind === 'response' && outcome.status === 403) {
           // Users who may write but not manage templates are common; their admin installs it.
           this.log.warn({ template: templateName(target) }, 'not allowed to install the index template (403); assuming it is managed elsewhere');
+          return true;
+        }
+        if (outcome.kind === 'response' && outcome.status >= 400 && outcome.status < 500 && !TEMPLATE_RETRIED.has(outcome.status)) {
+          // Asked again, Elasticsearch refuses again (a 400 for another template of the same priority
+          // whose index patterns overlap): waiting for it would send no document ever.
+          this.log.warn(
+            { template: templateName(target), status: outcome.status, reason: errorReason(outcome.body) },
+            'elasticsearch refused the index template; documents are sent without it, mapped by whatever other templates match: resolve the conflict (a template of the same priority with overlapping index patterns) and restart clogs',
+          );
           return true;
         }
         const verdict = requestVerdict(outcome);

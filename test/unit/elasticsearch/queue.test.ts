@@ -1,4 +1,4 @@
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -57,6 +57,24 @@ function faultySegments(faults: Faults): (path: string) => Promise<FileHandle> {
     });
   };
 }
+
+/** Where each record of a segment file starts, by its headers' lengths. */
+function recordOffsets(seg: Buffer): number[] {
+  const out: number[] = [];
+  for (let at = 0; at < seg.length; at += 16 + seg.readUInt32LE(at + 4)) out.push(at);
+  return out;
+}
+
+/** The queue directory as a `kill -9` would leave it now: a copy, opened while the original stays open. */
+function crashed(dir: string): string {
+  const copy = tempDir('q');
+  cpSync(dir, copy, { recursive: true });
+  return copy;
+}
+
+const cursorFile = (dir: string): { segment: number; offset: number; skip: number } => JSON.parse(readFileSync(join(dir, 'cursor.json'), 'utf8'));
+
+const gapLines = (lines: Record<string, unknown>[]): Record<string, unknown>[] => lines.filter((l) => String(l.msg).startsWith('queue segment has a damaged stretch'));
 
 async function queueRetries(reason: string): Promise<number> {
   return (await sinkWriteRetries.get()).values.find((v) => v.labels.sink === 'elasticsearch' && v.labels.reason === reason)?.value ?? 0;
@@ -406,4 +424,171 @@ describe('DiskQueue', () => {
     expect(await drain(q)).toEqual([1]);
     await q.close();
   });
+
+  it('keeps acknowledged records after a start found the cursor\'s segment empty and later starts used that number again', async () => {
+    const dir = tempDir('q');
+    // A backlog, delivered by the next run: the cursor stays on that run's empty write segment.
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(2), 2);
+    await q.close();
+    q = await DiskQueue.open(opts(dir));
+    expect(await drain(q)).toEqual([0, 1]);
+    await q.close();
+    // That segment is deleted as empty: the cursor on disk must already name where delivery resumes.
+    q = await DiskQueue.open(opts(dir));
+    const cursor = cursorFile(dir);
+    expect(segments(dir)).toEqual([`${String(cursor.segment).padStart(16, '0')}.seg`]);
+    // Elasticsearch is down; what is acknowledged survives two kill -9.
+    await q.append(entries(2, 10), 2);
+    const first = crashed(dir);
+    await q.close();
+    q = await DiskQueue.open(opts(first));
+    await q.append(entries(2, 20), 2);
+    const second = crashed(first);
+    await q.close();
+    q = await DiskQueue.open(opts(second));
+    expect(await drain(q)).toEqual([10, 11, 20, 21]);
+    await q.close();
+  });
+
+  it('numbers new segments past the one the cursor file names, even when that one is gone', async () => {
+    const dir = tempDir('q');
+    writeFileSync(join(dir, 'cursor.json'), '{"segment":7,"offset":0,"skip":0}');
+    const q = await DiskQueue.open(opts(dir));
+    expect(segments(dir)).toEqual(['0000000000000008.seg']);
+    expect(cursorFile(dir)).toEqual({ segment: 8, offset: 0, skip: 0 });
+    await q.close();
+  });
+
+  it('keeps the intact records after one whose length is damaged, in the last segment, and logs the gap', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    let q = await DiskQueue.open(opts(dir));
+    for (let r = 0; r < 3; r++) await q.append(entries(3, r * 3), 3);
+    await q.close();
+    const seg = join(dir, segments(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const [, second, third] = recordOffsets(bytes);
+    bytes.writeUInt32LE(bytes.readUInt32LE(second! + 4) + 7, second! + 4);
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(q.depth.events).toBe(6);
+    expect(await drain(q)).toEqual([0, 1, 2, 6, 7, 8]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(statSync(seg).size).toBe(bytes.length);
+    expect(gapLines(mem.lines)).toMatchObject([{ segment: 1, from: second, to: third }]);
+    expect(mem.lines.filter((l) => String(l.msg).includes('never acknowledged'))).toEqual([]);
+    await q.close();
+  });
+
+  it('goes on after a damaged header in the middle of an earlier segment, and does not cut that segment', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    const record = entries(2).length + 16;
+    let q = await DiskQueue.open(opts(dir, { segmentBytes: 3 * record }));
+    for (let r = 0; r < 5; r++) await q.append(entries(2, r * 2), 2);
+    await q.close();
+    expect(segments(dir)).toHaveLength(2);
+    const seg = join(dir, segments(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const [, second, third] = recordOffsets(bytes);
+    bytes.writeUInt32LE(0, second!); // its magic
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(statSync(seg).size).toBe(bytes.length);
+    expect(await drain(q)).toEqual([0, 1, 4, 5, 6, 7, 8, 9]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(gapLines(mem.lines)).toMatchObject([{ segment: 1, from: second, to: third }]);
+    await q.close();
+  });
+
+  it('skips damage at the end of an earlier segment without cutting it: only the last segment can end torn', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    const record = entries(2).length + 16;
+    let q = await DiskQueue.open(opts(dir, { segmentBytes: 3 * record }));
+    for (let r = 0; r < 5; r++) await q.append(entries(2, r * 2), 2);
+    await q.close();
+    const seg = join(dir, segments(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const last = recordOffsets(bytes).at(-1)!;
+    bytes.writeUInt32LE(0xffffff, last + 4); // a length past the segment's end
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(statSync(seg).size).toBe(bytes.length);
+    expect(await drain(q)).toEqual([0, 1, 2, 3, 6, 7, 8, 9]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(gapLines(mem.lines)).toMatchObject([{ segment: 1, from: last, to: bytes.length }]);
+    expect(mem.lines.filter((l) => String(l.msg).includes('never acknowledged'))).toEqual([]);
+    await q.close();
+  });
+
+  it('takes a record\'s events from its payload when the header counts them wrong', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(2), 2);
+    await q.append(entries(3, 2), 3);
+    await q.append(entries(1, 5), 1);
+    await q.close();
+    const seg = join(dir, segments(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const [first, second] = recordOffsets(bytes);
+    bytes.writeUInt32LE(3, first! + 8);
+    bytes.writeUInt32LE(2, second! + 8);
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(await drain(q)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(q.unread().events).toBe(0);
+    expect(mem.lines.filter((l) => String(l.msg).startsWith('queue record header miscounts its events'))).toMatchObject([
+      { offset: first, header: 3, events: 2 },
+      { offset: second, header: 2, events: 3 },
+    ]);
+    await q.close();
+  });
+
+  it('starts when the record the cursor is in the middle of is damaged, and skips it', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    let q = await DiskQueue.open(opts(dir));
+    await q.append(entries(4), 4);
+    await q.append(entries(2, 4), 2);
+    q.release((await q.read(2, 1 << 30))!);
+    await q.close();
+    expect(cursorFile(dir).skip).toBe(2);
+    const seg = join(dir, segments(dir)[0]!);
+    const bytes = readFileSync(seg);
+    const [first, second] = recordOffsets(bytes);
+    for (let i = first! + 16; i < second!; i++) if (bytes[i] === 10) bytes[i] = 0x20; // no entry ends in its payload
+    writeFileSync(seg, bytes);
+    q = await DiskQueue.open(opts(dir, { log: mem.log }));
+    expect(q.depth.events).toBe(4);
+    expect(await drain(q)).toEqual([4, 5]);
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(mem.lines.some((l) => String(l.msg).startsWith('queue record fails its checksum') && l.events === 2)).toBe(true);
+    await q.close();
+  });
+
+  it('goes on past a header damaged after it was written in this run, and corrects its counts', async () => {
+    const dir = tempDir('q');
+    const mem = memoryLogger();
+    const q = await DiskQueue.open(opts(dir, { log: mem.log, maxBytes: 64 * 1024 * 1024, segmentBytes: 64 * 1024 * 1024 }));
+    // More than the queue keeps in memory: the last records are read back from disk.
+    for (let r = 0; r < 12; r++) await q.append(entries(4, r * 4, 256 * 1024), 4);
+    const seg = join(dir, segments(dir)[0]!);
+    const fh = await open(seg, 'r+');
+    const offsets = recordOffsets(readFileSync(seg));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(0x7fffffff);
+    await fh.write(length, 0, 4, offsets[10]! + 4);
+    await fh.close();
+    expect(await drain(q, 3)).toEqual(Array.from({ length: 48 }, (_, i) => i).filter((n) => n < 40 || n >= 44));
+    expect(q.depth).toEqual({ events: 0, bytes: 0 });
+    expect(q.unread().events).toBe(0);
+    expect(gapLines(mem.lines)).toMatchObject([{ segment: 1, from: offsets[10], to: offsets[11] }]);
+    expect(mem.lines.filter((l) => l.msg === 'queue events lost in a damaged stretch are taken off its counts')).toMatchObject([{ events: 4 }]);
+    await q.close();
+  });
 });
+
