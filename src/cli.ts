@@ -44,9 +44,12 @@ async function collect(flags: CollectFlags): Promise<void> {
   // Loaded here, not at the top: tail, ps and search need none of the collector.
   const { Collector } = await import('./collect.js');
   const collector = new Collector(log);
+  // A start that fails stops what it started and rejects: collect() then
+  // rejects, and the process exits 1 (2 for a config error) with its message.
+  const started = collector.start(config);
 
   let stopping = false;
-  /** Stops the collector and exits with `code`, or with 1 when stopping fails. */
+  /** Stops the collector (after a start under way) and exits with `code`, or with 1 when stopping fails. */
   const stop = (reason: string, code: 0 | 1) => {
     if (stopping) {
       log.warn({ reason }, 'second signal: exiting without waiting');
@@ -55,7 +58,9 @@ async function collect(flags: CollectFlags): Promise<void> {
     stopping = true;
     log.info({ reason }, 'stopping');
     collector.stop().then(
-      () => {
+      async () => {
+        // stop() waited for the start; one that failed exits with its own message and code.
+        if (!(await started.then(() => true, () => false))) return;
         log.info('stopped');
         process.exit(code);
       },
@@ -86,7 +91,7 @@ async function collect(flags: CollectFlags): Promise<void> {
   });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
-  await collector.start(config);
+  await started;
 }
 
 const program = new Command()

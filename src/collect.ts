@@ -3,7 +3,9 @@
  * input, sink and the HTTP endpoint (they know only the pipeline's
  * interfaces). Builds them and the pipeline between them from a Config, runs
  * them, reloads them on SIGHUP and stops them in order on SIGTERM/SIGINT (inputs first, so everything they accepted reaches the sinks;
- * sinks last, so what is queued stays queued).
+ * sinks last, so what is queued stays queued). The inputs also start last:
+ * an HTTP port taken or a sink that cannot start fails the start before any
+ * input took a line.
  */
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -45,8 +47,12 @@ export class Collector {
   private readonly pipeline = new Pipeline([]);
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
-  /** The reload under way, if any; it never rejects, so a failed reload does not stop later ones or stop(). */
-  private reloading: Promise<void> = Promise.resolve();
+  /** The start or reload under way, if any; it never rejects, so a failed one does not stop later reloads or stop(). */
+  private changing: Promise<void> = Promise.resolve();
+  /** Why no inputs run while `running` is undefined, for /readyz. */
+  private down = 'collector starting';
+  /** From the stop() call on, /readyz says so, also while it waits for a reload to end. */
+  private stopping = false;
 
   constructor(private readonly log: Logger) {}
 
@@ -55,10 +61,24 @@ export class Collector {
     return this.running !== undefined;
   }
 
-  async start(config: Config): Promise<void> {
+  /** Starts everything; on failure stops what it started and rejects. stop() waits for it either way. */
+  start(config: Config): Promise<void> {
+    const started = this.startAll(config);
+    this.changing = started.catch(() => undefined);
+    return started;
+  }
+
+  private async startAll(config: Config): Promise<void> {
     collectProcessMetrics();
-    await this.bringUp(config, undefined);
+    // Before the inputs: /readyz answers (not ready) while they start, and a
+    // taken HTTP port fails the start before a forward client got an ack.
     await this.startHttp(config);
+    try {
+      await this.bringUp(config, undefined);
+    } catch (err) {
+      await this.stopHttp();
+      throw err;
+    }
     const inputs = this.running!.inputs;
     const forward = inputs.find((i) => i.name === 'forward');
     const docker = inputs.find((i) => i.name === 'docker');
@@ -77,13 +97,15 @@ export class Collector {
    * the returned promise rejects with the reason.
    */
   reload(next: Config): Promise<void> {
-    const applied = this.reloading.then(() => this.applyReload(next));
-    this.reloading = applied.catch(() => undefined);
+    const applied = this.changing.then(() => this.applyReload(next));
+    this.changing = applied.catch(() => undefined);
     return applied;
   }
 
+  /** Waits for a start or reload under way, then stops everything: inputs, the HTTP endpoint, sinks. */
   async stop(): Promise<void> {
-    await this.reloading;
+    this.stopping = true;
+    await this.changing;
     const running = this.running;
     this.running = undefined;
     if (running) await this.stopInputs(running);
@@ -113,6 +135,7 @@ export class Collector {
       // goes away; the sources (Docker's driver, the engine API) resume from
       // where the acks and checkpoints left them.
       this.running = undefined;
+      this.down = 'collector reloading';
       await this.stopInputs(cur);
       if (sinksChanged) await this.closeSinks(cur.sinks);
       const kept = sinksChanged ? undefined : cur.sinks;
@@ -164,7 +187,6 @@ export class Collector {
       await this.startHttp(next);
     } catch (err) {
       this.log.error({ err }, 'config reload failed: starting the running HTTP endpoint again');
-      await this.stopHttp();
       await this.startHttp({ ...next, http: running });
       throw err;
     }
@@ -174,16 +196,21 @@ export class Collector {
     this.httpConfig = config.http;
     if (!config.http.enabled) return;
     this.store = await this.openStore(config);
-    this.http = await startHttpServer(config.http, {
-      log: this.log.child({ component: 'http' }),
-      pipeline: this.pipeline,
-      inputs: () => this.running?.inputs ?? [],
-      sinks: () => this.pipeline.sinkList,
-      reader: {
-        store: () => this.store,
-        containerStates: () => containerStates(this.running?.config.docker ?? config.docker),
-      },
-    });
+    try {
+      this.http = await startHttpServer(config.http, {
+        log: this.log.child({ component: 'http' }),
+        pipeline: this.pipeline,
+        inputs: () => (this.stopping ? 'collector stopping' : (this.running?.inputs ?? this.down)),
+        sinks: () => this.pipeline.sinkList,
+        reader: {
+          store: () => this.store,
+          containerStates: () => containerStates(this.running?.config.docker ?? config.docker),
+        },
+      });
+    } catch (err) {
+      await this.stopHttp();
+      throw err;
+    }
   }
 
   /** The page reads what the sinks of `config` store. */

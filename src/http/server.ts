@@ -43,7 +43,8 @@ const MISDIRECTED_LOG_INTERVAL_MS = 60_000;
 export interface HttpDeps {
   log: Logger;
   pipeline: Pipeline;
-  inputs: () => RunningInput[];
+  /** The running inputs, or why none run right now (the collector starting, reloading them, stopping). */
+  inputs: () => readonly RunningInput[] | string;
   /** Read on every /readyz: a config reload replaces the sinks. */
   sinks: () => readonly Sink[];
   /** The store the page and /api read. */
@@ -229,12 +230,15 @@ interface Readiness {
   not_ready: string[];
 }
 
-function readiness(inputs: readonly RunningInput[], sinks: readonly Sink[]): Readiness {
+function readiness(inputs: readonly RunningInput[] | string, sinks: readonly Sink[]): Readiness {
   const body: Readiness = { ready: true, inputs: {}, sinks: {}, not_ready: [] };
-  for (const input of inputs) {
-    const ok = input.ready();
-    body.inputs[input.name] = ok;
-    if (!ok) body.not_ready.push(`input ${input.name}`);
+  if (typeof inputs === 'string') body.not_ready.push(inputs);
+  else {
+    for (const input of inputs) {
+      const ok = input.ready();
+      body.inputs[input.name] = ok;
+      if (!ok) body.not_ready.push(`input ${input.name}`);
+    }
   }
   for (const sink of sinks) {
     const ok = sink.ready?.() !== false;

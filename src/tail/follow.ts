@@ -24,7 +24,7 @@
  * stream also had, or CATCH_UP_MS passed: the late lines print first, in order.
  */
 import { matchesFilter } from './filter.js';
-import { connectLive, type LiveSink, type LiveStream } from './live.js';
+import { connectLive, type LiveRefusal, type LiveSink, type LiveStream } from './live.js';
 import { Deduper, eventKey, type StoredEvent } from './order.js';
 import type { Output } from './output.js';
 import { matchesSelection, type Selection } from './resolve.js';
@@ -74,21 +74,50 @@ export async function runTail(run: TailRun): Promise<void> {
   };
   let live: LiveStream | undefined;
   let connecting = false;
-  const connect = async (): Promise<void> => {
-    if (run.live === undefined || signal.aborted || live || connecting) return;
+  /** The refusals warned about: a collector that keeps refusing is named once, not every RECONNECT_MS. */
+  const warned = new Set<string>();
+  const refused = (address: string, refusal: LiveRefusal): void => {
+    // Asking again gets the same answer, except for a timeout or a rate limit.
+    const final = refusal.status >= 400 && refusal.status < 500 && refusal.status !== 408 && refusal.status !== 429;
+    if (final) clearInterval(reconnect);
+    const key = `${refusal.status} ${refusal.reason}`;
+    if (warned.has(key)) return;
+    warned.add(key);
+    const why =
+      refusal.status === 401
+        ? run.liveAuthorization === undefined
+          ? 'set http.auth.token in the config clogs tail reads, or CLOGS_HTTP_AUTH_TOKEN'
+          : "the credentials of http.auth in the config clogs tail reads are not the collector's"
+        : refusal.reason;
+    const then = final ? 'following the store only' : `following the store, asking again every ${RECONNECT_MS / 1000} s`;
+    run.warn(`the collector's live stream at ${address} answered HTTP ${refusal.status}${why === '' ? '' : `: ${why}`}; ${then}`);
+  };
+  const connect = async (address: string): Promise<void> => {
+    if (signal.aborted || live || connecting) return;
     connecting = true;
-    live = await connectLive(run.live, run.liveAuthorization, liveParams(req.selection, req.filter.stream), onLive, () => merge.resumed());
+    const answer = await connectLive(address, run.liveAuthorization, liveParams(req.selection, req.filter.stream), onLive, () => merge.resumed());
     connecting = false;
-    if (!live) return;
+    if (answer === undefined) return;
+    if ('status' in answer) {
+      refused(address, answer);
+      return;
+    }
+    if (signal.aborted) {
+      // Stopped while connecting: the abort listener found no stream to close.
+      answer.close();
+      return;
+    }
+    live = answer;
     merge.connected();
-    void live.ended.then((reason) => {
+    void answer.ended.then((reason) => {
       live = undefined;
       if (reason.startsWith('dropped')) run.warn(`the collector's live stream ${reason}; following the store`);
     });
   };
-  await connect();
-  const reconnect = run.live === undefined ? undefined : setInterval(() => void connect(), RECONNECT_MS);
+  const address = run.live;
+  const reconnect = address === undefined ? undefined : setInterval(() => void connect(address), RECONNECT_MS);
   signal.addEventListener('abort', () => live?.close(), { once: true });
+  if (address !== undefined) await connect(address);
 
   try {
     const reader = await store.open(req);
@@ -103,9 +132,10 @@ export async function runTail(run: TailRun): Promise<void> {
       if (full) await full;
     }
   } finally {
-    if (reconnect) clearInterval(reconnect);
+    clearInterval(reconnect);
+    // Also when the store failed: a connection still under way then closes as it arrives, arming nothing.
+    controller.abort();
     merge.close();
-    live?.close();
   }
 }
 

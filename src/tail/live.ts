@@ -11,6 +11,13 @@ import type { LogEvent } from '../collector/event.js';
 import type { HttpAuthConfig, ListenAddress } from '../config/schema.js';
 import type { StoredEvent } from './order.js';
 
+/** `/tail` answered with an HTTP error instead of the stream: the collector is there and refuses this subscription. */
+export interface LiveRefusal {
+  readonly status: number;
+  /** The first line of the answer's body, where the collector says why (e.g. an ambiguous container); may be empty. */
+  readonly reason: string;
+}
+
 export interface LiveStream {
   /** Resolves with the reason once the stream ended (collector gone, dropped as too slow, closed). */
   readonly ended: Promise<string>;
@@ -23,6 +30,8 @@ export type LiveSink = (event: StoredEvent) => boolean;
 const CONNECT_TIMEOUT_MS = 1000;
 /** A line longer than this is not one the collector sends: drop the connection. */
 const MAX_LINE_CHARS = 64 * 1024 * 1024;
+/** Enough of a refusal's body for the line that says why. */
+const MAX_REASON_CHARS = 1024;
 
 /** Where to reach the endpoint the collector listens on: a wildcard address is reached on loopback. */
 export function liveAddress(listen: ListenAddress): string {
@@ -38,8 +47,9 @@ export function liveAuthorization(auth: HttpAuthConfig | undefined): string | un
 }
 
 /**
- * Subscribes to `/tail` at `address` (`HOST:PORT`). Resolves undefined when
- * nothing answers there, or something that is not a clogs collector does.
+ * Subscribes to `/tail` at `address` (`HOST:PORT`). Resolves a LiveRefusal
+ * when the collector answers with an HTTP error, undefined when nothing
+ * answers there, or something that is not a clogs collector does.
  */
 export function connectLive(
   address: string,
@@ -47,9 +57,11 @@ export function connectLive(
   params: URLSearchParams,
   onEvent: LiveSink,
   resume: () => Promise<void>,
-): Promise<LiveStream | undefined> {
+): Promise<LiveStream | LiveRefusal | undefined> {
   return new Promise((resolve) => {
     let settled = false;
+    /** What a failure settles with once the collector answered with an error. */
+    let refusal: LiveRefusal | undefined;
     let endReason = 'closed';
     let finish!: (reason: string) => void;
     const ended = new Promise<string>((r) => (finish = r));
@@ -59,7 +71,7 @@ export function connectLive(
       agent: false,
     });
     const timer = setTimeout(() => req.destroy(new Error('timeout')), CONNECT_TIMEOUT_MS);
-    const settle = (value: LiveStream | undefined): void => {
+    const settle = (value: LiveStream | LiveRefusal | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -68,15 +80,32 @@ export function connectLive(
     const stream: LiveStream = { ended, close: () => req.destroy() };
 
     req.on('error', (err) => {
-      settle(undefined);
+      settle(refusal);
       finish(err.message);
     });
     req.on('response', (res: IncomingMessage) => {
-      if (res.statusCode !== 200 || !String(res.headers['content-type']).startsWith('text/event-stream')) {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        refusal = { status, reason: '' };
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < MAX_REASON_CHARS) body += chunk;
+        });
+        // A body cut short (the connect timeout) still names the status.
+        res.on('close', () => {
+          refusal = { status, reason: body.split('\n', 1)[0]!.trim().slice(0, MAX_REASON_CHARS) };
+          req.destroy();
+          settle(refusal);
+          finish(`HTTP ${status}`);
+        });
+        return;
+      }
+      if (!String(res.headers['content-type']).startsWith('text/event-stream')) {
         res.resume();
         req.destroy();
         settle(undefined);
-        finish(`HTTP ${res.statusCode}`);
+        finish(`HTTP ${status}`);
         return;
       }
       res.setEncoding('utf8');

@@ -1,10 +1,14 @@
 /**
  * The collector's own log: readable lines for a person on a terminal (Debian's
- * tmux gives `clogs collect` a real one), JSON lines for a pipe.
+ * tmux gives `clogs collect` a real one), JSON lines for a pipe; and what it
+ * says and does when its start fails or a signal comes in the middle of it.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/elasticsearch.js';
 import { CLI, startCollector, tempDir } from '../helpers/services.js';
 import { until } from '../helpers/until.js';
 
@@ -12,10 +16,34 @@ const run = promisify(execFile);
 const SOCKET = `clogs-log-test-${process.pid}`;
 const tmux = (...args: string[]) => run('tmux', ['-L', SOCKET, ...args]).then((r) => r.stdout);
 
-const quickFlags = (name: string) => {
+const quickFlags = (name: string, { forward = '127.0.0.1:0', http = '127.0.0.1:0' } = {}) => {
   const dir = tempDir(name);
-  return ['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', `${dir}/data`, '--state', `${dir}/state`];
+  return ['--no-docker', '--forward', forward, '--http', http, '--file', `${dir}/data`, '--state', `${dir}/state`];
 };
+
+/** A TCP server on 127.0.0.1 that accepts connections and never answers them. */
+function silentServer(): Promise<{ server: Server; port: number; accepted: Socket[] }> {
+  const accepted: Socket[] = [];
+  const server = createServer((socket) => accepted.push(socket));
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as AddressInfo).port, accepted })));
+}
+
+/** `clogs collect ARGS`, whether it gets ready or not. */
+function spawnCollect(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [CLI, 'collect', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // Not a pino line.
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, lines, msgs: () => lines.map((l) => l.msg), stderr: () => stderr, exited };
+}
 
 afterAll(async () => {
   // Closing the terminal sends SIGHUP, which makes clogs reload its config,
@@ -74,3 +102,54 @@ describe('clogs collect logs about itself', () => {
   });
 });
 
+describe('clogs collect start', () => {
+  it('exits 1 before any input listens when its HTTP port is taken', async () => {
+    const { server: taken, port } = await silentServer();
+    try {
+      const forward = await freePort();
+      const c = spawnCollect(quickFlags('http-taken', { forward: `127.0.0.1:${forward}`, http: `127.0.0.1:${port}` }));
+      expect(await c.exited).toBe(1);
+      expect(c.stderr()).toContain(`clogs: http: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`);
+      expect(c.msgs()).not.toContain('forward input listening');
+      expect(c.msgs()).not.toContain('file sink started');
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
+  it('exits 1 with its sinks closed when its forward port is taken', async () => {
+    const { server: taken, port } = await silentServer();
+    try {
+      const c = spawnCollect(quickFlags('forward-taken', { forward: `127.0.0.1:${port}` }));
+      expect(await c.exited).toBe(1);
+      expect(c.stderr()).toContain(`127.0.0.1:${port}`);
+      expect(c.msgs().filter((m) => m === 'file sink started' || m === 'file sink closed')).toEqual(['file sink started', 'file sink closed']);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
+  it('on SIGTERM in the middle of its start, finishes it, stops everything and exits 0', async () => {
+    // forward.enrich pings this "Docker engine" before the forward input
+    // listens, and waits 3 s for an answer: the start is held there, with the
+    // HTTP endpoint and the sinks up.
+    const engine = await silentServer();
+    try {
+      const http = await freePort();
+      const c = spawnCollect(quickFlags('term-in-start', { http: `127.0.0.1:${http}` }), { DOCKER_HOST: `tcp://127.0.0.1:${engine.port}` });
+      await until('the engine ping', () => engine.accepted.length > 0);
+      const res = await fetch(`http://127.0.0.1:${http}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ ready: false, not_ready: ['collector starting'] });
+      expect(c.msgs()).not.toContain('ready');
+
+      c.child.kill('SIGTERM');
+      expect(await c.exited).toBe(0);
+      const order = ['stopping', 'ready', 'forward input stopped', 'file sink closed', 'stopped'];
+      expect(c.msgs().filter((m) => order.includes(m as string))).toEqual(order);
+    } finally {
+      for (const socket of engine.accepted) socket.destroy();
+      await new Promise((r) => engine.server.close(r));
+    }
+  });
+});
