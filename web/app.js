@@ -41,7 +41,22 @@ function writeAddress() {
 
 // ---- lines -----------------------------------------------------------------
 
-const keyOf = (e) => `${e['@timestamp']}/${e.clogs.seq}`;
+/** The names the collector stores in `log.level` (LEVEL_NAMES in src/collector/levels.ts); only these become a class. */
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+
+/** `@timestamp/seq`, the order and identity of a line; undefined for an event without them (the server sends none). */
+const keyOf = (e) => (typeof e?.['@timestamp'] === 'string' && Number.isSafeInteger(e.clogs?.seq) ? `${e['@timestamp']}/${e.clogs.seq}` : undefined);
+
+/** Keys in the collected order: the time (fixed width, so text order is time order), then the sequence number. */
+function compareKeys(a, b) {
+  const i = a.lastIndexOf('/');
+  const j = b.lastIndexOf('/');
+  const ta = a.slice(0, i);
+  const tb = b.slice(0, j);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+}
+
 const sourceName = (e) => e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;
 
 /** The fields of an event, flattened to `a.b.c` paths, for the opened line. */
@@ -64,9 +79,12 @@ function messageObject(message) {
 }
 
 function renderLine(e, showSource) {
+  const key = keyOf(e);
+  if (key === undefined) throw new Error('no @timestamp and clogs.seq');
   const li = el('li', 'line');
   const level = e.log?.level;
-  if (level) li.classList.add(`lvl-${level.toLowerCase()}`);
+  // Any other word (one an older collector stored, say) has no style, and may hold characters no class name can.
+  if (LEVELS.has(level)) li.classList.add(`lvl-${level}`);
   if (e.stream === 'stderr') li.classList.add('stderr');
   const json = e.attrs !== undefined || messageObject(e.message) !== undefined;
   if (json) li.classList.add('json');
@@ -76,7 +94,7 @@ function renderLine(e, showSource) {
   const msg = el('span', 'msg');
   highlight(msg, e.message);
   li.append(msg);
-  li.dataset.key = keyOf(e);
+  li.dataset.key = key;
   li.addEventListener('click', (ev) => {
     if (ev.target.closest('.fields')) return;
     const open = li.querySelector('.fields');
@@ -121,7 +139,11 @@ class View {
     this.cursor = undefined; // where the next older page starts; undefined: nothing older
     this.loadingOlder = false;
     this.detached = false; // scrolled back so far that the newest lines were dropped
-    this.missed = 0;
+    this.missed = 0; // detached: the lines not shown since
+    this.missedUncounted = false; // detached: more lines than counted were not shown
+    this.newest = undefined; // the newest key shown or counted as missed: where a catch-up stops
+    this.held = undefined; // live lines waiting for the history before them; undefined: shown as they come
+    this.reading = Promise.resolve(); // the history reads that hold live lines, one after another
     this.showSource = view.containers.length !== 1 || view.q !== '';
     this.list = $('lines');
     this.list.replaceChildren();
@@ -137,31 +159,49 @@ class View {
   async start() {
     const searching = view.q !== '';
     status(searching ? 'Searching…' : 'Loading…', 'busy');
-    let held = [];
-    if (this.isLive) {
-      // Subscribed before the history is read: a line stored in between comes on
-      // both sides and is shown once; live lines wait until the history is in.
-      await this.openLive((e) => (held ? held.push(e) : this.append([e])));
-    }
-    try {
-      const page = await this.fetchPage();
-      if (this.abort.signal.aborted) return;
-      this.prepend(page.events);
-      this.cursor = page.next ?? undefined;
-      // Lines both in the history and live are shown once (by key); the rest are new.
+    // Subscribed before the history is read: a line stored in between comes on
+    // both sides and is shown once (by key).
+    if (this.isLive) await this.openLive();
+    const loaded = await this.holdLive(async () => {
+      try {
+        const page = await this.fetchPage();
+        if (this.abort.signal.aborted) return false;
+        this.prepend(page.events);
+        this.cursor = page.next ?? undefined;
+        return true;
+      } catch (err) {
+        if (this.abort.signal.aborted) return false;
+        status(`${searching ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
+        // Without its history the view takes no live line either (held ones would pile up).
+        this.source?.close();
+        this.source = undefined;
+        this.held = undefined;
+        return false;
+      }
+    });
+    if (!loaded) return;
+    this.scrollToEnd();
+    if (this.list.children.length === 0) this.list.append(el('li', 'empty', searching ? 'No line matches.' : 'No lines yet.'));
+    this.idleStatus();
+    this.watchOlder();
+  }
+
+  /**
+   * Runs a history read (which must not throw) while live lines wait, so
+   * that they come after what it shows. Reads queue behind each other; the
+   * held lines are shown once the last one is done.
+   */
+  async holdLive(read) {
+    this.held ??= [];
+    const done = this.reading.then(read);
+    this.reading = done;
+    const result = await done;
+    if (this.reading === done && this.held && !this.abort.signal.aborted) {
+      const held = this.held;
+      this.held = undefined;
       this.append(held);
-      held = undefined;
-      this.scrollToEnd();
-      if (this.list.children.length === 0) this.list.append(el('li', 'empty', searching ? 'No line matches.' : 'No lines yet.'));
-      this.idleStatus();
-      this.watchOlder();
-    } catch (err) {
-      if (this.abort.signal.aborted) return;
-      status(`${searching ? 'Search failed' : 'Loading failed'}: ${err.message}`, 'error');
-      // Without its history the view takes no live line either (held ones would pile up).
-      this.source?.close();
-      this.source = undefined;
     }
+    return result;
   }
 
   idleStatus() {
@@ -172,7 +212,7 @@ class View {
     else status(what + (paused && !view.q ? ' · paused' : ''));
   }
 
-  openLive(onEvent) {
+  openLive() {
     const params = viewParams();
     params.delete('since');
     params.delete('until');
@@ -181,16 +221,20 @@ class View {
     this.abort.signal.addEventListener('abort', () => source.close());
     let reconnecting = false;
     source.onmessage = (m) => {
+      let e;
       try {
-        onEvent(JSON.parse(m.data));
+        e = JSON.parse(m.data);
       } catch {
-        // Not an event: nothing to show.
+        return; // Not an event: nothing to show.
       }
+      if (this.held) this.held.push(e);
+      else this.append([e]);
     };
     return new Promise((resolve) => {
       source.onopen = () => {
         resolve();
-        if (reconnecting) void this.catchUp();
+        // Subscribed again: what was stored while the stream was down is in the store.
+        if (reconnecting) void this.holdLive(() => this.catchUp());
         reconnecting = false;
         if (this.list.children.length > 0) this.idleStatus();
       };
@@ -202,14 +246,78 @@ class View {
     });
   }
 
-  /** After the live stream was down: the lines it missed, from the store. */
+  /**
+   * After the live stream was down: the lines stored meanwhile, read back
+   * page by page to the newest line the view has had, and added in order.
+   * More than the view holds, or a read that fails: a marker where they are
+   * missing instead.
+   */
   async catchUp() {
+    // The view gave up (its history could not be read): nothing to catch up with.
+    if (!this.source) return;
+    const pages = [];
+    let complete = false;
     try {
-      const page = await this.fetchPage();
-      this.append(page.events);
+      let before;
+      for (let n = 0; n <= MAX_LINES; ) {
+        const page = await this.fetchPage(before);
+        const missing = page.events.filter((e) => this.isMissing(keyOf(e)));
+        pages.unshift(missing);
+        n += missing.length;
+        before = page.next;
+        if (page.events.some((e) => !this.isNewer(keyOf(e))) || !before) {
+          complete = true;
+          break;
+        }
+      }
     } catch {
-      // The next reconnection tries again.
+      // Shown as missing lines below.
     }
+    if (this.abort.signal.aborted) return;
+    const missed = pages.flat();
+    if (this.detached) {
+      // Their copies that came live meanwhile are the same lines: counted once.
+      const counted = new Set(missed.map(keyOf));
+      this.held = this.held.filter((e) => !counted.has(keyOf(e)));
+      this.countMissed(missed, !complete);
+    } else if (complete) this.append(missed);
+    else {
+      this.showGap();
+      // The marker stands for these: the next catch-up stops at them.
+      for (const e of missed) this.noteNewest(keyOf(e));
+    }
+  }
+
+  isNewer(key) {
+    return key === undefined || this.newest === undefined || compareKeys(key, this.newest) > 0;
+  }
+
+  /**
+   * Whether a line read back belongs to what the view missed: newer than its
+   * newest, or, while it shows its newest lines, one of the lines it holds the
+   * span of and does not show (a slower source's line, stored late with an
+   * earlier time: live, it would have come after the newest).
+   */
+  isMissing(key) {
+    if (this.isNewer(key)) return true;
+    return !this.detached && !this.keys.has(key) && (this.cursor === undefined || compareKeys(key, this.cursor) >= 0);
+  }
+
+  /** A marker where lines are missing from the view, at its end; it reloads the view, which reads them. */
+  showGap() {
+    const follow = atEnd();
+    this.list.querySelector('.empty')?.remove();
+    const gap = el('li', 'gap');
+    const reload = el('button', '', 'Lines are missing here (the live stream was down): reload');
+    reload.type = 'button';
+    reload.addEventListener('click', () => show());
+    gap.append(reload);
+    this.list.append(gap);
+    if (follow) this.scrollToEnd();
+  }
+
+  noteNewest(key) {
+    if (key !== undefined && (this.newest === undefined || compareKeys(key, this.newest) > 0)) this.newest = key;
   }
 
   async fetchPage(before) {
@@ -224,35 +332,53 @@ class View {
     const frag = document.createDocumentFragment();
     for (const e of events) {
       const key = keyOf(e);
-      if (this.keys.has(key)) continue;
-      this.keys.add(key);
-      frag.append(renderLine(e, this.showSource));
+      if (key !== undefined) {
+        if (this.keys.has(key)) continue;
+        this.keys.add(key);
+        this.noteNewest(key);
+      }
+      try {
+        frag.append(renderLine(e, this.showSource));
+      } catch (err) {
+        // One event the page cannot draw is shown as it came, and never fails the lines around it.
+        const li = el('li', 'unreadable', JSON.stringify(e));
+        li.title = `Not readable as a line: ${err.message}`;
+        if (key !== undefined) li.dataset.key = key;
+        frag.append(li);
+      }
     }
     return frag;
   }
 
   append(events) {
     if (events.length === 0) return;
-    if (this.detached) {
-      this.missed += events.length;
-      $('latest').hidden = false;
-      $('latest').textContent = `${this.missed} new line${this.missed === 1 ? '' : 's'}: jump to the latest`;
-      return;
-    }
+    if (this.detached) return this.countMissed(events);
     const follow = atEnd();
     this.list.querySelector('.empty')?.remove();
     this.list.append(this.render(events));
-    // Bounded: the oldest lines go; scrolling back reads them again from the store.
+    // Bounded: the oldest lines go; scrolling back reads them again from the store
+    // (so does a gap marker left at the top: its lines are among those read).
     let dropped = false;
-    while (this.list.children.length > MAX_LINES) {
-      const first = this.list.firstElementChild;
+    let first;
+    while ((first = this.list.firstElementChild) && (this.list.children.length > MAX_LINES || (dropped && !first.dataset.key))) {
       this.keys.delete(first.dataset.key);
       first.remove();
       dropped = true;
     }
-    if (dropped) this.cursor = this.list.firstElementChild.dataset.key;
+    if (dropped) this.cursor = this.list.firstElementChild?.dataset.key;
     if (follow) this.scrollToEnd();
     if (this.list.children.length > 0) this.idleStatus();
+  }
+
+  /** Detached: lines not shown, counted on the button that jumps to the latest; `uncounted`: there may be more. */
+  countMissed(events, uncounted = false) {
+    this.missed += events.length;
+    this.missedUncounted ||= uncounted;
+    for (const e of events) this.noteNewest(keyOf(e));
+    if (this.missed === 0 && !this.missedUncounted) return;
+    const what = !this.missedUncounted ? `${this.missed} new line${this.missed === 1 ? '' : 's'}` : this.missed > 0 ? `${this.missed}+ new lines` : 'Lines may be missing';
+    $('latest').hidden = false;
+    $('latest').textContent = `${what}: jump to the latest`;
   }
 
   prepend(events) {

@@ -49,13 +49,17 @@ const BY_NUMBER = new Map<number, LevelName>([...RANKS].map(([name, rank]) => [r
 
 /**
  * A level field's value as the name clogs stores: pino's numbers, or a short
- * string, lower case, aliases resolved; another short word is kept as it is
- * (lower case) rather than lost.
+ * string, trimmed, lower case, aliases resolved; another short word is kept as
+ * it is (lower case) rather than lost. Text with inner whitespace is no word,
+ * so no level: readers take a level for one token (the page makes a CSS class
+ * of it), and the field stays under `attrs`.
  */
 export function levelName(v: unknown): string | undefined {
   if (typeof v === 'number') return BY_NUMBER.get(v);
-  if (typeof v !== 'string' || v.length === 0 || v.length > 16) return undefined;
-  const lower = v.toLowerCase();
+  if (typeof v !== 'string') return undefined;
+  const word = v.trim();
+  if (word.length === 0 || word.length > 16 || /\s/.test(word)) return undefined;
+  const lower = word.toLowerCase();
   return ALIASES.get(lower) ?? lower;
 }
 

@@ -7,9 +7,16 @@
  * always suffices).
  *
  * The pipeline publishes synchronously and must never wait for a reader, so
- * each client has a bounded send buffer: a client that lets more than
- * CLIENT_BUFFER_BYTES pile up is sent a final comment and dropped. A dropped
- * client loses nothing it cannot get back: every event it was sent is already
+ * each client has a bounded send buffer. Slowness is judged over time, not
+ * at one write: the pipeline publishes a whole commit's batches in one turn
+ * of the event loop, so even a fast reader's queue can pass
+ * CLIENT_BUFFER_BYTES before the socket had a chance to drain. A client
+ * queued above it must empty its queue within SLOW_CLIENT_MS; one that does
+ * not, or whose queue passes CLIENT_MAX_BUFFER_BYTES (what bounds the memory
+ * a client holds), or while the clients above it hold TOTAL_MAX_BUFFER_BYTES
+ * together (what bounds them all: /tail takes any number of clients), is
+ * sent a final comment and dropped. A dropped client
+ * loses nothing it cannot get back: every event it was sent is already
  * durable in the store.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,8 +26,14 @@ import type { Pipeline } from '../collector/pipeline.js';
 import type { Logger } from '../log.js';
 import { matchesLine, mayTakeName, takesContainer, takesTag, type TailFilter } from './tail-filter.js';
 
-/** Bytes a client may have queued in the socket before it is dropped. */
+/** Bytes a client may have queued in the socket for as long as it likes. */
 export const CLIENT_BUFFER_BYTES = 1024 * 1024;
+/** How long a client queued above CLIENT_BUFFER_BYTES has to empty its queue. */
+export const SLOW_CLIENT_MS = 5_000;
+/** Bytes queued for a client past which it is dropped at once: the most memory one client holds. */
+export const CLIENT_MAX_BUFFER_BYTES = 32 * 1024 * 1024;
+/** Bytes queued for all the clients above CLIENT_BUFFER_BYTES together, past which the one being sent to is dropped. */
+export const TOTAL_MAX_BUFFER_BYTES = 64 * 1024 * 1024;
 /** A comment this often keeps proxies from closing an idle stream and finds dead clients. */
 const KEEPALIVE_MS = 15_000;
 /** How long a dropped client gets to take its final comment before the socket is destroyed. */
@@ -36,28 +49,63 @@ export interface TailStreams {
   closeAll(): void;
 }
 
-export function createTailStreams(pipeline: Pipeline, log: Logger): TailStreams {
+/** When a client counts as too slow; the defaults above, smaller in tests. */
+export interface TailLimits {
+  bufferBytes: number;
+  slowMs: number;
+  maxBufferBytes: number;
+  totalBufferBytes: number;
+}
+
+const LIMITS: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: SLOW_CLIENT_MS, maxBufferBytes: CLIENT_MAX_BUFFER_BYTES, totalBufferBytes: TOTAL_MAX_BUFFER_BYTES };
+
+export function createTailStreams(pipeline: Pipeline, log: Logger, limits: TailLimits = LIMITS): TailStreams {
   const open = new Set<() => void>();
+  /** The clients queued above limits.bufferBytes. */
+  const behind = new Set<ServerResponse>();
+  const queuedBehind = (): number => {
+    let bytes = 0;
+    for (const r of behind) bytes += r.writableLength;
+    return bytes;
+  };
 
   function serve(req: IncomingMessage, res: ServerResponse, filter: TailFilter): void {
     let ended = false;
+    /** Runs while the client is queued above limits.bufferBytes; an emptied queue stops it. */
+    let slow: NodeJS.Timeout | undefined;
     const finish = (): void => {
       if (ended) return;
       ended = true;
       unsubscribe();
       clearInterval(keepalive);
+      clearTimeout(slow);
+      behind.delete(res);
       open.delete(endStream);
     };
-    const drop = (): void => {
+    const drop = (reason: string): void => {
       finish();
-      log.warn({ remote: req.socket.remoteAddress, queued: res.writableLength }, 'tail client dropped: too slow');
+      log.warn({ remote: req.socket.remoteAddress, queued: res.writableLength, reason }, 'tail client dropped: too slow');
       res.end(DROPPED_COMMENT);
       setTimeout(() => res.destroy(), DROP_GRACE_MS).unref();
     };
     const send = (chunk: string | Buffer): void => {
       res.write(chunk);
-      if (res.writableLength > CLIENT_BUFFER_BYTES) drop();
+      const queued = res.writableLength;
+      if (queued <= limits.bufferBytes) return;
+      behind.add(res);
+      if (queued > limits.maxBufferBytes) drop(`more than ${limits.maxBufferBytes} bytes queued`);
+      else if (queuedBehind() > limits.totalBufferBytes) drop(`clients behind hold more than ${limits.totalBufferBytes} bytes together`);
+      else if (slow === undefined) {
+        slow = setTimeout(() => drop(`queue not emptied within ${limits.slowMs} ms`), limits.slowMs);
+        slow.unref();
+      }
     };
+    // 'drain' comes once the whole queue is written: the client kept up after all.
+    res.on('drain', () => {
+      clearTimeout(slow);
+      slow = undefined;
+      behind.delete(res);
+    });
     const endStream = (): void => {
       finish();
       res.end();

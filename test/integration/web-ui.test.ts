@@ -6,12 +6,13 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser, HTTPRequest, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { launchChromium } from '../helpers/browser.js';
 import { docker, removeContainers, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
 import { requireDocker, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 
 /** The product asks for a new line within 1 s; the test allows for a busy machine. */
 const LIVE_LINE_TIMEOUT_MS = 5000;
@@ -31,13 +32,16 @@ let base: string;
 
 const SCRIPT_LINE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
 
+/** The collector of these tests, on `http` (a port, or 0 for any free one). */
+const collect = (http: string): Promise<RunningCollector> =>
+  startCollector(['--forward', '127.0.0.1:0', '--http', http, '--file', join(dir, 'data'), '--state', join(dir, 'state')], {
+    CLOGS_DOCKER_INCLUDE_NAMES: `[${prefix}-*]`,
+  });
+
 beforeAll(async () => {
   await requireDocker();
   browser = await launchChromium();
-  collector = await startCollector(
-    ['--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', join(dir, 'data'), '--state', join(dir, 'state')],
-    { CLOGS_DOCKER_INCLUDE_NAMES: `[${prefix}-*]` },
-  );
+  collector = await collect('127.0.0.1:0');
   base = `http://${collector.ready.http}`;
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 800 });
@@ -66,7 +70,8 @@ describe('the web page', () => {
     await page.goto(base + '/');
     await runContainer(
       app,
-      `echo '{"level":"info","msg":"hello info"}'; echo '{"level":"warn","msg":"careful warn","user":{"id":42}}'; echo '${SCRIPT_LINE}'; exec sleep 3600`,
+      `echo '{"level":"info","msg":"hello info"}'; echo '{"level":"warn","msg":"careful warn","user":{"id":42}}'; ` +
+        `echo '{"level":"a b","msg":"spaced level"}'; echo '{"level":"INFO ","msg":"padded info"}'; echo '${SCRIPT_LINE}'; exec sleep 3600`,
     );
     await page.waitForFunction((name) => [...document.querySelectorAll('#containers .name')].some((b) => b.textContent === name), { timeout: LIST_TIMEOUT_MS }, app);
     const row = await page.$$eval('#containers tbody tr', (rows, name) => rows.find((r) => r.textContent?.includes(name))?.textContent, app);
@@ -79,6 +84,13 @@ describe('the web page', () => {
 
     await docker('exec', app, 'sh', '-c', 'echo fresh live line > /proc/1/fd/1');
     await waitForText('fresh live line', LIVE_LINE_TIMEOUT_MS);
+  });
+
+  it('shows a line whose level field holds a space, without a level; a padded level as its name', async () => {
+    const classes = await page.$$eval('#lines .line', (lines) => Object.fromEntries(lines.map((l) => [l.querySelector('.msg')?.textContent, l.className])));
+    expect(classes['spaced level']).toBeDefined();
+    expect(classes['spaced level']).not.toMatch(/lvl-/);
+    expect(classes['padded info']).toMatch(/\blvl-info\b/);
   });
 
   it('shows a line holding <script> as text and runs nothing', async () => {
@@ -142,6 +154,46 @@ describe('the web page', () => {
     await page.goto(`${base}/?q=anything&since=yesterday-ish`);
     await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'));
     expect(await page.$eval('#status', (e) => e.textContent)).toMatch(/^Search failed: since: expected a duration/);
+  });
+
+  it('shows the lines written while its live stream was down once and in order, before the live ones', async () => {
+    await page.goto(`${base}/?container=${app}`);
+    await waitForText('fresh live line');
+    await page.waitForFunction(() => document.getElementById('status')?.classList.contains('live'));
+    // The page's reconnection is held until the store has every line of the gap,
+    // so that the page finds them there and not on its new live stream.
+    const held: HTTPRequest[] = [];
+    let holding = true;
+    const route = (req: HTTPRequest): void => {
+      if (holding && new URL(req.url()).pathname === '/tail') held.push(req);
+      else void req.continue();
+    };
+    const release = async (): Promise<void> => {
+      holding = false;
+      await Promise.all(held.splice(0).map((req) => req.continue()));
+    };
+    await page.setRequestInterception(true);
+    page.on('request', route);
+    try {
+      const http = collector.ready.http!;
+      await collector.stop();
+      await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('reconnecting'));
+      // More lines than one page of history (200).
+      const gap = Array.from({ length: 300 }, (_, i) => `gap line ${i + 1}`);
+      await docker('exec', app, 'sh', '-c', 'i=1; while [ $i -le 300 ]; do echo "gap line $i"; i=$((i+1)); done > /proc/1/fd/1');
+      collector = await collect(http);
+      await until('the gap in the store', async () => (await storedMessages(`container=${app}&limit=1`))[0] === 'gap line 300');
+      await release();
+      await page.waitForFunction(() => document.getElementById('status')?.classList.contains('live'), { timeout: LIST_TIMEOUT_MS });
+      await docker('exec', app, 'sh', '-c', 'echo after the gap > /proc/1/fd/1');
+      await waitForText('after the gap', LIVE_LINE_TIMEOUT_MS);
+      const messages = await page.$$eval('#lines .line .msg', (spans) => spans.map((s) => s.textContent));
+      expect(messages.slice(messages.indexOf('fresh live line'))).toEqual(['fresh live line', ...gap, 'after the gap']);
+    } finally {
+      await release();
+      page.off('request', route);
+      await page.setRequestInterception(false);
+    }
   });
 });
 

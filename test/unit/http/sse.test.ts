@@ -1,11 +1,12 @@
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
-import { createTailStreams } from '../../../src/http/sse.js';
+import { CLIENT_BUFFER_BYTES, DROPPED_COMMENT, SLOW_CLIENT_MS, createTailStreams, type TailLimits } from '../../../src/http/sse.js';
 import { parseTailQuery, tailFilter, type TailFilter, type TailQuery } from '../../../src/http/tail-filter.js';
 import { createLogger } from '../../../src/log.js';
+import { until } from '../../helpers/until.js';
 import { container, event } from '../file-sink/helpers.js';
 
 const web = container('web');
@@ -14,28 +15,41 @@ const db = container('db');
 let server: Server | undefined;
 afterEach(() => server?.close());
 
-/** A /tail stream with `query` on a real HTTP server: the messages it was sent so far. */
-async function subscribe(
-  pipeline: Pipeline,
-  query: string,
-  filter?: TailFilter,
-): Promise<{ messages(): string[]; ended: Promise<void>; close(): void }> {
+interface Tail {
+  /** The messages of the events received so far. */
+  messages(): string[];
+  /** Everything received so far. */
+  raw(): string;
+  /** The client's side of the stream, to stop and resume reading. */
+  incoming: IncomingMessage;
+  /** The server's side of the stream. */
+  response: ServerResponse;
+  ended: Promise<void>;
+  close(): void;
+}
+
+/** A /tail stream with `query` on a real HTTP server. */
+async function subscribe(pipeline: Pipeline, query: string, filter?: TailFilter, limits?: TailLimits): Promise<Tail> {
   filter ??= await tailFilter(parseTailQuery(new URLSearchParams(query)) as TailQuery, undefined, createLogger('silent'));
-  const streams = createTailStreams(pipeline, createLogger('silent'));
-  server = createServer((req, res) => streams.serve(req, res, filter));
+  const streams = createTailStreams(pipeline, createLogger('silent'), limits);
+  let response: ServerResponse | undefined;
+  server = createServer((req, res) => {
+    response = res;
+    streams.serve(req, res, filter);
+  });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   let raw = '';
   let ended = (): void => undefined;
   const endedPromise = new Promise<void>((resolve) => (ended = resolve));
   const req = request({ host: '127.0.0.1', port, path: `/tail?${query}` });
-  await new Promise<void>((resolve, reject) => {
+  const incoming = await new Promise<IncomingMessage>((resolve, reject) => {
     req.on('response', (res) => {
       res.setEncoding('utf8');
       res.on('end', () => ended());
       res.on('data', (chunk: string) => {
         raw += chunk;
-        if (raw.startsWith(': subscribed\n\n')) resolve();
+        if (raw.startsWith(': subscribed\n\n')) resolve(res);
       });
     });
     req.on('error', reject);
@@ -43,9 +57,23 @@ async function subscribe(
   });
   return {
     messages: () => [...raw.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as { message: string }).message),
+    raw: () => raw,
+    incoming,
+    response: response!,
     ended: endedPromise,
     close: () => req.destroy(),
   };
+}
+
+/** Lines of about 1 KiB: this many make 8 MiB, more than the kernel's socket buffers take from a client that does not read. */
+const BURST_LINES = 8192;
+
+/** `n` lines of `web` in batches of 256, all published in one turn of the event loop, as a commit's batches are. */
+async function burst(pipeline: Pipeline, n = BURST_LINES): Promise<void> {
+  const body = 'x'.repeat(1000);
+  const batches: EncodedBatch[] = [];
+  for (let i = 0; i < n; i += 256) batches.push(EncodedBatch.of(Array.from({ length: Math.min(256, n - i) }, (_, j) => event(`${i + j} ${body}`, { container: web }))));
+  await Promise.all(batches.map((b) => pipeline.write(b)));
 }
 
 describe('/tail stream', () => {
@@ -73,5 +101,59 @@ describe('/tail stream', () => {
     await expect(pipeline.write(EncodedBatch.of([event('a1', { container: web, tag: 'app.a' })]))).resolves.toBeUndefined();
     await tail.ended;
     expect(tail.messages()).toEqual([]);
+  });
+});
+
+describe('/tail stream: slow clients', () => {
+  it('keeps a client that reads through a burst far above the buffer bound', async () => {
+    const pipeline = new Pipeline([]);
+    const tail = await subscribe(pipeline, 'container=web');
+    await burst(pipeline);
+    // The burst is queued in one turn, before the socket could drain: more than the bound, and that alone is no reason to drop.
+    expect(tail.response.writableLength).toBeGreaterThan(CLIENT_BUFFER_BYTES);
+    await pipeline.write(EncodedBatch.of([event('after the burst', { container: web })]));
+    await until('the whole burst and the line after it', () => tail.raw().includes('after the burst'), SLOW_CLIENT_MS);
+    expect(tail.messages()).toHaveLength(BURST_LINES + 1);
+    expect(tail.raw()).not.toContain(DROPPED_COMMENT);
+    expect(tail.response.writableEnded).toBe(false);
+    tail.close();
+  });
+
+  it('drops a client that leaves more than the bound queued for longer than the time it gets', async () => {
+    const pipeline = new Pipeline([]);
+    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 200, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES });
+    tail.incoming.pause();
+    await burst(pipeline);
+    expect(tail.response.writableLength).toBeGreaterThan(CLIENT_BUFFER_BYTES);
+    expect(tail.response.writableEnded).toBe(false);
+    await until('the client dropped', () => tail.response.writableEnded, 5000);
+    tail.incoming.resume();
+    await tail.ended;
+    expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
+    expect(tail.messages()).toHaveLength(BURST_LINES);
+  });
+
+  it('drops a client at once when its queue passes the hard bound', async () => {
+    const pipeline = new Pipeline([]);
+    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 2 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES });
+    tail.incoming.pause();
+    await burst(pipeline);
+    expect(tail.response.writableEnded).toBe(true);
+    tail.incoming.resume();
+    await tail.ended;
+    expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
+    // Nothing was queued for it after the drop.
+    expect(tail.messages().length).toBeLessThan(BURST_LINES);
+  });
+
+  it('drops a client at once when the clients behind hold more than the bound for all together', async () => {
+    const pipeline = new Pipeline([]);
+    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 2 * CLIENT_BUFFER_BYTES });
+    tail.incoming.pause();
+    await burst(pipeline);
+    expect(tail.response.writableEnded).toBe(true);
+    tail.incoming.resume();
+    await tail.ended;
+    expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LEVEL_NAMES, levelName, levelRank, levelsAtLeast } from '../../../src/collector/levels.js';
 import { parseLevel } from '../../../src/tail/filter.js';
+import { makeNormalizer, raw } from '../multiline/helpers.js';
 
 describe('one level table for the normalizer and the readers', () => {
   it('names pino numbers, aliases and case the way the normalizer stores them', () => {
@@ -9,6 +10,23 @@ describe('one level table for the normalizer and the readers', () => {
     expect(levelName('verbose')).toBe('verbose');
     expect(levelName(35)).toBeUndefined();
     expect(levelName('x'.repeat(17))).toBeUndefined();
+  });
+
+  it('trims a level, and takes text with inner whitespace for no level at all', () => {
+    expect(['INFO ', ' Warning\t', '\nverbose '].map(levelName)).toEqual(['info', 'warn', 'verbose']);
+    expect(levelName(` ${'x'.repeat(16)} `)).toBe('x'.repeat(16));
+    for (const text of ['a b', 'warn\terror', ' ', '', 'x\u00a0y']) expect(levelName(text)).toBeUndefined();
+  });
+
+  it('keeps a level field that is no level under attrs, in JSON and logfmt lines', () => {
+    const { n } = makeNormalizer(undefined);
+    const json = n.push(raw('{"level":"a b","msg":"x"}'))[0]!;
+    const logfmt = n.push(raw('level="not a level" msg=y'))[0]!;
+    const padded = n.push(raw('{"level":"INFO ","msg":"z"}'))[0]!;
+    expect(json).toMatchObject({ message: 'x', attrs: { level: 'a b' } });
+    expect(logfmt).toMatchObject({ message: 'y', attrs: { level: 'not a level' } });
+    expect([json.log, logfmt.log]).toEqual([undefined, undefined]);
+    expect(padded).toMatchObject({ message: 'z', log: { level: 'info' } });
   });
 
   it('ranks names and aliases alike, and no property of Object', () => {
