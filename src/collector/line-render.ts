@@ -205,6 +205,9 @@ export class LineRenderer {
     tag: string | undefined,
     extras: ExtraFields = NO_EXTRAS,
   ): number {
+    // A line's end of line, as Fluent Bit's tail input and Fluentd's in_tail
+    // leave it in a record read from Docker's json-file (normalize.ts stripEol).
+    if (end > start && line[end - 1] === 0x0a) end--;
     if (end > start && line[end - 1] === 0x0d) end--;
     const normalizer = this.normalizer;
     if (end - start > normalizer.maxLineBytes || normalizer.holds(container, tag, input, stream, line, start, end)) return -1;

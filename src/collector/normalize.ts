@@ -414,7 +414,7 @@ export class Normalizer {
   private line(raw: RawLine, line: Buffer | string, watch: HoldWatcher | undefined): LogEvent[] {
     const ml = this.multiline;
     if (ml === undefined || !ml.concerns(raw.container, raw.tag, raw.input, raw.stream, line, 0, line.length)) return this.build(raw, line, false);
-    const text = stripCr(typeof line === 'string' ? line : line.toString('utf8'));
+    const text = stripEol(typeof line === 'string' ? line : line.toString('utf8'));
     // A split line's pieces are one line from here on; its first piece's RawLine stands for it.
     const whole = raw.partial === undefined ? raw : { ...raw, line, partial: undefined };
     const released: Released[] = [];
@@ -432,7 +432,7 @@ export class Normalizer {
   }
 
   private build(raw: RawLine, text: string | Buffer, truncated: boolean): LogEvent[] {
-    const unterminated = stripCr(typeof text === 'string' ? text : text.toString('utf8'));
+    const unterminated = stripEol(typeof text === 'string' ? text : text.toString('utf8'));
     const stripped = this.opts.stripAnsi ? stripTerminal(unterminated) : unterminated;
     const timestamp = raw.timestamp ?? formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
@@ -630,8 +630,15 @@ function structuredLine(fields: Record<string, unknown>): JsonLine {
   return { message, level: levelOf(fields), fields };
 }
 
-function stripCr(line: string): string {
-  return line.endsWith('\r') ? line.slice(0, -1) : line;
+/**
+ * A line without its end of line: the Docker input's lines come without
+ * `\n`, but a record that Fluent Bit's tail input or Fluentd's in_tail read
+ * from Docker's json-file keeps it (`"log":"...\n"`), and a JSON or logfmt
+ * line with it would not be parsed. line-render.ts strips the same bytes.
+ */
+function stripEol(line: string): string {
+  const end = line.endsWith('\n') ? line.length - 1 : line.length;
+  return line.charCodeAt(end - 1) === 0x0d ? line.slice(0, end - 1) : line.slice(0, end);
 }
 
 function hasKeys(o: object): boolean {

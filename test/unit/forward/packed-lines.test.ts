@@ -265,6 +265,11 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       [['level', s('info')], ['no_line', s('no line key: the record as JSON')]],
       [['log', s('bad utf-8 follows')], ['b', mp.str(Buffer.from([0x61, 0xff]))]],
       [['log', s('  ERROR leading level')], ['source', s('console')]],
+      // Fluent Bit's tail input (docker parser) on json-file: the end of line stays in the record.
+      [['log', s('{"level":"error","msg":"db down","n":1}\n')], ['stream', s('stdout')]],
+      [['log', s('level=warn msg="disk" free=3\r\n')]],
+      [['log', s('plain line\n')]],
+      [['log', s('\n')]],
     ];
     const entries = records.map((rec, i) => entry(at(T, i % 4), mp.map(rec)));
     for (const opts of [{}, { parseLogfmt: false }, { parseJson: false }, { multiline: true }]) {

@@ -15,6 +15,15 @@ const line = (text: string | Buffer, more: Partial<RawLine> = {}): RawLine => ({
 });
 
 describe('Normalizer', () => {
+  it('takes a line without its end of line, as Fluent Bit and Fluentd send json-file lines', () => {
+    const { n } = make();
+    const [json] = n.push(line('{"level":"error","msg":"db down","n":1}\n', { container: undefined, tag: 'tail.app' }));
+    expect(json).toMatchObject({ message: 'db down', log: { level: 'error' }, attrs: { n: 1 } });
+    const [logfmt] = n.push(line('level=warn msg="disk"\r\n', { container: undefined, tag: 'tail.app' }));
+    expect(logfmt).toMatchObject({ message: 'disk', log: { level: 'warn' } });
+    expect(n.push(line('plain\n'))[0]!.message).toBe('plain');
+  });
+
   it('builds an ECS event with a 9-digit timestamp', () => {
     const { n } = make();
     const [e] = n.push(line('hello'));
