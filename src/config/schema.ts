@@ -308,7 +308,8 @@ export const configSchema = z
       .default(true)
       .describe('Parse logfmt lines (at least two key=value pairs and nothing else: Go slog, logrus, Heroku) like JSON lines; values stay strings.'),
     strip_ansi: z.boolean().default(true).describe('Remove terminal escape sequences (colours, cursor moves, titles) and \\r redraws from lines; false keeps them.'),
-    max_line_size: positiveSize.default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
+    // Pieces are cut between characters: below 4 bytes a character may not fit one.
+    max_line_size: byteSize({ min: 4 }).default(1024 * 1024).describe('Longest reassembled line; longer ones are cut into pieces.'),
     multiline: multilineSchema.default(() => multilineSchema.parse({})),
     forward: forwardSchema.default(() => forwardSchema.parse({})),
     docker: dockerSchema.default(() => dockerSchema.parse({})),

@@ -115,8 +115,8 @@ describe('loadConfig', () => {
 
   it('refuses sizes and durations outside their range, saying the range', () => {
     const cases: [string, string][] = [
-      ['max_line_size: 0\n', 'max_line_size: must be at least 1 byte, got 0'],
-      ['max_line_size: 0KiB\n', 'max_line_size: must be at least 1 byte, got "0KiB"'],
+      ['max_line_size: 0\n', 'max_line_size: must be at least 4 bytes, got 0'],
+      ['max_line_size: 0KiB\n', 'max_line_size: must be at least 4 bytes, got "0KiB"'],
       ['max_line_size: 1.5\n', 'max_line_size: must be a whole number of bytes, got 1.5'],
       ['max_line_size: 99999999999999GiB\n', 'max_line_size: must be at most 9007199254740991 bytes, got "99999999999999GiB"'],
       ['forward:\n  max_frame_size: -1\n', 'forward.max_frame_size: must be at least 1 byte, got -1'],
@@ -142,7 +142,7 @@ describe('loadConfig', () => {
 
   it('takes the range ends and the zeros that mean something', () => {
     const f = file('edges.yaml', [
-      'max_line_size: 1',
+      'max_line_size: 4',
       'multiline: { timeout: 1ms, max_bytes: 1 }',
       'docker: { removed_grace: 0 }',
       'sinks:',
@@ -153,7 +153,7 @@ describe('loadConfig', () => {
       '',
     ].join('\n'));
     const c = loadConfig({ file: f });
-    expect(c.max_line_size).toBe(1);
+    expect(c.max_line_size).toBe(4);
     expect(c.multiline).toMatchObject({ timeout: 1, max_bytes: 1 });
     expect(c.docker.removed_grace).toBe(0);
     expect(c.sinks.file.rotate_size).toBe(0);
