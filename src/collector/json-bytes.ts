@@ -99,3 +99,17 @@ export function sameBytesAt(buf: Buffer, a: number, b: number, len: number): boo
   for (let i = 0; i < len; i++) if (buf[a + i] !== buf[b + i]) return false;
   return true;
 }
+
+/**
+ * Where bytes [0, end) of `buf` may be cut without splitting a UTF-8
+ * character: `end`, or the start of the sequence that `end` would cut in two.
+ * Bytes that are no sequence's start stay where they are.
+ */
+export function utf8CutPoint(buf: Buffer, end: number): number {
+  let lead = end;
+  while (lead > 0 && end - lead < 3 && (buf[lead - 1]! & 0xc0) === 0x80) lead--;
+  if (lead === 0) return end;
+  const b = buf[lead - 1]!;
+  const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+  return end - (lead - 1) < length ? lead - 1 : end;
+}

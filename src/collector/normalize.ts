@@ -14,6 +14,7 @@
 import type { Logger } from '../log.js';
 import type { ContainerMeta, ContainerWithId, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
+import { utf8CutPoint } from './json-bytes.js';
 import type { MultilineSettings } from '../config/schema.js';
 import { configMode, ModeTable } from './multiline/modes.js';
 import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
@@ -377,20 +378,31 @@ export class Normalizer {
     }
     // Long enough to be cut anyway, or past the bound for all lines: written now.
     if (p.bytes >= this.opts.maxLineBytes || (bounded && this.heldPieceBytes > Math.max(MAX_HELD_PIECE_BYTES, this.opts.maxLineBytes))) {
-      return this.cut(p, watch);
+      return this.cut(p, watch, true);
     }
     watch?.heldPiece(raw, p.part);
     return [];
   }
 
-  /** Writes what a split line holds as a line of its own; the line goes on in a new part. */
-  private cut(p: PendingLine, watch: LineWatcher | undefined): LogEvent[] {
-    const events = this.finish(p, watch);
+  /**
+   * Writes what a split line holds as a line of its own; the line goes on in
+   * a new part. `carry`: a character its last bytes begin goes on with the
+   * next part, whole (Docker cuts pieces at byte offsets); at a timeout
+   * nothing may come to complete it.
+   */
+  private cut(p: PendingLine, watch: LineWatcher | undefined, carry: boolean): LogEvent[] {
+    const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
+    const at = carry ? utf8CutPoint(joined, joined.length) : joined.length;
+    const first = p.first;
+    const events = first === undefined ? [] : this.line(first, at === joined.length ? joined : joined.subarray(0, at), watch);
     watch?.releasedPieces(p.id, p.part, false);
-    this.heldPieceBytes -= p.bytes;
-    p.first = undefined;
-    p.pieces = [];
-    p.bytes = 0;
+    // The carried bytes stay held, in memory only: stored, they went with their piece's part (a crash loses that one character).
+    const rest = joined.length - at;
+    this.heldPieceBytes -= p.bytes - rest;
+    p.first = rest > 0 ? first : undefined;
+    // Copied: a view would keep the whole part in memory.
+    p.pieces = rest > 0 ? [Buffer.from(joined.subarray(at))] : [];
+    p.bytes = rest;
     p.part++;
     return events;
   }
@@ -568,7 +580,7 @@ export class Normalizer {
       // comes late goes on in the next part, apart from the pieces stored
       // for this one (which the input forgets by part, not by line).
       cuts.push({ id: p.id, part: p.part });
-      out.push(...this.cut(p, undefined));
+      out.push(...this.cut(p, undefined, false));
       p.since = now;
     }
     if (this.multiline !== undefined && this.multiline.size > 0) {

@@ -20,6 +20,7 @@
 import { ClogsError } from '../../errors.js';
 import type { Stream } from '../event.js';
 import { compareNanoTime, formatNanoTime, parseRfc3339, type NanoTime } from '../time.js';
+import { utf8CutPoint } from '../json-bytes.js';
 
 export interface LogLine {
   stream: Stream;
@@ -255,15 +256,22 @@ export class LogStreamParser {
     // Copied: a held piece must not pin the whole socket chunk it came in.
     p.pieces.push(complete ? bytes : Buffer.from(bytes));
     p.bytes += bytes.length;
-    if (complete || p.bytes >= this.opts.maxLineBytes) this.emitPending(out, stream);
+    if (complete || p.bytes >= this.opts.maxLineBytes) this.emitPending(out, stream, !complete);
   }
 
-  private emitPending(out: LogLine[], stream: Stream): void {
+  /**
+   * `carry`: the line goes on (cut at maxLineBytes), and a character its
+   * last bytes begin goes on with it, whole: the engine cuts pieces at byte
+   * offsets, and decoded apart the halves would be two U+FFFD.
+   */
+  private emitPending(out: LogLine[], stream: Stream, carry = false): void {
     const p = this.pending.get(stream);
     if (!p) return;
     this.pending.delete(stream);
-    const bytes = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
-    out.push({ stream, timestamp: p.timestamp, time: p.time, bytes });
+    const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
+    const at = carry ? utf8CutPoint(joined, joined.length) : joined.length;
+    out.push({ stream, timestamp: p.timestamp, time: p.time, bytes: at === joined.length ? joined : joined.subarray(0, at) });
+    if (at < joined.length) this.pending.set(stream, { timestamp: p.timestamp, time: p.time, pieces: [Buffer.from(joined.subarray(at))], bytes: joined.length - at });
   }
 
   /** Up to n bytes from the front, without consuming them. */

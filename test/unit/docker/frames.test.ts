@@ -275,6 +275,26 @@ describe('LogStreamParser details', () => {
     expect(out.map((l) => l.bytes.length)).toEqual([32768, 10]);
     expect(new Set(out.map((l) => l.timestamp)).size).toBe(1);
   });
+
+  it('cuts a line at maxLineBytes between characters, though the engine cut its pieces inside one', () => {
+    const ts = '2026-11-22T09:54:13.000000001Z ';
+    const text = '東京🚀'.repeat(2000);
+    const bytes = Buffer.from(text);
+    // The engine's 16 KiB pieces, cut at byte offsets.
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += 16384) pieces.push(Buffer.concat([Buffer.from(ts), bytes.subarray(at, at + 16384), at + 16384 >= bytes.length ? Buffer.from('\n') : Buffer.alloc(0)]));
+    const frames = pieces.map((payload) => {
+      const header = Buffer.alloc(8);
+      header[0] = 1;
+      header.writeUInt32BE(payload.length, 4);
+      return Buffer.concat([header, payload]);
+    });
+    const out = parser(false, [], 16384).push(Buffer.concat(frames));
+    expect(out.length).toBeGreaterThan(1);
+    const parts = out.map((l) => l.bytes.toString('utf8'));
+    expect(parts.join('')).toBe(text);
+    for (const part of parts) expect(part).not.toContain('\ufffd');
+  });
 });
 
 function frame(type: number, payload: string): Buffer {

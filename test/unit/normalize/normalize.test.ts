@@ -256,6 +256,21 @@ describe('Normalizer', () => {
     n.close();
   });
 
+  it('cuts a split line into parts between characters, though its pieces were cut inside them', () => {
+    const { n } = make({ maxLineBytes: 32 });
+    const text = '東京🚀'.repeat(20);
+    const bytes = Buffer.from(text);
+    const events = [];
+    for (let at = 0, ordinal = 1; at < bytes.length; at += 16, ordinal++) {
+      events.push(...n.push(line(bytes.subarray(at, at + 16), { partial: { id: 'cjk', ordinal, last: at + 16 >= bytes.length } })));
+    }
+    const parts = events.map((e) => e.message);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.join('')).toBe(text);
+    for (const part of parts) expect(part).not.toContain('\ufffd');
+    n.close();
+  });
+
   it('counts partial_timeout from the last piece, not the first', async () => {
     // Pieces 50 ms apart for longer than the timeout.
     const { n, flushed } = make({ partialTimeoutMs: 400 });
