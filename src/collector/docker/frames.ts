@@ -163,7 +163,7 @@ export class LogStreamParser {
       const prefix = prefixEnd > 0 ? buf.toString('latin1', start, prefixEnd) : '';
       const time = parseDockerTime(prefix);
       if (!time) throw new ClogsError('CLOGS_FRAME_MALFORMED', 'docker log stream: message without a timestamp prefix');
-      const timestamp = prefix.length === FIXED_PREFIX_BYTES ? prefix : formatNanoTime(time.sec, time.nsec);
+      const timestamp = timestampOf(prefix, time);
       const bodyStart = prefixEnd + 1;
       const complete = end > bodyStart && buf[end - 1] === NL;
       this.addPiece(out, stream, timestamp, time, buf.subarray(bodyStart, complete ? end - 1 : end), complete);
@@ -183,7 +183,7 @@ export class LogStreamParser {
         const time = parseDockerTime(prefix);
         if (!time) throw new ClogsError('CLOGS_FRAME_MALFORMED', 'docker log stream: TTY message without a timestamp prefix');
         this.take(prefixEnd + 1);
-        const timestamp = prefix.length === FIXED_PREFIX_BYTES ? prefix : formatNanoTime(time.sec, time.nsec);
+        const timestamp = timestampOf(prefix, time);
         this.ttyMessage = { timestamp, time, body: [], bodyBytes: 0 };
       }
       const msg = this.ttyMessage;
@@ -346,6 +346,18 @@ function findPrefixEnd(buf: Buffer, start: number, end: number): number {
 
 let cachedDate = '';
 let cachedSec = 0;
+/** Whether `cachedDate` is written as formatNanoTime writes its time (Date.parse also takes hour 24 or February 30). */
+let cachedCanonical = false;
+
+/**
+ * The `@timestamp` of a line whose prefix parsed to `time`: the prefix
+ * itself when it is Docker's own form, exactly what formatNanoTime would
+ * write (so the inputs' two paths agree), else formatNanoTime's text.
+ */
+function timestampOf(prefix: string, time: NanoTime): string {
+  const fixed = prefix.length === FIXED_PREFIX_BYTES && prefix.charCodeAt(19) === 0x2e && prefix.charCodeAt(29) === 0x5a;
+  return fixed && cachedCanonical && prefix.startsWith(cachedDate) ? prefix : formatNanoTime(time.sec, time.nsec);
+}
 
 /**
  * Docker's fixed-width `2026-11-22T09:54:12.667302120Z`, with the date part's
@@ -366,6 +378,7 @@ export function parseDockerTime(text: string): NanoTime | undefined {
     if (Number.isNaN(ms)) return undefined;
     cachedDate = date;
     cachedSec = ms / 1000;
+    cachedCanonical = new Date(ms).toISOString().startsWith(date);
   }
   return { sec: cachedSec, nsec };
 }

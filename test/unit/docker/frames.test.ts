@@ -276,6 +276,15 @@ describe('LogStreamParser details', () => {
     expect(new Set(out.map((l) => l.timestamp)).size).toBe(1);
   });
 
+  it('writes a prefix that is not Docker\'s own UTC form as formatNanoTime does, whatever its length', () => {
+    const out = parser(false).push(Buffer.concat([frame(1, '2026-11-22T09:54:12.6673+01:00 offset\n'), frame(1, '2026-11-22T24:00:00.000000001Z hour 24\n'), frame(1, '2026-11-22T09:54:12.000000001Z own\n')]));
+    expect(out.map((l) => [l.timestamp, l.bytes.toString()])).toEqual([
+      ['2026-11-22T08:54:12.667300000Z', 'offset'],
+      ['2026-11-23T00:00:00.000000001Z', 'hour 24'],
+      ['2026-11-22T09:54:12.000000001Z', 'own'],
+    ]);
+  });
+
   it('cuts a line at maxLineBytes between characters, though the engine cut its pieces inside one', () => {
     const ts = '2026-11-22T09:54:13.000000001Z ';
     const text = '東京🚀'.repeat(2000);
