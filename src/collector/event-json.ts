@@ -129,14 +129,24 @@ export function clogsHead(input: string, tag: string | undefined): ClogsHead {
  * Attributes are plain JSON values (decoded records, parsed lines). A parsed
  * JSON line can still nest deeper than JSON.stringify's recursion goes
  * (JSON.parse has no such limit): the event is then kept with the reason in
- * place of its attributes rather than refused, since a refused batch comes
- * back forever.
+ * place of the member that nests so, its other members as they are, rather
+ * than refused, since a refused batch comes back forever.
  */
 export function attrsJson(attrs: Record<string, unknown>): string {
   try {
     return JSON.stringify(attrs);
-  } catch (err) {
-    return JSON.stringify({ clogs_unserializable: (err as Error).message });
+  } catch {
+    // No prototype: a `__proto__` member is a member like any other.
+    const kept = Object.create(null) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(attrs)) {
+      try {
+        JSON.stringify(value);
+        kept[key] = value;
+      } catch (err) {
+        kept[key] = { clogs_unserializable: (err as Error).message };
+      }
+    }
+    return JSON.stringify(kept);
   }
 }
 

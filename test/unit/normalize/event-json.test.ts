@@ -81,11 +81,12 @@ describe('encodeEvent', () => {
     });
   });
 
-  it('keeps an event whose attributes nest too deep to serialize, with the reason in their place', () => {
-    const deep = JSON.parse(`{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}`) as Record<string, unknown>;
+  it('keeps an event whose attributes nest too deep to serialize, with the reason in place of the member that does', () => {
+    const deep = JSON.parse(`{"before":1,"a":${'['.repeat(200_000)}${']'.repeat(200_000)},"__proto__":"p","after":{"b":"c"}}`) as Record<string, unknown>;
     const line = JSON.parse(encodeLine(event('deep', { attrs: deep })));
     expect(line.message).toBe('deep');
-    expect(line.attrs).toEqual({ clogs_unserializable: expect.stringMatching(/call stack/) });
+    expect(line.attrs).toEqual({ before: 1, a: { clogs_unserializable: expect.stringMatching(/call stack/) }, ['__proto__']: 'p', after: { b: 'c' } });
+    expect(Object.keys(line.attrs)).toEqual(['before', 'a', '__proto__', 'after']);
   });
 
   it('never lets a line span two chunks', () => {
