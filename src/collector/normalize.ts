@@ -46,6 +46,12 @@ export interface RawLine {
   partial?: { id: string; ordinal: number; last: boolean; part?: number };
   /** Record keys the input did not map; they end up under `attrs`. */
   extra?: Record<string, unknown>;
+  /**
+   * A later part of a line cut at max_line_size: its start is in the part
+   * before, so it is no JSON or logfmt line, has no level of its own, and
+   * opens no trace.
+   */
+  continued?: boolean;
 }
 
 export interface NormalizerOptions {
@@ -394,7 +400,7 @@ export class Normalizer {
     const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
     const at = carry ? utf8CutPoint(joined, joined.length) : joined.length;
     const first = p.first;
-    const events = first === undefined ? [] : this.line(first, at === joined.length ? joined : joined.subarray(0, at), watch);
+    const events = first === undefined ? [] : this.line(partOf(first, p.part), at === joined.length ? joined : joined.subarray(0, at), watch);
     watch?.releasedPieces(p.id, p.part, false);
     // The carried bytes stay held, in memory only: stored, they went with their piece's part (a crash loses that one character).
     const rest = joined.length - at;
@@ -419,7 +425,7 @@ export class Normalizer {
   private finish(p: PendingLine, watch: HoldWatcher | undefined): LogEvent[] {
     if (p.first === undefined) return [];
     const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
-    return this.line(p.first, joined, watch);
+    return this.line(partOf(p.first, p.part), joined, watch);
   }
 
   /** A complete line: through the multiline stage when it concerns it, else straight to its event. */
@@ -529,7 +535,7 @@ export class Normalizer {
     let level: string | undefined;
     let attrs: Record<string, unknown> | undefined = raw.extra;
     // A piece of a cut line is no whole JSON or logfmt line, and only the first starts the line.
-    const whole = piece === undefined;
+    const whole = piece === undefined && raw.continued !== true;
     const parsed = (this.opts.parseJson && whole ? parseJsonLine(line) : undefined) ?? (this.opts.parseLogfmt && whole ? parseLogfmtLine(line) : undefined);
     if (parsed !== undefined) {
       message = parsed.message ?? line;
@@ -537,7 +543,7 @@ export class Normalizer {
       attrs = attrs ? { ...attrs, ...parsed.fields } : parsed.fields;
     }
     if (level === undefined && raw.extra) level = levelOf(raw.extra, false);
-    if (level === undefined && parsed === undefined && !piece) level = leadingLevel(line);
+    if (level === undefined && parsed === undefined && !piece && raw.continued !== true) level = leadingLevel(line);
 
     const event: LogEvent = { '@timestamp': timestamp, message, host: this.host, clogs: { input: raw.input, seq: this.opts.nextSeq(), ordinal } };
     if (raw.stream) event.stream = raw.stream;
@@ -640,6 +646,11 @@ function structuredLine(fields: Record<string, unknown>): JsonLine {
     }
   }
   return { message, level: levelOf(fields), fields };
+}
+
+/** The line of part `part` of a split line, whose first piece is `first`: after the first part, a continuation. */
+function partOf(first: RawLine, part: number): RawLine {
+  return part === 0 ? first : { ...first, continued: true };
 }
 
 /**

@@ -324,12 +324,14 @@ export class Follower {
       let prevOrds = before?.ords ?? 0;
       recordLine(this.positions, stream, line.timestamp);
       const bytes = line.bytes;
-      const ordinal = renderer.line(bytes, 0, bytes.length, out, meta, stream, line.time.sec, line.time.nsec, 'docker', undefined);
+      // A continuation is no whole line: the Normalizer writes it as it is, the renderer would parse it.
+      const ordinal = line.continued ? -1 : renderer.line(bytes, 0, bytes.length, out, meta, stream, line.time.sec, line.time.nsec, 'docker', undefined);
       let raw: RawLine | undefined;
       if (ordinal >= 0) {
         prevOrds = this.counted(stream, line.timestamp, ordinal, prevTs, prevOrds);
       } else {
         raw = { input: 'docker', time: line.time, timestamp: line.timestamp, stream, line: bytes, container: meta };
+        if (line.continued) raw.continued = true;
         const events = normalizer.push(raw);
         // A trace let go by this line carries its first line's time, not this one's.
         for (const e of events) prevOrds = this.counted(stream, e['@timestamp'], e.clogs.ordinal, prevTs, prevOrds);

@@ -29,6 +29,8 @@ export interface LogLine {
   time: NanoTime;
   /** The line without its `\n`. A TTY line keeps its `\r` (the Normalizer strips it). */
   bytes: Buffer;
+  /** A later part of a line cut at maxLineBytes: its start is in the part before. */
+  continued?: true;
 }
 
 export interface ParserOptions {
@@ -63,6 +65,8 @@ interface PendingLine {
   time: NanoTime;
   pieces: Buffer[];
   bytes: number;
+  /** The line was cut at maxLineBytes before these pieces. */
+  continued: boolean;
 }
 
 export class LogStreamParser {
@@ -250,7 +254,7 @@ export class LogStreamParser {
       return;
     }
     if (!p) {
-      p = { timestamp, time, pieces: [], bytes: 0 };
+      p = { timestamp, time, pieces: [], bytes: 0, continued: false };
       this.pending.set(stream, p);
     }
     // Copied: a held piece must not pin the whole socket chunk it came in.
@@ -268,10 +272,15 @@ export class LogStreamParser {
     const p = this.pending.get(stream);
     if (!p) return;
     this.pending.delete(stream);
+    // Nothing came after a cut before the line ended (another timestamp): nothing to write.
+    if (p.continued && p.bytes === 0 && !carry) return;
     const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
     const at = carry ? utf8CutPoint(joined, joined.length) : joined.length;
-    out.push({ stream, timestamp: p.timestamp, time: p.time, bytes: at === joined.length ? joined : joined.subarray(0, at) });
-    if (at < joined.length) this.pending.set(stream, { timestamp: p.timestamp, time: p.time, pieces: [Buffer.from(joined.subarray(at))], bytes: joined.length - at });
+    const line: LogLine = { stream, timestamp: p.timestamp, time: p.time, bytes: at === joined.length ? joined : joined.subarray(0, at) };
+    if (p.continued) line.continued = true;
+    out.push(line);
+    // The line goes on: what comes next of it is a continuation, held as such even before its first byte.
+    if (carry) this.pending.set(stream, { timestamp: p.timestamp, time: p.time, pieces: at < joined.length ? [Buffer.from(joined.subarray(at))] : [], bytes: joined.length - at, continued: true });
   }
 
   /** Up to n bytes from the front, without consuming them. */

@@ -162,7 +162,8 @@ export class MultilineStage {
       if (this.holds.has(key)) return this.take(raw, text, source, key, now, out, watch);
     }
     const candidates: Candidate[] = [];
-    if (!json) {
+    // A continuation of a cut line starts no trace: its first bytes are not a line's.
+    if (!json && raw.continued !== true) {
       for (const rule of this.modes.of(raw.container).rules) {
         const state = rule.opens(text);
         if (state !== NO) candidates.push({ rule, state });

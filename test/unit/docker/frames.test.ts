@@ -274,6 +274,10 @@ describe('LogStreamParser details', () => {
     const out = p.push(Buffer.concat([frame(1, ts + 'a'.repeat(16384)), frame(1, ts + 'b'.repeat(16384)), frame(1, ts + 'c'.repeat(10) + '\n')]));
     expect(out.map((l) => l.bytes.length)).toEqual([32768, 10]);
     expect(new Set(out.map((l) => l.timestamp)).size).toBe(1);
+    // Only the first part starts the line.
+    expect(out.map((l) => l.continued)).toEqual([undefined, true]);
+    const next = p.push(frame(1, '2026-11-22T09:54:14.000000001Z next line\n'));
+    expect(next.map((l) => [l.bytes.toString(), l.continued])).toEqual([['next line', undefined]]);
   });
 
   it('writes a prefix that is not Docker\'s own UTC form as formatNanoTime does, whatever its length', () => {

@@ -271,6 +271,21 @@ describe('Normalizer', () => {
     n.close();
   });
 
+  it('reads a level and fields only from the first part of a split line cut at max_line_size', () => {
+    const { n } = makeNormalizer({}, { maxLineBytes: 40 });
+    // Each piece one part: 40 bytes, 40 bytes, then the last.
+    const pieces = ['x'.repeat(40), 'ERROR {"level":"fatal"} tail'.padEnd(40, '.'), 'Exception in thread "main" java.X: y'];
+    const events = pieces.flatMap((text, i) => n.push(line(text, { partial: { id: 'cut', ordinal: i + 1, last: i === pieces.length - 1 } })));
+    expect(events.map((e) => [e.message, e.log?.level, e.attrs])).toEqual([
+      ['x'.repeat(40), undefined, undefined],
+      ['ERROR {"level":"fatal"} tail'.padEnd(40, '.'), undefined, undefined],
+      ['Exception in thread "main" java.X: y', undefined, undefined],
+    ]);
+    // The last part opened no trace: nothing is held.
+    expect(n.pending()).toBe(0);
+    n.close();
+  });
+
   it('counts partial_timeout from the last piece, not the first', async () => {
     // Pieces 50 ms apart for longer than the timeout.
     const { n, flushed } = make({ partialTimeoutMs: 400 });
