@@ -66,7 +66,8 @@ export function levelName(v: unknown): string | undefined {
 /** The rank of a level name or alias, any case; undefined for a word that is no level. */
 export function levelRank(level: string | undefined): number | undefined {
   if (level === undefined) return undefined;
-  const lower = level.toLowerCase();
+  // Trimmed as levelName() trims: older clogs stored `"info "` as it came.
+  const lower = level.trim().toLowerCase();
   return RANKS.get(ALIASES.get(lower) ?? lower);
 }
 

@@ -14,6 +14,8 @@ describe('one level table for the normalizer and the readers', () => {
 
   it('trims a level, and takes text with inner whitespace for no level at all', () => {
     expect(['INFO ', ' Warning\t', '\nverbose '].map(levelName)).toEqual(['info', 'warn', 'verbose']);
+    // As stored by an older clogs, read back by --level.
+    expect(['info ', ' WARNING'].map(levelRank)).toEqual([levelRank('info'), levelRank('warn')]);
     expect(levelName(` ${'x'.repeat(16)} `)).toBe('x'.repeat(16));
     for (const text of ['a b', 'warn\terror', ' ', '', 'x\u00a0y']) expect(levelName(text)).toBeUndefined();
   });
