@@ -13,8 +13,9 @@
 import type { ServerResponse } from 'node:http';
 import { ClogsError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseLevel, type EventFilter } from '../tail/filter.js';
+import { parseLevel, parseStream, type EventFilter } from '../tail/filter.js';
 import { createFormatter } from '../tail/format.js';
+import { parseKey } from '../tail/order.js';
 import { readAll, readPage, type LinesQuery } from '../tail/page.js';
 import { psRows, type PsRow } from '../tail/ps.js';
 import type { SourceStats, Store } from '../tail/store.js';
@@ -53,8 +54,10 @@ export function createApi(reader: LogReader, log: Logger): Api {
   async function lines(store: Store, url: URL, res: ServerResponse): Promise<void> {
     const query = linesQuery(url.searchParams);
     const limit = pageSize(url.searchParams.get('limit'));
-    const before = url.searchParams.get('before') ?? undefined;
-    const page = await readPage(store, query, limit, before || undefined);
+    const before = url.searchParams.get('before') || undefined;
+    // A cursor that names no line would read the newest page again, as if it were the first.
+    if (before !== undefined && parseKey(before) === undefined) throw new ClogsError('CLOGS_TAIL', `before: expected a cursor of a page ("next"), got ${JSON.stringify(before)}`);
+    const page = await readPage(store, query, limit, before);
     // The stored lines are JSON already: joined, not parsed and written again.
     const body = `{"next":${JSON.stringify(page.next ?? null)},"events":[${page.events.map((e) => e.raw).join(',')}]}\n`;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -131,11 +134,8 @@ function linesQuery(params: URLSearchParams): LinesQuery {
   const level = text('level');
   if (since !== undefined) filter.since = parseTimeSpec('since', since, now);
   if (until !== undefined) filter.until = parseTimeSpec('until', until, now);
-  if (stream !== undefined) {
-    if (stream !== 'stdout' && stream !== 'stderr') throw new ClogsError('CLOGS_TAIL', `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`);
-    filter.stream = stream;
-  }
-  if (level !== undefined) filter.minLevel = parseLevel(level);
+  if (stream !== undefined) filter.stream = parseStream(stream, 'stream');
+  if (level !== undefined) filter.minLevel = parseLevel(level, 'level');
   const query: LinesQuery = { containers: params.getAll('container').filter((c) => c.trim() !== ''), filter };
   const search = text('q');
   if (search !== undefined) query.search = search;

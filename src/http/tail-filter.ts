@@ -9,7 +9,7 @@ import type { ContainerMeta, Stream } from '../collector/event.js';
 import type { LineFields } from '../collector/line-fields.js';
 import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
-import { parseLevel } from '../tail/filter.js';
+import { parseLevel, parseStream } from '../tail/filter.js';
 import type { Logger } from '../log.js';
 import { isUnknown, resolveSource, selectionTakes, type Selection, type SourceInfo } from '../tail/resolve.js';
 import type { Store } from '../tail/store.js';
@@ -34,18 +34,13 @@ export interface TailFilter extends Omit<TailQuery, 'containers'> {
 
 export function parseTailQuery(params: URLSearchParams): TailQuery | string {
   const query: TailQuery = { containers: params.getAll('container').filter((c) => c.length > 0) };
-  const stream = params.get('stream');
-  if (stream !== null && stream !== '') {
-    if (stream !== 'stdout' && stream !== 'stderr') return `stream: expected "stdout" or "stderr", got ${JSON.stringify(stream)}`;
-    query.stream = stream;
-  }
-  const level = params.get('level');
-  if (level !== null && level !== '') {
-    try {
-      query.minLevel = parseLevel(level);
-    } catch (err) {
-      return err instanceof ClogsError ? err.message.replace(/^--level/, 'level') : String(err);
-    }
+  const stream = params.get('stream')?.trim();
+  const level = params.get('level')?.trim();
+  try {
+    if (stream) query.stream = parseStream(stream, 'stream');
+    if (level) query.minLevel = parseLevel(level, 'level');
+  } catch (err) {
+    return err instanceof ClogsError ? err.message : String(err);
   }
   const q = params.get('q');
   if (q !== null && q !== '') query.text = q.toLowerCase();

@@ -28,12 +28,19 @@ export interface EventFilter {
   textInStoredLine?: boolean;
 }
 
-export function parseLevel(text: string): number {
+/** A level name's rank; `name`: the flag or parameter it came in, for the error. */
+export function parseLevel(text: string, name = '--level'): number {
   const rank = levelRank(text);
   if (rank === undefined) {
-    throw new ClogsError('CLOGS_TAIL', `--level: expected one of ${LEVEL_NAMES.join(', ')}; got ${JSON.stringify(text)}`);
+    throw new ClogsError('CLOGS_TAIL', `${name}: expected one of ${LEVEL_NAMES.join(', ')}; got ${JSON.stringify(text)}`);
   }
   return rank;
+}
+
+/** A stream name; `name`: the flag or parameter it came in, for the error. */
+export function parseStream(text: string, name: string): Stream {
+  if (text !== 'stdout' && text !== 'stderr') throw new ClogsError('CLOGS_TAIL', `${name}: expected "stdout" or "stderr", got ${JSON.stringify(text)}`);
+  return text;
 }
 
 export function parsePattern(flag: string, source: string, ignoreCase = false): RegExp {

@@ -130,12 +130,13 @@ describe('HTTP server with http.auth', () => {
 });
 
 describe('HTTP server API parameters', () => {
-  it('answers 400 naming the parameter to a since or until it cannot read, logging no error', async () => {
+  it('answers 400 naming the parameter to a since, until or before it cannot read, logging no error', async () => {
     const { port, lines } = await serve();
     for (const [query, message] of [
       ['since=99999999999w', 'since: expected a time in the years 0000 to 9999, got "99999999999w"'],
       ['until=999999999999', 'until: expected a time in the years 0000 to 9999, got "999999999999"'],
       ['since=2026-02-30', 'since: expected a real date and time'],
+      ['before=garbage', 'before: expected a cursor of a page ("next"), got "garbage"'],
     ] as const) {
       const res = await get(port, `/api/lines?${query}`, `127.0.0.1:${port}`);
       expect(res.status, query).toBe(400);
