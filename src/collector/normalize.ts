@@ -397,7 +397,7 @@ export class Normalizer {
    * nothing may come to complete it.
    */
   private cut(p: PendingLine, watch: LineWatcher | undefined, carry: boolean): LogEvent[] {
-    const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
+    const joined = joinedOf(p);
     const at = carry ? utf8CutPoint(joined, joined.length) : joined.length;
     const first = p.first;
     const events = first === undefined ? [] : this.line(partOf(first, p.part), at === joined.length ? joined : joined.subarray(0, at), watch);
@@ -424,8 +424,7 @@ export class Normalizer {
   /** The part of a split line held so far, as one line; none right after a cut. */
   private finish(p: PendingLine, watch: HoldWatcher | undefined): LogEvent[] {
     if (p.first === undefined) return [];
-    const joined = p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
-    return this.line(partOf(p.first, p.part), joined, watch);
+    return this.line(partOf(p.first, p.part), joinedOf(p), watch);
   }
 
   /** A complete line: through the multiline stage when it concerns it, else straight to its event. */
@@ -646,6 +645,11 @@ function structuredLine(fields: Record<string, unknown>): JsonLine {
     }
   }
   return { message, level: levelOf(fields), fields };
+}
+
+/** The pieces a split line holds, as one buffer. */
+function joinedOf(p: PendingLine): Buffer {
+  return p.pieces.length === 1 ? p.pieces[0]! : Buffer.concat(p.pieces, p.bytes);
 }
 
 /** The line of part `part` of a split line, whose first piece is `first`: after the first part, a continuation. */

@@ -153,8 +153,7 @@ class ForwardInput implements RunningForwardInput {
     const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
-      if (held.length > 0) await this.ctx.pipeline.write(held);
-      eventsIn.inc({ input: 'forward' }, held.length);
+      await this.writeHeld(held, [], []);
       await Promise.all(this.flushes);
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();
