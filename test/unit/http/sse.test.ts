@@ -119,41 +119,43 @@ describe('/tail stream: slow clients', () => {
     tail.close();
   });
 
-  it('drops a client that leaves more than the bound queued for longer than the time it gets', async () => {
+  /** A client that does not read while a burst is published; generous bounds but those in `limits`. */
+  async function pausedThroughBurst(limits: Partial<TailLimits>): Promise<Tail> {
     const pipeline = new Pipeline([]);
-    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 200, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES });
+    const bounds: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, ...limits };
+    const tail = await subscribe(pipeline, 'container=web', undefined, bounds);
     tail.incoming.pause();
     await burst(pipeline);
-    expect(tail.response.writableLength).toBeGreaterThan(CLIENT_BUFFER_BYTES);
-    expect(tail.response.writableEnded).toBe(false);
-    await until('the client dropped', () => tail.response.writableEnded, 5000);
+    return tail;
+  }
+
+  /** Lets the client read what it was sent, to its end: the drop's comment last. */
+  async function readToDrop(tail: Tail): Promise<void> {
     tail.incoming.resume();
     await tail.ended;
     expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
+  }
+
+  it('drops a client that leaves more than the bound queued for longer than the time it gets', async () => {
+    const tail = await pausedThroughBurst({ slowMs: 200 });
+    expect(tail.response.writableLength).toBeGreaterThan(CLIENT_BUFFER_BYTES);
+    expect(tail.response.writableEnded).toBe(false);
+    await until('the client dropped', () => tail.response.writableEnded, 5000);
+    await readToDrop(tail);
     expect(tail.messages()).toHaveLength(BURST_LINES);
   });
 
   it('drops a client at once when its queue passes the hard bound', async () => {
-    const pipeline = new Pipeline([]);
-    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 2 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES });
-    tail.incoming.pause();
-    await burst(pipeline);
+    const tail = await pausedThroughBurst({ maxBufferBytes: 2 * CLIENT_BUFFER_BYTES });
     expect(tail.response.writableEnded).toBe(true);
-    tail.incoming.resume();
-    await tail.ended;
-    expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
+    await readToDrop(tail);
     // Nothing was queued for it after the drop.
     expect(tail.messages().length).toBeLessThan(BURST_LINES);
   });
 
   it('drops a client at once when the clients behind hold more than the bound for all together', async () => {
-    const pipeline = new Pipeline([]);
-    const tail = await subscribe(pipeline, 'container=web', undefined, { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 2 * CLIENT_BUFFER_BYTES });
-    tail.incoming.pause();
-    await burst(pipeline);
+    const tail = await pausedThroughBurst({ totalBufferBytes: 2 * CLIENT_BUFFER_BYTES });
     expect(tail.response.writableEnded).toBe(true);
-    tail.incoming.resume();
-    await tail.ended;
-    expect(tail.raw().endsWith(DROPPED_COMMENT)).toBe(true);
+    await readToDrop(tail);
   });
 });
