@@ -15,6 +15,7 @@
  * printed in two halves, two to three times faster than one double-to-string.
  */
 import type { ContainerMeta, LogEvent } from './event.js';
+import { stringifyJson } from './json-values.js';
 import { LineBuffer } from './line-buffer.js';
 import { LineMarks } from './line-fields.js';
 
@@ -126,7 +127,8 @@ export function clogsHead(input: string, tag: string | undefined): ClogsHead {
 }
 
 /**
- * Attributes are plain JSON values (decoded records, parsed lines). A parsed
+ * Attributes are plain JSON values (decoded records, parsed lines, whose long
+ * integers are IntegerText: json-values.ts). A parsed
  * JSON line can still nest deeper than JSON.stringify's recursion goes
  * (JSON.parse has no such limit): the event is then kept with the reason in
  * place of the member that nests so, its other members as they are, rather
@@ -134,19 +136,19 @@ export function clogsHead(input: string, tag: string | undefined): ClogsHead {
  */
 export function attrsJson(attrs: Record<string, unknown>): string {
   try {
-    return JSON.stringify(attrs);
+    return stringifyJson(attrs);
   } catch {
     // No prototype: a `__proto__` member is a member like any other.
     const kept = Object.create(null) as Record<string, unknown>;
     for (const [key, value] of Object.entries(attrs)) {
       try {
-        JSON.stringify(value);
+        stringifyJson(value);
         kept[key] = value;
       } catch (err) {
         kept[key] = { clogs_unserializable: (err as Error).message };
       }
     }
-    return JSON.stringify(kept);
+    return stringifyJson(kept);
   }
 }
 

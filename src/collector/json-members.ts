@@ -8,10 +8,11 @@
  *
  * Copied as they are: strings of printable ASCII and well-formed UTF-8 with
  * only the escapes JSON.stringify writes itself (\" \\ \b \f \n \r \t and \u00xx
- * for other control characters), numbers in the form JavaScript prints them
- * (at most 15 significant digits, no exponent, no trailing zero in a
- * fraction, not -0, not below 1e-6), true, false, null. Rewritten: any other
- * escape or number. The accepted lines: no whitespace outside strings; no
+ * for other control characters), integers (but -0: json-values.ts keeps the
+ * digits of those a double would round), other numbers in the form
+ * JavaScript prints them (at most 15 significant digits, no exponent, no
+ * trailing zero in a fraction, not below 1e-6), true, false, null.
+ * Rewritten: any other escape or number. The accepted lines: no whitespace outside strings; no
  * escape in a key;
  * nesting up to MAX_DEPTH; no
  * repeated key in any object (JSON.parse keeps the last value at the first
@@ -51,6 +52,8 @@ export class JsonMembers {
   private openKeys = new Int32Array(256);
   private openKeyCount = 0;
   private lastEscaped = false;
+  /** Whether the last number read was an integer of at most MAX_DIGITS digits, whose double is exact. */
+  private lastShortInteger = false;
   /** Whether the member being read holds an escape or number to rewrite. */
   private dirty = false;
 
@@ -112,7 +115,7 @@ export class JsonMembers {
       } else if (b === 0x2d || (b >= 0x30 && b <= 0x39)) {
         p = this.number(buf, p, end);
         // Only a top-level member's kind is read, and its flag starts clear.
-        kind = p > 0 && !this.dirty && isInteger(buf, valueAt, p) ? KIND_INTEGER : KIND_OTHER;
+        kind = p > 0 && !this.dirty && this.lastShortInteger ? KIND_INTEGER : KIND_OTHER;
       } else {
         p = this.value(buf, p, end, depth);
       }
@@ -215,8 +218,10 @@ export class JsonMembers {
     if (intDigits === 0) return -1;
     const zero = buf[intAt] === 0x30;
     if (zero && intDigits > 1) return -1;
-    let canonical = intDigits <= MAX_DIGITS && !(zero && negative);
+    let canonical = !(zero && negative);
+    this.lastShortInteger = intDigits <= MAX_DIGITS;
     if (buf[p] === 0x2e) {
+      this.lastShortInteger = false;
       const fracAt = ++p;
       while (p < end && isDigit(buf[p]!)) p++;
       if (p === fracAt) return -1;
@@ -235,6 +240,7 @@ export class JsonMembers {
       while (p < end && isDigit(buf[p]!)) p++;
       if (p === expAt) return -1;
       canonical = false;
+      this.lastShortInteger = false;
     }
     if (!canonical) this.dirty = true;
     return p;
@@ -300,11 +306,6 @@ function word(buf: Buffer, p: number, end: number, w: Buffer): number {
 
 function isDigit(b: number): boolean {
   return b >= 0x30 && b <= 0x39;
-}
-
-function isInteger(buf: Buffer, at: number, end: number): boolean {
-  for (let p = at; p < end; p++) if (buf[p] === 0x2e) return false;
-  return true;
 }
 
 function grow<T extends Int32Array | Uint8Array>(a: T, n: number): T {

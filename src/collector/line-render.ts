@@ -27,6 +27,7 @@ import type { ContainerMeta, ContainerWithId as Container, Stream } from './even
 import { clogsHead, containerJson, hostJson, levelJson, LOG_LEVEL_OPEN, streamJson } from './event-json.js';
 import { bytesEqual, plainWord, sameBytesAt, utf8End } from './json-bytes.js';
 import { integerAt, JsonMembers, KIND_INTEGER, KIND_STRING } from './json-members.js';
+import { parseJson, stringifyJson } from './json-values.js';
 import { levelName } from './levels.js';
 import { collectionCount, collectionHeaderBytes, isCollection, isMap, isStr, numberAt, SCALAR_BYTES, strEnd, strStart } from './msgpack-bytes.js';
 import type { LineBuffer } from './line-buffer.js';
@@ -636,7 +637,7 @@ export class LineRenderer {
     const at = m.valueAt[i]!;
     const end = m.valueEnd[i]!;
     if (m.rewrite[i] === 0) return this.copyOut(at, end, dst, o);
-    return o + dst.write(JSON.stringify(JSON.parse(buf.toString('utf8', at, end))), o, 'utf8');
+    return o + dst.write(stringifyJson(parseJson(buf.toString('utf8', at, end))), o, 'utf8');
   }
 
   /**

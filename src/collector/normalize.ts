@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { ContainerMeta, ContainerWithId, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
 import { utf8CutPoint } from './json-bytes.js';
+import { parseJson } from './json-values.js';
 import type { MultilineSettings } from '../config/schema.js';
 import { configMode, ModeTable } from './multiline/modes.js';
 import { MultilineStage, type HoldWatcher, type Released } from './multiline/stage.js';
@@ -679,7 +680,7 @@ function sourceOf(raw: RawLine): string {
 
 function parseObject(line: string): Record<string, unknown> | undefined {
   try {
-    const v: unknown = JSON.parse(line);
+    const v = parseJson(line);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -100,7 +100,12 @@ export function startCollector(args: string[], env: NodeJS.ProcessEnv = {}): Pro
 
 /** Every event in a file-sink directory, whatever its layout, in file order (a rotated file may be gzipped). */
 export function readFileStore(dir: string): LogEvent[] {
-  const out: LogEvent[] = [];
+  return readFileStoreLines(dir).map((line) => JSON.parse(line) as LogEvent);
+}
+
+/** Every whole line of the file store under `dir`, as text. */
+export function readFileStoreLines(dir: string): string[] {
+  const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(d).sort()) {
       const p = join(d, name);
@@ -108,7 +113,7 @@ export function readFileStore(dir: string): LogEvent[] {
       else if (name.endsWith('.ndjson') || name.endsWith('.ndjson.gz')) {
         const text = name.endsWith('.gz') ? gunzipSync(readFileSync(p)).toString('utf8') : readFileSync(p, 'utf8');
         // Text after the last newline is a line the sink is writing right now.
-        for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) if (line) out.push(JSON.parse(line));
+        for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) if (line) out.push(line);
       }
     }
   };

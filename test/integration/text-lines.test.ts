@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
-import { readFileStore, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+import { readFileStore, readFileStoreLines, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
 import { ensureBusyboxImage, removeContainers, requireDockerEngine, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
 import { until } from '../helpers/until.js';
 
@@ -27,6 +27,7 @@ const SCRIPT = [
   String.raw`printf 'time=2026-11-29T12:00:00Z level=error msg="quoted \\"x\\" text" code=42\n'`,
   String.raw`printf 'user said error occurred\n'`,
   String.raw`printf 'retries=3\n'`,
+  String.raw`printf '{"level":"info","time":1700000000123456789,"message":"zerolog line"}\n'`,
   String.raw`printf 'tail \033[3\n'`,
   String.raw`printf '\033[33mWARNING\033[0m: low memory\n' >&2`,
 ].join('; ');
@@ -40,6 +41,7 @@ const EXPECTED_STDOUT: Array<Partial<LogEvent>> = [
   { message: 'quoted "x" text', log: { level: 'error' }, attrs: { time: '2026-11-29T12:00:00Z', code: '42' } },
   { message: 'user said error occurred' },
   { message: 'retries=3' },
+  { message: 'zerolog line', log: { level: 'info' }, attrs: { time: 1700000000123456789 } },
   { message: 'tail ' },
 ];
 
@@ -61,19 +63,22 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** A container's events, in the order the collector numbered them, once all ten are stored. */
+/** A container's events, in the order the collector numbered them, once all eleven are stored. */
 async function eventsOf(id: string): Promise<LogEvent[]> {
   let events: LogEvent[] = [];
-  await until('all ten lines stored', () => (events = readFileStore(files).filter((e) => e.container?.id === id)).length >= 10, 30_000);
+  await until('all eleven lines stored', () => (events = readFileStore(files).filter((e) => e.container?.id === id)).length >= 11, 30_000);
   return events.sort((a, b) => a.clogs.seq - b.clogs.seq);
 }
 
 function expectCleaned(events: LogEvent[], input: 'docker' | 'forward'): void {
-  expect(events).toHaveLength(10);
+  expect(events).toHaveLength(11);
   expect(events.every((e) => e.clogs.input === input)).toBe(true);
   const out = events.filter((e) => e.stream === 'stdout');
   expect(out.map(({ message, log, attrs }) => ({ message, log, attrs }))).toEqual(EXPECTED_STDOUT.map(({ message, log, attrs }) => ({ message, log, attrs })));
   expect(events.filter((e) => e.stream === 'stderr').map(({ message, log }) => ({ message, log }))).toEqual([{ message: 'WARNING: low memory', log: { level: 'warn' } }]);
+  // JSON.parse above rounds the time as the test's own literal does: its digits are checked in the stored text.
+  const id = events[0]!.container!.id!;
+  expect(readFileStoreLines(files).filter((l) => l.includes(id) && l.includes('zerolog line')).map((l) => /"time":(\d+)/.exec(l)?.[1])).toEqual(['1700000000123456789']);
 }
 
 describe('text lines from real containers, on both inputs', () => {

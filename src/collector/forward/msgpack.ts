@@ -6,6 +6,7 @@
  * values mean to the forward protocol is decoder.ts's job.
  */
 import { ClogsError } from '../../errors.js';
+import { IntegerText } from '../json-values.js';
 
 /** Deepest nesting of arrays and maps inside a value. */
 const MAX_DEPTH = 32;
@@ -225,8 +226,8 @@ export class MsgpackReader {
 
   /**
    * Any value as plain JSON-friendly data: str and bin become strings (Fluentd
-   * sends binary-encoded Ruby strings as bin), 64-bit integers beyond 2^53 a
-   * decimal string, ext what ext() makes of it.
+   * sends binary-encoded Ruby strings as bin), 64-bit integers beyond 2^53
+   * an IntegerText of their digits (json-values.ts), ext what ext() makes of it.
    * `bytes` says which of str and bin stay Buffers instead (see RawBytes).
    */
   value(depth: number, bytes: RawBytes = 'none'): unknown {
@@ -268,7 +269,7 @@ export class MsgpackReader {
       if (Number.isSafeInteger(int)) return int;
       // Rebuild exactly from the 8 bytes just read.
       const big = b === 0xcf ? this.buf.readBigUInt64BE(this.pos - 8) : this.buf.readBigInt64BE(this.pos - 8);
-      return big.toString();
+      return new IntegerText(big.toString());
     }
     this.pos++;
     switch (b) {

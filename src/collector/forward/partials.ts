@@ -48,6 +48,7 @@ import { mkdir, open, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import type { ContainerMeta, Stream } from '../event.js';
+import { parseJson, stringifyJson } from '../json-values.js';
 import type { LineCut, RawLine } from '../normalize.js';
 import { compareNanoTime } from '../time.js';
 import { removeIfPresent, replaceFile, syncDir } from '../../state-files.js';
@@ -165,7 +166,7 @@ export class PartialStore {
       for (const line of (await readFile(path, 'utf8')).split('\n')) {
         if (line === '') continue;
         try {
-          const stored = JSON.parse(line) as StoredPiece;
+          const stored = parseJson(line) as StoredPiece;
           const part = stored.q ?? 0;
           lines.push({ line: withPart(toRawLine(stored), part), key: stored.k ?? '', part });
           if (typeof stored.k === 'string') this.loadedChunks.add(stored.k);
@@ -348,9 +349,9 @@ function fileName(id: string): string {
   return /^[A-Za-z0-9_-]{1,128}$/.test(id) && !id.startsWith(TRACE_FILE_PREFIX) ? id : createHash('sha256').update(id).digest('hex');
 }
 
-/** A held line as one NDJSON line of its file. */
+/** A held line as one NDJSON line of its file; a record's long integers stay integers (json-values.ts). */
 function storedText({ line, key, part }: StoredLine): string {
-  return JSON.stringify(toStored(line, key, part)) + '\n';
+  return stringifyJson(toStored(line, key, part)) + '\n';
 }
 
 function toStored(p: RawLine, key: string, part: number): StoredPiece {

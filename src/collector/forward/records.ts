@@ -16,6 +16,7 @@
  */
 import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta, ContainerWithId as Container, Stream } from '../event.js';
+import { IntegerText, stringifyJson } from '../json-values.js';
 import type { RawLine } from '../normalize.js';
 import { nowNanoTime } from '../time.js';
 import type { ForwardEntry, ForwardRecord } from './messages.js';
@@ -199,6 +200,7 @@ function lineOf(fields: Record<string, unknown>): string {
     const v = fields[k];
     if (typeof v === 'string') return v;
     if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (v instanceof IntegerText) return v.digits;
   }
-  return JSON.stringify(fields);
+  return stringifyJson(fields);
 }

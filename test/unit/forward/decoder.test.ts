@@ -9,6 +9,7 @@ import type { ForwardRecord } from '../../../src/collector/forward/messages.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { CONTAINER_ID, LIMITS, decodeStream, dockerRecord, entriesOf, mp, type Decoded } from '../../helpers/forward.js';
 import { xorshift32 } from '../../helpers/random.js';
+import { IntegerText } from '../../../src/collector/json-values.js';
 
 const FIXTURES = join(process.cwd(), 'test/fixtures/docker/fluentd');
 
@@ -283,7 +284,7 @@ describe('decoder: the four modes', () => {
       nested: { a: [true, null, 1.5] },
       raw: 'bytes',
       at: '2026-11-22T09:53:10.000000001Z',
-      big: '9223372036854775808',
+      big: new IntegerText('9223372036854775808'),
       ['__proto__']: 'own key',
     });
     expect(Object.getPrototypeOf(r.rest)).toBe(Object.prototype);

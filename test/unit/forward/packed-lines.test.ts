@@ -124,6 +124,22 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     for (const text of r.fast.values()) for (const line of text.trimEnd().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
   });
 
+  it('keeps the integers of JSON lines as written, also those a double would round', () => {
+    const lines = ['{"level":"info","time":1700000000123456789,"message":"m"}', '{"msg": "spaces", "id": 12345678901234567890}', '{"msg":"m","o":{"id":-12345678901234567890,"f":1.50}}'];
+    const r = both([Buffer.concat(lines.map((l, i) => entry(at(T, i), record(l))))]);
+    expect(r.fast).toEqual(r.general);
+    const attrs = [...r.fast.values()].join('').trimEnd().split('\n').map((l) => l.slice(l.indexOf('"attrs":') + 8, l.indexOf(',"clogs"')));
+    expect(attrs).toEqual(['{"time":1700000000123456789}', '{"id":12345678901234567890}', '{"o":{"id":-12345678901234567890,"f":1.5}}']);
+    // A record's 64-bit integers (Fluent Bit packs a parsed JSON line's so) are written as integers too.
+    const int64 = Buffer.alloc(9);
+    int64[0] = 0xd3;
+    int64.writeBigInt64BE(-(2n ** 63n), 1);
+    const rec = mp.map([['log', mp.str('64-bit')], ['u', mp.uint64(2n ** 64n - 1n)], ['i', int64], ['o', mp.map([['t', mp.uint64(1_700_000_000_123_456_789n)]])]]);
+    const loose = both([entry(at(T), rec)], {}, 'app');
+    expect(loose.fast).toEqual(loose.general);
+    expect([...loose.fast.values()].join('')).toContain('"u":18446744073709551615,"i":-9223372036854775808,"o":{"t":1700000000123456789}');
+  });
+
   it('builds no event object for Docker records of text, UTF-8 or canonical JSON', () => {
     const logs = [
       'plain',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PartialStore, pieceOf, traceId, type HeldLine } from '../../../src/collector/forward/partials.js';
+import { IntegerText } from '../../../src/collector/json-values.js';
 import type { RawLine } from '../../../src/collector/normalize.js';
 import { captureLogger } from '../../helpers/forward.js';
 
@@ -51,6 +52,15 @@ describe('PartialStore', () => {
     const lines = await again.load();
     expect(lines.map((l) => l.line.toString())).toEqual([first.line.toString()]);
     expect([...again.chunks()]).toEqual(['key-1']);
+  });
+
+  it("gives back a record's other keys as they were, long integers too", async () => {
+    const { store, dir } = newStore();
+    await store.load();
+    const first: RawLine = { ...raw('Exception in thread "main" java.lang.RuntimeException'), extra: { n: new IntegerText('18446744073709551615'), s: '18446744073709551615', f: 1.5 } };
+    await store.persist([traceLine(first, first, 'k1')], Promise.resolve());
+    const [back] = await newStore(dir).store.load();
+    expect(back!.extra).toEqual(first.extra);
   });
 
   it('gives back traces of the same second in the order they opened, many times over', async () => {
