@@ -71,8 +71,9 @@ export class PendingChunk {
 const REMEMBER_ACKED_MS = 5 * 60_000;
 /**
  * At most this many acked chunks, however young: ~100 bytes each with the
- * map's entry, so about 13 MB; it covers REMEMBER_ACKED_MS up to about 440
- * acked requests a second.
+ * map's entry for the ids clients send (decoder.ts caps an id at 256 bytes:
+ * ~45 MB at worst), so about 13 MB; it covers REMEMBER_ACKED_MS up to about
+ * 440 acked requests a second.
  */
 const MAX_REMEMBERED_ACKS = 131_072;
 

@@ -29,10 +29,18 @@ import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } fr
 import { RequestReader, type RequestContext } from './requests.js';
 import type { Job } from './writes.js';
 
-/** A client must send its PING this soon after HELO. */
+/** A client must send its PING this soon after HELO, however slowly it sends its bytes. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 /** After our FIN, how long the peer gets to close before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * Acks written and not yet taken by the client above which reading pauses: a
+ * client that never reads its acks would otherwise have them pile up here,
+ * since an acked request holds nothing else.
+ */
+const MAX_UNREAD_ACK_BYTES = 1024 * 1024;
+/** TCP keepalive: a peer whose host vanished does not hold a `max_connections` slot for ever. */
+const KEEPALIVE_DELAY_MS = 60_000;
 
 const connectionsForward = connections.labels({ input: 'forward' });
 
@@ -60,7 +68,12 @@ export class ForwardConnection {
   /** Close once everything accepted is written and acked. */
   private ending = false;
   private failed = false;
+  /** The collector is stopping or reloading: reading stays paused until the close. */
+  private shuttingDown = false;
+  /** Whether an ack was written: the client reads this socket. */
+  private acked = false;
   private graceTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -87,6 +100,7 @@ export class ForwardConnection {
       socket.once('close', () => {
         connectionsForward.dec();
         clearTimeout(this.graceTimer);
+        clearTimeout(this.handshakeTimer);
         // Requests already decoded are still written (no ack can go out now,
         // but a resend of their chunk is then recognised as written).
         this.accepting = false;
@@ -95,20 +109,33 @@ export class ForwardConnection {
       });
     });
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.resume());
     socket.on('end', () => this.onPeerEnd());
     socket.on('error', (err) => this.log.debug({ err }, 'forward connection error'));
     this.log.debug('forward connection opened');
     if (secrets) {
       socket.write(encodeHelo(secrets));
-      socket.setTimeout(HANDSHAKE_TIMEOUT_MS, () => this.fail(new ClogsError('CLOGS_AUTH', `no PING within ${HANDSHAKE_TIMEOUT_MS / 1000} s of HELO`), true));
+      this.handshakeTimer = setTimeout(() => this.fail(new ClogsError('CLOGS_AUTH', `no PING within ${HANDSHAKE_TIMEOUT_MS / 1000} s of HELO`), true), HANDSHAKE_TIMEOUT_MS);
+      this.handshakeTimer.unref();
     }
   }
 
-  /** Stops reading, writes and acks what was already received, then closes. */
+  /**
+   * Stops reading, writes and acks what was already received, then closes.
+   * What the client sends meanwhile stays unread in the socket rather than
+   * read and dropped: a client without acks (Docker's driver by default)
+   * cannot tell, and the sooner it sees the close the less it writes into it.
+   */
   async shutdown(): Promise<void> {
+    this.shuttingDown = true;
     this.accepting = false;
     this.ending = true;
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
     this.maybeFinish();
     await Promise.all([this.closed, this.idle()]);
   }
@@ -143,7 +170,7 @@ export class ForwardConnection {
       this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`), true);
       return;
     }
-    this.socket.setTimeout(0);
+    clearTimeout(this.handshakeTimer);
     this.log.debug({ client: verdict.clientHostname, user: verdict.username || undefined }, 'forward handshake done');
   }
 
@@ -167,6 +194,7 @@ export class ForwardConnection {
   private ack(jobs: readonly Job[]): void {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
+    this.acked = true;
     const now = performance.now();
     const chunks: Buffer[] = [];
     for (const job of jobs) {
@@ -186,11 +214,11 @@ export class ForwardConnection {
   }
 
   private applyBackpressure(): void {
-    const over = this.requests.full;
+    const over = this.requests.full || this.socket.writableLength > MAX_UNREAD_ACK_BYTES;
     if (over && !this.paused && this.accepting) {
       this.paused = true;
       this.socket.pause();
-    } else if (!over && this.paused) {
+    } else if (!over && this.paused && !this.shuttingDown) {
       this.paused = false;
       this.socket.resume();
     }
@@ -222,7 +250,14 @@ export class ForwardConnection {
     const socket = this.socket;
     if (!this.ending || socket.destroyed) return;
     this.ending = false;
-    // Keep reading (and ignoring) so the peer's FIN is seen and the socket closes.
+    if (this.shuttingDown && !this.acked) {
+      // No ack to deliver: closed at once, so the client's next write fails and
+      // it reconnects, instead of writing on into a socket read only to be dropped.
+      socket.destroy();
+      return;
+    }
+    // Keep reading (and ignoring) so the peer's FIN is seen and the socket
+    // closes without a reset, which could drop acks the client has not read.
     if (this.paused) socket.resume();
     socket.end();
     this.graceTimer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);

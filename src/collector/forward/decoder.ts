@@ -58,6 +58,13 @@ const K_PARTIAL_LAST_KEY = key(K_PARTIAL_LAST, 'partial_last');
 
 /** Option keys. */
 const O_CHUNK = Buffer.from('chunk');
+/**
+ * The most bytes a `chunk` option may take. Clients send 16 random bytes in
+ * base64 (Docker's driver, Fluentd, Fluent Bit: 24 or 25 characters); ids
+ * are held until acked and then remembered for minutes (acks.ts), so a
+ * client choosing megabyte ids could fill the memory.
+ */
+const MAX_CHUNK_BYTES = 256;
 const O_COMPRESSED = Buffer.from('compressed');
 const O_SIGNAL = Buffer.from('fluent_signal');
 
@@ -226,6 +233,7 @@ class ForwardReader extends MsgpackReader {
       if (bytesEqual(buf, k, keyLen, O_CHUNK)) {
         const s = this.pos;
         this.skipValue();
+        if (this.pos - s > MAX_CHUNK_BYTES) throw malformed(`option "chunk" at offset ${s} is ${this.pos - s} bytes, more than ${MAX_CHUNK_BYTES}`);
         // Copied: the request's bytes may be a Framer buffer, reused for the next request.
         chunk = Buffer.from(buf.subarray(s, this.pos));
       } else if (bytesEqual(buf, k, keyLen, O_COMPRESSED)) {

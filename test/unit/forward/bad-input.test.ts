@@ -84,6 +84,10 @@ describe('bad input closes only its own connection', () => {
     await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.concat([mp.arr(mp.int32(T), dockerRecord('x')), entry])), encodeMsgpack({ chunk: 'bad-packed' })), /outside/, 'malformed');
   });
 
+  it('a chunk id longer than any client sends, which would be remembered for minutes', async () => {
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), dockerRecord('x'), encodeMsgpack({ chunk: 'c'.repeat(300) })), /option "chunk" .* 303 bytes, more than 256/, 'malformed');
+  });
+
   it('huge declared lengths, rejected from the header alone', async () => {
     await expectRejected(Buffer.from([0x93, 0xa1, 0x74, 0xc6, 0xff, 0xff, 0xff, 0xff]), /max_frame_size/, 'frame_too_large');
     await expectRejected(Buffer.from([0xdd, 0x7f, 0xff, 0xff, 0xff]), /items/, 'frame_too_large');

@@ -1,7 +1,8 @@
 /**
  * /readyz of a real Collector while its inputs are down: a reload restarting
- * them and a stop. A forward client that never closes its side holds the
- * forward input's stop for its close grace (1 s), long enough to ask.
+ * them and a stop. A forward client that had an ack and never closes its
+ * side holds the forward input's stop for its close grace (1 s), long enough
+ * to ask.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Collector } from '../../../src/collect.js';
+import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import { loadConfig } from '../../../src/config/load.js';
 import type { Config } from '../../../src/config/schema.js';
 import { memoryLogger } from '../../helpers/elasticsearch.js';
@@ -42,11 +44,15 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-/** A forward client that keeps its side open after the collector's FIN. */
+/**
+ * A forward client that keeps its side open after the collector's FIN. It
+ * has had an ack: a client without acks is closed at once, with no grace.
+ */
 function halfOpenClient(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    socket.once('connect', () => resolve(socket));
+    socket.once('connect', () => socket.write(encodeMsgpack(['half-open', 1795341190, { log: 'acked' }, { chunk: 'half-open-1' }])));
+    socket.once('data', () => resolve(socket));
     socket.once('error', reject);
   });
 }
