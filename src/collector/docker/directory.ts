@@ -14,10 +14,13 @@
  *   multiline.test.ts: a 200 ms inspect before the first ack after a restart
  *   was long enough for Docker's fluentd driver, with `fluentd-request-ack`,
  *   to close the logger of an exiting container mid-ack and drop its last
- *   lines.
+ *   lines. A container the list names by its image's id is inspected
+ *   instead, before the input listens too (fill()).
  * - The events stream (create/start/die/destroy/rename) carries a container's
  *   image and every label: what it says is kept too, so a `--rm` container
  *   that is gone before its lines are read still has its metadata.
+ * - Only ids that can be a container's are looked up (isContainerId): a
+ *   forward client's id goes into an Engine API path.
  *
  * One ContainerMeta object per container, frozen, replaced only when its
  * metadata changes (serializers cache its JSON by identity).
@@ -25,7 +28,7 @@
 import type Docker from 'dockerode';
 import type { DockerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { containerName, type ContainerDirectory } from '../containers.js';
+import { containerName, isContainerId, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
 import { connectEngine, containerEvents, pingEngine, reconnectDelay } from './engine.js';
 import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
@@ -52,6 +55,12 @@ export interface DirectoryEngine {
 export interface ListedContainer {
   Id: string;
   Names?: string[] | null;
+  /**
+   * The image the container was created from, as inspect's `Config.Image`;
+   * but its id (`sha256:…`) once that name names another image or none (a
+   * `docker pull` moved the tag, or the image was removed): moby's list
+   * (daemon/list.go refreshImage) replaces it, inspect and events do not.
+   */
   Image?: string;
   Labels?: Record<string, string> | null;
 }
@@ -118,18 +127,32 @@ export class EngineDirectory implements ContainerDirectory {
   }
 
   /**
-   * Takes in every container the engine lists. A failure is logged and
-   * costs nothing else: lines then wait for their container's inspect.
+   * Takes in every container the engine lists, and resolves once the
+   * inspects of those it lists by image id are in too. A failure of the list
+   * is logged and costs nothing else: lines then wait for their container's
+   * inspect.
    */
   async fill(): Promise<void> {
+    let listed: ListedContainer[];
     try {
-      const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]);
-      for (const c of await this.opts.engine.list(signal)) {
-        this.set(c.Id, containerName(c.Names?.[0] ?? ''), c.Image ?? '', c.Labels ?? {});
-      }
+      listed = await this.opts.engine.list(AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]));
     } catch (err) {
       this.opts.log.warn({ err }, 'could not list the containers; their metadata comes from an inspect each');
+      return;
     }
+    const inspects: Array<Promise<void>> = [];
+    for (const c of listed) {
+      const image = c.Image ?? '';
+      // An image id here is the list's, not the container's (ListedContainer.Image):
+      // its name, as the Docker input and events give it, is inspect's.
+      if (image.startsWith('sha256:')) {
+        const inspect = this.lookup(c.Id);
+        if (inspect !== undefined) inspects.push(inspect);
+      } else {
+        this.set(c.Id, containerName(c.Names?.[0] ?? ''), image, c.Labels ?? {});
+      }
+    }
+    await Promise.all(inspects);
   }
 
   close(): void {
@@ -151,6 +174,7 @@ export class EngineDirectory implements ContainerDirectory {
   }
 
   lookup(id: string): Promise<void> | undefined {
+    if (!isContainerId(id)) return undefined;
     const entry = this.entries.get(id);
     if (entry !== undefined && (entry.meta !== undefined || this.now() < entry.retryAt)) return undefined;
     return this.ask(id);

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EngineDirectory, type DirectoryEngine, type ListedContainer } from '../../../src/collector/docker/directory.js';
+import { dockerSchema } from '../../../src/config/schema.js';
+import { EngineDirectory, openContainerDirectory, type DirectoryEngine, type ListedContainer } from '../../../src/collector/docker/directory.js';
 import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
 import { captureLogger } from '../../helpers/forward.js';
 import { until } from '../../helpers/until.js';
@@ -16,6 +19,8 @@ class FakeEngine implements DirectoryEngine {
   readonly inspects: string[] = [];
   readonly streams: PassThrough[] = [];
   down = false;
+  /** Containers whose image's name a `docker pull` moved to another image: the list gives the image id for their image. */
+  readonly repointed = new Set<string>();
   /** While set, inspects wait for it. */
   gate: Promise<void> | undefined;
 
@@ -32,7 +37,12 @@ class FakeEngine implements DirectoryEngine {
 
   async list(): Promise<ListedContainer[]> {
     if (this.down) throw Object.assign(new Error('connect ECONNREFUSED /var/run/docker.sock'), { code: 'ECONNREFUSED' });
-    return [...this.containers.values()].map((a) => ({ Id: a.Id, Names: [a.Name ?? ''], Image: a.Config?.Image ?? '', Labels: a.Config?.Labels ?? null }));
+    return [...this.containers.values()].map((a) => ({
+      Id: a.Id,
+      Names: [a.Name ?? ''],
+      Image: this.repointed.has(a.Id) ? `sha256:${'9'.repeat(64)}` : (a.Config?.Image ?? ''),
+      Labels: a.Config?.Labels ?? null,
+    }));
   }
 
   async events(): Promise<NodeJS.ReadableStream> {
@@ -72,6 +82,23 @@ describe('container directory', () => {
     expect(engine.inspects).toEqual([]);
   });
 
+  it('takes the image name from an inspect, before fill() resolves, for a container the list names by image id', async () => {
+    const web = 'c'.repeat(64);
+    const db = 'd'.repeat(64);
+    const labels = { 'com.docker.compose.service': 'web' };
+    const { engine, directory } = setup({
+      containers: new Map([
+        [web, answer(web, 'shop-web-1', 'nginx:latest', labels)],
+        [db, answer(db, 'shop-db-1', 'postgres:17', {})],
+      ]),
+    });
+    engine.repointed.add(web);
+    await directory.fill();
+    expect(directory.known(web)).toEqual({ id: web, name: 'shop-web-1', image: { name: 'nginx:latest' }, labels, compose: { service: 'web' } });
+    expect(directory.known(db)?.image).toEqual({ name: 'postgres:17' });
+    expect(engine.inspects).toEqual([web]);
+  });
+
   it('goes on without the list when the engine does not answer it', async () => {
     const { engine, directory, logs } = setup();
     engine.down = true;
@@ -99,50 +126,97 @@ describe('container directory', () => {
     expect(changed).toEqual([CAPTURED_ID]);
   });
 
+  it('never asks the engine about an id that cannot be a container\'s', async () => {
+    const { engine, directory } = setup();
+    for (const id of ['../../info?', '../secrets/s1?x=', 'web-1', 'abc', 'A'.repeat(64), 'a'.repeat(65), `${'a'.repeat(63)}/`]) {
+      expect(directory.lookup(id)).toBeUndefined();
+      expect(directory.known(id)).toBeUndefined();
+    }
+    expect(engine.inspects).toEqual([]);
+    // The short id and the full one are asked about.
+    await directory.lookup('0123456789ab');
+    await directory.lookup('f'.repeat(64));
+    expect(engine.inspects).toEqual(['0123456789ab', 'f'.repeat(64)]);
+  });
+
+  it('sends dockerode no request for an id that cannot be a container\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-directory-'));
+    const requests: string[] = [];
+    const server = createServer((req, res) => {
+      const path = req.url ?? '';
+      if (path === '/_ping') return void res.end('OK');
+      if (path.startsWith('/containers/json?')) return void res.setHeader('content-type', 'application/json').end('[]');
+      // The events stream stays open until the server closes.
+      if (path.startsWith('/events?')) return void res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders();
+      requests.push(`${req.method} ${path}`);
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"No such container"}');
+    });
+    const socketPath = join(dir, 'docker.sock');
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const { log } = captureLogger();
+    const directory = await openContainerDirectory(dockerSchema.parse({ host: `unix://${socketPath}` }), log);
+    try {
+      expect(directory).toBeDefined();
+      for (const id of ['../../info?', '../secrets/s1?x=']) await directory!.lookup(id);
+      const id = 'f'.repeat(64);
+      await directory!.lookup(id);
+      expect(requests).toEqual([`GET /containers/${id}/json`]);
+    } finally {
+      directory?.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps compose project and service apart', async () => {
     const labels = { 'com.docker.compose.project': 'shop', 'com.docker.compose.service': 'web', app: 'shop' };
-    const { directory } = setup({ containers: new Map([['c1', answer('c1', 'shop-web-1', 'nginx:1.27', labels)]]) });
-    await directory.lookup('c1');
-    expect(directory.known('c1')).toEqual({ id: 'c1', name: 'shop-web-1', image: { name: 'nginx:1.27' }, labels, compose: { project: 'shop', service: 'web' } });
+    const id = 'c1'.repeat(32);
+    const { directory } = setup({ containers: new Map([[id, answer(id, 'shop-web-1', 'nginx:1.27', labels)]]) });
+    await directory.lookup(id);
+    expect(directory.known(id)).toEqual({ id, name: 'shop-web-1', image: { name: 'nginx:1.27' }, labels, compose: { project: 'shop', service: 'web' } });
   });
 
   it('keeps at most maxEntries containers, dropping the one used longest ago', async () => {
-    const containers = new Map(['a', 'b', 'c', 'd'].map((id) => [id, answer(id, id, 'img', {})]));
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((x) => x.repeat(64)) as [string, string, string, string];
+    const containers = new Map([a, b, c, d].map((id) => [id, answer(id, id[0]!, 'img', {})]));
     const { engine, directory } = setup({ maxEntries: 3, containers });
-    for (const id of ['a', 'b', 'c']) await directory.lookup(id);
-    directory.known('a');
-    await directory.lookup('d');
+    for (const id of [a, b, c]) await directory.lookup(id);
+    directory.known(a);
+    await directory.lookup(d);
     expect(directory.size).toBe(3);
-    expect(directory.known('b')).toBeUndefined();
-    for (const id of ['a', 'c', 'd']) expect(directory.known(id)?.name).toBe(id);
-    await directory.lookup('b');
-    expect(engine.inspects).toEqual(['a', 'b', 'c', 'd', 'b']);
+    expect(directory.known(b)).toBeUndefined();
+    for (const id of [a, c, d]) expect(directory.known(id)?.name).toBe(id[0]);
+    await directory.lookup(b);
+    expect(engine.inspects).toEqual([a, b, c, d, b]);
   });
 
   it('remembers a failed lookup for failureTtlMs and logs it once per container', async () => {
+    const gone = 'e'.repeat(64);
     const { engine, directory, logs, advance } = setup({ failureTtlMs: 30_000 });
-    await directory.lookup('gone');
-    expect(directory.known('gone')).toBeUndefined();
-    expect(directory.lookup('gone')).toBeUndefined();
+    await directory.lookup(gone);
+    expect(directory.known(gone)).toBeUndefined();
+    expect(directory.lookup(gone)).toBeUndefined();
     advance(29_999);
-    expect(directory.lookup('gone')).toBeUndefined();
-    expect(engine.inspects).toEqual(['gone']);
+    expect(directory.lookup(gone)).toBeUndefined();
+    expect(engine.inspects).toEqual([gone]);
     advance(2);
-    await directory.lookup('gone');
-    expect(engine.inspects).toEqual(['gone', 'gone']);
+    await directory.lookup(gone);
+    expect(engine.inspects).toEqual([gone, gone]);
     const warnings = logs.filter((l) => l.level === 40);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ container: 'gone', statusCode: 404 });
+    expect(warnings[0]).toMatchObject({ container: 'eeeeeeeeeeee', statusCode: 404 });
   });
 
   it('treats an engine that does not answer as a failed lookup, and asks again once it expires', async () => {
-    const { engine, directory } = setup({ failureTtlMs: 50, containers: new Map([['c1', answer('c1', 'web', 'img', { app: 'shop' })]]) });
+    const id = 'c1'.repeat(32);
+    const { engine, directory } = setup({ failureTtlMs: 50, containers: new Map([[id, answer(id, 'web', 'img', { app: 'shop' })]]) });
     engine.down = true;
-    await directory.lookup('c1');
-    expect(directory.known('c1')).toBeUndefined();
+    await directory.lookup(id);
+    expect(directory.known(id)).toBeUndefined();
     engine.down = false;
-    await until('the retry after the failure expired', () => directory.known('c1') !== undefined, 10_000);
-    expect(directory.known('c1')?.labels).toEqual({ app: 'shop' });
+    await until('the retry after the failure expired', () => directory.known(id) !== undefined, 10_000);
+    expect(directory.known(id)?.labels).toEqual({ app: 'shop' });
   });
 
   it('takes image and labels from the events stream, without an inspect, and keeps them after destroy', async () => {

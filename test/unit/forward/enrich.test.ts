@@ -5,10 +5,12 @@
  * that does not answer holds a request only briefly.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
 import type { ContainerDirectory } from '../../../src/collector/containers.js';
+import { EngineDirectory, type DirectoryEngine } from '../../../src/collector/docker/directory.js';
 import type { ContainerMeta } from '../../../src/collector/event.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { CaptureSink, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
+import { CaptureSink, captureLogger, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
 import { until } from '../../helpers/until.js';
 
 const T = 1795341190;
@@ -81,7 +83,7 @@ afterEach(async () => {
   running = undefined;
 });
 
-async function start(directory: FakeDirectory, sink = new CaptureSink()): Promise<TestInput> {
+async function start(directory: ContainerDirectory, sink = new CaptureSink()): Promise<TestInput> {
   running = await startTestInput({}, { containers: directory, sink });
   return running;
 }
@@ -210,5 +212,32 @@ describe('forward input with a container directory', () => {
       ['plain', undefined],
     ]);
     c.socket.end();
+  });
+  it('asks the engine nothing about a container_id that cannot be a container\'s: it goes into the Engine API path', async () => {
+    const inspected: string[] = [];
+    const engine: DirectoryEngine = {
+      inspect: async (id) => {
+        inspected.push(id);
+        return { Id: id, Name: '/a', Config: { Image: 'clogs-busybox:latest', Labels: { app: 'a' } } };
+      },
+      list: async () => [],
+      events: async () => new PassThrough(),
+    };
+    const directory = new EngineDirectory({ engine, log: captureLogger().log });
+    const { port, sink } = await start(directory);
+    const c = await rawClient(port);
+    await c.send(message('../../info?', 'x', 'message mode', 'm1'));
+    await c.send(packed([['../secrets/s1?x=', 'y', 'packed'], [ID_A, 'a', 'a real one']], 'p1'));
+    expect(await c.waitReplies(2)).toEqual([{ ack: 'm1' }, { ack: 'p1' }]);
+    expect(inspected).toEqual([ID_A]);
+    // A PackedForward's lines are rendered grouped by container: compared by line, not in order.
+    expect(Object.fromEntries(sink.events.map((e) => [e.message, e.container]))).toEqual({
+      'message mode': { id: '../../info?', name: 'x' },
+      packed: { id: '../secrets/s1?x=', name: 'y' },
+      'a real one': { id: ID_A, name: 'a', image: { name: 'clogs-busybox:latest' }, labels: { app: 'a' } },
+    });
+    expect(sink.events).toHaveLength(3);
+    c.socket.end();
+    directory.close();
   });
 });
