@@ -60,13 +60,13 @@ export function loadConfig(opts: LoadOptions): Config {
   const unknown: string[] = [];
   for (const [name, text] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith('CLOGS_') || NOT_CONFIG.test(name) || text === undefined) continue;
-    const path = envPath(name.slice('CLOGS_'.length));
-    if (!path) {
+    const key = envKey(name.slice('CLOGS_'.length));
+    if (!key) {
       unknown.push(name);
       continue;
     }
-    setPath(raw, path, parseScalar(text));
-    origins.set(path.join('.'), { kind: 'env', name });
+    setPath(raw, key.path, envValue(text, key.type));
+    origins.set(key.path.join('.'), { kind: 'env', name });
   }
 
   for (const [key, { flag, value }] of Object.entries(opts.flags ?? {})) {
@@ -119,14 +119,18 @@ function keyNode(doc: FileOrigin['doc'], path: (string | number)[]): unknown {
 }
 
 /**
- * Not config keys, yet they reach clogs in the environments it inherits: the
- * variables of the tests, the benchmarks and scripts/elasticsearch.sh,
- * compose.yaml's CLOGS_HTTP_TOKEN (which it passes on as CLOGS_HTTP_AUTH_TOKEN),
- * and those Kubernetes gives every pod for a Service named clogs
- * (CLOGS_SERVICE_HOST, CLOGS_PORT_24224_TCP, ...) and Docker for a link
- * (CLOGS_NAME, CLOGS_ENV_...): no key starts with any of these.
+ * Not config keys, yet they reach clogs in the environments it inherits: those
+ * Kubernetes gives every pod for a Service named clogs (CLOGS_SERVICE_HOST,
+ * CLOGS_PORT_24224_TCP, ...) and Docker for a link (CLOGS_NAME, CLOGS_ENV_...),
+ * and those of the tests, the benchmarks and scripts/elasticsearch.sh, which
+ * every collector they start inherits: no key starts with any of these.
+ * scripts/elasticsearch.sh's are named one by one, because CLOGS_ES_ is what
+ * one guesses for Elasticsearch (CLOGS_ES_URL, after --es) and such a guess
+ * must be refused, not ignored. compose.yaml's CLOGS_HTTP_TOKEN is not here:
+ * it fills CLOGS_HTTP_AUTH_TOKEN on the host, the collector never sees it,
+ * and it reads like the token's key.
  */
-const NOT_CONFIG = /^CLOGS_(TEST_|BENCH_|ES_|HTTP_TOKEN$|SERVICE_|PORT$|PORT_|NAME$|ENV_)/;
+const NOT_CONFIG = /^CLOGS_(SERVICE_|PORT$|PORT_|NAME$|ENV_|TEST_|BENCH_|ES_(VERSION|CACHE|M2|USER|JAVA_HOME|TIMEOUT|SECURE_USER|SECURE_PASSWORD)$)/;
 
 function describeUnknownVariable(name: string): string {
   const rest = name.slice('CLOGS_'.length).toLowerCase();
@@ -168,13 +172,15 @@ function editDistance(a: string, b: string): number {
 
 /**
  * CLOGS_FORWARD_LISTEN → forward.listen, CLOGS_SINKS_FILE_DIR → sinks.file.dir,
- * CLOGS_STATE_DIR → state_dir: the words are matched against the schema's keys,
- * longest key first, because keys themselves contain underscores.
+ * CLOGS_STATE_DIR → state_dir, with the key's schema: the words are matched
+ * against the schema's keys, longest key first, because keys themselves
+ * contain underscores.
  */
-function envPath(rest: string): string[] | undefined {
+function envKey(rest: string): { path: string[]; type: z.ZodType } | undefined {
   const words = rest.toLowerCase().split('_');
   const path: string[] = [];
   let shape: Record<string, z.ZodType> | undefined = configSchema.shape as unknown as Record<string, z.ZodType>;
+  let type: z.ZodType | undefined;
   let i = 0;
   while (i < words.length) {
     if (!shape) return undefined;
@@ -183,7 +189,8 @@ function envPath(rest: string): string[] | undefined {
       const key = words.slice(i, j).join('_');
       if (key in shape) {
         path.push(key);
-        shape = objectShape(shape[key]!);
+        type = shape[key]!;
+        shape = objectShape(type);
         i = j;
         matched = true;
         break;
@@ -191,22 +198,59 @@ function envPath(rest: string): string[] | undefined {
     }
     if (!matched) return undefined;
   }
-  return path;
+  return type === undefined ? undefined : { path, type };
 }
 
-function objectShape(t: z.ZodType): Record<string, z.ZodType> | undefined {
+/** What zod keeps in a schema's `def`, as far as reading the environment needs it. */
+interface Def {
+  type?: string;
+  innerType?: unknown;
+  in?: unknown;
+  shape?: Record<string, z.ZodType>;
+  entries?: Record<string, unknown>;
+}
+
+/** The definition under `t`'s optional, default and transform wrappers: what a value given for it meets first. */
+function baseDef(t: z.ZodType): Def | undefined {
   let cur: unknown = t;
   for (let depth = 0; depth < 8 && cur; depth++) {
-    const def = (cur as { def?: { type?: string; innerType?: unknown; shape?: Record<string, z.ZodType> } }).def;
+    const def = (cur as { def?: Def }).def;
     if (!def) return undefined;
-    if (def.type === 'object') return def.shape;
-    cur = def.innerType;
+    if (def.type === 'pipe') cur = def.in;
+    else if (def.innerType !== undefined) cur = def.innerType;
+    else return def;
   }
   return undefined;
 }
 
-/** Environment values are YAML scalars or flow collections: `true`, `5`, `[a, b]`. */
-function parseScalar(text: string): unknown {
+function objectShape(t: z.ZodType): Record<string, z.ZodType> | undefined {
+  const def = baseDef(t);
+  return def?.type === 'object' ? def.shape : undefined;
+}
+
+/** A string and nothing else: any string, or one of a list of words. */
+function takesText(t: z.ZodType): boolean {
+  const def = baseDef(t);
+  if (def?.type === 'string') return true;
+  return def?.type === 'enum' && Object.values(def.entries ?? {}).every((v) => typeof v === 'string');
+}
+
+/**
+ * An environment value as its key takes it. A key that takes a string gets
+ * the text as written: read as YAML, a secret or a path would lose what
+ * follows " #" (a comment), its quotes and trailing spaces, have its
+ * backslash escapes processed, or become a number ("123456"), a mapping
+ * ("a: b") or an empty string ("!Passw0rd", a tag). Every other key reads it
+ * as a YAML scalar or flow collection (`true`, `5`, `[a, b]`,
+ * `{cert: a.pem, key: b.pem}`), and so do keys that take a string or
+ * something else (sizes, durations, sinks.elasticsearch.url): YAML is what
+ * tells `5000` from `5s` and a list of URLs from one, and the strings they
+ * take (`64KiB`, `http://host:9200`) are ones YAML leaves as written. An empty
+ * variable is read as YAML too, as null, which no key takes: an empty path,
+ * name or secret is a mistake, not a value.
+ */
+function envValue(text: string, type: z.ZodType): unknown {
+  if (text !== '' && takesText(type)) return text;
   try {
     return parseDocument(text).toJS();
   } catch {

@@ -121,7 +121,7 @@ export const forwardSchema = z
     max_record_keys: z.number().int().positive().default(1024).describe('Most keys a record may have.'),
     max_connections: z.number().int().positive().default(1024).describe('Concurrent connections; further ones are refused.'),
     shared_key: z.string().min(1).optional().describe('Turns on the HELO/PING/PONG handshake with this shared key. Docker cannot do it.'),
-    self_hostname: z.string().optional().describe('Hostname sent in HELO/PONG; must differ from the clients\' own.'),
+    self_hostname: z.string().optional().describe('With shared_key: hostname sent in HELO/PONG; must differ from the clients\' own.'),
     users: z
       .array(z.object({ username: z.string().min(1), password: z.string().min(1) }).strict())
       .default([])
@@ -141,7 +141,26 @@ export const forwardSchema = z
       .default('auto')
       .describe('auto: give Docker records their container\'s image, labels and compose project/service from the engine at docker.host, when it answers; off: only the id and name the driver sends.'),
   })
-  .strict();
+  .strict()
+  // Both are used only inside the handshake that shared_key turns on: set without it, they would be
+  // ignored, and users set would let anyone send while the operator believes clients must log in.
+  .superRefine((f, ctx) => {
+    if (f.shared_key !== undefined) return;
+    if (f.users.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['users'],
+        message: 'needs forward.shared_key (the forward protocol\'s user authentication runs inside the shared-key handshake)',
+      });
+    }
+    if (f.self_hostname !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['self_hostname'],
+        message: 'needs forward.shared_key (it is the hostname clogs sends in the shared-key handshake\'s HELO and PONG)',
+      });
+    }
+  });
 
 /** A JavaScript regular expression, checked here so a bad one names its key. */
 const pattern = z.string().superRefine((v, ctx) => {

@@ -187,14 +187,19 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it('leaves alone the CLOGS_ variables of tests, benchmarks, scripts and compose.yaml, and takes every key variable the repository sets', () => {
+  it('leaves alone the CLOGS_ variables of tests, benchmarks and scripts, and takes every key variable the repository sets', () => {
     const notConfig = {
       CLOGS_TEST_ES_URL: 'http://x',
       CLOGS_TEST_LOG: 'debug',
       CLOGS_BENCH_RUNS: '3',
+      CLOGS_ES_VERSION: '9.5.4',
       CLOGS_ES_CACHE: '/tmp',
+      CLOGS_ES_M2: '/m2',
+      CLOGS_ES_USER: 'clogs-es',
       CLOGS_ES_JAVA_HOME: '/jdk',
-      CLOGS_HTTP_TOKEN: 'compose-side',
+      CLOGS_ES_TIMEOUT: '180',
+      CLOGS_ES_SECURE_USER: 'clogs',
+      CLOGS_ES_SECURE_PASSWORD: 'clogs-test-pw',
       // A Kubernetes Service named clogs in the pod's namespace, and a Docker link.
       CLOGS_SERVICE_HOST: '10.0.0.7',
       CLOGS_SERVICE_PORT: '24224',
@@ -227,6 +232,113 @@ describe('loadConfig', () => {
     expect(c.sinks.elasticsearch).toMatchObject({ password: 'pw', data_stream: { dataset: 'bench' }, flush_interval: 200 });
   });
 
+  it('leaves alone every CLOGS_ variable the scripts, tests and benchmarks read, which the collectors they start inherit', () => {
+    const read = new Set<string>();
+    for (const top of ['scripts', 'test', 'bench']) {
+      for (const name of readdirSync(top, { recursive: true, encoding: 'utf8' }).filter((n) => /\.(ts|sh)$/.test(n))) {
+        for (const m of readFileSync(join(top, name), 'utf8').matchAll(/process\.env\.(CLOGS_\w+)|\$\{?(CLOGS_\w+)/g)) read.add((m[1] ?? m[2])!);
+      }
+    }
+    expect([...read]).toEqual(expect.arrayContaining(['CLOGS_ES_CACHE', 'CLOGS_ES_SECURE_PASSWORD', 'CLOGS_TEST_ES_URL', 'CLOGS_BENCH_RUNS']));
+    const refused = [...read].filter((name) => {
+      try {
+        loadConfig({ env: { [name]: 'x' } });
+        return false;
+      } catch (err) {
+        return (err as Error).message.includes('not a config key');
+      }
+    });
+    expect(refused).toEqual([]);
+  });
+
+  it('refuses CLOGS_ES_ variables other than scripts/elasticsearch.sh\'s, and compose.yaml\'s host-side CLOGS_HTTP_TOKEN', () => {
+    for (const name of ['CLOGS_ES_URL', 'CLOGS_ES_PASSWORD', 'CLOGS_ES_API_KEY', 'CLOGS_ES', 'CLOGS_HTTP_TOKEN']) {
+      expect(errorOf(() => loadConfig({ env: { [name]: 'http://es:9200' } }))).toMatch(new RegExp(`^environment ${name}: not a config key: (did you mean|expected CLOGS_)`));
+    }
+    // A Kubernetes Service port named es is still Kubernetes's.
+    expect(loadConfig({ env: { CLOGS_SERVICE_PORT_ES: '9200', CLOGS_PORT_9200_TCP_ADDR: '10.0.0.7' } })).toEqual(loadConfig({}));
+  });
+
+  it('takes the environment value of a key that takes a string as written: secrets, paths and names', () => {
+    const wide = { 'http.listen': { flag: '--http', value: '0.0.0.0:24280' } };
+    const tokens = [
+      'abcdefghijklmnop #qrstu',
+      '"quoted-token-value"',
+      "'single-quoted-token'",
+      '"escaped\\tsixteen-chars"',
+      'trailing-space-token ',
+      '1234567890123456',
+      '!Passw0rd-long-enough',
+      'key: value-long-enough',
+      '[not, a, list, of, words]',
+    ];
+    for (const token of tokens) {
+      expect(loadConfig({ flags: wide, env: { CLOGS_HTTP_AUTH_TOKEN: token } }).http.auth?.token, token).toBe(token);
+    }
+    const c = loadConfig({
+      env: {
+        CLOGS_STATE_DIR: '/var/lib/clogs ',
+        CLOGS_SINKS_FILE_DIR: '/var/log/clogs #1',
+        CLOGS_HOST_NAME: '007',
+        CLOGS_FORWARD_SHARED_KEY: '"s3cret" #1',
+        CLOGS_FORWARD_SELF_HOSTNAME: 'true',
+        CLOGS_FORWARD_LISTEN: '0.0.0.0:24224',
+        CLOGS_SINKS_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
+        CLOGS_SINKS_ELASTICSEARCH_USERNAME: 'null',
+        CLOGS_SINKS_ELASTICSEARCH_PASSWORD: '!Passw0rd',
+        CLOGS_SINKS_ELASTICSEARCH_API_KEY: 'aWQ6a2V5 # ',
+      },
+    });
+    expect(c.state_dir).toBe('/var/lib/clogs ');
+    expect(c.sinks.file.dir).toBe('/var/log/clogs #1');
+    expect(c.host_name).toBe('007');
+    expect(c.forward).toMatchObject({ shared_key: '"s3cret" #1', self_hostname: 'true', listen: { host: '0.0.0.0', port: 24224 } });
+    expect(c.sinks.elasticsearch).toMatchObject({ username: 'null', password: '!Passw0rd', api_key: 'aWQ6a2V5 # ' });
+    // A word from a list is a string too: a comment after it is not taken off but refused, naming the variable.
+    expect(errorOf(() => loadConfig({ env: { CLOGS_LOG_LEVEL: 'debug # while testing' } }))).toMatch(/^environment CLOGS_LOG_LEVEL: log_level: .*"debug"/);
+  });
+
+  it('reads the environment value of any other key as YAML, naming the variable when it does not fit', () => {
+    const c = loadConfig({
+      env: {
+        CLOGS_FORWARD_MAX_CONNECTIONS: '10',
+        CLOGS_DOCKER_ENABLED: 'false',
+        CLOGS_DOCKER_EXCLUDE_NAMES: '[db-*, "cache #1"]',
+        CLOGS_FORWARD_TLS: '{cert: a.pem, key: b.pem}',
+        // A string or something else: a number of milliseconds, a size, a list of URLs.
+        CLOGS_MULTILINE_TIMEOUT: '250',
+        CLOGS_MAX_LINE_SIZE: '64KiB',
+        CLOGS_SINKS_ELASTICSEARCH_URL: '[http://a:9200, http://b:9200]',
+      },
+    });
+    expect(c.forward).toMatchObject({ max_connections: 10, tls: { cert: 'a.pem', key: 'b.pem' } });
+    expect(c.docker).toMatchObject({ enabled: false, exclude: { names: ['db-*', 'cache #1'] } });
+    expect(c).toMatchObject({ multiline: { timeout: 250 }, max_line_size: 64 * 1024 });
+    expect(c.sinks.elasticsearch?.url).toEqual(['http://a:9200', 'http://b:9200']);
+    expect(() => loadConfig({ env: { CLOGS_FORWARD_MAX_CONNECTIONS: 'many' } })).toThrow('environment CLOGS_FORWARD_MAX_CONNECTIONS: forward.max_connections: expected number');
+    // Empty is no path, name or secret: refused, not taken as "".
+    expect(() => loadConfig({ env: { CLOGS_STATE_DIR: '' } })).toThrow('environment CLOGS_STATE_DIR: state_dir: expected string');
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_DIR: '' } })).toThrow('environment CLOGS_SINKS_FILE_DIR: sinks.file.dir: expected string');
+  });
+
+  it('refuses forward.users and forward.self_hostname without forward.shared_key, whose handshake alone uses them', () => {
+    const f = file('users-without-key.yaml', 'forward:\n  listen: 0.0.0.0:24224\n  self_hostname: clogs\n  users:\n    - { username: app, password: s3cret }\n');
+    expect(errorOf(() => loadConfig({ file: f })).split('\n')).toEqual([
+      `${f}:5: forward.users: needs forward.shared_key (the forward protocol's user authentication runs inside the shared-key handshake)`,
+      `${f}:3: forward.self_hostname: needs forward.shared_key (it is the hostname clogs sends in the shared-key handshake's HELO and PONG)`,
+    ]);
+    expect(() => loadConfig({ env: { CLOGS_FORWARD_USERS: '[{username: app, password: s3cret}]' } })).toThrow(
+      "environment CLOGS_FORWARD_USERS: forward.users: needs forward.shared_key (the forward protocol's user authentication runs inside the shared-key handshake)",
+    );
+    expect(() => loadConfig({ env: { CLOGS_FORWARD_SELF_HOSTNAME: 'clogs' } })).toThrow(/^environment CLOGS_FORWARD_SELF_HOSTNAME: forward\.self_hostname: needs forward\.shared_key/);
+    expect(loadConfig({ file: f, env: { CLOGS_FORWARD_SHARED_KEY: 'k' } }).forward).toMatchObject({
+      shared_key: 'k',
+      self_hostname: 'clogs',
+      users: [{ username: 'app', password: 's3cret' }],
+    });
+    expect(loadConfig({ file: file('no-users.yaml', 'forward:\n  users: []\n') }).forward.users).toEqual([]);
+  });
+
   it('loads every config file shipped in config/ and the clogs service of compose.yaml', () => {
     for (const name of readdirSync('config').filter((n) => /\.ya?ml$/.test(n))) {
       expect(() => loadConfig({ file: join('config', name) }), name).not.toThrow();
@@ -243,8 +355,9 @@ describe('loadConfig', () => {
       expect(key, `compose.yaml's clogs flag ${args[i]}`).toBeDefined();
       flags[key!] = { flag: args[i]!, value: args[i + 1] };
     }
-    // The host's CLOGS_HTTP_TOKEN may well be exported where clogs also runs.
-    const c = loadConfig({ env: { ...env, CLOGS_HTTP_TOKEN: 'from-the-host' }, flags });
+    // Compose reads CLOGS_HTTP_TOKEN on the host; the collector gets only what it fills.
+    expect(Object.keys(env)).not.toContain('CLOGS_HTTP_TOKEN');
+    const c = loadConfig({ env, flags });
     expect(c.http).toMatchObject({ listen: { host: '0.0.0.0', port: 24280 }, auth: { token: 'clogs-local-demo-token' } });
     expect(c.sinks.elasticsearch?.url).toBe('http://elasticsearch:9200');
   });
