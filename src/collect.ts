@@ -42,8 +42,6 @@ const RESTART_ONLY = ['log_level', 'log_format'] as const;
 export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
-  /** The settings the HTTP endpoint runs with: a reload whose endpoint did not start keeps the old one. */
-  private httpConfig: Config['http'] | undefined;
   private readonly pipeline = new Pipeline([]);
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
@@ -92,9 +90,11 @@ export class Collector {
    * Applies a new config: inputs, sinks and the HTTP endpoint whose settings
    * changed are restarted, the rest keep running. Queued data stays in the
    * sinks' disk queues and the inputs' checkpoints, so nothing is lost across
-   * the restart. When the new config does not start (a port taken, a state
-   * directory that cannot be written), the one before it is started again and
-   * the returned promise rejects with the reason.
+   * the restart. When any part of the new config does not start (a port
+   * taken, a state directory that cannot be written), what the reload
+   * restarted runs with the config before it again, and the returned promise
+   * rejects with the reason; when that does not start either, no input or
+   * sink runs and isRunning is false.
    */
   reload(next: Config): Promise<void> {
     const applied = this.changing.then(() => this.applyReload(next));
@@ -124,12 +124,16 @@ export class Collector {
     }
     const sinksChanged = !isDeepStrictEqual(cur.config.sinks, next.sinks) || cur.config.state_dir !== next.state_dir;
     const inputsChanged = sinksChanged || !isDeepStrictEqual(inputSettings(cur.config), inputSettings(next));
-    const httpChanged = !isDeepStrictEqual(this.httpConfig, next.http);
+    const httpChanged = !isDeepStrictEqual(cur.config.http, next.http);
     if (!inputsChanged && !httpChanged) {
       this.running = { ...cur, config: next };
       this.log.info('config reloaded: nothing to restart');
       return;
     }
+    // The HTTP endpoint first, as at start: an address that cannot be bound
+    // fails the reload before an input or sink of the running config stopped.
+    // Its page reads the running sinks' store until the new sinks run.
+    if (httpChanged) await this.restartHttp({ ...cur.config, http: next.http }, cur);
     if (inputsChanged) {
       // Inputs stop first so every event they accepted is written before a sink
       // goes away; the sources (Docker's driver, the engine API) resume from
@@ -144,6 +148,11 @@ export class Collector {
       } catch (err) {
         this.log.error({ err }, 'config reload failed: starting the running config again');
         try {
+          // The endpoint of the running config again too, and first, as at start.
+          if (httpChanged) {
+            await this.stopHttp();
+            await this.startHttp(cur.config);
+          }
           await this.bringUp(cur.config, kept);
         } catch (again) {
           if (kept) await this.closeSinks(kept);
@@ -151,9 +160,8 @@ export class Collector {
         }
         throw err;
       }
+      if (sinksChanged && this.http) await this.replaceStore(next);
     } else this.running = { ...cur, config: next };
-    if (httpChanged) await this.restartHttp(next);
-    else if (sinksChanged && this.http) await this.replaceStore(next);
     this.log.info(
       { restarted: [inputsChanged && 'inputs', sinksChanged && 'sinks', httpChanged && 'http'].filter(Boolean), sinks: this.pipeline.sinkList.map((s) => s.name) },
       'config reloaded',
@@ -176,24 +184,30 @@ export class Collector {
   }
 
   /**
-   * The HTTP endpoint of `next` in place of the running one; when it does not
-   * start, the running one again (its store reading what the sinks of `next`
-   * write).
+   * The HTTP endpoint of `config` in place of the one of `running`, which
+   * starts again when it does not. Should that fail too, the inputs and sinks
+   * of `running` stop as well: a config that runs only in part is not the
+   * one before the reload, and isRunning then says so.
    */
-  private async restartHttp(next: Config): Promise<void> {
-    const running = this.httpConfig!;
+  private async restartHttp(config: Config, running: Running): Promise<void> {
     await this.stopHttp();
     try {
-      await this.startHttp(next);
+      await this.startHttp(config);
     } catch (err) {
       this.log.error({ err }, 'config reload failed: starting the running HTTP endpoint again');
-      await this.startHttp({ ...next, http: running });
+      try {
+        await this.startHttp(running.config);
+      } catch (again) {
+        this.running = undefined;
+        await this.stopInputs(running);
+        await this.closeSinks(running.sinks);
+        throw again;
+      }
       throw err;
     }
   }
 
   private async startHttp(config: Config): Promise<void> {
-    this.httpConfig = config.http;
     if (!config.http.enabled) return;
     this.store = await this.openStore(config);
     try {

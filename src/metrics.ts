@@ -99,8 +99,8 @@ export const sinkBlocked = new Gauge({
 });
 export const deadLettered = new Counter({
   name: 'clogs_sink_dead_lettered_total',
-  help: 'Documents rejected for good and written to the dead-letter file, by container.',
-  labelNames: ['sink', 'container'] as const,
+  help: 'Documents rejected for good and written to the dead-letter file.',
+  labelNames: ['sink'] as const,
   registers: [registry],
 });
 export const queueDepth = new Gauge({

@@ -1,10 +1,10 @@
 /**
  * SIGHUP on the real collector: a new config that does not start (its forward
- * port is taken) leaves the one before it running, later reloads still
- * apply, every setting the inputs are built from restarts them, and the
- * collector still stops cleanly.
+ * or HTTP port is taken) leaves the one before it running, all of it, later
+ * reloads still apply, every setting the inputs are built from restarts them,
+ * and the collector still stops cleanly.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,23 @@ function listening(): Promise<Server> {
     const server = createServer();
     server.listen(0, '127.0.0.1', () => resolve(server));
   });
+}
+
+/** A port nothing listens on now. */
+async function freePort(): Promise<number> {
+  const server = await listening();
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Whether the collector's HTTP endpoint answers on `port`. */
+async function answers(port: number): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Sends one acked record to the forward port and waits for its ack. */
@@ -85,5 +102,53 @@ describe('clogs collect on SIGHUP', () => {
     expect(await c.stop()).toBe(0);
     collector = undefined;
     expect(readFileStore(join(dir, 'data')).map((e) => e.message)).toEqual(['after the failed reload', 'on the new port', 'with multiline off']);
+  });
+
+  it('starts nothing of a new config whose HTTP address cannot be bound, and puts the HTTP endpoint back when its inputs do not start', async () => {
+    const dir = tempDir('reload-http');
+    const file = join(dir, 'clogs.yaml');
+    const config = (forwardPort: number, httpPort: number, data: string): void =>
+      writeFileSync(
+        file,
+        `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${forwardPort}\nsinks:\n  file:\n    dir: ${dir}/${data}\nhttp:\n  listen: 127.0.0.1:${httpPort}\n`,
+      );
+    const [forwardPort, httpPort] = [await freePort(), await freePort()];
+    config(forwardPort, httpPort, 'data');
+    collector = await startCollector(['--config', file]);
+    const c = collector;
+    const logged = (msg: string): number => c.lines.filter((l) => l.msg === msg).length;
+    const stored = (data: string): string[] => (existsSync(join(dir, data)) ? readFileStore(join(dir, data)).map((e) => e.message) : []);
+
+    // New sinks, and the HTTP endpoint on the collector's own forward port.
+    config(forwardPort, forwardPort, 'data2');
+    c.process.kill('SIGHUP');
+    await until('the failed HTTP reload', () => logged('config reload failed: what could not start runs as before the reload') === 1);
+    expect(logged('config reload failed: starting the running HTTP endpoint again')).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status).toBe(200);
+    await sendLine(forwardPort, 'after the failed HTTP reload');
+    expect(stored('data')).toEqual(['after the failed HTTP reload']);
+    expect(stored('data2')).toEqual([]);
+
+    // New sinks and HTTP address, and a forward port that is taken: the new endpoint goes again.
+    const taken = await listening();
+    const newHttpPort = await freePort();
+    config((taken.address() as AddressInfo).port, newHttpPort, 'data2');
+    c.process.kill('SIGHUP');
+    await until('the failed input reload', () => logged('config reload failed: what could not start runs as before the reload') === 2);
+    await new Promise((r) => taken.close(r));
+    expect(await answers(httpPort)).toBe(true);
+    expect(await answers(newHttpPort)).toBe(false);
+    await sendLine(forwardPort, 'after the failed input reload');
+
+    // The config before both still runs, all of it: reloading it restarts nothing.
+    config(forwardPort, httpPort, 'data');
+    c.process.kill('SIGHUP');
+    await until('the reload of the running config', () => logged('config reloaded: nothing to restart') === 1);
+    expect(logged('config reloaded')).toBe(0);
+
+    expect(await c.stop()).toBe(0);
+    collector = undefined;
+    expect(stored('data')).toEqual(['after the failed HTTP reload', 'after the failed input reload']);
+    expect(stored('data2')).toEqual([]);
   });
 });

@@ -8,8 +8,9 @@
  *
  * The file is what the user replays after fixing the mapping, so the event
  * is kept exactly as it was sent. It grows without bound: rejections are
- * rare, counted per container (clogs_sink_dead_lettered_total), and a file
- * the user must notice is better than a cap that drops them.
+ * rare, counted (clogs_sink_dead_lettered_total) and logged with their
+ * sources, and a file the user must notice is better than a cap that drops
+ * them.
  */
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -32,7 +33,7 @@ export class DeadLetterFile {
 
   /**
    * Appends the rejected documents and fsyncs; resolves with the source of
-   * each (container name, else id, else tag, else input) for the per-container count.
+   * each (container name, else id, else tag, else input) for the warning.
    */
   write(rejected: readonly Rejected[]): Promise<string[]> {
     const run = this.writing.then(() => this.append(rejected));

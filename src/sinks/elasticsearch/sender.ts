@@ -311,10 +311,11 @@ export class Sender {
   /** Writes documents rejected for good to the dead-letter file; only then may their batch leave the queue. */
   private async reject(rejected: Rejected[]): Promise<void> {
     const sources = await this.opts.deadLetter.write(rejected);
-    for (const container of sources) deadLettered.inc({ sink: SINK, container });
+    // Not a label of the count: clients choose tags, so one series per source would grow without bound.
+    deadLettered.inc(LABELS, rejected.length);
     const first = rejected[0]!;
     this.log.warn(
-      { documents: rejected.length, status: first.status, reason: errorReason({ error: first.error }), file: this.opts.deadLetter.path },
+      { documents: rejected.length, sources: [...new Set(sources)], status: first.status, reason: errorReason({ error: first.error }), file: this.opts.deadLetter.path },
       'elasticsearch rejected documents for good; written to the dead-letter file',
     );
   }

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DeadLetterFile } from '../../../src/sinks/elasticsearch/dead-letter.js';
 import { DiskQueue } from '../../../src/sinks/elasticsearch/queue.js';
 import { Sender } from '../../../src/sinks/elasticsearch/sender.js';
+import { deadLettered } from '../../../src/metrics.js';
 import { memoryLogger } from '../../helpers/elasticsearch.js';
 import { tempDir } from '../../helpers/services.js';
 
@@ -17,8 +18,15 @@ function entries(n: number, from = 0): Buffer {
   return Buffer.from(s);
 }
 
-/** A stand-in for Elasticsearch: the template API answers `template`, `_bulk` takes every document and remembers its number. */
-async function fakeElasticsearch(template: { status: number; body: unknown } = { status: 200, body: { acknowledged: true } }): Promise<{
+/**
+ * A stand-in for Elasticsearch: the template API answers `template`, `_bulk`
+ * takes every document but those `refused` (a 400 mapping conflict) and
+ * remembers its number.
+ */
+async function fakeElasticsearch(
+  template: { status: number; body: unknown } = { status: 200, body: { acknowledged: true } },
+  refused: (n: number) => boolean = () => false,
+): Promise<{
   url: string;
   documents: number[];
   templatePuts: () => number;
@@ -44,10 +52,15 @@ async function fakeElasticsearch(template: { status: number; body: unknown } = {
         const lines = Buffer.concat(chunks).toString().split('\n').filter((l) => l !== '');
         const items = [];
         for (let i = 1; i < lines.length; i += 2) {
-          documents.push((JSON.parse(lines[i]!) as { n: number }).n);
+          const { n } = JSON.parse(lines[i]!) as { n: number };
+          if (refused(n)) {
+            items.push({ create: { status: 400, error: { type: 'document_parsing_exception', reason: 'object mapping for [n] tried to parse field [n] as object' } } });
+            continue;
+          }
+          documents.push(n);
           items.push({ create: { status: 201 } });
         }
-        return reply(res, 200, { errors: false, items });
+        return reply(res, 200, { errors: items.some((it) => it.create.status !== 201), items });
       }
       reply(res, 404, { error: 'no such path' });
     });
@@ -161,6 +174,25 @@ describe('Sender', () => {
     expect(es.templatePuts()).toBe(1);
     expect(mem.lines.filter((l) => String(l.msg).startsWith('elasticsearch refused the index template'))).toMatchObject([
       { level: 40, status: 400, template: 'clogs-logs-t', reason: expect.stringContaining('same priority') },
+    ]);
+  });
+
+  it('counts dead-lettered documents in one series per sink, whatever container or tag they came from, and logs their sources', async () => {
+    const es = await fakeElasticsearch(undefined, (n) => n % 2 === 0);
+    cleanup.push(es.close);
+    const mem = memoryLogger();
+    const queue = await DiskQueue.open({ dir: tempDir('q'), maxBytes: 1 << 20, log: mem.log });
+    const s = sender(queue, es.url, mem.log);
+    deadLettered.reset();
+    s.start();
+    let body = '';
+    for (let n = 0; n < 6; n++) body += `{"create":{"_id":"${n}"}}\n{"n":${n},"container":{"name":"app-${n}"},"clogs":{"input":"forward","tag":"tag-${n}"}}\n`;
+    await queue.append(Buffer.from(body), 6);
+    await vi.waitFor(() => expect(queue.depth.events).toBe(0), { timeout: 5000 });
+    expect(es.documents).toEqual([1, 3, 5]);
+    expect((await deadLettered.get()).values).toEqual([{ labels: { sink: 'elasticsearch' }, value: 3 }]);
+    expect(mem.lines.filter((l) => l.msg === 'elasticsearch rejected documents for good; written to the dead-letter file')).toMatchObject([
+      { level: 40, documents: 3, sources: ['app-0', 'app-2', 'app-4'], status: 400 },
     ]);
   });
 
