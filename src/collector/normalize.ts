@@ -430,9 +430,11 @@ export class Normalizer {
 
   /** A complete line: through the multiline stage when it concerns it, else straight to its event. */
   private line(raw: RawLine, line: Buffer | string, watch: HoldWatcher | undefined): LogEvent[] {
-    const ml = this.multiline;
-    if (ml === undefined || !ml.concerns(raw.container, raw.tag, raw.input, raw.stream, line, 0, line.length)) return this.build(raw, line, false);
+    // Cut before the stage sees the line: its rules look at how a line ends,
+    // and would not take one with the "\n" a Fluent Bit or Fluentd record keeps.
     const text = stripEol(typeof line === 'string' ? line : line.toString('utf8'));
+    const ml = this.multiline;
+    if (ml === undefined || !ml.concerns(raw.container, raw.tag, raw.input, raw.stream, text, 0, text.length)) return this.build(raw, text, false);
     // A split line's pieces are one line from here on; its first piece's RawLine stands for it.
     const whole = raw.partial === undefined ? raw : { ...raw, line, partial: undefined };
     const released: Released[] = [];
@@ -449,9 +451,9 @@ export class Normalizer {
     return out;
   }
 
-  private build(raw: RawLine, text: string | Buffer, truncated: boolean): LogEvent[] {
-    const unterminated = stripEol(typeof text === 'string' ? text : text.toString('utf8'));
-    const stripped = this.opts.stripAnsi ? stripTerminal(unterminated) : unterminated;
+  /** `text`: a line without its end of line, or the lines of a trace joined. */
+  private build(raw: RawLine, text: string, truncated: boolean): LogEvent[] {
+    const stripped = this.opts.stripAnsi ? stripTerminal(text) : text;
     const timestamp = raw.timestamp ?? formatNanoTime(raw.time.sec, raw.time.nsec);
     const ordinal = this.nextOrdinal(raw);
     if (stripped.length * 3 > this.opts.maxLineBytes && Buffer.byteLength(stripped) > this.opts.maxLineBytes) {
@@ -662,7 +664,9 @@ function partOf(first: RawLine, part: number): RawLine {
  * A line without its end of line: the Docker input's lines come without
  * `\n`, but a record that Fluent Bit's tail input or Fluentd's in_tail read
  * from Docker's json-file keeps it (`"log":"...\n"`), and a JSON or logfmt
- * line with it would not be parsed. line-render.ts strips the same bytes.
+ * line with it would not be parsed, nor would a trace's rules take it.
+ * Every line the Normalizer writes or joins is cut by it, and line-render.ts
+ * (which asks holds() with the line so cut) strips the same bytes.
  */
 function stripEol(line: string): string {
   const end = line.endsWith('\n') ? line.length - 1 : line.length;

@@ -56,30 +56,47 @@ export const dotnet: TraceRule = {
   next: (_state, line) => (DOTNET_BODY.test(line) ? 1 : NO),
 };
 
-// Python: traceback.print_exception, chained causes included.
+// Python: traceback.print_exception, chained causes and exception groups
+// (3.11+) included.
 const PY_HEAD = 'Traceback (most recent call last):';
 const PY_GROUP_HEAD = /^\s*(?:\+ )?Exception Group Traceback \(most recent call last\):$/;
 const PY_FRAME = /^(?: {2}File "| {2,}\S|\s*\^+$| {2}\[Previous line repeated \d+ more times?\]$)/;
+/** A group draws every line of its own in a margin: `  | …`, `  +-+---- 1 ----`. */
 const PY_GROUP_LINE = /^\s*[|+]/;
+/** The line after a group's last sub-exception, `    +------------------------------------`. */
+const PY_GROUP_END = /^\s*\+-+$/;
 const PY_ERROR = /^[A-Za-z_][\w.]*(?:: .*|:)?$/;
 const PY_CHAIN = /^(?:During handling of the above exception, another exception occurred:|The above exception was the direct cause of the following exception:)$/;
 const enum Py {
   Body = 0,
   Raised = 1,
   Chained = 2,
+  Group = 3,
+  /** After a group's closing line. */
+  GroupEnd = 4,
 }
 
 export const python: TraceRule = {
   name: 'python',
-  opens: (line) => (line === PY_HEAD || PY_GROUP_HEAD.test(line) ? Py.Body : NO),
+  opens: (line) => (line === PY_HEAD ? Py.Body : PY_GROUP_HEAD.test(line) ? Py.Group : NO),
   next: (state, line) => {
     if (state === Py.Body) {
-      if (PY_FRAME.test(line) || PY_GROUP_LINE.test(line)) return Py.Body;
+      if (PY_FRAME.test(line)) return Py.Body;
       return PY_ERROR.test(line) ? Py.Raised : NO;
     }
-    if (isBlank(line)) return MAYBE | state;
-    if (state === Py.Raised) return PY_CHAIN.test(line) ? Py.Chained : NO;
-    return line === PY_HEAD || PY_GROUP_HEAD.test(line) ? Py.Body : NO;
+    if (state === Py.Group || state === Py.GroupEnd) {
+      // A group's error lines are in its margin, so none ends it: its closing
+      // line does. After that one a margin line is of an enclosing group (its
+      // next sub-exception, or the rest of a chain drawn in its margin); a
+      // line without one (`INFO:     Shutting down`) is not the trace's, nor
+      // is the head of another group (nested ones are drawn as `| Exception…`).
+      if (PY_GROUP_LINE.test(line) && !PY_GROUP_HEAD.test(line)) return PY_GROUP_END.test(line) ? Py.GroupEnd : Py.Group;
+      if (state === Py.Group) return NO;
+    }
+    // After a group as after an error line, only a chained traceback goes on.
+    if (isBlank(line)) return MAYBE | (state === Py.GroupEnd ? Py.Raised : state);
+    if (state !== Py.Chained) return PY_CHAIN.test(line) ? Py.Chained : NO;
+    return line === PY_HEAD ? Py.Body : PY_GROUP_HEAD.test(line) ? Py.Group : NO;
   },
 };
 

@@ -88,18 +88,19 @@ export class MultilineStage {
 
   /**
    * Whether the stage has to see this line: a trace of its source and stream
-   * is held, or a rule could open one with it. `line` without its "\n".
+   * is held, or a rule could open one with it. `line[start, end)` without its
+   * end of line (normalize.ts stripEol).
    */
   concerns(container: ContainerMeta | undefined, tag: string | undefined, input: string, stream: Stream | undefined, line: Buffer | string, start: number, end: number): boolean {
+    // Before the container's mode: a label that turned joining off after the
+    // trace's first line came must not let this line go out before that one.
+    if (this.holds.size > 0 && this.holds.has(keyOf(sourceId(container, tag, input), stream))) return true;
     const mode = this.modes.of(container);
     if (mode.rules.length === 0) return false;
-    if (this.holds.size > 0 && this.holds.has(keyOf(sourceId(container, tag, input), stream))) return true;
-    if (mode.anyLine) return true;
-    if (end > start && (typeof line === 'string' ? line.charCodeAt(end - 1) : line[end - 1]) === 0x0d) end--;
-    return mayOpenTrace(line, start, end);
+    return mode.anyLine || mayOpenTrace(line, start, end);
   }
 
-  /** Takes a complete line (CR stripped) and appends what goes out now to `out`, in order. */
+  /** Takes a complete line, without its end of line, and appends what goes out now to `out`, in order. */
   push(raw: RawLine, text: string, out: Released[], watch: HoldWatcher | undefined): void {
     const source = sourceId(raw.container, raw.tag, raw.input);
     this.take(raw, text, source, keyOf(source, raw.stream), Date.now(), out, watch);
@@ -155,8 +156,12 @@ export class MultilineStage {
   private take(raw: RawLine, text: string, source: string, key: string, now: number, out: Released[], watch: HoldWatcher | undefined): void {
     const hold = this.holds.get(key);
     const json = isJsonLine(text);
+    const rules = this.modes.of(raw.container).rules;
     if (hold !== undefined) {
-      if (!json && this.extend(hold, raw, text, now, out, watch)) return;
+      // No rules: a `clogs.multiline=off` label known only since the trace's
+      // first line (a forward container's labels come with its Docker lookup).
+      // The trace ends as it is, and the line joins nothing.
+      if (!json && rules.length > 0 && this.extend(hold, raw, text, now, out, watch)) return;
       this.close(hold, now, out, watch);
       // A tentative line it let go opened another trace: offer the line to that one.
       if (this.holds.has(key)) return this.take(raw, text, source, key, now, out, watch);
@@ -164,7 +169,7 @@ export class MultilineStage {
     const candidates: Candidate[] = [];
     // A continuation of a cut line starts no trace: its first bytes are not a line's.
     if (!json && raw.continued !== true) {
-      for (const rule of this.modes.of(raw.container).rules) {
+      for (const rule of rules) {
         const state = rule.opens(text);
         if (state !== NO) candidates.push({ rule, state });
       }

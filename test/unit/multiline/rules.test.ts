@@ -63,6 +63,189 @@ describe('multiline rules on real traces', () => {
     const lines = trace('go-panic.txt');
     expect(messages(lines.map((l) => l + '\r'))).toEqual([lines.join('\n')]);
   });
+
+  it('a record that keeps its end of line (Fluent Bit tail, Fluentd in_tail on json-file) gives the events the line without it gives', () => {
+    for (const [, file] of REAL) {
+      const lines = [BEFORE, ...trace(file), AFTER];
+      const expected = messages(lines);
+      expect(expected).toHaveLength(3);
+      for (const eol of ['\n', '\r\n']) {
+        const shown = `${file} ${JSON.stringify(eol)}`;
+        expect(messages(lines.map((l) => l + eol)), shown).toEqual(expected);
+        // Forward records carry strings too.
+        const { n } = makeNormalizer();
+        const out = lines.flatMap((l) => n.push(raw(l, { input: 'forward', line: l + eol })));
+        out.push(...n.flushAll());
+        n.close();
+        expect(out.map((e) => e.message), shown).toEqual(expected);
+      }
+    }
+  });
+});
+
+/** CPython 3.11.7's output, paths shortened: the lines of a template. */
+const py = (text: string): string[] => text.replace(/^\n/, '').split('\n');
+
+describe('Python exception groups (3.11+)', () => {
+  const GROUP = py(`
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 3, in <module>
+  |     raise ExceptionGroup("eg", [ValueError(1), TypeError(2)])
+  | ExceptionGroup: eg (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | ValueError: 1
+    +---------------- 2 ----------------
+    | TypeError: 2
+    +------------------------------------`);
+
+  /** asyncio.TaskGroup: each sub-exception with a traceback of its own. */
+  const TASK_GROUP = py(`
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 9, in <module>
+  |     asyncio.run(main())
+  |   File "/usr/local/lib/python3.11/asyncio/runners.py", line 190, in run
+  |     return runner.run(main)
+  |            ^^^^^^^^^^^^^^^^
+  |   File "/usr/local/lib/python3.11/asyncio/runners.py", line 118, in run
+  |     return self._loop.run_until_complete(task)
+  |            ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  |   File "/usr/local/lib/python3.11/asyncio/base_events.py", line 653, in run_until_complete
+  |     return future.result()
+  |            ^^^^^^^^^^^^^^^
+  |   File "/app/main.py", line 6, in main
+  |     async with asyncio.TaskGroup() as tg:
+  |   File "/usr/local/lib/python3.11/asyncio/taskgroups.py", line 145, in __aexit__
+  |     raise me from None
+  | ExceptionGroup: unhandled errors in a TaskGroup (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/main.py", line 4, in bad
+    |     raise ValueError(f"task {n}")
+    | ValueError: task 0
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/main.py", line 4, in bad
+    |     raise ValueError(f"task {n}")
+    | ValueError: task 1
+    +------------------------------------`);
+
+  /** A group in a group that is not the last sub-exception: its closing line ends only it. */
+  const NESTED = py(`
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 1, in <module>
+  |     raise ExceptionGroup("outer", [ExceptionGroup("inner", [ValueError(1), KeyError(2)]), TypeError(3)])
+  | ExceptionGroup: outer (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | ExceptionGroup: inner (2 sub-exceptions)
+    +-+---------------- 1 ----------------
+      | ValueError: 1
+      +---------------- 2 ----------------
+      | KeyError: 2
+      +------------------------------------
+    +---------------- 2 ----------------
+    | TypeError: 3
+    +------------------------------------`);
+
+  /**
+   * A sub-exception raised while handling a group: the chain is drawn in the
+   * margin, after the inner group's closing line (`${''}` keeps the space
+   * Python writes after a margin).
+   */
+  const CHAIN_IN_GROUP = py(`
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 11, in <module>
+  |     raise ExceptionGroup("outer", errs + [TypeError("t")])
+  | ExceptionGroup: outer (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Exception Group Traceback (most recent call last):
+    |   File "/app/main.py", line 3, in sub
+    |     raise ExceptionGroup("ctx", [ValueError(1)])
+    | ExceptionGroup: ctx (1 sub-exception)
+    +-+---------------- 1 ----------------
+      | ValueError: 1
+      +------------------------------------
+    | ${''}
+    | During handling of the above exception, another exception occurred:
+    | ${''}
+    | Traceback (most recent call last):
+    |   File "/app/main.py", line 8, in <module>
+    |     sub()
+    |   File "/app/main.py", line 5, in sub
+    |     raise KeyError("during")
+    | KeyError: 'during'
+    +---------------- 2 ----------------
+    | TypeError: t
+    +------------------------------------`);
+
+  /** except* raising: a plain traceback chained after the group. */
+  const GROUP_THEN_PLAIN = py(`
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 2, in <module>
+  |     raise ExceptionGroup("eg", [ValueError(1)])
+  | ExceptionGroup: eg (1 sub-exception)
+  +-+---------------- 1 ----------------
+    | ValueError: 1
+    +------------------------------------
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/app/main.py", line 4, in <module>
+    raise RuntimeError("handled badly")
+RuntimeError: handled badly`);
+
+  /** A group raised while handling a chained exception. */
+  const PLAIN_THEN_GROUP = py(`
+Traceback (most recent call last):
+  File "/app/main.py", line 3, in inner
+    1/0
+    ~^~
+ZeroDivisionError: division by zero
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/app/main.py", line 7, in <module>
+    inner()
+  File "/app/main.py", line 5, in inner
+    raise ValueError("v") from e
+ValueError: v
+
+During handling of the above exception, another exception occurred:
+
+  + Exception Group Traceback (most recent call last):
+  |   File "/app/main.py", line 9, in <module>
+  |     raise ExceptionGroup("grp", [v])
+  | ExceptionGroup: grp (1 sub-exception)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/main.py", line 7, in <module>
+    |     inner()
+    |   File "/app/main.py", line 5, in inner
+    |     raise ValueError("v") from e
+    | ValueError: v
+    +------------------------------------`);
+
+  it('ends at the group\'s closing line: the line after it (uvicorn shutting down) is an event of its own', () => {
+    for (const mode of ['auto', 'python']) {
+      expect(messages([BEFORE, ...GROUP, 'INFO:     Shutting down', AFTER], { mode })).toEqual([BEFORE, GROUP.join('\n'), 'INFO:     Shutting down', AFTER]);
+      expect(messages([...GROUP, 'ValueError', AFTER], { mode })).toEqual([GROUP.join('\n'), 'ValueError', AFTER]);
+    }
+  });
+
+  const WHOLE: Record<string, string[]> = { TASK_GROUP, NESTED, CHAIN_IN_GROUP, GROUP_THEN_PLAIN, PLAIN_THEN_GROUP };
+  for (const [name, lines] of Object.entries(WHOLE)) {
+    it(`${name}: one event, and the line after it one of its own`, () => {
+      for (const mode of ['auto', 'python']) {
+        expect(messages([BEFORE, ...lines, 'INFO:     Shutting down', AFTER], { mode })).toEqual([BEFORE, lines.join('\n'), 'INFO:     Shutting down', AFTER]);
+      }
+    });
+  }
+
+  it('two groups back to back stay two events, as do a group and a plain traceback', () => {
+    const plain = trace('python-simple.txt');
+    expect(messages([...GROUP, ...TASK_GROUP, ...plain, ...GROUP])).toEqual([GROUP.join('\n'), TASK_GROUP.join('\n'), plain.join('\n'), GROUP.join('\n')]);
+  });
 });
 
 describe('multiline near misses stay lines of their own', () => {
@@ -117,10 +300,16 @@ describe('multiline rules on adversarial lines', () => {
     ['dotnet', 'opens', ['Unhandled exception. ', 'A.', 'B: x'], 0],
     ['dotnet', 0, ['', ' ', 'at x'], NO],
     ['python', 'opens', ['', ' ', '+ Exception Group Traceback (most recent call last):!'], NO],
-    ['python', 'opens', ['', ' ', '+ Exception Group Traceback (most recent call last):'], 0],
+    ['python', 'opens', ['', ' ', '+ Exception Group Traceback (most recent call last):'], 3],
     ['python', 0 /* Body */, ['', '\t', '^!'], NO],
     ['python', 0 /* Body */, ['', 'a.', '!'], NO],
     ['python', 0 /* Body */, ['', 'a.', 'b: :'], 1],
+    ['python', 3 /* Group */, ['  +', '-', '!'], 3],
+    ['python', 3 /* Group */, ['  +', '-', ''], 4],
+    ['python', 3 /* Group */, ['', ' ', '!'], NO],
+    ['python', 4 /* GroupEnd */, ['', ' ', '| x'], 3],
+    ['python', 4 /* GroupEnd */, ['', ' ', '+ Exception Group Traceback (most recent call last):'], NO],
+    ['python', 4 /* GroupEnd */, ['', ' ', '+ Exception Group Traceback (most recent call last):!'], 3],
     ['go', 'opens', ['goroutine 1 [', '[', ']'], NO],
     ['go', 'opens', ['goroutine ', '1', ' [running]:'], 0],
     ['go', 1, ['', 'a.', '!'], NO],

@@ -142,6 +142,28 @@ describe('multiline stage', () => {
     expect(run('cobol', PY)).toEqual([PY.join('\n')]);
   });
 
+  it('ends a held trace when a clogs.multiline=off label comes with its next line; the lines keep their order', () => {
+    const id = 'd'.repeat(64);
+    // A forward container's labels come with its Docker lookup: its first lines may come before them.
+    const unlabelled = Object.freeze({ id });
+    const off = Object.freeze({ id, labels: { 'clogs.multiline': 'off' } });
+    const run = (first: string[], then: string[]) => {
+      const { n } = makeNormalizer();
+      const out = first.flatMap((l) => n.push(raw(l, { container: unlabelled })));
+      expect(out).toEqual([]);
+      expect(n.holds(off, undefined, 'docker', 'stderr', Buffer.from(then[0]!), 0, then[0]!.length)).toBe(true);
+      out.push(...then.flatMap((l) => n.push(raw(l, { container: off }))));
+      expect(n.pending()).toBe(0);
+      expect(n.holds(off, undefined, 'docker', 'stderr', Buffer.from(then[0]!), 0, then[0]!.length)).toBe(false);
+      n.close();
+      expect(inOrder(out)).toBe(true);
+      return out.map((e) => e.message);
+    };
+    expect(run([JAVA[0]!], [JAVA[1]!, 'after'])).toEqual([JAVA[0], JAVA[1], 'after']);
+    // Tentative lines go out between the trace and the line, as they came.
+    expect(run(['panic: boom', ''], ['goroutine 1 [running]:', 'after'])).toEqual(['panic: boom', '', 'goroutine 1 [running]:', 'after']);
+  });
+
   it('joins custom start and continuation patterns from the config', () => {
     const { n } = makeNormalizer({ mode: 'regex', start: '^\\[\\d+\\]', continue: '^\\s' });
     const lines = ['[1] query failed', '  select *', '  from t', 'unrelated', '  indented but after a non-start', '[2] ok'];

@@ -24,6 +24,16 @@ describe('Normalizer', () => {
     expect(n.push(line('plain\n'))[0]!.message).toBe('plain');
   });
 
+  it('cuts one end of line, whether the multiline stage sees the line or not', () => {
+    const lines = ['Error: x\n\n', 'Error: y\r\n\r\n', 'plain\n\n', 'TypeError: z\n'];
+    for (const multiline of [undefined, {}]) {
+      const { n } = makeNormalizer(multiline, { stripAnsi: false });
+      const out = [...lines.flatMap((l) => n.push(line(l))), ...n.flushAll()];
+      n.close();
+      expect(out.map((e) => e.message)).toEqual(['Error: x\n', 'Error: y\r\n', 'plain\n', 'TypeError: z']);
+    }
+  });
+
   it('builds an ECS event with a 9-digit timestamp', () => {
     const { n } = make();
     const [e] = n.push(line('hello'));
