@@ -92,6 +92,14 @@ interface StreamOrdinals {
   none: Ordinal;
 }
 
+/** How many lines of a source's stream carried its last timestamp: what seedOrdinal takes back. */
+export interface OrdinalCount {
+  source: string;
+  stream: Stream | undefined;
+  timestamp: string;
+  count: number;
+}
+
 /** A parsed JSON or logfmt line: what becomes `message`, `log.level` and `attrs`. */
 export interface JsonLine {
   message: string | undefined;
@@ -320,6 +328,25 @@ export class Normalizer {
     ord.sec = time.sec;
     ord.nsec = time.nsec;
     ord.count = count;
+  }
+
+  /**
+   * The counts of the sources kept by name, for an input that stops to hand
+   * to its next start (seedOrdinal). Seeds not taken are left out: their
+   * source wrote nothing since the last start, so its next line is of a
+   * later second than its last.
+   */
+  ordinalCounts(): OrdinalCount[] {
+    const out: OrdinalCount[] = [];
+    const add = (source: string, stream: Stream | undefined, o: Ordinal): void => {
+      if (o.count > 0 && !Number.isNaN(o.sec)) out.push({ source, stream, timestamp: formatNanoTime(o.sec, o.nsec), count: o.count });
+    };
+    for (const [source, streams] of this.bySource) {
+      add(source, 'stdout', streams.stdout);
+      add(source, 'stderr', streams.stderr);
+      add(source, undefined, streams.none);
+    }
+    return out;
   }
 
   /**

@@ -26,6 +26,7 @@ import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore, traceId } from './partials.js';
 import { DecodeCache } from './decoder.js';
 import { PackedLineEncoder } from './packed-lines.js';
+import { loadOrdinals, saveOrdinals } from './ordinals.js';
 import { RequestProgress } from './progress.js';
 import { RecordMapper } from './records.js';
 import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
@@ -87,6 +88,10 @@ class ForwardInput implements RunningForwardInput {
     };
   }
 
+  private get ordinalsPath(): string {
+    return join(this.deps.stateDir, 'forward-ordinals.json');
+  }
+
   get address(): string {
     return this.listener?.address ?? '';
   }
@@ -94,6 +99,7 @@ class ForwardInput implements RunningForwardInput {
   async start(): Promise<void> {
     await this.ctx.progress.load();
     const { normalizer, partials } = this.ctx;
+    for (const o of await loadOrdinals(this.ordinalsPath, this.deps.log)) normalizer.seedOrdinal(o.source, o.stream, o.timestamp, o.count);
     const events = (await partials.load()).flatMap((line) => normalizer.push(line));
     const done = partials.tracesNotHeld(undefined, (first) => normalizer.holdsTrace(first));
     if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done);
@@ -157,6 +163,7 @@ class ForwardInput implements RunningForwardInput {
       await Promise.all(this.flushes);
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();
+      await saveOrdinals(this.ordinalsPath, normalizer.ordinalCounts());
     } finally {
       normalizer.close();
       this.ctx.mapper.close();
