@@ -31,6 +31,7 @@ import { parseJson, stringifyJson } from './json-values.js';
 import { levelName } from './levels.js';
 import { collectionCount, collectionHeaderBytes, isCollection, isMap, isStr, numberAt, SCALAR_BYTES, strEnd, strStart } from './msgpack-bytes.js';
 import type { LineBuffer } from './line-buffer.js';
+import { lineEnd } from './line-end.js';
 import { LEVEL_KEYS, MESSAGE_KEYS, type Normalizer, type RawLine } from './normalize.js';
 import { looseSourceName } from './source.js';
 import { formatNanoTime } from './time.js';
@@ -206,10 +207,7 @@ export class LineRenderer {
     tag: string | undefined,
     extras: ExtraFields = NO_EXTRAS,
   ): number {
-    // A line's end of line, as Fluent Bit's tail input and Fluentd's in_tail
-    // leave it in a record read from Docker's json-file (normalize.ts stripEol).
-    if (end > start && line[end - 1] === 0x0a) end--;
-    if (end > start && line[end - 1] === 0x0d) end--;
+    end = lineEnd(line, start, end);
     const normalizer = this.normalizer;
     if (end - start > normalizer.maxLineBytes || normalizer.holds(container, tag, input, stream, line, start, end)) return -1;
     if (line !== this.srcLine) this.readFrom(line);

@@ -14,6 +14,7 @@
 import type { Logger } from '../log.js';
 import type { ContainerMeta, ContainerWithId, LogEvent, Stream } from './event.js';
 import { levelName } from './levels.js';
+import { stripEol } from './line-end.js';
 import { utf8CutPoint } from './json-bytes.js';
 import { parseJson } from './json-values.js';
 import type { MultilineSettings } from '../config/schema.js';
@@ -685,19 +686,6 @@ function joinedOf(p: PendingLine): Buffer {
 /** The line of part `part` of a split line, whose first piece is `first`: after the first part, a continuation. */
 function partOf(first: RawLine, part: number): RawLine {
   return part === 0 ? first : { ...first, continued: true };
-}
-
-/**
- * A line without its end of line: the Docker input's lines come without
- * `\n`, but a record that Fluent Bit's tail input or Fluentd's in_tail read
- * from Docker's json-file keeps it (`"log":"...\n"`), and a JSON or logfmt
- * line with it would not be parsed, nor would a trace's rules take it.
- * Every line the Normalizer writes or joins is cut by it, and line-render.ts
- * (which asks holds() with the line so cut) strips the same bytes.
- */
-function stripEol(line: string): string {
-  const end = line.endsWith('\n') ? line.length - 1 : line.length;
-  return line.charCodeAt(end - 1) === 0x0d ? line.slice(0, end - 1) : line.slice(0, end);
 }
 
 function hasKeys(o: object): boolean {

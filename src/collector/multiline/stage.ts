@@ -89,7 +89,7 @@ export class MultilineStage {
   /**
    * Whether the stage has to see this line: a trace of its source and stream
    * is held, or a rule could open one with it. `line[start, end)` without its
-   * end of line (normalize.ts stripEol).
+   * end of line (line-end.ts).
    */
   concerns(container: ContainerMeta | undefined, tag: string | undefined, input: string, stream: Stream | undefined, line: Buffer | string, start: number, end: number): boolean {
     // Before the container's mode: a label that turned joining off after the
