@@ -404,7 +404,8 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(r.fast).toEqual(r.general);
   });
 
-  it('with stack traces among the lines, holding and joining them as the general path does', () => {
+  /** The messages of both paths for the fixture traces among other lines, each line ending in `eol` (as a Fluent Bit tail record keeps it). */
+  const traceMessages = (eol: string): string[] => {
     const traces = ['java-caused-by.txt', 'python-chained.txt', 'go-goroutines.txt', 'node-props.txt', 'ruby-nomethod.txt'].map(trace);
     const requests: Buffer[] = [];
     let i = 0;
@@ -413,14 +414,21 @@ describe('packed-lines: the fast path writes what the general path writes', () =
       for (const log of ['plain before ' + i, ...lines, 'plain after ' + i, 'app.server: a dotted head that no trace follows']) {
         i++;
         const id = i % 3 === 0 ? ID_B : ID_A;
-        entries.push(entry(at(T + Math.floor(i / 40), i % 2), record(log, { id, name: id === ID_B ? '/b' : '/a', source: i % 5 === 0 ? 'stdout' : 'stderr' })));
+        entries.push(entry(at(T + Math.floor(i / 40), i % 2), record(log + eol, { id, name: id === ID_B ? '/b' : '/a', source: i % 5 === 0 ? 'stdout' : 'stderr' })));
       }
       requests.push(Buffer.concat(entries));
     }
     const r = both(requests, { multiline: true, maxLineBytes: 1 << 20 });
     expect(r.fast).toEqual(r.general);
-    const messages = [...r.fast.values()].flatMap((text) => text.trimEnd().split('\n').map((l) => (JSON.parse(l) as { message: string }).message));
+    return [...r.fast.values()].flatMap((text) => text.trimEnd().split('\n').map((l) => (JSON.parse(l) as { message: string }).message));
+  };
+
+  it('with stack traces among the lines, holding and joining them as the general path does', () => {
+    const messages = traceMessages('');
     expect(messages.filter((m) => m.includes('\n')).length).toBeGreaterThan(0);
+    // Lines that keep their end of line join into the same events.
+    expect(traceMessages('\n')).toEqual(messages);
+    expect(traceMessages('\r\n')).toEqual(messages);
   });
 
   it('matches on random records', () => {
