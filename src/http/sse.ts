@@ -14,8 +14,9 @@
  * queued above it must empty its queue within SLOW_CLIENT_MS; one that does
  * not, or whose queue passes CLIENT_MAX_BUFFER_BYTES (what bounds the memory
  * a client holds), or while the clients above it hold TOTAL_MAX_BUFFER_BYTES
- * together (what bounds them all: /tail takes any number of clients), is
- * sent a final comment and dropped. A dropped client
+ * together, is sent a final comment and dropped. Below CLIENT_BUFFER_BYTES a
+ * client may stay for ever, so the number of streams is bounded too
+ * (MAX_CLIENTS): together that bounds what all of them hold. A dropped client
  * loses nothing it cannot get back: every event it was sent is already
  * durable in the store.
  */
@@ -34,6 +35,11 @@ export const SLOW_CLIENT_MS = 5_000;
 export const CLIENT_MAX_BUFFER_BYTES = 32 * 1024 * 1024;
 /** Bytes queued for all the clients above CLIENT_BUFFER_BYTES together, past which the one being sent to is dropped. */
 export const TOTAL_MAX_BUFFER_BYTES = 64 * 1024 * 1024;
+/**
+ * Streams open at once; one more is answered 503. Each may hold
+ * CLIENT_BUFFER_BYTES for as long as it likes: this many hold at most 128 MiB.
+ */
+export const MAX_CLIENTS = 128;
 /** A comment this often keeps proxies from closing an idle stream and finds dead clients. */
 const KEEPALIVE_MS = 15_000;
 /** How long a dropped client gets to take its final comment before the socket is destroyed. */
@@ -55,9 +61,16 @@ export interface TailLimits {
   slowMs: number;
   maxBufferBytes: number;
   totalBufferBytes: number;
+  maxClients: number;
 }
 
-const LIMITS: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: SLOW_CLIENT_MS, maxBufferBytes: CLIENT_MAX_BUFFER_BYTES, totalBufferBytes: TOTAL_MAX_BUFFER_BYTES };
+const LIMITS: TailLimits = {
+  bufferBytes: CLIENT_BUFFER_BYTES,
+  slowMs: SLOW_CLIENT_MS,
+  maxBufferBytes: CLIENT_MAX_BUFFER_BYTES,
+  totalBufferBytes: TOTAL_MAX_BUFFER_BYTES,
+  maxClients: MAX_CLIENTS,
+};
 
 export function createTailStreams(pipeline: Pipeline, log: Logger, limits: TailLimits = LIMITS): TailStreams {
   const open = new Set<() => void>();
@@ -70,6 +83,12 @@ export function createTailStreams(pipeline: Pipeline, log: Logger, limits: TailL
   };
 
   function serve(req: IncomingMessage, res: ServerResponse, filter: TailFilter): void {
+    if (open.size >= limits.maxClients) {
+      log.warn({ remote: req.socket.remoteAddress, clients: open.size }, 'tail client refused: too many streams open');
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
+      res.end(`too many /tail streams open (${limits.maxClients}); try again later\n`);
+      return;
+    }
     let ended = false;
     /** Runs while the client is queued above limits.bufferBytes; an emptied queue stops it. */
     let slow: NodeJS.Timeout | undefined;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import { Pipeline } from '../../../src/collector/pipeline.js';
-import { CLIENT_BUFFER_BYTES, DROPPED_COMMENT, SLOW_CLIENT_MS, createTailStreams, type TailLimits } from '../../../src/http/sse.js';
+import { CLIENT_BUFFER_BYTES, DROPPED_COMMENT, MAX_CLIENTS, SLOW_CLIENT_MS, createTailStreams, type TailLimits } from '../../../src/http/sse.js';
 import { parseTailQuery, tailFilter, type TailFilter, type TailQuery } from '../../../src/http/tail-filter.js';
 import { createLogger } from '../../../src/log.js';
 import { until } from '../../helpers/until.js';
@@ -104,6 +104,32 @@ describe('/tail stream', () => {
   });
 });
 
+describe('/tail stream: how many', () => {
+  it('answers 503 past the most streams open at once, and takes one again once a stream ends', async () => {
+    const streams = createTailStreams(new Pipeline([]), createLogger('silent'), { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: SLOW_CLIENT_MS, maxBufferBytes: 32 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, maxClients: 2 });
+    const filter = await tailFilter(parseTailQuery(new URLSearchParams('container=web')) as TailQuery, undefined, createLogger('silent'));
+    server = createServer((req, res) => streams.serve(req, res, filter));
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const open = (): Promise<{ status: number; close: () => void }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/tail?container=web' });
+        req.on('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, close: () => req.destroy() });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const [a, b] = [await open(), await open()];
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect((await open()).status).toBe(503);
+    a.close();
+    await until('a stream again once one ended', async () => (await open()).status === 200, 5000);
+    b.close();
+  });
+});
+
 describe('/tail stream: slow clients', () => {
   it('keeps a client that reads through a burst far above the buffer bound', async () => {
     const pipeline = new Pipeline([]);
@@ -122,7 +148,7 @@ describe('/tail stream: slow clients', () => {
   /** A client that does not read while a burst is published; generous bounds but those in `limits`. */
   async function pausedThroughBurst(limits: Partial<TailLimits>): Promise<Tail> {
     const pipeline = new Pipeline([]);
-    const bounds: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, ...limits };
+    const bounds: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, maxClients: MAX_CLIENTS, ...limits };
     const tail = await subscribe(pipeline, 'container=web', undefined, bounds);
     tail.incoming.pause();
     await burst(pipeline);
