@@ -332,20 +332,27 @@ export class Normalizer {
   }
 
   /**
-   * The counts of the sources kept by name, for an input that stops to hand
-   * to its next start (seedOrdinal). Seeds not taken are left out: their
-   * source wrote nothing since the last start, so its next line is of a
-   * later second than its last.
+   * The counts of the sources kept by name, and the seeds no line took yet,
+   * for an input that stops to hand to its next start (seedOrdinal). A seed
+   * not taken still counts: Docker's driver in async mode sends lines it
+   * buffered with their first time, after any number of quick restarts. At
+   * most as many as sources are kept by name, the sources' own first.
    */
   ordinalCounts(): OrdinalCount[] {
     const out: OrdinalCount[] = [];
+    const max = 3 * MAX_SOURCES_BY_NAME;
     const add = (source: string, stream: Stream | undefined, o: Ordinal): void => {
-      if (o.count > 0 && !Number.isNaN(o.sec)) out.push({ source, stream, timestamp: formatNanoTime(o.sec, o.nsec), count: o.count });
+      if (o.count > 0 && !Number.isNaN(o.sec) && out.length < max) out.push({ source, stream, timestamp: formatNanoTime(o.sec, o.nsec), count: o.count });
     };
     for (const [source, streams] of this.bySource) {
       add(source, 'stdout', streams.stdout);
       add(source, 'stderr', streams.stderr);
       add(source, undefined, streams.none);
+    }
+    for (const [key, seed] of this.seeds) {
+      const cut = key.lastIndexOf('\0');
+      const stream = key.slice(cut + 1);
+      add(key.slice(0, cut), stream === 'stdout' || stream === 'stderr' ? stream : undefined, seed);
     }
     return out;
   }

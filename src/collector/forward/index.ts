@@ -163,8 +163,11 @@ class ForwardInput implements RunningForwardInput {
       await Promise.all(this.flushes);
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();
-      await saveOrdinals(this.ordinalsPath, normalizer.ordinalCounts());
     } finally {
+      // Also after a failed write: what it held is stored and comes again with later ordinals, never an earlier line's.
+      await saveOrdinals(this.ordinalsPath, normalizer.ordinalCounts()).catch((err: unknown) =>
+        this.deps.log.warn({ err }, 'could not save the ordinals for the next start; it counts from 0'),
+      );
       normalizer.close();
       this.ctx.mapper.close();
     }

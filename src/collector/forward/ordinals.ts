@@ -8,10 +8,11 @@
  * again (a restart, a reload that restarts it) that counted from 0 gave the
  * next line carrying its source's last timestamp the identity of one already
  * stored: the file sink dropped it as a replay and Elasticsearch answered
- * 409, so an acked line was lost. The counts are saved at a clean stop and
- * taken back at start. After a crash there are none newer than the last clean
- * stop, and the counts start from 0 as before: a request resent then gets
- * the ordinals it had, if it was the first of its second.
+ * 409, so an acked line was lost. The counts are saved at every stop and
+ * taken back at start. After a crash the file is the last stop's: its counts
+ * concern only lines that carry a source's last time before that stop, and
+ * the others count from 0 as before (a request resent after the crash gets
+ * the ordinals it had, if it was the first of its second).
  */
 import { readFile } from 'node:fs/promises';
 import { isMissing } from '../../errors.js';

@@ -44,6 +44,18 @@ describe('forward ordinals across a stop', () => {
     ]);
   });
 
+  it('count on across starts that saw none of a source\'s lines, as async Docker drivers send buffered lines late', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'clogs-ordinals-'));
+    running = await startTestInput({}, { stateDir });
+    await send(running, [[T, dockerRecord('same line')], [T, dockerRecord('same line')]]);
+    await running.stop();
+    running = await startTestInput({}, { stateDir });
+    await running.stop();
+    running = await startTestInput({}, { stateDir });
+    await send(running, [[T, dockerRecord('same line')]]);
+    expect(running.sink.events.map((e) => e.clogs.ordinal)).toEqual([2]);
+  });
+
   it('count from 0 when what the last stop saved is damaged', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'clogs-ordinals-'));
     writeFileSync(join(stateDir, 'forward-ordinals.json'), '{"ordinals":[{"source"');
