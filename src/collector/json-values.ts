@@ -46,7 +46,13 @@ export function stringifyJson(value: unknown): string {
   integersWritten = false;
   const json = JSON.stringify(value);
   if (!integersWritten) return json;
-  return write(value) ?? json;
+  try {
+    return write(value) ?? json;
+  } catch {
+    // Nested deeper than write()'s recursion goes, which takes more stack than
+    // JSON.stringify's: the digits as strings rather than the member lost.
+    return json;
+  }
 }
 
 /** JSON.stringify's text of `v`, IntegerText as its digits; undefined where JSON.stringify leaves a member out. */

@@ -26,7 +26,7 @@ import {
   type ForwardOption,
   type ForwardRecord,
 } from './messages.js';
-import { malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
+import { keyText, malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
 
 /** `sec`, the seconds of the time at offset `at`, unless outside what a time can be (time.ts). */
 function inRange(sec: number, at: number): number {
@@ -161,7 +161,7 @@ class ForwardReader extends MsgpackReader {
       if (keyLen < 0) {
         // Not a string key (an integer, say): kept under its text.
         rec.rest ??= {};
-        setKey(rec.rest, String(this.value(1)), this.value(1));
+        setKey(rec.rest, keyText(this.value(1)), this.value(1));
         continue;
       }
       const keyPos = this.strPos;

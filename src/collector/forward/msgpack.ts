@@ -247,7 +247,7 @@ export class MsgpackReader {
       const obj: Record<string, unknown> = {};
       for (let i = 0; i < m; i++) {
         const k = this.value(depth + 1, bytes);
-        setKey(obj, typeof k === 'string' ? k : Buffer.isBuffer(k) ? k.toString('utf8') : String(k), this.value(depth + 1, bytes));
+        setKey(obj, keyText(k), this.value(depth + 1, bytes));
       }
       return obj;
     }
@@ -303,6 +303,13 @@ export class MsgpackReader {
   protected ext(type: number, data: Buffer): unknown {
     return { ext: type, data: data.toString('base64') };
   }
+}
+
+/** A map key that is no str, as the text it is kept under: bytes as UTF-8, an integer as its digits. */
+export function keyText(k: unknown): string {
+  if (typeof k === 'string') return k;
+  if (Buffer.isBuffer(k)) return k.toString('utf8');
+  return k instanceof IntegerText ? k.digits : String(k);
 }
 
 /** Own keys only: a record key `__proto__` must not reach the prototype. */

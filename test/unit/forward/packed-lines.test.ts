@@ -135,9 +135,15 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     int64[0] = 0xd3;
     int64.writeBigInt64BE(-(2n ** 63n), 1);
     const rec = mp.map([['log', mp.str('64-bit')], ['u', mp.uint64(2n ** 64n - 1n)], ['i', int64], ['o', mp.map([['t', mp.uint64(1_700_000_000_123_456_789n)]])]]);
-    const loose = both([entry(at(T), rec)], {}, 'app');
+    // And as map keys, nested and at the top: kept under their digits.
+    const intKeys = Buffer.concat([Buffer.of(0x82), mp.uint64(2n ** 63n), mp.str('a'), mp.uint64(2n ** 63n + 1n), mp.str('b')]);
+    const keyed = Buffer.concat([Buffer.of(0x83), mp.str('log'), mp.str('keys'), mp.str('ids'), intKeys, mp.uint64(2n ** 62n + 1n), mp.str('top')]);
+    const loose = both([Buffer.concat([entry(at(T), rec), entry(at(T), keyed)])], {}, 'app');
     expect(loose.fast).toEqual(loose.general);
-    expect([...loose.fast.values()].join('')).toContain('"u":18446744073709551615,"i":-9223372036854775808,"o":{"t":1700000000123456789}');
+    const text = [...loose.fast.values()].join('');
+    expect(text).toContain('"u":18446744073709551615,"i":-9223372036854775808,"o":{"t":1700000000123456789}');
+    expect(text).toContain('"ids":{"9223372036854775808":"a","9223372036854775809":"b"}');
+    expect(text).toContain('"4611686018427387905":"top"');
   });
 
   it('builds no event object for Docker records of text, UTF-8 or canonical JSON', () => {

@@ -73,6 +73,25 @@ describe('json-values', () => {
     expect(kept).toBeGreaterThan(50);
   });
 
+  it('writes what JSON.stringify writes, digits as strings, nested deeper than its own writer goes', () => {
+    let failedWrites = 0;
+    for (let depth = 500; depth <= 8000; depth += 500) {
+      const text = '['.repeat(depth) + '12345678901234567890' + ']'.repeat(depth);
+      let plain: string;
+      try {
+        plain = JSON.stringify(JSON.parse(text));
+      } catch {
+        continue;
+      }
+      const written = stringifyJson(parseJson(text));
+      if (written === text) continue;
+      failedWrites++;
+      // Past the writer's depth the digits stay as strings; past the reader's, the number is JSON.parse's.
+      expect([plain.replace('12345678901234567000', '"12345678901234567890"'), plain]).toContain(written);
+    }
+    expect(failedWrites).toBeGreaterThan(0);
+  });
+
   it('falls back to JSON.parse past its own nesting depth, and never throws for it', () => {
     const text = '['.repeat(100_000) + '12345678901234567890' + ']'.repeat(100_000);
     expect(() => parseJson(text)).not.toThrow();
