@@ -40,6 +40,8 @@ export const MAX_ENTRIES = 4096;
 export const FAILURE_TTL_MS = 30_000;
 /** Readers wait far less (forward/records.ts); this only bounds a hung engine's cost. */
 const INSPECT_TIMEOUT_MS = 5000;
+/** Inspects fill() runs at once for the containers listed by image id. */
+const INSPECTS_AT_ONCE = 4;
 const PING_TIMEOUT_MS = 3000;
 
 /** The two Engine API calls the directory makes; a fake engine in the unit tests. */
@@ -127,10 +129,11 @@ export class EngineDirectory implements ContainerDirectory {
   }
 
   /**
-   * Takes in every container the engine lists, and resolves once the
-   * inspects of those it lists by image id are in too. A failure of the list
-   * is logged and costs nothing else: lines then wait for their container's
-   * inspect.
+   * Takes in every container the engine lists. Those it lists by image id
+   * are inspected for their image's name, a few at a time so a host with many
+   * does not flood the engine; fill() waits for those answers at most one
+   * inspect's timeout. A failure of the list is logged and costs nothing
+   * else: lines then wait for their container's inspect.
    */
   async fill(): Promise<void> {
     let listed: ListedContainer[];
@@ -140,19 +143,24 @@ export class EngineDirectory implements ContainerDirectory {
       this.opts.log.warn({ err }, 'could not list the containers; their metadata comes from an inspect each');
       return;
     }
-    const inspects: Array<Promise<void>> = [];
+    const repointed: string[] = [];
     for (const c of listed) {
       const image = c.Image ?? '';
+      // Name and labels from the list in any case: an inspect that fails keeps them.
+      this.set(c.Id, containerName(c.Names?.[0] ?? ''), image, c.Labels ?? {});
       // An image id here is the list's, not the container's (ListedContainer.Image):
       // its name, as the Docker input and events give it, is inspect's.
-      if (image.startsWith('sha256:')) {
-        const inspect = this.lookup(c.Id);
-        if (inspect !== undefined) inspects.push(inspect);
-      } else {
-        this.set(c.Id, containerName(c.Names?.[0] ?? ''), image, c.Labels ?? {});
-      }
+      if (image.startsWith('sha256:')) repointed.push(c.Id);
     }
-    await Promise.all(inspects);
+    if (repointed.length === 0) return;
+    const next = (): Promise<void> => {
+      const id = repointed.shift();
+      return id === undefined ? Promise.resolve() : (this.ask(id) ?? Promise.resolve()).then(next);
+    };
+    const inspected = Promise.all(Array.from({ length: Math.min(INSPECTS_AT_ONCE, repointed.length) }, next));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([inspected, new Promise<void>((resolve) => (timer = setTimeout(resolve, INSPECT_TIMEOUT_MS)))]);
+    clearTimeout(timer);
   }
 
   close(): void {

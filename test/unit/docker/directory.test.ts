@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { dockerSchema } from '../../../src/config/schema.js';
 import { EngineDirectory, openContainerDirectory, type DirectoryEngine, type ListedContainer } from '../../../src/collector/docker/directory.js';
 import { containerInfo, type InspectAnswer } from '../../../src/collector/docker/metadata.js';
@@ -97,6 +97,30 @@ describe('container directory', () => {
     expect(directory.known(web)).toEqual({ id: web, name: 'shop-web-1', image: { name: 'nginx:latest' }, labels, compose: { service: 'web' } });
     expect(directory.known(db)?.image).toEqual({ name: 'postgres:17' });
     expect(engine.inspects).toEqual([web]);
+  });
+
+  it('keeps what the list says of a container listed by image id while its inspect hangs, and asks a few at a time', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => String(i).repeat(64));
+      const { engine, directory } = setup({ containers: new Map(ids.map((id, i) => [id, answer(id, `app-${i}`, 'app:latest', { 'com.docker.compose.service': 'app' })])) });
+      for (const id of ids) engine.repointed.add(id);
+      let release!: () => void;
+      engine.gate = new Promise((resolve) => (release = resolve));
+      const filling = directory.fill();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(engine.inspects).toHaveLength(4);
+      // fill() waits one inspect's timeout at most: start goes on with the list's metadata.
+      await vi.advanceTimersByTimeAsync(5000);
+      await filling;
+      expect(directory.known(ids[0]!)).toMatchObject({ name: 'app-0', image: { name: `sha256:${'9'.repeat(64)}` }, compose: { service: 'app' } });
+      release();
+      await vi.advanceTimersByTimeAsync(0);
+      await vi.waitFor(() => expect(engine.inspects).toHaveLength(10));
+      await vi.waitFor(() => expect(directory.known(ids[9]!)?.image).toEqual({ name: 'app:latest' }));
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('goes on without the list when the engine does not answer it', async () => {
