@@ -8,7 +8,11 @@
  * through this gate: each line read from the API is held for `holdMs`, and
  * dropped if the forward input delivered the same line meanwhile (same
  * container, stream, second and message: the driver sends whole seconds
- * unless `fluentd-sub-second-precision` is set). Only the lines the forward
+ * unless `fluentd-sub-second-precision` is set). A trace is matched line by
+ * line, since the two inputs may join it differently (the forward input
+ * knows a container's `clogs.multiline` label only once its lookup answers,
+ * and a stop cuts what it holds): an event is dropped when each of its
+ * lines was delivered, alone or in a trace. Only the lines the forward
  * input never delivered go on to the Shipper. Checkpoints advance either way,
  * in order, once the lines are decided; followers hand lines over one at a
  * time here, so a checkpoint can stop exactly at an undecided line.
@@ -53,8 +57,8 @@ interface Held {
   id: string;
   name: string;
   lines: EncodedBatch;
-  /** The match key of each of its lines, in order. */
-  keys: string[];
+  /** The match keys of each of its events, in order (lineKeys()). */
+  keys: string[][];
   streams: Positions;
   at: number;
 }
@@ -108,8 +112,8 @@ export class BackfillGate implements LineSink {
   }
 
   add(containerId: string, name: string, lines: EncodedBatch, streams: Positions): boolean {
-    const keys: string[] = [];
-    for (const source of lines.sources()) source.forEachLine(this.fields, (f) => void keys.push(lineKey(f)));
+    const keys: string[][] = [];
+    for (const source of lines.sources()) source.forEachLine(this.fields, (f) => void keys.push(lineKeys(f)));
     this.held.push({ id: containerId, name, lines, keys, streams, at: Date.now() });
     this.heldEvents += keys.length;
     return this.hasRoom();
@@ -141,11 +145,12 @@ export class BackfillGate implements LineSink {
       const h = this.held[i]!;
       if (blocked.has(h.id)) continue;
       const m = this.delivered.get(h.id);
-      if (!m || !allDelivered(m, h.keys)) {
+      const keys = h.keys.flat();
+      if (!m || !allDelivered(m, keys)) {
         blocked.add(h.id);
         continue;
       }
-      for (const k of h.keys) this.consume(m, k);
+      for (const k of keys) this.consume(m, k);
       this.opts.shipper.add(h.id, h.name, new EncodedBatch(), h.streams);
     }
     this.held = [];
@@ -202,7 +207,7 @@ export class BackfillGate implements LineSink {
       const id = source.container?.id;
       if (id === undefined || !this.watched.has(id)) continue;
       source.forEachLine(this.fields, (f) => {
-        if (f.input() === 'forward') this.remember(id, lineKey(f), now);
+        if (f.input() === 'forward') for (const key of lineKeys(f)) this.remember(id, key, now);
       });
     }
     this.expire(now);
@@ -272,14 +277,16 @@ export class BackfillGate implements LineSink {
     }
   }
 
-  /** The held lines the forward input did not deliver. */
+  /** The held events the forward input did not deliver every line of. */
   private missing(h: Held, m: Map<string, number>): EncodedBatch {
     const out = new EncodedBatch();
     let i = 0;
     for (const source of h.lines.sources()) {
       const kept = out.source(source.container, source.name);
       source.forEachLine(this.fields, (f) => {
-        if (!this.consume(m, h.keys[i++]!)) kept.addLine(f);
+        const keys = h.keys[i++]!;
+        if (!allDelivered(m, keys)) kept.addLine(f);
+        else for (const k of keys) this.consume(m, k);
       });
     }
     return out;
@@ -323,7 +330,8 @@ function parseMemory(text: string): Array<[string, string, number]> | undefined 
   return ok ? list : undefined;
 }
 
-/** Same container (the map it is in), stream, whole second and message. */
-function lineKey(f: LineFields): string {
-  return `${f.stream ?? ''}\0${f.timestamp().slice(0, 19)}\0${f.message()}`;
+/** Per line of the message: same container (the map it is in), stream, whole second (the event's) and line. */
+function lineKeys(f: LineFields): string[] {
+  const head = `${f.stream ?? ''}\0${f.timestamp().slice(0, 19)}\0`;
+  return f.message().split('\n').map((line) => head + line);
 }

@@ -99,6 +99,25 @@ describe('BackfillGate across a stop', () => {
   });
 });
 
+describe('BackfillGate and stack traces', () => {
+  it('matches a trace line by line, however each input joined it', async () => {
+    const { g, shipped, deliver } = gate(join(tempDir(), 'memory.json'), 50);
+    const trace = ['java.lang.IllegalStateException: boom', '\tat a.B.c(B.java:1)', '\tat a.B.main(B.java:9)'];
+    // The forward input joined it (it knew the container's multiline rule); the follower did not (its label says off).
+    deliver(lines(A, 'forward', [trace.join('\n'), 1], ['ready', 1]));
+    g.add(A.id!, 'a', lines(A, 'docker', ...trace.map((l): [string, number] => [l, 1]), ['ready', 1]), at('a1'));
+    // And the other way round: delivered line by line, read back joined.
+    deliver(lines(A, 'forward', ...trace.map((l): [string, number] => [l, 2])));
+    g.add(A.id!, 'a', lines(A, 'docker', [trace.join('\n'), 2]), at('a2'));
+    // A trace with a line the driver never delivered is written whole.
+    deliver(lines(A, 'forward', [trace[0]!, 3], [trace[1]!, 3]));
+    g.add(A.id!, 'a', lines(A, 'docker', [trace.join('\n'), 3]), at('a3'));
+    await until('the held lines are decided', () => shipped.length === 3);
+    g.close();
+    expect(shipped.map((s) => s.count)).toEqual([0, 0, 1]);
+  });
+});
+
 describe('BackfillGate when a container is removed', () => {
   it('still decides the lines it holds for it, against deliveries that come after the removal', async () => {
     const { g, shipped, deliver } = gate(join(tempDir(), 'memory.json'), 50);
