@@ -6,6 +6,8 @@ const PAGE = 200;
 /** Lines kept in the page; older ones are dropped and read again when scrolled back to. */
 const MAX_LINES = 5000;
 const CONTAINERS_EVERY_MS = 5000;
+/** After an answer to /tail that is no stream: the server's Retry-After for too many streams. */
+const LIVE_RETRY_MS = 10_000;
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -212,14 +214,15 @@ class View {
     else status(what + (paused && !view.q ? ' · paused' : ''));
   }
 
-  openLive() {
+  /** `again`: after a stream that ended, so what was stored meanwhile is read once this one opens. */
+  openLive(again = false) {
     const params = viewParams();
     params.delete('since');
     params.delete('until');
     const source = new EventSource(`/tail?${params}`);
     this.source = source;
     this.abort.signal.addEventListener('abort', () => source.close());
-    let reconnecting = false;
+    let reconnecting = again;
     source.onmessage = (m) => {
       let e;
       try {
@@ -242,6 +245,14 @@ class View {
         resolve();
         reconnecting = true;
         if (this.list.children.length > 0) this.idleStatus();
+        // An answer that is no stream (a 503 past the server's most streams,
+        // a 401) ends an EventSource for good: a new one, a little later.
+        if (source.readyState === EventSource.CLOSED) {
+          const timer = setTimeout(() => {
+            if (this.source === source && !this.abort.signal.aborted) void this.openLive(true);
+          }, LIVE_RETRY_MS);
+          this.abort.signal.addEventListener('abort', () => clearTimeout(timer));
+        }
       };
     });
   }

@@ -197,6 +197,32 @@ describe('the web page', () => {
   });
 });
 
+describe('the web page when /tail refuses it', () => {
+  it('opens its live stream again after an answer that is no stream (a 503 past the most streams)', async () => {
+    let refused = 0;
+    const route = (req: HTTPRequest): void => {
+      if (new URL(req.url()).pathname === '/tail' && refused === 0) {
+        refused++;
+        void req.respond({ status: 503, contentType: 'text/plain', headers: { 'retry-after': '10' }, body: 'too many /tail streams open (128); try again later\n' });
+      } else void req.continue();
+    };
+    await page.setRequestInterception(true);
+    page.on('request', route);
+    try {
+      await page.goto(`${base}/?container=${app}`);
+      await waitForText('after the gap');
+      // The page's EventSource is closed for good by the 503; the page opens another.
+      await page.waitForFunction(() => document.getElementById('status')?.classList.contains('live'), { timeout: 30_000 });
+      await docker('exec', app, 'sh', '-c', 'echo after a refused stream > /proc/1/fd/1');
+      await waitForText('after a refused stream', LIVE_LINE_TIMEOUT_MS);
+      expect(refused).toBe(1);
+    } finally {
+      page.off('request', route);
+      await page.setRequestInterception(false);
+    }
+  });
+});
+
 describe('off loopback', () => {
   let guarded: RunningCollector | undefined;
   afterAll(async () => {
