@@ -71,9 +71,12 @@ export interface NormalizerOptions {
   /**
    * Receives split lines and held traces flushed by their timeouts; `cuts`:
    * the split lines among them, each written up to a part (see PieceWatcher);
-   * `traces`: the first lines of the traces held before that are let go.
+   * `traces`: the first lines of the traces held before that are let go;
+   * `held`: lines a trace opened by the flush holds (a line the closing trace
+   * had taken tentatively, or a part of a split line written), with that
+   * trace's first line: they are in none of the events.
    */
-  onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[], traces: readonly RawLine[]): void;
+  onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[], traces: readonly RawLine[], held: readonly HeldPair[]): void;
   /** Joining stack traces; without it every line is an event of its own. */
   multiline?: MultilineSettings;
   /** Where a bad `clogs.multiline` label is reported (once per label value). */
@@ -138,6 +141,12 @@ export interface PieceWatcher {
    * returned; `whole`: its last piece came, nothing of it is held any more.
    */
   releasedPieces(id: string, part: number, whole: boolean): void;
+}
+
+/** A line held in the trace that `first` opens. */
+export interface HeldPair {
+  first: RawLine;
+  line: RawLine;
 }
 
 /** Split line `id`, written up to and including part `part`. */
@@ -612,6 +621,9 @@ export class Normalizer {
     const heldBefore = this.multiline?.heldFirsts() ?? [];
     const out: LogEvent[] = [];
     const cuts: LineCut[] = [];
+    const held: HeldPair[] = [];
+    // No request brings these lines: the input stores what the flush leaves held from here.
+    const watch: LineWatcher = { held: (first, line) => held.push({ first, line }), released: () => undefined, heldPiece: () => undefined, releasedPieces: () => undefined };
     for (const [key, p] of this.pendingLines) {
       if (p.since > deadline) continue;
       // Idle since it was written: forgotten.
@@ -623,16 +635,18 @@ export class Normalizer {
       // comes late goes on in the next part, apart from the pieces stored
       // for this one (which the input forgets by part, not by line).
       cuts.push({ id: p.id, part: p.part });
-      out.push(...this.cut(p, undefined, false));
+      out.push(...this.cut(p, watch, false));
       p.since = now;
     }
     if (this.multiline !== undefined && this.multiline.size > 0) {
       const released: Released[] = [];
-      this.multiline.flushExpired(now, released);
+      this.multiline.flushExpired(now, released, watch);
       out.push(...this.buildAll(released));
     }
     this.stopTimerIfIdle();
-    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts, heldBefore.filter((first) => !this.holdsTrace(first)));
+    // Only what is still held after the flush: a trace it opened and closed again is in `out`.
+    const stillHeld = held.filter((h) => this.holdsTrace(h.first));
+    if (out.length > 0 || cuts.length > 0) this.opts.onTimeoutFlush(out, cuts, heldBefore.filter((first) => !this.holdsTrace(first)), stillHeld);
   }
 }
 

@@ -20,7 +20,7 @@ import { eventsIn } from '../../metrics.js';
 import type { LogEvent } from '../event.js';
 import { ChunkPool } from '../chunk-pool.js';
 import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../input.js';
-import { Normalizer, type LineCut } from '../normalize.js';
+import { Normalizer, type HeldPair, type LineCut } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore, traceId } from './partials.js';
@@ -63,7 +63,7 @@ class ForwardInput implements RunningForwardInput {
     const normalizer = new Normalizer({
       ...sharedNormalizerOptions(deps),
       partialTimeoutMs: cfg.partial_timeout,
-      onTimeoutFlush: (events, cuts, traces) => this.writeFlushed(events, cuts, traces.map(traceId)),
+      onTimeoutFlush: (events, cuts, traces, held) => this.writeFlushed(events, cuts, traces.map(traceId), held),
     });
     const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
     const mapper = new RecordMapper(deps.containers);
@@ -84,7 +84,7 @@ class ForwardInput implements RunningForwardInput {
         : undefined,
       log: deps.log,
       // Connections are live: split lines are forgotten by part, not by match key (see writeHeld()).
-      writeHeld: (events, traces) => this.writeFlushed(events, [], traces),
+      writeHeld: (events, traces) => this.writeFlushed(events, [], traces, []),
     };
   }
 
@@ -102,7 +102,7 @@ class ForwardInput implements RunningForwardInput {
     for (const o of await loadOrdinals(this.ordinalsPath, this.deps.log)) normalizer.seedOrdinal(o.source, o.stream, o.timestamp, o.count);
     const events = (await partials.load()).flatMap((line) => normalizer.push(line));
     const done = partials.tracesNotHeld(undefined, (first) => normalizer.holdsTrace(first));
-    if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done);
+    if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done, []);
     for (const key of this.ctx.partials.chunks()) this.ctx.ledger.remember(key);
     this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
     this.deps.log.info(
@@ -130,8 +130,8 @@ class ForwardInput implements RunningForwardInput {
     void conn.closed.then(() => this.connections.delete(conn));
   }
 
-  private writeFlushed(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[]): void {
-    const done = this.writeHeld(events, cuts, traces).catch((err: unknown) => {
+  private writeFlushed(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[], held: readonly HeldPair[]): void {
+    const done = this.writeHeld(events, cuts, traces, held).catch((err: unknown) => {
       this.flushFailed = true;
       this.deps.log.error({ err, events: events.length }, 'could not write split lines or traces let go outside a request');
     });
@@ -142,9 +142,12 @@ class ForwardInput implements RunningForwardInput {
   /**
    * Writes events the Normalizer let go without a request, then forgets the
    * stored lines they hold: the parts of split lines written (`cuts`) and
-   * the traces let go (`traces`, their ids).
+   * the traces let go (`traces`, their ids). First it stores the lines a
+   * trace opened by the flush holds (`held`): they were stored only in the
+   * files about to be forgotten, as a line of the trace let go or a piece.
    */
-  private async writeHeld(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[]): Promise<void> {
+  private async writeHeld(events: LogEvent[], cuts: readonly LineCut[], traces: readonly string[], held: readonly HeldPair[]): Promise<void> {
+    if (held.length > 0) await this.ctx.partials.persist(held.map(({ first, line }) => ({ id: traceId(first), first, line, key: '' })), Promise.resolve());
     if (events.length > 0) {
       eventsIn.inc({ input: 'forward' }, events.length);
       await this.ctx.pipeline.write(events);
@@ -159,7 +162,7 @@ class ForwardInput implements RunningForwardInput {
     const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
-      await this.writeHeld(held, [], []);
+      await this.writeHeld(held, [], [], []);
       await Promise.all(this.flushes);
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();

@@ -83,7 +83,7 @@ export interface HeldLine {
   id: string;
   first: RawLine;
   line: RawLine;
-  /** The chunk key of the request that brought `line`. */
+  /** The chunk key of the request that brought `line`; '' when a timeout flush left it held anew (no request waits on it). */
   key: string;
   /** A piece's part of its split line. */
   part?: number;
@@ -169,7 +169,7 @@ export class PartialStore {
           const stored = parseJson(line) as StoredPiece;
           const part = stored.q ?? 0;
           lines.push({ line: withPart(toRawLine(stored), part), key: stored.k ?? '', part });
-          if (typeof stored.k === 'string') this.loadedChunks.add(stored.k);
+          if (typeof stored.k === 'string' && stored.k !== '') this.loadedChunks.add(stored.k);
         } catch {
           this.log.warn({ file: path }, 'skipping a torn line in a stored held line');
         }

@@ -116,9 +116,10 @@ export class MultilineStage {
     return [...this.holds.values()].map((h) => h.first);
   }
 
-  flushExpired(now: number, out: Released[]): void {
+  /** Lets the traces idle past the timeout go; `watch` learns of the lines a trace opened by their tentative lines holds. */
+  flushExpired(now: number, out: Released[], watch: HoldWatcher | undefined): void {
     const deadline = now - this.limits.timeoutMs;
-    for (const hold of [...this.holds.values()]) if (hold.lastAt <= deadline && this.holds.get(hold.key) === hold) this.close(hold, now, out, undefined);
+    for (const hold of [...this.holds.values()]) if (hold.lastAt <= deadline && this.holds.get(hold.key) === hold) this.close(hold, now, out, watch);
   }
 
   flushSource(source: string, out: Released[]): void {
