@@ -9,19 +9,43 @@
  *   whole), never whole files;
  * - `tail -n N`: files read backwards from the end until N lines matched (and a
  *   bounded margin more, see below), so the size of the store does not matter,
- *   holding the newest N events read from all directories together;
- * - `--since`, `-n all`, `search`: a forward scan that skips files ending
- *   before `--since`, holding at most MERGE_WINDOW events in all, plus one
- *   event and one open file (with its read chunk) per directory;
+ *   holding the newest N events read from all directories together; with
+ *   `--since`, a directory with fewer than N matches is read back to its first
+ *   file (see Order);
+ * - `--since`, `--until`, `-n all`, `search`: a forward scan of every file of
+ *   the directories read, to its end (see Order), holding at most MERGE_WINDOW
+ *   events in all, plus one event and one open file (with its read chunk) per
+ *   directory;
  * - `ps`: every line of every file (it counts them).
  * Rotated files may be gzipped (`.ndjson.gz`, see layout.ts): they read as
  * if plain, in their place in the order; reading one backwards or skipping
  * into it costs decompressing it (content.ts).
  *
  * Order: a file is in the order the sink received its lines, which is time
- * order up to small swaps (a container's stdout and stderr interleave). Reads
- * sort within a margin of REORDER_SLACK_NS around the bounds they stop at; a line
- * written more than that out of order is shown where the file has it.
+ * order up to small swaps (a container's stdout and stderr interleave), except
+ * for lines that arrive late: `docker.fluentd_backfill` appends lines it held
+ * 15 s after newer ones, and a Docker follower that catches up after a stop
+ * appends old lines to today's file (layout.ts). The store has no bound on the
+ * times a file holds (its day is when the sink wrote it, not the lines'
+ * times), so a time window never skips a file nor stops inside one on the
+ * times of the lines read so far:
+ * - `--since`, `--until`, `-n all`, `search` find every line in the window,
+ *   however late it was written. Lines come out sorted within MERGE_WINDOW
+ *   (see there); a line further out of order is shown where the file has it.
+ *   The cost: every file of the directories is read (compressed ones
+ *   decompressed) but those whose next file was created more than two days
+ *   before `--since` (FILE_DAY_SLACK_NS), where files wholly before `--since`
+ *   or after `--until` used to be skipped by their lines' times.
+ * - `-n N` (also with `--since`) returns the newest N matches of the lines
+ *   read. It stops reading a directory once it holds N matches and then meets
+ *   a line more than REORDER_SLACK_NS older than the N-th, or
+ *   EXTRA_LINES_PAST_LIMIT lines past it; a page before a cursor (`before`)
+ *   starts at the line a binary search on the times finds REORDER_SLACK_NS
+ *   after it. These two stay bounded reads by assuming order within
+ *   REORDER_SLACK_NS: a line newer than the N-th match but written before a
+ *   line more than that older than it, or a line written more than that late
+ *   after the cursor's place, can be missing from them (`--since` or `-n all`
+ *   finds it).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
@@ -35,8 +59,26 @@ import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Se
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
-/** How far out of time order a line may sit in a file and still be sorted into place. */
+/** How far out of time order `-n N` and a page before a cursor take a file's lines to be at most (see Order). */
 const REORDER_SLACK_NS = 10_000_000_000n;
+/**
+ * Every line of a file was written before the next file was created, on
+ * that file's day (layout.ts), and carries its source's time then: a file
+ * whose next file is of a day this long before `--since` holds no line in
+ * the window, unless a source's clock ran more than a day ahead.
+ */
+const FILE_DAY_SLACK_NS = 2n * 86_400n * 1_000_000_000n;
+
+/** The day of `--since` less FILE_DAY_SLACK_NS: a file whose next file is of an earlier day ends before `--since`. */
+function sinceDayFloor(since: string | undefined): string | undefined {
+  return since === undefined ? undefined : shiftTimestamp(since, -FILE_DAY_SLACK_NS).slice(0, 10);
+}
+
+/** Whether file `i` of a directory holds no line at or after the day floor (sinceDayFloor). */
+function endsBefore(files: readonly FileSnapshot[], i: number, dayFloor: string | undefined): boolean {
+  const next = files[i + 1];
+  return dayFloor !== undefined && next !== undefined && next.day < dayFloor;
+}
 /** Lines read past the N-th match of `-n N` looking for out-of-order newer ones. */
 const EXTRA_LINES_PAST_LIMIT = 10_000;
 /**
@@ -346,24 +388,25 @@ async function recentKeys(snapshots: readonly DirSnapshot[], selection: Selectio
 async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse: Parse, onHeld?: (change: number) => void): AsyncGenerator<StoredEvent> {
   if (req.limit <= 0) return;
   const { filter, selection } = req;
-  const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
   const before = req.before === undefined ? undefined : parseKey(req.before);
   const beforeCeiling = before === undefined ? undefined : shiftTimestamp(before.ts, REORDER_SLACK_NS);
   const lineTest = storedLineTest(filter);
   const found = new NewestEvents(req.limit);
+  const dayFloor = sinceDayFloor(filter.since);
   for (const snap of snapshots) {
     let matches = 0;
     let stopBelow: string | undefined;
     let extra = 0;
     dir: for (let i = snap.files.length - 1; i >= 0; i--) {
+      // Files are newest first here: once one ends before `--since`, so do all before it.
+      if (endsBefore(snap.files, i, dayFloor)) break;
       const file = snap.files[i]!;
       const end = beforeCeiling === undefined ? file.end : await endBefore(file, beforeCeiling, parse);
       for await (const block of readBlocksBackward(file.path, end)) {
         if (lineTest !== undefined && !lineTest.test(block)) {
           // No line of the block can match (a search): only its time bounds the
-          // scan, and its first line is its oldest.
+          // scan past the N-th match, and its first line is its oldest.
           const ts = leadingTimestamp(block);
-          if (ts !== undefined && sinceFloor !== undefined && ts < sinceFloor) break dir;
           if (stopBelow !== undefined && ((ts !== undefined && ts < stopBelow) || (extra += countLines(block)) > EXTRA_LINES_PAST_LIMIT)) break dir;
           continue;
         }
@@ -375,7 +418,7 @@ async function* scanBackward(snapshots: readonly DirSnapshot[], req: ReadRequest
           // A line the test skipped still bounds the scan by its time.
           const ts = event?.['@timestamp'] ?? (skip ? leadingTimestamp(raw) : undefined);
           if (ts === undefined) continue;
-          if (sinceFloor !== undefined && ts < sinceFloor) break dir;
+          // Not stopped below `--since`: a line written late can sit before newer lines (see Order).
           if (stopBelow !== undefined && (ts < stopBelow || ++extra > EXTRA_LINES_PAST_LIMIT)) break dir;
           if (!event) continue;
           if (before !== undefined && compareToKey(event, before) >= 0) continue;
@@ -420,40 +463,22 @@ function scanForward(snapshots: readonly DirSnapshot[], req: ReadRequest, parse:
 
 async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse, onHeld?: (change: number) => void): AsyncGenerator<StoredEvent> {
   const { filter, selection } = req;
-  const sinceFloor = filter.since === undefined ? undefined : shiftTimestamp(filter.since, -REORDER_SLACK_NS);
-  const untilCeiling = filter.until === undefined ? undefined : shiftTimestamp(filter.until, REORDER_SLACK_NS);
   const lineTest = storedLineTest(filter);
+  const dayFloor = sinceDayFloor(filter.since);
+  // Every file to its end, whatever `--since` and `--until`: a line written
+  // late can sit in any file, after lines past either bound (see Order). Only
+  // files that end days before `--since` by their names are left out.
   for (const [i, file] of snap.files.entries()) {
-    if (sinceFloor !== undefined) {
-      const last = await lastTimestamp(snap.files, i, parse);
-      if (last !== undefined && last < sinceFloor) continue;
-    }
+    if (endsBefore(snap.files, i, dayFloor)) continue;
     for await (const { line } of readLinesForward(file.path, 0, file.end)) {
-      if (lineTest !== undefined && !lineTest.test(line)) {
-        const ts = leadingTimestamp(line);
-        if (untilCeiling !== undefined && ts !== undefined && ts >= untilCeiling) return;
-        continue;
-      }
+      if (lineTest !== undefined && !lineTest.test(line)) continue;
       const event = parse(line, file.path);
       if (!event) continue;
-      if (untilCeiling !== undefined && event['@timestamp'] >= untilCeiling) return;
       if (!matchesSelection(selection, event) || !matchesFilter(filter, event)) continue;
       onHeld?.(1);
       yield { event, raw: line };
     }
   }
-}
-
-/**
- * About the time of a file's last line: read from it when it is plain; for a
- * compressed file, the first line of the file after it (the last line of a
- * `.gz` costs decompressing all of it).
- */
-async function lastTimestamp(files: readonly FileSnapshot[], i: number, parse: Parse): Promise<string | undefined> {
-  const file = files[i]!;
-  const after = files[i + 1];
-  const [path, line] = file.compressed && after !== undefined ? [after.path, await firstLine(after.path, after.end)] : [file.path, await lastLine(file.path, file.end)];
-  return line === undefined ? undefined : parse(line, path)?.['@timestamp'];
 }
 
 interface Follower {

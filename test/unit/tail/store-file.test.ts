@@ -6,7 +6,7 @@ import type { LogEvent } from '../../../src/collector/event.js';
 import { compressFile } from '../../../src/sinks/file/compress.js';
 import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { fileName, sourceDirName } from '../../../src/sinks/file/layout.js';
-import type { EventFilter } from '../../../src/tail/filter.js';
+import { searchText, type EventFilter } from '../../../src/tail/filter.js';
 import { compareStored, mergeOrdered, type StoredEvent } from '../../../src/tail/order.js';
 import type { Selection } from '../../../src/tail/resolve.js';
 import { createFileStore, MERGE_WINDOW } from '../../../src/tail/store-file.js';
@@ -266,6 +266,89 @@ describe('file store: compressed rotated files', () => {
     ac.abort();
     await follow.return?.(undefined);
   });
+});
+
+describe('file store: files that end days before --since', () => {
+  it('are not read, forwards nor backwards: the next file\'s day bounds their lines', async () => {
+    const { dir } = newStore();
+    const event = (sec: number, seq: number, message: string) => makeEvent({ container: WEB, sec, seq, message, stream: 'stdout' });
+    // T0 is 2026-11-22. The file of 2026-11-01, whose next file is of 2026-11-10, ended by then.
+    // It holds a line stamped in the window, as only a source clock weeks fast could write:
+    // not shown shows that the file was not read.
+    appendToStore(dir, [event(T0, 1, 'from a fast clock')], 0, '2026-11-01');
+    appendToStore(dir, [event(T0 - 86_400 * 12, 2, 'old')], 0, '2026-11-10');
+    appendToStore(dir, [event(T0, 3, 'first')], 0, '2026-11-22');
+    const since = new Date((T0 - 60) * 1000).toISOString();
+    for (const limit of [Infinity, 5]) {
+      const r = read(dir, { kind: 'name', value: 'web' }, { since }, limit);
+      expect(await collect((await r.open()).history())).toEqual(['first']);
+      expect(r.warnings).toEqual([]);
+    }
+    // Without --since, every file is read.
+    const all = read(dir, { kind: 'name', value: 'web' });
+    expect(await collect((await all.open()).history())).toEqual(['old', 'from a fast clock', 'first']);
+  });
+});
+
+describe('file store: lines written late (more than 10 s out of order)', () => {
+  const at = (sec: number) => new Date((T0 + sec) * 1000).toISOString().replace('Z', '000000Z');
+  const lines = (from: number, to: number, prefix = 'web') => Array.from({ length: to - from + 1 }, (_, i) => `${prefix} ${from + i}`);
+
+  /**
+   * The review's store: file 0000 holds T0+100..110, then lines stamped
+   * T0+40..45 that `docker.fluentd_backfill` appended late; file 0001 holds
+   * T0+111..115. With `compressed`, file 0000 is gzipped as the sink leaves it.
+   */
+  async function seedLate(dir: string, compressed: boolean): Promise<void> {
+    let seq = 1;
+    const event = (sec: number, message: string) => makeEvent({ container: WEB, sec: T0 + sec, seq: seq++, message, stream: 'stdout' });
+    appendToStore(dir, Array.from({ length: 11 }, (_, i) => event(100 + i, `web ${100 + i}`)), 0);
+    appendToStore(dir, Array.from({ length: 6 }, (_, i) => event(40 + i, `backfilled ${40 + i}`)), 0);
+    appendToStore(dir, Array.from({ length: 5 }, (_, i) => event(111 + i, `web ${111 + i}`)), 1);
+    if (compressed) await compress(dir, 0);
+  }
+
+  async function history(dir: string, filter: EventFilter, limit = Infinity): Promise<string[]> {
+    const r = read(dir, { kind: 'name', value: 'web' }, filter, limit);
+    const out = await collect((await r.open()).history());
+    expect(r.warnings).toEqual([]);
+    return out;
+  }
+
+  for (const compressed of [false, true]) {
+    const files = compressed ? 'the late lines in a compressed file' : 'plain files';
+    it(`--since: every line in the window, from a file whose last line is before --since (${files})`, async () => {
+      const { dir } = newStore();
+      await seedLate(dir, compressed);
+      expect(await history(dir, { since: at(105) })).toEqual(lines(105, 115));
+      expect(await history(dir, { since: at(42) })).toEqual([...lines(42, 45, 'backfilled'), ...lines(100, 115)]);
+    });
+
+    it(`--until: the late lines after lines past --until (${files})`, async () => {
+      const { dir } = newStore();
+      await seedLate(dir, compressed);
+      expect(await history(dir, { until: at(50) })).toEqual(lines(40, 45, 'backfilled'));
+      expect(await history(dir, { since: at(43), until: at(102) })).toEqual([...lines(43, 45, 'backfilled'), ...lines(100, 101)]);
+      // `clogs search backfilled --until ...`: the stored-line test skips lines without parsing them.
+      const search: EventFilter = { until: at(50) };
+      searchText(search, 'backfilled', true);
+      expect(await history(dir, search)).toEqual(lines(40, 45, 'backfilled'));
+    });
+
+    it(`--since with -n (a backwards read): not stopped by a late line below --since (${files})`, async () => {
+      const { dir } = newStore();
+      await seedLate(dir, compressed);
+      expect(await history(dir, { since: at(60) }, 100)).toEqual(lines(100, 115));
+      expect(await history(dir, { since: at(60) }, 8)).toEqual(lines(108, 115));
+      expect(await history(dir, { since: at(41) }, 100)).toEqual([...lines(41, 45, 'backfilled'), ...lines(100, 115)]);
+      const search: EventFilter = { since: at(60) };
+      searchText(search, 'web 10', true);
+      expect(await history(dir, search, 100)).toEqual(lines(100, 109));
+      // -n N alone and -n all were right before and stay so.
+      expect(await history(dir, {}, 3)).toEqual(lines(113, 115));
+      expect(await history(dir, {})).toEqual([...lines(40, 45, 'backfilled'), ...lines(100, 115)]);
+    });
+  }
 });
 
 describe('file store: memory of a read across many directories', () => {
