@@ -6,7 +6,7 @@
  */
 import { searchText, type EventFilter } from './filter.js';
 import { compareStored, eventKey, mergeOrdered, type StoredEvent } from './order.js';
-import { resolveInStore, type Resolved } from './resolve.js';
+import { resolveInStore, sourceInfoKey, sourceOfEvent, type Resolved } from './resolve.js';
 import type { ReadRequest, Store } from './store.js';
 
 export interface LinesQuery {
@@ -38,7 +38,10 @@ export async function readPage(store: Store, query: LinesQuery, limit: number, b
       return events;
     }),
   );
-  const merged = pages.flat().sort(compareStored);
+  // Selections can overlap (a service and one of its replicas, a name and its
+  // id): an event two of them read is kept once. Each request returns its own
+  // newest `limit`, so the newest `limit` of the union are all among them.
+  const merged = (requests.length > 1 ? distinctEvents(pages.flat()) : pages.flat()).sort(compareStored);
   const events = merged.slice(Math.max(0, merged.length - limit));
   // A source that filled its page may hold more; one that did not has nothing older.
   const more = merged.length > limit || pages.some((p) => p.length >= limit);
@@ -49,7 +52,37 @@ export async function readPage(store: Store, query: LinesQuery, limit: number, b
 export async function* readAll(store: Store, query: LinesQuery): AsyncGenerator<StoredEvent> {
   const requests = await requestsFor(store, query, Infinity);
   const readers = await Promise.all(requests.map((req) => store.open(req)));
-  yield* mergeOrdered(readers.map((r) => r.history()));
+  const merged = mergeOrdered(readers.map((r) => r.history()));
+  if (requests.length === 1) return yield* merged;
+  // Overlapping selections (see readPage): the copies of one event come out of
+  // the merge together, or near each other where a file is slightly out of
+  // order, so remembering the last SEEN_KEYS keys drops them in bounded memory.
+  const seen = new Set<string>();
+  for await (const e of merged) {
+    const key = sourceEventKey(e);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    if (seen.size > SEEN_KEYS) seen.delete(seen.values().next().value as string);
+    yield e;
+  }
+}
+
+/** Keys remembered to drop the repeats of overlapping selections in an export. */
+const SEEN_KEYS = 65_536;
+
+/** An event's identity across sources: `seq` counts per source, so `@timestamp/seq` alone is not unique. */
+function sourceEventKey(e: StoredEvent): string {
+  return `${eventKey(e.event)}\0${sourceInfoKey(sourceOfEvent(e.event))}`;
+}
+
+function distinctEvents(events: readonly StoredEvent[]): StoredEvent[] {
+  const seen = new Set<string>();
+  return events.filter((e) => {
+    const key = sourceEventKey(e);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** One read request per source asked for: each resolves on its own, as `clogs tail` would. */
@@ -58,7 +91,9 @@ async function requestsFor(store: Store, query: LinesQuery, limit: number): Prom
     query.containers.length === 0
       ? [{ selection: { kind: 'all' }, matched: [] }]
       : await Promise.all([...new Set(query.containers)].map((c) => resolveInStore(store, c)));
-  // Two names for one source (its name and its id) read it once.
+  // The same selection asked twice (`web` and `/web`, two prefixes of one id)
+  // is read once; selections that differ but overlap are deduplicated by
+  // event when merged (readPage, readAll).
   const distinct = [...new Map(resolved.map((r) => [JSON.stringify(r.selection), r])).values()];
   return distinct.map((r) => {
     const req: ReadRequest = { selection: r.selection, matched: r.matched, filter: { ...query.filter }, limit };

@@ -7,10 +7,15 @@
  * as numbers, nanoseconds since 1970 exceed what a JSON double holds exactly.
  *
  * Follow polls. A document becomes searchable only at the next refresh, and
- * bulk requests in flight together can become visible out of order, so each
- * poll looks back FOLLOW_OVERLAP before the newest line seen and skips the
- * keys it already returned. Polls fetch only the sort keys; sources are
- * fetched for new keys alone, so the look-back costs little.
+ * bulk requests in flight together can become visible out of order; lines
+ * also arrive late with their original time (the Docker input's backfill
+ * holds lines 15 s, a queue retries after an outage). Nothing in a document
+ * says when it was indexed, so each poll looks back LATE_WINDOW before the
+ * newest line seen and skips the keys it already returned: a line indexed
+ * up to LATE_WINDOW after lines newer than it is still shown. Polls fetch
+ * only the sort keys, and sources for new keys alone; the part of the window
+ * older than FOLLOW_OVERLAP is only counted, and its keys fetched only when
+ * the count differs from the keys held for it, i.e. when a late line came.
  */
 import type { Client, estypes } from '@elastic/elasticsearch';
 import type { LogEvent } from '../collector/event.js';
@@ -29,7 +34,10 @@ import { shiftTimestamp } from './timespec.js';
 const PAGE = 1000;
 /** See StoreReader.recentKeys. */
 const RECENT_LINES = 1000;
+/** Every poll fetches the keys this far back from the newest line seen. */
 const FOLLOW_OVERLAP_NS = 5_000_000_000n;
+/** How late (behind the newest line seen) a line can be indexed and still be followed; see README. */
+const LATE_WINDOW_NS = 120_000_000_000n;
 const POLL_MS = 1000;
 const MAX_BACKOFF_MS = 10_000;
 const NANOS_FORMAT = 'strict_date_optional_time_nanos';
@@ -186,10 +194,12 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
     async open(req) {
       const base = [...selectionQuery(req.selection), ...(req.queryString === undefined ? [] : [queryStringQuery(req.queryString)])];
       const narrowed = [...base, ...filterQuery(req.filter)];
-      // The moment the reader opens: the newest key now, and the keys just
-      // before it (within the follow overlap, and at least RECENT_LINES),
-      // which a poll or the live stream would deliver again.
+      // The moment the reader opens: the newest key now, and the keys before
+      // it within the late window, which a poll would deliver again; of those,
+      // the ones within the follow overlap (at least RECENT_LINES) are the
+      // recent keys the live stream may deliver again.
       const known = new Map<string, string>();
+      const recent: string[] = [];
       let startKey: string | undefined;
       let startTs: string | undefined;
       for await (const hit of pages(narrowed, 'desc', false)) {
@@ -197,10 +207,12 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
         if (startTs === undefined) {
           startKey = key;
           startTs = ts;
-        } else if (ts < shiftTimestamp(startTs, -FOLLOW_OVERLAP_NS) && known.size >= RECENT_LINES) break;
+        }
+        const inOverlap = ts >= shiftTimestamp(startTs, -FOLLOW_OVERLAP_NS) || recent.length < RECENT_LINES;
+        if (!inOverlap && ts < shiftTimestamp(startTs, -LATE_WINDOW_NS)) break;
+        if (inOverlap) recent.push(key);
         known.set(key, ts);
       }
-      const recent = [...known.keys()];
       const reader: StoreReader = {
         recentKeys: async () => recent,
         history: () => history(req, narrowed, startKey),
@@ -250,7 +262,7 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
     let backoff = POLL_MS;
     while (!signal.aborted) {
       try {
-        const low = newest === undefined ? req.filter.since : shiftTimestamp(newest, -FOLLOW_OVERLAP_NS);
+        const low = newest === undefined ? req.filter.since : await lookBack(query, newest, known);
         const window = low === undefined ? query : [...query, { range: { '@timestamp': { gte: low, format: NANOS_FORMAT } } }];
         let fresh: Hit[] = [];
         for await (const hit of pages(window, 'asc', false)) {
@@ -267,7 +279,7 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
         }
         for (const e of await fetchSources(fresh)) if (matchesFilter(req.filter, e.event)) yield e;
         if (newest !== undefined) {
-          const floor = shiftTimestamp(newest, -FOLLOW_OVERLAP_NS);
+          const floor = shiftTimestamp(newest, -LATE_WINDOW_NS);
           for (const [key, ts] of known) if (ts < floor) known.delete(key);
         }
         if (failing) warn(`${url}: Elasticsearch answers again; following`);
@@ -280,6 +292,30 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
       }
       await sleep(failing ? backoff : POLL_MS, signal);
     }
+  }
+
+  /**
+   * Where a poll starts: FOLLOW_OVERLAP before the newest line seen, or
+   * LATE_WINDOW before it when Elasticsearch holds more lines between the two
+   * than the keys known there (a line came late).
+   */
+  async function lookBack(query: Query[], newest: string, known: ReadonlyMap<string, string>): Promise<string> {
+    const low = shiftTimestamp(newest, -LATE_WINDOW_NS);
+    const mid = shiftTimestamp(newest, -FOLLOW_OVERLAP_NS);
+    let held = 0;
+    for (const ts of known.values()) if (ts >= low && ts < mid) held++;
+    let res;
+    try {
+      res = await client.count({
+        index,
+        ignore_unavailable: true,
+        allow_no_indices: true,
+        query: { bool: { filter: [...query, { range: { '@timestamp': { gte: low, lt: mid, format: NANOS_FORMAT } } }] } },
+      });
+    } catch (err) {
+      throw describeError(err, url, index);
+    }
+    return res.count === held ? mid : low;
   }
 
   async function fetchSources(hits: readonly Hit[]): Promise<StoredEvent[]> {

@@ -122,6 +122,42 @@ describe('readAll', () => {
   });
 });
 
+describe('overlapping selections', () => {
+  const webs = Array.from({ length: 60 }, (_, n) => `web ${n}`);
+  const web1 = webs.filter((_, n) => n % 2 === 0);
+  const overlaps: [string, string[], string[]][] = [
+    ['a name and its id', ['web-1', fakeId('aa')], web1],
+    ['a name and an id prefix', ['web-1', 'aa00'], web1],
+    ['a service and one of its replicas', ['web', 'web-1'], webs],
+    ['a service, a replica by name and by id', ['web-2', 'web', 'web-1', fakeId('aa')], webs],
+  ];
+
+  it.each(overlaps)('reads each line once, a page at a time: %s', async (_, containers, expected) => {
+    const { store } = storeWith(seed());
+    const first = await readPage(store, { containers, filter: {} }, 7);
+    expect(first.events.map((e) => e.event.message)).toEqual(expected.slice(-7));
+    expect((await allPages(store, { containers, filter: {} }, 7)).messages).toEqual(expected);
+    expect((await allPages(store, { containers, filter: {} }, 1000)).messages).toEqual(expected);
+  });
+
+  it.each(overlaps)('exports each line once: %s', async (_, containers, expected) => {
+    const { store } = storeWith(seed());
+    const out: string[] = [];
+    for await (const e of readAll(store, { containers, filter: {} })) out.push(e.event.message);
+    expect(out).toEqual(expected);
+  });
+
+  it('keeps lines of two sources that share a timestamp and seq (seq counts per source)', async () => {
+    const same = [WEB1, WEB2].map((c) => makeEvent({ container: c, sec: T0, seq: 7, message: `same ${c.name}` }));
+    const { store } = storeWith([same]);
+    const query = { containers: ['web', 'web-1', 'web-2'], filter: {} };
+    expect((await readPage(store, query, 10)).events.map((e) => e.event.message).sort()).toEqual(['same web-1', 'same web-2']);
+    const out: string[] = [];
+    for await (const e of readAll(store, query)) out.push(e.event.message);
+    expect(out.sort()).toEqual(['same web-1', 'same web-2']);
+  });
+});
+
 describe('file store stats', () => {
   it('counts only the new lines of a file on the next call', async () => {
     const { dir, store } = storeWith(seed());
