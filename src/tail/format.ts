@@ -5,6 +5,11 @@
  *   json  the event exactly as stored, one per line (for jq)
  *   raw   the message alone                        (for tools that parse the app's own output)
  *
+ * Text mode passes every piece an application or forward client wrote
+ * (message, source name, level) through safeText, so their control
+ * characters cannot drive the reader's terminal. json needs no such step (JSON escapes them); raw keeps
+ * them on purpose: it hands the app's output, as written, to another program.
+ *
  * Colours only in text mode and only when asked for (see `shouldColor`):
  * stderr lines red, error and fatal levels bold red, warnings yellow, debug
  * and trace dim, timestamps dim, source names cyan.
@@ -13,6 +18,7 @@ import type { LogEvent } from '../collector/event.js';
 import { levelRank } from '../collector/levels.js';
 import type { StoredEvent } from './order.js';
 import { sourceLabel } from './resolve.js';
+import { safeText } from './safe-text.js';
 
 export type OutputMode = 'text' | 'json' | 'raw';
 
@@ -55,20 +61,21 @@ export function createFormatter(opts: FormatOptions): (e: StoredEvent) => string
 function plainText(e: LogEvent, opts: FormatOptions): string {
   let line = '';
   if (opts.timestamps) line += e['@timestamp'] + ' ';
-  if (opts.prefix) line += sourceLabel(e) + ' | ';
+  if (opts.prefix) line += safeText(sourceLabel(e)) + ' | ';
   const level = e.log?.level;
   if (level !== undefined) line += levelWord(level) + ' ';
-  return line + e.message + '\n';
+  return line + safeText(e.message) + '\n';
 }
 
 function coloredText(e: LogEvent, opts: FormatOptions): string {
   let line = '';
   if (opts.timestamps) line += DIM + e['@timestamp'] + RESET + ' ';
-  if (opts.prefix) line += CYAN + sourceLabel(e) + RESET + ' | ';
+  if (opts.prefix) line += CYAN + safeText(sourceLabel(e)) + RESET + ' | ';
   const level = e.log?.level;
   const colour = lineColour(e);
   if (level !== undefined) line += (colour ?? '') + levelWord(level) + (colour ? RESET : '') + ' ';
-  return line + (colour ? colour + e.message + RESET : e.message) + '\n';
+  const message = safeText(e.message);
+  return line + (colour ? colour + message + RESET : message) + '\n';
 }
 
 function lineColour(e: LogEvent): string | undefined {
@@ -81,8 +88,8 @@ function lineColour(e: LogEvent): string | undefined {
   return e.stream === 'stderr' ? RED : undefined;
 }
 
-/** `ERROR`, `WARN `, `INFO `: fixed width so messages line up. */
+/** `ERROR`, `WARN `, `INFO `: fixed width so messages line up. An unknown level is the app's own word, so made safe too. */
 function levelWord(level: string): string {
-  const word = level.toUpperCase();
+  const word = safeText(level.toUpperCase());
   return word.length >= 5 ? word : word.padEnd(5);
 }

@@ -6,6 +6,7 @@
 import type { DockerConfig } from '../config/schema.js';
 import type { SourceStats } from './store.js';
 import { sourceInfoLabel } from './resolve.js';
+import { safeText } from './safe-text.js';
 
 const DOCKER_TIMEOUT_MS = 2000;
 
@@ -63,21 +64,28 @@ export function psRows(stats: readonly SourceStats[], states: Map<string, string
     .sort((a, b) => (a.last_seen < b.last_seen ? 1 : a.last_seen > b.last_seen ? -1 : a.name.localeCompare(b.name)));
 }
 
-/** A table like `docker ps`: columns padded to their widest cell; OTHER only when some source has such lines. */
+/**
+ * A table like `docker ps`: columns padded to their widest cell; OTHER only when some source has such lines.
+ * Names, tags and images come from the store, as a container or forward client wrote them: each cell goes
+ * through safeText (before the widths are measured, so the escapes line up). The rows themselves stay as
+ * stored: `ps -o json` and the page's API escape in JSON.
+ */
 export function formatPsTable(rows: readonly PsRow[]): string {
   const withOther = rows.some((r) => r.other > 0);
   const header = ['NAME', 'CONTAINER ID', 'IMAGE', 'FIRST SEEN', 'LAST SEEN', 'STDOUT', 'STDERR', ...(withOther ? ['OTHER'] : []), 'STATE'];
-  const cells = rows.map((r) => [
-    r.name,
-    r.id?.slice(0, 12) ?? '-',
-    r.image ?? '-',
-    shortTime(r.first_seen),
-    shortTime(r.last_seen),
-    String(r.stdout),
-    String(r.stderr),
-    ...(withOther ? [String(r.other)] : []),
-    r.state,
-  ]);
+  const cells = rows.map((r) =>
+    [
+      r.name,
+      r.id?.slice(0, 12) ?? '-',
+      r.image ?? '-',
+      shortTime(r.first_seen),
+      shortTime(r.last_seen),
+      String(r.stdout),
+      String(r.stderr),
+      ...(withOther ? [String(r.other)] : []),
+      r.state,
+    ].map(safeText),
+  );
   const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
   const line = (row: readonly string[]): string =>
     row

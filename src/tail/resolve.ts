@@ -11,6 +11,7 @@
 import type { ContainerMeta, LogEvent } from '../collector/event.js';
 import { eventSourceName, sourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
+import { safeText } from './safe-text.js';
 import type { Store } from './store.js';
 
 /** One source of lines in a store: a container, or a forward tag without one. */
@@ -98,13 +99,17 @@ export function isUnknown(query: string, sources: readonly SourceInfo[]): boolea
   return !sources.some((s) => s.id?.startsWith(lower) || s.id === q || s.name === q || s.service === q || s.tag === q);
 }
 
+/**
+ * One line of an error's list of matches. Names, tags and images are as a container or forward client wrote
+ * them, and the error is printed to the terminal: the line goes through safeText.
+ */
 export function describeSource(s: SourceInfo): string {
   const parts: string[] = [];
   if (s.id) parts.push(`id ${s.id.slice(0, 12)}`);
   if (s.service) parts.push(`service ${s.project ? `${s.project}/` : ''}${s.service}`);
   if (s.image) parts.push(`image ${s.image}`);
   const label = s.name ?? (s.tag !== undefined ? `tag ${s.tag}` : s.id?.slice(0, 12) ?? '?');
-  return parts.length > 0 ? `${label} (${parts.join(', ')})` : label;
+  return safeText(parts.length > 0 ? `${label} (${parts.join(', ')})` : label);
 }
 
 /** What a source is called in output: its sourceName, with a container id cut to Docker's short form. */

@@ -51,3 +51,44 @@ describe('shouldColor', () => {
     expect(shouldColor({ colorFlag: true, isTTY: true, env: { NO_COLOR: '' } })).toBe(true);
   });
 });
+
+describe('text output of control characters', () => {
+  const at = (message: string, extra: { level?: string; tag?: string; stream?: 'stderr' } = {}) =>
+    stored(makeEvent({ ...(extra.tag === undefined ? { container: meta } : { tag: extra.tag }), sec: 1795341190, seq: 9, message, ...extra }));
+  const text = createFormatter({ mode: 'text', timestamps: false, color: false, prefix: false });
+  const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+  it('shows an OSC 52 clipboard write, a CSI, a lone \\r, DEL and a C1 control as escapes', () => {
+    expect(text(at('copy \x1b]52;c;cm0gLXJmIH4=\x07 done'))).toBe('copy \\x1b]52;c;cm0gLXJmIH4=\\x07 done\n');
+    expect(text(at('\x1b[2J\x1b]0;pwned\x07title'))).toBe('\\x1b[2J\\x1b]0;pwned\\x07title\n');
+    expect(text(at('ok\rERROR fake'))).toBe('ok\\x0dERROR fake\n');
+    expect(text(at('del\x7f c1\x9b31m'))).toBe('del\\x7f c1\\x9b31m\n');
+  });
+
+  it('escapes them inside colours too, and in the source prefix and level', () => {
+    const colored = createFormatter({ mode: 'text', timestamps: false, color: true, prefix: true });
+    const line = colored(at('boom\x1b[0m', { tag: 'evil\x1b[2J\x1b]0;T\x07tag', level: 'x\x1b]0;T\x07', stream: 'stderr' }));
+    expect(line).toBe('\x1b[36mevil\\x1b[2J\\x1b]0;T\\x07tag\x1b[0m | \x1b[31mX\\x1b]0;T\\x07\x1b[0m \x1b[31mboom\\x1b[0m\x1b[0m\n');
+    const plain = createFormatter({ mode: 'text', timestamps: false, color: false, prefix: true });
+    expect(plain(at('hi', { tag: 'evil\x1b[2Jtag' }))).toBe('evil\\x1b[2Jtag | hi\n');
+    expect(plain(at('hi', { tag: 'evil\x1b[2Jtag' }))).not.toMatch(CONTROLS);
+  });
+
+  it('keeps the newlines and tabs of a joined stack trace', () => {
+    const trace = 'Error: boom\n    at f (/app/a.js:1:2)\n\tat g (/app/b.js:3:4)';
+    expect(text(at(trace))).toBe(trace + '\n');
+  });
+
+  it('json: leaves the stored line as it is (JSON escapes them already)', () => {
+    const e = makeEvent({ container: meta, sec: 1795341190, seq: 9, message: 'ok\r\x1b]52;c;eA==\x07\x7f\x9b' });
+    const raw = JSON.stringify(e);
+    const json = createFormatter({ mode: 'json', timestamps: false, color: false, prefix: true });
+    expect(json({ event: e, raw })).toBe(raw + '\n');
+    expect(raw).toContain('ok\\r\\u001b]52;c;eA==\\u0007');
+  });
+
+  it('raw: the message as the application wrote it, for pipes', () => {
+    const raw = createFormatter({ mode: 'raw', timestamps: false, color: false, prefix: false });
+    expect(raw(at('ok\r\x1b[2J'))).toBe('ok\r\x1b[2J\n');
+  });
+});

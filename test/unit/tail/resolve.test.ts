@@ -98,3 +98,23 @@ describe('close matches rank typos first', () => {
     expect(closeMatches('shop-wbe-1', SOURCES)[0]!.name).toBe('shop-web-1');
   });
 });
+
+describe('error messages', () => {
+  it('list close matches with their control characters escaped', () => {
+    const evil: SourceInfo[] = [{ tag: 'shop-web\x1b]0;T\x07' }, { id: fakeId('ab'), name: 'shop-web-3\r\x9b2J', image: 'nginx\x7f' }];
+    let message = '';
+    try {
+      resolveSource('shop-web', evil);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain('\n  tag shop-web\\x1b]0;T\\x07\n');
+    expect(message).toContain('\n  shop-web-3\\x0d\\x9b2J (id ab0000000000, image nginx\\x7f)\n');
+    expect(message).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+  });
+
+  it('list ambiguous matches with their control characters escaped', () => {
+    const evil: SourceInfo[] = [{ id: fakeId('ab1'), name: 'a\x1b[2J' }, { id: fakeId('ab2'), name: 'b' }];
+    expect(() => resolveSource('ab', evil)).toThrow(/\n {2}a\\x1b\[2J \(id ab1/);
+  });
+});
