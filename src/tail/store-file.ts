@@ -16,7 +16,11 @@
  *   the directories read, to its end (see Order), holding at most MERGE_WINDOW
  *   events in all, plus one event and one open file (with its read chunk) per
  *   directory;
- * - `ps`: every line of every file (it counts them).
+ * - `ps`: every line of every file (it counts them);
+ * - `-f` of an id or a compose service (a selection that can gain
+ *   directories): every directory's new lines are read and tested, since a
+ *   container renamed or recreated can write into any of them; of a name or a
+ *   tag, its one directory's.
  * Rotated files may be gzipped (`.ndjson.gz`, see layout.ts): they read as
  * if plain, in their place in the order; reading one backwards or skipping
  * into it costs decompressing it (content.ts).
@@ -292,11 +296,13 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     async open(req) {
       const dirs = await dirsFor(req);
       const snapshots = await Promise.all(dirs.map(snapshotDir));
-      const existing = new Set(await listSourceDirs(root));
+      // Where every other directory ends now, for a selection that can gain
+      // directories: its lines may come there later (see followDirs).
+      const others = canGrow(req.selection) ? await positionsAtOpen(root, new Set(dirs)) : new Map<string, Position>();
       const reader: StoreReader = {
         recentKeys: () => recentKeys(snapshots, req.selection, parse),
         history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse, options.onHeld) : scanBackward(snapshots, req, parse, options.onHeld)),
-        follow: (signal) => followDirs(root, snapshots, existing, req, parse, signal),
+        follow: (signal) => followDirs(root, snapshots, others, req, parse, signal),
       };
       return reader;
     },
@@ -481,13 +487,38 @@ async function* scanDir(snap: DirSnapshot, req: ReadRequest, parse: Parse, onHel
   }
 }
 
-interface Follower {
-  dir: string;
+interface Position {
   /** The file being read (by day and number: it may be compressed while read); undefined until the directory has one. */
   file: LayoutFile | undefined;
   /** Where the next unread complete line starts. */
   offset: number;
+}
+
+interface Follower extends Position {
+  dir: string;
   watcher: FSWatcher | undefined;
+}
+
+/**
+ * Whether a selection's lines can come in directories it has none in yet: a
+ * compose service's new replica, a container renamed into a name another had
+ * (whose directory exists), one recreated under its service. A name or tag
+ * always maps to one directory.
+ */
+function canGrow(selection: Selection): boolean {
+  return selection.kind !== 'name' && selection.kind !== 'tag';
+}
+
+/** Where each directory but `skip` ends now, its last file's complete lines. */
+async function positionsAtOpen(root: string, skip: ReadonlySet<string>): Promise<Map<string, Position>> {
+  const out = new Map<string, Position>();
+  for (const dir of await listSourceDirs(root)) {
+    if (skip.has(dir)) continue;
+    const last = (await listLayoutFiles(dir)).at(-1);
+    const end = last === undefined ? undefined : await contentEnd(last.path);
+    out.set(dir, { file: last, offset: last === undefined || end === undefined ? 0 : await completeLinesEnd(last.path, end) });
+  }
+  return out;
 }
 
 /**
@@ -499,7 +530,7 @@ interface Follower {
 async function* followDirs(
   root: string,
   snapshots: readonly DirSnapshot[],
-  existingAtOpen: ReadonlySet<string>,
+  others: ReadonlyMap<string, Position>,
   req: ReadRequest,
   parse: Parse,
   signal: AbortSignal,
@@ -509,10 +540,11 @@ async function* followDirs(
     const last = snap.files[snap.files.length - 1];
     followers.set(snap.dir, { dir: snap.dir, file: last, offset: last?.end ?? 0, watcher: undefined });
   }
-  // Sources that can gain directories while we follow: a compose service's new
-  // replica, a renamed container. A name or tag always maps to one directory.
-  const canGrow = req.selection.kind !== 'name' && req.selection.kind !== 'tag';
-  const rejected = new Set<string>();
+  // A selection that can gain directories follows them all from where they
+  // ended at open, new ones from their start, and takes the lines it selects:
+  // a directory's lines are of whichever containers had its name.
+  const grows = canGrow(req.selection);
+  if (grows) for (const [dir, at] of others) followers.set(dir, { dir, ...at, watcher: undefined });
 
   let dirty = true;
   let wake: (() => void) | undefined;
@@ -537,7 +569,7 @@ async function* followDirs(
       wake = undefined;
       if (signal.aborted) return;
       dirty = false;
-      if (canGrow) await discover(root, followers, existingAtOpen, rejected, req.selection, parse);
+      if (grows) await discover(root, followers);
       for (const f of followers.values()) {
         f.watcher ??= watchOrUndefined(f.dir);
         for await (const e of readNew(f, parse)) {
@@ -553,23 +585,10 @@ async function* followDirs(
   }
 }
 
-async function discover(
-  root: string,
-  followers: Map<string, Follower>,
-  existingAtOpen: ReadonlySet<string>,
-  rejected: Set<string>,
-  selection: Selection,
-  parse: Parse,
-): Promise<void> {
+/** Follows the directories made since the last look, from their start. */
+async function discover(root: string, followers: Map<string, Follower>): Promise<void> {
   for (const dir of await listSourceDirs(root)) {
-    if (followers.has(dir) || rejected.has(dir) || existingAtOpen.has(dir)) continue;
-    const first = (await listLayoutFiles(dir))[0]?.path;
-    const end = first === undefined ? undefined : await contentEnd(first);
-    const line = first === undefined || end === undefined ? undefined : await firstLine(first, end);
-    if (line === undefined) continue; // no line yet: look again next time
-    const event = parse(line, first!);
-    if (event && matchesSelection(selection, event)) followers.set(dir, { dir, file: undefined, offset: 0, watcher: undefined });
-    else rejected.add(dir);
+    if (!followers.has(dir)) followers.set(dir, { dir, file: undefined, offset: 0, watcher: undefined });
   }
 }
 

@@ -184,6 +184,29 @@ describe('file store: follow', () => {
     ac.abort();
   });
 
+  it('follows a selection into a directory that existed when it opened, and into a new one another container started', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    // The id of a container that has no directory yet: it will be renamed into `db`
+    // (which exists, the old db's), as a blue-green `docker rename` does.
+    const NEXT = container(fakeId('dd'), 'db');
+    appendToStore(dir, [makeEvent({ container: OLD_DB, sec: T0, seq: 700, message: 'old db' })]);
+    const r = read(dir, { kind: 'id', value: NEXT.id! }, {}, 0);
+    const reader = await r.open();
+    expect(await collect(reader.history())).toEqual([]);
+    const ac = new AbortController();
+    const got = collect(reader.follow(ac.signal), 2);
+    await new Promise((r) => setTimeout(r, 50));
+    appendToStore(dir, [makeEvent({ container: NEXT, sec: T0 + 60, seq: 701, message: 'in the existing db directory' })]);
+    // A directory another container opened first, which the selected one writes to later.
+    const OTHER = container(fakeId('ee'), 'shared');
+    appendToStore(dir, [makeEvent({ container: OTHER, sec: T0 + 61, seq: 702, message: 'not it' })]);
+    await new Promise((r) => setTimeout(r, 50));
+    appendToStore(dir, [makeEvent({ container: { ...NEXT, name: 'shared' }, sec: T0 + 62, seq: 703, message: 'in a directory another started' })]);
+    expect(await got).toEqual(['in the existing db directory', 'in a directory another started']);
+    ac.abort();
+  });
+
   it('ends the follow when the signal aborts', async () => {
     const { dir } = newStore();
     seed(dir);
