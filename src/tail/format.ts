@@ -6,8 +6,9 @@
  *   raw   the message alone                        (for tools that parse the app's own output)
  *
  * Text mode passes every piece an application or forward client wrote
- * (message, source name, level) through safeText, so their control
- * characters cannot drive the reader's terminal. json needs no such step (JSON escapes them); raw keeps
+ * through safe-text.ts (the message through safeText, the source name and
+ * level through safeField), so their control characters cannot drive the
+ * reader's terminal. json needs no such step (JSON escapes them); raw keeps
  * them on purpose: it hands the app's output, as written, to another program.
  *
  * Colours only in text mode and only when asked for (see `shouldColor`):
@@ -18,7 +19,7 @@ import type { LogEvent } from '../collector/event.js';
 import { levelRank } from '../collector/levels.js';
 import type { StoredEvent } from './order.js';
 import { sourceLabel } from './resolve.js';
-import { safeText } from './safe-text.js';
+import { safeField, safeText } from './safe-text.js';
 
 export type OutputMode = 'text' | 'json' | 'raw';
 
@@ -61,7 +62,7 @@ export function createFormatter(opts: FormatOptions): (e: StoredEvent) => string
 function plainText(e: LogEvent, opts: FormatOptions): string {
   let line = '';
   if (opts.timestamps) line += e['@timestamp'] + ' ';
-  if (opts.prefix) line += safeText(sourceLabel(e)) + ' | ';
+  if (opts.prefix) line += safeField(sourceLabel(e)) + ' | ';
   const level = e.log?.level;
   if (level !== undefined) line += levelWord(level) + ' ';
   return line + safeText(e.message) + '\n';
@@ -70,7 +71,7 @@ function plainText(e: LogEvent, opts: FormatOptions): string {
 function coloredText(e: LogEvent, opts: FormatOptions): string {
   let line = '';
   if (opts.timestamps) line += DIM + e['@timestamp'] + RESET + ' ';
-  if (opts.prefix) line += CYAN + safeText(sourceLabel(e)) + RESET + ' | ';
+  if (opts.prefix) line += CYAN + safeField(sourceLabel(e)) + RESET + ' | ';
   const level = e.log?.level;
   const colour = lineColour(e);
   if (level !== undefined) line += (colour ?? '') + levelWord(level) + (colour ? RESET : '') + ' ';
@@ -90,6 +91,6 @@ function lineColour(e: LogEvent): string | undefined {
 
 /** `ERROR`, `WARN `, `INFO `: fixed width so messages line up. An unknown level is the app's own word, so made safe too. */
 function levelWord(level: string): string {
-  const word = safeText(level.toUpperCase());
+  const word = safeField(level.toUpperCase());
   return word.length >= 5 ? word : word.padEnd(5);
 }

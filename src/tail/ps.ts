@@ -6,7 +6,7 @@
 import type { DockerConfig } from '../config/schema.js';
 import type { SourceStats } from './store.js';
 import { sourceInfoLabel } from './resolve.js';
-import { safeText } from './safe-text.js';
+import { safeField } from './safe-text.js';
 
 const DOCKER_TIMEOUT_MS = 2000;
 
@@ -67,7 +67,7 @@ export function psRows(stats: readonly SourceStats[], states: Map<string, string
 /**
  * A table like `docker ps`: columns padded to their widest cell; OTHER only when some source has such lines.
  * Names, tags and images come from the store, as a container or forward client wrote them: each cell goes
- * through safeText (before the widths are measured, so the escapes line up). The rows themselves stay as
+ * through safeField (before the widths are measured, so the escapes line up). The rows themselves stay as
  * stored: `ps -o json` and the page's API escape in JSON.
  */
 export function formatPsTable(rows: readonly PsRow[]): string {
@@ -84,7 +84,7 @@ export function formatPsTable(rows: readonly PsRow[]): string {
       String(r.stderr),
       ...(withOther ? [String(r.other)] : []),
       r.state,
-    ].map(safeText),
+    ].map(safeField),
   );
   const widths = header.map((h, c) => Math.max(h.length, ...cells.map((row) => row[c]!.length)));
   const line = (row: readonly string[]): string =>

@@ -11,7 +11,7 @@
 import type { ContainerMeta, LogEvent } from '../collector/event.js';
 import { eventSourceName, sourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
-import { safeText } from './safe-text.js';
+import { safeField } from './safe-text.js';
 import type { Store } from './store.js';
 
 /** One source of lines in a store: a container, or a forward tag without one. */
@@ -101,7 +101,7 @@ export function isUnknown(query: string, sources: readonly SourceInfo[]): boolea
 
 /**
  * One line of an error's list of matches. Names, tags and images are as a container or forward client wrote
- * them, and the error is printed to the terminal: the line goes through safeText.
+ * them, and the error is printed to the terminal: the line goes through safeField.
  */
 export function describeSource(s: SourceInfo): string {
   const parts: string[] = [];
@@ -109,7 +109,7 @@ export function describeSource(s: SourceInfo): string {
   if (s.service) parts.push(`service ${s.project ? `${s.project}/` : ''}${s.service}`);
   if (s.image) parts.push(`image ${s.image}`);
   const label = s.name ?? (s.tag !== undefined ? `tag ${s.tag}` : s.id?.slice(0, 12) ?? '?');
-  return safeText(parts.length > 0 ? `${label} (${parts.join(', ')})` : label);
+  return safeField(parts.length > 0 ? `${label} (${parts.join(', ')})` : label);
 }
 
 /** What a source is called in output: its sourceName, with a container id cut to Docker's short form. */

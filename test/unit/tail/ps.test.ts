@@ -25,6 +25,14 @@ describe('formatPsTable', () => {
     expect(table).toContain('img\\x1b]52;c;eA==\\x07');
   });
 
+  it('prints one row per source, whatever newlines and tabs its tag holds', () => {
+    const rows = psRows([stats({ tag: 'app\nfake-row   abc123   running' }), stats({ tag: 'tab\tbed' })], undefined);
+    const table = formatPsTable(rows).trimEnd().split('\n');
+    expect(table).toHaveLength(3);
+    expect(table[1]).toContain('app\\x0afake-row');
+    expect(table[2]).toContain('tab\\x09bed');
+  });
+
   it('pads columns to the escaped width, and leaves the rows (ps -o json, the API) as stored', () => {
     const rows = psRows([stats({ tag: 'a\x1bb' }), stats({ tag: 'longer-tag' })], undefined);
     expect(rows.map((r) => r.name)).toEqual(['a\x1bb', 'longer-tag']);
