@@ -358,10 +358,16 @@ function addToIndex(index: Map<string, IndexEntry>, event: LogEvent, dir: string
 async function snapshotDir(dir: string): Promise<DirSnapshot> {
   const files: FileSnapshot[] = [];
   for (const file of await listLayoutFiles(dir)) {
-    const end = await contentEnd(file.path);
-    if (end !== undefined) files.push({ ...file, end: await completeLinesEnd(file.path, end) });
+    const end = await linesEnd(file.path);
+    if (end !== undefined) files.push({ ...file, end });
   }
   return { dir, files };
+}
+
+/** Where the complete lines of a file end now; undefined when it is gone (compressed or removed). */
+async function linesEnd(path: string): Promise<number | undefined> {
+  const end = await contentEnd(path);
+  return end === undefined ? undefined : completeLinesEnd(path, end);
 }
 
 type Parse = (line: string, file: string) => LogEvent | undefined;
@@ -515,8 +521,7 @@ async function positionsAtOpen(root: string, skip: ReadonlySet<string>): Promise
   for (const dir of await listSourceDirs(root)) {
     if (skip.has(dir)) continue;
     const last = (await listLayoutFiles(dir)).at(-1);
-    const end = last === undefined ? undefined : await contentEnd(last.path);
-    out.set(dir, { file: last, offset: last === undefined || end === undefined ? 0 : await completeLinesEnd(last.path, end) });
+    out.set(dir, { file: last, offset: (last === undefined ? undefined : await linesEnd(last.path)) ?? 0 });
   }
   return out;
 }
