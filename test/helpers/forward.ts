@@ -17,7 +17,7 @@ import type { EncodedBatch } from '../../src/collector/encoded.js';
 import type { LogEvent } from '../../src/collector/event.js';
 import type { Logger } from '../../src/log.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
-import type { Sink } from '../../src/sinks/sink.js';
+import type { Sink, WriteOptions } from '../../src/sinks/sink.js';
 import { startForwardInput, type RunningForwardInput } from '../../src/collector/forward/index.js';
 import { Framer } from '../../src/collector/forward/framer.js';
 import { decodeEntries, decodeRequest, decodeValue } from '../../src/collector/forward/decoder.js';
@@ -167,6 +167,9 @@ export class CaptureSink implements Sink {
   readonly name = 'capture';
   readonly events: LogEvent[] = [];
   writes = 0;
+  /** Writes made with `deferred` (durable only after a later sync()). */
+  deferredWrites = 0;
+  syncs = 0;
   private held: Array<() => void> | undefined;
   failNext: Error | undefined;
 
@@ -174,8 +177,13 @@ export class CaptureSink implements Sink {
   async close(): Promise<void> {}
 
   /** Keeps the lines as the events they stand for. */
-  write(batch: EncodedBatch): Promise<void> {
+  write(batch: EncodedBatch, opts?: WriteOptions): Promise<void> {
+    if (opts?.deferred === true) this.deferredWrites++;
     return this.take(() => this.events.push(...eventsOf(batch)));
+  }
+
+  async sync(): Promise<void> {
+    this.syncs++;
   }
 
   /** Counts a write and runs `done` once it completes: now, or when released. */

@@ -7,6 +7,9 @@
  * byte for byte. At the end every record is in the file store exactly once,
  * in order: the stored progress, not the guard's window, carries the resend
  * past what was written.
+ * Message mode without acks, as Docker's driver sends by default: its lines
+ * are written deferred, synced within a second; those in the files when the
+ * collector is killed are there, whole and once, after it starts again.
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,4 +78,28 @@ describe('kill -9 between the slices of a request', () => {
     expect(messages.length).toBe(RECORDS);
     expect(messages).toEqual(Array.from({ length: RECORDS }, (_, i) => `n ${i}`));
   }, 300_000);
+});
+
+describe('kill -9 after requests without acks', () => {
+  it('keeps every line they wrote, whole and once', async () => {
+    const files = tempDir('fkill-noack-files');
+    const state = tempDir('fkill-noack-state');
+    dirs.push(files, state);
+    const start = (): Promise<RunningCollector> =>
+      startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', files, '--state', state]);
+    const LINES = 5000;
+    const messages = Array.from({ length: LINES }, (_, i) => mp.arr(mp.str(`noack.${i % 7}`), mp.eventTime(T, i), mp.strMap({ log: `line ${i} "quoted" é` })));
+
+    const first = await start();
+    const c = await rawClient(first.forwardPort());
+    await c.send(Buffer.concat(messages));
+    await until('every line in the files', () => readFileStore(files).length === LINES, 60_000, () => readFileStore(files).length);
+    await first.stop('SIGKILL');
+
+    const second = await start();
+    expect(await second.stop()).toBe(0);
+    const seen = readFileStore(files).map((e) => e.message);
+    expect(seen.length).toBe(LINES);
+    expect(new Set(seen).size).toBe(LINES);
+  }, 120_000);
 });

@@ -25,6 +25,7 @@ import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
 import { PartialStore, traceId } from './partials.js';
 import { DecodeCache } from './decoder.js';
+import { DeferredSync } from './deferred-sync.js';
 import { PackedLineEncoder } from './packed-lines.js';
 import { loadOrdinals, saveOrdinals } from './ordinals.js';
 import { RequestProgress } from './progress.js';
@@ -78,6 +79,7 @@ class ForwardInput implements RunningForwardInput {
       budget: this.budget,
       // As much as the budget lets be in flight: what one turn of it takes.
       chunks: new ChunkPool(RENDER_BUDGET_BYTES),
+      syncs: new DeferredSync(deps.pipeline, deps.log),
       progress: new RequestProgress(join(deps.stateDir, 'forward-progress'), deps.log),
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
@@ -164,6 +166,8 @@ class ForwardInput implements RunningForwardInput {
     try {
       await this.writeHeld(held, [], [], []);
       await Promise.all(this.flushes);
+      // A reload may keep the sinks: what requests without acks wrote is synced now, not by a timer this input no longer runs.
+      await this.ctx.syncs.flush();
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();
     } finally {

@@ -21,7 +21,9 @@ import { eventsIn } from '../../metrics.js';
 import { EncodedBatch } from '../encoded.js';
 import type { Pipeline } from '../pipeline.js';
 import type { ChunkPool } from '../chunk-pool.js';
+import type { WriteOptions } from '../../sinks/sink.js';
 import type { ChunkLedger, PendingChunk } from './acks.js';
+import type { DeferredSync } from './deferred-sync.js';
 import type { LineCut } from '../normalize.js';
 import type { HeldLine, PartialStore } from './partials.js';
 import type { RequestProgress } from './progress.js';
@@ -44,6 +46,7 @@ const MAX_WRITES_IN_FLIGHT = 4;
 const REQUEST_OVERHEAD_BYTES = 1024;
 
 const eventsInForward = eventsIn.labels({ input: 'forward' });
+const DEFERRED: WriteOptions = { deferred: true };
 
 /** One request, from its decoding until it is acked (or failed). */
 export interface Job {
@@ -88,6 +91,8 @@ export interface WriteContext {
   budget: RenderBudget;
   /** Where rendered events take their chunks, given back once they are durable. */
   chunks: ChunkPool;
+  /** Syncs the writes that no ack waited on. */
+  syncs: DeferredSync;
 }
 
 export interface WriteHooks {
@@ -179,7 +184,9 @@ export class WriteQueue {
     const count = events === undefined ? 0 : events.count;
     if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
-      waits.push(this.ctx.pipeline.write(events));
+      const acked = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined);
+      if (acked) waits.push(this.ctx.pipeline.write(events));
+      else waits.push(this.ctx.pipeline.write(events, DEFERRED).then(() => this.ctx.syncs.written()));
     }
     for (const job of jobs) {
       // A resend in the same write as its first copy is durable with it (waiting for itself, it never would be).

@@ -14,6 +14,7 @@ import { ChunkLedger } from '../../../src/collector/forward/acks.js';
 import { PartialStore } from '../../../src/collector/forward/partials.js';
 import { RequestProgress } from '../../../src/collector/forward/progress.js';
 import { RENDER_BUDGET_BYTES, RenderBudget } from '../../../src/collector/forward/render-budget.js';
+import { DeferredSync } from '../../../src/collector/forward/deferred-sync.js';
 import { WriteQueue, type Job } from '../../../src/collector/forward/writes.js';
 import { makeEvent } from '../../helpers/elasticsearch.js';
 import { CaptureSink, captureLogger } from '../../helpers/forward.js';
@@ -26,9 +27,11 @@ function setup() {
   const ledger = new ChunkLedger();
   const budget = new RenderBudget(RENDER_BUDGET_BYTES);
   const chunks = new ChunkPool(RENDER_BUDGET_BYTES);
+  const pipeline = new Pipeline([sink]);
   const ctx = {
     chunks,
-    pipeline: new Pipeline([sink]),
+    pipeline,
+    syncs: new DeferredSync(pipeline, log, 10),
     partials: new PartialStore(join(dir, 'partials'), log),
     progress: new RequestProgress(join(dir, 'progress'), log),
     ledger,
@@ -41,9 +44,19 @@ function setup() {
     { ack: (jobs) => acked.push(...jobs.map((j) => j.chunk!.toString())), failed: (err) => failures.push(err), wake: () => writes.flush(undefined) },
     log,
   );
-  /** A request with chunk id `chunk` and one event, rendered and handed to the pipeline as a write of its own. */
-  const request = (chunk: string, i: number): Job => {
-    const job: Job = { held: undefined, completed: undefined, cuts: undefined, chunk: Buffer.from(chunk), key: chunk, pending: ledger.begin(chunk), wait: undefined, receivedAt: 0 };
+  /** A request with chunk id `chunk` (none: `undefined`) and one event, rendered and handed to the pipeline as a write of its own. */
+  const request = (chunk: string | undefined, i: number): Job => {
+    const acked = chunk !== undefined;
+    const job: Job = {
+      held: undefined,
+      completed: undefined,
+      cuts: undefined,
+      chunk: acked ? Buffer.from(chunk) : undefined,
+      key: chunk,
+      pending: acked ? ledger.begin(chunk) : undefined,
+      wait: undefined,
+      receivedAt: 0,
+    };
     writes.open();
     const out = writes.events();
     const before = out.bytes;
@@ -114,5 +127,39 @@ describe('a connection’s writes', () => {
     expect(t.chunks.held).toBe(0);
     await settled();
     expect(t.sink.events.map((e) => e.message)).toEqual([makeEvent(0).message, makeEvent(1).message]);
+  });
+
+  it('writes a request no ack waits on deferred, and has it synced within the delay; one with a chunk is durable before its ack', async () => {
+    const t = setup();
+    t.sink.release();
+    t.request(undefined, 0);
+    await settled();
+    expect(t.sink.deferredWrites).toBe(1);
+    expect(t.sink.syncs).toBe(0);
+    expect(t.writes.idle).toBe(true);
+    expect(t.budget.inFlight).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(t.sink.syncs).toBe(1);
+    t.request('a', 1);
+    await settled();
+    expect(t.acked).toEqual(['a']);
+    expect(t.sink.writes).toBe(2);
+    expect(t.sink.deferredWrites).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(t.sink.syncs).toBe(1);
+  });
+
+  it('writes requests without a chunk durably when they go out with one that has a chunk', async () => {
+    const t = setup();
+    for (const [i, chunk] of ['a', 'b', 'c', 'd'].entries()) t.request(chunk, i);
+    // Rendered while as many writes as may be are held: they go out together, as the next write.
+    t.request(undefined, 4);
+    t.request('e', 5);
+    expect(t.sink.writes).toBe(4);
+    t.sink.release();
+    await settled();
+    expect(t.acked).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(t.sink.writes).toBe(5);
+    expect(t.sink.deferredWrites).toBe(0);
   });
 });
