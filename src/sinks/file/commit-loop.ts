@@ -10,10 +10,10 @@
  *
  * Writes that arrive while a commit is on disk join the next group, so N
  * concurrent writers cost one sync per touched file per commit, not N.
- * A deferred write (the Docker input's, sink.ts) settles once written; its
- * files are opened without O_DSYNC and `sync()` later syncs every file
- * written since, so a durable point costs one fdatasync per dirty file
- * however many writes came before it.
+ * A deferred write (the Docker input's, a forward write no ack waits on)
+ * settles once written; its files are opened without O_DSYNC and `sync()`
+ * later syncs every file written since, so a durable point costs one
+ * fdatasync per dirty file however many writes came before it.
  * fsync policy: "batch" settles a write only after its lines are durable
  * (forward acks depend on it): files are opened with O_DSYNC, so each
  * writev(2) returns synced, with no fdatasync after it. Measured (forward
@@ -100,12 +100,14 @@ interface Entry {
 interface Group {
   readonly entries: Map<string, Entry>;
   readonly callers: Caller[];
+  /** Whether a write of it waits to be durable, not only written. */
+  durable: boolean;
 }
 
 const NEWLINE = 0x0a;
 const ERROR_LOG_INTERVAL_MS = 5000;
 
-const newGroup = (): Group => ({ entries: new Map(), callers: [] });
+const newGroup = (): Group => ({ entries: new Map(), callers: [], durable: false });
 
 export class CommitLoop {
   private readonly eventsOut = eventsOut.labels({ sink: 'file' });
@@ -155,7 +157,7 @@ export class CommitLoop {
       group.callers.push(caller);
       sources.forEach((s, i) => {
         const entry = this.entryFor(group, dirs[i]!, caller);
-        if (!deferred) entry.durable = true;
+        if (!deferred) entry.durable = group.durable = true;
         s.appendBytesTo(entry.lines);
         entry.events += s.count;
       });
@@ -210,6 +212,14 @@ export class CommitLoop {
     await this.startup.catch(() => undefined);
     for (;;) {
       if (this.next.callers.length > 0) {
+        // Deferred writes go to the page cache on this thread, so their
+        // commit would end before the next read: one commit, and one writev
+        // per file, for each read of each connection. Written after this turn
+        // of the event loop instead, the group holds every read of the turn.
+        // Measured (1M Message-mode records from 20 containers): 104,000
+        // writevs of 4.8 KB took 0.52 s of the main thread; 4,400 of 110 KB,
+        // 0.20 s.
+        if (!this.next.durable) await new Promise(setImmediate);
         const group = this.next;
         this.next = newGroup();
         try {

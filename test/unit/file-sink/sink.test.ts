@@ -253,6 +253,26 @@ describe('file sink: group commit and fsync', () => {
     await sink.close();
   });
 
+  it('"batch", deferred writes: those of one turn of the event loop go out as one commit, one write per file', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('warm', { container: container('web') })]), { deferred: true });
+    const before = io.counts.writevNow;
+    // As reads of several connections in one poll phase: each write comes from its own callback, with microtasks run between them.
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 4; i++) {
+      writes.push(sink.write(EncodedBatch.of([event(`w${i}`, { container: container('web') }), event(`d${i}`, { container: container('db') })]), { deferred: true }));
+      await new Promise<void>((resolve) => process.nextTick(resolve));
+    }
+    await Promise.all(writes);
+    expect(io.counts.writevNow - before).toBe(2);
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['warm', 'w0', 'w1', 'w2', 'w3']);
+    await sink.close();
+  });
+
   it('"batch", deferred writes: a failed sync rejects sync() and closes the file, which is reopened on its next write', async () => {
     const dir = tempDir();
     const { log } = captureLog();
