@@ -253,7 +253,7 @@ describe('file sink: group commit and fsync', () => {
     await sink.close();
   });
 
-  it('"batch", deferred writes: those of one turn of the event loop go out as one commit, one write per file', async () => {
+  it('"batch", deferred writes: those of one turn of the event loop go out as one commit, one write per file, on this thread while small', async () => {
     const dir = tempDir();
     const { log } = captureLog();
     const io = countingIo();
@@ -270,6 +270,10 @@ describe('file sink: group commit and fsync', () => {
     await Promise.all(writes);
     expect(io.counts.writevNow - before).toBe(2);
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['warm', 'w0', 'w1', 'w2', 'w3']);
+    // A large one goes through the thread pool: a copy into the page cache may wait on the file system.
+    await sink.write(EncodedBatch.of([event('x'.repeat(20_000), { container: container('web') })]), { deferred: true });
+    expect(io.counts.writevNow - before).toBe(2);
+    expect(io.counts.writev).toBe(1);
     await sink.close();
   });
 
