@@ -79,6 +79,20 @@ describe('Shipper', () => {
     expect(batches).toEqual([]);
   });
 
+  it('releases a follower that parks again between its release and the cycle, at the next cycle', async () => {
+    const { shipper } = harness();
+    shippers.push(shipper);
+    let released = 0;
+    // As a follower that read lately does when its socket is empty: it parks again as soon as it is released.
+    const park = (): void => {
+      released++;
+      if (released < 3) shipper.whenNextCycle(park);
+    };
+    shipper.whenNextCycle(park);
+    await until('three releases, one per cycle', () => released === 3, 2000, () => released);
+    await shipper.drained();
+  });
+
   it('forgets a parked follower whose wait was cancelled', async () => {
     const { shipper, checkpoints } = harness();
     shippers.push(shipper);
