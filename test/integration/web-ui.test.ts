@@ -195,6 +195,32 @@ describe('the web page', () => {
       await page.setRequestInterception(false);
     }
   });
+
+  it('shows integers past 2^53 as written, in lines read from the store and in live ones', async () => {
+    /** The field rows of the line holding `text`, opened. */
+    const fieldsOf = async (text: string): Promise<Array<Array<string | null>>> => {
+      await page.$$eval('#lines .line', (lines, t) => lines.find((l) => l.querySelector('.msg')?.textContent === t)?.dispatchEvent(new MouseEvent('click', { bubbles: true })), text);
+      await page.waitForFunction((t) => [...document.querySelectorAll('#lines .line')].some((l) => l.querySelector('.msg')?.textContent === t && l.querySelector('.fields')), {}, text);
+      return page.$$eval(
+        '#lines .line',
+        (lines, t) => [...(lines.find((l) => l.querySelector('.msg')?.textContent === t)?.querySelectorAll('.fields tr') ?? [])].map((tr) => [...tr.children].map((td) => td.textContent)),
+        text,
+      );
+    };
+    // Integers past 2^53, as zerolog writes a nanosecond time and services write snowflake ids.
+    await docker('exec', app, 'sh', '-c', `echo '{"level":"info","msg":"big ints","time_ns":1700000000123456789,"id":-9007199254740993,"ratio":0.5}' > /proc/1/fd/1`);
+    await until('the line in the store', async () => (await storedMessages(`container=${app}&limit=1`))[0] === 'big ints');
+    await page.goto(`${base}/?container=${app}`);
+    await waitForText('big ints');
+    const stored = await fieldsOf('big ints');
+    expect(stored).toContainEqual(['attrs.time_ns', '1700000000123456789']);
+    expect(stored).toContainEqual(['attrs.id', '-9007199254740993']);
+    expect(stored).toContainEqual(['attrs.ratio', '0.5']);
+    await page.waitForFunction(() => document.getElementById('status')?.classList.contains('live'));
+    await docker('exec', app, 'sh', '-c', `echo '{"msg":"big live","snowflake":1790000000000000001}' > /proc/1/fd/1`);
+    await waitForText('big live', LIVE_LINE_TIMEOUT_MS);
+    expect(await fieldsOf('big live')).toContainEqual(['attrs.snowflake', '1790000000000000001']);
+  });
 });
 
 describe('the web page when /tail refuses it', () => {
