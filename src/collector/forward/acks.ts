@@ -49,13 +49,21 @@ export function chunkKey(chunk: Buffer, request: Buffer): string {
 /** A chunk whose write is under way; resends of it wait for the outcome. */
 export class PendingChunk {
   private waiters: Array<(ok: boolean) => void> | undefined;
+  /**
+   * Kept once settled: a resend asks for the outcome only when its own
+   * write goes out, which may be after the first copy settled (it waited
+   * behind the writes already under way); asked then, it would never come.
+   */
+  private result: boolean | undefined;
 
   /** Resolves true when the first copy became durable, false when its write failed. */
   outcome(): Promise<boolean> {
+    if (this.result !== undefined) return Promise.resolve(this.result);
     return new Promise((resolve) => (this.waiters ??= []).push(resolve));
   }
 
   settle(ok: boolean): void {
+    this.result = ok;
     for (const resolve of this.waiters ?? []) resolve(ok);
     this.waiters = undefined;
   }
