@@ -7,6 +7,11 @@
  * a client that pipelines requests is not held to one fsync each, and
  * Docker's stop-and-wait driver still gets each ack right after its own
  * write. A request is acked once its write and every older one are durable.
+ * A write that holds no request with a chunk (nor a resend's wait, nor a
+ * request being rendered in slices, which has one, nor one whose events let
+ * the partial store forget or store a line) goes deferred, synced within a
+ * second (deferred-sync.ts): no ack waits on it. "Durable" below then means
+ * written.
  *
  * A write that brings a request's progress (progress.ts) keeps its bytes
  * counted as in flight until that progress is stored, not only until it is
@@ -184,7 +189,8 @@ export class WriteQueue {
     const count = events === undefined ? 0 : events.count;
     if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
-      const acked = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined);
+      // Also durable: a write after which stored pieces of split lines or held lines are forgotten or stored (partials.ts).
+      const acked = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined || j.completed !== undefined || j.cuts !== undefined || j.held !== undefined);
       if (acked) waits.push(this.ctx.pipeline.write(events));
       else waits.push(this.ctx.pipeline.write(events, DEFERRED).then(() => this.ctx.syncs.written()));
     }

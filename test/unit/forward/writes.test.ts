@@ -149,6 +149,21 @@ describe('a connection’s writes', () => {
     expect(t.sink.syncs).toBe(1);
   });
 
+  it('writes a request without a chunk durably when its events let the partial store forget a stored piece', async () => {
+    const t = setup();
+    t.sink.release();
+    const job: Job = { held: undefined, completed: ['abc123'], cuts: undefined, chunk: undefined, key: undefined, pending: undefined, wait: undefined, receivedAt: 0 };
+    t.writes.open();
+    const out = t.writes.events();
+    out.add([makeEvent(0)]);
+    t.writes.took(out.bytes);
+    t.writes.ready(job);
+    t.writes.flush(undefined);
+    await settled();
+    expect(t.sink.writes).toBe(1);
+    expect(t.sink.deferredWrites).toBe(0);
+  });
+
   it('writes requests without a chunk durably when they go out with one that has a chunk', async () => {
     const t = setup();
     for (const [i, chunk] of ['a', 'b', 'c', 'd'].entries()) t.request(chunk, i);
