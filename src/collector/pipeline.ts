@@ -1,4 +1,4 @@
-import type { Sink, WriteOptions } from '../sinks/sink.js';
+import type { Sink, SyncOptions, WriteOptions } from '../sinks/sink.js';
 import { EncodedBatch } from './encoded.js';
 import type { LogEvent } from './event.js';
 
@@ -44,8 +44,8 @@ export class Pipeline {
   }
 
   /** Makes every deferred write resolved so far durable in every sink. */
-  async sync(): Promise<void> {
-    await Promise.all(this.sinks.map((s) => s.sync?.()));
+  async sync(opts?: SyncOptions): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.sync?.(opts)));
   }
 
   subscribe(fn: Subscriber): () => void {

@@ -1,5 +1,15 @@
 import type { EncodedBatch } from '../collector/encoded.js';
 
+export interface SyncOptions {
+  /**
+   * A sync no caller acts on when it fails (the forward input's, of writes
+   * no ack waited on): its failure stays for the next sync() that is not
+   * in the background, whose caller reads again what may have been lost
+   * (the Docker input), instead of being taken by this one.
+   */
+  background?: boolean;
+}
+
 export interface WriteOptions {
   /** Resolve once written, leaving durability to a later `sync()` (a sink may make it durable at once). */
   deferred?: boolean;
@@ -30,7 +40,7 @@ export interface Sink {
    * Makes every write resolved so far durable. A sink whose writes are always
    * durable has none.
    */
-  sync?(): Promise<void>;
+  sync?(opts?: SyncOptions): Promise<void>;
   /** Flushes what can be flushed and releases resources; later writes reject. */
   close(): Promise<void>;
   /** For /readyz and metrics: whether the destination is reachable now. */

@@ -46,8 +46,10 @@ export class DeferredSync {
 
   private sync(): Promise<void> {
     this.syncing = this.syncing.then(() =>
-      this.pipeline.sync().catch((err: unknown) =>
-        // The sink has logged which file; the lines of requests without acks written since the last sync may be lost.
+      this.pipeline.sync({ background: true }).catch((err: unknown) =>
+        // The sink has logged which file, and keeps the failure for the Docker
+        // input's next sync; the lines of requests without acks written since
+        // the last sync may be lost.
         this.log.error({ err }, 'could not sync lines of forward requests without acks'),
       ),
     );

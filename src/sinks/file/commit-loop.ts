@@ -81,6 +81,8 @@ interface Caller {
 interface SyncWaiter {
   resolve(): void;
   reject(err: Error): void;
+  /** See SyncOptions.background (sinks/sink.ts). */
+  background: boolean;
 }
 
 /** One source's share of a commit. */
@@ -174,10 +176,10 @@ export class CommitLoop {
    * closed and the promise rejects: its unsynced lines may be lost, so what
    * was written since the last durable point must be written again.
    */
-  sync(): Promise<void> {
+  sync(background = false): Promise<void> {
     if (this.opts.fsync !== 'batch') return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.syncWaiters.push({ resolve, reject });
+      this.syncWaiters.push({ resolve, reject, background });
       this.kick();
     });
   }
@@ -252,8 +254,9 @@ export class CommitLoop {
   private async syncNow(): Promise<void> {
     const waiters = this.syncWaiters;
     this.syncWaiters = [];
+    const due = this.syncDue;
     this.syncDue = false;
-    const err = await this.syncAll();
+    const err = await this.syncAll(due || waiters.some((w) => !w.background));
     if (err === undefined) for (const w of waiters) w.resolve();
     else {
       const error = new ClogsError('CLOGS_SINK', `file sink: cannot fsync ${(err as { path?: string }).path ?? 'a directory'}: ${(err as Error).message}`, { cause: err });
@@ -417,7 +420,7 @@ export class CommitLoop {
     } catch (err) {
       this.fail(entry, err, 'fsync', file.path);
       // Deferred writes' lines since the last sync may be in the file too.
-      if (!file.syncWrites) this.opts.files.syncFailed(file, err);
+      if (!file.syncWrites) this.opts.files.syncFailed(file.path, err);
       await this.opts.files.discard(file);
     }
   }
@@ -435,10 +438,19 @@ export class CommitLoop {
     );
   }
 
-  /** Everything written since the last sync ("interval": each tick; "batch": `sync()`); returns the first error. */
-  private async syncAll(): Promise<unknown> {
+  /**
+   * Everything written since the last sync ("interval": each tick; "batch":
+   * `sync()`); returns the first error. Unless `taken`, a failure is also
+   * kept for the next sync that takes it (a background sync's: see
+   * SyncOptions.background).
+   */
+  private async syncAll(taken: boolean): Promise<unknown> {
     const { files, io } = this.opts;
-    const closeFailure = files.takeCloseFailure();
+    const closeFailure = taken ? files.takeCloseFailure() : undefined;
+    const keep = (path: string) => (err: unknown) => {
+      if (!taken) files.syncFailed(path, err);
+      throw Object.assign(err as Error, { path });
+    };
     const results = await Promise.allSettled([
       ...files.dirtyFiles().map(async (file) => {
         try {
@@ -446,10 +458,10 @@ export class CommitLoop {
           file.dirty = false;
         } catch (err) {
           await files.discard(file);
-          throw Object.assign(err as Error, { path: file.path });
+          keep(file.path)(err);
         }
       }),
-      ...files.takeDirsToSync().map((dir) => io.syncDir(dir)),
+      ...files.takeDirsToSync().map((dir) => io.syncDir(dir).catch(keep(dir))),
       ...(closeFailure === undefined ? [] : [Promise.reject(closeFailure)]),
     ]);
     let first: unknown;

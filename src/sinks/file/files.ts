@@ -147,8 +147,8 @@ export class FileTable {
   }
 
   /** Makes the next sync fail: a sync of `file` failed, and lines no caller waits on now may be lost with it. */
-  syncFailed(file: OpenFile, err: unknown): void {
-    this.closeFailure ??= Object.assign(err as Error, { path: file.path });
+  syncFailed(path: string, err: unknown): void {
+    this.closeFailure ??= Object.assign(err as Error, { path });
   }
 
   /** The first syncFailed() since the last call. */
@@ -193,7 +193,7 @@ export class FileTable {
   private async retire(file: OpenFile): Promise<void> {
     await this.release(file).catch((err: unknown) => {
       this.opts.log.error({ err, path: file.path }, 'file sync failed before close');
-      this.syncFailed(file, err);
+      this.syncFailed(file.path, err);
     });
   }
 

@@ -14,7 +14,7 @@ import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { DiskRetry } from '../disk-retry.js';
 import type { BackoffPolicy } from '../backoff.js';
-import type { Sink, WriteOptions } from '../sink.js';
+import type { Sink, SyncOptions, WriteOptions } from '../sink.js';
 import { CommitLoop } from './commit-loop.js';
 import { FileTable } from './files.js';
 import { nodeFileIo, type FileIo } from './io.js';
@@ -135,9 +135,9 @@ export class FileSink implements Sink {
   }
 
   /** Every write settled so far durable (fsync "batch"; commit-loop.ts). */
-  sync(): Promise<void> {
+  sync(opts?: SyncOptions): Promise<void> {
     if (this.closing !== undefined) return this.closing;
-    return this.loop.sync();
+    return this.loop.sync(opts?.background === true);
   }
 
   /**
