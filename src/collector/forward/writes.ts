@@ -189,9 +189,9 @@ export class WriteQueue {
     const count = events === undefined ? 0 : events.count;
     if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
-      // Also durable: a write after which stored pieces of split lines or held lines are forgotten or stored (partials.ts).
-      const acked = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined || j.completed !== undefined || j.cuts !== undefined || j.held !== undefined);
-      if (acked) waits.push(this.ctx.pipeline.write(events));
+      // An ack waits on it, or the partial store forgets or stores lines once it is durable (partials.ts).
+      const mustSync = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined || j.completed !== undefined || j.cuts !== undefined || j.held !== undefined);
+      if (mustSync) waits.push(this.ctx.pipeline.write(events));
       else waits.push(this.ctx.pipeline.write(events, DEFERRED).then(() => this.ctx.syncs.written()));
     }
     for (const job of jobs) {
