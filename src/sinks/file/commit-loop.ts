@@ -432,6 +432,7 @@ export class CommitLoop {
         try {
           await this.opts.disk.run(dir, () => this.opts.io.syncDir(dir));
         } catch (err) {
+          this.opts.files.dirSyncFailed(dir);
           for (const entry of slice) this.fail(entry, err, 'fsync the directory', dir);
         }
       }),
@@ -461,7 +462,12 @@ export class CommitLoop {
           failed(file.path, err);
         }
       }),
-      ...files.takeDirsToSync().map((dir) => io.syncDir(dir).catch((err: unknown) => failed(dir, err))),
+      ...files.takeDirsToSync().map((dir) =>
+        io.syncDir(dir).catch((err: unknown) => {
+          files.dirSyncFailed(dir);
+          return failed(dir, err);
+        }),
+      ),
       ...(closeFailure === undefined ? [] : [Promise.reject(closeFailure)]),
     ]);
     let first: unknown;

@@ -158,6 +158,11 @@ export class FileTable {
     return err;
   }
 
+  /** `dir`'s sync failed: its new entries are still not durable, so the next sync takes it again. */
+  dirSyncFailed(dir: string): void {
+    this.dirsToSync.add(dir);
+  }
+
   /** Directories that got a new entry since the last call, to sync before acking. */
   takeDirsToSync(): string[] {
     const dirs = [...this.dirsToSync];

@@ -519,4 +519,54 @@ describe('file sink: errors and shutdown', () => {
     await sink.close();
     expect(messages((await readStore(dir)).get('ok')!)).toEqual(['ok1', 'ok2']);
   });
+
+  // EMFILE (out of descriptors) is not a disk error: the write fails at once
+  // instead of waiting. The directory's new entry is still not durable, so
+  // the next write there, into a file that now exists, must sync it again.
+  const failingDirSync = () => {
+    const io = countingIo();
+    const syncDir = io.syncDir;
+    const failed: string[] = [];
+    let failures = 1;
+    io.syncDir = async (path) => {
+      if (failures-- > 0) {
+        failed.push(path);
+        throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+      }
+      return syncDir(path);
+    };
+    return { io, failed };
+  };
+
+  it('"batch": a directory whose sync failed is synced before the next durable write there resolves', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const { io, failed } = failingDirSync();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await expect(sink.write(EncodedBatch.of([event('first', { container: container('web') })]))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    expect(failed).toHaveLength(1);
+    const synced = io.counts.syncDir;
+    // The client sends it again: the file exists now, so nothing new is created.
+    await sink.write(EncodedBatch.of([event('first', { container: container('web') })]));
+    // web/ and the sink's directory got new entries; the one whose sync failed is synced now.
+    expect([dir, join(dir, 'web')]).toContain(failed[0]);
+    expect(io.counts.syncDir - synced).toBe(1);
+    await sink.close();
+  });
+
+  it('"batch", deferred writes: a directory whose sync failed makes sync() reject, and the next sync() syncs it', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const { io, failed } = failingDirSync();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w', { container: container('web') })]), { deferred: true });
+    await expect(sink.sync!()).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    const synced = io.counts.syncDir;
+    await sink.sync!();
+    expect(io.counts.syncDir - synced).toBe(1);
+    expect(failed).toHaveLength(1);
+    await sink.close();
+  });
 });
