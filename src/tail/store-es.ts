@@ -17,8 +17,9 @@
  * older than FOLLOW_OVERLAP is only counted, and its keys fetched only when
  * the count differs from the keys held for it, i.e. when a late line came.
  */
-import type { Client, estypes } from '@elastic/elasticsearch';
+import { errors, Serializer, type Client, type estypes } from '@elastic/elasticsearch';
 import type { LogEvent } from '../collector/event.js';
+import { parseJson, stringifyJson } from '../collector/json-values.js';
 import { formatNanoTime, parseRfc3339 } from '../collector/time.js';
 import type { ElasticsearchConfig } from '../config/schema.js';
 import { ClogsError } from '../errors.js';
@@ -44,6 +45,23 @@ const NANOS_FORMAT = 'strict_date_optional_time_nanos';
 
 type Query = estypes.QueryDslQueryContainer;
 type Hit = estypes.SearchHit<LogEvent>;
+
+/**
+ * Responses read with integers as stored: JSON.parse rounds those past 2^53
+ * (zerolog's nanosecond times, snowflake ids in `attrs`), which Elasticsearch
+ * keeps exactly as longs, and `--json` prints the line as the file store
+ * does. Such an integer is read as json-values.ts's IntegerText, written back
+ * by stringifyJson().
+ */
+class ExactSerializer extends Serializer {
+  override deserialize<T = unknown>(json: string): T {
+    try {
+      return parseJson(json) as T;
+    } catch (err) {
+      throw new errors.DeserializationError((err as Error).message, json);
+    }
+  }
+}
 
 /** The target the sink writes to, as a search expression: the data stream, or every daily index. */
 function esTarget(cfg: ElasticsearchConfig): string {
@@ -103,10 +121,10 @@ function keyOfHit(hit: Hit): { key: string; ts: string } {
 function stored(hit: Hit): StoredEvent | undefined {
   const event = hit._source;
   if (!event || typeof event['@timestamp'] !== 'string' || typeof event.clogs?.seq !== 'number') return undefined;
-  return { event, raw: JSON.stringify(event) };
+  return { event, raw: stringifyJson(event) };
 }
 
-export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Client = createClient(cfg)): Store {
+export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Client = createClient(cfg, { Serializer: ExactSerializer })): Store {
   const index = esTarget(cfg);
   // Without credentials: the URL appears in messages.
   const url = safeUrls(cfg).join(',');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Client } from '@elastic/elasticsearch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
+import { IntegerText } from '../../src/collector/json-values.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
 import { ES_URL, esClient, memoryLogger, requireNode, sinkConfig, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
@@ -80,6 +81,10 @@ beforeAll(async () => {
   events.push(ev(DB, 300, 'same 3', { nsec: 5, seq: 900_003 }), ev(DB, 300, 'same 1', { nsec: 5, seq: 900_001 }), ev(DB, 300, 'same 2', { nsec: 5, seq: 900_002 }));
   // Nanoseconds decide between lines of one millisecond.
   events.push(ev(DB, 400, 'ns 2', { nsec: 1_000_002 }), ev(DB, 400, 'ns 1', { nsec: 1_000_001 }));
+  // Integers past 2^53, as a JSON line's fields hold them (zerolog's nanosecond time, a 64-bit id).
+  const ids = ev(undefined, 60, 'with ids', { tag: 'app.ids' });
+  ids.attrs = { time: new IntegerText('1700000000123456789'), span: { id: new IntegerText('18446744073709551615'), small: 7 } };
+  events.push(ids);
   await write(events);
 });
 
@@ -132,6 +137,13 @@ describe('clogs tail on Elasticsearch', () => {
     const events = outputLines(r.stdout).map((l) => JSON.parse(l) as LogEvent);
     expect(events.map((e) => e.message)).toEqual(['ns 1', 'ns 2']);
     expect(events[0]).toMatchObject({ container: { id: DB.id, name: 'shop-db-1' }, stream: 'stdout', clogs: { input: 'docker' } });
+  });
+
+  it('-o json prints integers past 2^53 with the digits stored, as the file store does', async () => {
+    const r = await clogs('tail', 'app.ids', '-o', 'json');
+    expect(r.stderr).toBe('');
+    const [line] = outputLines(r.stdout);
+    expect(line).toContain('"attrs":{"time":1700000000123456789,"span":{"id":18446744073709551615,"small":7}}');
   });
 
   it('resolves a unique id prefix, a compose service, a tag; refuses ambiguous and unknown ids', async () => {

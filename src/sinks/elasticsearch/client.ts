@@ -13,7 +13,8 @@ import type { RequestOutcome } from './retry.js';
 /** A bulk request that takes longer is abandoned and sent again (409s absorb what did land). */
 export const REQUEST_TIMEOUT_MS = 60_000;
 
-export function createClient(cfg: ElasticsearchConfig): Client {
+/** `options`: what a reader changes on top (tail's serializer). */
+export function createClient(cfg: ElasticsearchConfig, options: Pick<ClientOptions, 'Serializer'> = {}): Client {
   const urls = Array.isArray(cfg.url) ? cfg.url : [cfg.url];
   const opts: ClientOptions = {
     nodes: urls,
@@ -21,6 +22,7 @@ export function createClient(cfg: ElasticsearchConfig): Client {
     requestTimeout: REQUEST_TIMEOUT_MS,
     compression: false,
     name: 'clogs',
+    ...options,
   };
   if (cfg.api_key !== undefined) opts.auth = { apiKey: cfg.api_key };
   else if (cfg.username !== undefined) opts.auth = { username: cfg.username, password: cfg.password ?? '' };
