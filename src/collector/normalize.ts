@@ -744,10 +744,8 @@ function cutUtf8(bytes: Buffer, max: number): Buffer[] {
   const out: Buffer[] = [];
   let start = 0;
   while (bytes.length - start > max) {
-    let end = start + max;
-    // Back up over continuation bytes (10xxxxxx) to a character boundary.
-    while (end > start && (bytes[end]! & 0xc0) === 0x80) end--;
-    if (end === start) end = start + max;
+    let end = utf8CutPoint(bytes, start + max);
+    if (end <= start) end = start + max;
     out.push(bytes.subarray(start, end));
     start = end;
   }

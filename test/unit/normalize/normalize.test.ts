@@ -374,6 +374,11 @@ describe('Normalizer', () => {
     expect(events.every((e) => Buffer.byteLength(e.message) <= 10)).toBe(true);
     expect(events.map((e) => e.clogs.ordinal)).toEqual([0, 0]);
     expect(n.push(line('next'))[0]!.clogs.ordinal).toBe(1);
+    // Three- and four-byte characters across every cut.
+    const mixed = 'a😀✓😀✓é😀😀bc✓😀';
+    const pieces = n.push(line(mixed)).map((e) => e.message);
+    expect(pieces.join('')).toBe(mixed);
+    expect(pieces.every((m) => Buffer.byteLength(m) <= 10 && !m.includes('\uFFFD'))).toBe(true);
   });
 
   it('turns invalid UTF-8 into U+FFFD', () => {
