@@ -46,17 +46,24 @@ function writeAddress() {
 /** The names the collector stores in `log.level` (LEVEL_NAMES in src/collector/levels.ts); only these become a class. */
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
-/** `@timestamp/seq`, the order and identity of a line; undefined for an event without them (the server sends none). */
-const keyOf = (e) => (typeof e?.['@timestamp'] === 'string' && Number.isSafeInteger(e.clogs?.seq) ? `${e['@timestamp']}/${e.clogs.seq}` : undefined);
+/** `@timestamp/host/seq`, the order and identity of a line (src/tail/order.ts eventKey); undefined for an event without them (the server sends none). */
+const keyOf = (e) =>
+  typeof e?.['@timestamp'] === 'string' && typeof e.host?.name === 'string' && Number.isSafeInteger(e.clogs?.seq) ? `${e['@timestamp']}/${e.host.name}/${e.clogs.seq}` : undefined;
 
-/** Keys in the collected order: the time (fixed width, so text order is time order), then the sequence number. */
+/** Keys in the collected order: the time (fixed width, so text order is time order), the host, then the sequence number. */
 function compareKeys(a, b) {
-  const i = a.lastIndexOf('/');
-  const j = b.lastIndexOf('/');
-  const ta = a.slice(0, i);
-  const tb = b.slice(0, j);
+  const [ta, ha, sa] = keyParts(a);
+  const [tb, hb, sb] = keyParts(b);
   if (ta !== tb) return ta < tb ? -1 : 1;
-  return Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+  if (ha !== hb) return ha < hb ? -1 : 1;
+  return sa - sb;
+}
+
+/** A key's time, host and sequence number: the time has no "/", the sequence number is the last part, the host what lies between. */
+function keyParts(key) {
+  const first = key.indexOf('/');
+  const last = key.lastIndexOf('/');
+  return [key.slice(0, first), key.slice(first + 1, last), Number(key.slice(last + 1))];
 }
 
 const sourceName = (e) => e.container?.name ?? e.clogs.tag ?? e.container?.id?.slice(0, 12) ?? e.clogs.input;

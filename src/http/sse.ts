@@ -1,8 +1,8 @@
 /**
  * `GET /tail` as server-sent events: the live, normalized stream.
  *
- * Each event is one `id:` line (`@timestamp/seq`, what `clogs tail` dedupes
- * on when it switches from the store to live) and one `data:` line: the
+ * Each event is one `id:` line (`@timestamp/seq`; `clogs tail` and the web
+ * page take an event's identity from its data, tail/order.ts) and one `data:` line: the
  * event's line as the store has it (JSON escapes newlines, so one line
  * always suffices).
  *

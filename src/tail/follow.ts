@@ -2,7 +2,7 @@
  * Runs a tail: history from the store, then (with -f) new lines as they come.
  *
  * With -f, new lines come from two places at once, merged through one
- * Deduper keyed on (@timestamp, seq):
+ * Deduper keyed on (@timestamp, host, seq):
  * - the store, followed (files watched, Elasticsearch polled): always there,
  *   and the only source of lines collected while no live stream was up;
  * - the collector's live `/tail` stream when it is reachable: lines show as

@@ -9,7 +9,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import type { LogEvent } from '../collector/event.js';
 import type { HttpAuthConfig, ListenAddress } from '../config/schema.js';
-import type { StoredEvent } from './order.js';
+import { hasEventKey, type StoredEvent } from './order.js';
 
 /** `/tail` answered with an HTTP error instead of the stream: the collector is there and refuses this subscription. */
 export interface LiveRefusal {
@@ -144,7 +144,7 @@ export function connectLive(
         } catch {
           return;
         }
-        if (typeof event['@timestamp'] !== 'string' || typeof event.clogs?.seq !== 'number') return;
+        if (!hasEventKey(event)) return;
         if (!onEvent({ event, raw: json })) {
           res.pause();
           void resume().then(() => res.resume());

@@ -2,9 +2,12 @@
  * The collected order, and keeping it across stores.
  *
  * Events sort by `@timestamp` (fixed-width RFC 3339, so string order is time
- * order) and then by `clogs.seq`. The pair is also an event's identity for
- * deduplication: the history read from the store and the live stream overlap
- * when `clogs tail -f` switches from one to the other.
+ * order), then by `host.name`, then by `clogs.seq`. The three are also an
+ * event's identity for deduplication: the history read from the store and
+ * the live stream overlap when `clogs tail -f` switches from one to the
+ * other. `seq` counts per collector, so in a store several hosts' collectors
+ * share (Elasticsearch) two lines of one time can have one seq: Docker's
+ * fluentd driver sends whole seconds, and the host tells them apart.
  */
 import type { LogEvent } from '../collector/event.js';
 
@@ -14,31 +17,49 @@ export interface StoredEvent {
   raw: string;
 }
 
-/** `@timestamp/seq`: the SSE `id:` the collector sends, and the dedupe key. */
-export function eventKey(event: LogEvent): string {
-  return `${event['@timestamp']}/${event.clogs.seq}`;
+/** Whether a line read back (a store's, the live stream's) has what its order and identity are made of; the readers take no other. */
+export function hasEventKey(e: Partial<LogEvent> | null | undefined): e is LogEvent {
+  return typeof e?.['@timestamp'] === 'string' && typeof e.host?.name === 'string' && typeof e.clogs?.seq === 'number';
 }
 
-/** `@timestamp/seq` → its parts; undefined when the text is not a key. */
-export function parseKey(key: string): { ts: string; seq: number } | undefined {
-  const slash = key.lastIndexOf('/');
-  const seq = Number(key.slice(slash + 1));
-  if (slash <= 0 || !Number.isSafeInteger(seq)) return undefined;
-  return { ts: key.slice(0, slash), seq };
+/** `@timestamp/host/seq`: the order and identity of an event; the page cursor and the dedupe key. */
+export function eventKey(event: LogEvent): string {
+  return `${event['@timestamp']}/${event.host.name}/${event.clogs.seq}`;
+}
+
+export interface EventKey {
+  ts: string;
+  host: string;
+  seq: number;
+}
+
+/**
+ * `@timestamp/host/seq` → its parts; undefined when the text is not a key.
+ * `@timestamp/seq`, the form before the host was part of it, reads with an
+ * empty host: before it is before every line of that time.
+ */
+export function parseKey(key: string): EventKey | undefined {
+  const first = key.indexOf('/');
+  const last = key.lastIndexOf('/');
+  const digits = key.slice(last + 1);
+  const seq = Number(digits);
+  if (first <= 0 || !/^\d+$/.test(digits) || !Number.isSafeInteger(seq)) return undefined;
+  return { ts: key.slice(0, first), host: first === last ? '' : key.slice(first + 1, last), seq };
 }
 
 /** Where an event sorts relative to a key: negative before it, 0 at it, positive after. */
-export function compareToKey(e: LogEvent, key: { ts: string; seq: number }): number {
-  const ts = e['@timestamp'];
-  if (ts !== key.ts) return ts < key.ts ? -1 : 1;
-  return e.clogs.seq - key.seq;
+export function compareToKey(e: LogEvent, key: EventKey): number {
+  return compareParts(e['@timestamp'], e.host.name, e.clogs.seq, key.ts, key.host, key.seq);
 }
 
 export function compareEvents(a: LogEvent, b: LogEvent): number {
-  const ta = a['@timestamp'];
-  const tb = b['@timestamp'];
+  return compareParts(a['@timestamp'], a.host.name, a.clogs.seq, b['@timestamp'], b.host.name, b.clogs.seq);
+}
+
+function compareParts(ta: string, ha: string, sa: number, tb: string, hb: string, sb: number): number {
   if (ta !== tb) return ta < tb ? -1 : 1;
-  return a.clogs.seq - b.clogs.seq;
+  if (ha !== hb) return ha < hb ? -1 : 1;
+  return sa - sb;
 }
 
 export const compareStored = (a: StoredEvent, b: StoredEvent): number => compareEvents(a.event, b.event);

@@ -2,9 +2,10 @@
  * Reads events back from Elasticsearch: the data stream `logs-<dataset>-<namespace>`
  * (or the daily indices of `sinks.elasticsearch.index`) the sink writes.
  *
- * Order is the sort (`@timestamp` as date_nanos, then `clogs.seq`), paged with
- * `search_after`. `@timestamp` sort values are asked for as RFC 3339 strings:
- * as numbers, nanoseconds since 1970 exceed what a JSON double holds exactly.
+ * Order is the sort (`@timestamp` as date_nanos, then `host.name`, then
+ * `clogs.seq`: order.ts), paged with `search_after`. `@timestamp` sort values
+ * are asked for as RFC 3339 strings: as numbers, nanoseconds since 1970
+ * exceed what a JSON double holds exactly.
  *
  * Follow polls. A document becomes searchable only at the next refresh, and
  * bulk requests in flight together can become visible out of order; lines
@@ -27,7 +28,7 @@ import { resolveTarget } from '../sinks/elasticsearch/bulk.js';
 import { createClient, safeUrls } from '../sinks/elasticsearch/client.js';
 import { levelsAtLeast } from '../collector/levels.js';
 import { matchesFilter, type EventFilter } from './filter.js';
-import { compareToKey, parseKey, type StoredEvent } from './order.js';
+import { compareToKey, hasEventKey, parseKey, type StoredEvent } from './order.js';
 import { sourceInfoKey, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -70,7 +71,7 @@ function esTarget(cfg: ElasticsearchConfig): string {
 }
 
 function sort(order: 'asc' | 'desc'): estypes.Sort {
-  return [{ '@timestamp': { order, format: NANOS_FORMAT } }, { 'clogs.seq': { order, unmapped_type: 'long' } }];
+  return [{ '@timestamp': { order, format: NANOS_FORMAT } }, { 'host.name': { order, unmapped_type: 'keyword' } }, { 'clogs.seq': { order, unmapped_type: 'long' } }];
 }
 
 function selectionQuery(sel: Selection): Query[] {
@@ -112,15 +113,16 @@ function normalizeTimestamp(value: unknown): string {
   return formatNanoTime(t.sec, t.nsec);
 }
 
+/** The hit's key (order.ts eventKey) from its sort values, as `sort()` asks for them. */
 function keyOfHit(hit: Hit): { key: string; ts: string } {
-  const [ts, seq] = hit.sort ?? [];
+  const [ts, host, seq] = hit.sort ?? [];
   const stamp = normalizeTimestamp(ts);
-  return { key: `${stamp}/${String(seq)}`, ts: stamp };
+  return { key: `${stamp}/${typeof host === 'string' ? host : ''}/${String(seq)}`, ts: stamp };
 }
 
 function stored(hit: Hit): StoredEvent | undefined {
   const event = hit._source;
-  if (!event || typeof event['@timestamp'] !== 'string' || typeof event.clogs?.seq !== 'number') return undefined;
+  if (!hasEventKey(event)) return undefined;
   return { event, raw: stringifyJson(event) };
 }
 
@@ -257,7 +259,7 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
     }
     const before = req.before === undefined ? undefined : parseKey(req.before);
     // search_after takes the sort values of the last hit seen: the cursor's, as the sort renders them.
-    const start = before === undefined ? undefined : [before.ts, before.seq];
+    const start = before === undefined ? undefined : [before.ts, before.host, before.seq];
     const found: StoredEvent[] = [];
     for await (const hit of pages(query, 'desc', true, start)) {
       const e = stored(hit);

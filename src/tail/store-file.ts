@@ -58,7 +58,7 @@ import { contentEnd } from '../sinks/file/content.js';
 import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type LayoutFile } from '../sinks/file/layout.js';
 import { matchesFilter, storedLineTest } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
-import { compareToKey, eventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from './order.js';
+import { compareToKey, eventKey, hasEventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from './order.js';
 import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -336,8 +336,8 @@ function parseEventLine(line: string): LogEvent | undefined {
   }
   if (typeof v !== 'object' || v === null) return undefined;
   const e = v as Partial<LogEvent>;
-  if (typeof e['@timestamp'] !== 'string' || typeof e.message !== 'string' || typeof e.clogs?.seq !== 'number') return undefined;
-  return e as LogEvent;
+  if (!hasEventKey(e) || typeof e.message !== 'string') return undefined;
+  return e;
 }
 
 function addToIndex(index: Map<string, IndexEntry>, event: LogEvent, dir: string): void {

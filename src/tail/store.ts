@@ -31,7 +31,7 @@ export interface ReadRequest {
   /** The last `limit` matching events; Infinity for all of them. */
   limit: number;
   /**
-   * Only events before this key (`@timestamp/seq`, exclusive): the cursor of
+   * Only events before this key (`@timestamp/host/seq`, exclusive): the cursor of
    * history read a page at a time, going backwards. Only with a finite limit.
    */
   before?: string;
@@ -44,7 +44,7 @@ export interface ReadRequest {
  */
 export interface StoreReader {
   /**
-   * Keys (`@timestamp/seq`) of the newest lines of the selection when the
+   * Keys (`@timestamp/host/seq`) of the newest lines of the selection when the
    * reader opened, a bounded number of them: the lines a live stream opened
    * just before may deliver again, printed or not by `history`.
    */

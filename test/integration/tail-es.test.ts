@@ -227,6 +227,27 @@ describe('clogs tail -f on Elasticsearch', () => {
     expect(outputLines(tail.stdout())).toEqual(['ns 2', 'live 1', 'live 2', 'late 0', 'live 3']);
     expect(tail.stderr()).toBe('');
   });
+
+  it('keeps apart two hosts\' lines of one time and seq, in history and while polling', async () => {
+    // One compose service on two hosts, each with its own collector counting
+    // seq; Docker's fluentd driver sends whole seconds.
+    const api = (id: string, name: string) => container(fakeId(id), name, { compose: { project: 'shop', service: 'api' } });
+    const onA = api('e1', 'shop-api-1');
+    const onB = api('e2', 'shop-api-2');
+    const twin = (meta: typeof onA, sec: number, message: string, host: string): LogEvent => ({ ...ev(meta, sec, message, { nsec: 0, seq: 777_000 + sec }), host: { name: host } });
+    await write([twin(onB, 3100, 'api b 1', 'host-b'), twin(onA, 3100, 'api a 1', 'host-a')]);
+    const tail = startCli(['tail', '-f', 'api', '--config', config]);
+    try {
+      await tail.waitFor('api b 1\n');
+      await write([twin(onB, 3101, 'api b 2', 'host-b'), twin(onA, 3101, 'api a 2', 'host-a')]);
+      await tail.waitFor('api b 2\n');
+      await new Promise((r) => setTimeout(r, 2500));
+    } finally {
+      await tail.stop('SIGINT');
+    }
+    expect(outputLines(tail.stdout())).toEqual(['shop-api-1 | api a 1', 'shop-api-2 | api b 1', 'shop-api-1 | api a 2', 'shop-api-2 | api b 2']);
+    expect(tail.stderr()).toBe('');
+  });
 });
 
 describe('clogs tail -f on Elasticsearch with a running collector', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareEvents, compareStored, Deduper, eventKey, mergeOrdered, NewestEvents, type StoredEvent } from '../../../src/tail/order.js';
+import { compareEvents, compareStored, compareToKey, Deduper, eventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from '../../../src/tail/order.js';
 import { makeEvent } from '../../helpers/tail.js';
 
 const ev = (sec: number, nsec: number, seq: number): StoredEvent => {
@@ -27,8 +27,23 @@ describe('order', () => {
     expect(compareEvents(ev(9, 999_999_999, 9).event, ev(10, 0, 0).event)).toBeLessThan(0);
   });
 
-  it('keys an event as @timestamp/seq, the SSE id the collector sends', () => {
-    expect(eventKey(ev(1795341190, 42, 7).event)).toBe('2026-11-22T09:53:10.000000042Z/7');
+  it('sorts lines of one time by host, then seq: two hosts\' collectors count seq each on their own', () => {
+    const a = { ...ev(10, 0, 7).event, host: { name: 'host-a' } };
+    const b = { ...ev(10, 0, 3).event, host: { name: 'host-b' } };
+    const b2 = { ...ev(10, 0, 7).event, host: { name: 'host-b' } };
+    expect([b2, b, a].sort(compareEvents)).toEqual([a, b, b2]);
+    expect(compareToKey(b, parseKey(eventKey(b))!)).toBe(0);
+    expect(compareToKey(a, parseKey(eventKey(b))!)).toBeLessThan(0);
+  });
+
+  it('keys an event as @timestamp/host/seq, and reads the older @timestamp/seq with an empty host', () => {
+    const e = ev(1795341190, 42, 7).event;
+    expect(eventKey(e)).toBe('2026-11-22T09:53:10.000000042Z/test-host/7');
+    expect(parseKey(eventKey({ ...e, host: { name: 'a/b' } }))).toEqual({ ts: '2026-11-22T09:53:10.000000042Z', host: 'a/b', seq: 7 });
+    expect(parseKey('2026-11-22T09:53:10.000000042Z/7')).toEqual({ ts: '2026-11-22T09:53:10.000000042Z', host: '', seq: 7 });
+    // Before a key without a host is before every line of its time.
+    expect(compareToKey(e, parseKey('2026-11-22T09:53:10.000000042Z/9')!)).toBeGreaterThan(0);
+    for (const bad of ['', '7', '/7', '2026-11-22T09:53:10.000000042Z/', '2026-11-22T09:53:10.000000042Z/h/x']) expect(parseKey(bad)).toBeUndefined();
   });
 
   it('mergeOrdered with a window puts a nearly sorted stream in order', async () => {

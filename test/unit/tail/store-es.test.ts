@@ -22,7 +22,7 @@ interface Doc {
   _source: LogEvent;
 }
 type Range = { gte?: string; lt?: string };
-type Body = { query?: { bool?: { filter?: Record<string, unknown>[] } }; sort?: Record<string, { order: 'asc' | 'desc' }>[]; size?: number; search_after?: [string, number]; _source?: boolean };
+type Body = { query?: { bool?: { filter?: Record<string, unknown>[] } }; sort?: Record<string, { order: 'asc' | 'desc' }>[]; size?: number; search_after?: [string, string, number]; _source?: boolean };
 
 /** The queries this test sends: no selection, no filter, `@timestamp` ranges only. */
 class FakeEs {
@@ -45,17 +45,16 @@ class FakeEs {
         const ranges = (body.query?.bool?.filter ?? []).map((q) => (q.range as { '@timestamp'?: Range } | undefined)?.['@timestamp']);
         this.searchedFrom.push(ranges.find((r) => r?.gte !== undefined)?.gte);
         const desc = body.sort?.[0]?.['@timestamp']?.order === 'desc';
-        const cmp = (a: Doc, b: Doc) =>
-          (a._source['@timestamp'] < b._source['@timestamp'] ? -1 : a._source['@timestamp'] > b._source['@timestamp'] ? 1 : a._source.clogs.seq - b._source.clogs.seq) * (desc ? -1 : 1);
-        let hits = this.matching(body).sort(cmp);
+        // Elasticsearch's order: the sort's fields in turn (tail/store-es.ts sort()).
+        const keyOf = (d: Doc): [string, string, number] => [d._source['@timestamp'], d._source.host.name, d._source.clogs.seq];
+        const cmpKeys = (a: [string, string, number], b: [string, string, number]) =>
+          (a[0] !== b[0] ? (a[0] < b[0] ? -1 : 1) : a[1] !== b[1] ? (a[1] < b[1] ? -1 : 1) : a[2] - b[2]) * (desc ? -1 : 1);
+        let hits = this.matching(body).sort((a, b) => cmpKeys(keyOf(a), keyOf(b)));
         const after = body.search_after;
-        if (after) {
-          const key = { _source: { '@timestamp': after[0], clogs: { seq: after[1] } } } as Doc;
-          hits = hits.filter((d) => cmp(d, key) > 0);
-        }
+        if (after) hits = hits.filter((d) => cmpKeys(keyOf(d), after) > 0);
         return {
           hits: {
-            hits: hits.slice(0, body.size ?? 10).map((d) => ({ _index: d._index, _id: d._id, sort: [d._source['@timestamp'], d._source.clogs.seq], ...(body._source ? { _source: d._source } : {}) })),
+            hits: hits.slice(0, body.size ?? 10).map((d) => ({ _index: d._index, _id: d._id, sort: keyOf(d), ...(body._source ? { _source: d._source } : {}) })),
           },
         };
       },
