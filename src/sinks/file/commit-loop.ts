@@ -41,7 +41,7 @@
  * 2 × (writers in flight) × (their batch's JSON size). While the disk is
  * behind, the promises stay pending and the inputs stop reading.
  */
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { EncodedSource } from '../../collector/encoded.js';
 import { LineBuffer } from '../../collector/line-buffer.js';
 import type { FileSinkConfig } from '../../config/schema.js';
@@ -109,6 +109,8 @@ const ERROR_LOG_INTERVAL_MS = 5000;
 /** Deferred writes up to this size are made on the calling thread (see writeAll). */
 const INLINE_WRITE_BYTES = 16 * 1024;
 
+/** Whether `path` is `dir` or lies below it. */
+const isWithin = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 const byteLength = (bufs: readonly Buffer[]): number => bufs.reduce((sum, b) => sum + b.length, 0);
 const newGroup = (): Group => ({ entries: new Map(), callers: [] });
 /** Whether a write of the group waits to be durable, not only written. */
@@ -432,8 +434,9 @@ export class CommitLoop {
         try {
           await this.opts.disk.run(dir, () => this.opts.io.syncDir(dir));
         } catch (err) {
-          this.opts.files.dirSyncFailed(dir);
-          for (const entry of slice) this.fail(entry, err, 'fsync the directory', dir);
+          this.opts.files.dirSyncFailed(dir, err);
+          // The lines of other directories are as durable as they were.
+          for (const entry of slice) if (isWithin(join(this.opts.dir, entry.source), dir)) this.fail(entry, err, 'fsync the directory', dir);
         }
       }),
     );
@@ -464,7 +467,7 @@ export class CommitLoop {
       }),
       ...files.takeDirsToSync().map((dir) =>
         io.syncDir(dir).catch((err: unknown) => {
-          files.dirSyncFailed(dir);
+          files.dirSyncFailed(dir, err);
           return failed(dir, err);
         }),
       ),

@@ -158,12 +158,16 @@ export class FileTable {
     return err;
   }
 
-  /** `dir`'s sync failed: its new entries are still not durable, so the next sync takes it again. */
-  dirSyncFailed(dir: string): void {
-    this.dirsToSync.add(dir);
+  /**
+   * `dir`'s sync failed: its new entries are still not durable, so the next
+   * sync takes it again. Not when it is gone (ENOENT): nothing in it can be
+   * made durable any more, and the failure was reported once.
+   */
+  dirSyncFailed(dir: string, err: unknown): void {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.dirsToSync.add(dir);
   }
 
-  /** Directories that got a new entry since the last call, to sync before acking. */
+  /** Directories that got a new entry since the last call, or whose sync failed since, to sync before acking. */
   takeDirsToSync(): string[] {
     const dirs = [...this.dirsToSync];
     this.dirsToSync.clear();

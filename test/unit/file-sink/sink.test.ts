@@ -555,6 +555,24 @@ describe('file sink: errors and shutdown', () => {
     await sink.close();
   });
 
+  it('"batch": a directory whose sync failed fails only the writes to files below it', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const syncDir = io.syncDir;
+    io.syncDir = async (path) => {
+      if (path === join(dir, 'web')) throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
+      return syncDir(path);
+    };
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    const web = sink.write(EncodedBatch.of([event('w', { container: container('web') })]));
+    const db = sink.write(EncodedBatch.of([event('d', { container: container('db') })]));
+    await expect(web).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('EMFILE') });
+    await expect(db).resolves.toBeUndefined();
+    await sink.close();
+  });
+
   it('"batch", deferred writes: a directory whose sync failed makes sync() reject, and the next sync() syncs it', async () => {
     const dir = tempDir();
     const { log } = captureLog();
