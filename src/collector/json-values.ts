@@ -10,8 +10,13 @@
  * integers as they are, so both paths write one line).
  */
 
-/** Up to 15 digits, an integer is the shortest text of its double (DBL_DIG): only longer ones are looked at. */
-const LONG_INTEGER = /\d{16}/;
+/**
+ * Integers below 2^53 (9007199254740992, 16 digits) are exact doubles, whose
+ * shortest text is their own: only a run of 17 digits, or 16 from a 9 on,
+ * can be one JSON.parse rounds. A run of 16 from a lower digit is common
+ * (clogs.seq counts microseconds: 1.8e15) and is left to JSON.parse alone.
+ */
+const LONG_INTEGER = /\d{17}|9\d{15}/;
 
 /** An integer JSON.parse would round, as the digits the line wrote. */
 export class IntegerText {

@@ -12,6 +12,8 @@ describe('json-values', () => {
     expect(parseJson('{"t":1700000000123456789}')).toEqual({ t: new IntegerText('1700000000123456789') });
     expect(roundTrip('[12345678901234567890]')).toBe('[12345678901234567890]');
     expect(roundTrip('12345678901234567890')).toBe('12345678901234567890');
+    // 16 digits: past 2^53 only from a 9 on.
+    expect(parseJson('[9007199254740993,9007199254740991,1799999999999999]')).toEqual([new IntegerText('9007199254740993'), 9007199254740991, 1799999999999999]);
   });
 
   it('leaves every other value as JSON.parse and JSON.stringify make it', () => {
