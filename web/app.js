@@ -103,7 +103,7 @@ function messageObject(message) {
 
 function renderLine(e, showSource) {
   const key = keyOf(e);
-  if (key === undefined) throw new Error('no @timestamp and clogs.seq');
+  if (key === undefined) throw new Error('no @timestamp, host.name and clogs.seq');
   const li = el('li', 'line');
   const level = e.log?.level;
   // Any other word (one an older collector stored, say) has no style, and may hold characters no class name can.

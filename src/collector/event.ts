@@ -48,8 +48,8 @@ export interface ClogsFields {
   /** The forward-protocol tag, when the event came with one. */
   tag?: string;
   /**
-   * Per-source counter, increasing across restarts, so events with the same
-   * timestamp keep the order they were collected in.
+   * The collector's counter (pipeline.ts), increasing across restarts, so
+   * events with the same timestamp keep the order they were collected in.
    */
   seq: number;
   /**

@@ -34,17 +34,23 @@ export interface EventKey {
 }
 
 /**
- * `@timestamp/host/seq` → its parts; undefined when the text is not a key.
- * `@timestamp/seq`, the form before the host was part of it, reads with an
- * empty host: before it is before every line of that time.
+ * The host of a key in the form before the host was part of it
+ * (`@timestamp/seq`, from a web page loaded before an upgrade): after every
+ * host, so a page before it holds every line of its time it may not have
+ * shown (the page drops the repeats). U+10FFFF sorts last in Elasticsearch's
+ * byte order and, for host names without characters from U+E000 on, in
+ * JavaScript's too.
  */
+const AFTER_EVERY_HOST = '\u{10FFFF}';
+
+/** `@timestamp/host/seq` → its parts; undefined when the text is not a key. */
 export function parseKey(key: string): EventKey | undefined {
   const first = key.indexOf('/');
   const last = key.lastIndexOf('/');
   const digits = key.slice(last + 1);
   const seq = Number(digits);
   if (first <= 0 || !/^\d+$/.test(digits) || !Number.isSafeInteger(seq)) return undefined;
-  return { ts: key.slice(0, first), host: first === last ? '' : key.slice(first + 1, last), seq };
+  return { ts: key.slice(0, first), host: first === last ? AFTER_EVERY_HOST : key.slice(first + 1, last), seq };
 }
 
 /** Where an event sorts relative to a key: negative before it, 0 at it, positive after. */
@@ -194,7 +200,7 @@ export async function* mergeOrdered(streams: readonly AsyncIterable<StoredEvent>
 /**
  * The newest `max` of the events added, holding no more than that: what a
  * read of the last `max` events across many sources keeps of everything it
- * looked at. Of equal events (same `@timestamp` and seq) the ones added last
+ * looked at. Of equal events (same `@timestamp`, host and seq) the ones added last
  * count as newer, as a stable sort of all of them would have it, so the
  * result is the same as sorting everything and keeping the end.
  */

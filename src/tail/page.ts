@@ -70,7 +70,7 @@ export async function* readAll(store: Store, query: LinesQuery): AsyncGenerator<
 /** Keys remembered to drop the repeats of overlapping selections in an export. */
 const SEEN_KEYS = 65_536;
 
-/** An event's identity across sources: `seq` counts per source, so `@timestamp/seq` alone is not unique. */
+/** An event's identity across sources: its key, and its source too, should a clock stepped back have made a collector repeat a seq. */
 function sourceEventKey(e: StoredEvent): string {
   return `${eventKey(e.event)}\0${sourceInfoKey(sourceOfEvent(e.event))}`;
 }

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { elasticsearchSchema } from '../../../src/config/schema.js';
 import type { StoredEvent } from '../../../src/tail/order.js';
+import { readPage } from '../../../src/tail/page.js';
 import { createEsStore } from '../../../src/tail/store-es.js';
 import { container, fakeId, makeEvent } from '../../helpers/tail.js';
 import { until } from '../../helpers/until.js';
@@ -87,6 +88,23 @@ async function follow(es: FakeEs): Promise<{ seen: string[]; history: string[] }
   })();
   return { seen, history };
 }
+
+describe('Elasticsearch pages', () => {
+  it('page backwards across two hosts\' lines of one time and seq, each once', async () => {
+    const es = new FakeEs();
+    // Two hosts' collectors counted to the same seq within one whole second.
+    for (const host of ['host-b', 'host-a']) for (let seq = 1; seq <= 3; seq++) es.index({ ...line(T0, seq, `${host} ${seq}`), host: { name: host } });
+    const store = createEsStore(elasticsearchSchema.parse({ url: 'http://127.0.0.1:1' }), () => undefined, es.client());
+    const shown: string[] = [];
+    let before: string | undefined;
+    do {
+      const page = await readPage(store, { containers: [], filter: {} }, 2, before);
+      shown.unshift(...page.events.map((e) => e.event.message));
+      before = page.next;
+    } while (before !== undefined);
+    expect(shown).toEqual(['host-a 1', 'host-a 2', 'host-a 3', 'host-b 1', 'host-b 2', 'host-b 3']);
+  });
+});
 
 describe('Elasticsearch follow', () => {
   it('shows a line indexed late with an older @timestamp, within the late window, once', async () => {
