@@ -55,8 +55,17 @@ function compareKeys(a, b) {
   const [ta, ha, sa] = keyParts(a);
   const [tb, hb, sb] = keyParts(b);
   if (ta !== tb) return ta < tb ? -1 : 1;
-  if (ha !== hb) return ha < hb ? -1 : 1;
+  if (ha !== hb) return byCodePoint(ha, hb);
   return sa - sb;
+}
+
+/** Host names in code point order, as Elasticsearch sorts keywords (src/tail/order.ts). */
+function byCodePoint(a, b) {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  const ca = a.codePointAt(i);
+  const cb = b.codePointAt(i);
+  return ca === undefined || cb === undefined ? a.length - b.length : ca - cb;
 }
 
 /** A key's time, host and sequence number: the time has no "/", the sequence number is the last part, the host what lies between. */

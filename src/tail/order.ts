@@ -37,9 +37,7 @@ export interface EventKey {
  * The host of a key in the form before the host was part of it
  * (`@timestamp/seq`, from a web page loaded before an upgrade): after every
  * host, so a page before it holds every line of its time it may not have
- * shown (the page drops the repeats). U+10FFFF sorts last in Elasticsearch's
- * byte order and, for host names without characters from U+E000 on, in
- * JavaScript's too.
+ * shown (the page drops the repeats). U+10FFFF is the last code point.
  */
 const AFTER_EVERY_HOST = '\u{10FFFF}';
 
@@ -64,8 +62,23 @@ export function compareEvents(a: LogEvent, b: LogEvent): number {
 
 function compareParts(ta: string, ha: string, sa: number, tb: string, hb: string, sb: number): number {
   if (ta !== tb) return ta < tb ? -1 : 1;
-  if (ha !== hb) return ha < hb ? -1 : 1;
+  if (ha !== hb) return byCodePoint(ha, hb);
   return sa - sb;
+}
+
+/**
+ * Elasticsearch orders keywords by their UTF-8 bytes, which is code point
+ * order; JavaScript's `<` compares UTF-16 units, which puts U+E000–U+FFFF
+ * after the characters past U+FFFF. A page boundary between two hosts must
+ * fall where Elasticsearch's search_after puts it.
+ */
+function byCodePoint(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  const ca = a.codePointAt(i);
+  const cb = b.codePointAt(i);
+  if (ca === undefined || cb === undefined) return a.length - b.length;
+  return ca - cb;
 }
 
 export const compareStored = (a: StoredEvent, b: StoredEvent): number => compareEvents(a.event, b.event);

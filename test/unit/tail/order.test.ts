@@ -33,6 +33,11 @@ describe('order', () => {
     const b2 = { ...ev(10, 0, 7).event, host: { name: 'host-b' } };
     expect([b2, b, a].sort(compareEvents)).toEqual([a, b, b2]);
     expect(compareToKey(b, parseKey(eventKey(b))!)).toBe(0);
+    // Code point order, as Elasticsearch sorts keywords: U+FF21 before U+1F600, though its UTF-16 unit is larger.
+    const wide = { ...ev(10, 0, 1).event, host: { name: 'h\uFF21' } };
+    const emoji = { ...ev(10, 0, 1).event, host: { name: 'h\u{1F600}' } };
+    expect([emoji, wide].sort(compareEvents)).toEqual([wide, emoji]);
+    expect(Buffer.compare(Buffer.from(wide.host.name), Buffer.from(emoji.host.name))).toBeLessThan(0);
     expect(compareToKey(a, parseKey(eventKey(b))!)).toBeLessThan(0);
   });
 
