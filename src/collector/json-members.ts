@@ -172,10 +172,12 @@ export class JsonMembers {
   private string(buf: Buffer, p: number, end: number): number {
     let escaped = false;
     p++;
-    // Runs of plain characters four at a time.
     const view = this.view;
-    while (p + 4 <= end && plainWord(view.getUint32(p))) p += 4;
-    for (; p < end; p++) {
+    for (;;) {
+      // Runs of plain characters four at a time, also after an escape or a
+      // non-ASCII character: a stack trace is one long string of `\n`s.
+      while (p + 4 <= end && plainWord(view.getUint32(p))) p += 4;
+      if (p >= end) return -1;
       const b = buf[p]!;
       if (b === 0x22) {
         this.lastEscaped = escaped;
@@ -194,15 +196,16 @@ export class JsonMembers {
           return -1;
         }
         escaped = true;
+        p++;
       } else if (b < 0x20) {
         return -1;
       } else if (b > 0x7f) {
-        const next = utf8End(buf, p, end);
-        if (next < 0) return -1;
-        p = next - 1;
+        p = utf8End(buf, p, end);
+        if (p < 0) return -1;
+      } else {
+        p++;
       }
     }
-    return -1;
   }
 
   /**
