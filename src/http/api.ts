@@ -36,6 +36,9 @@ export interface Api {
 
 const DEFAULT_PAGE = 200;
 const MAX_PAGE = 2000;
+/** `container` values a request may name, and their length: a tag or a compose service, not a page of text. */
+const MAX_CONTAINER_PARAMS = 100;
+const MAX_CONTAINER_PARAM_LENGTH = 512;
 
 export function createApi(reader: LogReader, log: Logger): Api {
   // One count of the store at a time, shared by every page asking meanwhile.
@@ -136,7 +139,12 @@ function linesQuery(params: URLSearchParams): LinesQuery {
   if (until !== undefined) filter.until = parseTimeSpec('until', until, now);
   if (stream !== undefined) filter.stream = parseStream(stream, 'stream');
   if (level !== undefined) filter.minLevel = parseLevel(level, 'level');
-  const query: LinesQuery = { containers: params.getAll('container').filter((c) => c.trim() !== ''), filter };
+  const containers = params.getAll('container').filter((c) => c.trim() !== '');
+  // Each value is resolved on its own, with close matches looked for when it names nothing.
+  if (containers.length > MAX_CONTAINER_PARAMS) throw new ClogsError('CLOGS_TAIL', `container: expected at most ${MAX_CONTAINER_PARAMS} values, got ${containers.length}`);
+  const long = containers.find((c) => c.length > MAX_CONTAINER_PARAM_LENGTH);
+  if (long !== undefined) throw new ClogsError('CLOGS_TAIL', `container: expected a name, id, service or tag of at most ${MAX_CONTAINER_PARAM_LENGTH} characters, got one of ${long.length}`);
+  const query: LinesQuery = { containers, filter };
   const search = text('q');
   if (search !== undefined) query.search = search;
   return query;

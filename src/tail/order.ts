@@ -10,6 +10,7 @@
  * fluentd driver sends whole seconds, and the host tells them apart.
  */
 import type { LogEvent } from '../collector/event.js';
+import { formatNanoTime, parseRfc3339 } from '../collector/time.js';
 
 /** An event with the exact text it was stored as (what `-o json` prints). */
 export interface StoredEvent {
@@ -48,7 +49,11 @@ export function parseKey(key: string): EventKey | undefined {
   const digits = key.slice(last + 1);
   const seq = Number(digits);
   if (first <= 0 || !/^\d+$/.test(digits) || !Number.isSafeInteger(seq)) return undefined;
-  return { ts: key.slice(0, first), host: first === last ? AFTER_EVERY_HOST : key.slice(first + 1, last), seq };
+  const ts = key.slice(0, first);
+  // A stored @timestamp, as formatNanoTime writes it: anything else sorts where no line is.
+  const time = parseRfc3339(ts);
+  if (time === undefined || formatNanoTime(time.sec, time.nsec) !== ts) return undefined;
+  return { ts, host: first === last ? AFTER_EVERY_HOST : key.slice(first + 1, last), seq };
 }
 
 /** Where an event sorts relative to a key: negative before it, 0 at it, positive after. */

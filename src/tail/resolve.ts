@@ -175,16 +175,19 @@ export function selectionTakes(sel: Selection, c: ContainerMeta | undefined, tag
 /** Names, services, tags and ids near the query: a shared substring or a small edit distance. */
 export function closeMatches(query: string, sources: readonly SourceInfo[]): SourceInfo[] {
   const q = query.toLowerCase();
+  const threshold = Math.max(2, Math.floor(q.length / 3));
   const scored: { s: SourceInfo; score: number }[] = [];
   for (const s of sources) {
     let best = Infinity;
     for (const candidate of [s.name, s.service, s.tag, s.id?.slice(0, Math.max(12, q.length))]) {
       if (candidate === undefined) continue;
       const c = candidate.toLowerCase();
-      const score = c.includes(q) || q.includes(c) ? 0 : editDistance(q, c);
+      // The distance is at least the difference in length: past the threshold
+      // it is not computed, which would take time of the product of the lengths.
+      const score = c.includes(q) || q.includes(c) ? 0 : Math.abs(q.length - c.length) > threshold ? Infinity : editDistance(q, c);
       best = Math.min(best, score);
     }
-    if (best <= Math.max(2, Math.floor(q.length / 3))) scored.push({ s, score: best });
+    if (best <= threshold) scored.push({ s, score: best });
   }
   scored.sort((a, b) => a.score - b.score);
   return scored.slice(0, MAX_SUGGESTIONS).map((x) => x.s);

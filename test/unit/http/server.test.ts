@@ -137,6 +137,10 @@ describe('HTTP server API parameters', () => {
       ['until=999999999999', 'until: expected a time in the years 0000 to 9999, got "999999999999"'],
       ['since=2026-02-30', 'since: expected a real date and time'],
       ['before=garbage', 'before: expected a cursor of a page ("next"), got "garbage"'],
+      ['before=zzz/1', 'before: expected a cursor of a page ("next"), got "zzz/1"'],
+      ['before=2026-11-22T09:53:10Z/host/1', 'before: expected a cursor of a page ("next")'],
+      [`container=${'x'.repeat(513)}`, 'container: expected a name, id, service or tag of at most 512 characters, got one of 513'],
+      [Array.from({ length: 101 }, (_, i) => `container=c${i}`).join('&'), 'container: expected at most 100 values, got 101'],
     ] as const) {
       const res = await get(port, `/api/lines?${query}`, `127.0.0.1:${port}`);
       expect(res.status, query).toBe(400);

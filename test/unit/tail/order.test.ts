@@ -49,7 +49,7 @@ describe('order', () => {
     const old = parseKey('2026-11-22T09:53:10.000000042Z/5')!;
     expect(compareToKey(e, old)).toBeLessThan(0);
     expect(compareToKey(ev(1795341190, 43, 1).event, old)).toBeGreaterThan(0);
-    for (const bad of ['', '7', '/7', '2026-11-22T09:53:10.000000042Z/', '2026-11-22T09:53:10.000000042Z/h/x']) expect(parseKey(bad)).toBeUndefined();
+    for (const bad of ['', '7', '/7', 'zzz/1', '0/1', '2026-11-22T09:53:10Z/h/1', '2026-11-22T09:53:10.000000042Z/', '2026-11-22T09:53:10.000000042Z/h/x']) expect(parseKey(bad), bad).toBeUndefined();
   });
 
   it('mergeOrdered with a window puts a nearly sorted stream in order', async () => {

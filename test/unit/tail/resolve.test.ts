@@ -97,6 +97,12 @@ describe('close matches rank typos first', () => {
   it('a swapped pair of letters is one edit', () => {
     expect(closeMatches('shop-wbe-1', SOURCES)[0]!.name).toBe('shop-web-1');
   });
+
+  it('a name longer than any by more than a third of it is near none, and is not compared letter by letter', () => {
+    expect(closeMatches('shop-web-1-x', SOURCES)[0]!.name).toBe('shop-web-1');
+    // 16,000 characters against every source: a request line's worth.
+    expect(closeMatches('~'.repeat(16_000), Array.from({ length: 1000 }, () => SOURCES).flat())).toEqual([]);
+  });
 });
 
 describe('error messages', () => {
