@@ -2,9 +2,9 @@
  * `GET /tail` as server-sent events: the live, normalized stream.
  *
  * Each event is one `id:` line (`@timestamp/seq`; `clogs tail` and the web
- * page take an event's identity from its data, tail/order.ts) and one `data:` line: the
- * event's line as the store has it (JSON escapes newlines, so one line
- * always suffices).
+ * page take an event's identity from its data, tail/order.ts) and one
+ * `data:` line: the event's line as the store has it (JSON escapes newlines,
+ * so one line always suffices).
  *
  * The pipeline publishes synchronously and must never wait for a reader, so
  * each client has a bounded send buffer. Slowness is judged over time, not

@@ -25,7 +25,12 @@ export function hasEventKey(e: Partial<LogEvent> | null | undefined): e is LogEv
 
 /** `@timestamp/host/seq`: the order and identity of an event; the page cursor and the dedupe key. */
 export function eventKey(event: LogEvent): string {
-  return `${event['@timestamp']}/${event.host.name}/${event.clogs.seq}`;
+  return formatKey(event['@timestamp'], event.host.name, event.clogs.seq);
+}
+
+/** The key of the line with these parts (eventKey), for a reader that has them without the event (Elasticsearch's sort values). */
+export function formatKey(ts: string, host: string, seq: number | string): string {
+  return `${ts}/${host}/${seq}`;
 }
 
 export interface EventKey {

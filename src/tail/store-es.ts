@@ -28,7 +28,7 @@ import { resolveTarget } from '../sinks/elasticsearch/bulk.js';
 import { createClient, safeUrls } from '../sinks/elasticsearch/client.js';
 import { levelsAtLeast } from '../collector/levels.js';
 import { matchesFilter, type EventFilter } from './filter.js';
-import { compareToKey, hasEventKey, parseKey, type StoredEvent } from './order.js';
+import { compareToKey, formatKey, hasEventKey, parseKey, type StoredEvent } from './order.js';
 import { sourceInfoKey, type Selection, type SourceInfo } from './resolve.js';
 import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
@@ -117,7 +117,7 @@ function normalizeTimestamp(value: unknown): string {
 function keyOfHit(hit: Hit): { key: string; ts: string } {
   const [ts, host, seq] = hit.sort ?? [];
   const stamp = normalizeTimestamp(ts);
-  return { key: `${stamp}/${typeof host === 'string' ? host : ''}/${String(seq)}`, ts: stamp };
+  return { key: formatKey(stamp, typeof host === 'string' ? host : '', String(seq)), ts: stamp };
 }
 
 function stored(hit: Hit): StoredEvent | undefined {
