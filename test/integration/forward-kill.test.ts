@@ -38,9 +38,13 @@ function storeBytes(dir: string): number {
   return bytes;
 }
 
-/** The collector without Docker, on `files` and `state`, kept across its restarts. */
-const collectorOn = (files: string, state: string): Promise<RunningCollector> =>
-  startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', files, '--state', state]);
+/** A file store and a state directory kept across the collector's restarts, and how to start it (without Docker) on them. */
+function collectorDirs(name: string): { files: string; state: string; start: () => Promise<RunningCollector> } {
+  const files = tempDir(`${name}-files`);
+  const state = tempDir(`${name}-state`);
+  dirs.push(files, state);
+  return { files, state, start: () => startCollector(['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--file', files, '--state', state]) };
+}
 
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -48,10 +52,7 @@ afterAll(() => {
 
 describe('kill -9 between the slices of a request', () => {
   it('writes every record once after the resend', async () => {
-    const files = tempDir('fkill-files');
-    const state = tempDir('fkill-state');
-    dirs.push(files, state);
-    const start = (): Promise<RunningCollector> => collectorOn(files, state);
+    const { files, state, start } = collectorDirs('fkill');
     const entries = Array.from({ length: RECORDS }, (_, i) => mp.arr(mp.eventTime(T + Math.floor(i / 1000), i % 1000), mp.strMap({ log: `n ${i}` })));
     const request = mp.arr(mp.str('kill'), mp.bin(Buffer.concat(entries)), encodeMsgpack({ chunk: 'kill-1' }));
     const progress = join(state, 'forward-progress');
@@ -85,10 +86,7 @@ describe('kill -9 between the slices of a request', () => {
 
 describe('kill -9 after requests without acks', () => {
   it('keeps every line they wrote, whole and once', async () => {
-    const files = tempDir('fkill-noack-files');
-    const state = tempDir('fkill-noack-state');
-    dirs.push(files, state);
-    const start = (): Promise<RunningCollector> => collectorOn(files, state);
+    const { files, start } = collectorDirs('fkill-noack');
     const LINES = 5000;
     const messages = Array.from({ length: LINES }, (_, i) => mp.arr(mp.str(`noack.${i % 7}`), mp.eventTime(T, i), mp.strMap({ log: `line ${i} "quoted" é` })));
 
