@@ -12,7 +12,10 @@ export type ClogsErrorCode =
   | 'CLOGS_QUEUE_CLOSED'
   | 'CLOGS_SINK'
   | 'CLOGS_DOCKER'
-  | 'CLOGS_TAIL';
+  /** What a reader asked for cannot be read as asked: a bad flag or parameter, a name that matches nothing. */
+  | 'CLOGS_TAIL'
+  /** The store a reader reads did not answer: Elasticsearch unreachable, failing, or refusing the credentials. */
+  | 'CLOGS_STORE';
 
 export class ClogsError extends Error {
   override name = 'ClogsError' as const;

@@ -106,16 +106,26 @@ export function createApi(reader: LogReader, log: Logger): Api {
         else if (route === 'lines') await lines(store, url, res);
         else await exportLines(store, url, res);
       } catch (err) {
-        // Bad parameters, an unknown container, a query Elasticsearch rejects or
-        // cannot answer: a ClogsError says why in words the page can show.
-        const known = err instanceof ClogsError;
-        if (!known) log.error({ err, path }, 'api request failed');
+        const status = errorStatus(err);
+        if (status === 502) log.warn({ err, path }, 'api request failed: the store did not answer');
+        else if (status === 500) log.error({ err, path }, 'api request failed');
         if (res.headersSent) res.destroy();
-        else json(res, known ? 400 : 500, { error: known ? err.message : `internal error: ${(err as Error).message}` });
+        else json(res, status, { error: status === 500 ? `internal error: ${(err as Error).message}` : (err as Error).message });
       }
       return true;
     },
   };
+}
+
+/**
+ * Bad parameters, an unknown container, a query Elasticsearch refuses: the
+ * request's (400); Elasticsearch unreachable, failing or refusing the
+ * collector's credentials: the store behind the API's (502), which the page
+ * shows as such. Either says why in words the page can show.
+ */
+export function errorStatus(err: unknown): 400 | 502 | 500 {
+  if (!(err instanceof ClogsError)) return 500;
+  return err.code === 'CLOGS_STORE' ? 502 : err.code === 'CLOGS_TAIL' ? 400 : 500;
 }
 
 const ROUTES: Record<string, 'containers' | 'lines' | 'export'> = {

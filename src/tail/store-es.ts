@@ -398,15 +398,21 @@ function queryStringQuery(text: string): Query {
   return { query_string: { query: text, default_field: 'message' } };
 }
 
+/**
+ * What Elasticsearch said, in words: a query it refused (HTTP 400, a search
+ * string it cannot parse) is the reader's to fix (CLOGS_TAIL); anything else
+ * (no answer, a failure, refused credentials) is the store's (CLOGS_STORE),
+ * which the API answers with 502 rather than blaming the request.
+ */
 function describeError(err: unknown, url: string, index: string): ClogsError {
   const e = err as { meta?: { statusCode?: number; body?: { error?: { type?: string; reason?: string } } }; message?: string; name?: string };
   const status = e.meta?.statusCode;
   const reason = e.meta?.body?.error?.reason ?? e.message ?? String(err);
   if (status === 401 || status === 403) {
-    return new ClogsError('CLOGS_AUTH', `Elasticsearch at ${url} refused the credentials (HTTP ${status}): set sinks.elasticsearch.username/password or api_key`);
+    return new ClogsError('CLOGS_STORE', `Elasticsearch at ${url} refused the credentials (HTTP ${status}): set sinks.elasticsearch.username/password or api_key`);
   }
-  if (!status) return new ClogsError('CLOGS_TAIL', `Elasticsearch at ${url} is not reachable (${e.name ?? 'error'}: ${reason})`, { cause: err });
-  return new ClogsError('CLOGS_TAIL', `Elasticsearch ${index} at ${url}: HTTP ${status}: ${reason}`, { cause: err });
+  if (!status) return new ClogsError('CLOGS_STORE', `Elasticsearch at ${url} is not reachable (${e.name ?? 'error'}: ${reason})`, { cause: err });
+  return new ClogsError(status === 400 ? 'CLOGS_TAIL' : 'CLOGS_STORE', `Elasticsearch ${index} at ${url}: HTTP ${status}: ${reason}`, { cause: err });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

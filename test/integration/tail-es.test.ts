@@ -13,8 +13,10 @@ import type { LogEvent } from '../../src/collector/event.js';
 import { IntegerText } from '../../src/collector/json-values.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import { createElasticsearchSink } from '../../src/sinks/elasticsearch/index.js';
-import { ES_URL, esClient, memoryLogger, requireNode, sinkConfig, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
+import { ES_SECURE_URL, ES_URL, esClient, freePort, memoryLogger, requireNode, secureAuth, sinkConfig, uniqueDataset, waitForCount } from '../helpers/elasticsearch.js';
 import { startCollector } from '../helpers/services.js';
+import { Pipeline } from '../../src/collector/pipeline.js';
+import { startHttpServer } from '../../src/http/server.js';
 import { readPage } from '../../src/tail/page.js';
 import { createEsStore } from '../../src/tail/store-es.js';
 import { container, emitRecord, endSender, expectFollowedIntoLive, fakeId, fluentSender, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
@@ -278,5 +280,37 @@ describe('clogs tail -f on Elasticsearch with a running collector', () => {
       await endSender(s);
       await collector.stop();
     }
+  });
+});
+
+describe('the HTTP API on Elasticsearch', () => {
+  /** GET `path` of an API serving `store`; its status, error and what the collector logged at warn or above. */
+  async function ask(cfg: Record<string, unknown>, path: string): Promise<{ status: number; error: string; logged: unknown[] }> {
+    const { log, lines } = memoryLogger();
+    const store = createEsStore(sinkConfig({ data_stream: { dataset, namespace: 'default' }, ...cfg }), () => undefined);
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    try {
+      const res = await fetch(`http://${http.address}${path}`);
+      const body = (await res.json()) as { error?: string };
+      return { status: res.status, error: body.error ?? '', logged: lines.filter((l) => (l.level as number) >= 40).map((l) => l.msg) };
+    } finally {
+      await http.close();
+    }
+  }
+
+  it('answers 400 to a search Elasticsearch cannot parse, and 502 when Elasticsearch does not answer or refuses the collector', async () => {
+    await requireNode(ES_SECURE_URL, secureAuth);
+    const bad = await ask({}, '/api/lines?q=' + encodeURIComponent('message:(unclosed'));
+    expect(bad).toMatchObject({ status: 400, error: expect.stringContaining('HTTP 400'), logged: [] });
+
+    const down = `http://127.0.0.1:${await freePort()}`;
+    for (const path of ['/api/lines', '/api/containers', '/api/export']) {
+      const res = await ask({ url: down }, path);
+      expect(res, path).toMatchObject({ status: 502, error: expect.stringContaining(`Elasticsearch at ${down} is not reachable`) });
+      expect(res.logged, path).toEqual(['api request failed: the store did not answer']);
+    }
+
+    const refused = await ask({ url: ES_SECURE_URL, username: secureAuth.username, password: 'not-the-password' }, '/api/lines');
+    expect(refused).toMatchObject({ status: 502, error: expect.stringContaining('refused the credentials (HTTP 401)') });
   });
 });
