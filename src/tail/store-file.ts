@@ -188,6 +188,13 @@ export interface FileStoreOptions {
 export function createFileStore(root: string, warn: Warn, options: FileStoreOptions = {}): Store {
   let index: Map<string, IndexEntry> | undefined;
   const badFiles = new Set<string>();
+  const unreadableDirs = new Set<string>();
+  const sourceDirs = (): Promise<string[]> =>
+    listSourceDirs(root, (dir, err) => {
+      if (unreadableDirs.has(dir)) return;
+      unreadableDirs.add(dir);
+      warn(`${dir}: skipped a directory that cannot be read (${err.code ?? err.message})`);
+    });
   // Line counts per file, kept between stats() calls: only a file's new lines are read again.
   const counts = new Map<string, FileCounts>();
 
@@ -202,7 +209,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
 
   async function buildIndex(): Promise<Map<string, IndexEntry>> {
     const next = new Map<string, IndexEntry>();
-    for (const dir of await listSourceDirs(root)) {
+    for (const dir of await sourceDirs()) {
       for (const { path, compressed } of await listLayoutFiles(dir)) {
         const end = await contentEnd(path);
         if (end === undefined) continue;
@@ -239,7 +246,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
 
   async function dirsFor(req: ReadRequest): Promise<string[]> {
     const sel = req.selection;
-    if (sel.kind === 'all') return listSourceDirs(root);
+    if (sel.kind === 'all') return sourceDirs();
     // The sink names a directory after the container name, else the id or tag.
     if (sel.kind === 'name' || sel.kind === 'tag') return [join(root, sanitizeName(sel.value))];
     const idx = index ?? (await buildIndex());
@@ -250,7 +257,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       if (entry === undefined) dirs.add(join(root, sanitizeName(sourceInfoName(s))));
     }
     // Nothing resolved up front: read every directory and let the selection filter.
-    return dirs.size > 0 ? [...dirs] : listSourceDirs(root);
+    return dirs.size > 0 ? [...dirs] : sourceDirs();
   }
 
   return {
@@ -268,7 +275,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       const totals = new Map<string, CountedSource>();
       const next = new Map<string, IndexEntry>();
       const seenFiles = new Set<string>();
-      for (const dir of await listSourceDirs(root)) {
+      for (const dir of await sourceDirs()) {
         for (const { path, compressed } of await listLayoutFiles(dir)) {
           const end = await contentEnd(path);
           if (end === undefined) continue;

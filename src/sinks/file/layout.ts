@@ -37,7 +37,7 @@
  *   only ever loses an incomplete last line, never a complete one.
  */
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { opendir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogEvent } from '../../collector/event.js';
 import { eventSourceName } from '../../collector/source.js';
@@ -122,14 +122,22 @@ export function compareFiles(a: { day: string; index: number }, b: { day: string
   return a.day < b.day ? -1 : a.day > b.day ? 1 : a.index - b.index;
 }
 
-/** The source directories under the sink directory (full paths, by name); [] when it does not exist. */
-export async function listSourceDirs(dir: string): Promise<string[]> {
+/**
+ * The source directories under the sink directory (full paths, by name); []
+ * when it does not exist. A directory this process may not read is passed
+ * over, and told to `unreadable`: a volume's `lost+found` at the sink
+ * directory's root, another user's directory, is no source of this store's,
+ * and must not stop the sink's upkeep or a reader's listing of every other.
+ */
+export async function listSourceDirs(dir: string, unreadable?: (dir: string, err: NodeJS.ErrnoException) => void): Promise<string[]> {
   const entries = await readdirOrEmpty(dir);
-  return entries
+  const paths = entries
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort()
     .map((name) => join(dir, name));
+  const readable = await Promise.all(paths.map((path) => mayRead(path, unreadable)));
+  return paths.filter((_, i) => readable[i]);
 }
 
 /**
@@ -157,6 +165,20 @@ export async function listLayoutFiles(sourceDir: string): Promise<LayoutFile[]> 
 /** A source directory's files (full paths), oldest first; the last one is the one that grows. */
 export async function listFilesInOrder(sourceDir: string): Promise<string[]> {
   return (await listLayoutFiles(sourceDir)).map((f) => f.path);
+}
+
+/**
+ * Whether this process may list `dir`, by opening it: access(2) would answer
+ * for the real user, not the effective one the reads run as.
+ */
+async function mayRead(dir: string, unreadable?: (dir: string, err: NodeJS.ErrnoException) => void): Promise<boolean> {
+  try {
+    await (await opendir(dir)).close();
+    return true;
+  } catch (err) {
+    if (!isMissing(err)) unreadable?.(dir, err as NodeJS.ErrnoException);
+    return false;
+  }
 }
 
 async function readdirOrEmpty(dir: string) {

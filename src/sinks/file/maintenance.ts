@@ -49,6 +49,8 @@ export class StoreMaintenance {
   /** Leftovers of a compression a crash interrupted are cleared by the first pass. */
   private cleared = false;
   private readonly abort = new AbortController();
+  /** Directories told about once: a pass every check_interval would say it again. */
+  private readonly unreadable = new Set<string>();
 
   constructor(private readonly opts: MaintenanceOptions) {}
 
@@ -86,7 +88,11 @@ export class StoreMaintenance {
   }
 
   private async pass(): Promise<void> {
-    const dirs = await listSourceDirs(this.opts.dir);
+    const dirs = await listSourceDirs(this.opts.dir, (dir, err) => {
+      if (this.unreadable.has(dir)) return;
+      this.unreadable.add(dir);
+      this.opts.log.warn({ dir, code: err.code }, 'file store maintenance skips a directory it cannot read');
+    });
     if (!this.cleared) {
       await this.clearLeftovers(dirs);
       this.cleared = true;

@@ -54,7 +54,8 @@ async function readFully(io: FileIo, fd: number, buf: Buffer, position: number):
  * crash right after a rotation created an empty successor.
  */
 export async function repairDirectory(io: FileIo, dir: string, log: Logger, sync: boolean): Promise<void> {
-  for (const sourceDir of await listSourceDirs(dir)) {
+  const unreadable = (path: string, err: NodeJS.ErrnoException): void => log.warn({ dir: path, code: err.code }, 'torn-line check skips a directory it cannot read');
+  for (const sourceDir of await listSourceDirs(dir, unreadable)) {
     // A compressed file was complete before it was compressed; its bytes are not lines.
     for (const file of (await listLayoutFiles(sourceDir)).slice(-2).filter((f) => !f.compressed)) {
       try {
