@@ -18,7 +18,7 @@ import { createFormatter } from '../tail/format.js';
 import { parseKey } from '../tail/order.js';
 import { readAll, readPage, type LinesQuery } from '../tail/page.js';
 import { psRows, type PsRow } from '../tail/ps.js';
-import type { SourceStats, Store } from '../tail/store.js';
+import type { Store } from '../tail/store.js';
 import { parseTimeSpec } from '../tail/timespec.js';
 
 /** What the API reads; handed over by the composition root. */
@@ -41,15 +41,8 @@ const MAX_CONTAINER_PARAMS = 100;
 const MAX_CONTAINER_PARAM_LENGTH = 512;
 
 export function createApi(reader: LogReader, log: Logger): Api {
-  // One count of the store at a time, shared by every page asking meanwhile.
-  let counting: Promise<SourceStats[]> | undefined;
-  const stats = (store: Store): Promise<SourceStats[]> => {
-    counting ??= store.stats().finally(() => (counting = undefined));
-    return counting;
-  };
-
   async function containers(store: Store, res: ServerResponse): Promise<void> {
-    const [counted, states] = await Promise.all([stats(store), reader.containerStates()]);
+    const [counted, states] = await Promise.all([store.stats(), reader.containerStates()]);
     const rows: PsRow[] = psRows(counted, states);
     json(res, 200, { store: store.description, containers: rows });
   }

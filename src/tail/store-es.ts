@@ -161,7 +161,14 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
     }
   }
 
-  async function stats(): Promise<SourceStats[]> {
+  let counting: Promise<SourceStats[]> | undefined;
+  /** One aggregation at a time, shared by every page asking meanwhile (Store). */
+  function stats(): Promise<SourceStats[]> {
+    counting ??= countAll().finally(() => (counting = undefined));
+    return counting;
+  }
+
+  async function countAll(): Promise<SourceStats[]> {
     const bySource = new Map<string, SourceStats>();
     let after: Record<string, estypes.FieldValue> | undefined;
     for (;;) {

@@ -197,6 +197,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     });
   // Line counts per file, kept between stats() calls: only a file's new lines are read again.
   const counts = new Map<string, FileCounts>();
+  let counting: Promise<SourceStats[]> | undefined;
 
   const parse = (line: string, file: string): LogEvent | undefined => {
     const event = parseEventLine(line);
@@ -244,6 +245,35 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     return c.sources;
   }
 
+  async function countAll(): Promise<SourceStats[]> {
+    const totals = new Map<string, CountedSource>();
+    const next = new Map<string, IndexEntry>();
+    const seenFiles = new Set<string>();
+    for (const dir of await sourceDirs()) {
+      for (const { path, compressed } of await listLayoutFiles(dir)) {
+        const end = await contentEnd(path);
+        if (end === undefined) continue;
+        seenFiles.add(path);
+        const counted = await countFile(path, end, compressed);
+        for (const [key, s] of counted) {
+          mergeCounts(totals, key, s);
+          const entry = next.get(key);
+          if (!entry) next.set(key, { info: s.info, seen: s.seen, dirs: new Set([dir]) });
+          else {
+            entry.dirs.add(dir);
+            if (s.seen >= entry.seen) {
+              entry.info = s.info;
+              entry.seen = s.seen;
+            }
+          }
+        }
+      }
+    }
+    for (const path of counts.keys()) if (!seenFiles.has(path)) counts.delete(path);
+    index = next;
+    return [...totals.values()].map(({ seen: _seen, ...s }) => s);
+  }
+
   async function dirsFor(req: ReadRequest): Promise<string[]> {
     const sel = req.selection;
     if (sel.kind === 'all') return sourceDirs();
@@ -271,33 +301,11 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       return [...(await buildIndex()).values()].map((e) => e.info);
     },
 
-    async stats() {
-      const totals = new Map<string, CountedSource>();
-      const next = new Map<string, IndexEntry>();
-      const seenFiles = new Set<string>();
-      for (const dir of await sourceDirs()) {
-        for (const { path, compressed } of await listLayoutFiles(dir)) {
-          const end = await contentEnd(path);
-          if (end === undefined) continue;
-          seenFiles.add(path);
-          const counted = await countFile(path, end, compressed);
-          for (const [key, s] of counted) {
-            mergeCounts(totals, key, s);
-            const entry = next.get(key);
-            if (!entry) next.set(key, { info: s.info, seen: s.seen, dirs: new Set([dir]) });
-            else {
-              entry.dirs.add(dir);
-              if (s.seen >= entry.seen) {
-                entry.info = s.info;
-                entry.seen = s.seen;
-              }
-            }
-          }
-        }
-      }
-      for (const path of counts.keys()) if (!seenFiles.has(path)) counts.delete(path);
-      index = next;
-      return [...totals.values()].map(({ seen: _seen, ...s }) => s);
+    stats() {
+      // Counts asked for while a count runs share it: two counts reading a
+      // file's new lines at once would each add them to its cached counts.
+      counting ??= countAll().finally(() => (counting = undefined));
+      return counting;
     },
 
     async open(req) {

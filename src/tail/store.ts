@@ -63,7 +63,7 @@ export interface Store {
   readonly description: string;
   /** The sources in the store, found cheaply (for resolving `<id>`). */
   sources(): Promise<SourceInfo[]>;
-  /** Every source with its line counts; may read the whole store. */
+  /** Every source with its line counts; may read the whole store. Asked for while a count runs, shares that count. */
   stats(): Promise<SourceStats[]>;
   open(req: ReadRequest): Promise<StoreReader>;
   close(): Promise<void>;

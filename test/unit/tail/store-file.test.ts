@@ -235,6 +235,19 @@ describe('file store: compressed rotated files', () => {
     expect(r.warnings).toEqual([]);
   });
 
+  it('ps counts each line once when counts are asked for while others run', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const store = createFileStore(dir, () => undefined);
+    const web = async (): Promise<unknown> => (await store.stats()).find((s) => s.info.id === WEB.id);
+    expect(await web()).toMatchObject({ stdout: 20, stderr: 11 });
+    // The newest file grows: every count asked meanwhile reads its new lines.
+    appendToStore(dir, Array.from({ length: 5 }, (_, i) => makeEvent({ container: WEB, sec: T0 + 40 + i, seq: 700 + i, message: `more ${i}`, stream: 'stdout' })), 2);
+    const counted = await Promise.all([web(), web(), web()]);
+    for (const c of counted) expect(c).toMatchObject({ stdout: 25, stderr: 11 });
+    expect(await web()).toMatchObject({ stdout: 25, stderr: 11 });
+  });
+
   it('a time window, ps counts and source lookup see compressed files', async () => {
     const { dir } = newStore();
     seed(dir);
