@@ -74,6 +74,8 @@ export function createApi(reader: LogReader, log: Logger): Api {
       'content-disposition': `attachment; filename="${name}"`,
       'cache-control': 'no-store',
     });
+    // HEAD: the headers say whether the export would go; reading the rest would be for nothing.
+    if (res.req.method === 'HEAD') next = { done: true, value: undefined };
     try {
       while (!next.done && !res.destroyed) {
         if (!res.write(render(next.value))) await drainedOrClosed(res);

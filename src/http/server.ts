@@ -65,6 +65,9 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
   const web = createWebFiles();
 
   const server = createServer((req, res) => {
+    // Every answer, not only the page's files: a log line in an API answer or
+    // an export is never to be taken for markup or script by a browser.
+    res.setHeader('x-content-type-options', 'nosniff');
     handle(req, res).catch((err: unknown) => {
       log.error({ err, url: req.url }, 'http request failed');
       if (!res.headersSent) reply(res, 500, 'text/plain; charset=utf-8', 'internal error\n');

@@ -159,3 +159,49 @@ describe('HTTP server request target', () => {
     expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([]);
   });
 });
+
+describe('HTTP server answers', () => {
+  it('tell browsers not to sniff a type, on every path', async () => {
+    const { port } = await serve();
+    for (const path of ['/', '/ui/app.js', '/api/lines', '/api/lines?limit=0', '/api/containers', '/api/export', '/healthz', '/readyz', '/metrics', '/nope']) {
+      const answer = await raw(port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      expect(answer.split('\r\n\r\n')[0]!.toLowerCase(), path).toContain('\r\nx-content-type-options: nosniff');
+    }
+  });
+
+  it('HEAD /api/export says whether the export would go without reading the store through', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-http-server-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const events = Array.from({ length: 2000 }, (_, i) => makeEvent({ container: container(fakeId('aa'), 'web'), sec: 1795341190 + i, seq: i + 1, message: `line ${i}`, stream: 'stdout' }));
+    appendToStore(dir, events);
+    const files = createFileStore(dir, () => undefined);
+    let taken = 0;
+    const store = {
+      ...files,
+      open: async (req: Parameters<typeof files.open>[0]) => {
+        const reader = await files.open(req);
+        return {
+          ...reader,
+          history: async function* () {
+            for await (const e of reader.history()) {
+              taken++;
+              yield e;
+            }
+          },
+        };
+      },
+    };
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: memoryLogger().log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    cleanups.push(() => http.close());
+    const port = Number(http.address.split(':')[1]);
+    const head = await raw(port, 'HEAD /api/export?format=text HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(head).toMatch(/\r\n\r\n$/);
+    expect(taken).toBeLessThan(100);
+    expect((await raw(port, 'HEAD /api/export?format=xml HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+    taken = 0;
+    const got = await get(port, '/api/export?format=text', '127.0.0.1');
+    expect(got.body.trim().split('\n')).toHaveLength(2000);
+    expect(taken).toBe(2000);
+  });
+});
