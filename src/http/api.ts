@@ -35,12 +35,26 @@ export interface Api {
 }
 
 const DEFAULT_PAGE = 200;
+/** A store that does not answer is logged this often at most. */
+const STORE_FAILED_LOG_INTERVAL_MS = 60_000;
 const MAX_PAGE = 2000;
 /** `container` values a request may name, and their length: a tag or a compose service, not a page of text. */
 const MAX_CONTAINER_PARAMS = 100;
 const MAX_CONTAINER_PARAM_LENGTH = 512;
 
 export function createApi(reader: LogReader, log: Logger): Api {
+  let storeFailedLoggedAt = -Infinity;
+  /** Failed since the last line logged about it: the page asks every few seconds while the store is down. */
+  let storeFailedUnlogged = 0;
+  const storeFailed = (err: unknown, path: string): void => {
+    storeFailedUnlogged++;
+    const now = Date.now();
+    if (now - storeFailedLoggedAt < STORE_FAILED_LOG_INTERVAL_MS) return;
+    log.warn({ err, path, failed: storeFailedUnlogged }, 'api request failed: the store did not answer');
+    storeFailedLoggedAt = now;
+    storeFailedUnlogged = 0;
+  };
+
   async function containers(store: Store, res: ServerResponse): Promise<void> {
     const [counted, states] = await Promise.all([store.stats(), reader.containerStates()]);
     const rows: PsRow[] = psRows(counted, states);
@@ -102,7 +116,7 @@ export function createApi(reader: LogReader, log: Logger): Api {
         else await exportLines(store, url, res);
       } catch (err) {
         const status = errorStatus(err);
-        if (status === 502) log.warn({ err, path }, 'api request failed: the store did not answer');
+        if (status === 502) storeFailed(err, path);
         else if (status === 500) log.error({ err, path }, 'api request failed');
         if (res.headersSent) res.destroy();
         else json(res, status, { error: status === 500 ? `internal error: ${(err as Error).message}` : (err as Error).message });
@@ -118,7 +132,7 @@ export function createApi(reader: LogReader, log: Logger): Api {
  * collector's credentials: the store behind the API's (502), which the page
  * shows as such. Either says why in words the page can show.
  */
-export function errorStatus(err: unknown): 400 | 502 | 500 {
+function errorStatus(err: unknown): 400 | 502 | 500 {
   if (!(err instanceof ClogsError)) return 500;
   return err.code === 'CLOGS_STORE' ? 502 : err.code === 'CLOGS_TAIL' ? 400 : 500;
 }

@@ -23,7 +23,7 @@ import type { Sink } from '../sinks/sink.js';
 import type { Logger } from '../log.js';
 import { ClogsError } from '../errors.js';
 import { registry } from '../metrics.js';
-import { createApi, errorStatus, type LogReader } from './api.js';
+import { createApi, type LogReader } from './api.js';
 import { createAuthenticator } from './auth.js';
 import { createTailStreams } from './sse.js';
 import { createWebFiles } from './web-files.js';
@@ -160,10 +160,8 @@ export async function startHttpServer(cfg: HttpConfig, deps: HttpDeps): Promise<
         try {
           filter = await tailFilter(query, deps.reader.store(), log);
         } catch (err) {
-          const status = errorStatus(err);
-          if (status === 500) throw err;
-          if (status === 502) log.warn({ err }, 'tail request failed: the store did not answer');
-          reply(res, status, 'text/plain; charset=utf-8', (err as Error).message + '\n');
+          if (!(err instanceof ClogsError && err.code === 'CLOGS_TAIL')) throw err;
+          reply(res, 400, 'text/plain; charset=utf-8', err.message + '\n');
           return;
         }
         // Gone while the store was asked: nothing would unsubscribe it.

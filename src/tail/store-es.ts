@@ -109,7 +109,7 @@ function filterQuery(f: EventFilter): Query[] {
 /** A sort value or `_source` timestamp as the stored 9-digit form. */
 function normalizeTimestamp(value: unknown): string {
   const t = typeof value === 'string' ? parseRfc3339(value) : undefined;
-  if (!t) throw new ClogsError('CLOGS_TAIL', `Elasticsearch returned a sort value that is not a timestamp: ${JSON.stringify(value)}`);
+  if (!t) throw new ClogsError('CLOGS_STORE', `Elasticsearch returned a sort value that is not a timestamp: ${JSON.stringify(value)}`);
   return formatNanoTime(t.sec, t.nsec);
 }
 
@@ -405,21 +405,28 @@ function queryStringQuery(text: string): Query {
   return { query_string: { query: text, default_field: 'message' } };
 }
 
+/** What Elasticsearch answers for a query string it cannot read (`message:(`, a stray `/`): the reader's to fix. */
+const QUERY_ERRORS = new Set(['query_shard_exception', 'parse_exception']);
+
 /**
- * What Elasticsearch said, in words: a query it refused (HTTP 400, a search
- * string it cannot parse) is the reader's to fix (CLOGS_TAIL); anything else
- * (no answer, a failure, refused credentials) is the store's (CLOGS_STORE),
- * which the API answers with 502 rather than blaming the request.
+ * What Elasticsearch said, in words: a query string it refused (HTTP 400,
+ * QUERY_ERRORS) is the reader's to fix (CLOGS_TAIL); anything else (no
+ * answer, a failure, refused credentials, an index mapped without clogs's
+ * template) is the store's (CLOGS_STORE), which the API answers with 502
+ * rather than blaming the request.
  */
 function describeError(err: unknown, url: string, index: string): ClogsError {
-  const e = err as { meta?: { statusCode?: number; body?: { error?: { type?: string; reason?: string } } }; message?: string; name?: string };
+  const e = err as { meta?: { statusCode?: number; body?: { error?: { type?: string; reason?: string; root_cause?: Array<{ type?: string; reason?: string }> } } }; message?: string; name?: string };
   const status = e.meta?.statusCode;
-  const reason = e.meta?.body?.error?.reason ?? e.message ?? String(err);
+  const error = e.meta?.body?.error;
+  // The first root cause says what was wrong; the top level of a search's error only "all shards failed".
+  const reason = error?.root_cause?.[0]?.reason ?? error?.reason ?? e.message ?? String(err);
   if (status === 401 || status === 403) {
     return new ClogsError('CLOGS_STORE', `Elasticsearch at ${url} refused the credentials (HTTP ${status}): set sinks.elasticsearch.username/password or api_key`);
   }
   if (!status) return new ClogsError('CLOGS_STORE', `Elasticsearch at ${url} is not reachable (${e.name ?? 'error'}: ${reason})`, { cause: err });
-  return new ClogsError(status === 400 ? 'CLOGS_TAIL' : 'CLOGS_STORE', `Elasticsearch ${index} at ${url}: HTTP ${status}: ${reason}`, { cause: err });
+  const query = status === 400 && (QUERY_ERRORS.has(error?.type ?? '') || QUERY_ERRORS.has(error?.root_cause?.[0]?.type ?? ''));
+  return new ClogsError(query ? 'CLOGS_TAIL' : 'CLOGS_STORE', `Elasticsearch ${index} at ${url}: HTTP ${status}: ${reason}`, { cause: err });
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

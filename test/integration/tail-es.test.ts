@@ -295,13 +295,14 @@ describe('the HTTP API on Elasticsearch', () => {
       return { status: res.status, error: body.error ?? '', logged: lines.filter((l) => (l.level as number) >= 40).map((l) => l.msg) };
     } finally {
       await http.close();
+      await store.close();
     }
   }
 
   it('answers 400 to a search Elasticsearch cannot parse, and 502 when Elasticsearch does not answer or refuses the collector', async () => {
     await requireNode(ES_SECURE_URL, secureAuth);
     const bad = await ask({}, '/api/lines?q=' + encodeURIComponent('message:(unclosed'));
-    expect(bad).toMatchObject({ status: 400, error: expect.stringContaining('HTTP 400'), logged: [] });
+    expect(bad).toMatchObject({ status: 400, error: expect.stringContaining('HTTP 400: Failed to parse query [message:(unclosed]'), logged: [] });
 
     const down = `http://127.0.0.1:${await freePort()}`;
     for (const path of ['/api/lines', '/api/containers', '/api/export']) {
@@ -311,6 +312,6 @@ describe('the HTTP API on Elasticsearch', () => {
     }
 
     const refused = await ask({ url: ES_SECURE_URL, username: secureAuth.username, password: 'not-the-password' }, '/api/lines');
-    expect(refused).toMatchObject({ status: 502, error: expect.stringContaining('refused the credentials (HTTP 401)') });
+    expect(refused).toMatchObject({ status: 502, error: expect.stringContaining('refused the credentials (HTTP 401)'), logged: ['api request failed: the store did not answer'] });
   });
 });

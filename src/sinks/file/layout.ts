@@ -136,8 +136,10 @@ export async function listSourceDirs(dir: string, unreadable?: (dir: string, err
     .map((e) => e.name)
     .sort()
     .map((name) => join(dir, name));
-  const readable = await Promise.all(paths.map((path) => mayRead(path, unreadable)));
-  return paths.filter((_, i) => readable[i]);
+  const dirs: string[] = [];
+  // One at a time: a store of many sources would take as many descriptors at once.
+  for (const path of paths) if (await mayRead(path, unreadable)) dirs.push(path);
+  return dirs;
 }
 
 /**
@@ -176,7 +178,11 @@ async function mayRead(dir: string, unreadable?: (dir: string, err: NodeJS.Errno
     await (await opendir(dir)).close();
     return true;
   } catch (err) {
-    if (!isMissing(err)) unreadable?.(dir, err as NodeJS.ErrnoException);
+    if (isMissing(err)) return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    // Anything else (EMFILE, EIO) is no answer about the directory: the listing fails, as its read would.
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+    unreadable?.(dir, err as NodeJS.ErrnoException);
     return false;
   }
 }

@@ -25,9 +25,9 @@ const WEB = container('web', 'aaa');
 /** Runs `body` as nobody; the test process is root (CI and the set-up run as root). */
 async function asNobody<T>(body: () => Promise<T>): Promise<T> {
   if (process.geteuid?.() !== 0) throw new Error('this test changes its effective user: run it as root, as npm test does');
-  process.setegid!(NOBODY);
-  process.seteuid!(NOBODY);
   try {
+    process.setegid!(NOBODY);
+    process.seteuid!(NOBODY);
     return await body();
   } finally {
     process.seteuid!(0);
@@ -48,14 +48,17 @@ describe('file store with a directory its user may not read', () => {
     const warned: string[] = [];
     const read = await asNobody(async () => {
       const sink = createFileSink(config(dir, { rotate_size: 4096, compress: true }), { log });
-      await sink.start();
-      for (let b = 0; b < 10; b++) {
-        const batch = Array.from({ length: 20 }, (_, i) => event(`web ${b * 20 + i} ${'x'.repeat(40)}`, { container: WEB }));
-        sent.push(...batch.map((e) => e.message));
-        await sink.write(EncodedBatch.of(batch));
+      try {
+        await sink.start();
+        for (let b = 0; b < 10; b++) {
+          const batch = Array.from({ length: 20 }, (_, i) => event(`web ${b * 20 + i} ${'x'.repeat(40)}`, { container: WEB }));
+          sent.push(...batch.map((e) => e.message));
+          await sink.write(EncodedBatch.of(batch));
+        }
+        await until('rotated files compressed', () => readdirSync(join(dir, 'web')).filter((f) => f.endsWith('.ndjson')).length === 1, 30_000);
+      } finally {
+        await sink.close();
       }
-      await until('rotated files compressed', () => readdirSync(join(dir, 'web')).filter((f) => f.endsWith('.ndjson')).length === 1, 30_000);
-      await sink.close();
 
       const store = createFileStore(dir, (message) => warned.push(message));
       const stats = await store.stats();

@@ -9,6 +9,7 @@ import type { HttpAuthConfig } from '../../../src/config/schema.js';
 import type { LogReader } from '../../../src/http/api.js';
 import { startHttpServer } from '../../../src/http/server.js';
 import { createFileStore } from '../../../src/tail/store-file.js';
+import { ClogsError } from '../../../src/errors.js';
 import { memoryLogger } from '../../helpers/elasticsearch.js';
 import { appendToStore, container, fakeId, makeEvent } from '../../helpers/tail.js';
 
@@ -203,5 +204,27 @@ describe('HTTP server answers', () => {
     const got = await get(port, '/api/export?format=text', '127.0.0.1');
     expect(got.body.trim().split('\n')).toHaveLength(2000);
     expect(taken).toBe(2000);
+  });
+});
+
+describe('HTTP server API on a store that does not answer', () => {
+  it('answers 502 with the store\'s reason, and logs it once a minute however often the page asks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-http-server-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const failing = createFileStore(dir, () => undefined);
+    const down = (): never => {
+      throw new ClogsError('CLOGS_STORE', 'Elasticsearch at http://es:9200 is not reachable (ConnectionError: connect ECONNREFUSED)');
+    };
+    const store = { ...failing, stats: async () => down(), open: async () => down() };
+    const { log, lines } = memoryLogger();
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    cleanups.push(() => http.close());
+    const port = Number(http.address.split(':')[1]);
+    for (const path of ['/api/containers', '/api/lines', '/api/export', '/api/containers']) {
+      const res = await get(port, path, '127.0.0.1');
+      expect(res.status, path).toBe(502);
+      expect(JSON.parse(res.body), path).toEqual({ error: 'Elasticsearch at http://es:9200 is not reachable (ConnectionError: connect ECONNREFUSED)' });
+    }
+    expect(lines.filter((l) => (l.level as number) >= 40)).toEqual([expect.objectContaining({ level: 40, msg: 'api request failed: the store did not answer', path: '/api/containers', failed: 1 })]);
   });
 });
