@@ -566,11 +566,13 @@ function renderContainers() {
     if (c.service) {
       const svc = el('button', '', `service ${c.service}`);
       svc.type = 'button';
-      svc.title = 'Every replica of this compose service, merged';
+      // Scoped to its project: another compose project may have a service of that name.
+      const scoped = c.project ? `${c.project}/${c.service}` : c.service;
+      svc.title = `Every replica of this compose service, merged (${scoped})`;
       svc.addEventListener('click', () =>
         change(() => {
           view.q = '';
-          view.containers = [c.service];
+          view.containers = [scoped];
         }),
       );
       sub.append(' · ', svc);

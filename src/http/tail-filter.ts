@@ -11,7 +11,7 @@ import { ClogsError } from '../errors.js';
 import { levelRank } from '../collector/levels.js';
 import { parseLevel, parseStream } from '../tail/filter.js';
 import type { Logger } from '../log.js';
-import { isUnknown, resolveSource, selectionTakes, type Selection, type SourceInfo } from '../tail/resolve.js';
+import { isUnknown, projectService, resolveSource, selectionTakes, type Selection, type SourceInfo } from '../tail/resolve.js';
 import type { Store } from '../tail/store.js';
 
 /** What a `/tail` request asks for. */
@@ -51,8 +51,8 @@ export function parseTailQuery(params: URLSearchParams): TailQuery | string {
  * The query's filter, its `container` values resolved against the sources
  * `store` lists. A value none of them is like (a container that has not
  * written yet), or any value when the store cannot be read, selects a
- * container whose id starts with it or of that name or compose service, or
- * lines of that tag, when they come. Throws (CLOGS_TAIL) on an ambiguous value.
+ * container whose id starts with it or of that name or compose service
+ * (PROJECT/SERVICE too), or lines of that tag, when they come. Throws (CLOGS_TAIL) on an ambiguous value.
  */
 export async function tailFilter(query: TailQuery, store: Store | undefined, log: Logger): Promise<TailFilter> {
   const selections: Selection[] = [];
@@ -66,6 +66,8 @@ export async function tailFilter(query: TailQuery, store: Store | undefined, log
     }
     const v = value.startsWith('/') ? value.slice(1) : value;
     selections.push({ kind: 'name', value: v }, { kind: 'service', value: v }, { kind: 'tag', value: v });
+    const scoped = projectService(v);
+    if (scoped !== undefined) selections.push(scoped);
     idPrefixes.push(v.toLowerCase());
   }
   const { containers: _containers, ...rest } = query;

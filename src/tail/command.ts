@@ -71,7 +71,7 @@ export function registerTailCommands(program: Command): void {
     program
       .command('tail')
       .description('print the lines a container wrote, from what clogs collected (also after the container is gone)')
-      .argument('<id>', 'container id or unique id prefix, container name, compose service, or forward tag'),
+      .argument('<id>', 'container id or unique id prefix, container name, compose service (PROJECT/SERVICE), or forward tag'),
     'print the last N lines, or "all" (default: 10; all with --since/--until)',
   )
     .option('-f, --follow', 'keep printing new lines as they are collected')

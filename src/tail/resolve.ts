@@ -49,11 +49,17 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
   const byName = sources.filter((s) => s.name === q);
   if (byName.length > 0) return { selection: { kind: 'name', value: q }, matched: byName };
 
+  const scoped = projectService(q);
+  if (scoped !== undefined) {
+    const byProject = sources.filter((s) => s.project === scoped.project && s.service === scoped.value);
+    if (byProject.length > 0) return { selection: scoped, matched: byProject };
+  }
+
   const byService = sources.filter((s) => s.service === q);
   if (byService.length > 0) {
     const projects = new Set(byService.map((s) => s.project));
     if (projects.size > 1) {
-      throw ambiguous(query, byService, `a compose service in ${projects.size} projects`, 'give the container name instead');
+      throw ambiguous(query, byService, `a compose service in ${projects.size} projects`, 'give it as PROJECT/SERVICE, or the container name');
     }
     const project = byService[0]!.project;
     return { selection: project === undefined ? { kind: 'service', value: q } : { kind: 'service', value: q, project }, matched: byService };
@@ -96,7 +102,21 @@ function ambiguous(query: string, matches: readonly SourceInfo[], what: string, 
 export function isUnknown(query: string, sources: readonly SourceInfo[]): boolean {
   const q = query.startsWith('/') ? query.slice(1) : query;
   const lower = q.toLowerCase();
-  return !sources.some((s) => s.id?.startsWith(lower) || s.id === q || s.name === q || s.service === q || s.tag === q);
+  const scoped = projectService(q);
+  return !sources.some(
+    (s) => s.id?.startsWith(lower) || s.id === q || s.name === q || s.service === q || s.tag === q || (scoped !== undefined && s.project === scoped.project && s.service === scoped.value),
+  );
+}
+
+/**
+ * `PROJECT/SERVICE`, the one compose service of that name in that project: a
+ * service name two projects use (`web`) needs it. Compose allows no `/` in
+ * either, nor Docker in a container name, so the first one splits them.
+ */
+export function projectService(q: string): Extract<Selection, { kind: 'service' }> | undefined {
+  const slash = q.indexOf('/');
+  if (slash <= 0 || slash === q.length - 1) return undefined;
+  return { kind: 'service', value: q.slice(slash + 1), project: q.slice(0, slash) };
 }
 
 /**

@@ -150,6 +150,25 @@ describe('the web page', () => {
     expect(state).toContain('removed');
   });
 
+  it('shows every replica of a compose service, of its own project only, from the service button', async () => {
+    // Two projects with a service of one name, as two compose files on one host.
+    const compose = (project: string) => ['--label', `com.docker.compose.project=${prefix}-${project}`, '--label', 'com.docker.compose.service=web'];
+    await runContainer(`${prefix}-shop-web-1`, `echo 'shop replica 1'; sleep 600`, { args: compose('shop') });
+    await runContainer(`${prefix}-shop-web-2`, `echo 'shop replica 2'; sleep 600`, { args: compose('shop') });
+    await runContainer(`${prefix}-blog-web-1`, `echo 'blog replica 1'; sleep 600`, { args: compose('blog') });
+    await until('the three lines stored', async () => (await storedMessages('q=replica')).length === 3, 30_000);
+
+    await page.goto(base + '/');
+    const button = `#containers tbody tr[data-handle="${prefix}-blog-web-1"] button:not(.name)`;
+    await page.waitForSelector(button, { timeout: LIST_TIMEOUT_MS });
+    expect(await page.$eval(button, (b) => b.textContent)).toBe('service web');
+    await page.click(button);
+    await waitForText('blog replica 1');
+    expect(new URL(page.url()).searchParams.getAll('container')).toEqual([`${prefix}-blog/web`]);
+    const text = await linesText();
+    expect(text).not.toContain('shop replica');
+  });
+
   it('says why a search failed', async () => {
     await page.goto(`${base}/?q=anything&since=yesterday-ish`);
     await page.waitForFunction(() => document.getElementById('status')?.classList.contains('error'));

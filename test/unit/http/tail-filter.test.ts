@@ -61,6 +61,7 @@ describe('/tail filter', () => {
     expect(await selected('aa')).toEqual([info]);
     expect(await selected('/web-2')).toEqual([second, taggedContainer]);
     expect(await selected('web')).toEqual([info, second, taggedContainer]);
+    expect(await selected('shop/web')).toEqual([info, second, taggedContainer]);
     expect(await selected('app.orders')).toEqual([tagged]);
     expect(await selected('forward')).toEqual([]);
   });
@@ -70,6 +71,10 @@ describe('/tail filter', () => {
     expect([info, second, tagged, untagged].filter((e) => matches(f, e))).toEqual([info, tagged]);
     const short = await parse(`container=${WEB2.id!.slice(0, 12)}`);
     expect([info, second].filter((e) => matches(short, e))).toEqual([second]);
+    const blog = container(fakeId('bb'), 'blog-web-1', { compose: { project: 'blog', service: 'web' } });
+    const fromBlog = makeEvent({ container: blog, sec: 1, seq: 8, message: 'from blog' });
+    const scoped = await parse('container=blog/web', STORE);
+    expect([info, second, fromBlog].filter((e) => matches(scoped, e))).toEqual([fromBlog]);
   });
 
   it('takes the values as they are when the store cannot be read', async () => {

@@ -39,9 +39,15 @@ describe('resolveSource', () => {
     expect(() => resolveSource('ab', SOURCES)).toThrow(/"ab" is ambiguous: it is the start of 2 container ids; give more of the id, or the name:\n {2}shop-web-1 \(id ab1200000000.*\n {2}shop-web-2/);
   });
 
-  it('refuses a service name that two compose projects use', () => {
+  it('refuses a service name that two compose projects use, and takes it as PROJECT/SERVICE', () => {
     const other: SourceInfo = { id: fakeId('99'), name: 'blog-web-1', project: 'blog', service: 'web' };
-    expect(() => resolveSource('web', [...SOURCES, other])).toThrow(/"web" is ambiguous: it is a compose service in 2 projects/);
+    const both = [...SOURCES, other];
+    expect(() => resolveSource('web', both)).toThrow(/"web" is ambiguous: it is a compose service in 2 projects; give it as PROJECT\/SERVICE, or the container name/);
+    expect(resolveSource('blog/web', both)).toEqual({ selection: { kind: 'service', value: 'web', project: 'blog' }, matched: [other] });
+    expect(resolveSource('/shop/web', both).matched.map((s) => s.name)).toEqual(['shop-web-1', 'shop-web-2']);
+    expect(isUnknown('blog/web', both)).toBe(false);
+    expect(isUnknown('blog/db', both)).toBe(true);
+    expect(() => resolveSource('blog/db', both)).toThrow(/no container, compose service or tag matches "blog\/db"/);
   });
 
   it('refuses an unknown id and suggests close matches', () => {
