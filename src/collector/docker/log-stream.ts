@@ -158,7 +158,16 @@ export function rawLogOpener(endpoint: NetConnectOpts, answerTimeoutMs = API_TIM
       };
       const onBody = (buf: Buffer, coalesce: boolean) => {
         const pieces: Buffer[] = [];
-        framing!.push(buf, pieces);
+        try {
+          framing!.push(buf, pieces);
+        } catch (err) {
+          // A body that breaks its own framing (a proxy, a broken peer) ends
+          // this stream with the reason, after what came whole before it:
+          // thrown from a socket read, it would take the process down.
+          if (!errorBody && pieces.length > 0) handlers.data(pieces, false);
+          finish(err as Error);
+          return;
+        }
         if (errorBody) {
           for (const p of pieces) if (errorBytes < MAX_ERROR_BODY_BYTES) errorBody.push(p), (errorBytes += p.length);
           if (framing!.done) failHttp();

@@ -4,6 +4,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { ClogsError } from '../../../src/errors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -127,6 +128,30 @@ describe('rawLogOpener', () => {
     await until('the error', () => seen.error !== undefined);
     expect(seen.ended).toBe(false);
     expect(seen.error!.message).toMatch(/cut off|closed/);
+  });
+
+  it('ends the stream with the reason at a chunk it cannot read, after the chunks before it', async () => {
+    // A chunk's data goes on as it comes: the two bytes of the last one, before the missing CRLF.
+    for (const [name, bad, delivered] of [
+      ['a size that is no hex number', 'zz\r\nxx\r\n', 'wholealso'],
+      ['a chunk without its CRLF', '2\r\nabcd', 'wholealsoab'],
+    ] as const) {
+      let peer: Socket | undefined;
+      const { path } = await engine((socket) => {
+        peer = socket;
+        socket.write(OK);
+      });
+      const { body, seen } = await open(path);
+      body.resume();
+      // In a later read than the head: the one that comes through the socket's callback.
+      peer!.write(chunk('whole'));
+      await until('the first chunk', () => seen.body.length === 1);
+      peer!.write(chunk('also') + bad);
+      await until(`the error (${name})`, () => seen.error !== undefined);
+      expect(Buffer.concat(seen.body).toString(), name).toBe(delivered);
+      expect(seen.ended, name).toBe(false);
+      expect(seen.error, name).toBeInstanceOf(ClogsError);
+    }
   });
 
   it('rejects when nothing listens', async () => {
