@@ -3,7 +3,7 @@
  * `collect` runs the collector; `tail`, `ps` and `search` read what it
  * collected.
  */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { configFile, loadConfig } from './config/load.js';
 import { LEVEL_NAMES } from './collector/levels.js';
 import { LOG_FORMATS } from './config/schema.js';
@@ -109,8 +109,9 @@ program
   .option('--no-docker', 'do not follow containers through the Docker Engine API')
   .option('--es <url>', 'ship to Elasticsearch at this URL (sinks.elasticsearch.url)')
   .option('--http <host:port>', 'the web page, live-tail, health and metrics endpoint (http.listen)')
-  .addOption(new Option('--log-level <level>', 'the collector\'s own log level').choices(LEVEL_NAMES))
-  .addOption(new Option('--log-format <format>', 'the collector\'s own log: pretty on a terminal, else JSON lines (log_format)').choices(LOG_FORMATS))
+  // Checked by the config schema, not by commander: a bad value names its flag and exits 2, as any config mistake does.
+  .option('--log-level <level>', `the collector's own log level: ${LEVEL_NAMES.join(', ')} (log_level)`)
+  .option('--log-format <format>', `the collector's own log: ${LOG_FORMATS.join(', ')}; pretty on a terminal, else JSON lines (log_format)`)
   .action(collect);
 
 registerTailCommands(program);

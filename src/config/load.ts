@@ -45,9 +45,11 @@ export function loadConfig(opts: LoadOptions): Config {
     }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-    if (doc.errors.length > 0) {
-      const e = doc.errors[0]!;
-      throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${e.message.split('\n')[0]}`);
+    // A warning too: an unknown tag (`!ENV ${TOKEN}`) would leave its text as
+    // the value, a secret read as the literal `${TOKEN}`.
+    const bad = doc.errors[0] ?? doc.warnings[0];
+    if (bad !== undefined) {
+      throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${bad.linePos?.[0]?.line ?? '?'}: not valid YAML: ${bad.message.split('\n')[0]}`);
     }
     const value: unknown = doc.toJS() ?? {};
     if (typeof value !== 'object' || Array.isArray(value)) {
@@ -58,6 +60,7 @@ export function loadConfig(opts: LoadOptions): Config {
   }
 
   const unknown: string[] = [];
+  const unreadable: string[] = [];
   for (const [name, text] of Object.entries(opts.env ?? {})) {
     if (!name.startsWith('CLOGS_') || NOT_CONFIG.test(name) || text === undefined) continue;
     const key = envKey(name.slice('CLOGS_'.length));
@@ -65,7 +68,12 @@ export function loadConfig(opts: LoadOptions): Config {
       unknown.push(name);
       continue;
     }
-    setPath(raw, key.path, envValue(text, key.type));
+    const value = envValue(text, key.type);
+    if (value instanceof YamlProblem) {
+      unreadable.push(`environment ${name}: not valid YAML: ${value.message}`);
+      continue;
+    }
+    setPath(raw, key.path, value);
     origins.set(key.path.join('.'), { kind: 'env', name });
   }
 
@@ -78,6 +86,7 @@ export function loadConfig(opts: LoadOptions): Config {
   // A mistyped variable is an error too: ignored, it would leave its key at the file's value or the default, unnoticed.
   const errors = [
     ...unknown.map(describeUnknownVariable),
+    ...unreadable,
     ...(result.error?.issues.flatMap((i) => describeIssue(i, origins, fileOrigin)) ?? []),
   ];
   if (result.success && errors.length === 0) return result.data;
@@ -251,11 +260,15 @@ function takesText(t: z.ZodType): boolean {
  */
 function envValue(text: string, type: z.ZodType): unknown {
   if (text !== '' && takesText(type)) return text;
-  try {
-    return parseDocument(text).toJS();
-  } catch {
-    return text;
-  }
+  const doc = parseDocument(text);
+  // `[web, db` or `"7d` read on as far as they go would be a value nobody wrote.
+  const bad = doc.errors[0] ?? doc.warnings[0];
+  return bad === undefined ? doc.toJS() : new YamlProblem(bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:$/, ''));
+}
+
+/** Why a variable's text is not the YAML its key reads. */
+class YamlProblem {
+  constructor(readonly message: string) {}
 }
 
 function setPath(obj: Plain, path: string[], value: unknown): void {

@@ -245,10 +245,13 @@ export const fileSinkSchema = z
   })
   .strict();
 
+/** What the Elasticsearch client connects to: `localhost:9200` would pass as a URL of scheme `localhost:`. */
+const httpUrl = z.url({ protocol: /^https?$/, error: (issue) => `expected an http:// or https:// URL like http://127.0.0.1:9200, got ${JSON.stringify(issue.input)}` });
+
 export const elasticsearchSchema = z
   .object({
     url: z
-      .union([z.string().url(), z.array(z.string().url()).min(1)], { error: (issue) => `expected a URL like http://127.0.0.1:9200 or a list of them, got ${JSON.stringify(issue.input)}` })
+      .union([httpUrl, z.array(httpUrl).min(1)], { error: (issue) => `expected an http:// or https:// URL like http://127.0.0.1:9200, or a list of them, got ${JSON.stringify(issue.input)}` })
       .describe('One or more node URLs, e.g. http://127.0.0.1:9200.'),
     username: z.string().optional(),
     password: z.string().optional(),

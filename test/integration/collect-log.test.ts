@@ -103,6 +103,17 @@ describe('clogs collect logs about itself', () => {
 });
 
 describe('clogs collect start', () => {
+  it('exits 2 naming the flag for a log level or format it does not know, as for any config mistake', async () => {
+    for (const [flag, value, expected] of [
+      ['--log-level', 'bogus', 'clogs: flag --log-level: log_level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"'],
+      ['--log-format', 'xml', 'clogs: flag --log-format: log_format: Invalid option: expected one of "auto"|"pretty"|"json"'],
+    ] as const) {
+      const c = spawnCollect([...quickFlags('bad-flag'), flag, value]);
+      expect(await c.exited, flag).toBe(2);
+      expect(c.stderr().trim(), flag).toBe(expected);
+    }
+  });
+
   it('exits 1 before any input listens when its HTTP port is taken', async () => {
     const { server: taken, port } = await silentServer();
     try {

@@ -171,7 +171,7 @@ describe('loadConfig', () => {
       'environment CLOGS_MULTILINE_TIMEOUT: multiline.timeout: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got ["1s"]',
     );
     const es = file('es.yaml', 'sinks:\n  elasticsearch:\n    url: 9200\n');
-    expect(() => loadConfig({ file: es })).toThrow(`${es}:3: sinks.elasticsearch.url: expected a URL like http://127.0.0.1:9200 or a list of them, got 9200`);
+    expect(() => loadConfig({ file: es })).toThrow(`${es}:3: sinks.elasticsearch.url: expected an http:// or https:// URL like http://127.0.0.1:9200, or a list of them, got 9200`);
   });
 
   it('refuses a CLOGS_ variable that names no key, suggesting the nearest', () => {
@@ -365,6 +365,26 @@ describe('loadConfig', () => {
   it('reports YAML syntax errors with the line', () => {
     const f = file('syntax.yaml', 'forward:\n  listen: [unclosed\n');
     expect(() => loadConfig({ file: f })).toThrow(/syntax.yaml:\d+: not valid YAML/);
+  });
+
+  it('refuses a tag YAML does not know: its text would be the value, a secret read as ${TOKEN}', () => {
+    const f = file('tag.yaml', 'http:\n  listen: 0.0.0.0:24280\n  auth:\n    token: !ENV ${HTTP_TOKEN}\n');
+    expect(() => loadConfig({ file: f })).toThrow(/tag.yaml:4: not valid YAML: Unresolved tag: !ENV/);
+  });
+
+  it('refuses a variable whose value is not the YAML its key reads, naming it', () => {
+    expect(() => loadConfig({ env: { CLOGS_DOCKER_EXCLUDE_NAMES: '[web, db' } })).toThrow(/^environment CLOGS_DOCKER_EXCLUDE_NAMES: not valid YAML: Flow sequence must end with a \]$/);
+    expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_MAX_AGE: '"7d' } })).toThrow(/^environment CLOGS_SINKS_FILE_RETENTION_MAX_AGE: not valid YAML: Missing closing "quote$/);
+    expect(loadConfig({ env: { CLOGS_DOCKER_EXCLUDE_NAMES: '[web, db]' } }).docker.exclude.names).toEqual(['web', 'db']);
+  });
+
+  it('takes only http:// and https:// URLs for Elasticsearch', () => {
+    for (const url of ['localhost:9200', 'ftp://es:9200', 'notaurl']) {
+      expect(() => loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: url } } }), url).toThrow(
+        `flag --es: sinks.elasticsearch.url: expected an http:// or https:// URL like http://127.0.0.1:9200, got ${JSON.stringify(url)}`,
+      );
+    }
+    expect(loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: 'https://es.example:9200' } } }).sinks.elasticsearch?.url).toBe('https://es.example:9200');
   });
 
   it('requires http.auth when http.listen is not a loopback address', () => {
