@@ -25,12 +25,19 @@ interface CollectFlags {
 
 function collectFlags(flags: CollectFlags): Record<string, { flag: string; value: unknown }> {
   const out: Record<string, { flag: string; value: unknown }> = {};
-  if (flags.forward !== undefined) out['forward.listen'] = { flag: '--forward', value: flags.forward };
+  // A listen address asks for the input or endpoint, also over a file that disables it.
+  if (flags.forward !== undefined) {
+    out['forward.listen'] = { flag: '--forward', value: flags.forward };
+    out['forward.enabled'] = { flag: '--forward', value: true };
+  }
   if (flags.file !== undefined) out['sinks.file.dir'] = { flag: '--file', value: flags.file };
   if (flags.state !== undefined) out['state_dir'] = { flag: '--state', value: flags.state };
   if (!flags.docker) out['docker.enabled'] = { flag: '--no-docker', value: false };
   if (flags.es !== undefined) out['sinks.elasticsearch.url'] = { flag: '--es', value: flags.es };
-  if (flags.http !== undefined) out['http.listen'] = { flag: '--http', value: flags.http };
+  if (flags.http !== undefined) {
+    out['http.listen'] = { flag: '--http', value: flags.http };
+    out['http.enabled'] = { flag: '--http', value: true };
+  }
   if (flags.logLevel !== undefined) out['log_level'] = { flag: '--log-level', value: flags.logLevel };
   if (flags.logFormat !== undefined) out['log_format'] = { flag: '--log-format', value: flags.logFormat };
   return out;
@@ -38,7 +45,14 @@ function collectFlags(flags: CollectFlags): Record<string, { flag: string; value
 
 async function collect(flags: CollectFlags): Promise<void> {
   const file = configFile(flags.config);
-  const load = () => loadConfig({ file, env: process.env, flags: collectFlags(flags) });
+  const load = () => {
+    const config = loadConfig({ file, env: process.env, flags: collectFlags(flags) });
+    // Nothing would keep the process up: it would say ready and exit 0 at once.
+    if (!config.forward.enabled && !config.docker.enabled) {
+      throw new ClogsError('CLOGS_CONFIG', `${file}: nothing to collect: forward.enabled and docker.enabled are both false; enable one (or pass --forward HOST:PORT)`);
+    }
+    return config;
+  };
   const config = load();
   const log = createLogger(config.log_level, config.log_format);
   // Loaded here, not at the top: tail, ps and search need none of the collector.

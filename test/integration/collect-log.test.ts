@@ -4,6 +4,8 @@
  * says and does when its start fails or a signal comes in the middle of it.
  */
 import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -111,6 +113,24 @@ describe('clogs collect start', () => {
       const c = spawnCollect([...quickFlags('bad-flag'), flag, value]);
       expect(await c.exited, flag).toBe(2);
       expect(c.stderr().trim(), flag).toBe(expected);
+    }
+  });
+
+  it('refuses a config with no input (exit 2), and --forward and --http turn on what the file turned off', async () => {
+    const dir = tempDir('no-inputs');
+    const config = join(dir, 'off.yaml');
+    writeFileSync(config, 'forward:\n  enabled: false\nhttp:\n  enabled: false\ndocker:\n  enabled: false\n');
+    const files = ['--file', join(dir, 'data'), '--state', join(dir, 'state')];
+    const refused = spawnCollect(['-c', config, ...files]);
+    expect(await refused.exited).toBe(2);
+    expect(refused.stderr().trim()).toBe(`clogs: ${config}: nothing to collect: forward.enabled and docker.enabled are both false; enable one (or pass --forward HOST:PORT)`);
+
+    const c = await startCollector(['-c', config, ...files, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0']);
+    try {
+      expect(c.forwardPort()).toBeGreaterThan(0);
+      expect((await fetch(`http://${c.ready.http!}/healthz`)).status).toBe(200);
+    } finally {
+      await c.stop();
     }
   });
 
