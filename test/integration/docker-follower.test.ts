@@ -162,6 +162,25 @@ describe('Docker input against the real engine', () => {
     expect(evs.filter((e) => e.stream === 'stderr').map((e) => e.message)).toEqual(Array.from({ length: 300 }, (_, i) => `e${i}`));
   });
 
+  it('reads every run of a container started again and again that exits at once (a cron-style job)', async () => {
+    const h = await started(tempDir('state'));
+    const name = `${prefix}-job`;
+    // Each run is over in milliseconds, before the engine's events about it are looked at.
+    const id = await runContainer(name, 'echo "run $(cat /proc/uptime)"');
+    await waitExited(name);
+    await until('first run', () => of(h.events, id).length >= 1);
+    for (let run = 2; run <= 4; run++) {
+      await docker('start', name);
+      await waitExited(name);
+      await until(`run ${run}`, () => of(h.events, id).length >= run, 15_000, () => messages(h.events, id));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const runs = messages(h.events, id);
+    expect(runs).toHaveLength(4);
+    expect(new Set(runs).size).toBe(4);
+    await h.stop();
+  });
+
   it('follows containers that start, restart, get renamed and are removed while it runs', async () => {
     const state = tempDir('state');
     const h = await started(state);

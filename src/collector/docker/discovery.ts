@@ -289,8 +289,10 @@ export class Discovery {
       if (this.stopping) return;
       this.followers.set(id, f);
     }
-    if (f.state === 'done' && !info.running) return;
-    if (info.running) f.finalRead = false;
+    // Read to its end, unless it ran again since: a short run (a cron-style
+    // `docker start`) can start and stop before either event's inspect.
+    if (f.state === 'done' && !info.running && info.finishedAtMs === f.finishedRun) return;
+    if (info.running || f.state === 'done') f.finalRead = false;
     this.clearRetry(id);
     await f.start();
     this.updateGauge();
@@ -351,6 +353,7 @@ export class Discovery {
           return;
         }
         f.finish();
+        f.finishedRun = info.finishedAtMs;
         this.updateGauge();
         this.deps.log.debug({ container: f.id.slice(0, 12) }, 'container stopped; log read to its end');
         return;

@@ -76,6 +76,8 @@ export class Follower {
   failures = 0;
   /** The container stopped and its log is being read once more to its end (discovery.ts). */
   finalRead = false;
+  /** When the run whose log was read to its end finished (inspect's FinishedAt, ms): a later one ran since. */
+  finishedRun: number | undefined;
   /**
    * The last lines without `\n` that the stream before the final read ended
    * with (keepUnfinished()): written by finish() if the container is removed

@@ -50,7 +50,7 @@ function scriptedEngine(getEvents?: GetEvents) {
   const events = new PassThrough();
   const bodies: ScriptedBody[] = [];
   const shipped: LogEvent[] = [];
-  const state = { running: true, inspectGate: Promise.resolve(), listed: 0 };
+  const state = { running: true, finishedAtMs: 0, inspectGate: Promise.resolve(), listed: 0 };
   const info = (): ContainerInfo => ({
     id: ID,
     name: 'app',
@@ -59,7 +59,7 @@ function scriptedEngine(getEvents?: GetEvents) {
     tty: true,
     logDriver: 'json-file',
     running: state.running,
-    finishedAtMs: state.running ? 0 : Date.now(),
+    finishedAtMs: state.running ? 0 : state.finishedAtMs,
     meta: Object.freeze({ id: ID, name: 'app' }),
   });
   const docker = {
@@ -101,8 +101,9 @@ function scriptedEngine(getEvents?: GetEvents) {
     followsDriver: () => true,
     horizonMs: 0,
   });
-  const die = () => events.write(JSON.stringify({ Type: 'container', Action: 'die', Actor: { ID: ID, Attributes: { name: 'app' } } }) + '\n');
-  return { d, bodies, shipped, state, die };
+  const event = (action: string) => events.write(JSON.stringify({ Type: 'container', Action: action, Actor: { ID: ID, Attributes: { name: 'app' } } }) + '\n');
+  const die = () => event('die');
+  return { d, bodies, shipped, state, die, event };
 }
 
 describe('Discovery', () => {
@@ -119,6 +120,7 @@ describe('Discovery', () => {
     let openGate!: () => void;
     e.state.inspectGate = new Promise<void>((r) => (openGate = r));
     e.state.running = false;
+    e.state.finishedAtMs = Date.now();
     e.die();
     await new Promise((r) => setTimeout(r, 50));
     first.end();
@@ -135,6 +137,41 @@ describe('Discovery', () => {
     e.bodies[2]!.end();
     await until('the last line', () => e.shipped.some((ev) => ev.message === 'tail'), 5000, () => e.shipped.map((ev) => ev.message));
     expect(e.shipped.map((ev) => ev.message)).toEqual(['line one', 'tail']);
+  });
+
+  it('reads a run that started and stopped again before its events were looked at, after the log was read to its end', async () => {
+    const e = scriptedEngine();
+    discovery = e.d;
+    e.state.running = false;
+    e.state.finishedAtMs = 1_000;
+    await e.d.start();
+    await until('the first stream', () => e.bodies.length === 1, 5000);
+    const first = '2026-11-30T07:00:00.000000001Z first run\n';
+    e.bodies[0]!.deliver(first);
+    e.bodies[0]!.end();
+    await until('the final read', () => e.bodies.length === 2, 5000);
+    e.bodies[1]!.deliver(first);
+    e.bodies[1]!.end();
+    await until('the first run', () => e.shipped.length === 1, 5000);
+
+    // The same run's die again (a reconnect's reconcile would ask the same): nothing to read.
+    e.die();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(e.bodies).toHaveLength(2);
+
+    // A second run, over before its start event's inspect: both events find it stopped.
+    e.state.finishedAtMs = 2_000;
+    e.event('start');
+    e.die();
+    await until('the second run\'s stream', () => e.bodies.length === 3, 5000);
+    const second = first + '2026-11-30T08:00:00.000000001Z second run\n';
+    e.bodies[2]!.deliver(second);
+    e.bodies[2]!.end();
+    await until('its final read', () => e.bodies.length === 4, 5000);
+    e.bodies[3]!.deliver(second);
+    e.bodies[3]!.end();
+    await until('the second run', () => e.shipped.length === 2, 5000, () => e.shipped.map((ev) => ev.message));
+    expect(e.shipped.map((ev) => ev.message)).toEqual(['first run', 'second run']);
   });
 
   it('stopped while the engine has not answered the events request, aborts it and keeps no stream', async () => {
