@@ -181,6 +181,24 @@ describe('Docker input against the real engine', () => {
     await h.stop();
   });
 
+  it('marks a --rm container removed in its checkpoint even when it was gone before its first one, and forgets it after the grace', async () => {
+    const state = tempDir('state');
+    const h = await started(state, { removed_grace: 1000 });
+    const name = `${prefix}-rm`;
+    // Long enough to be followed before it goes (its log goes with it), gone before the next durable point.
+    const id = await runContainer(name, 'echo "short-lived"; sleep 0.3', { args: ['--rm'] });
+    await until('its line', () => messages(h.events, id).includes('short-lived'));
+    const entries = (): Record<string, { removedAt?: number }> =>
+      (JSON.parse(readFileSync(join(state, 'docker', 'checkpoints.json'), 'utf8')) as { containers: Record<string, { removedAt?: number }> }).containers;
+    await until('its entry marked removed', () => typeof entries()[id]?.removedAt === 'number', 15_000, () => entries());
+    // The next checkpoint after the grace leaves it out: another container's line brings one.
+    await new Promise((r) => setTimeout(r, 1100));
+    const other = await runContainer(`${prefix}-rm-next`, 'echo "next"');
+    await until('the next line', () => messages(h.events, other).includes('next'));
+    await until('its entry forgotten', () => !(id in entries()), 15_000, () => entries());
+    await h.stop();
+  });
+
   it('follows containers that start, restart, get renamed and are removed while it runs', async () => {
     const state = tempDir('state');
     const h = await started(state);

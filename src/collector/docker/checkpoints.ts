@@ -70,6 +70,13 @@ export class CheckpointStore {
   /** `"id":{…}` of every entry, so a checkpoint re-renders only what changed. */
   private fragments: Map<string, string>;
   private readonly staged = new Map<string, StagedChange>();
+  /**
+   * Removals of containers whose first positions were not in a checkpoint
+   * yet (a `docker run --rm` gone within a second of its first line): the
+   * mark goes on the entry those positions make, when they come within the
+   * grace. Not staged: nothing is to be written for them until then.
+   */
+  private readonly removedBeforeEntry = new Map<string, number>();
   private preparing = false;
   private dirSync: Promise<void> | undefined;
   private lastDirSync = 0;
@@ -134,11 +141,14 @@ export class CheckpointStore {
 
   /** Goes into the next checkpoint written. */
   markRemoved(id: string, at = Date.now()): void {
-    if (this.entries.get(id)?.removedAt === undefined) this.staged.set(id, { removedAt: at });
+    const entry = this.entries.get(id);
+    if (entry === undefined) this.removedBeforeEntry.set(id, at);
+    else if (entry.removedAt === undefined) this.staged.set(id, { removedAt: at });
   }
 
   /** The container exists after all (it came back in a list): cancels a removal mark. */
   markPresent(id: string): void {
+    this.removedBeforeEntry.delete(id);
     if (this.entries.get(id)?.removedAt !== undefined || this.staged.has(id)) this.staged.set(id, 'restore');
   }
 
@@ -171,10 +181,14 @@ export class CheckpointStore {
     // Positions keep a removal mark: they are of lines read before the
     // container went, shipped in the same or a later cycle. Only a container
     // seen again (markPresent) loses its mark.
+    const marked: string[] = [];
     for (const [id, u] of updates) {
       const cur = next.get(id);
-      set(id, { ...cur, name: u.name, streams: { ...cur?.streams, ...u.streams } });
+      const removedAt = cur === undefined ? this.removedBeforeEntry.get(id) : undefined;
+      if (removedAt !== undefined) marked.push(id);
+      set(id, { ...cur, name: u.name, streams: { ...cur?.streams, ...u.streams }, ...(removedAt === undefined ? {} : { removedAt }) });
     }
+    for (const [id, at] of this.removedBeforeEntry) if (now - at > this.graceMs) this.removedBeforeEntry.delete(id);
     for (const [id, e] of next) {
       if (e.removedAt !== undefined && now - e.removedAt > this.graceMs) {
         next.delete(id);
@@ -212,6 +226,7 @@ export class CheckpointStore {
         }
         this.entries = next;
         this.fragments = fragments;
+        for (const id of marked) this.removedBeforeEntry.delete(id);
         this.preparing = false;
         this.syncDirSoon();
       },

@@ -408,6 +408,9 @@ export class Discovery {
     if (this.deps.store.get(id)) {
       this.deps.store.markRemoved(id);
       this.deps.shipper.touch();
+    } else if (f) {
+      // Its first positions are still on their way to a checkpoint.
+      this.deps.store.markRemoved(id);
     }
     this.updateGauge();
   }

@@ -186,4 +186,27 @@ describe('CheckpointStore', () => {
     const file = JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')) as { containers: Record<string, { removedAt?: number }> };
     expect(file.containers.c1?.removedAt).toBeTypeOf('number');
   });
+
+  it('marks a container removed before its first positions were in a checkpoint, once they are, and forgets it after the grace', async () => {
+    const dir = temp();
+    const s = await CheckpointStore.open(dir, 1000, log);
+    // docker run --rm: gone before the first durable point after its first line.
+    s.markRemoved('short', Date.now() - 200);
+    // Nothing to write for it yet.
+    expect(s.hasStaged()).toBe(false);
+    const first = new Map([['short', { name: 'job', streams: { stdout: { ts: T1, lines: 1, ords: 1 } } }]]);
+    // A failed batch keeps the mark for the positions' next try.
+    (await s.prepare(first)).discard();
+    await (await s.prepare(first)).commit();
+    expect(s.get('short')?.removedAt).toBeTypeOf('number');
+    await new Promise((r) => setTimeout(r, 1000));
+    await (await s.prepare(new Map())).commit();
+    expect(s.ids()).toEqual([]);
+
+    // Seen again before its positions came: no mark.
+    s.markRemoved('flaky');
+    s.markPresent('flaky');
+    await (await s.prepare(new Map([['flaky', { name: 'f', streams: { stdout: { ts: T1, lines: 1, ords: 1 } } }]]))).commit();
+    expect(s.get('flaky')?.removedAt).toBeUndefined();
+  });
 });
