@@ -87,20 +87,21 @@ export function loadConfig(opts: LoadOptions): Config {
   const errors = [
     ...unknown.map(describeUnknownVariable),
     ...unreadable,
-    ...(result.error?.issues.flatMap((i) => describeIssue(i, origins, fileOrigin)) ?? []),
+    ...(result.error?.issues.flatMap((i) => describeIssue(i, raw, origins, fileOrigin)) ?? []),
   ];
   if (result.success && errors.length === 0) return result.data;
   throw new ClogsError('CLOGS_CONFIG', errors.join('\n'));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, Origin>, file: FileOrigin | undefined): string[] {
+function describeIssue(issue: z.core.$ZodIssue, raw: Plain, origins: Map<string, Origin>, file: FileOrigin | undefined): string[] {
   const key = issue.path.join('.') || '(top level)';
   const path = issue.path as (string | number)[];
   // One line each: the unknown keys of a mapping can be far apart in the file, and each is found by its own line.
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `${where([...path, k], origins, file, true)}: ${key}: unknown key ${JSON.stringify(k)}`);
   }
-  const message = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.message;
+  const missing = valueAt(raw, issue.path as (string | number)[]) === undefined;
+  const message = issue.code === 'invalid_type' ? `${missing ? 'missing: ' : ''}expected ${issue.expected}` : issue.message;
   return [`${where(path, origins, file, false)}: ${key}: ${message}`];
 }
 
@@ -110,13 +111,22 @@ function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, Origin>, fi
  * with `atKey` (an unknown key's value may start lines below it, or be empty).
  */
 function where(path: (string | number)[], origins: Map<string, Origin>, file: FileOrigin | undefined, atKey: boolean): string {
+  const named = (o: Origin): string => (o.kind === 'env' ? `environment ${o.name}` : `flag ${o.name}`);
   for (let n = path.length; n >= 0; n--) {
     const o = origins.get(path.slice(0, n).join('.'));
-    if (o) return o.kind === 'env' ? `environment ${o.name}` : `flag ${o.name}`;
+    if (o) return named(o);
+  }
+  const node = file === undefined ? undefined : atKey ? keyNode(file.doc, path) : file.doc.getIn(path, true);
+  if (node === undefined && path.length > 0) {
+    // A key that is missing (http.auth, multiline.start): what set a key
+    // beside it asked for it (--http 0.0.0.0:8080, CLOGS_MULTILINE_MODE=regex).
+    const parent = path.slice(0, -1).join('.');
+    for (const [key, o] of origins) if (parent === '' ? !key.includes('.') : key.startsWith(`${parent}.`)) return named(o);
   }
   if (!file) return 'config';
-  const node = atKey ? keyNode(file.doc, path) : file.doc.getIn(path, true);
-  const start = (node as { range?: [number, number, number] } | undefined)?.range?.[0];
+  // A missing key: the line of the mapping it is missing from.
+  const at = node ?? file.doc.getIn(path.slice(0, -1), true);
+  const start = (at as { range?: [number, number, number] } | undefined)?.range?.[0];
   return start === undefined ? file.file : `${file.file}:${file.lines.linePos(start).line}`;
 }
 
@@ -269,6 +279,16 @@ function envValue(text: string, type: z.ZodType): unknown {
 /** Why a variable's text is not the YAML its key reads. */
 class YamlProblem {
   constructor(readonly message: string) {}
+}
+
+/** The value the file, variables and flags gave at `path`, if any. */
+function valueAt(obj: unknown, path: readonly (string | number)[]): unknown {
+  let cur = obj;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<string | number, unknown>)[key];
+  }
+  return cur;
 }
 
 function setPath(obj: Plain, path: string[], value: unknown): void {

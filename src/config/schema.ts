@@ -251,7 +251,9 @@ const httpUrl = z.url({ protocol: /^https?$/, error: (issue) => `expected an htt
 export const elasticsearchSchema = z
   .object({
     url: z
-      .union([httpUrl, z.array(httpUrl).min(1)], { error: (issue) => `expected an http:// or https:// URL like http://127.0.0.1:9200, or a list of them, got ${JSON.stringify(issue.input)}` })
+      .union([httpUrl, z.array(httpUrl).min(1)], {
+        error: (issue) => `${issue.input === undefined ? 'missing: ' : ''}expected an http:// or https:// URL like http://127.0.0.1:9200, or a list of them${issue.input === undefined ? '' : `, got ${JSON.stringify(issue.input)}`}`,
+      })
       .describe('One or more node URLs, e.g. http://127.0.0.1:9200.'),
     username: z.string().optional(),
     password: z.string().optional(),

@@ -378,6 +378,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { CLOGS_DOCKER_EXCLUDE_NAMES: '[web, db]' } }).docker.exclude.names).toEqual(['web', 'db']);
   });
 
+  it('names what asked for a missing key, and the mapping it is missing from', () => {
+    // The flag that made http.auth required, not the file that never mentioned it.
+    const shipped = file('shipped.yaml', 'forward:\n  listen: 127.0.0.1:24224\n');
+    expect(() => loadConfig({ file: shipped, flags: { 'http.listen': { flag: '--http', value: '0.0.0.0:8080' } } })).toThrow(/^flag --http: http\.auth: required because/);
+    expect(() => loadConfig({ file: shipped, env: { CLOGS_MULTILINE_MODE: 'regex' } })).toThrow(/^environment CLOGS_MULTILINE_MODE: multiline\.start: mode regex needs start, continue or both$/);
+    const noUrl = file('no-url.yaml', 'sinks:\n  file:\n    enabled: true\n  elasticsearch:\n    username: x\n');
+    expect(() => loadConfig({ file: noUrl })).toThrow(/^.*no-url\.yaml:5: sinks\.elasticsearch\.url: missing: expected an http:\/\/ or https:\/\/ URL like http:\/\/127\.0\.0\.1:9200, or a list of them$/);
+  });
+
   it('takes only http:// and https:// URLs for Elasticsearch', () => {
     for (const url of ['localhost:9200', 'ftp://es:9200', 'notaurl']) {
       expect(() => loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: url } } }), url).toThrow(
