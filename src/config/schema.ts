@@ -203,7 +203,7 @@ const containerMatch = z
 export const dockerSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Follow containers through the Docker Engine API when the socket is reachable.'),
-    host: z.string().optional().describe('Engine address: unix:///var/run/docker.sock (default, or DOCKER_HOST), tcp://host:2376.'),
+    host: z.string().min(1, 'expected an engine address, got an empty string').optional().describe('Engine address: unix:///var/run/docker.sock (default, or DOCKER_HOST), tcp://host:2376.'),
     tls: z
       .object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
       .strict()
@@ -234,7 +234,7 @@ export const retentionSchema = z
 export const fileSinkSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Write events as NDJSON files.'),
-    dir: z.string().default('./data').describe('Directory of the files: one per container, rotated.'),
+    dir: z.string().min(1, 'expected a directory, got an empty string').default('./data').describe('Directory of the files: one per container, rotated.'),
     rotate_size: byteSize({ min: 0 }).default(100 * 1024 * 1024).describe('Rotate a file once it reaches this size; 0: never by size.'),
     rotate_daily: z.boolean().default(true).describe('Start a new file each UTC day.'),
     fsync: z.enum(['batch', 'interval', 'never']).default('batch').describe('"batch": fsync before acking each batch (no acked loss); "interval": every second; "never": leave it to the OS.'),
@@ -322,8 +322,8 @@ export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
 
 export const configSchema = z
   .object({
-    state_dir: z.string().default('./state').describe('Where clogs keeps its queues, checkpoints and pending partial lines.'),
-    host_name: z.string().optional().describe('host.name of every event (default: the machine\'s hostname).'),
+    state_dir: z.string().min(1, 'expected a directory, got an empty string').default('./state').describe('Where clogs keeps its queues, checkpoints and pending partial lines.'),
+    host_name: z.string().min(1, 'expected a host name, got an empty string').optional().describe('host.name of every event (default: the machine\'s hostname).'),
     log_level: z.enum(LEVEL_NAMES).default('info').describe('The collector\'s own log level (pino\'s levels, the same names as log.level).'),
     log_format: z.enum(LOG_FORMATS).default('auto').describe('The collector\'s own log: pretty on a terminal, JSON lines otherwise (auto).'),
     parse_json: z.boolean().default(true).describe('Parse lines that are JSON objects (pino, bunyan, zap, logrus).'),

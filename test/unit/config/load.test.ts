@@ -387,6 +387,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: noUrl })).toThrow(/^.*no-url\.yaml:5: sinks\.elasticsearch\.url: missing: expected an http:\/\/ or https:\/\/ URL like http:\/\/127\.0\.0\.1:9200, or a list of them$/);
   });
 
+  it('refuses an empty directory, host name or engine address in the file, as it does in a variable', () => {
+    const f = file('empty.yaml', 'state_dir: ""\nhost_name: ""\ndocker:\n  host: ""\nsinks:\n  file:\n    dir: ""\n');
+    expect(() => loadConfig({ file: f })).toThrow(
+      [
+        `${f}:1: state_dir: expected a directory, got an empty string`,
+        `${f}:2: host_name: expected a host name, got an empty string`,
+        `${f}:4: docker.host: expected an engine address, got an empty string`,
+        `${f}:7: sinks.file.dir: expected a directory, got an empty string`,
+      ].join('\n'),
+    );
+  });
+
   it('takes only http:// and https:// URLs for Elasticsearch', () => {
     for (const url of ['localhost:9200', 'ftp://es:9200', 'notaurl']) {
       expect(() => loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: url } } }), url).toThrow(
