@@ -67,6 +67,18 @@ async function open(path: string, since?: string, opener: OpenLogs = rawLogOpene
 const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
 const OK = 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\nTransfer-Encoding: chunked\r\n\r\n';
 
+/** A body resumed on an engine that answered OK and sends what the test writes to `peer`. */
+async function following(): Promise<{ body: LogBody; seen: Seen; peer: Socket }> {
+  let peer: Socket | undefined;
+  const { path } = await engine((socket) => {
+    peer = socket;
+    socket.write(OK);
+  });
+  const { body, seen } = await open(path);
+  body.resume();
+  return { body, seen, peer: peer! };
+}
+
 describe('rawLogOpener', () => {
   it('asks for the followed log from a position and hands on the chunked body until its end', async () => {
     const { path, requests } = await engine((socket) => {
@@ -85,17 +97,11 @@ describe('rawLogOpener', () => {
   });
 
   it('holds reads while paused and delivers them on resume', async () => {
-    let peer: Socket | undefined;
-    const { path } = await engine((socket) => {
-      peer = socket;
-      socket.write(OK);
-    });
-    const { body, seen } = await open(path);
-    body.resume();
-    peer!.write(chunk('a'));
+    const { body, seen, peer } = await following();
+    peer.write(chunk('a'));
     await until('the first chunk', () => seen.body.length === 1);
     body.pause();
-    peer!.write(chunk('b') + chunk('c'));
+    peer.write(chunk('b') + chunk('c'));
     await new Promise((r) => setTimeout(r, 50));
     expect(seen.body.length).toBe(1);
     body.resume();
@@ -136,17 +142,11 @@ describe('rawLogOpener', () => {
       ['a size that is no hex number', 'zz\r\nxx\r\n', 'wholealso'],
       ['a chunk without its CRLF', '2\r\nabcd', 'wholealsoab'],
     ] as const) {
-      let peer: Socket | undefined;
-      const { path } = await engine((socket) => {
-        peer = socket;
-        socket.write(OK);
-      });
-      const { body, seen } = await open(path);
-      body.resume();
+      const { seen, peer } = await following();
       // In a later read than the head: the one that comes through the socket's callback.
-      peer!.write(chunk('whole'));
+      peer.write(chunk('whole'));
       await until('the first chunk', () => seen.body.length === 1);
-      peer!.write(chunk('also') + bad);
+      peer.write(chunk('also') + bad);
       await until(`the error (${name})`, () => seen.error !== undefined);
       expect(Buffer.concat(seen.body).toString(), name).toBe(delivered);
       expect(seen.ended, name).toBe(false);
