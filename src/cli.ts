@@ -25,19 +25,12 @@ interface CollectFlags {
 
 function collectFlags(flags: CollectFlags): Record<string, { flag: string; value: unknown }> {
   const out: Record<string, { flag: string; value: unknown }> = {};
-  // A listen address asks for the input or endpoint, also over a file that disables it.
-  if (flags.forward !== undefined) {
-    out['forward.listen'] = { flag: '--forward', value: flags.forward };
-    out['forward.enabled'] = { flag: '--forward', value: true };
-  }
+  if (flags.forward !== undefined) out['forward.listen'] = { flag: '--forward', value: flags.forward };
   if (flags.file !== undefined) out['sinks.file.dir'] = { flag: '--file', value: flags.file };
   if (flags.state !== undefined) out['state_dir'] = { flag: '--state', value: flags.state };
   if (!flags.docker) out['docker.enabled'] = { flag: '--no-docker', value: false };
   if (flags.es !== undefined) out['sinks.elasticsearch.url'] = { flag: '--es', value: flags.es };
-  if (flags.http !== undefined) {
-    out['http.listen'] = { flag: '--http', value: flags.http };
-    out['http.enabled'] = { flag: '--http', value: true };
-  }
+  if (flags.http !== undefined) out['http.listen'] = { flag: '--http', value: flags.http };
   if (flags.logLevel !== undefined) out['log_level'] = { flag: '--log-level', value: flags.logLevel };
   if (flags.logFormat !== undefined) out['log_format'] = { flag: '--log-format', value: flags.logFormat };
   return out;
@@ -49,12 +42,16 @@ async function collect(flags: CollectFlags): Promise<void> {
     const config = loadConfig({ file, env: process.env, flags: collectFlags(flags) });
     // Nothing would keep the process up: it would say ready and exit 0 at once.
     if (!config.forward.enabled && !config.docker.enabled) {
-      throw new ClogsError('CLOGS_CONFIG', `${file}: nothing to collect: forward.enabled and docker.enabled are both false; enable one (or pass --forward HOST:PORT)`);
+      throw new ClogsError('CLOGS_CONFIG', `nothing to collect: forward.enabled and docker.enabled are both false (${file}, CLOGS_ variables); enable one`);
     }
     return config;
   };
   const config = load();
   const log = createLogger(config.log_level, config.log_format);
+  // The image passes both flags as its defaults, so CLOGS_FORWARD_ENABLED=false
+  // must win over them; a flag that names an address for nothing is said, not ignored.
+  if (flags.forward !== undefined && !config.forward.enabled) log.warn({ flag: '--forward', address: flags.forward }, 'forward.enabled is false: the forward input does not listen');
+  if (flags.http !== undefined && !config.http.enabled) log.warn({ flag: '--http', address: flags.http }, 'http.enabled is false: the HTTP endpoint does not listen');
   // Loaded here, not at the top: tail, ps and search need none of the collector.
   const { Collector } = await import('./collect.js');
   const collector = new Collector(log);

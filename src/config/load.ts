@@ -100,9 +100,11 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Plain, origins: Map<string,
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `${where([...path, k], origins, file, true)}: ${key}: unknown key ${JSON.stringify(k)}`);
   }
-  const missing = valueAt(raw, issue.path as (string | number)[]) === undefined;
+  const missing = valueAt(raw, path) === undefined;
   const message = issue.code === 'invalid_type' ? `${missing ? 'missing: ' : ''}expected ${issue.expected}` : issue.message;
-  return [`${where(path, origins, file, false)}: ${key}: ${message}`];
+  // A key another one makes required (http.auth by http.listen) is told where that one was set.
+  const causedBy = issue.code === 'custom' ? (issue.params as { causedBy?: string[] } | undefined)?.causedBy : undefined;
+  return [`${where(causedBy === undefined ? path : [...path.slice(0, -1), ...causedBy], origins, file, false)}: ${key}: ${message}`];
 }
 
 /**
@@ -117,15 +119,15 @@ function where(path: (string | number)[], origins: Map<string, Origin>, file: Fi
     if (o) return named(o);
   }
   const node = file === undefined ? undefined : atKey ? keyNode(file.doc, path) : file.doc.getIn(path, true);
-  if (node === undefined && path.length > 0) {
-    // A key that is missing (http.auth, multiline.start): what set a key
-    // beside it asked for it (--http 0.0.0.0:8080, CLOGS_MULTILINE_MODE=regex).
+  // A missing key: the line of the mapping it is missing from, or, when the
+  // file has no such mapping, the variable or flag that made it.
+  const mapping = node === undefined && file !== undefined ? file.doc.getIn(path.slice(0, -1), true) : undefined;
+  if (node === undefined && mapping === undefined && path.length > 1) {
     const parent = path.slice(0, -1).join('.');
-    for (const [key, o] of origins) if (parent === '' ? !key.includes('.') : key.startsWith(`${parent}.`)) return named(o);
+    for (const [key, o] of origins) if (key.startsWith(`${parent}.`)) return named(o);
   }
   if (!file) return 'config';
-  // A missing key: the line of the mapping it is missing from.
-  const at = node ?? file.doc.getIn(path.slice(0, -1), true);
+  const at = node ?? mapping;
   const start = (at as { range?: [number, number, number] } | undefined)?.range?.[0];
   return start === undefined ? file.file : `${file.file}:${file.lines.linePos(start).line}`;
 }

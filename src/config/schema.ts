@@ -183,7 +183,7 @@ export const multilineSchema = z
   .strict()
   .superRefine((m, ctx) => {
     if (m.mode === 'regex' && m.start === undefined && m.continue === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['start'], message: 'mode regex needs start, continue or both' });
+      ctx.addIssue({ code: 'custom', path: ['start'], params: { causedBy: ['mode'] }, message: 'mode regex needs start, continue or both' });
     }
     if (m.mode !== 'regex' && (m.start !== undefined || m.continue !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['mode'], message: 'start and continue apply only with mode: regex' });
@@ -312,6 +312,7 @@ export const httpSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['auth'],
+        params: { causedBy: ['listen'] },
         message: `required because http.listen ${http.listen.host}:${http.listen.port} is not a loopback address (the page and /tail show every log line): set http.auth.token (CLOGS_HTTP_AUTH_TOKEN) or http.auth.users, or listen on 127.0.0.1`,
       });
     }

@@ -116,19 +116,21 @@ describe('clogs collect start', () => {
     }
   });
 
-  it('refuses a config with no input (exit 2), and --forward and --http turn on what the file turned off', async () => {
+  it('refuses a config with no input (exit 2), and says when --forward or --http names an address for what is off', async () => {
     const dir = tempDir('no-inputs');
     const config = join(dir, 'off.yaml');
     writeFileSync(config, 'forward:\n  enabled: false\nhttp:\n  enabled: false\ndocker:\n  enabled: false\n');
     const files = ['--file', join(dir, 'data'), '--state', join(dir, 'state')];
-    const refused = spawnCollect(['-c', config, ...files]);
+    // The flags name addresses; what the file turned off stays off (the image passes both flags by default).
+    const refused = spawnCollect(['-c', config, ...files, '--forward', '127.0.0.1:0']);
     expect(await refused.exited).toBe(2);
-    expect(refused.stderr().trim()).toBe(`clogs: ${config}: nothing to collect: forward.enabled and docker.enabled are both false; enable one (or pass --forward HOST:PORT)`);
+    expect(refused.stderr().trim()).toBe(`clogs: nothing to collect: forward.enabled and docker.enabled are both false (${config}, CLOGS_ variables); enable one`);
 
-    const c = await startCollector(['-c', config, ...files, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0']);
+    const c = await startCollector(['-c', config, ...files, '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0'], { CLOGS_FORWARD_ENABLED: 'true' });
     try {
       expect(c.forwardPort()).toBeGreaterThan(0);
-      expect((await fetch(`http://${c.ready.http!}/healthz`)).status).toBe(200);
+      expect(c.ready.http).toBeUndefined();
+      expect(c.lines).toContainEqual(expect.objectContaining({ level: 40, flag: '--http', msg: 'http.enabled is false: the HTTP endpoint does not listen' }));
     } finally {
       await c.stop();
     }

@@ -383,6 +383,13 @@ describe('loadConfig', () => {
     const shipped = file('shipped.yaml', 'forward:\n  listen: 127.0.0.1:24224\n');
     expect(() => loadConfig({ file: shipped, flags: { 'http.listen': { flag: '--http', value: '0.0.0.0:8080' } } })).toThrow(/^flag --http: http\.auth: required because/);
     expect(() => loadConfig({ file: shipped, env: { CLOGS_MULTILINE_MODE: 'regex' } })).toThrow(/^environment CLOGS_MULTILINE_MODE: multiline\.start: mode regex needs start, continue or both$/);
+    // A variable beside the key is not blamed for what the file asked.
+    const regex = file('regex.yaml', 'multiline:\n  mode: regex\n');
+    expect(() => loadConfig({ file: regex, env: { CLOGS_MULTILINE_TIMEOUT: '2s' } })).toThrow(/^.*regex\.yaml:2: multiline\.start: mode regex needs start, continue or both$/);
+    const open = file('open.yaml', 'http:\n  listen: 0.0.0.0:8080\n');
+    expect(() => loadConfig({ file: open, env: { CLOGS_HTTP_ENABLED: 'true' } })).toThrow(/^.*open\.yaml:2: http\.auth: required because/);
+    // A mapping only variables made: the variable.
+    expect(() => loadConfig({ file: shipped, env: { CLOGS_SINKS_ELASTICSEARCH_USERNAME: 'x' } })).toThrow(/^environment CLOGS_SINKS_ELASTICSEARCH_USERNAME: sinks\.elasticsearch\.url: missing: /);
     const noUrl = file('no-url.yaml', 'sinks:\n  file:\n    enabled: true\n  elasticsearch:\n    username: x\n');
     expect(() => loadConfig({ file: noUrl })).toThrow(/^.*no-url\.yaml:5: sinks\.elasticsearch\.url: missing: expected an http:\/\/ or https:\/\/ URL like http:\/\/127\.0\.0\.1:9200, or a list of them$/);
   });
