@@ -227,6 +227,12 @@ export class CheckpointStore {
         this.entries = next;
         this.fragments = fragments;
         for (const id of marked) this.removedBeforeEntry.delete(id);
+        // Removed while this checkpoint was being written, which brings their first entry: marked in the next.
+        for (const [id, at] of this.removedBeforeEntry) {
+          if (!next.has(id)) continue;
+          this.removedBeforeEntry.delete(id);
+          this.markRemoved(id, at);
+        }
         this.preparing = false;
         this.syncDirSoon();
       },

@@ -345,15 +345,17 @@ export class Discovery {
         // its log as read to its end. At once: once inspect said stopped,
         // that line was there in every probe (35 of 35 on Docker 20.10), and
         // a container run with --rm takes its log with it a moment later.
-        if (!f.finalRead) {
+        // A run that started and stopped while the final read was open (its
+        // start event found the follower following) is read by another one.
+        if (!f.finalRead || info.finishedAtMs !== f.finishedRun) {
           f.finalRead = true;
+          f.finishedRun = info.finishedAtMs;
           f.keepUnfinished();
           await f.start();
           this.updateGauge();
           return;
         }
         f.finish();
-        f.finishedRun = info.finishedAtMs;
         this.updateGauge();
         this.deps.log.debug({ container: f.id.slice(0, 12) }, 'container stopped; log read to its end');
         return;

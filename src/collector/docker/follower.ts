@@ -76,7 +76,10 @@ export class Follower {
   failures = 0;
   /** The container stopped and its log is being read once more to its end (discovery.ts). */
   finalRead = false;
-  /** When the run whose log was read to its end finished (inspect's FinishedAt, ms): a later one ran since. */
+  /**
+   * When the run being read to its end, or read to it, finished (inspect's
+   * FinishedAt, ms, as the final read began): another FinishedAt is a later run.
+   */
   finishedRun: number | undefined;
   /**
    * The last lines without `\n` that the stream before the final read ended

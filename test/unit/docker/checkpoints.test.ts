@@ -203,6 +203,14 @@ describe('CheckpointStore', () => {
     await (await s.prepare(new Map())).commit();
     expect(s.ids()).toEqual([]);
 
+    // Removed while the checkpoint that brings its first entry is being written.
+    const during = await s.prepare(new Map([['racing', { name: 'r', streams: { stdout: { ts: T1, lines: 1, ords: 1 } } }]]));
+    s.markRemoved('racing');
+    await during.commit();
+    expect(s.hasStaged()).toBe(true);
+    await (await s.prepare(new Map())).commit();
+    expect(s.get('racing')?.removedAt).toBeTypeOf('number');
+
     // Seen again before its positions came: no mark.
     s.markRemoved('flaky');
     s.markPresent('flaky');

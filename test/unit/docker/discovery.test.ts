@@ -174,6 +174,32 @@ describe('Discovery', () => {
     expect(e.shipped.map((ev) => ev.message)).toEqual(['first run', 'second run']);
   });
 
+  it('reads a run that started and stopped while the final read of the one before was open', async () => {
+    const e = scriptedEngine();
+    discovery = e.d;
+    await e.d.start();
+    await until('the first stream', () => e.bodies.length === 1, 5000);
+    const one = '2026-11-30T07:00:00.000000001Z run one\n';
+    e.bodies[0]!.deliver(one);
+    e.state.running = false;
+    e.state.finishedAtMs = 1_000;
+    e.bodies[0]!.end();
+    await until('the final read', () => e.bodies.length === 2, 5000);
+    // A second run, started and over while the final read is open: its start event finds the follower following.
+    e.state.finishedAtMs = 2_000;
+    e.event('start');
+    await new Promise((r) => setTimeout(r, 50));
+    e.bodies[1]!.deliver(one);
+    e.bodies[1]!.end();
+    await until('a read of the second run', () => e.bodies.length === 3, 5000);
+    e.bodies[2]!.deliver(one + '2026-11-30T08:00:00.000000001Z run two\n');
+    e.bodies[2]!.end();
+    await until('run two', () => e.shipped.length === 2, 5000, () => e.shipped.map((ev) => ev.message));
+    expect(e.shipped.map((ev) => ev.message)).toEqual(['run one', 'run two']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(e.bodies).toHaveLength(3);
+  });
+
   it('stopped while the engine has not answered the events request, aborts it and keeps no stream', async () => {
     for (const answeredFirst of [false, true]) {
       const requests: Array<{ signal: AbortSignal; answer(): void }> = [];
