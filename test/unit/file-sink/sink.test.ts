@@ -523,13 +523,12 @@ describe('file sink: errors and shutdown', () => {
   // EMFILE (out of descriptors) is not a disk error: the write fails at once
   // instead of waiting. The directory's new entry is still not durable, so
   // the next write there, into a file that now exists, must sync it again.
-  const failingDirSync = () => {
+  const failingDirSync = (fails: (path: string) => boolean) => {
     const io = countingIo();
     const syncDir = io.syncDir;
     const failed: string[] = [];
-    let failures = 1;
     io.syncDir = async (path) => {
-      if (failures-- > 0) {
+      if (fails(path)) {
         failed.push(path);
         throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
       }
@@ -537,11 +536,16 @@ describe('file sink: errors and shutdown', () => {
     };
     return { io, failed };
   };
+  /** The first directory sync fails, the others go through. */
+  const firstOnly = () => {
+    let failures = 1;
+    return () => failures-- > 0;
+  };
 
   it('"batch": a directory whose sync failed is synced before the next durable write there resolves', async () => {
     const dir = tempDir();
     const { log } = captureLog();
-    const { io, failed } = failingDirSync();
+    const { io, failed } = failingDirSync(firstOnly());
     const sink = createFileSink(config(dir), { log, io });
     await sink.start();
     await expect(sink.write(EncodedBatch.of([event('first', { container: container('web') })]))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
@@ -558,12 +562,7 @@ describe('file sink: errors and shutdown', () => {
   it('"batch": a directory whose sync failed fails only the writes to files below it', async () => {
     const dir = tempDir();
     const { log } = captureLog();
-    const io = countingIo();
-    const syncDir = io.syncDir;
-    io.syncDir = async (path) => {
-      if (path === join(dir, 'web')) throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE' });
-      return syncDir(path);
-    };
+    const { io } = failingDirSync((path) => path === join(dir, 'web'));
     const sink = createFileSink(config(dir), { log, io });
     await sink.start();
     const web = sink.write(EncodedBatch.of([event('w', { container: container('web') })]));
@@ -576,7 +575,7 @@ describe('file sink: errors and shutdown', () => {
   it('"batch", deferred writes: a directory whose sync failed makes sync() reject, and the next sync() syncs it', async () => {
     const dir = tempDir();
     const { log } = captureLog();
-    const { io, failed } = failingDirSync();
+    const { io, failed } = failingDirSync(firstOnly());
     const sink = createFileSink(config(dir), { log, io });
     await sink.start();
     await sink.write(EncodedBatch.of([event('w', { container: container('web') })]), { deferred: true });
