@@ -30,7 +30,7 @@ import { levelsAtLeast } from '../collector/levels.js';
 import { matchesFilter, type EventFilter } from './filter.js';
 import { compareToKey, formatKey, hasEventKey, parseKey, type StoredEvent } from './order.js';
 import { sourceInfoKey, type Selection, type SourceInfo } from './resolve.js';
-import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
+import { sharedWhileRunning, type ReadRequest, type SourceStats, type Store, type StoreReader, type Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
 const PAGE = 1000;
@@ -161,12 +161,7 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
     }
   }
 
-  let counting: Promise<SourceStats[]> | undefined;
-  /** One aggregation at a time, shared by every page asking meanwhile (Store). */
-  function stats(): Promise<SourceStats[]> {
-    counting ??= countAll().finally(() => (counting = undefined));
-    return counting;
-  }
+  const stats = sharedWhileRunning(countAll);
 
   async function countAll(): Promise<SourceStats[]> {
     const bySource = new Map<string, SourceStats>();

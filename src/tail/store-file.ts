@@ -60,7 +60,7 @@ import { matchesFilter, storedLineTest } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
 import { compareToKey, eventKey, hasEventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from './order.js';
 import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
-import type { ReadRequest, SourceStats, Store, StoreReader, Warn } from './store.js';
+import { sharedWhileRunning, type ReadRequest, type SourceStats, type Store, type StoreReader, type Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
 /** How far out of time order `-n N` and a page before a cursor take a file's lines to be at most (see Order). */
@@ -197,7 +197,6 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     });
   // Line counts per file, kept between stats() calls: only a file's new lines are read again.
   const counts = new Map<string, FileCounts>();
-  let counting: Promise<SourceStats[]> | undefined;
 
   const parse = (line: string, file: string): LogEvent | undefined => {
     const event = parseEventLine(line);
@@ -301,12 +300,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       return [...(await buildIndex()).values()].map((e) => e.info);
     },
 
-    stats() {
-      // Counts asked for while a count runs share it: two counts reading a
-      // file's new lines at once would each add them to its cached counts.
-      counting ??= countAll().finally(() => (counting = undefined));
-      return counting;
-    },
+    stats: sharedWhileRunning(countAll),
 
     async open(req) {
       const dirs = await dirsFor(req);

@@ -71,3 +71,14 @@ export interface Store {
 
 /** How a store reports what it skipped (unreadable lines, a node that went away) without stopping. */
 export type Warn = (message: string) => void;
+
+/**
+ * `count` run once at a time: a call while one runs gets that one's result
+ * (Store.stats()). For a file store, two counts at once would each add a
+ * grown file's new lines to its cached count; for Elasticsearch, each page
+ * asking would run its own aggregation.
+ */
+export function sharedWhileRunning<T>(count: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | undefined;
+  return () => (running ??= count().finally(() => (running = undefined)));
+}
