@@ -181,11 +181,9 @@ export class CheckpointStore {
     // Positions keep a removal mark: they are of lines read before the
     // container went, shipped in the same or a later cycle. Only a container
     // seen again (markPresent) loses its mark.
-    const marked: string[] = [];
     for (const [id, u] of updates) {
       const cur = next.get(id);
       const removedAt = cur === undefined ? this.removedBeforeEntry.get(id) : undefined;
-      if (removedAt !== undefined) marked.push(id);
       set(id, { ...cur, name: u.name, streams: { ...cur?.streams, ...u.streams }, ...(removedAt === undefined ? {} : { removedAt }) });
     }
     for (const [id, at] of this.removedBeforeEntry) if (now - at > this.graceMs) this.removedBeforeEntry.delete(id);
@@ -226,8 +224,8 @@ export class CheckpointStore {
         }
         this.entries = next;
         this.fragments = fragments;
-        for (const id of marked) this.removedBeforeEntry.delete(id);
-        // Removed while this checkpoint was being written, which brings their first entry: marked in the next.
+        // Their first entries are in now: marked already, or, removed while
+        // this checkpoint was being written, marked in the next.
         for (const [id, at] of this.removedBeforeEntry) {
           if (!next.has(id)) continue;
           this.removedBeforeEntry.delete(id);
