@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { ClogsError } from '../errors.js';
 
@@ -45,12 +45,8 @@ export function loadConfig(opts: LoadOptions): Config {
     }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-    // A warning too: an unknown tag (`!ENV ${TOKEN}`) would leave its text as
-    // the value, a secret read as the literal `${TOKEN}`.
-    const bad = doc.errors[0] ?? doc.warnings[0];
-    if (bad !== undefined) {
-      throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${bad.linePos?.[0]?.line ?? '?'}: not valid YAML: ${bad.message.split('\n')[0]}`);
-    }
+    const bad = yamlProblem(doc);
+    if (bad !== undefined) throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${bad.line ?? '?'}: not valid YAML: ${bad.message}`);
     const value: unknown = doc.toJS() ?? {};
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new ClogsError('CLOGS_CONFIG', `${opts.file}: expected a mapping of keys at the top level`);
@@ -274,13 +270,27 @@ function envValue(text: string, type: z.ZodType): unknown {
   if (text !== '' && takesText(type)) return text;
   const doc = parseDocument(text);
   // `[web, db` or `"7d` read on as far as they go would be a value nobody wrote.
-  const bad = doc.errors[0] ?? doc.warnings[0];
-  return bad === undefined ? doc.toJS() : new YamlProblem(bad.message.split('\n')[0]!.replace(/ at line \d+, column \d+:$/, ''));
+  const bad = yamlProblem(doc);
+  // A variable's text is one line: its position says nothing the name does not.
+  return bad === undefined ? doc.toJS() : new YamlProblem(undefined, bad.message.replace(/ at line \d+, column \d+:$/, ''));
 }
 
-/** Why a variable's text is not the YAML its key reads. */
+/** Why a text is not the YAML it was read as: where, and what. */
 class YamlProblem {
-  constructor(readonly message: string) {}
+  constructor(
+    readonly line: number | undefined,
+    readonly message: string,
+  ) {}
+}
+
+/**
+ * The first error or warning of a parsed document, with the first line of
+ * its message. A warning too: an unknown tag (`!ENV ${TOKEN}`) would leave
+ * its text as the value, a secret read as the literal `${TOKEN}`.
+ */
+function yamlProblem(doc: Document.Parsed): YamlProblem | undefined {
+  const bad = doc.errors[0] ?? doc.warnings[0];
+  return bad === undefined ? undefined : new YamlProblem(bad.linePos?.[0]?.line, bad.message.split('\n')[0]!);
 }
 
 /** The value the file, variables and flags gave at `path`, if any. */
