@@ -78,6 +78,8 @@ export class CheckpointStore {
    */
   private readonly removedBeforeEntry = new Map<string, number>();
   private preparing = false;
+  /** The removal of a discarded checkpoint's temp file, which the next one reuses. */
+  private discarded: Promise<void> = Promise.resolve();
   private dirSync: Promise<void> | undefined;
   private lastDirSync = 0;
 
@@ -197,6 +199,8 @@ export class CheckpointStore {
     // that changed keeps this well under the cost of one fsync.
     const text = `{"version":1,"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
     const tmp = join(this.dir, `${FILE}.tmp`);
+    // Still under way, it would remove this checkpoint's file before the rename.
+    await this.discarded;
     try {
       const fh = await open(tmp, 'w');
       try {
@@ -239,7 +243,7 @@ export class CheckpointStore {
         settled = true;
         this.preparing = false;
         this.restage(staged);
-        unlink(tmp).catch(() => undefined);
+        this.discarded = unlink(tmp).catch(() => undefined);
       },
     };
   }

@@ -122,6 +122,15 @@ describe('CheckpointStore', () => {
     expect(readdirSync(dir)).toEqual(['checkpoints.json']);
   });
 
+  it('writes the checkpoint after a discarded one at once, its temp file not removed under it', async () => {
+    const s = await CheckpointStore.open(temp(), 60_000, log);
+    for (let i = 0; i < 50; i++) {
+      (await s.prepare(update({ stdout: { ts: T1, lines: i, ords: i } }))).discard();
+      await (await s.prepare(update({ stdout: { ts: T2, lines: i, ords: i } }))).commit();
+    }
+    expect(s.get('c1')?.streams.stdout).toEqual({ ts: T2, lines: 49, ords: 49 });
+  });
+
   it('allows one prepared checkpoint at a time', async () => {
     const s = await CheckpointStore.open(temp(), 60_000, log);
     const p = await s.prepare(new Map());
