@@ -51,13 +51,18 @@ export function parsePattern(flag: string, source: string, ignoreCase = false): 
   }
 }
 
-/** What JSON writes escaped; a text without any appears in a stored line as it is. */
+/** What JSON writes escaped. */
 const ESCAPED_IN_JSON = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** Whether a stored line holds `text`, as a JSON string's content, as it is. */
+export function storedAsIs(text: string): boolean {
+  return !ESCAPED_IN_JSON.test(text);
+}
 
 /** Sets the filter's `text` to find `text` itself in messages, every character literal. */
 export function searchText(filter: EventFilter, text: string, ignoreCase: boolean): void {
   filter.text = new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), ignoreCase ? 'i' : '');
-  filter.textInStoredLine = !ESCAPED_IN_JSON.test(text);
+  filter.textInStoredLine = storedAsIs(text);
 }
 
 /**

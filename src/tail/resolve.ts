@@ -11,6 +11,7 @@
 import type { ContainerMeta, LogEvent } from '../collector/event.js';
 import { eventSourceName, sourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
+import { storedAsIs } from './filter.js';
 import { safeField } from './safe-text.js';
 import type { Store } from './store.js';
 
@@ -190,6 +191,17 @@ export function selectionTakes(sel: Selection, c: ContainerMeta | undefined, tag
     case 'tag':
       return c?.id === undefined && tag === sel.value;
   }
+}
+
+/**
+ * A text every stored line the selection takes holds as it is: its container
+ * id, or its compose service, as a JSON string. Looking for it costs far less
+ * than parsing the line; lines that hold it are still matched as usual (the
+ * text may be in another field). Undefined when there is no such text.
+ */
+export function selectionLineText(sel: Selection): string | undefined {
+  if ((sel.kind === 'id' || sel.kind === 'service') && storedAsIs(sel.value)) return `"${sel.value}"`;
+  return undefined;
 }
 
 /** Names, services, tags and ids near the query: a shared substring or a small edit distance. */

@@ -59,7 +59,7 @@ import { compareFiles, listLayoutFiles, listSourceDirs, sanitizeName, type Layou
 import { matchesFilter, storedLineTest } from './filter.js';
 import { completeLinesEnd, firstLine, lastLine, lineAfter, readBlocksBackward, readLinesBackward, readLinesForward } from './lines.js';
 import { compareToKey, eventKey, hasEventKey, mergeOrdered, NewestEvents, parseKey, type StoredEvent } from './order.js';
-import { matchesSelection, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
+import { matchesSelection, selectionLineText, sourceInfoKey, sourceInfoName, sourceOfEvent, type Selection, type SourceInfo } from './resolve.js';
 import { sharedWhileRunning, type ReadRequest, type SourceStats, type Store, type StoreReader, type Warn } from './store.js';
 import { shiftTimestamp } from './timespec.js';
 
@@ -559,6 +559,10 @@ async function* followDirs(
   // a directory's lines are of whichever containers had its name.
   const grows = canGrow(req.selection);
   if (grows) for (const [dir, at] of others) followers.set(dir, { dir, ...at, watcher: undefined });
+  // Those are every line the host writes: most are not parsed at all.
+  const selectionText = selectionLineText(req.selection);
+  const lineTest = storedLineTest(req.filter);
+  const keep = (line: string): boolean => (selectionText === undefined || line.includes(selectionText)) && (lineTest === undefined || lineTest.test(line));
 
   let dirty = true;
   let wake: (() => void) | undefined;
@@ -586,7 +590,7 @@ async function* followDirs(
       if (grows) await discover(root, followers);
       for (const f of followers.values()) {
         f.watcher ??= watchOrUndefined(f.dir);
-        for await (const e of readNew(f, parse)) {
+        for await (const e of readNew(f, parse, keep)) {
           if (matchesSelection(req.selection, e.event) && matchesFilter(req.filter, e.event)) yield e;
         }
       }
@@ -607,11 +611,11 @@ async function discover(root: string, followers: Map<string, Follower>): Promise
 }
 
 /**
- * A follower's new complete lines. A file is known by its day and number, so
+ * A follower's new complete lines that `keep` takes. A file is known by its day and number, so
  * when the sink's compressor replaces the plain file with its `.gz` the
  * follower goes on in the `.gz` at the same offset (the same content).
  */
-async function* readNew(f: Follower, parse: Parse): AsyncGenerator<StoredEvent> {
+async function* readNew(f: Follower, parse: Parse, keep: (line: string) => boolean): AsyncGenerator<StoredEvent> {
   for (;;) {
     // Listed before the end is taken: if a later file exists at listing time,
     // the current one was final before, so reading to its end is complete.
@@ -630,7 +634,7 @@ async function* readNew(f: Follower, parse: Parse): AsyncGenerator<StoredEvent> 
     if (end > f.offset) {
       for await (const { line, next } of readLinesForward(file.path, f.offset, end)) {
         f.offset = next;
-        const event = parse(line, file.path);
+        const event = keep(line) ? parse(line, file.path) : undefined;
         if (event) yield { event, raw: line };
       }
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closeMatches, isUnknown, matchesSelection, resolveSource, type SourceInfo } from '../../../src/tail/resolve.js';
+import { closeMatches, isUnknown, matchesSelection, resolveSource, selectionLineText, type SourceInfo } from '../../../src/tail/resolve.js';
 import { container, fakeId, makeEvent } from '../../helpers/tail.js';
 
 const WEB1: SourceInfo = { id: fakeId('ab12'), name: 'shop-web-1', image: 'nginx', project: 'shop', service: 'web' };
@@ -96,6 +96,19 @@ describe('matchesSelection', () => {
     expect(matchesSelection({ kind: 'service', value: 'web', project: 'blog' }, e)).toBe(false);
     expect(matchesSelection({ kind: 'tag', value: 'app.payments' }, tagged)).toBe(true);
     expect(matchesSelection({ kind: 'all' }, tagged)).toBe(true);
+  });
+});
+
+describe('selectionLineText', () => {
+  it('is a text every stored line of the selection holds, or nothing', () => {
+    const meta = container(WEB1.id!, 'shop-web-1', { compose: { project: 'shop', service: 'wéb' } });
+    const line = JSON.stringify(makeEvent({ container: meta, sec: 1, seq: 1, message: 'x' }));
+    expect(line).toContain(selectionLineText({ kind: 'id', value: WEB1.id! }));
+    expect(line).toContain(selectionLineText({ kind: 'service', value: 'wéb' }));
+    // A name JSON writes escaped is no text to look for as it is.
+    expect(selectionLineText({ kind: 'service', value: 'wéb "1"' })).toBeUndefined();
+    expect(selectionLineText({ kind: 'name', value: 'shop-web-1' })).toBeUndefined();
+    expect(selectionLineText({ kind: 'all' })).toBeUndefined();
   });
 });
 

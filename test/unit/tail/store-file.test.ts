@@ -207,6 +207,26 @@ describe('file store: follow', () => {
     ac.abort();
   });
 
+  it('follows an id through every directory, parsing only the lines that hold it', async () => {
+    const { dir } = newStore();
+    seed(dir);
+    const r = read(dir, { kind: 'id', value: DB.id! }, {}, 0);
+    const reader = await r.open();
+    const ac = new AbortController();
+    const got = collect(reader.follow(ac.signal), 2);
+    await new Promise((r) => setTimeout(r, 50));
+    // Not an event, and without the id: never parsed, so nothing to warn of.
+    appendFileSync(join(dir, 'web', fileName('2026-11-22', 2)), 'not json\n');
+    // Another container's line that names the followed id: parsed, and not its own.
+    appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 60, seq: 800, message: `restarted ${DB.id!}` })], 2);
+    appendToStore(dir, [makeEvent({ container: { ...DB, name: 'web' }, sec: T0 + 61, seq: 801, message: 'db in web' })], 2);
+    appendToStore(dir, [makeEvent({ container: DB, sec: T0 + 62, seq: 802, message: 'db in db' })]);
+    // Each directory is read in turn, not merged in time order.
+    expect((await got).sort()).toEqual(['db in db', 'db in web']);
+    expect(r.warnings).toEqual([]);
+    ac.abort();
+  });
+
   it('ends the follow when the signal aborts', async () => {
     const { dir } = newStore();
     seed(dir);
