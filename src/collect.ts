@@ -26,7 +26,6 @@ import { collectProcessMetrics } from './metrics.js';
 
 interface Running {
   config: Config;
-  sinks: Sink[];
   inputs: RunningInput[];
   /** The inputs' container directory, closed after them. */
   containers: { close(): void } | undefined;
@@ -42,7 +41,7 @@ const RESTART_ONLY = ['log_level', 'log_format'] as const;
 export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
-  private readonly pipeline = new Pipeline([]);
+  private readonly pipeline = new Pipeline();
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
   /** The start or reload under way, if any; it never rejects, so a failed one does not stop later reloads or stop(). */
@@ -72,7 +71,7 @@ export class Collector {
     // taken HTTP port fails the start before a forward client got an ack.
     await this.startHttp(config);
     try {
-      await this.bringUp(config, undefined);
+      await this.bringUp(config, true);
     } catch (err) {
       await this.stopHttp();
       throw err;
@@ -88,10 +87,12 @@ export class Collector {
 
   /**
    * Applies a new config: inputs, sinks and the HTTP endpoint whose settings
-   * changed are restarted, the rest keep running. Queued data stays in the
-   * sinks' disk queues and the inputs' checkpoints, so nothing is lost across
-   * the restart. When any part of the new config does not start (a port
-   * taken, a state directory that cannot be written), what the reload
+   * changed are restarted, the rest keep running. Sinks are replaced under
+   * running inputs, which wait meanwhile (Pipeline.replaceSinks): a forward
+   * client keeps its connection through a change of sinks. Queued data stays
+   * in the sinks' disk queues and the inputs' checkpoints, so nothing is lost
+   * across the restart. When any part of the new config does not start (a
+   * port taken, a state directory that cannot be written), what the reload
    * restarted runs with the config before it again, and the returned promise
    * rejects with the reason; when that does not start either, no input or
    * sink runs and isRunning is false.
@@ -110,7 +111,7 @@ export class Collector {
     this.running = undefined;
     if (running) await this.stopInputs(running);
     await this.stopHttp();
-    if (running) await this.closeSinks(running.sinks);
+    await this.closeSinks();
   }
 
   private async applyReload(next: Config): Promise<void> {
@@ -123,9 +124,9 @@ export class Collector {
       if (cur.config[key] !== next[key]) this.log.warn({ key, running: cur.config[key], next: next[key] }, 'config reload: this key takes effect at the next start');
     }
     const sinksChanged = !isDeepStrictEqual(cur.config.sinks, next.sinks) || cur.config.state_dir !== next.state_dir;
-    const inputsChanged = sinksChanged || !isDeepStrictEqual(inputSettings(cur.config), inputSettings(next));
+    const inputsChanged = !isDeepStrictEqual(inputSettings(cur.config), inputSettings(next));
     const httpChanged = !isDeepStrictEqual(cur.config.http, next.http);
-    if (!inputsChanged && !httpChanged) {
+    if (!inputsChanged && !sinksChanged && !httpChanged) {
       this.running = { ...cur, config: next };
       this.log.info('config reloaded: nothing to restart');
       return;
@@ -141,46 +142,68 @@ export class Collector {
       this.running = undefined;
       this.down = 'collector reloading';
       await this.stopInputs(cur);
-      if (sinksChanged) await this.closeSinks(cur.sinks);
-      const kept = sinksChanged ? undefined : cur.sinks;
       try {
-        await this.bringUp(next, kept);
+        await this.bringUp(next, sinksChanged);
       } catch (err) {
         this.log.error({ err }, 'config reload failed: starting the running config again');
         try {
-          // The endpoint of the running config again too, and first, as at start.
-          if (httpChanged) {
-            await this.stopHttp();
-            await this.startHttp(cur.config);
-          }
-          await this.bringUp(cur.config, kept);
+          await this.restoreHttp(cur.config, httpChanged);
+          await this.bringUp(cur.config, sinksChanged);
         } catch (again) {
-          if (kept) await this.closeSinks(kept);
+          await this.closeSinks();
           throw again;
         }
         throw err;
       }
-      if (sinksChanged && this.http) await this.replaceStore(next);
+    } else if (sinksChanged) {
+      let failed: unknown;
+      try {
+        await this.replaceSinks(async () => {
+          try {
+            return await this.startSinks(next);
+          } catch (err) {
+            failed = err;
+            this.log.error({ err }, 'config reload failed: starting the running config again');
+            return await this.startSinks(cur.config);
+          }
+        });
+      } catch (again) {
+        this.running = undefined;
+        await this.stopInputs(cur);
+        throw again;
+      }
+      if (failed !== undefined) {
+        await this.restoreHttp(cur.config, httpChanged);
+        throw failed;
+      }
+      this.running = { ...cur, config: next };
     } else this.running = { ...cur, config: next };
+    if (sinksChanged && this.http) await this.replaceStore(next);
     this.log.info(
       { restarted: [inputsChanged && 'inputs', sinksChanged && 'sinks', httpChanged && 'http'].filter(Boolean), sinks: this.pipeline.sinkList.map((s) => s.name) },
       'config reloaded',
     );
   }
 
-  /** Starts the sinks (unless `kept`, the running ones) and the inputs of `config`; on failure leaves none of what it started running. */
-  private async bringUp(config: Config, kept: Sink[] | undefined): Promise<void> {
+  /** Starts the sinks (when `newSinks`, else the running ones stay) and the inputs of `config`; on failure leaves none of what it started running. */
+  private async bringUp(config: Config, newSinks: boolean): Promise<void> {
     await mkdir(config.state_dir, { recursive: true });
-    const sinks = kept ?? (await this.startSinks(config));
-    this.pipeline.replaceSinks(sinks);
+    if (newSinks) await this.replaceSinks(() => this.startSinks(config));
     let started: Pick<Running, 'inputs' | 'containers'>;
     try {
       started = await this.startInputs(config);
     } catch (err) {
-      if (!kept) await this.closeSinks(sinks);
+      if (newSinks) await this.closeSinks();
       throw err;
     }
-    this.running = { config, sinks, ...started };
+    this.running = { config, ...started };
+  }
+
+  /** After a failed reload, the HTTP endpoint of the running config again, when the reload replaced it, and first, as at start. */
+  private async restoreHttp(config: Config, replaced: boolean): Promise<void> {
+    if (!replaced) return;
+    await this.stopHttp();
+    await this.startHttp(config);
   }
 
   /**
@@ -200,7 +223,7 @@ export class Collector {
       } catch (again) {
         this.running = undefined;
         await this.stopInputs(running);
-        await this.closeSinks(running.sinks);
+        await this.closeSinks();
         throw again;
       }
       throw err;
@@ -267,15 +290,19 @@ export class Collector {
     const started = await Promise.allSettled(sinks.map((s) => s.start()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {
-      await this.closeSinks(sinks);
+      for (const c of await Promise.allSettled(sinks.map((s) => s.close()))) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
       throw failed.reason;
     }
     return sinks;
   }
 
-  private async closeSinks(sinks: readonly Sink[]): Promise<void> {
-    const closed = await Promise.allSettled(sinks.map((s) => s.close()));
-    for (const c of closed) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
+  /** The pipeline's sinks closed and replaced by what `open` starts (see Pipeline.replaceSinks). */
+  private async replaceSinks(open: () => Promise<readonly Sink[]>): Promise<void> {
+    for (const err of await this.pipeline.replaceSinks(open)) this.log.error({ err }, 'sink close failed');
+  }
+
+  private async closeSinks(): Promise<void> {
+    await this.replaceSinks(async () => []);
   }
 
   /** Stops the inputs one after another, the last started first (see startInputs()), then their container directory. */

@@ -1,3 +1,4 @@
+import { ClogsError } from '../errors.js';
 import type { Sink, SyncOptions, WriteOptions } from '../sinks/sink.js';
 import { EncodedBatch } from './encoded.js';
 import type { LogEvent } from './event.js';
@@ -22,8 +23,18 @@ export type Subscriber = (batch: EncodedBatch) => void;
 export class Pipeline {
   private readonly subscribers = new Set<Subscriber>();
   private seq: number;
+  /** Writes and syncs under way on the running sinks. */
+  private busy = 0;
+  /** Called when `busy` comes to 0, while replaceSinks waits for that. */
+  private idle: (() => void) | undefined;
+  /** While the sinks are replaced: writes and syncs wait for it. */
+  private replacing: Promise<void> | undefined;
+  /** Why sinks replaced earlier failed to close, for the next sync (see replaceSinks). */
+  private closeFailure: unknown = undefined;
+  /** Why the sinks of the last replace did not start: until the next, nothing takes a write. */
+  private notStarted: unknown = undefined;
 
-  constructor(private sinks: readonly Sink[]) {
+  constructor(private sinks: readonly Sink[] = []) {
     // Starts from the wall clock in microseconds so sequence numbers keep
     // increasing across restarts (events of one source never go backwards).
     this.seq = Date.now() * 1000;
@@ -38,14 +49,33 @@ export class Pipeline {
   async write(input: readonly LogEvent[] | EncodedBatch, opts?: WriteOptions): Promise<void> {
     if (!(input instanceof EncodedBatch) && input.length === 0) return;
     const batch = input instanceof EncodedBatch ? input : EncodedBatch.of(input);
-    if (this.sinks.length === 1) await this.sinks[0]!.write(batch, opts);
-    else await Promise.all(this.sinks.map((s) => s.write(batch, opts)));
+    while (this.replacing) await this.replacing;
+    const sinks = this.running();
+    this.busy++;
+    try {
+      if (sinks.length === 1) await sinks[0]!.write(batch, opts);
+      else await Promise.all(sinks.map((s) => s.write(batch, opts)));
+    } finally {
+      this.settled();
+    }
     for (const fn of this.subscribers) fn(batch);
   }
 
   /** Makes every deferred write resolved so far durable in every sink. */
   async sync(opts?: SyncOptions): Promise<void> {
-    await Promise.all(this.sinks.map((s) => s.sync?.(opts)));
+    while (this.replacing) await this.replacing;
+    const lost = this.closeFailure;
+    if (lost !== undefined && opts?.background !== true) {
+      this.closeFailure = undefined;
+      throw lost;
+    }
+    const sinks = this.running();
+    this.busy++;
+    try {
+      await Promise.all(sinks.map((s) => s.sync?.(opts)));
+    } finally {
+      this.settled();
+    }
   }
 
   subscribe(fn: Subscriber): () => void {
@@ -57,8 +87,49 @@ export class Pipeline {
     return this.sinks;
   }
 
-  /** On reload: later writes go to the new sinks; writes under way finish on the old ones. */
-  replaceSinks(sinks: readonly Sink[]): void {
-    this.sinks = sinks;
+  /**
+   * Replaces the sinks under running inputs (a start, a reload, a stop):
+   * holds new writes and syncs, lets those under way finish on the running
+   * sinks, closes those (which makes their deferred writes durable), then
+   * takes the sinks `open` starts and lets the held writes go to them. The
+   * inputs only feel a pause, as from a slow sink. When `open` rejects, no
+   * sink runs and writes and syncs reject until the next replace. A sink that fails to
+   * close may have lost deferred writes: the next sync that is not in the
+   * background fails with that error, so the input that deferred them
+   * (the Docker input) reads them again. Returns why sinks failed to close.
+   */
+  async replaceSinks(open: () => Promise<readonly Sink[]>): Promise<unknown[]> {
+    while (this.replacing) await this.replacing;
+    let release!: () => void;
+    this.replacing = new Promise<void>((resolve) => (release = resolve));
+    try {
+      if (this.busy > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      this.idle = undefined;
+      const old = this.sinks;
+      this.sinks = [];
+      const failures = (await Promise.allSettled(old.map((s) => s.close()))).flatMap((c) => (c.status === 'rejected' ? [c.reason as unknown] : []));
+      if (failures.length > 0) this.closeFailure = failures[0];
+      this.notStarted = undefined;
+      try {
+        this.sinks = await open();
+      } catch (err) {
+        this.notStarted = err;
+        throw err;
+      }
+      return failures;
+    } finally {
+      this.replacing = undefined;
+      release();
+    }
+  }
+
+  private running(): readonly Sink[] {
+    const err = this.notStarted;
+    if (err !== undefined) throw new ClogsError('CLOGS_SINK', `no sink runs: they did not start (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    return this.sinks;
+  }
+
+  private settled(): void {
+    if (--this.busy === 0) this.idle?.();
   }
 }

@@ -44,10 +44,15 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
+/** One acked record, in Message mode. */
+function record(line: string): Buffer {
+  return mp.arr(mp.str('reload'), mp.int32(T), mp.strMap({ log: line }), encodeMsgpack({ chunk: line }));
+}
+
 /** Sends one acked record to the forward port and waits for its ack. */
 async function sendLine(port: number, line: string): Promise<void> {
   const client = await rawClient(port);
-  await client.send(mp.arr(mp.str('reload'), mp.int32(T), mp.strMap({ log: line }), encodeMsgpack({ chunk: line })));
+  await client.send(record(line));
   await client.waitReplies(1);
   client.socket.destroy();
 }
@@ -150,5 +155,45 @@ describe('clogs collect on SIGHUP', () => {
     collector = undefined;
     expect(stored('data')).toEqual(['after the failed HTTP reload', 'after the failed input reload']);
     expect(stored('data2')).toEqual([]);
+  });
+
+  it('replaces the sinks under a running forward input: its clients keep their connections, also when the new sinks do not start', async () => {
+    const dir = tempDir('reload-sinks');
+    const file = join(dir, 'clogs.yaml');
+    const port = await freePort();
+    const config = (data: string): void =>
+      writeFileSync(file, `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/${data}\nhttp:\n  enabled: false\n`);
+    config('data');
+    collector = await startCollector(['--config', file]);
+    const c = collector;
+    const logged = (msg: string): number => c.lines.filter((l) => l.msg === msg).length;
+    const stored = (data: string): string[] => (existsSync(join(dir, data)) ? readFileStore(join(dir, data)).map((e) => e.message) : []);
+    const client = await rawClient(port);
+    let closed = false;
+    void client.closed.then(() => (closed = true));
+    await client.send(record('before'));
+    await client.waitReplies(1);
+
+    config('data2');
+    c.process.kill('SIGHUP');
+    await until('the reload', () => logged('config reloaded') === 1);
+    expect(c.lines.find((l) => l.msg === 'config reloaded')).toMatchObject({ restarted: ['sinks'] });
+    await client.send(record('after'));
+    await client.waitReplies(2);
+
+    // A sink directory that cannot be made: the running sinks start again, and the client goes on.
+    writeFileSync(join(dir, 'not-a-dir'), '');
+    config('not-a-dir/data');
+    c.process.kill('SIGHUP');
+    await until('the failed reload', () => logged('config reload failed: what could not start runs as before the reload') === 1);
+    await client.send(record('after the failed reload'));
+    await client.waitReplies(3);
+    expect(closed).toBe(false);
+    client.socket.destroy();
+
+    expect(await c.stop()).toBe(0);
+    collector = undefined;
+    expect(stored('data')).toEqual(['before']);
+    expect(stored('data2')).toEqual(['after', 'after the failed reload']);
   });
 });

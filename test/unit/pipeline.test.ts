@@ -1,0 +1,83 @@
+/**
+ * Pipeline.replaceSinks: what a reload of the sinks does to the writes and
+ * syncs of inputs that keep running.
+ */
+import { describe, expect, it } from 'vitest';
+import type { EncodedBatch } from '../../src/collector/encoded.js';
+import { Pipeline } from '../../src/collector/pipeline.js';
+import type { Sink } from '../../src/sinks/sink.js';
+import { eventsOf } from '../helpers/batch.js';
+import { makeEvents } from '../helpers/elasticsearch.js';
+
+/** A sink that keeps the messages it took; writes wait while `gate` is set. */
+class MemorySink implements Sink {
+  readonly name = 'memory';
+  readonly messages: string[] = [];
+  closed = false;
+  gate: Promise<void> | undefined;
+  closeError: Error | undefined;
+
+  async start(): Promise<void> {}
+
+  async write(batch: EncodedBatch): Promise<void> {
+    if (this.closed) throw new Error('written after close');
+    const messages = eventsOf(batch).map((e) => e.message);
+    await this.gate;
+    this.messages.push(...messages);
+  }
+
+  async sync(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.closeError) throw this.closeError;
+  }
+}
+
+const batch = (message: string) => makeEvents(1, 0, { message });
+
+describe('Pipeline.replaceSinks', () => {
+  it('lets writes under way finish on the old sinks, holds new ones, and gives them to the new sinks', async () => {
+    const old = new MemorySink();
+    const next = new MemorySink();
+    const pipeline = new Pipeline([old]);
+    let open!: () => void;
+    old.gate = new Promise((r) => (open = r));
+    const underWay = pipeline.write(batch('under way'));
+    let opened = false;
+    const replaced = pipeline.replaceSinks(async () => {
+      opened = true;
+      return [next];
+    });
+    const held = pipeline.write(batch('held'));
+    await new Promise((r) => setTimeout(r, 20));
+    // The old sink is still writing: not closed, and the new one not started.
+    expect([old.closed, opened]).toEqual([false, false]);
+    open();
+    await Promise.all([underWay, replaced, held]);
+    expect(old.messages).toEqual(['under way']);
+    expect(next.messages).toEqual(['held']);
+    expect(pipeline.sinkList).toEqual([next]);
+  });
+
+  it('fails writes while no sink started, until a replace starts some', async () => {
+    const pipeline = new Pipeline([new MemorySink()]);
+    await expect(pipeline.replaceSinks(() => Promise.reject(new Error('port taken')))).rejects.toThrow('port taken');
+    await expect(pipeline.write(batch('lost?'))).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('port taken') });
+    await expect(pipeline.sync()).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    const next = new MemorySink();
+    await pipeline.replaceSinks(async () => [next]);
+    await pipeline.write(batch('taken'));
+    expect(next.messages).toEqual(['taken']);
+  });
+
+  it('fails the next sync that is not in the background when an old sink failed to close', async () => {
+    const old = new MemorySink();
+    old.closeError = new Error('EIO on close');
+    const pipeline = new Pipeline([old]);
+    expect(await pipeline.replaceSinks(async () => [new MemorySink()])).toEqual([old.closeError]);
+    await pipeline.sync({ background: true });
+    await expect(pipeline.sync()).rejects.toThrow('EIO on close');
+    await pipeline.sync();
+  });
+});
