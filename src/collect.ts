@@ -156,33 +156,52 @@ export class Collector {
         throw err;
       }
     } else if (sinksChanged) {
-      let failed: unknown;
-      try {
-        await this.replaceSinks(async () => {
-          try {
-            return await this.startSinks(next);
-          } catch (err) {
-            failed = err;
-            this.log.error({ err }, 'config reload failed: starting the running config again');
-            return await this.startSinks(cur.config);
-          }
-        });
-      } catch (again) {
-        this.running = undefined;
-        await this.stopInputs(cur);
-        throw again;
-      }
-      if (failed !== undefined) {
-        await this.restoreHttp(cur.config, httpChanged);
-        throw failed;
-      }
-      this.running = { ...cur, config: next };
+      await this.reloadSinks(cur, next, httpChanged);
     } else this.running = { ...cur, config: next };
     if (sinksChanged && this.http) await this.replaceStore(next);
     this.log.info(
       { restarted: [inputsChanged && 'inputs', sinksChanged && 'sinks', httpChanged && 'http'].filter(Boolean), sinks: this.pipeline.sinkList.map((s) => s.name) },
       'config reloaded',
     );
+  }
+
+  /**
+   * The sinks of `next` in place of the running ones, under the running
+   * inputs. When they do not start, the running config's sinks start again
+   * in the same replace, so the writes held meanwhile go there.
+   */
+  private async reloadSinks(cur: Running, next: Config, httpChanged: boolean): Promise<void> {
+    let failed: unknown;
+    try {
+      await this.replaceSinks(async () => {
+        try {
+          return await this.startSinks(next);
+        } catch (err) {
+          failed = err;
+          this.log.error({ err }, 'config reload failed: starting the running config again');
+          return await this.startSinks(cur.config);
+        }
+      });
+    } catch (again) {
+      this.running = undefined;
+      this.down = 'collector reloading';
+      await this.stopInputs(cur);
+      throw again;
+    }
+    if (failed !== undefined) {
+      try {
+        await this.restoreHttp(cur.config, httpChanged);
+      } catch (again) {
+        // As restartHttp: a config that runs only in part is not the one before the reload.
+        this.running = undefined;
+        this.down = 'collector reloading';
+        await this.stopInputs(cur);
+        await this.closeSinks();
+        throw again;
+      }
+      throw failed;
+    }
+    this.running = { ...cur, config: next };
   }
 
   /** Starts the sinks (when `newSinks`, else the running ones stay) and the inputs of `config`; on failure leaves none of what it started running. */
@@ -237,7 +256,12 @@ export class Collector {
       this.http = await startHttpServer(config.http, {
         log: this.log.child({ component: 'http' }),
         pipeline: this.pipeline,
-        inputs: () => (this.stopping ? 'collector stopping' : (this.running?.inputs ?? this.down)),
+        inputs: () => {
+          if (this.stopping) return 'collector stopping';
+          if (!this.running) return this.down;
+          // Sinks replaced under running inputs: writes wait, as during a restart.
+          return this.pipeline.isReplacing ? 'collector reloading' : this.running.inputs;
+        },
         sinks: () => this.pipeline.sinkList,
         reader: {
           store: () => this.store,

@@ -54,7 +54,7 @@ export class Pipeline {
     this.busy++;
     try {
       if (sinks.length === 1) await sinks[0]!.write(batch, opts);
-      else await Promise.all(sinks.map((s) => s.write(batch, opts)));
+      else await allOf(sinks.map((s) => s.write(batch, opts)));
     } finally {
       this.settled();
     }
@@ -72,7 +72,7 @@ export class Pipeline {
     const sinks = this.running();
     this.busy++;
     try {
-      await Promise.all(sinks.map((s) => s.sync?.(opts)));
+      await allOf(sinks.map((s) => s.sync?.(opts)));
     } finally {
       this.settled();
     }
@@ -90,13 +90,14 @@ export class Pipeline {
   /**
    * Replaces the sinks under running inputs (a start, a reload, a stop):
    * holds new writes and syncs, lets those under way finish on the running
-   * sinks, closes those (which makes their deferred writes durable), then
-   * takes the sinks `open` starts and lets the held writes go to them. The
-   * inputs only feel a pause, as from a slow sink. When `open` rejects, no
-   * sink runs and writes and syncs reject until the next replace. A sink that fails to
-   * close may have lost deferred writes: the next sync that is not in the
-   * background fails with that error, so the input that deferred them
-   * (the Docker input) reads them again. Returns why sinks failed to close.
+   * sinks, makes their deferred writes durable and closes them, then takes
+   * the sinks `open` starts and lets the held writes go to them. The inputs
+   * only feel a pause, as from a slow sink. While no sink runs (`open`
+   * rejected, or returned none), writes and syncs reject. When the old
+   * sinks' last sync fails, deferred writes may be lost: the next sync that
+   * is not in the background fails with that error, so the input that
+   * deferred them (the Docker input) reads them again instead of moving
+   * its checkpoint past them. Returns why old sinks failed to sync or close.
    */
   async replaceSinks(open: () => Promise<readonly Sink[]>): Promise<unknown[]> {
     while (this.replacing) await this.replacing;
@@ -107,8 +108,10 @@ export class Pipeline {
       this.idle = undefined;
       const old = this.sinks;
       this.sinks = [];
-      const failures = (await Promise.allSettled(old.map((s) => s.close()))).flatMap((c) => (c.status === 'rejected' ? [c.reason as unknown] : []));
-      if (failures.length > 0) this.closeFailure = failures[0];
+      // Not in the background: a sync failure a sink holds for the next caller is taken here.
+      const synced = rejections(await Promise.allSettled(old.map((s) => s.sync?.())));
+      if (synced.length > 0) this.closeFailure = synced[0];
+      const failures = [...synced, ...rejections(await Promise.allSettled(old.map((s) => s.close())))];
       this.notStarted = undefined;
       try {
         this.sinks = await open();
@@ -123,13 +126,33 @@ export class Pipeline {
     }
   }
 
+  /** Whether writes wait for the sinks to be replaced, for /readyz. */
+  get isReplacing(): boolean {
+    return this.replacing !== undefined;
+  }
+
   private running(): readonly Sink[] {
+    if (this.sinks.length > 0) return this.sinks;
     const err = this.notStarted;
-    if (err !== undefined) throw new ClogsError('CLOGS_SINK', `no sink runs: they did not start (${err instanceof Error ? err.message : String(err)})`, { cause: err });
-    return this.sinks;
+    if (err === undefined) throw new ClogsError('CLOGS_SINK', 'no sink runs');
+    throw new ClogsError('CLOGS_SINK', `no sink runs: they did not start (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
 
   private settled(): void {
     if (--this.busy === 0) this.idle?.();
   }
+}
+
+/**
+ * Settles once every sink did, with the first failure: a sink still writing
+ * when another failed keeps the batch's memory and must not be closed under
+ * that write (replaceSinks waits for it).
+ */
+async function allOf(pending: (Promise<unknown> | undefined)[]): Promise<void> {
+  const failed = rejections(await Promise.allSettled(pending));
+  if (failed.length > 0) throw failed[0];
+}
+
+function rejections(settled: PromiseSettledResult<unknown>[]): unknown[] {
+  return settled.flatMap((c) => (c.status === 'rejected' ? [c.reason as unknown] : []));
 }

@@ -162,6 +162,11 @@ export function decodeReplies(bytes: Buffer): unknown[] {
 
 // ---------- in-process input ----------
 
+/** A sink that takes every write and keeps nothing: a pipeline for the live stream alone. */
+export function discardSink(): Sink {
+  return { name: 'discard', start: async () => {}, write: async () => {}, close: async () => {} };
+}
+
 /** A sink that keeps what it is given; `hold()` keeps writes pending until released. */
 export class CaptureSink implements Sink {
   readonly name = 'capture';

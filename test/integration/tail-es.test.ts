@@ -288,7 +288,7 @@ describe('the HTTP API on Elasticsearch', () => {
   async function ask(cfg: Record<string, unknown>, path: string): Promise<{ status: number; error: string; logged: unknown[] }> {
     const { log, lines } = memoryLogger();
     const store = createEsStore(sinkConfig({ data_stream: { dataset, namespace: 'default' }, ...cfg }), () => undefined);
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline(), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
     try {
       const res = await fetch(`http://${http.address}${path}`);
       const body = (await res.json()) as { error?: string };

@@ -15,7 +15,7 @@ class MemorySink implements Sink {
   readonly messages: string[] = [];
   closed = false;
   gate: Promise<void> | undefined;
-  closeError: Error | undefined;
+  syncError: Error | undefined;
 
   async start(): Promise<void> {}
 
@@ -26,11 +26,12 @@ class MemorySink implements Sink {
     this.messages.push(...messages);
   }
 
-  async sync(): Promise<void> {}
+  async sync(): Promise<void> {
+    if (this.syncError) throw this.syncError;
+  }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.closeError) throw this.closeError;
   }
 }
 
@@ -52,9 +53,10 @@ describe('Pipeline.replaceSinks', () => {
     const held = pipeline.write(batch('held'));
     await new Promise((r) => setTimeout(r, 20));
     // The old sink is still writing: not closed, and the new one not started.
-    expect([old.closed, opened]).toEqual([false, false]);
+    expect([old.closed, opened, pipeline.isReplacing]).toEqual([false, false, true]);
     open();
     await Promise.all([underWay, replaced, held]);
+    expect(pipeline.isReplacing).toBe(false);
     expect(old.messages).toEqual(['under way']);
     expect(next.messages).toEqual(['held']);
     expect(pipeline.sinkList).toEqual([next]);
@@ -71,13 +73,37 @@ describe('Pipeline.replaceSinks', () => {
     expect(next.messages).toEqual(['taken']);
   });
 
-  it('fails the next sync that is not in the background when an old sink failed to close', async () => {
+  it('fails the next sync that is not in the background when the old sinks could not make their writes durable', async () => {
     const old = new MemorySink();
-    old.closeError = new Error('EIO on close');
+    old.syncError = new Error('EIO on fsync');
     const pipeline = new Pipeline([old]);
-    expect(await pipeline.replaceSinks(async () => [new MemorySink()])).toEqual([old.closeError]);
+    expect(await pipeline.replaceSinks(async () => [new MemorySink()])).toEqual([old.syncError]);
+    expect(old.closed).toBe(true);
     await pipeline.sync({ background: true });
-    await expect(pipeline.sync()).rejects.toThrow('EIO on close');
+    await expect(pipeline.sync()).rejects.toThrow('EIO on fsync');
     await pipeline.sync();
+  });
+
+  it('closes no sink while it still writes a batch another sink failed', async () => {
+    const failing = new MemorySink();
+    failing.closed = true;
+    const slow = new MemorySink();
+    let open!: () => void;
+    slow.gate = new Promise((r) => (open = r));
+    const pipeline = new Pipeline([failing, slow]);
+    const written = pipeline.write(batch('half'));
+    const replaced = pipeline.replaceSinks(async () => [new MemorySink()]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(slow.closed).toBe(false);
+    open();
+    await expect(written).rejects.toThrow('written after close');
+    await replaced;
+    expect(slow.messages).toEqual(['half']);
+  });
+
+  it('takes no write while no sink runs', async () => {
+    const pipeline = new Pipeline([new MemorySink()]);
+    await pipeline.replaceSinks(async () => []);
+    await expect(pipeline.write(batch('nowhere'))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
   });
 });

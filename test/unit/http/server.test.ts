@@ -29,7 +29,7 @@ async function serve(auth?: HttpAuthConfig): Promise<{ port: number; lines: Reco
   const store = createFileStore(dir, () => undefined);
   const reader: LogReader = { store: () => store, containerStates: async () => undefined };
   const { log, lines } = memoryLogger();
-  const pipeline = new Pipeline([]);
+  const pipeline = new Pipeline();
   const cfg = auth === undefined ? { enabled: true, listen: { host: '127.0.0.1', port: 0 } } : { enabled: true, listen: { host: '127.0.0.1', port: 0 }, auth };
   const http = await startHttpServer(cfg, { log, pipeline, inputs: () => [], sinks: () => [], reader });
   cleanups.push(() => http.close());
@@ -192,7 +192,7 @@ describe('HTTP server answers', () => {
         };
       },
     };
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: memoryLogger().log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log: memoryLogger().log, pipeline: new Pipeline(), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
     cleanups.push(() => http.close());
     const port = Number(http.address.split(':')[1]);
     const head = await raw(port, 'HEAD /api/export?format=text HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
@@ -217,7 +217,7 @@ describe('HTTP server API on a store that does not answer', () => {
     };
     const store = { ...failing, stats: async () => down(), open: async () => down() };
     const { log, lines } = memoryLogger();
-    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline([]), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
+    const http = await startHttpServer({ enabled: true, listen: { host: '127.0.0.1', port: 0 } }, { log, pipeline: new Pipeline(), inputs: () => [], sinks: () => [], reader: { store: () => store, containerStates: async () => undefined } });
     cleanups.push(() => http.close());
     const port = Number(http.address.split(':')[1]);
     for (const path of ['/api/containers', '/api/lines', '/api/export', '/api/containers']) {

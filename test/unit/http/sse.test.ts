@@ -6,6 +6,7 @@ import { Pipeline } from '../../../src/collector/pipeline.js';
 import { CLIENT_BUFFER_BYTES, DROPPED_COMMENT, MAX_CLIENTS, SLOW_CLIENT_MS, createTailStreams, type TailLimits } from '../../../src/http/sse.js';
 import { parseTailQuery, tailFilter, type TailFilter, type TailQuery } from '../../../src/http/tail-filter.js';
 import { createLogger } from '../../../src/log.js';
+import { discardSink } from '../../helpers/forward.js';
 import { until } from '../../helpers/until.js';
 import { container, event } from '../file-sink/helpers.js';
 
@@ -78,7 +79,7 @@ async function burst(pipeline: Pipeline, n = BURST_LINES): Promise<void> {
 
 describe('/tail stream', () => {
   it('takes the lines of a wanted container, and lines without a container by their tag', async () => {
-    const pipeline = new Pipeline([]);
+    const pipeline = new Pipeline([discardSink()]);
     const tail = await subscribe(pipeline, 'container=app.b&container=web');
     await pipeline.write(EncodedBatch.of([event('w1', { container: web, tag: 'app.a' }), event('d1', { container: db, tag: 'app.b' }), event('a1', { tag: 'app.a' })]));
     await pipeline.write(EncodedBatch.of([event('a2', { tag: 'app.a' }), event('b1', { tag: 'app.b' }), event('w2', { container: web })]));
@@ -91,7 +92,7 @@ describe('/tail stream', () => {
   });
 
   it('ends the stream of a client whose lines cannot be rendered, and the write still succeeds', async () => {
-    const pipeline = new Pipeline([]);
+    const pipeline = new Pipeline([discardSink()]);
     const broken = {
       get selections(): TailFilter['selections'] {
         throw new Error('a renderer bug');
@@ -106,7 +107,7 @@ describe('/tail stream', () => {
 
 describe('/tail stream: how many', () => {
   it('answers 503 past the most streams open at once, and takes one again once a stream ends', async () => {
-    const streams = createTailStreams(new Pipeline([]), createLogger('silent'), { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: SLOW_CLIENT_MS, maxBufferBytes: 32 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, maxClients: 2 });
+    const streams = createTailStreams(new Pipeline([discardSink()]), createLogger('silent'), { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: SLOW_CLIENT_MS, maxBufferBytes: 32 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, maxClients: 2 });
     const filter = await tailFilter(parseTailQuery(new URLSearchParams('container=web')) as TailQuery, undefined, createLogger('silent'));
     server = createServer((req, res) => streams.serve(req, res, filter));
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
@@ -132,7 +133,7 @@ describe('/tail stream: how many', () => {
 
 describe('/tail stream: slow clients', () => {
   it('keeps a client that reads through a burst far above the buffer bound', async () => {
-    const pipeline = new Pipeline([]);
+    const pipeline = new Pipeline([discardSink()]);
     const tail = await subscribe(pipeline, 'container=web');
     await burst(pipeline);
     // The burst is queued in one turn, before the socket could drain: more than the bound, and that alone is no reason to drop.
@@ -147,7 +148,7 @@ describe('/tail stream: slow clients', () => {
 
   /** A client that does not read while a burst is published; generous bounds but those in `limits`. */
   async function pausedThroughBurst(limits: Partial<TailLimits>): Promise<Tail> {
-    const pipeline = new Pipeline([]);
+    const pipeline = new Pipeline([discardSink()]);
     const bounds: TailLimits = { bufferBytes: CLIENT_BUFFER_BYTES, slowMs: 60_000, maxBufferBytes: 64 * CLIENT_BUFFER_BYTES, totalBufferBytes: 64 * CLIENT_BUFFER_BYTES, maxClients: MAX_CLIENTS, ...limits };
     const tail = await subscribe(pipeline, 'container=web', undefined, bounds);
     tail.incoming.pause();

@@ -91,7 +91,7 @@ function follow(live: string, authorization?: string) {
 
 describe('clogs tail -f when /tail refuses it', () => {
   it('says once that the collector asks for credentials, stops asking, and follows the store', async () => {
-    const pipeline = new Pipeline([]);
+    const pipeline = new Pipeline();
     const http = await startHttpServer(
       { enabled: true, listen: { host: '127.0.0.1', port: 0 }, auth: { token: TOKEN, users: [] } },
       { log: createLogger('silent'), pipeline, inputs: () => [], sinks: () => [], reader: NO_STORE },
