@@ -180,7 +180,6 @@ async function sideBySide(client: Client, tag: string): Promise<{ direct: Figure
   const sink = createElasticsearchSink(elasticsearchSchema.parse({ url: URL, data_stream: { dataset, namespace: 'default' } }), {
     log: createLogger('warn'),
     stateDir: state,
-    hostName: 'bench-host',
   });
   const direct = new Tally();
   const clogs = new Tally();

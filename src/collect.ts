@@ -24,6 +24,8 @@ import type { InputDeps, RunningInput } from './collector/input.js';
 import { startForwardInput } from './collector/forward/index.js';
 import { collectProcessMetrics } from './metrics.js';
 
+type SinkKind = 'file' | 'elasticsearch';
+
 interface Running {
   config: Config;
   inputs: RunningInput[];
@@ -42,6 +44,8 @@ export class Collector {
   private running: Running | undefined;
   private http: { address: string; close(): Promise<void> } | undefined;
   private readonly pipeline = new Pipeline();
+  /** Which config key each sink was made from, to keep those a reload leaves alone. */
+  private readonly sinkKinds = new WeakMap<Sink, SinkKind>();
   /** The sinks' store read back, for the web page; replaced when a reload changes the sinks. */
   private store: Store | undefined;
   /** The start or reload under way, if any; it never rejects, so a failed one does not stop later reloads or stop(). */
@@ -71,7 +75,7 @@ export class Collector {
     // taken HTTP port fails the start before a forward client got an ack.
     await this.startHttp(config);
     try {
-      await this.bringUp(config, true);
+      await this.bringUp(config, []);
     } catch (err) {
       await this.stopHttp();
       throw err;
@@ -143,12 +147,12 @@ export class Collector {
       this.down = 'collector reloading';
       await this.stopInputs(cur);
       try {
-        await this.bringUp(next, sinksChanged);
+        await this.bringUp(next, this.unchangedSinks(cur.config, next));
       } catch (err) {
         this.log.error({ err }, 'config reload failed: starting the running config again');
         try {
           await this.restoreHttp(cur.config, httpChanged);
-          await this.bringUp(cur.config, sinksChanged);
+          await this.bringUp(cur.config, this.unchangedSinks(next, cur.config));
         } catch (again) {
           await this.closeSinks();
           throw again;
@@ -166,20 +170,21 @@ export class Collector {
   }
 
   /**
-   * The sinks of `next` in place of the running ones, under the running
-   * inputs. When they do not start, the running config's sinks start again
-   * in the same replace, so the writes held meanwhile go there.
+   * The sinks of `next` in place of the running ones whose config changed,
+   * under the running inputs. When they do not start, the running config's
+   * start again in the same replace, so the writes held meanwhile go there.
    */
   private async reloadSinks(cur: Running, next: Config, httpChanged: boolean): Promise<void> {
     let failed: unknown;
+    const keep = this.unchangedSinks(cur.config, next);
     try {
-      await this.replaceSinks(async () => {
+      await this.replaceSinks(keep, async () => {
         try {
-          return await this.startSinks(next);
+          return await this.startSinks(next, keep);
         } catch (err) {
           failed = err;
           this.log.error({ err }, 'config reload failed: starting the running config again');
-          return await this.startSinks(cur.config);
+          return await this.startSinks(cur.config, keep);
         }
       });
     } catch (again) {
@@ -204,15 +209,15 @@ export class Collector {
     this.running = { ...cur, config: next };
   }
 
-  /** Starts the sinks (when `newSinks`, else the running ones stay) and the inputs of `config`; on failure leaves none of what it started running. */
-  private async bringUp(config: Config, newSinks: boolean): Promise<void> {
+  /** Starts the sinks (but `keep`, which run) and the inputs of `config`; on failure leaves no sink or input running. */
+  private async bringUp(config: Config, keep: readonly Sink[]): Promise<void> {
     await mkdir(config.state_dir, { recursive: true });
-    if (newSinks) await this.replaceSinks(() => this.startSinks(config));
+    await this.replaceSinks(keep, () => this.startSinks(config, keep));
     let started: Pick<Running, 'inputs' | 'containers'>;
     try {
       started = await this.startInputs(config);
     } catch (err) {
-      if (newSinks) await this.closeSinks();
+      await this.closeSinks();
       throw err;
     }
     this.running = { config, ...started };
@@ -294,39 +299,59 @@ export class Collector {
     return openStore(config, configuredStore(config), (message) => log.warn({ store: message }, 'reading the store'));
   }
 
-  private async startSinks(config: Config): Promise<Sink[]> {
+  /** The sinks of `config`: those of `keep` (running, configured the same) and new ones, started. */
+  private async startSinks(config: Config, keep: readonly Sink[]): Promise<Sink[]> {
+    const kept = (kind: SinkKind): Sink | undefined => keep.find((s) => this.sinkKinds.get(s) === kind);
     const sinks: Sink[] = [];
-    if (config.sinks.file.enabled) sinks.push(createFileSink(config.sinks.file, { log: this.log.child({ component: 'sink', sink: 'file' }) }));
-    if (config.sinks.elasticsearch) {
+    const fresh: Sink[] = [];
+    const add = (kind: SinkKind, create: () => Sink): void => {
+      let sink = kept(kind);
+      if (!sink) {
+        sink = create();
+        this.sinkKinds.set(sink, kind);
+        fresh.push(sink);
+      }
+      sinks.push(sink);
+    };
+    if (config.sinks.file.enabled) add('file', () => createFileSink(config.sinks.file, { log: this.log.child({ component: 'sink', sink: 'file' }) }));
+    const es = config.sinks.elasticsearch;
+    if (es) {
       // Loaded only when configured: the client is about 20 MB of the idle RSS.
       const { createElasticsearchSink } = await import('./sinks/elasticsearch/index.js');
-      sinks.push(
-        createElasticsearchSink(config.sinks.elasticsearch, {
-          log: this.log.child({ component: 'sink', sink: 'elasticsearch' }),
-          stateDir: config.state_dir,
-          hostName: hostNameOf(config),
-        }),
-      );
+      add('elasticsearch', () => createElasticsearchSink(es, { log: this.log.child({ component: 'sink', sink: 'elasticsearch' }), stateDir: config.state_dir }));
     }
     if (sinks.length === 0) {
       throw new ClogsError('CLOGS_CONFIG', 'no sink is enabled: enable sinks.file or configure sinks.elasticsearch (--file DIR, --es URL)');
     }
-    const started = await Promise.allSettled(sinks.map((s) => s.start()));
+    const started = await Promise.allSettled(fresh.map((s) => s.start()));
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) {
-      for (const c of await Promise.allSettled(sinks.map((s) => s.close()))) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
+      for (const c of await Promise.allSettled(fresh.map((s) => s.close()))) if (c.status === 'rejected') this.log.error({ err: c.reason }, 'sink close failed');
       throw failed.reason;
     }
     return sinks;
   }
 
-  /** The pipeline's sinks closed and replaced by what `open` starts (see Pipeline.replaceSinks). */
-  private async replaceSinks(open: () => Promise<readonly Sink[]>): Promise<void> {
-    for (const err of await this.pipeline.replaceSinks(open)) this.log.error({ err }, 'sink close failed');
+  /**
+   * The running sinks that `next` configures as `cur` did: replacing the
+   * others leaves them running (a file sink restarted reads every source's
+   * tail for replays before its first writes).
+   */
+  private unchangedSinks(cur: Config, next: Config): Sink[] {
+    const same: Record<SinkKind, boolean> = {
+      file: isDeepStrictEqual(cur.sinks.file, next.sinks.file),
+      elasticsearch: isDeepStrictEqual(cur.sinks.elasticsearch, next.sinks.elasticsearch) && cur.state_dir === next.state_dir,
+    };
+    return this.pipeline.sinkList.filter((s) => same[this.sinkKinds.get(s)!]);
+  }
+
+  /** The pipeline's sinks but `keep` closed, and replaced by what `open` returns (see Pipeline.replaceSinks). */
+  private async replaceSinks(keep: readonly Sink[], open: () => Promise<readonly Sink[]>): Promise<void> {
+    for (const err of await this.pipeline.replaceSinks(keep, open)) this.log.error({ err }, 'sink close failed');
   }
 
   private async closeSinks(): Promise<void> {
-    await this.replaceSinks(async () => []);
+    await this.replaceSinks([], async () => []);
   }
 
   /** Stops the inputs one after another, the last started first (see startInputs()), then their container directory. */

@@ -90,28 +90,30 @@ export class Pipeline {
   /**
    * Replaces the sinks under running inputs (a start, a reload, a stop):
    * holds new writes and syncs, lets those under way finish on the running
-   * sinks, makes their deferred writes durable and closes them, then takes
-   * the sinks `open` starts and lets the held writes go to them. The inputs
-   * only feel a pause, as from a slow sink. While no sink runs (`open`
-   * rejected, or returned none), writes and syncs reject. When the old
-   * sinks' last sync fails, deferred writes may be lost: the next sync that
-   * is not in the background fails with that error, so the input that
-   * deferred them (the Docker input) reads them again instead of moving
-   * its checkpoint past them. Returns why old sinks failed to sync or close.
+   * sinks, makes the deferred writes of those not in `keep` durable and
+   * closes them, then takes the sinks `open` returns (`keep` and the ones it
+   * started) and lets the held writes go to them. The inputs only feel a
+   * pause, as from a slow sink. While no sink runs (`open` rejected, or
+   * returned none), writes and syncs reject. When a closed sink's last sync
+   * fails, deferred writes may be lost: the next sync that is not in the
+   * background fails with that error, so the input that deferred them (the
+   * Docker input) reads them again instead of moving its checkpoint past
+   * them. Returns why closed sinks failed to sync or close.
    */
-  async replaceSinks(open: () => Promise<readonly Sink[]>): Promise<unknown[]> {
+  async replaceSinks(keep: readonly Sink[], open: () => Promise<readonly Sink[]>): Promise<unknown[]> {
     while (this.replacing) await this.replacing;
     let release!: () => void;
     this.replacing = new Promise<void>((resolve) => (release = resolve));
     try {
       if (this.busy > 0) await new Promise<void>((resolve) => (this.idle = resolve));
       this.idle = undefined;
-      const old = this.sinks;
-      this.sinks = [];
+      const retired = this.sinks.filter((s) => !keep.includes(s));
+      // Until `open` returns, the kept sinks are the running ones: a later replace closes them.
+      this.sinks = keep;
       // Not in the background: a sync failure a sink holds for the next caller is taken here.
-      const synced = rejections(await Promise.allSettled(old.map((s) => s.sync?.())));
+      const synced = rejections(await Promise.allSettled(retired.map((s) => s.sync?.())));
       if (synced.length > 0) this.closeFailure = synced[0];
-      const failures = [...synced, ...rejections(await Promise.allSettled(old.map((s) => s.close())))];
+      const failures = [...synced, ...rejections(await Promise.allSettled(retired.map((s) => s.close())))];
       this.notStarted = undefined;
       try {
         this.sinks = await open();
@@ -132,10 +134,11 @@ export class Pipeline {
   }
 
   private running(): readonly Sink[] {
-    if (this.sinks.length > 0) return this.sinks;
     const err = this.notStarted;
-    if (err === undefined) throw new ClogsError('CLOGS_SINK', 'no sink runs');
-    throw new ClogsError('CLOGS_SINK', `no sink runs: they did not start (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    // Only kept sinks run then: a write they took would be acked without the others.
+    if (err !== undefined) throw new ClogsError('CLOGS_SINK', `the sinks did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    if (this.sinks.length === 0) throw new ClogsError('CLOGS_SINK', 'no sink runs');
+    return this.sinks;
   }
 
   private settled(): void {

@@ -31,7 +31,6 @@ function sink(overrides: Record<string, unknown>, stateDir: string, log = memory
   const s = createElasticsearchSink(sinkConfig({ url: ES_SECURE_URL, flush_interval: '100ms', ...overrides }), {
     log,
     stateDir,
-    hostName: 'test-host',
     backoff: fastBackoff,
   });
   open.push(s);

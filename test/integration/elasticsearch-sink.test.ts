@@ -34,7 +34,7 @@ const fastBackoff = { initialMs: 50, maxMs: 500 };
 const open: Sink[] = [];
 
 function sink(overrides: Record<string, unknown>, stateDir = tempDir('es'), log = memoryLogger().log): Sink {
-  const s = createElasticsearchSink(sinkConfig({ flush_interval: '100ms', ...overrides }), { log, stateDir, hostName: 'test-host', backoff: fastBackoff });
+  const s = createElasticsearchSink(sinkConfig({ flush_interval: '100ms', ...overrides }), { log, stateDir, backoff: fastBackoff });
   open.push(s);
   return s;
 }

@@ -35,7 +35,7 @@ const open: Sink[] = [];
 function sink(overrides: Record<string, unknown>, log = memoryLogger().log): Sink {
   const s = createElasticsearchSink(
     sinkConfig({ url, username: ES_SECURE_USER, password: ES_SECURE_PASSWORD, flush_interval: '100ms', ...overrides }),
-    { log, stateDir: tempDir('es-tls'), hostName: 'test-host', backoff: { initialMs: 50, maxMs: 500 } },
+    { log, stateDir: tempDir('es-tls'), backoff: { initialMs: 50, maxMs: 500 } },
   );
   open.push(s);
   return s;

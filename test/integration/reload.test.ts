@@ -196,4 +196,31 @@ describe('clogs collect on SIGHUP', () => {
     expect(stored('data')).toEqual(['before']);
     expect(stored('data2')).toEqual(['after', 'after the failed reload']);
   });
+
+  it('restarts only the sink whose settings changed', async () => {
+    const dir = tempDir('reload-one-sink');
+    const file = join(dir, 'clogs.yaml');
+    const port = await freePort();
+    // Nothing listens there: the Elasticsearch sink keeps what it takes in its disk queue.
+    const config = (esPort: number): void =>
+      writeFileSync(
+        file,
+        `state_dir: ${dir}/state\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/data\n  elasticsearch:\n    url: http://127.0.0.1:${esPort}\nhttp:\n  enabled: false\n`,
+      );
+    config(await freePort());
+    collector = await startCollector(['--config', file]);
+    const c = collector;
+    const logged = (msg: string): number => c.lines.filter((l) => l.msg === msg).length;
+    await sendLine(port, 'before');
+
+    config(await freePort());
+    c.process.kill('SIGHUP');
+    await until('the reload', () => logged('config reloaded') === 1);
+    expect([logged('elasticsearch sink closed; undelivered events stay queued for the next start'), logged('file sink closed')]).toEqual([1, 0]);
+    await sendLine(port, 'after');
+
+    expect(await c.stop()).toBe(0);
+    collector = undefined;
+    expect(readFileStore(join(dir, 'data')).map((e) => e.message)).toEqual(['before', 'after']);
+  });
 });

@@ -69,7 +69,6 @@ beforeAll(async () => {
   sink = createElasticsearchSink(sinkConfig({ data_stream: { dataset, namespace: 'default' }, flush_interval: '100ms' }), {
     log: memoryLogger().log,
     stateDir: join(dir, 'state'),
-    hostName: 'test-host',
   });
   await sink.start();
   const events: LogEvent[] = [];

@@ -46,7 +46,7 @@ describe('Pipeline.replaceSinks', () => {
     old.gate = new Promise((r) => (open = r));
     const underWay = pipeline.write(batch('under way'));
     let opened = false;
-    const replaced = pipeline.replaceSinks(async () => {
+    const replaced = pipeline.replaceSinks([], async () => {
       opened = true;
       return [next];
     });
@@ -62,13 +62,27 @@ describe('Pipeline.replaceSinks', () => {
     expect(pipeline.sinkList).toEqual([next]);
   });
 
+  it('keeps the sinks it is told to keep running, and takes no write while the others did not start', async () => {
+    const kept = new MemorySink();
+    const old = new MemorySink();
+    const pipeline = new Pipeline([kept, old]);
+    await expect(pipeline.replaceSinks([kept], () => Promise.reject(new Error('queue directory read-only')))).rejects.toThrow('read-only');
+    expect([kept.closed, old.closed]).toEqual([false, true]);
+    // The kept sink alone would store a line the other sink never gets, and it would be acked.
+    await expect(pipeline.write(batch('half'))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
+    const next = new MemorySink();
+    await pipeline.replaceSinks([kept], async () => [kept, next]);
+    await pipeline.write(batch('both'));
+    expect([kept.messages, next.messages]).toEqual([['both'], ['both']]);
+  });
+
   it('fails writes while no sink started, until a replace starts some', async () => {
     const pipeline = new Pipeline([new MemorySink()]);
-    await expect(pipeline.replaceSinks(() => Promise.reject(new Error('port taken')))).rejects.toThrow('port taken');
+    await expect(pipeline.replaceSinks([], () => Promise.reject(new Error('port taken')))).rejects.toThrow('port taken');
     await expect(pipeline.write(batch('lost?'))).rejects.toMatchObject({ code: 'CLOGS_SINK', message: expect.stringContaining('port taken') });
     await expect(pipeline.sync()).rejects.toMatchObject({ code: 'CLOGS_SINK' });
     const next = new MemorySink();
-    await pipeline.replaceSinks(async () => [next]);
+    await pipeline.replaceSinks([], async () => [next]);
     await pipeline.write(batch('taken'));
     expect(next.messages).toEqual(['taken']);
   });
@@ -77,7 +91,7 @@ describe('Pipeline.replaceSinks', () => {
     const old = new MemorySink();
     old.syncError = new Error('EIO on fsync');
     const pipeline = new Pipeline([old]);
-    expect(await pipeline.replaceSinks(async () => [new MemorySink()])).toEqual([old.syncError]);
+    expect(await pipeline.replaceSinks([], async () => [new MemorySink()])).toEqual([old.syncError]);
     expect(old.closed).toBe(true);
     await pipeline.sync({ background: true });
     await expect(pipeline.sync()).rejects.toThrow('EIO on fsync');
@@ -92,7 +106,7 @@ describe('Pipeline.replaceSinks', () => {
     slow.gate = new Promise((r) => (open = r));
     const pipeline = new Pipeline([failing, slow]);
     const written = pipeline.write(batch('half'));
-    const replaced = pipeline.replaceSinks(async () => [new MemorySink()]);
+    const replaced = pipeline.replaceSinks([], async () => [new MemorySink()]);
     await new Promise((r) => setTimeout(r, 20));
     expect(slow.closed).toBe(false);
     open();
@@ -103,7 +117,7 @@ describe('Pipeline.replaceSinks', () => {
 
   it('takes no write while no sink runs', async () => {
     const pipeline = new Pipeline([new MemorySink()]);
-    await pipeline.replaceSinks(async () => []);
+    await pipeline.replaceSinks([], async () => []);
     await expect(pipeline.write(batch('nowhere'))).rejects.toMatchObject({ code: 'CLOGS_SINK' });
   });
 });

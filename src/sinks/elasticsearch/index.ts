@@ -31,7 +31,6 @@ export const CLOSE_GRACE_MS = 1500;
 export interface ElasticsearchSinkDeps {
   log: Logger;
   stateDir: string;
-  hostName: string;
   /** Tests shorten the backoff; the default is 100 ms doubling to 30 s. */
   backoff?: BackoffPolicy;
 }
