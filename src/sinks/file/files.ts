@@ -65,6 +65,12 @@ export class FileTable {
   private readonly opening = new Set<string>();
   /** Sources whose newest file retention is deleting: opening waits for it. */
   private readonly deleting = new Map<string, Promise<void>>();
+  /**
+   * Sources this process opened or synced: their files and directory
+   * entries are durable or its own to sync. Those of any other were left by
+   * an earlier process, which may have died before syncing them.
+   */
+  private readonly ours = new Set<string>();
 
   constructor(private readonly opts: FileTableOptions) {}
 
@@ -134,6 +140,23 @@ export class FileTable {
     } finally {
       this.opening.delete(file.source);
     }
+  }
+
+  /**
+   * A restart found lines of `source` already in its files (replay.ts), and
+   * they are not written again: the process that wrote them may have died
+   * before syncing them, so its newest files and their entries are synced
+   * before those lines count as durable.
+   */
+  async syncLeftBehind(source: string): Promise<void> {
+    if (!this.opts.durable || this.ours.has(source)) return;
+    const { io } = this.opts;
+    const dirPath = join(this.opts.dir, source);
+    // The one before the newest too: a rotation may have just followed it.
+    for (const file of (await listLayoutFiles(dirPath)).slice(-2).filter((f) => !f.compressed)) await this.syncExisting(file.path);
+    await io.syncDir(dirPath);
+    await io.syncDir(this.opts.dir);
+    this.ours.add(source);
   }
 
   /** Closes a file after a failed write or sync; its source is reopened (and repaired) on next use. */
@@ -217,6 +240,16 @@ export class FileTable {
     }
   }
 
+  private async syncExisting(path: string): Promise<void> {
+    const { io } = this.opts;
+    const fd = await io.openExisting(path);
+    try {
+      await io.sync(fd);
+    } finally {
+      await io.close(fd);
+    }
+  }
+
   private async syncQuietly(file: OpenFile): Promise<void> {
     try {
       await this.opts.io.sync(file.fd);
@@ -230,12 +263,18 @@ export class FileTable {
   private async openSource(source: string, today: string, syncWrites: boolean): Promise<OpenFile> {
     const dirPath = join(this.opts.dir, source);
     const created = await this.opts.io.mkdirp(dirPath);
+    // Left by an earlier process: the entries of the source's directory and newest file, and its lines, are synced with the first commit.
+    const leftBehind = this.opts.durable && !this.ours.has(source);
+    this.ours.add(source);
     if (created !== undefined && this.opts.durable) {
       // Every directory from `created` down is new: its parent's entry must be made durable.
       for (let d = dirPath; dirname(d) !== d; d = dirname(d)) {
         this.dirsToSync.add(dirname(d));
         if (d === created) break;
       }
+    } else if (leftBehind) {
+      this.dirsToSync.add(this.opts.dir);
+      this.dirsToSync.add(dirPath);
     }
     const last = (await listLayoutFiles(dirPath)).at(-1);
     if (last === undefined) return this.create(source, today, 0, syncWrites, false);
@@ -244,8 +283,11 @@ export class FileTable {
     // A compressed file is never appended to.
     if (!last.compressed && (!this.opts.rotateDaily || last.day >= today)) {
       const file = await this.openFile(source, last.path, last.day, last.index, syncWrites);
+      if (leftBehind) file.dirty = true;
       if (this.opts.rotateSize === 0 || file.size < this.opts.rotateSize) return file;
       await this.release(file);
+    } else if (leftBehind && !last.compressed) {
+      await this.syncExisting(last.path);
     }
     const day = today > last.day ? today : last.day;
     return this.create(source, day, day === last.day ? last.index + 1 : 0, syncWrites, true);

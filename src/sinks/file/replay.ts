@@ -100,10 +100,15 @@ export class ReplayGuard {
     return sources.some((s) => !this.settled.has(s));
   }
 
-  /** The batch minus the events already at the end of their source's files; `dirOf` names a source's directory. */
-  async drop(batch: EncodedBatch, dirOf: (s: EncodedSource) => string): Promise<{ kept: EncodedBatch; dropped: number }> {
+  /**
+   * The batch minus the events already at the end of their source's files;
+   * `dirOf` names a source's directory. `replayed`: the sources some lines
+   * were dropped of.
+   */
+  async drop(batch: EncodedBatch, dirOf: (s: EncodedSource) => string): Promise<{ kept: EncodedBatch; dropped: number; replayed: string[] }> {
     const kept = new EncodedBatch();
     const fields = new LineFields();
+    const replayed: string[] = [];
     let dropped = 0;
     for (const s of batch.sources()) {
       const source = dirOf(s);
@@ -129,6 +134,7 @@ export class ReplayGuard {
         continue;
       }
       const out = kept.source(s.container, s.name);
+      const before = dropped;
       let i = 0;
       s.forEachLine(fields, (f) => {
         if (!this.settled.has(source) && wanted.found.has(i++)) {
@@ -141,8 +147,9 @@ export class ReplayGuard {
         this.settled.add(source);
         out.addLine(f);
       });
+      if (dropped > before) replayed.push(source);
     }
-    return { kept, dropped };
+    return { kept, dropped, replayed };
   }
 
   /** Marks in `wanted` the lines that are in the last TAIL_BYTES of the source's `files` (oldest first), read newest first. */

@@ -151,8 +151,9 @@ export class FileSink implements Sink {
     // writes behind it still share commits.
     const queued = this.gate
       .then(() => this.replay.drop(batch, (s) => this.dirs.dirOf(s.container, s.name)))
-      .then(({ kept, dropped }) => {
+      .then(async ({ kept, dropped, replayed }) => {
         if (dropped > 0) this.log.info({ dropped }, 'dropped a batch already written before a restart');
+        for (const source of replayed) await this.files.syncLeftBehind(source);
         const sources = [...kept.sources()].filter((s) => s.count > 0);
         if (sources.length > 0) durable = this.loop.add(sources, sources.map((s) => this.dirs.dirOf(s.container, s.name)), deferred);
       })

@@ -6,7 +6,7 @@ import { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
 import { listFilesInOrder } from '../../../src/sinks/file/layout.js';
-import { captureLog, config, container, event, readStore, removeTempDirs, tempDir } from './helpers.js';
+import { captureLog, config, container, countingIo, event, readStore, removeTempDirs, tempDir } from './helpers.js';
 
 afterEach(removeTempDirs);
 
@@ -37,6 +37,43 @@ describe('file sink: a batch written again after a crash', () => {
     const stored = (await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message);
     expect(stored).toEqual(['a', 'b', 'c', 'e1', 'd', 'e2']);
     expect(lines.some((l) => l.msg === 'dropped a batch already written before a restart' && l.dropped === 3)).toBe(true);
+  });
+
+  it('syncs the lines it finds, and their entries, before a batch of them counts as durable: their writer may have died before syncing them', async () => {
+    const dir = tempDir();
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0), line('b', 1)]));
+    await first.close();
+
+    const io = countingIo();
+    const second = createFileSink(config(dir), { log: captureLog().log, io });
+    await second.start();
+    const before = { ...io.counts };
+    await second.write(EncodedBatch.of([line('a', 0), line('b', 1)]));
+    // The newest file, the source's directory and the store's.
+    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
+    await second.close();
+    expect((await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message)).toEqual(['a', 'b']);
+  });
+
+  it('syncs a file an earlier process wrote, and its entries, with its first write', async () => {
+    const dir = tempDir();
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0)]));
+    await first.close();
+
+    const io = countingIo();
+    const second = createFileSink(config(dir), { log: captureLog().log, io });
+    await second.start();
+    const before = { ...io.counts };
+    await second.write(EncodedBatch.of([line('b', 1)]));
+    // The write is O_DSYNC: only the earlier process's lines need the sync.
+    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
+    await second.write(EncodedBatch.of([line('c', 2)]));
+    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
+    await second.close();
   });
 
   it('stops dropping once a stream sent something new: a repeated line later is a new line', async () => {
