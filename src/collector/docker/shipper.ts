@@ -234,8 +234,13 @@ export class Shipper implements LineSink {
       // (it read lately and found its socket empty) found it scheduled, and
       // waits for the next one: without it, until the next heartbeat, and a
       // line it is sent meanwhile waited as long (26 s, seen on a container
-      // that wrote a line a second).
-      if (!this.inFlight && this.parked.size > 0) this.schedule();
+      // that wrote a line a second). Paced like a cycle that wrote: a
+      // follower that parks again at once was released in a loop, a core
+      // busy for one quiet container.
+      if (!this.inFlight && this.parked.size > 0) {
+        this.lastCycleAt = Date.now();
+        this.schedule();
+      }
       this.settleIdle();
       return;
     }

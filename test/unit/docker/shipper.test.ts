@@ -93,6 +93,24 @@ describe('Shipper', () => {
     await shipper.drained();
   });
 
+  it('releases a follower that keeps parking again once a cycle, not in a loop', async () => {
+    const { shipper } = harness();
+    shippers.push(shipper);
+    let released = 0;
+    let parking = true;
+    const park = (): void => {
+      released++;
+      if (parking) shipper.whenNextCycle(park);
+    };
+    shipper.whenNextCycle(park);
+    await new Promise((r) => setTimeout(r, 500));
+    parking = false;
+    // minCycleMs is 50: about 10 cycles in 500 ms, where an empty cycle that rescheduled at once ran thousands.
+    expect(released).toBeGreaterThan(2);
+    expect(released).toBeLessThan(30);
+    await shipper.drained();
+  });
+
   it('forgets a parked follower whose wait was cancelled', async () => {
     const { shipper, checkpoints } = harness();
     shippers.push(shipper);
