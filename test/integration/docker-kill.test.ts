@@ -127,6 +127,34 @@ describe('Docker input under kill -9', () => {
     expect(numbers).toEqual(Array.from({ length: n }, (_, i) => i + 1));
   }, KILL_TEST_TIMEOUT_MS);
 
+  it('reads a job that stopped before any run followed it, though a later run checkpointed after its stop', async () => {
+    const run = newRun();
+    const svc = `${prefix}-svc`;
+    const job = `${prefix}-svc-job`;
+    const include = (names: string): void => writeFileSync(run.config, `docker:\n  include:\n    names: ["${names}"]\n`);
+    const svcId = await runContainer(svc, 'i=0; while true; do echo "svc $i"; i=$((i+1)); sleep 0.2; done');
+    const linesOf = (id: string): string[] => readFileStore(run.files).filter((e) => e.container?.id === id).map((e) => e.message);
+    include(`${prefix}-svc*`);
+    let c = await collector(run);
+    await until('a line of the service', () => linesOf(svcId).length > 0, 30_000);
+    expect(await c.stop('SIGTERM')).toBe(0);
+    // The job runs and stops while no run follows it: here the next run's
+    // filter leaves it out, as a run stopped just after the job exited
+    // stopped before following it.
+    const jobId = await runContainer(job, 'echo one; echo two');
+    await waitExited(job);
+    include(svc);
+    c = await collector(run);
+    const seen = linesOf(svcId).length;
+    await until('new lines of the service', () => linesOf(svcId).length > seen + 5, 30_000);
+    expect(await c.stop('SIGTERM')).toBe(0);
+    include(`${prefix}-svc*`);
+    c = await collector(run);
+    await until("the job's lines", () => linesOf(jobId).length === 2, 30_000, () => linesOf(jobId));
+    expect(linesOf(jobId)).toEqual(['one', 'two']);
+    expect(await c.stop('SIGTERM')).toBe(0);
+  }, KILL_TEST_TIMEOUT_MS);
+
   it('loses and repeats nothing when the collector is killed at random moments', async () => {
     const n = 2500;
     const seed = Date.now() % 100_000;

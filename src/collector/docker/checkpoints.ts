@@ -47,7 +47,9 @@ export interface CheckpointEntry {
 
 interface CheckpointFile {
   version: 1;
-  /** The last time a running clogs wrote this file (ms since the epoch). */
+  /** When clogs first ran with this state (ms since the epoch); absent in files of releases before it. */
+  firstRunAt?: number;
+  /** The last time a running clogs wrote this file (ms since the epoch): releases before firstRunAt read it as theirs. */
   aliveAt: number;
   containers: Record<string, CheckpointEntry>;
 }
@@ -86,8 +88,11 @@ export class CheckpointStore {
   private constructor(
     private readonly dir: string,
     entries: Map<string, CheckpointEntry>,
-    /** aliveAt of the previous run; undefined when there was none. */
-    readonly previousAliveAt: number | undefined,
+    /**
+     * When clogs first ran with this state directory: a container that
+     * stopped before it, and has no entry, is history, not followed.
+     */
+    readonly firstRunAt: number,
     private readonly graceMs: number,
     private readonly log: Logger,
   ) {
@@ -115,20 +120,21 @@ export class CheckpointStore {
       log.error({ err, movedTo: aside }, 'docker checkpoint file unreadable; starting without checkpoints');
       return CheckpointStore.first(dir, graceMs, log);
     }
-    return new CheckpointStore(dir, new Map(Object.entries(parsed.containers)), parsed.aliveAt, graceMs, log);
+    // A release before firstRunAt took the last run's life as the horizon: its best guess.
+    return new CheckpointStore(dir, new Map(Object.entries(parsed.containers)), parsed.firstRunAt ?? parsed.aliveAt, graceMs, log);
   }
 
   /**
    * A store with no checkpoint yet writes one at once, holding only this
    * run's start: a run killed before its first durable point still leaves
-   * its sign of life, and the next run reads in full the containers that
-   * stopped since (discovery.ts, horizonMs) instead of taking them for
-   * history. Without it, runs that were each killed within a second of
-   * following a container left no file, and the run after them never read
-   * the rest of that container's log once it had stopped (docker-kill.test.ts).
+   * it, and the next runs read in full the containers that stopped since
+   * (discovery.ts, horizonMs) instead of taking them for history. Without
+   * it, runs that were each killed within a second of following a
+   * container left no file, and the run after them never read the rest of
+   * that container's log once it had stopped (docker-kill.test.ts).
    */
   private static async first(dir: string, graceMs: number, log: Logger): Promise<CheckpointStore> {
-    const store = new CheckpointStore(dir, new Map(), undefined, graceMs, log);
+    const store = new CheckpointStore(dir, new Map(), Date.now(), graceMs, log);
     await (await store.prepare(new Map())).commit();
     return store;
   }
@@ -197,7 +203,7 @@ export class CheckpointStore {
     }
     // Measured: with hundreds of containers, re-rendering only the entries
     // that changed keeps this well under the cost of one fsync.
-    const text = `{"version":1,"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
+    const text = `{"version":1,"firstRunAt":${this.firstRunAt},"aliveAt":${now},"containers":{${[...fragments.values()].join(',')}}}`;
     const tmp = join(this.dir, `${FILE}.tmp`);
     // Still under way, it would remove this checkpoint's file before the rename.
     await this.discarded;

@@ -45,8 +45,10 @@ export interface DiscoveryDeps {
   followsDriver(driver: string): boolean;
   /**
    * A stopped container with no checkpoint is read only if it stopped after
-   * this (ms): the last sign of life of the previous run, or this run's start.
-   * Older ones were history before clogs was watching.
+   * this (ms): when clogs first ran with its state directory. Older ones were
+   * history before clogs was watching; a later one was missed by a run that
+   * stopped or died before it followed it (a job that exited just before a
+   * restart), and is read in full.
    */
   horizonMs: number;
   /** Present when `fluentd_backfill` is on: fluentd-driver containers go through it. */

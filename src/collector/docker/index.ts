@@ -79,7 +79,6 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     return undefined;
   }
 
-  const runStartedAt = Date.now();
   const store = await CheckpointStore.open(join(deps.stateDir, 'docker'), cfg.removed_grace, log);
   let discovery: Discovery | undefined;
   const shipper = new Shipper({
@@ -130,7 +129,7 @@ export async function startDockerInput(cfg: DockerConfig, deps: InputDeps): Prom
     log,
     maxLineBytes: deps.maxLineBytes,
     followsDriver: (driver) => READABLE_DRIVERS.has(driver) || (driver === 'fluentd' && cfg.fluentd_backfill),
-    horizonMs: store.previousAliveAt ?? runStartedAt,
+    horizonMs: store.firstRunAt,
     ...(backfill ? { backfill } : {}),
   });
   await discovery.start();

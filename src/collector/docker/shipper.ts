@@ -38,7 +38,7 @@ export interface ShipperOptions {
   log: Logger;
   maxEvents: number;
   maxBytes: number;
-  /** How often an idle collector still rewrites the checkpoint file (its `aliveAt`). */
+  /** How often an idle collector still writes a checkpoint: removed containers past their grace are forgotten. */
   heartbeatMs: number;
   /**
    * Least time between the starts of two writes. Each write costs two fsyncs

@@ -85,8 +85,9 @@ describe('since and resume', () => {
 describe('CheckpointStore', () => {
   it('starts empty without a file, and remembers positions across a reopen', async () => {
     const dir = temp();
+    const before = Date.now();
     const a = await CheckpointStore.open(dir, 60_000, log);
-    expect(a.previousAliveAt).toBeUndefined();
+    expect(a.firstRunAt).toBeGreaterThanOrEqual(before);
     const prepared = await a.prepare(update({ stdout: { ts: T1, lines: 2, ords: 2 } }));
     // Not visible before the commit: a kill here keeps the previous checkpoint.
     expect(JSON.parse(readFileSync(join(dir, 'checkpoints.json'), 'utf8')).containers).toEqual({});
@@ -95,7 +96,7 @@ describe('CheckpointStore', () => {
     expect(a.get('c1')?.streams.stdout).toEqual({ ts: T1, lines: 2, ords: 2 });
     const b = await CheckpointStore.open(dir, 60_000, log);
     expect(b.get('c1')).toEqual({ name: 'web', streams: { stdout: { ts: T1, lines: 2, ords: 2 } } });
-    expect(b.previousAliveAt).toBeGreaterThan(Date.now() - 10_000);
+    expect(b.firstRunAt).toBe(a.firstRunAt);
   });
 
   it('keeps the previous file when a batch is discarded, and merges streams on update', async () => {
@@ -111,15 +112,23 @@ describe('CheckpointStore', () => {
     expect(s.get('c1')?.streams).toEqual({ stdout: { ts: T1, lines: 1, ords: 1 }, stderr: { ts: T2, lines: 1, ords: 1 } });
   });
 
-  it('leaves the start of a run that never reached a durable point, for the next run\'s horizon', async () => {
+  it('keeps the first run\'s start for every run after it, also when that run never reached a durable point', async () => {
     const dir = temp();
-    const before = Date.now();
-    await CheckpointStore.open(dir, 60_000, log);
+    const first = await CheckpointStore.open(dir, 60_000, log);
+    await new Promise((r) => setTimeout(r, 5));
     const next = await CheckpointStore.open(dir, 60_000, log);
-    expect(next.previousAliveAt).toBeGreaterThanOrEqual(before);
-    expect(next.previousAliveAt).toBeLessThanOrEqual(Date.now());
+    expect(next.firstRunAt).toBe(first.firstRunAt);
     expect(next.ids()).toEqual([]);
     expect(readdirSync(dir)).toEqual(['checkpoints.json']);
+    // A later run's checkpoint (its aliveAt later still) does not move it.
+    await (await next.prepare(update({ stdout: { ts: T1, lines: 1, ords: 1 } }))).commit();
+    expect((await CheckpointStore.open(dir, 60_000, log)).firstRunAt).toBe(first.firstRunAt);
+  });
+
+  it('takes the last run\'s life for the first run\'s start in a file written before it was kept', async () => {
+    const dir = temp();
+    writeFileSync(join(dir, 'checkpoints.json'), JSON.stringify({ version: 1, aliveAt: 1795341190000, containers: {} }));
+    expect((await CheckpointStore.open(dir, 60_000, log)).firstRunAt).toBe(1795341190000);
   });
 
   it('writes the checkpoint after a discarded one at once, its temp file not removed under it', async () => {
@@ -158,7 +167,7 @@ describe('CheckpointStore', () => {
     const s = await CheckpointStore.open(dir, 60_000, log);
     expect(s.ids()).toEqual([]);
     expect(readdirSync(dir).some((f) => f.startsWith('checkpoints.json.unreadable-'))).toBe(true);
-    expect((await CheckpointStore.open(dir, 60_000, log)).previousAliveAt).toBeTypeOf('number');
+    expect((await CheckpointStore.open(dir, 60_000, log)).firstRunAt).toBeTypeOf('number');
   });
 
   it('forgets removed containers after the grace period, and keeps them when they come back', async () => {
