@@ -69,6 +69,14 @@ interface PendingLine {
   continued: boolean;
 }
 
+/** A TTY message whose prefix was read, and the body bytes it has so far. */
+interface TtyMessage {
+  timestamp: string;
+  time: NanoTime;
+  body: Buffer[];
+  bodyBytes: number;
+}
+
 export class LogStreamParser {
   /** Bytes received and not yet consumed: chunks[head..], the first from `offset` on. */
   private readonly chunks: Buffer[] = [];
@@ -80,7 +88,7 @@ export class LogStreamParser {
   private frameType = -1;
   private frameSize = 0;
   /** TTY: the message whose prefix was read, and the body bytes it has so far. */
-  private ttyMessage: { timestamp: string; time: NanoTime; body: Buffer[]; bodyBytes: number } | undefined;
+  private ttyMessage: TtyMessage | undefined;
 
   constructor(private readonly opts: ParserOptions) {}
 
@@ -208,11 +216,41 @@ export class LogStreamParser {
       const part = this.take(Math.min(first.length - this.offset, room));
       msg.body.push(part);
       msg.bodyBytes += part.length;
-      if (msg.bodyBytes === DOCKER_PIECE_BYTES) {
-        this.ttyMessage = undefined;
-        this.addTtyPiece(out, msg, Buffer.concat(msg.body), false);
-      }
+      if (msg.bodyBytes === DOCKER_PIECE_BYTES && !this.cutFullPiece(out, msg)) return;
     }
+  }
+
+  /**
+   * A TTY message that filled a copier piece without `\n`: the next
+   * message's prefix follows at once, unless this one was the short last
+   * output of a run and the next run's prefix is inside what was taken as
+   * its body, or straddles its end. Then the body is cut at that prefix
+   * (addTtyPiece's rule) and the next message goes on from the bytes after
+   * it, with a piece's room of its own: counted from the first message,
+   * the cut fell inside the next one's piece, and the bytes after it, taken
+   * for a prefix, failed the stream at every retry. False: more bytes are
+   * needed to tell.
+   */
+  private cutFullPiece(out: LogLine[], msg: TtyMessage): boolean {
+    const head = this.peek(MAX_PREFIX_BYTES);
+    const prefixEnd = findPrefixEnd(head, 0, head.length);
+    if (prefixEnd > 0 && parseDockerTime(head.toString('latin1', 0, prefixEnd))) {
+      this.ttyMessage = undefined;
+      this.addTtyPiece(out, msg, Buffer.concat(msg.body), false);
+      return true;
+    }
+    if (prefixEnd < 0 && head.length < MAX_PREFIX_BYTES) return false;
+    const body = Buffer.concat([...msg.body, head]);
+    const next = laterPrefix(body, FIXED_PREFIX_BYTES, msg.time);
+    if (!next || next.start >= msg.bodyBytes) throw new ClogsError('CLOGS_FRAME_MALFORMED', 'docker log stream: TTY message without a timestamp prefix');
+    this.addPiece(out, 'stdout', msg.timestamp, msg.time, body.subarray(0, next.start), false);
+    this.emitPending(out, 'stdout');
+    const bodyStart = next.end + 1;
+    // The rest of a prefix that straddles the cut is still queued.
+    if (bodyStart > msg.bodyBytes) this.take(bodyStart - msg.bodyBytes);
+    const rest = bodyStart < msg.bodyBytes ? Buffer.from(body.subarray(bodyStart, msg.bodyBytes)) : EMPTY;
+    this.ttyMessage = { timestamp: formatNanoTime(next.time.sec, next.time.nsec), time: next.time, body: [rest], bodyBytes: rest.length };
+    return true;
   }
 
   /**
@@ -222,21 +260,11 @@ export class LogStreamParser {
    * the message's own; a line that merely quotes an earlier timestamp stays whole.
    */
   private addTtyPiece(out: LogLine[], msg: { timestamp: string; time: NanoTime }, body: Buffer, complete: boolean): void {
-    let from = FIXED_PREFIX_BYTES;
-    for (;;) {
-      const at = body.indexOf('Z ', from, 'latin1');
-      if (at < 0) break;
-      const start = at + 1 - FIXED_PREFIX_BYTES;
-      const time = start > 0 ? parseDockerTime(body.toString('latin1', start, at + 1)) : undefined;
-      if (time && compareNanoTime(time, msg.time) > 0) {
-        this.addPiece(out, 'stdout', msg.timestamp, msg.time, body.subarray(0, start), false);
-        this.emitPending(out, 'stdout');
-        msg = { timestamp: formatNanoTime(time.sec, time.nsec), time };
-        body = body.subarray(at + 2);
-        from = FIXED_PREFIX_BYTES;
-        continue;
-      }
-      from = at + 2;
+    for (let next = laterPrefix(body, FIXED_PREFIX_BYTES, msg.time); next; next = laterPrefix(body, FIXED_PREFIX_BYTES, msg.time)) {
+      this.addPiece(out, 'stdout', msg.timestamp, msg.time, body.subarray(0, next.start), false);
+      this.emitPending(out, 'stdout');
+      msg = { timestamp: formatNanoTime(next.time.sec, next.time.nsec), time: next.time };
+      body = body.subarray(next.end + 1);
     }
     this.addPiece(out, 'stdout', msg.timestamp, msg.time, body, complete);
   }
@@ -345,6 +373,23 @@ export class LogStreamParser {
 }
 
 /** Index of the space that ends the timestamp prefix of buf[start, end), or -1. */
+/**
+ * The first prefix in `body`, past `from`, of a time later than `after`:
+ * where it starts, where its space is, and its time. Docker's own form
+ * only (`…Z `, FIXED_PREFIX_BYTES long); a line that merely quotes an
+ * earlier timestamp is not one.
+ */
+function laterPrefix(body: Buffer, from: number, after: NanoTime): { start: number; end: number; time: NanoTime } | undefined {
+  for (;;) {
+    const at = body.indexOf('Z ', from, 'latin1');
+    if (at < 0) return undefined;
+    const start = at + 1 - FIXED_PREFIX_BYTES;
+    const time = start > 0 ? parseDockerTime(body.toString('latin1', start, at + 1)) : undefined;
+    if (time && compareNanoTime(time, after) > 0) return { start, end: at + 1, time };
+    from = at + 2;
+  }
+}
+
 function findPrefixEnd(buf: Buffer, start: number, end: number): number {
   const fixed = start + FIXED_PREFIX_BYTES;
   if (end > fixed && buf[fixed] === SPACE && buf[fixed - 1] === 0x5a /* Z */) return fixed;

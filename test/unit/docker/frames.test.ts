@@ -268,6 +268,28 @@ describe('LogStreamParser details', () => {
     expect(quoted.map((l) => l.bytes.toString())).toEqual(['app says 2026-11-22T09:54:11.000000001Z hi\r']);
   });
 
+  it('TTY: a run\'s tail without newline, then a line of several pieces: each piece is counted from its own prefix', () => {
+    const run1 = '2026-11-22T09:54:12.000000001Z ';
+    const run2 = '2026-11-22T09:54:15.000000001Z ';
+    const tail = 't'.repeat(5000);
+    const long = 'L'.repeat(20000);
+    // The prefix of the next run inside what a count from the tail's prefix takes, and straddling its end.
+    for (const tailBytes of [5000, 16384 - 10]) {
+      const t = tail.repeat(4).slice(0, tailBytes);
+      const body = Buffer.from(run1 + t + run2 + long.slice(0, 16384) + run2 + long.slice(16384) + '\n' + run2 + 'after\n');
+      for (const size of [1, 7, 4096, body.length]) {
+        const p = parser(true);
+        const lines: LogLine[] = [];
+        for (let at = 0; at < body.length; at += size) p.push(body.subarray(at, at + size), lines);
+        expect(lines.map((l) => [l.timestamp, l.bytes.length])).toEqual([
+          ['2026-11-22T09:54:12.000000001Z', tailBytes],
+          ['2026-11-22T09:54:15.000000001Z', 20000],
+          ['2026-11-22T09:54:15.000000001Z', 5],
+        ]);
+      }
+    }
+  });
+
   it('cuts a line at maxLineBytes, keeping the timestamp for every part', () => {
     const ts = '2026-11-22T09:54:13.000000001Z ';
     const p = parser(false, [], 20000);
