@@ -64,6 +64,8 @@ export class Discovery {
   private readonly followers = new Map<string, Follower>();
   private readonly locks = new Map<string, Promise<void>>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Failures in a row of containers without a follower, while their retry is due. */
+  private readonly unfollowedFailures = new Map<string, number>();
   private readonly ignored = new Set<string>();
   private connectedNow = false;
   private stopping = false;
@@ -101,6 +103,7 @@ export class Discovery {
     clearTimeout(this.reconnectTimer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
+    this.unfollowedFailures.clear();
     this.eventsAbort?.abort();
     await Promise.all([...this.locks.values()]);
     for (const f of this.followers.values()) f.stop();
@@ -138,7 +141,7 @@ export class Discovery {
       this.deps.backfill?.drop(id);
       f.rewind(this.deps.store.get(id)?.streams ?? {});
       f.failures++;
-      this.retryLater(f);
+      this.retryLater(f.id, f.failures);
     }
     this.updateGauge();
   }
@@ -228,6 +231,7 @@ export class Discovery {
       todo.push(c.Id);
     }
     for (const id of [...this.followers.keys()]) if (!seen.has(id)) this.withLock(id, async () => this.removed(id));
+    for (const id of [...this.unfollowedFailures.keys()]) if (!seen.has(id)) this.clearRetry(id);
     for (const id of this.deps.store.ids()) if (!seen.has(id)) this.deps.store.markRemoved(id);
     if (this.deps.store.hasStaged()) this.deps.shipper.touch();
     let next = 0;
@@ -330,7 +334,7 @@ export class Discovery {
       } catch (inspectErr) {
         // The engine itself is gone; the reconnect's reconcile restarts this one.
         f.failures++;
-        if (this.connectedNow) this.retryLater(f);
+        if (this.connectedNow) this.retryLater(f.id, f.failures);
         this.deps.log.debug({ container: f.id.slice(0, 12), err: brief(inspectErr) }, 'container inspect failed');
         return;
       }
@@ -369,25 +373,27 @@ export class Discovery {
       // EOF of a running container: it was restarted between our reads, or
       // the engine closed the stream. Follow again, backing off if it repeats.
       f.failures++;
-      this.retryLater(f);
+      this.retryLater(f.id, f.failures);
     });
   }
 
-  private retryLater(f: Follower): void {
+  /** ensure() again after a backoff for the `failures`-th failure in a row. */
+  private retryLater(id: string, failures: number): void {
     if (this.stopping) return;
-    this.clearRetry(f.id);
-    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, f.failures - 1));
+    clearTimeout(this.retryTimers.get(id));
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, failures - 1));
     const timer = setTimeout(() => {
-      this.retryTimers.delete(f.id);
-      void this.withLock(f.id, () => this.ensure(f.id, 'retry'));
+      this.retryTimers.delete(id);
+      void this.withLock(id, () => this.ensure(id, 'retry'));
     }, jitter(delay));
-    this.retryTimers.set(f.id, timer);
+    this.retryTimers.set(id, timer);
   }
 
   private clearRetry(id: string): void {
     const t = this.retryTimers.get(id);
     if (t) clearTimeout(t);
     this.retryTimers.delete(id);
+    this.unfollowedFailures.delete(id);
   }
 
   /**
@@ -436,11 +442,20 @@ export class Discovery {
     const prev = this.locks.get(id) ?? Promise.resolve();
     const run = prev.then(fn).catch((err: unknown) => {
       this.deps.log.warn({ container: id.slice(0, 12), err: brief(err) }, 'docker container handling failed');
+      // The events connection is up, or being reconciled: a lost one's reconcile tries everything again.
+      if (this.eventsAbort === undefined) return;
       const f = this.followers.get(id);
-      if (f && f.state !== 'following' && this.connectedNow) {
+      if (f) {
+        if (f.state === 'following') return;
         f.failures++;
-        this.retryLater(f);
+        this.retryLater(id, f.failures);
+        return;
       }
+      // Not followed yet (its inspect failed): no later event may come for
+      // it, and the next reconcile is only at a reconnect.
+      const failures = (this.unfollowedFailures.get(id) ?? 0) + 1;
+      this.unfollowedFailures.set(id, failures);
+      this.retryLater(id, failures);
     });
     this.locks.set(id, run);
     void run.then(() => {

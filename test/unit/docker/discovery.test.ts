@@ -50,7 +50,7 @@ function scriptedEngine(getEvents?: GetEvents) {
   const events = new PassThrough();
   const bodies: ScriptedBody[] = [];
   const shipped: LogEvent[] = [];
-  const state = { running: true, finishedAtMs: 0, inspectGate: Promise.resolve(), listed: 0 };
+  const state = { running: true, finishedAtMs: 0, inspectGate: Promise.resolve(), listed: 0, failInspects: 0 };
   const info = (): ContainerInfo => ({
     id: ID,
     name: 'app',
@@ -72,6 +72,10 @@ function scriptedEngine(getEvents?: GetEvents) {
   const cache = {
     refresh: async () => {
       await state.inspectGate;
+      if (state.failInspects > 0) {
+        state.failInspects--;
+        throw Object.assign(new Error('(HTTP code 500) server error'), { statusCode: 500 });
+      }
       return info();
     },
   } as unknown as MetadataCache;
@@ -107,6 +111,16 @@ function scriptedEngine(getEvents?: GetEvents) {
 }
 
 describe('Discovery', () => {
+  it('tries again a container whose inspect failed before it had a follower', async () => {
+    const e = scriptedEngine();
+    discovery = e.d;
+    e.state.failInspects = 2;
+    await e.d.start();
+    // Backing off from 100 ms; no event for the container comes.
+    await until('the stream after two failed inspects', () => e.bodies.length === 1, 5000);
+    expect(e.state.failInspects).toBe(0);
+  });
+
   it('takes a stopped container as read only on the end of its newest stream, not on a stale one', async () => {
     const e = scriptedEngine();
     discovery = e.d;
