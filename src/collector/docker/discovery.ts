@@ -232,6 +232,12 @@ export class Discovery {
     }
     for (const id of [...this.followers.keys()]) if (!seen.has(id)) this.withLock(id, async () => this.removed(id));
     for (const id of [...this.unfollowedFailures.keys()]) if (!seen.has(id)) this.clearRetry(id);
+    // Removed while the events connection was down: no destroy event forgets them.
+    for (const id of [...this.ignored]) {
+      if (seen.has(id)) continue;
+      this.ignored.delete(id);
+      this.deps.cache.forget(id);
+    }
     for (const id of this.deps.store.ids()) if (!seen.has(id)) this.deps.store.markRemoved(id);
     if (this.deps.store.hasStaged()) this.deps.shipper.touch();
     let next = 0;
