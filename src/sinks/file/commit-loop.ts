@@ -391,6 +391,8 @@ export class CommitLoop {
           try {
             await this.cutBack(file);
           } catch {
+            // Deferred lines written into it before wait for a sync() that will not see it once closed.
+            if (file.dirty && !file.syncWrites) await this.opts.io.sync(file.fd).catch((syncErr: unknown) => this.opts.files.syncFailed(file.path, syncErr));
             await this.opts.files.discard(file);
           }
         }

@@ -5,7 +5,7 @@
  * through FileIo the way the kernel reports them.
  */
 import { EncodedBatch } from '../../../src/collector/encoded.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { LogEvent } from '../../../src/collector/event.js';
@@ -177,6 +177,32 @@ describe('file sink: a full disk', () => {
     expect(sink.ready!()).toBe(true);
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['y']);
+  });
+});
+
+describe('file sink: a torn write it cannot cut back', () => {
+  it('syncs the deferred lines of the file it closes, which no later sync() would see', async () => {
+    const dir = tempDir();
+    const io = countingIo();
+    const web = container('web');
+    const sink = createFileSink(config(dir), { log: captureLog().log, io, diskBackoff: BACKOFF });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w0', { container: web })]), { deferred: true });
+    const before = io.counts.sync;
+    let calls = 0;
+    io.writevNow = (fd, bufs) => {
+      if (calls++ === 0) return writeSync(fd, bufs[0]!.subarray(0, 10));
+      throw Object.assign(new Error('EFBIG: file too large, write'), { code: 'EFBIG' });
+    };
+    io.truncate = async () => {
+      throw Object.assign(new Error('EPERM: operation not permitted, ftruncate'), { code: 'EPERM' });
+    };
+    await expect(sink.write(EncodedBatch.of([event('w1', { container: web })]), { deferred: true })).rejects.toThrow('EFBIG');
+    expect(io.counts.sync - before).toBe(1);
+    io.writevNow = nodeFileIo.writevNow;
+    io.truncate = nodeFileIo.truncate;
+    await sink.sync!();
+    await sink.close();
   });
 });
 
