@@ -3,9 +3,9 @@
  * at once (least recently used closed first), opened, rotated and created by
  * the rules of layout.ts.
  */
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from '../../log.js';
-import type { FileIo } from './io.js';
+import { parentsOfCreated, type FileIo } from './io.js';
 import { fileName, listLayoutFiles } from './layout.js';
 import { repairTornTail } from './repair.js';
 
@@ -267,11 +267,7 @@ export class FileTable {
     const leftBehind = this.opts.durable && !this.ours.has(source);
     this.ours.add(source);
     if (created !== undefined && this.opts.durable) {
-      // Every directory from `created` down is new: its parent's entry must be made durable.
-      for (let d = dirPath; dirname(d) !== d; d = dirname(d)) {
-        this.dirsToSync.add(dirname(d));
-        if (d === created) break;
-      }
+      for (const parent of parentsOfCreated(dirPath, created)) this.dirsToSync.add(parent);
     } else if (leftBehind) {
       this.dirsToSync.add(this.opts.dir);
       this.dirsToSync.add(dirPath);

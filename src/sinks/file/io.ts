@@ -5,6 +5,17 @@
  * way a full disk does.
  */
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+
+/** The directories a mkdirp(path) that created `created` added an entry to: each new directory's parent. */
+export function parentsOfCreated(path: string, created: string): string[] {
+  const out: string[] = [];
+  for (let d = path; dirname(d) !== d; d = dirname(d)) {
+    out.push(dirname(d));
+    if (d === created) break;
+  }
+  return out;
+}
 
 export interface FileIo {
   /** Creates `path` and missing parents; returns the first directory it created, if any. */

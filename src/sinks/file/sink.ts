@@ -17,7 +17,7 @@ import type { BackoffPolicy } from '../backoff.js';
 import type { Sink, SyncOptions, WriteOptions } from '../sink.js';
 import { CommitLoop } from './commit-loop.js';
 import { FileTable } from './files.js';
-import { nodeFileIo, type FileIo } from './io.js';
+import { nodeFileIo, parentsOfCreated, type FileIo } from './io.js';
 import { dayOf } from './layout.js';
 import { StoreMaintenance } from './maintenance.js';
 import { repairDirectory } from './repair.js';
@@ -103,11 +103,14 @@ export class FileSink implements Sink {
   /** Creates the directory and repairs torn lines a crash left. */
   start(): Promise<void> {
     this.startup = (async () => {
+      let created: string | undefined;
       try {
-        await this.io.mkdirp(this.cfg.dir);
+        created = await this.io.mkdirp(this.cfg.dir);
       } catch (err) {
         throw new ClogsError('CLOGS_SINK', `file sink: cannot create the directory ${this.cfg.dir}: ${(err as Error).message}`, { cause: err });
       }
+      // The store's own entry: a power loss would take it, and every file in it, with it.
+      if (created !== undefined && this.cfg.fsync !== 'never') for (const parent of parentsOfCreated(this.cfg.dir, created)) await this.io.syncDir(parent);
       await repairDirectory(this.io, this.cfg.dir, this.log, this.cfg.fsync !== 'never');
       this.maintenance.start();
       this.log.info({ dir: this.cfg.dir, fsync: this.cfg.fsync }, 'file sink started');

@@ -21,6 +21,23 @@ function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
+describe('file sink: start', () => {
+  it('syncs the entries of the directories it creates for the store', async () => {
+    const root = tempDir();
+    const io = countingIo();
+    const synced: string[] = [];
+    const syncDir = io.syncDir;
+    io.syncDir = async (path) => {
+      synced.push(path);
+      return syncDir(path);
+    };
+    const sink = createFileSink(config(join(root, 'a', 'b')), { log: captureLog().log, io });
+    await sink.start();
+    expect(synced).toEqual([join(root, 'a'), root]);
+    await sink.close();
+  });
+});
+
 describe('file sink: layout', () => {
   it('writes one directory per container, falling back to id, tag, then input', async () => {
     const dir = tempDir();
