@@ -118,6 +118,15 @@ export class LogStreamParser {
    */
   end(): LogLine[] {
     const out: LogLine[] = [];
+    // A full piece whose cut waited for bytes to tell: they will not come.
+    if (this.ttyMessage?.bodyBytes === DOCKER_PIECE_BYTES && this.queued > 0) {
+      this.cutFullPiece(out, this.ttyMessage, true);
+      try {
+        this.drainTty(out);
+      } catch {
+        // What is left is no message: the stream is over, and the lines before it stand.
+      }
+    }
     const msg = this.ttyMessage;
     if (msg && msg.bodyBytes > 0) this.addTtyPiece(out, msg, Buffer.concat(msg.body), false);
     this.ttyMessage = undefined;
@@ -229,20 +238,19 @@ export class LogStreamParser {
    * it, with a piece's room of its own: counted from the first message,
    * the cut fell inside the next one's piece, and the bytes after it, taken
    * for a prefix, failed the stream at every retry. False: more bytes are
-   * needed to tell.
+   * needed to tell (not once the stream `ended`).
    */
-  private cutFullPiece(out: LogLine[], msg: TtyMessage): boolean {
+  private cutFullPiece(out: LogLine[], msg: TtyMessage, ended = false): boolean {
     const head = this.peek(MAX_PREFIX_BYTES);
-    const prefixEnd = findPrefixEnd(head, 0, head.length);
-    if (prefixEnd > 0 && parseDockerTime(head.toString('latin1', 0, prefixEnd))) {
+    const body = Buffer.concat([...msg.body, head]);
+    const next = laterPrefix(body, FIXED_PREFIX_BYTES, msg.time);
+    if (!next || next.start >= msg.bodyBytes) {
+      // A full piece: the next message's prefix follows (drainTty reads it), once enough of it is here.
+      if (!ended && head.length < MAX_PREFIX_BYTES && findPrefixEnd(head, 0, head.length) < 0) return false;
       this.ttyMessage = undefined;
       this.addTtyPiece(out, msg, Buffer.concat(msg.body), false);
       return true;
     }
-    if (prefixEnd < 0 && head.length < MAX_PREFIX_BYTES) return false;
-    const body = Buffer.concat([...msg.body, head]);
-    const next = laterPrefix(body, FIXED_PREFIX_BYTES, msg.time);
-    if (!next || next.start >= msg.bodyBytes) throw new ClogsError('CLOGS_FRAME_MALFORMED', 'docker log stream: TTY message without a timestamp prefix');
     this.addPiece(out, 'stdout', msg.timestamp, msg.time, body.subarray(0, next.start), false);
     this.emitPending(out, 'stdout');
     const bodyStart = next.end + 1;
@@ -372,7 +380,6 @@ export class LogStreamParser {
   }
 }
 
-/** Index of the space that ends the timestamp prefix of buf[start, end), or -1. */
 /**
  * The first prefix in `body`, past `from`, of a time later than `after`:
  * where it starts, where its space is, and its time. Docker's own form
@@ -390,6 +397,7 @@ function laterPrefix(body: Buffer, from: number, after: NanoTime): { start: numb
   }
 }
 
+/** Index of the space that ends the timestamp prefix of buf[start, end), or -1. */
 function findPrefixEnd(buf: Buffer, start: number, end: number): number {
   const fixed = start + FIXED_PREFIX_BYTES;
   if (end > fixed && buf[fixed] === SPACE && buf[fixed - 1] === 0x5a /* Z */) return fixed;

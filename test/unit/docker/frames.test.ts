@@ -290,6 +290,25 @@ describe('LogStreamParser details', () => {
     }
   });
 
+  it('TTY: a run\'s tail without newline that nearly fills a piece, then a short line: read at once, and at the end', () => {
+    const run1 = '2026-11-22T09:54:12.000000001Z ';
+    const run2 = '2026-11-22T09:54:15.000000001Z ';
+    const tail = 'x'.repeat(16360);
+    const p = parser(true);
+    expect(p.push(Buffer.from(run1 + tail + run2 + 'hello world\n')).map((l) => [l.timestamp, l.bytes.length])).toEqual([
+      ['2026-11-22T09:54:12.000000001Z', 16360],
+      ['2026-11-22T09:54:15.000000001Z', 11],
+    ]);
+    // The stream ends with the next run's few bytes still queued behind the cut.
+    const q = parser(true);
+    const lines = q.push(Buffer.from(run1 + tail + run2 + 'hi'));
+    lines.push(...q.end());
+    expect(lines.map((l) => [l.timestamp, l.bytes.toString().slice(-2)])).toEqual([
+      ['2026-11-22T09:54:12.000000001Z', 'xx'],
+      ['2026-11-22T09:54:15.000000001Z', 'hi'],
+    ]);
+  });
+
   it('cuts a line at maxLineBytes, keeping the timestamp for every part', () => {
     const ts = '2026-11-22T09:54:13.000000001Z ';
     const p = parser(false, [], 20000);
