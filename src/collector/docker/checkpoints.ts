@@ -147,6 +147,12 @@ export class CheckpointStore {
     return [...this.entries.keys()];
   }
 
+  /** Whether the next checkpoint would forget a removed container: its grace is over. */
+  hasExpired(now: number): boolean {
+    for (const e of this.entries.values()) if (e.removedAt !== undefined && now - e.removedAt > this.graceMs) return true;
+    return false;
+  }
+
   /** Goes into the next checkpoint written. */
   markRemoved(id: string, at = Date.now()): void {
     const entry = this.entries.get(id);

@@ -38,7 +38,7 @@ export interface ShipperOptions {
   log: Logger;
   maxEvents: number;
   maxBytes: number;
-  /** How often an idle collector still writes a checkpoint: removed containers past their grace are forgotten. */
+  /** How often an idle collector looks for removed containers past their grace, to write a checkpoint without them. */
   heartbeatMs: number;
   /**
    * Least time between the starts of two writes. Each write costs two fsyncs
@@ -116,6 +116,7 @@ export class Shipper implements LineSink {
 
   constructor(private readonly opts: ShipperOptions) {
     this.heartbeat = setInterval(() => {
+      if (!opts.store.hasExpired(Date.now())) return;
       this.heartbeatDue = true;
       this.schedule();
     }, opts.heartbeatMs);

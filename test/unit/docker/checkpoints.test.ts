@@ -170,6 +170,21 @@ describe('CheckpointStore', () => {
     expect((await CheckpointStore.open(dir, 60_000, log)).firstRunAt).toBeTypeOf('number');
   });
 
+  it('says when a removed container\'s grace is over, until a checkpoint forgets it', async () => {
+    const dir = temp();
+    const s = await CheckpointStore.open(dir, 1000, log);
+    await (await s.prepare(update({ stdout: { ts: T1, lines: 1, ords: 1 } }))).commit();
+    const at = Date.now();
+    s.markRemoved('c1', at);
+    await (await s.prepare(new Map())).commit();
+    expect(s.hasExpired(at + 500)).toBe(false);
+    expect(s.hasExpired(at + 1500)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1100));
+    await (await s.prepare(new Map())).commit();
+    expect(s.get('c1')).toBeUndefined();
+    expect(s.hasExpired(at + 1500)).toBe(false);
+  });
+
   it('forgets removed containers after the grace period, and keeps them when they come back', async () => {
     const dir = temp();
     const s = await CheckpointStore.open(dir, 1000, log);

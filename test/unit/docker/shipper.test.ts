@@ -15,12 +15,12 @@ import { event } from '../file-sink/helpers.js';
  * A pipeline whose sink records each batch's messages (and, in `steps`, each
  * write and sync), and a store that records each checkpoint.
  */
-function harness(maxBytes = 1 << 20, durableMs = 0) {
+function harness(maxBytes = 1 << 20, durableMs = 0, heartbeatMs = 60_000) {
   const batches: string[][] = [];
   const checkpoints: string[][] = [];
   const steps: string[] = [];
   const lost: string[][] = [];
-  const control: { failSync?: Error } = {};
+  const control: { failSync?: Error; expired?: boolean } = {};
   const pipeline = new Pipeline([
     {
       name: 'capture',
@@ -38,6 +38,7 @@ function harness(maxBytes = 1 << 20, durableMs = 0) {
   ]);
   const store = {
     hasStaged: () => false,
+    hasExpired: () => control.expired === true,
     prepare: async (updates: ReadonlyMap<string, unknown>) => ({
       commit: async () => {
         checkpoints.push([...updates.keys()]);
@@ -46,7 +47,7 @@ function harness(maxBytes = 1 << 20, durableMs = 0) {
       discard: () => undefined,
     }),
   } as unknown as CheckpointStore;
-  const shipper = new Shipper({ pipeline, store, log: createLogger('silent'), maxEvents: 100, maxBytes, heartbeatMs: 60_000, minCycleMs: 50, durableMs, onLost: (ids) => void lost.push([...ids]) });
+  const shipper = new Shipper({ pipeline, store, log: createLogger('silent'), maxEvents: 100, maxBytes, heartbeatMs, minCycleMs: 50, durableMs, onLost: (ids) => void lost.push([...ids]) });
   return { shipper, batches, checkpoints, steps, lost, control };
 }
 
@@ -109,6 +110,15 @@ describe('Shipper', () => {
     expect(released).toBeGreaterThan(2);
     expect(released).toBeLessThan(30);
     await shipper.drained();
+  });
+
+  it('writes a checkpoint on its heartbeat only when a removed container\'s grace is over', async () => {
+    const { shipper, checkpoints, control } = harness(1 << 20, 0, 20);
+    shippers.push(shipper);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(checkpoints).toEqual([]);
+    control.expired = true;
+    await until('a checkpoint', () => checkpoints.length > 0, 2000);
   });
 
   it('forgets a parked follower whose wait was cancelled', async () => {
