@@ -71,6 +71,8 @@ export class FileTable {
    * an earlier process, which may have died before syncing them.
    */
   private readonly ours = new Set<string>();
+  /** The store's directory was synced for what an earlier process left in it (once is enough). */
+  private rootSynced = false;
 
   constructor(private readonly opts: FileTableOptions) {}
 
@@ -155,7 +157,10 @@ export class FileTable {
     // The one before the newest too: a rotation may have just followed it.
     for (const file of (await listLayoutFiles(dirPath)).slice(-2).filter((f) => !f.compressed)) await this.syncExisting(file.path);
     await io.syncDir(dirPath);
-    await io.syncDir(this.opts.dir);
+    if (!this.rootSynced) {
+      await io.syncDir(this.opts.dir);
+      this.rootSynced = true;
+    }
     this.ours.add(source);
   }
 
@@ -269,7 +274,8 @@ export class FileTable {
     if (created !== undefined && this.opts.durable) {
       for (const parent of parentsOfCreated(dirPath, created)) this.dirsToSync.add(parent);
     } else if (leftBehind) {
-      this.dirsToSync.add(this.opts.dir);
+      if (!this.rootSynced) this.dirsToSync.add(this.opts.dir);
+      this.rootSynced = true;
       this.dirsToSync.add(dirPath);
     }
     const last = (await listLayoutFiles(dirPath)).at(-1);

@@ -61,7 +61,7 @@ describe('file sink: a batch written again after a crash', () => {
     const dir = tempDir();
     const first = createFileSink(config(dir), { log: captureLog().log });
     await first.start();
-    await first.write(EncodedBatch.of([line('a', 0)]));
+    await first.write(EncodedBatch.of([line('a', 0), event('db 1', { container: container('db') })]));
     await first.close();
 
     const io = countingIo();
@@ -73,6 +73,9 @@ describe('file sink: a batch written again after a crash', () => {
     expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
     await second.write(EncodedBatch.of([line('c', 2)]));
     expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
+    // Another source an earlier process wrote: its file and its directory, the store's is done.
+    await second.write(EncodedBatch.of([event('d', { container: container('db') })]));
+    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([2, 3]);
     await second.close();
   });
 
