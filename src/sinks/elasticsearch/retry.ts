@@ -28,6 +28,7 @@ export type RetryReason =
   | 'not_found'
   | 'index_missing'
   | 'not_elasticsearch'
+  | 'refused'
   | 'unexpected';
 
 export type RequestVerdict =
@@ -36,10 +37,30 @@ export type RequestVerdict =
   /** Send the same documents again after a backoff. */
   | { action: 'retry'; reason: RetryReason }
   /**
-   * The request as a whole was refused (400 malformed, 413 too large): halve
-   * it to isolate the document at fault; a single document is rejected for good.
+   * The request as a whole was refused for a document in it (413 too large,
+   * a 400 parsing its bytes): halve it to isolate the document at fault; a
+   * single document is rejected for good.
    */
   | { action: 'split' };
+
+/**
+ * The errors of a whole `_bulk` request that come from a document's bytes
+ * (or an action line's: "Malformed action/metadata line", an
+ * illegal_argument_exception as many others are). Any other 400 answers
+ * every request alike (an 8.x node refusing the
+ * `compatible-with=9` media type, a parameter the cluster does not know, a
+ * proxy's page): split down to single documents, it dead-lettered the whole
+ * queue. Those are retried, as credentials are.
+ */
+const DOCUMENT_ERRORS = new Set([
+  'x_content_parse_exception',
+  'parse_exception',
+  'json_parse_exception',
+  'json_e_o_f_exception',
+  'not_x_content_exception',
+  'document_parsing_exception',
+  'mapper_parsing_exception',
+]);
 
 export function requestVerdict(outcome: RequestOutcome): RequestVerdict {
   switch (outcome.kind) {
@@ -60,8 +81,17 @@ export function requestVerdict(outcome: RequestOutcome): RequestVerdict {
   if (status === 403) return { action: 'retry', reason: 'forbidden' };
   // A proxy in front of the cluster, or a path prefix missing from the URL.
   if (status === 404) return { action: 'retry', reason: 'not_found' };
-  if (status === 400 || status === 413) return { action: 'split' };
+  if (status === 413) return { action: 'split' };
+  if (status === 400) return refusedForContent(outcome.body) ? { action: 'split' } : { action: 'retry', reason: 'refused' };
   return { action: 'retry', reason: 'unexpected' };
+}
+
+function refusedForContent(body: unknown): boolean {
+  const error = (body as { error?: { type?: unknown; reason?: unknown; root_cause?: { type?: unknown; reason?: unknown }[] } } | undefined)?.error;
+  if (typeof error !== 'object' || error === null) return false;
+  const cause = error.root_cause?.[0] ?? error;
+  if (typeof cause.type !== 'string') return false;
+  return DOCUMENT_ERRORS.has(cause.type) || (cause.type === 'illegal_argument_exception' && typeof cause.reason === 'string' && cause.reason.startsWith('Malformed action/metadata line'));
 }
 
 export type ItemVerdict =

@@ -55,6 +55,8 @@ const FAILURE_MESSAGES: Record<RetryReason, string> = {
   index_missing:
     'elasticsearch cannot create the target data stream or index (404): allow its auto-creation (action.auto_create_index) or create it; events stay queued and are retried',
   not_elasticsearch: 'the server at sinks.elasticsearch.url is not Elasticsearch; events stay queued and are retried',
+  refused:
+    'elasticsearch refused the bulk request as a whole (400), not for a document in it: check that sinks.elasticsearch.url leads to Elasticsearch 9, not an older version or a proxy that changes requests; events stay queued and are retried',
   unexpected: 'elasticsearch gave an unexpected answer; events stay queued and are retried',
 };
 

@@ -13,11 +13,23 @@ describe('requestVerdict', () => {
     [401, { action: 'retry', reason: 'unauthorized' }],
     [403, { action: 'retry', reason: 'forbidden' }],
     [404, { action: 'retry', reason: 'not_found' }],
-    [400, { action: 'split' }],
+    [400, { action: 'retry', reason: 'refused' }],
     [413, { action: 'split' }],
     [418, { action: 'retry', reason: 'unexpected' }],
   ])('HTTP %i → %o', (status, verdict) => {
     expect(requestVerdict({ kind: 'response', status })).toEqual(verdict);
+  });
+
+  it('splits a request refused for a document\'s bytes, and retries one refused as a whole', () => {
+    const answer = (type: string) => ({ kind: 'response' as const, status: 400, body: { error: { root_cause: [{ type }], type, reason: 'x' }, status: 400 } });
+    expect(requestVerdict(answer('x_content_parse_exception'))).toEqual({ action: 'split' });
+    expect(requestVerdict(answer('document_parsing_exception'))).toEqual({ action: 'split' });
+    const malformed = { error: { type: 'illegal_argument_exception', reason: 'Malformed action/metadata line [1], expected END_OBJECT but found [FIELD_NAME]' } };
+    expect(requestVerdict({ kind: 'response', status: 400, body: malformed })).toEqual({ action: 'split' });
+    expect(requestVerdict({ kind: 'response', status: 400, body: { error: { type: 'illegal_argument_exception', reason: 'request [/_bulk] contains unrecognized parameter' } } })).toEqual({ action: 'retry', reason: 'refused' });
+    // An 8.x node asked for compatible-with=9; a proxy's HTML page.
+    expect(requestVerdict(answer('media_type_header_exception'))).toEqual({ action: 'retry', reason: 'refused' });
+    expect(requestVerdict({ kind: 'response', status: 400, body: '<html>Bad Request</html>' })).toEqual({ action: 'retry', reason: 'refused' });
   });
 
   it('retries connection errors, timeouts and servers that are not Elasticsearch', () => {
