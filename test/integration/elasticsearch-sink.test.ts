@@ -219,6 +219,26 @@ describe('elasticsearch sink: identity and rejection', () => {
     expect(await count(client, `logs-${dataset}-default`)).toBe(10);
   });
 
+  it('dead-letters a late line whose daily index is closed to writes, and goes on with the queue', async () => {
+    const prefix = uniqueDataset('blocked');
+    const state = tempDir('es-blocked');
+    await client.indices.create({ index: `${prefix}-2026.11.20` });
+    await client.indices.putSettings({ index: `${prefix}-2026.11.20`, settings: { 'index.blocks.write': true } });
+    const s = sink({ index: `${prefix}-%Y.%m.%d` }, state);
+    await s.start();
+    const late = makeEvent(3, { '@timestamp': '2026-11-20T23:59:59.000000001Z', message: 'late' });
+    await s.write(EncodedBatch.of([...makeEvents(3, 0, { '@timestamp': '2026-11-22T00:00:00.000000001Z' }), late]));
+    await s.write(EncodedBatch.of(makeEvents(3, 4, { '@timestamp': '2026-11-22T00:00:01.000000001Z' })));
+    await waitForCount(client, `${prefix}-2026.11.22`, 6);
+    const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
+    await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('late'), 10_000);
+    await s.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.status, l.error.type, l.event.message])).toEqual([[403, 'cluster_block_exception', 'late']]);
+    await client.indices.putSettings({ index: `${prefix}-2026.11.20`, settings: { 'index.blocks.write': false } });
+    await client.indices.delete({ index: `${prefix}-*` });
+  });
+
   it('writes to a daily index pattern chosen by the event time', async () => {
     const prefix = uniqueDataset('idx');
     const s = sink({ index: `${prefix}-%Y.%m.%d` });
