@@ -215,6 +215,8 @@ export class DiskQueue {
   private cursorWrite: Promise<void> = Promise.resolve();
   private cursorDirty = false;
   private closed = false;
+  /** This queue holds the directory's lock (lock()). */
+  private locked = false;
 
   private constructor(opts: QueueOptions) {
     this.dir = resolve(opts.dir);
@@ -228,7 +230,13 @@ export class DiskQueue {
 
   static async open(opts: QueueOptions): Promise<DiskQueue> {
     const queue = new DiskQueue(opts);
-    await queue.recover();
+    try {
+      await queue.recover();
+    } catch (err) {
+      // Its lock kept, the directory would stay "already open in this process": no reload could open it once the cause is fixed.
+      await queue.abandon();
+      throw err;
+    }
     return queue;
   }
 
@@ -572,6 +580,19 @@ export class DiskQueue {
     }
     await writeFile(path, `${process.pid}\n`);
     openDirs.add(this.dir);
+    this.locked = true;
+  }
+
+  /** After a failed recovery: what it opened is closed, and the lock it took released. */
+  private async abandon(): Promise<void> {
+    this.closed = true;
+    await this.writeHandle?.close().catch(() => undefined);
+    await this.readHandle?.handle.close().catch(() => undefined);
+    this.writeHandle = undefined;
+    this.readHandle = undefined;
+    if (!this.locked) return;
+    await rm(join(this.dir, 'lock'), { force: true }).catch(() => undefined);
+    openDirs.delete(this.dir);
   }
 
   private async readCursor(): Promise<QueuePosition | undefined> {

@@ -1,4 +1,4 @@
-import { appendFileSync, cpSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -81,6 +81,21 @@ async function queueRetries(reason: string): Promise<number> {
 }
 
 describe('DiskQueue', () => {
+  it('releases its directory when it fails to open, so that it opens once the cause is gone', async () => {
+    const dir = tempDir('q');
+    const q = await DiskQueue.open(opts(dir));
+    await q.append(entries(1), 1);
+    await q.close();
+    rmSync(join(dir, 'cursor.json'), { force: true });
+    // A directory where the cursor goes: its write fails, as with EIO or a full disk.
+    mkdirSync(join(dir, 'cursor.json'));
+    await expect(DiskQueue.open(opts(dir))).rejects.toThrow();
+    rmSync(join(dir, 'cursor.json'), { recursive: true });
+    const again = await DiskQueue.open(opts(dir));
+    expect(await drain(again)).toEqual([0]);
+    await again.close();
+  });
+
   it('reads back what was appended, in order, across records', async () => {
     const q = await DiskQueue.open(opts(tempDir('q')));
     await q.append(entries(3), 3);
