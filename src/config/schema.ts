@@ -276,7 +276,27 @@ export const elasticsearchSchema = z
     queue_max_size: positiveSize.default(1024 * 1024 * 1024).describe('Disk queue bound; inputs block when it is full.'),
     dead_letter: z.string().optional().describe('NDJSON file for documents Elasticsearch rejects for good (default <state_dir>/elasticsearch/dead-letter.ndjson).'),
   })
-  .strict();
+  .strict()
+  // Each would be ignored, or refused by the client without naming the key:
+  // a password alone is never sent (endless 401s), an api_key silently
+  // wins over a username, a CA check has nothing to check on http://.
+  .superRefine((es, ctx) => {
+    if (es.password !== undefined && es.username === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'needs sinks.elasticsearch.username: a password alone is never sent' });
+    }
+    if (es.username !== undefined && es.password === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs sinks.elasticsearch.password' });
+    }
+    if (es.api_key !== undefined && es.username !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['api_key'], message: 'expected api_key or username/password, not both' });
+    }
+    const plain = [es.url].flat().find((u) => u.startsWith('http:'));
+    for (const key of ['ca', 'fingerprint'] as const) {
+      if (es[key] !== undefined && plain !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `checks the certificate of an https:// node, but sinks.elasticsearch.url has ${plain}` });
+      }
+    }
+  });
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine reaches. */
 export function isLoopbackHost(host: string): boolean {

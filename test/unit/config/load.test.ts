@@ -132,6 +132,9 @@ describe('loadConfig', () => {
       ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    batch_size: 0\n', 'sinks.elasticsearch.batch_size: must be at least 1 byte, got 0'],
       ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    flush_interval: -1ms\n', 'sinks.elasticsearch.flush_interval: expected a duration like 500ms, 5s, 2m or a number of milliseconds, got "-1ms"'],
       ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    flush_interval: 30d\n', 'sinks.elasticsearch.flush_interval: must be at most 24d, got "30d"'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    password: pw\n', 'sinks.elasticsearch.password: needs sinks.elasticsearch.username: a password alone is never sent'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    username: u\n    password: pw\n    api_key: aWQ6a2V5\n', 'sinks.elasticsearch.api_key: expected api_key or username/password, not both'],
+      ['sinks:\n  elasticsearch:\n    url: http://127.0.0.1:9200\n    fingerprint: AA:BB\n', 'sinks.elasticsearch.fingerprint: checks the certificate of an https:// node, but sinks.elasticsearch.url has http://127.0.0.1:9200'],
     ];
     for (const [text, expected] of cases) {
       const f = file('range.yaml', text);
@@ -223,6 +226,7 @@ describe('loadConfig', () => {
         CLOGS_FORWARD_SELF_HOSTNAME: 'clogs.test',
         CLOGS_SINKS_FILE_ENABLED: 'false',
         CLOGS_SINKS_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
+        CLOGS_SINKS_ELASTICSEARCH_USERNAME: 'clogs',
         CLOGS_SINKS_ELASTICSEARCH_PASSWORD: 'pw',
         CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: 'bench',
         CLOGS_SINKS_ELASTICSEARCH_FLUSH_INTERVAL: '200ms',
@@ -286,14 +290,15 @@ describe('loadConfig', () => {
         CLOGS_SINKS_ELASTICSEARCH_URL: 'http://127.0.0.1:9200',
         CLOGS_SINKS_ELASTICSEARCH_USERNAME: 'null',
         CLOGS_SINKS_ELASTICSEARCH_PASSWORD: '!Passw0rd',
-        CLOGS_SINKS_ELASTICSEARCH_API_KEY: 'aWQ6a2V5 # ',
       },
     });
     expect(c.state_dir).toBe('/var/lib/clogs ');
     expect(c.sinks.file.dir).toBe('/var/log/clogs #1');
     expect(c.host_name).toBe('007');
     expect(c.forward).toMatchObject({ shared_key: '"s3cret" #1', self_hostname: 'true', listen: { host: '0.0.0.0', port: 24224 } });
-    expect(c.sinks.elasticsearch).toMatchObject({ username: 'null', password: '!Passw0rd', api_key: 'aWQ6a2V5 # ' });
+    expect(c.sinks.elasticsearch).toMatchObject({ username: 'null', password: '!Passw0rd' });
+    const apiKey = loadConfig({ env: { CLOGS_SINKS_ELASTICSEARCH_URL: 'http://127.0.0.1:9200', CLOGS_SINKS_ELASTICSEARCH_API_KEY: 'aWQ6a2V5 # ' } });
+    expect(apiKey.sinks.elasticsearch).toMatchObject({ api_key: 'aWQ6a2V5 # ' });
     // A word from a list is a string too: a comment after it is not taken off but refused, naming the variable.
     expect(errorOf(() => loadConfig({ env: { CLOGS_LOG_LEVEL: 'debug # while testing' } }))).toMatch(/^environment CLOGS_LOG_LEVEL: log_level: .*"debug"/);
   });
