@@ -69,13 +69,27 @@ interface Hold {
   lastAt: number;
 }
 
+/**
+ * Bytes of traces held, all sources together (or max_bytes, when larger),
+ * which a line may not take past: the trace it would join ends as it is, or
+ * it opens none. Each trace holds less than max_bytes, but a client can open
+ * one under any number of tags: 600 of them held 600 MB, and their timeout
+ * wrote them out at once. The trace a line comes to, never another source's.
+ */
+export const MAX_HELD_TRACE_BYTES = 16 * 1024 * 1024;
+
 export class MultilineStage {
   private readonly holds = new Map<string, Hold>();
+  /** What the holds take: their lines' and their tentative lines' bytes. */
+  private heldBytes = 0;
+  private readonly maxHeldBytes: number;
 
   constructor(
     private readonly limits: StageLimits,
     private readonly modes: ModeTable,
-  ) {}
+  ) {
+    this.maxHeldBytes = Math.max(MAX_HELD_TRACE_BYTES, limits.maxBytes);
+  }
 
   /** Events being held. */
   get size(): number {
@@ -132,12 +146,18 @@ export class MultilineStage {
 
   /** Forgets the trace held for a source and stream without letting it go: its lines are taken again. */
   dropHeld(source: string, stream: Stream | undefined): void {
-    this.holds.delete(keyOf(source, stream));
+    const hold = this.holds.get(keyOf(source, stream));
+    if (hold) this.forget(hold);
   }
 
   /** Forgets what is held for a source without letting it go: the input reads those lines again. */
   dropSource(source: string): void {
-    for (const [key, hold] of this.holds) if (hold.source === source) this.holds.delete(key);
+    for (const hold of [...this.holds.values()]) if (hold.source === source) this.forget(hold);
+  }
+
+  private forget(hold: Hold): void {
+    this.holds.delete(hold.key);
+    this.heldBytes -= hold.bytes + hold.maybeBytes;
   }
 
   private flushWhere(match: (h: Hold) => boolean, out: Released[]): void {
@@ -175,11 +195,13 @@ export class MultilineStage {
         if (state !== NO) candidates.push({ rule, state });
       }
     }
-    if (candidates.length === 0) {
+    const bytes = candidates.length === 0 ? 0 : Buffer.byteLength(text);
+    if (candidates.length === 0 || this.heldBytes + bytes > this.maxHeldBytes) {
       out.push({ first: raw, text, truncated: false });
       return;
     }
-    this.holds.set(key, { key, source, first: raw, lines: [text], bytes: Buffer.byteLength(text), maybe: [], maybeBytes: 0, candidates, lastAt: now });
+    this.holds.set(key, { key, source, first: raw, lines: [text], bytes, maybe: [], maybeBytes: 0, candidates, lastAt: now });
+    this.heldBytes += bytes;
     watch?.held(raw, raw);
   }
 
@@ -194,11 +216,15 @@ export class MultilineStage {
       else sure.push({ rule: c.rule, state: next });
     }
     if (sure.length === 0 && maybe.length === 0) return false;
+    // Past the bound for all traces: this one ends as it is, and the line goes its own way.
+    if (this.heldBytes + 1 + Buffer.byteLength(text) > this.maxHeldBytes) return false;
     let current = hold;
     if (sure.length > 0) {
       current.candidates = sure;
       const confirmed = current.maybe;
       current.maybe = [];
+      // append() counts them again, as lines.
+      this.heldBytes -= current.maybeBytes;
       current.maybeBytes = 0;
       for (const m of confirmed) current = this.append(current, m.raw, m.text, out, watch, true);
       current = this.append(current, raw, text, out, watch, false);
@@ -212,6 +238,7 @@ export class MultilineStage {
       current.candidates = maybe;
       current.maybe.push({ raw, text });
       current.maybeBytes += bytes;
+      this.heldBytes += bytes;
     }
     watch?.held(current.first, raw);
     return true;
@@ -223,11 +250,13 @@ export class MultilineStage {
     if (hold.lines.length < this.limits.maxLines && hold.bytes + 1 + bytes <= this.limits.maxBytes) {
       hold.lines.push(text);
       hold.bytes += 1 + bytes;
+      this.heldBytes += 1 + bytes;
       return hold;
     }
     out.push({ first: hold.first, text: hold.lines.join('\n'), truncated: true });
     watch?.released(hold.first);
     const next: Hold = { ...hold, first: raw, lines: [text], bytes, maybe: [], maybeBytes: 0 };
+    this.heldBytes += bytes - hold.bytes - hold.maybeBytes;
     this.holds.set(hold.key, next);
     // A line held earlier now belongs to the new event: keep it under that one.
     if (moved) watch?.held(raw, raw);
@@ -235,7 +264,7 @@ export class MultilineStage {
   }
 
   private close(hold: Hold, now: number, out: Released[], watch: HoldWatcher | undefined): void {
-    this.holds.delete(hold.key);
+    this.forget(hold);
     out.push({ first: hold.first, text: hold.lines.length === 1 ? hold.lines[0]! : hold.lines.join('\n'), truncated: false });
     watch?.released(hold.first);
     for (const m of hold.maybe) this.take(m.raw, m.text, hold.source, hold.key, now, out, watch);

@@ -100,6 +100,26 @@ describe('multiline stage', () => {
     n.close();
   });
 
+  it('holds at most MAX_HELD_TRACE_BYTES of traces for all sources together: a trace that would pass it ends as it is', () => {
+    const { n } = makeNormalizer({ max_bytes: '1MiB' });
+    const frame = `\tat com.example.Service.handle(Service.java:42) ${'x'.repeat(64 * 1024)}`;
+    const containers = Array.from({ length: 24 }, (_, i) => Object.freeze({ id: String(i).padStart(64, 'c'), name: `c${i}` }));
+    const out: LogEvent[] = [];
+    // 24 traces of about 960 KiB each, one per container, each still open.
+    for (const container of containers) {
+      out.push(...n.push(raw('java.lang.IllegalStateException: boom', { container })));
+      for (let i = 0; i < 15; i++) out.push(...n.push(raw(frame, { container })));
+    }
+    const held = containers.filter((c) => !out.some((e) => e.container?.id === c.id));
+    // 16 MiB take 17 such traces at most; the others went out, line by line or cut short.
+    expect(held.length).toBeGreaterThan(10);
+    expect(held.length).toBeLessThanOrEqual(17);
+    const all = [...out, ...n.flushAll()];
+    n.close();
+    // Nothing is lost: every line is in an event of its container.
+    for (const c of containers) expect(all.filter((e) => e.container?.id === c.id).reduce((k, e) => k + e.message.split('\n').length, 0)).toBe(16);
+  });
+
   it('cuts at max_lines and max_bytes, marks the cut event, and keeps the rest joined', () => {
     const byLines = makeNormalizer({ max_lines: 5 });
     const out: LogEvent[] = [];
