@@ -15,7 +15,7 @@ import { gunzip } from 'node:zlib';
 import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { LogEvent } from '../event.js';
-import { chunkKey } from './acks.js';
+import { chunkKey, type PendingChunk } from './acks.js';
 import { DecodeCache, decodeRequest } from './decoder.js';
 import { Framer } from './framer.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardOption } from './messages.js';
@@ -59,6 +59,8 @@ export class RequestReader {
   private stopped = false;
   /** A request was refused: nothing after it is taken. */
   private refused = false;
+  /** Resends taken whose first copy is still being written (see waitFor). */
+  private waiting = 0;
 
   constructor(
     private readonly ctx: RequestContext,
@@ -80,9 +82,13 @@ export class RequestReader {
     return this.framer.midFrame;
   }
 
-  /** Whether reading should stop: while a request is being rendered, and above MAX_IN_FLIGHT_BYTES of what this connection holds. */
+  /**
+   * Whether reading should stop: while a request is being rendered, while a
+   * resend waits for its first copy, and above MAX_IN_FLIGHT_BYTES of what
+   * this connection holds.
+   */
   get full(): boolean {
-    return this.slices.rendering || this.writes.held + this.frameBytes > MAX_IN_FLIGHT_BYTES;
+    return this.slices.rendering || this.waiting > 0 || this.writes.held + this.frameBytes > MAX_IN_FLIGHT_BYTES;
   }
 
   /** Whether no request waits to be decoded, rendered, written or acked. */
@@ -208,7 +214,7 @@ export class RequestReader {
         if (this.slices.rendering) this.flush();
         continue;
       }
-      if (this.frameIdx >= this.frames.length || this.inflating || this.stopped) break;
+      if (this.frameIdx >= this.frames.length || this.inflating || this.stopped || this.waiting > 0) break;
       const frame = this.frames[this.frameIdx++]!;
       this.frameBytes -= frame.length;
       try {
@@ -335,7 +341,10 @@ export class RequestReader {
       const seen = this.ctx.ledger.lookup(key);
       if (seen !== undefined) {
         if (seen === true) this.log.debug({ tag }, 'chunk already written: acking the resend without writing it again');
-        else job.wait = seen;
+        else {
+          job.wait = seen;
+          this.waitFor(seen);
+        }
         this.ackOnly(job);
         return;
       }
@@ -355,6 +364,22 @@ export class RequestReader {
     }
     this.writes.open();
     this.slices.start(job, stream, skip, owned);
+  }
+
+  /**
+   * Takes no request after a resend until its first copy (on this
+   * connection or another) is written: its ack comes after that, and so do
+   * theirs, but rendered meanwhile their bytes stayed counted in the render
+   * budget, released in request order. Two connections resending a large
+   * request while sending on filled it, and the first copy's connection
+   * could render no more of it: nothing was acked again, nor could stop.
+   */
+  private waitFor(first: PendingChunk): void {
+    this.waiting++;
+    void first.outcome().then(() => {
+      this.waiting--;
+      this.hooks.wake();
+    });
   }
 
   /** A request acked without being rendered. */
