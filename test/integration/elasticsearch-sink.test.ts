@@ -219,22 +219,27 @@ describe('elasticsearch sink: identity and rejection', () => {
     expect(await count(client, `logs-${dataset}-default`)).toBe(10);
   });
 
-  it('dead-letters a late line whose daily index is closed to writes, and goes on with the queue', async () => {
+  it('dead-letters late lines whose daily index is closed to writes, each in a request of its own, and goes on with the queue', async () => {
     const prefix = uniqueDataset('blocked');
     const state = tempDir('es-blocked');
     await client.indices.create({ index: `${prefix}-2026.11.20` });
     await client.indices.putSettings({ index: `${prefix}-2026.11.20`, settings: { 'index.blocks.write': true } });
-    const s = sink({ index: `${prefix}-%Y.%m.%d` }, state);
+    // One document a request: no other item of a late line's request goes in.
+    const s = sink({ index: `${prefix}-%Y.%m.%d`, batch_events: 1 }, state);
     await s.start();
     const late = makeEvent(3, { '@timestamp': '2026-11-20T23:59:59.000000001Z', message: 'late' });
     await s.write(EncodedBatch.of([...makeEvents(3, 0, { '@timestamp': '2026-11-22T00:00:00.000000001Z' }), late]));
+    await s.write(EncodedBatch.of([makeEvent(7, { '@timestamp': '2026-11-20T23:59:59.000000002Z', message: 'later' })]));
     await s.write(EncodedBatch.of(makeEvents(3, 4, { '@timestamp': '2026-11-22T00:00:01.000000001Z' })));
     await waitForCount(client, `${prefix}-2026.11.22`, 6);
     const file = join(state, 'elasticsearch', 'dead-letter.ndjson');
-    await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('late'), 10_000);
+    await until('dead-letter file', () => existsSync(file) && readFileSync(file, 'utf8').includes('later'), 10_000);
     await s.close();
     const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.map((l) => [l.status, l.error.type, l.event.message])).toEqual([[403, 'cluster_block_exception', 'late']]);
+    expect(lines.map((l) => [l.status, l.error.type, l.event.message]).sort()).toEqual([
+      [403, 'cluster_block_exception', 'late'],
+      [403, 'cluster_block_exception', 'later'],
+    ]);
     await client.indices.putSettings({ index: `${prefix}-2026.11.20`, settings: { 'index.blocks.write': false } });
     await client.indices.delete({ index: `${prefix}-*` });
   });

@@ -101,9 +101,18 @@ export type ItemVerdict =
   | 'retry'
   | 'dead_letter';
 
-export function itemVerdict(status: number): ItemVerdict {
+/**
+ * An item's own index closed to writes (an old daily index under ILM, a
+ * write block): 403 `cluster_block_exception`. Retried, it would hold its
+ * batch and the queue behind it for ever; the flood-stage disk block comes
+ * as a 429 and is retried.
+ */
+const CLOSED_INDEX = 'cluster_block_exception';
+
+export function itemVerdict(status: number, error?: unknown): ItemVerdict {
   if (status >= 200 && status < 300) return 'accepted';
   if (status === 409) return 'duplicate';
+  if (status === 403 && (error as { type?: unknown } | undefined)?.type === CLOSED_INDEX) return 'dead_letter';
   if (status === 429 || status >= 500) return 'retry';
   // Not the document's fault: credentials, privileges, or an index that
   // cannot be auto-created (action.auto_create_index). Fixing the cluster

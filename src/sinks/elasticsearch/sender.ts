@@ -262,18 +262,9 @@ export class Sender {
       const rejected: Rejected[] = [];
       let delivered = 0;
       let retryItem: { status: number; error?: unknown } | undefined;
-      // Others of the same request went in: a 403 or 404 is their index's
-      // (closed to writes, as an old daily index under ILM; not creatable),
-      // not the credentials' or the cluster's. Retried, it would hold its
-      // batch, and the queue behind it, for ever.
-      const indexRefused = results.some((r) => itemVerdict(r.status) === 'accepted');
       for (let i = 0; i < results.length; i++) {
         const r = results[i]!;
-        if (indexRefused && (r.status === 403 || r.status === 404)) {
-          rejected.push({ entry: items.entry(i), status: r.status, error: r.error });
-          continue;
-        }
-        switch (itemVerdict(r.status)) {
+        switch (itemVerdict(r.status, r.error)) {
           case 'accepted':
           case 'duplicate':
             delivered++;

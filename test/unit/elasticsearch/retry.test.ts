@@ -57,6 +57,13 @@ describe('itemVerdict', () => {
   ])('item status %i → %s', (status, verdict) => {
     expect(itemVerdict(status)).toBe(verdict);
   });
+
+  it('dead-letters an item whose own index is closed to writes, and retries other refusals', () => {
+    expect(itemVerdict(403, { type: 'cluster_block_exception', reason: 'index [clogs-2026.11.20] blocked by: [FORBIDDEN/8/index write (api)];' })).toBe('dead_letter');
+    expect(itemVerdict(403, { type: 'security_exception', reason: 'action [indices:data/write/bulk[s]] is unauthorized' })).toBe('retry');
+    expect(itemVerdict(404, { type: 'index_not_found_exception', reason: 'no such index' })).toBe('retry');
+    expect(itemVerdict(429, { type: 'cluster_block_exception', reason: 'disk usage exceeded flood-stage watermark' })).toBe('retry');
+  });
 });
 
 describe('itemRetryReason', () => {
