@@ -343,6 +343,8 @@ export class RequestReader {
         if (seen === true) this.log.debug({ tag }, 'chunk already written: acking the resend without writing it again');
         else {
           job.wait = seen;
+          // The requests rendered before it go out without it: in its write, their bytes would be held until its first copy is written.
+          this.writes.flush(undefined, true);
           this.waitFor(seen);
         }
         this.ackOnly(job);

@@ -174,10 +174,10 @@ export class WriteQueue {
 
   /**
    * Hands what is queued to the pipeline, unless enough writes are under way
-   * already. `progress`: the request being rendered, when it has a chunk.
+   * already (or `now`). `progress`: the request being rendered, when it has a chunk.
    */
-  flush(progress: Progress | undefined): void {
-    if ((this.queue.length === 0 && this.queuedEvents === undefined) || this.writes.length >= MAX_WRITES_IN_FLIGHT) return;
+  flush(progress: Progress | undefined, now = false): void {
+    if ((this.queue.length === 0 && this.queuedEvents === undefined) || (!now && this.writes.length >= MAX_WRITES_IN_FLIGHT)) return;
     const jobs = this.queue;
     this.queue = [];
     const events = this.queuedEvents;
