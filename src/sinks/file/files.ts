@@ -71,8 +71,8 @@ export class FileTable {
    * an earlier process, which may have died before syncing them.
    */
   private readonly ours = new Set<string>();
-  /** The store's directory was synced for what an earlier process left in it (once is enough). */
-  private rootSynced = false;
+  /** The store's directory synced for the lines syncLeftBehind() finds (once is enough), under way or done. */
+  private rootSync: Promise<void> | undefined;
 
   constructor(private readonly opts: FileTableOptions) {}
 
@@ -157,10 +157,10 @@ export class FileTable {
     // The one before the newest too: a rotation may have just followed it.
     for (const file of (await listLayoutFiles(dirPath)).slice(-2).filter((f) => !f.compressed)) await this.syncExisting(file.path);
     await io.syncDir(dirPath);
-    if (!this.rootSynced) {
-      await io.syncDir(this.opts.dir);
-      this.rootSynced = true;
-    }
+    await (this.rootSync ??= io.syncDir(this.opts.dir).catch((err: unknown) => {
+      this.rootSync = undefined;
+      throw err;
+    }));
     this.ours.add(source);
   }
 
@@ -274,8 +274,8 @@ export class FileTable {
     if (created !== undefined && this.opts.durable) {
       for (const parent of parentsOfCreated(dirPath, created)) this.dirsToSync.add(parent);
     } else if (leftBehind) {
-      if (!this.rootSynced) this.dirsToSync.add(this.opts.dir);
-      this.rootSynced = true;
+      // Synced with the next commit, once for every source it opens.
+      this.dirsToSync.add(this.opts.dir);
       this.dirsToSync.add(dirPath);
     }
     const last = (await listLayoutFiles(dirPath)).at(-1);

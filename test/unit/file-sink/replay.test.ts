@@ -57,6 +57,28 @@ describe('file sink: a batch written again after a crash', () => {
     expect((await readStore(dir)).get('web')!.map((e) => (e as { message: string }).message)).toEqual(['a', 'b']);
   });
 
+  it('syncs the store\'s directory once for the lines it finds of several sources', async () => {
+    const dir = tempDir();
+    const db = container('db');
+    const first = createFileSink(config(dir), { log: captureLog().log });
+    await first.start();
+    await first.write(EncodedBatch.of([line('a', 0), event('db a', { container: db })]));
+    await first.close();
+
+    const io = countingIo();
+    const synced: string[] = [];
+    const syncDir = io.syncDir;
+    io.syncDir = async (path) => {
+      synced.push(path);
+      return syncDir(path);
+    };
+    const second = createFileSink(config(dir), { log: captureLog().log, io });
+    await second.start();
+    await Promise.all([second.write(EncodedBatch.of([line('a', 0)])), second.write(EncodedBatch.of([event('db a', { container: db })]))]);
+    expect(synced.filter((p) => p === dir)).toHaveLength(1);
+    await second.close();
+  });
+
   it('syncs a file an earlier process wrote, and its entries, with its first write', async () => {
     const dir = tempDir();
     const first = createFileSink(config(dir), { log: captureLog().log });
@@ -73,9 +95,9 @@ describe('file sink: a batch written again after a crash', () => {
     expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
     await second.write(EncodedBatch.of([line('c', 2)]));
     expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([1, 2]);
-    // Another source an earlier process wrote: its file and its directory, the store's is done.
+    // Another source an earlier process wrote: its file, its directory and the store's, with the commit that opens it.
     await second.write(EncodedBatch.of([event('d', { container: container('db') })]));
-    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([2, 3]);
+    expect([io.counts.sync - before.sync, io.counts.syncDir - before.syncDir]).toEqual([2, 4]);
     await second.close();
   });
 
