@@ -278,23 +278,18 @@ export const elasticsearchSchema = z
   })
   .strict()
   // Each would be ignored, or refused by the client without naming the key:
-  // a password alone is never sent (endless 401s), an api_key silently
-  // wins over a username, a CA check has nothing to check on http://.
+  // a password alone is never sent (endless 401s), a CA check has nothing
+  // to check when no node is https://. (An api_key next to username and
+  // password wins, as documented: a variable can replace the file's
+  // credentials that way, since nothing unsets a key.)
   .superRefine((es, ctx) => {
-    if (es.password !== undefined && es.username === undefined) {
+    if (es.password !== undefined && es.username === undefined && es.api_key === undefined) {
       ctx.addIssue({ code: 'custom', path: ['password'], message: 'needs sinks.elasticsearch.username: a password alone is never sent' });
     }
-    if (es.username !== undefined && es.password === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['username'], message: 'needs sinks.elasticsearch.password' });
-    }
-    if (es.api_key !== undefined && es.username !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['api_key'], message: 'expected api_key or username/password, not both' });
-    }
-    const plain = [es.url].flat().find((u) => u.startsWith('http:'));
+    const urls = [es.url].flat();
+    if (urls.some((u) => u.startsWith('https:'))) return;
     for (const key of ['ca', 'fingerprint'] as const) {
-      if (es[key] !== undefined && plain !== undefined) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `checks the certificate of an https:// node, but sinks.elasticsearch.url has ${plain}` });
-      }
+      if (es[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `checks the certificate of an https:// node, but every sinks.elasticsearch.url is http://` });
     }
   });
 
