@@ -73,6 +73,8 @@ export interface CountingIo extends FileIo {
   /** Replaces writev when set. */
   writevOverride?: (fd: number, bufs: Buffer[]) => Promise<number>;
   events: string[];
+  /** The directories synced, in order. */
+  syncedDirs: string[];
 }
 
 /** The real file system, counted, with hooks to delay syncs and break writes. */
@@ -81,6 +83,7 @@ export function countingIo(): CountingIo {
     ...nodeFileIo,
     counts: { sync: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0, writevNow: 0 },
     events: [],
+    syncedDirs: [],
     openAppend: async (path, syncWrites) => {
       io.counts.open++;
       if (syncWrites) io.counts.syncWritesOpen++;
@@ -112,6 +115,7 @@ export function countingIo(): CountingIo {
     syncDir: async (path) => {
       io.counts.syncDir++;
       io.events.push('syncDir');
+      io.syncedDirs.push(path);
       return nodeFileIo.syncDir(path);
     },
   };
