@@ -16,16 +16,21 @@ const line = (message: string, ordinal: number, stream: 'stdout' | 'stderr' = 's
   e.clogs.ordinal = ordinal;
   return e;
 };
+/** What a sink of an earlier run wrote (and closed) before the restart. */
+async function writtenBefore(dir: string, events: LogEvent[]): Promise<void> {
+  const first = createFileSink(config(dir), { log: captureLog().log });
+  await first.start();
+  await first.write(EncodedBatch.of(events));
+  await first.close();
+}
+
 /** The lines as the sink writes them. */
 const rendered = (events: LogEvent[]): Buffer => Buffer.concat([...EncodedBatch.of(events).sources()].flatMap((s) => [...s.chunks()]));
 
 describe('file sink: a batch written again after a crash', () => {
   it('is dropped when it is already at the end of the file, and what follows is kept', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), line('b', 1), line('c', 2), line('e1', 0, 'stderr')]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), line('b', 1), line('c', 2), line('e1', 0, 'stderr')]);
 
     // The input never saw the write resolve, so it sends the last batch again.
     const { log, lines } = captureLog();
@@ -41,10 +46,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('syncs the lines it finds, and their entries, before a batch of them counts as durable: their writer may have died before syncing them', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), line('b', 1)]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), line('b', 1)]);
 
     const io = countingIo();
     const second = createFileSink(config(dir), { log: captureLog().log, io });
@@ -60,10 +62,7 @@ describe('file sink: a batch written again after a crash', () => {
   it('syncs the store\'s directory once for the lines it finds of several sources', async () => {
     const dir = tempDir();
     const db = container('db');
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), event('db a', { container: db })]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), event('db a', { container: db })]);
 
     const io = countingIo();
     const second = createFileSink(config(dir), { log: captureLog().log, io });
@@ -75,10 +74,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('syncs a file an earlier process wrote, and its entries, with its first write', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), event('db 1', { container: container('db') })]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), event('db 1', { container: container('db') })]);
 
     const io = countingIo();
     const second = createFileSink(config(dir), { log: captureLog().log, io });
@@ -97,10 +93,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('stops dropping once a stream sent something new: a repeated line later is a new line', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('same', 0)]));
-    await first.close();
+    await writtenBefore(dir, [line('same', 0)]);
 
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
@@ -113,10 +106,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('checks lines an input rendered too', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), line('b', 1)]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), line('b', 1)]);
 
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
@@ -129,10 +119,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('writes the lines byte for byte as the renderer wrote them, also when it compared them with a tail', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0)]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0)]);
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
     const batch = EncodedBatch.of([line('a', 0), line('b "q" é', 1)]);
@@ -147,10 +134,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('keeps a different line with the same timestamp and ordinal', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('before the crash', 0)]));
-    await first.close();
+    await writtenBefore(dir, [line('before the crash', 0)]);
 
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
@@ -171,10 +155,7 @@ describe('file sink: a batch written again after a crash', () => {
   });
   it('goes on dropping across batches while every line so far was a replay', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), line('b', 1), line('c', 2), line('d', 3)]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), line('b', 1), line('c', 2), line('d', 3)]);
 
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
@@ -188,10 +169,7 @@ describe('file sink: a batch written again after a crash', () => {
   it('looks at each source of a batch on its own', async () => {
     const dir = tempDir();
     const db = container('db');
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0), event('x', { container: db, stream: 'stdout' })]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0), event('x', { container: db, stream: 'stdout' })]);
 
     const second = createFileSink(config(dir), { log: captureLog().log });
     await second.start();
@@ -206,10 +184,7 @@ describe('file sink: a batch written again after a crash', () => {
 
   it('recognises a line an older release wrote with its fields in another order', async () => {
     const dir = tempDir();
-    const first = createFileSink(config(dir), { log: captureLog().log });
-    await first.start();
-    await first.write(EncodedBatch.of([line('a', 0)]));
-    await first.close();
+    await writtenBefore(dir, [line('a', 0)]);
     const file = join(dir, 'web', readdirSync(join(dir, 'web'))[0]!);
     const b = line('b "q" é', 1);
     // The same event, keys in another order, non-ASCII escaped.
