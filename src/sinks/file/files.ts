@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import { parentsOfCreated, type FileIo } from './io.js';
-import { fileName, listLayoutFiles } from './layout.js';
+import { fileName, filesLeftOpen, listLayoutFiles } from './layout.js';
 import { repairTornTail } from './repair.js';
 
 export interface OpenFile {
@@ -154,8 +154,7 @@ export class FileTable {
     if (!this.opts.durable || this.ours.has(source)) return;
     const { io } = this.opts;
     const dirPath = join(this.opts.dir, source);
-    // The one before the newest too: a rotation may have just followed it.
-    for (const file of (await listLayoutFiles(dirPath)).slice(-2).filter((f) => !f.compressed)) await this.syncExisting(file.path);
+    for (const file of await filesLeftOpen(dirPath)) await this.syncExisting(file.path);
     await io.syncDir(dirPath);
     await (this.rootSync ??= io.syncDir(this.opts.dir).catch((err: unknown) => {
       this.rootSync = undefined;

@@ -164,6 +164,17 @@ export async function listLayoutFiles(sourceDir: string): Promise<LayoutFile[]> 
   });
 }
 
+/**
+ * The files of a source a process that died may have left unfinished (a
+ * torn last line, lines not synced): only a source's newest file is ever
+ * appended to, and the one before it counts too, for a crash right after a
+ * rotation created its successor. Not a compressed one: it was complete,
+ * and synced, before it was compressed.
+ */
+export async function filesLeftOpen(sourceDir: string): Promise<LayoutFile[]> {
+  return (await listLayoutFiles(sourceDir)).slice(-2).filter((f) => !f.compressed);
+}
+
 /** A source directory's files (full paths), oldest first; the last one is the one that grows. */
 export async function listFilesInOrder(sourceDir: string): Promise<string[]> {
   return (await listLayoutFiles(sourceDir)).map((f) => f.path);

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { FileIo } from './io.js';
-import { listLayoutFiles, listSourceDirs } from './layout.js';
+import { filesLeftOpen, listSourceDirs } from './layout.js';
 
 const NEWLINE = 0x0a;
 const BLOCK = 64 * 1024;
@@ -49,15 +49,13 @@ async function readFully(io: FileIo, fd: number, buf: Buffer, position: number):
 
 /**
  * Repairs every source directory under `dir` at start, so readers see whole
- * lines even for sources that will never be written again. Only a source's
- * newest file is ever appended to; the one before it is checked too, for a
- * crash right after a rotation created an empty successor.
+ * lines even for sources that will never be written again (layout.ts
+ * filesLeftOpen: which files a crash can have torn).
  */
 export async function repairDirectory(io: FileIo, dir: string, log: Logger, sync: boolean): Promise<void> {
   const unreadable = (path: string, err: NodeJS.ErrnoException): void => log.warn({ dir: path, code: err.code }, 'torn-line check skips a directory it cannot read');
   for (const sourceDir of await listSourceDirs(dir, unreadable)) {
-    // A compressed file was complete before it was compressed; its bytes are not lines.
-    for (const file of (await listLayoutFiles(sourceDir)).slice(-2).filter((f) => !f.compressed)) {
+    for (const file of await filesLeftOpen(sourceDir)) {
       try {
         const fd = await io.openExisting(file.path);
         try {
