@@ -61,7 +61,7 @@ interface Hold {
   lines: string[];
   bytes: number;
   /** Lines taken tentatively, in order, after `lines`. */
-  maybe: Array<{ raw: RawLine; text: string }>;
+  maybe: Array<{ raw: RawLine; text: string; bytes: number }>;
   /** What `maybe` would add to `bytes`. */
   maybeBytes: number;
   candidates: Candidate[];
@@ -216,8 +216,9 @@ export class MultilineStage {
       else sure.push({ rule: c.rule, state: next });
     }
     if (sure.length === 0 && maybe.length === 0) return false;
+    const bytes = Buffer.byteLength(text);
     // Past the bound for all traces: this one ends as it is, and the line goes its own way.
-    if (this.heldBytes + 1 + Buffer.byteLength(text) > this.maxHeldBytes) return false;
+    if (this.heldBytes + 1 + bytes > this.maxHeldBytes) return false;
     let current = hold;
     if (sure.length > 0) {
       current.candidates = sure;
@@ -226,27 +227,25 @@ export class MultilineStage {
       // append() counts them again, as lines.
       this.heldBytes -= current.maybeBytes;
       current.maybeBytes = 0;
-      for (const m of confirmed) current = this.append(current, m.raw, m.text, out, watch, true);
-      current = this.append(current, raw, text, out, watch, false);
+      for (const m of confirmed) current = this.append(current, m.raw, m.text, m.bytes, out, watch, true);
+      current = this.append(current, raw, text, bytes, out, watch, false);
       current.lastAt = now;
     } else {
       // Not cut as append() cuts: the next part would open with lines that may
       // belong to no trace. The trace ends as it is, and the tentative lines go
       // out as they would without it.
-      const bytes = 1 + Buffer.byteLength(text);
-      if (current.lines.length + current.maybe.length >= this.limits.maxLines || current.bytes + current.maybeBytes + bytes > this.limits.maxBytes) return false;
+      if (current.lines.length + current.maybe.length >= this.limits.maxLines || current.bytes + current.maybeBytes + 1 + bytes > this.limits.maxBytes) return false;
       current.candidates = maybe;
-      current.maybe.push({ raw, text });
-      current.maybeBytes += bytes;
-      this.heldBytes += bytes;
+      current.maybe.push({ raw, text, bytes });
+      current.maybeBytes += 1 + bytes;
+      this.heldBytes += 1 + bytes;
     }
     watch?.held(current.first, raw);
     return true;
   }
 
-  /** Adds a line; past max_lines or max_bytes the event goes out cut and the line opens the next one. */
-  private append(hold: Hold, raw: RawLine, text: string, out: Released[], watch: HoldWatcher | undefined, moved: boolean): Hold {
-    const bytes = Buffer.byteLength(text);
+  /** Adds a line of `bytes` bytes of UTF-8; past max_lines or max_bytes the event goes out cut and the line opens the next one. */
+  private append(hold: Hold, raw: RawLine, text: string, bytes: number, out: Released[], watch: HoldWatcher | undefined, moved: boolean): Hold {
     if (hold.lines.length < this.limits.maxLines && hold.bytes + 1 + bytes <= this.limits.maxBytes) {
       hold.lines.push(text);
       hold.bytes += 1 + bytes;
