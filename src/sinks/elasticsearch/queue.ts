@@ -412,8 +412,7 @@ export class DiskQueue {
     await this.readHandle?.handle.close();
     this.writeHandle = undefined;
     this.readHandle = undefined;
-    await rm(join(this.dir, 'lock'), { force: true });
-    openDirs.delete(this.dir);
+    await this.unlock();
   }
 
   // --- recovery -------------------------------------------------------------
@@ -590,9 +589,15 @@ export class DiskQueue {
     await this.readHandle?.handle.close().catch(() => undefined);
     this.writeHandle = undefined;
     this.readHandle = undefined;
+    await this.unlock().catch(() => undefined);
+  }
+
+  /** Lets the directory be opened again, by this process or another: undoes lock(). */
+  private async unlock(): Promise<void> {
     if (!this.locked) return;
-    await rm(join(this.dir, 'lock'), { force: true }).catch(() => undefined);
+    this.locked = false;
     openDirs.delete(this.dir);
+    await rm(join(this.dir, 'lock'), { force: true });
   }
 
   private async readCursor(): Promise<QueuePosition | undefined> {
