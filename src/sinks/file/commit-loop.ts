@@ -68,7 +68,7 @@ export interface CommitLoopOptions {
   io: FileIo;
   disk: DiskRetry;
   log: Logger;
-  /** Wall clock in ms: the processing day that names new files. */
+  /** Wall clock in ms: the processing day that names new files, and how long a write on this thread took. */
   now: () => number;
 }
 
@@ -106,12 +106,16 @@ interface Group {
 
 const NEWLINE = 0x0a;
 const ERROR_LOG_INTERVAL_MS = 5000;
-/** Deferred writes up to this size are made on the calling thread (see writeAll). */
-const INLINE_WRITE_BYTES = 16 * 1024;
+/**
+ * A deferred write on the calling thread that took this long waited on the
+ * file system (a copy of a few MiB into the page cache takes a few ms);
+ * deferred writes then go through the thread pool for INLINE_PAUSE_MS.
+ */
+const INLINE_STALL_MS = 20;
+const INLINE_PAUSE_MS = 10_000;
 
 /** Whether `path` is `dir` or lies below it. */
 const isWithin = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
-const byteLength = (bufs: readonly Buffer[]): number => bufs.reduce((sum, b) => sum + b.length, 0);
 const newGroup = (): Group => ({ entries: new Map(), callers: [] });
 /** Whether a write of the group waits to be durable, not only written. */
 const waitsDurable = (group: Group): boolean => [...group.entries.values()].some((e) => e.durable);
@@ -130,6 +134,8 @@ export class CommitLoop {
   private readonly timer: NodeJS.Timeout | undefined;
   private lastErrorLog = 0;
   private suppressedErrors = 0;
+  /** Until when deferred writes go through the thread pool (see writeAll). */
+  private poolWritesUntil = 0;
   private ok = true;
 
   constructor(private readonly opts: CommitLoopOptions) {
@@ -317,7 +323,7 @@ export class CommitLoop {
       await appendRotating(entry.lines.take(), first, this.opts.rotateSize, {
         write: (f, bufs) => {
           written = f;
-          return this.writeAll(f, bufs, !entry.durable && !f.syncWrites && byteLength(bufs) <= INLINE_WRITE_BYTES);
+          return this.writeAll(f, bufs, !entry.durable && !f.syncWrites && this.opts.now() >= this.poolWritesUntil);
         },
         rotate: async (f) => {
           // This entry's callers wait on the lines it put in `f`: synced here, where a failure is theirs, not as rotate() closes it.
@@ -340,15 +346,19 @@ export class CommitLoop {
    * it, which also drops what an O_DSYNC write that failed its sync (EIO)
    * may have appended without saying so: the file's real end is not known
    * then, the last whole line this process wrote is.
-   * `onThisThread`: a small deferred write to a file without O_DSYNC only
-   * copies into the page cache; measured, 6-11 µs of CPU on the calling
-   * thread against 20-31 µs for the same writev through the thread pool
-   * (handing over, waking, the callback), once per container file per cycle.
-   * A larger one goes through the pool all the same: while the kernel writes
-   * back what came before, a writev into the page cache can wait on the
-   * file system, and on the main thread it stalls every input. Measured (1M
-   * Message-mode records, writes of about 110 KB), the same 4,400 writes
-   * took the main thread 0.20 s in one run and 1.24 s in another.
+   * `onThisThread`: a deferred write to a file without O_DSYNC only copies
+   * into the page cache. Measured: a small one costs 6-11 µs of CPU on the
+   * calling thread against 20-31 µs through the thread pool (handing over,
+   * waking, the callback). A large one costs the main thread more through
+   * the pool than on it: waking a pool thread lets the kernel run that
+   * thread in the main thread's place. 1M Message-mode records, about 4,800
+   * writes of 100 KB: 0.62-0.78 s inside the async writev calls against
+   * 0.27-0.41 s for the copies on the main thread, which spent 0.92 s
+   * waiting for a core against 0.41-0.77 s (2026-12-02).
+   * While the kernel writes back what came before, though, a write into the
+   * page cache can wait on the file system, and on the main thread that
+   * stalls every input: once one took INLINE_STALL_MS, deferred writes go
+   * through the pool for a while.
    */
   private async writeAll(file: OpenFile, bufs: Buffer[], onThisThread: boolean): Promise<void> {
     let i = 0;
@@ -362,7 +372,7 @@ export class CommitLoop {
       try {
         while (i < bufs.length) {
           const rest = off === 0 ? bufs.slice(i) : [bufs[i]!.subarray(off), ...bufs.slice(i + 1)];
-          const n = onThisThread ? this.opts.io.writevNow(file.fd, rest) : await this.opts.io.writev(file.fd, rest);
+          const n = onThisThread ? this.writeNow(file.fd, rest) : await this.opts.io.writev(file.fd, rest);
           if (n <= 0) throw new Error(`writev wrote ${n} bytes`);
           file.size += n;
           if (!file.syncWrites) file.dirty = true;
@@ -399,6 +409,17 @@ export class CommitLoop {
         throw err;
       }
     });
+  }
+
+  /** A write on this thread, timed: one that waited on the file system sends the next ones through the pool (see writeAll). */
+  private writeNow(fd: number, bufs: Buffer[]): number {
+    const start = this.opts.now();
+    try {
+      return this.opts.io.writevNow(fd, bufs);
+    } finally {
+      const end = this.opts.now();
+      if (end - start >= INLINE_STALL_MS) this.poolWritesUntil = end + INLINE_PAUSE_MS;
+    }
   }
 
   /** Truncates `file` to the size this process wrote; O_DSYNC does not cover a truncation, so it is synced with the next entry sync. */

@@ -26,7 +26,7 @@ import { SourceDirs } from './source-dirs.js';
 
 export interface FileSinkDeps {
   log: Logger;
-  /** Wall clock in ms: the processing day that names new files. @default Date.now */
+  /** Wall clock in ms: the processing day that names new files, and how long a write on the main thread took. @default Date.now */
   now?: () => number;
   io?: FileIo;
   /** Most files open at once; the least recently used is closed first. @default 128 */

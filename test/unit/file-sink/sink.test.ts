@@ -7,6 +7,7 @@ import type { LogEvent } from '../../../src/collector/event.js';
 import { ClogsError } from '../../../src/errors.js';
 import { eventsOut, sinkErrors } from '../../../src/metrics.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
+import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { dayOf, listFilesInOrder, sanitizeName } from '../../../src/sinks/file/layout.js';
 import { HOSTILE, captureLog, config, container, countingIo, deferred, event, metric, readStore, removeTempDirs, tempDir } from './helpers.js';
 
@@ -264,7 +265,7 @@ describe('file sink: group commit and fsync', () => {
     await sink.close();
   });
 
-  it('"batch", deferred writes: those of one turn of the event loop go out as one commit, one write per file, on this thread while small', async () => {
+  it('"batch", deferred writes: those of one turn of the event loop go out as one commit, one write per file, on this thread', async () => {
     const dir = tempDir();
     const { log } = captureLog();
     const io = countingIo();
@@ -281,10 +282,40 @@ describe('file sink: group commit and fsync', () => {
     await Promise.all(writes);
     expect(io.counts.writevNow - before).toBe(2);
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['warm', 'w0', 'w1', 'w2', 'w3']);
-    // A large one goes through the thread pool: a copy into the page cache may wait on the file system.
-    await sink.write(EncodedBatch.of([event('x'.repeat(20_000), { container: container('web') })]), { deferred: true });
-    expect(io.counts.writevNow - before).toBe(2);
-    expect(io.counts.writev).toBe(1);
+    // A large one too: handing it to the thread pool costs the main thread more.
+    await sink.write(EncodedBatch.of([event('x'.repeat(200_000), { container: container('web') })]), { deferred: true });
+    expect(io.counts.writevNow - before).toBe(3);
+    expect(io.counts.writev).toBe(0);
+    await sink.close();
+  });
+
+  it('"batch", deferred writes: once one waited on the file system on this thread, they go through the thread pool for a while', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    let now = Date.UTC(2026, 11, 2, 12);
+    let stallMs = 0;
+    io.writevNow = (fd, bufs) => {
+      io.counts.writevNow++;
+      now += stallMs;
+      return nodeFileIo.writevNow(fd, bufs);
+    };
+    const sink = createFileSink(config(dir), { log, io, now: () => now });
+    await sink.start();
+    const write = (text: string) => sink.write(EncodedBatch.of([event(text, { container: container('web') })]), { deferred: true });
+    await write('quick');
+    stallMs = 50;
+    await write('waited');
+    stallMs = 0;
+    expect(io.counts).toMatchObject({ writevNow: 2, writev: 0 });
+    await write('pool 1');
+    now += 5_000;
+    await write('pool 2');
+    expect(io.counts).toMatchObject({ writevNow: 2, writev: 2 });
+    now += 5_000;
+    await write('here again');
+    expect(io.counts).toMatchObject({ writevNow: 3, writev: 2 });
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['quick', 'waited', 'pool 1', 'pool 2', 'here again']);
     await sink.close();
   });
 
