@@ -299,19 +299,20 @@ async function delivery(receiver: Receiver, delivered: number): Promise<void> {
  * the last line is in the files, the rest is the sender's while
  * Elasticsearch indexes.
  */
-async function collectorCpu(passes: readonly (readonly Buffer[])[], records: number, es: boolean, connections = 1): Promise<{ total: number; ingest: number }[]> {
+/** Per pass: the collector's CPU until delivered, until the last line was in the files, and its peak RSS so far. */
+async function collectorCpu(passes: readonly (readonly Buffer[])[], records: number, es: boolean, connections = 1): Promise<{ total: number; ingest: number; peakMb: number }[]> {
   const dataset = `benchforward${Date.now().toString(36)}`;
   const receiver = await startClogs(es ? ['--es', ES_URL] : [], es ? { CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: dataset } : {});
   try {
     const lines = new DiskLines(receiver.dataDir);
-    const figures: { total: number; ingest: number }[] = [];
+    const figures: { total: number; ingest: number; peakMb: number }[] = [];
     for (const requests of passes) {
       const cpu0 = cpuSeconds(receiver.pid);
       const { cpu: ingest } = await measure(receiver, requests, records, connections, lines);
       const delivered = records * (figures.length + 1);
       if (es) await delivery(receiver, delivered);
       const cpu1 = cpuSeconds(receiver.pid);
-      figures.push({ total: cpu1.user + cpu1.system - cpu0.user - cpu0.system, ingest });
+      figures.push({ total: cpu1.user + cpu1.system - cpu0.user - cpu0.system, ingest, peakMb: memoryMb(receiver.pid).peakMb });
     }
     return figures;
   } finally {
@@ -522,9 +523,12 @@ export async function run(which: string = 'all'): Promise<void> {
     const fileOnly: number[][] = [[], []];
     const withEs: number[][] = [[], []];
     const withEsIngest: number[][] = [[], []];
+    const peaks = { file: [] as number[], es: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
       const file = await collectorCpu(passes, ES_TOTAL, false);
       const es = await collectorCpu(passes, ES_TOTAL, true);
+      peaks.file.push(file[1]!.peakMb);
+      peaks.es.push(es[1]!.peakMb);
       for (const pass of [0, 1]) {
         fileOnly[pass]!.push(file[pass]!.total);
         withEs[pass]!.push(es[pass]!.total);
@@ -538,7 +542,8 @@ export async function run(which: string = 'all'): Promise<void> {
       `ratio ${(median(withEs[i]!) / median(fileOnly[i]!)).toFixed(2)} (medians of ${RUNS}; runs: ${fileOnly[i]!.map((c, r) => `${per1M(c)}/${per1M(withEs[i]![r]!)}`).join(' ')})`;
     console.log(
       `forward PackedForward x${PER_REQUEST}, ${fmt(ES_TOTAL)} records, collector CPU per 1M records until delivered, ` +
-        `${pass(0, 'first pass')}; ${pass(1, 'second pass')}`,
+        `${pass(0, 'first pass')}; ${pass(1, 'second pass')}; ` +
+        `peak RSS file sink ${fmt(median(peaks.file))} MB, file + Elasticsearch ${fmt(median(peaks.es))} MB`,
     );
   }
   if (all || which === 'tiny') {
