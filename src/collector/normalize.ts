@@ -79,6 +79,8 @@ export interface NormalizerOptions {
   onTimeoutFlush(events: LogEvent[], cuts: readonly LineCut[], traces: readonly RawLine[], held: readonly HeldPair[]): void;
   /** Joining stack traces; without it every line is an event of its own. */
   multiline?: MultilineSettings;
+  /** Keep the counters that changed, for changedOrdinals(): an input that journals them (forward/ordinal-journal.ts). */
+  trackOrdinals?: boolean;
   /** Where a bad `clogs.multiline` label is reported (once per label value). */
   log?: Logger;
 }
@@ -88,6 +90,16 @@ interface Ordinal {
   sec: number;
   nsec: number;
   count: number;
+  /** Changed since changedOrdinals() last took it (with trackOrdinals). */
+  changed: boolean;
+  /** The request whose rendering last captured it (captureCounts()). */
+  capturedFor?: string;
+}
+
+/** What a request's first line of each source and stream found its counter at (captureCounts()). */
+export interface CapturedCounts {
+  key: string;
+  counts: OrdinalCount[];
 }
 
 interface StreamOrdinals {
@@ -204,6 +216,11 @@ export class Normalizer {
   private readonly bySource = new Map<string, StreamOrdinals>();
   /** Checkpointed ordinals, taken over when their source's first line comes. */
   private readonly seeds = new Map<string, Ordinal>();
+  /** With trackOrdinals: the counters changed since changedOrdinals(), with their source and stream. */
+  private changed: Array<{ source: string; stream: Stream | undefined; ord: Ordinal }> = [];
+  /** The request whose lines are being counted, while captureCounts() says so, and what they found. */
+  private captureKey: string | undefined;
+  private captured = new Map<string, OrdinalCount[]>();
   private timer: NodeJS.Timeout | undefined;
   private readonly multiline: MultilineStage | undefined;
 
@@ -331,7 +348,7 @@ export class Normalizer {
     if (time === undefined) return;
     const streams = this.bySource.get(source);
     if (!streams) {
-      this.seeds.set(`${source}\0${stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count });
+      this.seeds.set(`${source}\0${stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count, changed: false });
       return;
     }
     const ord = ordinalOf(streams, stream);
@@ -372,7 +389,90 @@ export class Normalizer {
    */
   ordinal(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, sec: number, nsec: number): number {
     const streams = container !== undefined ? this.containerStreams(container, container.id) : this.looseStreams(sourceId(undefined, tag, input));
-    return countOrdinal(ordinalOf(streams, stream), sec, nsec);
+    const ord = ordinalOf(streams, stream);
+    if (this.opts.trackOrdinals === true) this.track(sourceId(container, tag, input), stream, ord);
+    return countOrdinal(ord, sec, nsec);
+  }
+
+  /**
+   * Until called again with undefined, the lines counted are those of the
+   * request with chunk key `key`: what its first line of each source and
+   * stream finds the counter at is kept for capturedCounts() (with
+   * trackOrdinals). Given back to swapOrdinals(), a resend of the request
+   * counts its lines as the first copy did.
+   */
+  captureCounts(key: string | undefined): void {
+    this.captureKey = key;
+  }
+
+  /** What the requests counted since the last call found their counters at (see captureCounts()). */
+  capturedCounts(): CapturedCounts[] {
+    if (this.captured.size === 0) return [];
+    const out = [...this.captured].map(([key, counts]) => ({ key, counts }));
+    this.captured = new Map();
+    return out;
+  }
+
+  /**
+   * Sets counters as a request's first copy found them (capturedCounts()),
+   * for its resend; returns what they were, for restoreOrdinals().
+   */
+  swapOrdinals(counts: readonly OrdinalCount[]): OrdinalCount[] {
+    const before: OrdinalCount[] = [];
+    for (const c of counts) {
+      const ord = this.bySource.get(c.source);
+      const now = ord !== undefined ? ordinalOf(ord, c.stream) : this.seeds.get(`${c.source}\0${c.stream ?? ''}`);
+      before.push(countOf(c.source, c.stream, now));
+      this.seedOrdinal(c.source, c.stream, c.timestamp, c.count);
+    }
+    return before;
+  }
+
+  /** After a resend counted as its first copy: each counter goes back to what swapOrdinals() found, when that was later. */
+  restoreOrdinals(before: readonly OrdinalCount[]): void {
+    for (const b of before) {
+      const ord = this.bySource.get(b.source);
+      const now = countOf(b.source, b.stream, ord !== undefined ? ordinalOf(ord, b.stream) : this.seeds.get(`${b.source}\0${b.stream ?? ''}`));
+      // Timestamps of nine fractional digits compare as text.
+      if (b.timestamp > now.timestamp || (b.timestamp === now.timestamp && b.count > now.count)) this.seedOrdinal(b.source, b.stream, b.timestamp, b.count);
+    }
+  }
+
+  /**
+   * The counters that changed since the last call (trackOrdinals), as
+   * ordinalCounts() gives them: what a journal appends so that a restart
+   * after a crash counts on from them. Left out: one line at a time finer
+   * than a millisecond, which no other line of the source is going to share
+   * (Fluent Bit's and Docker's nanoseconds). Measured (bench message, 1M
+   * records of 20 containers, one run each): journaling every counter took
+   * the main thread 69 ms, these 4 ms.
+   */
+  changedOrdinals(): OrdinalCount[] {
+    const out: OrdinalCount[] = [];
+    for (const { source, stream, ord } of this.changed) {
+      ord.changed = false;
+      if (ord.count > 0 && !Number.isNaN(ord.sec) && (ord.count > 1 || ord.nsec % 1_000_000 === 0)) {
+        out.push({ source, stream, timestamp: formatNanoTime(ord.sec, ord.nsec), count: ord.count });
+      }
+    }
+    this.changed = [];
+    return out;
+  }
+
+  /** Notes a counter about to count a line: changed (changedOrdinals()), and first of its request (captureCounts()). */
+  private track(source: string, stream: Stream | undefined, ord: Ordinal): void {
+    if (!ord.changed) {
+      ord.changed = true;
+      this.changed.push({ source, stream, ord });
+    }
+    const key = this.captureKey;
+    if (key !== undefined && ord.capturedFor !== key) {
+      ord.capturedFor = key;
+      let counts = this.captured.get(key);
+      if (counts === undefined) this.captured.set(key, (counts = []));
+      // A request rendered in slices between other requests' comes back to a counter: its first count stays.
+      if (!counts.some((c) => c.source === source && c.stream === stream)) counts.push(countOf(source, stream, ord));
+    }
   }
 
   close(): void {
@@ -513,10 +613,12 @@ export class Normalizer {
     return countOrdinal(this.ordinalFor(raw), raw.time.sec, raw.time.nsec);
   }
 
-  /** The ordinal counter of the line's source and stream. */
+  /** The ordinal counter of the line's source and stream; one that is to change (see changedOrdinals()). */
   private ordinalFor(raw: RawLine): Ordinal {
     const source = sourceOf(raw);
-    return ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
+    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
+    if (this.opts.trackOrdinals === true) this.track(source, raw.stream, ord);
+    return ord;
   }
 
   /**
@@ -563,7 +665,7 @@ export class Normalizer {
       const key = `${source}\0${stream}`;
       const seed = this.seeds.get(key);
       this.seeds.delete(key);
-      return seed ?? { sec: Number.NaN, nsec: 0, count: 0 };
+      return seed ?? { sec: Number.NaN, nsec: 0, count: 0, changed: false };
     };
     const streams = { stdout: take('stdout'), stderr: take('stderr'), none: take('') };
     if (this.bySource.size >= MAX_SOURCES_BY_NAME) {
@@ -657,6 +759,12 @@ function pieceKey(raw: RawLine, partial: NonNullable<RawLine['partial']>): strin
 
 function ordinalOf(streams: StreamOrdinals, stream: string | undefined): Ordinal {
   return stream === 'stdout' ? streams.stdout : stream === 'stderr' ? streams.stderr : streams.none;
+}
+
+/** A counter as a count; one that never counted a line is count 0 at the epoch. */
+function countOf(source: string, stream: Stream | undefined, ord: Ordinal | undefined): OrdinalCount {
+  const counted = ord !== undefined && !Number.isNaN(ord.sec);
+  return { source, stream, timestamp: formatNanoTime(counted ? ord.sec : 0, counted ? ord.nsec : 0), count: counted ? ord.count : 0 };
 }
 
 function countOrdinal(ord: Ordinal, sec: number, nsec: number): number {

@@ -76,7 +76,7 @@ export class PendingChunk {
  * (190 s by default). A bound by count alone forgot chunks within seconds
  * on a busy host: at 1,000 acked requests a second, 8,192 keys last 8 s.
  */
-const REMEMBER_ACKED_MS = 5 * 60_000;
+export const REMEMBER_ACKED_MS = 5 * 60_000;
 /**
  * At most this many acked chunks, however young: ~100 bytes each with the
  * map's entry for the ids clients send (decoder.ts caps an id at 256 bytes:

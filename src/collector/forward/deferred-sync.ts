@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { Pipeline } from '../pipeline.js';
+import type { OrdinalJournal } from './ordinal-journal.js';
 
 export const SYNC_DELAY_MS = 1000;
 
@@ -20,6 +21,8 @@ export class DeferredSync {
 
   constructor(
     private readonly pipeline: Pipeline,
+    /** Synced first: what survives a power cut of the lines, their ordinals' journal has counted too. */
+    private readonly ordinals: Pick<OrdinalJournal, 'sync'>,
     private readonly log: Logger,
     private readonly delayMs = SYNC_DELAY_MS,
   ) {}
@@ -46,7 +49,7 @@ export class DeferredSync {
 
   private sync(): Promise<void> {
     this.syncing = this.syncing.then(() =>
-      this.pipeline.sync({ background: true }).catch((err: unknown) =>
+      this.ordinals.sync().then(() => this.pipeline.sync({ background: true })).catch((err: unknown) =>
         // The sink has logged which file, and keeps the failure for the Docker
         // input's next sync; the lines of requests without acks written since
         // the last sync may be lost.

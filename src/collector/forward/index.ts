@@ -27,7 +27,7 @@ import { PartialStore, traceId } from './partials.js';
 import { DecodeCache } from './decoder.js';
 import { DeferredSync } from './deferred-sync.js';
 import { PackedLineEncoder } from './packed-lines.js';
-import { loadOrdinals, saveOrdinals } from './ordinals.js';
+import { OrdinalJournal } from './ordinal-journal.js';
 import { RequestProgress } from './progress.js';
 import { RecordMapper } from './records.js';
 import { RENDER_BUDGET_BYTES, RenderBudget } from './render-budget.js';
@@ -56,6 +56,7 @@ class ForwardInput implements RunningForwardInput {
   private flushFailed = false;
   private nextConnId = 1;
   private stopping: Promise<void> | undefined;
+  private readonly ordinals: OrdinalJournal;
 
   constructor(
     private readonly cfg: ForwardConfig,
@@ -64,10 +65,12 @@ class ForwardInput implements RunningForwardInput {
     const normalizer = new Normalizer({
       ...sharedNormalizerOptions(deps),
       partialTimeoutMs: cfg.partial_timeout,
+      trackOrdinals: true,
       onTimeoutFlush: (events, cuts, traces, held) => this.writeFlushed(events, cuts, traces.map(traceId), held),
     });
     const limits = { maxFrameSize: cfg.max_frame_size, maxRecordKeys: cfg.max_record_keys };
     const mapper = new RecordMapper(deps.containers);
+    const ordinals = (this.ordinals = new OrdinalJournal(deps.stateDir, normalizer, deps.log));
     this.ctx = {
       limits,
       pipeline: deps.pipeline,
@@ -79,8 +82,9 @@ class ForwardInput implements RunningForwardInput {
       budget: this.budget,
       // As much as the budget lets be in flight: what one turn of it takes.
       chunks: new ChunkPool(RENDER_BUDGET_BYTES),
-      syncs: new DeferredSync(deps.pipeline, deps.log),
+      syncs: new DeferredSync(deps.pipeline, ordinals, deps.log),
       progress: new RequestProgress(join(deps.stateDir, 'forward-progress'), deps.log),
+      ordinals,
       handshake: cfg.shared_key
         ? { sharedKey: cfg.shared_key, selfHostname: cfg.self_hostname ?? deps.hostName, users: cfg.users }
         : undefined,
@@ -90,10 +94,6 @@ class ForwardInput implements RunningForwardInput {
     };
   }
 
-  private get ordinalsPath(): string {
-    return join(this.deps.stateDir, 'forward-ordinals.json');
-  }
-
   get address(): string {
     return this.listener?.address ?? '';
   }
@@ -101,7 +101,8 @@ class ForwardInput implements RunningForwardInput {
   async start(): Promise<void> {
     await this.ctx.progress.load();
     const { normalizer, partials } = this.ctx;
-    for (const o of await loadOrdinals(this.ordinalsPath, this.deps.log)) normalizer.seedOrdinal(o.source, o.stream, o.timestamp, o.count);
+    for (const o of await this.ordinals.load()) normalizer.seedOrdinal(o.source, o.stream, o.timestamp, o.count);
+    await this.ordinals.open();
     const events = (await partials.load()).flatMap((line) => normalizer.push(line));
     const done = partials.tracesNotHeld(undefined, (first) => normalizer.holdsTrace(first));
     if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done, []);
@@ -152,7 +153,8 @@ class ForwardInput implements RunningForwardInput {
     if (held.length > 0) await this.ctx.partials.persist(held.map(({ first, line }) => ({ id: traceId(first), first, line, key: '' })), Promise.resolve());
     if (events.length > 0) {
       eventsIn.inc({ input: 'forward' }, events.length);
-      await this.ctx.pipeline.write(events);
+      this.ordinals.record();
+      await Promise.all([this.ctx.pipeline.write(events), this.ordinals.sync()]);
     }
     if (cuts.length > 0) await this.ctx.partials.cut(cuts);
     if (traces.length > 0) await this.ctx.partials.complete(traces);
@@ -172,8 +174,8 @@ class ForwardInput implements RunningForwardInput {
       if (!this.flushFailed) await this.ctx.partials.completeAll();
     } finally {
       // Also after a failed write: what it held is stored and comes again with later ordinals, never an earlier line's.
-      await saveOrdinals(this.ordinalsPath, normalizer.ordinalCounts()).catch((err: unknown) =>
-        this.deps.log.warn({ err }, 'could not save the ordinals for the next start; it counts from 0'),
+      await this.ordinals.close().catch((err: unknown) =>
+        this.deps.log.warn({ err }, 'could not rewrite the ordinal journal at the stop; the next start reads it as it is'),
       );
       normalizer.close();
       this.ctx.mapper.close();

@@ -18,8 +18,9 @@
  */
 import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
-import type { LineWatcher, Normalizer, RawLine } from '../normalize.js';
+import type { LineWatcher, Normalizer, OrdinalCount, RawLine } from '../normalize.js';
 import type { ForwardEntry } from './messages.js';
+import type { OrdinalRecords } from './ordinal-journal.js';
 import type { PackedLineEncoder } from './packed-lines.js';
 import { pieceOf, traceId } from './partials.js';
 import type { RecordMapper } from './records.js';
@@ -47,6 +48,8 @@ export interface SliceContext {
   packedLines: PackedLineEncoder;
   /** Rendered bytes in flight, all connections together. */
   budget: RenderBudget;
+  /** What the first copy of a resent request counted from. */
+  ordinals: OrdinalRecords;
 }
 
 interface Rendering {
@@ -63,6 +66,8 @@ interface Rendering {
   general: (entry: ForwardEntry, tag: string) => LogEvent[];
   /** The request's view of the lines the Normalizer holds. */
   watch: LineWatcher;
+  /** A resend counting as its first copy did: the counters as they were before (normalize.ts swapOrdinals()). */
+  swapped: OrdinalCount[] | undefined;
 }
 
 export class SliceRenderer {
@@ -115,7 +120,9 @@ export class SliceRenderer {
    */
   start(job: Job, stream: TaggedStream, skip: number, owned: boolean): void {
     const watch = new JobWatcher(job);
+    const first = job.key === undefined ? undefined : this.ctx.ordinals.countsBefore(job.key);
     this.current = {
+      swapped: first === undefined ? undefined : this.ctx.normalizer.swapOrdinals(first),
       job,
       tag: stream.tag,
       entries: stream.entries,
@@ -141,11 +148,18 @@ export class SliceRenderer {
     const out = skipping ? new EncodedBatch() : this.writes.events();
     const maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
     const before = out.bytes;
-    r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);
+    const { normalizer } = this.ctx;
+    // What a resend must count from, should the client send this request again (ordinal-journal.ts).
+    normalizer.captureCounts(r.job.key);
+    try {
+      r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);
+    } finally {
+      normalizer.captureCounts(undefined);
+    }
     r.records += this.ctx.packedLines.sliced;
     if (!skipping) this.writes.took(out.bytes - before);
     if (r.pos < r.entries.length) return true;
-    this.current = undefined;
+    this.finish(r);
     this.writes.ready(r.job);
     return true;
   }
@@ -171,9 +185,14 @@ export class SliceRenderer {
 
   /** Stops rendering; returns the request that was being rendered. */
   drop(): Job | undefined {
-    const job = this.current?.job;
+    const r = this.current;
+    if (r !== undefined) this.finish(r);
+    return r?.job;
+  }
+
+  private finish(r: Rendering): void {
     this.current = undefined;
-    return job;
+    if (r.swapped !== undefined) this.ctx.normalizer.restoreOrdinals(r.swapped);
   }
 
   /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */

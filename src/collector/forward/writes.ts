@@ -30,6 +30,7 @@ import type { WriteOptions } from '../../sinks/sink.js';
 import type { ChunkLedger, PendingChunk } from './acks.js';
 import type { DeferredSync } from './deferred-sync.js';
 import type { LineCut } from '../normalize.js';
+import type { OrdinalRecords } from './ordinal-journal.js';
 import type { HeldLine, PartialStore } from './partials.js';
 import type { RequestProgress } from './progress.js';
 import type { RenderBudget } from './render-budget.js';
@@ -98,6 +99,8 @@ export interface WriteContext {
   chunks: ChunkPool;
   /** Syncs the writes that no ack waited on. */
   syncs: DeferredSync;
+  /** Where the ordinals of the lines written are counted first, in case of a crash. */
+  ordinals: OrdinalRecords;
 }
 
 export interface WriteHooks {
@@ -189,9 +192,10 @@ export class WriteQueue {
     const count = events === undefined ? 0 : events.count;
     if (events !== undefined && count > 0) {
       eventsInForward.inc(count);
+      this.ctx.ordinals.record();
       // An ack waits on it, or the partial store forgets or stores lines once it is durable (partials.ts).
       const mustSync = progress !== undefined || jobs.some((j) => j.chunk !== undefined || j.wait !== undefined || j.completed !== undefined || j.cuts !== undefined || j.held !== undefined);
-      if (mustSync) waits.push(this.ctx.pipeline.write(events));
+      if (mustSync) waits.push(this.ctx.pipeline.write(events), this.ctx.ordinals.sync());
       else waits.push(this.ctx.pipeline.write(events, DEFERRED).then(() => this.ctx.syncs.written()));
     }
     for (const job of jobs) {

@@ -51,7 +51,7 @@ describe('a sync failure met by the forward input\'s deferred sync', () => {
     // Docker input: durable point 300 ms after a write.
     const shipper = new Shipper({ pipeline, store, log, maxEvents: 100, maxBytes: 1 << 20, heartbeatMs: 60_000, minCycleMs: 10, durableMs: 300, onLost: (ids) => void lost.push([...ids]) });
     // Forward input's deferred sync, 50 ms (1 s in production; only the order matters).
-    const syncs = new DeferredSync(pipeline, log, 50);
+    const syncs = new DeferredSync(pipeline, { sync: async () => undefined }, log, 50);
 
     // 1. the Docker input writes a line (deferred) for container "web".
     shipper.add('web', 'web', EncodedBatch.of([event('docker line', { container: container('web') })]), {});

@@ -19,6 +19,9 @@ import { WriteQueue, type Job } from '../../../src/collector/forward/writes.js';
 import { makeEvent } from '../../helpers/elasticsearch.js';
 import { CaptureSink, captureLogger } from '../../helpers/forward.js';
 
+/** No ordinals to journal: these tests write no lines through a Normalizer. */
+const NO_JOURNAL = { record: (): void => undefined, sync: async (): Promise<void> => undefined, countsBefore: () => undefined };
+
 function setup() {
   const sink = new CaptureSink();
   sink.hold();
@@ -31,7 +34,8 @@ function setup() {
   const ctx = {
     chunks,
     pipeline,
-    syncs: new DeferredSync(pipeline, log, 10),
+    syncs: new DeferredSync(pipeline, NO_JOURNAL, log, 10),
+    ordinals: NO_JOURNAL,
     partials: new PartialStore(join(dir, 'partials'), log),
     progress: new RequestProgress(join(dir, 'progress'), log),
     ledger,

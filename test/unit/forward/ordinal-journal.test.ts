@@ -1,0 +1,149 @@
+/**
+ * The forward input's ordinal journal (forward/ordinal-journal.ts) on its
+ * own: what a restart takes back from it after a crash, a damaged or torn
+ * file, an earlier version's file, and the rewrite that keeps it small.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CapturedCounts, OrdinalCount } from '../../../src/collector/normalize.js';
+import { COMPACT_BYTES, MAX_REQUESTS, OrdinalJournal } from '../../../src/collector/forward/ordinal-journal.js';
+import { captureLogger } from '../../helpers/forward.js';
+
+const at = (second: number): string => `2026-12-02T10:00:${String(second).padStart(2, '0')}.000000000Z`;
+const count = (source: string, second: number, n: number, stream: 'stdout' | 'stderr' = 'stdout'): OrdinalCount => ({ source, stream, timestamp: at(second), count: n });
+
+/** Counts as a Normalizer would hand them: set by the test between record() calls. */
+class FakeCounts {
+  changed: OrdinalCount[] = [];
+  captured: CapturedCounts[] = [];
+  all: OrdinalCount[] = [];
+  changedOrdinals(): OrdinalCount[] {
+    const out = this.changed;
+    this.changed = [];
+    return out;
+  }
+  ordinalCounts(): OrdinalCount[] {
+    return this.all;
+  }
+  capturedCounts(): CapturedCounts[] {
+    const out = this.captured;
+    this.captured = [];
+    return out;
+  }
+}
+
+async function opened(dir: string, counts = new FakeCounts(), now: () => number = Date.now): Promise<{ journal: OrdinalJournal; counts: FakeCounts; loaded: OrdinalCount[]; logs: Array<Record<string, unknown>> }> {
+  const { log, logs } = captureLogger();
+  const journal = new OrdinalJournal(dir, counts, log, now);
+  const loaded = await journal.load();
+  counts.all = loaded;
+  await journal.open();
+  return { journal, counts, loaded, logs };
+}
+
+describe('the ordinal journal', () => {
+  it('gives a restart after a crash the last count of each source and stream, and what each request found', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    counts.changed = [count('web', 1, 2), count('web', 1, 1, 'stderr')];
+    counts.captured = [{ key: 'k1', counts: [count('web', 1, 0)] }];
+    journal.record();
+    counts.changed = [count('web', 1, 3)];
+    counts.captured = [{ key: 'k2', counts: [count('web', 1, 2)] }];
+    journal.record();
+    await journal.sync();
+    // The crash: nothing closes the journal.
+
+    const again = await opened(dir);
+    expect(again.loaded).toEqual([count('web', 1, 3), count('web', 1, 1, 'stderr')]);
+    expect(again.journal.countsBefore('k1')).toEqual([count('web', 1, 0)]);
+    expect(again.journal.countsBefore('k2')).toEqual([count('web', 1, 2)]);
+    expect(again.journal.countsBefore('k3')).toBeUndefined();
+  });
+
+  it('keeps the first count a request found for each source and stream, as it renders in several turns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    counts.captured = [{ key: 'k', counts: [count('web', 1, 0)] }];
+    journal.record();
+    counts.captured = [{ key: 'k', counts: [count('web', 1, 5), count('db', 1, 0)] }];
+    journal.record();
+    expect(journal.countsBefore('k')).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    const again = await opened(dir);
+    expect(again.journal.countsBefore('k')).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+  });
+
+  it('skips a torn last line and damaged lines, and says so for the damaged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const file = join(dir, 'forward-ordinals.ndjson');
+    writeFileSync(file, `${JSON.stringify([count('web', 1, 2)])}\nnot json\n${JSON.stringify([{ source: 'web' }])}\n${JSON.stringify([count('web', 1, 9)]).slice(0, 20)}`);
+    const { loaded, logs } = await opened(dir);
+    expect(loaded).toEqual([count('web', 1, 2)]);
+    expect(logs.filter((l) => l.msg === 'skipped damaged lines of the ordinal journal').map((l) => l.lines)).toEqual([2]);
+  });
+
+  it('takes the counts an earlier version saved at its stop, then removes that file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const legacy = join(dir, 'forward-ordinals.json');
+    writeFileSync(legacy, JSON.stringify({ ordinals: [count('web', 1, 4)] }));
+    const { loaded } = await opened(dir);
+    expect(loaded).toEqual([count('web', 1, 4)]);
+    expect(existsSync(legacy)).toBe(false);
+    expect((await opened(dir)).loaded).toEqual([count('web', 1, 4)]);
+  });
+
+  it('is rewritten once large with the counts and the requests it must keep, losing no line appended meanwhile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    let now = 1_000_000;
+    const { journal, counts } = await opened(dir, new FakeCounts(), () => now);
+    counts.captured = [{ key: 'old', counts: [count('web', 1, 0)] }];
+    journal.record();
+    now += 10 * 60_000;
+    counts.captured = [{ key: 'young', counts: [count('web', 1, 1)] }];
+    journal.record();
+    // Lines enough to pass COMPACT_BYTES, each a count of a source of its own.
+    const perLine = Buffer.byteLength(JSON.stringify([count('source-0000', 1, 1)])) + 1;
+    const lines = Math.ceil(COMPACT_BYTES / perLine) + 1;
+    for (let i = 0; i < lines; i++) {
+      counts.changed = [count(`source-${i}`, 1, 1)];
+      counts.all = [count('web', 1, 7)];
+      journal.record();
+    }
+    // Appended while the rewrite is under way.
+    counts.changed = [count('late', 1, 3)];
+    journal.record();
+    await journal.sync();
+    // The lines appended after the rewrite began follow the counts it kept.
+    const file = join(dir, 'forward-ordinals.ndjson');
+    expect(readFileSync(file).length).toBeLessThan(COMPACT_BYTES / 16);
+
+    const again = await opened(dir);
+    expect(again.loaded).toContainEqual(count('web', 1, 7));
+    expect(again.loaded).toContainEqual(count('late', 1, 3));
+    expect(again.loaded.length).toBeLessThan(lines / 16);
+    expect(again.journal.countsBefore('young')).toEqual([count('web', 1, 1)]);
+    expect(again.journal.countsBefore('old')).toBeUndefined();
+  });
+
+  it(`keeps at most ${MAX_REQUESTS} requests, forgetting the oldest`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    counts.captured = Array.from({ length: MAX_REQUESTS + 1 }, (_, i) => ({ key: `k${i}`, counts: [count('web', 1, i)] }));
+    journal.record();
+    expect(journal.countsBefore('k0')).toBeUndefined();
+    expect(journal.countsBefore('k1')).toEqual([count('web', 1, 1)]);
+    expect(journal.countsBefore(`k${MAX_REQUESTS}`)).toEqual([count('web', 1, MAX_REQUESTS)]);
+  });
+
+  it('is rewritten with the counts alone at a stop, and read back at the next start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    counts.changed = [count('web', 1, 2)];
+    journal.record();
+    counts.all = [count('web', 1, 2), count('db', 2, 1)];
+    await journal.close();
+    expect((await opened(dir)).loaded).toEqual([count('web', 1, 2), count('db', 2, 1)]);
+  });
+});
