@@ -7,8 +7,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EncodedBatch } from '../../../src/collector/encoded.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
-import { dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
+import type { WriteOptions } from '../../../src/sinks/sink.js';
+import { eventsOf } from '../../helpers/batch.js';
+import { CaptureSink, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
 
 const T = 1795341190;
 let running: TestInput | undefined;
@@ -26,6 +29,40 @@ async function send(input: TestInput, records: Array<[number, Buffer]>): Promise
   c.socket.end();
   await c.closed;
 }
+
+/** A sink that takes the first write and then fails it, as one of two sinks whose other failed. */
+class TookThenFailedSink extends CaptureSink {
+  private failed = false;
+
+  override write(batch: EncodedBatch, opts?: WriteOptions): Promise<void> {
+    if (this.failed) return super.write(batch, opts);
+    this.failed = true;
+    this.events.push(...eventsOf(batch));
+    return Promise.reject(new Error('the other sink failed this write'));
+  }
+}
+
+describe('a request sent again after a failed write', () => {
+  it('gets the ordinals its first copy had, which a sink that took that copy already holds', async () => {
+    const sink = new TookThenFailedSink();
+    running = await startTestInput({}, { sink });
+    const request = mp.arr(mp.str('docker.web'), mp.bin(Buffer.concat([dockerRecord('same line'), dockerRecord('same line')].map((r) => mp.arr(mp.int32(T), r)))), encodeMsgpack({ chunk: 'again-1' }));
+    const first = await rawClient(running.port);
+    await first.send(request);
+    await first.closed;
+    expect(first.replies()).toEqual([]);
+    const second = await rawClient(running.port);
+    await second.send(request);
+    expect(await second.waitReplies(1)).toEqual([{ ack: 'again-1' }]);
+    second.socket.end();
+    expect(sink.events.map((e) => [e.message, e.clogs.ordinal])).toEqual([
+      ['same line', 0],
+      ['same line', 1],
+      ['same line', 0],
+      ['same line', 1],
+    ]);
+  });
+});
 
 describe('forward ordinals across a stop', () => {
   it('count on from where the stopped input was, per source and stream', async () => {
