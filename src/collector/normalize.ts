@@ -221,6 +221,8 @@ export class Normalizer {
   /** The request whose lines are being counted, while captureCounts() says so, and what they found. */
   private captureKey: string | undefined;
   private captured = new Map<string, OrdinalCount[]>();
+  /** A resend's own counters, while countWith() says so. */
+  private resend: ResendCounts | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly multiline: MultilineStage | undefined;
 
@@ -390,6 +392,7 @@ export class Normalizer {
   ordinal(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, sec: number, nsec: number): number {
     const streams = container !== undefined ? this.containerStreams(container, container.id) : this.looseStreams(sourceId(undefined, tag, input));
     const ord = ordinalOf(streams, stream);
+    if (this.resend !== undefined) return countOrdinal(this.resend.counter(sourceId(container, tag, input), stream), sec, nsec);
     if (this.opts.trackOrdinals === true) this.track(sourceId(container, tag, input), stream, ord);
     return countOrdinal(ord, sec, nsec);
   }
@@ -398,7 +401,7 @@ export class Normalizer {
    * Until called again with undefined, the lines counted are those of the
    * request with chunk key `key`: what its first line of each source and
    * stream finds the counter at is kept for capturedCounts() (with
-   * trackOrdinals). Given back to swapOrdinals(), a resend of the request
+   * trackOrdinals). Given back to resendCounts(), a resend of the request
    * counts its lines as the first copy did.
    */
   captureCounts(key: string | undefined): void {
@@ -414,46 +417,34 @@ export class Normalizer {
   }
 
   /**
-   * Sets counters as a request's first copy found them (capturedCounts()),
-   * for its resend; returns what they were, for restoreOrdinals().
+   * The counters a resend of a request counts with (see countWith()),
+   * starting where its first copy's found them (capturedCounts()).
    */
-  swapOrdinals(counts: readonly OrdinalCount[]): OrdinalCount[] {
-    const before: OrdinalCount[] = [];
-    for (const c of counts) {
-      const ord = this.bySource.get(c.source);
-      const now = ord !== undefined ? ordinalOf(ord, c.stream) : this.seeds.get(`${c.source}\0${c.stream ?? ''}`);
-      before.push(countOf(c.source, c.stream, now));
-      this.seedOrdinal(c.source, c.stream, c.timestamp, c.count);
-    }
-    return before;
+  resendCounts(first: readonly OrdinalCount[]): ResendCounts {
+    return new ResendCounts(first);
   }
 
-  /** After a resend counted as its first copy: each counter goes back to what swapOrdinals() found, when that was later. */
-  restoreOrdinals(before: readonly OrdinalCount[]): void {
-    for (const b of before) {
-      const ord = this.bySource.get(b.source);
-      const now = countOf(b.source, b.stream, ord !== undefined ? ordinalOf(ord, b.stream) : this.seeds.get(`${b.source}\0${b.stream ?? ''}`));
-      // Timestamps of nine fractional digits compare as text.
-      if (b.timestamp > now.timestamp || (b.timestamp === now.timestamp && b.count > now.count)) this.seedOrdinal(b.source, b.stream, b.timestamp, b.count);
-    }
+  /**
+   * Until called again with undefined, lines count with `resend`'s counters
+   * instead of the shared ones (those of the records its first copy
+   * rendered: they get the ordinals they had). The shared counters are left
+   * as they are: other requests of the same sources count on past all of
+   * them, as they did past the first copy.
+   */
+  countWith(resend: ResendCounts | undefined): void {
+    this.resend = resend;
   }
 
   /**
    * The counters that changed since the last call (trackOrdinals), as
    * ordinalCounts() gives them: what a journal appends so that a restart
-   * after a crash counts on from them. Left out: one line at a time finer
-   * than a millisecond, which no other line of the source is going to share
-   * (Fluent Bit's and Docker's nanoseconds). Measured (bench message, 1M
-   * records of 20 containers, one run each): journaling every counter took
-   * the main thread 69 ms, these 4 ms.
+   * after a crash counts on from them.
    */
   changedOrdinals(): OrdinalCount[] {
     const out: OrdinalCount[] = [];
     for (const { source, stream, ord } of this.changed) {
       ord.changed = false;
-      if (ord.count > 0 && !Number.isNaN(ord.sec) && (ord.count > 1 || ord.nsec % 1_000_000 === 0)) {
-        out.push({ source, stream, timestamp: formatNanoTime(ord.sec, ord.nsec), count: ord.count });
-      }
+      if (ord.count > 0 && !Number.isNaN(ord.sec)) out.push({ source, stream, timestamp: formatNanoTime(ord.sec, ord.nsec), count: ord.count });
     }
     this.changed = [];
     return out;
@@ -617,6 +608,7 @@ export class Normalizer {
   private ordinalFor(raw: RawLine): Ordinal {
     const source = sourceOf(raw);
     const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
+    if (this.resend !== undefined) return this.resend.counter(source, raw.stream);
     if (this.opts.trackOrdinals === true) this.track(source, raw.stream, ord);
     return ord;
   }
@@ -759,6 +751,29 @@ function pieceKey(raw: RawLine, partial: NonNullable<RawLine['partial']>): strin
 
 function ordinalOf(streams: StreamOrdinals, stream: string | undefined): Ordinal {
   return stream === 'stdout' ? streams.stdout : stream === 'stderr' ? streams.stderr : streams.none;
+}
+
+/**
+ * A resend's counters: per source and stream, from where its first copy's
+ * counter was (a source its first copy did not count starts afresh, as it
+ * did).
+ */
+export class ResendCounts {
+  private readonly counters = new Map<string, Ordinal>();
+
+  constructor(first: readonly OrdinalCount[]) {
+    for (const c of first) {
+      const time = parseRfc3339(c.timestamp);
+      if (time !== undefined) this.counters.set(`${c.source}\0${c.stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count: c.count, changed: false });
+    }
+  }
+
+  counter(source: string, stream: Stream | undefined): Ordinal {
+    const key = `${source}\0${stream ?? ''}`;
+    let ord = this.counters.get(key);
+    if (ord === undefined) this.counters.set(key, (ord = { sec: Number.NaN, nsec: 0, count: 0, changed: false }));
+    return ord;
+  }
 }
 
 /** A counter as a count; one that never counted a line is count 0 at the epoch. */

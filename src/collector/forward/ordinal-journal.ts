@@ -22,12 +22,15 @@
  * and the resend are two lines (and a request written in slices, resumed
  * after its written records (progress.ts), would number the rest wrongly).
  * So for each request with a chunk, what its lines found their counters at
- * is appended too, under its chunk key, and its resend counts from there
- * (normalize.ts swapOrdinals()). Those are kept for REMEMBER_MS, as long as
- * the ChunkLedger remembers acked chunks, and at most MAX_REQUESTS of them.
+ * is appended too, under its chunk key, with how many of its records were
+ * written (handed to the sinks) so far: its resend counts those records from
+ * there with counters of its own (normalize.ts resendCounts()), and the
+ * records after them, which no sink has, like any new line. Those are kept
+ * for REMEMBER_MS, as long as the ChunkLedger remembers acked chunks, and at
+ * most MAX_REQUESTS of them.
  *
  * The file is rewritten with what it must keep at start, at a stop, and once
- * it has grown past COMPACT_BYTES.
+ * it has grown by COMPACT_BYTES since the last rewrite.
  *
  * A journal that cannot be written (a full or failing state disk) does not
  * hold up the writes: it is logged, and only a crash before it works again
@@ -42,10 +45,15 @@ import { removeIfPresent, syncDir } from '../../state-files.js';
 import type { CapturedCounts, OrdinalCount } from '../normalize.js';
 import { REMEMBER_ACKED_MS } from './acks.js';
 
-/** Past this size the journal is rewritten with what it must keep. */
+/** Grown by this much since its last rewrite, the journal is rewritten with what it must keep. */
 export const COMPACT_BYTES = 4 * 1024 * 1024;
-/** Requests whose first counts are kept, oldest forgotten first: about 200 bytes each. */
-export const MAX_REQUESTS = 65_536;
+/**
+ * Requests whose first counts are kept, oldest forgotten first: about 200
+ * bytes each in the file and twice that in memory. Docker's driver resends
+ * within seconds of reconnecting; at 1,000 acked requests a second these
+ * cover half a minute.
+ */
+export const MAX_REQUESTS = 32_768;
 const REMEMBER_MS = REMEMBER_ACKED_MS;
 const FILE = 'forward-ordinals.ndjson';
 /** Where a stop of an earlier version saved the counts: taken back once, then removed. */
@@ -57,8 +65,8 @@ const isCount = (c: unknown): c is OrdinalCount => {
   return typeof o?.source === 'string' && typeof o.timestamp === 'string' && Number.isInteger(o.count) && (o.stream === undefined || o.stream === 'stdout' || o.stream === 'stderr');
 };
 const lineOf = (counts: readonly OrdinalCount[]): string => `${JSON.stringify(counts)}\n`;
-/** A request's line: `{"k": chunk key, "b": counts before}`. */
-const requestLineOf = (key: string, counts: readonly OrdinalCount[]): string => `${JSON.stringify({ k: key, b: counts })}\n`;
+/** A request's line: `{"k": chunk key, "b": counts before, "n": records written}`. */
+const requestLineOf = (key: string, counts: readonly OrdinalCount[], records: number): string => `${JSON.stringify({ k: key, b: counts, n: records })}\n`;
 
 /** Where the counts come from: the input's Normalizer (with trackOrdinals). */
 export interface OrdinalCounts {
@@ -71,10 +79,15 @@ export interface OrdinalCounts {
 }
 
 /** What connections use of the journal. */
-export type OrdinalRecords = Pick<OrdinalJournal, 'record' | 'sync' | 'countsBefore'>;
+export type OrdinalRecords = Pick<OrdinalJournal, 'record' | 'sync' | 'countsBefore' | 'rendered'>;
 
-interface RequestCounts {
+/** What a request's first copy found its counters at, and how many of its records were written (handed to the sinks). */
+export interface FirstCopy {
   counts: OrdinalCount[];
+  records: number;
+}
+
+interface RequestCounts extends FirstCopy {
   at: number;
 }
 
@@ -96,6 +109,10 @@ export class OrdinalJournal {
   private unsynced = false;
   /** Chunk key → what the request's lines found their counters at; oldest first. */
   private readonly requests = new Map<string, RequestCounts>();
+  /** Requests rendered further since the last record(): how far. */
+  private renderedSince = new Map<string, number>();
+  /** The file's size after the last rewrite: the next comes COMPACT_BYTES later. */
+  private rewrittenBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -104,9 +121,14 @@ export class OrdinalJournal {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** What the first copy of the request with this chunk key found its counters at, if known. */
-  countsBefore(key: string): OrdinalCount[] | undefined {
-    return this.requests.get(key)?.counts;
+  /** What the first copy of the request with this chunk key found its counters at and wrote, if known. */
+  countsBefore(key: string): FirstCopy | undefined {
+    return this.requests.get(key);
+  }
+
+  /** The request with this chunk key has its first `records` records rendered: written with the next write, journaled with it. */
+  rendered(key: string, records: number): void {
+    if (records > (this.renderedSince.get(key) ?? 0)) this.renderedSince.set(key, records);
   }
 
   private get path(): string {
@@ -125,9 +147,11 @@ export class OrdinalJournal {
         for (const c of line) counts.set(keyOf(c), c);
         return true;
       }
-      const { k, b } = (line ?? {}) as { k?: unknown; b?: unknown };
-      if (typeof k !== 'string' || !Array.isArray(b) || !b.every(isCount)) return false;
+      const { k, b, n } = (line ?? {}) as { k?: unknown; b?: unknown; n?: unknown };
+      if (typeof k !== 'string' || !Array.isArray(b) || !b.every(isCount) || !Number.isInteger(n)) return false;
       this.remember(k, b);
+      const r = this.requests.get(k)!;
+      r.records = Math.max(r.records, n as number);
       return true;
     };
     const legacy = await this.read(join(this.dir, LEGACY_FILE));
@@ -168,21 +192,34 @@ export class OrdinalJournal {
   record(): void {
     const changed = this.counts.changedOrdinals();
     const captured = this.counts.capturedCounts();
-    if (changed.length === 0 && captured.length === 0) return;
     let line = changed.length === 0 ? '' : lineOf(changed);
+    const added = new Map<string, OrdinalCount[]>();
     for (const { key, counts } of captured) {
       const first = this.remember(key, counts);
-      if (first !== undefined) line += requestLineOf(key, first);
+      if (first !== undefined) added.set(key, first);
     }
+    for (const [key, records] of this.renderedSince) {
+      const r = this.requests.get(key);
+      if (r !== undefined && records > r.records) {
+        r.records = records;
+        line += requestLineOf(key, added.get(key) ?? [], records);
+        added.delete(key);
+      }
+    }
+    this.renderedSince.clear();
+    for (const [key, counts] of added) line += requestLineOf(key, counts, this.requests.get(key)?.records ?? 0);
     if (line === '') return;
     // Until the rewritten file replaces this one, a crash leaves this one:
     // the line goes to both.
     if (this.rewriting !== undefined) this.appendedWhileRewriting.push(line);
     this.write(line);
-    if (this.bytes > COMPACT_BYTES && this.rewriting === undefined) {
+    if (this.bytes > this.rewrittenBytes + COMPACT_BYTES && this.rewriting === undefined) {
       this.rewriting = this.rewrite(this.counts.ordinalCounts())
-        // This file stays, with every line: they went to both.
-        .catch((err: unknown) => this.failed(err))
+        // This file stays, with every line: they went to both. The next try comes as much later.
+        .catch((err: unknown) => {
+          this.rewrittenBytes = this.bytes;
+          this.failed(err);
+        })
         .finally(() => {
           this.rewriting = undefined;
           this.appendedWhileRewriting = [];
@@ -231,26 +268,27 @@ export class OrdinalJournal {
   private async rewrite(counts: readonly OrdinalCount[]): Promise<void> {
     this.forgetOld();
     let text = counts.length === 0 ? '' : lineOf(counts);
-    for (const [key, r] of this.requests) text += requestLineOf(key, r.counts);
+    for (const [key, r] of this.requests) text += requestLineOf(key, r.counts, r.records);
     const tmp = `${this.path}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(text);
       await fh.datasync();
       await rename(tmp, this.path);
-      await syncDir(this.dir);
     } catch (err) {
       await fh.close();
       throw err;
     }
     const old = this.handle;
     this.handle = fh;
-    this.bytes = Buffer.byteLength(text);
+    this.bytes = this.rewrittenBytes = Buffer.byteLength(text);
     this.torn = false;
     for (const line of this.appendedWhileRewriting) this.write(line);
     this.appendedWhileRewriting = [];
     await this.datasync;
     await old?.close();
+    // In place for this process either way; a power cut before the directory is synced may bring back the old file, without what came after the rewrite.
+    await syncDir(this.dir).catch((err: unknown) => this.failed(err));
   }
 
   /**
@@ -262,7 +300,7 @@ export class OrdinalJournal {
     const known = this.requests.get(key);
     if (known === undefined) {
       if (this.requests.size >= MAX_REQUESTS) this.requests.delete(this.requests.keys().next().value!);
-      this.requests.set(key, { counts: [...counts], at: this.now() });
+      this.requests.set(key, { counts: [...counts], records: 0, at: this.now() });
       return [...counts];
     }
     const added = counts.filter((c) => !known.counts.some((k) => k.source === c.source && k.stream === c.stream));

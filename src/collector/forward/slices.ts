@@ -18,7 +18,7 @@
  */
 import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
-import type { LineWatcher, Normalizer, OrdinalCount, RawLine } from '../normalize.js';
+import type { LineWatcher, Normalizer, RawLine, ResendCounts } from '../normalize.js';
 import type { ForwardEntry } from './messages.js';
 import type { OrdinalRecords } from './ordinal-journal.js';
 import type { PackedLineEncoder } from './packed-lines.js';
@@ -66,8 +66,13 @@ interface Rendering {
   general: (entry: ForwardEntry, tag: string) => LogEvent[];
   /** The request's view of the lines the Normalizer holds. */
   watch: LineWatcher;
-  /** A resend counting as its first copy did: the counters as they were before (normalize.ts swapOrdinals()). */
-  swapped: OrdinalCount[] | undefined;
+  /**
+   * A resend of a request whose first copy wrote its first `resendUntil`
+   * records: those count with counters of their own, from where the first
+   * copy's were (ordinal-journal.ts), so they get the ordinals they had.
+   */
+  resend: ResendCounts | undefined;
+  resendUntil: number;
 }
 
 export class SliceRenderer {
@@ -122,7 +127,8 @@ export class SliceRenderer {
     const watch = new JobWatcher(job);
     const first = job.key === undefined ? undefined : this.ctx.ordinals.countsBefore(job.key);
     this.current = {
-      swapped: first === undefined ? undefined : this.ctx.normalizer.swapOrdinals(first),
+      resend: first === undefined || first.records === 0 ? undefined : this.ctx.normalizer.resendCounts(first.counts),
+      resendUntil: first?.records ?? 0,
       job,
       tag: stream.tag,
       entries: stream.entries,
@@ -146,20 +152,26 @@ export class SliceRenderer {
     const skipping = r.records < r.skip;
     // Records written before a crash go into a batch that is dropped.
     const out = skipping ? new EncodedBatch() : this.writes.events();
-    const maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
+    let maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
+    // A slice counts either with a resend's own counters or with the shared ones.
+    const resend = r.resend !== undefined && r.records < r.resendUntil ? r.resend : undefined;
+    if (resend !== undefined) maxEntries = Math.min(maxEntries, r.resendUntil - r.records);
     const before = out.bytes;
     const { normalizer } = this.ctx;
     // What a resend must count from, should the client send this request again (ordinal-journal.ts).
     normalizer.captureCounts(r.job.key);
+    normalizer.countWith(resend);
     try {
       r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);
     } finally {
       normalizer.captureCounts(undefined);
+      normalizer.countWith(undefined);
     }
     r.records += this.ctx.packedLines.sliced;
+    if (r.job.key !== undefined) this.ctx.ordinals.rendered(r.job.key, r.records);
     if (!skipping) this.writes.took(out.bytes - before);
     if (r.pos < r.entries.length) return true;
-    this.finish(r);
+    this.current = undefined;
     this.writes.ready(r.job);
     return true;
   }
@@ -185,14 +197,9 @@ export class SliceRenderer {
 
   /** Stops rendering; returns the request that was being rendered. */
   drop(): Job | undefined {
-    const r = this.current;
-    if (r !== undefined) this.finish(r);
-    return r?.job;
-  }
-
-  private finish(r: Rendering): void {
+    const job = this.current?.job;
     this.current = undefined;
-    if (r.swapped !== undefined) this.ctx.normalizer.restoreOrdinals(r.swapped);
+    return job;
   }
 
   /** Whether the bounds let this connection render a slice now; if only the budget says no, waits in its line. */

@@ -3,7 +3,7 @@
  * own: what a restart takes back from it after a crash, a damaged or torn
  * file, an earlier version's file, and the rewrite that keeps it small.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,17 +49,21 @@ describe('the ordinal journal', () => {
     const { journal, counts } = await opened(dir);
     counts.changed = [count('web', 1, 2), count('web', 1, 1, 'stderr')];
     counts.captured = [{ key: 'k1', counts: [count('web', 1, 0)] }];
+    journal.rendered('k1', 3);
     journal.record();
     counts.changed = [count('web', 1, 3)];
     counts.captured = [{ key: 'k2', counts: [count('web', 1, 2)] }];
+    journal.rendered('k2', 1);
     journal.record();
+    // Rendered, never written: not journaled.
+    journal.rendered('k2', 5);
     await journal.sync();
     // The crash: nothing closes the journal.
 
     const again = await opened(dir);
     expect(again.loaded).toEqual([count('web', 1, 3), count('web', 1, 1, 'stderr')]);
-    expect(again.journal.countsBefore('k1')).toEqual([count('web', 1, 0)]);
-    expect(again.journal.countsBefore('k2')).toEqual([count('web', 1, 2)]);
+    expect(again.journal.countsBefore('k1')).toEqual({ counts: [count('web', 1, 0)], records: 3, at: expect.any(Number) });
+    expect(again.journal.countsBefore('k2')).toEqual({ counts: [count('web', 1, 2)], records: 1, at: expect.any(Number) });
     expect(again.journal.countsBefore('k3')).toBeUndefined();
   });
 
@@ -67,12 +71,15 @@ describe('the ordinal journal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     const { journal, counts } = await opened(dir);
     counts.captured = [{ key: 'k', counts: [count('web', 1, 0)] }];
+    journal.rendered('k', 10_000);
     journal.record();
     counts.captured = [{ key: 'k', counts: [count('web', 1, 5), count('db', 1, 0)] }];
+    journal.rendered('k', 20_000);
     journal.record();
-    expect(journal.countsBefore('k')).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    expect(journal.countsBefore('k')?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
     const again = await opened(dir);
-    expect(again.journal.countsBefore('k')).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    expect(again.journal.countsBefore('k')?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    expect(again.journal.countsBefore('k')?.records).toBe(20_000);
   });
 
   it('skips a torn last line and damaged lines, and says so for the damaged', async () => {
@@ -123,8 +130,29 @@ describe('the ordinal journal', () => {
     expect(again.loaded).toContainEqual(count('web', 1, 7));
     expect(again.loaded).toContainEqual(count('late', 1, 3));
     expect(again.loaded.length).toBeLessThan(lines / 16);
-    expect(again.journal.countsBefore('young')).toEqual([count('web', 1, 1)]);
+    expect(again.journal.countsBefore('young')?.counts).toEqual([count('web', 1, 1)]);
     expect(again.journal.countsBefore('old')).toBeUndefined();
+  });
+
+  it('is rewritten again only once it has grown by as much again, however much it keeps', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    const file = join(dir, 'forward-ordinals.ndjson');
+    // More remembered requests than COMPACT_BYTES: every rewrite keeps them all.
+    const key = (i: number): string => `0badcafe${Buffer.from(String(i).padStart(16, '0')).toString('base64')}`;
+    for (let i = 0; i < MAX_REQUESTS; i++) {
+      counts.captured = [{ key: key(i), counts: [count('web', 1, i)] }];
+      journal.record();
+      if (i % 1000 === 0) await journal.sync();
+    }
+    await journal.sync();
+    const inode = statSync(file).ino;
+    for (let i = 0; i < 20; i++) {
+      counts.changed = [count('web', 2, i + 1)];
+      journal.record();
+      await journal.sync();
+    }
+    expect(statSync(file).ino).toBe(inode);
   });
 
   it(`keeps at most ${MAX_REQUESTS} requests, forgetting the oldest`, async () => {
@@ -133,8 +161,8 @@ describe('the ordinal journal', () => {
     counts.captured = Array.from({ length: MAX_REQUESTS + 1 }, (_, i) => ({ key: `k${i}`, counts: [count('web', 1, i)] }));
     journal.record();
     expect(journal.countsBefore('k0')).toBeUndefined();
-    expect(journal.countsBefore('k1')).toEqual([count('web', 1, 1)]);
-    expect(journal.countsBefore(`k${MAX_REQUESTS}`)).toEqual([count('web', 1, MAX_REQUESTS)]);
+    expect(journal.countsBefore('k1')?.counts).toEqual([count('web', 1, 1)]);
+    expect(journal.countsBefore(`k${MAX_REQUESTS}`)?.counts).toEqual([count('web', 1, MAX_REQUESTS)]);
   });
 
   it('is rewritten with the counts alone at a stop, and read back at the next start', async () => {

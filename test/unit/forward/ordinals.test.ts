@@ -3,7 +3,7 @@
  * whole-second time, as Docker's driver sends them, keep distinct
  * identities when the input starts again between them.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,10 +15,99 @@ import { CaptureSink, dockerRecord, mp, rawClient, startTestInput, type TestInpu
 
 const T = 1795341190;
 let running: TestInput | undefined;
+const alsoRunning: TestInput[] = [];
 
 afterEach(async () => {
   await running?.stop();
   running = undefined;
+  for (const r of alsoRunning.splice(0)) await r.stop();
+});
+
+/** kill -9 of a running input: its state directory as it is now, for the next input to start on. */
+function stateAsLeft(input: TestInput): string {
+  const crashed = mkdtempSync(join(tmpdir(), 'clogs-ordinals-crashed-'));
+  cpSync(input.stateDir, crashed, { recursive: true });
+  return crashed;
+}
+
+/** A record of another container than dockerRecord()'s. */
+const otherRecord = (log: string): Buffer =>
+  mp.map([
+    ['container_id', mp.str('f'.repeat(64))],
+    ['container_name', mp.str('/other-1')],
+    ['source', mp.str('stdout')],
+    ['log', mp.str(log)],
+  ]);
+
+describe('forward ordinals across a crash', () => {
+  for (const [name, time] of [
+    ['whole seconds', mp.int32(T)],
+    ['a float time of whole milliseconds (.123 decodes to .122999907)', mp.f64(T + 0.123)],
+    ['a 15.625 ms clock tick', mp.eventTime(T, 15_625_000)],
+    ['nanoseconds', mp.eventTime(T, 123_456_789)],
+  ] as const) {
+    it(`count on from what the crashed input had counted: ${name}`, async () => {
+      running = await startTestInput();
+      const c1 = await rawClient(running.port);
+      await c1.send(mp.arr(mp.str('docker.web'), time, dockerRecord('tick'), encodeMsgpack({ chunk: 'before' })));
+      await c1.waitReplies(1);
+      const next = await startTestInput({}, { stateDir: stateAsLeft(running) });
+      alsoRunning.push(next);
+      const c2 = await rawClient(next.port);
+      await c2.send(mp.arr(mp.str('docker.web'), time, dockerRecord('tick'), encodeMsgpack({ chunk: 'after' })));
+      await c2.waitReplies(1);
+      expect(running.sink.events[0]!['@timestamp']).toBe(next.sink.events[0]!['@timestamp']);
+      expect([running.sink.events[0]!.clogs.ordinal, next.sink.events[0]!.clogs.ordinal]).toEqual([0, 1]);
+    });
+  }
+});
+
+describe('a request sent again after its first copy was written in part', () => {
+  const LINES = 30_000;
+  /** 30,000 identical lines of one container, then 10,000 of another: rendered in several slices. */
+  const bigRequest = (): Buffer =>
+    mp.arr(
+      mp.str('docker.web'),
+      mp.bin(Buffer.concat([...Array<Buffer>(LINES).fill(mp.arr(mp.int32(T), dockerRecord('same line'))), ...Array<Buffer>(10_000).fill(mp.arr(mp.int32(T), otherRecord('other')))])),
+      encodeMsgpack({ chunk: 'big' }),
+    );
+  const identities = (events: readonly { message: string; clogs: { ordinal: number } }[]): number => new Set(events.filter((e) => e.message === 'same line').map((e) => e.clogs.ordinal)).size;
+
+  it('gives its written records their ordinals again, and its other lines and those sent meanwhile ordinals of their own', async () => {
+    running = await startTestInput();
+    const { sink } = running;
+    // A sink fails a write of the first copy: it is not acked, and the client sends it again.
+    sink.failNext = new Error('the sink failed this write');
+    const c1 = await rawClient(running.port);
+    await c1.send(bigRequest());
+    await c1.closed;
+    // Meanwhile, two more identical lines of that second, acked.
+    const c2 = await rawClient(running.port);
+    await c2.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('same line'), encodeMsgpack({ chunk: 'x-0' })));
+    await c2.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('same line'), encodeMsgpack({ chunk: 'x-1' })));
+    await c2.waitReplies(2);
+    // The resend pauses between slices (its writes held), and a line of the same source comes on another connection.
+    sink.hold();
+    const c3 = await rawClient(running.port);
+    await c3.send(bigRequest());
+    await new Promise((r) => setTimeout(r, 500));
+    const c4 = await rawClient(running.port);
+    await c4.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('same line'), encodeMsgpack({ chunk: 'late' })));
+    await new Promise((r) => setTimeout(r, 200));
+    sink.release();
+    expect(await c3.waitReplies(1, 60_000)).toEqual([{ ack: 'big' }]);
+    expect(await c4.waitReplies(1)).toEqual([{ ack: 'late' }]);
+    // The file sink's replay guard and Elasticsearch keep one line per identity: every line sent has one of its own.
+    expect(identities(sink.events)).toBe(LINES + 3);
+
+    // A crash now: the next identical line of that second takes no stored line's identity.
+    const next = await startTestInput({}, { stateDir: stateAsLeft(running) });
+    alsoRunning.push(next);
+    const c5 = await rawClient(next.port);
+    await c5.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('same line'), encodeMsgpack({ chunk: 'after-crash' })));
+    await c5.waitReplies(1);
+    expect(identities([...sink.events, ...next.sink.events])).toBe(LINES + 4);
+  }, 120_000);
 });
 
 /** Sends the records, each acked, on one connection, and closes it. */

@@ -20,7 +20,7 @@ import { makeEvent } from '../../helpers/elasticsearch.js';
 import { CaptureSink, captureLogger } from '../../helpers/forward.js';
 
 /** No ordinals to journal: these tests write no lines through a Normalizer. */
-const NO_JOURNAL = { record: (): void => undefined, sync: async (): Promise<void> => undefined, countsBefore: () => undefined };
+const NO_JOURNAL = { record: (): void => undefined, sync: async (): Promise<void> => undefined, countsBefore: () => undefined, rendered: (): void => undefined };
 
 function setup() {
   const sink = new CaptureSink();
