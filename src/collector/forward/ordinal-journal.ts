@@ -55,6 +55,8 @@ export const COMPACT_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_REQUESTS = 32_768;
 const REMEMBER_MS = REMEMBER_ACKED_MS;
+/** A journal that could not be opened or rewritten is tried again this much later. */
+const RETRY_MS = 10_000;
 const FILE = 'forward-ordinals.ndjson';
 /** Where a stop of an earlier version saved the counts: taken back once, then removed. */
 const LEGACY_FILE = 'forward-ordinals.json';
@@ -113,6 +115,9 @@ export class OrdinalJournal {
   private renderedSince = new Map<string, number>();
   /** The file's size after the last rewrite: the next comes COMPACT_BYTES later. */
   private rewrittenBytes = 0;
+  /** With no file open (it could not be), when to try again. */
+  private retryAt = 0;
+  private closed = false;
 
   constructor(
     private readonly dir: string,
@@ -184,7 +189,14 @@ export class OrdinalJournal {
 
   /** Starts the journal afresh with the counts taken back, and removes an earlier version's file. */
   async open(): Promise<void> {
-    await this.rewrite(this.counts.ordinalCounts());
+    try {
+      await this.rewrite(this.counts.ordinalCounts());
+    } catch (err) {
+      // The input starts all the same; record() tries again.
+      this.failed(err);
+      this.retryAt = this.now() + RETRY_MS;
+      return;
+    }
     await removeIfPresent(join(this.dir, LEGACY_FILE));
   }
 
@@ -208,23 +220,31 @@ export class OrdinalJournal {
     }
     this.renderedSince.clear();
     for (const [key, counts] of added) line += requestLineOf(key, counts, this.requests.get(key)?.records ?? 0);
-    if (line === '') return;
     // Until the rewritten file replaces this one, a crash leaves this one:
     // the line goes to both.
-    if (this.rewriting !== undefined) this.appendedWhileRewriting.push(line);
-    this.write(line);
-    if (this.bytes > this.rewrittenBytes + COMPACT_BYTES && this.rewriting === undefined) {
-      this.rewriting = this.rewrite(this.counts.ordinalCounts())
-        // This file stays, with every line: they went to both. The next try comes as much later.
-        .catch((err: unknown) => {
-          this.rewrittenBytes = this.bytes;
-          this.failed(err);
-        })
-        .finally(() => {
-          this.rewriting = undefined;
-          this.appendedWhileRewriting = [];
-        });
+    if (line !== '' && this.rewriting !== undefined) this.appendedWhileRewriting.push(line);
+    if (this.handle === undefined) {
+      // No file: a rewrite makes one, with every count and request this line holds.
+      if (!this.closed && this.rewriting === undefined && this.now() >= this.retryAt) this.startRewrite();
+      return;
     }
+    if (line === '') return;
+    this.write(line);
+    if (this.bytes > this.rewrittenBytes + COMPACT_BYTES && this.rewriting === undefined) this.startRewrite();
+  }
+
+  private startRewrite(): void {
+    this.rewriting = this.rewrite(this.counts.ordinalCounts())
+      // A file open stays, with every line: they went to both. The next try comes later.
+      .catch((err: unknown) => {
+        this.rewrittenBytes = this.bytes;
+        this.retryAt = this.now() + RETRY_MS;
+        this.failed(err);
+      })
+      .finally(() => {
+        this.rewriting = undefined;
+        this.appendedWhileRewriting = [];
+      });
   }
 
   /** Resolves once what was appended is durable, or could not be made so (logged). */
@@ -255,6 +275,7 @@ export class OrdinalJournal {
 
   /** Rewrites the journal with the counts alone and closes it: at a stop. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.rewriting;
     await this.syncing;
     this.counts.changedOrdinals();

@@ -3,7 +3,7 @@
  * own: what a restart takes back from it after a crash, a damaged or torn
  * file, an earlier version's file, and the rewrite that keeps it small.
  */
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -163,6 +163,33 @@ describe('the ordinal journal', () => {
     expect(journal.countsBefore('k0')).toBeUndefined();
     expect(journal.countsBefore('k1')?.counts).toEqual([count('web', 1, 1)]);
     expect(journal.countsBefore(`k${MAX_REQUESTS}`)?.counts).toEqual([count('web', 1, MAX_REQUESTS)]);
+  });
+
+  it('that cannot be written at start, is tried again later with everything counted meanwhile', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const dir = join(parent, 'state');
+    let now = 1_000_000;
+    const { log, logs } = captureLogger();
+    const counts = new FakeCounts();
+    const journal = new OrdinalJournal(dir, counts, log, () => now);
+    // No directory yet: the file cannot be made, and the input starts all the same.
+    await journal.open();
+    expect(logs.some((l) => l.msg === "could not write the ordinal journal; after a crash, identical lines of one second may take stored lines' identities")).toBe(true);
+    mkdirSync(dir);
+    counts.changed = [count('web', 1, 1)];
+    counts.all = [count('web', 1, 1)];
+    journal.record();
+    await journal.sync();
+    expect(existsSync(join(dir, 'forward-ordinals.ndjson'))).toBe(false);
+    now += 10_000;
+    counts.changed = [count('web', 1, 2)];
+    counts.all = [count('web', 1, 2)];
+    counts.captured = [{ key: 'k', counts: [count('web', 1, 1)] }];
+    journal.record();
+    await journal.sync();
+    const again = await opened(dir);
+    expect(again.loaded).toEqual([count('web', 1, 2)]);
+    expect(again.journal.countsBefore('k')?.counts).toEqual([count('web', 1, 1)]);
   });
 
   it('is rewritten with the counts alone at a stop, and read back at the next start', async () => {
