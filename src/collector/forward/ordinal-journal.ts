@@ -25,7 +25,10 @@
  * is appended too, under its chunk key, with how many of its records were
  * written (handed to the sinks) so far: its resend counts those records from
  * there with counters of its own (normalize.ts resendCounts()), and the
- * records after them, which no sink has, like any new line. Those are kept
+ * records after them, which no sink has, like any new line. A resend that
+ * writes further than the copies before it adds a segment: from the first
+ * record it wrote anew, what those records found the shared counters at, so
+ * that a copy after it counts them as it did. Those are kept
  * for REMEMBER_MS, as long as the ChunkLedger remembers acked chunks, and at
  * most MAX_REQUESTS of them.
  *
@@ -67,8 +70,22 @@ const isCount = (c: unknown): c is OrdinalCount => {
   return typeof o?.source === 'string' && typeof o.timestamp === 'string' && Number.isInteger(o.count) && (o.stream === undefined || o.stream === 'stdout' || o.stream === 'stderr');
 };
 const lineOf = (counts: readonly OrdinalCount[]): string => `${JSON.stringify(counts)}\n`;
-/** A request's line: `{"k": chunk key, "b": counts before, "n": records written}`. */
-const requestLineOf = (key: string, counts: readonly OrdinalCount[], records: number): string => `${JSON.stringify({ k: key, b: counts, n: records })}\n`;
+/** A request's line: `{"k": chunk key, "f": first record of a segment, "b": its counts before, "n": records written}`. */
+const requestLineOf = (key: string, from: number, counts: readonly OrdinalCount[], records: number): string =>
+  `${JSON.stringify({ k: key, f: from, b: counts, n: records })}\n`;
+
+/**
+ * The key the Normalizer captures a request's counts under (captureCounts()):
+ * its chunk key and the record its segment starts at. Chunk keys may hold
+ * any character; the number after the last NUL is the record.
+ */
+export function segmentKey(key: string, from: number): string {
+  return `${key}\0${from}`;
+}
+function splitSegmentKey(captured: string): [string, number] {
+  const cut = captured.lastIndexOf('\0');
+  return [captured.slice(0, cut), Number(captured.slice(cut + 1))];
+}
 
 /** Where the counts come from: the input's Normalizer (with trackOrdinals). */
 export interface OrdinalCounts {
@@ -83,9 +100,15 @@ export interface OrdinalCounts {
 /** What connections use of the journal. */
 export type OrdinalRecords = Pick<OrdinalJournal, 'record' | 'sync' | 'countsBefore' | 'rendered'>;
 
-/** What a request's first copy found its counters at, and how many of its records were written (handed to the sinks). */
+/**
+ * What copies of a request found their counters at, and how many of its
+ * records were written (handed to the sinks). A copy that went further than
+ * the copies before it counted the records past them with the shared
+ * counters: those are a segment of their own, from that record on.
+ */
 export interface FirstCopy {
-  counts: OrdinalCount[];
+  /** By first record, in order; each runs to the next, the last to `records`. */
+  segments: Array<{ from: number; counts: OrdinalCount[] }>;
   records: number;
 }
 
@@ -152,10 +175,16 @@ export class OrdinalJournal {
         for (const c of line) counts.set(keyOf(c), c);
         return true;
       }
-      const { k, b, n } = (line ?? {}) as { k?: unknown; b?: unknown; n?: unknown };
-      if (typeof k !== 'string' || !Array.isArray(b) || !b.every(isCount) || !Number.isInteger(n)) return false;
-      this.remember(k, b);
-      const r = this.requests.get(k)!;
+      const { k, f, b, n } = (line ?? {}) as { k?: unknown; f?: unknown; b?: unknown; n?: unknown };
+      if (typeof k !== 'string' || !Number.isInteger(n)) return false;
+      // How far a request got: it has its segments already, unless it was forgotten.
+      if (f === undefined && b === undefined) {
+        const known = this.requests.get(k);
+        if (known !== undefined) known.records = Math.max(known.records, n as number);
+        return true;
+      }
+      if (!Number.isInteger(f) || !Array.isArray(b) || !b.every(isCount)) return false;
+      const r = this.remember(k, f as number, b)[0];
       r.records = Math.max(r.records, n as number);
       return true;
     };
@@ -205,21 +234,22 @@ export class OrdinalJournal {
     const changed = this.counts.changedOrdinals();
     const captured = this.counts.capturedCounts();
     let line = changed.length === 0 ? '' : lineOf(changed);
-    const added = new Map<string, OrdinalCount[]>();
-    for (const { key, counts } of captured) {
-      const first = this.remember(key, counts);
-      if (first !== undefined) added.set(key, first);
+    // Counts new to a segment first, then how far each request got: a restart reads them in that order.
+    const segments: Array<[string, number, OrdinalCount[]]> = [];
+    for (const { key: captureKey, counts } of captured) {
+      const [key, from] = splitSegmentKey(captureKey);
+      const added = this.remember(key, from, counts)[1];
+      if (added.length > 0) segments.push([key, from, added]);
     }
+    for (const [key, from, counts] of segments) line += requestLineOf(key, from, counts, this.requests.get(key)?.records ?? 0);
     for (const [key, records] of this.renderedSince) {
       const r = this.requests.get(key);
       if (r !== undefined && records > r.records) {
         r.records = records;
-        line += requestLineOf(key, added.get(key) ?? [], records);
-        added.delete(key);
+        line += `${JSON.stringify({ k: key, n: records })}\n`;
       }
     }
     this.renderedSince.clear();
-    for (const [key, counts] of added) line += requestLineOf(key, counts, this.requests.get(key)?.records ?? 0);
     // Until the rewritten file replaces this one, a crash leaves this one:
     // the line goes to both.
     if (line !== '' && this.rewriting !== undefined) this.appendedWhileRewriting.push(line);
@@ -289,7 +319,7 @@ export class OrdinalJournal {
   private async rewrite(counts: readonly OrdinalCount[]): Promise<void> {
     this.forgetOld();
     let text = counts.length === 0 ? '' : lineOf(counts);
-    for (const [key, r] of this.requests) text += requestLineOf(key, r.counts, r.records);
+    for (const [key, r] of this.requests) for (const seg of r.segments) text += requestLineOf(key, seg.from, seg.counts, r.records);
     const tmp = `${this.path}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {
@@ -317,16 +347,22 @@ export class OrdinalJournal {
    * a resend) keeps the first count of each source and stream. Returns the
    * counts new to it, if any.
    */
-  private remember(key: string, counts: readonly OrdinalCount[]): OrdinalCount[] | undefined {
-    const known = this.requests.get(key);
-    if (known === undefined) {
+  private remember(key: string, from: number, counts: readonly OrdinalCount[]): [RequestCounts, OrdinalCount[]] {
+    let r = this.requests.get(key);
+    if (r === undefined) {
       if (this.requests.size >= MAX_REQUESTS) this.requests.delete(this.requests.keys().next().value!);
-      this.requests.set(key, { counts: [...counts], records: 0, at: this.now() });
-      return [...counts];
+      this.requests.set(key, (r = { segments: [], records: 0, at: this.now() }));
     }
-    const added = counts.filter((c) => !known.counts.some((k) => k.source === c.source && k.stream === c.stream));
-    known.counts.push(...added);
-    return added.length > 0 ? added : undefined;
+    let seg = r.segments.find((g) => g.from === from);
+    if (seg === undefined) {
+      seg = { from, counts: [] };
+      r.segments.push(seg);
+      r.segments.sort((a, b) => a.from - b.from);
+    }
+    const known = seg.counts;
+    const added = counts.filter((c) => !known.some((k) => k.source === c.source && k.stream === c.stream));
+    known.push(...added);
+    return [r, added];
   }
 
   private forgetOld(): void {

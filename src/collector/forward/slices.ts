@@ -20,7 +20,7 @@ import { EncodedBatch } from '../encoded.js';
 import type { LogEvent } from '../event.js';
 import type { LineWatcher, Normalizer, RawLine, ResendCounts } from '../normalize.js';
 import type { ForwardEntry } from './messages.js';
-import type { OrdinalRecords } from './ordinal-journal.js';
+import { segmentKey, type FirstCopy, type OrdinalRecords } from './ordinal-journal.js';
 import type { PackedLineEncoder } from './packed-lines.js';
 import { pieceOf, traceId } from './partials.js';
 import type { RecordMapper } from './records.js';
@@ -67,12 +67,14 @@ interface Rendering {
   /** The request's view of the lines the Normalizer holds. */
   watch: LineWatcher;
   /**
-   * A resend of a request whose first copy wrote its first `resendUntil`
-   * records: those count with counters of their own, from where the first
-   * copy's were (ordinal-journal.ts), so they get the ordinals they had.
+   * A resend of a request whose earlier copies wrote its first `records`
+   * records: those count, segment by segment, with counters of their own,
+   * from where the copy that first wrote them found its counters
+   * (ordinal-journal.ts), so they get the ordinals they had.
    */
-  resend: ResendCounts | undefined;
-  resendUntil: number;
+  earlier: FirstCopy | undefined;
+  /** Each segment's counters, by its first record, as the resend reaches it. */
+  resendCounts: Map<number, ResendCounts>;
 }
 
 export class SliceRenderer {
@@ -125,10 +127,11 @@ export class SliceRenderer {
    */
   start(job: Job, stream: TaggedStream, skip: number, owned: boolean): void {
     const watch = new JobWatcher(job);
-    const first = job.key === undefined ? undefined : this.ctx.ordinals.countsBefore(job.key);
+    const earlier = job.key === undefined ? undefined : this.ctx.ordinals.countsBefore(job.key);
     this.current = {
-      resend: first === undefined || first.records === 0 ? undefined : this.ctx.normalizer.resendCounts(first.counts),
-      resendUntil: first?.records ?? 0,
+      // As they were when this copy began: what it writes itself is no earlier copy's.
+      earlier: earlier === undefined ? undefined : { segments: [...earlier.segments], records: earlier.records },
+      resendCounts: new Map(),
       job,
       tag: stream.tag,
       entries: stream.entries,
@@ -153,13 +156,26 @@ export class SliceRenderer {
     // Records written before a crash go into a batch that is dropped.
     const out = skipping ? new EncodedBatch() : this.writes.events();
     let maxEntries = skipping ? Math.min(SLICE_ENTRIES, r.skip - r.records) : SLICE_ENTRIES;
-    // A slice counts either with a resend's own counters or with the shared ones.
-    const resend = r.resend !== undefined && r.records < r.resendUntil ? r.resend : undefined;
-    if (resend !== undefined) maxEntries = Math.min(maxEntries, r.resendUntil - r.records);
+    // A slice counts either with the counters of one segment earlier copies wrote, or with the shared ones.
+    let resend: ResendCounts | undefined;
+    const earlier = r.earlier;
+    if (earlier !== undefined && r.records < earlier.records) {
+      const segments = earlier.segments;
+      let i = segments.length - 1;
+      while (i >= 0 && segments[i]!.from > r.records) i--;
+      const end = i + 1 < segments.length ? segments[i + 1]!.from : earlier.records;
+      maxEntries = Math.min(maxEntries, end - r.records);
+      // Before its first segment the earlier copies counted none of the request's lines: nor does this one.
+      if (i >= 0) {
+        const seg = segments[i]!;
+        resend = r.resendCounts.get(seg.from);
+        if (resend === undefined) r.resendCounts.set(seg.from, (resend = this.ctx.normalizer.resendCounts(seg.counts)));
+      }
+    }
     const before = out.bytes;
     const { normalizer } = this.ctx;
-    // What a resend must count from, should the client send this request again (ordinal-journal.ts).
-    normalizer.captureCounts(r.job.key);
+    // What a later copy must count from (ordinal-journal.ts): past what earlier copies wrote, a segment of this copy's.
+    normalizer.captureCounts(r.job.key === undefined ? undefined : segmentKey(r.job.key, earlier?.records ?? 0));
     normalizer.countWith(resend);
     try {
       r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CapturedCounts, OrdinalCount } from '../../../src/collector/normalize.js';
-import { COMPACT_BYTES, MAX_REQUESTS, OrdinalJournal } from '../../../src/collector/forward/ordinal-journal.js';
+import { COMPACT_BYTES, MAX_REQUESTS, OrdinalJournal, segmentKey } from '../../../src/collector/forward/ordinal-journal.js';
 import { captureLogger } from '../../helpers/forward.js';
 
 const at = (second: number): string => `2026-12-02T10:00:${String(second).padStart(2, '0')}.000000000Z`;
@@ -48,11 +48,11 @@ describe('the ordinal journal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     const { journal, counts } = await opened(dir);
     counts.changed = [count('web', 1, 2), count('web', 1, 1, 'stderr')];
-    counts.captured = [{ key: 'k1', counts: [count('web', 1, 0)] }];
+    counts.captured = [{ key: segmentKey('k1', 0), counts: [count('web', 1, 0)] }];
     journal.rendered('k1', 3);
     journal.record();
     counts.changed = [count('web', 1, 3)];
-    counts.captured = [{ key: 'k2', counts: [count('web', 1, 2)] }];
+    counts.captured = [{ key: segmentKey('k2', 0), counts: [count('web', 1, 2)] }];
     journal.rendered('k2', 1);
     journal.record();
     // Rendered, never written: not journaled.
@@ -62,23 +62,23 @@ describe('the ordinal journal', () => {
 
     const again = await opened(dir);
     expect(again.loaded).toEqual([count('web', 1, 3), count('web', 1, 1, 'stderr')]);
-    expect(again.journal.countsBefore('k1')).toEqual({ counts: [count('web', 1, 0)], records: 3, at: expect.any(Number) });
-    expect(again.journal.countsBefore('k2')).toEqual({ counts: [count('web', 1, 2)], records: 1, at: expect.any(Number) });
+    expect(again.journal.countsBefore('k1')).toMatchObject({ segments: [{ from: 0, counts: [count('web', 1, 0)] }], records: 3 });
+    expect(again.journal.countsBefore('k2')).toMatchObject({ segments: [{ from: 0, counts: [count('web', 1, 2)] }], records: 1 });
     expect(again.journal.countsBefore('k3')).toBeUndefined();
   });
 
   it('keeps the first count a request found for each source and stream, as it renders in several turns', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     const { journal, counts } = await opened(dir);
-    counts.captured = [{ key: 'k', counts: [count('web', 1, 0)] }];
+    counts.captured = [{ key: segmentKey('k', 0), counts: [count('web', 1, 0)] }];
     journal.rendered('k', 10_000);
     journal.record();
-    counts.captured = [{ key: 'k', counts: [count('web', 1, 5), count('db', 1, 0)] }];
+    counts.captured = [{ key: segmentKey('k', 0), counts: [count('web', 1, 5), count('db', 1, 0)] }];
     journal.rendered('k', 20_000);
     journal.record();
-    expect(journal.countsBefore('k')?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    expect(journal.countsBefore('k')?.segments[0]?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
     const again = await opened(dir);
-    expect(again.journal.countsBefore('k')?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
+    expect(again.journal.countsBefore('k')?.segments[0]?.counts).toEqual([count('web', 1, 0), count('db', 1, 0)]);
     expect(again.journal.countsBefore('k')?.records).toBe(20_000);
   });
 
@@ -105,10 +105,10 @@ describe('the ordinal journal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     let now = 1_000_000;
     const { journal, counts } = await opened(dir, new FakeCounts(), () => now);
-    counts.captured = [{ key: 'old', counts: [count('web', 1, 0)] }];
+    counts.captured = [{ key: segmentKey('old', 0), counts: [count('web', 1, 0)] }];
     journal.record();
     now += 10 * 60_000;
-    counts.captured = [{ key: 'young', counts: [count('web', 1, 1)] }];
+    counts.captured = [{ key: segmentKey('young', 0), counts: [count('web', 1, 1)] }];
     journal.record();
     // Lines enough to pass COMPACT_BYTES, each a count of a source of its own.
     const perLine = Buffer.byteLength(JSON.stringify([count('source-0000', 1, 1)])) + 1;
@@ -130,7 +130,7 @@ describe('the ordinal journal', () => {
     expect(again.loaded).toContainEqual(count('web', 1, 7));
     expect(again.loaded).toContainEqual(count('late', 1, 3));
     expect(again.loaded.length).toBeLessThan(lines / 16);
-    expect(again.journal.countsBefore('young')?.counts).toEqual([count('web', 1, 1)]);
+    expect(again.journal.countsBefore('young')?.segments[0]?.counts).toEqual([count('web', 1, 1)]);
     expect(again.journal.countsBefore('old')).toBeUndefined();
   });
 
@@ -141,7 +141,7 @@ describe('the ordinal journal', () => {
     // More remembered requests than COMPACT_BYTES: every rewrite keeps them all.
     const key = (i: number): string => `0badcafe${Buffer.from(String(i).padStart(16, '0')).toString('base64')}`;
     for (let i = 0; i < MAX_REQUESTS; i++) {
-      counts.captured = [{ key: key(i), counts: [count('web', 1, i)] }];
+      counts.captured = [{ key: segmentKey(key(i), 0), counts: [count('web', 1, i)] }];
       journal.record();
       if (i % 1000 === 0) await journal.sync();
     }
@@ -158,11 +158,11 @@ describe('the ordinal journal', () => {
   it(`keeps at most ${MAX_REQUESTS} requests, forgetting the oldest`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     const { journal, counts } = await opened(dir);
-    counts.captured = Array.from({ length: MAX_REQUESTS + 1 }, (_, i) => ({ key: `k${i}`, counts: [count('web', 1, i)] }));
+    counts.captured = Array.from({ length: MAX_REQUESTS + 1 }, (_, i) => ({ key: segmentKey(`k${i}`, 0), counts: [count('web', 1, i)] }));
     journal.record();
     expect(journal.countsBefore('k0')).toBeUndefined();
-    expect(journal.countsBefore('k1')?.counts).toEqual([count('web', 1, 1)]);
-    expect(journal.countsBefore(`k${MAX_REQUESTS}`)?.counts).toEqual([count('web', 1, MAX_REQUESTS)]);
+    expect(journal.countsBefore('k1')?.segments[0]?.counts).toEqual([count('web', 1, 1)]);
+    expect(journal.countsBefore(`k${MAX_REQUESTS}`)?.segments[0]?.counts).toEqual([count('web', 1, MAX_REQUESTS)]);
   });
 
   it('that cannot be written at start, is tried again later with everything counted meanwhile', async () => {
@@ -184,12 +184,12 @@ describe('the ordinal journal', () => {
     now += 10_000;
     counts.changed = [count('web', 1, 2)];
     counts.all = [count('web', 1, 2)];
-    counts.captured = [{ key: 'k', counts: [count('web', 1, 1)] }];
+    counts.captured = [{ key: segmentKey('k', 0), counts: [count('web', 1, 1)] }];
     journal.record();
     await journal.sync();
     const again = await opened(dir);
     expect(again.loaded).toEqual([count('web', 1, 2)]);
-    expect(again.journal.countsBefore('k')?.counts).toEqual([count('web', 1, 1)]);
+    expect(again.journal.countsBefore('k')?.segments[0]?.counts).toEqual([count('web', 1, 1)]);
   });
 
   it('is rewritten with the counts alone at a stop, and read back at the next start', async () => {

@@ -153,6 +153,51 @@ describe('a request sent again after a failed write', () => {
   });
 });
 
+describe('a request sent a third time', () => {
+  /** Fails the first write; then stores, but fails, the first write holding 'last' (as when another sink failed it). */
+  class TwiceFailingSink extends CaptureSink {
+    private seen = 0;
+    private lastFailed = false;
+
+    override write(batch: EncodedBatch, opts?: WriteOptions): Promise<void> {
+      if (++this.seen === 1) return Promise.reject(new Error('the first write fails'));
+      const events = eventsOf(batch);
+      if (!this.lastFailed && events.some((e) => e.message === 'last')) {
+        this.lastFailed = true;
+        this.events.push(...events);
+        return Promise.reject(new Error('the other sink failed this write'));
+      }
+      return super.write(batch, opts);
+    }
+  }
+
+  it('gives each record the ordinal the copy that first wrote it gave', async () => {
+    const sink = new TwiceFailingSink();
+    running = await startTestInput({}, { sink });
+    const N = 30_000;
+    const records = Array.from({ length: N }, (_, i) => mp.arr(mp.int32(T), dockerRecord(i === N - 1 ? 'last' : `r${i}`)));
+    const request = mp.arr(mp.str('docker.web'), mp.bin(Buffer.concat(records)), encodeMsgpack({ chunk: 'thrice' }));
+    // The first copy fails part-way; a line of the same second comes between the copies.
+    const c1 = await rawClient(running.port);
+    await c1.send(request);
+    await c1.closed;
+    const x = await rawClient(running.port);
+    await x.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('same line'), encodeMsgpack({ chunk: 'between' })));
+    await x.waitReplies(1);
+    // The second copy writes further than the first, then fails too; the third is acked.
+    const c2 = await rawClient(running.port);
+    await c2.send(request);
+    await c2.closed;
+    const c3 = await rawClient(running.port);
+    await c3.send(request);
+    expect(await c3.waitReplies(1, 60_000)).toEqual([{ ack: 'thrice' }]);
+    const ordinals = new Map<string, Set<number>>();
+    for (const e of sink.events) if (e.message !== 'same line') (ordinals.get(e.message) ?? ordinals.set(e.message, new Set()).get(e.message)!).add(e.clogs.ordinal);
+    expect(ordinals.size).toBe(N);
+    expect([...ordinals].filter(([, o]) => o.size > 1).map(([m]) => m)).toEqual([]);
+  }, 120_000);
+});
+
 describe('forward ordinals across a stop', () => {
   it('count on from where the stopped input was, per source and stream', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'clogs-ordinals-'));
