@@ -184,8 +184,8 @@ export class OrdinalJournal {
         return true;
       }
       if (!Number.isInteger(f) || !Array.isArray(b) || !b.every(isCount)) return false;
-      const r = this.remember(k, f as number, b)[0];
-      r.records = Math.max(r.records, n as number);
+      const r = this.remember(k, f as number, b)?.[0];
+      if (r !== undefined) r.records = Math.max(r.records, n as number);
       return true;
     };
     const legacy = await this.read(join(this.dir, LEGACY_FILE));
@@ -238,8 +238,8 @@ export class OrdinalJournal {
     const segments: Array<[string, number, OrdinalCount[]]> = [];
     for (const { key: captureKey, counts } of captured) {
       const [key, from] = splitSegmentKey(captureKey);
-      const added = this.remember(key, from, counts)[1];
-      if (added.length > 0) segments.push([key, from, added]);
+      const added = this.remember(key, from, counts)?.[1];
+      if (added !== undefined && added.length > 0) segments.push([key, from, added]);
     }
     for (const [key, from, counts] of segments) line += requestLineOf(key, from, counts, this.requests.get(key)?.records ?? 0);
     for (const [key, records] of this.renderedSince) {
@@ -345,11 +345,14 @@ export class OrdinalJournal {
   /**
    * Keeps what a request found; a request counted in several turns (slices,
    * a resend) keeps the first count of each source and stream. Returns the
-   * counts new to it, if any.
+   * request and the counts new to its segment; nothing for a later segment
+   * of a request it does not know (forgotten).
    */
-  private remember(key: string, from: number, counts: readonly OrdinalCount[]): [RequestCounts, OrdinalCount[]] {
+  private remember(key: string, from: number, counts: readonly OrdinalCount[]): [RequestCounts, OrdinalCount[]] | undefined {
     let r = this.requests.get(key);
     if (r === undefined) {
+      // A later segment of a request forgotten meanwhile: without its first, a copy after it would count those records afresh.
+      if (from > 0) return undefined;
       if (this.requests.size >= MAX_REQUESTS) this.requests.delete(this.requests.keys().next().value!);
       this.requests.set(key, (r = { segments: [], records: 0, at: this.now() }));
     }

@@ -165,6 +165,23 @@ describe('the ordinal journal', () => {
     expect(journal.countsBefore(`k${MAX_REQUESTS}`)?.segments[0]?.counts).toEqual([count('web', 1, MAX_REQUESTS)]);
   });
 
+  it('keeps no later segment of a request it forgot: a copy after it counts the request afresh, not half of it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
+    const { journal, counts } = await opened(dir);
+    counts.captured = [{ key: segmentKey('A', 0), counts: [count('web', 1, 0)] }];
+    journal.rendered('A', 5);
+    journal.record();
+    // As many other requests: A is forgotten while its second copy writes.
+    counts.captured = Array.from({ length: MAX_REQUESTS }, (_, i) => ({ key: segmentKey(`o${i}`, 0), counts: [count('web', 1, 100 + i)] }));
+    journal.record();
+    counts.captured = [{ key: segmentKey('A', 5), counts: [count('web', 1, 50_000)] }];
+    journal.rendered('A', 10);
+    journal.record();
+    await journal.sync();
+    expect(journal.countsBefore('A')).toBeUndefined();
+    expect((await opened(dir)).journal.countsBefore('A')).toBeUndefined();
+  });
+
   it('that cannot be written at start, is tried again later with everything counted meanwhile', async () => {
     const parent = mkdtempSync(join(tmpdir(), 'clogs-ordjournal-'));
     const dir = join(parent, 'state');
