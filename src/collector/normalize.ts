@@ -350,7 +350,7 @@ export class Normalizer {
     if (time === undefined) return;
     const streams = this.bySource.get(source);
     if (!streams) {
-      this.seeds.set(`${source}\0${stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count, changed: false });
+      this.seeds.set(counterKey(source, stream), { sec: time.sec, nsec: time.nsec, count, changed: false });
       return;
     }
     const ord = ordinalOf(streams, stream);
@@ -370,7 +370,7 @@ export class Normalizer {
     const out: OrdinalCount[] = [];
     const max = 3 * MAX_SOURCES_BY_NAME;
     const add = (source: string, stream: Stream | undefined, o: Ordinal): void => {
-      if (o.count > 0 && !Number.isNaN(o.sec) && out.length < max) out.push({ source, stream, timestamp: formatNanoTime(o.sec, o.nsec), count: o.count });
+      if (hasCounted(o) && out.length < max) out.push(countOf(source, stream, o));
     };
     for (const [source, streams] of this.bySource) {
       add(source, 'stdout', streams.stdout);
@@ -390,10 +390,10 @@ export class Normalizer {
    * renderer, which writes lines without push (line-render.ts).
    */
   ordinal(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, sec: number, nsec: number): number {
-    const streams = container !== undefined ? this.containerStreams(container, container.id) : this.looseStreams(sourceId(undefined, tag, input));
-    const ord = ordinalOf(streams, stream);
-    if (this.resend !== undefined) return countOrdinal(this.resend.counter(sourceId(container, tag, input), stream), sec, nsec);
-    if (this.opts.trackOrdinals === true) this.track(sourceId(container, tag, input), stream, ord);
+    const source = container !== undefined ? container.id : sourceId(undefined, tag, input);
+    if (this.resend !== undefined) return countOrdinal(this.resend.counter(source, stream), sec, nsec);
+    const ord = ordinalOf(container !== undefined ? this.containerStreams(container, source) : this.looseStreams(source), stream);
+    if (this.opts.trackOrdinals === true) this.track(source, stream, ord);
     return countOrdinal(ord, sec, nsec);
   }
 
@@ -444,7 +444,7 @@ export class Normalizer {
     const out: OrdinalCount[] = [];
     for (const { source, stream, ord } of this.changed) {
       ord.changed = false;
-      if (ord.count > 0 && !Number.isNaN(ord.sec)) out.push({ source, stream, timestamp: formatNanoTime(ord.sec, ord.nsec), count: ord.count });
+      if (hasCounted(ord)) out.push(countOf(source, stream, ord));
     }
     this.changed = [];
     return out;
@@ -607,8 +607,8 @@ export class Normalizer {
   /** The ordinal counter of the line's source and stream; one that is to change (see changedOrdinals()). */
   private ordinalFor(raw: RawLine): Ordinal {
     const source = sourceOf(raw);
-    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
     if (this.resend !== undefined) return this.resend.counter(source, raw.stream);
+    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
     if (this.opts.trackOrdinals === true) this.track(source, raw.stream, ord);
     return ord;
   }
@@ -653,13 +653,13 @@ export class Normalizer {
 
   /** A source's first line: start from what seedOrdinal recorded for it, if anything. */
   private newStreams(source: string): StreamOrdinals {
-    const take = (stream: string): Ordinal => {
-      const key = `${source}\0${stream}`;
+    const take = (stream: Stream | undefined): Ordinal => {
+      const key = counterKey(source, stream);
       const seed = this.seeds.get(key);
       this.seeds.delete(key);
       return seed ?? { sec: Number.NaN, nsec: 0, count: 0, changed: false };
     };
-    const streams = { stdout: take('stdout'), stderr: take('stderr'), none: take('') };
+    const streams = { stdout: take('stdout'), stderr: take('stderr'), none: take(undefined) };
     if (this.bySource.size >= MAX_SOURCES_BY_NAME) {
       const oldest = this.bySource.keys().next().value!;
       this.bySource.delete(oldest);
@@ -764,16 +764,26 @@ export class ResendCounts {
   constructor(first: readonly OrdinalCount[]) {
     for (const c of first) {
       const time = parseRfc3339(c.timestamp);
-      if (time !== undefined) this.counters.set(`${c.source}\0${c.stream ?? ''}`, { sec: time.sec, nsec: time.nsec, count: c.count, changed: false });
+      if (time !== undefined) this.counters.set(counterKey(c.source, c.stream), { sec: time.sec, nsec: time.nsec, count: c.count, changed: false });
     }
   }
 
   counter(source: string, stream: Stream | undefined): Ordinal {
-    const key = `${source}\0${stream ?? ''}`;
+    const key = counterKey(source, stream);
     let ord = this.counters.get(key);
     if (ord === undefined) this.counters.set(key, (ord = { sec: Number.NaN, nsec: 0, count: 0, changed: false }));
     return ord;
   }
+}
+
+/** The one key of a source's counter for a stream: seeds, resends and the forward input's journal. */
+export function counterKey(source: string, stream: string | undefined): string {
+  return `${source}\0${stream ?? ''}`;
+}
+
+/** Whether a counter has counted a line since it was made. */
+function hasCounted(ord: Ordinal): boolean {
+  return ord.count > 0 && !Number.isNaN(ord.sec);
 }
 
 /** A counter as a count; one that never counted a line is count 0 at the epoch. */

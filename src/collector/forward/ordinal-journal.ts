@@ -45,7 +45,7 @@ import { join } from 'node:path';
 import { isMissing } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { removeIfPresent, syncDir } from '../../state-files.js';
-import type { CapturedCounts, OrdinalCount } from '../normalize.js';
+import { counterKey, type CapturedCounts, type OrdinalCount } from '../normalize.js';
 import { REMEMBER_ACKED_MS } from './acks.js';
 
 /** Grown by this much since its last rewrite, the journal is rewritten with what it must keep. */
@@ -64,7 +64,6 @@ const FILE = 'forward-ordinals.ndjson';
 /** Where a stop of an earlier version saved the counts: taken back once, then removed. */
 const LEGACY_FILE = 'forward-ordinals.json';
 
-const keyOf = (c: OrdinalCount): string => `${c.source}\0${c.stream ?? ''}`;
 const isCount = (c: unknown): c is OrdinalCount => {
   const o = c as OrdinalCount;
   return typeof o?.source === 'string' && typeof o.timestamp === 'string' && Number.isInteger(o.count) && (o.stream === undefined || o.stream === 'stdout' || o.stream === 'stderr');
@@ -172,7 +171,7 @@ export class OrdinalJournal {
     const counts = new Map<string, OrdinalCount>();
     const take = (line: unknown): boolean => {
       if (Array.isArray(line) && line.every(isCount)) {
-        for (const c of line) counts.set(keyOf(c), c);
+        for (const c of line) counts.set(counterKey(c.source, c.stream), c);
         return true;
       }
       const { k, f, b, n } = (line ?? {}) as { k?: unknown; f?: unknown; b?: unknown; n?: unknown };
