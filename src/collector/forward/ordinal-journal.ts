@@ -25,10 +25,12 @@
  * is appended too, under its chunk key, with how many of its records were
  * written (handed to the sinks) so far: its resend counts those records from
  * there with counters of its own (normalize.ts resendCounts()), and the
- * records after them, which no sink has, like any new line. A resend that
- * writes further than the copies before it adds a segment: from the first
- * record it wrote anew, what those records found the shared counters at, so
- * that a copy after it counts them as it did. Those are kept
+ * records after them, which no sink has, like any new line. That is kept per
+ * segment: each slice (slices.ts) that counted on the shared counters, from
+ * its first record, since a line of another request can take a number
+ * between two slices. A resend that writes further than the copies before
+ * it adds the segments of its own slices past them, so that a copy after it
+ * counts those records as it did. Those are kept
  * for REMEMBER_MS, as long as the ChunkLedger remembers acked chunks, and at
  * most MAX_REQUESTS of them.
  *
@@ -52,9 +54,10 @@ import { REMEMBER_ACKED_MS } from './acks.js';
 export const COMPACT_BYTES = 4 * 1024 * 1024;
 /**
  * Requests whose first counts are kept, oldest forgotten first: about 200
- * bytes each in the file and twice that in memory. Docker's driver resends
- * within seconds of reconnecting; at 1,000 acked requests a second these
- * cover half a minute.
+ * bytes for each of their slices (one per SLICE_ENTRIES records of
+ * render-budget.ts, so most requests have one) in the file, and twice that
+ * in memory. Docker's driver resends within seconds of reconnecting; at
+ * 1,000 acked requests a second these cover half a minute.
  */
 export const MAX_REQUESTS = 32_768;
 const REMEMBER_MS = REMEMBER_ACKED_MS;

@@ -174,8 +174,10 @@ export class SliceRenderer {
     }
     const before = out.bytes;
     const { normalizer } = this.ctx;
-    // What a later copy must count from (ordinal-journal.ts): past what earlier copies wrote, a segment of this copy's.
-    normalizer.captureCounts(r.job.key === undefined ? undefined : segmentKey(r.job.key, earlier?.records ?? 0));
+    // What a later copy must count from (ordinal-journal.ts), per slice: between two slices another
+    // connection's line of the same source can take the next number, and a copy that counted on
+    // from the first slice's counts would give every record after it another ordinal.
+    normalizer.captureCounts(r.job.key === undefined ? undefined : segmentKey(r.job.key, r.records));
     normalizer.countWith(resend);
     try {
       r.pos = this.ctx.packedLines.encodeSlice(r.entries, r.pos, r.tag, out, r.general, maxEntries, SLICE_BYTES, r.watch);

@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EncodedBatch } from '../../../src/collector/encoded.js';
+import type { LogEvent } from '../../../src/collector/event.js';
 import { encodeMsgpack } from '../../../src/collector/forward/encode.js';
 import type { WriteOptions } from '../../../src/sinks/sink.js';
 import { eventsOf } from '../../helpers/batch.js';
 import { CaptureSink, dockerRecord, mp, rawClient, startTestInput, type TestInput } from '../../helpers/forward.js';
+import { until } from '../../helpers/until.js';
 
 const T = 1795341190;
 let running: TestInput | undefined;
@@ -195,6 +197,105 @@ describe('a request sent a third time', () => {
     for (const e of sink.events) if (e.message !== 'same line') (ordinals.get(e.message) ?? ordinals.set(e.message, new Set()).get(e.message)!).add(e.clogs.ordinal);
     expect(ordinals.size).toBe(N);
     expect([...ordinals].filter(([, o]) => o.size > 1).map(([m]) => m)).toEqual([]);
+  }, 120_000);
+});
+
+describe('a request rendered in slices with a line of the same source between them', () => {
+  /** Keeps what each write hands it at once (as a sink that took the lines), and settles the writes when told. */
+  class TakingSink extends CaptureSink {
+    passThrough = false;
+    private waiting: Array<{ resolve(): void; reject(err: Error): void }> = [];
+
+    override write(batch: EncodedBatch): Promise<void> {
+      this.events.push(...eventsOf(batch));
+      if (this.passThrough) return Promise.resolve();
+      return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    }
+
+    settleWaiting(err?: Error): void {
+      for (const w of this.waiting.splice(0)) {
+        if (err === undefined) w.resolve();
+        else w.reject(err);
+      }
+    }
+  }
+
+  const sinks: TakingSink[] = [];
+  // Before the inputs stop (the outer hook runs after this one): a crashed input's writes never settle by themselves.
+  afterEach(() => {
+    for (const sink of sinks.splice(0)) sink.settleWaiting(new Error('stopped'));
+  });
+  const takingSink = (): TakingSink => {
+    const sink = new TakingSink();
+    sinks.push(sink);
+    return sink;
+  };
+
+  const N = 60_000;
+  const request = mp.arr(
+    mp.str('docker.web'),
+    mp.bin(Buffer.concat(Array.from({ length: N }, (_, i) => mp.arr(mp.int32(T), dockerRecord(`r${i}`))))),
+    encodeMsgpack({ chunk: 'sliced' }),
+  );
+  const isRecord = (e: LogEvent): boolean => e.message.startsWith('r');
+
+  /**
+   * The first copy's first slices fill what a connection may have in flight;
+   * a line of the same second comes on another connection; those writes
+   * succeed and the first copy counts on past that line, its next slice
+   * handed to the sink and still waiting.
+   */
+  async function interleaved(input: TestInput): Promise<{ c1: Awaited<ReturnType<typeof rawClient>> }> {
+    const sink = input.sink as TakingSink;
+    const rendered = (): number => sink.events.filter(isRecord).length;
+    const c1 = await rawClient(input.port);
+    await c1.send(request);
+    await until('the first slices are handed to the sink', () => rendered() > 0);
+    const x = await rawClient(input.port);
+    await x.send(mp.arr(mp.str('docker.web'), mp.int32(T), dockerRecord('between'), encodeMsgpack({ chunk: 'between' })));
+    await until('the line between is handed to the sink', () => sink.events.some((e) => e.message === 'between'));
+    const before = rendered();
+    sink.settleWaiting();
+    await until('a later slice of the first copy is handed to the sink', () => rendered() > before);
+    const between = sink.events.find((e) => e.message === 'between')!.clogs.ordinal;
+    const firstCopy = sink.events.filter(isRecord).map((e) => e.clogs.ordinal);
+    expect(Math.min(...firstCopy)).toBeLessThan(between);
+    expect(Math.max(...firstCopy)).toBeGreaterThan(between);
+    return { c1 };
+  }
+
+  /** Every record keeps one identity over all the copies handed to the sinks. */
+  function expectOneIdentityEach(events: readonly LogEvent[]): void {
+    const identities = new Map<string, Set<number>>();
+    for (const e of events) if (isRecord(e)) (identities.get(e.message) ?? identities.set(e.message, new Set()).get(e.message)!).add(e.clogs.ordinal);
+    expect(identities.size).toBe(N);
+    expect([...identities].filter(([, o]) => o.size > 1).map(([m, o]) => `${m}: ${[...o].join(', ')}`).slice(0, 5)).toEqual([]);
+  }
+
+  it('gives a resend after a failed write the ordinals each slice of the first copy counted', async () => {
+    const sink = takingSink();
+    running = await startTestInput({}, { sink });
+    const { c1 } = await interleaved(running);
+    sink.settleWaiting(new Error('the other sink failed this write'));
+    await c1.closed;
+    sink.passThrough = true;
+    const c2 = await rawClient(running.port);
+    await c2.send(request);
+    expect(await c2.waitReplies(1, 60_000)).toEqual([{ ack: 'sliced' }]);
+    expectOneIdentityEach(sink.events);
+  }, 120_000);
+
+  it('gives a resend after a crash the ordinals each slice of the first copy counted', async () => {
+    running = await startTestInput({}, { sink: takingSink() });
+    await interleaved(running);
+    const sink = takingSink();
+    sink.passThrough = true;
+    const next = await startTestInput({}, { sink, stateDir: stateAsLeft(running) });
+    alsoRunning.push(next);
+    const c2 = await rawClient(next.port);
+    await c2.send(request);
+    expect(await c2.waitReplies(1, 60_000)).toEqual([{ ack: 'sliced' }]);
+    expectOneIdentityEach([...running.sink.events, ...sink.events]);
   }, 120_000);
 });
 
