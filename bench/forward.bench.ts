@@ -75,7 +75,7 @@ import type { ContainerMeta, LogEvent } from '../src/collector/event.js';
 import type { ForwardEntry } from '../src/collector/forward/messages.js';
 import { Normalizer } from '../src/collector/normalize.js';
 import { multilineSchema } from '../src/config/schema.js';
-import { cpuSeconds, memoryMb } from './proc.js';
+import { cpuSeconds, diskStats, memoryMb } from './proc.js';
 import { DiskLines, fluentBitBinary, startClogs, startFluentBit, type Receiver } from './receivers.js';
 import { dockerEntry, mpStr, packedRequest, sampleContainers, sampleLine, sendAll, tailEntry } from './samples.js';
 
@@ -173,6 +173,12 @@ interface Figure {
   seconds: number;
   cpu: number;
   peakMb: number;
+  /**
+   * Share of the run the receiver's disk had a request in flight, and the
+   * cache flushes it completed: what durable writes cost that CPU does not show.
+   */
+  diskBusy: number;
+  flushes: number;
 }
 
 /**
@@ -183,6 +189,7 @@ interface Figure {
 async function measure(receiver: Receiver, requests: readonly Buffer[], records: number, connections = 1, lines = new DiskLines(receiver.dataDir)): Promise<Figure> {
   const expected = lines.poll() + records;
   const cpu0 = cpuSeconds(receiver.pid);
+  const disk0 = diskStats(receiver.dataDir);
   const sockets: Socket[] = [];
   const t0 = process.hrtime.bigint();
   const per = Math.ceil(requests.length / connections);
@@ -196,10 +203,18 @@ async function measure(receiver: Receiver, requests: readonly Buffer[], records:
   while (lines.poll() < expected) await new Promise((r) => setTimeout(r, 25));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu1 = cpuSeconds(receiver.pid);
+  const disk1 = diskStats(receiver.dataDir);
   const peakMb = memoryMb(receiver.pid).peakMb;
   for (const s of sockets) s.destroy();
   if (lines.count !== expected) throw new Error(`${receiver.name}: ${lines.count} lines on disk, expected ${expected}`);
-  return { rate: records / seconds, seconds, cpu: cpu1.user + cpu1.system - cpu0.user - cpu0.system, peakMb };
+  return {
+    rate: records / seconds,
+    seconds,
+    cpu: cpu1.user + cpu1.system - cpu0.user - cpu0.system,
+    peakMb,
+    diskBusy: disk0 && disk1 ? (disk1.busyMs - disk0.busyMs) / 1000 / seconds : NaN,
+    flushes: disk0 && disk1 ? disk1.flushes - disk0.flushes : NaN,
+  };
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en');
@@ -210,7 +225,8 @@ function describe(name: string, figures: readonly Figure[]): string {
   const rates = figures.map((f) => f.rate);
   return (
     `${name} median ${fmt(median(rates))} records/s (${range(rates)}), ` +
-    `CPU ${median(figures.map((f) => f.cpu)).toFixed(1)} s, peak RSS ${fmt(median(figures.map((f) => f.peakMb)))} MB`
+    `CPU ${median(figures.map((f) => f.cpu)).toFixed(1)} s, peak RSS ${fmt(median(figures.map((f) => f.peakMb)))} MB, ` +
+    `disk busy ${(100 * median(figures.map((f) => f.diskBusy))).toFixed(0)} % of the run with ${fmt(median(figures.map((f) => f.flushes)))} cache flushes`
   );
 }
 
