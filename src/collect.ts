@@ -21,7 +21,7 @@ import type { Store } from './tail/store.js';
 import { configuredStore, openStore } from './tail/target.js';
 import { Pipeline } from './collector/pipeline.js';
 import type { InputDeps, RunningInput } from './collector/input.js';
-import { startForwardInput } from './collector/forward/index.js';
+import { startForwardInput, type KeptConnections, type RunningForwardInput } from './collector/forward/index.js';
 import { collectProcessMetrics } from './metrics.js';
 
 type SinkKind = 'file' | 'elasticsearch';
@@ -29,6 +29,8 @@ type SinkKind = 'file' | 'elasticsearch';
 interface Running {
   config: Config;
   inputs: RunningInput[];
+  /** The forward input among them, whose connections a reload keeps. */
+  forward: RunningForwardInput | undefined;
   /** The inputs' container directory, closed after them. */
   containers: { close(): void } | undefined;
 }
@@ -145,19 +147,23 @@ export class Collector {
       // where the acks and checkpoints left them.
       this.running = undefined;
       this.down = 'collector reloading';
-      await this.stopInputs(cur);
+      // Forward clients keep their connections, paused, for the next forward input (handover.ts).
+      const kept = await this.stopInputs(cur, true);
       try {
-        await this.bringUp(next, this.unchangedSinks(cur.config, next));
+        await this.bringUp(next, this.unchangedSinks(cur.config, next), kept);
       } catch (err) {
         this.log.error({ err }, 'config reload failed: starting the running config again');
         try {
           await this.restoreHttp(cur.config, httpChanged);
-          await this.bringUp(cur.config, this.unchangedSinks(next, cur.config));
+          await this.bringUp(cur.config, this.unchangedSinks(next, cur.config), kept);
         } catch (again) {
           await this.closeSinks();
           throw again;
         }
         throw err;
+      } finally {
+        // Those no forward input took (it is off now, or did not start).
+        kept?.close();
       }
     } else if (sinksChanged) {
       await this.reloadSinks(cur, next, httpChanged);
@@ -210,12 +216,12 @@ export class Collector {
   }
 
   /** Starts the sinks (but `keep`, which run) and the inputs of `config`; on failure leaves no sink or input running. */
-  private async bringUp(config: Config, keep: readonly Sink[]): Promise<void> {
+  private async bringUp(config: Config, keep: readonly Sink[], kept?: KeptConnections): Promise<void> {
     await mkdir(config.state_dir, { recursive: true });
     await this.replaceSinks(keep, () => this.startSinks(config, keep));
-    let started: Pick<Running, 'inputs' | 'containers'>;
+    let started: Pick<Running, 'inputs' | 'forward' | 'containers'>;
     try {
-      started = await this.startInputs(config);
+      started = await this.startInputs(config, kept);
     } catch (err) {
       await this.closeSinks();
       throw err;
@@ -354,15 +360,26 @@ export class Collector {
     await this.replaceSinks([], async () => []);
   }
 
-  /** Stops the inputs one after another, the last started first (see startInputs()), then their container directory. */
-  private async stopInputs(running: Pick<Running, 'inputs' | 'containers'>): Promise<void> {
+  /**
+   * Stops the inputs one after another, the last started first (see
+   * startInputs()), then their container directory. `keepConnections`: the
+   * forward input's are returned open, for the next one (a reload).
+   */
+  private async stopInputs(running: Pick<Running, 'inputs' | 'forward' | 'containers'>, keepConnections = false): Promise<KeptConnections | undefined> {
+    let kept: KeptConnections | undefined;
     for (const input of [...running.inputs].reverse()) {
-      await input.stop().catch((err: unknown) => this.log.error({ err, input: input.name }, 'input stop failed'));
+      try {
+        if (keepConnections && input === running.forward) kept = await running.forward.stopKeepingConnections();
+        else await input.stop();
+      } catch (err) {
+        this.log.error({ err, input: input.name }, 'input stop failed');
+      }
     }
     running.containers?.close();
+    return kept;
   }
 
-  private async startInputs(config: Config): Promise<Pick<Running, 'inputs' | 'containers'>> {
+  private async startInputs(config: Config, kept?: KeptConnections): Promise<Pick<Running, 'inputs' | 'forward' | 'containers'>> {
     // Loaded only when used: dockerode is about 12 MB of the idle RSS.
     const containers =
       config.forward.enabled && config.forward.enrich === 'auto'
@@ -381,6 +398,7 @@ export class Collector {
       multiline: config.multiline,
     });
     const inputs: RunningInput[] = [];
+    let forward: RunningForwardInput | undefined;
     // The Docker input starts first and stops last: its backfill gate matches
     // the lines it reads against the forward input's deliveries, from the
     // first one (a driver flushing its buffer as the forward port opens)
@@ -392,12 +410,12 @@ export class Collector {
         const docker = await startDockerInput(config.docker, deps('docker'));
         if (docker) inputs.push(docker);
       }
-      if (config.forward.enabled) inputs.push(await startForwardInput(config.forward, deps('forward')));
+      if (config.forward.enabled) inputs.push((forward = await startForwardInput(config.forward, deps('forward'), kept)));
     } catch (err) {
-      await this.stopInputs({ inputs, containers });
+      await this.stopInputs({ inputs, forward, containers });
       throw err;
     }
-    return { inputs, containers };
+    return { inputs, forward, containers };
   }
 }
 

@@ -18,7 +18,7 @@ import type { LogEvent } from '../../src/collector/event.js';
 import type { Logger } from '../../src/log.js';
 import { Pipeline } from '../../src/collector/pipeline.js';
 import type { Sink, WriteOptions } from '../../src/sinks/sink.js';
-import { startForwardInput, type RunningForwardInput } from '../../src/collector/forward/index.js';
+import { startForwardInput, type KeptConnections, type RunningForwardInput } from '../../src/collector/forward/index.js';
 import { Framer } from '../../src/collector/forward/framer.js';
 import { decodeEntries, decodeRequest, decodeValue } from '../../src/collector/forward/decoder.js';
 import type { DecodeLimits, ForwardEntry, ForwardMessage } from '../../src/collector/forward/messages.js';
@@ -258,7 +258,7 @@ export function captureLogger(): { log: Logger; logs: Array<Record<string, unkno
 
 export async function startTestInput<S extends Sink = CaptureSink>(
   overrides: Record<string, unknown> = {},
-  opts: { stateDir?: string; sink?: S; containers?: ContainerDirectory; maxLineBytes?: number } = {},
+  opts: { stateDir?: string; sink?: S; containers?: ContainerDirectory; maxLineBytes?: number; kept?: KeptConnections } = {},
 ): Promise<TestInput<S>> {
   const cfg: ForwardConfig = forwardSchema.parse({ listen: '127.0.0.1:0', partial_timeout: '500ms', ...overrides });
   const sink = opts.sink ?? (new CaptureSink() as Sink as S);
@@ -276,7 +276,7 @@ export async function startTestInput<S extends Sink = CaptureSink>(
     maxLineBytes: opts.maxLineBytes ?? 1024 * 1024,
     multiline: multilineSchema.parse({}),
     ...(opts.containers ? { containers: opts.containers } : {}),
-  });
+  }, opts.kept);
   return { input, sink, pipeline, port: Number(input.address.split(':').pop()), stateDir, logs, stop: () => input.stop() };
 }
 

@@ -5,7 +5,7 @@
  * and the collector still stops cleanly.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/collector/forward/encode.js';
@@ -195,6 +195,41 @@ describe('clogs collect on SIGHUP', () => {
     collector = undefined;
     expect(stored('data')).toEqual(['before']);
     expect(stored('data2')).toEqual(['after', 'after the failed reload']);
+  });
+
+  it('keeps forward clients without acks connected through a restart of the inputs, and stores every line they wrote once', async () => {
+    const dir = tempDir('reload-inputs');
+    const file = join(dir, 'clogs.yaml');
+    const port = await freePort();
+    const config = (host: string): void =>
+      writeFileSync(file, `state_dir: ${dir}/state\nhost_name: ${host}\ndocker:\n  enabled: false\nforward:\n  listen: 127.0.0.1:${port}\nsinks:\n  file:\n    dir: ${dir}/data\nhttp:\n  enabled: false\n`);
+    config('host-0');
+    collector = await startCollector(['--config', file]);
+    const c = collector;
+    const logged = (msg: string): number => c.lines.filter((l) => l.msg === msg).length;
+    // As Docker's fluentd driver by default: no acks, never reads, a line every 2 ms.
+    const socket = connect({ host: '127.0.0.1', port });
+    let failed: Error | undefined;
+    socket.on('error', (err) => (failed = err));
+    await new Promise((r) => socket.once('connect', r));
+    let n = 0;
+    const timer = setInterval(() => socket.write(mp.arr(mp.str('reload'), mp.eventTime(T, n), mp.strMap({ log: `line ${n++}` }), mp.map([]))), 2);
+    for (let i = 1; i <= 3; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      config(`host-${i}`);
+      c.process.kill('SIGHUP');
+      await until('the reload', () => logged('config reloaded') === i);
+      expect(c.lines.filter((l) => l.msg === 'config reloaded')[i - 1]).toMatchObject({ restarted: ['inputs'] });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    clearInterval(timer);
+    await new Promise<void>((r) => socket.end(() => r()));
+    expect(await c.stop()).toBe(0);
+    collector = undefined;
+    expect(failed).toBeUndefined();
+    const stored = readFileStore(join(dir, 'data'));
+    expect(stored.map((e) => e.message)).toEqual(Array.from({ length: n }, (_, i) => `line ${i}`));
+    expect(new Set(stored.map((e) => e.host.name))).toEqual(new Set(['host-0', 'host-1', 'host-2', 'host-3']));
   });
 
   it('restarts only the sink whose settings changed', async () => {

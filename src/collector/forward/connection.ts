@@ -26,6 +26,7 @@ import { ackLatency, connections, countBytesIn, inputErrors } from '../../metric
 import { encodeAcks } from './acks.js';
 import { decodeValue } from './decoder.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
+import type { KeptSocket } from './handover.js';
 import { RequestReader, type RequestContext } from './requests.js';
 import type { Job } from './writes.js';
 
@@ -72,17 +73,23 @@ export class ForwardConnection {
   private shuttingDown = false;
   /** Whether an ack was written: the client reads this socket. */
   private acked = false;
+  /** HELO sent, PING not taken yet. */
+  private handshaking = false;
   private graceTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleWaiters: Array<() => void> = [];
+  /** Removes this connection's listeners from the socket (release()). */
+  private readonly detach: () => void;
 
+  /** `kept`: a connection an input stopped for a reload handed over (handover.ts), its handshake done then if there was one. */
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
     id: number,
+    kept?: KeptSocket,
   ) {
     this.log = ctx.log.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
-    const handshake = ctx.handshake;
+    const handshake = kept === undefined ? ctx.handshake : undefined;
     const secrets = handshake && { nonce: randomBytes(16), authSalt: handshake.users.length > 0 ? randomBytes(16) : Buffer.alloc(0) };
     this.requests = new RequestReader(
       ctx,
@@ -96,8 +103,9 @@ export class ForwardConnection {
       this.log,
     );
     connectionsForward.inc();
+    let onClose!: () => void;
     this.closed = new Promise((resolve) => {
-      socket.once('close', () => {
+      onClose = () => {
         connectionsForward.dec();
         clearTimeout(this.graceTimer);
         clearTimeout(this.handshakeTimer);
@@ -106,16 +114,37 @@ export class ForwardConnection {
         this.accepting = false;
         this.log.debug('forward connection closed');
         resolve();
-      });
+      };
     });
+    const onData = (chunk: Buffer): void => this.onData(chunk);
+    const onDrain = (): void => this.resume();
+    const onEnd = (): void => this.onPeerEnd();
+    const onError = (err: Error): void => this.log.debug({ err }, 'forward connection error');
+    socket.once('close', onClose);
+    socket.on('data', onData);
+    socket.on('drain', onDrain);
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+    this.detach = () => {
+      socket.off('close', onClose);
+      socket.off('data', onData);
+      socket.off('drain', onDrain);
+      socket.off('end', onEnd);
+      socket.off('error', onError);
+    };
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.resume());
-    socket.on('end', () => this.onPeerEnd());
-    socket.on('error', (err) => this.log.debug({ err }, 'forward connection error'));
+    if (kept !== undefined) {
+      this.log.debug({ unread: kept.unread.length }, 'forward connection taken over at a reload');
+      // Paused by the input before: read on, from what it had read of an unfinished request.
+      this.paused = true;
+      if (kept.unread.length > 0) this.requests.read(kept.unread);
+      this.applyBackpressure();
+      return;
+    }
     this.log.debug('forward connection opened');
     if (secrets) {
+      this.handshaking = true;
       socket.write(encodeHelo(secrets));
       this.handshakeTimer = setTimeout(() => this.fail(new ClogsError('CLOGS_AUTH', `no PING within ${HANDSHAKE_TIMEOUT_MS / 1000} s of HELO`), true), HANDSHAKE_TIMEOUT_MS);
       this.handshakeTimer.unref();
@@ -129,15 +158,42 @@ export class ForwardConnection {
    * cannot tell, and the sooner it sees the close the less it writes into it.
    */
   async shutdown(): Promise<void> {
+    this.stopReading();
+    this.ending = true;
+    this.maybeFinish();
+    await Promise.all([this.closed, this.idle()]);
+  }
+
+  /**
+   * As shutdown(), but the socket stays open and paused, without this
+   * connection's listeners, for the input a reload starts next
+   * (handover.ts). Undefined when it closes instead: bad input or a failed
+   * write closed it, its client ended it, or its handshake is not done.
+   */
+  async release(): Promise<KeptSocket | undefined> {
+    this.stopReading();
+    this.maybeFinish();
+    await this.idle();
+    if (this.failed || this.ending || this.handshaking || this.socket.destroyed) {
+      this.ending = true;
+      this.maybeFinish();
+      await this.closed;
+      return undefined;
+    }
+    this.detach();
+    clearTimeout(this.handshakeTimer);
+    connectionsForward.dec();
+    return { socket: this.socket, unread: this.requests.unfinished() };
+  }
+
+  /** For good, as the collector stops or reloads: what was read is still written and acked. */
+  private stopReading(): void {
     this.shuttingDown = true;
     this.accepting = false;
-    this.ending = true;
     if (!this.paused) {
       this.paused = true;
       this.socket.pause();
     }
-    this.maybeFinish();
-    await Promise.all([this.closed, this.idle()]);
   }
 
   /** Resolves once no request of this connection waits for a write. */
@@ -171,6 +227,7 @@ export class ForwardConnection {
       return;
     }
     clearTimeout(this.handshakeTimer);
+    this.handshaking = false;
     this.log.debug({ client: verdict.clientHostname, user: verdict.username || undefined }, 'forward handshake done');
   }
 

@@ -73,6 +73,11 @@ export class Framer {
     return this.inFrame;
   }
 
+  /** A copy of what was read of the request the stream stops inside (empty when none), for a reader that takes the stream over. */
+  unfinished(): Buffer {
+    return this.inFrame && this.held !== undefined ? Buffer.from(this.held.subarray(0, this.heldLen)) : Buffer.alloc(0);
+  }
+
   /**
    * Whether a request the last push() handed out stays valid after the next
    * one: false only for one in the buffer kept for reuse.

@@ -23,6 +23,7 @@ import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../i
 import { Normalizer, type HeldPair, type LineCut } from '../normalize.js';
 import { ChunkLedger } from './acks.js';
 import { ForwardConnection, type ConnectionContext } from './connection.js';
+import { KeptConnections, type KeptSocket } from './handover.js';
 import { PartialStore, traceId } from './partials.js';
 import { DecodeCache } from './decoder.js';
 import { DeferredSync } from './deferred-sync.js';
@@ -36,11 +37,20 @@ import { listen, type Listener } from './server.js';
 export interface RunningForwardInput extends RunningInput {
   /** Rendered bytes in flight, all connections together. */
   readonly budget: RenderBudget;
+  /**
+   * Stops as stop() does, but keeps its connections open for the input a
+   * reload starts next (handover.ts): give them to startForwardInput(), or
+   * close them.
+   */
+  stopKeepingConnections(): Promise<KeptConnections>;
 }
 
-export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps): Promise<RunningForwardInput> {
+export type { KeptConnections } from './handover.js';
+
+/** `kept`: connections of the input a reload stopped, taken over once this one listens, when it admits clients as that one did. */
+export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps, kept?: KeptConnections): Promise<RunningForwardInput> {
   const input = new ForwardInput(cfg, deps);
-  await input.start();
+  await input.start(kept);
   return input;
 }
 
@@ -98,7 +108,7 @@ class ForwardInput implements RunningForwardInput {
     return this.listener?.address ?? '';
   }
 
-  async start(): Promise<void> {
+  async start(kept?: KeptConnections): Promise<void> {
     await this.ctx.progress.load();
     const { normalizer, partials } = this.ctx;
     for (const o of await this.ordinals.load()) normalizer.seedOrdinal(o.source, o.stream, o.timestamp, o.count);
@@ -108,8 +118,10 @@ class ForwardInput implements RunningForwardInput {
     if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done, []);
     for (const key of this.ctx.partials.chunks()) this.ctx.ledger.remember(key);
     this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
+    const taken = kept?.takeFor(this.cfg, this.listener.address) ?? [];
+    for (const k of taken) this.onSocket(k.socket, k);
     this.deps.log.info(
-      { address: this.listener.address, tls: this.cfg.tls !== undefined, handshake: this.ctx.handshake !== undefined },
+      { address: this.listener.address, tls: this.cfg.tls !== undefined, handshake: this.ctx.handshake !== undefined, ...(kept ? { keptConnections: taken.length } : {}) },
       'forward input listening',
     );
   }
@@ -119,16 +131,26 @@ class ForwardInput implements RunningForwardInput {
   }
 
   stop(): Promise<void> {
-    this.stopping ??= this.shutdown();
+    this.stopping ??= this.shutdown(false).then(() => undefined);
     return this.stopping;
   }
 
-  private onSocket(socket: Socket): void {
+  async stopKeepingConnections(): Promise<KeptConnections> {
+    if (this.stopping !== undefined) {
+      await this.stopping;
+      return new KeptConnections([], this.cfg, this.address, this.deps.log);
+    }
+    const kept = this.shutdown(true);
+    this.stopping = kept.then(() => undefined);
+    return new KeptConnections(await kept, this.cfg, this.address, this.deps.log);
+  }
+
+  private onSocket(socket: Socket, kept?: KeptSocket): void {
     if (this.stopping !== undefined) {
       socket.destroy();
       return;
     }
-    const conn = new ForwardConnection(socket, this.ctx, this.nextConnId++);
+    const conn = new ForwardConnection(socket, this.ctx, this.nextConnId++, kept);
     this.connections.add(conn);
     void conn.closed.then(() => this.connections.delete(conn));
   }
@@ -160,9 +182,12 @@ class ForwardInput implements RunningForwardInput {
     if (traces.length > 0) await this.ctx.partials.complete(traces);
   }
 
-  private async shutdown(): Promise<void> {
+  /** `keep`: connections are released (ForwardConnection.release()) rather than closed; returns those. */
+  private async shutdown(keep: boolean): Promise<KeptSocket[]> {
     await this.listener?.close();
-    await Promise.all([...this.connections].map((c) => c.shutdown()));
+    const connections = [...this.connections];
+    const kept = keep ? (await Promise.all(connections.map((c) => c.release()))).filter((k) => k !== undefined) : [];
+    if (!keep) await Promise.all(connections.map((c) => c.shutdown()));
     const { normalizer } = this.ctx;
     const held = normalizer.flushAll();
     try {
@@ -172,6 +197,10 @@ class ForwardInput implements RunningForwardInput {
       await this.ctx.syncs.flush();
       // Every held line is in the events written.
       if (!this.flushFailed) await this.ctx.partials.completeAll();
+    } catch (err) {
+      // The stop failed: so does the reload, and nothing takes these over.
+      for (const k of kept) k.socket.destroy();
+      throw err;
     } finally {
       // Also after a failed write: what it held is stored and comes again with later ordinals, never an earlier line's.
       await this.ordinals.close().catch((err: unknown) =>
@@ -180,6 +209,7 @@ class ForwardInput implements RunningForwardInput {
       normalizer.close();
       this.ctx.mapper.close();
     }
-    this.deps.log.info({ flushedHeldEvents: held.length }, 'forward input stopped');
+    this.deps.log.info({ flushedHeldEvents: held.length, ...(keep ? { keptConnections: kept.length } : {}) }, 'forward input stopped');
+    return kept;
   }
 }

@@ -82,6 +82,11 @@ export class RequestReader {
     return this.framer.midFrame;
   }
 
+  /** What was read of a request not finished yet (Framer.unfinished()). */
+  unfinished(): Buffer {
+    return this.framer.unfinished();
+  }
+
   /**
    * Whether reading should stop: while a request is being rendered, while a
    * resend waits for its first copy, and above MAX_IN_FLIGHT_BYTES of what
