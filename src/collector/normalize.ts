@@ -193,8 +193,8 @@ export const MAX_HELD_PIECE_BYTES = 16 * 1024 * 1024;
 
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
-/** Where a JSON line keeps its level, by priority. */
-export const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L'] as const;
+/** Where a JSON line keeps its level, by priority: `log.level` is the dotted key ECS loggers (ecs-logging, Log4j2's EcsLayout) write. */
+export const LEVEL_KEYS = ['level', 'severity', 'lvl', 'L', 'log.level'] as const;
 
 export class Normalizer {
   private readonly host: { name: string };

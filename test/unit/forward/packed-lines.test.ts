@@ -124,6 +124,16 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     for (const text of r.fast.values()) for (const line of text.trimEnd().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
   });
 
+  it('for ECS-format JSON lines, whose level is under log.level', () => {
+    const lines = ['{"@timestamp":"2026-12-02T03:04:05.678Z","log.level":"error","message":"boom","ecs.version":"1.6.0"}', '{"log.level":"INFO","message":"ok","log.logger":"app"}'];
+    const r = both([Buffer.concat(lines.map((l, i) => entry(at(T, i), record(l))))]);
+    expect(r.fast).toEqual(r.general);
+    const text = [...r.fast.values()].join('');
+    expect(text).toContain('"log":{"level":"error"}');
+    expect(text).toContain('"log":{"level":"info"}');
+    expect(text).not.toContain('"log.level"');
+  });
+
   it('keeps the integers of JSON lines as written, also those a double would round', () => {
     const lines = ['{"level":"info","time":1700000000123456789,"message":"m"}', '{"msg": "spaces", "id": 12345678901234567890}', '{"msg":"m","o":{"id":-12345678901234567890,"f":1.50}}'];
     const r = both([Buffer.concat(lines.map((l, i) => entry(at(T, i), record(l))))]);

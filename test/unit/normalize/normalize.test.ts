@@ -332,6 +332,13 @@ describe('Normalizer', () => {
     expect(n.push(line('{"L":"INFO","M":"zap"}'))[0]).toMatchObject({ message: 'zap', log: { level: 'info' } });
   });
 
+  it('reads the level of ECS-format lines (ecs-logging, Log4j2 EcsLayout) from their log.level key', () => {
+    const { n } = make();
+    const [e] = n.push(line('{"@timestamp":"2026-12-02T03:04:05.678Z","log.level":"WARN","message":"disk low","ecs.version":"1.6.0","service.name":"api"}'));
+    expect(e).toMatchObject({ message: 'disk low', log: { level: 'warn' } });
+    expect(e!.attrs).toEqual({ '@timestamp': '2026-12-02T03:04:05.678Z', 'ecs.version': '1.6.0', 'service.name': 'api' });
+  });
+
   it('takes a level named like an Object property as a name, not as what Object has', () => {
     const { n } = make();
     expect(n.push(line('{"level":"constructor","msg":"c"}'))[0]!.log).toEqual({ level: 'constructor' });
