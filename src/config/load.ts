@@ -303,11 +303,18 @@ function valueAt(obj: unknown, path: readonly (string | number)[]): unknown {
   return cur;
 }
 
+/**
+ * Sets a variable's or flag's value, making the mappings above it where the
+ * file has none. Where the file has something else there (`forward: [a]`),
+ * that stays, for validation to name it at its line: set over it, the flag
+ * would hide the file's mistake.
+ */
 function setPath(obj: Plain, path: string[], value: unknown): void {
   let cur = obj;
   for (const key of path.slice(0, -1)) {
     const next = cur[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[key] = {};
+    if (next === undefined || next === null) cur[key] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) return;
     cur = cur[key] as Plain;
   }
   cur[path[path.length - 1]!] = value;

@@ -61,6 +61,12 @@ describe('loadConfig', () => {
     expect(c.docker.enabled).toBe(false);
   });
 
+  it('names a mistake of the file under a key a flag or variable sets, instead of setting over it', () => {
+    const f = file('flagged.yaml', 'state_dir: /s\nforward: [a]\n');
+    expect(() => loadConfig({ file: f, flags: { 'forward.listen': { flag: '--forward', value: '127.0.0.1:25225' } } })).toThrow(/flagged\.yaml:2: forward: expected object/);
+    expect(() => loadConfig({ file: f, env: { CLOGS_FORWARD_LISTEN: '127.0.0.1:25225' } })).toThrow(/flagged\.yaml:2: forward: expected object/);
+  });
+
   it('turns on Elasticsearch from a URL alone', () => {
     const c = loadConfig({ flags: { 'sinks.elasticsearch.url': { flag: '--es', value: 'http://127.0.0.1:9200' } } });
     expect(c.sinks.elasticsearch).toMatchObject({ url: 'http://127.0.0.1:9200', data_stream: { dataset: 'clogs', namespace: 'default' } });
