@@ -57,6 +57,11 @@ export class DiskRetry {
 
   constructor(private readonly opts: DiskRetryOptions) {
     this.backoff = opts.backoff ?? DISK_BACKOFF;
+    // Every series from the start, at 0: an alert on them tells a healthy sink from a missing metric.
+    for (const reason of Object.keys(DISK_ERRORS)) {
+      sinkBlocked.set({ sink: opts.sink, reason }, 0);
+      sinkWriteRetries.inc({ sink: opts.sink, reason }, 0);
+    }
   }
 
   /** Why writes wait, while they do: `disk full: ENOSPC on /var/log/clogs/web/2026-11-29.0000.ndjson`. */

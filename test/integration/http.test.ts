@@ -109,6 +109,12 @@ describe('HTTP endpoint of clogs collect', () => {
     for (const name of ['clogs_input_connections', 'clogs_queue_events', 'clogs_sink_errors_total', 'clogs_sink_retries_total', 'clogs_sink_dead_lettered_total', 'clogs_docker_containers_followed']) {
       expect(types.has(name), name).toBe(true);
     }
+    // A healthy sink's failure series are there, at 0, for alerts to tell from a missing metric.
+    expect(value(samples, 'clogs_sink_errors_total', { sink: 'file' })).toBe(0);
+    for (const reason of ['ENOSPC', 'EDQUOT', 'EIO']) {
+      expect(value(samples, 'clogs_sink_blocked', { sink: 'file', reason })).toBe(0);
+      expect(value(samples, 'clogs_sink_write_retries_total', { sink: 'file', reason })).toBe(0);
+    }
     // The process's own series, as every Node service has them.
     expect(value(samples, 'process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
     expect(value(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);

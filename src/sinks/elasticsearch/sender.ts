@@ -99,6 +99,8 @@ export class Sender {
     this.opts = opts;
     this.log = opts.log;
     this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
+    // At 0 from the start (disk-retry.ts says why).
+    for (const counter of [sinkErrors, sinkRetries, deadLettered]) counter.inc(LABELS, 0);
   }
 
   start(): void {

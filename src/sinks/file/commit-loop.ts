@@ -139,6 +139,8 @@ export class CommitLoop {
   private ok = true;
 
   constructor(private readonly opts: CommitLoopOptions) {
+    // At 0 from the start (disk-retry.ts says why).
+    this.errors.inc(0);
     if (opts.fsync === 'interval') {
       this.timer = setInterval(() => {
         this.syncDue = true;
