@@ -26,7 +26,7 @@ import { ackLatency, connections, countBytesIn, inputErrors } from '../../metric
 import { encodeAcks } from './acks.js';
 import { decodeValue } from './decoder.js';
 import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
-import type { KeptSocket } from './handover.js';
+import { KeptSocket } from './handover.js';
 import { RequestReader, type RequestContext } from './requests.js';
 import type { Job } from './writes.js';
 
@@ -138,6 +138,7 @@ export class ForwardConnection {
       this.log.debug({ unread: kept.unread.length }, 'forward connection taken over at a reload');
       // Paused by the input before: read on, from what it had read of an unfinished request.
       this.paused = true;
+      this.acked = kept.acked;
       if (kept.unread.length > 0) this.requests.read(kept.unread);
       this.applyBackpressure();
       return;
@@ -180,10 +181,12 @@ export class ForwardConnection {
       await this.closed;
       return undefined;
     }
+    // Its own error listener first, then this connection's go.
+    const kept = new KeptSocket(this.socket, this.requests.unfinished(), this.acked, this.ctx.log);
     this.detach();
     clearTimeout(this.handshakeTimer);
     connectionsForward.dec();
-    return { socket: this.socket, unread: this.requests.unfinished() };
+    return kept;
   }
 
   /** For good, as the collector stops or reloads: what was read is still written and acked. */

@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { ForwardConfig } from '../../config/schema.js';
-import { eventsIn } from '../../metrics.js';
+import { eventsIn, inputErrors } from '../../metrics.js';
 import type { LogEvent } from '../event.js';
 import { ChunkPool } from '../chunk-pool.js';
 import { sharedNormalizerOptions, type InputDeps, type RunningInput } from '../input.js';
@@ -49,7 +49,7 @@ export type { KeptConnections } from './handover.js';
 
 /** `kept`: connections of the input a reload stopped, taken over once this one listens, when it admits clients as that one did. */
 export async function startForwardInput(cfg: ForwardConfig, deps: InputDeps, kept?: KeptConnections): Promise<RunningForwardInput> {
-  const input = new ForwardInput(cfg, deps);
+  const input = new ForwardInput(cfg, deps, kept?.ledger);
   await input.start(kept);
   return input;
 }
@@ -68,9 +68,11 @@ class ForwardInput implements RunningForwardInput {
   private stopping: Promise<void> | undefined;
   private readonly ordinals: OrdinalJournal;
 
+  /** `ledger`: the acked chunks of the input a reload stopped (handover.ts). */
   constructor(
     private readonly cfg: ForwardConfig,
     private readonly deps: InputDeps,
+    ledger = new ChunkLedger(),
   ) {
     const normalizer = new Normalizer({
       ...sharedNormalizerOptions(deps),
@@ -87,7 +89,7 @@ class ForwardInput implements RunningForwardInput {
       normalizer,
       mapper,
       packedLines: new PackedLineEncoder({ normalizer, mapper, limits, cache: new DecodeCache() }),
-      ledger: new ChunkLedger(),
+      ledger,
       partials: new PartialStore(join(deps.stateDir, 'forward-partials'), deps.log),
       budget: this.budget,
       // As much as the budget lets be in flight: what one turn of it takes.
@@ -118,7 +120,7 @@ class ForwardInput implements RunningForwardInput {
     if (events.length > 0 || done.length > 0) this.writeFlushed(events, [], done, []);
     for (const key of this.ctx.partials.chunks()) this.ctx.ledger.remember(key);
     this.listener = await listen(this.cfg, this.deps.log, (socket) => this.onSocket(socket));
-    const taken = kept?.takeFor(this.cfg, this.listener.address) ?? [];
+    const taken = kept?.takeFor(this.cfg, this.listener) ?? [];
     for (const k of taken) this.onSocket(k.socket, k);
     this.deps.log.info(
       { address: this.listener.address, tls: this.cfg.tls !== undefined, handshake: this.ctx.handshake !== undefined, ...(kept ? { keptConnections: taken.length } : {}) },
@@ -136,17 +138,25 @@ class ForwardInput implements RunningForwardInput {
   }
 
   async stopKeepingConnections(): Promise<KeptConnections> {
+    const listener = this.listener ?? { address: '', tlsDigest: undefined };
     if (this.stopping !== undefined) {
       await this.stopping;
-      return new KeptConnections([], this.cfg, this.address, this.deps.log);
+      return new KeptConnections([], this.ctx.ledger, this.cfg, listener, this.deps.log);
     }
     const kept = this.shutdown(true);
     this.stopping = kept.then(() => undefined);
-    return new KeptConnections(await kept, this.cfg, this.address, this.deps.log);
+    return new KeptConnections(await kept, this.ctx.ledger, this.cfg, listener, this.deps.log);
   }
 
   private onSocket(socket: Socket, kept?: KeptSocket): void {
     if (this.stopping !== undefined) {
+      socket.destroy();
+      return;
+    }
+    // The listener counts only the sockets it accepted itself, not those taken over at a reload.
+    if (this.connections.size >= this.cfg.max_connections) {
+      this.deps.log.warn({ remote: socket.remoteAddress, max_connections: this.cfg.max_connections, keptAtReload: kept !== undefined }, 'refusing forward connection: max_connections reached');
+      inputErrors.inc({ input: 'forward', reason: 'connection_limit' });
       socket.destroy();
       return;
     }

@@ -3,6 +3,7 @@
  * spec's heartbeat (spec v1 "Heartbeat Message": the server answers a UDP
  * packet with one 0x00 byte; Fluentd's out_forward `heartbeat_type udp` uses it).
  */
+import { createHash } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -17,6 +18,8 @@ const HEARTBEAT_REPLY = Buffer.from([0]);
 export interface Listener {
   /** `host:port` actually bound (`[::1]:24224` for IPv6). */
   readonly address: string;
+  /** SHA-256 of the certificate, key and CA it serves TLS with (undefined without TLS): what a reload compares (handover.ts). */
+  readonly tlsDigest: string | undefined;
   /** Stops accepting TCP connections and closes the UDP socket; open connections are left alone. */
   close(): Promise<void>;
 }
@@ -28,6 +31,7 @@ export async function listen(cfg: ForwardConfig, log: Logger, onSocket: (socket:
   // acks still have to go out.
   const options = { allowHalfOpen: true, pauseOnConnect: false };
   let server: Server;
+  let tlsDigest: string | undefined;
   if (cfg.tls) {
     const tlsCfg = cfg.tls;
     const read = (file: string, what: string): Buffer => {
@@ -37,11 +41,17 @@ export async function listen(cfg: ForwardConfig, log: Logger, onSocket: (socket:
         throw new ClogsError('CLOGS_CONFIG', `forward.tls.${what}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
       }
     };
+    const cert = read(tlsCfg.cert, 'cert');
+    const key = read(tlsCfg.key, 'key');
+    const ca = tlsCfg.ca ? read(tlsCfg.ca, 'ca') : undefined;
+    const digest = createHash('sha256');
+    for (const part of [cert, key, ca ?? Buffer.alloc(0)]) digest.update(createHash('sha256').update(part).digest());
+    tlsDigest = digest.digest('hex');
     server = createTlsServer({
       ...options,
-      cert: read(tlsCfg.cert, 'cert'),
-      key: read(tlsCfg.key, 'key'),
-      ...(tlsCfg.ca ? { ca: read(tlsCfg.ca, 'ca'), requestCert: true, rejectUnauthorized: true } : {}),
+      cert,
+      key,
+      ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
     });
     server.on('secureConnection', onSocket);
     server.on('tlsClientError', (err, socket) => {
@@ -79,6 +89,7 @@ export async function listen(cfg: ForwardConfig, log: Logger, onSocket: (socket:
     server.on('error', (err) => log.error({ err }, 'forward listener error'));
     return {
       address: where(bound),
+      tlsDigest,
       close: async () => {
         // Open connections are closed by their owners, not waited for here.
         server.close();
