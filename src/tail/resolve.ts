@@ -29,7 +29,12 @@ export interface SourceInfo {
 export type Selection =
   | { kind: 'all' }
   | { kind: 'id'; value: string }
-  | { kind: 'name'; value: string }
+  /**
+   * `ids`: the containers that have the name now. Their lines from before a
+   * `docker rename` carry the old name and are theirs too, as Dozzle, which
+   * works by container id, shows them.
+   */
+  | { kind: 'name'; value: string; ids?: readonly string[] }
   | { kind: 'service'; value: string; project?: string }
   | { kind: 'tag'; value: string };
 
@@ -48,7 +53,10 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
   if (byId.length > 0) return { selection: { kind: 'id', value: q }, matched: byId };
 
   const byName = sources.filter((s) => s.name === q);
-  if (byName.length > 0) return { selection: { kind: 'name', value: q }, matched: byName };
+  if (byName.length > 0) {
+    const ids = [...new Set(byName.flatMap((s) => (s.id === undefined ? [] : [s.id])))];
+    return { selection: ids.length > 0 ? { kind: 'name', value: q, ids } : { kind: 'name', value: q }, matched: byName };
+  }
 
   const scoped = projectService(q);
   if (scoped !== undefined) {
@@ -185,7 +193,7 @@ export function selectionTakes(sel: Selection, c: ContainerMeta | undefined, tag
     case 'id':
       return c?.id === sel.value;
     case 'name':
-      return c?.name === sel.value;
+      return c?.name === sel.value || (c?.id !== undefined && sel.ids?.includes(c.id) === true);
     case 'service':
       return c?.compose?.service === sel.value && (sel.project === undefined || c.compose.project === sel.project);
     case 'tag':

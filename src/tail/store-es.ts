@@ -81,7 +81,8 @@ function selectionQuery(sel: Selection): Query[] {
     case 'id':
       return [{ term: { 'container.id': sel.value } }];
     case 'name':
-      return [{ term: { 'container.name': sel.value } }];
+      if (sel.ids === undefined) return [{ term: { 'container.name': sel.value } }];
+      return [{ bool: { should: [{ term: { 'container.name': sel.value } }, { terms: { 'container.id': [...sel.ids] } }], minimum_should_match: 1 } }];
     case 'service': {
       const q: Query[] = [{ term: { 'container.compose.service': sel.value } }];
       if (sel.project !== undefined) q.push({ term: { 'container.compose.project': sel.project } });

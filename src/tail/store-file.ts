@@ -276,8 +276,9 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
   async function dirsFor(req: ReadRequest): Promise<string[]> {
     const sel = req.selection;
     if (sel.kind === 'all') return sourceDirs();
-    // The sink names a directory after the container name, else the id or tag.
-    if (sel.kind === 'name' || sel.kind === 'tag') return [join(root, sanitizeName(sel.value))];
+    // The sink names a directory after the container name, else the id or tag;
+    // a renamed container's lines from before are in the directory of its old name.
+    if (sel.kind === 'tag' || (sel.kind === 'name' && sel.ids === undefined)) return [join(root, sanitizeName(sel.value))];
     const idx = index ?? (await buildIndex());
     const dirs = new Set<string>();
     for (const s of req.matched) {

@@ -175,6 +175,14 @@ describe('clogs tail on Elasticsearch', () => {
     expect(json.find((j) => j.tag === 'app.pay')).toMatchObject({ name: 'app.pay', id: null, other: 1, state: '-' });
     expect(json.find((j) => j.name === 'shop-db-1')).toMatchObject({ stdout: 7, stderr: 0, service: 'db', project: 'shop' });
   });
+
+  it('gives a renamed container its lines from before the rename, under its new name', async () => {
+    const id = fakeId('e5');
+    await write([ev(container(id, 'api'), 10, 'before the rename'), ev(container(id, 'api-v2'), 20, 'after the rename')]);
+    const r = await clogs('tail', 'api-v2', '-n', 'all');
+    expect(r.code).toBe(0);
+    expect(outputLines(r.stdout)).toEqual(['before the rename', 'after the rename']);
+  });
 });
 
 describe('clogs search on Elasticsearch', () => {

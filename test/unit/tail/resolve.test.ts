@@ -16,7 +16,7 @@ describe('resolveSource', () => {
 
   it('takes a name (with or without Docker\'s leading slash), covering every container that had it', () => {
     const r = resolveSource('/shop-db-1', SOURCES);
-    expect(r.selection).toEqual({ kind: 'name', value: 'shop-db-1' });
+    expect(r.selection).toEqual({ kind: 'name', value: 'shop-db-1', ids: [DB.id, OLD_DB.id] });
     expect(r.matched).toEqual([DB, OLD_DB]);
   });
 

@@ -8,7 +8,7 @@ import { nodeFileIo } from '../../../src/sinks/file/io.js';
 import { fileName, sourceDirName } from '../../../src/sinks/file/layout.js';
 import { searchText, type EventFilter } from '../../../src/tail/filter.js';
 import { compareStored, mergeOrdered, type StoredEvent } from '../../../src/tail/order.js';
-import type { Selection } from '../../../src/tail/resolve.js';
+import { resolveInStore, type Selection } from '../../../src/tail/resolve.js';
 import { createFileStore, MERGE_WINDOW } from '../../../src/tail/store-file.js';
 import { appendToStore, container, fakeId, makeEvent } from '../../helpers/tail.js';
 
@@ -109,6 +109,20 @@ describe('file store: history', () => {
     expect(await collect((await old.open()).history())).toEqual(['old db 0', 'old db 1']);
     const byName = read(dir, { kind: 'name', value: 'db' }, {}, 10);
     expect(await collect((await byName.open()).history())).toEqual(['old db 0', 'old db 1', 'db 2']);
+  });
+
+  it('gives a renamed container its lines from before the rename, under its new name', async () => {
+    const { dir } = newStore();
+    const id = fakeId('dd');
+    appendToStore(dir, [makeEvent({ container: container(id, 'api'), sec: T0, seq: 1, message: 'before the rename' })]);
+    appendToStore(dir, [makeEvent({ container: container(id, 'api-v2'), sec: T0 + 1, seq: 2, message: 'after the rename' })]);
+    appendToStore(dir, [makeEvent({ container: container(fakeId('de'), 'api'), sec: T0 + 2, seq: 3, message: 'a new container named api' })]);
+    const store = createFileStore(dir, () => undefined);
+    const renamed = await resolveInStore(store, 'api-v2');
+    expect(renamed.selection).toEqual({ kind: 'name', value: 'api-v2', ids: [id] });
+    expect(await collect((await store.open({ ...renamed, filter: {}, limit: Infinity })).history())).toEqual(['before the rename', 'after the rename']);
+    const reused = await resolveInStore(store, 'api');
+    expect(await collect((await store.open({ ...reused, filter: {}, limit: Infinity })).history())).toEqual(['before the rename', 'a new container named api']);
   });
 
   it('skips a foreign or torn line with one warning and goes on', async () => {
