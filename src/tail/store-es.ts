@@ -397,8 +397,13 @@ function mergeBucket(bySource: Map<string, SourceStats>, b: CompositeBucket): vo
   prev.other += b.doc_count - stdout - stderr;
 }
 
+/**
+ * Words without an operator between them must all be in the line (`err-2`:
+ * `err` and `2`), as a file store's substring search finds one line where
+ * query_string's default, any of them, found every line holding either.
+ */
 function queryStringQuery(text: string): Query {
-  return { query_string: { query: text, default_field: 'message' } };
+  return { query_string: { query: text, default_field: 'message', default_operator: 'AND' } };
 }
 
 /** What Elasticsearch answers for a query string it cannot read (`message:(`, a stray `/`): the reader's to fix. */
