@@ -175,7 +175,8 @@ export class ForwardConnection {
     this.stopReading();
     this.maybeFinish();
     await this.idle();
-    if (this.failed || this.ending || this.handshaking || this.socket.destroyed) {
+    // writableEnded: its close began (the client ended it, and what it sent is written).
+    if (this.failed || this.ending || this.handshaking || this.socket.destroyed || this.socket.writableEnded) {
       this.ending = true;
       this.maybeFinish();
       await this.closed;
