@@ -98,7 +98,15 @@ export async function resolveInStore(store: Store, query: string): Promise<Resol
     throw new ClogsError('CLOGS_TAIL', `the ${store.description} holds no lines yet: is clogs collect writing there? (point at a store with --file DIR, --es URL or --config FILE)`);
   }
   if (isUnknown(query, sources) && !store.sourcesComplete) sources = (await store.stats()).map((s) => s.info);
-  return resolveSource(query, sources);
+  try {
+    return resolveSource(query, sources);
+  } catch (err) {
+    // A container that just started may be in the files and not yet searchable.
+    if (store.kind === 'es' && err instanceof ClogsError && isUnknown(query, sources)) {
+      throw new ClogsError('CLOGS_TAIL', `${err.message}\n(Elasticsearch shows a line about a second after it was written: run it again, or read the files with --from file when the file sink is on)`);
+    }
+    throw err;
+  }
 }
 
 function ambiguous(query: string, matches: readonly SourceInfo[], what: string, fix: string): ClogsError {
