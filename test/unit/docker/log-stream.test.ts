@@ -96,6 +96,18 @@ describe('rawLogOpener', () => {
     expect(seen.error).toBeUndefined();
   });
 
+  it('reads on at once after a small read of many short lines: the socket was full, not the writer slow', async () => {
+    const { body, seen, peer } = await following();
+    body.pause();
+    // One write per line, as the engine flushes them: ~15 KiB in all, under the size that alone says "read on".
+    for (let i = 0; i < 300; i++) peer.write(chunk(`2026-12-02T04:40:00.000000000Z line ${String(i).padStart(6, '0')}\n`));
+    await new Promise((r) => setTimeout(r, 50));
+    body.resume();
+    await until('every line', () => seen.body.length === 300);
+    expect(seen.coalesce[0]).toBe(false);
+    body.close();
+  });
+
   it('holds reads while paused and delivers them on resume', async () => {
     const { body, seen, peer } = await following();
     peer.write(chunk('a'));
