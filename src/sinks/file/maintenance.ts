@@ -1,8 +1,13 @@
 /**
  * Keeps the file store's size in the background, off the write path: after
  * each rotation and every `retention.check_interval`, one pass lists the
- * store, deletes what retention.ts decides, then gzips the rotated files
- * still plain (compress.ts), one file at a time, oldest first.
+ * store, deletes what `max_age` retires (retention.ts), gzips the rotated
+ * files still plain (compress.ts), one file at a time, oldest first, and
+ * only then deletes what the size limits decide. Those are limits on the
+ * store as kept on disk: measured before compression, plain files that
+ * waited for it counted ten times their size, and retention deleted lines
+ * that would have fit (a walkthrough: 10 of 14 files gone from a folder whose
+ * files came to a quarter of its limit once compressed).
  *
  * Compression never touches a source's newest file, the only one the sink
  * writes or reopens, so it needs no lock with the write loop: a file is
@@ -18,7 +23,7 @@ import type { Logger } from '../../log.js';
 import { bytesDeleted, filesCompressed, filesDeleted, storeBytes } from '../../metrics.js';
 import { compressFile, leftovers } from './compress.js';
 import type { FileIo } from './io.js';
-import { listLayoutFiles, listSourceDirs } from './layout.js';
+import { GZIP_SUFFIX, listLayoutFiles, listSourceDirs } from './layout.js';
 import { hasLimits, planDeletions, type StoredFile } from './retention.js';
 import { isMissing } from '../../errors.js';
 
@@ -98,22 +103,27 @@ export class StoreMaintenance {
       this.cleared = true;
     }
     let files = await scan(dirs, this.opts.today());
-    if (hasLimits(this.opts.retention)) {
-      const doomed = new Set(await this.delete(planDeletions(files, this.opts.retention, Date.now())));
+    const { max_age, max_container_size, max_total_size } = this.opts.retention;
+    const retire = async (policy: Parameters<typeof planDeletions>[1]): Promise<void> => {
+      if (!hasLimits(policy)) return;
+      const doomed = new Set(await this.delete(planDeletions(files, policy, Date.now())));
       files = files.filter((f) => !doomed.has(f));
-    }
+    };
+    // Files past max_age go before they are compressed for nothing.
+    await retire({ max_age });
     if (this.opts.compress) {
       for (const f of files) {
         if (this.stopping) break;
         if (f.compressed || f.newest) continue;
         f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
+        // The size limits below delete what is on disk now: the .gz.
+        f.path += GZIP_SUFFIX;
         f.compressed = true;
         filesCompressed.inc();
-        // A backlog (the first start over an old store) can take long: a
-        // rotation or a check due meanwhile starts a new pass, retention first.
-        if (this.again) break;
       }
     }
+    // A stop part-way leaves files plain: sizes are weighed at the next start's pass.
+    if (!this.stopping) await retire({ max_container_size, max_total_size });
     storeBytes.set(files.reduce((sum, f) => sum + f.size, 0));
   }
 

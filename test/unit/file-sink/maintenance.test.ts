@@ -145,6 +145,30 @@ describe('file sink: retention', () => {
     expect(logged.reduce((n, l) => n + (l.files as number), 0)).toBe(deleted);
   });
 
+  it('weighs plain files waiting for compression at their compressed size: nothing that fits is deleted', async () => {
+    const dir = tempDir();
+    const { log, lines } = captureLog();
+    // Plain rotated files, as a store written with compress off, then started with it on and a limit.
+    const plain = createFileSink(config(dir, { rotate_size: 64 * 1024 }), { log });
+    await plain.start();
+    const sent: string[] = [];
+    for (let b = 0; b < 40; b++) {
+      const batch = Array.from({ length: 100 }, (_, i) => event(`web ${b * 100 + i} ${'the same words again and again '.repeat(4)}`, { container: WEB }));
+      sent.push(...batch.map((e) => e.message));
+      await plain.write(EncodedBatch.of(batch));
+    }
+    await plain.close();
+    const limit = 256 * 1024;
+    expect(storeSize(dir)).toBeGreaterThan(4 * limit);
+    const sink = createFileSink(config(dir, { rotate_size: 64 * 1024, compress: true, retention: { max_container_size: limit, check_interval: 30_000 } }), { log });
+    await sink.start();
+    await until('rotated files compressed', () => allRotatedCompressed(dir), 30_000);
+    await sink.close();
+    expect(storeSize(dir)).toBeLessThanOrEqual(limit);
+    expect(lines.filter((l) => l.msg === 'retention deleted the oldest files')).toEqual([]);
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(sent);
+  });
+
   it('deletes files older than max_age, keeping each source\'s newest', async () => {
     const dir = tempDir();
     const { log } = captureLog();
