@@ -52,6 +52,8 @@ export type FollowerState = 'idle' | 'following' | 'done';
 /** A container that gave lines this recently counts as writing: it is read at the write cycles only. */
 const ACTIVE_MS = 1000;
 const STREAMS: readonly Stream[] = ['stdout', 'stderr'];
+/** A stream that keeps going back in time is said so at most this often. */
+const WENT_BACK_LOG_MS = 60_000;
 
 export class Follower {
   readonly id: string;
@@ -87,6 +89,9 @@ export class Follower {
    * before the final read gets them again, dropped once it reads anything.
    */
   private unfinished: LogLine[] = [];
+  /** When the stream going back in time was last logged (wentBack()). */
+  private wentBackLoggedAt = -Infinity;
+  private wentBackSince = 0;
 
   constructor(
     public info: ContainerInfo,
@@ -303,6 +308,28 @@ export class Follower {
   }
 
   /**
+   * A line older than the one before it on its stream: each stream's lines
+   * are stamped in the order the engine read them, so the engine sent lines
+   * again. Docker 20.10 (Debian 12's) does so when the json-file log rotates
+   * under a fast writer, and skips others, with nothing in its stream to
+   * tell: the lines are taken again (Elasticsearch keeps one of each: their
+   * `_id` is the same; the files get both) and the loss cannot be seen, so it
+   * is said here, and counted. A host clock set back does the same.
+   */
+  private wentBack(stream: Stream, last: string, ts: string): void {
+    inputErrors.inc({ input: 'docker', reason: 'went_back' });
+    this.wentBackSince++;
+    const now = Date.now();
+    if (now - this.wentBackLoggedAt < WENT_BACK_LOG_MS) return;
+    this.wentBackLoggedAt = now;
+    this.log.warn(
+      { stream, last, next: ts, times: this.wentBackSince },
+      'container log went back in time: the engine sent lines again (Docker 20.10 does after a json-file rotation under a fast writer, and may skip lines then); they are stored again',
+    );
+    this.wentBackSince = 0;
+  }
+
+  /**
    * Records that a line of `stream` at `ts` got `ordinal`; returns how many
    * ordinals of `prevTs` (the stream's time before this read's line) are now
    * taken, starting from `prevOrds`.
@@ -327,6 +354,7 @@ export class Follower {
       const prevTs = before?.ts;
       const prevLines = before?.lines ?? 0;
       let prevOrds = before?.ords ?? 0;
+      if (prevTs !== undefined && line.timestamp < prevTs) this.wentBack(stream, prevTs, line.timestamp);
       recordLine(this.positions, stream, line.timestamp);
       const bytes = line.bytes;
       // A continuation is no whole line: the Normalizer writes it as it is, the renderer would parse it.

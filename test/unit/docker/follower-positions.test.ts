@@ -6,6 +6,9 @@
  * it against the real engine, across a restart of the input).
  */
 import pino from 'pino';
+import type { Logger } from '../../../src/log.js';
+import { registry } from '../../../src/metrics.js';
+import { captureLogger } from '../../helpers/forward.js';
 import { describe, expect, it } from 'vitest';
 import { sinceParam, type Positions } from '../../../src/collector/docker/checkpoints.js';
 import { Follower } from '../../../src/collector/docker/follower.js';
@@ -32,7 +35,7 @@ function frame(stream: Stream, nsec: number, text: string): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-async function harness(perLine: boolean) {
+async function harness(perLine: boolean, log: Logger = pino({ level: 'silent' })) {
   const { n } = makeNormalizer(undefined);
   const shipped: string[] = [];
   const positions: Positions[] = [];
@@ -51,7 +54,7 @@ async function harness(perLine: boolean) {
     opened.push({ since, handlers });
     return { pause: () => undefined, resume: () => undefined, close: () => undefined };
   };
-  const follower = new Follower(INFO, {}, { openLogs, normalizer: n, renderer: new LineRenderer(n), sink, log: pino({ level: 'silent' }), maxLineBytes: 1 << 20, perLine, onEnded: () => undefined });
+  const follower = new Follower(INFO, {}, { openLogs, normalizer: n, renderer: new LineRenderer(n), sink, log, maxLineBytes: 1 << 20, perLine, onEnded: () => undefined });
   await follower.start();
   const read = (...frames: Buffer[]) => opened.at(-1)!.handlers.data(frames, false);
   return { follower, shipped, positions, opened, read };
@@ -85,5 +88,19 @@ describe('Follower positions with a split line held', () => {
     h.read(frame('stdout', 4, 'b\n'));
     expect(h.positions.at(-1)!.stderr).toEqual({ ts: ts(2), lines: 1, ords: 1 });
     h.follower.stop();
+  });
+});
+
+describe('Follower: a stream that goes back in time', () => {
+  it('takes the lines the engine sends again, and says so once a minute, counted each time', async () => {
+    const counted = async (): Promise<number> => (await registry.getSingleMetric('clogs_input_errors_total')!.get()).values.find((v) => v.labels.reason === 'went_back')?.value ?? 0;
+    const before = await counted();
+    const { log, logs } = captureLogger();
+    const { shipped, read } = await harness(false, log);
+    // As Docker 20.10 after a json-file rotation: lines again from an earlier point.
+    read(frame('stdout', 100, 'a\n'), frame('stdout', 200, 'b\n'), frame('stdout', 300, 'c\n'), frame('stdout', 200, 'b\n'), frame('stdout', 300, 'c\n'), frame('stdout', 250, 'b2\n'));
+    expect(shipped).toEqual(['stdout a', 'stdout b', 'stdout c', 'stdout b', 'stdout c', 'stdout b2']);
+    expect(logs.filter((l) => (l.msg as string).startsWith('container log went back in time'))).toMatchObject([{ stream: 'stdout', last: ts(300), next: ts(200), times: 1 }]);
+    expect((await counted()) - before).toBe(2);
   });
 });
