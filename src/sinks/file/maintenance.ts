@@ -111,20 +111,27 @@ export class StoreMaintenance {
     };
     // Files past max_age go before they are compressed for nothing.
     await retire({ max_age });
+    let failed: unknown;
     if (this.opts.compress) {
-      for (const f of files) {
-        if (this.stopping) break;
-        if (f.compressed || f.newest) continue;
-        f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
-        // The size limits below delete what is on disk now: the .gz.
-        f.path += GZIP_SUFFIX;
-        f.compressed = true;
-        filesCompressed.inc();
+      try {
+        for (const f of files) {
+          if (this.stopping) break;
+          if (f.compressed || f.newest) continue;
+          f.size = await compressFile(f.path, { io: this.opts.io, signal: this.abort.signal });
+          // The size limits below delete what is on disk now: the .gz.
+          f.path += GZIP_SUFFIX;
+          f.compressed = true;
+          filesCompressed.inc();
+        }
+      } catch (err) {
+        failed = err;
       }
     }
-    // A stop part-way leaves files plain: sizes are weighed at the next start's pass.
+    // Also when compression failed: on a full disk the size limits are what
+    // gives space back, on plain sizes. A stop part-way weighs them at the next start.
     if (!this.stopping) await retire({ max_container_size, max_total_size });
     storeBytes.set(files.reduce((sum, f) => sum + f.size, 0));
+    if (failed !== undefined) throw failed;
   }
 
   /** Deletes the files, one log line for all; returns those it deleted (or found gone). */

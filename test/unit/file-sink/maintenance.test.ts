@@ -169,6 +169,26 @@ describe('file sink: retention', () => {
     expect(messages((await readStore(dir)).get('web')!)).toEqual(sent);
   });
 
+  it('still applies the size limits when compression fails, as on a full disk', async () => {
+    const dir = tempDir();
+    const { log, lines } = captureLog();
+    const plain = createFileSink(config(dir, { rotate_size: 16 * 1024 }), { log });
+    await plain.start();
+    for (let b = 0; b < 20; b++) await plain.write(EncodedBatch.of(Array.from({ length: 50 }, (_, i) => event(`web ${b * 50 + i} ${'x'.repeat(300)}`, { container: WEB }))));
+    await plain.close();
+    const limit = 64 * 1024;
+    // Each compression fails once its .gz is written, before the plain file goes (syncing the directory).
+    const io = { ...nodeFileIo, syncDir: async () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) };
+    const sink = createFileSink(config(dir, { rotate_size: 16 * 1024, compress: true, retention: { max_container_size: limit, check_interval: 30_000 } }), { log, io });
+    await sink.start();
+    await until('the maintenance failure logged', () => lines.some((l) => l.msg === 'file store maintenance failed; next check retries'), 30_000);
+    await sink.close();
+    expect(lines.filter((l) => l.msg === 'retention deleted the oldest files').length).toBeGreaterThan(0);
+    const plainLeft = names(join(dir, 'web')).filter((f) => f.endsWith('.ndjson'));
+    const plainBytes = plainLeft.reduce((n, f) => n + statSync(join(dir, 'web', f)).size, 0);
+    expect(plainBytes).toBeLessThanOrEqual(limit + 16 * 1024);
+  });
+
   it('deletes files older than max_age, keeping each source\'s newest', async () => {
     const dir = tempDir();
     const { log } = captureLog();
