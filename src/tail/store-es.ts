@@ -397,13 +397,18 @@ function mergeBucket(bySource: Map<string, SourceStats>, b: CompositeBucket): vo
   prev.other += b.doc_count - stdout - stderr;
 }
 
+/** AND, OR, NOT, &&, ||, !, or a word's leading + or -: the query says how its words combine. */
+const QUERY_OPERATOR = /\b(?:AND|OR|NOT)\b|&&|\|\||!|(?:^|[\s(])[+-]/;
+
 /**
- * Words without an operator between them must all be in the line (`err-2`:
- * `err` and `2`), as a file store's substring search finds one line where
- * query_string's default, any of them, found every line holding either.
+ * A query without operators needs all its words in the line (`err-2`: `err`
+ * and `2`), closer to a file store's substring search than query_string's
+ * default, any of them, which found every line holding either. With one,
+ * Elasticsearch's own reading stands: the AND default would change what
+ * `error OR warning timeout` means.
  */
 function queryStringQuery(text: string): Query {
-  return { query_string: { query: text, default_field: 'message', default_operator: 'AND' } };
+  return { query_string: { query: text, default_field: 'message', ...(QUERY_OPERATOR.test(text) ? {} : { default_operator: 'AND' as const }) } };
 }
 
 /** What Elasticsearch answers for a query string it cannot read (`message:(`, a stray `/`): the reader's to fix. */

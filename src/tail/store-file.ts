@@ -518,11 +518,12 @@ interface Follower extends Position {
 /**
  * Whether a selection's lines can come in directories it has none in yet: a
  * compose service's new replica, a container renamed into a name another had
- * (whose directory exists), one recreated under its service. A name or tag
- * always maps to one directory.
+ * (whose directory exists), one recreated under its service, a container of
+ * a name renamed while followed (its lines go on in the new name's
+ * directory). A tag, or a name no container has, maps to one directory.
  */
 function canGrow(selection: Selection): boolean {
-  return selection.kind !== 'name' && selection.kind !== 'tag';
+  return selection.kind === 'name' ? selection.ids !== undefined : selection.kind !== 'tag';
 }
 
 /** Where each directory but `skip` ends now, its last file's complete lines. */

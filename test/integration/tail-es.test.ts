@@ -191,6 +191,8 @@ describe('clogs search on Elasticsearch', () => {
   it('runs a query string over every container, in time order with the source named', async () => {
     // Words without an operator must all be there, as in a substring search.
     expect(outputLines((await clogs('search', 'db boom')).stdout)).toEqual(['shop-db-1 | db boom one']);
+    // With an operator, Elasticsearch's own reading: any of the words.
+    expect(outputLines((await clogs('search', 'fine OR payment boom')).stdout)).toEqual(['app.pay | payment ok', 'shop-db-1 | db boom one', 'shop-db-1 | db fine', 'shop-web-1 | web1 boom']);
     const r = await clogs('search', 'boom');
     expect(outputLines(r.stdout)).toEqual(['shop-db-1 | db boom one', 'shop-web-1 | web1 boom']);
     const field = await clogs('search', 'stream:stderr AND container.name:shop-web-1', '-n', '1');

@@ -502,3 +502,27 @@ async function collectEvents(it: AsyncIterable<StoredEvent>): Promise<StoredEven
   for await (const e of it) out.push(e);
   return out;
 }
+
+describe('file store: follow through a docker rename', () => {
+  it('follows a name into the directory its container writes after a rename', async () => {
+    const { dir } = newStore();
+    const id = fakeId('dd');
+    appendToStore(dir, [makeEvent({ container: container(id, 'api'), sec: T0, seq: 1, message: 'before' })]);
+    const store = createFileStore(dir, () => undefined);
+    const sel = await resolveInStore(store, 'api');
+    expect(sel.selection).toEqual({ kind: 'name', value: 'api', ids: [id] });
+    const reader = await store.open({ ...sel, filter: {}, limit: 0 });
+    const ac = new AbortController();
+    const got = collect(reader.follow(ac.signal), 1);
+    await new Promise((r) => setTimeout(r, 50));
+    // docker rename api api-v2: the sink writes the same container's lines in api-v2/.
+    appendToStore(dir, [makeEvent({ container: container(id, 'api-v2'), sec: T0 + 1, seq: 2, message: 'after the rename' })]);
+    const timeout = new Promise<string[]>((r) => setTimeout(() => r(['(nothing within 3 s)']), 3000));
+    const out = await Promise.race([got, timeout]);
+    ac.abort();
+    // The same selection's history takes it:
+    const again = await createFileStore(dir, () => undefined).open({ ...sel, filter: {}, limit: Infinity });
+    expect(await collect(again.history())).toEqual(['before', 'after the rename']);
+    expect(out).toEqual(['after the rename']);
+  });
+});
