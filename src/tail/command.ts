@@ -8,7 +8,7 @@ import { createFormatter, shouldColor, type OutputMode } from './format.js';
 import { runTail } from './follow.js';
 import { createOutput, exitQuietlyOnSignals, warnToStderr } from './output.js';
 import { containerStates, formatPsTable, psRows } from './ps.js';
-import { resolveInStore, sourceInfoName, type Resolved } from './resolve.js';
+import { resolveInStore, resolveToFollow, sourceInfoName, type Resolved } from './resolve.js';
 import type { ReadRequest } from './store.js';
 import { loadTarget, type StoreFlags } from './target.js';
 import { parseTimeSpec } from './timespec.js';
@@ -123,7 +123,8 @@ async function tail(id: string, flags: TailFlags): Promise<void> {
   const filter = filterOf(flags);
   const target = await loadTarget(flags, warnToStderr);
   try {
-    const resolved = await resolveInStore(target.store, id);
+    const resolved = flags.follow ? await resolveToFollow(target.store, id) : { ...(await resolveInStore(target.store, id)), waiting: false };
+    if (resolved.waiting) warnToStderr(`no container named ${JSON.stringify(id)} has written yet; waiting for its lines (Ctrl-C to stop)`);
     const limit = flags.lines ?? (filter.since !== undefined || filter.until !== undefined ? Infinity : 10);
     const live = flags.follow ? target.live : undefined;
     await runTail({

@@ -109,6 +109,26 @@ export async function resolveInStore(store: Store, query: string): Promise<Resol
   }
 }
 
+/**
+ * As resolveInStore(), for a follow: a name nothing in the store has (a
+ * container that has not written yet, or not started) is waited for, as
+ * `docker logs -f` follows a container that has not logged yet and Dozzle
+ * shows one once it does. Its lines are taken by name, from any directory
+ * or index they come to (`ids` empty: no container has the name yet).
+ */
+export async function resolveToFollow(store: Store, query: string): Promise<Resolved & { waiting: boolean }> {
+  try {
+    return { ...(await resolveInStore(store, query)), waiting: false };
+  } catch (err) {
+    // A store with no lines at all is more likely the wrong one: that error stands.
+    if (!(err instanceof ClogsError)) throw err;
+    const sources = await store.sources();
+    if (sources.length === 0 || !isUnknown(query, sources)) throw err;
+    const name = query.startsWith('/') ? query.slice(1) : query;
+    return { selection: { kind: 'name', value: name, ids: [] }, matched: [], waiting: true };
+  }
+}
+
 function ambiguous(query: string, matches: readonly SourceInfo[], what: string, fix: string): ClogsError {
   const listed = matches.slice(0, 10).map((s) => `  ${describeSource(s)}`);
   if (matches.length > 10) listed.push(`  ... and ${matches.length - 10} more`);

@@ -17,6 +17,7 @@ import { createFileSink } from '../../src/sinks/file/index.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import { docker, removeContainers, uniquePrefix, waitExited } from '../helpers/docker.js';
 import { CLI, requireDocker, startCollector, type RunningCollector } from '../helpers/services.js';
+import { until } from '../helpers/until.js';
 import { container, emitRecord, endSender, expectFollowedIntoLive, fakeId, fluentSender, makeEvent, outputLines, runCli, startCli } from '../helpers/tail.js';
 
 const WEB1 = container(fakeId('a1b2'), 'shop-web-1', { compose: { project: 'shop', service: 'web' } });
@@ -173,6 +174,27 @@ describe('clogs tail -f on the file store', () => {
     expect(readdirSync(join(dir, 'shop-db-1')).length).toBeGreaterThan(10);
     expect(outputLines(tail.stdout())).toEqual(['before', ...Array.from({ length: 200 }, (_, i) => `follow ${i} ${'y'.repeat(50)}`)]);
     expect(tail.stderr()).toBe('');
+  });
+
+  it('-f waits for a container that has not written yet, and follows it once it does', async () => {
+    const dir = tempDir('tail-wait');
+    const sink = await fileSink(dir, 1024);
+    await sink.write(EncodedBatch.of([ev(DB, 0, 'another container')]));
+    const later = container(fakeId('f7'), 'starts-later');
+    const tail = startCli(['tail', '-f', 'starts-later', '--file', dir], { env: { CLOGS_HTTP_ENABLED: 'false' } });
+    try {
+      await until('the waiting message', () => tail.stderr().includes('waiting for its lines'));
+      await sink.write(EncodedBatch.of([ev(later, 1, 'its first line'), ev(DB, 2, 'not this one'), ev(later, 3, 'its second line')]));
+      await tail.waitFor('its second line\n');
+    } finally {
+      await sink.close();
+      const end = await tail.stop('SIGINT');
+      expect(end.code).toBe(130);
+    }
+    expect(outputLines(tail.stdout())).toEqual(['its first line', 'its second line']);
+    expect(tail.stderr()).toBe('clogs: warning: no container named "starts-later" has written yet; waiting for its lines (Ctrl-C to stop)\n');
+    // Without -f, a name nothing has is still an error.
+    expect((await runCli(['tail', 'starts-never', '--file', dir], { env: { CLOGS_HTTP_ENABLED: 'false' } })).code).toBe(1);
   });
 
   it('switches from history to a running collector\'s live stream with no line lost or doubled', async () => {
