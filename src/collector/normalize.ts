@@ -390,11 +390,7 @@ export class Normalizer {
    * renderer, which writes lines without push (line-render.ts).
    */
   ordinal(container: ContainerWithId | undefined, tag: string | undefined, input: RawLine['input'], stream: Stream | undefined, sec: number, nsec: number): number {
-    const source = container !== undefined ? container.id : sourceId(undefined, tag, input);
-    if (this.resend !== undefined) return countOrdinal(this.resend.counter(source, stream), sec, nsec);
-    const ord = ordinalOf(container !== undefined ? this.containerStreams(container, source) : this.looseStreams(source), stream);
-    if (this.opts.trackOrdinals === true) this.track(source, stream, ord);
-    return countOrdinal(ord, sec, nsec);
+    return countOrdinal(this.counterFor(sourceId(container, tag, input), container, stream), sec, nsec);
   }
 
   /**
@@ -604,12 +600,20 @@ export class Normalizer {
     return countOrdinal(this.ordinalFor(raw), raw.time.sec, raw.time.nsec);
   }
 
-  /** The ordinal counter of the line's source and stream; one that is to change (see changedOrdinals()). */
+  /** The ordinal counter of the line's source and stream. */
   private ordinalFor(raw: RawLine): Ordinal {
-    const source = sourceOf(raw);
-    if (this.resend !== undefined) return this.resend.counter(source, raw.stream);
-    const ord = ordinalOf(raw.container ? this.containerStreams(raw.container, source) : this.looseStreams(source), raw.stream);
-    if (this.opts.trackOrdinals === true) this.track(source, raw.stream, ord);
+    return this.counterFor(sourceOf(raw), raw.container, raw.stream);
+  }
+
+  /**
+   * The counter a line of `source` counts with, the one rule for both ways
+   * lines are counted: a resend's own, else the shared one, noted as about to
+   * change (see changedOrdinals()).
+   */
+  private counterFor(source: string, container: ContainerMeta | undefined, stream: Stream | undefined): Ordinal {
+    if (this.resend !== undefined) return this.resend.counter(source, stream);
+    const ord = ordinalOf(container ? this.containerStreams(container, source) : this.looseStreams(source), stream);
+    if (this.opts.trackOrdinals === true) this.track(source, stream, ord);
     return ord;
   }
 
@@ -787,8 +791,8 @@ function hasCounted(ord: Ordinal): boolean {
 }
 
 /** A counter as a count; one that never counted a line is count 0 at the epoch. */
-function countOf(source: string, stream: Stream | undefined, ord: Ordinal | undefined): OrdinalCount {
-  const counted = ord !== undefined && !Number.isNaN(ord.sec);
+function countOf(source: string, stream: Stream | undefined, ord: Ordinal): OrdinalCount {
+  const counted = !Number.isNaN(ord.sec);
   return { source, stream, timestamp: formatNanoTime(counted ? ord.sec : 0, counted ? ord.nsec : 0), count: counted ? ord.count : 0 };
 }
 
