@@ -5,6 +5,7 @@
  * the per-line check in the pipeline's publish path is then a few
  * comparisons.
  */
+import { containerName } from '../collector/containers.js';
 import type { ContainerMeta, Stream } from '../collector/event.js';
 import type { LineFields } from '../collector/line-fields.js';
 import { ClogsError } from '../errors.js';
@@ -64,7 +65,7 @@ export async function tailFilter(query: TailQuery, store: Store | undefined, log
       selections.push(resolveSource(value, sources).selection);
       continue;
     }
-    const v = value.startsWith('/') ? value.slice(1) : value;
+    const v = containerName(value);
     selections.push({ kind: 'name', value: v }, { kind: 'service', value: v }, { kind: 'tag', value: v });
     const scoped = projectService(v);
     if (scoped !== undefined) selections.push(scoped);

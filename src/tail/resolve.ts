@@ -8,6 +8,7 @@
  * their lines are shown together, in time order. Anything ambiguous or
  * unknown is an error that lists the close matches.
  */
+import { containerName } from '../collector/containers.js';
 import type { ContainerMeta, LogEvent } from '../collector/event.js';
 import { eventSourceName, sourceName } from '../collector/source.js';
 import { ClogsError } from '../errors.js';
@@ -46,7 +47,7 @@ export interface Resolved {
 const MAX_SUGGESTIONS = 5;
 
 export function resolveSource(query: string, sources: readonly SourceInfo[]): Resolved {
-  const q = query.startsWith('/') ? query.slice(1) : query;
+  const q = containerName(query);
   if (q.length === 0) throw new ClogsError('CLOGS_TAIL', 'expected a container id, name, compose service or tag; got an empty string');
 
   const byId = sources.filter((s) => s.id === q);
@@ -91,13 +92,22 @@ export function resolveSource(query: string, sources: readonly SourceInfo[]): Re
   );
 }
 
-/** Resolves `<id>` in a store; when the cheap source list knows nothing like it, asks again after a full scan. */
-export async function resolveInStore(store: Store, query: string): Promise<Resolved> {
-  let sources = await store.sources();
+/**
+ * The sources `<id>` is resolved among: the cheap list, or a full scan when
+ * that knows nothing like it. A store with no lines at all is an error: more
+ * likely the wrong store than a quiet one.
+ */
+async function sourcesFor(store: Store, query: string): Promise<readonly SourceInfo[]> {
+  const sources = await store.sources();
   if (sources.length === 0) {
     throw new ClogsError('CLOGS_TAIL', `the ${store.description} holds no lines yet: is clogs collect writing there? (point at a store with --file DIR, --es URL or --config FILE)`);
   }
-  if (isUnknown(query, sources) && !store.sourcesComplete) sources = (await store.stats()).map((s) => s.info);
+  return isUnknown(query, sources) && !store.sourcesComplete ? (await store.stats()).map((s) => s.info) : sources;
+}
+
+/** Resolves `<id>` in a store. */
+export async function resolveInStore(store: Store, query: string): Promise<Resolved> {
+  const sources = await sourcesFor(store, query);
   try {
     return resolveSource(query, sources);
   } catch (err) {
@@ -117,16 +127,9 @@ export async function resolveInStore(store: Store, query: string): Promise<Resol
  * or index they come to (`ids` empty: no container has the name yet).
  */
 export async function resolveToFollow(store: Store, query: string): Promise<Resolved & { waiting: boolean }> {
-  try {
-    return { ...(await resolveInStore(store, query)), waiting: false };
-  } catch (err) {
-    // A store with no lines at all is more likely the wrong one: that error stands.
-    if (!(err instanceof ClogsError)) throw err;
-    const sources = await store.sources();
-    if (sources.length === 0 || !isUnknown(query, sources)) throw err;
-    const name = query.startsWith('/') ? query.slice(1) : query;
-    return { selection: { kind: 'name', value: name, ids: [] }, matched: [], waiting: true };
-  }
+  const sources = await sourcesFor(store, query);
+  if (isUnknown(query, sources)) return { selection: { kind: 'name', value: containerName(query), ids: [] }, matched: [], waiting: true };
+  return { ...resolveSource(query, sources), waiting: false };
 }
 
 function ambiguous(query: string, matches: readonly SourceInfo[], what: string, fix: string): ClogsError {
@@ -137,7 +140,7 @@ function ambiguous(query: string, matches: readonly SourceInfo[], what: string, 
 
 /** True when nothing in `sources` could match the query (resolution would fail as unknown, not ambiguous). */
 export function isUnknown(query: string, sources: readonly SourceInfo[]): boolean {
-  const q = query.startsWith('/') ? query.slice(1) : query;
+  const q = containerName(query);
   const lower = q.toLowerCase();
   const scoped = projectService(q);
   return !sources.some(

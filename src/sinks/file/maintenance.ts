@@ -24,7 +24,7 @@ import { bytesDeleted, filesCompressed, filesDeleted, storeBytes } from '../../m
 import { compressFile, leftovers } from './compress.js';
 import type { FileIo } from './io.js';
 import { GZIP_SUFFIX, listLayoutFiles, listSourceDirs } from './layout.js';
-import { hasLimits, planDeletions, type StoredFile } from './retention.js';
+import { hasLimits, planDeletions, type RetentionPolicy, type StoredFile } from './retention.js';
 import { isMissing } from '../../errors.js';
 
 export interface MaintenanceOptions {
@@ -104,7 +104,7 @@ export class StoreMaintenance {
     }
     let files = await scan(dirs, this.opts.today());
     const { max_age, max_container_size, max_total_size } = this.opts.retention;
-    const retire = async (policy: Parameters<typeof planDeletions>[1]): Promise<void> => {
+    const retire = async (policy: RetentionPolicy): Promise<void> => {
       if (!hasLimits(policy)) return;
       const doomed = new Set(await this.delete(planDeletions(files, policy, Date.now())));
       files = files.filter((f) => !doomed.has(f));
