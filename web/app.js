@@ -147,15 +147,49 @@ function renderLine(e, showSource) {
   return li;
 }
 
-/** The message as text, the search term marked (text nodes only, never markup). */
+/**
+ * What a search marks in a message: each of its words and "quoted phrases",
+ * not operators (AND, OR, NOT) nor what they exclude (-word, NOT word).
+ * Elasticsearch finds a query's words apart and in any order, so marking
+ * the query whole marked nothing there; the file store finds it as written,
+ * and marking its words marks the same text.
+ */
+let termsOf = { q: '', terms: [] };
+function searchTerms() {
+  if (termsOf.q === view.q) return termsOf.terms;
+  const terms = [];
+  let excluded = false;
+  for (const [, phrase, word] of view.q.matchAll(/"([^"]*)"?|(\S+)/g)) {
+    if (word === 'AND' || word === 'OR') continue;
+    if (word === 'NOT') {
+      excluded = true;
+      continue;
+    }
+    const term = (phrase ?? word.replace(/^[+(]+|\)+$/g, '')).toLowerCase();
+    if (term !== '' && !excluded && !word?.startsWith('-')) terms.push(term);
+    excluded = false;
+  }
+  termsOf = { q: view.q, terms };
+  return terms;
+}
+
+/** The message as text, the search's terms marked (text nodes only, never markup). */
 function highlight(node, text) {
-  const q = view.q.toLowerCase();
-  if (!q) return void (node.textContent = text);
+  const terms = searchTerms();
+  if (terms.length === 0) return void (node.textContent = text);
   const lower = text.toLowerCase();
   let at = 0;
-  for (let i = lower.indexOf(q); i !== -1 && q; i = lower.indexOf(q, at)) {
-    node.append(document.createTextNode(text.slice(at, i)), el('mark', '', text.slice(i, i + q.length)));
-    at = i + q.length;
+  for (;;) {
+    // The first term from `at`; of two at one place, the longer.
+    let i = -1;
+    let length = 0;
+    for (const t of terms) {
+      const j = lower.indexOf(t, at);
+      if (j !== -1 && (i === -1 || j < i || (j === i && t.length > length))) [i, length] = [j, t.length];
+    }
+    if (i === -1) break;
+    node.append(document.createTextNode(text.slice(at, i)), el('mark', '', text.slice(i, i + length)));
+    at = i + length;
   }
   node.append(document.createTextNode(text.slice(at)));
 }

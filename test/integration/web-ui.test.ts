@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../src/collector/event.js';
 import { launchChromium } from '../helpers/browser.js';
 import { docker, removeContainers, runContainer, uniquePrefix, waitExited } from '../helpers/docker.js';
-import { requireDocker, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+import { ES_URL, requireDocker, requireElasticsearch, startCollector, tempDir, type RunningCollector } from '../helpers/services.js';
+import { emitRecord, endSender, fluentSender } from '../helpers/tail.js';
 import { until } from '../helpers/until.js';
 
 /** The product asks for a new line within 1 s; the test allows for a busy machine. */
@@ -57,6 +58,9 @@ afterAll(async () => {
 const linesText = (): Promise<string> => page.$eval('#lines', (e) => e.textContent ?? '');
 const waitForText = (text: string, timeout = 30_000) =>
   page.waitForFunction((t) => document.getElementById('lines')?.textContent?.includes(t), { timeout }, text);
+
+/** The text of every search mark on the page, in order. */
+const marks = (): Promise<string[]> => page.$$eval('#lines mark', (ms) => ms.map((m) => m.textContent ?? ''));
 
 /** Lines of `/api/lines` (as the page reads them) once the store has them. */
 async function storedMessages(query: string): Promise<string[]> {
@@ -143,6 +147,7 @@ describe('the web page', () => {
     expect(await linesText()).toContain(gone);
     expect(new URL(page.url()).searchParams.get('q')).toBe(needle);
     expect(await page.$eval('#status', (e) => e.textContent)).toContain('1 match');
+    expect(await marks()).toEqual([needle]);
 
     await page.goto(`${base}/?q=${needle}`);
     await waitForText(`the ${needle} is here`);
@@ -239,6 +244,36 @@ describe('the web page', () => {
     await docker('exec', app, 'sh', '-c', `echo '{"msg":"big live","snowflake":1790000000000000001}' > /proc/1/fd/1`);
     await waitForText('big live', LIVE_LINE_TIMEOUT_MS);
     expect(await fieldsOf('big live')).toContainEqual(['attrs.snowflake', '1790000000000000001']);
+  });
+});
+
+describe('the web page reading Elasticsearch', () => {
+  let searched: RunningCollector | undefined;
+  afterAll(async () => {
+    await searched?.stop();
+  });
+
+  it('marks each word of a search, which Elasticsearch finds apart and in any order', async () => {
+    await requireElasticsearch();
+    searched = await startCollector(
+      ['--no-docker', '--forward', '127.0.0.1:0', '--http', '127.0.0.1:0', '--es', ES_URL, '--file', join(dir, 'es-files'), '--state', join(dir, 'es-state')],
+      { CLOGS_SINKS_ELASTICSEARCH_DATA_STREAM_DATASET: `webui${needle.replace(/[^a-z0-9]/g, '')}` },
+    );
+    const url = `http://${searched.ready.http}`;
+    const s = fluentSender(searched.forwardPort());
+    await emitRecord(s, 'words', { message: `${needle} timed out, NOT retrying: connection reset by peer` });
+    await endSender(s);
+    const query = `reset ${needle} -nothing AND "timed out" NOT retried`;
+    let answer: { events?: unknown[] } = {};
+    const searchable = async (): Promise<boolean> => {
+      answer = (await (await fetch(`${url}/api/lines?q=${encodeURIComponent(query)}`)).json()) as typeof answer;
+      return answer.events?.length === 1;
+    };
+    await until('the line searchable', searchable, 30_000, () => answer);
+
+    await page.goto(`${url}/?q=${encodeURIComponent(query)}`);
+    await page.waitForFunction((t) => document.getElementById('lines')?.textContent?.includes(t), { timeout: 30_000 }, 'connection reset');
+    expect(await marks()).toEqual([needle, 'timed out', 'reset']);
   });
 });
 
