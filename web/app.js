@@ -148,28 +148,33 @@ function renderLine(e, showSource) {
 }
 
 /**
- * What a search marks in a message: each of its words and "quoted phrases",
- * not operators (AND, OR, NOT) nor what they exclude (-word, NOT word).
- * Elasticsearch finds a query's words apart and in any order, so marking
- * the query whole marked nothing there; the file store finds it as written,
- * and marking its words marks the same text.
+ * How the store found the lines of a search (`search` of /api/lines): the
+ * file store finds the query as written ("substring"), so it is marked
+ * whole; Elasticsearch finds its words apart and in any order
+ * ("query_string"), so each word and "quoted phrase" is marked, not
+ * operators (AND, OR, NOT) nor what they exclude (-word, NOT word).
  */
-let termsOf = { q: '', terms: [] };
+let searchMatch = 'substring';
+let termsOf = { q: '', match: '', terms: [] };
 function searchTerms() {
-  if (termsOf.q === view.q) return termsOf.terms;
+  if (termsOf.q === view.q && termsOf.match === searchMatch) return termsOf.terms;
   const terms = [];
-  let excluded = false;
-  for (const [, phrase, word] of view.q.matchAll(/"([^"]*)"?|(\S+)/g)) {
-    if (word === 'AND' || word === 'OR') continue;
-    if (word === 'NOT') {
-      excluded = true;
-      continue;
+  if (searchMatch !== 'query_string') {
+    if (view.q !== '') terms.push(view.q.toLowerCase());
+  } else {
+    let excluded = false;
+    for (const [, phrase, word] of view.q.matchAll(/"([^"]*)"?|(\S+)/g)) {
+      if (word === 'AND' || word === 'OR') continue;
+      if (word === 'NOT') {
+        excluded = true;
+        continue;
+      }
+      const term = (phrase ?? word.replace(/^[+(]+|\)+$/g, '')).toLowerCase();
+      if (term !== '' && !excluded && !word?.startsWith('-')) terms.push(term);
+      excluded = false;
     }
-    const term = (phrase ?? word.replace(/^[+(]+|\)+$/g, '')).toLowerCase();
-    if (term !== '' && !excluded && !word?.startsWith('-')) terms.push(term);
-    excluded = false;
   }
-  termsOf = { q: view.q, terms };
+  termsOf = { q: view.q, match: searchMatch, terms };
   return terms;
 }
 
@@ -402,6 +407,7 @@ class View {
       .then(exactJson)
       .catch(() => ({ error: `HTTP ${res.status}` }));
     if (!res.ok) throw new Error(body.error ?? `HTTP ${res.status}`);
+    searchMatch = body.search;
     return body;
   }
 

@@ -35,6 +35,9 @@ export interface Api {
 }
 
 const DEFAULT_PAGE = 200;
+/** How `q` found the lines of a store, for the page to mark what matched. */
+const SEARCH_MATCH: Record<Store['kind'], string> = { es: 'query_string', file: 'substring' };
+
 /** A store that does not answer is logged this often at most. */
 const STORE_FAILED_LOG_INTERVAL_MS = 60_000;
 const MAX_PAGE = 2000;
@@ -69,7 +72,7 @@ export function createApi(reader: LogReader, log: Logger): Api {
     if (before !== undefined && parseKey(before) === undefined) throw new ClogsError('CLOGS_TAIL', `before: expected a cursor of a page ("next"), got ${JSON.stringify(before)}`);
     const page = await readPage(store, query, limit, before);
     // The stored lines are JSON already: joined, not parsed and written again.
-    const body = `{"next":${JSON.stringify(page.next ?? null)},"events":[${page.events.map((e) => e.raw).join(',')}]}\n`;
+    const body = `{"next":${JSON.stringify(page.next ?? null)},"search":"${SEARCH_MATCH[store.kind]}","events":[${page.events.map((e) => e.raw).join(',')}]}\n`;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(body);
   }

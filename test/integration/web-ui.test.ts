@@ -148,6 +148,10 @@ describe('the web page', () => {
     expect(new URL(page.url()).searchParams.get('q')).toBe(needle);
     expect(await page.$eval('#status', (e) => e.textContent)).toContain('1 match');
     expect(await marks()).toEqual([needle]);
+    // The file store finds a search as written: it is marked whole.
+    await page.goto(`${base}/?q=${encodeURIComponent(`the ${needle} is`)}`);
+    await waitForText(`the ${needle} is here`);
+    expect(await marks()).toEqual([`the ${needle} is`]);
 
     await page.goto(`${base}/?q=${needle}`);
     await waitForText(`the ${needle} is here`);
