@@ -152,7 +152,8 @@ function renderLine(e, showSource) {
  * file store finds the query as written ("substring"), so it is marked
  * whole; Elasticsearch finds its words apart and in any order
  * ("query_string"), so each word and "quoted phrase" is marked, not
- * operators (AND, OR, NOT) nor what they exclude (-word, NOT word).
+ * operators (AND, OR, NOT), what they exclude (-word, NOT word) nor words
+ * of other fields (stream:stderr).
  */
 let searchMatch = 'substring';
 let termsOf = { q: '', match: '', terms: [] };
@@ -169,8 +170,10 @@ function searchTerms() {
         excluded = true;
         continue;
       }
-      const term = (phrase ?? word.replace(/^[+(]+|\)+$/g, '')).toLowerCase();
-      if (term !== '' && !excluded && !word?.startsWith('-')) terms.push(term);
+      // A word of another field (stream:stderr) matched that field, not the message.
+      const field = word === undefined ? undefined : /^[+(]*([\w.@]+):(.*)$/.exec(word);
+      const term = (phrase ?? (field ? field[2] : word).replace(/^[+(]+|\)+$/g, '')).toLowerCase();
+      if (term !== '' && !excluded && !word?.startsWith('-') && (!field || field[1] === 'message')) terms.push(term);
       excluded = false;
     }
   }

@@ -267,7 +267,7 @@ describe('the web page reading Elasticsearch', () => {
     const s = fluentSender(searched.forwardPort());
     await emitRecord(s, 'words', { message: `${needle} timed out, NOT retrying: connection reset by peer` });
     await endSender(s);
-    const query = `reset ${needle} -nothing AND "timed out" NOT retried`;
+    const query = `reset ${needle} -nothing AND "timed out" NOT retried message:peer tag:connection`;
     let answer: { events?: unknown[] } = {};
     const searchable = async (): Promise<boolean> => {
       answer = (await (await fetch(`${url}/api/lines?q=${encodeURIComponent(query)}`)).json()) as typeof answer;
@@ -277,7 +277,7 @@ describe('the web page reading Elasticsearch', () => {
 
     await page.goto(`${url}/?q=${encodeURIComponent(query)}`);
     await page.waitForFunction((t) => document.getElementById('lines')?.textContent?.includes(t), { timeout: 30_000 }, 'connection reset');
-    expect(await marks()).toEqual([needle, 'timed out', 'reset']);
+    expect(await marks()).toEqual([needle, 'timed out', 'reset', 'peer']);
   });
 });
 
