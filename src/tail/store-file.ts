@@ -304,11 +304,16 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     stats: sharedWhileRunning(countAll),
 
     async open(req) {
+      // Where every directory ends now, for a selection that can gain
+      // directories: its lines may come there later (see followDirs). Taken
+      // before the selected ones are listed: a directory made in between
+      // is then either selected (read by history to its snapshot) or
+      // followed from its start, where taken after it was followed from
+      // where it ended, past the lines written in between.
+      const others = canGrow(req.selection) ? await positionsAtOpen(root) : new Map<string, Position>();
       const dirs = await dirsFor(req);
       const snapshots = await Promise.all(dirs.map(snapshotDir));
-      // Where every other directory ends now, for a selection that can gain
-      // directories: its lines may come there later (see followDirs).
-      const others = canGrow(req.selection) ? await positionsAtOpen(root, new Set(dirs)) : new Map<string, Position>();
+      for (const dir of dirs) others.delete(dir);
       const reader: StoreReader = {
         recentKeys: () => recentKeys(snapshots, req.selection, parse),
         history: () => (req.limit === Infinity ? scanForward(snapshots, req, parse, options.onHeld) : scanBackward(snapshots, req, parse, options.onHeld)),
@@ -526,11 +531,10 @@ function canGrow(selection: Selection): boolean {
   return selection.kind === 'name' ? selection.ids !== undefined : selection.kind !== 'tag';
 }
 
-/** Where each directory but `skip` ends now, its last file's complete lines. */
-async function positionsAtOpen(root: string, skip: ReadonlySet<string>): Promise<Map<string, Position>> {
+/** Where each directory ends now, its last file's complete lines. */
+async function positionsAtOpen(root: string): Promise<Map<string, Position>> {
   const out = new Map<string, Position>();
   for (const dir of await listSourceDirs(root)) {
-    if (skip.has(dir)) continue;
     const last = (await listLayoutFiles(dir)).at(-1);
     out.set(dir, { file: last, offset: (last === undefined ? undefined : await linesEnd(last.path)) ?? 0 });
   }

@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -196,6 +197,30 @@ describe('file store: follow', () => {
     appendToStore(dir, [makeEvent({ container: WEB, sec: T0 + 51, seq: 602, message: 'replica 1' })], 2);
     expect((await got).sort()).toEqual(['replica 1', 'replica 2']);
     ac.abort();
+  });
+
+  it('a directory made while the reader opens: its lines once, by history or by follow, at every point of the open', async () => {
+    // The open lists directories in steps, each a thread-pool round trip:
+    // the directory is made after 0 to 23 round trips of the test, so
+    // across the runs it lands before, between and after those steps.
+    const later = container(fakeId('f7'), 'starts-later');
+    for (let k = 0; k < 48; k++) {
+      const { dir } = newStore();
+      appendToStore(dir, [makeEvent({ container: DB, sec: T0, seq: 1, message: 'db 0' })]);
+      const store = createFileStore(dir, () => undefined);
+      const opening = store.open({ selection: { kind: 'name', value: 'starts-later', ids: [] }, matched: [], filter: {}, limit: 10 });
+      for (let j = 0; j < k % 24; j++) await stat(dir);
+      appendToStore(dir, [makeEvent({ container: later, sec: T0 + 1, seq: 2, message: 'its line' })]);
+      const reader = await opening;
+      const fromHistory = await collect(reader.history());
+      const ac = new AbortController();
+      // Found by history: a short look for a second copy; else it must come by follow.
+      const timer = setTimeout(() => ac.abort(), fromHistory.length > 0 ? 100 : 10_000);
+      const fromFollow = await collect(reader.follow(ac.signal), 1);
+      clearTimeout(timer);
+      ac.abort();
+      expect([...fromHistory, ...fromFollow], `after ${k % 24} round trips`).toEqual(['its line']);
+    }
   });
 
   it('follows a selection into a directory that existed when it opened, and into a new one another container started', async () => {
