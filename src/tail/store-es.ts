@@ -18,6 +18,7 @@
  * older than FOLLOW_OVERLAP is only counted, and its keys fetched only when
  * the count differs from the keys held for it, i.e. when a late line came.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { errors, Serializer, type Client, type estypes } from '@elastic/elasticsearch';
 import type { LogEvent } from '../collector/event.js';
 import { parseJson, stringifyJson } from '../collector/json-values.js';
@@ -133,20 +134,23 @@ export function createEsStore(cfg: ElasticsearchConfig, warn: Warn, client: Clie
   const url = safeUrls(cfg).join(',');
 
   async function search(query: Query[], order: 'asc' | 'desc', after: estypes.SortResults | undefined, withSource: boolean) {
-    try {
-      return await client.search<LogEvent>({
-        index,
-        ignore_unavailable: true,
-        allow_no_indices: true,
-        size: PAGE,
-        query: { bool: { filter: query } },
-        sort: sort(order),
-        track_total_hits: false,
-        _source: withSource,
-        ...(after ? { search_after: after } : {}),
-      });
-    } catch (err) {
-      throw describeError(err, url, index);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.search<LogEvent>({
+          index,
+          ignore_unavailable: true,
+          allow_no_indices: true,
+          size: PAGE,
+          query: { bool: { filter: query } },
+          sort: sort(order),
+          track_total_hits: false,
+          _source: withSource,
+          ...(after ? { search_after: after } : {}),
+        });
+      } catch (err) {
+        if (attempt >= SHARDS_STARTING_TRIES || !noShardAnswered(err)) throw describeError(err, url, index);
+        await delay(SHARDS_STARTING_WAIT_MS);
+      }
     }
   }
 
@@ -413,6 +417,22 @@ function queryStringQuery(text: string): Query {
 
 /** What Elasticsearch answers for a query string it cannot read (`message:(`, a stray `/`): the reader's to fix. */
 const QUERY_ERRORS = new Set(['query_shard_exception', 'parse_exception']);
+
+/**
+ * A data stream's first index answers searches with 503 "all shards failed"
+ * until its primary shard has started, a fraction of a second after the
+ * sink's first line made it: the page then said "Search failed" for a
+ * search that works a moment later. Asked again for up to about 2 s; a
+ * cluster whose shards stay down still fails, that much later.
+ */
+const SHARDS_STARTING_TRIES = 5;
+const SHARDS_STARTING_WAIT_MS = 500;
+
+/** Whether Elasticsearch answered that no shard could take the search (503, all shards failed). */
+function noShardAnswered(err: unknown): boolean {
+  const e = err as { meta?: { statusCode?: number; body?: { error?: { type?: string } } } };
+  return e.meta?.statusCode === 503 && e.meta.body?.error?.type === 'search_phase_execution_exception';
+}
 
 /**
  * What Elasticsearch said, in words: a query string it refused (HTTP 400,

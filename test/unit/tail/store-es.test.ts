@@ -106,6 +106,45 @@ describe('Elasticsearch pages', () => {
   });
 });
 
+describe('Elasticsearch searches while a new data stream starts', () => {
+  /** What Elasticsearch answers a search before the first shard of a new index has started. */
+  const allShardsFailed = (): Error =>
+    Object.assign(new Error('search_phase_execution_exception'), {
+      meta: { statusCode: 503, body: { error: { type: 'search_phase_execution_exception', reason: 'all shards failed', root_cause: [] } } },
+    });
+
+  it('asks again while no shard answers, and finds the line once one does', async () => {
+    const es = new FakeEs();
+    es.index(line(T0, 1, 'first line'));
+    const client = es.client();
+    const search = client.search.bind(client);
+    let refused = 0;
+    (client as { search: unknown }).search = async (body: unknown) => {
+      if (refused < 2) {
+        refused++;
+        throw allShardsFailed();
+      }
+      return search(body as never);
+    };
+    const store = createEsStore(elasticsearchSchema.parse({ url: 'http://127.0.0.1:1' }), () => undefined, client);
+    const page = await readPage(store, { containers: [], filter: {} }, 10);
+    expect(page.events.map((e) => e.event.message)).toEqual(['first line']);
+    expect(refused).toBe(2);
+  });
+
+  it('says so when no shard answers for good', async () => {
+    const client = new FakeEs().client();
+    let tries = 0;
+    (client as { search: unknown }).search = async () => {
+      tries++;
+      throw allShardsFailed();
+    };
+    const store = createEsStore(elasticsearchSchema.parse({ url: 'http://127.0.0.1:1' }), () => undefined, client);
+    await expect(readPage(store, { containers: [], filter: {} }, 10)).rejects.toThrow(/HTTP 503: all shards failed/);
+    expect(tries).toBe(5);
+  });
+});
+
 describe('Elasticsearch follow', () => {
   it('shows a line indexed late with an older @timestamp, within the late window, once', async () => {
     const es = new FakeEs();
