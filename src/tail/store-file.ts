@@ -309,8 +309,10 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       // before the selected ones are listed: a directory made in between
       // is then either selected (read by history to its snapshot) or
       // followed from its start, where taken after it was followed from
-      // where it ended, past the lines written in between.
-      const others = canGrow(req.selection) ? await positionsAtOpen(root) : new Map<string, Position>();
+      // where it ended, past the lines written in between. `all` selects
+      // every directory listed after this, so none would be left: not read
+      // (each page of the web page's view of all containers opens a reader).
+      const others = canGrow(req.selection) && req.selection.kind !== 'all' ? await positionsAtOpen(root) : new Map<string, Position>();
       const dirs = await dirsFor(req);
       const snapshots = await Promise.all(dirs.map(snapshotDir));
       for (const dir of dirs) others.delete(dir);
