@@ -36,6 +36,11 @@ export interface FileIo {
   writevNow(fd: number, bufs: Buffer[]): number;
   /** Makes the file's data durable. */
   sync(fd: number): Promise<void>;
+  /**
+   * The same through a descriptor of its own, opened for it: for a sync that
+   * runs while the file's descriptor may be written to, rotated or closed.
+   */
+  syncPath(path: string): Promise<void>;
   /** Makes a directory's entries (a created file or directory) durable. */
   syncDir(path: string): Promise<void>;
   truncate(fd: number, length: number): Promise<void>;
@@ -51,6 +56,16 @@ function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void)
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
 }
 
+/** Opens `path` read-only (enough for Linux to sync it), syncs it with `sync`, closes it. */
+async function syncOpened(path: string, sync: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void): Promise<void> {
+  const fd = await call<number>((cb) => fs.open(path, 'r', cb));
+  try {
+    await call<void>((cb) => sync(fd, (err) => cb(err, undefined)));
+  } finally {
+    await call<void>((cb) => fs.close(fd, (err) => cb(err, undefined)));
+  }
+}
+
 export const nodeFileIo: FileIo = {
   mkdirp: (path) => call((cb) => fs.mkdir(path, { recursive: true, mode: DIR_MODE }, cb)),
   openAppend: (path, syncWrites) => call((cb) => fs.open(path, syncWrites ? APPEND | fs.constants.O_DSYNC : APPEND, FILE_MODE, cb)),
@@ -62,14 +77,8 @@ export const nodeFileIo: FileIo = {
   // fdatasync: appending changes the size, which it does write; it skips
   // mtime-only metadata updates, which nothing here needs after a crash.
   sync: (fd) => call<void>((cb) => fs.fdatasync(fd, (err) => cb(err, undefined))),
-  syncDir: async (path) => {
-    const fd = await call<number>((cb) => fs.open(path, 'r', cb));
-    try {
-      await call<void>((cb) => fs.fsync(fd, (err) => cb(err, undefined)));
-    } finally {
-      await call<void>((cb) => fs.close(fd, (err) => cb(err, undefined)));
-    }
-  },
+  syncPath: (path) => syncOpened(path, fs.fdatasync),
+  syncDir: (path) => syncOpened(path, fs.fsync),
   truncate: (fd, length) => call<void>((cb) => fs.ftruncate(fd, length, (err) => cb(err, undefined))),
   close: (fd) => call<void>((cb) => fs.close(fd, (err) => cb(err, undefined))),
 };

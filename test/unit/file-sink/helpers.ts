@@ -65,9 +65,12 @@ export async function readStore(dir: string): Promise<Map<string, unknown[]>> {
 
 export interface CountingIo extends FileIo {
   /** `writevNow`: the deferred writes made on the calling thread (no hooks: they cannot wait). */
-  counts: { sync: number; syncDir: number; open: number; syncWritesOpen: number; close: number; writev: number; writevNow: number };
+  /** `syncPath`: the background syncs' (through a descriptor of their own), not in `sync`. */
+  counts: { sync: number; syncPath: number; syncDir: number; open: number; syncWritesOpen: number; close: number; writev: number; writevNow: number };
   /** Called before each file sync; may delay it. */
   beforeSync?: (fd: number) => Promise<void>;
+  /** Called before each background file sync; may delay it. */
+  beforeSyncPath?: (path: string) => Promise<void>;
   /** Called before each write; may delay it. */
   beforeWrite?: (fd: number) => Promise<void>;
   /** Replaces writev when set. */
@@ -81,7 +84,7 @@ export interface CountingIo extends FileIo {
 export function countingIo(): CountingIo {
   const io: CountingIo = {
     ...nodeFileIo,
-    counts: { sync: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0, writevNow: 0 },
+    counts: { sync: 0, syncPath: 0, syncDir: 0, open: 0, syncWritesOpen: 0, close: 0, writev: 0, writevNow: 0 },
     events: [],
     syncedDirs: [],
     openAppend: async (path, syncWrites) => {
@@ -111,6 +114,13 @@ export function countingIo(): CountingIo {
       if (io.beforeSync) await io.beforeSync(fd);
       await nodeFileIo.sync(fd);
       io.events.push('sync:done');
+    },
+    syncPath: async (path) => {
+      io.counts.syncPath++;
+      io.events.push('syncPath:start');
+      if (io.beforeSyncPath) await io.beforeSyncPath(path);
+      await nodeFileIo.syncPath(path);
+      io.events.push('syncPath:done');
     },
     syncDir: async (path) => {
       io.counts.syncDir++;

@@ -34,6 +34,14 @@ describe('a sync failure met by the forward input\'s deferred sync', () => {
         }
         return nodeFileIo.sync(fd);
       },
+      // The background sync's, through a descriptor of its own.
+      syncPath: async (path) => {
+        if (failNextSync && path.includes('web')) {
+          failNextSync = false;
+          throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        }
+        return nodeFileIo.syncPath(path);
+      },
     };
     const sink = createFileSink(config(dir), { log, io });
     await sink.start();

@@ -43,6 +43,10 @@ async function start() {
       counts.syncs++;
       return nodeFileIo.sync(fd);
     },
+    syncPath: (path) => {
+      counts.syncs++;
+      return nodeFileIo.syncPath(path);
+    },
   };
   const sink = createFileSink(fileSinkSchema.parse({ dir }), { log: captureLogger().log, io });
   await sink.start();
