@@ -511,6 +511,23 @@ describe('packed-lines: the fast path writes what the general path writes', () =
     expect(r.fast).toEqual(r.general);
   });
 
+  it('for containers interleaved record by record, many of them under the same lookup slot, and one id under two names', () => {
+    // Ids that differ only in the middle share their first and last bytes and length, so their lookup key: every one collides.
+    const ids = Array.from({ length: 300 }, (_, i) => `cafe${String(i).padStart(56, '0')}beef`);
+    const entries: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const c = (i * 7) % ids.length;
+      const name = c === 0 && i >= 1500 ? '/renamed' : `/c-${c}`;
+      entries.push(entry(at(T, i), record(`line ${i} of ${c}`, { id: ids[c]!, name })));
+    }
+    const r = both([Buffer.concat(entries)]);
+    expect(r.fast).toEqual(r.general);
+    expect(r.generalCalls).toBe(0);
+    expect(r.fast.size).toBe(ids.length);
+    // Keyed by id, the source after the rename holds its lines.
+    expect(r.fast.get(ids[0]!)).toContain('"name":"renamed"');
+  });
+
   it('refuses a malformed request before the Normalizer saw any of it', () => {
     const n = normalizer();
     const encoder = new PackedLineEncoder({ normalizer: n, mapper: new RecordMapper(), limits: LIMITS, cache: new DecodeCache() });
