@@ -187,6 +187,11 @@ export interface FileStoreOptions {
 
 export function createFileStore(root: string, warn: Warn, options: FileStoreOptions = {}): Store {
   let index: Map<string, IndexEntry> | undefined;
+  /**
+   * The directories `index` found lines in: one made since (or empty then)
+   * may hold lines it does not know of.
+   */
+  let indexedDirs = new Set<string>();
   const badFiles = new Set<string>();
   const unreadableDirs = new Set<string>();
   const sourceDirs = (): Promise<string[]> =>
@@ -209,6 +214,7 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
 
   async function buildIndex(): Promise<Map<string, IndexEntry>> {
     const next = new Map<string, IndexEntry>();
+    const indexed = new Set<string>();
     for (const dir of await sourceDirs()) {
       for (const { path, compressed } of await listLayoutFiles(dir)) {
         const end = await contentEnd(path);
@@ -216,12 +222,14 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
         const lines = [await firstLine(path, end)];
         if (!compressed) lines.push(await lastLine(path, end));
         for (const line of lines) {
+          if (line !== undefined) indexed.add(dir);
           const event = line === undefined ? undefined : parse(line, path);
           if (event) addToIndex(next, event, dir);
         }
       }
     }
     index = next;
+    indexedDirs = indexed;
     return next;
   }
 
@@ -248,12 +256,14 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     const totals = new Map<string, CountedSource>();
     const next = new Map<string, IndexEntry>();
     const seenFiles = new Set<string>();
+    const indexed = new Set<string>();
     for (const dir of await sourceDirs()) {
       for (const { path, compressed } of await listLayoutFiles(dir)) {
         const end = await contentEnd(path);
         if (end === undefined) continue;
         seenFiles.add(path);
         const counted = await countFile(path, end, compressed);
+        if (end > 0) indexed.add(dir);
         for (const [key, s] of counted) {
           mergeCounts(totals, key, s);
           const entry = next.get(key);
@@ -270,10 +280,18 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     }
     for (const path of counts.keys()) if (!seenFiles.has(path)) counts.delete(path);
     index = next;
+    indexedDirs = indexed;
     return [...totals.values()].map(({ seen: _seen, ...s }) => s);
   }
 
-  async function dirsFor(req: ReadRequest): Promise<string[]> {
+  /**
+   * The directories to read `req`'s history from. `listed`: the store's
+   * directories a moment before (positionsAtOpen), for a selection that can
+   * gain directories: those made since the index was built (when the name
+   * was resolved, a compose replica starting in between) are read too, and
+   * the selection picks their lines.
+   */
+  async function dirsFor(req: ReadRequest, listed: Iterable<string>): Promise<string[]> {
     const sel = req.selection;
     if (sel.kind === 'all') return sourceDirs();
     // The sink names a directory after the container name, else the id or tag;
@@ -287,7 +305,9 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       if (entry === undefined) dirs.add(join(root, sanitizeName(sourceInfoName(s))));
     }
     // Nothing resolved up front: read every directory and let the selection filter.
-    return dirs.size > 0 ? [...dirs] : sourceDirs();
+    if (dirs.size === 0) return sourceDirs();
+    for (const dir of listed) if (!indexedDirs.has(dir)) dirs.add(dir);
+    return [...dirs];
   }
 
   return {
@@ -312,8 +332,10 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
       // where it ended, past the lines written in between. `all` selects
       // every directory listed after this, so none would be left: not read
       // (each page of the web page's view of all containers opens a reader).
+      // A directory the index had no lines of when the name was resolved
+      // is read too (dirsFor).
       const others = canGrow(req.selection) && req.selection.kind !== 'all' ? await positionsAtOpen(root) : new Map<string, Position>();
-      const dirs = await dirsFor(req);
+      const dirs = await dirsFor(req, others.keys());
       const snapshots = await Promise.all(dirs.map(snapshotDir));
       for (const dir of dirs) others.delete(dir);
       const reader: StoreReader = {

@@ -223,6 +223,32 @@ describe('file store: follow', () => {
     }
   });
 
+  it.each([
+    ['had no directory yet', () => undefined],
+    // The sink makes the directory, then the file, then writes.
+    ['had an empty file', (dir: string) => {
+      mkdirSync(join(dir, 'web-2'));
+      writeFileSync(join(dir, 'web-2', fileName('2026-11-22', 0)), '');
+    }],
+  ])('a replica that %s when the name was resolved, and wrote before the open: its lines by history, once', async (_, before: (dir: string) => void) => {
+    const { dir } = newStore();
+    seed(dir);
+    before(dir);
+    const store = createFileStore(dir, () => undefined);
+    const selection: Selection = { kind: 'service', value: 'web', project: 'shop' };
+    // Resolved from the store's sources as `clogs tail web` does: web-2 has no directory yet.
+    const matched = (await store.sources()).filter((s) => s.service === 'web');
+    appendToStore(dir, [makeEvent({ container: WEB2, sec: T0 + 50, seq: 600, message: 'replica 2, before the open' })]);
+    const reader = await store.open({ selection, matched, filter: {}, limit: Infinity });
+    const fromHistory = (await collect(reader.history())).filter((m) => m.startsWith('replica'));
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 200);
+    const fromFollow = await collect(reader.follow(ac.signal));
+    clearTimeout(timer);
+    expect(fromHistory).toEqual(['replica 2, before the open']);
+    expect(fromFollow).toEqual([]);
+  });
+
   it('follows a selection into a directory that existed when it opened, and into a new one another container started', async () => {
     const { dir } = newStore();
     seed(dir);
