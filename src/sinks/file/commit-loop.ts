@@ -144,6 +144,8 @@ export class CommitLoop {
   private queued: QueuedSync | undefined;
   /** Their directory syncs, which a commit's own waits for (see syncDirs). */
   private backgroundDirs: Promise<unknown> = Promise.resolve();
+  /** Files whose background sync failed: closed by the loop between commits (see syncAll). */
+  private readonly failedInBackground: OpenFile[] = [];
   private readonly timer: NodeJS.Timeout | undefined;
   private lastErrorLog = 0;
   private suppressedErrors = 0;
@@ -197,7 +199,8 @@ export class CommitLoop {
    * Resolves once every write settled so far is durable (fsync "batch"; the
    * other policies keep their own schedule). A file whose sync fails is
    * closed and the promise rejects: its unsynced lines may be lost, so what
-   * was written since the last durable point must be written again.
+   * was written since the last durable point must be written again. A
+   * `background` sync's failure is also kept for the next sync that is not.
    */
   sync(background = false): Promise<void> {
     if (this.opts.fsync !== 'batch') return Promise.resolve();
@@ -243,6 +246,7 @@ export class CommitLoop {
     // Also lets writes made in the same tick join the first commit.
     await this.startup.catch(() => undefined);
     for (;;) {
+      if (this.failedInBackground.length > 0) await this.closeFailed();
       if (this.next.callers.length > 0) {
         // Deferred writes go to the page cache on this thread, so their
         // commit would end before the next read: one commit, and one writev
@@ -268,7 +272,7 @@ export class CommitLoop {
       // again refill `next` before the loop looks, and a sync that waited
       // for an empty `next` waited as long as they kept writing.
       if (this.syncWaiters.length > 0 || this.syncDue) await this.syncNow();
-      else if (this.next.callers.length === 0) {
+      else if (this.next.callers.length === 0 && this.failedInBackground.length === 0) {
         // Cleared in the same synchronous step as the emptiness checks, so a
         // write or sync arriving afterwards starts a new loop.
         this.running = false;
@@ -310,8 +314,27 @@ export class CommitLoop {
     this.queued = next;
     this.background = this.background.then(async () => {
       this.queued = undefined;
-      this.settle(next.waiters, await this.syncAll(next.due, true));
+      let err: unknown;
+      try {
+        err = await this.syncAll(next.due, true);
+      } catch (bug) {
+        this.opts.log.error({ err: bug }, 'file sink background sync failed');
+        err = bug;
+      }
+      this.settle(next.waiters, err);
+      // Its failed files are the loop's to close.
+      if (this.failedInBackground.length > 0) this.kick();
     });
+  }
+
+  /**
+   * Closes the files whose background sync failed, between commits: their
+   * sources are opened anew on their next write. Left open, the descriptor
+   * would report the same writeback error again on its own next sync (an
+   * acked write's, a rotation's), failing writes and syncs that lost nothing.
+   */
+  private async closeFailed(): Promise<void> {
+    for (const file of this.failedInBackground.splice(0)) await this.opts.files.discardIfOpen(file);
   }
 
   private settle(waiters: readonly SyncWaiter[], err: unknown): void {
@@ -502,8 +525,14 @@ export class CommitLoop {
 
   /** "batch": so are the directory entries of files and directories the slice created. */
   private async syncDirs(slice: readonly Entry[]): Promise<void> {
-    // A background sync may have taken some of them: a failed one is back in the list once it ends.
-    await this.backgroundDirs;
+    // A background sync may have taken some of them: a failed one is back in
+    // the list once it ends. One that started meanwhile is waited for too,
+    // and the list taken in the same step as the last check.
+    let background: Promise<unknown>;
+    do {
+      background = this.backgroundDirs;
+      await background;
+    } while (background !== this.backgroundDirs);
     await Promise.all(
       this.opts.files.takeDirsToSync().map(async (dir) => {
         try {
@@ -525,9 +554,10 @@ export class CommitLoop {
    * `inBackground`: commits go on meanwhile and may write to, rotate or close
    * the files, so each is synced through a descriptor of its own, and marked
    * clean first: a write made meanwhile leaves it dirty for the next sync.
-   * A failure is not the descriptor's to discard then (see syncEntry): the
-   * writes' own descriptor reports it again on its next sync (the kernel
-   * keeps a writeback error for each open descriptor that has not seen it).
+   * A file that failed is closed by the loop, between commits (closeFailed).
+   * One that could not be opened was not synced, and is dirty again, unless
+   * it is gone: a rotated file compressed (its `.gz` synced first) or
+   * deleted by retention has nothing left to sync.
    */
   private async syncAll(taken: boolean, inBackground: boolean): Promise<unknown> {
     const { files, io } = this.opts;
@@ -547,7 +577,18 @@ export class CommitLoop {
       ...files.dirtyFiles().map(async (file) => {
         if (inBackground) {
           file.dirty = false;
-          await io.syncPath(file.path).catch((err: unknown) => failed(file.path, err));
+          try {
+            await io.syncPath(file.path);
+          } catch (err) {
+            const { code, syscall } = err as NodeJS.ErrnoException;
+            if (syscall === 'open' && code === 'ENOENT') return;
+            if (syscall === 'open') {
+              file.dirty = true;
+              throw err;
+            }
+            this.failedInBackground.push(file);
+            failed(file.path, err);
+          }
           return;
         }
         try {

@@ -55,8 +55,8 @@ export class FileTable {
   private readonly dirsToSync = new Set<string>();
   /**
    * A sync that failed where no sync() waited for it: as a dirty file was
-   * closed (to make room, or rotated), or as a durable write's sync covered
-   * deferred writes' lines too. Those lines were written but may not be
+   * closed (to make room, or rotated), as a durable write's sync covered
+   * deferred writes' lines too, or in a background sync. Those lines were written but may not be
    * durable, and the next sync must say so. One is enough to fail it; later
    * ones are logged only.
    */
@@ -167,6 +167,11 @@ export class FileTable {
   async discard(file: OpenFile): Promise<void> {
     if (this.open.get(file.source) === file) this.open.delete(file.source);
     await this.opts.io.close(file.fd).catch((err: unknown) => this.opts.log.warn({ err, path: file.path }, 'file close failed'));
+  }
+
+  /** discard(), unless `file` was closed since (rotated, or to make room): its descriptor's number may be another file's by now. */
+  async discardIfOpen(file: OpenFile): Promise<void> {
+    if (this.open.get(file.source) === file) await this.discard(file);
   }
 
   dirtyFiles(): OpenFile[] {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EncodedBatch } from '../../../src/collector/encoded.js';
 import type { LogEvent } from '../../../src/collector/event.js';
+import type { FileSinkConfig } from '../../../src/config/schema.js';
 import { ClogsError } from '../../../src/errors.js';
 import { eventsOut, sinkErrors } from '../../../src/metrics.js';
 import { createFileSink } from '../../../src/sinks/file/index.js';
@@ -185,6 +186,22 @@ describe('file sink: rotation', () => {
   });
 });
 
+/** A sink with web's line w0 written deferred, and a background sync of it on disk until `onDisk` resolves. */
+async function heldBackgroundSync(over: Partial<FileSinkConfig> = {}) {
+  const dir = tempDir();
+  const { log } = captureLog();
+  const io = countingIo();
+  const sink = createFileSink(config(dir, over), { log, io });
+  await sink.start();
+  await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+  const onDisk = deferred();
+  io.beforeSyncPath = () => onDisk.promise;
+  const background = { done: false, promise: Promise.resolve() };
+  background.promise = sink.sync!({ background: true }).then(() => void (background.done = true));
+  await vi.waitFor(() => expect(io.counts.syncPath).toBe(1));
+  return { dir, io, sink, background, onDisk };
+}
+
 describe('file sink: group commit and fsync', () => {
   it('coalesces writes that arrive during a commit into the next commit', async () => {
     const dir = tempDir();
@@ -338,27 +355,17 @@ describe('file sink: group commit and fsync', () => {
   });
 
   it('"batch", deferred writes: a background sync holds back no commit, and a sync() asked for after it waits for it', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io });
-    await sink.start();
-    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
-    const onDisk = deferred();
-    io.beforeSyncPath = () => onDisk.promise;
-    let backgroundDone = false;
-    const background = sink.sync!({ background: true }).then(() => (backgroundDone = true));
-    await vi.waitFor(() => expect(io.counts.syncPath).toBe(1));
+    const { dir, io, sink, background, onDisk } = await heldBackgroundSync();
     // Deferred and durable writes alike go on while it is on disk.
     await sink.write(EncodedBatch.of([event('w1', { container: container('web') })]), { deferred: true });
     await sink.write(EncodedBatch.of([event('d0', { container: container('db') })]));
-    expect(backgroundDone).toBe(false);
+    expect(background.done).toBe(false);
     let syncDone = false;
     const synced = sink.sync!().then(() => (syncDone = true));
     await sleep(50);
     expect(syncDone).toBe(false);
     onDisk.resolve();
-    await Promise.all([background, synced]);
+    await Promise.all([background.promise, synced]);
     // w1 came after the background sync took web's file: the sync() after it synced the file again.
     expect(io.counts).toMatchObject({ syncPath: 1, sync: 1 });
     await sink.close();
@@ -367,22 +374,65 @@ describe('file sink: group commit and fsync', () => {
     expect(messages(store.get('db')!)).toEqual(['d0']);
   });
 
-  it('"batch", deferred writes: a failed background sync rejects, leaves the file open, and makes the next sync() reject', async () => {
+  it('"batch", deferred writes: a file rotated while its background sync is on disk is closed without waiting, and sync() and close() wait for that sync', async () => {
+    const { dir, io, sink, background, onDisk } = await heldBackgroundSync({ rotate_size: 300 });
+    // Past rotate_size: web's first file is closed, its lines left to the sync under way.
+    await sink.write(EncodedBatch.of([event('w1 ' + 'x'.repeat(300), { container: container('web') })]), { deferred: true });
+    expect(io.counts.close).toBe(1);
+    expect(io.counts.sync).toBe(0);
+    let synced = false;
+    const sync = sink.sync!().then(() => (synced = true));
+    let closed = false;
+    const closing = sink.close().then(() => (closed = true));
+    await sleep(50);
+    expect({ background: background.done, synced, closed }).toEqual({ background: false, synced: false, closed: false });
+    onDisk.resolve();
+    await Promise.all([background.promise, sync, closing]);
+    expect(readdirSync(join(dir, 'web'))).toHaveLength(2);
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1 ' + 'x'.repeat(300)]);
+  });
+
+  it('"batch", deferred writes: a failed background sync rejects, makes the next sync() reject, and its file is closed between commits', async () => {
     const dir = tempDir();
     const { log } = captureLog();
     const io = countingIo();
     const sink = createFileSink(config(dir), { log, io });
     await sink.start();
     await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
-    io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' }));
     await expect(sink.sync!({ background: true })).rejects.toThrow(/cannot fsync .*web.*EIO/);
     delete io.beforeSyncPath;
-    // Commits may have been writing to its descriptor: the writes' descriptor reports the error again on its own next sync.
+    // Closed by the loop, which no write was using then: left open, its descriptor would report the error again on its next sync.
+    await vi.waitFor(() => expect(io.counts.close).toBe(1));
     const opened = io.counts.open;
     await sink.write(EncodedBatch.of([event('w1', { container: container('web') })]), { deferred: true });
-    expect(io.counts.open).toBe(opened);
+    expect(io.counts.open).toBe(opened + 1);
     await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*EIO/);
     await sink.sync!();
+    await sink.close();
+    expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1']);
+  });
+
+  it('"batch", deferred writes: a background sync that cannot open a file leaves it to the next sync, and one whose file is gone has nothing to sync', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const io = countingIo();
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+    io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' }));
+    await expect(sink.sync!({ background: true })).rejects.toThrow(/EMFILE/);
+    delete io.beforeSyncPath;
+    // Not synced, and no failure kept: the next sync() syncs it through its own descriptor.
+    await sink.sync!();
+    expect(io.counts).toMatchObject({ sync: 1, close: 0 });
+
+    await sink.write(EncodedBatch.of([event('w1', { container: container('web') })]), { deferred: true });
+    io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('ENOENT: no such file or directory, open'), { code: 'ENOENT', syscall: 'open' }));
+    await sink.sync!({ background: true });
+    delete io.beforeSyncPath;
+    await sink.sync!();
+    expect(io.counts).toMatchObject({ sync: 1, close: 0 });
     await sink.close();
     expect(messages((await readStore(dir)).get('web')!)).toEqual(['w0', 'w1']);
   });
@@ -462,8 +512,8 @@ describe('file sink: group commit and fsync', () => {
       if (fsync === 'interval') expect(io.counts.syncDir).toBeGreaterThanOrEqual(1);
       await sink.write(EncodedBatch.of([event('b', { container: container('web') })]));
       await sink.close();
-      // Closing syncs what is dirty, whatever the policy.
-      expect(io.counts.sync).toBe(1);
+      // b is synced by a tick during its write, else by closing, which syncs what is dirty whatever the policy.
+      expect(io.counts.sync + io.counts.syncPath).toBe(fsync === 'interval' ? 2 : 1);
       expect(messages((await readStore(dir)).get('web')!)).toEqual(['a', 'b']);
     }
   });
