@@ -551,13 +551,7 @@ export class CommitLoop {
    * `sync()`); returns the first error. Unless `taken`, a failure is also
    * kept for the next sync that takes it (a background sync's: see
    * SyncOptions.background).
-   * `inBackground`: commits go on meanwhile and may write to, rotate or close
-   * the files, so each is synced through a descriptor of its own, and marked
-   * clean first: a write made meanwhile leaves it dirty for the next sync.
-   * A file that failed is closed by the loop, between commits (closeFailed).
-   * One that could not be opened was not synced, and is dirty again, unless
-   * it is gone: a rotated file compressed (its `.gz` synced first) or
-   * deleted by retention has nothing left to sync.
+   * `inBackground`: commits go on meanwhile (syncBeside).
    */
   private async syncAll(taken: boolean, inBackground: boolean): Promise<unknown> {
     const { files, io } = this.opts;
@@ -575,22 +569,7 @@ export class CommitLoop {
     if (inBackground) this.backgroundDirs = Promise.allSettled(dirs);
     const results = await Promise.allSettled([
       ...files.dirtyFiles().map(async (file) => {
-        if (inBackground) {
-          file.dirty = false;
-          try {
-            await io.syncPath(file.path);
-          } catch (err) {
-            const { code, syscall } = err as NodeJS.ErrnoException;
-            if (syscall === 'open' && code === 'ENOENT') return;
-            if (syscall === 'open') {
-              file.dirty = true;
-              throw err;
-            }
-            this.failedInBackground.push(file);
-            failed(file.path, err);
-          }
-          return;
-        }
+        if (inBackground) return this.syncBeside(file, failed);
         try {
           await io.sync(file.fd);
           file.dirty = false;
@@ -612,6 +591,31 @@ export class CommitLoop {
       }
     }
     return first;
+  }
+
+  /**
+   * A background sync of `file`: commits go on meanwhile and may write to,
+   * rotate or close it, so it is synced through a descriptor of its own, and
+   * marked clean first: a write made meanwhile leaves it dirty for the next
+   * sync. If the sync fails, the loop closes the file between commits
+   * (closeFailed). A file that could not be opened was not synced, and is
+   * dirty again, unless it is gone: a rotated file compressed (its `.gz`
+   * synced first) or deleted by retention has nothing left to sync.
+   */
+  private async syncBeside(file: OpenFile, failed: (path: string, err: unknown) => never): Promise<void> {
+    file.dirty = false;
+    try {
+      await this.opts.io.syncPath(file.path);
+    } catch (err) {
+      const { code, syscall } = err as NodeJS.ErrnoException;
+      if (syscall === 'open' && code === 'ENOENT') return;
+      if (syscall === 'open') {
+        file.dirty = true;
+        throw err;
+      }
+      this.failedInBackground.push(file);
+      failed(file.path, err);
+    }
   }
 
   private fail(entry: Entry, err: unknown, op: string, path: string): void {

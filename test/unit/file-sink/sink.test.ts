@@ -186,14 +186,23 @@ describe('file sink: rotation', () => {
   });
 });
 
-/** A sink with web's line w0 written deferred, and a background sync of it on disk until `onDisk` resolves. */
-async function heldBackgroundSync(over: Partial<FileSinkConfig> = {}) {
+/** A started sink whose file operations are counted, with web's line w0 written deferred. */
+async function sinkWithDeferredLine(over: Partial<FileSinkConfig> = {}, maxOpenFiles?: number) {
   const dir = tempDir();
   const { log } = captureLog();
   const io = countingIo();
-  const sink = createFileSink(config(dir, over), { log, io });
+  const sink = createFileSink(config(dir, over), { log, io, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }) });
   await sink.start();
   await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+  return { dir, io, sink };
+}
+
+/** An fdatasync's EIO, as Node reports it. */
+const syncEio = (): Error => Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' });
+
+/** sinkWithDeferredLine(), and a background sync of w0 on disk until `onDisk` resolves. */
+async function heldBackgroundSync(over: Partial<FileSinkConfig> = {}) {
+  const { dir, io, sink } = await sinkWithDeferredLine(over);
   const onDisk = deferred();
   io.beforeSyncPath = () => onDisk.promise;
   const background = { done: false, promise: Promise.resolve() };
@@ -337,13 +346,8 @@ describe('file sink: group commit and fsync', () => {
   });
 
   it('"batch", deferred writes: a failed sync rejects sync() and closes the file, which is reopened on its next write', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io });
-    await sink.start();
-    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
-    io.beforeSync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const { dir, io, sink } = await sinkWithDeferredLine();
+    io.beforeSync = () => Promise.reject(syncEio());
     await expect(sink.sync!()).rejects.toThrow(/cannot fsync .*web.*EIO/);
     delete io.beforeSync;
     const opened = io.counts.open;
@@ -393,13 +397,8 @@ describe('file sink: group commit and fsync', () => {
   });
 
   it('"batch", deferred writes: a failed background sync rejects, makes the next sync() reject, and its file is closed between commits', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io });
-    await sink.start();
-    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
-    io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' }));
+    const { dir, io, sink } = await sinkWithDeferredLine();
+    io.beforeSyncPath = () => Promise.reject(syncEio());
     await expect(sink.sync!({ background: true })).rejects.toThrow(/cannot fsync .*web.*EIO/);
     delete io.beforeSyncPath;
     // Closed by the loop, which no write was using then: left open, its descriptor would report the error again on its next sync.
@@ -414,12 +413,7 @@ describe('file sink: group commit and fsync', () => {
   });
 
   it('"batch", deferred writes: a background sync that cannot open a file leaves it to the next sync, and one whose file is gone has nothing to sync', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io });
-    await sink.start();
-    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
+    const { dir, io, sink } = await sinkWithDeferredLine();
     io.beforeSyncPath = () => Promise.reject(Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' }));
     await expect(sink.sync!({ background: true })).rejects.toThrow(/EMFILE/);
     delete io.beforeSyncPath;
@@ -438,13 +432,8 @@ describe('file sink: group commit and fsync', () => {
   });
 
   it('"batch", deferred writes: a file closed to make room whose sync failed makes the next sync() reject', async () => {
-    const dir = tempDir();
-    const { log } = captureLog();
-    const io = countingIo();
-    const sink = createFileSink(config(dir), { log, io, maxOpenFiles: 1 });
-    await sink.start();
-    await sink.write(EncodedBatch.of([event('w0', { container: container('web') })]), { deferred: true });
-    io.beforeSync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const { io, sink } = await sinkWithDeferredLine({}, 1);
+    io.beforeSync = () => Promise.reject(syncEio());
     // Opening db's file closes web's, which is dirty: its sync fails there, where no caller waits.
     await sink.write(EncodedBatch.of([event('d0', { container: container('db') })]), { deferred: true });
     delete io.beforeSync;
