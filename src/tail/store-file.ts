@@ -187,11 +187,6 @@ export interface FileStoreOptions {
 
 export function createFileStore(root: string, warn: Warn, options: FileStoreOptions = {}): Store {
   let index: Map<string, IndexEntry> | undefined;
-  /**
-   * The directories `index` found lines in: one made since (or empty then)
-   * may hold lines it does not know of.
-   */
-  let indexedDirs = new Set<string>();
   const badFiles = new Set<string>();
   const unreadableDirs = new Set<string>();
   const sourceDirs = (): Promise<string[]> =>
@@ -214,7 +209,6 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
 
   async function buildIndex(): Promise<Map<string, IndexEntry>> {
     const next = new Map<string, IndexEntry>();
-    const indexed = new Set<string>();
     for (const dir of await sourceDirs()) {
       for (const { path, compressed } of await listLayoutFiles(dir)) {
         const end = await contentEnd(path);
@@ -222,14 +216,12 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
         const lines = [await firstLine(path, end)];
         if (!compressed) lines.push(await lastLine(path, end));
         for (const line of lines) {
-          if (line !== undefined) indexed.add(dir);
           const event = line === undefined ? undefined : parse(line, path);
           if (event) addToIndex(next, event, dir);
         }
       }
     }
     index = next;
-    indexedDirs = indexed;
     return next;
   }
 
@@ -256,14 +248,12 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     const totals = new Map<string, CountedSource>();
     const next = new Map<string, IndexEntry>();
     const seenFiles = new Set<string>();
-    const indexed = new Set<string>();
     for (const dir of await sourceDirs()) {
       for (const { path, compressed } of await listLayoutFiles(dir)) {
         const end = await contentEnd(path);
         if (end === undefined) continue;
         seenFiles.add(path);
         const counted = await countFile(path, end, compressed);
-        if (end > 0) indexed.add(dir);
         for (const [key, s] of counted) {
           mergeCounts(totals, key, s);
           const entry = next.get(key);
@@ -280,7 +270,6 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     }
     for (const path of counts.keys()) if (!seenFiles.has(path)) counts.delete(path);
     index = next;
-    indexedDirs = indexed;
     return [...totals.values()].map(({ seen: _seen, ...s }) => s);
   }
 
@@ -306,7 +295,10 @@ export function createFileStore(root: string, warn: Warn, options: FileStoreOpti
     }
     // Nothing resolved up front: read every directory and let the selection filter.
     if (dirs.size === 0) return sourceDirs();
-    for (const dir of listed) if (!indexedDirs.has(dir)) dirs.add(dir);
+    // The directories the index found lines of: one made since (or empty then) may hold lines it does not know of.
+    const indexed = new Set<string>();
+    for (const entry of idx.values()) for (const d of entry.dirs) indexed.add(d);
+    for (const dir of listed) if (!indexed.has(dir)) dirs.add(dir);
     return [...dirs];
   }
 
