@@ -5,7 +5,8 @@ export interface SyncOptions {
    * A sync no caller acts on when it fails (the forward input's, of writes
    * no ack waited on): its failure stays for the next sync() that is not
    * in the background, whose caller reads again what may have been lost
-   * (the Docker input), instead of being taken by this one.
+   * (the Docker input), instead of being taken by this one. A directory
+   * that failed is synced again by that sync() instead, which answers for it.
    */
   background?: boolean;
 }

@@ -548,9 +548,9 @@ export class CommitLoop {
 
   /**
    * Everything written since the last sync ("interval": each tick; "batch":
-   * `sync()`); returns the first error. Unless `taken`, a failure is also
-   * kept for the next sync that takes it (a background sync's: see
-   * SyncOptions.background).
+   * `sync()`); returns the first error. Unless `taken`, a file's failure is
+   * also kept for the next sync that takes it (a background sync's: see
+   * SyncOptions.background); a directory's is not, see below.
    * `inBackground`: commits go on meanwhile (syncBeside).
    */
   private async syncAll(taken: boolean, inBackground: boolean): Promise<unknown> {
@@ -560,10 +560,14 @@ export class CommitLoop {
       if (!taken) files.syncFailed(path, err);
       throw Object.assign(err as Error, { path });
     };
+    // A directory whose sync failed is back in the list, so the next sync of
+    // directories (a commit's, or the next sync()) does it again and answers
+    // for it: kept as a failure too, it would fail that sync() even after a
+    // retry succeeded, and the Docker input would read its lines again.
     const dirs = files.takeDirsToSync().map((dir) =>
       io.syncDir(dir).catch((err: unknown) => {
         files.dirSyncFailed(dir, err);
-        return failed(dir, err);
+        throw Object.assign(err as Error, { path: dir });
       }),
     );
     if (inBackground) this.backgroundDirs = Promise.allSettled(dirs);

@@ -719,4 +719,18 @@ describe('file sink: errors and shutdown', () => {
     expect(failed).toHaveLength(1);
     await sink.close();
   });
+  it('"batch", deferred writes: a directory whose background sync failed is synced again by the next sync(), which resolves when that works', async () => {
+    const dir = tempDir();
+    const { log } = captureLog();
+    const { io, failed } = failingDirSync(firstOnly());
+    const sink = createFileSink(config(dir), { log, io });
+    await sink.start();
+    await sink.write(EncodedBatch.of([event('w', { container: container('web') })]), { deferred: true });
+    await expect(sink.sync!({ background: true })).rejects.toThrow(/EMFILE/);
+    const synced = io.counts.syncDir;
+    await sink.sync!();
+    expect(io.counts.syncDir - synced).toBe(1);
+    expect(failed).toHaveLength(1);
+    await sink.close();
+  });
 });
