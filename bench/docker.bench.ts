@@ -2,10 +2,15 @@
  * Docker input, end to end: real containers (busybox, json-file) → the engine
  * → `clogs collect` (its own process, file sink with fsync per batch).
  *
- *   burst   N containers, each writes L numbered ~120-byte lines as fast as
- *           awk can, all released at once (they wait for a go file on a
- *           mounted folder, so container start-up is not timed)
- *   rate    N containers at a fixed rate (R lines/s each, for S seconds)
+ *   burst   N containers, each writes L lines of the realistic mix
+ *           (samples.ts) as fast as `tail | head` can, all released at once
+ *           (they wait for a go file on a mounted folder, so container
+ *           start-up is not timed)
+ *   rate    N containers at a fixed rate (R lines/s each, for S seconds), of
+ *           the same mix
+ * The collector runs with the multiline stage off, as in the forward
+ * benchmark: a trace's lines stay an event each, and counting them tells
+ * when a run is done.
  *   idle    N containers that wrote one line and sleep: the collector's RSS
  *           and CPU with them followed, and its RSS per followed container
  *
@@ -40,13 +45,20 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { isMissing } from '../src/errors.js';
 import { cpuSeconds, memoryMb } from './proc.js';
+import { sampleLine } from './samples.js';
 
 const execFileP = promisify(execFile);
 const CLI = join(process.cwd(), 'dist/src/clogs.cjs');
 const IMAGE = 'clogs-busybox:latest';
 const LINES = Number(process.env.CLOGS_BENCH_DOCKER_LINES ?? 20_000);
 const RATE_100 = Number(process.env.CLOGS_BENCH_DOCKER_RATE ?? 50);
-const PAYLOAD = 'GET /api/v1/orders user=alice latency_ms=12 status=200 cache=miss upstream=10.0.3.7:8080 bytes=5321 trace=4bf92f35';
+/**
+ * The containers write the lines of samples.ts, from a file in the mounted
+ * folder: /go/mix.txt. Each starts at a line of its own, MIX_STEP apart
+ * modulo MIX_STARTS, so they do not all write the same line at once.
+ */
+const MIX_STEP = 97;
+const MIX_STARTS = 5000;
 
 /** How long the idle run watches the collector's CPU. */
 const IDLE_CPU_MS = 10_000;
@@ -203,7 +215,9 @@ async function setup(part: string): Promise<Setup> {
   const state = join(root, 'state');
   const go = join(root, 'go');
   const config = join(root, 'clogs.yaml');
-  writeFileSync(config, `docker:\n  include:\n    names: ["${prefix}*"]\n`);
+  // Traces stay one line per record, as in the forward benchmark, so
+  // counting lines tells when a run is done.
+  writeFileSync(config, `docker:\n  include:\n    names: ["${prefix}*"]\nmultiline:\n  mode: off\n`);
   mkdirSync(files);
   mkdirSync(go);
   const collector = await startCollector(files, state, config);
@@ -223,13 +237,29 @@ async function setup(part: string): Promise<Setup> {
   };
 }
 
-/** Creates and starts containers with bounded parallelism (dockerd serializes much of it anyway). */
-async function startContainers(s: Setup, n: number, script: string): Promise<void> {
+/** The mix for `perContainer` lines from any container's start. */
+function writeMix(s: Setup, perContainer: number): void {
+  const lines = Array.from({ length: perContainer + MIX_STARTS }, (_, i) => sampleLine(i));
+  writeFileSync(join(s.go, 'mix.txt'), `${lines.join('\n')}\n`);
+}
+
+/** `text` as one word of a shell command. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** Container `i`'s `count` lines of the mix, on its stdout. */
+function mixOf(i: number, count: number): string {
+  return `tail -n +${((i * MIX_STEP) % MIX_STARTS) + 1} /go/mix.txt | head -n ${count}`;
+}
+
+/** Creates and starts containers with bounded parallelism (dockerd serializes much of it anyway); container `i` runs `script(i)`. */
+async function startContainers(s: Setup, n: number, script: (i: number) => string): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      await docker('run', '-d', '--name', `${s.prefix}-${i}`, '-v', `${s.go}:/go:ro`, IMAGE, 'sh', '-c', script);
+      await docker('run', '-d', '--name', `${s.prefix}-${i}`, '-v', `${s.go}:/go:ro`, IMAGE, 'sh', '-c', script(i));
     }
   };
   await Promise.all(Array.from({ length: 6 }, worker));
@@ -294,8 +324,8 @@ async function measure(s: Setup, expected: number, timeoutMs: number): Promise<s
 async function burst(n: number, perContainer: number): Promise<string> {
   const s = await setup(`burst${n}`);
   try {
-    const script = `${waitForGo}busybox awk 'BEGIN { for (i = 1; i <= ${perContainer}; i++) printf "%08d ${PAYLOAD}\\n", i }'; sleep 3600`;
-    await startContainers(s, n, script);
+    writeMix(s, perContainer);
+    await startContainers(s, n, (i) => `${waitForGo}${mixOf(i, perContainer)}; sleep 3600`);
     return `burst, ${n} containers × ${perContainer} lines: ${await measure(s, n * perContainer, 600_000)}`;
   } finally {
     await s.cleanup();
@@ -305,11 +335,21 @@ async function burst(n: number, perContainer: number): Promise<string> {
 async function rate(n: number, perSecond: number, seconds: number): Promise<string> {
   const s = await setup(`rate${n}`);
   try {
-    // 10 lines, then a pause: a shell loop with one sleep per line would spend its time forking.
-    const rounds = (perSecond * seconds) / 10;
+    const count = perSecond * seconds;
     const pause = (10 / perSecond).toFixed(3);
-    const script = `${waitForGo}r=0; while [ $r -lt ${rounds} ]; do for k in 0 1 2 3 4 5 6 7 8 9; do echo "$r.$k ${PAYLOAD}"; done; r=$((r+1)); sleep ${pause}; done; sleep 3600`;
-    await startContainers(s, n, script);
+    // A script per container: 10 lines with one `printf` (a builtin), then a
+    // pause. A shell loop with one sleep per line would spend its time
+    // forking, and one that reads the mix with `read` makes a syscall per byte.
+    for (let i = 0; i < n; i++) {
+      const from = (i * MIX_STEP) % MIX_STARTS;
+      const rounds: string[] = [];
+      for (let r = 0; r < count; r += 10) {
+        const lines = Array.from({ length: Math.min(10, count - r) }, (_, k) => shellQuote(sampleLine(from + r + k)));
+        rounds.push(`printf '%s\\n' ${lines.join(' ')}\nsleep ${pause}\n`);
+      }
+      writeFileSync(join(s.go, `write-${i}.sh`), rounds.join(''));
+    }
+    await startContainers(s, n, (i) => `${waitForGo}sh /go/write-${i}.sh; sleep 3600`);
     return `rate, ${n} containers × ~${perSecond} lines/s for ${seconds} s: ${await measure(s, n * perSecond * seconds, 600_000)}`;
   } finally {
     await s.cleanup();
@@ -319,7 +359,7 @@ async function rate(n: number, perSecond: number, seconds: number): Promise<stri
 async function idle(n: number): Promise<string> {
   const s = await setup(`idle${n}`);
   try {
-    await startContainers(s, n, 'echo "one line"; sleep 3600');
+    await startContainers(s, n, () => 'echo "one line"; sleep 3600');
     await sleep(3000);
     const pid = s.collector.child.pid!;
     const cpu0 = cpuSeconds(pid);
@@ -410,7 +450,7 @@ async function micro(): Promise<string[]> {
   const total = 200_000;
   const frames: Buffer[] = [];
   for (let i = 0; i < total; i++) {
-    const body = Buffer.from(`${formatNanoTime(1_795_341_258 + Math.floor(i / 1000), (i % 1000) * 1_000_000 + 123)} ${String(i).padStart(8, '0')} ${PAYLOAD}\n`);
+    const body = Buffer.from(`${formatNanoTime(1_795_341_258 + Math.floor(i / 1000), (i % 1000) * 1_000_000 + 123)} ${sampleLine(i)}\n`);
     const header = Buffer.alloc(8);
     header[0] = i % 5 === 0 ? 2 : 1;
     header.writeUInt32BE(body.length, 4);
