@@ -59,6 +59,14 @@ const HEADER_BYTES = 8;
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
 const SPACE = 0x20;
+/**
+ * How far past this host's clock a prefix found inside a TTY message may be
+ * (an engine's clock a little ahead). The engine stamps a message when it
+ * reads it, so a later one is the container's own text: taken for a prefix,
+ * it would become the container's checkpoint, and a stream opened again
+ * from it (`since`) would skip every line until then.
+ */
+const ENGINE_AHEAD_S = 5;
 
 interface PendingLine {
   timestamp: string;
@@ -384,15 +392,17 @@ export class LogStreamParser {
  * The first prefix in `body`, past `from`, of a time later than `after`:
  * where it starts, where its space is, and its time. Docker's own form
  * only (`…Z `, FIXED_PREFIX_BYTES long); a line that merely quotes an
- * earlier timestamp is not one.
+ * earlier timestamp is not one, nor one that quotes a time to come
+ * (ENGINE_AHEAD_S).
  */
 function laterPrefix(body: Buffer, from: number, after: NanoTime): { start: number; end: number; time: NanoTime } | undefined {
+  const latest = Math.floor(Date.now() / 1000) + ENGINE_AHEAD_S;
   for (;;) {
     const at = body.indexOf('Z ', from, 'latin1');
     if (at < 0) return undefined;
     const start = at + 1 - FIXED_PREFIX_BYTES;
     const time = start > 0 ? parseDockerTime(body.toString('latin1', start, at + 1)) : undefined;
-    if (time && compareNanoTime(time, after) > 0) return { start, end: at + 1, time };
+    if (time && compareNanoTime(time, after) > 0 && time.sec <= latest) return { start, end: at + 1, time };
     from = at + 2;
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LogStreamParser, MAX_FRAME_BYTES, type LogLine } from '../../../src/collector/docker/frames.js';
+import { formatNanoTime } from '../../../src/collector/time.js';
 
 const API = join(process.cwd(), 'test/fixtures/docker/api');
 
@@ -266,6 +267,16 @@ describe('LogStreamParser details', () => {
     // An earlier timestamp inside a line is the application's text, not a boundary.
     const quoted = feed(Buffer.from('2026-11-22T09:54:12.000000001Z app says 2026-11-22T09:54:11.000000001Z hi\r\n'), () => 9, true);
     expect(quoted.map((l) => l.bytes.toString())).toEqual(['app says 2026-11-22T09:54:11.000000001Z hi\r']);
+  });
+
+  it('TTY: a time to come in a line is the application\'s text, never a prefix that would become the checkpoint', () => {
+    // The engine stamps what it reads, so no prefix is later than now; taken
+    // for one, 2099 would be the container's position, and `since` would skip every line until then.
+    const soon = formatNanoTime(Math.floor(Date.now() / 1000) + 60, 1);
+    for (const future of ['2099-01-01T00:00:00.000000000Z', soon]) {
+      const lines = feed(Buffer.from(`2026-11-22T09:54:12.000000001Z cert expires x${future} renew\r\n`), () => 6, true);
+      expect(lines.map((l) => [l.timestamp, l.bytes.toString()])).toEqual([['2026-11-22T09:54:12.000000001Z', `cert expires x${future} renew\r`]]);
+    }
   });
 
   it('TTY: a run\'s tail without newline, then a line of several pieces: each piece is counted from its own prefix', () => {
