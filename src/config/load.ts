@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 import { ClogsError } from '../errors.js';
 
@@ -45,9 +45,9 @@ export function loadConfig(opts: LoadOptions): Config {
     }
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-    const bad = yamlProblem(doc);
-    if (bad !== undefined) throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${bad.line ?? '?'}: not valid YAML: ${bad.message}`);
-    const value: unknown = doc.toJS() ?? {};
+    const read = plainOf(doc, lines);
+    if (read instanceof YamlProblem) throw new ClogsError('CLOGS_CONFIG', `${opts.file}:${read.line ?? '?'}: not valid YAML: ${read.message}`);
+    const value = read ?? {};
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new ClogsError('CLOGS_CONFIG', `${opts.file}: expected a mapping of keys at the top level`);
     }
@@ -268,11 +268,10 @@ function takesText(t: z.ZodType): boolean {
  */
 function envValue(text: string, type: z.ZodType): unknown {
   if (text !== '' && takesText(type)) return text;
-  const doc = parseDocument(text);
   // `[web, db` or `"7d` read on as far as they go would be a value nobody wrote.
-  const bad = yamlProblem(doc);
+  const read = plainOf(parseDocument(text));
   // A variable's text is one line: its position says nothing the name does not.
-  return bad === undefined ? doc.toJS() : new YamlProblem(undefined, bad.message.replace(/ at line \d+, column \d+:$/, ''));
+  return read instanceof YamlProblem ? new YamlProblem(undefined, read.message.replace(/ at line \d+, column \d+:$/, '')) : read;
 }
 
 /** Why a text is not the YAML it was read as: where, and what. */
@@ -291,6 +290,30 @@ class YamlProblem {
 function yamlProblem(doc: Document.Parsed): YamlProblem | undefined {
   const bad = doc.errors[0] ?? doc.warnings[0];
   return bad === undefined ? undefined : new YamlProblem(bad.linePos?.[0]?.line, bad.message.split('\n')[0]!);
+}
+
+/**
+ * The document's value, or why it has none. The parser leaves two problems
+ * for toJS() to throw: an alias without its anchor (`forward: *nope`), at
+ * that alias's line, and aliases that would expand past the library's limit
+ * (a "billion laughs" file), which has no one line.
+ */
+function plainOf(doc: Document.Parsed, lines?: LineCounter): unknown {
+  const bad = yamlProblem(doc);
+  if (bad !== undefined) return bad;
+  try {
+    return doc.toJS();
+  } catch (err) {
+    let line: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.resolve(doc) !== undefined || !node.range) return undefined;
+        line = lines?.linePos(node.range[0]).line;
+        return visit.BREAK;
+      },
+    });
+    return new YamlProblem(line, (err as Error).message);
+  }
 }
 
 /** The value the file, variables and flags gave at `path`, if any. */

@@ -385,6 +385,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ file: f })).toThrow(/tag.yaml:4: not valid YAML: Unresolved tag: !ENV/);
   });
 
+  it('refuses an alias without its anchor at its line, and aliases that expand without end, as config errors', () => {
+    const alias = file('alias.yaml', 'state_dir: /tmp/x\nforward: *nope\n');
+    expect(() => loadConfig({ file: alias })).toThrow(expect.objectContaining({ code: 'CLOGS_CONFIG', message: expect.stringMatching(/alias.yaml:2: not valid YAML: Unresolved alias .*nope/) }));
+    const rows = ['a: &a [x, x, x, x, x, x, x, x, x]', ...['b', 'c', 'd', 'e'].map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcd'[i]}`).join(', ')}]`)];
+    const bomb = file('bomb.yaml', `${rows.join('\n')}\n`);
+    expect(() => loadConfig({ file: bomb })).toThrow(expect.objectContaining({ code: 'CLOGS_CONFIG', message: expect.stringMatching(/bomb.yaml:\?: not valid YAML: Excessive alias count/) }));
+    expect(() => loadConfig({ env: { CLOGS_FORWARD_MAX_CONNECTIONS: '*a' } })).toThrow(/^environment CLOGS_FORWARD_MAX_CONNECTIONS: not valid YAML: Unresolved alias/);
+  });
+
   it('refuses a variable whose value is not the YAML its key reads, naming it', () => {
     expect(() => loadConfig({ env: { CLOGS_DOCKER_EXCLUDE_NAMES: '[web, db' } })).toThrow(/^environment CLOGS_DOCKER_EXCLUDE_NAMES: not valid YAML: Flow sequence must end with a \]$/);
     expect(() => loadConfig({ env: { CLOGS_SINKS_FILE_RETENTION_MAX_AGE: '"7d' } })).toThrow(/^environment CLOGS_SINKS_FILE_RETENTION_MAX_AGE: not valid YAML: Missing closing "quote$/);
