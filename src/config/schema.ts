@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { LEVEL_NAMES } from '../collector/levels.js';
-import { regexError } from '../collector/multiline/modes.js';
+import { linearRegexError } from '../collector/multiline/linear-regex.js';
 import { RULE_NAMES } from '../collector/multiline/rules.js';
 
 /** Bounds of a duration or size; `max` defaults to the largest integer a number holds exactly. */
@@ -162,9 +162,9 @@ export const forwardSchema = z
     }
   });
 
-/** A JavaScript regular expression, checked here so a bad one names its key. */
+/** A JavaScript regular expression that runs in linear time (linear-regex.ts), checked here so a bad one names its key. */
 const pattern = z.string().superRefine((v, ctx) => {
-  const err = regexError(v);
+  const err = linearRegexError(v);
   if (err !== undefined) ctx.addIssue({ code: 'custom', message: `expected a JavaScript regular expression: ${err}` });
 });
 

@@ -5,6 +5,7 @@
  */
 import type { MultilineSettings } from '../../config/schema.js';
 import type { ContainerMeta } from '../event.js';
+import { linearRegExp, linearRegexError } from './linear-regex.js';
 import { BUILT_IN, NO, RULE_NAMES, type TraceRule } from './rules.js';
 
 const LABEL = 'clogs.multiline';
@@ -29,16 +30,6 @@ function regexRule(start: RegExp | undefined, cont: RegExp | undefined): TraceRu
   };
 }
 
-/** The error a bad pattern gives, or undefined. */
-export function regexError(source: string): string | undefined {
-  try {
-    new RegExp(source);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 function modeOf(name: Exclude<MultilineSettings['mode'], 'regex'>): Mode {
   if (name === 'off') return OFF;
   if (name === 'auto') return AUTO;
@@ -47,8 +38,8 @@ function modeOf(name: Exclude<MultilineSettings['mode'], 'regex'>): Mode {
 
 export function configMode(cfg: MultilineSettings): Mode {
   if (cfg.mode !== 'regex') return modeOf(cfg.mode);
-  const start = cfg.start === undefined ? undefined : new RegExp(cfg.start);
-  const cont = cfg.continue === undefined ? undefined : new RegExp(cfg.continue);
+  const start = cfg.start === undefined ? undefined : linearRegExp(cfg.start);
+  const cont = cfg.continue === undefined ? undefined : linearRegExp(cfg.continue);
   return { rules: [regexRule(start, cont)], anyLine: true };
 }
 
@@ -57,8 +48,8 @@ export function labelMode(value: string): Mode | string {
   const v = value.trim();
   if (v.startsWith('regex:')) {
     const source = v.slice('regex:'.length);
-    const err = source === '' ? 'an empty pattern' : regexError(source);
-    return err === undefined ? { rules: [regexRule(new RegExp(source), undefined)], anyLine: true } : `regex: ${err}`;
+    const err = source === '' ? 'an empty pattern' : linearRegexError(source);
+    return err === undefined ? { rules: [regexRule(linearRegExp(source), undefined)], anyLine: true } : `regex: ${err}`;
   }
   if (v === 'off' || v === 'auto' || (RULE_NAMES as readonly string[]).includes(v)) return modeOf(v as Exclude<MultilineSettings['mode'], 'regex'>);
   return `expected off, auto, ${RULE_NAMES.join(', ')} or regex:<pattern>`;

@@ -80,6 +80,8 @@ describe('loadConfig', () => {
   it('names the multiline key whose regular expression does not compile', () => {
     const f = file('regex.yaml', 'multiline:\n  mode: regex\n  start: "^(unclosed"\n');
     expect(() => loadConfig({ file: f })).toThrow(/regex.yaml:3: multiline.start: expected a JavaScript regular expression: .*Unterminated group/);
+    const slow = file('slow.yaml', 'multiline:\n  mode: regex\n  start: "^\\\\d{4}"\n  continue: "^(?=\\\\s)"\n');
+    expect(() => loadConfig({ file: slow })).toThrow(/slow.yaml:4: multiline.continue: expected a JavaScript regular expression: .*linear time .*lookarounds/);
   });
 
   it('refuses index patterns Elasticsearch would refuse, with the key and an example', () => {

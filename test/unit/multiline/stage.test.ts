@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { multilineSchema } from '../../../src/config/schema.js';
 import type { LogEvent } from '../../../src/collector/event.js';
 import type { LineWatcher, RawLine } from '../../../src/collector/normalize.js';
+import { labelMode } from '../../../src/collector/multiline/modes.js';
 import { makeNormalizer, raw, trace } from './helpers.js';
 
 const JAVA = trace('java-caused-by.txt');
@@ -160,6 +161,20 @@ describe('multiline stage', () => {
     // A bad label is reported once and the config applies.
     expect(run('regex:(', PY)).toEqual([PY.join('\n')]);
     expect(run('cobol', PY)).toEqual([PY.join('\n')]);
+  });
+
+  it('runs a label\'s pattern in time linear in the line, and refuses one that cannot run so: an image cannot stall the collector', () => {
+    const labelled = Object.freeze({ id: 'e'.repeat(64), labels: { 'clogs.multiline': 'regex:^(a+)+$' } });
+    const { n } = makeNormalizer({ mode: 'off' });
+    // Backtracking, this line would take longer than the age of the universe; it is 100 KB.
+    const line = `${'a'.repeat(100_000)}!`;
+    const out = [line, 'aaaa', 'next'].flatMap((l) => n.push(raw(l, { container: labelled })));
+    out.push(...n.flushAll());
+    n.close();
+    expect(out.map((e) => e.message)).toEqual([line, 'aaaa\nnext']);
+    expect(labelMode('regex:(?<=x)y')).toMatch(/^regex: .*cannot be executed in linear time.*lookarounds/i);
+    expect(labelMode('regex:(a)\\1')).toMatch(/linear time/);
+    expect(labelMode('regex:^\\d{4}-')).toMatchObject({ anyLine: true });
   });
 
   it('ends a held trace when a clogs.multiline=off label comes with its next line; the lines keep their order', () => {
