@@ -284,7 +284,6 @@ export class Follower {
       return true;
     }
     countBytesIn('docker', bytes);
-    this.failures = 0;
     this.notePieces(this.parser!, lines);
     return this.ship(lines);
   }
@@ -383,6 +382,10 @@ export class Follower {
         out = new EncodedBatch();
       }
     }
+    // Only a line not taken before ends a run of failures: a stream that
+    // breaks at the same bad frame after each opening, past lines already
+    // taken, is retried with growing waits, not ten times a second.
+    if (admitted > 0) this.failures = 0;
     if (perLine) return room;
     if (admitted === 0) return sink.hasRoom();
     return sink.add(this.id, this.info.name, out, this.checkpointPositions());

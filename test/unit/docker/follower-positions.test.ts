@@ -104,3 +104,24 @@ describe('Follower: a stream that goes back in time', () => {
     expect((await counted()) - before).toBe(2);
   });
 });
+
+describe('Follower failures', () => {
+  it('are not ended by lines taken before: a stream that breaks at the same bad frame after each opening backs off further', async () => {
+    const h = await harness(false);
+    h.read(frame('stdout', 1, 'a\n'));
+    // The stream broke, and its openings since failed twice (discovery.ts counts them).
+    h.follower.failures = 2;
+    await h.follower.start();
+    // The engine sends `a` again from the checkpoint: nothing new, still failing.
+    h.read(frame('stdout', 1, 'a\n'));
+    expect(h.follower.failures).toBe(2);
+    const bad = Buffer.from([9, 0, 0, 0, 0, 0, 0, 1, 0x78]);
+    h.read(frame('stdout', 1, 'a\n'), bad);
+    expect(h.follower.failures).toBe(2);
+    await h.follower.start();
+    h.read(frame('stdout', 1, 'a\n'), frame('stdout', 2, 'b\n'));
+    expect(h.follower.failures).toBe(0);
+    expect(h.shipped).toEqual(['stdout a', 'stdout b']);
+    h.follower.stop();
+  });
+});
