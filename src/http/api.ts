@@ -20,6 +20,7 @@ import { readAll, readPage, type LinesQuery } from '../tail/page.js';
 import { psRows, type PsRow } from '../tail/ps.js';
 import type { Store } from '../tail/store.js';
 import { parseTimeSpec } from '../tail/timespec.js';
+import { containerParams } from './container-params.js';
 
 /** What the API reads; handed over by the composition root. */
 export interface LogReader {
@@ -41,9 +42,6 @@ const SEARCH_MATCH: Record<Store['kind'], string> = { es: 'query_string', file: 
 /** A store that does not answer is logged this often at most. */
 const STORE_FAILED_LOG_INTERVAL_MS = 60_000;
 const MAX_PAGE = 2000;
-/** `container` values a request may name, and their length: a tag or a compose service, not a page of text. */
-const MAX_CONTAINER_PARAMS = 100;
-const MAX_CONTAINER_PARAM_LENGTH = 512;
 
 export function createApi(reader: LogReader, log: Logger): Api {
   let storeFailedLoggedAt = -Infinity;
@@ -161,12 +159,7 @@ function linesQuery(params: URLSearchParams): LinesQuery {
   if (until !== undefined) filter.until = parseTimeSpec('until', until, now);
   if (stream !== undefined) filter.stream = parseStream(stream, 'stream');
   if (level !== undefined) filter.minLevel = parseLevel(level, 'level');
-  const containers = params.getAll('container').filter((c) => c.trim() !== '');
-  // Each value is resolved on its own, with close matches looked for when it names nothing.
-  if (containers.length > MAX_CONTAINER_PARAMS) throw new ClogsError('CLOGS_TAIL', `container: expected at most ${MAX_CONTAINER_PARAMS} values, got ${containers.length}`);
-  const long = containers.find((c) => c.length > MAX_CONTAINER_PARAM_LENGTH);
-  if (long !== undefined) throw new ClogsError('CLOGS_TAIL', `container: expected a name, id, service or tag of at most ${MAX_CONTAINER_PARAM_LENGTH} characters, got one of ${long.length}`);
-  const query: LinesQuery = { containers, filter };
+  const query: LinesQuery = { containers: containerParams(params), filter };
   const search = text('q');
   if (search !== undefined) query.search = search;
   return query;

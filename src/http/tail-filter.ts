@@ -14,6 +14,7 @@ import { parseLevel, parseStream } from '../tail/filter.js';
 import type { Logger } from '../log.js';
 import { isUnknown, projectService, resolveSource, selectionTakes, type Selection, type SourceInfo } from '../tail/resolve.js';
 import type { Store } from '../tail/store.js';
+import { containerParams } from './container-params.js';
 
 /** What a `/tail` request asks for. */
 export interface TailQuery {
@@ -34,10 +35,11 @@ export interface TailFilter extends Omit<TailQuery, 'containers'> {
 }
 
 export function parseTailQuery(params: URLSearchParams): TailQuery | string {
-  const query: TailQuery = { containers: params.getAll('container').filter((c) => c.length > 0) };
+  const query: TailQuery = { containers: [] };
   const stream = params.get('stream')?.trim();
   const level = params.get('level')?.trim();
   try {
+    query.containers = containerParams(params);
     if (stream) query.stream = parseStream(stream, 'stream');
     if (level) query.minLevel = parseLevel(level, 'level');
   } catch (err) {

@@ -99,4 +99,11 @@ describe('/tail filter', () => {
     expect(parseTailQuery(new URLSearchParams('level=loud'))).toMatch(/^level: expected one of/);
     expect(parseTailQuery(new URLSearchParams('stream=both'))).toMatch(/^stream: expected/);
   });
+
+  it('bounds the container values as the history API does: each is checked against every line published', () => {
+    const many = new URLSearchParams(Array.from({ length: 101 }, (_, i) => ['container', `c${i}`]));
+    expect(parseTailQuery(many)).toBe('container: expected at most 100 values, got 101');
+    expect(parseTailQuery(new URLSearchParams({ container: 'x'.repeat(513) }))).toMatch(/^container: expected a name, id, service or tag of at most 512 characters, got one of 513$/);
+    expect(parseTailQuery(new URLSearchParams(Array.from({ length: 100 }, (_, i) => ['container', `c${i}`])))).toMatchObject({ containers: expect.arrayContaining(['c0', 'c99']) });
+  });
 });
