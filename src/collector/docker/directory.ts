@@ -136,21 +136,24 @@ export class EngineDirectory implements ContainerDirectory {
    * else: lines then wait for their container's inspect.
    */
   async fill(): Promise<void> {
-    let listed: ListedContainer[];
+    const repointed: string[] = [];
     try {
-      listed = await this.opts.engine.list(AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]));
+      const listed = await this.opts.engine.list(AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]));
+      for (const c of listed) {
+        const image = c.Image ?? '';
+        // An image id here is the list's, not the container's (ListedContainer.Image):
+        // its name, as the Docker input and events give it, is inspect's.
+        const byId = image.startsWith('sha256:');
+        const name = containerName(c.Names?.[0] ?? '');
+        if (typeof c.Id !== 'string' || (c.Labels !== undefined && typeof c.Labels !== 'object')) throw new TypeError(`a listed container is not shaped as the API says: ${JSON.stringify(c).slice(0, 200)}`);
+        // Name and labels from the list in any case: an inspect that fails keeps them.
+        this.set(c.Id, name, image, c.Labels ?? {});
+        if (byId) repointed.push(c.Id);
+      }
     } catch (err) {
+      // Also an answer not shaped as the API says (a proxy, a broken engine), which no start should fail on.
       this.opts.log.warn({ err }, 'could not list the containers; their metadata comes from an inspect each');
       return;
-    }
-    const repointed: string[] = [];
-    for (const c of listed) {
-      const image = c.Image ?? '';
-      // Name and labels from the list in any case: an inspect that fails keeps them.
-      this.set(c.Id, containerName(c.Names?.[0] ?? ''), image, c.Labels ?? {});
-      // An image id here is the list's, not the container's (ListedContainer.Image):
-      // its name, as the Docker input and events give it, is inspect's.
-      if (image.startsWith('sha256:')) repointed.push(c.Id);
     }
     if (repointed.length === 0) return;
     const next = (): Promise<void> => {

@@ -82,6 +82,17 @@ describe('container directory', () => {
     expect(engine.inspects).toEqual([]);
   });
 
+  it('starts on a list answer not shaped as the API says, as on a failed list: metadata then comes from an inspect each', async () => {
+    for (const odd of [{}, [{ Id: 'd'.repeat(64), Names: [5] }], [{ Id: 'e'.repeat(64), Image: 5 }], [{ Id: 5 }], [{ Id: 'f'.repeat(64), Labels: 'x' }]]) {
+      const { engine, directory, logs } = setup();
+      engine.list = async () => odd as unknown as ListedContainer[];
+      await directory.fill();
+      expect(logs.map((l) => l.msg)).toContain('could not list the containers; their metadata comes from an inspect each');
+      expect(directory.known('f'.repeat(64))).toBeUndefined();
+      directory.close();
+    }
+  });
+
   it('takes the image name from an inspect, before fill() resolves, for a container the list names by image id', async () => {
     const web = 'c'.repeat(64);
     const db = 'd'.repeat(64);
