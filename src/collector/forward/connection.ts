@@ -25,7 +25,7 @@ import type { Logger } from '../../log.js';
 import { ackLatency, connections, countBytesIn, inputErrors } from '../../metrics.js';
 import { encodeAcks } from './acks.js';
 import { decodeValue } from './decoder.js';
-import { checkPing, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
+import { checkPingFrame, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { KeptSocket } from './handover.js';
 import { RequestReader, type RequestContext } from './requests.js';
 import type { Job } from './writes.js';
@@ -224,7 +224,7 @@ export class ForwardConnection {
   }
 
   private onPing(frame: Buffer, secrets: HandshakeSecrets): void {
-    const verdict = checkPing(decodeValue(frame, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
+    const verdict = checkPingFrame(frame, (f) => decodeValue(f, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
     this.socket.write(verdict.pong);
     if (!verdict.ok) {
       this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`), true);

@@ -72,6 +72,20 @@ function digestEquals(given: Buffer, expected: string): boolean {
 
 const PING = Buffer.from('PING');
 
+/**
+ * A PING's six fields are a few hundred bytes. The frame comes before the
+ * client proved anything, and decoding builds an object per wire byte (an
+ * array of 2 MiB of empty strings took 400 MB of heap): a larger frame is
+ * refused unread.
+ */
+const MAX_PING_BYTES = 64 * 1024;
+
+/** Checks the PING frame `frame`, and builds the PONG. */
+export function checkPingFrame(frame: Buffer, decode: (frame: Buffer) => unknown, cfg: HandshakeConfig, secrets: HandshakeSecrets): PingVerdict {
+  if (frame.length > MAX_PING_BYTES) return refuse(`expected PING, got a request of ${frame.length} bytes (a PING is at most ${MAX_PING_BYTES})`);
+  return checkPing(decode(frame), cfg, secrets);
+}
+
 /** Checks a PING decoded with str and bin as Buffers (decodeValue's `all`), and builds the PONG. */
 export function checkPing(ping: unknown, cfg: HandshakeConfig, secrets: HandshakeSecrets): PingVerdict {
   if (!Array.isArray(ping) || !bytesOf(ping[0])?.equals(PING)) return refuse('expected PING');

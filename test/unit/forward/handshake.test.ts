@@ -187,4 +187,17 @@ describe('handshake with fluent-logger as the client', () => {
     expect(pong).toEqual(['PONG', false, 'expected PING', '', '']);
     expect(running.sink.events).toHaveLength(0);
   });
+
+  it('refuses a first frame larger than any PING unread: decoding it would build an object per byte', async () => {
+    running = await startTestInput({ shared_key: 'secret' });
+    const c = await rawClient(running.port);
+    // An array of 1 MiB empty strings: 1 MiB on the wire, hundreds of MB as objects.
+    const n = 1 << 20;
+    const head = Buffer.from([0xdd, 0, 0, 0, 0]);
+    head.writeUInt32BE(n, 1);
+    await c.send(Buffer.concat([head, Buffer.alloc(n, 0xa0)]));
+    await c.closed;
+    const [, pong] = c.replies() as unknown[][];
+    expect(pong).toEqual(['PONG', false, `expected PING, got a request of ${n + 5} bytes (a PING is at most 65536)`, '', '']);
+  });
 });
