@@ -26,7 +26,7 @@ import {
   type ForwardOption,
   type ForwardRecord,
 } from './messages.js';
-import { keyText, malformed, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
+import { keyText, malformed, MAX_VALUE_ITEMS, MsgpackReader, setKey, typeName, utf8, type RawBytes } from './msgpack.js';
 
 /** `sec`, the seconds of the time at offset `at`, unless outside what a time can be (time.ts). */
 function inRange(sec: number, at: number): number {
@@ -142,6 +142,7 @@ class ForwardReader extends MsgpackReader {
     if (n > this.limits.maxRecordKeys) {
       throw new ClogsError('CLOGS_TOO_MANY_KEYS', `record at offset ${at} has ${n} keys, more than max_record_keys (${this.limits.maxRecordKeys})`);
     }
+    this.itemsLeft = MAX_VALUE_ITEMS;
     const buf = this.buf;
     const rec: ForwardRecord = {
       containerId: undefined,

@@ -10,6 +10,16 @@ import { IntegerText } from '../json-values.js';
 
 /** Deepest nesting of arrays and maps inside a value. */
 const MAX_DEPTH = 32;
+/**
+ * Most items (map entries, array items) one record, or one whole value, may
+ * hold in all. Decoded, each is an object of tens of bytes where the wire has
+ * one byte (an array of 4 Mi empty maps in one record took 800 MB), and the
+ * general path decodes up to GENERAL_AHEAD records of a request at once: the
+ * forward input bounds memory by what it renders, not by wire bytes. A
+ * record's own keys are bounded by max_record_keys; this bounds what they
+ * hold, far past what log records carry (Fluent Bit's kubernetes map: ~30).
+ */
+export const MAX_VALUE_ITEMS = 4096;
 
 export interface MapLimits {
   /** Most keys in any map (the config's max_record_keys, named in the error). */
@@ -46,6 +56,8 @@ export class MsgpackReader {
   pos: number;
   /** Start of the last str/bin payload found by strLen(). */
   strPos = 0;
+  /** Items value() may still read before the record or value being read is too large; set back per record (see MAX_VALUE_ITEMS). */
+  itemsLeft = MAX_VALUE_ITEMS;
 
   constructor(
     readonly buf: Buffer,
@@ -58,6 +70,11 @@ export class MsgpackReader {
 
   protected need(n: number): void {
     if (this.pos + n > this.end) throw malformed(`request truncated: ${n} more bytes needed at offset ${this.pos}, ${this.end - this.pos} left`);
+  }
+
+  private spend(items: number, at: number): void {
+    this.itemsLeft -= items;
+    if (this.itemsLeft < 0) throw new ClogsError('CLOGS_TOO_MANY_KEYS', `value at offset ${at} brings the record past ${MAX_VALUE_ITEMS} map entries and array items`);
   }
 
   /** Throws when the request ends where `what` should start. */
@@ -244,6 +261,7 @@ export class MsgpackReader {
       if (m > this.limits.maxRecordKeys) {
         throw new ClogsError('CLOGS_TOO_MANY_KEYS', `map at offset ${at} has ${m} keys, more than max_record_keys (${this.limits.maxRecordKeys})`);
       }
+      this.spend(m, at);
       const obj: Record<string, unknown> = {};
       for (let i = 0; i < m; i++) {
         const k = this.value(depth + 1, bytes);
@@ -254,6 +272,7 @@ export class MsgpackReader {
     const a = this.arrayLen();
     if (a >= 0) {
       if (a > this.end - this.pos) throw malformed(`array at offset ${at} declares ${a} items in ${this.end - this.pos} bytes`);
+      this.spend(a, at);
       const arr: unknown[] = [];
       for (let i = 0; i < a; i++) arr.push(this.value(depth + 1, bytes));
       return arr;

@@ -108,6 +108,13 @@ describe('bad input closes only its own connection', () => {
     await expectRejected(mp.arr(mp.str('t'), mp.int32(T), mp.strMap(keys)), /max_record_keys/, 'too_many_keys');
   });
 
+  it('a record whose maps and arrays hold more items than any log record: decoded, each is an object', async () => {
+    // 5,000 empty maps under one key: 5 KB on the wire.
+    const many = Buffer.concat([Buffer.from([0xdc, 0x13, 0x88]), Buffer.alloc(5000, 0x80)]);
+    const record = mp.map([['log', mp.str('x')], ['a', many]]);
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), record, encodeMsgpack({ chunk: 'big' })), /past 4096 map entries and array items/, 'too_many_keys');
+  });
+
   it('zstd compression, with a reason that says what to do', async () => {
     await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.from([1])), encodeMsgpack({ compressed: 'zstd' })), /zstd.*send gzip/, 'malformed');
   });
