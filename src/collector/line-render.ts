@@ -44,6 +44,8 @@ const ORDINAL = Buffer.from(',"ordinal":');
 const ATTRS_OPEN = Buffer.from(',"attrs":{');
 const MESSAGE_KEY_BYTES = MESSAGE_KEYS.map((k) => Buffer.from(k));
 const LEVEL_KEY_BYTES = LEVEL_KEYS.map((k) => Buffer.from(k));
+/** Most pairs of a logfmt line written here (see logfmt()). */
+const MAX_LOGFMT_PAIRS = 64;
 /**
  * Bytes of a line besides its message and its stream/container/host/tag part,
  * at most: time, the message's quotes, seq and ordinal of up to 16 digits, `}}\n`.
@@ -439,6 +441,10 @@ export class LineRenderer {
   private logfmt(buf: Buffer, start: number, end: number, source: EncodedSource, parts: Parts, container: Container | undefined, stream: Stream | undefined, sec: number, nsec: number, extrasLevel: string | undefined): number {
     const pairs = this.pairs;
     const n = pairs.count;
+    // Each pair is compared with every one before it: past MAX_LOGFMT_PAIRS
+    // that is quadratic in the line (a 200 KB line took 1.5 s), where the
+    // Normalizer's parse builds an object in linear time.
+    if (n > MAX_LOGFMT_PAIRS) return -1;
     for (let i = 0; i < n; i++) {
       if (pairs.escaped[i] === 1 || isIndexKey(buf, pairs.keyAt[i]!, pairs.keyEnd[i]!)) return -1;
       for (let j = 0; j < i; j++) if (sameKey(buf, pairs, i, j)) return -1;

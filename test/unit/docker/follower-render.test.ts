@@ -116,6 +116,17 @@ describe('Docker follower rendering', () => {
     });
   }
 
+  it('leaves JSON objects and logfmt lines of more than 64 keys to the Normalizer, whose parse is linear in them, writing the same', async () => {
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i.toString(36)}x`);
+    const lines: Line[] = [64, 65, 2000].flatMap((n, i): Line[] => [
+      { stream: 'stdout', nsec: 10 * i, bytes: Buffer.from(JSON.stringify({ msg: 'm', nested: Object.fromEntries(keys(n).map((k) => [k, 1])) })) },
+      { stream: 'stdout', nsec: 10 * i + 1, bytes: Buffer.from(keys(n).map((k) => `${k}=v`).join(' ')) },
+    ]);
+    const r = await followed(lines, undefined, {}, lines.length);
+    expect(r.text).toBe(general(lines, undefined, {}));
+    expect(r.pushed).toBe(4);
+  });
+
   it('with stack traces among the lines, holding and joining them as the general path does', async () => {
     const lines = [...SHAPES.slice(0, 10), ...TRACE, ...SHAPES.slice(10)];
     const r = await followed(lines, {}, {}, 3);
