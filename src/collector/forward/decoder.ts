@@ -36,6 +36,16 @@ function inRange(sec: number, at: number): number {
 
 const EMPTY_OPTION: ForwardOption = Object.freeze({ chunk: undefined, compressed: undefined, signal: FLUENT_SIGNAL_LOGS });
 
+/**
+ * Longest tag, and container_id or partial_id, a request may carry. Each
+ * names a source or a held line, kept in the Normalizer's, renderer's and
+ * journal's tables of thousands of entries: with 1 MiB tags, 64 requests
+ * took 500 MB and a 132 MB ordinal journal. Docker's ids are 64 characters;
+ * Fluentd tags and Fluent Bit's kubernetes tags are a few hundred at most.
+ */
+export const MAX_TAG_BYTES = 1024;
+export const MAX_ID_BYTES = 128;
+
 // Docker's fixed record keys, recognised from their bytes without making a string.
 export const K_OTHER = 0;
 export const K_CONTAINER_ID = 1;
@@ -171,6 +181,9 @@ class ForwardReader extends MsgpackReader {
         const len = this.strLen();
         if (len >= 0) {
           const s = this.strPos;
+          if ((kind === K_CONTAINER_ID || kind === K_PARTIAL_ID) && len > MAX_ID_BYTES) {
+            throw malformed(`${kind === K_CONTAINER_ID ? 'container_id' : 'partial_id'} at offset ${s} of ${len} bytes, more than ${MAX_ID_BYTES} (Docker's are 64)`);
+          }
           if (kind === K_LOG) {
             logStart = s;
             logEnd = s + len;
@@ -323,6 +336,7 @@ export function decodeRequest(frame: Buffer, limits: DecodeLimits, cache?: Decod
   if (n < 2 || n > 4) throw malformed(`request is an array of ${n}, not [tag, entries, option] or [tag, time, record, option]`);
   const tagLen = r.strLen();
   if (tagLen < 0) throw malformed(`tag is ${typeName(r.peek())}, not a string`);
+  if (tagLen > MAX_TAG_BYTES) throw malformed(`tag of ${tagLen} bytes, more than ${MAX_TAG_BYTES}`);
   const tag = r.cache.tag.get(frame, r.strPos, r.strPos + tagLen);
   const second = r.peek();
   let message: ForwardMessage;

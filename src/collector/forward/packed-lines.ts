@@ -30,7 +30,7 @@ import { bytesEqual } from '../json-bytes.js';
 import { EXTRA_FALSE, EXTRA_NESTED, EXTRA_NULL, EXTRA_NUMBER, EXTRA_SLOTS, EXTRA_STRING, EXTRA_TRUE, LineRenderer, MAX_WRITABLE_KEYS, type ExtraFields } from '../line-render.js';
 import { SCALAR_BYTES, skipNested, valueEnd, type NestingLimits } from '../msgpack-bytes.js';
 import type { LineWatcher, Normalizer } from '../normalize.js';
-import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, type DecodeCache } from './decoder.js';
+import { checkEntries, decodeEntryAt, decodeMessageAt, K_CONTAINER_ID, K_CONTAINER_NAME, K_LOG, K_OTHER, K_SOURCE, keyKind, MAX_ID_BYTES, type DecodeCache } from './decoder.js';
 import { FLUENT_SIGNAL_LOGS, type DecodeLimits, type ForwardEntry } from './messages.js';
 import { utf8 } from './msgpack.js';
 import { LINE_KEYS, waitAll, type RecordMapper } from './records.js';
@@ -569,6 +569,8 @@ export class PackedLineEncoder {
           sourceEnd = p;
           break;
         case K_CONTAINER_ID:
+          // The general path refuses it (MAX_ID_BYTES).
+          if (p - at > MAX_ID_BYTES) return -1;
           idAt = at;
           idEnd = p;
           break;
@@ -731,7 +733,9 @@ export class PackedLineEncoder {
     let list = this.byIdBytes.get(key);
     if (list === undefined) this.byIdBytes.set(key, (list = []));
     const entry = { id: copyView(buf, idAt, idEnd), idLength: idEnd - idAt, name: nameAt < 0 ? undefined : copyView(buf, nameAt, nameEnd), nameLength: nameAt < 0 ? 0 : nameEnd - nameAt, container };
-    list.push(entry);
+    // Ids made to share a key would make each lookup a walk of all of them
+    // (4,000: 4 s of one request); past a few, a container is the mapper's to find.
+    if (list.length < MAX_SAME_ID_KEY) list.push(entry);
     this.lastKnown = entry;
     return container;
   }
@@ -795,6 +799,9 @@ export class PackedLineEncoder {
   }
 
 }
+
+/** Most containers kept under one idKey (see container()). */
+const MAX_SAME_ID_KEY = 8;
 
 /** What byIdBytes keys a container id on: its first and last four bytes and its length. */
 function idKey(src: DataView, at: number, end: number): number {

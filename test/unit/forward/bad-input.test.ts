@@ -115,6 +115,14 @@ describe('bad input closes only its own connection', () => {
     await expectRejected(mp.arr(mp.str('t'), mp.int32(T), record, encodeMsgpack({ chunk: 'big' })), /past 4096 map entries and array items/, 'too_many_keys');
   });
 
+  it('a tag, container_id or partial_id longer than any source is named: each is kept in tables of thousands', async () => {
+    await expectRejected(mp.arr(mp.str('t'.repeat(1025)), mp.int32(T), dockerRecord('x'), encodeMsgpack({ chunk: 'long-tag' })), /tag of 1025 bytes, more than 1024/, 'malformed');
+    const longId = mp.map([['container_id', mp.str('c'.repeat(129))], ['source', mp.str('stdout')], ['log', mp.str('x')]]);
+    await expectRejected(mp.arr(mp.str('t'), mp.arr(mp.arr(mp.int32(T), longId)), encodeMsgpack({ chunk: 'long-id' })), /container_id at offset \d+ of 129 bytes, more than 128/, 'malformed');
+    const longPartial = mp.map([['log', mp.str('x')], ['partial_message', mp.str('true')], ['partial_id', mp.str('p'.repeat(129))], ['partial_ordinal', mp.str('1')], ['partial_last', mp.str('false')]]);
+    await expectRejected(mp.arr(mp.str('t'), mp.int32(T), longPartial, encodeMsgpack({ chunk: 'long-partial' })), /partial_id at offset \d+ of 129 bytes/, 'malformed');
+  });
+
   it('zstd compression, with a reason that says what to do', async () => {
     await expectRejected(mp.arr(mp.str('t'), mp.bin(Buffer.from([1])), encodeMsgpack({ compressed: 'zstd' })), /zstd.*send gzip/, 'malformed');
   });
