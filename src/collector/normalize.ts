@@ -131,6 +131,8 @@ interface PendingLine {
   first: RawLine | undefined;
   pieces: Buffer[];
   bytes: number;
+  /** What it counts toward MAX_HELD_PIECE_BYTES: its bytes, and PIECE_COST per piece and for itself. */
+  cost: number;
   lastOrdinal: number;
   since: number;
   /** How many times the line was cut at maxLineBytes so far: the part being joined. */
@@ -190,6 +192,12 @@ export const MAX_SOURCES_BY_NAME = 16_384;
  * request that brings its own pieces, never by another connection's.
  */
 export const MAX_HELD_PIECE_BYTES = 16 * 1024 * 1024;
+/**
+ * What a held piece, and a held line, weigh besides their bytes (the Buffer,
+ * the entry, its key): counted as bytes, empty pieces fill the bound too
+ * (200,000 one-byte pieces held 143 MB, counted as 200 KB).
+ */
+const PIECE_COST = 256;
 
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
@@ -494,7 +502,8 @@ export class Normalizer {
     // a line's pieces from 1; a sender that does not (0) is taken as it comes.
     if (p !== undefined && partial.ordinal > 0 && partial.ordinal <= p.lastOrdinal) return [];
     if (!p) {
-      p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
+      p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, cost: PIECE_COST, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
+      this.heldPieceBytes += p.cost;
       this.pendingLines.set(key, p);
       this.startTimer();
       if (p.part > 0) this.reserveOrdinals(raw, p.part);
@@ -502,7 +511,8 @@ export class Normalizer {
     p.first ??= raw;
     p.pieces.push(bytes);
     p.bytes += bytes.length;
-    this.heldPieceBytes += bytes.length;
+    p.cost += bytes.length + PIECE_COST;
+    this.heldPieceBytes += bytes.length + PIECE_COST;
     p.lastOrdinal = partial.ordinal;
     // partial_timeout counts from the last piece: a long line sent piece by piece, each acked, may take longer.
     p.since = Date.now();
@@ -536,7 +546,9 @@ export class Normalizer {
     watch?.releasedPieces(p.id, p.part, false);
     // The carried bytes stay held, in memory only: stored, they went with their piece's part (a crash loses that one character).
     const rest = joined.length - at;
-    this.heldPieceBytes -= p.bytes - rest;
+    const cost = PIECE_COST + (rest > 0 ? rest + PIECE_COST : 0);
+    this.heldPieceBytes -= p.cost - cost;
+    p.cost = cost;
     p.first = rest > 0 ? first : undefined;
     // Copied: a view would keep the whole part in memory.
     p.pieces = rest > 0 ? [Buffer.from(joined.subarray(at))] : [];
@@ -550,7 +562,7 @@ export class Normalizer {
     const p = this.pendingLines.get(key);
     if (p === undefined) return;
     this.pendingLines.delete(key);
-    this.heldPieceBytes -= p.bytes;
+    this.heldPieceBytes -= p.cost;
   }
 
   /** The part of a split line held so far, as one line; none right after a cut. */
@@ -724,8 +736,9 @@ export class Normalizer {
     const watch: LineWatcher = { held: (first, line) => held.push({ first, line }), released: () => undefined, heldPiece: () => undefined, releasedPieces: () => undefined };
     for (const [key, p] of this.pendingLines) {
       if (p.since > deadline) continue;
-      // Idle since it was written: forgotten.
-      if (p.bytes === 0) {
+      // Idle since it was written (or cut): forgotten. A line of empty
+      // pieces is written like any other: its record was acked.
+      if (p.first === undefined) {
         this.forget(key);
         continue;
       }

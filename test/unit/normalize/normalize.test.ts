@@ -184,6 +184,18 @@ describe('Normalizer', () => {
       expect(n.push(piece('end', 2, true, 'first'), watch).map((e) => e.message.length)).toEqual([big.length + 3]);
     });
 
+    it('counts each held piece, and each held line, toward MAX_HELD_PIECE_BYTES, not only their bytes', () => {
+      const { n } = make();
+      const { said, watch } = watcher();
+      // Empty pieces weigh nothing as bytes; held by the ten thousand, they are most of the memory held.
+      const lines = MAX_HELD_PIECE_BYTES / 512 + 100;
+      let written = 0;
+      for (let i = 0; i < lines; i++) written += n.push(piece('', 1, false, `id${i}`), watch).length;
+      expect(written).toBeGreaterThanOrEqual(100);
+      expect(said.filter((s) => s.startsWith('released')).length).toBe(written);
+      n.close();
+    });
+
     it('takes back the stored pieces of a part whose write failed, in place of what it holds since', () => {
       const { n } = make({ maxLineBytes: 8 });
       const { watch } = watcher();
@@ -222,6 +234,23 @@ describe('Normalizer', () => {
     n.push(line('err-', { stream: 'stderr', partial: { id: 'b', ordinal: 1, last: false } }));
     expect(n.push(line('end', { stream: 'stderr', partial: { id: 'b', ordinal: 2, last: true } }))[0]!.message).toBe('err-end');
     expect(n.push(line('end', { partial: { id: 'a', ordinal: 2, last: true } }))[0]!.message).toBe('out-end');
+  });
+
+  it('writes a split line of empty pieces at the timeout like any other: its record was acked', async () => {
+    const flushed: string[] = [];
+    const cuts: LineCut[] = [];
+    const { n } = make({
+      partialTimeoutMs: 60,
+      onTimeoutFlush: (events, c) => {
+        flushed.push(...events.map((e) => e.message));
+        cuts.push(...c);
+      },
+    });
+    n.push(line('', { partial: { id: 'e', ordinal: 1, last: false } }));
+    await vi.waitFor(() => expect(cuts).toEqual([{ id: 'e', part: 0 }]), { timeout: 2000 });
+    expect(flushed).toEqual(['']);
+    await vi.waitFor(() => expect(n.pending()).toBe(0), { timeout: 2000 });
+    n.close();
   });
 
   it('flushes a split line that never gets its last piece after the timeout, and takes a late piece as its next part', async () => {
