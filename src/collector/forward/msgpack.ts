@@ -1,7 +1,8 @@
 /**
  * The msgpack reader: one value at a time from a byte range, every read
  * bounds-checked (a PackedForward stream was never scanned by the Framer),
- * maps limited to `maxRecordKeys` keys and nesting to MAX_DEPTH levels. A
+ * maps limited to `maxRecordKeys` keys, nesting to MAX_DEPTH levels and a
+ * record's items to MAX_VALUE_ITEMS. A
  * violation throws a ClogsError; the caller closes the connection. What the
  * values mean to the forward protocol is decoder.ts's job.
  */
