@@ -24,7 +24,6 @@ import { ClogsError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { ackLatency, connections, countBytesIn, inputErrors } from '../../metrics.js';
 import { encodeAcks } from './acks.js';
-import { decodeValue } from './decoder.js';
 import { checkPingFrame, encodeHelo, type HandshakeConfig, type HandshakeSecrets } from './handshake.js';
 import { KeptSocket } from './handover.js';
 import { RequestReader, type RequestContext } from './requests.js';
@@ -224,7 +223,7 @@ export class ForwardConnection {
   }
 
   private onPing(frame: Buffer, secrets: HandshakeSecrets): void {
-    const verdict = checkPingFrame(frame, (f) => decodeValue(f, this.ctx.limits, 'all'), this.ctx.handshake!, secrets);
+    const verdict = checkPingFrame(frame, this.ctx.limits, this.ctx.handshake!, secrets);
     this.socket.write(verdict.pong);
     if (!verdict.ok) {
       this.fail(new ClogsError('CLOGS_AUTH', `handshake refused: ${verdict.reason}`), true);

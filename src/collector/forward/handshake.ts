@@ -20,6 +20,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { encodeMsgpack } from './encode.js';
+import { decodeValue } from './decoder.js';
+import type { DecodeLimits } from './messages.js';
 
 export interface HandshakeConfig {
   sharedKey: string;
@@ -81,9 +83,9 @@ const PING = Buffer.from('PING');
 const MAX_PING_BYTES = 64 * 1024;
 
 /** Checks the PING frame `frame`, and builds the PONG. */
-export function checkPingFrame(frame: Buffer, decode: (frame: Buffer) => unknown, cfg: HandshakeConfig, secrets: HandshakeSecrets): PingVerdict {
+export function checkPingFrame(frame: Buffer, limits: DecodeLimits, cfg: HandshakeConfig, secrets: HandshakeSecrets): PingVerdict {
   if (frame.length > MAX_PING_BYTES) return refuse(`expected PING, got a request of ${frame.length} bytes (a PING is at most ${MAX_PING_BYTES})`);
-  return checkPing(decode(frame), cfg, secrets);
+  return checkPing(decodeValue(frame, limits, 'all'), cfg, secrets);
 }
 
 /** Checks a PING decoded with str and bin as Buffers (decodeValue's `all`), and builds the PONG. */
