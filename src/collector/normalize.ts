@@ -131,8 +131,6 @@ interface PendingLine {
   first: RawLine | undefined;
   pieces: Buffer[];
   bytes: number;
-  /** What it counts toward MAX_HELD_PIECE_BYTES: its bytes, and PIECE_COST per piece and for itself. */
-  cost: number;
   lastOrdinal: number;
   since: number;
   /** How many times the line was cut at maxLineBytes so far: the part being joined. */
@@ -198,6 +196,11 @@ export const MAX_HELD_PIECE_BYTES = 16 * 1024 * 1024;
  * (200,000 one-byte pieces held 143 MB, counted as 200 KB).
  */
 const PIECE_COST = 256;
+
+/** What a held line counts toward MAX_HELD_PIECE_BYTES: its bytes, and PIECE_COST per piece and for itself. */
+function costOf(p: PendingLine): number {
+  return p.bytes + PIECE_COST * (1 + p.pieces.length);
+}
 
 /** Where a JSON line keeps its message, by priority. */
 export const MESSAGE_KEYS = ['msg', 'message', 'MESSAGE', 'M'] as const;
@@ -502,8 +505,8 @@ export class Normalizer {
     // a line's pieces from 1; a sender that does not (0) is taken as it comes.
     if (p !== undefined && partial.ordinal > 0 && partial.ordinal <= p.lastOrdinal) return [];
     if (!p) {
-      p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, cost: PIECE_COST, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
-      this.heldPieceBytes += p.cost;
+      p = { source: sourceOf(raw), id: partial.id, first: undefined, pieces: [], bytes: 0, lastOrdinal: 0, since: Date.now(), part: partial.part ?? 0 };
+      this.heldPieceBytes += costOf(p);
       this.pendingLines.set(key, p);
       this.startTimer();
       if (p.part > 0) this.reserveOrdinals(raw, p.part);
@@ -511,7 +514,6 @@ export class Normalizer {
     p.first ??= raw;
     p.pieces.push(bytes);
     p.bytes += bytes.length;
-    p.cost += bytes.length + PIECE_COST;
     this.heldPieceBytes += bytes.length + PIECE_COST;
     p.lastOrdinal = partial.ordinal;
     // partial_timeout counts from the last piece: a long line sent piece by piece, each acked, may take longer.
@@ -546,13 +548,12 @@ export class Normalizer {
     watch?.releasedPieces(p.id, p.part, false);
     // The carried bytes stay held, in memory only: stored, they went with their piece's part (a crash loses that one character).
     const rest = joined.length - at;
-    const cost = PIECE_COST + (rest > 0 ? rest + PIECE_COST : 0);
-    this.heldPieceBytes -= p.cost - cost;
-    p.cost = cost;
+    this.heldPieceBytes -= costOf(p);
     p.first = rest > 0 ? first : undefined;
     // Copied: a view would keep the whole part in memory.
     p.pieces = rest > 0 ? [Buffer.from(joined.subarray(at))] : [];
     p.bytes = rest;
+    this.heldPieceBytes += costOf(p);
     p.part++;
     return events;
   }
@@ -562,7 +563,7 @@ export class Normalizer {
     const p = this.pendingLines.get(key);
     if (p === undefined) return;
     this.pendingLines.delete(key);
-    this.heldPieceBytes -= p.cost;
+    this.heldPieceBytes -= costOf(p);
   }
 
   /** The part of a split line held so far, as one line; none right after a cut. */
