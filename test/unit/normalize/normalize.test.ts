@@ -236,7 +236,8 @@ describe('Normalizer', () => {
     expect(n.push(line('end', { partial: { id: 'a', ordinal: 2, last: true } }))[0]!.message).toBe('out-end');
   });
 
-  it('writes a split line of empty pieces at the timeout like any other: its record was acked', async () => {
+  /** A Normalizer whose split lines time out after 60 ms, and what its timeout flushes wrote and cut. */
+  const flushingAt60ms = () => {
     const flushed: string[] = [];
     const cuts: LineCut[] = [];
     const { n } = make({
@@ -246,6 +247,11 @@ describe('Normalizer', () => {
         cuts.push(...c);
       },
     });
+    return { n, flushed, cuts };
+  };
+
+  it('writes a split line of empty pieces at the timeout like any other: its record was acked', async () => {
+    const { n, flushed, cuts } = flushingAt60ms();
     n.push(line('', { partial: { id: 'e', ordinal: 1, last: false } }));
     await vi.waitFor(() => expect(cuts).toEqual([{ id: 'e', part: 0 }]), { timeout: 2000 });
     expect(flushed).toEqual(['']);
@@ -254,15 +260,7 @@ describe('Normalizer', () => {
   });
 
   it('flushes a split line that never gets its last piece after the timeout, and takes a late piece as its next part', async () => {
-    const flushed: string[] = [];
-    const cuts: LineCut[] = [];
-    const { n } = make({
-      partialTimeoutMs: 60,
-      onTimeoutFlush: (events, c) => {
-        flushed.push(...events.map((e) => e.message));
-        cuts.push(...c);
-      },
-    });
+    const { n, flushed, cuts } = flushingAt60ms();
     n.push(line('stdout without newline', { partial: { id: 'z', ordinal: 1, last: false } }));
     await vi.waitFor(() => expect(flushed).toEqual(['stdout without newline']), { timeout: 2000 });
     expect(cuts).toEqual([{ id: 'z', part: 0 }]);
