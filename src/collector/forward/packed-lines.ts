@@ -54,6 +54,8 @@ interface KnownContainer {
 
 /** Containers kept by their bytes; past this many the map starts over (the mapper keeps its own). */
 const MAX_KNOWN_CONTAINERS = 4096;
+/** Most containers kept under one idKey (see container()). */
+const MAX_SAME_ID_KEY = 8;
 const KNOWN_SLOTS = 256;
 
 /** A tag as bytes, and its string. */
@@ -799,9 +801,6 @@ export class PackedLineEncoder {
   }
 
 }
-
-/** Most containers kept under one idKey (see container()). */
-const MAX_SAME_ID_KEY = 8;
 
 /** What byIdBytes keys a container id on: its first and last four bytes and its length. */
 function idKey(src: DataView, at: number, end: number): number {
