@@ -28,11 +28,11 @@
 import type Docker from 'dockerode';
 import type { DockerConfig } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { containerName, isContainerId, type ContainerDirectory } from '../containers.js';
+import { isContainerId, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta } from '../event.js';
 import { connectEngine, containerEvents, pingEngine, reconnectDelay } from './engine.js';
 import { EventStreamParser, parseSighting, SIGHTING_ACTIONS, type ContainerSighting } from './events.js';
-import { buildMeta, containerInfo, describes, type InspectAnswer } from './metadata.js';
+import { buildMeta, containerInfo, describes, listedSubject, type InspectAnswer } from './metadata.js';
 
 /** Containers kept; far more than one host runs at once. */
 export const MAX_ENTRIES = 4096;
@@ -140,15 +140,12 @@ export class EngineDirectory implements ContainerDirectory {
     try {
       const listed = await this.opts.engine.list(AbortSignal.any([this.closing.signal, AbortSignal.timeout(INSPECT_TIMEOUT_MS)]));
       for (const c of listed) {
-        const image = c.Image ?? '';
+        const { id, name, image, labels } = listedSubject(c);
+        // Name and labels from the list in any case: an inspect that fails keeps them.
+        this.set(id, name, image, labels);
         // An image id here is the list's, not the container's (ListedContainer.Image):
         // its name, as the Docker input and events give it, is inspect's.
-        const byId = image.startsWith('sha256:');
-        const name = containerName(c.Names?.[0] ?? '');
-        if (typeof c.Id !== 'string' || (c.Labels !== undefined && typeof c.Labels !== 'object')) throw new TypeError(`a listed container is not shaped as the API says: ${JSON.stringify(c).slice(0, 200)}`);
-        // Name and labels from the list in any case: an inspect that fails keeps them.
-        this.set(c.Id, name, image, c.Labels ?? {});
-        if (byId) repointed.push(c.Id);
+        if (image.startsWith('sha256:')) repointed.push(id);
       }
     } catch (err) {
       // Also an answer not shaped as the API says (a proxy, a broken engine), which no start should fail on.

@@ -27,9 +27,8 @@ import { containerEvents, reconnectDelay } from './engine.js';
 import type { ContainerFilter } from './filters.js';
 import { Follower, type FollowerDeps } from './follower.js';
 import type { OpenLogs } from './log-stream.js';
-import { API_TIMEOUT_MS, type ContainerInfo, type MetadataCache } from './metadata.js';
+import { API_TIMEOUT_MS, listedSubject, type ContainerInfo, type MetadataCache } from './metadata.js';
 import type { Shipper } from './shipper.js';
-import { containerName } from '../containers.js';
 
 export interface DiscoveryDeps {
   docker: Docker;
@@ -220,15 +219,15 @@ export class Discovery {
     const seen = new Set<string>();
     const todo: string[] = [];
     for (const c of list) {
-      seen.add(c.Id);
-      this.deps.store.markPresent(c.Id);
-      const subject = { id: c.Id, name: containerName(c.Names?.[0] ?? ''), image: c.Image ?? '', labels: c.Labels ?? {} };
+      const subject = listedSubject(c);
+      seen.add(subject.id);
+      this.deps.store.markPresent(subject.id);
       const rejected = this.deps.filter(subject);
       if (rejected) {
-        this.notFollowed(c.Id, subject.name, rejected);
+        this.notFollowed(subject.id, subject.name, rejected);
         continue;
       }
-      todo.push(c.Id);
+      todo.push(subject.id);
     }
     for (const id of [...this.followers.keys()]) if (!seen.has(id)) this.withLock(id, async () => this.removed(id));
     for (const id of [...this.unfollowedFailures.keys()]) if (!seen.has(id)) this.clearRetry(id);

@@ -9,6 +9,7 @@
 import type Docker from 'dockerode';
 import { containerName, type ContainerDirectory } from '../containers.js';
 import type { ContainerMeta, ContainerWithId } from '../event.js';
+import type { FilterSubject } from './filters.js';
 
 export interface ContainerInfo {
   id: string;
@@ -52,6 +53,20 @@ export function containerInfo(answer: InspectAnswer, previous?: ContainerInfo, s
     finishedAtMs: Number.isNaN(finished) || finished < 0 ? 0 : finished,
     meta: same ? previous.meta : shared !== undefined && describes(shared, answer.Id, name, image, labels) ? shared : buildMeta(answer.Id, name, image, labels),
   };
+}
+
+/**
+ * What the engine's list (`GET /containers/json`) says of a container: the
+ * Docker input's filters and the container directory read the same fields.
+ * An entry not shaped as the API says (a proxy, a broken engine) throws, and
+ * the caller takes the whole list as failed.
+ */
+export function listedSubject(c: { readonly Id: string; readonly Names?: readonly string[] | null; readonly Image?: string; readonly Labels?: Readonly<Record<string, string>> | null }): FilterSubject {
+  const name = c.Names?.[0] ?? '';
+  if (typeof c.Id !== 'string' || typeof name !== 'string' || (c.Image !== undefined && typeof c.Image !== 'string') || (c.Labels != null && typeof c.Labels !== 'object')) {
+    throw new TypeError(`a listed container is not shaped as the API says: ${JSON.stringify(c).slice(0, 200)}`);
+  }
+  return { id: c.Id, name: containerName(name), image: c.Image ?? '', labels: c.Labels ?? {} };
 }
 
 export function buildMeta(id: string, name: string, image: string, labels: Record<string, string>): ContainerWithId {
